@@ -1,0 +1,14 @@
+# Shortcuts for the scripts in scripts/ (which work without make).
+.PHONY: demo test lint clean
+
+demo:
+	scripts/demo
+
+test:
+	scripts/test
+
+lint:
+	scripts/bootstrap && scripts/check --lint-only
+
+clean:
+	rm -rf .venv .cloudctl .cloudctl-demo .cache .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,1 @@
+"""The HTTP API for departments and operators (FastAPI): the only package that imports FastAPI."""

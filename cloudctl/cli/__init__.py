@@ -1,0 +1,1 @@
+"""The ``cloudctl`` command line: thin, no business rules; it calls ``cloudctl.services``."""

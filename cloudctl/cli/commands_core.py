@@ -1,0 +1,202 @@
+"""``cloudctl init``, ``status`` and ``centers``: the state and the four centers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from cloudctl.cli import common, output
+
+if TYPE_CHECKING:
+    from cloudctl.services import status as status_service
+
+centers_app = typer.Typer(
+    help="The centers of the topology: role, site, health, capacity.", no_args_is_help=True
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init)
+    app.command("status")(status)
+    app.add_typer(centers_app, name="centers")
+
+
+@common.handles_errors
+def init(
+    ctx: typer.Context,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Re-apply the topology to existing state: add centers and org nodes, set the file's "
+            "limits. Never deletes an org node, a reservation or a limit the file does not name.",
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate the topology file; write nothing.")
+    ] = False,
+    topology_file: Annotated[
+        Path | None, typer.Argument(help="Topology file (default: the global --topology).")
+    ] = None,
+) -> None:
+    """Create the state from the topology; running it again is safe."""
+    from cloudctl.services import setup
+
+    state = common.state_of(ctx)
+    result = setup.initialise(state.context, topology_file=topology_file, force=force, dry_run=dry_run)
+
+    def render() -> None:
+        messages = {
+            "initialised": f"initialised {result.store} from {result.topology_file}: "
+            f"{result.centers} centers, {result.org_nodes_created} org nodes, {result.limits_set} limits",
+            "reapplied": f"re-applied {result.topology_file} to {result.store}: "
+            f"{result.org_nodes_created} new org nodes, {result.limits_set} limits set",
+            "already-initialised": f"already initialised: {result.store} "
+            "(use --force to re-apply the topology)",
+            "valid": f"{result.topology_file} is valid: {result.centers} centers",
+        }
+        output.stdout.print(messages[result.outcome], highlight=False)
+        if result.stored_topology_differs:
+            output.stdout.print(
+                f"note: {result.topology_file} differs from the topology stored at init; "
+                "`cloudctl init --force` applies it",
+                highlight=False,
+            )
+
+    state.emit(result, render)
+
+
+@common.handles_errors
+def status(ctx: typer.Context) -> None:
+    """The centers with role, site, health and capacity, and the links between them."""
+    from cloudctl.services import status as status_service
+
+    state = common.state_of(ctx)
+    result = status_service.overview(state.context)
+    state.emit(result, lambda: render_status(result))
+
+
+def _health(value: str) -> str:
+    colour = {"up": "green", "down": "red", "degraded": "yellow", "cut": "red"}.get(value, "white")
+    return f"[{colour}]{value}[/]"
+
+
+def render_status(result: status_service.StatusPublic) -> None:
+    output.stdout.print(f"[bold]{result.display_name}[/] ({result.topology}) at {result.generated_at}")
+    output.stdout.print(
+        output.table(
+            "Centers",
+            ["center", "name", "role", "site", "health"],
+            [[c.name, c.display_name, c.role, c.site, _health(c.health)] for c in result.centers],
+        )
+    )
+    capacity = output.table(
+        "Capacity (allocated = quota granted to departments, used = consumed in the center)",
+        ["center", "resource", "total", "allocated", "used", "allocated %"],
+        [],
+    )
+    for center in result.centers:
+        for index, (resource, cap) in enumerate(center.capacity.items()):
+            share = f"{100 * cap.allocated / cap.total:.0f}%" if cap.total else "–"
+            capacity.add_row(
+                center.name if index == 0 else "",
+                resource,
+                f"{cap.total:,}",
+                f"{cap.allocated:,}",
+                f"{cap.used:,}",
+                share,
+                end_section=index == len(center.capacity) - 1,
+            )
+    output.stdout.print(capacity)
+    output.stdout.print(
+        output.table(
+            "Links",
+            ["between", "mode", "rtt ms", "bandwidth Mbps", "state"],
+            [
+                [
+                    " ↔ ".join(link.between),
+                    link.mode,
+                    link.rtt_ms,
+                    f"{link.bandwidth_mbps:,}",
+                    _health(link.state),
+                ]
+                for link in result.links
+            ],
+        )
+    )
+
+
+@centers_app.command("list")
+@common.handles_errors
+def centers_list(ctx: typer.Context) -> None:
+    """Every center with its role, site and health."""
+    from cloudctl.services import status as status_service
+
+    state = common.state_of(ctx)
+    result = status_service.overview(state.context).centers
+    state.emit(
+        result,
+        lambda: output.stdout.print(
+            output.table(
+                None,
+                ["center", "name", "role", "site", "health"],
+                [[c.name, c.display_name, c.role, c.site, _health(c.health)] for c in result],
+            )
+        ),
+    )
+
+
+@centers_app.command("show")
+@common.handles_errors
+def centers_show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Center name.")]) -> None:
+    """One center: role, site, health, capacity per resource, links."""
+    from cloudctl.services import status as status_service
+
+    state = common.state_of(ctx)
+    center = status_service.get_center(state.context, name)
+    topology_center = state.context.topology.center(name)
+    links = [link for link in status_service.overview(state.context).links if name in link.between]
+
+    def render() -> None:
+        output.stdout.print(
+            f"[bold]{center.name}[/] {center.display_name} — role {center.role}, site {center.site}, "
+            f"health {_health(center.health)}"
+        )
+        if topology_center.description:
+            output.stdout.print(topology_center.description, highlight=False)
+        output.stdout.print(
+            output.table(
+                "Capacity",
+                ["resource", "total", "allocated", "used", "free"],
+                [
+                    [
+                        resource,
+                        f"{cap.total:,}",
+                        f"{cap.allocated:,}",
+                        f"{cap.used:,}",
+                        f"{cap.total - max(cap.allocated, cap.used):,}",
+                    ]
+                    for resource, cap in center.capacity.items()
+                ],
+            )
+        )
+        output.stdout.print(
+            output.table(
+                "Links",
+                ["peer", "mode", "rtt ms", "bandwidth Mbps", "state"],
+                [
+                    [
+                        next(end for end in link.between if end != name),
+                        link.mode,
+                        link.rtt_ms,
+                        f"{link.bandwidth_mbps:,}",
+                        _health(link.state),
+                    ]
+                    for link in links
+                ],
+            )
+        )
+
+    state.emit({"center": center, "links": links}, render)

@@ -1,0 +1,183 @@
+"""``cloudctl demo`` (a guided run on the simulator centers) and ``cloudctl sim`` (fault injection).
+
+The demo only calls services; it leaves the state as it found it (every
+reservation it makes is released, every fault it injects is cleared), so it can
+run again and again in the same home.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cloudctl import errors
+from cloudctl.cli import commands_core, commands_org, common, output
+
+sim_app = typer.Typer(help="The simulator centers: inject and clear faults.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)
+    app.add_typer(sim_app, name="sim")
+
+
+def _step(number: int, title: str) -> None:
+    output.stdout.rule(f"[bold cyan]{number}. {title}", align="left")
+
+
+def _say(text: str) -> None:
+    output.stdout.print(text, highlight=False)
+
+
+@common.handles_errors
+def demo(
+    ctx: typer.Context,
+    department: Annotated[str, typer.Option(help="The department the demo orders for.")] = "shinan-health",
+    center: Annotated[str, typer.Option(help="The local center the demo places in.")] = "",
+) -> None:
+    """A guided end-to-end run on the simulator centers (safe to repeat)."""
+    from cloudctl.model import quotas as q
+    from cloudctl.model import topology as topo
+    from cloudctl.services import faults, orgs, setup
+    from cloudctl.services import quotas as quotas_service
+    from cloudctl.services import status as status_service
+
+    state = common.state_of(ctx)
+    context = state.context
+
+    _step(1, "Initialise the state from the topology")
+    result = setup.initialise(context)
+    _say(
+        f"{result.outcome}: {result.store} from {result.topology_file} "
+        f"({result.centers} centers; topology sha256 {result.topology_sha256[:12]}…)"
+    )
+    topology = context.topology
+    local = [c.name for c in topology.centers_with_role(topo.CenterRole.LOCAL)]
+    center = center or local[0]
+
+    _step(2, "The four centers of two sites, and the links between them")
+    commands_core.render_status(status_service.overview(context))
+
+    _step(3, "The org tree: city → district or bureau → department")
+    nodes = orgs.list_nodes(context)
+    branch = next((node.path for node in nodes if node.id == department), [])
+    shown = [node for node in nodes if node.depth <= 1 or node.parent in branch]
+    output.stdout.print(commands_org.tree(shown))
+    _say(f"({len(nodes)} org nodes in all; `cloudctl dept list` shows every one)")
+
+    _step(4, f"Quota of {department} on {center}, with the headroom its ancestors leave")
+    commands_org.render_quota(quotas_service.show_quota(context, department, center=center))
+
+    offering = topology.offering("vm.medium")
+    count = 2
+    amounts = q.as_names(q.scale(offering.amounts(), count))
+    _step(5, f"Reserve {count} × {offering.name} ({offering.display_name}) for {department} on {center}")
+    reservation = quotas_service.reserve(
+        context, department, center=center, amounts=amounts, purpose="demo: two application servers"
+    )
+    _say(f"reservation {reservation.id}: {amounts}")
+    view = quotas_service.show_quota(context, department, center=center)
+    commands_org.render_quota(view)
+    parent = view.path[-2] if len(view.path) > 1 else view.path[-1]
+    _say(
+        f"the same amounts now count against {parent} and {view.path[0]} too (the counters roll up the tree)"
+    )
+
+    _step(6, "Ask for more than the tree allows: refused, naming the quota that ran out")
+    too_much = {"vcpu": 10_000}
+    try:
+        quotas_service.reserve(context, department, center=center, amounts=too_much, purpose="demo: too much")
+    except errors.QuotaExceeded as refused:
+        _say(f"refused (exit code {refused.exit_code}): {refused.one_line()}")
+        for shortfall in refused.shortfalls[1:]:
+            _say(f"  also: {shortfall.describe()}")
+
+    _step(7, "Commit (the servers exist now), then release (they are gone)")
+    committed = quotas_service.commit(context, reservation.id)
+    _say(f"{committed.id} {committed.state}")
+    released = quotas_service.release(context, reservation.id)
+    _say(f"{released.id} {released.state}; {department} is back where it started")
+
+    other = local[1] if len(local) > 1 else center
+    _step(8, f"Fault injection on the simulator: take {other} down, look, bring it back")
+    fault = faults.inject(context, kind="center-down", center=other)
+    health = {c.name: c.health for c in status_service.overview(context).centers}
+    _say(f"injected {fault.id}: health of {other} is now [red]{health[other]}[/]")
+    faults.clear(context, fault_id=fault.id)
+    health = {c.name: c.health for c in status_service.overview(context).centers}
+    _say(f"cleared {fault.id}: health of {other} is {health[other]} again")
+
+    _step(9, "What next")
+    home = f" --home {state.home}" if str(state.home) != ".cloudctl" else ""
+    for command, why in [
+        (f"cloudctl{home} status -o json", "the same overview as a stable JSON document"),
+        (f"cloudctl{home} quota show {department}", "limits, usage and headroom on every center"),
+        (f"cloudctl{home} sim inject center-down --center {other}", "rehearse losing a center"),
+    ]:
+        _say(f"  [bold]{command}[/]\n      {why}")
+
+
+@sim_app.command("inject")
+@common.handles_errors
+def sim_inject(
+    ctx: typer.Context,
+    kind: Annotated[str, typer.Argument(help="center-down, link-cut, link-degraded or api-error-rate.")],
+    center: Annotated[str, typer.Option(help="The center the fault hits (one end, for a link).")],
+    peer: Annotated[str | None, typer.Option(help="The other end of the link.")] = None,
+    factor: Annotated[float | None, typer.Option(help="How many times slower a degraded link is.")] = None,
+    rate: Annotated[float | None, typer.Option(help="Probability that one API operation fails.")] = None,
+) -> None:
+    """Inject a fault into the simulated centers; it holds until cleared."""
+    from cloudctl.services import faults
+
+    state = common.state_of(ctx)
+    fault = faults.inject(state.context, kind=kind, center=center, peer=peer, factor=factor, rate=rate)
+    state.emit(fault, lambda: _say(f"injected {fault.id}"))
+
+
+@sim_app.command("faults")
+@common.handles_errors
+def sim_faults(ctx: typer.Context) -> None:
+    """The faults in force."""
+    from cloudctl.services import faults
+
+    state = common.state_of(ctx)
+    items = faults.list_faults(state.context)
+    state.emit(
+        items,
+        lambda: output.stdout.print(
+            output.table(
+                None,
+                ["fault", "kind", "center", "link", "factor", "rate", "injected"],
+                [
+                    [
+                        f.id,
+                        f.kind,
+                        f.center,
+                        " ↔ ".join(f.link or []) or None,
+                        f.factor,
+                        f.rate,
+                        f.injected_at,
+                    ]
+                    for f in items
+                ],
+            )
+        ),
+    )
+
+
+@sim_app.command("clear")
+@common.handles_errors
+def sim_clear(
+    ctx: typer.Context,
+    fault_id: Annotated[
+        str | None, typer.Argument(metavar="[FAULT]", help="Fault id; all faults if omitted.")
+    ] = None,
+) -> None:
+    """Clear one fault, or all of them."""
+    from cloudctl.services import faults
+
+    state = common.state_of(ctx)
+    cleared = faults.clear(state.context, fault_id=fault_id)
+    state.emit({"cleared": cleared}, lambda: _say(f"cleared {cleared} fault(s)"))

@@ -1,0 +1,305 @@
+"""``cloudctl dept`` and ``cloudctl quota``: the org tree and its hierarchical quotas."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from cloudctl.cli import common, output
+
+if TYPE_CHECKING:
+    from cloudctl.services import orgs as orgs_service
+    from cloudctl.services import quotas as quotas_service
+
+dept_app = typer.Typer(help="The org tree: city → district or bureau → department.", no_args_is_help=True)
+quota_app = typer.Typer(
+    help="Hierarchical quotas per org node and center, and reservations.", no_args_is_help=True
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(dept_app, name="dept")
+    app.add_typer(quota_app, name="quota")
+
+
+# --- dept ------------------------------------------------------------------------------------------
+
+
+@dept_app.command("list")
+@common.handles_errors
+def dept_list(
+    ctx: typer.Context,
+    under: Annotated[str | None, typer.Option(help="Show only this node's subtree.")] = None,
+) -> None:
+    """The org tree, drawn as a tree."""
+    from cloudctl.services import orgs as orgs_service
+
+    state = common.state_of(ctx)
+    nodes = orgs_service.list_nodes(state.context, under=under)
+    state.emit(nodes, lambda: output.stdout.print(tree(nodes)))
+
+
+def tree(nodes: list[orgs_service.OrgNodePublic]) -> object:
+    from rich.markup import escape
+    from rich.tree import Tree
+
+    by_id = {node.id: node for node in nodes}
+
+    def label(node: orgs_service.OrgNodePublic) -> str:
+        return f"[bold]{escape(node.id)}[/]  {escape(node.display_name)}  [dim]{node.kind}[/]"
+
+    roots = [node for node in nodes if node.parent not in by_id]
+    trees = []
+    for root in roots:
+        tree = Tree(label(root))
+        stack = [(tree, root)]
+        while stack:
+            branch, node = stack.pop()
+            for child_id in node.children:
+                if child_id in by_id:
+                    child = by_id[child_id]
+                    stack.append((branch.add(label(child)), child))
+        trees.append(tree)
+    from rich.console import Group
+
+    return Group(*trees)
+
+
+@dept_app.command("show")
+@common.handles_errors
+def dept_show(ctx: typer.Context, node_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
+    """One org node: its place in the tree, children and quota headroom."""
+    from cloudctl.services import orgs as orgs_service
+    from cloudctl.services import quotas as quotas_service
+
+    state = common.state_of(ctx)
+    node = orgs_service.get_node(state.context, node_id)
+    quota = quotas_service.show_quota(state.context, node_id)
+
+    def render() -> None:
+        output.stdout.print(
+            f"[bold]{node.id}[/] {node.display_name} — {node.kind}, path {' / '.join(node.path)}",
+            highlight=False,
+        )
+        output.stdout.print(f"children: {', '.join(node.children) or 'none'}", highlight=False)
+        render_quota(quota)
+
+    state.emit({"node": node, "quota": quota}, render)
+
+
+@dept_app.command("create")
+@common.handles_errors
+def dept_create(
+    ctx: typer.Context,
+    node_id: Annotated[str, typer.Argument(metavar="ID", help="ASCII id used in commands and URLs.")],
+    name: Annotated[str, typer.Option("--name", help="Display name, e.g. 市南区卫生健康局.")],
+    parent: Annotated[str, typer.Option("--parent", help="Id of the parent node.")],
+    kind: Annotated[str, typer.Option("--kind", help="city, district, bureau or department.")] = "department",
+) -> None:
+    """Add an org node under a parent."""
+    from cloudctl.services import orgs as orgs_service
+
+    state = common.state_of(ctx)
+    node = orgs_service.create_node(
+        state.context, node_id=node_id, display_name=name, parent=parent, kind=kind
+    )
+    state.emit(node, lambda: output.stdout.print(f"created {node.id} ({node.display_name}) under {parent}"))
+
+
+@dept_app.command("delete")
+@common.handles_errors
+def dept_delete(
+    ctx: typer.Context,
+    node_id: Annotated[str, typer.Argument(metavar="ID")],
+    ignore_missing: Annotated[bool, typer.Option(help="Succeed when the node does not exist.")] = False,
+) -> None:
+    """Delete an org node that has no children and nothing in use."""
+    from cloudctl.services import orgs as orgs_service
+
+    state = common.state_of(ctx)
+    deleted = orgs_service.delete_node(state.context, node_id, ignore_missing=ignore_missing)
+    state.emit(
+        {"id": node_id, "deleted": deleted},
+        lambda: output.stdout.print(f"deleted {node_id}" if deleted else f"{node_id} did not exist"),
+    )
+
+
+# --- quota -----------------------------------------------------------------------------------------
+
+
+def render_quota(quota: quotas_service.QuotaPublic) -> None:
+    for center in quota.centers:
+        scope = "all centers (sum)" if center.center == "all" else f"center {center.center}"
+        output.stdout.print(
+            output.table(
+                f"{quota.node} on {scope}",
+                ["resource", "limit", "used", "reserved", "headroom", "bound by"],
+                [
+                    [
+                        item.resource,
+                        output.number(item.limit),
+                        output.number(item.used),
+                        output.number(item.reserved),
+                        "unbounded" if item.headroom is None else output.number(item.headroom),
+                        item.bounded_by or "–",
+                    ]
+                    for item in center.resources
+                ],
+            )
+        )
+
+
+@quota_app.command("show")
+@common.handles_errors
+def quota_show(
+    ctx: typer.Context,
+    node_id: Annotated[str, typer.Argument(metavar="NODE")],
+    center: Annotated[str | None, typer.Option(help="One center, or 'all' for all-centers limits.")] = None,
+) -> None:
+    """Limits, usage and reservations per center, with the headroom the ancestors leave."""
+    from cloudctl.services import quotas as quotas_service
+
+    state = common.state_of(ctx)
+    quota = quotas_service.show_quota(state.context, node_id, center=center)
+    state.emit(quota, lambda: render_quota(quota))
+
+
+ResourceOption = Annotated[int | None, typer.Option(min=0, show_default=False)]
+
+
+@quota_app.command("set")
+@common.handles_errors
+def quota_set(
+    ctx: typer.Context,
+    node_id: Annotated[str, typer.Argument(metavar="NODE")],
+    center: Annotated[str, typer.Option(help="A center name, or 'all' for the sum over every center.")],
+    vcpu: ResourceOption = None,
+    ram_gb: ResourceOption = None,
+    volume_gb: ResourceOption = None,
+    object_gb: ResourceOption = None,
+    instances: ResourceOption = None,
+    unset: Annotated[
+        list[str] | None, typer.Option(help="Remove the node's own limit for this resource (repeatable).")
+    ] = None,
+) -> None:
+    """Set limits of one node on one center (all or nothing; children never exceed parents)."""
+    from cloudctl.services import quotas as quotas_service
+
+    state = common.state_of(ctx)
+    limits: dict[str, int | None] = {
+        name: value
+        for name, value in {
+            "vcpu": vcpu,
+            "ram_gb": ram_gb,
+            "volume_gb": volume_gb,
+            "object_gb": object_gb,
+            "instances": instances,
+        }.items()
+        if value is not None
+    }
+    for name in unset or []:
+        limits[name] = None
+    quota = quotas_service.set_quota(state.context, node_id, center=center, limits=limits)
+    state.emit(quota, lambda: render_quota(quota))
+
+
+@quota_app.command("reserve")
+@common.handles_errors
+def quota_reserve(
+    ctx: typer.Context,
+    node_id: Annotated[str, typer.Argument(metavar="NODE")],
+    center: Annotated[str, typer.Option(help="The center the resources will live in.")],
+    vcpu: ResourceOption = None,
+    ram_gb: ResourceOption = None,
+    volume_gb: ResourceOption = None,
+    object_gb: ResourceOption = None,
+    instances: ResourceOption = None,
+    purpose: Annotated[str, typer.Option(help="Why, for the record.")] = "",
+) -> None:
+    """Hold quota for a node on a center; refused with the ancestor and resource that ran out."""
+    from cloudctl.services import quotas as quotas_service
+
+    state = common.state_of(ctx)
+    amounts = {
+        name: value
+        for name, value in {
+            "vcpu": vcpu,
+            "ram_gb": ram_gb,
+            "volume_gb": volume_gb,
+            "object_gb": object_gb,
+            "instances": instances,
+        }.items()
+        if value
+    }
+    reservation = quotas_service.reserve(
+        state.context, node_id, center=center, amounts=amounts, purpose=purpose
+    )
+    state.emit(reservation, lambda: _render_reservation(reservation))
+
+
+@quota_app.command("commit")
+@common.handles_errors
+def quota_commit(
+    ctx: typer.Context, reservation_id: Annotated[str, typer.Argument(metavar="RESERVATION")]
+) -> None:
+    """Turn a reservation into usage (the resources exist now)."""
+    from cloudctl.services import quotas as quotas_service
+
+    state = common.state_of(ctx)
+    reservation = quotas_service.commit(state.context, reservation_id)
+    state.emit(reservation, lambda: _render_reservation(reservation))
+
+
+@quota_app.command("release")
+@common.handles_errors
+def quota_release(
+    ctx: typer.Context, reservation_id: Annotated[str, typer.Argument(metavar="RESERVATION")]
+) -> None:
+    """Give a reservation (or the usage it became) back to the tree."""
+    from cloudctl.services import quotas as quotas_service
+
+    state = common.state_of(ctx)
+    reservation = quotas_service.release(state.context, reservation_id)
+    state.emit(reservation, lambda: _render_reservation(reservation))
+
+
+@quota_app.command("reservations")
+@common.handles_errors
+def quota_reservations(
+    ctx: typer.Context,
+    node_id: Annotated[str | None, typer.Argument(metavar="[NODE]")] = None,
+    all_states: Annotated[bool, typer.Option("--all", help="Include released reservations.")] = False,
+) -> None:
+    """Live reservations (reserved or committed), of one node or of all."""
+    from cloudctl.services import quotas as quotas_service
+
+    state = common.state_of(ctx)
+    items = quotas_service.list_reservations(state.context, node_id=node_id, live_only=not all_states)
+    state.emit(items, lambda: _render_reservations(items))
+
+
+def _render_reservation(item: quotas_service.ReservationPublic) -> None:
+    amounts = ", ".join(f"{k}={v}" for k, v in item.amounts.items())
+    output.stdout.print(f"{item.state} {item.id}: {item.node} on {item.center}: {amounts}", highlight=False)
+
+
+def _render_reservations(items: list[quotas_service.ReservationPublic]) -> None:
+    output.stdout.print(
+        output.table(
+            None,
+            ["reservation", "node", "center", "amounts", "state", "purpose", "updated"],
+            [
+                [
+                    item.id,
+                    item.node,
+                    item.center,
+                    ", ".join(f"{k}={v}" for k, v in item.amounts.items()),
+                    item.state,
+                    item.purpose,
+                    item.updated_at,
+                ]
+                for item in items
+            ],
+        )
+    )

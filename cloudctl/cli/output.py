@@ -1,0 +1,85 @@
+"""Rendering for people (rich tables and trees) and for programs (JSON, YAML).
+
+Invariants: JSON and YAML print exactly the documented model (``model_dump``
+in JSON mode), nothing else on stdout; tables are for people and may change.
+Errors go to stderr as one line.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+class Format(enum.StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    YAML = "yaml"
+
+
+stdout = Console(soft_wrap=False)
+stderr = Console(stderr=True, soft_wrap=True)
+
+
+def to_data(value: Any) -> Any:
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if isinstance(value, list | tuple):
+        return [to_data(item) for item in value]
+    if isinstance(value, dict):
+        return {key: to_data(item) for key, item in value.items()}
+    if hasattr(value, "as_json"):
+        return value.as_json()
+    return value
+
+
+def emit_data(value: Any, fmt: Format) -> None:
+    data = to_data(value)
+    if fmt is Format.JSON:
+        sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    else:
+        import yaml
+
+        sys.stdout.write(yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
+
+
+NUMERIC_COLUMNS = frozenset(
+    {
+        "total",
+        "limit",
+        "used",
+        "reserved",
+        "allocated",
+        "headroom",
+        "free",
+        "allocated %",
+        "rtt ms",
+        "bandwidth Mbps",
+    }
+)
+
+
+def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], **options: Any) -> Table:
+    result = Table(title=title, title_justify="left", header_style="bold", **options)
+    for column in columns:
+        numeric = column in NUMERIC_COLUMNS
+        result.add_column(column, justify="right" if numeric else "left")
+    for row in rows:
+        result.add_row(*["–" if cell is None else str(cell) for cell in row])
+    return result
+
+
+def error(message: str) -> None:
+    from rich.markup import escape
+
+    stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+
+
+def number(value: int | None) -> str:
+    return "–" if value is None else f"{value:,}"

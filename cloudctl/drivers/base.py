@@ -1,0 +1,319 @@
+"""The driver Protocols, one per capability, and the dataclasses they return.
+
+Every backend (the simulator, OpenStack, S3, DNS, Kubernetes) implements these
+small Protocols for one center; ``CenterDrivers`` bundles the five of a center.
+The contract every implementation keeps (``tests/contract`` checks it):
+
+- Results are the frozen dataclasses below, never SDK objects; sizes carry their
+  unit in the name (``_gb``, ``_bytes``), times are epoch seconds (``_at``) or
+  durations (``_s``).
+- Verbs follow ``create_x`` / ``get_x`` / ``find_x`` / ``list_xs`` /
+  ``delete_x(..., ignore_missing=True)``; arguments after the first are keyword-only.
+- ``get_x`` of something missing raises ``errors.NotFound``; ``find_x`` returns
+  ``None``; ``delete_x`` of something missing returns quietly unless
+  ``ignore_missing=False``, which raises ``errors.NotFound``. Deleting twice is
+  therefore harmless.
+- A duplicate name, something still in use, or a request over the backend's
+  capacity raises ``errors.Conflict`` (``errors.QuotaExceeded`` when a project
+  quota is the limit); an unreachable backend raises ``errors.BackendUnavailable``
+  (the simulator's injected faults raise its subclass ``errors.InjectedFault``).
+- Stored bytes come back exactly as written or not at all: a read whose sha256
+  does not match raises ``ChecksumMismatchError``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Mapping
+from typing import Protocol
+
+from cloudctl import errors
+
+
+class ChecksumMismatchError(errors.OperationFailed):
+    """Stored bytes no longer match the sha256 recorded when they were written."""
+
+    def __init__(self, *, center: str, what: str, expected_sha256: str, actual_sha256: str) -> None:
+        self.center = center
+        self.what = what
+        self.expected_sha256 = expected_sha256
+        self.actual_sha256 = actual_sha256
+        super().__init__(
+            f"{what} in center {center} is corrupt: sha256 {actual_sha256[:12]}..., "
+            f"expected {expected_sha256[:12]}...",
+            field="checksum",
+        )
+
+
+# --- compute ------------------------------------------------------------------------------
+
+
+class ServerStatus(enum.StrEnum):
+    BUILD = "build"
+    ACTIVE = "active"
+    SHUTOFF = "shutoff"
+    ERROR = "error"
+
+
+@dataclasses.dataclass(frozen=True)
+class Server:
+    id: str
+    name: str
+    project: str
+    center: str
+    vcpu: int
+    ram_gb: int
+    disk_gb: int
+    status: ServerStatus
+    created_at: float
+    metadata: Mapping[str, str] = dataclasses.field(default_factory=dict, hash=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class ProjectQuota:
+    """A project's limits in one center (absent resources are unlimited) and its usage there."""
+
+    project: str
+    center: str
+    limits: Mapping[str, int] = dataclasses.field(hash=False)
+    used: Mapping[str, int] = dataclasses.field(hash=False)
+
+
+class Compute(Protocol):
+    """Servers and the per-project quotas that bound them."""
+
+    def create_server(
+        self,
+        *,
+        name: str,
+        project: str,
+        vcpu: int,
+        ram_gb: int,
+        disk_gb: int,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Server: ...
+
+    def get_server(self, server_id: str) -> Server: ...
+
+    def find_server(self, name: str) -> Server | None: ...
+
+    def list_servers(self, *, project: str | None = None) -> list[Server]: ...
+
+    def delete_server(self, server_id: str, *, ignore_missing: bool = True) -> None: ...
+
+    def start_server(self, server_id: str) -> Server: ...
+
+    def stop_server(self, server_id: str) -> Server: ...
+
+    def wait_for_status(
+        self,
+        server_id: str,
+        *,
+        status: ServerStatus,
+        timeout_s: float,
+        poll_interval_s: float = 2.0,
+    ) -> Server:
+        """Poll until the server has ``status``; ``errors.OperationFailed`` on timeout or error."""
+        ...
+
+    def set_project_quota(self, project: str, *, amounts: Mapping[str, int]) -> ProjectQuota:
+        """Replace the project's limits; keys are ``quotas.Resource`` names."""
+        ...
+
+    def get_project_quota(self, project: str) -> ProjectQuota: ...
+
+
+# --- block storage ------------------------------------------------------------------------
+
+
+class VolumeStatus(enum.StrEnum):
+    CREATING = "creating"
+    AVAILABLE = "available"
+    IN_USE = "in-use"
+    ERROR = "error"
+
+
+@dataclasses.dataclass(frozen=True)
+class Volume:
+    id: str
+    name: str
+    project: str
+    center: str
+    size_gb: int
+    status: VolumeStatus
+    created_at: float
+    source_snapshot_id: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    id: str
+    name: str
+    volume_id: str
+    center: str
+    size_gb: int
+    created_at: float
+
+
+class BlockStorage(Protocol):
+    """Volumes and their snapshots."""
+
+    def create_volume(
+        self, *, name: str, project: str, size_gb: int, snapshot_id: str | None = None
+    ) -> Volume: ...
+
+    def get_volume(self, volume_id: str) -> Volume: ...
+
+    def find_volume(self, name: str) -> Volume | None: ...
+
+    def list_volumes(self, *, project: str | None = None) -> list[Volume]: ...
+
+    def delete_volume(self, volume_id: str, *, ignore_missing: bool = True) -> None:
+        """Delete a volume; ``errors.Conflict`` while it still has snapshots."""
+        ...
+
+    def create_snapshot(self, volume_id: str, *, name: str) -> Snapshot: ...
+
+    def get_snapshot(self, snapshot_id: str) -> Snapshot: ...
+
+    def list_snapshots(self, *, volume_id: str | None = None) -> list[Snapshot]: ...
+
+    def delete_snapshot(self, snapshot_id: str, *, ignore_missing: bool = True) -> None: ...
+
+
+# --- object storage -----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Bucket:
+    name: str
+    center: str
+    versioning: bool
+    created_at: float
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectInfo:
+    """What is known of a stored object without its bytes.
+
+    ``sha256`` is the hex digest of the bytes; ``etag`` is the S3-style MD5 hex
+    digest; ``version_id`` names this content (``"null"`` in an unversioned bucket).
+    """
+
+    bucket: str
+    key: str
+    center: str
+    size_bytes: int
+    sha256: str
+    etag: str
+    version_id: str
+    modified_at: float
+
+
+class ObjectStorage(Protocol):
+    """Buckets and the objects in them."""
+
+    def create_bucket(self, name: str, *, versioning: bool = True) -> Bucket: ...
+
+    def get_bucket(self, name: str) -> Bucket: ...
+
+    def list_buckets(self) -> list[Bucket]: ...
+
+    def delete_bucket(self, name: str, *, ignore_missing: bool = True) -> None:
+        """Delete an empty bucket; ``errors.Conflict`` while it holds objects."""
+        ...
+
+    def put_object(self, bucket: str, *, key: str, data: bytes) -> ObjectInfo: ...
+
+    def get_object(self, bucket: str, *, key: str) -> tuple[bytes, ObjectInfo]:
+        """The object's bytes, verified against its sha256, and its info."""
+        ...
+
+    def head_object(self, bucket: str, *, key: str) -> ObjectInfo: ...
+
+    def list_objects(self, bucket: str, *, prefix: str = "") -> list[ObjectInfo]:
+        """Objects whose key starts with ``prefix``, sorted by key."""
+        ...
+
+    def delete_object(self, bucket: str, *, key: str, ignore_missing: bool = True) -> None: ...
+
+
+# --- containers ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Namespace:
+    """A container namespace and the resource quota that caps what runs in it."""
+
+    name: str
+    center: str
+    vcpu: int
+    ram_gb: int
+    created_at: float
+
+
+class Containers(Protocol):
+    """Namespaces with quotas (Kubernetes ``Namespace`` + ``ResourceQuota``)."""
+
+    def create_namespace(self, name: str, *, vcpu: int, ram_gb: int) -> Namespace: ...
+
+    def get_namespace(self, name: str) -> Namespace: ...
+
+    def list_namespaces(self) -> list[Namespace]: ...
+
+    def delete_namespace(self, name: str, *, ignore_missing: bool = True) -> None: ...
+
+    def set_namespace_quota(self, name: str, *, vcpu: int, ram_gb: int) -> Namespace: ...
+
+
+# --- traffic ------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class DnsRecord:
+    """One weighted target of a failover name: ``name`` in ``zone`` served by ``target_center``.
+
+    A name may have one record per target center (Route 53's set identifier);
+    traffic goes to the targets with a weight above zero in proportion to it.
+    """
+
+    zone: str
+    name: str
+    target_center: str
+    weight: int
+    ttl_s: int
+    updated_at: float
+
+
+class Traffic(Protocol):
+    """DNS / GSLB records that steer users to a center."""
+
+    def upsert_record(
+        self, zone: str, *, name: str, target_center: str, weight: int = 100, ttl_s: int = 60
+    ) -> DnsRecord: ...
+
+    def get_record(self, zone: str, *, name: str, target_center: str) -> DnsRecord: ...
+
+    def list_records(self, zone: str, *, name: str | None = None) -> list[DnsRecord]:
+        """Records of the zone (of one name if given), sorted by name then target center."""
+        ...
+
+    def delete_record(
+        self, zone: str, *, name: str, target_center: str, ignore_missing: bool = True
+    ) -> None: ...
+
+
+# --- one center ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class CenterDrivers:
+    """The five capability drivers of one center, as the topology names them."""
+
+    center: str
+    compute: Compute
+    block_storage: BlockStorage
+    object_storage: ObjectStorage
+    containers: Containers
+    traffic: Traffic

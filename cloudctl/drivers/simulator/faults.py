@@ -1,0 +1,205 @@
+"""Injected faults: what they are, where they are kept, and how an operation meets them.
+
+Four kinds: a center down (every operation on it raises ``errors.InjectedFault``),
+a link cut (transfers between its two centers raise ``InjectedFault``), a link
+degraded by a factor (transfers take ``factor`` times the round trip and get
+``1/factor`` of the bandwidth), and an API error rate (each operation on the center
+fails with that probability).
+
+Invariants:
+
+- Faults live only in the state backend (``GLOBAL_CENTER``, kind ``fault``), so a
+  fault injected by one process stops the operations of every other process.
+- A fault's id is derived from what it names (``center-down:qd-a``,
+  ``link-cut:qd-a~qd-b``, ``link-degraded:...``, ``api-error-rate:dz-dr``; link ends
+  sorted), so injecting the same fault twice replaces it instead of stacking.
+- A center's effective error rate is its ``api-error-rate`` fault if there is one,
+  else the topology's ``simulator.error_rate``. Draws come from one
+  ``random.Random`` whose seed the caller chooses, and are taken only when the rate
+  is above zero, so a seeded run fails the same operations every time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import random
+from typing import Literal
+
+from cloudctl import clock as clocks
+from cloudctl import errors
+from cloudctl.drivers.simulator import state
+
+KIND = "fault"
+
+CenterHealth = Literal["up", "down"]
+LinkState = Literal["up", "cut", "degraded"]
+
+
+class FaultKind(enum.StrEnum):
+    CENTER_DOWN = "center-down"
+    LINK_CUT = "link-cut"
+    LINK_DEGRADED = "link-degraded"
+    API_ERROR_RATE = "api-error-rate"
+
+
+@dataclasses.dataclass(frozen=True)
+class Fault:
+    """One injected fault; ``center`` or ``link`` says what it hits, by kind."""
+
+    id: str
+    kind: FaultKind
+    injected_at: float
+    center: str | None = None
+    link: tuple[str, str] | None = None
+    factor: float | None = None
+    """How many times slower a degraded link is."""
+    rate: float | None = None
+    """Probability that one API operation fails."""
+
+    def to_doc(self) -> state.Doc:
+        return {
+            "id": self.id,
+            "kind": self.kind.value,
+            "injected_at": self.injected_at,
+            "center": self.center,
+            "link": list(self.link) if self.link else None,
+            "factor": self.factor,
+            "rate": self.rate,
+        }
+
+    @classmethod
+    def from_doc(cls, doc: state.Doc) -> Fault:
+        link = doc.get("link")
+        return cls(
+            id=doc["id"],
+            kind=FaultKind(doc["kind"]),
+            injected_at=doc["injected_at"],
+            center=doc.get("center"),
+            link=(link[0], link[1]) if link else None,
+            factor=doc.get("factor"),
+            rate=doc.get("rate"),
+        )
+
+
+def link_ends(a: str, b: str) -> tuple[str, str]:
+    """A link's ends in canonical (sorted) order."""
+    first, second = sorted((a, b))
+    return first, second
+
+
+def center_fault_id(kind: FaultKind, center: str) -> str:
+    return f"{kind.value}:{center}"
+
+
+def link_fault_id(kind: FaultKind, a: str, b: str) -> str:
+    first, second = link_ends(a, b)
+    return f"{kind.value}:{first}~{second}"
+
+
+class FaultBook:
+    """Reads and writes faults in the state backend and applies them to operations."""
+
+    def __init__(self, *, backend: state.StateBackend, clock: clocks.Clock, rng: random.Random) -> None:
+        self._backend = backend
+        self._clock = clock
+        self._rng = rng
+
+    # --- injecting and clearing --------------------------------------------------------
+
+    def center_down(self, center: str) -> Fault:
+        return self._inject(
+            FaultKind.CENTER_DOWN, center_fault_id(FaultKind.CENTER_DOWN, center), center=center
+        )
+
+    def link_cut(self, a: str, b: str) -> Fault:
+        fault_id = link_fault_id(FaultKind.LINK_CUT, a, b)
+        return self._inject(FaultKind.LINK_CUT, fault_id, link=link_ends(a, b))
+
+    def link_degraded(self, a: str, b: str, *, factor: float) -> Fault:
+        if not factor >= 1:
+            raise errors.InvalidInput(f"must be at least 1, not {factor}", field="factor")
+        fault_id = link_fault_id(FaultKind.LINK_DEGRADED, a, b)
+        return self._inject(FaultKind.LINK_DEGRADED, fault_id, link=link_ends(a, b), factor=factor)
+
+    def api_error_rate(self, center: str, *, rate: float) -> Fault:
+        if not 0 <= rate <= 1:
+            raise errors.InvalidInput(f"must be between 0 and 1, not {rate}", field="rate")
+        fault_id = center_fault_id(FaultKind.API_ERROR_RATE, center)
+        return self._inject(FaultKind.API_ERROR_RATE, fault_id, center=center, rate=rate)
+
+    def _inject(
+        self,
+        kind: FaultKind,
+        fault_id: str,
+        *,
+        center: str | None = None,
+        link: tuple[str, str] | None = None,
+        factor: float | None = None,
+        rate: float | None = None,
+    ) -> Fault:
+        fault = Fault(
+            id=fault_id,
+            kind=kind,
+            injected_at=self._clock.now(),
+            center=center,
+            link=link,
+            factor=factor,
+            rate=rate,
+        )
+        self._backend.put(state.GLOBAL_CENTER, KIND, fault.id, fault.to_doc())
+        return fault
+
+    def clear(self, fault_id: str, *, ignore_missing: bool = True) -> None:
+        if not self._backend.delete(state.GLOBAL_CENTER, KIND, fault_id) and not ignore_missing:
+            raise errors.NotFound(f"no injected fault {fault_id!r}", field="fault")
+
+    def clear_all(self) -> int:
+        """Clear every fault; how many there were."""
+        with self._backend.transaction() as transaction:
+            docs = transaction.list(state.GLOBAL_CENTER, KIND)
+            for doc in docs:
+                transaction.delete(state.GLOBAL_CENTER, KIND, doc["id"])
+        return len(docs)
+
+    def list_faults(self) -> list[Fault]:
+        """Every injected fault, sorted by id."""
+        return [Fault.from_doc(doc) for doc in self._backend.list(state.GLOBAL_CENTER, KIND)]
+
+    # --- reading the world's health ----------------------------------------------------
+
+    def center_health(self, center: str) -> CenterHealth:
+        fault_id = center_fault_id(FaultKind.CENTER_DOWN, center)
+        return "down" if self._backend.get(state.GLOBAL_CENTER, KIND, fault_id) else "up"
+
+    def link_condition(self, a: str, b: str) -> tuple[LinkState, float]:
+        """The link's state and the factor it is slowed by (1 unless degraded)."""
+        if self._backend.get(state.GLOBAL_CENTER, KIND, link_fault_id(FaultKind.LINK_CUT, a, b)):
+            return "cut", 1.0
+        degraded_id = link_fault_id(FaultKind.LINK_DEGRADED, a, b)
+        degraded = self._backend.get(state.GLOBAL_CENTER, KIND, degraded_id)
+        if degraded:
+            return "degraded", float(degraded["factor"])
+        return "up", 1.0
+
+    # --- meeting an operation ----------------------------------------------------------
+
+    def check_reachable(self, center: str, *, baseline_error_rate: float) -> float:
+        """Raise ``InjectedFault`` if the center is down; else its effective error rate."""
+        docs = self._backend.list(state.GLOBAL_CENTER, KIND)
+        by_id = {doc["id"]: doc for doc in docs}
+        down = by_id.get(center_fault_id(FaultKind.CENTER_DOWN, center))
+        if down:
+            raise errors.InjectedFault(
+                f"center {center} is down (injected fault {down['id']})", field="center"
+            )
+        rate_fault = by_id.get(center_fault_id(FaultKind.API_ERROR_RATE, center))
+        return float(rate_fault["rate"]) if rate_fault else baseline_error_rate
+
+    def roll(self, center: str, *, rate: float, operation: str) -> None:
+        """Fail the operation with probability ``rate``."""
+        if rate > 0 and self._rng.random() < rate:
+            raise errors.InjectedFault(
+                f"center {center} failed {operation} (injected API error rate {rate:g})",
+                field="center",
+            )

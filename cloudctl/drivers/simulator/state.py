@@ -1,0 +1,167 @@
+"""Where the simulator keeps its state: a small document store behind a Protocol.
+
+Every piece of simulated state (servers, volumes and their blocks, buckets and
+objects, namespaces, DNS records, project quotas, capacity usage, faults) is a
+JSON document addressed by ``(center, kind, key)``. The simulator holds nothing
+else between calls, so two processes over one backend (``StoreBackedState`` in
+``cloudctl.store.simulator_state``) see the same simulated world.
+
+Invariants every backend keeps:
+
+- Documents are JSON objects (str keys; str, int, float, bool, None, lists,
+  objects); what ``get`` returns is a copy the caller may change freely.
+- ``list`` returns the documents of one ``(center, kind)`` whose key starts with
+  ``key_prefix``, sorted by key (code-point order).
+- ``transaction()`` yields a handle with the same verbs whose writes become
+  visible together when the block ends without an error and not at all otherwise;
+  transactions of one backend are serialised (or, on PostgreSQL, a ``get`` inside
+  one locks the row it reads until the end), so read-check-write is safe.
+  Transactions do not nest.
+- ``insert`` never replaces: of two concurrent inserts of one address, one
+  creates the document and the other returns ``False`` (a lock row can therefore
+  be created safely before it is locked).
+
+``GLOBAL_CENTER`` is the center key of state that belongs to no single center
+(faults, which may name a link between two centers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+GLOBAL_CENTER = "*"
+"""Center key of documents that belong to the whole simulated world."""
+
+Doc = dict[str, Any]
+DocList = list[Doc]
+
+
+class StateTransaction(Protocol):
+    """The verbs of the document store; inside a transaction, atomic together."""
+
+    def get(self, center: str, kind: str, key: str) -> Doc | None: ...
+
+    def put(self, center: str, kind: str, key: str, doc: Doc) -> None:
+        """Create or replace the document."""
+        ...
+
+    def insert(self, center: str, kind: str, key: str, doc: Doc) -> bool:
+        """Create the document unless there is one; whether it did."""
+        ...
+
+    def delete(self, center: str, kind: str, key: str) -> bool:
+        """Remove the document; whether there was one."""
+        ...
+
+    def list(self, center: str, kind: str, *, key_prefix: str = "") -> DocList: ...
+
+
+class StateBackend(StateTransaction, Protocol):
+    """A document store: each verb alone is its own transaction."""
+
+    def transaction(self) -> contextlib.AbstractContextManager[StateTransaction]: ...
+
+
+_DocTexts = dict[str, str]
+"""The documents of one (center, kind), each serialised to JSON text, by key."""
+
+
+class InMemoryState:
+    """A ``StateBackend`` in a dict, for tests and single-process demos; thread-safe.
+
+    Documents are kept as JSON text: that proves they are JSON and makes every
+    read a fresh copy, just as a database would.
+    """
+
+    def __init__(self) -> None:
+        self._texts: dict[tuple[str, str], _DocTexts] = {}
+        self._lock = threading.RLock()
+
+    def get(self, center: str, kind: str, key: str) -> Doc | None:
+        with self.transaction() as transaction:
+            return transaction.get(center, kind, key)
+
+    def put(self, center: str, kind: str, key: str, doc: Doc) -> None:
+        with self.transaction() as transaction:
+            transaction.put(center, kind, key, doc)
+
+    def insert(self, center: str, kind: str, key: str, doc: Doc) -> bool:
+        with self.transaction() as transaction:
+            return transaction.insert(center, kind, key, doc)
+
+    def delete(self, center: str, kind: str, key: str) -> bool:
+        with self.transaction() as transaction:
+            return transaction.delete(center, kind, key)
+
+    def list(self, center: str, kind: str, *, key_prefix: str = "") -> DocList:
+        with self.transaction() as transaction:
+            return transaction.list(center, kind, key_prefix=key_prefix)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[_InMemoryTransaction]:
+        with self._lock:
+            transaction = _InMemoryTransaction(self._texts)
+            yield transaction
+            transaction.apply()
+
+
+class _InMemoryTransaction:
+    """Reads through staged writes; ``apply`` makes them visible all at once."""
+
+    def __init__(self, texts: dict[tuple[str, str], _DocTexts]) -> None:
+        self._texts = texts
+        self._staged: dict[tuple[str, str], dict[str, str | None]] = {}
+
+    def _current(self, center: str, kind: str, key: str) -> str | None:
+        staged = self._staged.get((center, kind), {})
+        if key in staged:
+            return staged[key]
+        return self._texts.get((center, kind), {}).get(key)
+
+    def get(self, center: str, kind: str, key: str) -> Doc | None:
+        text = self._current(center, kind, key)
+        return None if text is None else _load(text)
+
+    def put(self, center: str, kind: str, key: str, doc: Doc) -> None:
+        self._staged.setdefault((center, kind), {})[key] = json.dumps(doc, sort_keys=True)
+
+    def insert(self, center: str, kind: str, key: str, doc: Doc) -> bool:
+        if self._current(center, kind, key) is not None:
+            return False
+        self.put(center, kind, key, doc)
+        return True
+
+    def delete(self, center: str, kind: str, key: str) -> bool:
+        existed = self._current(center, kind, key) is not None
+        self._staged.setdefault((center, kind), {})[key] = None
+        return existed
+
+    def list(self, center: str, kind: str, *, key_prefix: str = "") -> DocList:
+        merged: dict[str, str | None] = dict(self._texts.get((center, kind), {}))
+        merged.update(self._staged.get((center, kind), {}))
+        return [
+            _load(text)
+            for key, text in sorted(merged.items())
+            if text is not None and key.startswith(key_prefix)
+        ]
+
+    def apply(self) -> None:
+        for address, changes in self._staged.items():
+            texts = self._texts.setdefault(address, {})
+            for key, text in changes.items():
+                if text is None:
+                    texts.pop(key, None)
+                else:
+                    texts[key] = text
+        self._staged.clear()
+
+
+def _load(text: str) -> Doc:
+    doc = json.loads(text)
+    if not isinstance(doc, dict):
+        raise TypeError("a state document must be a JSON object")
+    return doc

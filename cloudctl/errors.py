@@ -1,0 +1,102 @@
+"""The errors cloudctl raises, and the exit code each one maps to.
+
+The exception tree, drawn once::
+
+    CloudctlError                      any failure cloudctl understands
+    ├── InvalidInput          (exit 2) bad input: names the field and the reason
+    │   ├── TopologyError              topology file invalid (field = path in the file)
+    │   ├── NotFound                   an unknown name or id
+    │   └── Conflict                   the request contradicts stored state
+    │       └── QuotaExceeded          a reservation does not fit an ancestor's limit
+    ├── OperationFailed       (exit 1) the operation ran and did not succeed
+    └── BackendUnavailable    (exit 3) a backend or the store did not answer after retries
+        └── InjectedFault              the simulator refused on purpose (fault injection)
+
+Every error renders as one line: ``<field>: <reason>`` when a field is known.
+Nothing here imports anything but the standard library, so every layer may use it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class CloudctlError(Exception):
+    """Base of every error cloudctl raises on purpose."""
+
+    exit_code = 1
+
+    def __init__(self, reason: str, *, field: str | None = None) -> None:
+        self.reason = reason
+        self.field = field
+        super().__init__(self.one_line())
+
+    def one_line(self) -> str:
+        return f"{self.field}: {self.reason}" if self.field else self.reason
+
+
+class InvalidInput(CloudctlError):
+    """Input that cannot be accepted as given; nothing was changed."""
+
+    exit_code = 2
+
+
+class TopologyError(InvalidInput):
+    """The topology file is invalid; ``field`` is the path inside the file."""
+
+
+class NotFound(InvalidInput):
+    """An unknown name or id."""
+
+
+class Conflict(InvalidInput):
+    """The request contradicts what is stored (exists already, still in use, ...)."""
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    """One ancestor quota that a reservation would overrun."""
+
+    node: str
+    center: str
+    resource: str
+    limit: int
+    in_use: int
+    requested: int
+
+    @property
+    def available(self) -> int:
+        return max(self.limit - self.in_use, 0)
+
+    def describe(self) -> str:
+        scope = "all centers" if self.center == "*" else f"center {self.center}"
+        return (
+            f"{self.node} has {self.available} of {self.limit} available on {scope}, "
+            f"{self.requested} requested"
+        )
+
+
+class QuotaExceeded(Conflict):
+    """A reservation would overrun the limit of the node or one of its ancestors."""
+
+    def __init__(self, shortfalls: list[Shortfall]) -> None:
+        self.shortfalls = shortfalls
+        first = shortfalls[0]
+        more = f" (and {len(shortfalls) - 1} more)" if len(shortfalls) > 1 else ""
+        super().__init__(first.describe() + more, field=f"quota.{first.resource}")
+
+
+class OperationFailed(CloudctlError):
+    """The operation ran and did not succeed (a drill missed, a verify found tampering)."""
+
+    exit_code = 1
+
+
+class BackendUnavailable(CloudctlError):
+    """A backend or the store did not answer, after retries where retrying made sense."""
+
+    exit_code = 3
+
+
+class InjectedFault(BackendUnavailable):
+    """The simulator refused an operation because a fault was injected."""

@@ -1,0 +1,461 @@
+"""The topology: centers, links, protection tiers, DR levels, catalog and org tree.
+
+``parse(text)`` turns the YAML of ``infra/topology.yaml`` into a ``Topology``
+or raises ``errors.TopologyError`` whose field is the path inside the file
+(``centers[2].capacity.vcpu``). Invariants checked here, before anything is
+stored:
+
+- names of centers, sites, tiers, offerings and org nodes are unique;
+- exactly one management center, at least one local cloud center; links and
+  tiers name only declared centers;
+- each tier's RPO/RTO targets fall inside the GB/T 20988 level it declares;
+- org ids are ASCII slugs; a quota names a declared center or ``all``;
+- a child's limit never exceeds an ancestor's limit for the same resource on
+  the same center, nor an ancestor's all-centers limit.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from cloudctl import errors
+from cloudctl.model import quotas
+
+SLUG = r"^[a-z][a-z0-9-]{0,39}$"
+_SLUG_RE = re.compile(SLUG)
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+Slug = Annotated[str, Field(pattern=SLUG, description="lower-case ASCII id used in commands and URLs")]
+NonNegative = Annotated[int, Field(ge=0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CenterRole(enum.StrEnum):
+    MANAGEMENT = "management"
+    LOCAL = "local"
+    DR = "dr"
+
+
+class Capability(enum.StrEnum):
+    COMPUTE = "compute"
+    BLOCK_STORAGE = "block_storage"
+    OBJECT_STORAGE = "object_storage"
+    CONTAINERS = "containers"
+    TRAFFIC = "traffic"
+
+
+class Site(_Strict):
+    name: Slug
+    display_name: str
+    city: str
+
+
+class Capacity(_Strict):
+    vcpu: NonNegative = 0
+    ram_gb: NonNegative = 0
+    volume_gb: NonNegative = 0
+    object_gb: NonNegative = 0
+    instances: NonNegative = 0
+
+    def amounts(self) -> quotas.Amounts:
+        return {resource: getattr(self, resource.value) for resource in quotas.RESOURCES}
+
+
+class SimulatorSettings(_Strict):
+    """How the simulator driver behaves for one center."""
+
+    latency_ms: Annotated[float, Field(ge=0)] = 0.0
+    error_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
+
+
+class Center(_Strict):
+    name: Slug
+    display_name: str
+    site: Slug
+    role: CenterRole
+    capacity: Capacity = Capacity()
+    drivers: dict[Capability, str] = Field(
+        default_factory=lambda: {capability: "simulator" for capability in Capability}
+    )
+    simulator: SimulatorSettings = SimulatorSettings()
+    description: str = ""
+
+
+class LinkMode(enum.StrEnum):
+    SYNC = "sync"
+    ASYNC = "async"
+    CONTROL = "control"
+
+
+class Link(_Strict):
+    between: tuple[Slug, Slug]
+    mode: LinkMode
+    rtt_ms: Annotated[float, Field(ge=0)]
+    bandwidth_mbps: Annotated[int, Field(gt=0)]
+
+    @property
+    def name(self) -> str:
+        return f"{self.between[0]}~{self.between[1]}"
+
+    def joins(self, a: str, b: str) -> bool:
+        return {a, b} == set(self.between)
+
+
+class DrLevel(_Strict):
+    """One GB/T 20988 disaster-recovery level; ``None`` bounds are unbounded."""
+
+    level: Annotated[int, Field(ge=1, le=6)]
+    name: str
+    rto: str
+    rpo: str
+    rto_max_s: NonNegative | None
+    rpo_max_s: NonNegative | None
+
+    def contains(self, *, rto_s: float, rpo_s: float) -> bool:
+        rto_ok = self.rto_max_s is None or rto_s <= self.rto_max_s
+        rpo_ok = self.rpo_max_s is None or rpo_s <= self.rpo_max_s
+        return rto_ok and rpo_ok
+
+
+class LocalPlacement(enum.StrEnum):
+    """How a tier keeps its workload in the local cloud centers."""
+
+    ACTIVE_ACTIVE = "active-active"
+    """Instances in every local center, data written synchronously to both."""
+    SYNC_STANDBY = "sync-standby"
+    """Instances in one local center, a synchronous standby copy in another."""
+    SINGLE = "single"
+    """One local center only."""
+
+
+class DrCopy(enum.StrEnum):
+    """How a tier copies its data to the disaster-recovery center."""
+
+    ASYNC = "async"
+    BACKUP = "backup"
+    NONE = "none"
+
+
+class Tier(_Strict):
+    name: Slug
+    display_name: str
+    description: str = ""
+    local: LocalPlacement
+    dr_copy: DrCopy
+    dr_interval_s: Annotated[int, Field(gt=0)] | None = None
+    rpo_target_s: NonNegative
+    rto_target_s: NonNegative
+    gbt20988_level: Annotated[int, Field(ge=1, le=6)]
+    priority: Annotated[int, Field(ge=0)] = 100
+    """Failover order: lower goes first."""
+
+    @property
+    def reserves_dr_headroom(self) -> bool:
+        return self.dr_copy is not DrCopy.NONE
+
+
+class OfferingKind(enum.StrEnum):
+    VM = "vm"
+    VOLUME = "volume"
+    BUCKET = "bucket"
+    NAMESPACE = "namespace"
+
+
+class Offering(_Strict):
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9.-]{0,39}$")]
+    kind: OfferingKind
+    display_name: str
+    vcpu: NonNegative = 0
+    ram_gb: NonNegative = 0
+    volume_gb: NonNegative = 0
+    object_gb: NonNegative = 0
+
+    def amounts(self) -> quotas.Amounts:
+        """Quota consumed by one unit of this offering in one center."""
+        consumed: quotas.Amounts = {
+            quotas.Resource.VCPU: self.vcpu,
+            quotas.Resource.RAM_GB: self.ram_gb,
+            quotas.Resource.VOLUME_GB: self.volume_gb,
+            quotas.Resource.OBJECT_GB: self.object_gb,
+            quotas.Resource.INSTANCES: 1 if self.kind is OfferingKind.VM else 0,
+        }
+        return quotas.nonzero(consumed)
+
+
+class QuotaSpec(_Strict):
+    """Limits of one org node on one center (or ``all``); absent resources are unlimited here."""
+
+    center: str
+    vcpu: NonNegative | None = None
+    ram_gb: NonNegative | None = None
+    volume_gb: NonNegative | None = None
+    object_gb: NonNegative | None = None
+    instances: NonNegative | None = None
+
+    @property
+    def center_key(self) -> str:
+        return quotas.ALL_CENTERS if self.center == "all" else self.center
+
+    def limits(self) -> quotas.Amounts:
+        values = {resource: getattr(self, resource.value) for resource in quotas.RESOURCES}
+        return {resource: value for resource, value in values.items() if value is not None}
+
+
+class OrgKind(enum.StrEnum):
+    CITY = "city"
+    DISTRICT = "district"
+    BUREAU = "bureau"
+    DEPARTMENT = "department"
+
+
+class OrgNode(_Strict):
+    id: Slug
+    display_name: str
+    kind: OrgKind
+    quotas: tuple[QuotaSpec, ...] = ()
+    children: tuple[OrgNode, ...] = ()
+
+    def walk(self, parent: str | None = None) -> Iterator[tuple[OrgNode, str | None]]:
+        """Every node of the subtree with its parent's id, parents before children."""
+        yield self, parent
+        for child in self.children:
+            yield from child.walk(self.id)
+
+
+class Topology(_Strict):
+    version: Literal[1]
+    name: Slug
+    display_name: str
+    sites: tuple[Site, ...]
+    centers: tuple[Center, ...]
+    links: tuple[Link, ...]
+    gbt20988_levels: tuple[DrLevel, ...]
+    tiers: tuple[Tier, ...]
+    catalog: tuple[Offering, ...]
+    org: OrgNode
+
+    def center(self, name: str) -> Center:
+        for center in self.centers:
+            if center.name == name:
+                return center
+        known = ", ".join(c.name for c in self.centers)
+        raise errors.NotFound(f"no center {name!r} (known: {known})", field="center")
+
+    def centers_with_role(self, role: CenterRole) -> list[Center]:
+        return [center for center in self.centers if center.role is role]
+
+    def tier(self, name: str) -> Tier:
+        for tier in self.tiers:
+            if tier.name == name:
+                return tier
+        known = ", ".join(t.name for t in self.tiers)
+        raise errors.NotFound(f"no tier {name!r} (known: {known})", field="tier")
+
+    def offering(self, name: str) -> Offering:
+        for offering in self.catalog:
+            if offering.name == name:
+                return offering
+        known = ", ".join(o.name for o in self.catalog)
+        raise errors.NotFound(f"no offering {name!r} (known: {known})", field="offering")
+
+    def links_of(self, center: str) -> list[Link]:
+        return [link for link in self.links if center in link.between]
+
+    def link(self, a: str, b: str) -> Link | None:
+        return next((link for link in self.links if link.joins(a, b)), None)
+
+    def level_achieved(self, *, rto_s: float, rpo_s: float) -> int | None:
+        """The highest GB/T 20988 level whose bounds contain the measured values."""
+        fitting = [lvl.level for lvl in self.gbt20988_levels if lvl.contains(rto_s=rto_s, rpo_s=rpo_s)]
+        return max(fitting, default=None)
+
+
+# --- parsing and cross-checks -------------------------------------------------------------
+
+
+def parse(text: str) -> Topology:
+    """Parse and validate topology YAML; raise ``TopologyError`` naming the path and reason."""
+    try:
+        raw = yaml.load(text, Loader=_LOADER)  # a safe loader, in C where libyaml is there
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "file"
+        raise errors.TopologyError(f"not valid YAML ({getattr(exc, 'problem', exc)})", field=where) from None
+    return from_data(raw)
+
+
+def from_data(raw: Any) -> Topology:
+    if not isinstance(raw, dict):
+        raise errors.TopologyError("the topology must be a mapping", field="(top)")
+    try:
+        topology = Topology.model_validate(raw)
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        raise errors.TopologyError(_describe(first), field=format_location(first["loc"])) from None
+    check(topology)
+    return topology
+
+
+def format_location(loc: tuple[int | str, ...]) -> str:
+    """``('centers', 2, 'capacity', 'vcpu')`` → ``centers[2].capacity.vcpu``."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path or "(top)"
+
+
+def _describe(error: Any) -> str:
+    message = str(error["msg"])
+    if error["type"] == "extra_forbidden":
+        return "unknown field"
+    if error["type"] == "string_pattern_mismatch":
+        return "must be a lower-case ASCII id (letters, digits, '-'), starting with a letter"
+    return message[0].lower() + message[1:] if message else "invalid"
+
+
+def check(topology: Topology) -> None:
+    """Cross-field checks that the field types alone cannot express."""
+    _check_unique("sites", [s.name for s in topology.sites])
+    _check_unique("centers", [c.name for c in topology.centers])
+    _check_unique("tiers", [t.name for t in topology.tiers])
+    _check_unique("catalog", [o.name for o in topology.catalog])
+    _check_unique("gbt20988_levels", [lvl.level for lvl in topology.gbt20988_levels])
+    sites = {s.name for s in topology.sites}
+    centers = {c.name for c in topology.centers}
+    for index, center in enumerate(topology.centers):
+        if center.site not in sites:
+            raise errors.TopologyError(f"unknown site {center.site!r}", field=f"centers[{index}].site")
+    roles = [c.role for c in topology.centers]
+    if roles.count(CenterRole.MANAGEMENT) != 1:
+        raise errors.TopologyError("exactly one center must have role 'management'", field="centers")
+    if CenterRole.LOCAL not in roles:
+        raise errors.TopologyError("at least one center must have role 'local'", field="centers")
+    for index, link in enumerate(topology.links):
+        for end, name in enumerate(link.between):
+            if name not in centers:
+                raise errors.TopologyError(f"unknown center {name!r}", field=f"links[{index}].between[{end}]")
+        if link.between[0] == link.between[1]:
+            raise errors.TopologyError("a link joins two different centers", field=f"links[{index}].between")
+    _check_tiers(topology)
+    _check_org(topology, centers)
+
+
+def _check_unique(field: str, names: list[Any]) -> None:
+    seen: set[Any] = set()
+    for index, name in enumerate(names):
+        if name in seen:
+            raise errors.TopologyError(f"duplicate name {name!r}", field=f"{field}[{index}]")
+        seen.add(name)
+
+
+def _check_tiers(topology: Topology) -> None:
+    levels = {lvl.level: lvl for lvl in topology.gbt20988_levels}
+    local_centers = topology.centers_with_role(CenterRole.LOCAL)
+    has_dr = bool(topology.centers_with_role(CenterRole.DR))
+    for index, tier in enumerate(topology.tiers):
+        field = f"tiers[{index}]"
+        if tier.local is not LocalPlacement.SINGLE and len(local_centers) < 2:
+            raise errors.TopologyError(f"{tier.local.value} needs two local centers", field=f"{field}.local")
+        if tier.dr_copy is not DrCopy.NONE:
+            if not has_dr:
+                raise errors.TopologyError(
+                    "a DR copy needs a center with role 'dr'", field=f"{field}.dr_copy"
+                )
+            if tier.dr_interval_s is None:
+                raise errors.TopologyError(
+                    "required when dr_copy is not 'none'", field=f"{field}.dr_interval_s"
+                )
+        level = levels.get(tier.gbt20988_level)
+        if level is None:
+            raise errors.TopologyError(
+                f"level {tier.gbt20988_level} is not in gbt20988_levels",
+                field=f"{field}.gbt20988_level",
+            )
+        if not level.contains(rto_s=tier.rto_target_s, rpo_s=tier.rpo_target_s):
+            raise errors.TopologyError(
+                f"targets RPO {tier.rpo_target_s} s / RTO {tier.rto_target_s} s fall outside "
+                f"level {level.level} (RPO {level.rpo}, RTO {level.rto})",
+                field=f"{field}.gbt20988_level",
+            )
+
+
+def _check_org(topology: Topology, centers: set[str]) -> None:
+    seen: set[str] = set()
+    for node, path in _walk_with_paths(topology.org, "org"):
+        if node.id in seen:
+            raise errors.TopologyError(f"duplicate org id {node.id!r}", field=f"{path}.id")
+        seen.add(node.id)
+        specs_seen: set[str] = set()
+        for index, spec in enumerate(node.quotas):
+            if spec.center != "all" and spec.center not in centers:
+                raise errors.TopologyError(
+                    f"unknown center {spec.center!r} (use a center name or 'all')",
+                    field=f"{path}.quotas[{index}].center",
+                )
+            if spec.center in specs_seen:
+                raise errors.TopologyError("center appears twice", field=f"{path}.quotas[{index}].center")
+            specs_seen.add(spec.center)
+    _check_limits_nest(topology.org, "org", ancestors=[])
+
+
+def _walk_with_paths(node: OrgNode, path: str) -> Iterator[tuple[OrgNode, str]]:
+    yield node, path
+    for index, child in enumerate(node.children):
+        yield from _walk_with_paths(child, f"{path}.children[{index}]")
+
+
+def _check_limits_nest(
+    node: OrgNode, path: str, *, ancestors: list[tuple[str, dict[tuple[str, quotas.Resource], int]]]
+) -> None:
+    for index, spec in enumerate(node.quotas):
+        for resource, value in spec.limits().items():
+            for ancestor_id, limits in ancestors:
+                bound = bounding_limit(limits, spec.center_key, resource)
+                if bound is not None and value > bound[1]:
+                    scope = "all centers" if bound[0] == quotas.ALL_CENTERS else bound[0]
+                    raise errors.TopologyError(
+                        f"{value} exceeds the limit {bound[1]} of ancestor {ancestor_id!r} on {scope}",
+                        field=f"{path}.quotas[{index}].{resource.value}",
+                    )
+    chain = [*ancestors, (node.id, ancestor_limits(node))]
+    for index, child in enumerate(node.children):
+        _check_limits_nest(child, f"{path}.children[{index}]", ancestors=chain)
+
+
+def ancestor_limits(node: OrgNode) -> dict[tuple[str, quotas.Resource], int]:
+    return {
+        (spec.center_key, resource): value
+        for spec in node.quotas
+        for resource, value in spec.limits().items()
+    }
+
+
+def bounding_limit(
+    limits: dict[tuple[str, quotas.Resource], int], center: str, resource: quotas.Resource
+) -> tuple[str, int] | None:
+    """The tightest of an ancestor's limits that bounds a child's limit on ``center``.
+
+    A per-center child limit is bounded by the ancestor's limit on that center and
+    by its all-centers limit; an all-centers child limit only by the all-centers one.
+    """
+    keys = [quotas.ALL_CENTERS] if center == quotas.ALL_CENTERS else [center, quotas.ALL_CENTERS]
+    candidates = [(key, limits[(key, resource)]) for key in keys if (key, resource) in limits]
+    return min(candidates, key=lambda candidate: candidate[1], default=None)
+
+
+def is_slug(value: str) -> bool:
+    return bool(_SLUG_RE.match(value))

@@ -1,0 +1,1 @@
+"""Policy decisions (Cedar, evaluated in-process with cedarpy)."""

@@ -1,0 +1,1 @@
+"""Level-based reconcilers: take a reference, observe the backends, act, write status."""

@@ -1,0 +1,1 @@
+"""Replication, failover and drill engines."""

@@ -1,0 +1,145 @@
+"""The context every use case runs in: settings, store, topology, clock, drivers.
+
+Invariants:
+- Nothing is opened until it is used: ``cloudctl --help`` pays for none of it.
+- After ``init`` the topology in force is the copy stored at init (so every
+  process agrees on it, whatever file is beside it); before, it is the file.
+- The store is reached with retries (tenacity, clock-driven backoff); after the
+  last attempt a ``BackendUnavailable`` (exit code 3) reaches the caller.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import tenacity
+
+from cloudctl import clock as clocks
+from cloudctl import errors
+from cloudctl import settings as settings_module
+from cloudctl.model import topology as topo
+
+if TYPE_CHECKING:
+    from cloudctl.store import db
+
+TOPOLOGY_KEY = "topology_yaml"
+INITIALISED_KEY = "initialised_at"
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass
+class Context:
+    settings: settings_module.Settings
+    clock: clocks.Clock = dataclasses.field(default_factory=clocks.SystemClock)
+    _store: db.Store | None = None
+    cache: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Objects built once per context (drivers, policy engines), by the services that own them."""
+
+    @property
+    def store(self) -> db.Store:
+        if self._store is None:
+            from cloudctl.store import db
+
+            if self.settings.uses_default_sqlite:
+                self.settings.home.mkdir(parents=True, exist_ok=True)
+            self._store = db.Store(self.settings.resolved_database_url())
+        return self._store
+
+    def close(self) -> None:
+        self.cache.clear()
+        if self._store is not None:
+            self._store.dispose()
+            self._store = None
+
+    # --- retries ---------------------------------------------------------------------------
+
+    def retrying(self, operation: Callable[[], T]) -> T:
+        """Run ``operation`` again after an unreachable store, with exponential backoff."""
+        retry = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(errors.BackendUnavailable),
+            stop=tenacity.stop_after_attempt(max(self.settings.store_attempts, 1)),
+            wait=tenacity.wait_exponential(multiplier=0.2, max=2.0),
+            sleep=self.clock.sleep,
+            reraise=True,
+        )
+        return retry(operation)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """A write transaction on a store that has been initialised."""
+        self.require_initialised()
+        with self.store.transaction() as tx:
+            yield tx
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Any]:
+        self.require_initialised()
+        with self.store.read() as tx:
+            yield tx
+
+    # --- initialisation and topology ----------------------------------------------------------
+
+    def is_initialised(self) -> bool:
+        from cloudctl.store import centers
+
+        def probe() -> bool:
+            if not self.store.is_migrated():
+                return False
+            with self.store.read() as tx:
+                return centers.get_setting(tx, INITIALISED_KEY) is not None
+
+        return self.retrying(probe)
+
+    def require_initialised(self) -> None:
+        if not self._initialised:
+            raise errors.InvalidInput(
+                f"no cloudctl state at {self.describe_store()}; run `cloudctl init` first", field="home"
+            )
+
+    @functools.cached_property
+    def _initialised(self) -> bool:
+        return self.is_initialised()
+
+    def forget_initialised(self) -> None:
+        self.__dict__.pop("_initialised", None)
+        self.__dict__.pop("topology", None)
+
+    def describe_store(self) -> str:
+        if self.settings.uses_default_sqlite:
+            return str(self.settings.home / "state.db")
+        url = self.settings.resolved_database_url()
+        return url.split("@", 1)[-1] if "@" in url else url
+
+    def read_topology_file(self, path: Path | None = None) -> topo.Topology:
+        path = path or self.settings.topology
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise errors.InvalidInput(f"no such file {str(path)!r}", field="topology") from None
+        except OSError as error:
+            raise errors.InvalidInput(
+                f"cannot read {str(path)!r}: {error.strerror}", field="topology"
+            ) from None
+        return topo.parse(text)
+
+    @functools.cached_property
+    def topology(self) -> topo.Topology:
+        """The topology in force: the stored copy once initialised, else the file."""
+        from cloudctl.store import centers
+
+        if self._initialised:
+            with self.store.read() as tx:
+                text = centers.get_setting(tx, TOPOLOGY_KEY)
+            if text is not None:
+                return topo.parse(text)
+        return self.read_topology_file()
+
+
+def open_context(settings: settings_module.Settings, *, clock: clocks.Clock | None = None) -> Context:
+    return Context(settings=settings, clock=clock or clocks.SystemClock())

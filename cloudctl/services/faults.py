@@ -1,0 +1,93 @@
+"""Fault injection into the simulated centers: what drills and operators use to rehearse.
+
+Invariants: faults live in the store with the simulator state, so an injected
+fault is seen by every process until it is cleared; injecting the same fault
+twice replaces it (ids derive from what the fault hits).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel
+
+from cloudctl import clock as clocks
+from cloudctl import errors
+from cloudctl.services import context as ctx_module
+from cloudctl.services import drivers
+
+if TYPE_CHECKING:
+    from cloudctl.drivers import simulator as simulator_driver
+
+KINDS = ("center-down", "link-cut", "link-degraded", "api-error-rate")
+
+
+class FaultPublic(BaseModel):
+    id: str
+    kind: str
+    center: str | None
+    link: list[str] | None
+    factor: float | None
+    rate: float | None
+    injected_at: str
+
+
+def _public(fault: simulator_driver.Fault) -> FaultPublic:
+    return FaultPublic(
+        id=fault.id,
+        kind=fault.kind.value,
+        center=fault.center,
+        link=list(fault.link) if fault.link else None,
+        factor=fault.factor,
+        rate=fault.rate,
+        injected_at=clocks.isoformat(fault.injected_at),
+    )
+
+
+def inject(
+    ctx: ctx_module.Context,
+    *,
+    kind: str,
+    center: str | None = None,
+    peer: str | None = None,
+    factor: float | None = None,
+    rate: float | None = None,
+) -> FaultPublic:
+    simulator = drivers.simulator(ctx)
+    if kind not in KINDS:
+        raise errors.InvalidInput(f"unknown fault kind {kind!r} (known: {', '.join(KINDS)})", field="kind")
+    if center is None:
+        raise errors.InvalidInput("name the center the fault hits", field="center")
+    ctx.topology.center(center)
+    if kind == "center-down":
+        return _public(simulator.center_down(center))
+    if kind == "api-error-rate":
+        if rate is None or not 0 <= rate <= 1:
+            raise errors.InvalidInput("give a probability between 0 and 1", field="rate")
+        return _public(simulator.api_error_rate(center, rate=rate))
+    if peer is None:
+        raise errors.InvalidInput("a link fault needs the center at the other end", field="peer")
+    ctx.topology.center(peer)
+    if ctx.topology.link(center, peer) is None:
+        raise errors.InvalidInput(f"no link between {center} and {peer} in the topology", field="peer")
+    if kind == "link-cut":
+        return _public(simulator.link_cut(center, peer))
+    if factor is None or factor <= 1:
+        raise errors.InvalidInput("a degraded link needs a slow-down factor above 1", field="factor")
+    return _public(simulator.link_degraded(center, peer, factor=factor))
+
+
+def list_faults(ctx: ctx_module.Context) -> list[FaultPublic]:
+    return [_public(fault) for fault in drivers.simulator(ctx).list_faults()]
+
+
+def clear(ctx: ctx_module.Context, *, fault_id: str | None = None) -> int:
+    """Clear one fault (by id) or, without an id, every fault; returns how many were cleared."""
+    simulator = drivers.simulator(ctx)
+    if fault_id is None:
+        return simulator.clear_all()
+    known = {fault.id for fault in simulator.list_faults()}
+    if fault_id not in known:
+        raise errors.NotFound(f"no fault {fault_id!r}", field="fault")
+    simulator.clear(fault_id)
+    return 1

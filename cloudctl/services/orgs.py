@@ -1,0 +1,93 @@
+"""The org tree as operators see it: list, show, create, delete, with quota summaries.
+
+Invariants: ids are ASCII slugs (``model.topology.SLUG``); the tree has one
+root; a node is deleted only when nothing under it is in use (store rule).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from cloudctl import clock as clocks
+from cloudctl import errors
+from cloudctl.model import topology as topo
+from cloudctl.services import context as ctx_module
+from cloudctl.store import orgs
+
+
+class OrgNodePublic(BaseModel):
+    id: str
+    display_name: str
+    kind: str
+    parent: str | None
+    depth: int
+    path: list[str]
+    created_at: str
+    resource_version: int
+    children: list[str] = []
+
+
+def _public(node: orgs.OrgNode, children: list[str] | None = None) -> OrgNodePublic:
+    return OrgNodePublic(
+        id=node.id,
+        display_name=node.display_name,
+        kind=node.kind,
+        parent=node.parent_id,
+        depth=node.depth,
+        path=node.ancestor_ids,
+        created_at=clocks.isoformat(node.created_at),
+        resource_version=node.resource_version,
+        children=children or [],
+    )
+
+
+def list_nodes(ctx: ctx_module.Context, *, under: str | None = None) -> list[OrgNodePublic]:
+    """Every node in tree order, each with the ids of its children."""
+    with ctx.read() as tx:
+        nodes = orgs.list_nodes(tx, under=under)
+    children: dict[str, list[str]] = {}
+    for node in nodes:
+        if node.parent_id is not None:
+            children.setdefault(node.parent_id, []).append(node.id)
+    return [_public(node, children.get(node.id)) for node in nodes]
+
+
+def get_node(ctx: ctx_module.Context, node_id: str) -> OrgNodePublic:
+    with ctx.read() as tx:
+        node = orgs.get_node(tx, node_id)
+        children = [child.id for child in orgs.list_children(tx, node_id)]
+    return _public(node, children)
+
+
+def create_node(
+    ctx: ctx_module.Context, *, node_id: str, display_name: str, parent: str, kind: str
+) -> OrgNodePublic:
+    if not topo.is_slug(node_id):
+        raise errors.InvalidInput(
+            "must be a lower-case ASCII id (letters, digits, '-'), starting with a letter, at most 40",
+            field="id",
+        )
+    if not display_name.strip():
+        raise errors.InvalidInput("must not be empty", field="name")
+    try:
+        kind_value = topo.OrgKind(kind).value
+    except ValueError:
+        known = ", ".join(k.value for k in topo.OrgKind)
+        raise errors.InvalidInput(f"unknown kind {kind!r} (known: {known})", field="kind") from None
+    center_names = [center.name for center in ctx.topology.centers]
+    with ctx.transaction() as tx:
+        node = orgs.create_node(
+            tx,
+            node_id=node_id,
+            display_name=display_name.strip(),
+            kind=kind_value,
+            parent_id=parent,
+            centers=center_names,
+            now=ctx.clock.now(),
+        )
+    return _public(node)
+
+
+def delete_node(ctx: ctx_module.Context, node_id: str, *, ignore_missing: bool = False) -> bool:
+    with ctx.transaction() as tx:
+        return orgs.delete_node(tx, node_id, ignore_missing=ignore_missing)

@@ -1,0 +1,184 @@
+"""Quotas as operators and departments see them, and the reservation use cases.
+
+Invariants (the store keeps them, this module explains them): usage plus
+reservations never exceed any ancestor's limit on any center; a child's limit
+never exceeds its ancestors'. ``headroom`` is what a node could still reserve
+on a center: the least free amount along its ancestor chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pydantic import BaseModel
+
+from cloudctl import clock as clocks
+from cloudctl import errors
+from cloudctl.model import quotas as q
+from cloudctl.services import context as ctx_module
+from cloudctl.store import orgs, quotas
+
+
+class ResourceQuota(BaseModel):
+    resource: str
+    limit: int | None
+    """This node's own limit here; ``None`` is no limit of its own."""
+    used: int
+    reserved: int
+    headroom: int | None
+    """What the node could still reserve here, given every ancestor; ``None`` is unbounded."""
+    bounded_by: str | None
+    """The node (this one or an ancestor) whose limit sets the headroom."""
+
+
+class CenterQuota(BaseModel):
+    center: str
+    """A center name, or ``all`` for limits on the sum over every center."""
+    resources: list[ResourceQuota]
+
+
+class QuotaPublic(BaseModel):
+    node: str
+    display_name: str
+    path: list[str]
+    centers: list[CenterQuota]
+
+
+class ReservationPublic(BaseModel):
+    id: str
+    node: str
+    center: str
+    amounts: dict[str, int]
+    state: str
+    purpose: str
+    created_at: str
+    updated_at: str
+
+
+def _public_reservation(reservation: quotas.Reservation) -> ReservationPublic:
+    return ReservationPublic(
+        id=reservation.id,
+        node=reservation.node_id,
+        center=reservation.center,
+        amounts=q.as_names(reservation.amounts),
+        state=reservation.state.value,
+        purpose=reservation.purpose,
+        created_at=clocks.isoformat(reservation.created_at),
+        updated_at=clocks.isoformat(reservation.updated_at),
+    )
+
+
+def center_key(ctx: ctx_module.Context, center: str) -> str:
+    """``all`` → the all-centers key; any other value must name a center."""
+    if center == "all":
+        return q.ALL_CENTERS
+    ctx.topology.center(center)
+    return center
+
+
+def show_quota(ctx: ctx_module.Context, node_id: str, *, center: str | None = None) -> QuotaPublic:
+    keys = [center_key(ctx, center)] if center else [*(c.name for c in ctx.topology.centers), q.ALL_CENTERS]
+    with ctx.read() as tx:
+        node = orgs.get_node(tx, node_id)
+        chain = node.ancestor_ids
+        scopes = sorted({*keys, q.ALL_CENTERS})
+        limits = quotas.get_limits(tx, node_ids=chain, centers=scopes)
+        counters = quotas.get_counters(tx, node_ids=chain, centers=scopes)
+    return QuotaPublic(
+        node=node.id,
+        display_name=node.display_name,
+        path=chain,
+        centers=[
+            CenterQuota(
+                center="all" if key == q.ALL_CENTERS else key,
+                resources=[
+                    _resource_quota(
+                        node_id=node.id, chain=chain, key=key, resource=r, limits=limits, counters=counters
+                    )
+                    for r in q.RESOURCES
+                ],
+            )
+            for key in keys
+        ],
+    )
+
+
+def _resource_quota(
+    *,
+    node_id: str,
+    chain: list[str],
+    key: str,
+    resource: q.Resource,
+    limits: Mapping[quotas.LimitKey, int],
+    counters: Mapping[quotas.LimitKey, quotas.Counter],
+) -> ResourceQuota:
+    counter = counters[(node_id, key, resource)]
+    headroom: int | None = None
+    bounded_by: str | None = None
+    scopes = [key] if key == q.ALL_CENTERS else [key, q.ALL_CENTERS]
+    for ancestor in reversed(chain):
+        for scope in scopes:
+            limit = limits.get((ancestor, scope, resource))
+            if limit is None:
+                continue
+            free = max(limit - counters[(ancestor, scope, resource)].in_use, 0)
+            if headroom is None or free < headroom:
+                headroom, bounded_by = free, ancestor
+    return ResourceQuota(
+        resource=resource.value,
+        limit=limits.get((node_id, key, resource)),
+        used=counter.used,
+        reserved=counter.reserved,
+        headroom=headroom,
+        bounded_by=bounded_by,
+    )
+
+
+def set_quota(
+    ctx: ctx_module.Context, node_id: str, *, center: str, limits: Mapping[str, int | None]
+) -> QuotaPublic:
+    """Set limits of one node on one center (or ``all``); all or nothing."""
+    key = center_key(ctx, center)
+    parsed = {q.parse_resource(name, field="limits"): value for name, value in limits.items()}
+    for resource, value in parsed.items():
+        if value is not None and value < 0:
+            raise errors.InvalidInput("must not be negative", field=f"limits.{resource.value}")
+    if not parsed:
+        raise errors.InvalidInput("name at least one resource to set", field="limits")
+    with ctx.transaction() as tx:
+        quotas.set_limits(tx, node_id=node_id, center=key, limits=parsed)
+    return show_quota(ctx, node_id, center=center)
+
+
+def reserve(
+    ctx: ctx_module.Context, node_id: str, *, center: str, amounts: Mapping[str, int], purpose: str = ""
+) -> ReservationPublic:
+    if center == "all":
+        raise errors.InvalidInput("a reservation is made on one center, not all", field="center")
+    center_key(ctx, center)
+    parsed = q.amounts_from(amounts)
+    with ctx.transaction() as tx:
+        reservation = quotas.reserve(
+            tx, node_id=node_id, center=center, amounts=parsed, purpose=purpose, now=ctx.clock.now()
+        )
+    return _public_reservation(reservation)
+
+
+def commit(ctx: ctx_module.Context, reservation_id: str) -> ReservationPublic:
+    with ctx.transaction() as tx:
+        return _public_reservation(quotas.commit_reservation(tx, reservation_id, now=ctx.clock.now()))
+
+
+def release(ctx: ctx_module.Context, reservation_id: str) -> ReservationPublic:
+    with ctx.transaction() as tx:
+        return _public_reservation(quotas.release_reservation(tx, reservation_id, now=ctx.clock.now()))
+
+
+def list_reservations(
+    ctx: ctx_module.Context, *, node_id: str | None = None, live_only: bool = True
+) -> list[ReservationPublic]:
+    states = [quotas.ReservationState.RESERVED, quotas.ReservationState.COMMITTED] if live_only else None
+    with ctx.read() as tx:
+        if node_id is not None:
+            orgs.get_node(tx, node_id)
+        return [_public_reservation(r) for r in quotas.list_reservations(tx, node_id=node_id, states=states)]

@@ -1,0 +1,30 @@
+"""Process settings: where the state lives and which topology to read.
+
+Sources, strongest first: command-line options, ``CLOUDCTL_*`` environment
+variables, defaults. No settings object is created at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CLOUDCTL_", extra="ignore")
+
+    home: Path = Path(".cloudctl")
+    database_url: str | None = None
+    topology: Path = Path("infra/topology.yaml")
+    store_attempts: int = 3
+    """How often an unreachable store is tried before giving up (exit code 3)."""
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.home.resolve() / 'state.db'}"
+
+    @property
+    def uses_default_sqlite(self) -> bool:
+        return not self.database_url

@@ -1,0 +1,128 @@
+"""Opening the store: engine, transactions and migrations, on SQLite or PostgreSQL.
+
+Invariants:
+- ``Store.transaction()`` is the only way to write. On SQLite it starts with
+  ``BEGIN IMMEDIATE`` so concurrent writers queue on the database lock instead
+  of failing on upgrade; on PostgreSQL callers lock rows with ``FOR UPDATE``.
+- The schema is created and upgraded by Alembic only (``migrate()``).
+- An unreachable database raises ``errors.BackendUnavailable`` (exit code 3).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event, exc
+
+from cloudctl import errors
+
+SQLITE_BUSY_TIMEOUT_S = 60
+
+Transaction = sa.Connection
+"""What ``Store.transaction()`` and ``Store.read()`` hand out; layers above name it by this alias."""
+
+
+def sqlite_url(home: Path) -> str:
+    return f"sqlite:///{home / 'state.db'}"
+
+
+def normalise_url(url: str) -> str:
+    """Accept ``postgresql://`` URLs and use the psycopg 3 driver for them."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+class Store:
+    """A handle on the durable store; cheap to keep, one per process."""
+
+    def __init__(self, url: str) -> None:
+        self.url = normalise_url(url)
+        self.is_sqlite = self.url.startswith("sqlite")
+        self.engine = self._create_engine()
+
+    def _create_engine(self) -> sa.Engine:
+        if self.is_sqlite:
+            engine = sa.create_engine(
+                self.url,
+                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
+                poolclass=sa.pool.QueuePool,
+                pool_size=8,
+                max_overflow=64,
+            )
+            event.listen(engine, "connect", _sqlite_on_connect)
+            event.listen(engine, "begin", _sqlite_begin_immediate)
+            return engine
+        return sa.create_engine(self.url, pool_size=8, max_overflow=64, pool_pre_ping=True)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        """A read-write transaction: committed on success, rolled back on any error."""
+        try:
+            with self.engine.begin() as connection:
+                yield connection
+        except exc.OperationalError as error:
+            raise errors.BackendUnavailable(
+                f"the store did not answer: {_first_line(error)}", field="database"
+            ) from error
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[sa.Connection]:
+        """A read-only snapshot: on SQLite a deferred transaction that does not queue writers."""
+        try:
+            with self.engine.connect() as raw:
+                connection = raw.execution_options(cloudctl_read_only=True)
+                with connection.begin():
+                    yield connection
+        except exc.OperationalError as error:
+            raise errors.BackendUnavailable(
+                f"the store did not answer: {_first_line(error)}", field="database"
+            ) from error
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema to the newest migration."""
+        from cloudctl.store import migrations
+
+        try:
+            migrations.upgrade(self.engine)
+        except exc.OperationalError as error:
+            raise errors.BackendUnavailable(
+                f"the store did not answer: {_first_line(error)}", field="database"
+            ) from error
+
+    def is_migrated(self) -> bool:
+        from cloudctl.store import migrations
+
+        try:
+            return migrations.is_current(self.engine)
+        except exc.OperationalError as error:
+            raise errors.BackendUnavailable(
+                f"the store did not answer: {_first_line(error)}", field="database"
+            ) from error
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy, not the driver, issue BEGIN, so that it can be BEGIN IMMEDIATE.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _sqlite_begin_immediate(connection: sa.Connection) -> None:
+    read_only = connection.get_execution_options().get("cloudctl_read_only", False)
+    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def _first_line(error: Exception) -> str:
+    return str(getattr(error, "orig", error)).strip().splitlines()[0]

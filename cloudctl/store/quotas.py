@@ -1,0 +1,527 @@
+"""The quota engine: limits, subtree counters and reservations, in the store's transactions.
+
+Invariants, held by every function here within one transaction:
+- For every node N, center key K (a center or ``*``) and resource R, the counter
+  (N, K, R) equals the sum of live reservations and usage of N's subtree on K
+  (on ``*``: on every center).
+- ``used + reserved`` of a counter never exceeds the limit (N, K, R) where one is
+  set; so no reservation overruns any ancestor's limit on any center.
+- A child's limit never exceeds an ancestor's limit for the same resource on the
+  same center, nor an ancestor's all-centers limit; a limit is never set below
+  what its subtree already uses or holds.
+- ``reserve`` locks the counter rows of the whole ancestor chain in one fixed
+  order (node id, center, resource) with ``SELECT ... FOR UPDATE`` (on SQLite
+  the write transaction itself is exclusive), so concurrent reservations neither
+  overcommit nor deadlock.
+- Reservation states move only forward: reserved → committed → released, or
+  reserved → released. Releasing twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import sqlalchemy as sa
+
+from cloudctl import errors
+from cloudctl.model import quotas as q
+from cloudctl.store import schema
+
+ALL = q.ALL_CENTERS
+
+LimitKey = tuple[str, str, q.Resource]
+"""(node id, center key, resource)."""
+
+
+class ReservationState(enum.StrEnum):
+    RESERVED = "reserved"
+    COMMITTED = "committed"
+    RELEASED = "released"
+
+
+@dataclasses.dataclass(frozen=True)
+class Counter:
+    node_id: str
+    center: str
+    resource: q.Resource
+    used: int
+    reserved: int
+
+    @property
+    def in_use(self) -> int:
+        return self.used + self.reserved
+
+
+@dataclasses.dataclass(frozen=True)
+class Reservation:
+    id: str
+    node_id: str
+    center: str
+    amounts: q.Amounts
+    state: ReservationState
+    purpose: str
+    created_at: float
+    updated_at: float
+
+
+# --- rows per node -------------------------------------------------------------------------
+
+
+def create_counters(tx: sa.Connection, *, node_id: str, centers: Iterable[str]) -> None:
+    """Zeroed counters of a new node for every center and for all centers."""
+    rows = [
+        {"node_id": node_id, "center": center, "resource": resource.value, "used": 0, "reserved": 0}
+        for center in [*centers, ALL]
+        for resource in q.RESOURCES
+    ]
+    tx.execute(schema.quota_counters.insert(), rows)
+
+
+def add_center(tx: sa.Connection, *, center: str) -> None:
+    """Counters for a center added to the topology after the nodes were created."""
+    nodes = [str(row[0]) for row in tx.execute(sa.select(schema.org_nodes.c.id))]
+    existing = {
+        str(row[0])
+        for row in tx.execute(
+            sa.select(schema.quota_counters.c.node_id)
+            .where(schema.quota_counters.c.center == center)
+            .distinct()
+        )
+    }
+    rows = [
+        {"node_id": node_id, "center": center, "resource": resource.value, "used": 0, "reserved": 0}
+        for node_id in nodes
+        if node_id not in existing
+        for resource in q.RESOURCES
+    ]
+    if rows:
+        tx.execute(schema.quota_counters.insert(), rows)
+
+
+def total_in_use(tx: sa.Connection, *, node_id: str) -> int:
+    value = tx.execute(
+        sa.select(
+            sa.func.coalesce(sa.func.sum(schema.quota_counters.c.used + schema.quota_counters.c.reserved), 0)
+        )
+        .where(schema.quota_counters.c.node_id == node_id)
+        .where(schema.quota_counters.c.center == ALL)
+    ).scalar_one()
+    return int(value)
+
+
+def delete_node_quota_rows(tx: sa.Connection, *, node_id: str) -> None:
+    tx.execute(schema.quota_limits.delete().where(schema.quota_limits.c.node_id == node_id))
+    tx.execute(schema.quota_counters.delete().where(schema.quota_counters.c.node_id == node_id))
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def _path_of(tx: sa.Connection, node_id: str, *, field: str = "node") -> str:
+    path = tx.execute(sa.select(schema.org_nodes.c.path).where(schema.org_nodes.c.id == node_id)).scalar()
+    if path is None:
+        raise errors.NotFound(f"no org node {node_id!r}", field=field)
+    return str(path)
+
+
+def _chain(path: str) -> list[str]:
+    return [part for part in path.split("/") if part]
+
+
+def get_limits(
+    tx: sa.Connection, *, node_ids: Iterable[str], centers: Iterable[str] | None = None
+) -> dict[LimitKey, int]:
+    query = sa.select(schema.quota_limits).where(schema.quota_limits.c.node_id.in_(list(node_ids)))
+    if centers is not None:
+        query = query.where(schema.quota_limits.c.center.in_(list(centers)))
+    return {
+        (str(row.node_id), str(row.center), q.Resource(row.resource)): int(row.limit_value)
+        for row in tx.execute(query)
+    }
+
+
+def get_counters(
+    tx: sa.Connection, *, node_ids: Iterable[str], centers: Iterable[str] | None = None
+) -> dict[LimitKey, Counter]:
+    query = sa.select(schema.quota_counters).where(schema.quota_counters.c.node_id.in_(list(node_ids)))
+    if centers is not None:
+        query = query.where(schema.quota_counters.c.center.in_(list(centers)))
+    return {
+        (str(row.node_id), str(row.center), q.Resource(row.resource)): Counter(
+            node_id=str(row.node_id),
+            center=str(row.center),
+            resource=q.Resource(row.resource),
+            used=int(row.used),
+            reserved=int(row.reserved),
+        )
+        for row in tx.execute(query)
+    }
+
+
+def ancestor_ids(tx: sa.Connection, *, node_id: str) -> list[str]:
+    """Ids from the root down to ``node_id``, inclusive."""
+    return _chain(_path_of(tx, node_id))
+
+
+def _lock_counters(
+    tx: sa.Connection, *, node_ids: list[str], centers: list[str], resources: Iterable[q.Resource]
+) -> dict[LimitKey, Counter]:
+    """Lock counter rows in the one fixed order every writer uses."""
+    rows = tx.execute(
+        sa.select(schema.quota_counters)
+        .where(schema.quota_counters.c.node_id.in_(node_ids))
+        .where(schema.quota_counters.c.center.in_(centers))
+        .where(schema.quota_counters.c.resource.in_([resource.value for resource in resources]))
+        .order_by(
+            schema.quota_counters.c.node_id,
+            schema.quota_counters.c.center,
+            schema.quota_counters.c.resource,
+        )
+        .with_for_update()
+    )
+    return {
+        (str(row.node_id), str(row.center), q.Resource(row.resource)): Counter(
+            node_id=str(row.node_id),
+            center=str(row.center),
+            resource=q.Resource(row.resource),
+            used=int(row.used),
+            reserved=int(row.reserved),
+        )
+        for row in rows
+    }
+
+
+# --- limits ------------------------------------------------------------------------------------
+
+
+def _lock_limit_changes(tx: sa.Connection) -> None:
+    """Serialise limit changes: the nesting check reads limits up and down the tree."""
+    updated = tx.execute(
+        schema.settings.update()
+        .where(schema.settings.c.key == "quota_limits_epoch")
+        .values(value=sa.cast(sa.cast(schema.settings.c.value, sa.Integer) + 1, sa.Text))
+    )
+    if updated.rowcount == 0:
+        tx.execute(schema.settings.insert().values(key="quota_limits_epoch", value="1"))
+
+
+def set_limits(
+    tx: sa.Connection, *, node_id: str, center: str, limits: Mapping[q.Resource, int | None]
+) -> None:
+    """Set (or, with ``None``, remove) limits of one node on one center key, all or nothing."""
+    apply_limits(tx, changes={(node_id, center, resource): value for resource, value in limits.items()})
+
+
+def apply_limits(tx: sa.Connection, *, changes: Mapping[LimitKey, int | None]) -> None:
+    """Apply many limit changes at once, checked against the tree as it will be; all or nothing.
+
+    Checking the final state (not each change in turn) lets one call lower a parent
+    and its children together, and keeps the cost to one read of the tree.
+    """
+    if not changes:
+        return
+    _lock_limit_changes(tx)
+    paths = {
+        str(row.id): str(row.path)
+        for row in tx.execute(sa.select(schema.org_nodes.c.id, schema.org_nodes.c.path))
+    }
+    for node_id, _center, _resource in changes:
+        if node_id not in paths:
+            raise errors.NotFound(f"no org node {node_id!r}", field="node")
+    final = get_limits(tx, node_ids=paths)
+    for key, value in changes.items():
+        if value is None:
+            final.pop(key, None)
+        else:
+            final[key] = value
+    by_node: dict[str, list[tuple[str, q.Resource, int]]] = {}
+    for (node, center, resource), value in final.items():
+        by_node.setdefault(node, []).append((center, resource, value))
+    to_check = sorted((key, value) for key, value in changes.items() if value is not None)
+    counters = _lock_counters(
+        tx,
+        node_ids=sorted({node for (node, _c, _r), _v in to_check}),
+        centers=sorted({center for (_n, center, _r), _v in to_check}),
+        resources={resource for (_n, _c, resource), _v in to_check},
+    )
+    for (node_id, center, resource), value in to_check:
+        _check_limit(
+            node_id=node_id,
+            center=center,
+            resource=resource,
+            value=value,
+            paths=paths,
+            by_node=by_node,
+            final=final,
+            counter=counters[(node_id, center, resource)],
+        )
+    table = schema.quota_limits
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for node_id, center, resource in changes:
+        grouped.setdefault((node_id, center), []).append(resource.value)
+    for (node_id, center), resources in grouped.items():
+        tx.execute(
+            table.delete()
+            .where(table.c.node_id == node_id)
+            .where(table.c.center == center)
+            .where(table.c.resource.in_(resources))
+        )
+    rows = [
+        {"node_id": node_id, "center": center, "resource": resource.value, "limit_value": value}
+        for (node_id, center, resource), value in changes.items()
+        if value is not None
+    ]
+    if rows:
+        tx.execute(table.insert(), rows)
+
+
+def _check_limit(
+    *,
+    node_id: str,
+    center: str,
+    resource: q.Resource,
+    value: int,
+    paths: Mapping[str, str],
+    by_node: Mapping[str, list[tuple[str, q.Resource, int]]],
+    final: Mapping[LimitKey, int],
+    counter: Counter,
+) -> None:
+    field = f"limits.{resource.value}"
+    if value < 0:
+        raise errors.InvalidInput("must not be negative", field=field)
+    path = paths[node_id]
+    scopes = [ALL] if center == ALL else [center, ALL]
+    for ancestor in reversed(_chain(path)[:-1]):
+        bounds = [
+            (final[(ancestor, key, resource)], key) for key in scopes if (ancestor, key, resource) in final
+        ]
+        if bounds and value > min(bounds)[0]:
+            bound, key = min(bounds)
+            scope = "all centers" if key == ALL else f"center {key}"
+            raise errors.Conflict(
+                f"{value} exceeds the limit {bound} of ancestor {ancestor!r} on {scope}", field=field
+            )
+    over = [
+        (child_value, child, child_center)
+        for child, child_path in paths.items()
+        if child != node_id and child_path.startswith(path)
+        for child_center, child_resource, child_value in by_node.get(child, [])
+        if child_resource is resource and center in (ALL, child_center) and child_value > value
+    ]
+    if over:
+        child_value, child, child_center = max(over)
+        scope = "all centers" if child_center == ALL else f"center {child_center}"
+        raise errors.Conflict(
+            f"{value} is below the limit {child_value} of descendant {child!r} on {scope}; lower that first",
+            field=field,
+        )
+    if value < counter.in_use:
+        raise errors.Conflict(
+            f"{value} is below what {node_id!r} already uses or holds ({counter.in_use})", field=field
+        )
+
+
+# --- reservations ------------------------------------------------------------------------------
+
+
+def reserve(
+    tx: sa.Connection,
+    *,
+    node_id: str,
+    center: str,
+    amounts: Mapping[q.Resource, int],
+    purpose: str = "",
+    now: float,
+    reservation_id: str | None = None,
+) -> Reservation:
+    """Hold ``amounts`` on ``center`` for ``node_id``, or raise ``QuotaExceeded`` naming every shortfall."""
+    if center == ALL:
+        raise errors.InvalidInput("a reservation is made on one center, not all", field="center")
+    wanted = q.nonzero(amounts)
+    for resource, value in wanted.items():
+        if value < 0:
+            raise errors.InvalidInput("must not be negative", field=f"amounts.{resource.value}")
+    chain = _chain(_path_of(tx, node_id))
+    counters = _lock_counters(tx, node_ids=chain, centers=[center, ALL], resources=wanted)
+    if wanted and len(counters) != len(chain) * 2 * len(wanted):
+        raise errors.NotFound(f"no quota counters for center {center!r}", field="center")
+    limits = get_limits(tx, node_ids=chain, centers=[center, ALL])
+    shortfalls = [
+        errors.Shortfall(
+            node=node,
+            center=key,
+            resource=resource.value,
+            limit=limits[(node, key, resource)],
+            in_use=counters[(node, key, resource)].in_use,
+            requested=value,
+        )
+        for node in reversed(chain)
+        for key in (center, ALL)
+        for resource, value in wanted.items()
+        if (node, key, resource) in limits
+        and counters[(node, key, resource)].in_use + value > limits[(node, key, resource)]
+    ]
+    if shortfalls:
+        raise errors.QuotaExceeded(shortfalls)
+    _adjust(tx, chain=chain, center=center, amounts=wanted, reserved_sign=1, used_sign=0)
+    reservation = Reservation(
+        id=reservation_id or uuid.uuid4().hex,
+        node_id=node_id,
+        center=center,
+        amounts=wanted,
+        state=ReservationState.RESERVED,
+        purpose=purpose,
+        created_at=now,
+        updated_at=now,
+    )
+    tx.execute(
+        schema.reservations.insert().values(
+            id=reservation.id,
+            node_id=node_id,
+            center=center,
+            amounts=q.as_names(wanted),
+            state=reservation.state.value,
+            purpose=purpose,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    return reservation
+
+
+def _adjust(
+    tx: sa.Connection,
+    *,
+    chain: list[str],
+    center: str,
+    amounts: Mapping[q.Resource, int],
+    reserved_sign: int,
+    used_sign: int,
+) -> None:
+    table = schema.quota_counters
+    for resource, value in sorted(amounts.items()):
+        tx.execute(
+            table.update()
+            .where(table.c.node_id.in_(chain))
+            .where(table.c.center.in_([center, ALL]))
+            .where(table.c.resource == resource.value)
+            .values(
+                reserved=table.c.reserved + reserved_sign * value,
+                used=table.c.used + used_sign * value,
+            )
+        )
+
+
+def _row_to_reservation(row: Any) -> Reservation:
+    return Reservation(
+        id=str(row.id),
+        node_id=str(row.node_id),
+        center=str(row.center),
+        amounts={q.Resource(name): int(value) for name, value in dict(row.amounts).items()},
+        state=ReservationState(row.state),
+        purpose=str(row.purpose),
+        created_at=float(row.created_at),
+        updated_at=float(row.updated_at),
+    )
+
+
+def find_reservation(tx: sa.Connection, reservation_id: str) -> Reservation | None:
+    row = tx.execute(sa.select(schema.reservations).where(schema.reservations.c.id == reservation_id)).first()
+    return None if row is None else _row_to_reservation(row)
+
+
+def get_reservation(tx: sa.Connection, reservation_id: str) -> Reservation:
+    reservation = find_reservation(tx, reservation_id)
+    if reservation is None:
+        raise errors.NotFound(f"no reservation {reservation_id!r}", field="reservation")
+    return reservation
+
+
+def _lock_reservation(tx: sa.Connection, reservation_id: str) -> Reservation:
+    row = tx.execute(
+        sa.select(schema.reservations).where(schema.reservations.c.id == reservation_id).with_for_update()
+    ).first()
+    if row is None:
+        raise errors.NotFound(f"no reservation {reservation_id!r}", field="reservation")
+    return _row_to_reservation(row)
+
+
+def _set_state(tx: sa.Connection, reservation_id: str, state: ReservationState, now: float) -> None:
+    tx.execute(
+        schema.reservations.update()
+        .where(schema.reservations.c.id == reservation_id)
+        .values(state=state.value, updated_at=now)
+    )
+
+
+def commit_reservation(tx: sa.Connection, reservation_id: str, *, now: float) -> Reservation:
+    """Turn held quota into usage (the resources now exist); committing twice changes nothing."""
+    reservation = _lock_reservation(tx, reservation_id)
+    if reservation.state is ReservationState.COMMITTED:
+        return reservation
+    if reservation.state is ReservationState.RELEASED:
+        raise errors.Conflict(f"reservation {reservation_id!r} was released", field="reservation")
+    chain = ancestor_ids(tx, node_id=reservation.node_id)
+    _lock_counters(tx, node_ids=chain, centers=[reservation.center, ALL], resources=reservation.amounts)
+    _adjust(
+        tx,
+        chain=chain,
+        center=reservation.center,
+        amounts=reservation.amounts,
+        reserved_sign=-1,
+        used_sign=1,
+    )
+    _set_state(tx, reservation_id, ReservationState.COMMITTED, now)
+    return dataclasses.replace(reservation, state=ReservationState.COMMITTED, updated_at=now)
+
+
+def release_reservation(tx: sa.Connection, reservation_id: str, *, now: float) -> Reservation:
+    """Give back held quota or usage; releasing twice changes nothing."""
+    reservation = _lock_reservation(tx, reservation_id)
+    if reservation.state is ReservationState.RELEASED:
+        return reservation
+    chain = ancestor_ids(tx, node_id=reservation.node_id)
+    _lock_counters(tx, node_ids=chain, centers=[reservation.center, ALL], resources=reservation.amounts)
+    if reservation.state is ReservationState.RESERVED:
+        _adjust(
+            tx,
+            chain=chain,
+            center=reservation.center,
+            amounts=reservation.amounts,
+            reserved_sign=-1,
+            used_sign=0,
+        )
+    else:
+        _adjust(
+            tx,
+            chain=chain,
+            center=reservation.center,
+            amounts=reservation.amounts,
+            reserved_sign=0,
+            used_sign=-1,
+        )
+    _set_state(tx, reservation_id, ReservationState.RELEASED, now)
+    return dataclasses.replace(reservation, state=ReservationState.RELEASED, updated_at=now)
+
+
+def list_reservations(
+    tx: sa.Connection,
+    *,
+    node_id: str | None = None,
+    states: Iterable[ReservationState] | None = None,
+    limit: int | None = None,
+) -> list[Reservation]:
+    query = sa.select(schema.reservations).order_by(
+        schema.reservations.c.created_at, schema.reservations.c.id
+    )
+    if node_id is not None:
+        query = query.where(schema.reservations.c.node_id == node_id)
+    if states is not None:
+        query = query.where(schema.reservations.c.state.in_([state.value for state in states]))
+    if limit is not None:
+        query = query.limit(limit)
+    return [_row_to_reservation(row) for row in tx.execute(query)]

@@ -1,0 +1,119 @@
+"""Tables of the durable store (SQLAlchemy Core), the single source of the Alembic migrations.
+
+Invariants the schema itself keeps:
+- ``quota_counters`` holds one row per org node × center key × resource, where the
+  center key ``*`` is the sum over all centers. Each row counts the whole subtree
+  of its node, so checking an ancestor's limit reads one row, and a reservation
+  locks exactly the rows of its ancestor chain.
+- ``resource_version`` on mutable objects increases on every change (optimistic
+  concurrency for callers that read, decide, then write).
+- Nothing is deleted from ``reservations``: a released reservation keeps its row.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+settings = sa.Table(
+    "settings",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+centers = sa.Table(
+    "centers",
+    metadata,
+    sa.Column("name", sa.String(40), primary_key=True),
+    sa.Column("display_name", sa.String(200), nullable=False),
+    sa.Column("site", sa.String(40), nullable=False),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False, server_default="up"),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+center_capacity = sa.Table(
+    "center_capacity",
+    metadata,
+    sa.Column("center", sa.String(40), sa.ForeignKey("centers.name"), primary_key=True),
+    sa.Column("resource", sa.String(20), primary_key=True),
+    sa.Column("total", sa.BigInteger, nullable=False),
+)
+
+links = sa.Table(
+    "links",
+    metadata,
+    sa.Column("a", sa.String(40), sa.ForeignKey("centers.name"), primary_key=True),
+    sa.Column("b", sa.String(40), sa.ForeignKey("centers.name"), primary_key=True),
+    sa.Column("mode", sa.String(20), nullable=False),
+    sa.Column("rtt_ms", sa.Float, nullable=False),
+    sa.Column("bandwidth_mbps", sa.Integer, nullable=False),
+)
+
+org_nodes = sa.Table(
+    "org_nodes",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("parent_id", sa.String(40), sa.ForeignKey("org_nodes.id"), nullable=True, index=True),
+    sa.Column("display_name", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("depth", sa.Integer, nullable=False),
+    sa.Column("path", sa.String(2000), nullable=False, unique=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("resource_version", sa.Integer, nullable=False, server_default="1"),
+)
+
+quota_limits = sa.Table(
+    "quota_limits",
+    metadata,
+    sa.Column("node_id", sa.String(40), sa.ForeignKey("org_nodes.id"), primary_key=True),
+    sa.Column("center", sa.String(40), primary_key=True),
+    sa.Column("resource", sa.String(20), primary_key=True),
+    sa.Column("limit_value", sa.BigInteger, nullable=False),
+    sa.CheckConstraint("limit_value >= 0", name="limit_not_negative"),
+)
+
+quota_counters = sa.Table(
+    "quota_counters",
+    metadata,
+    sa.Column("node_id", sa.String(40), sa.ForeignKey("org_nodes.id"), primary_key=True),
+    sa.Column("center", sa.String(40), primary_key=True),
+    sa.Column("resource", sa.String(20), primary_key=True),
+    sa.Column("used", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("reserved", sa.BigInteger, nullable=False, server_default="0"),
+    sa.CheckConstraint("used >= 0 AND reserved >= 0", name="counts_not_negative"),
+)
+
+reservations = sa.Table(
+    "reservations",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    # No foreign key: a reservation's record outlives the org node it was made for.
+    sa.Column("node_id", sa.String(40), nullable=False, index=True),
+    sa.Column("center", sa.String(40), nullable=False),
+    sa.Column("amounts", sa.JSON, nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("purpose", sa.String(200), nullable=False, server_default=""),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+sim_objects = sa.Table(
+    "sim_objects",
+    metadata,
+    sa.Column("center", sa.String(40), primary_key=True),
+    sa.Column("kind", sa.String(40), primary_key=True),
+    sa.Column("key", sa.String(400), primary_key=True),
+    sa.Column("doc", sa.JSON, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)

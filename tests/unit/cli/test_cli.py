@@ -1,0 +1,202 @@
+"""The ``cloudctl`` command: exit codes, one-line errors, stable JSON, and the demo."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from cloudctl.cli import main
+from tests.conftest import TOPOLOGY
+
+
+class Cli:
+    def __init__(self, home: Path, database_url: str | None = None) -> None:
+        self.home = home
+        self.database_url = database_url
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, code: int = 0) -> Any:
+        argv = ["--home", str(self.home), "--topology", str(TOPOLOGY)]
+        if self.database_url:
+            argv += ["--database-url", self.database_url]
+        result = self.runner.invoke(main.app, argv + main.hoist_global_options(list(args)))
+        assert result.exit_code == code, (
+            f"exit {result.exit_code}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+        )
+        return result
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self(*args, "-o", "json").stdout)
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    return Cli(tmp_path / "home")
+
+
+@pytest.fixture
+def ready(cli: Cli) -> Cli:
+    cli("init")
+    return cli
+
+
+def one_line_error(result: Any) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+def test_init_creates_the_state_and_is_safe_to_run_again(cli: Cli) -> None:
+    first = cli.json("init")
+    assert first["outcome"] == "initialised"
+    assert first["centers"] == 4
+    assert first["org_nodes_created"] >= 24
+    again = cli("init")
+    assert "already initialised" in again.stdout
+    reapplied = cli.json("init", "--force")
+    assert (reapplied["outcome"], reapplied["org_nodes_created"]) == ("reapplied", 0)
+
+
+def test_an_invalid_topology_exits_2_naming_the_path_and_writes_nothing(cli: Cli, tmp_path: Path) -> None:
+    data = yaml.safe_load(TOPOLOGY.read_text(encoding="utf-8"))
+    data["centers"][2]["capacity"]["vcpu"] = "many"
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    result = cli("init", str(broken), code=2)
+    assert one_line_error(result).startswith("error: centers[2].capacity.vcpu: ")
+    assert not (cli.home / "state.db").exists()
+
+
+def test_commands_before_init_say_to_run_init(cli: Cli) -> None:
+    result = cli("status", code=2)
+    assert "run `cloudctl init` first" in one_line_error(result)
+
+
+def test_status_json_has_the_documented_shape(ready: Cli) -> None:
+    status = ready.json("status")
+    assert set(status) == {"topology", "display_name", "generated_at", "centers", "links"}
+    center = status["centers"][1]
+    assert set(center) == {"name", "display_name", "site", "role", "health", "capacity"}
+    assert set(center["capacity"]) == {"vcpu", "ram_gb", "volume_gb", "object_gb", "instances"}
+    assert set(center["capacity"]["vcpu"]) == {"total", "allocated", "used"}
+    assert {link["mode"] for link in status["links"]} >= {"sync", "async"}
+    assert all(
+        set(link) == {"between", "mode", "rtt_ms", "bandwidth_mbps", "state"} for link in status["links"]
+    )
+
+
+def test_global_options_may_follow_the_command(ready: Cli) -> None:
+    assert main.hoist_global_options(["status", "-o", "json"]) == ["-o", "json", "status"]
+    assert main.hoist_global_options(["quota", "show", "x", "--output=yaml"]) == [
+        "--output=yaml",
+        "quota",
+        "show",
+        "x",
+    ]
+    assert yaml.safe_load(ready("centers", "list", "--output", "yaml").stdout)[0]["name"] == "mgmt"
+
+
+def test_centers_show_names_an_unknown_center(ready: Cli) -> None:
+    shown = ready.json("centers", "show", "dz-dr")
+    assert shown["center"]["role"] == "dr"
+    assert {tuple(link["between"]) for link in shown["links"]} >= {("qd-a", "dz-dr")}
+    result = ready("centers", "show", "sh-x", code=2)
+    assert one_line_error(result).startswith("error: center: no center 'sh-x'")
+
+
+def test_dept_create_show_list_delete(ready: Cli) -> None:
+    ready("dept", "create", "shinan-edu", "--name", "青岛市市南区教育和体育局", "--parent", "shinan")
+    shown = ready.json("dept", "show", "shinan-edu")
+    assert shown["node"]["path"] == ["qingdao", "shinan", "shinan-edu"]
+    tree = ready("dept", "list", "--under", "shinan").stdout
+    assert "shinan-edu" in tree and "青岛市市南区教育和体育局" in tree
+    assert ready.json("dept", "delete", "shinan-edu") == {"id": "shinan-edu", "deleted": True}
+    result = ready("dept", "delete", "shinan-edu", code=2)
+    assert one_line_error(result) == "error: node: no org node 'shinan-edu'"
+
+
+def test_dept_delete_refuses_a_node_with_children(ready: Cli) -> None:
+    result = ready("dept", "delete", "shinan", code=2)
+    assert "still has children" in one_line_error(result)
+
+
+def test_quota_set_over_the_parent_exits_2_and_changes_nothing(ready: Cli) -> None:
+    before = ready.json("quota", "show", "shinan-civil", "--center", "qd-a")
+    result = ready(
+        "quota", "set", "shinan-civil", "--center", "qd-a", "--vcpu", "1000", "--ram-gb", "8", code=2
+    )
+    assert one_line_error(result) == (
+        "error: limits.vcpu: 1000 exceeds the limit 64 of ancestor 'shinan' on center qd-a"
+    )
+    assert ready.json("quota", "show", "shinan-civil", "--center", "qd-a") == before
+
+
+def test_quota_set_and_unset(ready: Cli) -> None:
+    after = ready.json(
+        "quota", "set", "shinan-civil", "--center", "qd-a", "--vcpu", "12", "--unset", "ram_gb"
+    )
+    limits = {item["resource"]: item["limit"] for item in after["centers"][0]["resources"]}
+    assert (limits["vcpu"], limits["ram_gb"]) == (12, None)
+
+
+def test_reserve_commit_release_round_trip(ready: Cli) -> None:
+    reservation = ready.json(
+        "quota", "reserve", "psb-traffic", "--center", "qd-b", "--vcpu", "4", "--ram-gb", "8"
+    )
+    assert (reservation["state"], reservation["amounts"]) == ("reserved", {"vcpu": 4, "ram_gb": 8})
+    assert [r["id"] for r in ready.json("quota", "reservations", "psb")] == []
+    assert [r["id"] for r in ready.json("quota", "reservations", "psb-traffic")] == [reservation["id"]]
+    assert ready.json("quota", "commit", reservation["id"])["state"] == "committed"
+    assert ready.json("quota", "release", reservation["id"])["state"] == "released"
+    assert ready.json("quota", "reservations") == []
+
+
+def test_a_refused_reservation_names_the_node_and_resource(ready: Cli) -> None:
+    result = ready("quota", "reserve", "psb-household", "--center", "qd-a", "--instances", "9", code=2)
+    assert one_line_error(result).startswith(
+        "error: quota.instances: psb-household has 8 of 8 available on center qd-a, 9 requested"
+    )
+
+
+def test_sim_faults_show_in_status(ready: Cli) -> None:
+    ready("sim", "inject", "link-cut", "--center", "qd-a", "--peer", "dz-dr")
+    links = {tuple(link["between"]): link["state"] for link in ready.json("status")["links"]}
+    assert links[("qd-a", "dz-dr")] == "cut"
+    assert [fault["id"] for fault in ready.json("sim", "faults")] == ["link-cut:dz-dr~qd-a"]
+    result = ready("sim", "inject", "link-cut", "--center", "qd-a", "--peer", "mgmt-x", code=2)
+    assert one_line_error(result).startswith("error: center: no center 'mgmt-x'")
+    assert ready.json("sim", "clear") == {"cleared": 1}
+
+
+def test_the_demo_runs_end_to_end_and_leaves_nothing_behind(ready: Cli) -> None:
+    result = ready("demo")
+    assert "refused (exit code 2)" in result.stdout
+    assert "released" in result.stdout
+    assert ready.json("quota", "reservations") == []
+    assert ready.json("sim", "faults") == []
+    ready("demo")
+
+
+def test_an_unreachable_database_exits_3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLOUDCTL_STORE_ATTEMPTS", "1")
+    cli = Cli(tmp_path, database_url="postgresql://postgres@127.0.0.1:1/none")
+    result = cli("status", code=3)
+    assert one_line_error(result).startswith("error: database: the store did not answer")
+
+
+def test_help_imports_no_database_or_web_stack() -> None:
+    probe = (
+        "import sys; from cloudctl.cli import main; "
+        "heavy = [m for m in ('sqlalchemy', 'alembic', 'fastapi', 'boto3', 'openstack', 'kubernetes') "
+        "if m in sys.modules]; print(','.join(heavy))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == ""

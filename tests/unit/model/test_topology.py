@@ -1,0 +1,171 @@
+"""The topology model: the shipped example is valid and realistic; invalid files name the path."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+import yaml
+
+from cloudctl import errors
+from cloudctl.model import quotas, topology
+from tests.conftest import TOPOLOGY
+
+
+@pytest.fixture(scope="module")
+def raw() -> dict[str, Any]:
+    data = yaml.safe_load(TOPOLOGY.read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def rejected(data: dict[str, Any]) -> errors.TopologyError:
+    with pytest.raises(errors.TopologyError) as caught:
+        topology.from_data(data)
+    return caught.value
+
+
+def test_shipped_topology_has_the_four_centers_of_two_sites() -> None:
+    parsed = topology.parse(TOPOLOGY.read_text(encoding="utf-8"))
+    roles = sorted(center.role.value for center in parsed.centers)
+    assert roles == ["dr", "local", "local", "management"]
+    local_sites = {center.site for center in parsed.centers_with_role(topology.CenterRole.LOCAL)}
+    dr_sites = {center.site for center in parsed.centers_with_role(topology.CenterRole.DR)}
+    assert len(local_sites) == 1
+    assert dr_sites.isdisjoint(local_sites)
+    modes = {link.mode for link in parsed.links}
+    assert {topology.LinkMode.SYNC, topology.LinkMode.ASYNC} <= modes
+
+
+def test_shipped_org_tree_is_a_city_with_districts_and_twenty_departments() -> None:
+    parsed = topology.parse(TOPOLOGY.read_text(encoding="utf-8"))
+    nodes = [node for node, _parent in parsed.org.walk()]
+    kinds = [node.kind for node in nodes]
+    assert kinds.count(topology.OrgKind.CITY) == 1
+    assert kinds.count(topology.OrgKind.DISTRICT) >= 3
+    assert kinds.count(topology.OrgKind.DEPARTMENT) + kinds.count(topology.OrgKind.BUREAU) >= 20
+    for node in nodes:
+        assert node.id.isascii()
+        assert any("\u4e00" <= char <= "\u9fff" for char in node.display_name), node.id
+    depths = {node.id: 0 for node in nodes}
+    for node, parent in parsed.org.walk():
+        if parent is not None:
+            depths[node.id] = depths[parent] + 1
+    assert max(depths.values()) >= 2
+
+
+def test_every_tier_names_a_level_that_contains_its_targets() -> None:
+    parsed = topology.parse(TOPOLOGY.read_text(encoding="utf-8"))
+    for tier in parsed.tiers:
+        assert parsed.level_achieved(rto_s=tier.rto_target_s, rpo_s=tier.rpo_target_s) == tier.gbt20988_level
+
+
+@pytest.mark.parametrize(
+    ("rto_s", "rpo_s", "level"),
+    [
+        (30, 0, 6),
+        (600, 0, 6),
+        (7200, 0, 5),
+        (600, 900, 5),
+        (7200, 3600, 4),
+        (3 * 86400, 3600, 3),
+        (3 * 86400, 3 * 86400, 2),
+        (3 * 86400, 8 * 86400, None),
+    ],
+)
+def test_level_achieved_is_the_highest_level_containing_both_values(
+    rto_s: int, rpo_s: int, level: int | None
+) -> None:
+    parsed = topology.parse(TOPOLOGY.read_text(encoding="utf-8"))
+    assert parsed.level_achieved(rto_s=rto_s, rpo_s=rpo_s) == level
+
+
+def test_negative_capacity_names_its_path(raw: dict[str, Any]) -> None:
+    data = copy.deepcopy(raw)
+    data["centers"][2]["capacity"]["vcpu"] = -4
+    error = rejected(data)
+    assert error.field == "centers[2].capacity.vcpu"
+    assert "greater than or equal to 0" in error.reason
+    assert error.exit_code == 2
+
+
+def test_unknown_field_is_rejected(raw: dict[str, Any]) -> None:
+    data = copy.deepcopy(raw)
+    data["centers"][0]["colour"] = "blue"
+    error = rejected(data)
+    assert (error.field, error.reason) == ("centers[0].colour", "unknown field")
+
+
+def test_link_to_an_unknown_center_is_rejected(raw: dict[str, Any]) -> None:
+    data = copy.deepcopy(raw)
+    data["links"][0]["between"] = ["qd-a", "qd-c"]
+    error = rejected(data)
+    assert error.field == "links[0].between[1]"
+    assert "qd-c" in error.reason
+
+
+def test_child_quota_over_its_parent_names_the_ancestor(raw: dict[str, Any]) -> None:
+    data = copy.deepcopy(raw)
+    bureau = data["org"]["children"][0]
+    bureau["children"][0]["quotas"][0]["vcpu"] = bureau["quotas"][0]["vcpu"] + 1
+    error = rejected(data)
+    assert error.field == "org.children[0].children[0].quotas[0].vcpu"
+    assert f"ancestor '{bureau['id']}'" in error.reason
+
+
+def test_child_per_center_quota_is_bounded_by_the_parent_all_centers_limit(raw: dict[str, Any]) -> None:
+    data = copy.deepcopy(raw)
+    bureau = data["org"]["children"][0]
+    all_centers = next(spec for spec in bureau["quotas"] if spec["center"] == "all")
+    bureau["quotas"] = [all_centers]
+    child_spec = bureau["children"][0]["quotas"][0]
+    child_spec["instances"] = all_centers["instances"] + 1
+    error = rejected(data)
+    assert error.field == "org.children[0].children[0].quotas[0].instances"
+    assert f"ancestor '{bureau['id']}' on all centers" in error.reason
+
+
+def test_duplicate_org_ids_are_rejected(raw: dict[str, Any]) -> None:
+    data = copy.deepcopy(raw)
+    data["org"]["children"][1]["id"] = data["org"]["children"][0]["id"]
+    error = rejected(data)
+    assert error.field == "org.children[1].id"
+
+
+def test_non_ascii_org_id_is_rejected(raw: dict[str, Any]) -> None:
+    data = copy.deepcopy(raw)
+    data["org"]["children"][0]["id"] = "人社局"
+    error = rejected(data)
+    assert error.field == "org.children[0].id"
+    assert "ASCII" in error.reason
+
+
+def test_tier_targets_outside_its_declared_level_are_rejected(raw: dict[str, Any]) -> None:
+    data = copy.deepcopy(raw)
+    data["tiers"][0]["rpo_target_s"] = 600
+    error = rejected(data)
+    assert error.field == "tiers[0].gbt20988_level"
+    assert "outside level 6" in error.reason
+
+
+def test_quota_on_an_unknown_center_is_rejected(raw: dict[str, Any]) -> None:
+    data = copy.deepcopy(raw)
+    data["org"]["quotas"][0]["center"] = "sh-x"
+    error = rejected(data)
+    assert error.field == "org.quotas[0].center"
+
+
+def test_broken_yaml_names_the_line() -> None:
+    with pytest.raises(errors.TopologyError) as caught:
+        topology.parse("version: 1\ncenters: [\n")
+    assert caught.value.field is not None
+    assert caught.value.field.startswith("line ")
+
+
+def test_offering_amounts_count_an_instance_per_vm() -> None:
+    parsed = topology.parse(TOPOLOGY.read_text(encoding="utf-8"))
+    small = parsed.offering("vm.small")
+    assert small.amounts()[quotas.Resource.INSTANCES] == 1
+    bucket = parsed.offering("bucket.100g")
+    assert quotas.Resource.INSTANCES not in bucket.amounts()
