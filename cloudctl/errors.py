@@ -6,8 +6,9 @@ The exception tree, drawn once::
     ├── InvalidInput          (exit 2) bad input: names the field and the reason
     │   ├── TopologyError              topology file invalid (field = path in the file)
     │   ├── NotFound                   an unknown name or id
-    │   └── Conflict                   the request contradicts stored state
-    │       └── QuotaExceeded          a reservation does not fit an ancestor's limit
+    │   ├── Conflict                   the request contradicts stored state
+    │   │   └── QuotaExceeded          a reservation does not fit an ancestor's limit
+    │   └── PolicyDenied               a policy refused the action; carries the deciding policy ids
     ├── OperationFailed       (exit 1) the operation ran and did not succeed
     └── BackendUnavailable    (exit 3) a backend or the store did not answer after retries
         └── InjectedFault              the simulator refused on purpose (fault injection)
@@ -19,6 +20,7 @@ Nothing here imports anything but the standard library, so every layer may use i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 
 class CloudctlError(Exception):
@@ -100,3 +102,25 @@ class BackendUnavailable(CloudctlError):
 
 class InjectedFault(BackendUnavailable):
     """The simulator refused an operation because a fault was injected."""
+
+
+class PolicyDecision(Protocol):
+    """What ``PolicyDenied`` needs of a decision (``cloudctl.policy.engine.Decision`` fits)."""
+
+    @property
+    def policy_ids(self) -> tuple[str, ...]: ...
+
+    def one_line(self) -> str: ...
+
+
+class PolicyDenied(InvalidInput):
+    """A policy refused the action; ``field`` is the action, ``policy_ids`` the deciding policies.
+
+    An empty ``policy_ids`` means no policy permitted the action (Cedar's default deny).
+    """
+
+    def __init__(self, decision: PolicyDecision, *, action: str) -> None:
+        self.decision = decision
+        self.policy_ids = decision.policy_ids
+        self.action = action
+        super().__init__(decision.one_line(), field=action)

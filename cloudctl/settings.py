@@ -17,6 +17,8 @@ class Settings(BaseSettings):
     home: Path = Path(".cloudctl")
     database_url: str | None = None
     topology: Path = Path("infra/topology.yaml")
+    policies: Path = Path("policies")
+    """Directory of the Cedar schema and policies."""
     store_attempts: int = 3
     """How often an unreachable store is tried before giving up (exit code 3)."""
 

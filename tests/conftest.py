@@ -23,6 +23,7 @@ from cloudctl.store import db, schema
 
 ROOT = Path(__file__).resolve().parent.parent
 TOPOLOGY = ROOT / "infra" / "topology.yaml"
+POLICIES = ROOT / "policies"
 DEFAULT_PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
@@ -86,7 +87,9 @@ def clock() -> clocks.ManualClock:
 
 
 def make_context(store: db.Store, clock: clocks.Clock, home: Path) -> ctx_module.Context:
-    settings = settings_module.Settings(home=home, database_url=store.url, topology=TOPOLOGY)
+    settings = settings_module.Settings(
+        home=home, database_url=store.url, topology=TOPOLOGY, policies=POLICIES
+    )
     return ctx_module.Context(settings=settings, clock=clock, _store=store)
 
 

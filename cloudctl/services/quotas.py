@@ -9,6 +9,7 @@ on a center: the least free amount along its ancestor chain.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -182,3 +183,29 @@ def list_reservations(
         if node_id is not None:
             orgs.get_node(tx, node_id)
         return [_public_reservation(r) for r in quotas.list_reservations(tx, node_id=node_id, states=states)]
+
+
+def department_quota(
+    ctx: ctx_module.Context, *, principal: Any, department: str | None = None, center: str | None = None
+) -> QuotaPublic:
+    """A node's quota as a principal may see it: departments their own subtree, operators any node."""
+    from cloudctl.services import identity
+
+    node_id = department or principal.department
+    if not node_id:
+        raise errors.InvalidInput("name the org node whose quota to show", field="department")
+    with ctx.read() as tx:
+        node = orgs.find_node(tx, node_id)
+    if node is None:
+        raise errors.NotFound(f"no org node {node_id!r}", field="department")
+    identity.authorize(
+        ctx,
+        principal=principal,
+        action="quota.read",
+        resource_type="Quota",
+        resource_id=node_id,
+        owner=node_id,
+        owner_path=tuple(node.ancestor_ids),
+        hide_as_missing=True,
+    )
+    return show_quota(ctx, node_id, center=center)

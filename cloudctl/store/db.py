@@ -108,6 +108,28 @@ class Store:
             ) from error
 
 
+def insert_unless_present(tx: Transaction, table: sa.Table, values: dict[str, Any]) -> bool:
+    """Insert a row unless its primary key exists; whether this call inserted it.
+
+    On PostgreSQL a concurrent insert of the same key waits for the other
+    transaction, so exactly one of two racing callers gets ``True``.
+    """
+    if tx.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        statement: Any = postgresql.insert(table)
+    else:
+        from sqlalchemy.dialects import sqlite
+
+        statement = sqlite.insert(table)
+    key = list(table.primary_key.columns)
+    # RETURNING, not rowcount: the drivers' rowcount is unreliable for ON CONFLICT.
+    inserted = tx.execute(
+        statement.values(values).on_conflict_do_nothing(index_elements=key).returning(key[0])
+    )
+    return inserted.first() is not None
+
+
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     # Let SQLAlchemy, not the driver, issue BEGIN, so that it can be BEGIN IMMEDIATE.
     dbapi_connection.isolation_level = None

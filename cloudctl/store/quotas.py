@@ -328,6 +328,17 @@ def _check_limit(
 # --- reservations ------------------------------------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True)
+class ReservationAsk:
+    """One reservation of a batch: ``amounts`` on ``center`` for ``node_id``."""
+
+    node_id: str
+    center: str
+    amounts: Mapping[q.Resource, int]
+    purpose: str = ""
+    reservation_id: str | None = None
+
+
 def reserve(
     tx: sa.Connection,
     *,
@@ -339,58 +350,87 @@ def reserve(
     reservation_id: str | None = None,
 ) -> Reservation:
     """Hold ``amounts`` on ``center`` for ``node_id``, or raise ``QuotaExceeded`` naming every shortfall."""
-    if center == ALL:
-        raise errors.InvalidInput("a reservation is made on one center, not all", field="center")
-    wanted = q.nonzero(amounts)
-    for resource, value in wanted.items():
-        if value < 0:
-            raise errors.InvalidInput("must not be negative", field=f"amounts.{resource.value}")
-    chain = _chain(_path_of(tx, node_id))
-    counters = _lock_counters(tx, node_ids=chain, centers=[center, ALL], resources=wanted)
-    if wanted and len(counters) != len(chain) * 2 * len(wanted):
-        raise errors.NotFound(f"no quota counters for center {center!r}", field="center")
-    limits = get_limits(tx, node_ids=chain, centers=[center, ALL])
-    shortfalls = [
-        errors.Shortfall(
-            node=node,
-            center=key,
-            resource=resource.value,
-            limit=limits[(node, key, resource)],
-            in_use=counters[(node, key, resource)].in_use,
-            requested=value,
-        )
-        for node in reversed(chain)
-        for key in (center, ALL)
-        for resource, value in wanted.items()
-        if (node, key, resource) in limits
-        and counters[(node, key, resource)].in_use + value > limits[(node, key, resource)]
-    ]
+    ask = ReservationAsk(
+        node_id=node_id, center=center, amounts=amounts, purpose=purpose, reservation_id=reservation_id
+    )
+    return reserve_many(tx, asks=[ask], now=now)[0]
+
+
+def reserve_many(tx: sa.Connection, *, asks: Iterable[ReservationAsk], now: float) -> list[Reservation]:
+    """Hold several reservations at once (e.g. one per center of a placement): all or none.
+
+    The counter rows of every ask are locked in one statement, in the one fixed
+    order, so batches that span centers cannot deadlock each other.
+    """
+    asks = list(asks)
+    chains: dict[str, list[str]] = {}
+    for ask in asks:
+        if ask.center == ALL:
+            raise errors.InvalidInput("a reservation is made on one center, not all", field="center")
+        for resource, value in ask.amounts.items():
+            if value < 0:
+                raise errors.InvalidInput("must not be negative", field=f"amounts.{resource.value}")
+        if ask.node_id not in chains:
+            chains[ask.node_id] = _chain(_path_of(tx, ask.node_id))
+    wanted = [q.nonzero(ask.amounts) for ask in asks]
+    nodes = sorted({node for chain in chains.values() for node in chain})
+    centers = sorted({ask.center for ask in asks} | {ALL})
+    resources = {resource for amounts in wanted for resource in amounts}
+    counters = _lock_counters(tx, node_ids=nodes, centers=centers, resources=resources)
+    limits = get_limits(tx, node_ids=nodes, centers=centers)
+    pending: dict[LimitKey, int] = {}
+    shortfalls: list[errors.Shortfall] = []
+    for ask, amounts in zip(asks, wanted, strict=True):
+        for node in reversed(chains[ask.node_id]):
+            for key in (ask.center, ALL):
+                for resource, value in amounts.items():
+                    row = (node, key, resource)
+                    if row not in counters:
+                        raise errors.NotFound(f"no quota counters for center {ask.center!r}", field="center")
+                    in_use = counters[row].in_use + pending.get(row, 0)
+                    if row in limits and in_use + value > limits[row]:
+                        shortfalls.append(
+                            errors.Shortfall(
+                                node=node,
+                                center=key,
+                                resource=resource.value,
+                                limit=limits[row],
+                                in_use=in_use,
+                                requested=value,
+                            )
+                        )
+                    pending[row] = pending.get(row, 0) + value
     if shortfalls:
         raise errors.QuotaExceeded(shortfalls)
-    _adjust(tx, chain=chain, center=center, amounts=wanted, reserved_sign=1, used_sign=0)
-    reservation = Reservation(
-        id=reservation_id or uuid.uuid4().hex,
-        node_id=node_id,
-        center=center,
-        amounts=wanted,
-        state=ReservationState.RESERVED,
-        purpose=purpose,
-        created_at=now,
-        updated_at=now,
-    )
-    tx.execute(
-        schema.reservations.insert().values(
-            id=reservation.id,
-            node_id=node_id,
-            center=center,
-            amounts=q.as_names(wanted),
-            state=reservation.state.value,
-            purpose=purpose,
+    reservations: list[Reservation] = []
+    for ask, amounts in zip(asks, wanted, strict=True):
+        _adjust(
+            tx, chain=chains[ask.node_id], center=ask.center, amounts=amounts, reserved_sign=1, used_sign=0
+        )
+        reservation = Reservation(
+            id=ask.reservation_id or uuid.uuid4().hex,
+            node_id=ask.node_id,
+            center=ask.center,
+            amounts=amounts,
+            state=ReservationState.RESERVED,
+            purpose=ask.purpose,
             created_at=now,
             updated_at=now,
         )
-    )
-    return reservation
+        tx.execute(
+            schema.reservations.insert().values(
+                id=reservation.id,
+                node_id=ask.node_id,
+                center=ask.center,
+                amounts=q.as_names(amounts),
+                state=reservation.state.value,
+                purpose=ask.purpose,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        reservations.append(reservation)
+    return reservations
 
 
 def _adjust(
@@ -441,13 +481,18 @@ def get_reservation(tx: sa.Connection, reservation_id: str) -> Reservation:
     return reservation
 
 
-def _lock_reservation(tx: sa.Connection, reservation_id: str) -> Reservation:
-    row = tx.execute(
-        sa.select(schema.reservations).where(schema.reservations.c.id == reservation_id).with_for_update()
-    ).first()
-    if row is None:
-        raise errors.NotFound(f"no reservation {reservation_id!r}", field="reservation")
-    return _row_to_reservation(row)
+def _lock_reservations(tx: sa.Connection, reservation_ids: list[str]) -> list[Reservation]:
+    rows = tx.execute(
+        sa.select(schema.reservations)
+        .where(schema.reservations.c.id.in_(reservation_ids))
+        .order_by(schema.reservations.c.id)
+        .with_for_update()
+    ).all()
+    found = {str(row.id): _row_to_reservation(row) for row in rows}
+    for reservation_id in reservation_ids:
+        if reservation_id not in found:
+            raise errors.NotFound(f"no reservation {reservation_id!r}", field="reservation")
+    return [found[reservation_id] for reservation_id in reservation_ids]
 
 
 def _set_state(tx: sa.Connection, reservation_id: str, state: ReservationState, now: float) -> None:
@@ -458,54 +503,57 @@ def _set_state(tx: sa.Connection, reservation_id: str, state: ReservationState, 
     )
 
 
+def _settle(
+    tx: sa.Connection, reservation_ids: list[str], *, to: ReservationState, now: float
+) -> list[Reservation]:
+    """Move reservations forward (to committed or released), locking every counter row in one go."""
+    reservations = _lock_reservations(tx, reservation_ids)
+    moving = [r for r in reservations if r.state is not to]
+    if to is ReservationState.COMMITTED:
+        for reservation in moving:
+            if reservation.state is ReservationState.RELEASED:
+                raise errors.Conflict(f"reservation {reservation.id!r} was released", field="reservation")
+    if not moving:
+        return reservations
+    chains = {r.node_id: ancestor_ids(tx, node_id=r.node_id) for r in moving}
+    _lock_counters(
+        tx,
+        node_ids=sorted({node for chain in chains.values() for node in chain}),
+        centers=sorted({r.center for r in moving} | {ALL}),
+        resources={resource for r in moving for resource in r.amounts},
+    )
+    for reservation in moving:
+        held, used = (-1, 0) if reservation.state is ReservationState.RESERVED else (0, -1)
+        if to is ReservationState.COMMITTED:
+            used = 1
+        _adjust(
+            tx,
+            chain=chains[reservation.node_id],
+            center=reservation.center,
+            amounts=reservation.amounts,
+            reserved_sign=held,
+            used_sign=used,
+        )
+        _set_state(tx, reservation.id, to, now)
+    return [dataclasses.replace(r, state=to, updated_at=now) if r in moving else r for r in reservations]
+
+
 def commit_reservation(tx: sa.Connection, reservation_id: str, *, now: float) -> Reservation:
     """Turn held quota into usage (the resources now exist); committing twice changes nothing."""
-    reservation = _lock_reservation(tx, reservation_id)
-    if reservation.state is ReservationState.COMMITTED:
-        return reservation
-    if reservation.state is ReservationState.RELEASED:
-        raise errors.Conflict(f"reservation {reservation_id!r} was released", field="reservation")
-    chain = ancestor_ids(tx, node_id=reservation.node_id)
-    _lock_counters(tx, node_ids=chain, centers=[reservation.center, ALL], resources=reservation.amounts)
-    _adjust(
-        tx,
-        chain=chain,
-        center=reservation.center,
-        amounts=reservation.amounts,
-        reserved_sign=-1,
-        used_sign=1,
-    )
-    _set_state(tx, reservation_id, ReservationState.COMMITTED, now)
-    return dataclasses.replace(reservation, state=ReservationState.COMMITTED, updated_at=now)
+    return _settle(tx, [reservation_id], to=ReservationState.COMMITTED, now=now)[0]
 
 
 def release_reservation(tx: sa.Connection, reservation_id: str, *, now: float) -> Reservation:
     """Give back held quota or usage; releasing twice changes nothing."""
-    reservation = _lock_reservation(tx, reservation_id)
-    if reservation.state is ReservationState.RELEASED:
-        return reservation
-    chain = ancestor_ids(tx, node_id=reservation.node_id)
-    _lock_counters(tx, node_ids=chain, centers=[reservation.center, ALL], resources=reservation.amounts)
-    if reservation.state is ReservationState.RESERVED:
-        _adjust(
-            tx,
-            chain=chain,
-            center=reservation.center,
-            amounts=reservation.amounts,
-            reserved_sign=-1,
-            used_sign=0,
-        )
-    else:
-        _adjust(
-            tx,
-            chain=chain,
-            center=reservation.center,
-            amounts=reservation.amounts,
-            reserved_sign=0,
-            used_sign=-1,
-        )
-    _set_state(tx, reservation_id, ReservationState.RELEASED, now)
-    return dataclasses.replace(reservation, state=ReservationState.RELEASED, updated_at=now)
+    return _settle(tx, [reservation_id], to=ReservationState.RELEASED, now=now)[0]
+
+
+def commit_reservations(tx: sa.Connection, reservation_ids: list[str], *, now: float) -> list[Reservation]:
+    return _settle(tx, reservation_ids, to=ReservationState.COMMITTED, now=now)
+
+
+def release_reservations(tx: sa.Connection, reservation_ids: list[str], *, now: float) -> list[Reservation]:
+    return _settle(tx, reservation_ids, to=ReservationState.RELEASED, now=now)
 
 
 def list_reservations(

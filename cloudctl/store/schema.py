@@ -117,3 +117,106 @@ sim_objects = sa.Table(
     sa.Column("doc", sa.JSON, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
 )
+
+requests = sa.Table(
+    "requests",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("department", sa.String(40), nullable=False, index=True),
+    sa.Column("offering", sa.String(40), nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("tier", sa.String(40), nullable=False),
+    sa.Column("data_class", sa.String(20), nullable=False),
+    sa.Column("preferred_center", sa.String(40), nullable=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("state", sa.String(30), nullable=False, index=True),
+    sa.Column("needs_approval", sa.Boolean, nullable=False),
+    sa.Column("approval_policy_ids", sa.JSON, nullable=False),
+    sa.Column("reasons", sa.JSON, nullable=False),
+    sa.Column("steps", sa.JSON, nullable=False),
+    sa.Column("workload_id", sa.String(40), nullable=True),
+    sa.Column("created_by", sa.String(100), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("resource_version", sa.Integer, nullable=False, server_default="1"),
+)
+
+workloads = sa.Table(
+    "workloads",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("request_id", sa.String(40), nullable=False, unique=True),
+    sa.Column("department", sa.String(40), nullable=False, index=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("offering", sa.String(40), nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("tier", sa.String(40), nullable=False),
+    sa.Column("data_class", sa.String(20), nullable=False),
+    sa.Column("state", sa.String(30), nullable=False, index=True),
+    sa.Column("reasons", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("resource_version", sa.Integer, nullable=False, server_default="1"),
+)
+
+placements = sa.Table(
+    "placements",
+    metadata,
+    sa.Column("workload_id", sa.String(40), sa.ForeignKey("workloads.id"), primary_key=True),
+    sa.Column("center", sa.String(40), primary_key=True),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("reservation_id", sa.String(40), nullable=False),
+    sa.Column("resources", sa.JSON, nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+)
+
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("department", sa.String(40), nullable=False),
+    sa.Column("salt", sa.String(64), nullable=False),
+    sa.Column("secret_hash", sa.String(128), nullable=False),
+    sa.Column("created_by", sa.String(100), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=True),
+    sa.Column("revoked_at", sa.Float, nullable=True),
+)
+
+audit_records = sa.Table(
+    "audit_records",
+    metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("department", sa.String(40), nullable=False),
+    sa.Column("action", sa.String(60), nullable=False, index=True),
+    sa.Column("target_type", sa.String(40), nullable=False),
+    sa.Column("target_id", sa.String(100), nullable=False),
+    sa.Column("outcome", sa.String(20), nullable=False),
+    sa.Column("detail", sa.JSON, nullable=False),
+    sa.Column("request_id", sa.String(64), nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
+audit_head = sa.Table(
+    "audit_head",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("principal", sa.String(100), primary_key=True),
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("target_id", sa.String(40), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)

@@ -1,0 +1,262 @@
+"""The HTTP API of the management center: ``create_app(settings)`` builds it, nothing at import time.
+
+Departments order and watch their resources under ``/v1``; operators approve and
+audit through the same services. Conventions: bearer tokens; errors as problem+json;
+``Idempotency-Key`` honoured on every POST that creates something; lists as
+``{data, count, next_cursor}`` paginated with ``limit`` and ``cursor``; every
+response carries ``X-Request-ID``, the id also written into audit records.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
+
+from cloudctl import errors, metrics
+from cloudctl import settings as settings_module
+from cloudctl.api import problems
+from cloudctl.services import audit, catalog, identity, workloads
+from cloudctl.services import context as ctx_module
+from cloudctl.services import quotas as quotas_service
+from cloudctl.services import requests as requests_service
+from cloudctl.services import status as status_service
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    data: list[T]
+    count: int
+    next_cursor: str | None
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Rejection(BaseModel):
+    reason: str
+
+
+def _context(request: Request) -> ctx_module.Context:
+    context = request.app.state.context
+    assert isinstance(context, ctx_module.Context)
+    return context
+
+
+ContextDep = Annotated[ctx_module.Context, Depends(_context)]
+
+
+def _principal(request: Request, context: ContextDep) -> identity.Principal:
+    client = request.client.host if request.client else "unknown"
+    return identity.authenticate(context, authorization=request.headers.get("authorization"), client=client)
+
+
+PrincipalDep = Annotated[identity.Principal, Depends(_principal)]
+Limit = Annotated[int, Query(ge=1, le=200, description="Page size")]
+Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
+
+
+def create_app(
+    settings: settings_module.Settings | None = None, *, context: ctx_module.Context | None = None
+) -> FastAPI:
+    """The API over ``context`` (or a new one from ``settings``)."""
+    if context is None:
+        context = ctx_module.open_context(settings or settings_module.Settings())
+    app = FastAPI(
+        title="cloudctl",
+        version="1",
+        summary="Self-service API of the government cloud's management center (两地四中心)",
+    )
+    app.state.context = context
+    app.add_exception_handler(errors.CloudctlError, problems.from_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, problems.from_validation)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, problems.from_unexpected)
+
+    @app.middleware("http")
+    async def tag_and_measure(request: Request, call_next: Any) -> Response:
+        request_id = request.headers.get("x-request-id") or None
+        started = time.perf_counter()
+        with identity.request_id_scope(request_id) as scoped:
+            response: Response = await call_next(request)
+        route = request.scope.get("route")
+        template = getattr(route, "path", "unmatched")
+        metrics.API_REQUESTS.labels(
+            method=request.method, route=template, status=str(response.status_code)
+        ).inc()
+        metrics.API_LATENCY.labels(method=request.method, route=template).observe(
+            time.perf_counter() - started
+        )
+        response.headers["X-Request-ID"] = scoped
+        return response
+
+    @app.get("/healthz", tags=["probes"])
+    def healthz() -> Health:
+        """The process answers."""
+        return Health(status="ok")
+
+    @app.get("/readyz", tags=["probes"])
+    def readyz(ctx: ContextDep) -> Health:
+        """The store answers and holds initialised state."""
+        ctx.require_initialised()
+        with ctx.read() as tx:
+            tx.exec_driver_sql("SELECT 1")
+        return Health(status="ready")
+
+    @app.get("/metrics", tags=["probes"], response_class=Response)
+    def metrics_endpoint(ctx: ContextDep) -> Response:
+        """Prometheus exposition of the control plane and the state it supervises."""
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        from cloudctl.services import observability
+
+        return Response(observability.exposition(ctx), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(_v1(), prefix="/v1")
+    return app
+
+
+def _v1() -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/catalog", tags=["catalog"])
+    def get_catalog(ctx: ContextDep, principal: PrincipalDep) -> catalog.CatalogPublic:
+        """Offerings, protection tiers and data classes a department can order."""
+        return catalog.catalog(ctx, principal=principal)
+
+    @router.post("/requests", status_code=201, tags=["requests"])
+    def create_request(
+        ctx: ContextDep,
+        principal: PrincipalDep,
+        body: requests_service.RequestCreate,
+        response: Response,
+        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    ) -> requests_service.RequestPublic:
+        """Order from the catalog: admitted against policies and quota in one step."""
+        request, created = requests_service.submit(
+            ctx, principal=principal, body=body, idempotency_key=idempotency_key
+        )
+        if not created:
+            response.status_code = 200
+        response.headers["Location"] = f"/v1/requests/{request.id}"
+        return request
+
+    @router.get("/requests", tags=["requests"])
+    def list_requests(
+        ctx: ContextDep,
+        principal: PrincipalDep,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+        state: str | None = None,
+        department: str | None = None,
+    ) -> Page[requests_service.RequestPublic]:
+        items, next_cursor = requests_service.list_requests(
+            ctx, principal=principal, state=state, department=department, limit=limit, cursor=cursor
+        )
+        return Page(data=items, count=len(items), next_cursor=next_cursor)
+
+    @router.get("/requests/{request_id}", tags=["requests"])
+    def get_request(
+        ctx: ContextDep, principal: PrincipalDep, request_id: str
+    ) -> requests_service.RequestPublic:
+        """One request with its lifecycle, step by step."""
+        return requests_service.get(ctx, principal=principal, request_id=request_id)
+
+    @router.post("/requests/{request_id}/approve", tags=["operators"])
+    def approve_request(
+        ctx: ContextDep, principal: PrincipalDep, request_id: str
+    ) -> requests_service.RequestPublic:
+        return requests_service.approve(ctx, principal=principal, request_id=request_id)
+
+    @router.post("/requests/{request_id}/reject", tags=["operators"])
+    def reject_request(
+        ctx: ContextDep, principal: PrincipalDep, request_id: str, body: Rejection
+    ) -> requests_service.RequestPublic:
+        return requests_service.reject(ctx, principal=principal, request_id=request_id, reason=body.reason)
+
+    @router.post("/requests/{request_id}/cancel", tags=["requests"])
+    def cancel_request(
+        ctx: ContextDep, principal: PrincipalDep, request_id: str
+    ) -> requests_service.RequestPublic:
+        return requests_service.cancel(ctx, principal=principal, request_id=request_id)
+
+    @router.get("/quota", tags=["quota"])
+    def get_quota(
+        ctx: ContextDep, principal: PrincipalDep, department: str | None = None, center: str | None = None
+    ) -> quotas_service.QuotaPublic:
+        """Limits, usage and reservations per center, with the headroom the tree leaves."""
+        return quotas_service.department_quota(ctx, principal=principal, department=department, center=center)
+
+    @router.get("/workloads", tags=["workloads"])
+    def list_workloads(
+        ctx: ContextDep,
+        principal: PrincipalDep,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+        state: str | None = None,
+        tier: str | None = None,
+        department: str | None = None,
+    ) -> Page[workloads.WorkloadPublic]:
+        items, next_cursor = workloads.list_workloads(
+            ctx,
+            principal=principal,
+            department=department,
+            state=state,
+            tier=tier,
+            limit=limit,
+            cursor=cursor,
+        )
+        return Page(data=items, count=len(items), next_cursor=next_cursor)
+
+    @router.get("/workloads/{workload_id}", tags=["workloads"])
+    def get_workload(ctx: ContextDep, principal: PrincipalDep, workload_id: str) -> workloads.WorkloadPublic:
+        """Placement per center and protection of one workload."""
+        return workloads.get(ctx, principal=principal, workload_id=workload_id)
+
+    @router.delete("/workloads/{workload_id}", status_code=202, tags=["workloads"])
+    def delete_workload(
+        ctx: ContextDep, principal: PrincipalDep, workload_id: str
+    ) -> workloads.WorkloadPublic:
+        """Delete: resources go first, then the quota is released (poll the workload)."""
+        return workloads.delete(ctx, principal=principal, workload_id=workload_id)
+
+    @router.get("/audit", tags=["audit"])
+    def list_audit(
+        ctx: ContextDep,
+        principal: PrincipalDep,
+        limit: Limit = 100,
+        cursor: Cursor = None,
+        action: str | None = None,
+        outcome: str | None = None,
+    ) -> Page[audit.AuditRecordPublic]:
+        """The audit log (auditors only)."""
+        after = int(cursor) if cursor and cursor.isdigit() else 0
+        items = audit.list_records(
+            ctx, principal=principal, after_seq=after, limit=limit + 1, action=action, outcome=outcome
+        )
+        page = items[:limit]
+        next_cursor = str(page[-1].seq) if len(items) > limit else None
+        return Page(data=page, count=len(page), next_cursor=next_cursor)
+
+    @router.get("/audit/verify", tags=["audit"])
+    def verify_audit(ctx: ContextDep, principal: PrincipalDep) -> audit.VerificationPublic:
+        return audit.verify(ctx, principal=principal)
+
+    @router.get("/status", tags=["operators"])
+    def get_status(ctx: ContextDep, principal: PrincipalDep) -> status_service.StatusPublic:
+        """The four centers and their links, as ``cloudctl status -o json``."""
+        identity.authorize(
+            ctx,
+            principal=principal,
+            action="center.read",
+            resource_type="Center",
+            resource_id="all",
+            attributes={"name": "all", "role": "all", "site": "all"},
+        )
+        return status_service.overview(ctx)
+
+    return router

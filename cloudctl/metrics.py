@@ -1,0 +1,57 @@
+"""Process-wide Prometheus metrics of the control plane itself (prometheus-client).
+
+Invariants: one registry (``REGISTRY``) for everything cloudctl exports; label
+sets stay bounded (reconciler names, routes as templates, outcomes), never ids
+of individual requests or workloads. State-derived series (centers, quotas,
+requests by state) are produced at scrape time by ``services.observability``.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+RECONCILE_TOTAL = Counter(
+    "cloudctl_reconcile_total",
+    "Reconcile passes, by reconciler and outcome (done or requeue).",
+    ["reconciler", "outcome"],
+    registry=REGISTRY,
+)
+RECONCILE_ERRORS = Counter(
+    "cloudctl_reconcile_errors_total",
+    "Reconcile passes that raised an unexpected error, by reconciler.",
+    ["reconciler"],
+    registry=REGISTRY,
+)
+RECONCILE_DURATION = Histogram(
+    "cloudctl_reconcile_duration_seconds",
+    "Wall time of one reconcile pass, by reconciler.",
+    ["reconciler"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
+)
+API_REQUESTS = Counter(
+    "cloudctl_api_requests_total",
+    "HTTP API requests, by method, route template and status code.",
+    ["method", "route", "status"],
+    registry=REGISTRY,
+)
+API_LATENCY = Histogram(
+    "cloudctl_api_request_duration_seconds",
+    "HTTP API request latency, by method and route template.",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    registry=REGISTRY,
+)
+AUTH_FAILURES = Counter(
+    "cloudctl_auth_failures_total",
+    "Failed authentications (missing, malformed, unknown, revoked or expired tokens).",
+    ["reason"],
+    registry=REGISTRY,
+)
+AUTH_LOCKOUTS = Counter(
+    "cloudctl_auth_lockouts_total",
+    "Clients locked out after repeated failed authentications.",
+    registry=REGISTRY,
+)

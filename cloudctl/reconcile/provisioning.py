@@ -1,0 +1,276 @@
+"""The provisioning reconciler: approved requests become resources in the centers; deleted
+workloads give their resources and quota back.
+
+Level-based (controller-runtime style): ``reconcile_request`` and
+``reconcile_workload`` take an id, read the desired state from the store, observe
+the centers through their drivers, act, and write the outcome. They return
+``Result(done=True)`` or ``Result(requeue_after_s=N)``.
+
+Invariants:
+- Idempotent: resources are named ``<workload>-<n>`` and looked up before being
+  created, so running a step twice (or resuming after a crash) creates nothing twice.
+- Each step is persisted before the next starts (request ``steps``, placement
+  ``resources``); a killed process resumes where the store says it was.
+- Quota is committed only once a placement's resources exist, and released only
+  after they are gone.
+- A backend that does not answer (a center down, an API error) is retried with
+  backoff; what retrying cannot fix (capacity exhausted, bad request) fails the
+  request with its reason and releases everything it held.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Any
+
+from cloudctl import clock as clocks
+from cloudctl import errors, metrics
+from cloudctl.drivers import base
+from cloudctl.model import topology as topo
+from cloudctl.store import db, quotas, requests
+
+CREATING_ROLES = ("primary", "active")
+RETRY_AFTER_S = 5.0
+SERVER_ACTIVE_TIMEOUT_S = 600.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    done: bool
+    requeue_after_s: float | None = None
+    message: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Environment:
+    """What a reconciler needs, handed in by the services layer."""
+
+    store: db.Store
+    topology: topo.Topology
+    drivers_for: Callable[[str], base.CenterDrivers]
+    clock: clocks.Clock
+
+
+def _timed(name: str, work: Callable[[], Result]) -> Result:
+    started = time.perf_counter()
+    try:
+        result = work()
+    except Exception:
+        metrics.RECONCILE_ERRORS.labels(reconciler=name).inc()
+        raise
+    finally:
+        metrics.RECONCILE_DURATION.labels(reconciler=name).observe(time.perf_counter() - started)
+    metrics.RECONCILE_TOTAL.labels(reconciler=name, outcome="done" if result.done else "requeue").inc()
+    return result
+
+
+def reconcile_request(env: Environment, request_id: str) -> Result:
+    return _timed("provisioning", lambda: _reconcile_request(env, request_id))
+
+
+def _reconcile_request(env: Environment, request_id: str) -> Result:
+    with env.store.read() as tx:
+        request = requests.get_request(tx, request_id)
+    if request.state not in ("approved", "provisioning"):
+        return Result(done=True, message=f"nothing to do in state {request.state}")
+    if request.workload_id is None:
+        raise errors.OperationFailed(f"request {request_id} has no workload", field="request")
+    if request.state == "approved":
+        now = env.clock.now()
+        with env.store.transaction() as tx:
+            current = requests.get_request(tx, request_id, for_update=True)
+            if current.state == "approved":
+                requests.update_request(tx, current, state="provisioning", step="provisioning", now=now)
+                workload = requests.get_workload(tx, request.workload_id, for_update=True)
+                requests.update_workload(tx, workload, state="provisioning", now=now)
+    with env.store.read() as tx:
+        workload = requests.get_workload(tx, request.workload_id)
+    offering = env.topology.offering(workload.offering)
+    try:
+        for placement in workload.placements:
+            if placement.role in CREATING_ROLES and placement.state != "ready":
+                _provision_placement(env, workload, placement, offering)
+    except errors.QuotaExceeded as error:
+        return _fail(env, request_id, f"capacity refused: {error.one_line()}")
+    except errors.BackendUnavailable as error:
+        return Result(done=False, requeue_after_s=RETRY_AFTER_S, message=error.one_line())
+    except (errors.Conflict, errors.InvalidInput, errors.OperationFailed) as error:
+        return _fail(env, request_id, error.one_line())
+    now = env.clock.now()
+    with env.store.transaction() as tx:
+        workload = requests.get_workload(tx, request.workload_id, for_update=True)
+        created = [p.reservation_id for p in workload.placements if p.role in CREATING_ROLES]
+        quotas.commit_reservations(tx, created, now=now)
+        requests.update_workload(tx, workload, state="ready", now=now)
+        current = requests.get_request(tx, request_id, for_update=True)
+        requests.update_request(tx, current, state="ready", step="ready", now=now)
+    return Result(done=True, message="ready")
+
+
+def _provision_placement(
+    env: Environment,
+    workload: requests.WorkloadRecord,
+    placement: requests.PlacementRecord,
+    offering: topo.Offering,
+) -> None:
+    drivers = env.drivers_for(placement.center)
+    made: list[dict[str, Any]] = list(placement.resources)
+    existing = {item["name"] for item in made}
+    for index in range(workload.count):
+        name = f"{workload.id}-{index}"
+        if name in existing:
+            continue
+        made.append(_create_one(drivers, workload, offering, name))
+        # Persist each resource as soon as it exists: a crash leaves no orphan behind.
+        with env.store.transaction() as tx:
+            requests.update_placement(
+                tx,
+                workload_id=workload.id,
+                center=placement.center,
+                values={"resources": made, "state": "creating"},
+            )
+    with env.store.transaction() as tx:
+        requests.update_placement(
+            tx, workload_id=workload.id, center=placement.center, values={"resources": made, "state": "ready"}
+        )
+
+
+def _create_one(
+    drivers: base.CenterDrivers, workload: requests.WorkloadRecord, offering: topo.Offering, name: str
+) -> dict[str, Any]:
+    kind = offering.kind
+    if kind is topo.OfferingKind.VM:
+        server = drivers.compute.find_server(name)
+        if server is None:
+            server = drivers.compute.create_server(
+                name=name,
+                project=workload.department,
+                vcpu=offering.vcpu,
+                ram_gb=offering.ram_gb,
+                disk_gb=offering.volume_gb,
+                metadata={"workload": workload.id, "tier": workload.tier},
+            )
+        drivers.compute.wait_for_status(
+            server.id, status=base.ServerStatus.ACTIVE, timeout_s=SERVER_ACTIVE_TIMEOUT_S
+        )
+        return {"kind": "server", "name": name, "id": server.id}
+    if kind is topo.OfferingKind.VOLUME:
+        volume = drivers.block_storage.find_volume(name) or drivers.block_storage.create_volume(
+            name=name, project=workload.department, size_gb=offering.volume_gb
+        )
+        return {"kind": "volume", "name": name, "id": volume.id}
+    if kind is topo.OfferingKind.BUCKET:
+        try:
+            bucket = drivers.object_storage.get_bucket(name)
+        except errors.NotFound:
+            bucket = drivers.object_storage.create_bucket(name, versioning=True)
+        return {"kind": "bucket", "name": name, "id": bucket.name}
+    try:
+        namespace = drivers.containers.get_namespace(name)
+    except errors.NotFound:
+        namespace = drivers.containers.create_namespace(name, vcpu=offering.vcpu, ram_gb=offering.ram_gb)
+    return {"kind": "namespace", "name": name, "id": namespace.name}
+
+
+def _fail(env: Environment, request_id: str, reason: str) -> Result:
+    """Give back everything the request held (resources first, then quota) and mark it failed."""
+    with env.store.read() as tx:
+        request = requests.get_request(tx, request_id)
+        workload = requests.get_workload(tx, request.workload_id or "")
+    try:
+        _delete_resources(env, workload)
+    except errors.BackendUnavailable as error:
+        return Result(done=False, requeue_after_s=RETRY_AFTER_S, message=f"cleaning up: {error.one_line()}")
+    now = env.clock.now()
+    with env.store.transaction() as tx:
+        workload = requests.get_workload(tx, workload.id, for_update=True)
+        quotas.release_reservations(tx, [p.reservation_id for p in workload.placements], now=now)
+        requests.update_workload(tx, workload, state="failed", reasons=[*workload.reasons, reason], now=now)
+        current = requests.get_request(tx, request_id, for_update=True)
+        requests.update_request(
+            tx, current, state="failed", reasons=[*current.reasons, reason], step="failed", now=now
+        )
+    return Result(done=True, message=reason)
+
+
+def _delete_resources(env: Environment, workload: requests.WorkloadRecord) -> None:
+    for placement in workload.placements:
+        if not placement.resources:
+            continue
+        drivers = env.drivers_for(placement.center)
+        remaining = list(placement.resources)
+        for item in list(remaining):
+            kind, resource_id = item["kind"], item["id"]
+            if kind == "server":
+                drivers.compute.delete_server(resource_id, ignore_missing=True)
+            elif kind == "volume":
+                drivers.block_storage.delete_volume(resource_id, ignore_missing=True)
+            elif kind == "bucket":
+                _empty_bucket(drivers.object_storage, resource_id)
+                drivers.object_storage.delete_bucket(resource_id, ignore_missing=True)
+            elif kind == "namespace":
+                drivers.containers.delete_namespace(resource_id, ignore_missing=True)
+            remaining.remove(item)
+            with env.store.transaction() as tx:
+                requests.update_placement(
+                    tx,
+                    workload_id=workload.id,
+                    center=placement.center,
+                    values={"resources": remaining, "state": "deleting"},
+                )
+
+
+def _empty_bucket(storage: base.ObjectStorage, bucket: str) -> None:
+    try:
+        objects = storage.list_objects(bucket)
+    except errors.NotFound:
+        return
+    for item in objects:
+        storage.delete_object(bucket, key=item.key, ignore_missing=True)
+
+
+def reconcile_workload(env: Environment, workload_id: str) -> Result:
+    return _timed("deletion", lambda: _reconcile_workload(env, workload_id))
+
+
+def _reconcile_workload(env: Environment, workload_id: str) -> Result:
+    """A workload marked ``deleting``: remove its resources, then release its quota."""
+    with env.store.read() as tx:
+        workload = requests.get_workload(tx, workload_id)
+    if workload.state != "deleting":
+        return Result(done=True, message=f"nothing to do in state {workload.state}")
+    try:
+        _delete_resources(env, workload)
+    except errors.BackendUnavailable as error:
+        return Result(done=False, requeue_after_s=RETRY_AFTER_S, message=error.one_line())
+    now = env.clock.now()
+    with env.store.transaction() as tx:
+        workload = requests.get_workload(tx, workload_id, for_update=True)
+        if workload.state != "deleting":
+            return Result(done=True)
+        quotas.release_reservations(tx, [p.reservation_id for p in workload.placements], now=now)
+        for placement in workload.placements:
+            requests.update_placement(
+                tx,
+                workload_id=workload_id,
+                center=placement.center,
+                values={"resources": [], "state": "deleted"},
+            )
+        requests.update_workload(tx, workload, state="deleted", now=now)
+    return Result(done=True, message="deleted")
+
+
+def pending_work(env: Environment) -> list[tuple[str, str]]:
+    """What the loop should look at: ``("request", id)`` and ``("workload", id)`` pairs."""
+    with env.store.read() as tx:
+        work = [("request", r.id) for r in requests.list_requests(tx, states=["approved", "provisioning"])]
+        work += [("workload", w.id) for w in requests.list_workloads(tx, states=["deleting"])]
+    return work
+
+
+def reconcile_once(env: Environment, kind: str, object_id: str) -> Result:
+    if kind == "request":
+        return reconcile_request(env, object_id)
+    return reconcile_workload(env, object_id)

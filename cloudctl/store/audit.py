@@ -1,0 +1,180 @@
+"""The append-only, hash-chained audit log.
+
+Invariants:
+- Records are only ever inserted, with ``seq`` one above the head's; the head
+  row (locked for update) serialises appenders, so the chain has no gaps or forks.
+- ``hash = sha256(prev_hash + canonical JSON of the record's fields)``; the first
+  record's ``prev_hash`` is 64 zeros. Changing, removing or reordering any record
+  breaks every hash after it, which ``verify`` reports with the first bad ``seq``.
+- Nothing in cloudctl updates or deletes an audit row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import sqlalchemy as sa
+
+from cloudctl.store import schema
+
+GENESIS = "0" * 64
+_HEAD_ID = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditRecord:
+    seq: int
+    at: float
+    actor: str
+    role: str
+    department: str
+    action: str
+    target_type: str
+    target_id: str
+    outcome: str
+    detail: dict[str, Any]
+    request_id: str
+    prev_hash: str
+    hash: str
+
+
+def record_hash(prev_hash: str, fields: dict[str, Any]) -> str:
+    canonical = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
+
+
+def _fields(record: AuditRecord) -> dict[str, Any]:
+    fields = dataclasses.asdict(record)
+    fields.pop("hash")
+    fields.pop("prev_hash")
+    return fields
+
+
+def append(
+    tx: sa.Connection,
+    *,
+    at: float,
+    actor: str,
+    role: str,
+    department: str,
+    action: str,
+    target_type: str,
+    target_id: str,
+    outcome: str,
+    detail: dict[str, Any],
+    request_id: str,
+) -> AuditRecord:
+    head = tx.execute(
+        sa.select(schema.audit_head).where(schema.audit_head.c.id == _HEAD_ID).with_for_update()
+    ).first()
+    if head is None:
+        tx.execute(schema.audit_head.insert().values(id=_HEAD_ID, seq=0, hash=GENESIS))
+        seq, prev_hash = 1, GENESIS
+    else:
+        seq, prev_hash = int(head.seq) + 1, str(head.hash)
+    draft = AuditRecord(
+        seq=seq,
+        at=round(at, 6),
+        actor=actor,
+        role=role,
+        department=department,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        outcome=outcome,
+        detail=detail,
+        request_id=request_id,
+        prev_hash=prev_hash,
+        hash="",
+    )
+    record = dataclasses.replace(draft, hash=record_hash(prev_hash, _fields(draft)))
+    tx.execute(schema.audit_records.insert().values(**dataclasses.asdict(record)))
+    tx.execute(
+        schema.audit_head.update().where(schema.audit_head.c.id == _HEAD_ID).values(seq=seq, hash=record.hash)
+    )
+    return record
+
+
+def _record(row: Any) -> AuditRecord:
+    return AuditRecord(
+        seq=int(row.seq),
+        at=float(row.at),
+        actor=row.actor,
+        role=row.role,
+        department=row.department,
+        action=row.action,
+        target_type=row.target_type,
+        target_id=row.target_id,
+        outcome=row.outcome,
+        detail=dict(row.detail),
+        request_id=row.request_id,
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )
+
+
+def list_records(
+    tx: sa.Connection,
+    *,
+    after_seq: int = 0,
+    limit: int | None = None,
+    action: str | None = None,
+    actor: str | None = None,
+    outcome: str | None = None,
+) -> list[AuditRecord]:
+    query = (
+        sa.select(schema.audit_records)
+        .where(schema.audit_records.c.seq > after_seq)
+        .order_by(schema.audit_records.c.seq)
+    )
+    if action is not None:
+        query = query.where(schema.audit_records.c.action == action)
+    if actor is not None:
+        query = query.where(schema.audit_records.c.actor == actor)
+    if outcome is not None:
+        query = query.where(schema.audit_records.c.outcome == outcome)
+    if limit is not None:
+        query = query.limit(limit)
+    return [_record(row) for row in tx.execute(query)]
+
+
+def iterate_all(tx: sa.Connection, *, batch: int = 1000) -> Iterator[AuditRecord]:
+    after = 0
+    while True:
+        records = list_records(tx, after_seq=after, limit=batch)
+        if not records:
+            return
+        yield from records
+        after = records[-1].seq
+
+
+@dataclasses.dataclass(frozen=True)
+class Verification:
+    ok: bool
+    records: int
+    head_seq: int
+    first_bad_seq: int | None
+    problem: str | None
+
+
+def verify(tx: sa.Connection) -> Verification:
+    """Recompute the chain from the first record; report the first record that does not fit."""
+    head = tx.execute(sa.select(schema.audit_head).where(schema.audit_head.c.id == _HEAD_ID)).first()
+    head_seq, head_hash = (0, GENESIS) if head is None else (int(head.seq), str(head.hash))
+    prev_hash, expected_seq, count = GENESIS, 1, 0
+    for record in iterate_all(tx):
+        count += 1
+        if record.seq != expected_seq:
+            return Verification(False, count, head_seq, expected_seq, f"record {expected_seq} is missing")
+        if record.prev_hash != prev_hash:
+            return Verification(False, count, head_seq, record.seq, "does not follow the record before it")
+        if record_hash(prev_hash, _fields(record)) != record.hash:
+            return Verification(False, count, head_seq, record.seq, "its content does not match its hash")
+        prev_hash, expected_seq = record.hash, expected_seq + 1
+    if expected_seq - 1 != head_seq or prev_hash != head_hash:
+        return Verification(False, count, head_seq, expected_seq, "records after this point were removed")
+    return Verification(True, count, head_seq, None, None)

@@ -1,0 +1,310 @@
+"""Requests, the workloads they become, their placements, and idempotency keys.
+
+Invariants:
+- A request's ``steps`` only grow: each lifecycle step is appended with its time,
+  so a reader (or a resumed process) sees how far it got.
+- ``resource_version`` increases on every update; ``update_request`` and
+  ``update_workload`` refuse a stale expected version (optimistic concurrency).
+- One workload per request; one placement per workload and center.
+- An idempotency key belongs to one principal and names the object it created.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import sqlalchemy as sa
+
+from cloudctl import errors
+from cloudctl.store import db, schema
+
+
+@dataclasses.dataclass(frozen=True)
+class RequestRecord:
+    id: str
+    department: str
+    offering: str
+    count: int
+    tier: str
+    data_class: str
+    preferred_center: str | None
+    name: str
+    state: str
+    needs_approval: bool
+    approval_policy_ids: list[str]
+    reasons: list[str]
+    steps: list[dict[str, Any]]
+    workload_id: str | None
+    created_by: str
+    created_at: float
+    updated_at: float
+    resource_version: int
+
+
+@dataclasses.dataclass(frozen=True)
+class PlacementRecord:
+    workload_id: str
+    center: str
+    role: str
+    reservation_id: str
+    resources: list[dict[str, Any]]
+    state: str
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkloadRecord:
+    id: str
+    request_id: str
+    department: str
+    name: str
+    offering: str
+    count: int
+    tier: str
+    data_class: str
+    state: str
+    reasons: list[str]
+    created_at: float
+    updated_at: float
+    resource_version: int
+    placements: list[PlacementRecord]
+
+
+def _request(row: Any) -> RequestRecord:
+    return RequestRecord(
+        id=row.id,
+        department=row.department,
+        offering=row.offering,
+        count=int(row.count),
+        tier=row.tier,
+        data_class=row.data_class,
+        preferred_center=row.preferred_center,
+        name=row.name,
+        state=row.state,
+        needs_approval=bool(row.needs_approval),
+        approval_policy_ids=list(row.approval_policy_ids),
+        reasons=list(row.reasons),
+        steps=list(row.steps),
+        workload_id=row.workload_id,
+        created_by=row.created_by,
+        created_at=float(row.created_at),
+        updated_at=float(row.updated_at),
+        resource_version=int(row.resource_version),
+    )
+
+
+def insert_request(tx: sa.Connection, record: RequestRecord) -> RequestRecord:
+    tx.execute(schema.requests.insert().values(**dataclasses.asdict(record)))
+    return record
+
+
+def find_request(tx: sa.Connection, request_id: str, *, for_update: bool = False) -> RequestRecord | None:
+    query = sa.select(schema.requests).where(schema.requests.c.id == request_id)
+    if for_update:
+        query = query.with_for_update()
+    row = tx.execute(query).first()
+    return None if row is None else _request(row)
+
+
+def get_request(tx: sa.Connection, request_id: str, *, for_update: bool = False) -> RequestRecord:
+    record = find_request(tx, request_id, for_update=for_update)
+    if record is None:
+        raise errors.NotFound(f"no request {request_id!r}", field="request")
+    return record
+
+
+def list_requests(
+    tx: sa.Connection,
+    *,
+    departments: Iterable[str] | None = None,
+    states: Iterable[str] | None = None,
+    after: str | None = None,
+    limit: int | None = None,
+) -> list[RequestRecord]:
+    """Requests ordered by id (ids sort by creation time); ``after`` is the last id of the previous page."""
+    query = sa.select(schema.requests).order_by(schema.requests.c.id)
+    if departments is not None:
+        query = query.where(schema.requests.c.department.in_(list(departments)))
+    if states is not None:
+        query = query.where(schema.requests.c.state.in_(list(states)))
+    if after is not None:
+        query = query.where(schema.requests.c.id > after)
+    if limit is not None:
+        query = query.limit(limit)
+    return [_request(row) for row in tx.execute(query)]
+
+
+def update_request(
+    tx: sa.Connection, current: RequestRecord, *, step: str | None = None, now: float, **changes: Any
+) -> RequestRecord:
+    """Write ``changes`` (and append ``step``) if nobody changed the request since ``current`` was read."""
+    values = dict(changes)
+    if step is not None:
+        values["steps"] = [*current.steps, {"step": step, "at": now, **changes.get("_detail", {})}]
+    values.pop("_detail", None)
+    values["updated_at"] = now
+    values["resource_version"] = current.resource_version + 1
+    result = tx.execute(
+        schema.requests.update()
+        .where(schema.requests.c.id == current.id)
+        .where(schema.requests.c.resource_version == current.resource_version)
+        .values(**values)
+    )
+    if result.rowcount != 1:
+        raise errors.Conflict(f"request {current.id!r} changed while it was being updated", field="request")
+    return get_request(tx, current.id)
+
+
+# --- workloads -------------------------------------------------------------------------------------
+
+
+def _placement(row: Any) -> PlacementRecord:
+    return PlacementRecord(
+        workload_id=row.workload_id,
+        center=row.center,
+        role=row.role,
+        reservation_id=row.reservation_id,
+        resources=list(row.resources),
+        state=row.state,
+    )
+
+
+def _placements(tx: sa.Connection, workload_ids: list[str]) -> dict[str, list[PlacementRecord]]:
+    result: dict[str, list[PlacementRecord]] = {workload_id: [] for workload_id in workload_ids}
+    if not workload_ids:
+        return result
+    rows = tx.execute(
+        sa.select(schema.placements)
+        .where(schema.placements.c.workload_id.in_(workload_ids))
+        .order_by(schema.placements.c.workload_id, schema.placements.c.center)
+    )
+    for row in rows:
+        result[row.workload_id].append(_placement(row))
+    return result
+
+
+def _workload(row: Any, placements: list[PlacementRecord]) -> WorkloadRecord:
+    return WorkloadRecord(
+        id=row.id,
+        request_id=row.request_id,
+        department=row.department,
+        name=row.name,
+        offering=row.offering,
+        count=int(row.count),
+        tier=row.tier,
+        data_class=row.data_class,
+        state=row.state,
+        reasons=list(row.reasons),
+        created_at=float(row.created_at),
+        updated_at=float(row.updated_at),
+        resource_version=int(row.resource_version),
+        placements=placements,
+    )
+
+
+def insert_workload(tx: sa.Connection, record: WorkloadRecord) -> WorkloadRecord:
+    values = dataclasses.asdict(record)
+    values.pop("placements")
+    tx.execute(schema.workloads.insert().values(**values))
+    if record.placements:
+        tx.execute(schema.placements.insert(), [dataclasses.asdict(p) for p in record.placements])
+    return record
+
+
+def find_workload(tx: sa.Connection, workload_id: str, *, for_update: bool = False) -> WorkloadRecord | None:
+    query = sa.select(schema.workloads).where(schema.workloads.c.id == workload_id)
+    if for_update:
+        query = query.with_for_update()
+    row = tx.execute(query).first()
+    if row is None:
+        return None
+    return _workload(row, _placements(tx, [workload_id])[workload_id])
+
+
+def get_workload(tx: sa.Connection, workload_id: str, *, for_update: bool = False) -> WorkloadRecord:
+    record = find_workload(tx, workload_id, for_update=for_update)
+    if record is None:
+        raise errors.NotFound(f"no workload {workload_id!r}", field="workload")
+    return record
+
+
+def list_workloads(
+    tx: sa.Connection,
+    *,
+    departments: Iterable[str] | None = None,
+    states: Iterable[str] | None = None,
+    tiers: Iterable[str] | None = None,
+    after: str | None = None,
+    limit: int | None = None,
+) -> list[WorkloadRecord]:
+    query = sa.select(schema.workloads).order_by(schema.workloads.c.id)
+    if departments is not None:
+        query = query.where(schema.workloads.c.department.in_(list(departments)))
+    if states is not None:
+        query = query.where(schema.workloads.c.state.in_(list(states)))
+    if tiers is not None:
+        query = query.where(schema.workloads.c.tier.in_(list(tiers)))
+    if after is not None:
+        query = query.where(schema.workloads.c.id > after)
+    if limit is not None:
+        query = query.limit(limit)
+    rows = tx.execute(query).all()
+    placements = _placements(tx, [row.id for row in rows])
+    return [_workload(row, placements[row.id]) for row in rows]
+
+
+def update_workload(
+    tx: sa.Connection, current: WorkloadRecord, *, now: float, **changes: Any
+) -> WorkloadRecord:
+    values = {**changes, "updated_at": now, "resource_version": current.resource_version + 1}
+    result = tx.execute(
+        schema.workloads.update()
+        .where(schema.workloads.c.id == current.id)
+        .where(schema.workloads.c.resource_version == current.resource_version)
+        .values(**values)
+    )
+    if result.rowcount != 1:
+        raise errors.Conflict(f"workload {current.id!r} changed while it was being updated", field="workload")
+    return get_workload(tx, current.id)
+
+
+def update_placement(tx: sa.Connection, *, workload_id: str, center: str, values: Mapping[str, Any]) -> None:
+    tx.execute(
+        schema.placements.update()
+        .where(schema.placements.c.workload_id == workload_id)
+        .where(schema.placements.c.center == center)
+        .values(**values)
+    )
+
+
+def count_by_state(tx: sa.Connection) -> dict[str, int]:
+    rows = tx.execute(sa.select(schema.requests.c.state, sa.func.count()).group_by(schema.requests.c.state))
+    return {str(state): int(count) for state, count in rows}
+
+
+# --- idempotency -----------------------------------------------------------------------------------
+
+
+def find_idempotency_key(tx: sa.Connection, *, principal: str, key: str) -> tuple[str, str] | None:
+    """``(fingerprint, target_id)`` stored for this principal's key, if any."""
+    row = tx.execute(
+        sa.select(schema.idempotency_keys.c.fingerprint, schema.idempotency_keys.c.target_id)
+        .where(schema.idempotency_keys.c.principal == principal)
+        .where(schema.idempotency_keys.c.key == key)
+    ).first()
+    return None if row is None else (str(row.fingerprint), str(row.target_id))
+
+
+def claim_idempotency_key(
+    tx: sa.Connection, *, principal: str, key: str, fingerprint: str, target_id: str, now: float
+) -> bool:
+    """Record that this principal's key creates ``target_id``; ``False`` when the key was taken."""
+    values = {
+        "principal": principal,
+        "key": key,
+        "fingerprint": fingerprint,
+        "target_id": target_id,
+        "created_at": now,
+    }
+    return db.insert_unless_present(tx, schema.idempotency_keys, values)

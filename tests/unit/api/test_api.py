@@ -1,0 +1,182 @@
+"""The HTTP API: authentication, problem+json errors, isolation, idempotency, pagination."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cloudctl.api import app as api_app
+from cloudctl.services import context as ctx_module
+from cloudctl.services import identity
+
+OPS = identity.local_operator("secadmin")
+
+
+@pytest.fixture
+def client(ctx: ctx_module.Context) -> Iterator[TestClient]:
+    with TestClient(api_app.create_app(context=ctx)) as test_client:
+        yield test_client
+
+
+def token(ctx: ctx_module.Context, role: str, department: str | None = None) -> dict[str, str]:
+    issued = identity.create_token(ctx, principal=OPS, role=role, department=department)
+    return {"Authorization": f"Bearer {issued.secret}"}
+
+
+def test_probes_and_openapi_answer_without_a_token(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json() == {"status": "ready"}
+    spec = client.get("/openapi.json").json()
+    assert "/v1/requests" in spec["paths"]
+    metrics = client.get("/metrics").text
+    assert 'cloudctl_center_up{center="qd-a",role="local",site="qingdao"} 1.0' in metrics
+
+
+def test_a_missing_or_wrong_token_is_401_problem_json_and_audited(
+    ctx: ctx_module.Context, client: TestClient
+) -> None:
+    response = client.get("/v1/catalog")
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert response.json()["field"] == "authorization"
+    wrong = client.get("/v1/catalog", headers={"Authorization": "Bearer cct_abc.nope"})
+    assert (wrong.status_code, wrong.json()["detail"]) == (401, "authorization: unknown token")
+    auditor = token(ctx, "auditor")
+    records = client.get("/v1/audit", params={"action": "auth.authenticate"}, headers=auditor).json()["data"]
+    assert [r["outcome"] for r in records] == ["denied", "denied"]
+
+
+def test_repeated_failures_lock_the_client_out(client: TestClient) -> None:
+    for _ in range(identity.LOCKOUT_FAILURES - 1):
+        assert client.get("/v1/catalog", headers={"Authorization": "Bearer cct_x.y"}).status_code == 401
+    locked = client.get("/v1/catalog", headers={"Authorization": "Bearer cct_x.y"})
+    assert locked.status_code == 429
+    assert locked.headers["retry-after"] == str(int(identity.LOCKOUT_S))
+
+
+def test_a_revoked_token_no_longer_works(ctx: ctx_module.Context, client: TestClient) -> None:
+    issued = identity.create_token(ctx, principal=OPS, role="dept-user", department="hrss")
+    headers = {"Authorization": f"Bearer {issued.secret}"}
+    assert client.get("/v1/catalog", headers=headers).status_code == 200
+    identity.revoke_token(ctx, principal=OPS, token_id=issued.token.id)
+    assert client.get("/v1/catalog", headers=headers).json()["detail"] == "authorization: revoked token"
+
+
+def test_a_department_orders_and_follows_its_request(ctx: ctx_module.Context, client: TestClient) -> None:
+    hrss = token(ctx, "dept-admin", "hrss")
+    catalog = client.get("/v1/catalog", headers=hrss).json()
+    assert {"vm.small", "bucket.100g"} <= {o["name"] for o in catalog["offerings"]}
+    created = client.post(
+        "/v1/requests",
+        json={"offering": "vm.medium", "count": 2, "tier": "gold", "name": "social-insurance-portal"},
+        headers={**hrss, "Idempotency-Key": "order-1", "X-Request-ID": "trace-42"},
+    )
+    assert created.status_code == 201, created.text
+    assert created.headers["x-request-id"] == "trace-42"
+    request = created.json()
+    assert created.headers["location"] == f"/v1/requests/{request['id']}"
+    assert request["state"] == "approved"
+    replay = client.post(
+        "/v1/requests",
+        json={"offering": "vm.medium", "count": 2, "tier": "gold", "name": "social-insurance-portal"},
+        headers={**hrss, "Idempotency-Key": "order-1"},
+    )
+    assert (replay.status_code, replay.json()["id"]) == (200, request["id"])
+    shown = client.get(f"/v1/requests/{request['id']}", headers=hrss).json()
+    assert [s["step"] for s in shown["steps"]] == [
+        "submitted",
+        "policy-checked",
+        "quota-reserved",
+        "approved",
+    ]
+    workload = client.get(f"/v1/workloads/{request['workload_id']}", headers=hrss).json()
+    assert {p["role"] for p in workload["placements"]} == {"primary", "standby", "dr"}
+    assert workload["protection"]["gbt20988_level"] == 6
+    quota = client.get("/v1/quota", params={"center": "dz-dr"}, headers=hrss).json()
+    vcpu = next(r for r in quota["centers"][0]["resources"] if r["resource"] == "vcpu")
+    assert vcpu["reserved"] == 8
+    auditor = token(ctx, "auditor")
+    created_record = client.get("/v1/audit", params={"action": "request.create"}, headers=auditor).json()[
+        "data"
+    ][0]
+    assert created_record["request_id"] == "trace-42"
+
+
+def test_another_department_gets_404_never_the_data(ctx: ctx_module.Context, client: TestClient) -> None:
+    hrss = token(ctx, "dept-admin", "hrss")
+    psb = token(ctx, "dept-admin", "psb")
+    request = client.post(
+        "/v1/requests", json={"offering": "vm.small", "tier": "silver"}, headers=hrss
+    ).json()
+    for path in (f"/v1/requests/{request['id']}", f"/v1/workloads/{request['workload_id']}"):
+        response = client.get(path, headers=psb)
+        assert response.status_code == 404
+        assert "hrss" not in response.text
+    assert client.delete(f"/v1/workloads/{request['workload_id']}", headers=psb).status_code == 404
+    assert client.get("/v1/quota", params={"department": "hrss"}, headers=psb).status_code == 404
+    assert client.get("/v1/requests", headers=psb).json() == {"data": [], "count": 0, "next_cursor": None}
+
+
+def test_quota_refusal_is_409_naming_the_quota(ctx: ctx_module.Context, client: TestClient) -> None:
+    employment = token(ctx, "dept-user", "hrss-employment")
+    response = client.post(
+        "/v1/requests", json={"offering": "vm.xlarge", "count": 2, "tier": "silver"}, headers=employment
+    )
+    assert response.status_code == 409
+    body = response.json()
+    assert body["field"] == "quota.vcpu"
+    assert body["shortfalls"][0] == {
+        "node": "hrss-employment",
+        "center": body["shortfalls"][0]["center"],
+        "resource": "vcpu",
+        "limit": 16,
+        "in_use": 0,
+        "requested": 32,
+    }
+
+
+def test_bad_input_is_422_naming_the_field(ctx: ctx_module.Context, client: TestClient) -> None:
+    hrss = token(ctx, "dept-admin", "hrss")
+    missing = client.post("/v1/requests", json={"count": 1, "tier": "gold"}, headers=hrss)
+    assert (missing.status_code, missing.json()["field"]) == (422, "offering")
+    unknown = client.post("/v1/requests", json={"offering": "vm.small", "tier": "diamond"}, headers=hrss)
+    assert (unknown.status_code, unknown.json()["field"]) == (404, "tier")
+    paged = client.get("/v1/requests", params={"limit": 0}, headers=hrss)
+    assert (paged.status_code, paged.json()["field"]) == (422, "limit")
+
+
+def test_separation_of_powers(ctx: ctx_module.Context, client: TestClient) -> None:
+    sysadmin = token(ctx, "sysadmin")
+    auditor = token(ctx, "auditor")
+    hrss = token(ctx, "dept-admin", "hrss")
+    big = client.post(
+        "/v1/requests", json={"offering": "vm.large", "count": 5, "tier": "silver"}, headers=hrss
+    ).json()
+    assert big["state"] == "pending-approval"
+    denied = client.post(f"/v1/requests/{big['id']}/approve", headers=auditor)
+    assert denied.status_code == 403 and denied.json()["policy_ids"] is not None
+    assert client.get("/v1/audit", headers=sysadmin).status_code == 403
+    approved = client.post(f"/v1/requests/{big['id']}/approve", headers=sysadmin)
+    assert approved.json()["state"] == "approved"
+    assert client.get("/v1/audit/verify", headers=auditor).json()["ok"] is True
+
+
+def test_deleting_a_workload_is_accepted_and_finishes_in_the_reconciler(
+    ctx: ctx_module.Context, client: TestClient
+) -> None:
+    from cloudctl.services import provisioning
+
+    hrss = token(ctx, "dept-admin", "hrss")
+    request = client.post(
+        "/v1/requests", json={"offering": "bucket.100g", "tier": "bronze"}, headers=hrss
+    ).json()
+    provisioning.run_pending(ctx)
+    workload = client.get(f"/v1/workloads/{request['workload_id']}", headers=hrss).json()
+    assert workload["state"] == "ready"
+    deleting = client.delete(f"/v1/workloads/{request['workload_id']}", headers=hrss)
+    assert (deleting.status_code, deleting.json()["state"]) == (202, "deleting")
+    provisioning.run_pending(ctx)
+    assert client.get(f"/v1/workloads/{request['workload_id']}", headers=hrss).json()["state"] == "deleted"

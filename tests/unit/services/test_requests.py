@@ -1,0 +1,219 @@
+"""Requests end to end through the services: admission, placement by tier, approval,
+provisioning on the simulator, deletion, isolation between departments, idempotency."""
+
+from __future__ import annotations
+
+import pytest
+
+from cloudctl import errors
+from cloudctl.services import context as ctx_module
+from cloudctl.services import identity, provisioning, workloads
+from cloudctl.services import quotas as quotas_service
+from cloudctl.services import requests as requests_service
+
+BIGDATA = identity.Principal(
+    id="t:health",
+    role="dept-admin",
+    department="bigdata",
+    department_path=("qingdao", "shinan", "bigdata"),
+)
+CIVIL = identity.Principal(
+    id="t:civil",
+    role="dept-user",
+    department="shinan-civil",
+    department_path=("qingdao", "shinan", "shinan-civil"),
+)
+SYSADMIN = identity.Principal(id="t:ops", role="sysadmin")
+AUDITOR = identity.Principal(id="t:audit", role="auditor")
+
+
+def submit(
+    ctx: ctx_module.Context, principal: identity.Principal = BIGDATA, **fields: object
+) -> requests_service.RequestPublic:
+    body = requests_service.RequestCreate(**{"offering": "vm.small", "tier": "silver", **fields})  # type: ignore[arg-type]
+    request, created = requests_service.submit(ctx, principal=principal, body=body)
+    assert created
+    return request
+
+
+def held(ctx: ctx_module.Context, node: str, center: str) -> tuple[int, int]:
+    view = quotas_service.show_quota(ctx, node, center=center)
+    vcpu = next(item for item in view.centers[0].resources if item.resource == "vcpu")
+    return vcpu.used, vcpu.reserved
+
+
+def test_a_small_request_is_admitted_approved_and_provisioned(ctx: ctx_module.Context) -> None:
+    request = submit(ctx, count=2, preferred_center="qd-b")
+    assert request.state == "approved"
+    assert [s.step for s in request.steps] == ["submitted", "policy-checked", "quota-reserved", "approved"]
+    assert "approval-auto-small" in request.approval_policy_ids
+    assert held(ctx, "bigdata", "qd-b") == (0, 4)
+    assert held(ctx, "bigdata", "dz-dr") == (0, 4)  # silver copies to DR: failover headroom
+
+    result = provisioning.reconcile(ctx, kind="request", object_id=request.id)
+    assert result.done
+    done = requests_service.get(ctx, principal=BIGDATA, request_id=request.id)
+    assert done.state == "ready"
+    assert [s.step for s in done.steps][-2:] == ["provisioning", "ready"]
+    workload = workloads.get(ctx, principal=BIGDATA, workload_id=done.workload_id or "")
+    primary = next(p for p in workload.placements if p.role == "primary")
+    assert (primary.center, primary.state, len(primary.resources)) == ("qd-b", "ready", 2)
+    assert held(ctx, "bigdata", "qd-b") == (4, 0)
+    assert held(ctx, "bigdata", "dz-dr") == (0, 4)
+    again = provisioning.reconcile(ctx, kind="request", object_id=request.id)
+    assert again.done and "nothing to do" in again.message
+
+
+def test_each_tier_places_where_it_promises(ctx: ctx_module.Context) -> None:
+    roles = {}
+    for tier in ("platinum", "gold", "silver", "bronze"):
+        request = submit(ctx, tier=tier)
+        workload = workloads.get(ctx, principal=BIGDATA, workload_id=request.workload_id or "")
+        roles[tier] = sorted((p.role, p.center) for p in workload.placements)
+    assert roles["platinum"] == [("active", "qd-a"), ("active", "qd-b"), ("dr", "dz-dr")]
+    assert [r for r, _ in roles["gold"]] == ["dr", "primary", "standby"]
+    assert {c for _, c in roles["gold"]} == {"qd-a", "qd-b", "dz-dr"}
+    assert [r for r, _ in roles["silver"]] == ["dr", "primary"]
+    assert [r for r, _ in roles["bronze"]] == ["dr", "primary"]
+
+
+def test_a_large_request_waits_for_an_operator_who_may_reject_it(ctx: ctx_module.Context) -> None:
+    request = submit(ctx, offering="vm.xlarge", count=3)
+    assert request.state == "pending-approval"
+    assert request.needs_approval
+    assert "approval-size-threshold" in request.approval_policy_ids
+    with pytest.raises(errors.PolicyDenied):
+        requests_service.approve(ctx, principal=BIGDATA, request_id=request.id)
+    rejected = requests_service.reject(ctx, principal=SYSADMIN, request_id=request.id, reason="use vm.large")
+    assert (rejected.state, rejected.reasons[-1]) == ("rejected", "use vm.large")
+    assert held(ctx, "bigdata", "qd-a") == (0, 0)
+    with pytest.raises(errors.Conflict):
+        requests_service.approve(ctx, principal=SYSADMIN, request_id=request.id)
+
+
+def test_an_approved_large_request_is_provisioned(ctx: ctx_module.Context) -> None:
+    request = submit(ctx, offering="vm.large", count=5, tier="bronze")
+    approved = requests_service.approve(ctx, principal=SYSADMIN, request_id=request.id)
+    assert approved.state == "approved"
+    assert provisioning.run_pending(ctx)[request.id].done
+    assert requests_service.get(ctx, principal=SYSADMIN, request_id=request.id).state == "ready"
+
+
+def test_a_request_over_quota_is_refused_naming_the_quota_and_nothing_is_kept(
+    ctx: ctx_module.Context,
+) -> None:
+    with pytest.raises(errors.QuotaExceeded) as caught:
+        submit(ctx, offering="vm.xlarge", count=7, tier="silver")
+    assert caught.value.shortfalls[0].node == "bigdata"
+    assert caught.value.shortfalls[0].resource == "vcpu"
+    assert requests_service.list_requests(ctx, principal=BIGDATA)[0] == []
+    assert held(ctx, "bigdata", "qd-a") == (0, 0)
+
+
+def test_secret_data_never_goes_to_the_dr_center(ctx: ctx_module.Context) -> None:
+    with pytest.raises(errors.PolicyDenied) as caught:
+        submit(ctx, tier="silver", data_class="secret")
+    assert "center dz-dr" in caught.value.reason
+    assert caught.value.policy_ids
+    with pytest.raises(errors.PolicyDenied):
+        submit(ctx, tier="gold", data_class="secret")
+
+
+def test_departments_see_only_their_own_requests_and_workloads(ctx: ctx_module.Context) -> None:
+    request = submit(ctx)
+    with pytest.raises(errors.NotFound):
+        requests_service.get(ctx, principal=CIVIL, request_id=request.id)
+    with pytest.raises(errors.NotFound):
+        workloads.get(ctx, principal=CIVIL, workload_id=request.workload_id or "")
+    with pytest.raises(errors.NotFound):
+        workloads.delete(ctx, principal=CIVIL, workload_id=request.workload_id or "")
+    assert requests_service.list_requests(ctx, principal=CIVIL)[0] == []
+    assert [r.id for r in requests_service.list_requests(ctx, principal=BIGDATA)[0]] == [request.id]
+    assert [r.id for r in requests_service.list_requests(ctx, principal=SYSADMIN)[0]] == [request.id]
+    with pytest.raises(errors.NotFound):
+        quotas_service.department_quota(ctx, principal=CIVIL, department="bigdata")
+
+
+def test_deleting_a_workload_removes_resources_before_releasing_quota(ctx: ctx_module.Context) -> None:
+    request = submit(ctx, count=2)
+    provisioning.reconcile(ctx, kind="request", object_id=request.id)
+    workload_id = request.workload_id or ""
+    deleting = workloads.delete(ctx, principal=BIGDATA, workload_id=workload_id)
+    assert deleting.state == "deleting"
+    primary = next(p.center for p in deleting.placements if p.role == "primary")
+    assert held(ctx, "bigdata", primary) == (4, 0)
+    result = provisioning.run_pending(ctx)[workload_id]
+    assert result.done
+    gone = workloads.get(ctx, principal=BIGDATA, workload_id=workload_id)
+    assert gone.state == "deleted"
+    assert all(not p.resources for p in gone.placements)
+    assert held(ctx, "bigdata", primary) == (0, 0)
+    assert held(ctx, "bigdata", "dz-dr") == (0, 0)
+
+
+def test_provisioning_waits_for_a_center_that_is_down_and_resumes(ctx: ctx_module.Context) -> None:
+    from cloudctl.services import faults
+
+    request = submit(ctx, preferred_center="qd-a")
+    faults.inject(ctx, kind="center-down", center="qd-a")
+    result = provisioning.reconcile(ctx, kind="request", object_id=request.id)
+    assert not result.done and result.requeue_after_s
+    assert requests_service.get(ctx, principal=BIGDATA, request_id=request.id).state == "provisioning"
+    faults.clear(ctx)
+    assert provisioning.reconcile(ctx, kind="request", object_id=request.id).done
+    assert requests_service.get(ctx, principal=BIGDATA, request_id=request.id).state == "ready"
+
+
+def test_the_same_idempotency_key_returns_the_same_request(ctx: ctx_module.Context) -> None:
+    body = requests_service.RequestCreate(offering="vm.small", tier="silver")
+    first, created = requests_service.submit(ctx, principal=BIGDATA, body=body, idempotency_key="k-1")
+    second, created_again = requests_service.submit(ctx, principal=BIGDATA, body=body, idempotency_key="k-1")
+    assert (created, created_again) == (True, False)
+    assert first.id == second.id
+    other = requests_service.RequestCreate(offering="vm.medium", tier="silver")
+    with pytest.raises(errors.Conflict) as caught:
+        requests_service.submit(ctx, principal=BIGDATA, body=other, idempotency_key="k-1")
+    assert caught.value.field == "idempotency_key"
+    assert len(requests_service.list_requests(ctx, principal=BIGDATA)[0]) == 1
+
+
+def test_bad_input_names_the_field(ctx: ctx_module.Context) -> None:
+    cases = {
+        "offering": {"offering": "vm.gigantic"},
+        "tier": {"tier": "diamond"},
+        "count": {"count": 0},
+        "data_class": {"data_class": "top-secret"},
+        "preferred_center": {"preferred_center": "dz-dr"},
+    }
+    for field, fields in cases.items():
+        with pytest.raises(errors.InvalidInput) as caught:
+            submit(ctx, **fields)
+        assert caught.value.field == field, field
+
+
+def test_lists_page_with_a_cursor(ctx: ctx_module.Context) -> None:
+    made = [submit(ctx, name=f"app-{n}").id for n in range(5)]
+    page, cursor = requests_service.list_requests(ctx, principal=BIGDATA, limit=2)
+    seen = [r.id for r in page]
+    while cursor:
+        page, cursor = requests_service.list_requests(ctx, principal=BIGDATA, limit=2, cursor=cursor)
+        seen += [r.id for r in page]
+    assert seen == sorted(made)  # one stable order, every request exactly once
+
+
+def test_every_change_is_audited_and_the_chain_verifies(ctx: ctx_module.Context) -> None:
+    from cloudctl.services import audit
+
+    request = submit(ctx)
+    with pytest.raises(errors.QuotaExceeded):
+        submit(ctx, offering="vm.xlarge", count=7, tier="silver")
+    requests_service.cancel(ctx, principal=BIGDATA, request_id=request.id)
+    records = audit.list_records(ctx, principal=AUDITOR)
+    assert [(r.action, r.outcome) for r in records] == [
+        ("request.create", "success"),
+        ("request.create", "refused"),
+        ("request.cancel", "success"),
+    ]
+    assert audit.verify(ctx, principal=AUDITOR).ok
+    with pytest.raises(errors.PolicyDenied):
+        audit.list_records(ctx, principal=SYSADMIN)
