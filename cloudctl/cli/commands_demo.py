@@ -7,12 +7,15 @@ run again and again in the same home.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cloudctl import errors
 from cloudctl.cli import commands_core, commands_org, common, output
+
+if TYPE_CHECKING:
+    from cloudctl.services import context as ctx_module
 
 sim_app = typer.Typer(help="The simulator centers: inject and clear faults.", no_args_is_help=True)
 
@@ -100,7 +103,9 @@ def demo(
     _say(f"{released.id} {released.state}; {department} is back where it started")
 
     other = local[1] if len(local) > 1 else center
-    _step(8, f"Fault injection on the simulator: take {other} down, look, bring it back")
+    _self_service(context, department=department, center=center)
+
+    _step(12, f"Fault injection on the simulator: take {other} down, look, bring it back")
     fault = faults.inject(context, kind="center-down", center=other)
     health = {c.name: c.health for c in status_service.overview(context).centers}
     _say(f"injected {fault.id}: health of {other} is now [red]{health[other]}[/]")
@@ -108,14 +113,71 @@ def demo(
     health = {c.name: c.health for c in status_service.overview(context).centers}
     _say(f"cleared {fault.id}: health of {other} is {health[other]} again")
 
-    _step(9, "What next")
+    _step(13, "What next: run the management center")
     home = f" --home {state.home}" if str(state.home) != ".cloudctl" else ""
     for command, why in [
-        (f"cloudctl{home} status -o json", "the same overview as a stable JSON document"),
-        (f"cloudctl{home} quota show {department}", "limits, usage and headroom on every center"),
-        (f"cloudctl{home} sim inject center-down --center {other}", "rehearse losing a center"),
+        (f"cloudctl{home} serve --port 8080", "the API under /v1, the reconcilers and /metrics"),
+        (f"cloudctl{home} token create --role dept-admin --dept {department}", "a token for the department"),
+        (
+            "curl -H 'Authorization: Bearer <token>' http://127.0.0.1:8080/v1/catalog",
+            "what the department can order",
+        ),
+        (f"cloudctl{home} status -o json", "the four centers as a stable JSON document"),
     ]:
         _say(f"  [bold]{command}[/]\n      {why}")
+
+
+def _self_service(context: ctx_module.Context, *, department: str, center: str) -> None:
+    """Steps 8-11: a department orders through its token; an operator approves; it is deleted again."""
+    from cloudctl.cli import commands_selfservice
+    from cloudctl.services import audit, identity, provisioning, workloads
+    from cloudctl.services import requests as requests_service
+
+    secadmin = identity.local_operator("secadmin")
+    sysadmin = identity.local_operator("sysadmin")
+
+    _step(8, f"A token for {department}, and the department orders from the catalog")
+    issued = identity.create_token(
+        context, principal=secadmin, role="dept-admin", department=department, name="demo"
+    )
+    _say(
+        f"token {issued.token.id} issued (secret shown once: {issued.secret[:12]}…; "
+        "only a salted hash is kept)"
+    )
+    principal = identity.authenticate(context, authorization=f"Bearer {issued.secret}", client="demo")
+    body = requests_service.RequestCreate(offering="vm.small", count=2, tier="gold", name="demo-portal")
+    small, _ = requests_service.submit(context, principal=principal, body=body)
+    commands_selfservice.render_request(small)
+
+    _step(9, "Provisioning on the simulator centers (the reconciler `cloudctl serve` runs)")
+    with output.stderr.status("provisioning…"):
+        provisioning.reconcile(context, kind="request", object_id=small.id)
+    commands_selfservice.render_workload(
+        workloads.get(context, principal=principal, workload_id=small.workload_id or "")
+    )
+
+    _step(10, "A larger request waits for an operator")
+    big_body = requests_service.RequestCreate(
+        offering="vm.small", count=5, tier="silver", preferred_center=center
+    )
+    big, _ = requests_service.submit(context, principal=principal, body=big_body)
+    commands_selfservice.render_request(big)
+    approved = requests_service.approve(context, principal=sysadmin, request_id=big.id)
+    _say(f"approved by {sysadmin.id} (sysadmin): {approved.state}")
+    with output.stderr.status("provisioning…"):
+        provisioning.reconcile(context, kind="request", object_id=big.id)
+
+    _step(11, "The department deletes both; resources go first, then the quota comes back")
+    for request in (small, big):
+        workloads.delete(context, principal=principal, workload_id=request.workload_id or "")
+    with output.stderr.status("deleting…"):
+        provisioning.run_pending(context)
+    for request in (small, big):
+        gone = workloads.get(context, principal=principal, workload_id=request.workload_id or "")
+        _say(f"{gone.id}: {gone.state}")
+    identity.revoke_token(context, principal=secadmin, token_id=issued.token.id)
+    verification = audit.verify(context, principal=identity.local_operator("auditor"))
+    _say(f"token revoked; audit chain intact: {verification.ok} ({verification.records} records)")
 
 
 @sim_app.command("inject")

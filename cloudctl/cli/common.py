@@ -18,7 +18,18 @@ F = TypeVar("F", bound=Callable[..., Any])
 class State:
     """What the global options decided, handed to every command through ``typer.Context.obj``."""
 
-    def __init__(self, *, home: Path, database_url: str | None, topology: Path, fmt: output.Format) -> None:
+    def __init__(
+        self,
+        *,
+        home: Path,
+        database_url: str | None,
+        topology: Path,
+        fmt: output.Format,
+        policies: Path = Path("policies"),
+        simulated_time: bool = False,
+    ) -> None:
+        self.simulated_time = simulated_time
+        self.policies = policies
         self.home = home
         self.database_url = database_url
         self.topology = topology
@@ -29,11 +40,20 @@ class State:
     def context(self) -> Any:
         """The services context (``cloudctl.services.context.Context``), opened on first use."""
         if self._context is None:
-            from cloudctl import settings
+            from cloudctl import clock, settings
             from cloudctl.services import context
 
+            chosen: clock.Clock = clock.SystemClock()
+            if self.simulated_time:
+                chosen = clock.ManualClock(start=clock.SystemClock().now())
             self._context = context.open_context(
-                settings.Settings(home=self.home, database_url=self.database_url, topology=self.topology)
+                settings.Settings(
+                    home=self.home,
+                    database_url=self.database_url,
+                    topology=self.topology,
+                    policies=self.policies,
+                ),
+                clock=chosen,
             )
         return self._context
 

@@ -42,27 +42,50 @@ def main(
         Path,
         typer.Option(envvar="CLOUDCTL_TOPOLOGY", help="Topology file read by `init`."),
     ] = Path("infra/topology.yaml"),
+    policies: Annotated[
+        Path,
+        typer.Option(envvar="CLOUDCTL_POLICIES", help="Directory of the Cedar schema and policies."),
+    ] = Path("policies"),
     output_format: Annotated[
         output.Format,
         typer.Option("--output", "-o", help="table for people; json or yaml for programs."),
     ] = output.Format.TABLE,
+    simulated_time: Annotated[
+        bool,
+        typer.Option(
+            "--simulated-time",
+            envvar="CLOUDCTL_SIMULATED_TIME",
+            help="Let waits (server boot, link transfers, drill phases) advance a simulated clock "
+            "instead of real time: deterministic and instant, for CI and tests.",
+        ),
+    ] = False,
 ) -> None:
-    ctx.obj = common.State(home=home, database_url=database_url, topology=topology, fmt=output_format)
+    ctx.obj = common.State(
+        home=home,
+        database_url=database_url,
+        topology=topology,
+        policies=policies,
+        fmt=output_format,
+        simulated_time=simulated_time,
+    )
     ctx.call_on_close(ctx.obj.close)
 
 
 def _register() -> None:
-    from cloudctl.cli import commands_core, commands_demo, commands_org
+    from cloudctl.cli import commands_core, commands_demo, commands_infra, commands_org, commands_selfservice
 
     commands_core.register(app)
     commands_org.register(app)
+    commands_selfservice.register(app)
+    commands_infra.register(app)
     commands_demo.register(app)
 
 
 _register()
 
 
-_GLOBAL_OPTIONS = {"--home", "--database-url", "--topology", "--output", "-o"}
+_GLOBAL_OPTIONS = {"--home", "--database-url", "--topology", "--policies", "--output", "-o"}
+_GLOBAL_FLAGS = {"--simulated-time"}
 
 
 def hoist_global_options(argv: list[str]) -> list[str]:
@@ -76,7 +99,9 @@ def hoist_global_options(argv: list[str]) -> list[str]:
             rest.extend(argv[index:])
             break
         name = arg.split("=", 1)[0]
-        if name in _GLOBAL_OPTIONS:
+        if arg in _GLOBAL_FLAGS:
+            front.append(arg)
+        elif name in _GLOBAL_OPTIONS:
             if "=" in arg or index + 1 >= len(argv):
                 front.append(arg)
             else:

@@ -388,7 +388,10 @@ def reserve_many(tx: sa.Connection, *, asks: Iterable[ReservationAsk], now: floa
                     if row not in counters:
                         raise errors.NotFound(f"no quota counters for center {ask.center!r}", field="center")
                     in_use = counters[row].in_use + pending.get(row, 0)
-                    if row in limits and in_use + value > limits[row]:
+                    already = any(
+                        (s.node, s.center, s.resource) == (node, key, resource.value) for s in shortfalls
+                    )
+                    if row in limits and in_use + value > limits[row] and not already:
                         shortfalls.append(
                             errors.Shortfall(
                                 node=node,

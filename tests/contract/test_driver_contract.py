@@ -1,37 +1,59 @@
 """The driver contract of ``cloudctl.drivers.base``, one suite for every backend.
 
-The ``drivers`` fixture yields the ``CenterDrivers`` of one center for each backend
-in ``BACKENDS``; today only the simulator, later the OpenStack, S3, DNS and
-Kubernetes drivers join as further params. Tests use nothing but the Protocols,
-name everything uniquely and register cleanup right after each create, so they
-run unchanged against a real cloud.
+Each capability has a fixture parametrised over the backends that implement it:
+
+- ``drivers`` (compute, block storage, containers): ``BACKENDS``, today the simulator;
+- ``objects_under_test`` (object storage): ``OBJECT_STORAGE_BACKENDS``, the simulator
+  and ``S3ObjectStorage`` against a real ``moto_server`` process;
+- ``traffic_under_test`` (traffic): ``TRAFFIC_BACKENDS``, the simulator and
+  ``Route53Traffic`` against the same server.
+
+The simulator and every real driver pass the same assertions. Where a check needs to
+act behind the driver's back (damage stored bytes, make the backend unreachable), the
+fixture gives a backend-specific hook, so the assertion itself stays shared. Tests use
+nothing but the Protocols, name everything uniquely and register cleanup right after
+each create, so they run unchanged against a real cloud.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import boto3
 import pytest
 
 from cloudctl import clock, errors
-from cloudctl.drivers import base
+from cloudctl.drivers import base, dns, s3
 from cloudctl.drivers import simulator as sim
 from cloudctl.model import topology
+from tests.integration import moto_servers
 
 TOPOLOGY_FILE = Path(__file__).resolve().parents[2] / "infra" / "topology.yaml"
 BACKENDS = ["simulator"]
+OBJECT_STORAGE_BACKENDS = ["simulator", "s3-on-moto"]
+TRAFFIC_BACKENDS = ["simulator", "route53-on-moto"]
 BOOT_TIMEOUT_S = 600.0
 
 
-def _simulator_drivers() -> base.CenterDrivers:
-    shipped = topology.parse(TOPOLOGY_FILE.read_text(encoding="utf-8"))
+def _shipped_topology() -> topology.Topology:
+    return topology.parse(TOPOLOGY_FILE.read_text(encoding="utf-8"))
+
+
+def _simulator() -> tuple[sim.Simulator, str]:
+    shipped = _shipped_topology()
     simulated = sim.Simulator(shipped, clock=clock.ManualClock(), seed=7)
     local_center = shipped.centers_with_role(topology.CenterRole.LOCAL)[0]
-    return simulated.drivers(local_center.name)
+    return simulated, local_center.name
+
+
+def _simulator_drivers() -> base.CenterDrivers:
+    simulated, center = _simulator()
+    return simulated.drivers(center)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -39,6 +61,125 @@ def drivers(request: pytest.FixtureRequest) -> base.CenterDrivers:
     if request.param == "simulator":
         return _simulator_drivers()
     raise AssertionError(f"no drivers for backend {request.param!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectStorageUnderTest:
+    """An object-storage driver of one center and the hooks that act behind its back."""
+
+    storage: base.ObjectStorage
+    center: str
+    corrupt_object: Callable[[str, str], None]
+    """``corrupt_object(bucket, key)``: change the stored bytes, keep the recorded sha256."""
+    unreachable: Callable[[], base.ObjectStorage]
+    """A driver of the same center whose backend does not answer."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrafficUnderTest:
+    traffic: base.Traffic
+    center: str
+    unreachable: Callable[[], base.Traffic]
+
+
+def _simulated_object_storage() -> ObjectStorageUnderTest:
+    simulated, center = _simulator()
+
+    def unreachable() -> base.ObjectStorage:
+        simulated.center_down(center)
+        return simulated.drivers(center).object_storage
+
+    return ObjectStorageUnderTest(
+        storage=simulated.drivers(center).object_storage,
+        center=center,
+        corrupt_object=lambda bucket, key: simulated.corrupt_object(center, bucket=bucket, key=key),
+        unreachable=unreachable,
+    )
+
+
+def _s3_on_moto(server: moto_servers.MotoServer) -> ObjectStorageUnderTest:
+    _, center = _simulator()
+
+    def driver(endpoint_url: str) -> s3.S3ObjectStorage:
+        return s3.S3ObjectStorage(
+            center=center,
+            endpoint_url=endpoint_url,
+            access_key=moto_servers.ACCESS_KEY,
+            secret_key=moto_servers.SECRET_KEY,
+            region=moto_servers.REGION,
+            clock=clock.ManualClock(),
+        )
+
+    def corrupt_object(bucket: str, key: str) -> None:
+        # Another client replaces the bytes but copies the old sha256 metadata along.
+        raw = boto3.client(
+            "s3",
+            endpoint_url=server.endpoint_url,
+            aws_access_key_id=moto_servers.ACCESS_KEY,
+            aws_secret_access_key=moto_servers.SECRET_KEY,
+            region_name=moto_servers.REGION,
+        )
+        stored = raw.get_object(Bucket=bucket, Key=key)
+        data = bytearray(stored["Body"].read())
+        data[len(data) // 2] ^= 0xFF
+        raw.put_object(Bucket=bucket, Key=key, Body=bytes(data), Metadata=stored["Metadata"])
+
+    return ObjectStorageUnderTest(
+        storage=driver(server.endpoint_url),
+        center=center,
+        corrupt_object=corrupt_object,
+        unreachable=lambda: driver(f"http://{moto_servers.LOOPBACK}:{moto_servers.closed_port()}"),
+    )
+
+
+@pytest.fixture(params=OBJECT_STORAGE_BACKENDS)
+def objects_under_test(request: pytest.FixtureRequest) -> ObjectStorageUnderTest:
+    if request.param == "simulator":
+        return _simulated_object_storage()
+    if request.param == "s3-on-moto":
+        return _s3_on_moto(request.getfixturevalue("moto_server"))
+    raise AssertionError(f"no object storage for backend {request.param!r}")
+
+
+def _simulated_traffic() -> TrafficUnderTest:
+    simulated, center = _simulator()
+
+    def unreachable() -> base.Traffic:
+        simulated.center_down(center)
+        return simulated.drivers(center).traffic
+
+    return TrafficUnderTest(traffic=simulated.drivers(center).traffic, center=center, unreachable=unreachable)
+
+
+def _route53_on_moto(server: moto_servers.MotoServer) -> TrafficUnderTest:
+    shipped = _shipped_topology()
+    _, center = _simulator()
+
+    def driver(endpoint_url: str) -> dns.Route53Traffic:
+        return dns.Route53Traffic(
+            center=center,
+            endpoint_url=endpoint_url,
+            access_key=moto_servers.ACCESS_KEY,
+            secret_key=moto_servers.SECRET_KEY,
+            region=moto_servers.REGION,
+            centers=[known.name for known in shipped.centers],
+            clock=clock.ManualClock(),
+        )
+
+    return TrafficUnderTest(
+        traffic=driver(server.endpoint_url),
+        center=center,
+        unreachable=lambda: driver(f"http://{moto_servers.LOOPBACK}:{moto_servers.closed_port()}"),
+    )
+
+
+@pytest.fixture(params=TRAFFIC_BACKENDS)
+def traffic_under_test(request: pytest.FixtureRequest) -> TrafficUnderTest:
+    if request.param == "simulator":
+        return _simulated_traffic()
+    if request.param == "route53-on-moto":
+        return _route53_on_moto(request.getfixturevalue("moto_server"))
+    raise AssertionError(f"no traffic driver for backend {request.param!r}")
 
 
 @pytest.fixture
@@ -195,8 +336,10 @@ def test_volume_and_snapshot_lifecycle(drivers: base.CenterDrivers, cleanup: Cle
 # --- object storage -----------------------------------------------------------------------
 
 
-def test_object_round_trip_keeps_bytes_and_checksums(drivers: base.CenterDrivers, cleanup: Cleanup) -> None:
-    objects = drivers.object_storage
+def test_object_round_trip_keeps_bytes_and_checksums(
+    objects_under_test: ObjectStorageUnderTest, cleanup: Cleanup
+) -> None:
+    objects = objects_under_test.storage
     bucket = objects.create_bucket(unique("contract-bucket"))
     cleanup(lambda: objects.delete_bucket(bucket.name))
     data = b"acknowledged write 42\n" * 100
@@ -214,8 +357,10 @@ def test_object_round_trip_keeps_bytes_and_checksums(drivers: base.CenterDrivers
     assert objects.head_object(bucket.name, key="canary/0001") == written
 
 
-def test_overwriting_an_object_gives_a_new_version(drivers: base.CenterDrivers, cleanup: Cleanup) -> None:
-    objects = drivers.object_storage
+def test_overwriting_an_object_gives_a_new_version(
+    objects_under_test: ObjectStorageUnderTest, cleanup: Cleanup
+) -> None:
+    objects = objects_under_test.storage
     bucket = objects.create_bucket(unique("contract-bucket"), versioning=True)
     cleanup(lambda: objects.delete_bucket(bucket.name))
     first = objects.put_object(bucket.name, key="k", data=b"one")
@@ -225,8 +370,10 @@ def test_overwriting_an_object_gives_a_new_version(drivers: base.CenterDrivers, 
     assert objects.get_object(bucket.name, key="k")[0] == b"two"
 
 
-def test_objects_are_listed_by_prefix_and_deleted(drivers: base.CenterDrivers, cleanup: Cleanup) -> None:
-    objects = drivers.object_storage
+def test_objects_are_listed_by_prefix_and_deleted(
+    objects_under_test: ObjectStorageUnderTest, cleanup: Cleanup
+) -> None:
+    objects = objects_under_test.storage
     bucket = objects.create_bucket(unique("contract-bucket"))
     cleanup(lambda: objects.delete_bucket(bucket.name))
     for key in ("a/2", "a/1", "b/1"):
@@ -249,8 +396,8 @@ def test_objects_are_listed_by_prefix_and_deleted(drivers: base.CenterDrivers, c
         objects.head_object(bucket.name, key="a/1")
 
 
-def test_bucket_lifecycle_and_missing_buckets(drivers: base.CenterDrivers) -> None:
-    objects = drivers.object_storage
+def test_bucket_lifecycle_and_missing_buckets(objects_under_test: ObjectStorageUnderTest) -> None:
+    objects = objects_under_test.storage
     name = unique("contract-bucket")
     created = objects.create_bucket(name, versioning=False)
     assert objects.get_bucket(name) == created and created.versioning is False
@@ -264,6 +411,71 @@ def test_bucket_lifecycle_and_missing_buckets(drivers: base.CenterDrivers) -> No
         objects.get_bucket(name)
     with pytest.raises(errors.NotFound):
         objects.put_object(name, key="k", data=b"x")
+
+
+def test_a_corrupted_object_is_refused_on_read(
+    objects_under_test: ObjectStorageUnderTest, cleanup: Cleanup
+) -> None:
+    objects = objects_under_test.storage
+    bucket = objects.create_bucket(unique("contract-bucket"))
+    cleanup(lambda: objects.delete_bucket(bucket.name))
+    written = objects.put_object(bucket.name, key="ledger/0001", data=b"balance: 1000\n" * 50)
+    cleanup(lambda: objects.delete_object(bucket.name, key="ledger/0001"))
+
+    objects_under_test.corrupt_object(bucket.name, "ledger/0001")
+
+    with pytest.raises(base.ChecksumMismatchError) as raised:
+        objects.get_object(bucket.name, key="ledger/0001")
+    assert raised.value.expected_sha256 == written.sha256
+    assert raised.value.actual_sha256 != written.sha256
+    assert raised.value.center == objects_under_test.center
+
+
+def test_bucket_names_are_checked(objects_under_test: ObjectStorageUnderTest) -> None:
+    for bad in ("ab", "Upper-Case", "under_score", "-leading", "a..b"):
+        with pytest.raises(errors.InvalidInput):
+            objects_under_test.storage.create_bucket(bad)
+
+
+def test_every_object_storage_lookup_of_something_missing_raises_not_found(
+    objects_under_test: ObjectStorageUnderTest, cleanup: Cleanup
+) -> None:
+    objects = objects_under_test.storage
+    missing = uuid.uuid4().hex
+    bucket = objects.create_bucket(unique("contract-bucket"))
+    cleanup(lambda: objects.delete_bucket(bucket.name))
+    lookups: list[Callable[[], object]] = [
+        lambda: objects.get_bucket(f"b-{missing}"),
+        lambda: objects.list_objects(f"b-{missing}"),
+        lambda: objects.get_object(f"b-{missing}", key="k"),
+        lambda: objects.head_object(f"b-{missing}", key="k"),
+        lambda: objects.delete_object(f"b-{missing}", key="k"),
+        lambda: objects.get_object(bucket.name, key=missing),
+        lambda: objects.head_object(bucket.name, key=missing),
+        lambda: objects.delete_object(bucket.name, key=missing, ignore_missing=False),
+        lambda: objects.delete_bucket(f"b-{missing}", ignore_missing=False),
+    ]
+    for lookup in lookups:
+        with pytest.raises(errors.NotFound):
+            lookup()
+    assert objects.list_objects(bucket.name) == []
+
+
+def test_an_unreachable_object_store_raises_backend_unavailable(
+    objects_under_test: ObjectStorageUnderTest,
+) -> None:
+    objects = objects_under_test.unreachable()
+    calls: list[Callable[[], object]] = [
+        objects.list_buckets,
+        lambda: objects.get_bucket("contract-bucket"),
+        lambda: objects.create_bucket(unique("contract-bucket")),
+        lambda: objects.put_object("contract-bucket", key="k", data=b"x"),
+        lambda: objects.get_object("contract-bucket", key="k"),
+        lambda: objects.list_objects("contract-bucket"),
+    ]
+    for call in calls:
+        with pytest.raises(errors.BackendUnavailable):
+            call()
 
 
 # --- containers ---------------------------------------------------------------------------
@@ -298,12 +510,12 @@ def test_namespace_lifecycle_and_quota(drivers: base.CenterDrivers, cleanup: Cle
 
 
 def test_failover_records_are_upserted_listed_and_deleted(
-    drivers: base.CenterDrivers, cleanup: Cleanup
+    traffic_under_test: TrafficUnderTest, cleanup: Cleanup
 ) -> None:
-    traffic = drivers.traffic
+    traffic = traffic_under_test.traffic
     zone = f"{unique('contract')}.example"
     name = "portal"
-    target = drivers.center
+    target = traffic_under_test.center
     record = traffic.upsert_record(zone, name=name, target_center=target, weight=100, ttl_s=30)
     cleanup(lambda: traffic.delete_record(zone, name=name, target_center=target))
     assert (record.zone, record.name, record.target_center) == (zone, name, target)
@@ -324,6 +536,74 @@ def test_failover_records_are_upserted_listed_and_deleted(
         traffic.delete_record(zone, name=name, target_center=target, ignore_missing=False)
 
 
+def test_a_name_has_one_weighted_record_per_target_center(
+    traffic_under_test: TrafficUnderTest, cleanup: Cleanup
+) -> None:
+    traffic = traffic_under_test.traffic
+    zone = f"{unique('contract')}.example"
+    centers = sorted(center.name for center in _shipped_topology().centers)
+    for weight, center in enumerate(reversed(centers)):
+        traffic.upsert_record(zone, name="portal", target_center=center, weight=weight, ttl_s=30)
+        cleanup(functools.partial(traffic.delete_record, zone, name="portal", target_center=center))
+    traffic.upsert_record(zone, name="api", target_center=centers[0], weight=100)
+    cleanup(functools.partial(traffic.delete_record, zone, name="api", target_center=centers[0]))
+
+    portal = traffic.list_records(zone, name="portal")
+    assert [record.target_center for record in portal] == centers
+    assert {record.target_center: record.weight for record in portal} == {
+        center: weight for weight, center in enumerate(reversed(centers))
+    }
+    assert [(record.name, record.target_center) for record in traffic.list_records(zone)] == [
+        ("api", centers[0]),
+        *[("portal", center) for center in centers],
+    ]
+
+
+def test_records_are_checked(traffic_under_test: TrafficUnderTest) -> None:
+    traffic = traffic_under_test.traffic
+    zone = f"{unique('contract')}.example"
+    with pytest.raises(errors.NotFound):
+        traffic.upsert_record(zone, name="portal", target_center=f"no-such-center-{uuid.uuid4().hex[:6]}")
+    with pytest.raises(errors.InvalidInput):
+        traffic.upsert_record(zone, name="portal", target_center=traffic_under_test.center, weight=256)
+    with pytest.raises(errors.InvalidInput):
+        traffic.upsert_record(zone, name="portal", target_center=traffic_under_test.center, ttl_s=-1)
+    with pytest.raises(errors.InvalidInput):
+        traffic.upsert_record(zone, name="bad name", target_center=traffic_under_test.center)
+    assert traffic.list_records(zone) == []
+
+
+def test_every_traffic_lookup_of_something_missing_raises_not_found(
+    traffic_under_test: TrafficUnderTest,
+) -> None:
+    traffic = traffic_under_test.traffic
+    missing = uuid.uuid4().hex
+    with pytest.raises(errors.NotFound):
+        traffic.get_record("missing.example", name=missing, target_center=traffic_under_test.center)
+    with pytest.raises(errors.NotFound):
+        traffic.delete_record(
+            "missing.example", name=missing, target_center=traffic_under_test.center, ignore_missing=False
+        )
+    traffic.delete_record("missing.example", name=missing, target_center=traffic_under_test.center)
+    assert traffic.list_records(f"{missing}.example") == []
+
+
+def test_an_unreachable_traffic_service_raises_backend_unavailable(
+    traffic_under_test: TrafficUnderTest,
+) -> None:
+    traffic = traffic_under_test.unreachable()
+    center = traffic_under_test.center
+    calls: list[Callable[[], object]] = [
+        lambda: traffic.upsert_record("contract.example", name="portal", target_center=center),
+        lambda: traffic.get_record("contract.example", name="portal", target_center=center),
+        lambda: traffic.list_records("contract.example"),
+        lambda: traffic.delete_record("contract.example", name="portal", target_center=center),
+    ]
+    for call in calls:
+        with pytest.raises(errors.BackendUnavailable):
+            call()
+
+
 # --- not found, everywhere ----------------------------------------------------------------
 
 
@@ -336,10 +616,7 @@ def test_every_get_of_something_missing_raises_not_found(drivers: base.CenterDri
         lambda: drivers.block_storage.get_volume(missing),
         lambda: drivers.block_storage.get_snapshot(missing),
         lambda: drivers.block_storage.create_snapshot(missing, name="s"),
-        lambda: drivers.object_storage.get_bucket(f"b-{missing}"),
-        lambda: drivers.object_storage.list_objects(f"b-{missing}"),
         lambda: drivers.containers.get_namespace(f"ns-{missing}"),
-        lambda: drivers.traffic.get_record("missing.example", name=missing, target_center=drivers.center),
     ]
     for lookup in lookups:
         with pytest.raises(errors.NotFound):

@@ -13,7 +13,7 @@ import yaml
 from typer.testing import CliRunner
 
 from cloudctl.cli import main
-from tests.conftest import TOPOLOGY
+from tests.conftest import POLICIES, TOPOLOGY
 
 
 class Cli:
@@ -23,7 +23,8 @@ class Cli:
         self.runner = CliRunner()
 
     def __call__(self, *args: str, code: int = 0) -> Any:
-        argv = ["--home", str(self.home), "--topology", str(TOPOLOGY)]
+        argv = ["--home", str(self.home), "--topology", str(TOPOLOGY), "--policies", str(POLICIES)]
+        argv.append("--simulated-time")  # waits advance a simulated clock: no test sleeps
         if self.database_url:
             argv += ["--database-url", self.database_url]
         result = self.runner.invoke(main.app, argv + main.hoist_global_options(list(args)))
@@ -200,3 +201,55 @@ def test_help_imports_no_database_or_web_stack() -> None:
     )
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == ""
+
+
+def test_tokens_are_shown_once_and_listed_without_secrets(ready: Cli) -> None:
+    issued = ready.json("token", "create", "--role", "dept-admin", "--dept", "hrss", "--name", "人社局管理员")
+    assert issued["secret"].startswith("cct_")
+    listed = ready.json("token", "list")
+    assert [t["id"] for t in listed] == [issued["token"]["id"]]
+    assert "secret" not in json.dumps(listed)
+    result = ready("token", "create", "--role", "dept-admin", code=2)
+    assert one_line_error(result) == "error: dept: a dept-admin token belongs to a department; name it"
+    ready("token", "revoke", issued["token"]["id"])
+    assert ready.json("token", "list") == []
+
+
+def test_operators_approve_and_provision_from_the_cli(ready: Cli, tmp_path: Path) -> None:
+    from cloudctl import clock
+    from cloudctl.services import identity
+    from cloudctl.services import requests as requests_service
+    from cloudctl.store import db
+    from tests.conftest import make_context
+
+    store = db.Store(db.sqlite_url(ready.home))
+    ctx = make_context(store, clock.ManualClock(), tmp_path)
+    principal = identity.Principal(
+        id="t", role="dept-admin", department="bigdata", department_path=("qingdao", "bigdata")
+    )
+    body = requests_service.RequestCreate(offering="vm.large", count=5, tier="silver")
+    request, _ = requests_service.submit(ctx, principal=principal, body=body)
+    ctx.close()
+    pending = ready.json("request", "list", "--state", "pending-approval")
+    assert [r["id"] for r in pending] == [request.id]
+    approved = ready.json("request", "approve", request.id)
+    assert approved["state"] == "ready"
+    workload = ready.json("workload", "show", request.workload_id)
+    assert {p["role"]: p["state"] for p in workload["placements"]} == {"primary": "ready", "dr": "reserved"}
+    assert "ready" in ready("workload", "list", "--dept", "bigdata").stdout
+    result = ready("request", "reject", request.id, "--reason", "too late", code=2)
+    assert "only a pending-approval request can be rejected" in one_line_error(result)
+
+
+def test_audit_list_and_verify_detect_tampering(ready: Cli) -> None:
+    import sqlite3
+
+    ready("token", "create", "--role", "auditor")
+    ready("token", "create", "--role", "sysadmin")
+    records = ready.json("audit", "list")
+    assert [r["action"] for r in records] == ["token.create", "token.create"]
+    assert ready.json("audit", "verify")["ok"] is True
+    with sqlite3.connect(ready.home / "state.db") as raw:
+        raw.execute("UPDATE audit_records SET actor = 'someone-else' WHERE seq = 1")
+    result = ready("audit", "verify", code=1)
+    assert "audit chain broken at record 1" in result.stdout

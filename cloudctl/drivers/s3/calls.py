@@ -1,0 +1,216 @@
+"""Calls to an AWS-style API (S3, Route 53) through botocore: clients, retries, error mapping.
+
+Shared by ``drivers.s3`` and ``drivers.dns``, the two drivers that speak AWS APIs.
+
+Invariants:
+
+- botocore's own retries are off (``total_max_attempts=1``): ``Caller`` retries with
+  tenacity, a few attempts with short exponential waits and jitter, sleeping through
+  the injected clock, so tests never sleep and every wait is visible to them.
+- Only retryable failures are retried: connection errors, timeouts, 5xx and
+  throttling. Anything else is mapped at once.
+- Nothing botocore raises leaves ``Caller.call``: a missing thing becomes
+  ``errors.NotFound``, a clash ``errors.Conflict``, a refused request
+  ``errors.InvalidInput``, denied credentials ``errors.OperationFailed``, and an
+  endpoint that stays unreachable or failing ``errors.BackendUnavailable``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import botocore.config  # type: ignore[import-untyped]  # no stubs installed: Any at this boundary
+import botocore.exceptions  # type: ignore[import-untyped]
+import botocore.session  # type: ignore[import-untyped]
+import tenacity
+
+from cloudctl import clock as clocks
+from cloudctl import errors
+
+T = TypeVar("T")
+
+NOT_FOUND_CODES = frozenset(
+    {"404", "NotFound", "NoSuchBucket", "NoSuchKey", "NoSuchVersion", "NoSuchHostedZone"}
+)
+CONFLICT_CODES = frozenset(
+    {
+        "BucketAlreadyExists",
+        "BucketAlreadyOwnedByYou",
+        "BucketNotEmpty",
+        "OperationAborted",
+        "HostedZoneAlreadyExists",
+        "ConflictingDomainExists",
+        "HostedZoneNotEmpty",
+    }
+)
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "RequestTimeout",
+    }
+)
+DENIED_CODES = frozenset(
+    {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidClientTokenId"}
+)
+HTTP_NOT_FOUND = 404
+HTTP_CONFLICT = 409
+HTTP_TOO_MANY_REQUESTS = 429
+HTTP_SERVER_ERROR = 500
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long a call is retried when the backend may recover."""
+
+    attempts: int = 3
+    initial_wait_s: float = 0.2
+    max_wait_s: float = 2.0
+    connect_timeout_s: float = 3.0
+    read_timeout_s: float = 30.0
+
+
+def make_client(
+    service: str,
+    *,
+    endpoint_url: str,
+    access_key: str,
+    secret_key: str,
+    region: str,
+    retry: RetryPolicy,
+    max_pool_connections: int = 32,
+    s3_path_style: bool = False,
+) -> Any:
+    """A botocore client (what ``boto3.client`` returns) of ``service``; botocore's retries off."""
+    config = botocore.config.Config(
+        region_name=region,
+        retries={"total_max_attempts": 1},
+        connect_timeout=retry.connect_timeout_s,
+        read_timeout=retry.read_timeout_s,
+        max_pool_connections=max_pool_connections,
+        s3={"addressing_style": "path"} if s3_path_style else None,
+    )
+    with _session_lock:
+        return _shared_session().create_client(
+            service,
+            region_name=region,
+            endpoint_url=endpoint_url,
+            aws_access_key_id=access_key,
+            aws_secret_access_key=secret_key,
+            config=config,
+        )
+
+
+_session_lock = threading.Lock()
+_session: Any = None
+
+
+def _shared_session() -> Any:
+    """One botocore session per process, so that service models are loaded once (~0.15 s each).
+
+    It holds no credentials or endpoints (every client gets its own); botocore sessions
+    are not thread-safe, so clients are created under ``_session_lock``.
+    """
+    global _session  # noqa: PLW0603 - a cache of loaded service models, nothing else
+    if _session is None:
+        _session = botocore.session.get_session()
+    return _session
+
+
+def error_code(error: botocore.exceptions.ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def http_status(error: botocore.exceptions.ClientError) -> int:
+    return int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+
+
+def is_retryable(error: BaseException) -> bool:
+    if isinstance(
+        error,
+        botocore.exceptions.ConnectionError
+        | botocore.exceptions.HTTPClientError
+        | botocore.exceptions.IncompleteReadError,
+    ):
+        return True
+    if isinstance(error, botocore.exceptions.ClientError):
+        status = http_status(error)
+        return (
+            status >= HTTP_SERVER_ERROR
+            or status == HTTP_TOO_MANY_REQUESTS
+            or error_code(error) in THROTTLING_CODES
+        )
+    return False
+
+
+class Caller:
+    """Runs one API call with retries and maps whatever it raises to ``cloudctl.errors``."""
+
+    def __init__(
+        self, *, center: str, service: str, endpoint_url: str, clock: clocks.Clock, retry: RetryPolicy
+    ):
+        if retry.attempts < 1:
+            raise errors.InvalidInput(f"must be at least 1, not {retry.attempts}", field="retry.attempts")
+        self._center = center
+        self._service = service
+        self._endpoint_url = endpoint_url
+        self._clock = clock
+        self._retry = retry
+
+    def call(self, operation: Callable[[], T], *, what: str) -> T:
+        """``operation()``, retried; ``what`` names its subject in error messages (``bucket b``)."""
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self._retry.attempts),
+            wait=tenacity.wait_exponential_jitter(
+                multiplier=self._retry.initial_wait_s,
+                jitter=self._retry.initial_wait_s,
+                max=self._retry.max_wait_s,
+            ),
+            retry=tenacity.retry_if_exception(is_retryable),
+            sleep=self._clock.sleep,
+            reraise=True,
+        )
+        try:
+            return retrying(operation)
+        except botocore.exceptions.ClientError as error:
+            raise self.translate(error, what=what) from error
+        except (
+            botocore.exceptions.ConnectionError,
+            botocore.exceptions.HTTPClientError,
+            botocore.exceptions.IncompleteReadError,
+        ) as error:
+            raise errors.BackendUnavailable(
+                f"{self._service} of center {self._center} at {self._endpoint_url} did not answer "
+                f"after {self._retry.attempts} attempts: {error}",
+                field="endpoint_url",
+            ) from error
+
+    def translate(self, error: botocore.exceptions.ClientError, *, what: str) -> errors.CloudctlError:
+        code = error_code(error)
+        status = http_status(error)
+        message = error.response.get("Error", {}).get("Message") or code
+        where = f"in center {self._center}"
+        field = what.split(" ", 1)[0]
+        if code in NOT_FOUND_CODES or status == HTTP_NOT_FOUND:
+            return errors.NotFound(f"no {what} {where}", field=field)
+        if code in CONFLICT_CODES or status == HTTP_CONFLICT:
+            return errors.Conflict(f"{what} {where}: {message} ({code})", field=field)
+        if is_retryable(error):
+            return errors.BackendUnavailable(
+                f"{self._service} of center {self._center} kept failing after {self._retry.attempts} "
+                f"attempts: {message} ({code or status})",
+                field="endpoint_url",
+            )
+        if code in DENIED_CODES:
+            return errors.OperationFailed(
+                f"{self._service} of center {self._center} refused the credentials: {message} ({code})",
+                field="credentials",
+            )
+        return errors.InvalidInput(f"{what} {where}: {message} ({code or status})", field=field)
