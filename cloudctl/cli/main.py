@@ -72,11 +72,21 @@ def main(
 
 
 def _register() -> None:
-    from cloudctl.cli import commands_core, commands_demo, commands_infra, commands_org, commands_selfservice
+    from cloudctl.cli import (
+        commands_core,
+        commands_demo,
+        commands_drill,
+        commands_infra,
+        commands_org,
+        commands_recovery,
+        commands_selfservice,
+    )
 
     commands_core.register(app)
     commands_org.register(app)
     commands_selfservice.register(app)
+    commands_recovery.register(app)
+    commands_drill.register(app)
     commands_infra.register(app)
     commands_demo.register(app)
 

@@ -30,7 +30,13 @@ def environment(ctx: ctx_module.Context) -> provisioning.Environment:
 
 
 def reconcile(ctx: ctx_module.Context, *, kind: str, object_id: str) -> provisioning.Result:
-    return provisioning.reconcile_once(environment(ctx), kind, object_id)
+    """Reconcile one object; a workload that became ready gets its replication streams."""
+    result = provisioning.reconcile_once(environment(ctx), kind, object_id)
+    if result.done and result.message == "ready":
+        from cloudctl.services import recovery
+
+        recovery.protect_ready_workloads(ctx)
+    return result
 
 
 def run_pending(ctx: ctx_module.Context) -> dict[str, provisioning.Result]:
@@ -86,8 +92,18 @@ class Loop:
                 self._not_before.pop(object_id, None)
             elif result.requeue_after_s is not None:
                 self._not_before[object_id] = now + result.requeue_after_s
+        self._replicate()
         self.passes += 1
         return looked
+
+    def _replicate(self) -> None:
+        """Protect newly ready workloads and run the replication passes that are due."""
+        from cloudctl.services import recovery
+
+        try:
+            recovery.run_due(self._ctx)
+        except Exception:
+            log.exception("replication pass failed; retrying next pass")
 
     def _run(self) -> None:
         while not self._stop.is_set():

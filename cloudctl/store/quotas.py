@@ -13,8 +13,9 @@ Invariants, held by every function here within one transaction:
   order (node id, center, resource) with ``SELECT ... FOR UPDATE`` (on SQLite
   the write transaction itself is exclusive), so concurrent reservations neither
   overcommit nor deadlock.
-- Reservation states move only forward: reserved → committed → released, or
-  reserved → released. Releasing twice changes nothing.
+- Reservation states: reserved → committed → released, or reserved → released;
+  released is final and releasing twice changes nothing. A recovery center that
+  hands a workload back turns its usage into a hold again (committed → reserved).
 """
 
 from __future__ import annotations
@@ -576,3 +577,33 @@ def list_reservations(
     if limit is not None:
         query = query.limit(limit)
     return [_row_to_reservation(row) for row in tx.execute(query)]
+
+
+def hold_reservations(tx: sa.Connection, reservation_ids: list[str], *, now: float) -> list[Reservation]:
+    """Turn usage back into a hold (committed → reserved): a recovery center handing its
+    workload back keeps the failover headroom without running anything."""
+    reservations = _lock_reservations(tx, reservation_ids)
+    moving = [r for r in reservations if r.state is ReservationState.COMMITTED]
+    if not moving:
+        return reservations
+    chains = {r.node_id: ancestor_ids(tx, node_id=r.node_id) for r in moving}
+    _lock_counters(
+        tx,
+        node_ids=sorted({node for chain in chains.values() for node in chain}),
+        centers=sorted({r.center for r in moving} | {ALL}),
+        resources={resource for r in moving for resource in r.amounts},
+    )
+    for reservation in moving:
+        _adjust(
+            tx,
+            chain=chains[reservation.node_id],
+            center=reservation.center,
+            amounts=reservation.amounts,
+            reserved_sign=1,
+            used_sign=-1,
+        )
+        _set_state(tx, reservation.id, ReservationState.RESERVED, now)
+    return [
+        dataclasses.replace(r, state=ReservationState.RESERVED, updated_at=now) if r in moving else r
+        for r in reservations
+    ]

@@ -220,3 +220,68 @@ idempotency_keys = sa.Table(
     sa.Column("target_id", sa.String(40), nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
 )
+
+replication_streams = sa.Table(
+    "replication_streams",
+    metadata,
+    sa.Column("id", sa.String(120), primary_key=True),
+    sa.Column("workload_id", sa.String(40), nullable=False, index=True),
+    sa.Column("department", sa.String(40), nullable=False, index=True),
+    sa.Column("tier", sa.String(40), nullable=False),
+    sa.Column("source", sa.String(40), nullable=False),
+    sa.Column("target", sa.String(40), nullable=False),
+    sa.Column("mode", sa.String(10), nullable=False),
+    sa.Column("interval_s", sa.Float, nullable=True),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("last_seq", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("last_consistent_at", sa.Float, nullable=True),
+    sa.Column("bytes_copied", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("objects_copied", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("objects_resent", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("last_pass_at", sa.Float, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+changes = sa.Table(
+    "changes",
+    metadata,
+    sa.Column("workload_id", sa.String(40), primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("key", sa.String(400), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("center", sa.String(40), nullable=False),
+)
+
+recovery_runs = sa.Table(
+    "recovery_runs",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("mode", sa.String(20), nullable=False),
+    sa.Column("from_center", sa.String(40), nullable=False),
+    sa.Column("to_center", sa.String(40), nullable=True),
+    sa.Column("scope", sa.JSON, nullable=False),
+    sa.Column("state", sa.String(20), nullable=False, index=True),
+    sa.Column("plan", sa.JSON, nullable=False),
+    sa.Column("progress", sa.JSON, nullable=False),
+    sa.Column("result", sa.JSON, nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float, nullable=True),
+)
+
+drill_runs = sa.Table(
+    "drill_runs",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("plan", sa.String(100), nullable=False, index=True),
+    sa.Column("scenario", sa.String(40), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("passed", sa.Boolean, nullable=True),
+    sa.Column("report", sa.JSON, nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float, nullable=True),
+)

@@ -1,0 +1,484 @@
+"""``cloudctl drill``: DR drill plans, their schedule, runs and reports.
+
+Invariants:
+- a plan is validated (its YAML, then its names against the topology in force) before
+  anything runs; a bad plan exits 2 with one line naming the field. With several plans
+  (``list``, ``due``) the line starts with the file;
+- ``drill run`` exits 0 only when the report says ``passed``, 1 otherwise, and always leaves
+  its reports (JSON, Markdown, HTML, JUnit) on disk before exiting;
+- ``drill due`` exits 0 whatever is due: the CI scheduler reads its JSON
+  (a list of ``{name, path, schedule, fell_due_at, last_run_at}``);
+- the drill engine is ``cloudctl.services.drills.run_drill``, imported when ``run`` runs.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from pydantic import BaseModel
+
+from cloudctl import clock as clocks
+from cloudctl import errors
+from cloudctl.cli import common, output
+from cloudctl.model import drills
+
+if TYPE_CHECKING:
+    from cloudctl.model import drill_report
+    from cloudctl.model import topology as topo
+    from cloudctl.store import recovery as recovery_store
+
+DEFAULT_PLAN_DIR = Path("dr/drills")
+
+drill_app = typer.Typer(
+    help="DR drills: plans and schedules, runs that measure RPO/RTO, and their reports.",
+    no_args_is_help=True,
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(drill_app, name="drill")
+
+
+PlanDirOption = Annotated[Path, typer.Option("--dir", help="Directory of drill plans (*.yaml).")]
+
+
+# --- what the commands print as JSON -----------------------------------------------------------------
+
+
+class TierFigures(BaseModel):
+    tier: str
+    rpo_target_s: float | None
+    rpo_measured_s: float | None
+    rto_target_s: float | None
+    rto_measured_s: float | None
+    gbt20988_level_achieved: int | None
+    passed: bool | None
+
+
+class RunPublic(BaseModel):
+    id: str
+    plan: str
+    scenario: str
+    state: str
+    passed: bool | None
+    started_at: str
+    finished_at: str | None
+    tiers: list[TierFigures]
+
+
+class PlanPublic(BaseModel):
+    name: str
+    path: str
+    description: str
+    scenario: dict[str, Any]
+    scope: dict[str, Any]
+    schedule: str | None
+    next_run_at: str | None
+    last_run: RunPublic | None
+
+
+class PlanDetail(BaseModel):
+    path: str
+    plan: dict[str, Any]
+    effective_targets: list[drills.EffectiveTarget]
+
+
+class DuePlan(BaseModel):
+    name: str
+    path: str
+    schedule: str
+    fell_due_at: str
+    last_run_at: str | None
+
+
+def _run_public(run: recovery_store.DrillRun) -> RunPublic:
+    tiers = []
+    for tier in run.report.get("tiers") or []:
+        if isinstance(tier, dict) and "tier" in tier:
+            tiers.append(TierFigures.model_validate({key: tier.get(key) for key in TierFigures.model_fields}))
+    return RunPublic(
+        id=run.id,
+        plan=run.plan,
+        scenario=run.scenario,
+        state=run.state,
+        passed=run.passed,
+        started_at=clocks.isoformat(run.started_at),
+        finished_at=None if run.finished_at is None else clocks.isoformat(run.finished_at),
+        tiers=tiers,
+    )
+
+
+# --- plans on disk ------------------------------------------------------------------------------------
+
+
+def read_plan(path: Path) -> drills.DrillPlan:
+    """Parse one plan file; errors name the path inside the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise errors.InvalidInput(f"no such file {str(path)!r}", field="plan") from None
+    except OSError as error:
+        raise errors.InvalidInput(f"cannot read {str(path)!r}: {error.strerror}", field="plan") from None
+    return drills.parse(text)
+
+
+def _checked(path: Path, topology: topo.Topology, *, name_file: bool) -> drills.DrillPlan:
+    try:
+        plan = read_plan(path)
+        drills.check_against(plan, topology)
+    except errors.InvalidInput as error:
+        if not name_file:
+            raise
+        field = f"{path}: {error.field}" if error.field else str(path)
+        raise errors.InvalidInput(error.reason, field=field) from None
+    return plan
+
+
+def plan_files(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        raise errors.InvalidInput(f"no directory {str(directory)!r}", field="dir")
+    return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+
+
+def load_plans(directory: Path, topology: topo.Topology) -> list[tuple[Path, drills.DrillPlan]]:
+    """Every plan in ``directory``, validated; the first bad one stops with its file and field."""
+    loaded = [(path, _checked(path, topology, name_file=True)) for path in plan_files(directory)]
+    seen: dict[str, Path] = {}
+    for path, plan in loaded:
+        if plan.name in seen:
+            raise errors.InvalidInput(
+                f"plan name {plan.name!r} is also used by {seen[plan.name]}", field=f"{path}: name"
+            )
+        seen[plan.name] = path
+    return loaded
+
+
+def resolve_plan(reference: str, directory: Path, topology: topo.Topology) -> tuple[Path, drills.DrillPlan]:
+    """A plan by path (``dr/drills/x.yaml``) or by name (looked up in ``directory``)."""
+    path = Path(reference)
+    if path.suffix in {".yaml", ".yml"} or path.exists():
+        return path, _checked(path, topology, name_file=False)
+    for candidate in (directory / f"{reference}.yaml", directory / f"{reference}.yml"):
+        if candidate.is_file():
+            plan = _checked(candidate, topology, name_file=False)
+            if plan.name == reference:
+                return candidate, plan
+    plans = load_plans(directory, topology) if directory.is_dir() else []
+    for candidate, plan in plans:
+        if plan.name == reference:
+            return candidate, plan
+    known = ", ".join(plan.name for _, plan in plans) or "none"
+    raise errors.NotFound(f"no drill plan {reference!r} in {directory} (known: {known})", field="plan")
+
+
+def _latest_runs(state: common.State) -> dict[str, recovery_store.DrillRun]:
+    """The newest finished run of each plan; none before ``cloudctl init``."""
+    from cloudctl.store import recovery as recovery_store
+
+    context = state.context
+    if not context.is_initialised():
+        return {}
+    with context.read() as tx:
+        return {run.plan: run for run in recovery_store.latest_drill_runs(tx)}
+
+
+def _parse_time(value: str, *, field: str) -> float:
+    try:
+        parsed = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        raise errors.InvalidInput(
+            f"{value!r} is not an ISO 8601 time (e.g. 2026-01-01T18:00:00Z)", field=field
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.UTC)
+    return parsed.timestamp()
+
+
+def _result_cell(run: RunPublic | None) -> str:
+    if run is None:
+        return "–"
+    verdict = {True: "passed", False: "FAILED", None: run.state}[run.passed]
+    return f"{verdict} {run.finished_at or run.started_at}"
+
+
+# --- commands ---------------------------------------------------------------------------------------
+
+
+@drill_app.command("list")
+@common.handles_errors
+def drill_list(ctx: typer.Context, directory: PlanDirOption = DEFAULT_PLAN_DIR) -> None:
+    """Drill plans with their scenario, scope, schedule, next run and last result."""
+    state = common.state_of(ctx)
+    plans = load_plans(directory, state.context.topology)
+    latest = _latest_runs(state)
+    now = state.context.clock.now()
+    items = []
+    for path, plan in plans:
+        run = latest.get(plan.name)
+        items.append(
+            PlanPublic(
+                name=plan.name,
+                path=str(path),
+                description=plan.description,
+                scenario=plan.scenario.model_dump(mode="json"),
+                scope=plan.scope.model_dump(mode="json"),
+                schedule=plan.schedule,
+                next_run_at=None
+                if plan.schedule is None
+                else clocks.isoformat(drills.next_run_after(plan.schedule, after=now)),
+                last_run=None if run is None else _run_public(run),
+            )
+        )
+    by_name = {plan.name: plan for _, plan in plans}
+
+    def render() -> None:
+        output.stdout.print(
+            output.table(
+                None,
+                ["plan", "scenario", "scope", "schedule (UTC)", "next run", "last result"],
+                [
+                    [
+                        item.name,
+                        by_name[item.name].scenario.summary,
+                        by_name[item.name].scope.summary,
+                        item.schedule or "on demand",
+                        item.next_run_at,
+                        _result_cell(item.last_run),
+                    ]
+                    for item in items
+                ],
+            )
+        )
+
+    state.emit(items, render)
+
+
+@drill_app.command("show")
+@common.handles_errors
+def drill_show(
+    ctx: typer.Context,
+    reference: Annotated[str, typer.Argument(metavar="PLAN", help="A plan name or a path to its YAML.")],
+    directory: PlanDirOption = DEFAULT_PLAN_DIR,
+) -> None:
+    """One plan, validated, with the targets it holds each tier to."""
+    state = common.state_of(ctx)
+    topology = state.context.topology
+    path, plan = resolve_plan(reference, directory, topology)
+    detail = PlanDetail(
+        path=str(path),
+        plan=plan.model_dump(mode="json"),
+        effective_targets=drills.effective_targets(plan, topology),
+    )
+
+    def render() -> None:
+        output.stdout.print(f"[bold]{plan.name}[/] ({path})", highlight=False)
+        if plan.description:
+            output.stdout.print(f"  {plan.description}", highlight=False, markup=False)
+        output.stdout.print(f"  scenario: {plan.scenario.summary}", highlight=False, markup=False)
+        output.stdout.print(f"  scope:    {plan.scope.summary}", highlight=False, markup=False)
+        output.stdout.print(
+            f"  schedule: {plan.schedule or 'on demand'} (UTC){'' if plan.simulated_time else ', real time'}",
+            highlight=False,
+            markup=False,
+        )
+        canary = plan.canary
+        output.stdout.print(
+            f"  canary:   {canary.writes_per_s:g} writes/s of {canary.object_bytes} B, "
+            f"{canary.warmup_s:g} s warm-up, {canary.workloads_per_tier} workload(s) per tier",
+            highlight=False,
+        )
+        output.stdout.print(
+            output.table(
+                "effective targets",
+                ["tier", "RPO target s", "RTO target s", "GB/T 20988 level", "source"],
+                [
+                    [
+                        target.tier,
+                        f"{target.rpo_target_s:g}",
+                        f"{target.rto_target_s:g}",
+                        target.gbt20988_level_target,
+                        "plan" if target.overridden else "topology",
+                    ]
+                    for target in detail.effective_targets
+                ],
+            )
+        )
+        for index, step in enumerate(plan.steps):
+            output.stdout.print(
+                f"  step {index + 1}: {step.name or '(unnamed)'}", highlight=False, markup=False
+            )
+            for phase, checks in (("pre", step.pre), ("post", step.post)):
+                for check in checks:
+                    output.stdout.print(f"    {phase}: {check.label}", highlight=False, markup=False)
+
+    state.emit(detail, render)
+
+
+@drill_app.command("history")
+@common.handles_errors
+def drill_history(
+    ctx: typer.Context,
+    reference: Annotated[
+        str | None, typer.Argument(metavar="[PLAN]", help="Only this plan (a name or a path).")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many runs.")] = 20,
+) -> None:
+    """Past drill runs, newest first, with the RPO/RTO measured per tier."""
+    from cloudctl.store import recovery as recovery_store
+
+    state = common.state_of(ctx)
+    name = reference
+    if reference is not None and Path(reference).suffix in {".yaml", ".yml"}:
+        name = read_plan(Path(reference)).name
+    with state.context.read() as tx:
+        runs = recovery_store.list_drill_runs(tx, plan=name, limit=limit)
+    items = [_run_public(run) for run in runs]
+
+    def render() -> None:
+        rows = []
+        for item in items:
+            verdict = {True: "passed", False: "FAILED", None: item.state}[item.passed]
+            first = [item.id, item.plan, verdict, item.started_at]
+            for index, tier in enumerate(item.tiers or [None]):
+                lead = first if index == 0 else ["", "", "", ""]
+                if tier is None:
+                    rows.append([*lead, "–", "–", "–"])
+                    continue
+                rows.append(
+                    [
+                        *lead,
+                        tier.tier,
+                        f"{_figure(tier.rpo_measured_s)}/{_figure(tier.rpo_target_s)}",
+                        f"{_figure(tier.rto_measured_s)}/{_figure(tier.rto_target_s)}",
+                    ]
+                )
+        output.stdout.print(
+            output.table(
+                None,
+                [
+                    "run",
+                    "plan",
+                    "result",
+                    "started",
+                    "tier",
+                    "RPO s measured/target",
+                    "RTO s measured/target",
+                ],
+                rows,
+            )
+        )
+
+    state.emit(items, render)
+
+
+def _figure(value: float | None) -> str:
+    return "–" if value is None else f"{value:g}"
+
+
+@drill_app.command("due")
+@common.handles_errors
+def drill_due(
+    ctx: typer.Context,
+    at: Annotated[str | None, typer.Option(help="The time to ask about (ISO 8601); default now.")] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="Ignore firings at or before this time (ISO 8601), e.g. the previous scheduler run; "
+            "useful when the state does not persist between CI runs."
+        ),
+    ] = None,
+    directory: PlanDirOption = DEFAULT_PLAN_DIR,
+) -> None:
+    """Plans whose schedule fired since their last run (for the CI scheduler); always exits 0."""
+    state = common.state_of(ctx)
+    at_s = state.context.clock.now() if at is None else _parse_time(at, field="at")
+    since_s = None if since is None else _parse_time(since, field="since")
+    plans = load_plans(directory, state.context.topology)
+    latest = _latest_runs(state)
+    items = []
+    for path, plan in plans:
+        run = latest.get(plan.name)
+        last_run_at = None if run is None else run.started_at
+        fired = drills.fell_due_at(plan, at=at_s, last_run_at=last_run_at, since=since_s)
+        if fired is not None and plan.schedule is not None:
+            items.append(
+                DuePlan(
+                    name=plan.name,
+                    path=str(path),
+                    schedule=plan.schedule,
+                    fell_due_at=clocks.isoformat(fired),
+                    last_run_at=None if last_run_at is None else clocks.isoformat(last_run_at),
+                )
+            )
+
+    def render() -> None:
+        if not items:
+            output.stdout.print(f"no drill is due at {clocks.isoformat(at_s)}")
+            return
+        output.stdout.print(
+            output.table(
+                None,
+                ["plan", "schedule (UTC)", "fell due at", "last run"],
+                [[i.name, i.schedule, i.fell_due_at, i.last_run_at] for i in items],
+            )
+        )
+
+    state.emit(items, render)
+
+
+@drill_app.command("run")
+@common.handles_errors
+def drill_run(
+    ctx: typer.Context,
+    reference: Annotated[str, typer.Argument(metavar="PLAN", help="dr/drills/PLAN.yaml, or a plan name.")],
+    report_dir: Annotated[
+        Path | None,
+        typer.Option(help="Where to write the reports; default <home>/drills/<plan>-<started>/."),
+    ] = None,
+    junit: Annotated[Path | None, typer.Option(help="Also write the JUnit XML here.")] = None,
+    directory: PlanDirOption = DEFAULT_PLAN_DIR,
+) -> None:
+    """Run a drill: canary writes, the fault, recovery, measurement; exit 1 if any objective is missed."""
+    from rich.text import Text
+
+    from cloudctl.services import drill_reports
+    from cloudctl.services import drills as drill_service
+
+    state = common.state_of(ctx)
+    _path, plan = resolve_plan(reference, directory, state.context.topology)
+    narrate = not output.stderr.is_terminal  # logs (CI) get one line per step; terminals a live line
+
+    with output.stderr.status(Text(f"drill {plan.name}: starting")) as status:
+
+        def on_step(step: drill_report.TimelineStep) -> None:
+            line = f"drill {plan.name} [{step.offset_s:9.1f} s] {step.step}"
+            if step.detail:
+                line += f" — {step.detail}"
+            status.update(Text(line))
+            if narrate:
+                output.stderr.print(line, highlight=False, markup=False)
+
+        report = drill_service.run_drill(state.context, plan=plan, on_step=on_step)
+
+    target = report_dir or state.home / "drills" / f"{plan.name}-{_stamp(report.started_at)}"
+    files = drill_reports.write_report(report, directory=target)
+    if junit is not None:
+        drill_reports.write_junit(report, junit)
+
+    def render() -> None:
+        for renderable in drill_reports.render_console(report):
+            output.stdout.print(renderable)
+
+    state.emit(report, render)
+    output.stderr.print(f"reports: {files.directory} (report.html, report.md, report.json, junit.xml)")
+    if not report.passed:
+        raise typer.Exit(1)
+
+
+def _stamp(iso: str) -> str:
+    """``2026-01-01T18:00:00Z`` → ``20260101T180000Z``: sortable and safe in a path."""
+    return re.sub(r"[^0-9TZ]", "", iso) or "unknown"

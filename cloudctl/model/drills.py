@@ -1,0 +1,461 @@
+"""Drill plans: what a DR drill breaks, for which workloads, against which targets, and when.
+
+``parse(text)`` turns the YAML of a ``dr/drills/*.yaml`` file into a ``DrillPlan``
+or raises ``errors.InvalidInput`` whose field is the path inside the file
+(``scenario.kind``, ``steps[1].post[0].http.url``, ``schedule``) and whose reason
+says what is wrong. ``check_against(plan, topology)`` then checks the names the plan
+uses against a topology (centers and their roles, links, tiers); department ids are
+checked by the drill engine against the store, not here.
+
+Invariants:
+- a plan that parses has exactly one way of scoping (departments and/or tiers, or
+  ``all: true``), a schedule that croniter accepts (five fields, UTC) or none, a
+  degrade factor above 1, and checks that are each exactly one HTTP probe or command;
+- effective targets are the topology's per-tier targets, replaced field by field by
+  the plan's ``targets`` overrides; nothing else changes a target;
+- pure: no I/O, no clock — callers pass the times that schedule queries are about.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Annotated, Any, Literal
+
+import croniter
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from cloudctl import errors
+from cloudctl.model import topology as topo
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+PositiveSeconds = Annotated[float, Field(gt=0)]
+NonNegativeSeconds = Annotated[float, Field(ge=0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- scenarios --------------------------------------------------------------------------------
+
+
+class LoseLocalCenter(_Strict):
+    """One local cloud center goes dark; its partner (and DR for what it lacks) takes over."""
+
+    kind: Literal["lose-local-center"]
+    center: topo.Slug
+
+    @property
+    def summary(self) -> str:
+        return f"lose local center {self.center}"
+
+
+class LoseBothLocalCenters(_Strict):
+    """Every local cloud center goes dark at once; protected workloads recover in the DR center."""
+
+    kind: Literal["lose-both-local-centers"]
+    recover_in: topo.Slug | None = None
+    """The DR center to recover in; ``None``: the topology's DR center (there must be one)."""
+
+    @property
+    def summary(self) -> str:
+        return f"lose every local center, recover in {self.recover_in or 'the DR center'}"
+
+
+class CutDrLink(_Strict):
+    """The link from a local center to the DR center is cut; asynchronous copies fall behind."""
+
+    kind: Literal["cut-dr-link"]
+    center: topo.Slug | None = None
+    """The local center whose link to DR is cut; ``None``: every local center's."""
+
+    @property
+    def summary(self) -> str:
+        return f"cut the DR link of {self.center or 'every local center'}"
+
+
+class DegradeLink(_Strict):
+    """A link slows down: its round-trip time is multiplied and its bandwidth divided by ``factor``."""
+
+    kind: Literal["degrade-link"]
+    between: tuple[topo.Slug, topo.Slug]
+    factor: Annotated[float, Field(gt=1)]
+
+    @property
+    def summary(self) -> str:
+        return f"degrade link {self.between[0]}~{self.between[1]} by ×{self.factor:g}"
+
+
+class IsolatedFailoverTest(_Strict):
+    """A test failover: recover an isolated copy in the DR center, leaving production untouched."""
+
+    kind: Literal["test-failover"]
+    center: topo.Slug | None = None
+    """The DR center that hosts the isolated copy; ``None``: the topology's DR center."""
+
+    @property
+    def summary(self) -> str:
+        return f"test failover into an isolated copy in {self.center or 'the DR center'}"
+
+
+AnyScenario = LoseLocalCenter | LoseBothLocalCenters | CutDrLink | DegradeLink | IsolatedFailoverTest
+Scenario = Annotated[AnyScenario, Field(discriminator="kind")]
+
+SCENARIO_KINDS = (
+    "lose-local-center",
+    "lose-both-local-centers",
+    "cut-dr-link",
+    "degrade-link",
+    "test-failover",
+)
+
+
+# --- scope, targets, canary, checks ---------------------------------------------------------------
+
+
+class Scope(_Strict):
+    """Which workloads a drill covers.
+
+    ``departments`` are org node ids (a bureau or district includes its descendants);
+    with both ``departments`` and ``tiers`` a workload must match both. ``all: true``
+    covers every protected workload and excludes the other two.
+    """
+
+    departments: tuple[topo.Slug, ...] = ()
+    tiers: tuple[topo.Slug, ...] = ()
+    all: bool = False
+
+    @pydantic.model_validator(mode="after")
+    def _one_way_of_scoping(self) -> Scope:
+        named = bool(self.departments or self.tiers)
+        if self.all and named:
+            raise ValueError("give either 'all: true' or departments/tiers, not both")
+        if not self.all and not named:
+            raise ValueError("name departments, tiers, or 'all: true'")
+        return self
+
+    @property
+    def summary(self) -> str:
+        if self.all:
+            return "all workloads"
+        parts = []
+        if self.departments:
+            parts.append("departments " + ", ".join(self.departments))
+        if self.tiers:
+            parts.append("tiers " + ", ".join(self.tiers))
+        return "; ".join(parts)
+
+
+class TargetOverride(_Strict):
+    """A plan's own targets for one tier; an absent field keeps the topology's target."""
+
+    rpo_s: NonNegativeSeconds | None = None
+    rto_s: NonNegativeSeconds | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _overrides_something(self) -> TargetOverride:
+        if self.rpo_s is None and self.rto_s is None:
+            raise ValueError("give rpo_s, rto_s or both")
+        return self
+
+
+class Canary(_Strict):
+    """The canary dataset the engine writes to canary workloads before and during the fault."""
+
+    writes_per_s: PositiveSeconds = 1.0
+    warmup_s: NonNegativeSeconds = 120.0
+    """Seconds (simulated when ``simulated_time``) of writes before the fault is injected."""
+    object_bytes: Annotated[int, Field(gt=0)] = 4096
+    workloads_per_tier: Annotated[int, Field(ge=1)] = 1
+
+
+class HttpCheck(_Strict):
+    url: str
+    expect_status: Annotated[int, Field(ge=100, le=599)] = 200
+    timeout_s: PositiveSeconds = 5.0
+
+    @pydantic.field_validator("url")
+    @classmethod
+    def _is_http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")) or len(value.split("://", 1)[1]) == 0:
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+
+class CommandCheck(_Strict):
+    argv: Annotated[tuple[Annotated[str, Field(min_length=1)], ...], Field(min_length=1)]
+    timeout_s: PositiveSeconds = 30.0
+    expect_exit: Annotated[int, Field(ge=0, le=255)] = 0
+
+
+class Check(_Strict):
+    """One probe: exactly one of an HTTP request or a command."""
+
+    name: str = ""
+    http: HttpCheck | None = None
+    command: CommandCheck | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _exactly_one_probe(self) -> Check:
+        if (self.http is None) == (self.command is None):
+            raise ValueError("a check is exactly one of 'http: {url: ...}' or 'command: {argv: [...]}'")
+        return self
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        if self.http is not None:
+            return f"GET {self.http.url}"
+        assert self.command is not None
+        return " ".join(self.command.argv)
+
+
+class Step(_Strict):
+    """Checks around the drill: ``pre`` after the warm-up, before the fault; ``post`` after recovery."""
+
+    name: str = ""
+    pre: tuple[Check, ...] = ()
+    post: tuple[Check, ...] = ()
+
+
+# --- the plan -----------------------------------------------------------------------------------
+
+
+class DrillPlan(_Strict):
+    name: topo.Slug
+    description: str = ""
+    schedule: str | None = None
+    """A five-field cron expression in UTC (or ``@daily`` and friends); ``None``: on demand only."""
+    scenario: Scenario
+    scope: Scope
+    targets: dict[topo.Slug, TargetOverride] = Field(default_factory=dict)
+    canary: Canary = Canary()
+    steps: tuple[Step, ...] = ()
+    simulated_time: bool = True
+    """Run on a simulated clock (CI); false runs in real time (demos, production drills)."""
+
+    @pydantic.field_validator("schedule")
+    @classmethod
+    def _is_cron(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        expression = " ".join(value.split())
+        fields = len(expression.split(" "))
+        if not (expression.startswith("@") or fields == 5) or not croniter.croniter.is_valid(expression):
+            raise ValueError(
+                f"{value!r} is not a cron expression (five fields: minute hour day-of-month month "
+                "day-of-week, in UTC)"
+            )
+        return expression
+
+
+class EffectiveTarget(_Strict):
+    """The targets a drill holds one tier to."""
+
+    tier: str
+    rpo_target_s: float
+    rto_target_s: float
+    gbt20988_level_target: int
+    overridden: bool
+    """True when the plan replaced at least one of the topology's targets."""
+
+
+# --- parsing -----------------------------------------------------------------------------------
+
+
+def parse(text: str) -> DrillPlan:
+    """Parse and validate a drill plan's YAML; raise ``InvalidInput`` naming the path and reason."""
+    try:
+        raw = yaml.load(text, Loader=_LOADER)  # a safe loader, in C where libyaml is there
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "(file)"
+        raise errors.InvalidInput(f"not valid YAML ({getattr(exc, 'problem', exc)})", field=where) from None
+    return from_data(raw)
+
+
+def from_data(raw: Any) -> DrillPlan:
+    if not isinstance(raw, dict):
+        raise errors.InvalidInput("a drill plan must be a mapping", field="(top)")
+    try:
+        return DrillPlan.model_validate(raw)
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        raise errors.InvalidInput(_describe(first), field=_location(first)) from None
+
+
+def _location(error: Any) -> str:
+    """The path in the file; the scenario's kind tag that pydantic adds to the location is dropped."""
+    loc: list[int | str] = []
+    for part in error["loc"]:
+        if loc == ["scenario"] and part in SCENARIO_KINDS:
+            continue
+        loc.append(part)
+    if error["type"] in {"union_tag_invalid", "union_tag_not_found"}:
+        loc.append("kind")
+    return topo.format_location(tuple(loc))
+
+
+def _describe(error: Any) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "string_pattern_mismatch":
+        return "must be a lower-case ASCII id (letters, digits, '-'), starting with a letter"
+    if kind == "union_tag_invalid":
+        return f"unknown scenario kind {error['ctx']['tag']!r} (known: {', '.join(SCENARIO_KINDS)})"
+    if kind == "union_tag_not_found":
+        return f"required (one of: {', '.join(SCENARIO_KINDS)})"
+    if kind == "missing":
+        return "required"
+    if kind == "value_error":
+        return str(error["ctx"]["error"])
+    message = str(error["msg"])
+    return message[0].lower() + message[1:] if message else "invalid"
+
+
+# --- checks against a topology ---------------------------------------------------------------------
+
+
+def check_against(plan: DrillPlan, topology: topo.Topology) -> None:
+    """Check the centers, links and tiers the plan names; raise ``InvalidInput`` with the path."""
+    _check_scenario(plan.scenario, topology)
+    tiers = {tier.name for tier in topology.tiers}
+    known_tiers = ", ".join(tier.name for tier in topology.tiers)
+    for index, name in enumerate(plan.scope.tiers):
+        if name not in tiers:
+            raise errors.InvalidInput(
+                f"unknown tier {name!r} (known: {known_tiers})", field=f"scope.tiers[{index}]"
+            )
+    for name in plan.targets:
+        if name not in tiers:
+            raise errors.InvalidInput(
+                f"unknown tier {name!r} (known: {known_tiers})", field=f"targets.{name}"
+            )
+        if plan.scope.tiers and name not in plan.scope.tiers:
+            raise errors.InvalidInput(
+                f"tier {name!r} is not in the plan's scope (tiers: {', '.join(plan.scope.tiers)})",
+                field=f"targets.{name}",
+            )
+
+
+def _check_scenario(scenario: AnyScenario, topology: topo.Topology) -> None:
+    if isinstance(scenario, LoseLocalCenter):
+        _require_role(topology, scenario.center, topo.CenterRole.LOCAL, field="scenario.center")
+    elif isinstance(scenario, LoseBothLocalCenters):
+        _require_dr_center(topology, scenario.recover_in, field="scenario.recover_in")
+    elif isinstance(scenario, CutDrLink):
+        dr_centers = [center.name for center in topology.centers_with_role(topo.CenterRole.DR)]
+        if scenario.center is None:
+            local_centers = [center.name for center in topology.centers_with_role(topo.CenterRole.LOCAL)]
+            if not any(topology.link(a, b) for a in local_centers for b in dr_centers):
+                raise errors.InvalidInput("no local center has a link to a DR center", field="scenario.kind")
+        else:
+            _require_role(topology, scenario.center, topo.CenterRole.LOCAL, field="scenario.center")
+            if not any(topology.link(scenario.center, dr) for dr in dr_centers):
+                raise errors.InvalidInput(
+                    f"center {scenario.center!r} has no link to a DR center", field="scenario.center"
+                )
+    elif isinstance(scenario, DegradeLink):
+        a, b = scenario.between
+        for index, name in enumerate(scenario.between):
+            _require_center(topology, name, field=f"scenario.between[{index}]")
+        if a == b:
+            raise errors.InvalidInput("a link joins two different centers", field="scenario.between")
+        if topology.link(a, b) is None:
+            raise errors.InvalidInput(f"no link joins {a!r} and {b!r}", field="scenario.between")
+    elif isinstance(scenario, IsolatedFailoverTest):
+        _require_dr_center(topology, scenario.center, field="scenario.center")
+
+
+def _require_center(topology: topo.Topology, name: str, *, field: str) -> topo.Center:
+    for center in topology.centers:
+        if center.name == name:
+            return center
+    known = ", ".join(center.name for center in topology.centers)
+    raise errors.InvalidInput(f"unknown center {name!r} (known: {known})", field=field)
+
+
+def _require_role(topology: topo.Topology, name: str, role: topo.CenterRole, *, field: str) -> None:
+    center = _require_center(topology, name, field=field)
+    if center.role is not role:
+        fitting = ", ".join(c.name for c in topology.centers_with_role(role)) or "none"
+        raise errors.InvalidInput(
+            f"center {name!r} has role {center.role.value!r}; this scenario needs a {role.value!r} center "
+            f"({fitting})",
+            field=field,
+        )
+
+
+def _require_dr_center(topology: topo.Topology, name: str | None, *, field: str) -> None:
+    if name is not None:
+        _require_role(topology, name, topo.CenterRole.DR, field=field)
+    elif not topology.centers_with_role(topo.CenterRole.DR):
+        raise errors.InvalidInput("this scenario needs a center with role 'dr'", field="scenario.kind")
+
+
+# --- targets -------------------------------------------------------------------------------------
+
+
+def tiers_in_scope(plan: DrillPlan, topology: topo.Topology) -> list[topo.Tier]:
+    """The topology's tiers the plan can touch, in failover order (its scope's tiers, or all)."""
+    chosen = [tier for tier in topology.tiers if not plan.scope.tiers or tier.name in plan.scope.tiers]
+    return sorted(chosen, key=lambda tier: tier.priority)
+
+
+def effective_targets(plan: DrillPlan, topology: topo.Topology) -> list[EffectiveTarget]:
+    """Per tier in scope: the topology's targets with the plan's overrides applied."""
+    result = []
+    for tier in tiers_in_scope(plan, topology):
+        override = plan.targets.get(tier.name)
+        rpo = override.rpo_s if override is not None and override.rpo_s is not None else None
+        rto = override.rto_s if override is not None and override.rto_s is not None else None
+        result.append(
+            EffectiveTarget(
+                tier=tier.name,
+                rpo_target_s=float(tier.rpo_target_s if rpo is None else rpo),
+                rto_target_s=float(tier.rto_target_s if rto is None else rto),
+                gbt20988_level_target=tier.gbt20988_level,
+                overridden=override is not None,
+            )
+        )
+    return result
+
+
+# --- schedule ------------------------------------------------------------------------------------
+
+
+def _utc(timestamp: float) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(timestamp, tz=datetime.UTC)
+
+
+def next_run_after(schedule: str, *, after: float) -> float:
+    """The first time (epoch seconds) strictly after ``after`` that ``schedule`` fires."""
+    return croniter.croniter(schedule, _utc(after)).get_next(float)
+
+
+def last_fired_at(schedule: str, *, at: float) -> float:
+    """The latest time (epoch seconds) at or before ``at`` that ``schedule`` fired."""
+    # croniter's get_prev is strict; one second later makes a firing exactly at ``at`` count.
+    return croniter.croniter(schedule, _utc(at + 1)).get_prev(float)
+
+
+def fell_due_at(
+    plan: DrillPlan, *, at: float, last_run_at: float | None, since: float | None = None
+) -> float | None:
+    """When the plan's schedule last fired, if that is after its last run (and after ``since``).
+
+    ``None``: not due (no schedule, or run since it last fired). A plan never run is due
+    as soon as its schedule has fired once (within ``since`` when given).
+    """
+    if plan.schedule is None:
+        return None
+    fired = last_fired_at(plan.schedule, at=at)
+    floors = [value for value in (last_run_at, since) if value is not None]
+    if floors and fired <= max(floors):
+        return None
+    return fired

@@ -1,0 +1,131 @@
+"""Recovery runs (failover, failback) and drill runs, persisted step by step.
+
+Invariants: a run's ``plan`` is fixed when it starts; ``progress`` only grows (the
+ids of completed steps with their times), so a process killed mid-run resumes at
+the first step not in ``progress``; a drill run keeps its full report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import sqlalchemy as sa
+
+from cloudctl import errors
+from cloudctl.store import schema
+
+
+@dataclasses.dataclass(frozen=True)
+class RecoveryRun:
+    id: str
+    kind: str
+    mode: str
+    from_center: str
+    to_center: str | None
+    scope: dict[str, Any]
+    state: str
+    plan: list[dict[str, Any]]
+    progress: list[dict[str, Any]]
+    result: dict[str, Any]
+    started_at: float
+    finished_at: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class DrillRun:
+    id: str
+    plan: str
+    scenario: str
+    state: str
+    passed: bool | None
+    report: dict[str, Any]
+    started_at: float
+    finished_at: float | None
+
+
+def _run(row: Any) -> RecoveryRun:
+    return RecoveryRun(
+        id=row.id,
+        kind=row.kind,
+        mode=row.mode,
+        from_center=row.from_center,
+        to_center=row.to_center,
+        scope=dict(row.scope),
+        state=row.state,
+        plan=list(row.plan),
+        progress=list(row.progress),
+        result=dict(row.result),
+        started_at=float(row.started_at),
+        finished_at=None if row.finished_at is None else float(row.finished_at),
+    )
+
+
+def insert_run(tx: sa.Connection, run: RecoveryRun) -> RecoveryRun:
+    tx.execute(schema.recovery_runs.insert().values(**dataclasses.asdict(run)))
+    return run
+
+
+def get_run(tx: sa.Connection, run_id: str, *, for_update: bool = False) -> RecoveryRun:
+    query = sa.select(schema.recovery_runs).where(schema.recovery_runs.c.id == run_id)
+    if for_update:
+        query = query.with_for_update()
+    row = tx.execute(query).first()
+    if row is None:
+        raise errors.NotFound(f"no recovery run {run_id!r}", field="run")
+    return _run(row)
+
+
+def list_runs(tx: sa.Connection, *, states: list[str] | None = None, limit: int = 100) -> list[RecoveryRun]:
+    query = sa.select(schema.recovery_runs).order_by(schema.recovery_runs.c.started_at.desc()).limit(limit)
+    if states is not None:
+        query = query.where(schema.recovery_runs.c.state.in_(states))
+    return [_run(row) for row in tx.execute(query)]
+
+
+def update_run(tx: sa.Connection, run_id: str, **values: Any) -> RecoveryRun:
+    tx.execute(schema.recovery_runs.update().where(schema.recovery_runs.c.id == run_id).values(**values))
+    return get_run(tx, run_id)
+
+
+def _drill(row: Any) -> DrillRun:
+    return DrillRun(
+        id=row.id,
+        plan=row.plan,
+        scenario=row.scenario,
+        state=row.state,
+        passed=None if row.passed is None else bool(row.passed),
+        report=dict(row.report),
+        started_at=float(row.started_at),
+        finished_at=None if row.finished_at is None else float(row.finished_at),
+    )
+
+
+def insert_drill_run(tx: sa.Connection, run: DrillRun) -> DrillRun:
+    tx.execute(schema.drill_runs.insert().values(**dataclasses.asdict(run)))
+    return run
+
+
+def update_drill_run(tx: sa.Connection, run_id: str, **values: Any) -> DrillRun:
+    tx.execute(schema.drill_runs.update().where(schema.drill_runs.c.id == run_id).values(**values))
+    row = tx.execute(sa.select(schema.drill_runs).where(schema.drill_runs.c.id == run_id)).first()
+    if row is None:
+        raise errors.NotFound(f"no drill run {run_id!r}", field="run")
+    return _drill(row)
+
+
+def list_drill_runs(tx: sa.Connection, *, plan: str | None = None, limit: int = 100) -> list[DrillRun]:
+    query = sa.select(schema.drill_runs).order_by(schema.drill_runs.c.started_at.desc()).limit(limit)
+    if plan is not None:
+        query = query.where(schema.drill_runs.c.plan == plan)
+    return [_drill(row) for row in tx.execute(query)]
+
+
+def latest_drill_runs(tx: sa.Connection) -> list[DrillRun]:
+    """The newest finished run of each plan."""
+    runs = list_drill_runs(tx, limit=1000)
+    latest: dict[str, DrillRun] = {}
+    for run in runs:
+        if run.finished_at is not None and run.plan not in latest:
+            latest[run.plan] = run
+    return list(latest.values())

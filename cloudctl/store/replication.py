@@ -1,0 +1,217 @@
+"""Replication streams and the change log they copy from.
+
+Invariants:
+- A stream is one (workload, source center, target center) pair with the tier's
+  mode (sync, async, backup); its id is ``<workload>:<source>><target>``.
+- ``changes`` is the change tracking of each workload: every acknowledged write
+  gets the next ``seq``; a stream's ``last_seq`` is the newest change known to be
+  at its target, verified by checksum, so a pass copies only ``seq > last_seq``
+  (unchanged data costs nothing).
+- ``last_consistent_at`` is the write time of the newest change covered by
+  ``last_seq``; the current RPO of a stream is the age of its oldest change not
+  yet at the target (zero when none is pending).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+
+from cloudctl import errors
+from cloudctl.store import schema
+
+
+@dataclasses.dataclass(frozen=True)
+class Stream:
+    id: str
+    workload_id: str
+    department: str
+    tier: str
+    source: str
+    target: str
+    mode: str
+    interval_s: float | None
+    state: str
+    last_seq: int
+    last_consistent_at: float | None
+    bytes_copied: int
+    objects_copied: int
+    objects_resent: int
+    last_pass_at: float | None
+    last_error: str
+    created_at: float
+    updated_at: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    workload_id: str
+    seq: int
+    key: str
+    sha256: str
+    size_bytes: int
+    at: float
+    center: str
+
+
+def stream_id(workload_id: str, source: str, target: str) -> str:
+    return f"{workload_id}:{source}>{target}"
+
+
+def _stream(row: Any) -> Stream:
+    return Stream(
+        id=row.id,
+        workload_id=row.workload_id,
+        department=row.department,
+        tier=row.tier,
+        source=row.source,
+        target=row.target,
+        mode=row.mode,
+        interval_s=None if row.interval_s is None else float(row.interval_s),
+        state=row.state,
+        last_seq=int(row.last_seq),
+        last_consistent_at=None if row.last_consistent_at is None else float(row.last_consistent_at),
+        bytes_copied=int(row.bytes_copied),
+        objects_copied=int(row.objects_copied),
+        objects_resent=int(row.objects_resent),
+        last_pass_at=None if row.last_pass_at is None else float(row.last_pass_at),
+        last_error=row.last_error,
+        created_at=float(row.created_at),
+        updated_at=float(row.updated_at),
+    )
+
+
+def upsert_stream(tx: sa.Connection, stream: Stream) -> Stream:
+    """Create the stream, or leave an existing one (and its progress) as it is."""
+    existing = find_stream(tx, stream.id)
+    if existing is not None:
+        return existing
+    tx.execute(schema.replication_streams.insert().values(**dataclasses.asdict(stream)))
+    return stream
+
+
+def find_stream(tx: sa.Connection, stream_id_: str, *, for_update: bool = False) -> Stream | None:
+    query = sa.select(schema.replication_streams).where(schema.replication_streams.c.id == stream_id_)
+    if for_update:
+        query = query.with_for_update()
+    row = tx.execute(query).first()
+    return None if row is None else _stream(row)
+
+
+def get_stream(tx: sa.Connection, stream_id_: str, *, for_update: bool = False) -> Stream:
+    stream = find_stream(tx, stream_id_, for_update=for_update)
+    if stream is None:
+        raise errors.NotFound(f"no replication stream {stream_id_!r}", field="stream")
+    return stream
+
+
+def list_streams(
+    tx: sa.Connection,
+    *,
+    workload_ids: Iterable[str] | None = None,
+    departments: Iterable[str] | None = None,
+    tiers: Iterable[str] | None = None,
+    states: Iterable[str] | None = None,
+) -> list[Stream]:
+    table = schema.replication_streams
+    query = sa.select(table).order_by(table.c.department, table.c.workload_id, table.c.target)
+    if workload_ids is not None:
+        query = query.where(table.c.workload_id.in_(list(workload_ids)))
+    if departments is not None:
+        query = query.where(table.c.department.in_(list(departments)))
+    if tiers is not None:
+        query = query.where(table.c.tier.in_(list(tiers)))
+    if states is not None:
+        query = query.where(table.c.state.in_(list(states)))
+    return [_stream(row) for row in tx.execute(query)]
+
+
+def update_stream(tx: sa.Connection, stream_id_: str, *, now: float, **values: Any) -> Stream:
+    tx.execute(
+        schema.replication_streams.update()
+        .where(schema.replication_streams.c.id == stream_id_)
+        .values(**values, updated_at=now)
+    )
+    return get_stream(tx, stream_id_)
+
+
+def delete_streams(tx: sa.Connection, *, workload_id: str) -> None:
+    tx.execute(
+        schema.replication_streams.delete().where(schema.replication_streams.c.workload_id == workload_id)
+    )
+
+
+# --- change log --------------------------------------------------------------------------------------
+
+
+def _change(row: Any) -> Change:
+    return Change(
+        workload_id=row.workload_id,
+        seq=int(row.seq),
+        key=row.key,
+        sha256=row.sha256,
+        size_bytes=int(row.size_bytes),
+        at=float(row.at),
+        center=row.center,
+    )
+
+
+def last_seq(tx: sa.Connection, *, workload_id: str) -> int:
+    value = tx.execute(
+        sa.select(sa.func.coalesce(sa.func.max(schema.changes.c.seq), 0)).where(
+            schema.changes.c.workload_id == workload_id
+        )
+    ).scalar_one()
+    return int(value)
+
+
+def append_change(
+    tx: sa.Connection, *, workload_id: str, key: str, sha256: str, size_bytes: int, at: float, center: str
+) -> Change:
+    """Record an acknowledged write as the workload's next change."""
+    change = Change(
+        workload_id=workload_id,
+        seq=last_seq(tx, workload_id=workload_id) + 1,
+        key=key,
+        sha256=sha256,
+        size_bytes=size_bytes,
+        at=at,
+        center=center,
+    )
+    tx.execute(schema.changes.insert().values(**dataclasses.asdict(change)))
+    return change
+
+
+def changes_after(tx: sa.Connection, *, workload_id: str, seq: int, limit: int | None = None) -> list[Change]:
+    query = (
+        sa.select(schema.changes)
+        .where(schema.changes.c.workload_id == workload_id)
+        .where(schema.changes.c.seq > seq)
+        .order_by(schema.changes.c.seq)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return [_change(row) for row in tx.execute(query)]
+
+
+def first_pending_at(tx: sa.Connection, *, workload_id: str, seq: int) -> float | None:
+    """Write time of the oldest change after ``seq`` (what a stream at ``seq`` still lacks)."""
+    value = tx.execute(
+        sa.select(sa.func.min(schema.changes.c.at))
+        .where(schema.changes.c.workload_id == workload_id)
+        .where(schema.changes.c.seq > seq)
+    ).scalar()
+    return None if value is None else float(value)
+
+
+def count_changes(tx: sa.Connection, *, workload_id: str) -> int:
+    return int(
+        tx.execute(
+            sa.select(sa.func.count())
+            .select_from(schema.changes)
+            .where(schema.changes.c.workload_id == workload_id)
+        ).scalar_one()
+    )

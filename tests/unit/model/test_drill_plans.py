@@ -1,0 +1,317 @@
+"""Drill plans: the shipped ones are valid against the shipped topology; a bad plan names its field."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from cloudctl import errors
+from cloudctl.model import drills, topology
+from tests.conftest import ROOT, TOPOLOGY
+
+PLANS = sorted((ROOT / "dr" / "drills").glob("*.yaml"))
+
+BASE: dict[str, Any] = {
+    "name": "example",
+    "schedule": "0 18 * * *",
+    "scenario": {"kind": "lose-local-center", "center": "qd-a"},
+    "scope": {"tiers": ["platinum", "gold"]},
+    "steps": [
+        {"name": "before", "pre": [{"command": {"argv": ["cloudctl", "status"]}}]},
+        {"name": "after", "post": [{"http": {"url": "http://127.0.0.1:8080/readyz"}}]},
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def shipped_topology() -> topology.Topology:
+    return topology.parse(TOPOLOGY.read_text(encoding="utf-8"))
+
+
+def plan_with(**changes: Any) -> dict[str, Any]:
+    data = copy.deepcopy(BASE)
+    data.update(changes)
+    return data
+
+
+def rejected(data: Any) -> errors.InvalidInput:
+    with pytest.raises(errors.InvalidInput) as caught:
+        drills.from_data(data)
+    return caught.value
+
+
+def rejected_by(data: dict[str, Any], shipped: topology.Topology) -> errors.InvalidInput:
+    plan = drills.from_data(data)
+    with pytest.raises(errors.InvalidInput) as caught:
+        drills.check_against(plan, shipped)
+    return caught.value
+
+
+# --- the shipped plans -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", PLANS, ids=[path.stem for path in PLANS])
+def test_every_shipped_plan_is_valid_against_the_shipped_topology(
+    path: Path, shipped_topology: topology.Topology
+) -> None:
+    plan = drills.parse(path.read_text(encoding="utf-8"))
+    drills.check_against(plan, shipped_topology)
+    assert plan.name == path.stem
+    assert plan.schedule is not None
+    assert plan.description
+
+
+def test_the_shipped_plans_cover_every_scenario_and_mix_tiers_and_departments() -> None:
+    plans = [drills.parse(path.read_text(encoding="utf-8")) for path in PLANS]
+    assert {plan.scenario.kind for plan in plans} == set(drills.SCENARIO_KINDS)
+    assert any(plan.scope.tiers and plan.scope.departments for plan in plans)
+    assert any(plan.scope.all for plan in plans)
+
+
+def test_effective_targets_replace_only_the_overridden_fields(shipped_topology: topology.Topology) -> None:
+    plan = drills.parse((ROOT / "dr" / "drills" / "test-failover-dr.yaml").read_text(encoding="utf-8"))
+    targets = {target.tier: target for target in drills.effective_targets(plan, shipped_topology)}
+    silver = shipped_topology.tier("silver")
+    assert (targets["silver"].rpo_target_s, targets["silver"].rto_target_s) == (600, silver.rto_target_s)
+    assert targets["silver"].overridden
+    bronze = shipped_topology.tier("bronze")
+    assert (targets["bronze"].rpo_target_s, targets["bronze"].rto_target_s) == (
+        bronze.rpo_target_s,
+        bronze.rto_target_s,
+    )
+    assert not targets["bronze"].overridden
+    assert targets["bronze"].gbt20988_level_target == bronze.gbt20988_level
+
+
+def test_effective_targets_cover_only_the_tiers_in_scope(shipped_topology: topology.Topology) -> None:
+    plan = drills.from_data(BASE)
+    assert [target.tier for target in drills.effective_targets(plan, shipped_topology)] == [
+        "platinum",
+        "gold",
+    ]
+
+
+def test_a_plan_gets_the_documented_defaults() -> None:
+    plan = drills.from_data(BASE)
+    assert plan.simulated_time is True
+    assert (plan.canary.writes_per_s, plan.canary.warmup_s) == (1.0, 120.0)
+    assert (plan.canary.object_bytes, plan.canary.workloads_per_tier) == (4096, 1)
+    http = plan.steps[1].post[0].http
+    assert http is not None
+    assert (http.expect_status, http.timeout_s) == (200, 5.0)
+    command = plan.steps[0].pre[0].command
+    assert command is not None
+    assert (command.expect_exit, command.timeout_s) == (0, 30.0)
+
+
+# --- bad plans name their field ------------------------------------------------------------------------
+
+
+def test_a_bad_cron_expression_names_schedule() -> None:
+    error = rejected(plan_with(schedule="61 25 * * *"))
+    assert error.field == "schedule"
+    assert "cron" in error.reason
+
+
+def test_a_six_field_cron_expression_is_refused() -> None:
+    assert rejected(plan_with(schedule="0 0 18 * * *")).field == "schedule"
+
+
+def test_an_unknown_scenario_kind_names_scenario_kind_and_the_known_kinds() -> None:
+    error = rejected(plan_with(scenario={"kind": "lose-everything"}))
+    assert error.field == "scenario.kind"
+    assert "lose-everything" in error.reason
+    assert "lose-local-center" in error.reason
+
+
+def test_a_scenario_without_kind_names_scenario_kind() -> None:
+    assert rejected(plan_with(scenario={"center": "qd-a"})).field == "scenario.kind"
+
+
+def test_a_field_error_inside_a_scenario_names_the_path_without_the_kind_tag() -> None:
+    error = rejected(plan_with(scenario={"kind": "degrade-link", "between": ["qd-a", "qd-b"], "factor": 1}))
+    assert error.field == "scenario.factor"
+    assert "greater than 1" in error.reason
+
+
+def test_a_degrade_factor_below_one_is_refused() -> None:
+    scenario = {"kind": "degrade-link", "between": ["qd-a", "qd-b"], "factor": 0.5}
+    assert rejected(plan_with(scenario=scenario)).field == "scenario.factor"
+
+
+def test_an_unknown_tier_in_scope_names_its_index(shipped_topology: topology.Topology) -> None:
+    error = rejected_by(plan_with(scope={"tiers": ["gold", "diamond"]}), shipped_topology)
+    assert error.field == "scope.tiers[1]"
+    assert "diamond" in error.reason
+
+
+def test_an_unknown_tier_in_targets_names_it(shipped_topology: topology.Topology) -> None:
+    error = rejected_by(plan_with(targets={"diamond": {"rpo_s": 0}}), shipped_topology)
+    assert error.field == "targets.diamond"
+
+
+def test_a_target_for_a_tier_outside_the_scope_is_refused(shipped_topology: topology.Topology) -> None:
+    error = rejected_by(plan_with(targets={"bronze": {"rto_s": 60}}), shipped_topology)
+    assert error.field == "targets.bronze"
+    assert "scope" in error.reason
+
+
+def test_an_empty_target_override_is_refused() -> None:
+    assert rejected(plan_with(targets={"gold": {}})).field == "targets.gold"
+
+
+def test_losing_a_center_that_is_not_local_names_the_center_and_its_role(
+    shipped_topology: topology.Topology,
+) -> None:
+    error = rejected_by(
+        plan_with(scenario={"kind": "lose-local-center", "center": "dz-dr"}), shipped_topology
+    )
+    assert error.field == "scenario.center"
+    assert "'dr'" in error.reason
+    assert "'local'" in error.reason
+
+
+def test_a_test_failover_into_a_local_center_is_refused(shipped_topology: topology.Topology) -> None:
+    error = rejected_by(plan_with(scenario={"kind": "test-failover", "center": "qd-b"}), shipped_topology)
+    assert error.field == "scenario.center"
+
+
+def test_recovering_in_a_center_that_is_not_dr_is_refused(shipped_topology: topology.Topology) -> None:
+    scenario = {"kind": "lose-both-local-centers", "recover_in": "mgmt"}
+    assert rejected_by(plan_with(scenario=scenario), shipped_topology).field == "scenario.recover_in"
+
+
+def test_cutting_the_dr_link_of_the_management_center_is_refused(shipped_topology: topology.Topology) -> None:
+    scenario = {"kind": "cut-dr-link", "center": "mgmt"}
+    assert rejected_by(plan_with(scenario=scenario), shipped_topology).field == "scenario.center"
+
+
+def test_degrading_a_link_to_an_unknown_center_names_its_end(shipped_topology: topology.Topology) -> None:
+    scenario = {"kind": "degrade-link", "between": ["qd-a", "qd-c"], "factor": 4}
+    error = rejected_by(plan_with(scenario=scenario), shipped_topology)
+    assert error.field == "scenario.between[1]"
+    assert "qd-c" in error.reason
+
+
+def test_degrading_a_link_that_is_not_declared_is_refused(shipped_topology: topology.Topology) -> None:
+    raw = yaml.safe_load(TOPOLOGY.read_text(encoding="utf-8"))
+    raw["links"] = [link for link in raw["links"] if set(link["between"]) != {"qd-a", "qd-b"}]
+    without_sync_link = topology.from_data(raw)
+    scenario = {"kind": "degrade-link", "between": ["qd-a", "qd-b"], "factor": 4}
+    assert rejected_by(plan_with(scenario=scenario), without_sync_link).field == "scenario.between"
+
+
+def test_scope_with_both_all_and_tiers_is_refused() -> None:
+    error = rejected(plan_with(scope={"all": True, "tiers": ["gold"]}))
+    assert error.field == "scope"
+    assert "not both" in error.reason
+
+
+def test_an_empty_scope_is_refused() -> None:
+    assert rejected(plan_with(scope={})).field == "scope"
+
+
+def test_an_http_check_without_url_names_the_path_in_the_file() -> None:
+    data = plan_with()
+    data["steps"][1]["post"][0] = {"http": {"expect_status": 204}}
+    error = rejected(data)
+    assert error.field == "steps[1].post[0].http.url"
+    assert error.reason == "required"
+
+
+def test_an_http_check_with_a_url_that_is_not_http_is_refused() -> None:
+    data = plan_with()
+    data["steps"][1]["post"][0] = {"http": {"url": "ftp://example"}}
+    assert rejected(data).field == "steps[1].post[0].http.url"
+
+
+def test_a_command_check_without_argv_names_the_path_in_the_file() -> None:
+    data = plan_with()
+    data["steps"][0]["pre"][0] = {"command": {"timeout_s": 10}}
+    assert rejected(data).field == "steps[0].pre[0].command.argv"
+
+
+def test_a_check_with_neither_http_nor_command_names_the_check() -> None:
+    data = plan_with()
+    data["steps"][0]["pre"][0] = {"name": "nothing to do"}
+    error = rejected(data)
+    assert error.field == "steps[0].pre[0]"
+    assert "exactly one" in error.reason
+
+
+def test_an_unknown_field_is_named() -> None:
+    error = rejected(plan_with(canary={"writes_per_minute": 3}))
+    assert (error.field, error.reason) == ("canary.writes_per_minute", "unknown field")
+
+
+def test_a_plan_name_must_be_a_slug() -> None:
+    assert rejected(plan_with(name="Lose QD-A")).field == "name"
+
+
+def test_invalid_yaml_names_the_line() -> None:
+    with pytest.raises(errors.InvalidInput) as caught:
+        drills.parse("name: x\nscenario: [unclosed\n")
+    assert caught.value.field is not None
+    assert caught.value.field.startswith("line ")
+
+
+def test_a_plan_that_is_not_a_mapping_is_refused() -> None:
+    assert rejected(["name"]).field == "(top)"
+
+
+def test_bad_input_maps_to_exit_code_2() -> None:
+    assert rejected(plan_with(schedule="never")).exit_code == 2
+
+
+# --- schedule ---------------------------------------------------------------------------------------
+
+NIGHT = 1_767_290_400.0  # 2026-01-01T18:00:00Z, when "0 18 * * *" fires
+
+
+def test_a_plan_never_run_is_due_at_its_last_firing() -> None:
+    plan = drills.from_data(BASE)
+    assert drills.fell_due_at(plan, at=NIGHT + 600, last_run_at=None) == NIGHT
+
+
+def test_a_firing_exactly_now_counts() -> None:
+    plan = drills.from_data(BASE)
+    assert drills.fell_due_at(plan, at=NIGHT, last_run_at=None) == NIGHT
+
+
+def test_a_plan_run_since_its_last_firing_is_not_due() -> None:
+    plan = drills.from_data(BASE)
+    assert drills.fell_due_at(plan, at=NIGHT + 3600, last_run_at=NIGHT + 60) is None
+
+
+def test_a_plan_run_before_its_last_firing_is_due_again() -> None:
+    plan = drills.from_data(BASE)
+    assert drills.fell_due_at(plan, at=NIGHT + 3600, last_run_at=NIGHT - 86400 + 60) == NIGHT
+
+
+def test_firings_before_since_do_not_count() -> None:
+    monthly = drills.from_data(plan_with(schedule="0 18 1 * *"))
+    second_night = NIGHT + 86400 + 1800
+    assert drills.fell_due_at(monthly, at=second_night, last_run_at=None, since=second_night - 86400) is None
+    assert drills.fell_due_at(monthly, at=NIGHT + 1800, last_run_at=None, since=NIGHT + 1800 - 86400) == NIGHT
+
+
+def test_a_plan_without_schedule_is_never_due() -> None:
+    plan = drills.from_data(plan_with(schedule=None))
+    assert drills.fell_due_at(plan, at=NIGHT, last_run_at=None) is None
+
+
+def test_next_run_is_strictly_after() -> None:
+    assert drills.next_run_after("0 18 * * *", after=NIGHT) == NIGHT + 86400
+    assert drills.next_run_after("0 18 * * *", after=NIGHT - 1) == NIGHT
+
+
+def test_the_example_plan_in_the_dr_readme_is_valid(shipped_topology: topology.Topology) -> None:
+    readme = (ROOT / "dr" / "README.md").read_text(encoding="utf-8")
+    example = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
+    plan = drills.parse(example)
+    drills.check_against(plan, shipped_topology)
+    assert plan.steps[0].pre[0].http is not None
