@@ -479,6 +479,45 @@ def drill_run(
         raise typer.Exit(1)
 
 
+@drill_app.command("resume")
+@common.handles_errors
+def drill_resume(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(metavar="RUN", help="The id of the interrupted drill run.")],
+    report_dir: Annotated[
+        Path | None,
+        typer.Option(help="Where to write the reports; default <home>/drills/<plan>-<started>/."),
+    ] = None,
+    junit: Annotated[Path | None, typer.Option(help="Also write the JUnit XML here.")] = None,
+) -> None:
+    """Finish a drill killed mid-way, from its last finished phase; exit 1 if an objective is missed."""
+    from rich.text import Text
+
+    from cloudctl.services import drill_reports
+    from cloudctl.services import drills as drill_service
+
+    state = common.state_of(ctx)
+    with output.stderr.status(Text(f"drill {run_id}: resuming")) as status:
+
+        def on_step(step: drill_report.TimelineStep) -> None:
+            status.update(Text(f"drill {run_id} [{step.offset_s:9.1f} s] {step.step}"))
+
+        report = drill_service.resume_drill(state.context, run_id, on_step=on_step)
+    target = report_dir or state.home / "drills" / f"{report.plan}-{_stamp(report.started_at)}"
+    files = drill_reports.write_report(report, directory=target)
+    if junit is not None:
+        drill_reports.write_junit(report, junit)
+
+    def render() -> None:
+        for renderable in drill_reports.render_console(report):
+            output.stdout.print(renderable)
+
+    state.emit(report, render)
+    output.stderr.print(f"reports: {files.directory} (report.html, report.md, report.json, junit.xml)")
+    if not report.passed:
+        raise typer.Exit(1)
+
+
 def _stamp(iso: str) -> str:
     """``2026-01-01T18:00:00Z`` → ``20260101T180000Z``: sortable and safe in a path."""
     return re.sub(r"[^0-9TZ]", "", iso) or "unknown"

@@ -22,9 +22,17 @@ replication_app = typer.Typer(
 )
 
 
+failover_app = typer.Typer(
+    help="Move the workloads off a center; `failover resume RUN` finishes an interrupted run.",
+    invoke_without_command=True,
+)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(replication_app, name="replication")
-    app.command("failover")(failover)
+    failover_app.callback()(failover)
+    failover_app.command("resume")(failover_resume)
+    app.add_typer(failover_app, name="failover")
     app.command("failback")(failback)
 
 
@@ -179,17 +187,13 @@ def failover(
     ] = None,
     dept: Annotated[str | None, typer.Option(help="Only this department's workloads.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan; change nothing.")] = False,
-    resume: Annotated[str | None, typer.Option(help="Resume an interrupted run by its id.")] = None,
 ) -> None:
     """Move the workloads off a center: the recovery plan is shown, then executed step by step."""
     from cloudctl.services import identity, recovery
 
-    state = common.state_of(ctx)
-    if resume is not None:
-        current = recovery.get_run(state.context, resume)
-        run = _execute(state.context, resume, current.steps_total)
-        state.emit(run, lambda: _render_run(run))
+    if ctx.invoked_subcommand is not None:
         return
+    state = common.state_of(ctx)
     if from_center is None:
         raise errors.InvalidInput("name the center to leave", field="from")
     if planned is None:
@@ -212,6 +216,21 @@ def failover(
     state.emit(run, lambda: _render_run(run))
     if plan.stranded:
         raise typer.Exit(1)
+
+
+@common.handles_errors
+def failover_resume(ctx: typer.Context, run_id: Annotated[str, typer.Argument(metavar="RUN")]) -> None:
+    """Finish an interrupted failover or failback from its last completed step."""
+    from cloudctl.services import recovery
+
+    state = common.state_of(ctx)
+    current = recovery.get_run(state.context, run_id)
+    if current.state != "running":
+        raise errors.Conflict(f"run {run_id} is {current.state}; nothing to resume", field="run")
+    run = _execute(state.context, run_id, current.steps_total)
+    if run.kind == "failback":
+        recovery.finish_failback(state.context, run.id)
+    state.emit(run, lambda: _render_run(run))
 
 
 @common.handles_errors

@@ -10,6 +10,8 @@ A plan lists, per affected workload (lower tier ``priority`` first, then by id):
 - ``reprotect``: streams are rebuilt from the new serving center.
 
 Invariants:
+- One run per center at a time: starting a failover or failback of a center that
+  an unfinished run still touches is refused, naming that run.
 - The plan is fixed when the run starts and stored with it; each completed step is
   appended to the run's ``progress`` in its own transaction, so a killed process
   resumes at the first step not done and never repeats one.
@@ -152,6 +154,15 @@ def start(
         finished_at=None,
     )
     with env.store.transaction() as tx:
+        for center in sorted({*from_center.split(","), *([to_center] if to_center else [])}):
+            recovery.lock_center(tx, center)
+            busy = recovery.running_for_center(tx, center)
+            if busy:
+                raise errors.Conflict(
+                    f"{busy[0].kind} {busy[0].id} of {center} is still running; finish it with "
+                    f"`cloudctl failover resume {busy[0].id}` first",
+                    field="from",
+                )
         recovery.insert_run(tx, run)
     return run
 

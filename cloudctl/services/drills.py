@@ -14,6 +14,8 @@ Invariants:
   deterministic and takes seconds; otherwise it runs in real time.
 - A drill leaves nothing behind: faults are cleared and canary workloads deleted
   (their quota released), whatever the outcome; its report is stored with the run.
+  A drill interrupted (Ctrl-C, killed) keeps its canaries and faults, and its
+  phases, so ``resume_drill`` finishes it.
 - Detection time is not modelled: recovery starts the moment the fault is injected.
 """
 
@@ -76,12 +78,92 @@ class _Drill:
         self.sequence = 0
         self.fault_at = self.started
         self.injected: list[str] = []
+        self.run_id = ""
+        self.phase = "started"
+        self.lost_centers: list[str] = []
+        self.failover_runs: dict[str, str] = {}
+        """Failover run per lost center, so a resumed drill resumes them instead of planning anew."""
         self.measured_at: float | None = None
         """Writes up to this time count: the fault for lost centers, the end of the hold for links."""
 
     @property
     def clock(self) -> clocks.Clock:
         return self.ctx.clock
+
+    # --- persistence: each finished phase is saved, so a killed drill resumes after it ----------
+
+    def before(self, phase: str) -> bool:
+        """Whether ``phase`` is still to be done."""
+        return PHASES.index(self.phase) < PHASES.index(phase)
+
+    def save(self, phase: str) -> None:
+        self.phase = phase
+        state = {
+            "plan": self.plan.model_dump(mode="json"),
+            "phase": phase,
+            "started": self.started,
+            "clock_now": self.clock.now(),
+            "fault_at": self.fault_at,
+            "measured_at": self.measured_at,
+            "sequence": self.sequence,
+            "injected": self.injected,
+            "lost_centers": self.lost_centers,
+            "failover_runs": self.failover_runs,
+            "timeline": [step.model_dump(mode="json") for step in self.timeline],
+            "checks": [check.model_dump(mode="json") for check in self.checks],
+            "canaries": [
+                {
+                    "workload_id": c.workload_id,
+                    "tier": c.tier,
+                    "department": c.department,
+                    "served_in": c.served_in,
+                    "served_at": c.served_at,
+                    "lost": c.lost,
+                    "rpo_s": c.rpo_s,
+                }
+                for c in self.canaries
+            ],
+        }
+        with self.ctx.transaction() as tx:
+            recovery_store.update_drill_run(tx, self.run_id, report={"progress": state})
+
+    @classmethod
+    def restore(
+        cls, ctx: ctx_module.Context, plan: drills.DrillPlan, state: dict[str, Any], on_step: OnStep | None
+    ) -> _Drill:
+        drill = cls(ctx, plan, on_step)
+        if isinstance(drill.clock, clocks.ManualClock):
+            drill.ctx = ctx_module.Context(
+                settings=ctx.settings,
+                clock=clocks.ManualClock(start=float(state["clock_now"])),
+                _store=ctx.store,
+            )
+        drill.started = float(state["started"])
+        drill.phase = str(state["phase"])
+        drill.fault_at = float(state["fault_at"])
+        drill.measured_at = state.get("measured_at")
+        drill.sequence = int(state["sequence"])
+        drill.injected = list(state["injected"])
+        drill.lost_centers = list(state["lost_centers"])
+        drill.failover_runs = dict(state["failover_runs"])
+        drill.timeline = [report_model.TimelineStep(**step) for step in state["timeline"]]
+        drill.checks = [report_model.CheckResult(**check) for check in state["checks"]]
+        for saved in state["canaries"]:
+            canary = Canary(
+                workload_id=saved["workload_id"],
+                tier=saved["tier"],
+                department=saved["department"],
+                owner=drill._principal(saved["department"]),
+                served_in=saved["served_in"],
+                served_at=saved["served_at"],
+                lost=[tuple(item) for item in saved["lost"]],
+                rpo_s=saved["rpo_s"],
+            )
+            with ctx.read() as tx:
+                changes = replication.changes_after(tx, workload_id=canary.workload_id, seq=0)
+            canary.writes = [(change.key, change.sha256, change.at) for change in changes]
+            drill.canaries.append(canary)
+        return drill
 
     def note(self, step: str, detail: str = "") -> None:
         now = self.clock.now()
@@ -263,7 +345,6 @@ class _Drill:
             run = recovery.execute(self.ctx, plan.run_id or "")
             for workload_id, outcome in run.workloads.items():
                 outcomes.setdefault(workload_id, {}).update(outcome)
-            stranded += plan.stranded
         for canary in self.canaries:
             outcome = outcomes.get(canary.workload_id)
             if outcome and "served_at" in outcome:
@@ -499,18 +580,21 @@ def _probe(check: drills.Check, *, env: dict[str, str]) -> tuple[bool, str]:
     return finished.returncode == check.command.expect_exit, f"exit {finished.returncode} {tail[0]}".strip()
 
 
+PHASES = ("started", "canaries-ready", "warmed-up", "fault-injected", "recovered", "checked")
+
+
 def run_drill(
     ctx: ctx_module.Context, *, plan: drills.DrillPlan, on_step: OnStep | None = None
 ) -> report_model.DrillReport:
     """Run one drill end to end and store its report; the report says whether every objective held."""
     drills.check_against(plan, ctx.topology)
     drill = _Drill(ctx, plan, on_step)
-    run_id = f"drill-{int(drill.started * 1000):013x}{secrets.token_hex(3)}"
+    drill.run_id = f"drill-{int(drill.started * 1000):013x}{secrets.token_hex(3)}"
     with ctx.transaction() as tx:
         recovery_store.insert_drill_run(
             tx,
             recovery_store.DrillRun(
-                id=run_id,
+                id=drill.run_id,
                 plan=plan.name,
                 scenario=plan.scenario.kind,
                 state="running",
@@ -521,34 +605,81 @@ def run_drill(
             ),
         )
     drill.note("drill started", f"{plan.scenario.summary}; scope {plan.scope.summary}")
+    drill.save("started")
+    return _continue(ctx, drill)
+
+
+def resume_drill(
+    ctx: ctx_module.Context, run_id: str, *, on_step: OnStep | None = None
+) -> report_model.DrillReport:
+    """Finish a drill that was killed mid-way, from its last finished phase.
+
+    Canaries are not created again and the fault is not injected again; an
+    interrupted recovery resumes its own failover runs step by step.
+    """
+    with ctx.read() as tx:
+        runs = [run for run in recovery_store.list_drill_runs(tx, limit=10_000) if run.id == run_id]
+    if not runs:
+        raise errors.NotFound(f"no drill run {run_id!r}", field="run")
+    run = runs[0]
+    if run.state != "running":
+        raise errors.Conflict(
+            f"drill run {run_id} is {run.state}; only a running drill can be resumed", field="run"
+        )
+    saved = run.report.get("progress")
+    if not saved:
+        raise errors.Conflict(f"drill run {run_id} saved no progress to resume from", field="run")
+    plan = drills.from_data(saved["plan"])
+    drill = _Drill.restore(ctx, plan, saved, on_step)
+    drill.run_id = run_id
+    drill.note("drill resumed", f"after {drill.phase}")
+    return _continue(ctx, drill)
+
+
+def _continue(ctx: ctx_module.Context, drill: _Drill) -> report_model.DrillReport:
+    plan = drill.plan
     try:
-        drill.create_canaries()
-        drill.write_for(plan.canary.warmup_s)
-        drill.note("warm-up done", f"{sum(len(c.writes) for c in drill.canaries)} acknowledged writes")
-        drill.run_checks("pre")
-        lost = drill.inject()
-        kind = plan.scenario.kind
-        if kind in LOSE_SCENARIOS:
-            drill.recover(lost)
-            drill.measure_survivors()
-        elif kind == "test-failover":
-            drill.test_failover()
-            drill.measure_survivors()
-        else:
-            hold_s = max(
-                (float(t.dr_interval_s or 0) for t in drills.tiers_in_scope(plan, ctx.topology)), default=60.0
-            )
-            drill.write_for(min(hold_s, 3600.0))
-            drill.measure_exposure()
-            drill.note("exposure measured", "production kept serving; copies measured for what they lack")
-        drill.run_checks("post")
-    finally:
+        if drill.before("canaries-ready"):
+            drill.create_canaries()
+            drill.save("canaries-ready")
+        if drill.before("warmed-up"):
+            drill.write_for(plan.canary.warmup_s)
+            drill.note("warm-up done", f"{sum(len(c.writes) for c in drill.canaries)} acknowledged writes")
+            drill.run_checks("pre")
+            drill.save("warmed-up")
+        if drill.before("fault-injected"):
+            drill.lost_centers = drill.inject()
+            drill.save("fault-injected")
+        if drill.before("recovered"):
+            kind = plan.scenario.kind
+            if kind in LOSE_SCENARIOS:
+                drill.recover(drill.lost_centers)
+                drill.measure_survivors()
+            elif kind == "test-failover":
+                drill.test_failover()
+                drill.measure_survivors()
+            else:
+                hold_s = max(
+                    (float(t.dr_interval_s or 0) for t in drills.tiers_in_scope(plan, ctx.topology)),
+                    default=60.0,
+                )
+                drill.write_for(min(hold_s, 3600.0))
+                drill.measure_exposure()
+                drill.note("exposure measured", "production kept serving; copies measured for what they lack")
+            drill.save("recovered")
+        if drill.before("checked"):
+            drill.run_checks("post")
+            drill.save("checked")
+    except Exception:
+        # A failed drill cleans up; an interrupted one (Ctrl-C, a kill) keeps its state for resume.
         drill.cleanup()
-    report = drill.report(run_id)
+        raise
+    drill.cleanup()
+    report = drill.report(drill.run_id)
     with ctx.transaction() as tx:
         recovery_store.update_drill_run(
             tx,
-            run_id,
+            drill.run_id,
             state="done",
             passed=report.passed,
             report=report.model_dump(mode="json"),
@@ -559,7 +690,7 @@ def run_drill(
         principal=identity.local_operator("sysadmin"),
         action="drill.run",
         target_type="Drill",
-        target_id=run_id,
+        target_id=drill.run_id,
         outcome="success" if report.passed else "failed",
         detail={"plan": plan.name, "scenario": plan.scenario.kind, "passed": report.passed},
     )

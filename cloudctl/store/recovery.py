@@ -129,3 +129,19 @@ def latest_drill_runs(tx: sa.Connection) -> list[DrillRun]:
         if run.finished_at is not None and run.plan not in latest:
             latest[run.plan] = run
     return list(latest.values())
+
+
+def lock_center(tx: sa.Connection, center: str) -> None:
+    """Serialise recovery decisions about one center (the row of the center, locked for update)."""
+    tx.execute(
+        sa.select(schema.centers.c.name).where(schema.centers.c.name == center).with_for_update()
+    ).first()
+
+
+def running_for_center(tx: sa.Connection, center: str) -> list[RecoveryRun]:
+    """Unfinished failover or failback runs that leave or enter ``center``."""
+    return [
+        run
+        for run in list_runs(tx, states=["running"], limit=1000)
+        if center in run.from_center.split(",") or run.to_center == center
+    ]

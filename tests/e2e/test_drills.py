@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from cloudctl import clock as clocks
+from cloudctl import errors
+from cloudctl.model import drill_report as report_model
 from cloudctl.model import drills
 from cloudctl.services import context as ctx_module
 from cloudctl.services import drills as drill_service
@@ -137,3 +139,96 @@ def test_losing_a_local_center_on_postgresql(pg_database_url: str, tmp_path: Pat
 def test_every_shipped_plan_is_exercised() -> None:
     shipped = {path.stem for path in Path(PLANS).glob("*.yaml")}
     assert shipped == {"lose-qd-a", "lose-both-local", "cut-dr-link", "degrade-sync-link", "test-failover-dr"}
+
+
+def test_a_drill_killed_mid_way_resumes_after_its_last_phase(sqlite_ctx: ctx_module.Context) -> None:
+    class Killed(BaseException):
+        """Stands for SIGKILL: nothing after it runs, not even the drill's cleanup."""
+
+    def kill_after_fault(step: report_model.TimelineStep) -> None:
+        if step.step == "fault injected":
+            raise Killed
+
+    plan = load("lose-qd-a")
+    with pytest.raises(Killed):
+        drill_service.run_drill(sqlite_ctx, plan=plan, on_step=kill_after_fault)
+    with sqlite_ctx.read() as tx:
+        interrupted = recovery_store.list_drill_runs(tx, plan=plan.name)[0]
+    assert interrupted.state == "running"
+    assert interrupted.report["progress"]["phase"] == "warmed-up"
+    canaries = [c["workload_id"] for c in interrupted.report["progress"]["canaries"]]
+
+    report = drill_service.resume_drill(sqlite_ctx, interrupted.id)
+
+    assert report.passed
+    assert sorted(w.workload_id for w in report.workloads) == sorted(canaries)  # no second set of canaries
+    steps = [step.step for step in report.timeline]
+    assert steps.count("fault injected") == 1
+    assert "drill resumed" in steps
+    leaves_nothing_behind(sqlite_ctx)
+    with pytest.raises(errors.Conflict):
+        drill_service.resume_drill(sqlite_ctx, interrupted.id)
+
+
+def test_a_test_failover_changes_nothing_in_production(sqlite_ctx: ctx_module.Context) -> None:
+    from cloudctl.services import identity, provisioning, recovery, workloads
+    from cloudctl.services import requests as requests_service
+
+    hrss = identity.Principal(
+        id="t", role="dept-admin", department="hrss", department_path=("qingdao", "hrss")
+    )
+    made = []
+    for tier in ("gold", "silver"):
+        body = requests_service.RequestCreate(offering="vm.small", tier=tier, name=f"production-{tier}")
+        request, _ = requests_service.submit(sqlite_ctx, principal=hrss, body=body)
+        provisioning.reconcile(sqlite_ctx, kind="request", object_id=request.id)
+        recovery.write(sqlite_ctx, request.workload_id or "", key="case/1", data=b"production data")
+        made.append(request.workload_id or "")
+
+    def production() -> object:
+        listed, _ = workloads.list_workloads(sqlite_ctx, principal=hrss)
+        placements = [
+            (w.id, w.state, [(p.center, p.role, p.state, p.resources) for p in w.placements])
+            for w in listed
+            if w.id in made
+        ]
+        streams = [
+            (s.id, s.state, s.objects_copied) for s in recovery.status(sqlite_ctx) if s.workload_id in made
+        ]
+        return placements, streams, quotas_service.show_quota(sqlite_ctx, "hrss").model_dump()
+
+    before = production()
+    report = drill_service.run_drill(sqlite_ctx, plan=load("test-failover-dr", warmup_s=40.0))
+    assert report.workloads
+    assert production() == before
+
+
+def test_the_drill_command_exits_1_when_a_target_is_tighter_than_achievable(tmp_path: Path) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from cloudctl.cli import main
+    from tests.conftest import POLICIES, TOPOLOGY
+
+    data = yaml.safe_load((PLANS / "lose-both-local.yaml").read_text(encoding="utf-8"))
+    data["canary"].update(warmup_s=40, writes_per_s=1)
+    data["steps"] = []
+    data["targets"]["gold"] = {"rpo_s": 0}
+    tight = tmp_path / "tight.yaml"
+    tight.write_text(yaml.safe_dump(data), encoding="utf-8")
+    home = ["--home", str(tmp_path / "home"), "--topology", str(TOPOLOGY), "--policies", str(POLICIES)]
+    runner = CliRunner()
+    assert runner.invoke(main.app, [*home, "init"]).exit_code == 0
+    reports = tmp_path / "reports"
+    junit = tmp_path / "j.xml"
+    result = runner.invoke(
+        main.app, [*home, "drill", "run", str(tight), "--report-dir", str(reports), "--junit", str(junit)]
+    )
+    assert result.exit_code == 1, result.stdout + result.stderr
+    assert '"passed": false' in (reports / "report.json").read_text(encoding="utf-8")
+    assert "<failure" in junit.read_text(encoding="utf-8")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**data, "schedule": "every night"}), encoding="utf-8")
+    refused = runner.invoke(main.app, [*home, "drill", "run", str(bad)])
+    assert refused.exit_code == 2
+    assert "schedule" in refused.stderr

@@ -1,0 +1,1065 @@
+"""A real OpenStack on loopback, from Debian's packages, for cloudctl's OpenStack tests.
+
+Subcommands: ``start`` (idempotent: reuses a stack that is up and healthy), ``stop``,
+``status`` and ``clouds-yaml`` (prints or writes ``clouds.yaml`` entries for it).
+
+What ``start`` brings up: Keystone, Placement and Nova API under uwsgi; Glance API (file
+store), Neutron server (ML2, no agents), Nova conductor, scheduler and compute (the fake
+compute driver), Cinder API, scheduler and volume (Cinder's own fake volume driver) as
+their own processes. Everything listens on 127.0.0.1 only; the services keep their
+databases on the PostgreSQL server at 127.0.0.1:5432 (one database per service, ``os_*``)
+and talk over the RabbitMQ server at 127.0.0.1:5672 (a vhost of their own).
+
+Invariants:
+
+- One stack per machine: fixed ports, one state dir (``$CLOUDCTL_OPENSTACK_STATE``,
+  default ``/var/tmp/cloudctl-openstack``) holding the rendered configs, logs, pid files,
+  the generated admin password and ``clouds.yaml``. A file lock serialises concurrent
+  ``start``/``stop`` calls.
+- Only processes this script started (their pids are in ``run/``) are ever stopped.
+- Package scripts never start a service nor configure a database: installs run with
+  ``DEBIAN_FRONTEND=noninteractive``, the packages' database questions preseeded to "no"
+  and a ``policy-rc.d`` that forbids starting services (left alone if one exists).
+- Every wait is bounded; when a service does not come up, the tail of its log is
+  printed and the command exits non-zero.
+
+Run it with the project's virtualenv (it uses openstacksdk to register services, flavors,
+images and networks): ``scripts/openstack/stack start``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import contextlib
+import dataclasses
+import fcntl
+import functools
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import string
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import openstack
+import openstack.connection
+
+HERE = Path(__file__).resolve().parent
+TEMPLATES = HERE / "etc"
+STATE_DIR = Path(os.environ.get("CLOUDCTL_OPENSTACK_STATE", "/var/tmp/cloudctl-openstack"))
+DB_URL = os.environ.get("CLOUDCTL_OPENSTACK_DB_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432")
+PSQL_URL = DB_URL.replace("postgresql+psycopg2://", "postgresql://")
+RABBIT_VHOST = "cloudctl-openstack"
+TRANSPORT_URL = os.environ.get(
+    "CLOUDCTL_OPENSTACK_TRANSPORT_URL", f"rabbit://guest:guest@127.0.0.1:5672/{RABBIT_VHOST}"
+)
+REGION = "RegionOne"
+KEYSTONE_URL = "http://127.0.0.1:5000/v3"
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+PACKAGES = (
+    "keystone",
+    "placement-api",
+    "nova-api",
+    "nova-conductor",
+    "nova-scheduler",
+    "cinder-api",
+    "cinder-scheduler",
+    "glance-api",
+    "neutron-server",
+    "python3-psycopg2",
+)
+"""Debian's packages. nova-compute and cinder-volume are not installed: they would pull in a
+hypervisor, LVM and an iSCSI target this stack does not use; their entry points are in
+python3-nova and python3-cinder, which the packages above bring."""
+
+PRESEED = [
+    f"{package} {service}/{question} boolean false"
+    for package, service, questions in (
+        ("keystone", "keystone", ("configure_db", "create-admin-tenant", "register-endpoint")),
+        ("nova-common", "nova", ("configure_db", "configure_rabbit", "configure_ksat", "configure_neutron")),
+        ("nova-common", "nova", ("configure_placement",)),
+        ("cinder-common", "cinder", ("configure_db", "configure_rabbit", "configure_ksat")),
+        (
+            "neutron-common",
+            "neutron",
+            ("configure_db", "configure_rabbit", "configure_ksat", "configure_nova"),
+        ),
+        ("glance-common", "glance", ("configure_db", "configure_rabbit", "configure_ksat")),
+        ("placement-common", "placement", ("configure_db", "configure_ksat")),
+    )
+    for question in questions
+]
+
+DATABASES = ("keystone", "placement", "glance", "neutron", "nova_api", "nova", "nova_cell0", "cinder")
+
+SERVICE_USERS = ("placement", "glance", "neutron", "nova", "cinder")
+
+ENDPOINTS = (
+    # (service name, service type, URL)
+    ("placement", "placement", "http://127.0.0.1:8778"),
+    ("glance", "image", "http://127.0.0.1:9292"),
+    ("neutron", "network", "http://127.0.0.1:9696"),
+    ("nova", "compute", "http://127.0.0.1:8774/v2.1"),
+    ("cinderv3", "volumev3", "http://127.0.0.1:8776/v3"),
+)
+
+FLAVOR = {"name": "cloudctl.tiny", "vcpus": 1, "ram": 512, "disk": 1}
+IMAGE_NAME = "cloudctl-fake"
+NETWORK_NAME = "cloudctl-net"
+
+START_TIMEOUT_S = float(os.environ.get("CLOUDCTL_OPENSTACK_START_TIMEOUT_S", "300"))
+STOP_TIMEOUT_S = 20.0
+POLL_INTERVAL_S = 0.5
+LOCK_TIMEOUT_S = START_TIMEOUT_S + 300
+
+
+class StackError(Exception):
+    """The stack could not be brought up (or down); the message says which part and why."""
+
+
+def log(message: str) -> None:
+    print(f"openstack-stack: {message}", file=sys.stderr, flush=True)
+
+
+# --- paths and secrets --------------------------------------------------------------------
+
+
+def etc_dir() -> Path:
+    return STATE_DIR / "etc"
+
+
+def log_dir() -> Path:
+    return STATE_DIR / "log"
+
+
+def run_dir() -> Path:
+    return STATE_DIR / "run"
+
+
+def lib_dir() -> Path:
+    return STATE_DIR / "lib"
+
+
+def clouds_yaml_path() -> Path:
+    return STATE_DIR / "clouds.yaml"
+
+
+def admin_password() -> str:
+    """The stack's password (admin and service users), generated once per state dir."""
+    path = STATE_DIR / "password"
+    if not path.exists():
+        STATE_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(18), encoding="utf-8")
+        path.chmod(0o600)
+    return path.read_text(encoding="utf-8").strip()
+
+
+# --- processes ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Service:
+    """One long-running process of the stack."""
+
+    name: str
+    argv: tuple[str, ...]
+    port: int | None = None
+    health_path: str = "/"
+    env: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def pid_file(self) -> Path:
+        return run_dir() / f"{self.name}.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return log_dir() / f"{self.name}.log"
+
+
+def uwsgi(name: str, *, port: int, wsgi_file: str, env: dict[str, str]) -> Service:
+    ini = etc_dir() / f"{name}-uwsgi.ini"
+    lines = [
+        "[uwsgi]",
+        "plugins = python3",
+        f"http-socket = 127.0.0.1:{port}",
+        "master = true",
+        "processes = 1",
+        "threads = 8",
+        "enable-threads = true",
+        "lazy-apps = true",
+        "die-on-term = true",
+        "no-orphans = true",
+        "buffer-size = 65535",
+        # uwsgi's http-socket does not keep connections alive: say so, or clients reuse dead ones.
+        "add-header = Connection: close",
+        "http-auto-chunked = true",
+        "http-raw-body = true",
+        "wsgi-manage-chunked-input = true",
+        f"chdir = {STATE_DIR}",
+        f"wsgi-file = {wsgi_file}",
+        *(f"env = {key}={value}" for key, value in env.items()),
+    ]
+    ini.parent.mkdir(parents=True, exist_ok=True)
+    ini.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return Service(name=name, argv=("/usr/bin/uwsgi", "--ini", str(ini)), port=port)
+
+
+def config_args(*names: str) -> tuple[str, ...]:
+    return tuple(arg for name in names for arg in ("--config-file", str(etc_dir() / name)))
+
+
+def services() -> list[Service]:
+    """Every process of the stack, in start order."""
+    etc = etc_dir()
+    nova = config_args("nova.conf")
+    cinder = config_args("cinder.conf")
+    return [
+        uwsgi(
+            "keystone",
+            port=5000,
+            wsgi_file="/usr/bin/keystone-wsgi-public",
+            env={"OS_KEYSTONE_CONFIG_DIR": str(etc)},
+        ),
+        uwsgi(
+            "placement",
+            port=8778,
+            wsgi_file="/usr/bin/placement-api",
+            env={"OS_PLACEMENT_CONFIG_DIR": str(etc)},
+        ),
+        Service("glance-api", ("/usr/bin/glance-api", *config_args("glance-api.conf")), port=9292),
+        Service(
+            "neutron-server",
+            ("/usr/bin/neutron-server", *config_args("neutron.conf", "ml2_conf.ini")),
+            port=9696,
+        ),
+        uwsgi(
+            "nova-api",
+            port=8774,
+            wsgi_file="/usr/bin/nova-api-wsgi",
+            env={
+                "OS_NOVA_CONFIG_DIR": str(etc),
+                "OS_NOVA_CONFIG_FILES": "api-paste.ini;nova.conf",
+                "OS_NOVA_DISABLE_EVENTLET_PATCHING": "1",
+            },
+        ),
+        Service("nova-conductor", ("/usr/bin/nova-conductor", *nova)),
+        Service("nova-scheduler", ("/usr/bin/nova-scheduler", *nova)),
+        Service(
+            "nova-compute",
+            (SYSTEM_PYTHON, "-c", "import sys; from nova.cmd.compute import main; sys.exit(main())", *nova),
+        ),
+        Service("cinder-api", ("/usr/bin/cinder-api", *cinder), port=8776),
+        Service("cinder-scheduler", ("/usr/bin/cinder-scheduler", *cinder)),
+        Service(
+            "cinder-volume",
+            (
+                SYSTEM_PYTHON,
+                "-c",
+                "import sys; from cinder.cmd.volume import main; sys.exit(main())",
+                *cinder,
+            ),
+        ),
+    ]
+
+
+def read_pid(service: Service) -> int | None:
+    """The pid of the service if it runs; a pid file whose pid now names another process is stale."""
+    try:
+        pid_text, started_text = service.pid_file.read_text(encoding="utf-8").split()
+        pid = int(pid_text)
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid if process_alive(pid) and process_start_ticks(pid) == started_text else None
+
+
+def process_start_ticks(pid: int) -> str:
+    """When the process started (clock ticks since boot): with the pid, it names one process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+    except OSError:
+        return ""
+    # The command name (field 2) may hold spaces; the fields after its closing parenthesis do not.
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped) counts as gone.
+    with contextlib.suppress(FileNotFoundError):
+        status = Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
+        if "\nState:\tZ" in status:
+            return False
+    return True
+
+
+def check_ports_free(all_services: list[Service]) -> None:
+    """Every API port is free: something else on one of them would make its service exit at once."""
+    for service in all_services:
+        if service.port is None:
+            continue
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", service.port))
+            except OSError as error:
+                raise StackError(
+                    f"127.0.0.1:{service.port} ({service.name}) is taken by a process this script did not "
+                    f"start ({error}); `ss -ltnp 'sport = :{service.port}'` names it"
+                ) from None
+
+
+def launch(service: Service) -> None:
+    """Start one service in its own session, its output appended to its log."""
+    service.log_file.parent.mkdir(parents=True, exist_ok=True)
+    service.pid_file.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **dict(service.env)}
+    # The virtualenv running this script must not leak into the services' system Python.
+    for name in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"):
+        env.pop(name, None)
+    env["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin"
+    with service.log_file.open("ab") as output:
+        output.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {service.name}\n".encode())
+        output.flush()
+        process = subprocess.Popen(
+            service.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            cwd=STATE_DIR,
+            env=env,
+            start_new_session=True,
+        )
+    service.pid_file.write_text(f"{process.pid} {process_start_ticks(process.pid)}\n", encoding="utf-8")
+
+
+def terminate(service: Service) -> None:
+    """Stop one service this script started (its whole process group), bounded."""
+    pid = read_pid(service)
+    if pid is None:
+        service.pid_file.unlink(missing_ok=True)
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while time.monotonic() < deadline and process_alive(pid):
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    service.pid_file.unlink(missing_ok=True)
+
+
+def log_tail(service: Service, *, lines: int = 40) -> str:
+    try:
+        text = service.log_file.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return f"(no log at {service.log_file})"
+    tail = "\n".join(text.splitlines()[-lines:])
+    return f"--- last {lines} lines of {service.log_file} ---\n{tail}"
+
+
+def http_answers(port: int, path: str) -> bool:
+    """True when something answers HTTP on the port with a status below 500."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=3) as response:
+            return bool(response.status < 500)
+    except urllib.error.HTTPError as error:
+        return error.code < 500
+    except OSError:
+        return False
+
+
+def wait_until(what: str, check: Callable[[], bool], *, timeout_s: float, service: Service | None) -> None:
+    """Poll ``check`` until true; ``StackError`` (with the service's log tail) on timeout or death."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if check():
+            return
+        if service is not None and read_pid(service) is None:
+            raise StackError(f"{service.name} exited while waiting for {what}\n{log_tail(service)}")
+        if time.monotonic() > deadline:
+            tail = f"\n{log_tail(service)}" if service is not None else ""
+            raise StackError(f"timed out after {timeout_s:g} s waiting for {what}{tail}")
+        time.sleep(POLL_INTERVAL_S)
+
+
+# --- commands run to completion -----------------------------------------------------------
+
+
+def run(argv: list[str], *, what: str, ok_codes: tuple[int, ...] = (0,), timeout_s: float = 300) -> str:
+    """Run a command to completion; ``StackError`` with its output if it fails."""
+    env = {key: value for key, value in os.environ.items() if key not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin"
+    try:
+        done = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            cwd=STATE_DIR,
+            env=env,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as error:
+        raise StackError(f"{what}: timed out after {timeout_s:g} s") from error
+    if done.returncode not in ok_codes:
+        output = "\n".join((done.stdout + done.stderr).splitlines()[-40:])
+        raise StackError(f"{what}: exit code {done.returncode}\n{output}")
+    return done.stdout
+
+
+# --- packages -----------------------------------------------------------------------------
+
+
+def missing_packages() -> list[str]:
+    missing = []
+    for package in PACKAGES:
+        done = subprocess.run(
+            ["/usr/bin/dpkg-query", "-W", "-f=${Status}", package],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if "install ok installed" not in done.stdout:
+            missing.append(package)
+    return missing
+
+
+def install_packages() -> None:
+    missing = missing_packages()
+    if not missing:
+        return
+    if os.geteuid() != 0:
+        raise StackError(f"packages missing ({', '.join(missing)}) and not root: cannot apt-get install")
+    log(f"installing Debian's packages: {' '.join(missing)}")
+    subprocess.run(
+        ["/usr/bin/debconf-set-selections"],
+        input="\n".join(PRESEED) + "\n",
+        text=True,
+        check=True,
+    )
+    policy = Path("/usr/sbin/policy-rc.d")
+    owned_policy = not policy.exists()
+    if owned_policy:
+        policy.write_text("#!/bin/sh\n# cloudctl: no service starts during package installs\nexit 101\n")
+        policy.chmod(0o755)
+    try:
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        update = subprocess.run(["apt-get", "update", "-qq"], env=env, check=False)
+        if update.returncode != 0:
+            log("apt-get update failed; trying the install with the lists at hand")
+        done = subprocess.run(
+            [
+                "apt-get",
+                "install",
+                "-y",
+                "-q",
+                "--no-install-recommends",
+                "-o",
+                "Dpkg::Options::=--force-confdef",
+                "-o",
+                "Dpkg::Options::=--force-confold",
+                *missing,
+            ],
+            env=env,
+            stdout=sys.stderr,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise StackError(f"apt-get install {' '.join(missing)} failed (exit code {done.returncode})")
+    finally:
+        if owned_policy:
+            policy.unlink(missing_ok=True)
+
+
+def package_version(package: str) -> str:
+    done = subprocess.run(
+        ["/usr/bin/dpkg-query", "-W", "-f=${Version}", package],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout.strip()
+
+
+# --- PostgreSQL and RabbitMQ --------------------------------------------------------------
+
+
+def psql(sql: str) -> str:
+    return run(["psql", PSQL_URL + "/postgres", "-Atqc", sql], what=f"psql {sql!r}", timeout_s=60)
+
+
+def check_prerequisites() -> None:
+    try:
+        psql("SELECT 1")
+    except StackError as error:
+        raise StackError(
+            f"PostgreSQL does not answer at {PSQL_URL} (scripts/ensure-postgres.sh): {error}"
+        ) from None
+    if "CLOUDCTL_OPENSTACK_TRANSPORT_URL" in os.environ:
+        return
+    try:
+        socket.create_connection(("127.0.0.1", 5672), timeout=3).close()
+    except OSError as error:
+        raise StackError(f"RabbitMQ does not answer on 127.0.0.1:5672: {error}") from None
+
+
+def reset_rabbit_vhost() -> None:
+    """A fresh vhost per cold start, so that no message of an earlier stack is delivered."""
+    if "CLOUDCTL_OPENSTACK_TRANSPORT_URL" in os.environ:
+        return
+    vhosts = run(["rabbitmqctl", "-q", "list_vhosts"], what="rabbitmqctl list_vhosts", timeout_s=60)
+    if RABBIT_VHOST in vhosts.split():
+        run(
+            ["rabbitmqctl", "-q", "delete_vhost", RABBIT_VHOST], what="rabbitmqctl delete_vhost", timeout_s=60
+        )
+    run(["rabbitmqctl", "-q", "add_vhost", RABBIT_VHOST], what="rabbitmqctl add_vhost", timeout_s=60)
+    run(
+        ["rabbitmqctl", "-q", "set_permissions", "-p", RABBIT_VHOST, "guest", ".*", ".*", ".*"],
+        what="rabbitmqctl set_permissions",
+        timeout_s=60,
+    )
+
+
+def ensure_databases() -> None:
+    """Create the services' databases that are missing."""
+    existing = set(psql("SELECT datname FROM pg_database").split())
+    for name in DATABASES:
+        if f"os_{name}" not in existing:
+            psql(f'CREATE DATABASE "os_{name}"')
+
+
+def schema_present(service: str) -> bool:
+    """Every database of the service has tables (a stamp alone could outlive a dropped database)."""
+    for name in DATABASES:
+        if name == service or name.startswith(f"{service}_"):
+            tables = run(
+                [
+                    "psql",
+                    f"{PSQL_URL}/os_{name}",
+                    "-Atqc",
+                    "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+                ],
+                what=f"psql os_{name}",
+                timeout_s=60,
+            )
+            if int(tables.strip() or 0) == 0:
+                return False
+    return True
+
+
+def drop_databases() -> None:
+    for name in DATABASES:
+        psql(f'DROP DATABASE IF EXISTS "os_{name}" WITH (FORCE)')
+    for stamp in [*lib_dir().glob("*.synced"), *lib_dir().glob("*.done")]:
+        stamp.unlink()
+
+
+# --- configuration ------------------------------------------------------------------------
+
+
+def render_configs() -> None:
+    password = admin_password()
+    authtoken = (TEMPLATES / "authtoken.part").read_text(encoding="utf-8")
+    etc_dir().mkdir(parents=True, exist_ok=True)
+    users = {
+        "keystone.conf": "keystone",
+        "placement.conf": "placement",
+        "glance-api.conf": "glance",
+        "neutron.conf": "neutron",
+        "ml2_conf.ini": "neutron",
+        "nova.conf": "nova",
+        "cinder.conf": "cinder",
+    }
+    for name, user in users.items():
+        values = {
+            "state_dir": str(STATE_DIR),
+            "db_url": DB_URL,
+            "transport_url": TRANSPORT_URL,
+            "service_user": user,
+            "service_password": password,
+        }
+        section = string.Template(authtoken).substitute(values)
+        text = string.Template((TEMPLATES / name).read_text(encoding="utf-8")).substitute(
+            values, authtoken=section
+        )
+        target = etc_dir() / name
+        target.write_text(text, encoding="utf-8")
+        target.chmod(0o600)
+    shutil.copyfile("/etc/nova/api-paste.ini", etc_dir() / "api-paste.ini")
+    for sub in ("keystone", "glance/images", "glance/staging", "glance/tasks", "neutron", "nova", "cinder"):
+        (lib_dir() / sub).mkdir(parents=True, exist_ok=True)
+
+
+# --- database schemas ---------------------------------------------------------------------
+
+
+def nova_manage() -> list[str]:
+    return ["nova-manage", "--config-file", str(etc_dir() / "nova.conf")]
+
+
+def sync_steps() -> dict[str, tuple[str, list[list[str]]]]:
+    """Per service: the package whose version stamps the schema, and the commands that sync it."""
+    etc = etc_dir()
+    nova = nova_manage()
+    cell0 = f"{DB_URL}/os_nova_cell0"
+    return {
+        "keystone": (
+            "python3-keystone",
+            [["keystone-manage", "--config-file", str(etc / "keystone.conf"), "db_sync"]],
+        ),
+        "placement": (
+            "python3-placement",
+            [["placement-manage", "--config-file", str(etc / "placement.conf"), "db", "sync"]],
+        ),
+        "glance": (
+            "python3-glance",
+            [["glance-manage", "--config-file", str(etc / "glance-api.conf"), "db_sync"]],
+        ),
+        "neutron": (
+            "python3-neutron",
+            [
+                [
+                    "neutron-db-manage",
+                    "--config-file",
+                    str(etc / "neutron.conf"),
+                    "--config-file",
+                    str(etc / "ml2_conf.ini"),
+                    "upgrade",
+                    "heads",
+                ]
+            ],
+        ),
+        "nova": (
+            "python3-nova",
+            [
+                [*nova, "api_db", "sync"],
+                [*nova, "cell_v2", "map_cell0", "--database_connection", cell0],
+                [*nova, "db", "sync"],
+            ],
+        ),
+        "cinder": (
+            "python3-cinder",
+            [["cinder-manage", "--config-file", str(etc / "cinder.conf"), "db", "sync"]],
+        ),
+    }
+
+
+SCHEMA_OF = {
+    "keystone": "keystone",
+    "placement": "placement",
+    "glance-api": "glance",
+    "neutron-server": "neutron",
+    "nova-api": "nova",
+    "nova-conductor": "nova",
+    "nova-scheduler": "nova",
+    "nova-compute": "nova",
+    "cinder-api": "cinder",
+    "cinder-scheduler": "cinder",
+    "cinder-volume": "cinder",
+}
+"""Which schema each process needs before it starts."""
+
+
+def sync_schema(service: str, package: str, commands: list[list[str]]) -> None:
+    """Bring one service's schema to the installed package's version; skipped when stamped."""
+    stamp = lib_dir() / f"{service}.synced"
+    version = package_version(package)
+    if stamp.exists() and stamp.read_text(encoding="utf-8").strip() == version and schema_present(service):
+        return
+    began = time.monotonic()
+    for argv in commands:
+        run(argv, what=" ".join(argv[:1] + argv[3:]))
+    if service == "nova":
+        # Exit code 2: the cell exists already.
+        run(
+            [*nova_manage(), "cell_v2", "create_cell", "--name", "cell1"],
+            what="nova-manage cell_v2 create_cell",
+            ok_codes=(0, 2),
+        )
+    if service == "keystone":
+        (lib_dir() / "identity.done").unlink(missing_ok=True)
+    stamp.write_text(version + "\n", encoding="utf-8")
+    log(f"{service} schema synced in {time.monotonic() - began:.1f} s")
+
+
+def keystone_keys() -> None:
+    keystone = ["keystone-manage", "--config-file", str(etc_dir() / "keystone.conf")]
+    owner = ["--keystone-user", "root", "--keystone-group", "root"]
+    if not any((lib_dir() / "keystone" / "fernet-keys").glob("0")):
+        run([*keystone, "fernet_setup", *owner], what="keystone-manage fernet_setup")
+    if not any((lib_dir() / "keystone" / "credential-keys").glob("0")):
+        run([*keystone, "credential_setup", *owner], what="keystone-manage credential_setup")
+
+
+def identity_fingerprint() -> str:
+    """What Keystone's users and endpoints were last registered for: password, endpoints, version."""
+    text = repr(
+        (
+            admin_password(),
+            ENDPOINTS,
+            "roles: admin, service",
+            "password_hash_rounds = 4",
+            SERVICE_USERS,
+            package_version("python3-keystone"),
+        )
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def marker_matches(name: str, value: str) -> bool:
+    path = lib_dir() / f"{name}.done"
+    return path.exists() and path.read_text(encoding="utf-8").strip() == value
+
+
+def write_marker(name: str, value: str) -> None:
+    (lib_dir() / f"{name}.done").write_text(value + "\n", encoding="utf-8")
+
+
+def keystone_bootstrap() -> None:
+    """Admin user, project and role, the identity endpoints; idempotent (resets the password)."""
+    run(
+        [
+            "keystone-manage",
+            "--config-file",
+            str(etc_dir() / "keystone.conf"),
+            "bootstrap",
+            "--bootstrap-password",
+            admin_password(),
+            "--bootstrap-region-id",
+            REGION,
+            "--bootstrap-admin-url",
+            KEYSTONE_URL,
+            "--bootstrap-internal-url",
+            KEYSTONE_URL,
+            "--bootstrap-public-url",
+            KEYSTONE_URL,
+        ],
+        what="keystone-manage bootstrap",
+    )
+
+
+# --- through the APIs (openstacksdk) ------------------------------------------------------
+
+
+def admin_cloud_config() -> dict[str, object]:
+    return {
+        "auth": {
+            "auth_url": KEYSTONE_URL,
+            "username": "admin",
+            "password": admin_password(),
+            "project_name": "admin",
+            "user_domain_name": "Default",
+            "project_domain_name": "Default",
+        },
+        "region_name": REGION,
+        "identity_api_version": 3,
+        "interface": "public",
+    }
+
+
+def connect() -> openstack.connection.Connection:
+    config = admin_cloud_config()
+    auth = config["auth"]
+    assert isinstance(auth, dict)
+    return openstack.connect(**auth, region_name=REGION, identity_api_version=3, interface="public")
+
+
+def register_services(conn: openstack.connection.Connection) -> None:
+    """The service project, the services' users (admin there) and their endpoints."""
+    identity = conn.identity
+    password = admin_password()
+    service_project = identity.find_project("service", domain_id="default") or identity.create_project(
+        name="service", domain_id="default", description="OpenStack services"
+    )
+    # keystonemiddleware accepts a service token (nova -> neutron, cinder) only from a user
+    # with the "service" role (service_token_roles_required = true).
+    roles = [
+        identity.find_role("admin"),
+        identity.find_role("service") or identity.create_role(name="service"),
+    ]
+    for name in SERVICE_USERS:
+        user = identity.find_user(name, domain_id="default")
+        if user is None:
+            user = identity.create_user(name=name, password=password, domain_id="default")
+        else:
+            identity.update_user(user, password=password)
+        for role in roles:
+            identity.assign_project_role_to_user(service_project, user, role)
+    for name, service_type, url in ENDPOINTS:
+        service = identity.find_service(name) or identity.create_service(name=name, type=service_type)
+        existing = {endpoint.interface: endpoint for endpoint in identity.endpoints(service_id=service.id)}
+        for interface in ("public", "internal", "admin"):
+            endpoint = existing.get(interface)
+            if endpoint is None:
+                identity.create_endpoint(
+                    service_id=service.id, interface=interface, url=url, region_id=REGION
+                )
+            elif endpoint.url != url:
+                identity.update_endpoint(endpoint, url=url)
+
+
+def services_up(conn: openstack.connection.Connection, *, compute: bool) -> list[str]:
+    """The binaries of Nova (or Cinder) that are not reported up yet."""
+    wanted = (
+        {"nova-conductor", "nova-scheduler", "nova-compute"}
+        if compute
+        else {"cinder-scheduler", "cinder-volume"}
+    )
+    listed = conn.compute.services() if compute else conn.block_storage.services()
+    up = {service.binary for service in listed if service.state == "up" and service.status == "enabled"}
+    return sorted(wanted - up)
+
+
+def wait_for_agents(conn: openstack.connection.Connection, *, timeout_s: float) -> None:
+    """Nova's and Cinder's workers report up, and the compute host is mapped to cell1."""
+    by_name = {service.name: service for service in services()}
+    deadline = time.monotonic() + timeout_s
+    missing: list[str] = []
+    reported: list[str] | None = None
+    while time.monotonic() < deadline:
+        for name in ("nova-conductor", "nova-scheduler", "nova-compute", "cinder-scheduler", "cinder-volume"):
+            if read_pid(by_name[name]) is None:
+                raise StackError(f"{name} exited\n{log_tail(by_name[name])}")
+        missing = services_up(conn, compute=True) + services_up(conn, compute=False)
+        if not list(conn.compute.hypervisors()):
+            missing.append("hypervisor")
+        if not missing:
+            return
+        if missing != reported:
+            log(f"waiting for {', '.join(missing)}")
+            reported = missing
+        time.sleep(POLL_INTERVAL_S)
+    tails = "\n".join(log_tail(by_name[name]) for name in missing or ["nova-compute", "nova-scheduler"])
+    raise StackError(
+        f"timed out after {timeout_s:g} s waiting for {', '.join(missing) or 'hypervisor'}\n{tails}"
+    )
+
+
+def ensure_resources(conn: openstack.connection.Connection) -> None:
+    """A flavor, a tiny fake image and a shared network, for tools that boot servers by hand."""
+    if conn.compute.find_flavor(FLAVOR["name"]) is None:
+        conn.compute.create_flavor(**FLAVOR, is_public=True)
+    if conn.image.find_image(IMAGE_NAME) is None:
+        conn.image.create_image(
+            name=IMAGE_NAME,
+            data=b"cloudctl fake image: the fake compute driver never reads it\n",
+            disk_format="raw",
+            container_format="bare",
+            visibility="public",
+            allow_duplicates=True,
+        )
+    if conn.network.find_network(NETWORK_NAME) is None:
+        network = conn.network.create_network(name=NETWORK_NAME, shared=True)
+        conn.network.create_subnet(
+            network_id=network.id,
+            name=f"{NETWORK_NAME}-v4",
+            ip_version=4,
+            cidr="10.99.0.0/24",
+            is_dhcp_enabled=False,
+        )
+
+
+# --- clouds.yaml --------------------------------------------------------------------------
+
+
+def clouds_yaml(names: list[str]) -> str:
+    """``clouds.yaml`` text with one entry per name, all pointing at this stack's admin."""
+    lines = ["# The loopback OpenStack of scripts/openstack/stack; one entry per cloud center.", "clouds:"]
+    for name in names:
+        config = admin_cloud_config()
+        auth = config["auth"]
+        assert isinstance(auth, dict)
+        lines.append(f"  {name}:")
+        lines.append("    auth:")
+        lines.extend(f"      {key}: {json.dumps(value)}" for key, value in auth.items())
+        lines.extend(f"    {key}: {json.dumps(value)}" for key, value in config.items() if key != "auth")
+        # cloudctl's own settings (cloudctl.drivers.openstack.cloud.Settings): the fake image; no
+        # network, because ML2 here has no mechanism driver that could bind a server's port.
+        lines.append(f"    cloudctl: {json.dumps({'image': IMAGE_NAME, 'network': 'none'})}")
+    return "\n".join(lines) + "\n"
+
+
+# --- the subcommands ----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def locked() -> Iterator[None]:
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    with (STATE_DIR / "lock").open("w") as handle:
+        deadline = time.monotonic() + LOCK_TIMEOUT_S
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise StackError(f"another start/stop holds {STATE_DIR / 'lock'}") from None
+                time.sleep(POLL_INTERVAL_S)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def problems() -> list[str]:
+    """Why the stack is not up and healthy; empty when it is."""
+    found = []
+    for service in services():
+        if read_pid(service) is None:
+            found.append(f"{service.name}: not running")
+        elif service.port is not None and not http_answers(service.port, service.health_path):
+            found.append(f"{service.name}: no answer on 127.0.0.1:{service.port}")
+    if found:
+        return found
+    try:
+        conn = connect()
+        missing = services_up(conn, compute=True) + services_up(conn, compute=False)
+        found.extend(f"{binary}: not reported up" for binary in missing)
+        if not list(conn.compute.hypervisors()):
+            found.append("nova: no hypervisor mapped")
+        if conn.compute.find_flavor(FLAVOR["name"]) is None:
+            found.append(f"nova: no flavor {FLAVOR['name']}")
+        conn.close()
+    except Exception as error:
+        found.append(f"api: {type(error).__name__}: {error}")
+    return found
+
+
+def start(*, fresh: bool) -> None:
+    started_at = time.monotonic()
+
+    def elapsed() -> str:
+        return f"{time.monotonic() - started_at:.1f} s"
+
+    with locked():
+        if not fresh and not problems():
+            clouds_yaml_path().write_text(clouds_yaml(["cloudctl-openstack"]), encoding="utf-8")
+            log(f"reusing the stack that is up ({elapsed()})")
+            return
+        for service in reversed(services()):
+            terminate(service)
+        install_packages()
+        check_prerequisites()
+        if fresh:
+            log("dropping the services' databases")
+            drop_databases()
+        render_configs()
+        by_name = {service.name: service for service in services()}
+        check_ports_free(list(by_name.values()))
+        ensure_databases()
+        keystone_keys()
+        with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+            # Nova's schemas take longest: start them first. Keystone comes up as soon as its
+            # schema is there; every other service starts once its own schema and its user are.
+            vhost = pool.submit(reset_rabbit_vhost)
+            synced = {
+                name: pool.submit(sync_schema, name, *steps)
+                for name, steps in sorted(sync_steps().items(), key=lambda item: item[0] != "nova")
+            }
+            synced["keystone"].result()
+            identity_marker = identity_fingerprint()
+            identity_current = marker_matches("identity", identity_marker)
+            if not identity_current:
+                keystone_bootstrap()
+            launch(by_name["keystone"])
+            wait_until(
+                "keystone",
+                lambda: http_answers(5000, "/v3"),
+                timeout_s=START_TIMEOUT_S,
+                service=by_name["keystone"],
+            )
+            if not identity_current:
+                with contextlib.closing(connect()) as bootstrap_conn:
+                    register_services(bootstrap_conn)
+                write_marker("identity", identity_marker)
+            conn = connect()  # a token whose catalog has every endpoint
+            log(f"keystone up, services registered ({elapsed()})")
+            vhost.result()
+            for name, service in by_name.items():
+                if name != "keystone":
+                    synced[SCHEMA_OF[name]].result()
+                    launch(service)
+        log(f"schemas ready, every service started ({elapsed()})")
+        for service in by_name.values():
+            if service.port is not None:
+                port = service.port
+                wait_until(
+                    f"{service.name} on 127.0.0.1:{port}",
+                    functools.partial(http_answers, port, service.health_path),
+                    timeout_s=START_TIMEOUT_S,
+                    service=service,
+                )
+        log(f"every API answers ({elapsed()})")
+        wait_for_agents(conn, timeout_s=START_TIMEOUT_S)
+        log(f"every worker reports up ({elapsed()})")
+        ensure_resources(conn)
+        conn.close()
+        clouds_yaml_path().write_text(clouds_yaml(["cloudctl-openstack"]), encoding="utf-8")
+    log(f"stack up in {elapsed()}; clouds.yaml: {clouds_yaml_path()}")
+
+
+def stop() -> None:
+    with locked():
+        for service in reversed(services()):
+            terminate(service)
+    log("stack stopped")
+
+
+def status() -> int:
+    found = problems()
+    for line in found:
+        print(line)
+    if not found:
+        print(f"up: {', '.join(service.name for service in services())}")
+    return 1 if found else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/openstack/stack", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    start_parser = commands.add_parser("start", help="bring the stack up, or reuse it when it is healthy")
+    start_parser.add_argument("--fresh", action="store_true", help="drop the services' databases first")
+    commands.add_parser("stop", help="stop every process this script started")
+    commands.add_parser("status", help="exit 0 when every service answers, else list what is wrong")
+    clouds = commands.add_parser("clouds-yaml", help="print (or write) clouds.yaml entries for the stack")
+    clouds.add_argument("names", nargs="*", default=["cloudctl-openstack"], help="cloud names (centers)")
+    clouds.add_argument("--output", type=Path, help="write here instead of printing")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "start":
+            start(fresh=args.fresh)
+        elif args.command == "stop":
+            stop()
+        elif args.command == "status":
+            return status()
+        else:
+            text = clouds_yaml(args.names)
+            if args.output is None:
+                sys.stdout.write(text)
+            else:
+                args.output.write_text(text, encoding="utf-8")
+                args.output.chmod(0o600)
+    except StackError as error:
+        log(f"FAILED: {error}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

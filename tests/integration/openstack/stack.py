@@ -1,0 +1,61 @@
+"""The loopback OpenStack of ``scripts/openstack/stack``, made to answer for the tests.
+
+``ensure_up()`` runs ``stack.py start`` once per test process (a stack that is already up
+and healthy is reused in a second or two) and fails the tests loudly, with the script's
+output, when it cannot be brought up: the OpenStack tests never skip. ``write_clouds_yaml``
+writes ``clouds.yaml`` entries named after centers, all pointing at that one stack.
+"""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cloudctl import clock as clocks
+from cloudctl.drivers import openstack as openstack_driver
+
+ROOT = Path(__file__).resolve().parents[3]
+STACK_SCRIPT = ROOT / "scripts" / "openstack" / "stack.py"
+START_TIMEOUT_S = 1800.0
+"""Covers installing Debian's packages on a new machine (a few minutes) and a cold start (~30-70 s)."""
+
+
+@functools.cache
+def ensure_up() -> None:
+    try:
+        done = subprocess.run(
+            [sys.executable, str(STACK_SCRIPT), "start"],
+            capture_output=True,
+            text=True,
+            timeout=START_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{STACK_SCRIPT} start took more than {START_TIMEOUT_S:g} s", pytrace=False)
+    if done.returncode != 0:
+        pytest.fail(
+            f"the loopback OpenStack did not come up ({STACK_SCRIPT} start, exit code {done.returncode}):\n"
+            f"{done.stdout}{done.stderr}",
+            pytrace=False,
+        )
+
+
+def write_clouds_yaml(path: Path, *, centers: list[str]) -> Path:
+    ensure_up()
+    subprocess.run(
+        [sys.executable, str(STACK_SCRIPT), "clouds-yaml", *centers, "--output", str(path)],
+        check=True,
+        timeout=60,
+    )
+    return path
+
+
+def open_cloud(*, center: str, clouds_yaml: Path) -> openstack_driver.Cloud:
+    """The driver's ``Cloud`` for ``center`` on real time: polling a real cloud needs a real clock."""
+    return openstack_driver.Cloud.from_clouds_yaml(
+        center=center, clouds_yaml=clouds_yaml, clock=clocks.SystemClock()
+    )
