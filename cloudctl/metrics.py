@@ -2,15 +2,30 @@
 
 Invariants: one registry (``REGISTRY``) for everything cloudctl exports; label
 sets stay bounded (reconciler names, routes as templates, outcomes), never ids
-of individual requests or workloads. State-derived series (centers, quotas,
-requests by state) are produced at scrape time by ``services.observability``.
+of individual requests or workloads. These series count what this process did, so
+they start at zero with the process; state-derived series (centers, quotas,
+requests, replication, drills, audit) are produced at scrape time from the store
+by ``services.observability`` and are the same whichever process is scraped.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from importlib import metadata
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, Info
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("cloudctl")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+BUILD_INFO = Info("cloudctl_build", "The cloudctl release this process runs.", registry=REGISTRY)
+BUILD_INFO.info({"version": _version()})
 
 RECONCILE_TOTAL = Counter(
     "cloudctl_reconcile_total",

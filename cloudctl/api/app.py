@@ -9,6 +9,7 @@ response carries ``X-Request-ID``, the id also written into audit records.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -16,7 +17,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Respons
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 
-from cloudctl import errors, metrics
+from cloudctl import errors, logs, metrics
 from cloudctl import settings as settings_module
 from cloudctl.api import problems
 from cloudctl.services import audit, catalog, identity, workloads
@@ -26,6 +27,7 @@ from cloudctl.services import requests as requests_service
 from cloudctl.services import status as status_service
 
 T = TypeVar("T")
+access_log = logging.getLogger("cloudctl.api.access")
 
 
 class Page(BaseModel, Generic[T]):
@@ -81,16 +83,28 @@ def create_app(
     async def tag_and_measure(request: Request, call_next: Any) -> Response:
         request_id = request.headers.get("x-request-id") or None
         started = time.perf_counter()
-        with identity.request_id_scope(request_id) as scoped:
+        with identity.request_id_scope(request_id) as scoped, logs.bind(request_id=scoped):
             response: Response = await call_next(request)
-        route = request.scope.get("route")
-        template = getattr(route, "path", "unmatched")
-        metrics.API_REQUESTS.labels(
-            method=request.method, route=template, status=str(response.status_code)
-        ).inc()
-        metrics.API_LATENCY.labels(method=request.method, route=template).observe(
-            time.perf_counter() - started
-        )
+            route = request.scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            if request.url.path.startswith("/v1/") and not template.startswith("/v1"):
+                template = "/v1" + template  # routers are mounted lazily: the prefix is not on the route
+            elapsed_s = time.perf_counter() - started
+            metrics.API_REQUESTS.labels(
+                method=request.method, route=template, status=str(response.status_code)
+            ).inc()
+            metrics.API_LATENCY.labels(method=request.method, route=template).observe(elapsed_s)
+            access_log.info(
+                "%s %s %s",
+                request.method,
+                request.url.path,
+                response.status_code,
+                extra={
+                    "route": template,
+                    "status": response.status_code,
+                    "duration_ms": round(elapsed_s * 1e3, 3),
+                },
+            )
         response.headers["X-Request-ID"] = scoped
         return response
 

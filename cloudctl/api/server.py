@@ -11,6 +11,7 @@ import logging
 
 import uvicorn
 
+from cloudctl import logs
 from cloudctl.api import app as api_app
 from cloudctl.services import context as ctx_module
 from cloudctl.services import provisioning
@@ -21,7 +22,16 @@ log = logging.getLogger("cloudctl.serve")
 def serve(ctx: ctx_module.Context, *, host: str, port: int, reconcile_interval_s: float = 1.0) -> None:
     ctx.require_initialised()
     loop = provisioning.Loop(ctx, interval_s=reconcile_interval_s)
-    config = uvicorn.Config(api_app.create_app(context=ctx), host=host, port=port, log_level="info")
+    logs.configure()
+    # uvicorn's own records go through cloudctl's handler; the API writes its own access line.
+    config = uvicorn.Config(
+        api_app.create_app(context=ctx),
+        host=host,
+        port=port,
+        log_level="info",
+        log_config=None,
+        access_log=False,
+    )
     server = uvicorn.Server(config)
     loop.start()
     try:

@@ -113,7 +113,10 @@ def demo(
     health = {c.name: c.health for c in status_service.overview(context).centers}
     _say(f"cleared {fault.id}: health of {other} is {health[other]} again")
 
-    _step(13, "What next: run the management center")
+    _step(13, "A DR drill: lose qd-a for real (canary writes, fault, recovery, measurement)")
+    _drill(context, simulated=state.simulated_time)
+
+    _step(14, "What next: run the management center")
     home = f" --home {state.home}" if str(state.home) != ".cloudctl" else ""
     for command, why in [
         (f"cloudctl{home} serve --port 8080", "the API under /v1, the reconcilers and /metrics"),
@@ -125,6 +128,43 @@ def demo(
         (f"cloudctl{home} status -o json", "the four centers as a stable JSON document"),
     ]:
         _say(f"  [bold]{command}[/]\n      {why}")
+
+
+def _drill(context: ctx_module.Context, *, simulated: bool) -> None:
+    """A short ``lose-local-center`` drill, in real time unless ``--simulated-time``."""
+    from pathlib import Path
+
+    from rich.text import Text
+
+    from cloudctl.model import drills
+    from cloudctl.model import topology as topo
+    from cloudctl.services import drill_reports
+    from cloudctl.services import drills as drill_service
+
+    local = context.topology.centers_with_role(topo.CenterRole.LOCAL)[0].name
+    shipped = Path("dr/drills/lose-qd-a.yaml")
+    if shipped.exists() and local == "qd-a":
+        plan = drills.parse(shipped.read_text(encoding="utf-8"))
+    else:
+        plan = drills.from_data(
+            {
+                "name": "demo-lose-local",
+                "scenario": {"kind": "lose-local-center", "center": local},
+                "scope": {"tiers": [t.name for t in context.topology.tiers[:2]]},
+            }
+        )
+    quick = plan.canary.model_copy(update={"warmup_s": 10.0, "workloads_per_tier": 1})
+    plan = plan.model_copy(update={"canary": quick, "steps": (), "simulated_time": simulated})
+    with output.stderr.status(Text(f"drill {plan.name}: starting")) as status:
+
+        def on_step(step: object) -> None:
+            offset = getattr(step, "offset_s", 0.0)
+            status.update(Text(f"drill {plan.name} [{offset:6.1f} s] {getattr(step, 'step', '')}"))
+            _say(f"  [{offset:6.1f} s] {getattr(step, 'step', '')} {getattr(step, 'detail', '')}")
+
+        report = drill_service.run_drill(context, plan=plan, on_step=on_step)
+    for renderable in drill_reports.render_console(report):
+        output.stdout.print(renderable)
 
 
 def _self_service(context: ctx_module.Context, *, department: str, center: str) -> None:

@@ -12,7 +12,7 @@ Invariants:
 - Each step is persisted before the next starts (request ``steps``, placement
   ``resources``); a killed process resumes where the store says it was.
 - Quota is committed only once a placement's resources exist, and released only
-  after they are gone.
+  after they are gone; a deleted workload's replication streams go with it.
 - A backend that does not answer (a center down, an API error) is retried with
   backoff; what retrying cannot fix (capacity exhausted, bad request) fails the
   request with its reason and releases everything it held.
@@ -29,7 +29,7 @@ from cloudctl import clock as clocks
 from cloudctl import errors, metrics
 from cloudctl.drivers import base
 from cloudctl.model import topology as topo
-from cloudctl.store import db, quotas, requests
+from cloudctl.store import db, quotas, replication, requests
 
 CREATING_ROLES = ("primary", "active")
 RETRY_AFTER_S = 5.0
@@ -258,6 +258,7 @@ def _reconcile_workload(env: Environment, workload_id: str) -> Result:
                 center=placement.center,
                 values={"resources": [], "state": "deleted"},
             )
+        replication.delete_streams(tx, workload_id=workload_id)
         requests.update_workload(tx, workload, state="deleted", now=now)
     return Result(done=True, message="deleted")
 

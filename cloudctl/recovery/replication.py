@@ -313,6 +313,17 @@ def run_due(env: Environment) -> list[PassResult]:
     return [replicate(env, stream.id) for stream in streams if is_due(stream, now=now)]
 
 
+def lag_target_s(stream: replication.Stream, *, rpo_target_s: float) -> float:
+    """How far behind a stream may be and still be on time.
+
+    A sync stream must keep the tier's RPO; an async or backup copy ships every
+    ``interval_s``, so it is on time while its lag stays within that interval.
+    """
+    if stream.mode == SYNC:
+        return rpo_target_s
+    return max(rpo_target_s, stream.interval_s or 0.0)
+
+
 def current_rpo_s(env: Environment, stream: replication.Stream) -> float:
     """Age of the oldest change the target lacks (what losing the source now would lose)."""
     with env.store.read() as tx:

@@ -102,10 +102,7 @@ def status(
     result = []
     for stream in streams:
         lag_s = repl.current_rpo_s(env, stream)
-        target_s = float(ctx.topology.tier(stream.tier).rpo_target_s)
-        if stream.mode != repl.SYNC:
-            # An async copy is on time while its lag stays within one interval plus the tier's RPO.
-            target_s = max(target_s, float(stream.interval_s or 0))
+        target_s = repl.lag_target_s(stream, rpo_target_s=float(ctx.topology.tier(stream.tier).rpo_target_s))
         result.append(
             StreamPublic(
                 id=stream.id,

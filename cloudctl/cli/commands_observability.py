@@ -1,0 +1,64 @@
+"""``cloudctl metrics``: the ``/metrics`` exposition without a server, for cron jobs and textfile collectors.
+
+Invariant: prints exactly what ``/metrics`` serves for the same store (the process
+counters of this short-lived process are zero); ``--write FILE`` replaces the file
+atomically (write beside it, then rename), so a collector never reads half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cloudctl import errors
+from cloudctl.cli import common
+
+
+def register(app: typer.Typer) -> None:
+    app.command("metrics")(metrics)
+
+
+@common.handles_errors
+def metrics(
+    ctx: typer.Context,
+    write: Annotated[
+        Path | None,
+        typer.Option(
+            "--write",
+            metavar="FILE",
+            help="Write the exposition to FILE atomically (e.g. node_exporter's textfile directory, "
+            "name ending in .prom) instead of printing it.",
+        ),
+    ] = None,
+) -> None:
+    """Print the Prometheus exposition of the state (the same series as /metrics)."""
+    from cloudctl.services import observability
+
+    state = common.state_of(ctx)
+    text = observability.exposition(state.context)
+    if write is None:
+        sys.stdout.buffer.write(text)
+        sys.stdout.flush()
+        return
+    try:
+        _write_atomically(path=write, data=text)
+    except OSError as error:
+        raise errors.InvalidInput(f"cannot write {str(write)!r}: {error.strerror}", field="write") from None
+
+
+def _write_atomically(*, path: Path, data: bytes) -> None:
+    directory = path.parent if str(path.parent) else Path(".")
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
