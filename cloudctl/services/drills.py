@@ -576,7 +576,12 @@ def _probe(check: drills.Check, *, env: dict[str, str]) -> tuple[bool, str]:
         )
     except (OSError, subprocess.TimeoutExpired) as error:
         return False, str(error)
-    tail = (finished.stdout or finished.stderr).strip().splitlines()[-1:] or [""]
+    readable = [
+        line.strip()
+        for line in (finished.stdout or finished.stderr).splitlines()
+        if line.strip() and not set(line.strip()) <= set("─━│┃┌┐└┘├┤┬┴┼┏┓┗┛┡┩╇╈┣┫┳┻╋ ")
+    ]
+    tail = readable[-1:] or [""]
     return finished.returncode == check.command.expect_exit, f"exit {finished.returncode} {tail[0]}".strip()
 
 
