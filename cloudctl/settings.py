@@ -19,6 +19,8 @@ class Settings(BaseSettings):
     topology: Path = Path("infra/topology.yaml")
     policies: Path = Path("policies")
     """Directory of the Cedar schema and policies."""
+    clouds_yaml: Path | None = None
+    """``clouds.yaml`` of the OpenStack-backed centers; ``None``: openstacksdk's standard locations."""
     store_attempts: int = 3
     """How often an unreachable store is tried before giving up (exit code 3)."""
 

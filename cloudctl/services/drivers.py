@@ -17,6 +17,7 @@ from cloudctl.services import context as ctx_module
 
 if TYPE_CHECKING:
     from cloudctl.drivers import base
+    from cloudctl.drivers import openstack as openstack_driver
     from cloudctl.drivers import simulator as simulator_driver
 
 SIMULATOR = "simulator"
@@ -40,17 +41,62 @@ def simulator(ctx: ctx_module.Context) -> simulator_driver.Simulator:
     return cached
 
 
+OPENSTACK = "openstack"
+_OPENSTACK_CAPABILITIES = (topo.Capability.COMPUTE, topo.Capability.BLOCK_STORAGE)
+
+
 def center_drivers(ctx: ctx_module.Context, center: str) -> base.CenterDrivers:
+    """The drivers of one center, capability by capability, as the topology names them.
+
+    ``simulator`` serves every capability; ``openstack`` serves compute and block storage
+    from the ``clouds.yaml`` entry named after the center (``CLOUDCTL_CLOUDS_YAML``, else
+    openstacksdk's standard locations), always on the real clock: a real cloud does not
+    follow a simulated one.
+    """
+    import dataclasses
+
     topology_center = ctx.topology.center(center)
+    index = ctx.topology.centers.index(topology_center)
+    chosen = {}
     for capability in topo.Capability:
         name = topology_center.drivers.get(capability, SIMULATOR)
-        if name != SIMULATOR:
-            index = ctx.topology.centers.index(topology_center)
-            raise errors.InvalidInput(
-                f"driver {name!r} is not available in this build (known: {SIMULATOR})",
-                field=f"centers[{index}].drivers.{capability.value}",
-            )
-    return simulator(ctx).drivers(center)
+        if name == SIMULATOR:
+            continue
+        if name == OPENSTACK and capability in _OPENSTACK_CAPABILITIES:
+            chosen[capability] = name
+            continue
+        known = SIMULATOR if capability not in _OPENSTACK_CAPABILITIES else f"{SIMULATOR}, {OPENSTACK}"
+        raise errors.InvalidInput(
+            f"driver {name!r} cannot serve {capability.value} (known: {known})",
+            field=f"centers[{index}].drivers.{capability.value}",
+        )
+    drivers = simulator(ctx).drivers(center)
+    if not chosen:
+        return drivers
+    from cloudctl.drivers import openstack as openstack_driver
+
+    cloud = _openstack_cloud(ctx, center)
+    replaced: dict[str, object] = {}
+    if topo.Capability.COMPUTE in chosen:
+        replaced["compute"] = openstack_driver.OpenStackCompute(cloud)
+    if topo.Capability.BLOCK_STORAGE in chosen:
+        replaced["block_storage"] = openstack_driver.OpenStackBlockStorage(cloud)
+    return dataclasses.replace(drivers, **replaced)  # type: ignore[arg-type]  # Protocol fields
+
+
+def _openstack_cloud(ctx: ctx_module.Context, center: str) -> openstack_driver.Cloud:
+    from cloudctl import clock as clocks
+    from cloudctl.drivers import openstack as openstack_driver
+
+    key = f"openstack:{center}"
+    cloud = ctx.cache.get(key)
+    if cloud is None:
+        cloud = openstack_driver.Cloud.from_clouds_yaml(
+            center=center, clouds_yaml=ctx.settings.clouds_yaml, clock=clocks.SystemClock()
+        )
+        ctx.cache[key] = cloud
+    assert isinstance(cloud, openstack_driver.Cloud)
+    return cloud
 
 
 class Observer:

@@ -1,0 +1,50 @@
+"""cloudctl itself on the loopback OpenStack: a department's request becomes a real Nova server in
+the center the placement chose, and deleting the workload removes it before the quota is released."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cloudctl import clock as clocks
+from cloudctl import settings as settings_module
+from cloudctl.drivers import base
+from cloudctl.services import context as ctx_module
+from cloudctl.services import drivers, identity, provisioning, setup, workloads
+from cloudctl.services import requests as requests_service
+from cloudctl.store import db
+from tests.conftest import POLICIES, ROOT
+from tests.integration.openstack import stack
+
+OPENSTACK_TOPOLOGY = ROOT / "infra" / "topology.openstack.yaml"
+
+
+def test_a_request_is_provisioned_on_openstack_and_deleted_again(tmp_path: Path) -> None:
+    clouds = stack.write_clouds_yaml(tmp_path / "clouds.yaml", centers=["qd-a", "qd-b", "dz-dr"])
+    store = db.Store(db.sqlite_url(tmp_path))
+    settings = settings_module.Settings(
+        home=tmp_path, topology=OPENSTACK_TOPOLOGY, policies=POLICIES, clouds_yaml=clouds
+    )
+    ctx = ctx_module.Context(settings=settings, clock=clocks.SystemClock(), _store=store)
+    try:
+        setup.initialise(ctx)
+        principal = identity.Principal(
+            id="t", role="dept-admin", department="hrss", department_path=("qingdao", "hrss")
+        )
+        body = requests_service.RequestCreate(
+            offering="vm.small", tier="bronze", preferred_center="qd-a", name="openstack-portal"
+        )
+        request, _ = requests_service.submit(ctx, principal=principal, body=body)
+        assert provisioning.reconcile(ctx, kind="request", object_id=request.id).done
+        workload = workloads.get(ctx, principal=principal, workload_id=request.workload_id or "")
+        assert workload.state == "ready", workload.reasons
+        primary = next(p for p in workload.placements if p.role == "primary")
+        server_id = primary.resources[0]["id"]
+        compute = drivers.center_drivers(ctx, "qd-a").compute
+        assert type(compute).__name__ == "OpenStackCompute"
+        assert compute.get_server(server_id).status is base.ServerStatus.ACTIVE
+
+        workloads.delete(ctx, principal=principal, workload_id=workload.id)
+        assert provisioning.run_pending(ctx)[workload.id].done
+        assert compute.find_server(f"{workload.id}-0") is None
+    finally:
+        ctx.close()
