@@ -253,3 +253,34 @@ def test_audit_list_and_verify_detect_tampering(ready: Cli) -> None:
         raw.execute("UPDATE audit_records SET actor = 'someone-else' WHERE seq = 1")
     result = ready("audit", "verify", code=1)
     assert "audit chain broken at record 1" in result.stdout
+
+
+def test_failover_and_replication_from_the_cli(ready: Cli, tmp_path: Path) -> None:
+    from cloudctl import clock
+    from cloudctl.services import identity, provisioning
+    from cloudctl.services import requests as requests_service
+    from cloudctl.store import db
+    from tests.conftest import make_context
+
+    store = db.Store(db.sqlite_url(ready.home))
+    ctx = make_context(store, clock.ManualClock(), tmp_path)
+    principal = identity.Principal(
+        id="t", role="dept-admin", department="hrss", department_path=("qingdao", "hrss")
+    )
+    body = requests_service.RequestCreate(offering="vm.small", tier="gold", preferred_center="qd-a")
+    request, _ = requests_service.submit(ctx, principal=principal, body=body)
+    provisioning.reconcile(ctx, kind="request", object_id=request.id)
+    ctx.close()
+    streams = ready.json("replication", "status", "--tier", "gold")
+    assert {(s["source"], s["target"], s["mode"]) for s in streams} == {
+        ("qd-a", "qd-b", "sync"),
+        ("qd-a", "dz-dr", "async"),
+    }
+    plan = ready.json("failover", "--from", "qd-a", "--planned", "--dry-run")
+    assert (plan["run_id"], [s["action"] for s in plan["steps"]][:2]) == (None, ["final-sync", "promote"])
+    result = ready("failover", "--from", "qd-a", code=2)
+    assert one_line_error(result) == "error: mode: say --planned or --unplanned"
+    run = ready.json("failover", "--from", "qd-a", "--planned")
+    assert (run["state"], run["steps_done"]) == ("done", 4)
+    again = ready("failover", "resume", run["id"], code=2)
+    assert "nothing to resume" in one_line_error(again)

@@ -185,3 +185,21 @@ def test_failback_reprotects_then_returns_and_the_stand_in_hands_back(ctx: ctx_m
     view = quotas_service.show_quota(ctx, "hrss", center="dz-dr")
     vcpu = next(item for item in view.centers[0].resources if item.resource == "vcpu")
     assert (vcpu.used, vcpu.reserved) == (0, 2)
+
+
+def test_only_one_failover_per_center_at_a_time(ctx: ctx_module.Context) -> None:
+    ready_workload(ctx, "gold")
+    first = recovery.plan_failover(ctx, principal=OPS, from_center="qd-a", planned=True)
+    with pytest.raises(errors.Conflict) as caught:
+        recovery.plan_failover(ctx, principal=OPS, from_center="qd-a", planned=True)
+    assert first.run_id in caught.value.reason
+    assert "failover resume" in caught.value.reason
+    recovery.execute(ctx, first.run_id or "")
+    again = recovery.plan_failover(ctx, principal=OPS, from_center="qd-a", planned=True, dry_run=True)
+    assert again.run_id is None
+
+
+def test_a_department_cannot_run_a_failover(ctx: ctx_module.Context) -> None:
+    with pytest.raises(errors.PolicyDenied) as caught:
+        recovery.plan_failover(ctx, principal=HRSS, from_center="qd-a", planned=True, dry_run=True)
+    assert caught.value.policy_ids
