@@ -2,7 +2,9 @@
 
 Each capability has a fixture parametrised over the backends that implement it:
 
-- ``drivers`` (compute, block storage, containers): ``BACKENDS``, today the simulator;
+- ``compute_drivers`` (compute, block storage): ``COMPUTE_BACKENDS``, the simulator and the
+  OpenStack driver against the loopback OpenStack of ``scripts/openstack/stack``;
+- ``drivers`` (containers, and lookups across every capability): ``BACKENDS``, the simulator;
 - ``objects_under_test`` (object storage): ``OBJECT_STORAGE_BACKENDS``, the simulator
   and ``S3ObjectStorage`` against a real ``moto_server`` process;
 - ``traffic_under_test`` (traffic): ``TRAFFIC_BACKENDS``, the simulator and
@@ -61,6 +63,51 @@ def drivers(request: pytest.FixtureRequest) -> base.CenterDrivers:
     if request.param == "simulator":
         return _simulator_drivers()
     raise AssertionError(f"no drivers for backend {request.param!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ComputeUnderTest:
+    """The compute and block-storage drivers of one center (what OpenStack serves)."""
+
+    center: str
+    compute: base.Compute
+    block_storage: base.BlockStorage
+
+
+COMPUTE_BACKENDS = ("simulator", "openstack")
+
+
+@pytest.fixture(scope="module")
+def openstack_compute(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComputeUnderTest]:
+    """The OpenStack driver on the loopback stack (brought up or reused; fails, never skips)."""
+    from cloudctl.drivers import openstack as openstack_driver
+    from tests.integration.openstack import stack
+
+    center = _shipped_topology().centers_with_role(topology.CenterRole.LOCAL)[0].name
+    clouds_yaml = stack.write_clouds_yaml(
+        tmp_path_factory.mktemp("contract") / "clouds.yaml", centers=[center]
+    )
+    cloud = stack.open_cloud(center=center, clouds_yaml=clouds_yaml)
+    yield ComputeUnderTest(
+        center=center,
+        compute=openstack_driver.OpenStackCompute(cloud),
+        block_storage=openstack_driver.OpenStackBlockStorage(cloud),
+    )
+    cloud.close()
+
+
+@pytest.fixture(params=COMPUTE_BACKENDS)
+def compute_drivers(request: pytest.FixtureRequest) -> ComputeUnderTest:
+    if request.param == "simulator":
+        simulated = _simulator_drivers()
+        return ComputeUnderTest(
+            center=simulated.center, compute=simulated.compute, block_storage=simulated.block_storage
+        )
+    if request.param == "openstack":
+        under_test = request.getfixturevalue("openstack_compute")
+        assert isinstance(under_test, ComputeUnderTest)
+        return under_test
+    raise AssertionError(f"no compute drivers for backend {request.param!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,8 +248,10 @@ Cleanup = Callable[[Callable[[], object]], None]
 # --- compute ------------------------------------------------------------------------------
 
 
-def test_server_is_created_found_listed_and_deleted(drivers: base.CenterDrivers, cleanup: Cleanup) -> None:
-    compute = drivers.compute
+def test_server_is_created_found_listed_and_deleted(
+    compute_drivers: ComputeUnderTest, cleanup: Cleanup
+) -> None:
+    compute = compute_drivers.compute
     name = unique("contract-vm")
     project = unique("contract-project")
     server = compute.create_server(
@@ -210,7 +259,7 @@ def test_server_is_created_found_listed_and_deleted(drivers: base.CenterDrivers,
     )
     cleanup(lambda: compute.delete_server(server.id))
 
-    assert (server.name, server.project, server.center) == (name, project, drivers.center)
+    assert (server.name, server.project, server.center) == (name, project, compute_drivers.center)
     assert (server.vcpu, server.ram_gb, server.disk_gb) == (1, 1, 10)
     assert server.metadata == {"tier": "gold"}
     assert compute.get_server(server.id).id == server.id
@@ -226,9 +275,9 @@ def test_server_is_created_found_listed_and_deleted(drivers: base.CenterDrivers,
 
 
 def test_deleting_a_server_twice_is_harmless_unless_missing_is_an_error(
-    drivers: base.CenterDrivers,
+    compute_drivers: ComputeUnderTest,
 ) -> None:
-    compute = drivers.compute
+    compute = compute_drivers.compute
     server = compute.create_server(
         name=unique("contract-vm"), project=unique("p"), vcpu=1, ram_gb=1, disk_gb=1
     )
@@ -239,8 +288,10 @@ def test_deleting_a_server_twice_is_harmless_unless_missing_is_an_error(
         compute.delete_server(server.id, ignore_missing=False)
 
 
-def test_server_becomes_active_then_stops_and_starts(drivers: base.CenterDrivers, cleanup: Cleanup) -> None:
-    compute = drivers.compute
+def test_server_becomes_active_then_stops_and_starts(
+    compute_drivers: ComputeUnderTest, cleanup: Cleanup
+) -> None:
+    compute = compute_drivers.compute
     server = compute.create_server(
         name=unique("contract-vm"), project=unique("p"), vcpu=1, ram_gb=1, disk_gb=1
     )
@@ -264,8 +315,8 @@ def test_server_becomes_active_then_stops_and_starts(drivers: base.CenterDrivers
     )
 
 
-def test_server_names_are_unique(drivers: base.CenterDrivers, cleanup: Cleanup) -> None:
-    compute = drivers.compute
+def test_server_names_are_unique(compute_drivers: ComputeUnderTest, cleanup: Cleanup) -> None:
+    compute = compute_drivers.compute
     name = unique("contract-vm")
     server = compute.create_server(name=name, project="p", vcpu=1, ram_gb=1, disk_gb=1)
     cleanup(lambda: compute.delete_server(server.id))
@@ -273,17 +324,21 @@ def test_server_names_are_unique(drivers: base.CenterDrivers, cleanup: Cleanup) 
         compute.create_server(name=name, project="p", vcpu=1, ram_gb=1, disk_gb=1)
 
 
-def test_project_quota_is_set_and_read_back(drivers: base.CenterDrivers) -> None:
+def test_project_quota_is_set_and_read_back(compute_drivers: ComputeUnderTest) -> None:
     project = unique("contract-project")
-    written = drivers.compute.set_project_quota(project, amounts={"vcpu": 8, "ram_gb": 32, "instances": 4})
-    read = drivers.compute.get_project_quota(project)
+    written = compute_drivers.compute.set_project_quota(
+        project, amounts={"vcpu": 8, "ram_gb": 32, "instances": 4}
+    )
+    read = compute_drivers.compute.get_project_quota(project)
     assert read.limits == written.limits == {"vcpu": 8, "ram_gb": 32, "instances": 4}
-    assert read.project == project and read.center == drivers.center
+    assert read.project == project and read.center == compute_drivers.center
     assert read.used["vcpu"] == 0
 
 
-def test_project_quota_refuses_a_server_beyond_it(drivers: base.CenterDrivers, cleanup: Cleanup) -> None:
-    compute = drivers.compute
+def test_project_quota_refuses_a_server_beyond_it(
+    compute_drivers: ComputeUnderTest, cleanup: Cleanup
+) -> None:
+    compute = compute_drivers.compute
     project = unique("contract-project")
     compute.set_project_quota(project, amounts={"vcpu": 2, "instances": 5})
     server = compute.create_server(name=unique("contract-vm"), project=project, vcpu=2, ram_gb=1, disk_gb=1)
@@ -296,8 +351,8 @@ def test_project_quota_refuses_a_server_beyond_it(drivers: base.CenterDrivers, c
 # --- block storage ------------------------------------------------------------------------
 
 
-def test_volume_and_snapshot_lifecycle(drivers: base.CenterDrivers, cleanup: Cleanup) -> None:
-    storage = drivers.block_storage
+def test_volume_and_snapshot_lifecycle(compute_drivers: ComputeUnderTest, cleanup: Cleanup) -> None:
+    storage = compute_drivers.block_storage
     project = unique("contract-project")
     volume = storage.create_volume(name=unique("contract-vol"), project=project, size_gb=2)
     cleanup(lambda: storage.delete_volume(volume.id))
