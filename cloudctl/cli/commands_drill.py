@@ -445,7 +445,6 @@ def drill_run(
     """Run a drill: canary writes, the fault, recovery, measurement; exit 1 if any objective is missed."""
     from rich.text import Text
 
-    from cloudctl.services import drill_reports
     from cloudctl.services import drills as drill_service
 
     state = common.state_of(ctx)
@@ -464,19 +463,7 @@ def drill_run(
 
         report = drill_service.run_drill(state.context, plan=plan, on_step=on_step)
 
-    target = report_dir or state.home / "drills" / f"{plan.name}-{_stamp(report.started_at)}"
-    files = drill_reports.write_report(report, directory=target)
-    if junit is not None:
-        drill_reports.write_junit(report, junit)
-
-    def render() -> None:
-        for renderable in drill_reports.render_console(report):
-            output.stdout.print(renderable)
-
-    state.emit(report, render)
-    output.stderr.print(f"reports: {files.directory} (report.html, report.md, report.json, junit.xml)")
-    if not report.passed:
-        raise typer.Exit(1)
+    _finish(state, report, report_dir=report_dir, junit=junit)
 
 
 @drill_app.command("resume")
@@ -493,7 +480,6 @@ def drill_resume(
     """Finish a drill killed mid-way, from its last finished phase; exit 1 if an objective is missed."""
     from rich.text import Text
 
-    from cloudctl.services import drill_reports
     from cloudctl.services import drills as drill_service
 
     state = common.state_of(ctx)
@@ -503,6 +489,15 @@ def drill_resume(
             status.update(Text(f"drill {run_id} [{step.offset_s:9.1f} s] {step.step}"))
 
         report = drill_service.resume_drill(state.context, run_id, on_step=on_step)
+    _finish(state, report, report_dir=report_dir, junit=junit)
+
+
+def _finish(
+    state: common.State, report: drill_report.DrillReport, *, report_dir: Path | None, junit: Path | None
+) -> None:
+    """Write the reports, show the summary, and exit 1 when an objective was missed."""
+    from cloudctl.services import drill_reports
+
     target = report_dir or state.home / "drills" / f"{report.plan}-{_stamp(report.started_at)}"
     files = drill_reports.write_report(report, directory=target)
     if junit is not None:

@@ -351,8 +351,7 @@ def _reprotect(env: repl.Environment, workload_id: str) -> dict[str, Any]:
             down = any(p.center == target and p.state == "failed" for p in workload.placements)
             replication.upsert_stream(
                 tx,
-                replication.Stream(
-                    id=replication.stream_id(workload_id, source, target),
+                replication.new_stream(
                     workload_id=workload_id,
                     department=workload.department,
                     tier=workload.tier,
@@ -363,13 +362,8 @@ def _reprotect(env: repl.Environment, workload_id: str) -> dict[str, Any]:
                     state="degraded" if down else ("healthy" if seq >= latest else "lagging"),
                     last_seq=min(seq, latest),
                     last_consistent_at=consistent_at,
-                    bytes_copied=0,
-                    objects_copied=0,
-                    objects_resent=0,
                     last_pass_at=None,
-                    last_error="",
-                    created_at=now,
-                    updated_at=now,
+                    now=now,
                 ),
             )
     return {"streams": [f"{s}>{t} {m}" for s, t, m, _i in planned]}
@@ -420,8 +414,7 @@ def _reverse_stream(env: repl.Environment, workload_id: str, *, to_center: str) 
     with env.store.transaction() as tx:
         replication.upsert_stream(
             tx,
-            replication.Stream(
-                id=replication.stream_id(workload_id, source, to_center),
+            replication.new_stream(
                 workload_id=workload_id,
                 department=workload.department,
                 tier=workload.tier,
@@ -432,13 +425,8 @@ def _reverse_stream(env: repl.Environment, workload_id: str, *, to_center: str) 
                 state="lagging",
                 last_seq=known[0].last_seq if known else 0,
                 last_consistent_at=known[0].last_consistent_at if known else None,
-                bytes_copied=0,
-                objects_copied=0,
-                objects_resent=0,
                 last_pass_at=None,
-                last_error="",
-                created_at=now,
-                updated_at=now,
+                now=now,
             ),
         )
 

@@ -119,8 +119,7 @@ def ensure_streams(env: Environment, workload_id: str) -> list[replication.Strea
             made.append(
                 replication.upsert_stream(
                     tx,
-                    replication.Stream(
-                        id=replication.stream_id(workload_id, source, target),
+                    replication.new_stream(
                         workload_id=workload_id,
                         department=workload.department,
                         tier=workload.tier,
@@ -131,13 +130,8 @@ def ensure_streams(env: Environment, workload_id: str) -> list[replication.Strea
                         state="healthy",
                         last_seq=replication.last_seq(tx, workload_id=workload_id),
                         last_consistent_at=now,
-                        bytes_copied=0,
-                        objects_copied=0,
-                        objects_resent=0,
                         last_pass_at=now,
-                        last_error="",
-                        created_at=now,
-                        updated_at=now,
+                        now=now,
                     ),
                 )
             )

@@ -61,6 +61,44 @@ def stream_id(workload_id: str, source: str, target: str) -> str:
     return f"{workload_id}:{source}>{target}"
 
 
+def new_stream(
+    *,
+    workload_id: str,
+    department: str,
+    tier: str,
+    source: str,
+    target: str,
+    mode: str,
+    interval_s: float | None,
+    state: str,
+    last_seq: int,
+    last_consistent_at: float | None,
+    last_pass_at: float | None,
+    now: float,
+) -> Stream:
+    """A stream that has copied nothing yet, from ``last_seq`` on."""
+    return Stream(
+        id=stream_id(workload_id, source, target),
+        workload_id=workload_id,
+        department=department,
+        tier=tier,
+        source=source,
+        target=target,
+        mode=mode,
+        interval_s=interval_s,
+        state=state,
+        last_seq=last_seq,
+        last_consistent_at=last_consistent_at,
+        bytes_copied=0,
+        objects_copied=0,
+        objects_resent=0,
+        last_pass_at=last_pass_at,
+        last_error="",
+        created_at=now,
+        updated_at=now,
+    )
+
+
 def _stream(row: Any) -> Stream:
     return Stream(
         id=row.id,
