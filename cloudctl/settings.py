@@ -21,6 +21,14 @@ class Settings(BaseSettings):
     """Directory of the Cedar schema and policies."""
     clouds_yaml: Path | None = None
     """``clouds.yaml`` of the OpenStack-backed centers; ``None``: openstacksdk's standard locations."""
+    lockout_failures: int = 5
+    """Failed authentications from one client that lock it out ..."""
+    lockout_window_s: float = 900.0
+    """... when they fall within this many seconds ..."""
+    lockout_s: float = 900.0
+    """... for this many seconds."""
+    audit_retention_days: float = 180.0
+    """How long audit records stay in the store; older ones are exported, then pruned."""
     store_attempts: int = 3
     """How often an unreachable store is tried before giving up (exit code 3)."""
 

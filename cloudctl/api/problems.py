@@ -35,7 +35,14 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
 
 
 def problem(
-    *, status: int, kind: str, title: str, detail: str, instance: str = "", **extra: Any
+    *,
+    status: int,
+    kind: str,
+    title: str,
+    detail: str,
+    instance: str = "",
+    retry_after_s: float | None = None,
+    **extra: Any,
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "type": f"https://cloudctl.example/problems/{kind}",
@@ -47,8 +54,8 @@ def problem(
         body["instance"] = instance
     body.update({key: value for key, value in extra.items() if value is not None})
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    if status == 429:
-        headers = {"Retry-After": str(int(identity.LOCKOUT_S))}
+    if retry_after_s is not None:
+        headers = {"Retry-After": str(int(retry_after_s))}
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
@@ -73,6 +80,8 @@ def from_error(request: Request, error: errors.CloudctlError) -> JSONResponse:
         ]
     if isinstance(error, errors.PolicyDenied):
         extra["policy_ids"] = list(error.policy_ids)
+    if isinstance(error, identity.LockedOut):
+        extra["retry_after_s"] = request.app.state.context.settings.lockout_s
     return problem(
         status=status,
         kind=kind,

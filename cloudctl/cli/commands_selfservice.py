@@ -7,6 +7,7 @@ sysadmin), so the separation of powers holds in what they record.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -353,6 +354,45 @@ def audit_list(
         outcome=outcome,
     )
     state.emit(items, lambda: _render_audit(items))
+
+
+@audit_app.command("export")
+@common.handles_errors
+def audit_export(
+    ctx: typer.Context,
+    output_file: Annotated[Path, typer.Option("--file", help="Where to write the JSON lines.")],
+    after: Annotated[int, typer.Option(help="Records after this sequence number.")] = 0,
+) -> None:
+    """Export the audit log as JSON lines (one record per line, with its hashes)."""
+    from cloudctl.services import audit as audit_service
+
+    state = common.state_of(ctx)
+    result = audit_service.export(
+        state.context, principal=_operator("auditor"), path=output_file, after_seq=after
+    )
+    state.emit(result, lambda: output.stdout.print(f"exported {result.records} record(s) to {result.path}"))
+
+
+@audit_app.command("retention")
+@common.handles_errors
+def audit_retention(
+    ctx: typer.Context,
+    archive_dir: Annotated[
+        Path | None, typer.Option(help="Archive directory (default <home>/audit-archive).")
+    ] = None,
+) -> None:
+    """Archive records older than the retention period (CLOUDCTL_AUDIT_RETENTION_DAYS, 180), then prune."""
+    from cloudctl.services import audit as audit_service
+
+    state = common.state_of(ctx)
+    result = audit_service.apply_retention(state.context, archive_dir=archive_dir)
+    state.emit(
+        result,
+        lambda: output.stdout.print(
+            f"archived and pruned {result.records} record(s)"
+            + (f" to {result.path}" if result.records else "")
+        ),
+    )
 
 
 @audit_app.command("verify")

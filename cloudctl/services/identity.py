@@ -3,9 +3,10 @@
 Invariants:
 - A token is ``cct_<id>.<secret>``; only ``sha256(salt + secret)`` is stored, the
   secret is shown once. Revoked or expired tokens never authenticate.
-- Every failed authentication is audited; after ``LOCKOUT_FAILURES`` failures from
-  one client within ``LOCKOUT_WINDOW_S`` that client is locked out for
-  ``LOCKOUT_S`` (answers 429) — guessing tokens is not free.
+- Every failed authentication is audited; after ``lockout_failures`` failures from
+  one client within ``lockout_window_s`` that client is locked out for
+  ``lockout_s`` (answers 429) — guessing tokens is not free. Defaults (settings):
+  5 failures within 15 minutes lock a client out for 15 minutes.
 - Department principals carry their org path, so policies can scope them to
   their subtree; a department asking for another department's object gets
   ``NotFound``, never the object and never a hint that it exists.
@@ -39,9 +40,6 @@ OPERATOR_ROLES = ("sysadmin", "secadmin", "auditor")
 DEPARTMENT_ROLES = ("dept-admin", "dept-user")
 ROLES = (*DEPARTMENT_ROLES, *OPERATOR_ROLES)
 TOKEN_PREFIX = "cct_"
-LOCKOUT_FAILURES = 10
-LOCKOUT_WINDOW_S = 60.0
-LOCKOUT_S = 300.0
 
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("cloudctl_request_id", default="")
 
@@ -268,8 +266,11 @@ def _audit(
 class Lockouts:
     """Failed authentications per client, and who is locked out; in memory, per process."""
 
-    def __init__(self, clock: clocks.Clock) -> None:
+    def __init__(self, clock: clocks.Clock, *, failures: int, window_s: float, lockout_s: float) -> None:
         self._clock = clock
+        self.failures = failures
+        self.window_s = window_s
+        self.lockout_s = lockout_s
         self._failures: dict[str, list[float]] = {}
         self._locked_until: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -291,11 +292,11 @@ class Lockouts:
         now = self._clock.now()
         with self._lock:
             self.failures_total += 1
-            recent = [at for at in self._failures.get(client, []) if now - at < LOCKOUT_WINDOW_S]
+            recent = [at for at in self._failures.get(client, []) if now - at < self.window_s]
             recent.append(now)
             self._failures[client] = recent
-            if len(recent) >= LOCKOUT_FAILURES:
-                self._locked_until[client] = now + LOCKOUT_S
+            if len(recent) >= self.failures:
+                self._locked_until[client] = now + self.lockout_s
                 self._failures.pop(client, None)
                 self.lockouts_total += 1
                 return True
@@ -321,7 +322,13 @@ class LockedOut(errors.CloudctlError):
 def lockouts(ctx: ctx_module.Context) -> Lockouts:
     tracker = ctx.cache.get("lockouts")
     if tracker is None:
-        tracker = Lockouts(ctx.clock)
+        settings = ctx.settings
+        tracker = Lockouts(
+            ctx.clock,
+            failures=settings.lockout_failures,
+            window_s=settings.lockout_window_s,
+            lockout_s=settings.lockout_s,
+        )
         ctx.cache["lockouts"] = tracker
     assert isinstance(tracker, Lockouts)
     return tracker

@@ -57,6 +57,7 @@ class Loop:
         self._stop = threading.Event()
         self._not_before: dict[str, float] = {}
         self._thread: threading.Thread | None = None
+        self._last_housekeeping_at = float("-inf")
         self.passes = 0
 
     def start(self) -> None:
@@ -93,8 +94,22 @@ class Loop:
             elif result.requeue_after_s is not None:
                 self._not_before[object_id] = now + result.requeue_after_s
         self._replicate()
+        self._housekeeping()
         self.passes += 1
         return looked
+
+    def _housekeeping(self) -> None:
+        """Once an hour: audit retention (archive, then prune what is past the retention period)."""
+        now = self._ctx.clock.now()
+        if now - self._last_housekeeping_at < 3600:
+            return
+        self._last_housekeeping_at = now
+        from cloudctl.services import audit
+
+        try:
+            audit.apply_retention(self._ctx)
+        except Exception:
+            log.exception("audit retention failed; retrying in an hour")
 
     def _replicate(self) -> None:
         """Protect newly ready workloads and run the replication passes that are due."""

@@ -6,7 +6,9 @@ Invariants:
 - ``hash = sha256(prev_hash + canonical JSON of the record's fields)``; the first
   record's ``prev_hash`` is 64 zeros. Changing, removing or reordering any record
   breaks every hash after it, which ``verify`` reports with the first bad ``seq``.
-- Nothing in cloudctl updates or deletes an audit row.
+- Nothing in cloudctl updates an audit row. Retention removes the oldest records
+  only after they were exported, and keeps an anchor (the seq and hash of the last
+  removed record) so the remaining chain still verifies from its first record.
 """
 
 from __future__ import annotations
@@ -142,8 +144,8 @@ def list_records(
     return [_record(row) for row in tx.execute(query)]
 
 
-def iterate_all(tx: sa.Connection, *, batch: int = 1000) -> Iterator[AuditRecord]:
-    after = 0
+def iterate_all(tx: sa.Connection, *, batch: int = 1000, after_seq: int = 0) -> Iterator[AuditRecord]:
+    after = after_seq
     while True:
         records = list_records(tx, after_seq=after, limit=batch)
         if not records:
@@ -161,12 +163,49 @@ class Verification:
     problem: str | None
 
 
+_ANCHOR_KEY = "audit_anchor"
+
+
+def anchor(tx: sa.Connection) -> tuple[int, str]:
+    """``(seq, hash)`` of the last record removed by retention; ``(0, GENESIS)`` when none was."""
+    value = tx.execute(
+        sa.select(schema.settings.c.value).where(schema.settings.c.key == _ANCHOR_KEY)
+    ).scalar()
+    if value is None:
+        return 0, GENESIS
+    seq, _, hashed = str(value).partition(":")
+    return int(seq), hashed
+
+
+def prune(tx: sa.Connection, *, through_seq: int) -> int:
+    """Remove records up to ``through_seq`` (already exported); how many were removed."""
+    last = tx.execute(
+        sa.select(schema.audit_records).where(schema.audit_records.c.seq == through_seq)
+    ).first()
+    if last is None:
+        return 0
+    removed = tx.execute(
+        schema.audit_records.delete().where(schema.audit_records.c.seq <= through_seq)
+    ).rowcount
+    tx.execute(schema.settings.delete().where(schema.settings.c.key == _ANCHOR_KEY))
+    tx.execute(schema.settings.insert().values(key=_ANCHOR_KEY, value=f"{through_seq}:{last.hash}"))
+    return int(removed)
+
+
+def last_seq_before(tx: sa.Connection, *, at: float) -> int:
+    value = tx.execute(
+        sa.select(sa.func.max(schema.audit_records.c.seq)).where(schema.audit_records.c.at < at)
+    ).scalar()
+    return 0 if value is None else int(value)
+
+
 def verify(tx: sa.Connection) -> Verification:
     """Recompute the chain from the first record; report the first record that does not fit."""
     head = tx.execute(sa.select(schema.audit_head).where(schema.audit_head.c.id == _HEAD_ID)).first()
     head_seq, head_hash = (0, GENESIS) if head is None else (int(head.seq), str(head.hash))
-    prev_hash, expected_seq, count = GENESIS, 1, 0
-    for record in iterate_all(tx):
+    anchor_seq, prev_hash = anchor(tx)
+    expected_seq, count = anchor_seq + 1, 0
+    for record in iterate_all(tx, after_seq=anchor_seq):
         count += 1
         if record.seq != expected_seq:
             return Verification(False, count, head_seq, expected_seq, f"record {expected_seq} is missing")

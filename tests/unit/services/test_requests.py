@@ -3,6 +3,8 @@ provisioning on the simulator, deletion, isolation between departments, idempote
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from cloudctl import errors
@@ -217,3 +219,34 @@ def test_every_change_is_audited_and_the_chain_verifies(ctx: ctx_module.Context)
     assert audit.verify(ctx, principal=AUDITOR).ok
     with pytest.raises(errors.PolicyDenied):
         audit.list_records(ctx, principal=SYSADMIN)
+
+
+def test_audit_export_and_retention_keep_the_chain_verifiable(
+    ctx: ctx_module.Context, tmp_path: Path
+) -> None:
+    import json
+
+    from cloudctl import clock as clocks
+    from cloudctl.services import audit
+
+    submit(ctx)
+    submit(ctx)
+    assert isinstance(ctx.clock, clocks.ManualClock)
+    ctx.clock.advance(181 * 86400)
+    recent = submit(ctx)
+    exported = audit.export(ctx, principal=AUDITOR, path=tmp_path / "all.jsonl")
+    assert exported.records == 3
+    lines = [json.loads(line) for line in (tmp_path / "all.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [line["seq"] for line in lines] == [1, 2, 3]
+    archived = audit.apply_retention(ctx, archive_dir=tmp_path / "archive")
+    assert (archived.records, archived.first_seq, archived.last_seq) == (2, 1, 2)
+    assert (
+        len((tmp_path / "archive").glob("*.jsonl").__next__().read_text(encoding="utf-8").splitlines()) == 2
+    )
+    remaining = audit.list_records(ctx, principal=AUDITOR)
+    assert remaining[0].target_id == recent.id
+    assert remaining[-1].action == "audit.retention"
+    assert audit.verify(ctx, principal=AUDITOR).ok
+    assert audit.apply_retention(ctx, archive_dir=tmp_path / "archive").records == 0
+    with pytest.raises(errors.PolicyDenied):
+        audit.export(ctx, principal=SYSADMIN, path=tmp_path / "nope.jsonl")
