@@ -15,7 +15,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from cloudctl import errors, logs, metrics
 from cloudctl import settings as settings_module
@@ -41,7 +41,9 @@ class Health(BaseModel):
 
 
 class Rejection(BaseModel):
-    reason: str
+    reason: str = Field(
+        min_length=1, max_length=1000, pattern=r"\S", description="Why; the department sees it"
+    )
 
 
 def _context(request: Request) -> ctx_module.Context:
@@ -130,7 +132,7 @@ def create_app(
 
         return Response(observability.exposition(ctx), media_type=CONTENT_TYPE_LATEST)
 
-    app.include_router(_v1(), prefix="/v1")
+    app.include_router(_v1(), prefix="/v1", responses=problems.documented_errors())
     return app
 
 

@@ -14,11 +14,48 @@ from typing import Any
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 
 from cloudctl import errors
 from cloudctl.services import identity
 
 MEDIA_TYPE = "application/problem+json"
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, as every error of the API is answered."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    field: str | None = None
+    """The input at fault (a body field, a parameter, ``authorization``), where one is known."""
+
+
+_DESCRIPTIONS = {
+    401: "Missing, unknown, revoked or expired bearer token",
+    403: "Refused by a policy (the deciding policy ids are in `policy_ids`)",
+    404: "No such object, or not one the caller may see",
+    409: "Conflicts with stored state; a quota refusal lists every `shortfalls` entry",
+    422: "Invalid input: `field` names it",
+    429: "Locked out after repeated failed authentications (see `Retry-After`)",
+    503: "A backend or the store did not answer",
+}
+
+
+def documented_errors() -> dict[int | str, dict[str, Any]]:
+    """The error answers every ``/v1`` operation may give, for the OpenAPI document."""
+    schema = Problem.model_json_schema()
+    return {
+        status: {"description": description, "content": {MEDIA_TYPE: {"schema": schema}}}
+        for status, description in _DESCRIPTIONS.items()
+    }
+
+
 log = logging.getLogger("cloudctl.api")
 
 _STATUS: list[tuple[type[Exception], int, str]] = [

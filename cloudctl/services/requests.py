@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -43,9 +43,11 @@ class RequestCreate(BaseModel):
     """What a department asks for."""
 
     offering: str = Field(description="Catalog offering, e.g. vm.medium")
-    count: int = Field(default=1, description="How many units of the offering")
+    count: int = Field(default=1, ge=1, le=100, description="How many units of the offering")
     tier: str = Field(description="Protection tier, e.g. gold")
-    data_class: str = Field(default="internal", description="public, internal, sensitive or secret")
+    data_class: Literal["public", "internal", "sensitive", "secret"] = Field(
+        default="internal", description="public, internal, sensitive or secret"
+    )
     preferred_center: str | None = Field(default=None, description="A local cloud center to prefer")
     name: str = Field(default="", description="A name for the workload, e.g. social-insurance-portal")
     department: str | None = Field(default=None, description="Only for operators: the department ordered for")
