@@ -83,13 +83,26 @@ def _health(value: str) -> str:
     return f"[{colour}]{value}[/]"
 
 
+def _drivers(drivers: dict[str, str]) -> str:
+    """``simulator``, or e.g. ``openstack: compute, block_storage; simulator: the rest``."""
+    names = set(drivers.values())
+    if len(names) == 1:
+        return names.pop()
+    real = sorted({name for name in names if name != "simulator"})
+    parts = [f"{name}: {', '.join(c for c, n in drivers.items() if n == name)}" for name in real]
+    return "; ".join([*parts, "simulator: the rest"] if "simulator" in names else parts)
+
+
 def render_status(result: status_service.StatusPublic) -> None:
     output.stdout.print(f"[bold]{result.display_name}[/] ({result.topology}) at {result.generated_at}")
     output.stdout.print(
         output.table(
             "Centers",
-            ["center", "name", "role", "site", "health"],
-            [[c.name, c.display_name, c.role, c.site, _health(c.health)] for c in result.centers],
+            ["center", "name", "role", "site", "health", "drivers"],
+            [
+                [c.name, c.display_name, c.role, c.site, _health(c.health), _drivers(c.drivers)]
+                for c in result.centers
+            ],
         )
     )
     capacity = output.table(

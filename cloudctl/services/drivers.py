@@ -103,10 +103,31 @@ class Observer:
     """Health and consumption of the centers, as the management center sees them."""
 
     def __init__(self, ctx: ctx_module.Context) -> None:
+        self._ctx = ctx
         self._simulator = simulator(ctx)
 
     def center_health(self, center: str) -> str:
-        return self._simulator.center_health(center)
+        """``down`` when the simulator says so, or when a real backend of the center does not answer."""
+        if self._simulator.center_health(center) == "down":
+            return "down"
+        if any(name != SIMULATOR for name in self._ctx.topology.center(center).drivers.values()):
+            return "up" if self._real_backends_answer(center) else "down"
+        return "up"
+
+    def _real_backends_answer(self, center: str) -> bool:
+        try:
+            center_drivers(self._ctx, center).compute.list_servers(project=None)
+        except errors.BackendUnavailable:
+            return False
+        except errors.CloudctlError:
+            return True  # it answered, if only to refuse
+        return True
+
+    def driver_names(self, center: str) -> dict[str, str]:
+        return {
+            capability.value: self._ctx.topology.center(center).drivers.get(capability, SIMULATOR)
+            for capability in topo.Capability
+        }
 
     def link_state(self, a: str, b: str) -> str:
         return self._simulator.link_state(a, b)

@@ -31,6 +31,8 @@ class CenterPublic(BaseModel):
     role: str
     health: str
     """``up`` or ``down``, as observed through the center's drivers."""
+    drivers: dict[str, str]
+    """The driver serving each capability (``simulator``, ``openstack``, ...), from the topology."""
     capacity: dict[str, CapacityPublic]
 
 
@@ -83,6 +85,7 @@ def overview(ctx: ctx_module.Context) -> StatusPublic:
                 site=row.site,
                 role=row.role,
                 health=observer.center_health(row.name),
+                drivers=observer.driver_names(row.name),
                 capacity=capacity,
             )
         )

@@ -85,7 +85,8 @@ def test_status_json_has_the_documented_shape(ready: Cli) -> None:
     status = ready.json("status")
     assert set(status) == {"topology", "display_name", "generated_at", "centers", "links"}
     center = status["centers"][1]
-    assert set(center) == {"name", "display_name", "site", "role", "health", "capacity"}
+    assert set(center) == {"name", "display_name", "site", "role", "health", "drivers", "capacity"}
+    assert center["drivers"]["compute"] == "simulator"
     assert set(center["capacity"]) == {"vcpu", "ram_gb", "volume_gb", "object_gb", "instances"}
     assert set(center["capacity"]["vcpu"]) == {"total", "allocated", "used"}
     assert {link["mode"] for link in status["links"]} >= {"sync", "async"}
