@@ -11,12 +11,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from cloudctl import errors
+from cloudctl.drivers import base
 from cloudctl.model import quotas as q
 from cloudctl.model import topology as topo
+from cloudctl.services import breaker
 from cloudctl.services import context as ctx_module
 
 if TYPE_CHECKING:
-    from cloudctl.drivers import base
     from cloudctl.drivers import openstack as openstack_driver
     from cloudctl.drivers import simulator as simulator_driver
 
@@ -46,6 +47,36 @@ _OPENSTACK_CAPABILITIES = (topo.Capability.COMPUTE, topo.Capability.BLOCK_STORAG
 
 
 def center_drivers(ctx: ctx_module.Context, center: str) -> base.CenterDrivers:
+    """The center's drivers behind its circuit breaker (see ``services.breaker``)."""
+    raw = _center_drivers(ctx, center)
+    guard = breakers(ctx)
+    return base.CenterDrivers(
+        center=center,
+        compute=breaker.Guarded(raw.compute, center=center, breakers=guard),
+        block_storage=breaker.Guarded(raw.block_storage, center=center, breakers=guard),
+        object_storage=breaker.Guarded(raw.object_storage, center=center, breakers=guard),
+        containers=breaker.Guarded(raw.containers, center=center, breakers=guard),
+        traffic=breaker.Guarded(raw.traffic, center=center, breakers=guard),
+    )
+
+
+def breakers(ctx: ctx_module.Context) -> breaker.Breakers:
+    """This process's circuit breakers; opening or closing one is recorded in the store."""
+    cached = ctx.cache.get("breakers")
+    if cached is None:
+        from cloudctl.store import centers
+
+        def record(center: str, state: str) -> None:
+            with ctx.store.transaction() as tx:
+                centers.set_center_state(tx, center, state=state, now=ctx.clock.now())
+
+        cached = breaker.Breakers(clock=ctx.clock, on_change=record)
+        ctx.cache["breakers"] = cached
+    assert isinstance(cached, breaker.Breakers)
+    return cached
+
+
+def _center_drivers(ctx: ctx_module.Context, center: str) -> base.CenterDrivers:
     """The drivers of one center, capability by capability, as the topology names them.
 
     ``simulator`` serves every capability; ``openstack`` serves compute and block storage
@@ -110,9 +141,17 @@ class Observer:
         """``down`` when the simulator says so, or when a real backend of the center does not answer."""
         if self._simulator.center_health(center) == "down":
             return "down"
+        if breakers(self._ctx).is_open(center) or self._stored_state(center) == "unhealthy":
+            return "unhealthy"
         if any(name != SIMULATOR for name in self._ctx.topology.center(center).drivers.values()):
             return "up" if self._real_backends_answer(center) else "down"
         return "up"
+
+    def _stored_state(self, center: str) -> str:
+        from cloudctl.store import centers
+
+        with self._ctx.read() as tx:
+            return centers.get_center(tx, center).state
 
     def _real_backends_answer(self, center: str) -> bool:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pydantic
 import pytest
 
 from cloudctl import errors
@@ -183,14 +184,17 @@ def test_bad_input_names_the_field(ctx: ctx_module.Context) -> None:
     cases = {
         "offering": {"offering": "vm.gigantic"},
         "tier": {"tier": "diamond"},
-        "count": {"count": 0},
-        "data_class": {"data_class": "top-secret"},
         "preferred_center": {"preferred_center": "dz-dr"},
+        "name": {"name": "Not A Slug"},
     }
     for field, fields in cases.items():
         with pytest.raises(errors.InvalidInput) as caught:
             submit(ctx, **fields)
         assert caught.value.field == field, field
+    for field, value in {"count": 0, "data_class": "top-secret"}.items():
+        with pytest.raises(pydantic.ValidationError) as invalid:
+            requests_service.RequestCreate(offering="vm.small", tier="silver", **{field: value})
+        assert invalid.value.errors()[0]["loc"] == (field,)
 
 
 def test_lists_page_with_a_cursor(ctx: ctx_module.Context) -> None:
@@ -250,3 +254,22 @@ def test_audit_export_and_retention_keep_the_chain_verifiable(
     assert audit.apply_retention(ctx, archive_dir=tmp_path / "archive").records == 0
     with pytest.raises(errors.PolicyDenied):
         audit.export(ctx, principal=SYSADMIN, path=tmp_path / "nope.jsonl")
+
+
+def test_a_center_that_keeps_failing_gets_its_circuit_opened_then_closed(ctx: ctx_module.Context) -> None:
+    from cloudctl import clock as clocks
+    from cloudctl.services import breaker, faults, status
+
+    request = submit(ctx, preferred_center="qd-a")
+    faults.inject(ctx, kind="api-error-rate", center="qd-a", rate=1.0)
+    for _ in range(breaker.FAILURES_TO_OPEN):
+        assert not provisioning.reconcile(ctx, kind="request", object_id=request.id).done
+    health = {c.name: c.health for c in status.overview(ctx).centers}
+    assert health["qd-a"] == "unhealthy"
+    result = provisioning.reconcile(ctx, kind="request", object_id=request.id)
+    assert "circuit is open" in result.message  # failed fast: the center was not called
+    faults.clear(ctx)
+    assert isinstance(ctx.clock, clocks.ManualClock)
+    ctx.clock.advance(breaker.COOLDOWN_S + 1)
+    assert provisioning.reconcile(ctx, kind="request", object_id=request.id).done
+    assert {c.name: c.health for c in status.overview(ctx).centers}["qd-a"] == "up"
