@@ -204,6 +204,51 @@ def quota_set(
     state.emit(quota, lambda: render_quota(quota))
 
 
+@quota_app.command("sync")
+@common.handles_errors
+def quota_sync(
+    ctx: typer.Context,
+    center: Annotated[str | None, typer.Option(help="One center (default: every cloud center).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the drift; correct nothing.")] = False,
+) -> None:
+    """Keep the centers' project quotas equal to the quota tree: show and correct drift."""
+    from cloudctl.services import provisioning
+
+    state = common.state_of(ctx)
+    results = provisioning.sync_quotas(state.context, center=center, dry_run=dry_run)
+    data = [
+        {
+            "center": r.center,
+            "projects": r.projects,
+            "corrected": r.corrected,
+            "error": r.error,
+            "drift": [
+                {"project": d.project, "resource": d.resource, "found": d.found, "wanted": d.wanted}
+                for d in r.drift
+            ],
+        }
+        for r in results
+    ]
+
+    def render() -> None:
+        rows = [
+            [r.center, d.project, d.resource, output.number(d.found), output.number(d.wanted)]
+            for r in results
+            for d in r.drift
+        ]
+        verb = "found" if dry_run else "corrected"
+        output.stdout.print(
+            output.table(f"Quota drift {verb}", ["center", "project", "resource", "found", "wanted"], rows)
+        )
+        for r in results:
+            note = f" ({r.error})" if r.error else ""
+            output.stdout.print(
+                f"{r.center}: {r.projects} projects, {len(r.drift)} drift(s){note}", highlight=False
+            )
+
+    state.emit(data, render)
+
+
 @quota_app.command("reserve")
 @common.handles_errors
 def quota_reserve(

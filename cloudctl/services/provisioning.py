@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from cloudctl.reconcile import provisioning
+from cloudctl.reconcile import provisioning, quota_sync
 from cloudctl.services import context as ctx_module
 from cloudctl.services import drivers
 
@@ -39,6 +39,15 @@ def reconcile(ctx: ctx_module.Context, *, kind: str, object_id: str) -> provisio
     return result
 
 
+def sync_quotas(
+    ctx: ctx_module.Context, *, center: str | None = None, dry_run: bool = False
+) -> list[quota_sync.SyncResult]:
+    """Keep every cloud center's project quotas equal to the quota tree (or show the drift)."""
+    env = environment(ctx)
+    centers = [ctx.topology.center(center).name] if center else quota_sync.cloud_centers(ctx.topology)
+    return [quota_sync.sync_center(env, center=name, dry_run=dry_run) for name in centers]
+
+
 def run_pending(ctx: ctx_module.Context) -> dict[str, provisioning.Result]:
     """One pass over everything in flight; what each object's reconcile returned."""
     env = environment(ctx)
@@ -58,6 +67,7 @@ class Loop:
         self._not_before: dict[str, float] = {}
         self._thread: threading.Thread | None = None
         self._last_housekeeping_at = float("-inf")
+        self._last_quota_sync_at = float("-inf")
         self.passes = 0
 
     def start(self) -> None:
@@ -99,8 +109,16 @@ class Loop:
         return looked
 
     def _housekeeping(self) -> None:
-        """Once an hour: audit retention (archive, then prune what is past the retention period)."""
+        """Every five minutes: project quotas back to the quota tree; hourly: audit retention."""
         now = self._ctx.clock.now()
+        if now - self._last_quota_sync_at >= 300:
+            self._last_quota_sync_at = now
+            try:
+                for result in sync_quotas(self._ctx):
+                    if result.drift:
+                        log.info("corrected %d quota drift(s) in %s", len(result.drift), result.center)
+            except Exception:
+                log.exception("quota sync failed; retrying in five minutes")
         if now - self._last_housekeeping_at < 3600:
             return
         self._last_housekeeping_at = now

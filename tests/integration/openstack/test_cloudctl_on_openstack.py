@@ -48,3 +48,30 @@ def test_a_request_is_provisioned_on_openstack_and_deleted_again(tmp_path: Path)
         assert compute.find_server(f"{workload.id}-0") is None
     finally:
         ctx.close()
+
+
+def test_project_quota_drift_on_openstack_is_corrected(tmp_path: Path) -> None:
+    from cloudctl.reconcile import quota_sync
+
+    clouds = stack.write_clouds_yaml(tmp_path / "clouds.yaml", centers=["qd-a", "qd-b", "dz-dr"])
+    store = db.Store(db.sqlite_url(tmp_path))
+    settings = settings_module.Settings(
+        home=tmp_path, topology=OPENSTACK_TOPOLOGY, policies=POLICIES, clouds_yaml=clouds
+    )
+    ctx = ctx_module.Context(settings=settings, clock=clocks.SystemClock(), _store=store)
+    try:
+        setup.initialise(ctx)
+        compute = drivers.center_drivers(ctx, "qd-a").compute
+        compute.set_project_quota("hrss-employment", amounts={"vcpu": 2, "ram_gb": 4, "instances": 1})
+        env = provisioning.environment(ctx)
+        found = quota_sync.sync_center(env, center="qd-a", projects=["hrss-employment"])
+        assert {(d.resource, d.found, d.wanted) for d in found.drift} >= {
+            ("vcpu", 2, 16),
+            ("instances", 1, 8),
+        }
+        limits = compute.get_project_quota("hrss-employment").limits
+        assert (limits["vcpu"], limits["ram_gb"], limits["instances"]) == (16, 64, 8)
+        again = quota_sync.sync_center(env, center="qd-a", projects=["hrss-employment"])
+        assert again.drift == []
+    finally:
+        ctx.close()
