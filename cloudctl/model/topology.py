@@ -79,6 +79,37 @@ class SimulatorSettings(_Strict):
     error_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
 
 
+class S3Backend(_Strict):
+    """An S3-compatible endpoint; the credentials are read from the named environment variables."""
+
+    endpoint_url: Annotated[str, Field(pattern=r"^https?://")]
+    region: str = "us-east-1"
+    access_key_env: str = "AWS_ACCESS_KEY_ID"
+    secret_key_env: str = "AWS_SECRET_ACCESS_KEY"
+
+
+class KubernetesBackend(_Strict):
+    kubeconfig: str | None = None
+    """Path of the kubeconfig; ``None``: ``$KUBECONFIG`` or ``~/.kube/config``."""
+    context: str | None = None
+    """Context in the kubeconfig; ``None``: the center's name."""
+
+
+class OpenStackBackend(_Strict):
+    cloud: str | None = None
+    """Entry in ``clouds.yaml``; ``None``: the center's name."""
+
+
+class Backends(_Strict):
+    """Where a center's real backends are, for the capabilities whose driver is not the simulator."""
+
+    s3: S3Backend | None = None
+    dns: S3Backend | None = None
+    """A Route 53-compatible endpoint (same fields as S3)."""
+    kubernetes: KubernetesBackend | None = None
+    openstack: OpenStackBackend | None = None
+
+
 class Center(_Strict):
     name: Slug
     display_name: str
@@ -89,6 +120,7 @@ class Center(_Strict):
         default_factory=lambda: {capability: "simulator" for capability in Capability}
     )
     simulator: SimulatorSettings = SimulatorSettings()
+    backends: Backends = Backends()
     description: str = ""
 
 
@@ -339,6 +371,8 @@ def check(topology: Topology) -> None:
     for index, center in enumerate(topology.centers):
         if center.site not in sites:
             raise errors.TopologyError(f"unknown site {center.site!r}", field=f"centers[{index}].site")
+    for index, center in enumerate(topology.centers):
+        _check_drivers(center, field=f"centers[{index}]")
     roles = [c.role for c in topology.centers]
     if roles.count(CenterRole.MANAGEMENT) != 1:
         raise errors.TopologyError("exactly one center must have role 'management'", field="centers")
@@ -352,6 +386,30 @@ def check(topology: Topology) -> None:
             raise errors.TopologyError("a link joins two different centers", field=f"links[{index}].between")
     _check_tiers(topology)
     _check_org(topology, centers)
+
+
+DRIVERS: dict[Capability, tuple[str, ...]] = {
+    Capability.COMPUTE: ("simulator", "openstack"),
+    Capability.BLOCK_STORAGE: ("simulator", "openstack"),
+    Capability.OBJECT_STORAGE: ("simulator", "s3"),
+    Capability.CONTAINERS: ("simulator", "kubernetes"),
+    Capability.TRAFFIC: ("simulator", "dns"),
+}
+"""The drivers that can serve each capability."""
+
+
+def _check_drivers(center: Center, *, field: str) -> None:
+    for capability, name in center.drivers.items():
+        if name not in DRIVERS[capability]:
+            known = ", ".join(DRIVERS[capability])
+            raise errors.TopologyError(
+                f"no driver {name!r} for {capability.value} (known: {known})",
+                field=f"{field}.drivers.{capability.value}",
+            )
+        if name in ("s3", "dns") and getattr(center.backends, name) is None:
+            raise errors.TopologyError(
+                f"driver {name!r} needs backends.{name}.endpoint_url", field=f"{field}.backends.{name}"
+            )
 
 
 def _check_unique(field: str, names: list[Any]) -> None:

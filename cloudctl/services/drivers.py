@@ -43,7 +43,6 @@ def simulator(ctx: ctx_module.Context) -> simulator_driver.Simulator:
 
 
 OPENSTACK = "openstack"
-_OPENSTACK_CAPABILITIES = (topo.Capability.COMPUTE, topo.Capability.BLOCK_STORAGE)
 
 
 def center_drivers(ctx: ctx_module.Context, center: str) -> base.CenterDrivers:
@@ -79,40 +78,87 @@ def breakers(ctx: ctx_module.Context) -> breaker.Breakers:
 def _center_drivers(ctx: ctx_module.Context, center: str) -> base.CenterDrivers:
     """The drivers of one center, capability by capability, as the topology names them.
 
-    ``simulator`` serves every capability; ``openstack`` serves compute and block storage
-    from the ``clouds.yaml`` entry named after the center (``CLOUDCTL_CLOUDS_YAML``, else
-    openstacksdk's standard locations), always on the real clock: a real cloud does not
-    follow a simulated one.
+    ``simulator`` serves every capability. ``openstack`` serves compute and block storage
+    from the ``clouds.yaml`` entry of the center (``backends.openstack.cloud``, default the
+    center's name; the file from ``CLOUDCTL_CLOUDS_YAML`` or openstacksdk's standard
+    locations); ``s3`` serves object storage and ``dns`` traffic from ``backends.s3`` /
+    ``backends.dns`` (credentials from the environment variables they name); ``kubernetes``
+    serves containers from ``backends.kubernetes``. Real backends run on the real clock: a
+    real cloud does not follow a simulated one. Every driver is built once per context.
     """
-    import dataclasses
-
+    key = f"drivers:{center}"
+    cached = ctx.cache.get(key)
+    if cached is not None:
+        assert isinstance(cached, base.CenterDrivers)
+        return cached
     topology_center = ctx.topology.center(center)
-    index = ctx.topology.centers.index(topology_center)
-    chosen = {}
-    for capability in topo.Capability:
-        name = topology_center.drivers.get(capability, SIMULATOR)
-        if name == SIMULATOR:
-            continue
-        if name == OPENSTACK and capability in _OPENSTACK_CAPABILITIES:
-            chosen[capability] = name
-            continue
-        known = SIMULATOR if capability not in _OPENSTACK_CAPABILITIES else f"{SIMULATOR}, {OPENSTACK}"
-        raise errors.InvalidInput(
-            f"driver {name!r} cannot serve {capability.value} (known: {known})",
-            field=f"centers[{index}].drivers.{capability.value}",
-        )
-    drivers = simulator(ctx).drivers(center)
-    if not chosen:
-        return drivers
-    from cloudctl.drivers import openstack as openstack_driver
+    names = {capability: topology_center.drivers.get(capability, SIMULATOR) for capability in topo.Capability}
+    simulated = simulator(ctx).drivers(center)
+    compute: base.Compute = simulated.compute
+    block_storage: base.BlockStorage = simulated.block_storage
+    object_storage: base.ObjectStorage = simulated.object_storage
+    containers: base.Containers = simulated.containers
+    traffic: base.Traffic = simulated.traffic
+    if OPENSTACK in (names[topo.Capability.COMPUTE], names[topo.Capability.BLOCK_STORAGE]):
+        from cloudctl.drivers import openstack as openstack_driver
 
-    cloud = _openstack_cloud(ctx, center)
-    replaced: dict[str, object] = {}
-    if topo.Capability.COMPUTE in chosen:
-        replaced["compute"] = openstack_driver.OpenStackCompute(cloud)
-    if topo.Capability.BLOCK_STORAGE in chosen:
-        replaced["block_storage"] = openstack_driver.OpenStackBlockStorage(cloud)
-    return dataclasses.replace(drivers, **replaced)  # type: ignore[arg-type]  # Protocol fields
+        cloud = _openstack_cloud(ctx, center)
+        if names[topo.Capability.COMPUTE] == OPENSTACK:
+            compute = openstack_driver.OpenStackCompute(cloud)
+        if names[topo.Capability.BLOCK_STORAGE] == OPENSTACK:
+            block_storage = openstack_driver.OpenStackBlockStorage(cloud)
+    backends = topology_center.backends
+    if names[topo.Capability.OBJECT_STORAGE] == "s3" and backends.s3 is not None:
+        from cloudctl.drivers import s3
+
+        object_storage = s3.S3ObjectStorage(
+            center=center,
+            endpoint_url=backends.s3.endpoint_url,
+            access_key=_secret(backends.s3.access_key_env, center=center),
+            secret_key=_secret(backends.s3.secret_key_env, center=center),
+            region=backends.s3.region,
+        )
+    if names[topo.Capability.TRAFFIC] == "dns" and backends.dns is not None:
+        from cloudctl.drivers import dns
+
+        traffic = dns.Route53Traffic(
+            center=center,
+            endpoint_url=backends.dns.endpoint_url,
+            access_key=_secret(backends.dns.access_key_env, center=center),
+            secret_key=_secret(backends.dns.secret_key_env, center=center),
+            region=backends.dns.region,
+            centers=[known.name for known in ctx.topology.centers],
+        )
+    if names[topo.Capability.CONTAINERS] == "kubernetes":
+        from pathlib import Path
+
+        from cloudctl.drivers import kubernetes
+
+        settings = backends.kubernetes
+        containers = kubernetes.KubernetesContainers(
+            center=center,
+            kubeconfig=Path(settings.kubeconfig) if settings and settings.kubeconfig else None,
+            context=settings.context if settings else None,
+        )
+    built = base.CenterDrivers(
+        center=center,
+        compute=compute,
+        block_storage=block_storage,
+        object_storage=object_storage,
+        containers=containers,
+        traffic=traffic,
+    )
+    ctx.cache[key] = built
+    return built
+
+
+def _secret(variable: str, *, center: str) -> str:
+    import os
+
+    value = os.environ.get(variable)
+    if not value:
+        raise errors.InvalidInput(f"set {variable} for the backends of center {center}", field=variable)
+    return value
 
 
 def _openstack_cloud(ctx: ctx_module.Context, center: str) -> openstack_driver.Cloud:
@@ -122,8 +168,12 @@ def _openstack_cloud(ctx: ctx_module.Context, center: str) -> openstack_driver.C
     key = f"openstack:{center}"
     cloud = ctx.cache.get(key)
     if cloud is None:
+        settings = ctx.topology.center(center).backends.openstack
         cloud = openstack_driver.Cloud.from_clouds_yaml(
-            center=center, clouds_yaml=ctx.settings.clouds_yaml, clock=clocks.SystemClock()
+            center=center,
+            clouds_yaml=ctx.settings.clouds_yaml,
+            cloud_name=settings.cloud if settings else None,
+            clock=clocks.SystemClock(),
         )
         ctx.cache[key] = cloud
     assert isinstance(cloud, openstack_driver.Cloud)
