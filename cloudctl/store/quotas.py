@@ -446,18 +446,25 @@ def _adjust(
     reserved_sign: int,
     used_sign: int,
 ) -> None:
+    """Add ``amounts`` to the chain's counters on ``center`` and all centers, in one statement."""
+    if not amounts:
+        return
     table = schema.quota_counters
-    for resource, value in sorted(amounts.items()):
-        tx.execute(
-            table.update()
-            .where(table.c.node_id.in_(chain))
-            .where(table.c.center.in_([center, ALL]))
-            .where(table.c.resource == resource.value)
-            .values(
-                reserved=table.c.reserved + reserved_sign * value,
-                used=table.c.used + used_sign * value,
-            )
-        )
+    delta = sa.case(
+        {resource.value: value for resource, value in amounts.items()}, value=table.c.resource, else_=0
+    )
+    values: dict[str, Any] = {}
+    if reserved_sign:
+        values["reserved"] = table.c.reserved + reserved_sign * delta
+    if used_sign:
+        values["used"] = table.c.used + used_sign * delta
+    tx.execute(
+        table.update()
+        .where(table.c.node_id.in_(chain))
+        .where(table.c.center.in_([center, ALL]))
+        .where(table.c.resource.in_([resource.value for resource in amounts]))
+        .values(**values)
+    )
 
 
 def _row_to_reservation(row: Any) -> Reservation:
