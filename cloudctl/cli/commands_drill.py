@@ -24,14 +24,14 @@ from pydantic import BaseModel
 from cloudctl import clock as clocks
 from cloudctl import errors
 from cloudctl.cli import common, output
-from cloudctl.model import drills
 
 if TYPE_CHECKING:
-    from cloudctl.model import drill_report
+    from cloudctl.model import drill_report, drills
     from cloudctl.model import topology as topo
     from cloudctl.store import recovery as recovery_store
 
 DEFAULT_PLAN_DIR = Path("dr/drills")
+
 
 drill_app = typer.Typer(
     help="DR drills: plans and schedules, runs that measure RPO/RTO, and their reports.",
@@ -81,10 +81,18 @@ class PlanPublic(BaseModel):
     last_run: RunPublic | None
 
 
+class TargetPublic(BaseModel):
+    tier: str
+    rpo_target_s: float
+    rto_target_s: float
+    gbt20988_level_target: int
+    overridden: bool
+
+
 class PlanDetail(BaseModel):
     path: str
     plan: dict[str, Any]
-    effective_targets: list[drills.EffectiveTarget]
+    effective_targets: list[TargetPublic]
 
 
 class DuePlan(BaseModel):
@@ -117,6 +125,8 @@ def _run_public(run: recovery_store.DrillRun) -> RunPublic:
 
 def read_plan(path: Path) -> drills.DrillPlan:
     """Parse one plan file; errors name the path inside the file."""
+    from cloudctl.model import drills
+
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -127,6 +137,8 @@ def read_plan(path: Path) -> drills.DrillPlan:
 
 
 def _checked(path: Path, topology: topo.Topology, *, name_file: bool) -> drills.DrillPlan:
+    from cloudctl.model import drills
+
     try:
         plan = read_plan(path)
         drills.check_against(plan, topology)
@@ -212,6 +224,8 @@ def _result_cell(run: RunPublic | None) -> str:
 @common.handles_errors
 def drill_list(ctx: typer.Context, directory: PlanDirOption = DEFAULT_PLAN_DIR) -> None:
     """Drill plans with their scenario, scope, schedule, next run and last result."""
+    from cloudctl.model import drills
+
     state = common.state_of(ctx)
     plans = load_plans(directory, state.context.topology)
     latest = _latest_runs(state)
@@ -265,13 +279,18 @@ def drill_show(
     directory: PlanDirOption = DEFAULT_PLAN_DIR,
 ) -> None:
     """One plan, validated, with the targets it holds each tier to."""
+    from cloudctl.model import drills
+
     state = common.state_of(ctx)
     topology = state.context.topology
     path, plan = resolve_plan(reference, directory, topology)
     detail = PlanDetail(
         path=str(path),
         plan=plan.model_dump(mode="json"),
-        effective_targets=drills.effective_targets(plan, topology),
+        effective_targets=[
+            TargetPublic.model_validate(target.model_dump())
+            for target in drills.effective_targets(plan, topology)
+        ],
     )
 
     def render() -> None:
@@ -394,6 +413,8 @@ def drill_due(
     directory: PlanDirOption = DEFAULT_PLAN_DIR,
 ) -> None:
     """Plans whose schedule fired since their last run (for the CI scheduler); always exits 0."""
+    from cloudctl.model import drills
+
     state = common.state_of(ctx)
     at_s = state.context.clock.now() if at is None else _parse_time(at, field="at")
     since_s = None if since is None else _parse_time(since, field="since")
