@@ -303,8 +303,8 @@ def run_due(env: Environment) -> list[PassResult]:
     """One pass over every stream that is due."""
     now = env.clock.now()
     with env.store.read() as tx:
-        streams = replication.list_streams(tx, states=["healthy", "degraded", "lagging", "broken"])
-    return [replicate(env, stream.id) for stream in streams if is_due(stream, now=now)]
+        due = replication.due_streams(tx, now=now)
+    return [replicate(env, stream.id) for stream in due]
 
 
 def lag_target_s(stream: replication.Stream, *, rpo_target_s: float) -> float:

@@ -69,14 +69,17 @@ class StreamPublic(BaseModel):
 
 
 def protect_ready_workloads(ctx: ctx_module.Context) -> int:
-    """Create the streams of every ready workload that has none yet; how many workloads got them."""
+    """Create the streams of every ready workload that has none yet; how many workloads got them.
+
+    Costs one query when every ready workload is already protected (the steady state).
+    """
     env = environment(ctx)
     with ctx.read() as tx:
-        ready = requests.list_workloads(tx, states=["ready"])
-        covered = {s.workload_id for s in replication.list_streams(tx)}
+        candidates = replication.unprotected_ready_workloads(tx)
+        workloads = [requests.get_workload(tx, workload_id) for workload_id in candidates]
     made = 0
-    for workload in ready:
-        if workload.id not in covered and repl.streams_for(ctx.topology, workload):
+    for workload in workloads:
+        if repl.streams_for(ctx.topology, workload):
             repl.ensure_streams(env, workload.id)
             made += 1
     return made

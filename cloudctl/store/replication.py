@@ -253,3 +253,40 @@ def count_changes(tx: sa.Connection, *, workload_id: str) -> int:
             .where(schema.changes.c.workload_id == workload_id)
         ).scalar_one()
     )
+
+
+def unprotected_ready_workloads(tx: sa.Connection) -> list[str]:
+    """Ready workloads that have no replication stream yet (one query, however many are protected)."""
+    streams = schema.replication_streams
+    workloads = schema.workloads
+    query = (
+        sa.select(workloads.c.id)
+        .where(workloads.c.state == "ready")
+        .where(~sa.exists().where(streams.c.workload_id == workloads.c.id))
+        .order_by(workloads.c.id)
+    )
+    return [str(row[0]) for row in tx.execute(query)]
+
+
+def due_streams(tx: sa.Connection, *, now: float) -> list[Stream]:
+    """Streams a pass should look at now: sync streams that fell behind, others whose interval passed."""
+    table = schema.replication_streams
+    query = (
+        sa.select(table)
+        .where(table.c.state.in_(["healthy", "degraded", "lagging", "broken"]))
+        .where(
+            sa.or_(
+                sa.and_(table.c.mode == "sync", table.c.state != "healthy"),
+                sa.and_(
+                    table.c.mode != "sync",
+                    sa.or_(
+                        table.c.last_pass_at.is_(None),
+                        table.c.interval_s.is_(None),
+                        table.c.last_pass_at + table.c.interval_s <= now,
+                    ),
+                ),
+            )
+        )
+        .order_by(table.c.id)
+    )
+    return [_stream(row) for row in tx.execute(query)]
