@@ -1,0 +1,296 @@
+"""Admission: sustained ``POST /v1/requests`` throughput and latency with 32 concurrent clients.
+
+Subject: the cloudctl API (``create_app``) served by uvicorn in its own process on loopback,
+over a throwaway store, ordering the smallest VM offering in a single-center tier for a
+department created under the root with the root's (generous) limits.
+
+Baselines, in the same rounds (noop, subject, raw; repeated; medians):
+
+- (a) **web stack**: a no-op FastAPI endpoint served the same way, parsing a body of the same
+  shape — the ceiling of FastAPI + uvicorn + the HTTP clients on this machine;
+- (b) **store**: 32 threads each running single-row ``UPDATE`` transactions through
+  ``Store.transaction()`` on the same database — the ceiling of the store's write path.
+
+Each round is bounded by a request count and a time limit, whichever comes first. Run for
+SQLite and PostgreSQL (a database created for the run and dropped after it).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import itertools
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench import common
+from cloudctl.model import topology as topo
+from cloudctl.services import identity
+
+NAME = "admission"
+DEFAULT_SIZE = 2000
+SMOKE_SIZE = 40
+CLIENTS = 32
+ROUND_TIME_LIMIT_S = 15.0
+SMOKE_ROUND_TIME_LIMIT_S = 3.0
+SERVER_START_TIMEOUT_S = 60.0
+BACKENDS = ("sqlite", "postgres")
+DEPARTMENT = "bench-admission"
+
+
+@dataclasses.dataclass(frozen=True)
+class RoundResult:
+    """One bounded burst of calls from ``CLIENTS`` workers."""
+
+    completed: int
+    failed: int
+    elapsed_s: float
+    latencies_s: tuple[float, ...]
+    statuses: dict[str, int]
+
+    @property
+    def throughput_per_s(self) -> float:
+        return self.completed / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        p50 = common.percentile(self.latencies_s, 0.50)
+        p99 = common.percentile(self.latencies_s, 0.99)
+        return {
+            "completed": self.completed,
+            "failed": self.failed,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "throughput_per_s": round(self.throughput_per_s, 1),
+            "p50_ms": None if p50 is None else round(p50 * 1e3, 2),
+            "p99_ms": None if p99 is None else round(p99 * 1e3, 2),
+            "statuses": self.statuses,
+        }
+
+
+def burst(call: Callable[[int], str], *, workers: int, count: int, time_limit_s: float) -> RoundResult:
+    """Run ``call(worker)`` from ``workers`` threads until ``count`` calls or ``time_limit_s``.
+
+    ``call`` returns a status label; ``"ok"`` (or an HTTP 2xx code) counts as completed.
+    """
+    tickets = itertools.count()
+    lock = threading.Lock()
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+    started = time.perf_counter()
+    deadline = started + time_limit_s
+
+    def work(worker: int) -> None:
+        mine: list[float] = []
+        seen: dict[str, int] = {}
+        while next(tickets) < count and time.perf_counter() < deadline:
+            began = time.perf_counter()
+            try:
+                status = call(worker)
+            except Exception as error:  # a failed call is counted, not fatal to the round
+                status = type(error).__name__
+            mine.append(time.perf_counter() - began)
+            seen[status] = seen.get(status, 0) + 1
+        with lock:
+            latencies.extend(mine)
+            for status, number in seen.items():
+                statuses[status] = statuses.get(status, 0) + number
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        for future in [pool.submit(work, worker) for worker in range(workers)]:
+            future.result()
+    elapsed_s = time.perf_counter() - started
+    completed = sum(n for status, n in statuses.items() if status == "ok" or status.startswith("2"))
+    return RoundResult(
+        completed=completed,
+        failed=sum(statuses.values()) - completed,
+        elapsed_s=elapsed_s,
+        latencies_s=tuple(latencies),
+        statuses=statuses,
+    )
+
+
+class Server:
+    """``python -m bench.serve`` in a child process on a free loopback port."""
+
+    def __init__(self, arguments: list[str], *, log_path: Path) -> None:
+        self.port = common.free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.serve", "--port", str(self.port), *arguments],
+            cwd=common.ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            common.wait_until(
+                self._answers, timeout_s=SERVER_START_TIMEOUT_S, what=f"bench.serve {arguments}"
+            )
+        except BaseException:
+            self.stop()
+            raise
+
+    def _answers(self) -> bool:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"bench.serve exited with {self.process.returncode}; see {self._log.name}")
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=20)
+        self._log.close()
+
+
+def http_caller(
+    url: str, path: str, *, body: dict[str, Any], headers: dict[str, str]
+) -> Callable[[int], str]:
+    clients = [httpx.Client(base_url=url, timeout=60.0, headers=headers) for _ in range(CLIENTS)]
+
+    def call(worker: int) -> str:
+        return str(clients[worker].post(path, json=body).status_code)
+
+    return call
+
+
+def order_body(topology: topo.Topology) -> dict[str, Any]:
+    """The smallest VM offering, in a tier that keeps one local copy (the cheapest placement)."""
+    offering = min(
+        (o for o in topology.catalog if o.kind is topo.OfferingKind.VM), key=lambda o: (o.vcpu, o.ram_gb)
+    )
+    tiers = [t for t in topology.tiers if t.local is topo.LocalPlacement.SINGLE] or list(topology.tiers)
+    tier = min(tiers, key=lambda t: t.priority)
+    return {"offering": offering.name, "count": 1, "tier": tier.name}
+
+
+def measure_backend(
+    backend: str, *, size: int, rounds: int, time_limit_s: float, workdir: Path
+) -> dict[str, Any]:
+    with common.throwaway_database(backend) as database_url:
+        home = workdir / backend
+        home.mkdir()
+        topology_file = common.write_bench_topology(workdir)
+        context = common.open_context(database_url, home=home, topology_file=topology_file)
+        try:
+            common.create_bench_node(context, node_id=DEPARTMENT, kind="department")
+            secret = identity.create_token(
+                context,
+                principal=identity.local_operator("secadmin"),
+                role="dept-user",
+                department=DEPARTMENT,
+            ).secret
+            common.create_raw_table(context.store, rows=CLIENTS)
+            body = order_body(context.topology)
+            servers = [
+                Server(["--app", "noop"], log_path=workdir / f"noop-{backend}.log"),
+                Server(
+                    [
+                        "--app",
+                        "cloudctl",
+                        "--database-url",
+                        database_url,
+                        "--home",
+                        str(home),
+                        "--topology",
+                        str(topology_file),
+                    ],
+                    log_path=workdir / f"cloudctl-{backend}.log",
+                ),
+            ]
+            try:
+                noop = http_caller(servers[0].url, "/noop", body=body, headers={})
+                admit = http_caller(
+                    servers[1].url, "/v1/requests", body=body, headers={"Authorization": f"Bearer {secret}"}
+                )
+
+                def raw(worker: int) -> str:
+                    common.raw_update(context.store, row=worker)
+                    return "ok"
+
+                for call in (noop, admit, raw):  # warm-up: connections, the policy engine, caches
+                    for worker in range(CLIENTS):
+                        call(worker)
+                measured: dict[str, list[RoundResult]] = {"noop": [], "admission": [], "raw": []}
+                for _round in range(rounds):
+                    for label, call in (("noop", noop), ("admission", admit), ("raw", raw)):
+                        measured[label].append(
+                            burst(call, workers=CLIENTS, count=size, time_limit_s=time_limit_s)
+                        )
+            finally:
+                for server in servers:
+                    server.stop()
+        finally:
+            context.close()
+    return {label: [r.summary() for r in results] for label, results in measured.items()}
+
+
+def _median_of(rounds: list[dict[str, Any]], key: str) -> float | None:
+    return common.median([r[key] for r in rounds if r[key] is not None])
+
+
+def run(*, size: int | None = None, smoke: bool = False, rounds: int | None = None) -> common.BenchResult:
+    size = size or (SMOKE_SIZE if smoke else DEFAULT_SIZE)
+    rounds = rounds or (1 if smoke else 3)
+    time_limit_s = SMOKE_ROUND_TIME_LIMIT_S if smoke else ROUND_TIME_LIMIT_S
+    result = common.BenchResult(
+        name=NAME,
+        size=size,
+        smoke=smoke,
+        baseline="(a) no-op FastAPI endpoint served the same way; (b) 32 threads of single-row UPDATE "
+        "transactions on the same database",
+    )
+    result.notes.append(
+        f"{CLIENTS} client threads (httpx, keep-alive) in the benchmark process; each server in its own "
+        f"process; rounds of at most {size} calls or {time_limit_s:g} s, {rounds} round(s), medians"
+    )
+    with tempfile.TemporaryDirectory(prefix="cloudctl-bench-admission-") as directory:
+        for backend in BACKENDS:
+            workdir = Path(directory) / f"work-{backend}"
+            workdir.mkdir()
+            measured = measure_backend(
+                backend, size=size, rounds=rounds, time_limit_s=time_limit_s, workdir=workdir
+            )
+            result.details[backend] = measured
+            admission, noop, raw = measured["admission"], measured["noop"], measured["raw"]
+            result.add(
+                f"{backend}: throughput vs no-op endpoint",
+                unit="req/s",
+                subject=_median_of(admission, "throughput_per_s"),
+                baseline=_median_of(noop, "throughput_per_s"),
+                meaning="fraction of the web stack's ceiling",
+            )
+            result.add(
+                f"{backend}: throughput vs raw store transactions",
+                unit="req/s vs tx/s",
+                subject=_median_of(admission, "throughput_per_s"),
+                baseline=_median_of(raw, "throughput_per_s"),
+                meaning="fraction of the store's write ceiling",
+            )
+            for key in ("p50_ms", "p99_ms"):
+                result.add(
+                    f"{backend}: {key.removesuffix('_ms')} latency vs no-op endpoint",
+                    unit="ms",
+                    subject=_median_of(admission, key),
+                    baseline=_median_of(noop, key),
+                    meaning="times the no-op latency",
+                )
+            failures = sum(r["failed"] for r in admission)
+            if failures:
+                statuses = [r["statuses"] for r in admission]
+                result.notes.append(f"{backend}: {failures} admission calls did not answer 2xx: {statuses}")
+    return result
