@@ -16,16 +16,16 @@ from __future__ import annotations
 import datetime
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import BaseModel
 
 from cloudctl import clock as clocks
 from cloudctl import errors
 from cloudctl.cli import common, output
 
 if TYPE_CHECKING:
+    from cloudctl.cli import drill_views
     from cloudctl.model import drill_report, drills
     from cloudctl.model import topology as topo
     from cloudctl.store import recovery as recovery_store
@@ -49,66 +49,18 @@ PlanDirOption = Annotated[Path, typer.Option("--dir", help="Directory of drill p
 # --- what the commands print as JSON -----------------------------------------------------------------
 
 
-class TierFigures(BaseModel):
-    tier: str
-    rpo_target_s: float | None
-    rpo_measured_s: float | None
-    rto_target_s: float | None
-    rto_measured_s: float | None
-    gbt20988_level_achieved: int | None
-    passed: bool | None
+def _run_public(run: recovery_store.DrillRun) -> drill_views.RunPublic:
+    from cloudctl.cli import drill_views
 
-
-class RunPublic(BaseModel):
-    id: str
-    plan: str
-    scenario: str
-    state: str
-    passed: bool | None
-    started_at: str
-    finished_at: str | None
-    tiers: list[TierFigures]
-
-
-class PlanPublic(BaseModel):
-    name: str
-    path: str
-    description: str
-    scenario: dict[str, Any]
-    scope: dict[str, Any]
-    schedule: str | None
-    next_run_at: str | None
-    last_run: RunPublic | None
-
-
-class TargetPublic(BaseModel):
-    tier: str
-    rpo_target_s: float
-    rto_target_s: float
-    gbt20988_level_target: int
-    overridden: bool
-
-
-class PlanDetail(BaseModel):
-    path: str
-    plan: dict[str, Any]
-    effective_targets: list[TargetPublic]
-
-
-class DuePlan(BaseModel):
-    name: str
-    path: str
-    schedule: str
-    fell_due_at: str
-    last_run_at: str | None
-
-
-def _run_public(run: recovery_store.DrillRun) -> RunPublic:
     tiers = []
     for tier in run.report.get("tiers") or []:
         if isinstance(tier, dict) and "tier" in tier:
-            tiers.append(TierFigures.model_validate({key: tier.get(key) for key in TierFigures.model_fields}))
-    return RunPublic(
+            tiers.append(
+                drill_views.TierFigures.model_validate(
+                    {key: tier.get(key) for key in drill_views.TierFigures.model_fields}
+                )
+            )
+    return drill_views.RunPublic(
         id=run.id,
         plan=run.plan,
         scenario=run.scenario,
@@ -210,7 +162,7 @@ def _parse_time(value: str, *, field: str) -> float:
     return parsed.timestamp()
 
 
-def _result_cell(run: RunPublic | None) -> str:
+def _result_cell(run: drill_views.RunPublic | None) -> str:
     if run is None:
         return "–"
     verdict = {True: "passed", False: "FAILED", None: run.state}[run.passed]
@@ -224,6 +176,7 @@ def _result_cell(run: RunPublic | None) -> str:
 @common.handles_errors
 def drill_list(ctx: typer.Context, directory: PlanDirOption = DEFAULT_PLAN_DIR) -> None:
     """Drill plans with their scenario, scope, schedule, next run and last result."""
+    from cloudctl.cli import drill_views
     from cloudctl.model import drills
 
     state = common.state_of(ctx)
@@ -234,7 +187,7 @@ def drill_list(ctx: typer.Context, directory: PlanDirOption = DEFAULT_PLAN_DIR) 
     for path, plan in plans:
         run = latest.get(plan.name)
         items.append(
-            PlanPublic(
+            drill_views.PlanPublic(
                 name=plan.name,
                 path=str(path),
                 description=plan.description,
@@ -279,16 +232,17 @@ def drill_show(
     directory: PlanDirOption = DEFAULT_PLAN_DIR,
 ) -> None:
     """One plan, validated, with the targets it holds each tier to."""
+    from cloudctl.cli import drill_views
     from cloudctl.model import drills
 
     state = common.state_of(ctx)
     topology = state.context.topology
     path, plan = resolve_plan(reference, directory, topology)
-    detail = PlanDetail(
+    detail = drill_views.PlanDetail(
         path=str(path),
         plan=plan.model_dump(mode="json"),
         effective_targets=[
-            TargetPublic.model_validate(target.model_dump())
+            drill_views.TargetPublic.model_validate(target.model_dump())
             for target in drills.effective_targets(plan, topology)
         ],
     )
@@ -413,6 +367,7 @@ def drill_due(
     directory: PlanDirOption = DEFAULT_PLAN_DIR,
 ) -> None:
     """Plans whose schedule fired since their last run (for the CI scheduler); always exits 0."""
+    from cloudctl.cli import drill_views
     from cloudctl.model import drills
 
     state = common.state_of(ctx)
@@ -427,7 +382,7 @@ def drill_due(
         fired = drills.fell_due_at(plan, at=at_s, last_run_at=last_run_at, since=since_s)
         if fired is not None and plan.schedule is not None:
             items.append(
-                DuePlan(
+                drill_views.DuePlan(
                     name=plan.name,
                     path=str(path),
                     schedule=plan.schedule,
