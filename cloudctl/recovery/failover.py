@@ -13,8 +13,8 @@ Invariants:
 - One run per center at a time: starting a failover or failback of a center that
   an unfinished run still touches is refused, naming that run.
 - The plan is fixed when the run starts and stored with it; each completed step is
-  appended to the run's ``progress`` in its own transaction, so a killed process
-  resumes at the first step not done and never repeats one.
+  recorded (one row) in its own transaction, so a killed process resumes at the
+  first step not done and never repeats one.
 - Unplanned failover accepts the loss the tier allows and reports it: the
   acknowledged writes the target never received (``writes_lost``) and the age of
   the oldest of them (``rpo_s``).
@@ -89,6 +89,15 @@ def plan(
     health: Health,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The ordered steps, and the workloads that cannot be recovered (with the reason)."""
+    known: dict[str, bool] = {}
+    ask = health.center_up
+
+    def center_up(center: str) -> bool:
+        if center not in known:
+            known[center] = ask(center)
+        return known[center]
+
+    health = Health(center_up=center_up)  # each center is asked once per plan, not once per workload
     leaving = set(from_centers)
     with env.store.read() as tx:
         workloads = requests.list_workloads(tx, departments=departments, states=["ready"])
@@ -171,31 +180,30 @@ def execute(env: repl.Environment, run_id: str, *, on_step: OnStep | None = None
     """Run (or resume) the steps not yet done; each step commits on its own."""
     with env.store.read() as tx:
         run = recovery.get_run(tx, run_id)
-    done = {entry["id"] for entry in run.progress}
-    results: dict[str, Any] = dict(run.result.get("workloads", {}))
+    with env.store.read() as tx:
+        done_steps = recovery.list_steps(tx, run_id)
+    done = {entry["id"] for entry in done_steps}
+    results: dict[str, Any] = {}
+    for entry in done_steps:
+        results.setdefault(str(entry["id"]).split(":")[1], {}).update(entry["outcome"])
     for step in run.plan:
         if step["id"] in done:
             continue
         outcome = _do(env, run, step)
         results.setdefault(step["workload_id"], {}).update(outcome)
-        entry = {
-            "id": step["id"],
-            "at": env.clock.now(),
-            **{k: v for k, v in outcome.items() if k != "served_at"},
-        }
         with env.store.transaction() as tx:
-            current = recovery.get_run(tx, run_id, for_update=True)
-            recovery.update_run(
-                tx,
-                run_id,
-                progress=[*current.progress, entry],
-                result={**current.result, "workloads": results},
-            )
+            recovery.record_step(tx, run_id=run_id, step_id=step["id"], at=env.clock.now(), outcome=outcome)
         done.add(step["id"])
         if on_step is not None:
             on_step(step, len(done), len(run.plan))
     with env.store.transaction() as tx:
-        return recovery.update_run(tx, run_id, state="done", finished_at=env.clock.now())
+        return recovery.update_run(
+            tx,
+            run_id,
+            state="done",
+            finished_at=env.clock.now(),
+            result={**run.result, "workloads": results},
+        )
 
 
 def _do(env: repl.Environment, run: recovery.RecoveryRun, step: dict[str, Any]) -> dict[str, Any]:

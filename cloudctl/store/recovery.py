@@ -1,8 +1,9 @@
 """Recovery runs (failover, failback) and drill runs, persisted step by step.
 
-Invariants: a run's ``plan`` is fixed when it starts; ``progress`` only grows (the
-ids of completed steps with their times), so a process killed mid-run resumes at
-the first step not in ``progress``; a drill run keeps its full report.
+Invariants: a run's ``plan`` is fixed when it starts; each completed step is one
+row of ``recovery_steps`` (its outcome and time), written once and never changed,
+so a process killed mid-run resumes at the first step without a row, and recording
+a step costs the same however long the plan is; a drill run keeps its full report.
 """
 
 from __future__ import annotations
@@ -44,7 +45,13 @@ class DrillRun:
     finished_at: float | None
 
 
-def _run(row: Any) -> RecoveryRun:
+def _run(row: Any, steps: list[dict[str, Any]]) -> RecoveryRun:
+    result = dict(row.result)
+    if steps and row.state == "running":
+        workloads: dict[str, Any] = {}
+        for step in steps:
+            workloads.setdefault(str(step["id"]).split(":")[1], {}).update(step["outcome"])
+        result["workloads"] = workloads
     return RecoveryRun(
         id=row.id,
         kind=row.kind,
@@ -54,7 +61,7 @@ def _run(row: Any) -> RecoveryRun:
         scope=dict(row.scope),
         state=row.state,
         plan=list(row.plan),
-        progress=list(row.progress),
+        progress=[{"id": step["id"], "at": step["at"]} for step in steps],
         result=dict(row.result),
         started_at=float(row.started_at),
         finished_at=None if row.finished_at is None else float(row.finished_at),
@@ -73,14 +80,28 @@ def get_run(tx: sa.Connection, run_id: str, *, for_update: bool = False) -> Reco
     row = tx.execute(query).first()
     if row is None:
         raise errors.NotFound(f"no recovery run {run_id!r}", field="run")
-    return _run(row)
+    return _run(row, list_steps(tx, run_id))
 
 
 def list_runs(tx: sa.Connection, *, states: list[str] | None = None, limit: int = 100) -> list[RecoveryRun]:
     query = sa.select(schema.recovery_runs).order_by(schema.recovery_runs.c.started_at.desc()).limit(limit)
     if states is not None:
         query = query.where(schema.recovery_runs.c.state.in_(states))
-    return [_run(row) for row in tx.execute(query)]
+    return [_run(row, list_steps(tx, str(row.id))) for row in tx.execute(query)]
+
+
+def record_step(tx: sa.Connection, *, run_id: str, step_id: str, at: float, outcome: dict[str, Any]) -> None:
+    tx.execute(schema.recovery_steps.insert().values(run_id=run_id, step_id=step_id, at=at, outcome=outcome))
+
+
+def list_steps(tx: sa.Connection, run_id: str) -> list[dict[str, Any]]:
+    """Completed steps of a run, in the order they completed: ``{id, at, outcome}``."""
+    rows = tx.execute(
+        sa.select(schema.recovery_steps)
+        .where(schema.recovery_steps.c.run_id == run_id)
+        .order_by(schema.recovery_steps.c.at, schema.recovery_steps.c.step_id)
+    )
+    return [{"id": row.step_id, "at": float(row.at), "outcome": dict(row.outcome)} for row in rows]
 
 
 def update_run(tx: sa.Connection, run_id: str, **values: Any) -> RecoveryRun:

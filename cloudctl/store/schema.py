@@ -285,3 +285,12 @@ drill_runs = sa.Table(
     sa.Column("started_at", sa.Float, nullable=False),
     sa.Column("finished_at", sa.Float, nullable=True),
 )
+
+recovery_steps = sa.Table(
+    "recovery_steps",
+    metadata,
+    sa.Column("run_id", sa.String(40), primary_key=True),
+    sa.Column("step_id", sa.String(120), primary_key=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("outcome", sa.JSON, nullable=False),
+)
