@@ -190,15 +190,6 @@ def _mark(env: Environment, stream_id: str, *, state: str, error: str = "") -> N
         replication.update_stream(tx, stream_id, now=env.clock.now(), state=state, last_error=error)
 
 
-def is_due(stream: replication.Stream, *, now: float) -> bool:
-    """Sync streams are due when they fell behind; async and backup streams every interval."""
-    if stream.mode == SYNC:
-        return stream.state != "healthy"
-    if stream.last_pass_at is None or stream.interval_s is None:
-        return True
-    return now - stream.last_pass_at >= stream.interval_s
-
-
 def replicate(env: Environment, stream_id: str, *, batch: int = 10_000) -> PassResult:
     """Ship what the target lacks (changes after ``last_seq``), verified on arrival."""
     with env.store.read() as tx:
@@ -299,11 +290,11 @@ def scrub(env: Environment, stream_id: str) -> PassResult:
     return PassResult(stream_id, 0, resent, moved, stream.last_seq)
 
 
-def run_due(env: Environment) -> list[PassResult]:
-    """One pass over every stream that is due."""
-    now = env.clock.now()
+def run_due(env: Environment, *, workload_ids: list[str] | None = None) -> list[PassResult]:
+    """One pass over every stream that is due (sync streams that fell behind, others whose
+    interval passed), or only over those of ``workload_ids``."""
     with env.store.read() as tx:
-        due = replication.due_streams(tx, now=now)
+        due = replication.due_streams(tx, now=env.clock.now(), workload_ids=workload_ids)
     return [replicate(env, stream.id) for stream in due]
 
 

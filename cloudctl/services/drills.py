@@ -288,12 +288,7 @@ class _Drill:
         canary.writes.append((key, hashlib.sha256(data).hexdigest(), ack.at))
 
     def _replicate(self, env: repl.Environment) -> None:
-        now = self.clock.now()
-        with self.ctx.read() as tx:
-            streams = replication.list_streams(tx, workload_ids=[c.workload_id for c in self.canaries])
-        for stream in streams:
-            if repl.is_due(stream, now=now):
-                repl.replicate(env, stream.id)
+        repl.run_due(env, workload_ids=[c.workload_id for c in self.canaries])
 
     # --- fault and recovery --------------------------------------------------------------------------------
 

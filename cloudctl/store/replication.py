@@ -268,7 +268,7 @@ def unprotected_ready_workloads(tx: sa.Connection) -> list[str]:
     return [str(row[0]) for row in tx.execute(query)]
 
 
-def due_streams(tx: sa.Connection, *, now: float) -> list[Stream]:
+def due_streams(tx: sa.Connection, *, now: float, workload_ids: Iterable[str] | None = None) -> list[Stream]:
     """Streams a pass should look at now: sync streams that fell behind, others whose interval passed."""
     table = schema.replication_streams
     query = (
@@ -289,4 +289,6 @@ def due_streams(tx: sa.Connection, *, now: float) -> list[Stream]:
         )
         .order_by(table.c.id)
     )
+    if workload_ids is not None:
+        query = query.where(table.c.workload_id.in_(list(workload_ids)))
     return [_stream(row) for row in tx.execute(query)]
