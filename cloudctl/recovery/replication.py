@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from cloudctl import clock as clocks
 from cloudctl import errors
@@ -138,51 +138,136 @@ def ensure_streams(env: Environment, workload_id: str) -> list[replication.Strea
     return made
 
 
+@dataclasses.dataclass(frozen=True)
+class Write:
+    """One write of ``data`` under ``key`` to a workload (to ``center``, else where it serves)."""
+
+    workload_id: str
+    key: str
+    data: bytes
+    center: str | None = None
+
+
 def write(env: Environment, workload_id: str, *, key: str, data: bytes, center: str | None = None) -> Ack:
     """Write ``data`` to the workload's serving center, synchronously to its sync partners.
 
     Raises ``BackendUnavailable`` when the serving center itself cannot take the write
     (nothing is acknowledged then).
     """
+    outcome = write_many(env, [Write(workload_id, key, data, center)])[0]
+    if isinstance(outcome, errors.BackendUnavailable):
+        raise outcome
+    return outcome
+
+
+def write_many(env: Environment, writes: Sequence[Write]) -> list[Ack | errors.BackendUnavailable]:
+    """Many writes of one instant, each as ``write`` would do it, in order.
+
+    The workloads and their streams are read once and every acknowledged write is
+    recorded in one store transaction. Each outcome is the write's ``Ack``, or the
+    ``BackendUnavailable`` its serving center answered (that write is not acknowledged).
+    """
+    ids = sorted({item.workload_id for item in writes})
     with env.store.read() as tx:
-        workload = requests.get_workload(tx, workload_id)
-        streams = replication.list_streams(tx, workload_ids=[workload_id])
-    serving = serving_centers(workload)
-    if not serving:
-        raise errors.Conflict(f"workload {workload_id} is not served anywhere", field="workload")
-    source = center or serving[0]
-    bucket = data_bucket(workload_id)
-    env.drivers_for(source).object_storage.put_object(bucket, key=key, data=data)
-    sha256 = hashlib.sha256(data).hexdigest()
-    copies, degraded = [source], []
-    sync_streams = [s for s in streams if s.mode == SYNC and source in (s.source, s.target)]
-    for stream in sync_streams:
-        partner = stream.target if stream.source == source else stream.source
+        workloads = {record.id: record for record in requests.list_workloads(tx, ids=ids)}
+        streams: dict[str, list[replication.Stream]] = {workload_id: [] for workload_id in ids}
+        for stream in replication.list_streams(tx, workload_ids=ids):
+            streams[stream.workload_id].append(stream)
+    sources: list[str] = []
+    for item in writes:
+        workload = workloads.get(item.workload_id)
+        if workload is None:
+            raise errors.NotFound(f"no workload {item.workload_id!r}", field="workload")
+        serving = serving_centers(workload)
+        if not serving:
+            raise errors.Conflict(f"workload {item.workload_id} is not served anywhere", field="workload")
+        sources.append(item.center or serving[0])
+    outcomes: list[tuple[str, list[str], list[str]] | errors.BackendUnavailable] = []
+    for item, source in zip(writes, sources, strict=True):
+        bucket = data_bucket(item.workload_id)
         try:
-            env.transport(source, partner, bucket, key)
-            copies.append(partner)
-        except errors.BackendUnavailable as error:
-            degraded.append(partner)
-            _mark(env, stream.id, state="degraded", error=error.one_line())
-    now = env.clock.now()
-    with env.store.transaction() as tx:
-        change = replication.append_change(
-            tx, workload_id=workload_id, key=key, sha256=sha256, size_bytes=len(data), at=now, center=source
-        )
-        for stream in sync_streams:
+            env.drivers_for(source).object_storage.put_object(bucket, key=item.key, data=item.data)
+        except errors.BackendUnavailable as refused:
+            outcomes.append(refused)
+            continue
+        copies, degraded = [source], []
+        for stream in _sync_streams(streams[item.workload_id], source):
             partner = stream.target if stream.source == source else stream.source
-            current = replication.get_stream(tx, stream.id, for_update=True)
-            if partner in copies and current.state == "healthy" and current.last_seq == change.seq - 1:
-                replication.update_stream(
-                    tx,
-                    stream.id,
-                    now=now,
+            try:
+                env.transport(source, partner, bucket, item.key)
+                copies.append(partner)
+            except errors.BackendUnavailable as error:
+                degraded.append(partner)
+                _mark(env, stream.id, state="degraded", error=error.one_line())
+        outcomes.append((source, copies, degraded))
+    now = env.clock.now()
+    acknowledged = [
+        (item, outcome) for item, outcome in zip(writes, outcomes, strict=True) if isinstance(outcome, tuple)
+    ]
+    with env.store.transaction() as tx:
+        changes = replication.append_changes(
+            tx,
+            [
+                replication.NewChange(
+                    workload_id=item.workload_id,
+                    key=item.key,
+                    sha256=hashlib.sha256(item.data).hexdigest(),
+                    size_bytes=len(item.data),
+                    at=now,
+                    center=source,
+                )
+                for item, (source, _copies, _degraded) in acknowledged
+            ],
+        )
+        _advance_sync_streams(tx, streams, acknowledged, changes, now=now)
+    acks = iter(
+        Ack(seq=change.seq, at=now, center=source, copies=tuple(copies), degraded=tuple(degraded))
+        for change, (_item, (source, copies, degraded)) in zip(changes, acknowledged, strict=True)
+    )
+    return [next(acks) if isinstance(outcome, tuple) else outcome for outcome in outcomes]
+
+
+def _sync_streams(streams: list[replication.Stream], source: str) -> list[replication.Stream]:
+    return [s for s in streams if s.mode == SYNC and source in (s.source, s.target)]
+
+
+def _advance_sync_streams(
+    tx: db.Transaction,
+    streams: dict[str, list[replication.Stream]],
+    acknowledged: list[tuple[Write, tuple[str, list[str], list[str]]]],
+    changes: list[replication.Change],
+    *,
+    now: float,
+) -> None:
+    """Move each healthy sync stream past the changes its partner took, while it has no gap."""
+    touched = {item.workload_id for item, _outcome in acknowledged}
+    sync_ids = [s.id for workload_id in touched for s in streams[workload_id] if s.mode == SYNC]
+    if not sync_ids:
+        return
+    current = {s.id: s for s in replication.list_streams(tx, ids=sync_ids, for_update=True)}
+    advanced: dict[str, replication.Stream] = {}
+    for (item, (source, copies, _degraded)), change in zip(acknowledged, changes, strict=True):
+        for stream in _sync_streams(streams[item.workload_id], source):
+            partner = stream.target if stream.source == source else stream.source
+            state = advanced.get(stream.id, current[stream.id])
+            if partner in copies and state.state == "healthy" and state.last_seq == change.seq - 1:
+                advanced[stream.id] = dataclasses.replace(
+                    state,
                     last_seq=change.seq,
                     last_consistent_at=now,
-                    bytes_copied=current.bytes_copied + len(data),
-                    objects_copied=current.objects_copied + 1,
+                    bytes_copied=state.bytes_copied + change.size_bytes,
+                    objects_copied=state.objects_copied + 1,
                 )
-    return Ack(seq=change.seq, at=now, center=source, copies=tuple(copies), degraded=tuple(degraded))
+    for stream in advanced.values():
+        replication.update_stream(
+            tx,
+            stream.id,
+            now=now,
+            last_seq=stream.last_seq,
+            last_consistent_at=stream.last_consistent_at,
+            bytes_copied=stream.bytes_copied,
+            objects_copied=stream.objects_copied,
+        )
 
 
 def _mark(env: Environment, stream_id: str, *, state: str, error: str = "") -> None:

@@ -271,21 +271,25 @@ class _Drill:
         deadline = self.clock.now() + seconds
         env = recovery.environment(self.ctx)
         while self.clock.now() < deadline:
-            for canary in self.canaries:
-                self._write(env, canary)
-            self._replicate(env)
+            # One database transaction per tick: the writes and the passes of one instant.
+            with self.ctx.store.unit_of_work():
+                self._write_all(env)
+                self._replicate(env)
             self.wait(interval)
 
-    def _write(self, env: repl.Environment, canary: Canary) -> None:
-        self.sequence += 1
-        key = f"canary/{self.sequence:08d}"
-        header = f"{self.plan.name} {canary.workload_id} {self.sequence} ".encode()
-        data = (header * (self.plan.canary.object_bytes // len(header) + 1))[: self.plan.canary.object_bytes]
-        try:
-            ack = repl.write(env, canary.workload_id, key=key, data=data)
-        except errors.BackendUnavailable:
-            return  # not acknowledged: the writer saw the failure, nothing to count
-        canary.writes.append((key, hashlib.sha256(data).hexdigest(), ack.at))
+    def _write_all(self, env: repl.Environment) -> None:
+        """One canary write to every canary; a write its center refused is not counted."""
+        writes = []
+        for canary in self.canaries:
+            self.sequence += 1
+            key = f"canary/{self.sequence:08d}"
+            header = f"{self.plan.name} {canary.workload_id} {self.sequence} ".encode()
+            size = self.plan.canary.object_bytes
+            writes.append(repl.Write(canary.workload_id, key, (header * (size // len(header) + 1))[:size]))
+        outcomes = repl.write_many(env, writes)
+        for canary, item, outcome in zip(self.canaries, writes, outcomes, strict=True):
+            if isinstance(outcome, repl.Ack):  # a refused write: the writer saw the failure
+                canary.writes.append((item.key, hashlib.sha256(item.data).hexdigest(), outcome.at))
 
     def _replicate(self, env: repl.Environment) -> None:
         repl.run_due(env, workload_ids=[c.workload_id for c in self.canaries])

@@ -5,13 +5,20 @@ Invariants:
   ``BEGIN IMMEDIATE`` so concurrent writers queue on the database lock instead
   of failing on upgrade; on PostgreSQL callers lock rows with ``FOR UPDATE``.
 - The schema is created and upgraded by Alembic only (``migrate()``).
+- ``Store.unit_of_work()`` groups every transaction and read that its thread opens
+  inside the block into one database transaction: a nested ``transaction()`` is a
+  savepoint (an error inside it undoes only its own writes), a nested ``read()``
+  sees the unit's writes, and everything commits together at the end of the block.
+  Other threads are unaffected (on SQLite they queue on the database lock until the
+  unit commits, so a unit must not wait on another thread's writes).
 - An unreachable database raises ``errors.BackendUnavailable`` (exit code 3).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +51,7 @@ class Store:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         self.engine = self._create_engine()
+        self._ambient = threading.local()
 
     def _create_engine(self) -> sa.Engine:
         if self.is_sqlite:
@@ -60,8 +68,39 @@ class Store:
         return sa.create_engine(self.url, pool_size=8, max_overflow=64, pool_pre_ping=True)
 
     @contextlib.contextmanager
+    def unit_of_work(self) -> Iterator[UnitOfWork]:
+        """One database transaction for everything this thread does inside the block.
+
+        Nested units join the outer one. Use it around many small writes that belong
+        together (a tick of a simulated drill, a batch of reconciliations): each
+        would otherwise pay for its own transaction.
+        """
+        current: UnitOfWork | None = getattr(self._ambient, "unit", None)
+        if current is not None:
+            yield current
+            return
+        with self.transaction() as connection:
+            unit = UnitOfWork(connection)
+            self._ambient.unit = unit
+            try:
+                yield unit
+                unit.flush()
+            finally:
+                self._ambient.unit = None
+
+    def current_unit(self) -> UnitOfWork | None:
+        """The unit of work this thread is inside, if any."""
+        unit: UnitOfWork | None = getattr(self._ambient, "unit", None)
+        return unit
+
+    @contextlib.contextmanager
     def transaction(self) -> Iterator[sa.Connection]:
         """A read-write transaction: committed on success, rolled back on any error."""
+        unit = self.current_unit()
+        if unit is not None:
+            with unit.savepoint():
+                yield unit.connection
+            return
         try:
             with self.engine.begin() as connection:
                 yield connection
@@ -73,6 +112,10 @@ class Store:
     @contextlib.contextmanager
     def read(self) -> Iterator[sa.Connection]:
         """A read-only snapshot: on SQLite a deferred transaction that does not queue writers."""
+        unit = self.current_unit()
+        if unit is not None:
+            yield unit.connection
+            return
         try:
             with self.engine.connect() as raw:
                 connection = raw.execution_options(cloudctl_read_only=True)
@@ -106,6 +149,52 @@ class Store:
             raise errors.BackendUnavailable(
                 f"the store did not answer: {_first_line(error)}", field="database"
             ) from error
+
+
+class UnitOfWork:
+    """The open transaction of ``Store.unit_of_work``; holds per-unit caches for the layers above.
+
+    ``cache(name)`` is a dict that lives as long as the unit. A cache must stay true
+    to the database: whoever fills it records an undo step (``on_rollback``) for each
+    change made inside a savepoint, so that a savepoint rolled back also rolls back
+    what the cache learned inside it.
+    """
+
+    def __init__(self, connection: sa.Connection) -> None:
+        self.connection = connection
+        self._caches: dict[str, dict[Any, Any]] = {}
+        self._undo: list[list[Callable[[], None]]] = []
+        self._flushes: dict[str, Callable[[sa.Connection], None]] = {}
+
+    def before_commit(self, name: str, flush: Callable[[sa.Connection], None]) -> None:
+        """Have ``flush`` write what was held back under ``name`` before the unit commits (once)."""
+        self._flushes.setdefault(name, flush)
+
+    def flush(self) -> None:
+        for flush in self._flushes.values():
+            flush(self.connection)
+
+    def cache(self, name: str) -> dict[Any, Any]:
+        return self._caches.setdefault(name, {})
+
+    def on_rollback(self, undo: Callable[[], None]) -> None:
+        """Run ``undo`` if the innermost open savepoint is rolled back."""
+        if self._undo:
+            self._undo[-1].append(undo)
+
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        self._undo.append([])
+        try:
+            with self.connection.begin_nested():
+                yield
+        except BaseException:
+            for undo in reversed(self._undo.pop()):
+                undo()
+            raise
+        done = self._undo.pop()
+        if self._undo:
+            self._undo[-1].extend(done)
 
 
 def insert_unless_present(tx: Transaction, table: sa.Table, values: dict[str, Any]) -> bool:

@@ -15,7 +15,7 @@ Invariants:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -153,9 +153,15 @@ def list_streams(
     departments: Iterable[str] | None = None,
     tiers: Iterable[str] | None = None,
     states: Iterable[str] | None = None,
+    ids: Iterable[str] | None = None,
+    for_update: bool = False,
 ) -> list[Stream]:
     table = schema.replication_streams
     query = sa.select(table).order_by(table.c.department, table.c.workload_id, table.c.target)
+    if ids is not None:
+        query = query.where(table.c.id.in_(list(ids)))
+    if for_update:
+        query = query.with_for_update()
     if workload_ids is not None:
         query = query.where(table.c.workload_id.in_(list(workload_ids)))
     if departments is not None:
@@ -206,21 +212,51 @@ def last_seq(tx: sa.Connection, *, workload_id: str) -> int:
     return int(value)
 
 
+def last_seqs(tx: sa.Connection, *, workload_ids: Iterable[str]) -> dict[str, int]:
+    """``last_seq`` of each workload in one query (0 for a workload with no change yet)."""
+    wanted = list(workload_ids)
+    found = {
+        str(workload_id): int(seq)
+        for workload_id, seq in tx.execute(
+            sa.select(schema.changes.c.workload_id, sa.func.max(schema.changes.c.seq))
+            .where(schema.changes.c.workload_id.in_(wanted))
+            .group_by(schema.changes.c.workload_id)
+        )
+    }
+    return {workload_id: found.get(workload_id, 0) for workload_id in wanted}
+
+
+@dataclasses.dataclass(frozen=True)
+class NewChange:
+    """An acknowledged write, before it has its place (``seq``) in the workload's change log."""
+
+    workload_id: str
+    key: str
+    sha256: str
+    size_bytes: int
+    at: float
+    center: str
+
+
 def append_change(
     tx: sa.Connection, *, workload_id: str, key: str, sha256: str, size_bytes: int, at: float, center: str
 ) -> Change:
     """Record an acknowledged write as the workload's next change."""
-    change = Change(
-        workload_id=workload_id,
-        seq=last_seq(tx, workload_id=workload_id) + 1,
-        key=key,
-        sha256=sha256,
-        size_bytes=size_bytes,
-        at=at,
-        center=center,
-    )
-    tx.execute(schema.changes.insert().values(**dataclasses.asdict(change)))
-    return change
+    new = NewChange(workload_id, key, sha256, size_bytes, at, center)
+    return append_changes(tx, [new])[0]
+
+
+def append_changes(tx: sa.Connection, writes: Sequence[NewChange]) -> list[Change]:
+    """Record acknowledged writes, in order, each as its workload's next change (one insert)."""
+    if not writes:
+        return []
+    seqs = last_seqs(tx, workload_ids={write.workload_id for write in writes})
+    changes = []
+    for write in writes:
+        seqs[write.workload_id] += 1
+        changes.append(Change(seq=seqs[write.workload_id], **dataclasses.asdict(write)))
+    tx.execute(schema.changes.insert(), [dataclasses.asdict(change) for change in changes])
+    return changes
 
 
 def changes_after(tx: sa.Connection, *, workload_id: str, seq: int, limit: int | None = None) -> list[Change]:

@@ -237,8 +237,11 @@ def list_workloads(
     tiers: Iterable[str] | None = None,
     after: str | None = None,
     limit: int | None = None,
+    ids: Iterable[str] | None = None,
 ) -> list[WorkloadRecord]:
     query = sa.select(schema.workloads).order_by(schema.workloads.c.id)
+    if ids is not None:
+        query = query.where(schema.workloads.c.id.in_(list(ids)))
     if departments is not None:
         query = query.where(schema.workloads.c.department.in_(list(departments)))
     if states is not None:

@@ -19,6 +19,15 @@ Invariants:
   ``updated_at`` is the injected clock's time of the write.
 - ``list`` matches ``key_prefix`` exactly (case-sensitive, no wildcards) and sorts
   by key in code-point order whatever the database's collation.
+- Inside a ``Store.unit_of_work()`` the documents are written back, not through:
+  every verb runs in the unit's transaction, what it reads is remembered for the
+  rest of the unit (a document is read from the database once; on PostgreSQL a row
+  first read without a lock is read again, locked, by a ``get`` inside
+  ``transaction()``), and what ``transaction()`` writes is held until the unit
+  commits, then written in a few bulk statements. A ``transaction()`` that fails
+  leaves nothing behind, and neither does a store savepoint around it that rolls
+  back. An ``insert`` that finds at commit that another process inserted the same
+  document first fails the unit (``errors.Conflict``): it never replaces.
 """
 
 from __future__ import annotations
@@ -31,12 +40,49 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from cloudctl import clock as clocks
+from cloudctl import errors
 from cloudctl.store import db, schema
 
 Doc = dict[str, Any]
 DocList = list[Doc]
 
 _table = schema.sim_objects
+_UNIT_STATE = "sim_objects"
+
+_ADDRESS = (
+    _table.c.center == sa.bindparam("center"),
+    _table.c.kind == sa.bindparam("kind"),
+    _table.c.key == sa.bindparam("key"),
+)
+_GET = sa.select(_table.c.doc).where(*_ADDRESS)
+_GET_LOCKED = _GET.with_for_update()
+_DELETE = sa.delete(_table).where(*_ADDRESS)
+_LIST = sa.select(_table.c.key, _table.c.doc).where(
+    _table.c.center == sa.bindparam("center"), _table.c.kind == sa.bindparam("kind")
+)
+_UPDATE = (
+    sa.update(_table).where(*_ADDRESS).values(doc=sa.bindparam("doc"), updated_at=sa.bindparam("updated_at"))
+)
+
+
+def _upsert(insert: Any) -> Any:
+    return insert.on_conflict_do_update(
+        index_elements=[_table.c.center, _table.c.kind, _table.c.key],
+        set_={"doc": insert.excluded.doc, "updated_at": insert.excluded.updated_at},
+    )
+
+
+def _insert_new(insert: Any) -> Any:
+    return insert.on_conflict_do_nothing(
+        index_elements=[_table.c.center, _table.c.kind, _table.c.key]
+    ).returning(_table.c.key)
+
+
+_UPSERT = {"sqlite": _upsert(sqlite.insert(_table)), "postgresql": _upsert(postgresql.insert(_table))}
+_INSERT_NEW = {
+    "sqlite": _insert_new(sqlite.insert(_table)),
+    "postgresql": _insert_new(postgresql.insert(_table)),
+}
 
 
 class StoreBackedState:
@@ -47,10 +93,12 @@ class StoreBackedState:
         self._clock: clocks.Clock = clock if clock is not None else clocks.SystemClock()
 
     def get(self, center: str, kind: str, key: str) -> Doc | None:
+        unit = self.store.current_unit()
+        if unit is not None:
+            return _UnitTransaction(_unit_state(unit, self._clock), lock_rows=False).get(center, kind, key)
         with self.store.read() as connection:
-            return StoreStateTransaction(connection, clock=self._clock, lock_rows=False).get(
-                center, kind, key
-            )
+            verbs = StoreStateTransaction(connection, clock=self._clock, lock_rows=False)
+            return verbs.get(center, kind, key)
 
     def put(self, center: str, kind: str, key: str, doc: Doc) -> None:
         with self.transaction() as transaction:
@@ -65,13 +113,23 @@ class StoreBackedState:
             return transaction.delete(center, kind, key)
 
     def list(self, center: str, kind: str, *, key_prefix: str = "") -> DocList:
+        unit = self.store.current_unit()
+        if unit is not None:
+            layer = _UnitTransaction(_unit_state(unit, self._clock), lock_rows=False)
+            return layer.list(center, kind, key_prefix=key_prefix)
         with self.store.read() as connection:
             return StoreStateTransaction(connection, clock=self._clock, lock_rows=False).list(
                 center, kind, key_prefix=key_prefix
             )
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[StoreStateTransaction]:
+    def transaction(self) -> Iterator[StoreStateTransaction | _UnitTransaction]:
+        unit = self.store.current_unit()
+        if unit is not None:
+            layer = _UnitTransaction(_unit_state(unit, self._clock), lock_rows=True)
+            yield layer
+            layer.commit()
+            return
         with self.store.transaction() as connection:
             yield StoreStateTransaction(connection, clock=self._clock, lock_rows=True)
 
@@ -83,86 +141,250 @@ class StoreStateTransaction:
         self._connection = connection
         self._clock = clock
         self._lock_rows = lock_rows
+        self._dialect = connection.dialect.name
 
     def get(self, center: str, kind: str, key: str) -> Doc | None:
-        query = sa.select(_table.c.doc).where(*_address(center, kind, key))
-        if self._lock_rows:
-            query = query.with_for_update()
-        value = self._connection.execute(query).scalar_one_or_none()
+        query = _GET_LOCKED if self._lock_rows and self._dialect == "postgresql" else _GET
+        found = self._connection.execute(query, {"center": center, "kind": kind, "key": key})
+        value = found.scalar_one_or_none()
         return None if value is None else _as_doc(value)
 
     def put(self, center: str, kind: str, key: str, doc: Doc) -> None:
-        values = self._values(center, kind, key, doc)
-        insert = self._dialect_insert()
-        if insert is not None:
-            insert = insert.values(values)
-            statement = insert.on_conflict_do_update(
-                index_elements=[_table.c.center, _table.c.kind, _table.c.key],
-                set_={"doc": insert.excluded.doc, "updated_at": insert.excluded.updated_at},
-            )
-            self._connection.execute(statement)
-            return
-        updated = self._connection.execute(
-            sa.update(_table)
-            .where(*_address(center, kind, key))
-            .values(doc=doc, updated_at=values["updated_at"])
-        )
-        if updated.rowcount == 0:
-            self._connection.execute(sa.insert(_table).values(values))
+        values = _values(center, kind, key, doc, at=self._clock.now())
+        upsert = _UPSERT.get(self._dialect)
+        if upsert is not None:
+            self._connection.execute(upsert, values)
+        elif self._connection.execute(_UPDATE, values).rowcount == 0:
+            self._connection.execute(sa.insert(_table), values)
 
     def insert(self, center: str, kind: str, key: str, doc: Doc) -> bool:
-        values = self._values(center, kind, key, doc)
-        insert = self._dialect_insert()
-        if insert is not None:
-            statement = (
-                insert.values(values)
-                .on_conflict_do_nothing(index_elements=[_table.c.center, _table.c.kind, _table.c.key])
-                .returning(_table.c.key)
-            )
-            # RETURNING, not rowcount: the driver's rowcount is unreliable for ON CONFLICT.
-            return self._connection.execute(statement).first() is not None
-        if self.get(center, kind, key) is not None:
-            return False
-        self._connection.execute(sa.insert(_table).values(values))
-        return True
-
-    def _values(self, center: str, kind: str, key: str, doc: Doc) -> dict[str, Any]:
-        return {
-            "center": center,
-            "kind": kind,
-            "key": key,
-            "doc": doc,
-            "updated_at": self._clock.now(),
-        }
-
-    def _dialect_insert(self) -> sqlite.Insert | postgresql.Insert | None:
-        """An INSERT that knows ON CONFLICT, where the database has one."""
-        dialect = self._connection.dialect.name
-        if dialect == "sqlite":
-            return sqlite.insert(_table)
-        if dialect == "postgresql":
-            return postgresql.insert(_table)
-        return None
+        return _insert_row(self._connection, _values(center, kind, key, doc, at=self._clock.now()))
 
     def delete(self, center: str, kind: str, key: str) -> bool:
-        result = self._connection.execute(sa.delete(_table).where(*_address(center, kind, key)))
+        result = self._connection.execute(_DELETE, {"center": center, "kind": kind, "key": key})
         return result.rowcount > 0
 
     def list(self, center: str, kind: str, *, key_prefix: str = "") -> DocList:
-        query = sa.select(_table.c.key, _table.c.doc).where(_table.c.center == center, _table.c.kind == kind)
-        if key_prefix:
-            # LIKE narrows the rows (case-insensitively on SQLite); Python decides exactly.
-            query = query.where(_table.c.key.startswith(key_prefix, autoescape=True))
-        rows = [
-            (str(key), value)
-            for key, value in self._connection.execute(query)
-            if str(key).startswith(key_prefix)
+        rows = _list_rows(self._connection, center, kind, key_prefix)
+        return [doc for _, doc in sorted(rows, key=lambda row: row[0])]
+
+
+# --- inside a unit of work ----------------------------------------------------------------------
+
+Address = tuple[str, str, str]
+Entry = tuple[Doc | None, bool]
+"""A document as the unit knows it (``None``: there is none) and whether its row is locked."""
+
+
+class _UnitState:
+    """What one unit of work knows of the documents, and what it still has to write."""
+
+    def __init__(self, unit: db.UnitOfWork, clock: clocks.Clock) -> None:
+        self.unit = unit
+        self.connection = unit.connection
+        self.dialect = unit.connection.dialect.name
+        self.clock = clock
+        self.docs: dict[tuple[str, str], dict[str, Entry]] = {}
+        self.listed: dict[tuple[str, str], set[str]] = {}
+        self.pending: dict[Address, str] = {}
+        """Writes held back until the unit commits: ``put``, ``insert`` or ``delete``."""
+
+    def known(self, center: str, kind: str) -> dict[str, Entry]:
+        return self.docs.setdefault((center, kind), {})
+
+    def load(self, center: str, kind: str, key: str, *, lock: bool) -> Entry:
+        docs = self.known(center, kind)
+        entry = docs.get(key)
+        if entry is not None and (entry[1] or not lock or self.dialect != "postgresql"):
+            return entry
+        query = _GET_LOCKED if lock and self.dialect == "postgresql" else _GET
+        value = self.connection.execute(query, {"center": center, "kind": kind, "key": key})
+        found = value.scalar_one_or_none()
+        entry = (None if found is None else _as_doc(found), lock)
+        docs[key] = entry
+        return entry
+
+    def load_listing(self, center: str, kind: str, key_prefix: str) -> dict[str, Entry]:
+        docs = self.known(center, kind)
+        prefixes = self.listed.setdefault((center, kind), set())
+        if not any(key_prefix.startswith(prefix) for prefix in prefixes):
+            for key, doc in _list_rows(self.connection, center, kind, key_prefix):
+                docs.setdefault(key, (doc, False))
+            prefixes.add(key_prefix)
+        return docs
+
+    def apply(self, staged: dict[Address, tuple[str, Doc | None]]) -> None:
+        """Make a finished transaction's writes the unit's; undone if a store savepoint rolls back."""
+        undo: list[tuple[Address, Entry | None, str | None]] = []
+        for address, (operation, doc) in staged.items():
+            center, kind, key = address
+            docs = self.known(center, kind)
+            undo.append((address, docs.get(key), self.pending.get(address)))
+            docs[key] = (doc, True)
+            merged = _merge(self.pending.get(address), operation)
+            if merged is None:
+                self.pending.pop(address, None)
+            else:
+                self.pending[address] = merged
+
+        def forget() -> None:
+            for (center, kind, key), entry, operation in reversed(undo):
+                if entry is None:
+                    self.known(center, kind).pop(key, None)
+                    self.listed.pop((center, kind), None)
+                else:
+                    self.known(center, kind)[key] = entry
+                if operation is None:
+                    self.pending.pop((center, kind, key), None)
+                else:
+                    self.pending[(center, kind, key)] = operation
+
+        self.unit.on_rollback(forget)
+
+    def flush(self, connection: sa.Connection) -> None:
+        """Write what the unit held back: deletes, then upserts, then inserts that must be new."""
+        at = self.clock.now()
+        deletes, puts, inserts = [], [], []
+        for (center, kind, key), operation in sorted(self.pending.items()):
+            doc = self.known(center, kind)[key][0]
+            if operation == "delete" or doc is None:
+                deletes.append({"center": center, "kind": kind, "key": key})
+            elif operation == "put":
+                puts.append(_values(center, kind, key, doc, at=at))
+            else:
+                inserts.append(_values(center, kind, key, doc, at=at))
+        if deletes:
+            connection.execute(_DELETE, deletes)
+        if puts:
+            upsert = _UPSERT.get(self.dialect)
+            if upsert is None:
+                for values in puts:
+                    if connection.execute(_UPDATE, values).rowcount == 0:
+                        connection.execute(sa.insert(_table), values)
+            else:
+                connection.execute(upsert, puts)
+        for values in inserts:
+            if not _insert_row(connection, values):
+                raise errors.Conflict(
+                    f"simulator document {values['center']}/{values['kind']}/{values['key']} "
+                    "was created by another process meanwhile",
+                    field="simulator",
+                )
+        self.pending.clear()
+
+
+def _merge(before: str | None, after: str) -> str | None:
+    """The one write that has the effect of ``before`` then ``after`` (``None``: no write at all)."""
+    if before is None:
+        return after
+    if before == "insert":
+        return None if after == "delete" else "insert"
+    if before == "delete":
+        return "put" if after != "delete" else "delete"
+    return "delete" if after == "delete" else "put"
+
+
+def _unit_state(unit: db.UnitOfWork, clock: clocks.Clock) -> _UnitState:
+    holder = unit.cache(_UNIT_STATE)
+    state: _UnitState | None = holder.get("state")
+    if state is None:
+        state = holder["state"] = _UnitState(unit, clock)
+        unit.before_commit(_UNIT_STATE, state.flush)
+    return state
+
+
+class _UnitTransaction:
+    """The document verbs inside a unit of work: reads through, writes staged until ``commit``."""
+
+    def __init__(self, state: _UnitState, *, lock_rows: bool) -> None:
+        self._state = state
+        self._lock_rows = lock_rows
+        self._staged: dict[Address, tuple[str, Doc | None]] = {}
+
+    def _current(self, center: str, kind: str, key: str) -> Doc | None:
+        staged = self._staged.get((center, kind, key))
+        if staged is not None:
+            return staged[1]
+        return self._state.load(center, kind, key, lock=self._lock_rows)[0]
+
+    def get(self, center: str, kind: str, key: str) -> Doc | None:
+        doc = self._current(center, kind, key)
+        return None if doc is None else _clone(doc)
+
+    def put(self, center: str, kind: str, key: str, doc: Doc) -> None:
+        self._stage(center, kind, key, "put", _clone(doc))
+
+    def insert(self, center: str, kind: str, key: str, doc: Doc) -> bool:
+        if self._current(center, kind, key) is not None:
+            return False
+        self._stage(center, kind, key, "insert", _clone(doc))
+        return True
+
+    def delete(self, center: str, kind: str, key: str) -> bool:
+        existed = self._current(center, kind, key) is not None
+        self._stage(center, kind, key, "delete", None)
+        return existed
+
+    def list(self, center: str, kind: str, *, key_prefix: str = "") -> DocList:
+        known = self._state.load_listing(center, kind, key_prefix)
+        merged = {key: doc for key, (doc, _locked) in known.items()}
+        for (s_center, s_kind, key), (_operation, doc) in self._staged.items():
+            if (s_center, s_kind) == (center, kind):
+                merged[key] = doc
+        return [
+            _clone(doc)
+            for key, doc in sorted(merged.items())
+            if doc is not None and key.startswith(key_prefix)
         ]
-        return [_as_doc(value) for _, value in sorted(rows, key=lambda row: row[0])]
+
+    def _stage(self, center: str, kind: str, key: str, operation: str, doc: Doc | None) -> None:
+        before = self._staged.get((center, kind, key))
+        merged = operation if before is None else (_merge(before[0], operation) or "delete")
+        self._staged[(center, kind, key)] = (merged, doc)
+
+    def commit(self) -> None:
+        self._state.apply(self._staged)
+        self._staged = {}
 
 
-def _address(center: str, kind: str, key: str) -> tuple[sa.ColumnElement[bool], ...]:
-    return (_table.c.center == center, _table.c.kind == kind, _table.c.key == key)
+# --- statements -----------------------------------------------------------------------------------
+
+
+def _values(center: str, kind: str, key: str, doc: Doc, *, at: float) -> dict[str, Any]:
+    return {"center": center, "kind": kind, "key": key, "doc": doc, "updated_at": at}
+
+
+def _insert_row(connection: sa.Connection, values: dict[str, Any]) -> bool:
+    statement = _INSERT_NEW.get(connection.dialect.name)
+    if statement is not None:
+        # RETURNING, not rowcount: the driver's rowcount is unreliable for ON CONFLICT.
+        return connection.execute(statement, values).first() is not None
+    address = {name: values[name] for name in ("center", "kind", "key")}
+    if connection.execute(_GET, address).first() is not None:
+        return False
+    connection.execute(sa.insert(_table), values)
+    return True
+
+
+def _list_rows(connection: sa.Connection, center: str, kind: str, key_prefix: str) -> list[tuple[str, Doc]]:
+    query = _LIST
+    if key_prefix:
+        # LIKE narrows the rows (case-insensitively on SQLite); Python decides exactly.
+        query = query.where(_table.c.key.startswith(key_prefix, autoescape=True))
+    return [
+        (str(key), _as_doc(value))
+        for key, value in connection.execute(query, {"center": center, "kind": kind})
+        if str(key).startswith(key_prefix)
+    ]
+
+
+def _clone(doc: Any) -> Any:
+    """A deep copy of a JSON value (faster than ``copy.deepcopy`` for plain JSON)."""
+    if isinstance(doc, dict):
+        return {name: _clone(item) for name, item in doc.items()}
+    if isinstance(doc, list):
+        return [_clone(item) for item in doc]
+    return doc
 
 
 def _as_doc(value: object) -> Doc:

@@ -2,7 +2,11 @@
 
 ``backend`` runs a test on ``InMemoryState`` and on ``StoreBackedState`` over a
 migrated SQLite file and over the real PostgreSQL (the session database of
-``tests/conftest.py``; it fails loudly when PostgreSQL does not answer).
+``tests/conftest.py``; it fails loudly when PostgreSQL does not answer), and once
+more on each database with the whole test inside one ``Store.unit_of_work()``,
+where documents are written back at the end instead of through.
+``shared_backend`` leaves out the unit of work, for tests whose threads must see
+each other's writes while they run.
 """
 
 from __future__ import annotations
@@ -17,17 +21,37 @@ from cloudctl.drivers import simulator as sim
 from cloudctl.store import db, schema, simulator_state
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def _open(request: pytest.FixtureRequest, tmp_path: Path, database: str) -> db.Store:
+    if database == "sqlite":
+        store = db.Store(db.sqlite_url(tmp_path))
+        store.migrate()
+        return store
+    store = db.Store(request.getfixturevalue("pg_database_url"))
+    with store.transaction() as connection:
+        connection.execute(sa.delete(schema.sim_objects))
+    return store
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres", "sqlite-unit", "postgres-unit"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sim.StateBackend]:
     if request.param == "memory":
         yield sim.InMemoryState()
         return
-    if request.param == "sqlite":
-        store = db.Store(db.sqlite_url(tmp_path))
-        store.migrate()
+    database, _, unit = str(request.param).partition("-")
+    store = _open(request, tmp_path, database)
+    if unit:
+        with store.unit_of_work():
+            yield simulator_state.StoreBackedState(store)
     else:
-        store = db.Store(request.getfixturevalue("pg_database_url"))
-        with store.transaction() as connection:
-            connection.execute(sa.delete(schema.sim_objects))
+        yield simulator_state.StoreBackedState(store)
+    store.dispose()
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def shared_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sim.StateBackend]:
+    if request.param == "memory":
+        yield sim.InMemoryState()
+        return
+    store = _open(request, tmp_path, str(request.param))
     yield simulator_state.StoreBackedState(store)
     store.dispose()

@@ -230,7 +230,8 @@ def test_a_project_quota_names_only_known_resources(simulator: sim.Simulator) ->
     assert refused.value.field == "amounts"
 
 
-def test_concurrent_creates_never_overcommit(backend: sim.StateBackend) -> None:
+def test_concurrent_creates_never_overcommit(shared_backend: sim.StateBackend) -> None:
+    backend = shared_backend
     capacity = {"vcpu": 8, "ram_gb": 100, "volume_gb": 1000, "object_gb": 1, "instances": 100}
     simulator = sim.Simulator(
         make_topology(east_capacity=capacity), backend=backend, clock=clocks.ManualClock()

@@ -86,8 +86,9 @@ def test_a_failed_transaction_changes_nothing(backend: sim.StateBackend) -> None
 
 
 def test_concurrent_read_modify_write_transactions_lose_no_update(
-    backend: sim.StateBackend,
+    shared_backend: sim.StateBackend,
 ) -> None:
+    backend = shared_backend
     backend.put("east", "usage", "center", {"count": 0})
     threads_count, increments = 4, 15
 
