@@ -24,6 +24,7 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import secrets
 from collections.abc import Callable, Iterable
@@ -177,7 +178,8 @@ def start(
 
 
 def execute(env: repl.Environment, run_id: str, *, on_step: OnStep | None = None) -> recovery.RecoveryRun:
-    """Run (or resume) the steps not yet done; each step commits on its own."""
+    """Run (or resume) the steps not yet done; each step commits with its record (alone, or
+    ``env.steps_per_commit`` at a time: see ``Environment``)."""
     with env.store.read() as tx:
         run = recovery.get_run(tx, run_id)
     with env.store.read() as tx:
@@ -186,16 +188,22 @@ def execute(env: repl.Environment, run_id: str, *, on_step: OnStep | None = None
     results: dict[str, Any] = {}
     for entry in done_steps:
         results.setdefault(str(entry["id"]).split(":")[1], {}).update(entry["outcome"])
-    for step in run.plan:
-        if step["id"] in done:
-            continue
-        outcome = _do(env, run, step)
-        results.setdefault(step["workload_id"], {}).update(outcome)
-        with env.store.transaction() as tx:
-            recovery.record_step(tx, run_id=run_id, step_id=step["id"], at=env.clock.now(), outcome=outcome)
-        done.add(step["id"])
-        if on_step is not None:
-            on_step(step, len(done), len(run.plan))
+    todo = [step for step in run.plan if step["id"] not in done]
+    size = max(env.steps_per_commit, 1)
+    for start in range(0, len(todo), size):
+        finished = []
+        with env.store.unit_of_work() if size > 1 else contextlib.nullcontext():
+            for step in todo[start : start + size]:
+                outcome = _do(env, run, step)
+                results.setdefault(step["workload_id"], {}).update(outcome)
+                with env.store.transaction() as tx:
+                    at = env.clock.now()
+                    recovery.record_step(tx, run_id=run_id, step_id=step["id"], at=at, outcome=outcome)
+                finished.append(step)
+        for step in finished:
+            done.add(step["id"])
+            if on_step is not None:
+                on_step(step, len(done), len(run.plan))
     with env.store.transaction() as tx:
         return recovery.update_run(
             tx,

@@ -48,6 +48,11 @@ class Environment:
     drivers_for: Callable[[str], base.CenterDrivers]
     transport: Transport
     clock: clocks.Clock
+    steps_per_commit: int = 1
+    """How many recovery steps may commit together in one unit of work. 1 where a
+    backend acts outside the store (each action's record commits at once); more where
+    every center is simulated, since the simulator's state commits (or rolls back)
+    with the record of what was done to it."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -28,7 +28,7 @@ import secrets
 import subprocess
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from cloudctl import clock as clocks
 from cloudctl import errors
@@ -45,6 +45,9 @@ from cloudctl.store import recovery as recovery_store
 from cloudctl.store import requests as requests_store
 
 OnStep = Callable[[report_model.TimelineStep], None]
+T = TypeVar("T")
+UNIT_SIZE = 50
+"""Canaries handled per store transaction when a drill creates, measures or deletes them."""
 LOSE_SCENARIOS = ("lose-local-center", "lose-both-local-centers")
 
 
@@ -187,24 +190,31 @@ class _Drill:
         home = self._home_center()
         owners = self._owners()
         sysadmin = identity.local_operator("sysadmin")
-        for tier in drills.tiers_in_scope(self.plan, topology):
-            for index in range(self.plan.canary.workloads_per_tier):
-                name = f"drill-{tier.name}-{index}-{secrets.token_hex(2)}"
-                request = self._admit(owners, offering.name, tier.name, name, home)
-                if request.state == "pending-approval":
-                    requests_service.approve(self.ctx, principal=sysadmin, request_id=request.id)
-                result = provisioning.reconcile(self.ctx, kind="request", object_id=request.id)
-                if not result.done:
-                    raise errors.OperationFailed(f"canary {name} was not provisioned: {result.message}")
-                self.canaries.append(
-                    Canary(
-                        workload_id=request.workload_id or "",
-                        tier=tier.name,
-                        department=request.department,
-                        owner=self._principal(request.department),
+        planned = [
+            (tier, index)
+            for tier in drills.tiers_in_scope(self.plan, topology)
+            for index in range(self.plan.canary.workloads_per_tier)
+        ]
+        for chunk in _chunks(planned):
+            with self.ctx.store.unit_of_work():  # a chunk of canaries is made whole or not at all
+                for tier, index in chunk:
+                    name = f"drill-{tier.name}-{index}-{secrets.token_hex(2)}"
+                    request = self._admit(owners, offering.name, tier.name, name, home)
+                    if request.state == "pending-approval":
+                        requests_service.approve(self.ctx, principal=sysadmin, request_id=request.id)
+                    result = provisioning.reconcile(self.ctx, kind="request", object_id=request.id)
+                    if not result.done:
+                        raise errors.OperationFailed(f"canary {name} was not provisioned: {result.message}")
+                    self.canaries.append(
+                        Canary(
+                            workload_id=request.workload_id or "",
+                            tier=tier.name,
+                            department=request.department,
+                            owner=self._principal(request.department),
+                        )
                     )
-                )
-        recovery.protect_ready_workloads(self.ctx)
+        with self.ctx.store.unit_of_work():
+            recovery.protect_ready_workloads(self.ctx)
         self.note("canaries ready", f"{len(self.canaries)} × {offering.name} in {home}")
 
     def _home_center(self) -> str:
@@ -356,25 +366,28 @@ class _Drill:
     def measure_survivors(self) -> None:
         """Which acknowledged writes (up to the fault) the serving center holds."""
         env = recovery.environment(self.ctx)
-        for canary in self.canaries:
-            center = canary.served_in
-            if center is None:
+        for chunk in _chunks(self.canaries):
+            with self.ctx.store.unit_of_work():
+                for canary in chunk:
+                    self._measure_survivors(env, canary)
+
+    def _measure_survivors(self, env: repl.Environment, canary: Canary) -> None:
+        center = canary.served_in
+        if center is None:
+            return
+        storage = env.drivers_for(center).object_storage
+        bucket = repl.data_bucket(canary.workload_id)
+        for key, sha256, at in canary.writes:
+            if at > self.fault_at:
                 continue
-            storage = env.drivers_for(center).object_storage
-            bucket = repl.data_bucket(canary.workload_id)
-            for key, sha256, at in canary.writes:
-                if at > self.fault_at:
-                    continue
-                try:
-                    data, _info = storage.get_object(bucket, key=key)
-                    survived = hashlib.sha256(data).hexdigest() == sha256
-                except (errors.NotFound, errors.OperationFailed):
-                    survived = False
-                if not survived:
-                    canary.lost.append((key, sha256, at))
-            canary.rpo_s = (
-                max(self.fault_at - min(at for _k, _s, at in canary.lost), 0.0) if canary.lost else 0.0
-            )
+            try:
+                data, _info = storage.get_object(bucket, key=key)
+                survived = hashlib.sha256(data).hexdigest() == sha256
+            except (errors.NotFound, errors.OperationFailed):
+                survived = False
+            if not survived:
+                canary.lost.append((key, sha256, at))
+        canary.rpo_s = max(self.fault_at - min(at for _k, _s, at in canary.lost), 0.0) if canary.lost else 0.0
 
     def measure_exposure(self) -> None:
         """Link scenarios: production keeps serving; the exposure is what the best copy lacks."""
@@ -459,13 +472,16 @@ class _Drill:
         for fault_id in self.injected:
             faults.clear(self.ctx, fault_id=fault_id)
         left: list[str] = []
-        for canary in self.canaries:
-            assert canary.owner is not None
-            try:
-                workloads.delete(self.ctx, principal=canary.owner, workload_id=canary.workload_id)
-            except errors.CloudctlError as error:
-                left.append(f"{canary.workload_id}: {error.one_line()}")
-        results = provisioning.run_pending(self.ctx)
+        for chunk in _chunks(self.canaries):
+            with self.ctx.store.unit_of_work():
+                for canary in chunk:
+                    assert canary.owner is not None
+                    try:
+                        workloads.delete(self.ctx, principal=canary.owner, workload_id=canary.workload_id)
+                    except errors.CloudctlError as error:
+                        left.append(f"{canary.workload_id}: {error.one_line()}")
+        with self.ctx.store.unit_of_work():
+            results = provisioning.run_pending(self.ctx)
         left += [f"{object_id}: {r.message}" for object_id, r in results.items() if not r.done]
         self.note("cleaned up", "faults cleared, canary workloads deleted" if not left else "; ".join(left))
 
@@ -526,6 +542,11 @@ class _Drill:
             timeline=self.timeline,
             run_id=run_id,
         )
+
+
+def _chunks(items: list[T]) -> list[list[T]]:
+    """``items`` in order, ``UNIT_SIZE`` at a time: what a drill handles in one store transaction."""
+    return [items[start : start + UNIT_SIZE] for start in range(0, len(items), UNIT_SIZE)]
 
 
 def _objectives(

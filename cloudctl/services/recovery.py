@@ -21,6 +21,9 @@ from cloudctl.services import audit, drivers, identity
 from cloudctl.services import context as ctx_module
 from cloudctl.store import recovery, replication, requests
 
+SIMULATED_STEPS_PER_COMMIT = 50
+"""Recovery steps per store transaction when every center is simulated (see ``repl.Environment``)."""
+
 
 def environment(ctx: ctx_module.Context) -> repl.Environment:
     ctx.require_initialised()
@@ -37,6 +40,7 @@ def environment(ctx: ctx_module.Context) -> repl.Environment:
         drivers_for=lambda center: drivers.center_drivers(ctx, center),
         transport=transport,
         clock=ctx.clock,
+        steps_per_commit=SIMULATED_STEPS_PER_COMMIT if simulated else 1,
     )
 
 

@@ -122,6 +122,15 @@ class StoreBackedState:
                 center, kind, key_prefix=key_prefix
             )
 
+    def find_by(self, center: str, kind: str, *, field: str, value: str) -> Doc | None:
+        unit = self.store.current_unit()
+        if unit is not None:
+            layer = _UnitTransaction(_unit_state(unit, self._clock), lock_rows=False)
+            return layer.find_by(center, kind, field=field, value=value)
+        with self.store.read() as connection:
+            verbs = StoreStateTransaction(connection, clock=self._clock, lock_rows=False)
+            return verbs.find_by(center, kind, field=field, value=value)
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[StoreStateTransaction | _UnitTransaction]:
         unit = self.store.current_unit()
@@ -167,6 +176,15 @@ class StoreStateTransaction:
     def list(self, center: str, kind: str, *, key_prefix: str = "") -> DocList:
         rows = _list_rows(self._connection, center, kind, key_prefix)
         return [doc for _, doc in sorted(rows, key=lambda row: row[0])]
+
+    def find_by(self, center: str, kind: str, *, field: str, value: str) -> Doc | None:
+        # The database compares the field; Python re-checks (JSON text comparison is loose).
+        query = _LIST.where(_table.c.doc[field].as_string() == value).order_by(_table.c.key)
+        for _key, found in self._connection.execute(query, {"center": center, "kind": kind}):
+            doc = _as_doc(found)
+            if doc.get(field) == value:
+                return doc
+        return None
 
 
 # --- inside a unit of work ----------------------------------------------------------------------
@@ -336,6 +354,17 @@ class _UnitTransaction:
             for key, doc in sorted(merged.items())
             if doc is not None and key.startswith(key_prefix)
         ]
+
+    def find_by(self, center: str, kind: str, *, field: str, value: str) -> Doc | None:
+        merged = {key: doc for key, (doc, _locked) in self._state.load_listing(center, kind, "").items()}
+        for (s_center, s_kind, key), (_operation, doc) in self._staged.items():
+            if (s_center, s_kind) == (center, kind):
+                merged[key] = doc
+        matches = [key for key, doc in merged.items() if doc is not None and doc.get(field) == value]
+        if not matches:
+            return None
+        found: Doc = _clone(merged[min(matches)])
+        return found
 
     def _stage(self, center: str, kind: str, key: str, operation: str, doc: Doc | None) -> None:
         before = self._staged.get((center, kind, key))

@@ -240,7 +240,7 @@ class SimulatedCenter:
             "metadata": dict(metadata or {}),
         }
         with self._writing() as transaction:
-            if _find_by_name(transaction.list(self.name, KIND_SERVER), name):
+            if transaction.find_by(self.name, KIND_SERVER, field="name", value=name):
                 raise errors.Conflict(f"a server named {name!r} exists in center {self.name}", field="name")
             deltas = {"vcpu": vcpu, "ram_gb": ram_gb, "volume_gb": disk_gb, "instances": 1}
             self._charge_project(transaction, project, deltas)
@@ -255,7 +255,7 @@ class SimulatedCenter:
 
     def find_server(self, name: str) -> base.Server | None:
         self._operate("find_server")
-        doc = _find_by_name(self._backend.list(self.name, KIND_SERVER), name)
+        doc = self._backend.find_by(self.name, KIND_SERVER, field="name", value=name)
         return self._server(doc) if doc else None
 
     def list_servers(self, *, project: str | None = None) -> list[base.Server]:
@@ -366,7 +366,7 @@ class SimulatedCenter:
             "source_snapshot_id": snapshot_id,
         }
         with self._writing() as transaction:
-            if _find_by_name(transaction.list(self.name, KIND_VOLUME), name):
+            if transaction.find_by(self.name, KIND_VOLUME, field="name", value=name):
                 raise errors.Conflict(f"a volume named {name!r} exists in center {self.name}", field="name")
             if snapshot_id is not None:
                 snapshot = self._require(
@@ -396,7 +396,7 @@ class SimulatedCenter:
 
     def find_volume(self, name: str) -> base.Volume | None:
         self._operate("find_volume")
-        doc = _find_by_name(self._backend.list(self.name, KIND_VOLUME), name)
+        doc = self._backend.find_by(self.name, KIND_VOLUME, field="name", value=name)
         return self._volume(doc) if doc else None
 
     def list_volumes(self, *, project: str | None = None) -> list[base.Volume]:
@@ -827,10 +827,6 @@ def _usage_as_amounts(usage: state.Doc | None) -> dict[str, int]:
 def _project_used(doc: state.Doc | None) -> dict[str, int]:
     doc = doc or {}
     return {resource.value: doc.get(resource.value, 0) for resource in ENFORCED_PROJECT_RESOURCES}
-
-
-def _find_by_name(docs: list[state.Doc], name: str) -> state.Doc | None:
-    return next((doc for doc in docs if doc["name"] == name), None)
 
 
 def _block_key(owner_id: str, index: int) -> str:

@@ -12,6 +12,9 @@ Invariants every backend keeps:
   objects); what ``get`` returns is a copy the caller may change freely.
 - ``list`` returns the documents of one ``(center, kind)`` whose key starts with
   ``key_prefix``, sorted by key (code-point order).
+- ``find_by`` returns the first of those documents (in key order) whose string
+  field ``field`` equals ``value``, or ``None``: a lookup by name that need not
+  copy every document of the kind.
 - ``transaction()`` yields a handle with the same verbs whose writes become
   visible together when the block ends without an error and not at all otherwise;
   transactions of one backend are serialised (or, on PostgreSQL, a ``get`` inside
@@ -59,6 +62,8 @@ class StateTransaction(Protocol):
 
     def list(self, center: str, kind: str, *, key_prefix: str = "") -> DocList: ...
 
+    def find_by(self, center: str, kind: str, *, field: str, value: str) -> Doc | None: ...
+
 
 class StateBackend(StateTransaction, Protocol):
     """A document store: each verb alone is its own transaction."""
@@ -100,6 +105,10 @@ class InMemoryState:
     def list(self, center: str, kind: str, *, key_prefix: str = "") -> DocList:
         with self.transaction() as transaction:
             return transaction.list(center, kind, key_prefix=key_prefix)
+
+    def find_by(self, center: str, kind: str, *, field: str, value: str) -> Doc | None:
+        with self.transaction() as transaction:
+            return transaction.find_by(center, kind, field=field, value=value)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[_InMemoryTransaction]:
@@ -148,6 +157,9 @@ class _InMemoryTransaction:
             for key, text in sorted(merged.items())
             if text is not None and key.startswith(key_prefix)
         ]
+
+    def find_by(self, center: str, kind: str, *, field: str, value: str) -> Doc | None:
+        return next((doc for doc in self.list(center, kind) if doc.get(field) == value), None)
 
     def apply(self) -> None:
         for address, changes in self._staged.items():

@@ -60,6 +60,29 @@ def test_list_matches_the_prefix_exactly_and_sorts_by_key(backend: sim.StateBack
     assert keys("zzz") == []
 
 
+def test_find_by_returns_the_first_exact_match_by_key_as_a_copy(backend: sim.StateBackend) -> None:
+    backend.put("east", "server", "b", {"name": "web", "n": 2})
+    backend.put("east", "server", "a", {"name": "web", "n": 1})
+    backend.put("east", "server", "c", {"name": "Web", "n": 3})
+    backend.put("east", "server", "d", {"name": 7, "n": 4})
+    backend.put("west", "server", "e", {"name": "db", "n": 5})
+
+    found = backend.find_by("east", "server", field="name", value="web")
+    assert found == {"name": "web", "n": 1}
+    assert found is not None
+    found["n"] = 99
+    assert backend.find_by("east", "server", field="name", value="web") == {"name": "web", "n": 1}
+    assert backend.find_by("east", "server", field="name", value="Web") == {"name": "Web", "n": 3}
+    assert backend.find_by("east", "server", field="name", value="7") is None  # not the number 7
+    assert backend.find_by("east", "server", field="name", value="db") is None  # other center
+    with backend.transaction() as transaction:
+        transaction.delete("east", "server", "a")
+        transaction.put("east", "server", "0", {"name": "db", "n": 6})
+        assert transaction.find_by("east", "server", field="name", value="web") == {"name": "web", "n": 2}
+        assert transaction.find_by("east", "server", field="name", value="db") == {"name": "db", "n": 6}
+    assert backend.find_by("east", "server", field="name", value="web") == {"name": "web", "n": 2}
+
+
 def test_a_transaction_commits_its_writes_together(backend: sim.StateBackend) -> None:
     backend.put("east", "usage", "center", {"vcpu": 1})
     with backend.transaction() as transaction:

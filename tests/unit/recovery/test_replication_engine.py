@@ -6,6 +6,7 @@ import pytest
 
 from cloudctl import clock as clocks
 from cloudctl import errors
+from cloudctl.recovery import failover
 from cloudctl.services import context as ctx_module
 from cloudctl.services import drivers, faults, identity, provisioning, recovery, workloads
 from cloudctl.services import quotas as quotas_service
@@ -138,26 +139,43 @@ def test_an_unplanned_failover_accepts_the_loss_the_tier_allows_and_reports_it(
     assert (vcpu.used, vcpu.reserved) == (2, 0)  # the DR headroom became usage
 
 
-def test_a_failover_killed_midway_resumes_without_repeating_a_step(ctx: ctx_module.Context) -> None:
+@pytest.mark.parametrize("steps_per_commit", [1, 50])
+def test_a_failover_killed_midway_resumes_without_repeating_a_step(
+    ctx: ctx_module.Context, monkeypatch: pytest.MonkeyPatch, steps_per_commit: int
+) -> None:
+    """Killed during its fourth step: with one step per commit the first three stay done;
+    with 50 (every center simulated) the whole chunk rolls back, simulator state included,
+    so the resumed run does them again from a clean slate. Either way nothing is done twice."""
+    monkeypatch.setattr(recovery, "SIMULATED_STEPS_PER_COMMIT", steps_per_commit)
     gold = ready_workload(ctx, "gold")
     silver = ready_workload(ctx, "silver")
     plan = recovery.plan_failover(ctx, principal=OPS, from_center="qd-a", planned=True)
     assert [s["workload_id"] for s in plan.steps][::4] == [gold, silver]  # by tier priority
+    real_do = failover._do
+    calls: list[str] = []
 
-    def crash(step: dict[str, object], done: int, total: int) -> None:
-        if done == 3:
-            raise KeyboardInterrupt
+    def killed_in_the_fourth(env: object, run: object, step: dict[str, object]) -> dict[str, object]:
+        calls.append(str(step["id"]))
+        if len(calls) == 4:
+            raise KeyboardInterrupt  # stands for SIGKILL: nothing after it runs
+        return real_do(env, run, step)  # type: ignore[arg-type]
 
+    monkeypatch.setattr(failover, "_do", killed_in_the_fourth)
     with pytest.raises(KeyboardInterrupt):
-        recovery.execute(ctx, plan.run_id or "", on_step=crash)
+        recovery.execute(ctx, plan.run_id or "")
+    monkeypatch.setattr(failover, "_do", real_do)
     assert [r.id for r in recovery.unfinished_runs(ctx)] == [plan.run_id]
+    kept = 3 if steps_per_commit == 1 else 0
     seen: list[str] = []
     finished = recovery.execute(
         ctx, plan.run_id or "", on_step=lambda step, done, total: seen.append(str(step["id"]))
     )
     assert finished.state == "done"
-    assert len(seen) == len(plan.steps) - 3
+    assert seen == [str(step["id"]) for step in plan.steps][kept:]
     assert recovery.unfinished_runs(ctx) == []
+    servers = drivers.simulator(ctx).drivers("qd-b").compute.list_servers()
+    names = [server.name for server in servers if server.name.startswith(gold)]
+    assert len(names) == len(set(names))  # the promoted standby was not started twice
 
 
 def test_failback_reprotects_then_returns_and_the_stand_in_hands_back(ctx: ctx_module.Context) -> None:
