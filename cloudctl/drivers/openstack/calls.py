@@ -3,9 +3,12 @@
 Invariants:
 
 - ``Caller.call`` retries only what may recover by itself: connection failures and
-  timeouts (keystoneauth's ``ConnectionError``), HTTP 5xx and 429. It makes a few attempts
-  with short exponential waits and jitter, sleeping through the injected clock, so tests
-  never sleep and every wait is visible to them.
+  timeouts (keystoneauth's ``ConnectionError``; every request times out after
+  ``api_timeout_s``), HTTP 5xx and 429. It makes a few attempts with short exponential
+  waits and jitter, never less than the cloud's ``Retry-After``, sleeping through the
+  injected clock, so tests never sleep and every wait is visible to them. A ``Retry-After``
+  longer than ``max_retry_after_s`` is not waited out: the call gives up at once with
+  ``errors.BackendUnavailable``.
 - Nothing the SDK (or keystoneauth under it) raises leaves ``Caller.call``: 404 becomes
   ``errors.NotFound``; 409 ``errors.Conflict``; Nova's 403 "Quota exceeded" and Cinder's
   413 become ``errors.QuotaExceeded`` naming cloudctl's resource (``vcpu``, ``ram_gb``,
@@ -19,6 +22,7 @@ Invariants:
 from __future__ import annotations
 
 import dataclasses
+import email.utils
 import math
 import re
 from collections.abc import Callable
@@ -60,6 +64,7 @@ class RetryPolicy:
     attempts: int = 3
     initial_wait_s: float = 0.5
     max_wait_s: float = 4.0
+    max_retry_after_s: float = 60.0
     api_timeout_s: float = 60.0
 
 
@@ -70,6 +75,26 @@ def http_status(error: BaseException) -> int:
     if isinstance(error, keystoneauth1.exceptions.HttpError):
         return int(error.http_status or 0)
     return 0
+
+
+def retry_after_s(error: BaseException, *, now: float) -> float | None:
+    """The ``Retry-After`` of a refused request in seconds (delta-seconds or an HTTP date from
+    ``now``); ``None`` when the answer had none."""
+    if not isinstance(error, openstack.exceptions.HttpException | keystoneauth1.exceptions.HttpError):
+        return None
+    response = error.response
+    value = response.headers.get("Retry-After") if response is not None else None
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(moment.timestamp() - now, 0.0)
 
 
 def is_retryable(error: BaseException) -> bool:
@@ -125,16 +150,15 @@ class Caller:
         self.cloud_name = cloud_name
         self.clock = clock
         self.retry = retry
+        self._backoff = tenacity.wait_exponential_jitter(
+            multiplier=retry.initial_wait_s, jitter=retry.initial_wait_s, max=retry.max_wait_s
+        )
 
     def call(self, operation: Callable[[], T], *, what: str, project: str | None = None) -> T:
         """``operation()``, retried and mapped; ``project`` names the quota holder in a refusal."""
         retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.retry.attempts),
-            wait=tenacity.wait_exponential_jitter(
-                multiplier=self.retry.initial_wait_s,
-                jitter=self.retry.initial_wait_s,
-                max=self.retry.max_wait_s,
-            ),
+            stop=self._stop,
+            wait=self._wait,
             retry=tenacity.retry_if_exception(is_retryable),
             sleep=self.clock.sleep,
             reraise=True,
@@ -143,6 +167,23 @@ class Caller:
             return retrying(operation)
         except (openstack.exceptions.SDKException, keystoneauth1.exceptions.ClientException) as error:
             raise self.translate(error, what=what, project=project) from error
+
+    def _server_retry_after_s(self, retry_state: tenacity.RetryCallState) -> float | None:
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None else None
+        return None if error is None else retry_after_s(error, now=self.clock.now())
+
+    def _wait(self, retry_state: tenacity.RetryCallState) -> float:
+        backoff_s = self._backoff(retry_state)
+        server_s = self._server_retry_after_s(retry_state)
+        return backoff_s if server_s is None else max(backoff_s, server_s)
+
+    def _stop(self, retry_state: tenacity.RetryCallState) -> bool:
+        """After the last attempt, or when the cloud asks for a longer pause than allowed."""
+        if retry_state.attempt_number >= self.retry.attempts:
+            return True
+        server_s = self._server_retry_after_s(retry_state)
+        return server_s is not None and server_s > self.retry.max_retry_after_s
 
     def translate(
         self, error: BaseException, *, what: str, project: str | None = None
@@ -158,9 +199,13 @@ class Caller:
         if isinstance(error, openstack.exceptions.ConflictException) or status == HTTP_CONFLICT:
             return errors.Conflict(f"{what} {where}: {details(error)}", field=field)
         if is_retryable(error):
+            asked_s = retry_after_s(error, now=self.clock.now())
+            if asked_s is not None and asked_s > self.retry.max_retry_after_s:
+                waited = f"asked to retry after {math.ceil(asked_s)} s, more than allowed"
+            else:
+                waited = f"did not answer after {self.retry.attempts} attempts"
             return errors.BackendUnavailable(
-                f"cloud {self.cloud_name} of center {self.center} did not answer after "
-                f"{self.retry.attempts} attempts: {details(error)}",
+                f"cloud {self.cloud_name} of center {self.center} {waited}: {details(error)}",
                 field="endpoint",
             )
         if status in (HTTP_UNAUTHORIZED, HTTP_FORBIDDEN):

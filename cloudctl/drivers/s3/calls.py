@@ -5,8 +5,12 @@ Shared by ``drivers.s3`` and ``drivers.dns``, the two drivers that speak AWS API
 Invariants:
 
 - botocore's own retries are off (``total_max_attempts=1``): ``Caller`` retries with
-  tenacity, a few attempts with short exponential waits and jitter, sleeping through
-  the injected clock, so tests never sleep and every wait is visible to them.
+  tenacity, a few attempts with short exponential waits and jitter, never less than the
+  server's ``Retry-After``, sleeping through the injected clock, so tests never sleep and
+  every wait is visible to them. A ``Retry-After`` longer than ``max_retry_after_s`` is not
+  waited out: the call gives up at once with ``errors.BackendUnavailable``.
+- Every request has a connect and a read timeout (``RetryPolicy``); a timeout is a
+  connection error.
 - Only retryable failures are retried: connection errors, timeouts, 5xx and
   throttling. Anything else is mapped at once.
 - Nothing botocore raises leaves ``Caller.call``: a missing thing becomes
@@ -18,6 +22,8 @@ Invariants:
 from __future__ import annotations
 
 import dataclasses
+import email.utils
+import math
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -73,6 +79,7 @@ class RetryPolicy:
     attempts: int = 3
     initial_wait_s: float = 0.2
     max_wait_s: float = 2.0
+    max_retry_after_s: float = 60.0
     connect_timeout_s: float = 3.0
     read_timeout_s: float = 30.0
 
@@ -132,6 +139,26 @@ def http_status(error: botocore.exceptions.ClientError) -> int:
     return int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
 
 
+def retry_after_s(error: BaseException, *, now: float) -> float | None:
+    """The ``Retry-After`` of a refused request in seconds (delta-seconds or an HTTP date from
+    ``now``); ``None`` when the answer had none."""
+    if not isinstance(error, botocore.exceptions.ClientError):
+        return None
+    headers = error.response.get("ResponseMetadata", {}).get("HTTPHeaders") or {}
+    value = next((value for name, value in headers.items() if name.lower() == "retry-after"), None)
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(moment.timestamp() - now, 0.0)
+
+
 def is_retryable(error: BaseException) -> bool:
     if isinstance(
         error,
@@ -163,16 +190,15 @@ class Caller:
         self._endpoint_url = endpoint_url
         self._clock = clock
         self._retry = retry
+        self._backoff = tenacity.wait_exponential_jitter(
+            multiplier=retry.initial_wait_s, jitter=retry.initial_wait_s, max=retry.max_wait_s
+        )
 
     def call(self, operation: Callable[[], T], *, what: str) -> T:
         """``operation()``, retried; ``what`` names its subject in error messages (``bucket b``)."""
         retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self._retry.attempts),
-            wait=tenacity.wait_exponential_jitter(
-                multiplier=self._retry.initial_wait_s,
-                jitter=self._retry.initial_wait_s,
-                max=self._retry.max_wait_s,
-            ),
+            stop=self._stop,
+            wait=self._wait,
             retry=tenacity.retry_if_exception(is_retryable),
             sleep=self._clock.sleep,
             reraise=True,
@@ -192,6 +218,23 @@ class Caller:
                 field="endpoint_url",
             ) from error
 
+    def _server_retry_after_s(self, retry_state: tenacity.RetryCallState) -> float | None:
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None else None
+        return None if error is None else retry_after_s(error, now=self._clock.now())
+
+    def _wait(self, retry_state: tenacity.RetryCallState) -> float:
+        backoff_s = self._backoff(retry_state)
+        server_s = self._server_retry_after_s(retry_state)
+        return backoff_s if server_s is None else max(backoff_s, server_s)
+
+    def _stop(self, retry_state: tenacity.RetryCallState) -> bool:
+        """After the last attempt, or when the server asks for a longer pause than allowed."""
+        if retry_state.attempt_number >= self._retry.attempts:
+            return True
+        server_s = self._server_retry_after_s(retry_state)
+        return server_s is not None and server_s > self._retry.max_retry_after_s
+
     def translate(self, error: botocore.exceptions.ClientError, *, what: str) -> errors.CloudctlError:
         code = error_code(error)
         status = http_status(error)
@@ -203,9 +246,13 @@ class Caller:
         if code in CONFLICT_CODES or status == HTTP_CONFLICT:
             return errors.Conflict(f"{what} {where}: {message} ({code})", field=field)
         if is_retryable(error):
+            asked_s = retry_after_s(error, now=self._clock.now())
+            if asked_s is not None and asked_s > self._retry.max_retry_after_s:
+                waited = f"asked to retry after {math.ceil(asked_s)} s, more than allowed"
+            else:
+                waited = f"kept failing after {self._retry.attempts} attempts"
             return errors.BackendUnavailable(
-                f"{self._service} of center {self._center} kept failing after {self._retry.attempts} "
-                f"attempts: {message} ({code or status})",
+                f"{self._service} of center {self._center} {waited}: {message} ({code or status})",
                 field="endpoint_url",
             )
         if code in DENIED_CODES:
