@@ -10,6 +10,9 @@ Invariants:
 - Drift is corrected, and reported (which project, which resource, found vs wanted).
 - Only ``vcpu``, ``ram_gb``, ``instances`` and ``volume_gb`` are project quotas of a
   cloud; a resource with no limit anywhere up the chain is left unlimited.
+- A compute driver may hold more project quotas, derived from those by its own mapping
+  (OpenStack: Neutron's, ``network.*``). It offers ``derived_project_limits(limits)`` and
+  ``get_derived_project_limits(project)``; their drift is reported and corrected like the rest.
 """
 
 from __future__ import annotations
@@ -72,6 +75,20 @@ def cloud_centers(topology: topo.Topology) -> list[str]:
     return [c.name for c in topology.centers if c.role in (topo.CenterRole.LOCAL, topo.CenterRole.DR)]
 
 
+def derived_drift(compute: object, *, center: str, project: str, wanted: dict[str, int]) -> list[Drift]:
+    """Drift of the quotas the driver derives from the tree's (none when it derives none)."""
+    derive = getattr(compute, "derived_project_limits", None)
+    read = getattr(compute, "get_derived_project_limits", None)
+    if derive is None or read is None:
+        return []
+    expected, found = dict(derive(wanted)), dict(read(project))
+    return [
+        Drift(center=center, project=project, resource=key, found=found.get(key), wanted=expected.get(key))
+        for key in sorted({*expected, *found})
+        if found.get(key) != expected.get(key)
+    ]
+
+
 def sync_center(
     env: provisioning.Environment,
     *,
@@ -100,6 +117,7 @@ def sync_center(
                 for r in PROJECT_RESOURCES
                 if found.get(r.value) != wanted.get(r.value)
             ]
+            differs += derived_drift(compute, center=center, project=project, wanted=wanted)
             if differs and not dry_run:
                 compute.set_project_quota(project, amounts=wanted)
             drift += differs

@@ -4,9 +4,12 @@ Subcommands: ``start`` (idempotent: reuses a stack that is up and healthy), ``st
 ``status`` and ``clouds-yaml`` (prints or writes ``clouds.yaml`` entries for it).
 
 What ``start`` brings up: Keystone, Placement and Nova API under uwsgi; Glance API (file
-store), Neutron server (ML2, no agents), Nova conductor, scheduler and compute (the fake
-compute driver), Cinder API, scheduler and volume (Cinder's own fake volume driver) as
-their own processes. Everything listens on 127.0.0.1 only; the services keep their
+store), Neutron server (ML2 with the ``openvswitch`` mechanism driver, VXLAN tenant networks,
+the L3 router plugin), a stand-in for the Open vSwitch agent of the compute host
+(``ovs_agent_stand_in.py``: it reports the agent's state so that ML2 binds ports there, and
+plugs nothing), Nova conductor, scheduler and compute (the fake compute driver, which plugs
+no VIF either), Cinder API, scheduler and volume (Cinder's own fake volume driver) as their
+own processes. Everything listens on 127.0.0.1 only; the services keep their
 databases on the PostgreSQL server at 127.0.0.1:5432 (one database per service, ``os_*``)
 and talk over the RabbitMQ server at 127.0.0.1:5672 (a vhost of their own).
 
@@ -17,6 +20,8 @@ Invariants:
   the generated admin password and ``clouds.yaml``. A file lock serialises concurrent
   ``start``/``stop`` calls.
 - Only processes this script started (their pids are in ``run/``) are ever stopped.
+- A stack started from other configuration templates (``etc/``) or another stand-in agent
+  than the ones at hand is not reused: ``start`` restarts it with the current ones.
 - Package scripts never start a service nor configure a database: installs run with
   ``DEBIAN_FRONTEND=noninteractive``, the packages' database questions preseeded to "no"
   and a ``policy-rc.d`` that forbids starting services (left alone if one exists).
@@ -117,6 +122,14 @@ ENDPOINTS = (
 FLAVOR = {"name": "cloudctl.tiny", "vcpus": 1, "ram": 512, "disk": 1}
 IMAGE_NAME = "cloudctl-fake"
 NETWORK_NAME = "cloudctl-net"
+COMPUTE_HOST = "cloudctl-openstack"
+"""Nova's compute host (``host`` in nova.conf): the host Neutron binds servers' ports to."""
+PHYSICAL_NETWORK = "physnet1"
+"""The physical network of flat provider networks (the shared ``cloudctl-net``)."""
+OVS_AGENT_TYPE = "Open vSwitch agent"
+AGENT_STAND_IN = HERE / "ovs_agent_stand_in.py"
+TENANT_NETWORK_SETTING = "tenant"
+"""``cloudctl.network`` in the written clouds.yaml: each department's own tenant network."""
 
 START_TIMEOUT_S = float(os.environ.get("CLOUDCTL_OPENSTACK_START_TIMEOUT_S", "300"))
 STOP_TIMEOUT_S = 20.0
@@ -258,6 +271,21 @@ def services() -> list[Service]:
         Service(
             "nova-compute",
             (SYSTEM_PYTHON, "-c", "import sys; from nova.cmd.compute import main; sys.exit(main())", *nova),
+        ),
+        Service(
+            "ovs-agent-stand-in",
+            (
+                SYSTEM_PYTHON,
+                str(AGENT_STAND_IN),
+                "--host",
+                COMPUTE_HOST,
+                "--bridge-mapping",
+                f"{PHYSICAL_NETWORK}:br-ex",
+                "--tunnel-type",
+                "vxlan",
+                "--",
+                *config_args("neutron.conf"),
+            ),
         ),
         Service("cinder-api", ("/usr/bin/cinder-api", *cinder), port=8776),
         Service("cinder-scheduler", ("/usr/bin/cinder-scheduler", *cinder)),
@@ -593,6 +621,7 @@ def render_configs() -> None:
             "transport_url": TRANSPORT_URL,
             "service_user": user,
             "service_password": password,
+            "compute_host": COMPUTE_HOST,
         }
         section = string.Template(authtoken).substitute(values)
         text = string.Template((TEMPLATES / name).read_text(encoding="utf-8")).substitute(
@@ -665,6 +694,7 @@ SCHEMA_OF = {
     "placement": "placement",
     "glance-api": "glance",
     "neutron-server": "neutron",
+    "ovs-agent-stand-in": "neutron",
     "nova-api": "nova",
     "nova-conductor": "nova",
     "nova-scheduler": "nova",
@@ -826,33 +856,53 @@ def services_up(conn: openstack.connection.Connection, *, compute: bool) -> list
     return sorted(wanted - up)
 
 
+def network_agent_alive(conn: openstack.connection.Connection) -> bool:
+    """Neutron counts the compute host's Open vSwitch agent (the stand-in) alive: ports bind there."""
+    agents = conn.network.agents(host=COMPUTE_HOST, agent_type=OVS_AGENT_TYPE)
+    return any(agent.is_alive and agent.is_admin_state_up for agent in agents)
+
+
 def wait_for_agents(conn: openstack.connection.Connection, *, timeout_s: float) -> None:
-    """Nova's and Cinder's workers report up, and the compute host is mapped to cell1."""
+    """Nova's and Cinder's workers and the network agent report up; the compute host is in cell1."""
     by_name = {service.name: service for service in services()}
     deadline = time.monotonic() + timeout_s
     missing: list[str] = []
     reported: list[str] | None = None
+    workers = (
+        "nova-conductor",
+        "nova-scheduler",
+        "nova-compute",
+        "cinder-scheduler",
+        "cinder-volume",
+        "ovs-agent-stand-in",
+    )
     while time.monotonic() < deadline:
-        for name in ("nova-conductor", "nova-scheduler", "nova-compute", "cinder-scheduler", "cinder-volume"):
+        for name in workers:
             if read_pid(by_name[name]) is None:
                 raise StackError(f"{name} exited\n{log_tail(by_name[name])}")
         missing = services_up(conn, compute=True) + services_up(conn, compute=False)
         if not list(conn.compute.hypervisors()):
             missing.append("hypervisor")
+        if not network_agent_alive(conn):
+            missing.append("ovs-agent-stand-in")
         if not missing:
             return
         if missing != reported:
             log(f"waiting for {', '.join(missing)}")
             reported = missing
         time.sleep(POLL_INTERVAL_S)
-    tails = "\n".join(log_tail(by_name[name]) for name in missing or ["nova-compute", "nova-scheduler"])
+    logs = [name for name in missing if name in by_name] or ["nova-compute", "nova-scheduler"]
+    tails = "\n".join(log_tail(by_name[name]) for name in logs)
     raise StackError(
         f"timed out after {timeout_s:g} s waiting for {', '.join(missing) or 'hypervisor'}\n{tails}"
     )
 
 
 def ensure_resources(conn: openstack.connection.Connection) -> None:
-    """A flavor, a tiny fake image and a shared network, for tools that boot servers by hand."""
+    """A flavor, a tiny fake image and a shared (flat provider) network, for booting servers by hand.
+
+    cloudctl itself boots servers on each department's own tenant network (``cloudctl.network``
+    ``tenant``), which its driver makes in the department's project."""
     if conn.compute.find_flavor(FLAVOR["name"]) is None:
         conn.compute.create_flavor(**FLAVOR, is_public=True)
     if conn.image.find_image(IMAGE_NAME) is None:
@@ -865,7 +915,12 @@ def ensure_resources(conn: openstack.connection.Connection) -> None:
             allow_duplicates=True,
         )
     if conn.network.find_network(NETWORK_NAME) is None:
-        network = conn.network.create_network(name=NETWORK_NAME, shared=True)
+        network = conn.network.create_network(
+            name=NETWORK_NAME,
+            shared=True,
+            provider_network_type="flat",
+            provider_physical_network=PHYSICAL_NETWORK,
+        )
         conn.network.create_subnet(
             network_id=network.id,
             name=f"{NETWORK_NAME}-v4",
@@ -889,9 +944,10 @@ def clouds_yaml(names: list[str]) -> str:
         lines.append("    auth:")
         lines.extend(f"      {key}: {json.dumps(value)}" for key, value in auth.items())
         lines.extend(f"    {key}: {json.dumps(value)}" for key, value in config.items() if key != "auth")
-        # cloudctl's own settings (cloudctl.drivers.openstack.cloud.Settings): the fake image; no
-        # network, because ML2 here has no mechanism driver that could bind a server's port.
-        lines.append(f"    cloudctl: {json.dumps({'image': IMAGE_NAME, 'network': 'none'})}")
+        # cloudctl's own settings (cloudctl.drivers.openstack.cloud.Settings): the fake image, and
+        # servers attached to their department's own tenant network (ports bound to COMPUTE_HOST).
+        settings = {"image": IMAGE_NAME, "network": TENANT_NETWORK_SETTING}
+        lines.append(f"    cloudctl: {json.dumps(settings)}")
     return "\n".join(lines) + "\n"
 
 
@@ -917,9 +973,28 @@ def locked() -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def config_fingerprint() -> str:
+    """What the running stack was made from: the configuration templates and the stand-in agent."""
+    digest = hashlib.sha256()
+    for path in [*sorted(TEMPLATES.iterdir()), AGENT_STAND_IN]:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    # The stand-in's path is left out: a checkout elsewhere with the same files runs the same stack.
+    argv = [[arg.replace(str(HERE), "") for arg in service.argv] for service in services()]
+    digest.update(repr(argv).encode())
+    return digest.hexdigest()
+
+
+def config_marker() -> Path:
+    return run_dir() / "config.sha256"
+
+
 def problems() -> list[str]:
     """Why the stack is not up and healthy; empty when it is."""
     found = []
+    marker = config_marker()
+    recorded = marker.read_text(encoding="utf-8").strip() if marker.exists() else ""
+    if recorded != config_fingerprint():
+        found.append("configuration: the stack runs other templates or agents than scripts/openstack has now")
     for service in services():
         if read_pid(service) is None:
             found.append(f"{service.name}: not running")
@@ -935,6 +1010,8 @@ def problems() -> list[str]:
             found.append("nova: no hypervisor mapped")
         if conn.compute.find_flavor(FLAVOR["name"]) is None:
             found.append(f"nova: no flavor {FLAVOR['name']}")
+        if not network_agent_alive(conn):
+            found.append(f"neutron: no live Open vSwitch agent on {COMPUTE_HOST}")
         conn.close()
     except Exception as error:
         found.append(f"api: {type(error).__name__}: {error}")
@@ -1011,11 +1088,13 @@ def start(*, fresh: bool) -> None:
         ensure_resources(conn)
         conn.close()
         clouds_yaml_path().write_text(clouds_yaml(["cloudctl-openstack"]), encoding="utf-8")
+        config_marker().write_text(config_fingerprint() + "\n", encoding="utf-8")
     log(f"stack up in {elapsed()}; clouds.yaml: {clouds_yaml_path()}")
 
 
 def stop() -> None:
     with locked():
+        config_marker().unlink(missing_ok=True)
         for service in reversed(services()):
             terminate(service)
     log("stack stopped")

@@ -6,7 +6,9 @@ A small facade; the modules hold the detail and their invariants:
   entry (cloud name = center name by convention), its department projects
   (``ensure_project``) and cloudctl's settings for it (image, network, timeouts);
 - ``compute``: ``OpenStackCompute``, the ``base.Compute`` Protocol over Nova, with project
-  quotas over Nova and Cinder;
+  quotas over Nova, Cinder and Neutron;
+- ``network``: ``OpenStackNetwork``, what servers attach to (each department's tenant network)
+  and the Neutron quota derived from the quota tree;
 - ``block_storage``: ``OpenStackBlockStorage``, the ``base.BlockStorage`` Protocol over Cinder;
 - ``calls``: retries through tenacity on the injected clock, and the mapping of SDK errors
   to ``cloudctl.errors``.

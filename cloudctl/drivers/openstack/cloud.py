@@ -16,7 +16,9 @@ Invariants:
   Project ids and names are cached: a project is never renamed under cloudctl.
 - Settings cloudctl needs beyond the standard keys live in the entry's ``cloudctl:``
   mapping: ``image`` (name of the image servers boot from, default ``cloudctl-base``),
-  ``network`` (name of the network servers attach to, or ``none``, the default),
+  ``network`` (what servers attach to: ``tenant``, the default, for each department's own
+  tenant network; ``none`` for no network; or the name of a network the cloud shares; see
+  ``network``),
   ``operation_timeout_s`` (how long a create or delete may take to settle, default 300),
   ``poll_interval_s`` (how often it is checked meanwhile, default 0.5).
 - Every call goes through ``calls.Caller``; nothing from the SDK escapes.
@@ -45,6 +47,7 @@ DEFAULT_DOMAIN = "default"
 MEMBER_ROLE = "member"
 DEFAULT_IMAGE = "cloudctl-base"
 NO_NETWORK = "none"
+TENANT_NETWORK = "tenant"
 DEFAULT_OPERATION_TIMEOUT_S = 300.0
 DEFAULT_POLL_INTERVAL_S = 0.5
 
@@ -54,7 +57,7 @@ class Settings:
     """cloudctl's own settings of one cloud, from the ``cloudctl:`` mapping of its entry."""
 
     image: str = DEFAULT_IMAGE
-    network: str = NO_NETWORK
+    network: str = TENANT_NETWORK
     operation_timeout_s: float = DEFAULT_OPERATION_TIMEOUT_S
     poll_interval_s: float = DEFAULT_POLL_INTERVAL_S
 
@@ -75,7 +78,7 @@ class Settings:
         try:
             return cls(
                 image=str(raw.get("image", DEFAULT_IMAGE)),
-                network=str(raw.get("network", NO_NETWORK)),
+                network=str(raw.get("network", TENANT_NETWORK)),
                 operation_timeout_s=float(raw.get("operation_timeout_s", DEFAULT_OPERATION_TIMEOUT_S)),
                 poll_interval_s=float(raw.get("poll_interval_s", DEFAULT_POLL_INTERVAL_S)),
             )

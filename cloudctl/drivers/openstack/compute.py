@@ -1,12 +1,14 @@
-"""``OpenStackCompute``: the ``base.Compute`` Protocol over Nova (servers) and Nova + Cinder (quotas).
+"""``OpenStackCompute``: the ``base.Compute`` Protocol over Nova (servers), Nova + Cinder + Neutron (quotas).
 
 Invariants:
 
 - A server is created in its department's project (``Cloud.project_connection``), from the
   cloud's image (``cloudctl.image`` in ``clouds.yaml``), with a flavor named after its size
-  (``cloudctl-<vcpu>c-<ram_gb>g-<disk_gb>d``, made on first use, public) and attached to the
-  cloud's ``cloudctl.network`` or to no network at all. ``Server`` sizes are read back from
-  the flavor Nova embeds in the server, ``project`` is the project's name.
+  (``cloudctl-<vcpu>c-<ram_gb>g-<disk_gb>d``, made on first use, public) and attached by one
+  port to the network ``cloudctl.network`` names (by default the department's own tenant
+  network, made on the project's first server: see ``network``), or to no network at all.
+  ``Server`` sizes are read back from the flavor Nova embeds in the server, ``project`` is the
+  project's name.
 - Server names are unique per center, as in the simulator: ``create_server`` refuses a name
   that any project already uses (``errors.Conflict``). The check and the create are two
   calls, so two creators racing on one name can both win; cloudctl's reconcilers never race
@@ -24,6 +26,12 @@ Invariants:
   from ``ProjectQuota.limits``. OpenStack holds no project quota for ``object_gb`` (object
   storage is another driver's): it is kept as a project tag (``cloudctl:object_gb=<n>``),
   reported, not enforced, as in the simulator. ``used`` counts what Nova and Cinder count.
+- Setting a project quota also sets the project's Neutron quota derived from the same limits
+  (``network.quota_for``: networks, subnets, ports from ``instances``, routers, ...).
+  ``ProjectQuota`` holds the tree's resources only; the Neutron side is read with
+  ``get_network_quota`` (limits and usage under ``network.*`` keys), and a reconciler finds its
+  drift by comparing ``get_derived_project_limits(project)`` with
+  ``derived_project_limits(tree limits)``.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from typing import Any
 from cloudctl import errors
 from cloudctl.drivers import base
 from cloudctl.drivers.openstack import cloud as cloud_module
+from cloudctl.drivers.openstack import network as network_module
 from cloudctl.model import quotas
 
 MIB_PER_GB = 1024
@@ -79,6 +88,7 @@ class OpenStackCompute:
 
     def __init__(self, cloud: cloud_module.Cloud) -> None:
         self._cloud = cloud
+        self._network = network_module.OpenStackNetwork(cloud)
         self.center = cloud.center
 
     def ensure_project(self, name: str, *, domain: str = cloud_module.DEFAULT_DOMAIN) -> str:
@@ -103,10 +113,7 @@ class OpenStackCompute:
         flavor_id = self._flavor_id(vcpu=vcpu, ram_gb=ram_gb, disk_gb=disk_gb)
         image_id = self._image_id()
         connection = self._cloud.project_connection(project)
-        network = self._cloud.settings.network
-        networks: Any = (
-            "none" if network == cloud_module.NO_NETWORK else [{"uuid": self._network_id(network)}]
-        )
+        networks = self._network.server_networks(project)
         created = self._cloud.call(
             lambda: connection.compute.create_server(
                 name=name,
@@ -271,18 +278,6 @@ class OpenStackCompute:
             )
         return str(active[0].id)
 
-    def _network_id(self, name: str) -> str:
-        networks = self._cloud.call(
-            lambda: list(self._cloud.admin.network.networks(name=name)), what=f"network {name}"
-        )
-        if not networks:
-            raise errors.OperationFailed(
-                f"cloud {self._cloud.cloud_name} of center {self.center} has no network {name!r} "
-                "(clouds.yaml: cloudctl.network)",
-                field="network",
-            )
-        return str(networks[0].id)
-
     # --- project quotas ------------------------------------------------------------------
 
     def set_project_quota(self, project: str, *, amounts: Mapping[str, int]) -> base.ProjectQuota:
@@ -302,6 +297,7 @@ class OpenStackCompute:
             what=f"project {project}",
         )
         self._set_object_gb(project_id, limits.get("object_gb"), project=project)
+        self._network.set_project_quota(project, limits=limits)
         return self.get_project_quota(project)
 
     def get_project_quota(self, project: str) -> base.ProjectQuota:
@@ -334,6 +330,18 @@ class OpenStackCompute:
         }
         ordered = quotas.as_names({quotas.Resource(name): value for name, value in limits.items()})
         return base.ProjectQuota(project=project, center=self.center, limits=ordered, used=used)
+
+    def get_network_quota(self, project: str) -> base.ProjectQuota:
+        """The project's Neutron quota: limits and usage under ``network.*`` keys (``network``)."""
+        return self._network.get_project_quota(project)
+
+    def derived_project_limits(self, amounts: Mapping[str, int]) -> dict[str, int]:
+        """The limits beyond the tree's resources that ``set_project_quota(amounts)`` writes."""
+        return self._network.quota_for(quotas.as_names(quotas.amounts_from(amounts, field="amounts")))
+
+    def get_derived_project_limits(self, project: str) -> dict[str, int]:
+        """The limits beyond the tree's resources that the project holds now (Neutron's)."""
+        return dict(self.get_network_quota(project).limits)
 
     def _object_gb(self, project_id: str, *, project: str) -> int | None:
         found = self._cloud.call(

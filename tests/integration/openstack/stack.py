@@ -3,7 +3,8 @@
 ``ensure_up()`` runs ``stack.py start`` once per test process (a stack that is already up
 and healthy is reused in a second or two) and fails the tests loudly, with the script's
 output, when it cannot be brought up: the OpenStack tests never skip. ``write_clouds_yaml``
-writes ``clouds.yaml`` entries named after centers, all pointing at that one stack.
+writes ``clouds.yaml`` entries named after centers, all pointing at that one stack, with
+cloudctl's settings as the stack writes them (or as the caller overrides them).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from cloudctl import clock as clocks
 from cloudctl.drivers import openstack as openstack_driver
@@ -44,13 +46,19 @@ def ensure_up() -> None:
         )
 
 
-def write_clouds_yaml(path: Path, *, centers: list[str]) -> Path:
+def write_clouds_yaml(path: Path, *, centers: list[str], **settings: object) -> Path:
+    """``clouds.yaml`` for ``centers``; ``settings`` override keys of each entry's ``cloudctl:``."""
     ensure_up()
     subprocess.run(
         [sys.executable, str(STACK_SCRIPT), "clouds-yaml", *centers, "--output", str(path)],
         check=True,
         timeout=60,
     )
+    if settings:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        for entry in document["clouds"].values():
+            entry["cloudctl"] = {**entry.get("cloudctl", {}), **settings}
+        path.write_text(yaml.safe_dump(document), encoding="utf-8")
     return path
 
 

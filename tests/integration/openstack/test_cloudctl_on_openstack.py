@@ -75,3 +75,40 @@ def test_project_quota_drift_on_openstack_is_corrected(tmp_path: Path) -> None:
         assert again.drift == []
     finally:
         ctx.close()
+
+
+def test_network_quota_drift_on_openstack_is_corrected(tmp_path: Path) -> None:
+    """Neutron's quota of a department follows its tree limits (``instances`` 8 on qd-a: 10 ports)."""
+    from cloudctl.reconcile import quota_sync
+
+    clouds = stack.write_clouds_yaml(tmp_path / "clouds.yaml", centers=["qd-a", "qd-b", "dz-dr"])
+    store = db.Store(db.sqlite_url(tmp_path))
+    settings = settings_module.Settings(
+        home=tmp_path, topology=OPENSTACK_TOPOLOGY, policies=POLICIES, clouds_yaml=clouds
+    )
+    ctx = ctx_module.Context(settings=settings, clock=clocks.SystemClock(), _store=store)
+    try:
+        setup.initialise(ctx)
+        env = provisioning.environment(ctx)
+        quota_sync.sync_center(env, center="qd-a", projects=["hrss-employment"])
+        compute = drivers.center_drivers(ctx, "qd-a").compute
+        neutron = compute._inner._cloud.admin.network
+        project_id = compute._inner._cloud.find_project_id("hrss-employment")
+        synced = neutron.get_quota(project_id)
+        assert (synced.networks, synced.subnets, synced.ports, synced.floating_ips) == (1, 1, 10, 0)
+
+        neutron.update_quota(project_id, ports=500, networks=3)  # behind cloudctl's back
+        found = quota_sync.sync_center(env, center="qd-a", projects=["hrss-employment"], dry_run=True)
+        assert {(d.resource, d.found, d.wanted) for d in found.drift} == {
+            ("network.ports", 500, 10),
+            ("network.networks", 3, 1),
+        }
+        assert neutron.get_quota(project_id).ports == 500  # a dry run changes nothing
+
+        corrected = quota_sync.sync_center(env, center="qd-a", projects=["hrss-employment"])
+        assert corrected.corrected and len(corrected.drift) == 2
+        after = neutron.get_quota(project_id)
+        assert (after.ports, after.networks) == (10, 1)
+        assert quota_sync.sync_center(env, center="qd-a", projects=["hrss-employment"]).drift == []
+    finally:
+        ctx.close()

@@ -3,7 +3,8 @@
 Departments as Keystone projects, quotas as Nova and Cinder hold them (their own units),
 quota refusals naming cloudctl's resources, and things landing in the department's project.
 The contract itself (create / get / list / delete, waiting, NotFound) is
-``tests/contract/test_openstack_contract.py``.
+``tests/contract/test_driver_contract.py``; servers' NICs and network quotas are
+``test_openstack_network.py``.
 """
 
 from __future__ import annotations
