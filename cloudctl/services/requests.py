@@ -17,6 +17,7 @@ Invariants:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import secrets
@@ -194,6 +195,73 @@ def _submit(
         replay = _replay(ctx, principal=principal, key=idempotency_key, body=body)
         if replay is not None:
             return replay, False
+    admission = _prepare(ctx, principal=principal, body=body, headroom={})
+    with ctx.transaction() as tx:
+        if idempotency_key is not None and not requests.claim_idempotency_key(
+            tx,
+            principal=principal.id,
+            key=idempotency_key,
+            fingerprint=_fingerprint(body),
+            target_id=admission.request_id,
+            now=admission.now,
+        ):
+            raise _KeyTaken
+        (record,) = _admit(ctx, tx, principal=principal, admissions=[admission])
+    return _public(record), True
+
+
+def submit_many(
+    ctx: ctx_module.Context, *, principal: identity.Principal, bodies: list[RequestCreate]
+) -> list[RequestPublic]:
+    """Admit several requests of one principal together: all of them or none.
+
+    Each is checked as ``submit`` checks it (fields, policy, placement); the quota of
+    all of them is reserved in one step, so a batch that does not fit is refused whole,
+    naming every shortfall, and nothing is admitted. For a caller that orders many
+    alike things at once, such as a drill's canaries: one transaction instead of one each.
+    """
+    headroom: dict[str, dict[str, int | None]] = {}
+    admissions = [_prepare(ctx, principal=principal, body=body, headroom=headroom) for body in bodies]
+    try:
+        with ctx.transaction() as tx:
+            records = _admit(ctx, tx, principal=principal, admissions=admissions)
+    except errors.QuotaExceeded as refused:
+        audit.record(
+            ctx,
+            principal=principal,
+            action="request.create",
+            target_type="Request",
+            target_id="-",
+            outcome="refused",
+            detail={"requests": len(bodies), "reason": refused.one_line()},
+        )
+        raise
+    return [_public(record) for record in records]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Admission:
+    """A request checked and placed, ready to be written with its quota held."""
+
+    body: RequestCreate
+    offering: topo.Offering
+    tier: topo.Tier
+    department: str
+    planned: list[placement.Placement]
+    approval: policy_engine.Decision
+    request_id: str
+    workload_id: str
+    now: float
+
+
+def _prepare(
+    ctx: ctx_module.Context,
+    *,
+    principal: identity.Principal,
+    body: RequestCreate,
+    headroom: dict[str, dict[str, int | None]],
+) -> _Admission:
+    """Check one request (fields, policy) and place it; ``headroom`` caches each department's."""
     offering, tier = _validate(ctx, body)
     department = _department_of(ctx, principal, body)
     owner_path = identity.department_path(ctx, department)
@@ -216,10 +284,11 @@ def _submit(
         owner_path=owner_path,
         context={"offering_in_catalog": True, **size},
     )
-    headroom = {
-        center.center: next(item.headroom for item in center.resources if item.resource == "vcpu")
-        for center in quotas_service.show_quota(ctx, department).centers
-    }
+    if department not in headroom:
+        headroom[department] = {
+            center.center: next(item.headroom for item in center.resources if item.resource == "vcpu")
+            for center in quotas_service.show_quota(ctx, department).centers
+        }
     planned = placement.plan(
         ctx,
         principal=principal,
@@ -227,7 +296,7 @@ def _submit(
         amounts=amounts,
         data_class=body.data_class,
         preferred_center=body.preferred_center,
-        headroom_vcpu=headroom,
+        headroom_vcpu=headroom[department],
     )
     approval = identity.policies(ctx).decide(
         principal=principal,
@@ -236,49 +305,59 @@ def _submit(
         context=size,
     )
     now = ctx.clock.now()
-    request_id = new_id("req", now)
-    workload_id = new_id("wl", now)
-    needs_approval = not approval.allowed
-    with ctx.transaction() as tx:
-        if idempotency_key is not None and not requests.claim_idempotency_key(
-            tx,
-            principal=principal.id,
-            key=idempotency_key,
-            fingerprint=_fingerprint(body),
-            target_id=request_id,
-            now=now,
-        ):
-            raise _KeyTaken
-        held = quotas.reserve_many(
-            tx,
-            asks=[
-                quotas.ReservationAsk(
-                    node_id=department, center=p.center, amounts=p.amounts, purpose=f"{request_id} {p.role}"
-                )
-                for p in planned
-            ],
-            now=now,
-        )
+    return _Admission(
+        body=body,
+        offering=offering,
+        tier=tier,
+        department=department,
+        planned=planned,
+        approval=approval,
+        request_id=new_id("req", now),
+        workload_id=new_id("wl", now),
+        now=now,
+    )
+
+
+def _admit(
+    ctx: ctx_module.Context, tx: Any, *, principal: identity.Principal, admissions: list[_Admission]
+) -> list[requests.RequestRecord]:
+    """Hold the quota of every admission at once, then write each request, workload and audit record."""
+    held = quotas.reserve_many(
+        tx,
+        asks=[
+            quotas.ReservationAsk(
+                node_id=a.department, center=p.center, amounts=p.amounts, purpose=f"{a.request_id} {p.role}"
+            )
+            for a in admissions
+            for p in a.planned
+        ],
+        now=ctx.clock.now(),
+    )
+    reservations = iter(held)
+    records = []
+    for admission in admissions:
+        body, now = admission.body, admission.now
+        needs_approval = not admission.approval.allowed
         final_state = "pending-approval" if needs_approval else "approved"
         steps = [
             {"step": step, "at": now}
             for step in ("submitted", "policy-checked", "quota-reserved", final_state)
         ]
         record = requests.RequestRecord(
-            id=request_id,
-            department=department,
-            offering=offering.name,
+            id=admission.request_id,
+            department=admission.department,
+            offering=admission.offering.name,
             count=body.count,
-            tier=tier.name,
+            tier=admission.tier.name,
             data_class=body.data_class,
             preferred_center=body.preferred_center,
-            name=body.name or request_id,
+            name=body.name or admission.request_id,
             state=final_state,
             needs_approval=needs_approval,
-            approval_policy_ids=list(approval.policy_ids),
-            reasons=[] if not needs_approval else list(approval.reasons),
+            approval_policy_ids=list(admission.approval.policy_ids),
+            reasons=[] if not needs_approval else list(admission.approval.reasons),
             steps=steps,
-            workload_id=workload_id,
+            workload_id=admission.workload_id,
             created_by=principal.id,
             created_at=now,
             updated_at=now,
@@ -288,13 +367,13 @@ def _submit(
         requests.insert_workload(
             tx,
             requests.WorkloadRecord(
-                id=workload_id,
-                request_id=request_id,
-                department=department,
+                id=admission.workload_id,
+                request_id=admission.request_id,
+                department=admission.department,
                 name=record.name,
-                offering=offering.name,
+                offering=admission.offering.name,
                 count=body.count,
-                tier=tier.name,
+                tier=admission.tier.name,
                 data_class=body.data_class,
                 state=final_state,
                 reasons=[],
@@ -303,14 +382,14 @@ def _submit(
                 resource_version=1,
                 placements=[
                     requests.PlacementRecord(
-                        workload_id=workload_id,
+                        workload_id=admission.workload_id,
                         center=p.center,
                         role=p.role,
-                        reservation_id=reservation.id,
+                        reservation_id=next(reservations).id,
                         resources=[],
                         state="reserved",
                     )
-                    for p, reservation in zip(planned, held, strict=True)
+                    for p in admission.planned
                 ],
             ),
         )
@@ -319,12 +398,18 @@ def _submit(
             principal=principal,
             action="request.create",
             target_type="Request",
-            target_id=request_id,
+            target_id=admission.request_id,
             outcome="success",
-            detail={"offering": offering.name, "count": body.count, "tier": tier.name, "state": final_state},
+            detail={
+                "offering": admission.offering.name,
+                "count": body.count,
+                "tier": admission.tier.name,
+                "state": final_state,
+            },
             tx=tx,
         )
-    return _public(record), True
+        records.append(record)
+    return records
 
 
 def _replay(

@@ -113,6 +113,44 @@ def test_a_request_over_quota_is_refused_naming_the_quota_and_nothing_is_kept(
     assert held(ctx, "bigdata", "qd-a") == (0, 0)
 
 
+def test_a_batch_is_admitted_whole_holding_what_each_would_alone(ctx: ctx_module.Context) -> None:
+    one = requests_service.RequestCreate(
+        offering="vm.small", tier="silver", name="alone", preferred_center="qd-a"
+    )
+    alone, _ = requests_service.submit(ctx, principal=BIGDATA, body=one)
+    _used, held_by_one = held(ctx, "bigdata", "qd-a")
+    bodies = [one.model_copy(update={"name": f"canary-{n}"}) for n in range(3)]
+    admitted = requests_service.submit_many(ctx, principal=BIGDATA, bodies=bodies)
+    assert [r.name for r in admitted] == ["canary-0", "canary-1", "canary-2"]
+    assert {r.state for r in admitted} == {"approved"}
+    assert len({r.workload_id for r in admitted}) == 3
+    assert held(ctx, "bigdata", "qd-a") == (0, 4 * held_by_one)
+    listed, _ = requests_service.list_requests(ctx, principal=BIGDATA)
+    assert {r.id for r in listed} == {*(r.id for r in admitted), alone.id}
+
+
+def test_a_batch_that_does_not_fit_is_refused_whole_and_audited_once(ctx: ctx_module.Context) -> None:
+    from cloudctl.services import audit
+
+    fits = requests_service.RequestCreate(offering="vm.small", tier="silver")
+    too_big = requests_service.RequestCreate(offering="vm.xlarge", count=7, tier="silver")
+    with pytest.raises(errors.QuotaExceeded) as caught:
+        requests_service.submit_many(ctx, principal=BIGDATA, bodies=[fits, too_big])
+    assert caught.value.shortfalls[0].node == "bigdata"
+    assert requests_service.list_requests(ctx, principal=BIGDATA)[0] == []
+    assert held(ctx, "bigdata", "qd-a") == (0, 0)
+    records = audit.list_records(ctx, principal=AUDITOR)
+    assert [(r.action, r.outcome, r.detail["requests"]) for r in records] == [
+        ("request.create", "refused", 2)
+    ]
+    with pytest.raises(errors.InvalidInput) as bad:
+        requests_service.submit_many(
+            ctx, principal=BIGDATA, bodies=[fits, fits.model_copy(update={"preferred_center": "dz-dr"})]
+        )
+    assert bad.value.field == "preferred_center"
+    assert requests_service.list_requests(ctx, principal=BIGDATA)[0] == []
+
+
 def test_secret_data_never_goes_to_the_dr_center(ctx: ctx_module.Context) -> None:
     with pytest.raises(errors.PolicyDenied) as caught:
         submit(ctx, tier="silver", data_class="secret")
