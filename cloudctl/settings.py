@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     """How long audit records stay in the store; older ones are exported, then pruned."""
     store_attempts: int = 3
     """How often an unreachable store is tried before giving up (exit code 3)."""
+    replication_points_kept: int = 3
+    """How many replication points (volume snapshots) each protected volume keeps; older
+    ones are deleted, the newest never. At least 1."""
 
     def resolved_database_url(self) -> str:
         if self.database_url:

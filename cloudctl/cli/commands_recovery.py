@@ -91,10 +91,11 @@ def replication_status(
 @common.handles_errors
 def replication_run(ctx: typer.Context) -> None:
     """Run the replication passes that are due now (what `cloudctl serve` does every second)."""
-    from cloudctl.services import recovery
+    from cloudctl.services import recovery, replication_points
 
     state = common.state_of(ctx)
     results = recovery.run_due(state.context)
+    points = replication_points.take_points(state.context, results)
     summary = [
         {
             "stream": r.stream_id,
@@ -108,9 +109,44 @@ def replication_run(ctx: typer.Context) -> None:
     state.emit(
         summary,
         lambda: output.stdout.print(
-            f"{len(results)} stream(s) passed; {sum(r.copied for r in results)} object(s) copied"
+            f"{len(results)} stream(s) passed; {sum(r.copied for r in results)} object(s) copied; "
+            f"{len(points.taken)} replication point(s) taken, {len(points.failed)} failed"
         ),
     )
+
+
+@replication_app.command("points")
+@common.handles_errors
+def replication_points_list(
+    ctx: typer.Context,
+    workload: Annotated[str | None, typer.Option(help="Only this workload's points.")] = None,
+    dept: Annotated[str | None, typer.Option(help="Only this department's points.")] = None,
+) -> None:
+    """Replication points: the volume snapshots taken when a DR copy reached a consistent point."""
+    from cloudctl.services import replication_points
+
+    state = common.state_of(ctx)
+    points = replication_points.list_points(state.context, workload_id=workload, department=dept)
+
+    def render() -> None:
+        table = output.table(
+            None, ["workload", "center", "volume", "snapshot", "seq", "consistent at", "state"], []
+        )
+        for point in points:
+            failed = point.state != "ready"
+            table.add_row(
+                point.workload_id,
+                point.center,
+                point.volume_name,
+                point.snapshot_name if point.snapshot_id else "–",
+                str(point.seq),
+                point.consistent_at or "–",
+                f"{point.state}: {point.last_error}" if failed and point.last_error else point.state,
+                style="bold red" if failed else None,
+            )
+        output.stdout.print(table)
+
+    state.emit(points, render)
 
 
 def _render_plan(plan: recovery_service.PlanPublic) -> None:

@@ -12,7 +12,8 @@ Invariants:
 - Each step is persisted before the next starts (request ``steps``, placement
   ``resources``); a killed process resumes where the store says it was.
 - Quota is committed only once a placement's resources exist, and released only
-  after they are gone; a deleted workload's replication streams go with it.
+  after they are gone; a deleted workload's replication streams go with it, and so do
+  its volumes' snapshots (replication points) and their records.
 - A backend that does not answer (a center down, an API error) is retried with
   backoff; what retrying cannot fix (capacity exhausted, bad request) fails the
   request with its reason and releases everything it held.
@@ -30,6 +31,7 @@ from cloudctl import errors, metrics
 from cloudctl.drivers import base
 from cloudctl.model import topology as topo
 from cloudctl.store import db, quotas, replication, requests
+from cloudctl.store import replication_points as points_store
 
 CREATING_ROLES = ("primary", "active")
 RETRY_AFTER_S = 5.0
@@ -206,6 +208,7 @@ def _delete_resources(env: Environment, workload: requests.WorkloadRecord) -> No
             if kind == "server":
                 drivers.compute.delete_server(resource_id, ignore_missing=True)
             elif kind == "volume":
+                _delete_snapshots(drivers.block_storage, resource_id)
                 drivers.block_storage.delete_volume(resource_id, ignore_missing=True)
             elif kind == "bucket":
                 _empty_bucket(drivers.object_storage, resource_id)
@@ -220,6 +223,12 @@ def _delete_resources(env: Environment, workload: requests.WorkloadRecord) -> No
                     center=placement.center,
                     values={"resources": remaining, "state": "deleting"},
                 )
+
+
+def _delete_snapshots(storage: base.BlockStorage, volume_id: str) -> None:
+    """A volume with snapshots cannot be deleted: its replication points go first."""
+    for snapshot in storage.list_snapshots(volume_id=volume_id):
+        storage.delete_snapshot(snapshot.id, ignore_missing=True)
 
 
 def _empty_bucket(storage: base.ObjectStorage, bucket: str) -> None:
@@ -259,6 +268,7 @@ def _reconcile_workload(env: Environment, workload_id: str) -> Result:
                 values={"resources": [], "state": "deleted"},
             )
         replication.delete_streams(tx, workload_id=workload_id)
+        points_store.delete_points(tx, workload_id=workload_id)
         requests.update_workload(tx, workload, state="deleted", now=now)
     return Result(done=True, message="deleted")
 

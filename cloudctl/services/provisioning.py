@@ -130,13 +130,19 @@ class Loop:
             log.exception("audit retention failed; retrying in an hour")
 
     def _replicate(self) -> None:
-        """Protect newly ready workloads and run the replication passes that are due."""
-        from cloudctl.services import recovery
+        """Protect newly ready workloads, run the replication passes that are due, then take
+        the replication points (volume snapshots) those passes call for."""
+        from cloudctl.services import recovery, replication_points
 
         try:
-            recovery.run_due(self._ctx)
+            results = recovery.run_due(self._ctx)
         except Exception:
             log.exception("replication pass failed; retrying next pass")
+            return
+        try:
+            replication_points.take_points(self._ctx, results)
+        except Exception:
+            log.exception("replication points failed; retrying next pass")
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -294,3 +294,23 @@ recovery_steps = sa.Table(
     sa.Column("at", sa.Float, nullable=False),
     sa.Column("outcome", sa.JSON, nullable=False),
 )
+
+replication_points = sa.Table(
+    "replication_points",
+    metadata,
+    sa.Column("id", sa.String(200), primary_key=True),
+    sa.Column("workload_id", sa.String(40), nullable=False, index=True),
+    sa.Column("department", sa.String(40), nullable=False, index=True),
+    sa.Column("center", sa.String(40), nullable=False),
+    sa.Column("volume_id", sa.String(64), nullable=False),
+    sa.Column("volume_name", sa.String(100), nullable=False),
+    sa.Column("snapshot_name", sa.String(160), nullable=False),
+    sa.Column("snapshot_id", sa.String(64), nullable=True),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("consistent_at", sa.Float, nullable=True),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("last_error", sa.Text, nullable=False, server_default=""),
+    sa.Column("taken_at", sa.Float, nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)

@@ -286,3 +286,61 @@ def test_failover_and_replication_from_the_cli(ready: Cli, tmp_path: Path) -> No
     assert (run["state"], run["steps_done"]) == ("done", 4)
     again = ready("failover", "resume", run["id"], code=2)
     assert "nothing to resume" in one_line_error(again)
+
+
+def test_replication_points_from_the_cli(ready: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cloudctl import clock
+    from cloudctl.services import identity, provisioning, recovery
+    from cloudctl.services import requests as requests_service
+    from cloudctl.store import db
+    from tests.conftest import make_context
+
+    store = db.Store(db.sqlite_url(ready.home))
+    # An hour before the CLI's clock: by the time the CLI runs, the silver DR copy (every 300 s) is due.
+    ctx = make_context(store, clock.ManualClock(start=clock.SystemClock().now() - 3600), tmp_path)
+    principal = identity.Principal(
+        id="t", role="dept-admin", department="hrss", department_path=("qingdao", "hrss")
+    )
+    body = requests_service.RequestCreate(offering="volume.100g", tier="silver", preferred_center="qd-a")
+    request, _ = requests_service.submit(ctx, principal=principal, body=body)
+    provisioning.reconcile(ctx, kind="request", object_id=request.id)
+    workload = request.workload_id or ""
+    recovery.write(ctx, workload, key="case/1", data=b"record 1")
+    ctx.close()
+    assert "1 replication point(s) taken, 0 failed" in ready("replication", "run").stdout
+    points = ready.json("replication", "points", "--workload", workload)
+    assert [(p["center"], p["volume_name"], p["snapshot_name"], p["seq"], p["state"]) for p in points] == [
+        ("qd-a", f"{workload}-0", f"rp-{workload}-0-1", 1, "ready")
+    ]
+    assert set(points[0]) == {
+        "id",
+        "workload_id",
+        "department",
+        "center",
+        "volume_id",
+        "volume_name",
+        "snapshot_id",
+        "snapshot_name",
+        "seq",
+        "consistent_at",
+        "state",
+        "last_error",
+        "taken_at",
+    }
+    assert [p["id"] for p in ready.json("replication", "points", "--dept", "hrss")] == [points[0]["id"]]
+    assert ready.json("replication", "points", "--dept", "psb") == []
+    monkeypatch.setenv("COLUMNS", "200")  # wide enough for whole ids
+    (row,) = [line for line in ready("replication", "points").stdout.splitlines() if workload in line]
+    assert [cell.strip() for cell in row.split("│")[1:-1]] == [
+        workload,
+        "qd-a",
+        f"{workload}-0",
+        f"rp-{workload}-0-1",
+        "1",
+        points[0]["consistent_at"],
+        "ready",
+    ]
+    result = ready("replication", "points", "--workload", "w-nope", code=2)
+    assert one_line_error(result) == "error: workload: no workload 'w-nope'"
+    result = ready("replication", "points", "--dept", "nope", code=2)
+    assert one_line_error(result) == "error: dept: no org node 'nope'"

@@ -1,0 +1,90 @@
+"""Replication points (volume snapshots at DR consistent points) as operators drive and see them.
+
+Invariants: points are taken right after the replication passes that call for them
+(``take_points``, called by the serve loop and ``cloudctl replication run`` with the passes'
+results), on the same recovery environment as the passes; how many each volume keeps is
+the ``replication_points_kept`` setting. A point that could not be taken never fails the
+caller: it is logged, recorded ``failed`` and taken by a later call.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from pydantic import BaseModel
+
+from cloudctl import clock as clocks
+from cloudctl.recovery import replication as repl
+from cloudctl.recovery import snapshots
+from cloudctl.services import context as ctx_module
+from cloudctl.services import recovery
+from cloudctl.store import orgs, requests
+from cloudctl.store import replication_points as points_store
+
+log = logging.getLogger("cloudctl.replication")
+
+
+class PointPublic(BaseModel):
+    id: str
+    workload_id: str
+    department: str
+    center: str
+    """Where the snapshot is: the source center of the workload's DR copy when it was taken."""
+    volume_id: str
+    volume_name: str
+    snapshot_id: str | None
+    """``None`` while the point is ``failed`` and its snapshot is not known to exist."""
+    snapshot_name: str
+    seq: int
+    """The workload's change-log position the DR copy was consistent up to."""
+    consistent_at: str | None
+    state: str
+    """``ready`` or ``failed`` (taken again by the next replication pass)."""
+    last_error: str
+    taken_at: str | None
+
+
+def _public(point: points_store.ReplicationPoint) -> PointPublic:
+    return PointPublic(
+        id=point.id,
+        workload_id=point.workload_id,
+        department=point.department,
+        center=point.center,
+        volume_id=point.volume_id,
+        volume_name=point.volume_name,
+        snapshot_id=point.snapshot_id,
+        snapshot_name=point.snapshot_name,
+        seq=point.seq,
+        consistent_at=None if point.consistent_at is None else clocks.isoformat(point.consistent_at),
+        state=point.state,
+        last_error=point.last_error,
+        taken_at=None if point.taken_at is None else clocks.isoformat(point.taken_at),
+    )
+
+
+def take_points(ctx: ctx_module.Context, results: Sequence[repl.PassResult]) -> snapshots.Report:
+    """Take the points the passes of ``results`` call for, retry failed ones, apply retention."""
+    report = snapshots.take_points(
+        recovery.environment(ctx), results, keep=ctx.settings.replication_points_kept
+    )
+    for point in report.failed:
+        log.warning("replication point %s not taken (retrying next pass): %s", point.id, point.last_error)
+    return report
+
+
+def list_points(
+    ctx: ctx_module.Context, *, workload_id: str | None = None, department: str | None = None
+) -> list[PointPublic]:
+    """Points of one workload, or one department's, or all; unknown names are refused."""
+    with ctx.read() as tx:
+        if workload_id is not None:
+            requests.get_workload(tx, workload_id)
+        if department is not None:
+            orgs.get_node(tx, department, field="dept")
+        found = points_store.list_points(
+            tx,
+            workload_ids=[workload_id] if workload_id is not None else None,
+            departments=[department] if department is not None else None,
+        )
+    return [_public(point) for point in found]

@@ -1,0 +1,210 @@
+"""Replication points on the simulator centers: a snapshot of each protected volume in the source
+center whenever its workload's DR copy reaches a new consistent point, with a manual clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from cloudctl import clock as clocks
+from cloudctl import errors
+from cloudctl.drivers import base
+from cloudctl.recovery import replication as repl
+from cloudctl.recovery import snapshots
+from cloudctl.services import context as ctx_module
+from cloudctl.services import drivers, faults, identity, provisioning, recovery, replication_points, workloads
+from cloudctl.services import requests as requests_service
+
+HRSS = identity.Principal(
+    id="t:hrss", role="dept-admin", department="hrss", department_path=("qingdao", "hrss")
+)
+
+
+def ready_workload(
+    ctx: ctx_module.Context, *, tier: str = "silver", offering: str = "volume.100g", count: int = 1
+) -> str:
+    body = requests_service.RequestCreate(offering=offering, tier=tier, preferred_center="qd-a", count=count)
+    request, _ = requests_service.submit(ctx, principal=HRSS, body=body)
+    assert provisioning.reconcile(ctx, kind="request", object_id=request.id).done
+    return request.workload_id or ""
+
+
+def next_interval(ctx: ctx_module.Context, workload_id: str) -> None:
+    """Move the clock past the DR interval of the workload's tier: its DR stream is due."""
+    assert isinstance(ctx.clock, clocks.ManualClock)
+    tier = workloads.get(ctx, principal=HRSS, workload_id=workload_id).tier
+    ctx.clock.advance(float(ctx.topology.tier(tier).dr_interval_s or 0) + 1)
+
+
+def ship(ctx: ctx_module.Context, workload_id: str, key: str) -> list[repl.PassResult]:
+    """Write one object, then run the DR pass that ships it."""
+    recovery.write(ctx, workload_id, key=key, data=f"record {key}".encode())
+    next_interval(ctx, workload_id)
+    results = recovery.run_due(ctx)
+    assert [(r.copied, r.error) for r in results] == [(1, "")]
+    return results
+
+
+def storage(ctx: ctx_module.Context, center: str = "qd-a") -> base.BlockStorage:
+    return drivers.simulator(ctx).drivers(center).block_storage
+
+
+def volume_ids(ctx: ctx_module.Context, workload_id: str) -> list[str]:
+    workload = workloads.get(ctx, principal=HRSS, workload_id=workload_id)
+    primary = next(p for p in workload.placements if p.role == "primary")
+    return [item["id"] for item in primary.resources if item["kind"] == "volume"]
+
+
+def snapshot_names(ctx: ctx_module.Context, center: str = "qd-a") -> list[str]:
+    return sorted(s.name for s in storage(ctx, center).list_snapshots())
+
+
+@pytest.mark.parametrize("tier", ["silver", "bronze"])
+def test_a_pass_that_ships_changes_snapshots_every_volume_in_the_source_center(
+    ctx: ctx_module.Context, tier: str
+) -> None:
+    workload = ready_workload(ctx, tier=tier, count=2)
+    results = ship(ctx, workload, "case/1")
+    report = replication_points.take_points(ctx, results)
+    points = replication_points.list_points(ctx, workload_id=workload)
+    assert [(p.center, p.volume_name, p.seq, p.state) for p in points] == [
+        ("qd-a", f"{workload}-0", 1, "ready"),
+        ("qd-a", f"{workload}-1", 1, "ready"),
+    ]
+    assert [p.id for p in report.taken] == [p.id for p in points]
+    for point, volume_id in zip(points, volume_ids(ctx, workload), strict=True):
+        (snapshot,) = storage(ctx).list_snapshots(volume_id=volume_id)
+        assert (snapshot.id, snapshot.name) == (point.snapshot_id, f"rp-{workload}-{point.volume_name[-1]}-1")
+    dr_stream = next(s for s in recovery.status(ctx) if s.workload_id == workload)
+    assert {p.consistent_at for p in points} == {dr_stream.last_consistent_at}
+    assert snapshot_names(ctx, "dz-dr") == []
+
+
+def test_servers_have_no_volume_of_their_own_and_take_no_point(ctx: ctx_module.Context) -> None:
+    workload = ready_workload(ctx, offering="vm.small")
+    report = replication_points.take_points(ctx, ship(ctx, workload, "case/1"))
+    assert (report.taken, report.failed) == ([], [])
+    assert replication_points.list_points(ctx, workload_id=workload) == []
+
+
+def test_no_point_is_taken_while_nothing_changed(ctx: ctx_module.Context) -> None:
+    workload = ready_workload(ctx)
+    next_interval(ctx, workload)
+    idle = recovery.run_due(ctx)
+    assert [r.copied for r in idle] == [0]
+    assert replication_points.take_points(ctx, idle).taken == []
+    replication_points.take_points(ctx, ship(ctx, workload, "case/1"))
+    next_interval(ctx, workload)
+    unchanged = recovery.run_due(ctx)
+    assert [r.copied for r in unchanged] == [0]
+    assert replication_points.take_points(ctx, unchanged).taken == []
+    assert [p.seq for p in replication_points.list_points(ctx, workload_id=workload)] == [1]
+    assert snapshot_names(ctx) == [f"rp-{workload}-0-1"]
+
+
+def test_retention_keeps_the_newest_points_and_deletes_the_older_snapshots(ctx: ctx_module.Context) -> None:
+    ctx.settings.replication_points_kept = 2
+    workload = ready_workload(ctx)
+    for n in range(1, 5):
+        report = replication_points.take_points(ctx, ship(ctx, workload, f"case/{n}"))
+    assert [p.seq for p in report.pruned] == [2]
+    assert [p.seq for p in replication_points.list_points(ctx, workload_id=workload)] == [3, 4]
+    assert snapshot_names(ctx) == [f"rp-{workload}-0-3", f"rp-{workload}-0-4"]
+
+    ctx.settings.replication_points_kept = 1
+    replication_points.take_points(ctx, ship(ctx, workload, "case/5"))
+    assert [p.seq for p in replication_points.list_points(ctx, workload_id=workload)] == [5]
+    assert snapshot_names(ctx) == [f"rp-{workload}-0-5"]
+
+
+def test_keeping_fewer_than_one_point_is_refused_naming_the_setting(ctx: ctx_module.Context) -> None:
+    ctx.settings.replication_points_kept = 0
+    workload = ready_workload(ctx)
+    results = ship(ctx, workload, "case/1")
+    with pytest.raises(errors.InvalidInput) as refused:
+        replication_points.take_points(ctx, results)
+    assert refused.value.field == "replication_points_kept"
+    assert snapshot_names(ctx) == []
+
+
+def test_a_retried_pass_takes_no_second_snapshot(ctx: ctx_module.Context) -> None:
+    workload = ready_workload(ctx)
+    results = ship(ctx, workload, "case/1")
+    first = replication_points.take_points(ctx, results)
+    again = replication_points.take_points(ctx, results)
+    assert (len(first.taken), again.taken) == (1, [])
+    assert snapshot_names(ctx) == [f"rp-{workload}-0-1"]
+
+
+def test_a_snapshot_made_before_a_crash_is_adopted_not_made_again(ctx: ctx_module.Context) -> None:
+    workload = ready_workload(ctx)
+    results = ship(ctx, workload, "case/1")
+    (volume_id,) = volume_ids(ctx, workload)
+    made = storage(ctx).create_snapshot(volume_id, name=snapshots.snapshot_name(f"{workload}-0", 1))
+    replication_points.take_points(ctx, results)
+    (point,) = replication_points.list_points(ctx, workload_id=workload)
+    assert (point.snapshot_id, point.state) == (made.id, "ready")
+    assert snapshot_names(ctx) == [f"rp-{workload}-0-1"]
+
+
+def test_an_unreachable_source_center_fails_the_point_not_the_pass(ctx: ctx_module.Context) -> None:
+    workload = ready_workload(ctx)
+    results = ship(ctx, workload, "case/1")
+    faults.inject(ctx, kind="center-down", center="qd-a")
+    report = replication_points.take_points(ctx, results)
+    assert [(r.copied, r.last_seq, r.error) for r in results] == [(1, 1, "")]
+    stream = next(s for s in recovery.status(ctx) if s.workload_id == workload)
+    assert (stream.state, stream.objects_copied, stream.lag_s) == ("healthy", 1, 0)
+    (failed,) = replication_points.list_points(ctx, workload_id=workload)
+    assert [p.id for p in report.failed] == [failed.id]
+    assert (failed.state, failed.snapshot_id, failed.seq) == ("failed", None, 1)
+    assert "qd-a" in failed.last_error
+
+    faults.clear(ctx)
+    retried = replication_points.take_points(ctx, [])  # the next pass: nothing due, the point retried
+    (point,) = replication_points.list_points(ctx, workload_id=workload)
+    assert [p.id for p in retried.taken] == [point.id]
+    assert (point.state, point.seq, point.last_error) == ("ready", 1, "")
+    assert snapshot_names(ctx) == [f"rp-{workload}-0-1"]
+
+
+def test_a_newer_consistent_point_supersedes_a_failed_one(ctx: ctx_module.Context) -> None:
+    workload = ready_workload(ctx)
+    results = ship(ctx, workload, "case/1")
+    faults.inject(ctx, kind="center-down", center="qd-a")
+    replication_points.take_points(ctx, results)
+    faults.clear(ctx)
+    replication_points.take_points(ctx, ship(ctx, workload, "case/2"))
+    points = replication_points.list_points(ctx, workload_id=workload)
+    assert [(p.seq, p.state) for p in points] == [(2, "ready")]
+    assert snapshot_names(ctx) == [f"rp-{workload}-0-2"]
+
+
+def test_the_serve_loop_takes_points_right_after_its_replication_pass(ctx: ctx_module.Context) -> None:
+    workload = ready_workload(ctx)
+    recovery.write(ctx, workload, key="case/1", data=b"record 1")
+    next_interval(ctx, workload)
+    provisioning.Loop(ctx).run_pass()
+    points = replication_points.list_points(ctx, workload_id=workload)
+    assert [(p.seq, p.state) for p in points] == [(1, "ready")]
+
+
+def test_deleting_the_workload_deletes_its_points_and_their_snapshots(ctx: ctx_module.Context) -> None:
+    workload = ready_workload(ctx)
+    replication_points.take_points(ctx, ship(ctx, workload, "case/1"))
+    replication_points.take_points(ctx, ship(ctx, workload, "case/2"))
+    assert len(snapshot_names(ctx)) == 2
+    workloads.delete(ctx, principal=HRSS, workload_id=workload)
+    assert provisioning.run_pending(ctx)[workload].done
+    assert workloads.get(ctx, principal=HRSS, workload_id=workload).state == "deleted"
+    assert storage(ctx).find_volume(f"{workload}-0") is None
+    assert snapshot_names(ctx) == []
+    assert replication_points.list_points(ctx, workload_id=workload) == []
+
+
+def test_listing_names_an_unknown_workload_or_department(ctx: ctx_module.Context) -> None:
+    with pytest.raises(errors.NotFound) as unknown_workload:
+        replication_points.list_points(ctx, workload_id="w-nope")
+    assert unknown_workload.value.field == "workload"
+    with pytest.raises(errors.NotFound) as unknown_dept:
+        replication_points.list_points(ctx, department="nope")
+    assert unknown_dept.value.field == "dept"
