@@ -12,9 +12,10 @@ Invariants:
 - Nothing the SDK (or keystoneauth under it) raises leaves ``Caller.call``: 404 becomes
   ``errors.NotFound``; 409 ``errors.Conflict``; Nova's 403 "Quota exceeded" and Cinder's
   413 become ``errors.QuotaExceeded`` naming cloudctl's resource (``vcpu``, ``ram_gb``,
-  ``instances``, ``volume_gb``); 400 ``errors.InvalidInput``; refused credentials (401,
-  other 403) ``errors.OperationFailed``; a cloud that stays unreachable or failing
-  ``errors.BackendUnavailable``.
+  ``instances``, ``volume_gb``); Nova's 403 "Maximum number of ports exceeded" is an
+  ``errors.Conflict`` on ``network.ports`` (Neutron's quota, derived from the tree);
+  400 ``errors.InvalidInput``; refused credentials (401, other 403) ``errors.OperationFailed``;
+  a cloud that stays unreachable or failing ``errors.BackendUnavailable``.
 - ``what`` names the subject of the call (``"server 1234"``); its first word becomes the
   error's field.
 """
@@ -55,6 +56,8 @@ _CINDER_QUOTA = re.compile(
     r"Requested (?P<requested>\d+)G, quota is (?P<limit>\d+)G and (?P<used>\d+)G has been consumed"
 )
 _NOVA_RESOURCES = {"cores": "vcpu", "ram": "ram_gb", "instances": "instances"}
+_NOVA_PORT_LIMIT = "Maximum number of ports exceeded"
+"""Nova's 403 when the project's Neutron port quota is used up (it gives no numbers)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,6 +199,12 @@ class Caller:
         shortfall = quota_shortfall(error, project=project or "?", center=self.center)
         if shortfall is not None:
             return errors.QuotaExceeded([shortfall])
+        if status == HTTP_FORBIDDEN and _NOVA_PORT_LIMIT in details(error):
+            return errors.Conflict(
+                f"{what} {where}: the Neutron port quota of project {project or '?'} is used up "
+                "(it drifted from the quota tree; `cloudctl quota sync` restores it)",
+                field="network.ports",
+            )
         if isinstance(error, openstack.exceptions.ConflictException) or status == HTTP_CONFLICT:
             return errors.Conflict(f"{what} {where}: {details(error)}", field=field)
         if is_retryable(error):

@@ -81,6 +81,18 @@ def test_nova_quota_refusal_is_quota_exceeded_in_cloudctl_resources(clock: clock
     assert (shortfall.limit, shortfall.in_use, shortfall.requested) == (2, 1, 3)
 
 
+def test_nova_refusing_a_port_over_the_neutron_quota_is_a_conflict_on_ports(
+    clock: clocks.ManualClock,
+) -> None:
+    body = {"forbidden": {"message": "Maximum number of ports exceeded", "code": 403}}
+    operation, count = failing(sdk_error(403, body))
+    with pytest.raises(errors.Conflict) as raised:
+        make_caller(clock).call(operation, what="server x", project="hrss-insurance")
+    assert raised.value.field == "network.ports"
+    assert "hrss-insurance" in raised.value.one_line()
+    assert count == [1]
+
+
 def test_nova_ram_quota_refusal_is_counted_in_gb(clock: clocks.ManualClock) -> None:
     message = "Quota exceeded for ram: Requested 2048, but already used 7168 of 8192 ram"
     operation, _ = failing(sdk_error(403, {"forbidden": {"message": message, "code": 403}}))
