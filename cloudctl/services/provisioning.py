@@ -34,8 +34,11 @@ def reconcile(ctx: ctx_module.Context, *, kind: str, object_id: str) -> provisio
     result = provisioning.reconcile_once(environment(ctx), kind, object_id)
     if result.done and result.message == "ready":
         from cloudctl.services import recovery
+        from cloudctl.store import requests
 
-        recovery.protect_ready_workloads(ctx)
+        with ctx.read() as tx:
+            workload_id = requests.get_request(tx, object_id).workload_id if kind == "request" else object_id
+        recovery.protect_workloads(ctx, [workload_id or ""])
     return result
 
 

@@ -77,10 +77,16 @@ def protect_ready_workloads(ctx: ctx_module.Context) -> int:
 
     Costs one query when every ready workload is already protected (the steady state).
     """
-    env = environment(ctx)
     with ctx.read() as tx:
         candidates = replication.unprotected_ready_workloads(tx)
-        workloads = [requests.get_workload(tx, workload_id) for workload_id in candidates]
+    return protect_workloads(ctx, candidates)
+
+
+def protect_workloads(ctx: ctx_module.Context, workload_ids: list[str]) -> int:
+    """Create the streams of these workloads (ready ones; idempotent); how many have streams now."""
+    env = environment(ctx)
+    with ctx.read() as tx:
+        workloads = [w for w in requests.list_workloads(tx, ids=workload_ids) if w.state == "ready"]
     made = 0
     for workload in workloads:
         if repl.streams_for(ctx.topology, workload):
