@@ -21,6 +21,7 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -198,7 +199,7 @@ class _Drill:
             for index in range(self.plan.canary.workloads_per_tier)
         ]
         for chunk in _chunks(planned):
-            with self.ctx.store.unit_of_work():  # a chunk of canaries is made whole or not at all
+            with self._unit():  # a chunk of canaries is made whole or not at all
                 names = [f"drill-{tier.name}-{index}-{secrets.token_hex(2)}" for tier, index in chunk]
                 bodies = [
                     requests_service.RequestCreate(
@@ -222,9 +223,16 @@ class _Drill:
                             owner=self._principal(request.department),
                         )
                     )
-        with self.ctx.store.unit_of_work():
+        with self._unit():
             recovery.protect_ready_workloads(self.ctx)
         self.note("canaries ready", f"{len(self.canaries)} × {offering.name} in {home}")
+
+    def _unit(self) -> contextlib.AbstractContextManager[object]:
+        """One store transaction for what follows, on the drill's own clock only: there, waits
+        take no time, so the transaction stays short; in real time each call commits alone."""
+        if isinstance(self.clock, clocks.ManualClock):
+            return self.ctx.store.unit_of_work()
+        return contextlib.nullcontext()
 
     def _home_center(self) -> str:
         scenario = self.plan.scenario
@@ -300,13 +308,13 @@ class _Drill:
         interval = 1.0 / self.plan.canary.writes_per_s
         deadline = self.clock.now() + seconds
         env = recovery.environment(self.ctx)
-        # One database transaction per tick (the writes and the passes of one instant); on the
-        # drill's own clock, where waiting takes no time, several ticks up to WRITES_PER_UNIT.
+        # On the drill's own clock, one store transaction per few ticks (up to WRITES_PER_UNIT
+        # writes): the writes and the passes of those instants.
         ticks_per_unit = 1
         if isinstance(self.clock, clocks.ManualClock):
             ticks_per_unit = max(WRITES_PER_UNIT // max(len(self.canaries), 1), 1)
         while self.clock.now() < deadline:
-            with self.ctx.store.unit_of_work():
+            with self._unit():
                 for _tick in range(ticks_per_unit):
                     self._write_all(env)
                     self._replicate(env)
@@ -394,7 +402,7 @@ class _Drill:
         """Which acknowledged writes (up to the fault) the serving center holds."""
         env = recovery.environment(self.ctx)
         for chunk in _chunks(self.canaries):
-            with self.ctx.store.unit_of_work():
+            with self._unit():
                 for canary in chunk:
                     self._measure_survivors(env, canary)
 
@@ -500,14 +508,14 @@ class _Drill:
             faults.clear(self.ctx, fault_id=fault_id)
         left: list[str] = []
         for chunk in _chunks(self.canaries):
-            with self.ctx.store.unit_of_work():
+            with self._unit():
                 for canary in chunk:
                     assert canary.owner is not None
                     try:
                         workloads.delete(self.ctx, principal=canary.owner, workload_id=canary.workload_id)
                     except errors.CloudctlError as error:
                         left.append(f"{canary.workload_id}: {error.one_line()}")
-        with self.ctx.store.unit_of_work():
+        with self._unit():
             results = provisioning.run_pending(self.ctx)
         left += [f"{object_id}: {r.message}" for object_id, r in results.items() if not r.done]
         self.note("cleaned up", "faults cleared, canary workloads deleted" if not left else "; ".join(left))

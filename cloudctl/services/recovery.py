@@ -22,7 +22,8 @@ from cloudctl.services import context as ctx_module
 from cloudctl.store import recovery, replication, requests
 
 SIMULATED_STEPS_PER_COMMIT = 50
-"""Recovery steps per store transaction when every center is simulated (see ``repl.Environment``)."""
+"""Recovery steps per store transaction when every center is simulated on a manual clock
+(a drill's, or ``--simulated-time``; see ``repl.Environment``)."""
 
 
 def environment(ctx: ctx_module.Context) -> repl.Environment:
@@ -30,6 +31,9 @@ def environment(ctx: ctx_module.Context) -> repl.Environment:
     simulated = all(
         name == drivers.SIMULATOR for center in ctx.topology.centers for name in center.drivers.values()
     )
+    # Steps commit together only where waits take no time: a transaction held across real
+    # server boots would keep every other writer of the store waiting.
+    manual_clock = isinstance(ctx.clock, clocks.ManualClock)
     if simulated:
         transport = repl.simulator_transport(drivers.simulator(ctx).copy_object)
     else:
@@ -40,7 +44,7 @@ def environment(ctx: ctx_module.Context) -> repl.Environment:
         drivers_for=lambda center: drivers.center_drivers(ctx, center),
         transport=transport,
         clock=ctx.clock,
-        steps_per_commit=SIMULATED_STEPS_PER_COMMIT if simulated else 1,
+        steps_per_commit=SIMULATED_STEPS_PER_COMMIT if simulated and manual_clock else 1,
     )
 
 
