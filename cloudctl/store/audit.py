@@ -21,10 +21,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cloudctl.store import schema
+from cloudctl.store import db, schema
 
 GENESIS = "0" * 64
 _HEAD_ID = 1
+_HEAD_LOCKED = sa.select(schema.audit_head).where(schema.audit_head.c.id == _HEAD_ID).with_for_update()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,9 +71,7 @@ def append(
     detail: dict[str, Any],
     request_id: str,
 ) -> AuditRecord:
-    head = tx.execute(
-        sa.select(schema.audit_head).where(schema.audit_head.c.id == _HEAD_ID).with_for_update()
-    ).first()
+    head = tx.execute(_HEAD_LOCKED).first()
     if head is None:
         tx.execute(schema.audit_head.insert().values(id=_HEAD_ID, seq=0, hash=GENESIS))
         seq, prev_hash = 1, GENESIS
@@ -94,10 +93,8 @@ def append(
         hash="",
     )
     record = dataclasses.replace(draft, hash=record_hash(prev_hash, _fields(draft)))
-    tx.execute(schema.audit_records.insert().values(**dataclasses.asdict(record)))
-    tx.execute(
-        schema.audit_head.update().where(schema.audit_head.c.id == _HEAD_ID).values(seq=seq, hash=record.hash)
-    )
+    tx.execute(schema.audit_records.insert(), dataclasses.asdict(record))
+    db.update_values(tx, schema.audit_head, where={"id": _HEAD_ID}, values={"seq": seq, "hash": record.hash})
     return record
 
 

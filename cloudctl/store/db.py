@@ -17,6 +17,7 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -195,6 +196,29 @@ class UnitOfWork:
         done = self._undo.pop()
         if self._undo:
             self._undo[-1].extend(done)
+
+
+@functools.cache
+def update_where(table: sa.Table, keys: tuple[str, ...], columns: tuple[str, ...]) -> sa.Update:
+    """``UPDATE table SET c = :set_c, ... WHERE k = :key_k AND ...``, built once per shape.
+
+    Building a statement costs several times what executing a built one does; the hot
+    paths execute these with a parameter dict (see ``update_values``).
+    """
+    statement = table.update()
+    for key in keys:
+        statement = statement.where(table.c[key] == sa.bindparam(f"key_{key}"))
+    return statement.values({column: sa.bindparam(f"set_{column}") for column in columns})
+
+
+def update_values(
+    tx: Transaction, table: sa.Table, *, where: dict[str, Any], values: dict[str, Any]
+) -> sa.CursorResult[Any]:
+    """Run ``update_where`` for these keys and values; the result tells the rows matched."""
+    statement = update_where(table, tuple(where), tuple(values))
+    params = {f"key_{key}": value for key, value in where.items()}
+    params.update({f"set_{column}": value for column, value in values.items()})
+    return tx.execute(statement, params)
 
 
 def insert_unless_present(tx: Transaction, table: sa.Table, values: dict[str, Any]) -> bool:

@@ -30,7 +30,7 @@ import sqlalchemy as sa
 
 from cloudctl import errors
 from cloudctl.model import quotas as q
-from cloudctl.store import schema
+from cloudctl.store import db, schema
 
 ALL = q.ALL_CENTERS
 
@@ -122,8 +122,48 @@ def delete_node_quota_rows(tx: sa.Connection, *, node_id: str) -> None:
 # --- reading ---------------------------------------------------------------------------------
 
 
+_PATH_OF = sa.select(schema.org_nodes.c.path).where(schema.org_nodes.c.id == sa.bindparam("id"))
+_LOCK_COUNTERS = (
+    sa.select(schema.quota_counters)
+    .where(schema.quota_counters.c.node_id.in_(sa.bindparam("nodes", expanding=True)))
+    .where(schema.quota_counters.c.center.in_(sa.bindparam("centers", expanding=True)))
+    .where(schema.quota_counters.c.resource.in_(sa.bindparam("resources", expanding=True)))
+    .order_by(
+        schema.quota_counters.c.node_id,
+        schema.quota_counters.c.center,
+        schema.quota_counters.c.resource,
+    )
+    .with_for_update()
+)
+_LIMITS_IN = sa.select(schema.quota_limits).where(
+    schema.quota_limits.c.node_id.in_(sa.bindparam("nodes", expanding=True)),
+    schema.quota_limits.c.center.in_(sa.bindparam("centers", expanding=True)),
+)
+_DELTA = sa.case(
+    {resource.value: sa.bindparam(f"delta_{resource.value}") for resource in q.RESOURCES},
+    value=schema.quota_counters.c.resource,
+    else_=0,
+)
+_ADJUST = (
+    schema.quota_counters.update()
+    .where(schema.quota_counters.c.node_id.in_(sa.bindparam("chain", expanding=True)))
+    .where(schema.quota_counters.c.center.in_(sa.bindparam("centers", expanding=True)))
+    .where(schema.quota_counters.c.resource.in_(sa.bindparam("resources", expanding=True)))
+    .values(
+        reserved=schema.quota_counters.c.reserved + sa.bindparam("reserved_sign") * _DELTA,
+        used=schema.quota_counters.c.used + sa.bindparam("used_sign") * _DELTA,
+    )
+)
+_RESERVATIONS_LOCKED = (
+    sa.select(schema.reservations)
+    .where(schema.reservations.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .order_by(schema.reservations.c.id)
+    .with_for_update()
+)
+
+
 def _path_of(tx: sa.Connection, node_id: str, *, field: str = "node") -> str:
-    path = tx.execute(sa.select(schema.org_nodes.c.path).where(schema.org_nodes.c.id == node_id)).scalar()
+    path = tx.execute(_PATH_OF, {"id": node_id}).scalar()
     if path is None:
         raise errors.NotFound(f"no org node {node_id!r}", field=field)
     return str(path)
@@ -136,12 +176,14 @@ def _chain(path: str) -> list[str]:
 def get_limits(
     tx: sa.Connection, *, node_ids: Iterable[str], centers: Iterable[str] | None = None
 ) -> dict[LimitKey, int]:
-    query = sa.select(schema.quota_limits).where(schema.quota_limits.c.node_id.in_(list(node_ids)))
     if centers is not None:
-        query = query.where(schema.quota_limits.c.center.in_(list(centers)))
+        rows = tx.execute(_LIMITS_IN, {"nodes": list(node_ids), "centers": list(centers)})
+    else:
+        rows = tx.execute(
+            sa.select(schema.quota_limits).where(schema.quota_limits.c.node_id.in_(list(node_ids)))
+        )
     return {
-        (str(row.node_id), str(row.center), q.Resource(row.resource)): int(row.limit_value)
-        for row in tx.execute(query)
+        (str(row.node_id), str(row.center), q.Resource(row.resource)): int(row.limit_value) for row in rows
     }
 
 
@@ -173,16 +215,12 @@ def _lock_counters(
 ) -> dict[LimitKey, Counter]:
     """Lock counter rows in the one fixed order every writer uses."""
     rows = tx.execute(
-        sa.select(schema.quota_counters)
-        .where(schema.quota_counters.c.node_id.in_(node_ids))
-        .where(schema.quota_counters.c.center.in_(centers))
-        .where(schema.quota_counters.c.resource.in_([resource.value for resource in resources]))
-        .order_by(
-            schema.quota_counters.c.node_id,
-            schema.quota_counters.c.center,
-            schema.quota_counters.c.resource,
-        )
-        .with_for_update()
+        _LOCK_COUNTERS,
+        {
+            "nodes": list(node_ids),
+            "centers": list(centers),
+            "resources": [resource.value for resource in resources],
+        },
     )
     return {
         (str(row.node_id), str(row.center), q.Resource(row.resource)): Counter(
@@ -422,16 +460,17 @@ def reserve_many(tx: sa.Connection, *, asks: Iterable[ReservationAsk], now: floa
             updated_at=now,
         )
         tx.execute(
-            schema.reservations.insert().values(
-                id=reservation.id,
-                node_id=ask.node_id,
-                center=ask.center,
-                amounts=q.as_names(amounts),
-                state=reservation.state.value,
-                purpose=ask.purpose,
-                created_at=now,
-                updated_at=now,
-            )
+            schema.reservations.insert(),
+            {
+                "id": reservation.id,
+                "node_id": ask.node_id,
+                "center": ask.center,
+                "amounts": q.as_names(amounts),
+                "state": reservation.state.value,
+                "purpose": ask.purpose,
+                "created_at": now,
+                "updated_at": now,
+            },
         )
         reservations.append(reservation)
     return reservations
@@ -449,22 +488,15 @@ def _adjust(
     """Add ``amounts`` to the chain's counters on ``center`` and all centers, in one statement."""
     if not amounts:
         return
-    table = schema.quota_counters
-    delta = sa.case(
-        {resource.value: value for resource, value in amounts.items()}, value=table.c.resource, else_=0
+    params: dict[str, Any] = {f"delta_{resource.value}": amounts.get(resource, 0) for resource in q.RESOURCES}
+    params.update(
+        chain=list(chain),
+        centers=[center, ALL],
+        resources=[resource.value for resource in amounts],
+        reserved_sign=reserved_sign,
+        used_sign=used_sign,
     )
-    values: dict[str, Any] = {}
-    if reserved_sign:
-        values["reserved"] = table.c.reserved + reserved_sign * delta
-    if used_sign:
-        values["used"] = table.c.used + used_sign * delta
-    tx.execute(
-        table.update()
-        .where(table.c.node_id.in_(chain))
-        .where(table.c.center.in_([center, ALL]))
-        .where(table.c.resource.in_([resource.value for resource in amounts]))
-        .values(**values)
-    )
+    tx.execute(_ADJUST, params)
 
 
 def _row_to_reservation(row: Any) -> Reservation:
@@ -493,12 +525,7 @@ def get_reservation(tx: sa.Connection, reservation_id: str) -> Reservation:
 
 
 def _lock_reservations(tx: sa.Connection, reservation_ids: list[str]) -> list[Reservation]:
-    rows = tx.execute(
-        sa.select(schema.reservations)
-        .where(schema.reservations.c.id.in_(reservation_ids))
-        .order_by(schema.reservations.c.id)
-        .with_for_update()
-    ).all()
+    rows = tx.execute(_RESERVATIONS_LOCKED, {"ids": list(reservation_ids)}).all()
     found = {str(row.id): _row_to_reservation(row) for row in rows}
     for reservation_id in reservation_ids:
         if reservation_id not in found:
@@ -507,10 +534,11 @@ def _lock_reservations(tx: sa.Connection, reservation_ids: list[str]) -> list[Re
 
 
 def _set_state(tx: sa.Connection, reservation_id: str, state: ReservationState, now: float) -> None:
-    tx.execute(
-        schema.reservations.update()
-        .where(schema.reservations.c.id == reservation_id)
-        .values(state=state.value, updated_at=now)
+    db.update_values(
+        tx,
+        schema.reservations,
+        where={"id": reservation_id},
+        values={"state": state.value, "updated_at": now},
     )
 
 

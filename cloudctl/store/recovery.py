@@ -91,7 +91,8 @@ def list_runs(tx: sa.Connection, *, states: list[str] | None = None, limit: int 
 
 
 def record_step(tx: sa.Connection, *, run_id: str, step_id: str, at: float, outcome: dict[str, Any]) -> None:
-    tx.execute(schema.recovery_steps.insert().values(run_id=run_id, step_id=step_id, at=at, outcome=outcome))
+    values = {"run_id": run_id, "step_id": step_id, "at": at, "outcome": outcome}
+    tx.execute(schema.recovery_steps.insert(), values)
 
 
 def list_steps(tx: sa.Connection, run_id: str) -> list[dict[str, Any]]:

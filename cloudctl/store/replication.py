@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from cloudctl import errors
-from cloudctl.store import schema
+from cloudctl.store import db, schema
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,11 +131,25 @@ def upsert_stream(tx: sa.Connection, stream: Stream) -> Stream:
     return stream
 
 
+_FIND_STREAM = sa.select(schema.replication_streams).where(
+    schema.replication_streams.c.id == sa.bindparam("id")
+)
+_FIND_STREAM_LOCKED = _FIND_STREAM.with_for_update()
+_LAST_SEQ = sa.select(sa.func.coalesce(sa.func.max(schema.changes.c.seq), 0)).where(
+    schema.changes.c.workload_id == sa.bindparam("workload_id")
+)
+_CHANGES_AFTER = (
+    sa.select(schema.changes)
+    .where(schema.changes.c.workload_id == sa.bindparam("workload_id"))
+    .where(schema.changes.c.seq > sa.bindparam("seq"))
+    .order_by(schema.changes.c.seq)
+)
+_CHANGES_AFTER_LIMITED = _CHANGES_AFTER.limit(sa.bindparam("limit"))
+
+
 def find_stream(tx: sa.Connection, stream_id_: str, *, for_update: bool = False) -> Stream | None:
-    query = sa.select(schema.replication_streams).where(schema.replication_streams.c.id == stream_id_)
-    if for_update:
-        query = query.with_for_update()
-    row = tx.execute(query).first()
+    query = _FIND_STREAM_LOCKED if for_update else _FIND_STREAM
+    row = tx.execute(query, {"id": stream_id_}).first()
     return None if row is None else _stream(row)
 
 
@@ -174,10 +188,8 @@ def list_streams(
 
 
 def update_stream(tx: sa.Connection, stream_id_: str, *, now: float, **values: Any) -> Stream:
-    tx.execute(
-        schema.replication_streams.update()
-        .where(schema.replication_streams.c.id == stream_id_)
-        .values(**values, updated_at=now)
+    db.update_values(
+        tx, schema.replication_streams, where={"id": stream_id_}, values={**values, "updated_at": now}
     )
     return get_stream(tx, stream_id_)
 
@@ -204,12 +216,7 @@ def _change(row: Any) -> Change:
 
 
 def last_seq(tx: sa.Connection, *, workload_id: str) -> int:
-    value = tx.execute(
-        sa.select(sa.func.coalesce(sa.func.max(schema.changes.c.seq), 0)).where(
-            schema.changes.c.workload_id == workload_id
-        )
-    ).scalar_one()
-    return int(value)
+    return int(tx.execute(_LAST_SEQ, {"workload_id": workload_id}).scalar_one())
 
 
 def last_seqs(tx: sa.Connection, *, workload_ids: Iterable[str]) -> dict[str, int]:
@@ -260,15 +267,10 @@ def append_changes(tx: sa.Connection, writes: Sequence[NewChange]) -> list[Chang
 
 
 def changes_after(tx: sa.Connection, *, workload_id: str, seq: int, limit: int | None = None) -> list[Change]:
-    query = (
-        sa.select(schema.changes)
-        .where(schema.changes.c.workload_id == workload_id)
-        .where(schema.changes.c.seq > seq)
-        .order_by(schema.changes.c.seq)
-    )
-    if limit is not None:
-        query = query.limit(limit)
-    return [_change(row) for row in tx.execute(query)]
+    params: dict[str, Any] = {"workload_id": workload_id, "seq": seq}
+    if limit is None:
+        return [_change(row) for row in tx.execute(_CHANGES_AFTER, params)]
+    return [_change(row) for row in tx.execute(_CHANGES_AFTER_LIMITED, {**params, "limit": limit})]
 
 
 def first_pending_at(tx: sa.Connection, *, workload_id: str, seq: int) -> float | None:

@@ -94,16 +94,25 @@ def _request(row: Any) -> RequestRecord:
     )
 
 
+_FIND_REQUEST = sa.select(schema.requests).where(schema.requests.c.id == sa.bindparam("id"))
+_FIND_REQUEST_LOCKED = _FIND_REQUEST.with_for_update()
+_FIND_WORKLOAD = sa.select(schema.workloads).where(schema.workloads.c.id == sa.bindparam("id"))
+_FIND_WORKLOAD_LOCKED = _FIND_WORKLOAD.with_for_update()
+_PLACEMENTS = (
+    sa.select(schema.placements)
+    .where(schema.placements.c.workload_id.in_(sa.bindparam("ids", expanding=True)))
+    .order_by(schema.placements.c.workload_id, schema.placements.c.center)
+)
+
+
 def insert_request(tx: sa.Connection, record: RequestRecord) -> RequestRecord:
-    tx.execute(schema.requests.insert().values(**dataclasses.asdict(record)))
+    tx.execute(schema.requests.insert(), dataclasses.asdict(record))
     return record
 
 
 def find_request(tx: sa.Connection, request_id: str, *, for_update: bool = False) -> RequestRecord | None:
-    query = sa.select(schema.requests).where(schema.requests.c.id == request_id)
-    if for_update:
-        query = query.with_for_update()
-    row = tx.execute(query).first()
+    query = _FIND_REQUEST_LOCKED if for_update else _FIND_REQUEST
+    row = tx.execute(query, {"id": request_id}).first()
     return None if row is None else _request(row)
 
 
@@ -145,15 +154,15 @@ def update_request(
     values.pop("_detail", None)
     values["updated_at"] = now
     values["resource_version"] = current.resource_version + 1
-    result = tx.execute(
-        schema.requests.update()
-        .where(schema.requests.c.id == current.id)
-        .where(schema.requests.c.resource_version == current.resource_version)
-        .values(**values)
+    result = db.update_values(
+        tx,
+        schema.requests,
+        where={"id": current.id, "resource_version": current.resource_version},
+        values=values,
     )
     if result.rowcount != 1:
         raise errors.Conflict(f"request {current.id!r} changed while it was being updated", field="request")
-    return get_request(tx, current.id)
+    return dataclasses.replace(current, **values)
 
 
 # --- workloads -------------------------------------------------------------------------------------
@@ -174,12 +183,7 @@ def _placements(tx: sa.Connection, workload_ids: list[str]) -> dict[str, list[Pl
     result: dict[str, list[PlacementRecord]] = {workload_id: [] for workload_id in workload_ids}
     if not workload_ids:
         return result
-    rows = tx.execute(
-        sa.select(schema.placements)
-        .where(schema.placements.c.workload_id.in_(workload_ids))
-        .order_by(schema.placements.c.workload_id, schema.placements.c.center)
-    )
-    for row in rows:
+    for row in tx.execute(_PLACEMENTS, {"ids": list(workload_ids)}):
         result[row.workload_id].append(_placement(row))
     return result
 
@@ -206,17 +210,15 @@ def _workload(row: Any, placements: list[PlacementRecord]) -> WorkloadRecord:
 def insert_workload(tx: sa.Connection, record: WorkloadRecord) -> WorkloadRecord:
     values = dataclasses.asdict(record)
     values.pop("placements")
-    tx.execute(schema.workloads.insert().values(**values))
+    tx.execute(schema.workloads.insert(), values)
     if record.placements:
         tx.execute(schema.placements.insert(), [dataclasses.asdict(p) for p in record.placements])
     return record
 
 
 def find_workload(tx: sa.Connection, workload_id: str, *, for_update: bool = False) -> WorkloadRecord | None:
-    query = sa.select(schema.workloads).where(schema.workloads.c.id == workload_id)
-    if for_update:
-        query = query.with_for_update()
-    row = tx.execute(query).first()
+    query = _FIND_WORKLOAD_LOCKED if for_update else _FIND_WORKLOAD
+    row = tx.execute(query, {"id": workload_id}).first()
     if row is None:
         return None
     return _workload(row, _placements(tx, [workload_id])[workload_id])
@@ -261,23 +263,21 @@ def update_workload(
     tx: sa.Connection, current: WorkloadRecord, *, now: float, **changes: Any
 ) -> WorkloadRecord:
     values = {**changes, "updated_at": now, "resource_version": current.resource_version + 1}
-    result = tx.execute(
-        schema.workloads.update()
-        .where(schema.workloads.c.id == current.id)
-        .where(schema.workloads.c.resource_version == current.resource_version)
-        .values(**values)
+    result = db.update_values(
+        tx,
+        schema.workloads,
+        where={"id": current.id, "resource_version": current.resource_version},
+        values=values,
     )
     if result.rowcount != 1:
         raise errors.Conflict(f"workload {current.id!r} changed while it was being updated", field="workload")
-    return get_workload(tx, current.id)
+    # The placements may have changed since ``current`` was read (``update_placement``).
+    return dataclasses.replace(current, **values, placements=_placements(tx, [current.id])[current.id])
 
 
 def update_placement(tx: sa.Connection, *, workload_id: str, center: str, values: Mapping[str, Any]) -> None:
-    tx.execute(
-        schema.placements.update()
-        .where(schema.placements.c.workload_id == workload_id)
-        .where(schema.placements.c.center == center)
-        .values(**values)
+    db.update_values(
+        tx, schema.placements, where={"workload_id": workload_id, "center": center}, values=dict(values)
     )
 
 
