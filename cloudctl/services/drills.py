@@ -16,6 +16,9 @@ Invariants:
   (their quota released), whatever the outcome; its report is stored with the run.
   A drill interrupted (Ctrl-C, killed) keeps its canaries and faults, and its
   phases, so ``resume_drill`` finishes it.
+- On its own clock a drill groups its writes to the store into few transactions (50
+  canaries admitted, provisioned, measured or deleted; a few ticks of writes and passes;
+  50 recovery steps): a kill loses the group in flight whole, never half of it.
 - Detection time is not modelled: recovery starts the moment the fault is injected.
 """
 

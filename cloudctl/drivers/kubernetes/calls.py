@@ -24,18 +24,17 @@ Invariants:
 from __future__ import annotations
 
 import dataclasses
-import email.utils
 import json
 import math
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import kubernetes.client
-import tenacity
 import urllib3.exceptions
 
 from cloudctl import clock as clocks
 from cloudctl import errors
+from cloudctl.drivers import pacing
 
 T = TypeVar("T")
 
@@ -113,20 +112,7 @@ def api_status(error: kubernetes.client.ApiException, *, now: float) -> ApiStatu
 
 def retry_after_s(headers: Mapping[str, str] | None, *, now: float) -> float | None:
     """The ``Retry-After`` header in seconds (delta-seconds or an HTTP date); ``None`` if absent."""
-    if not headers:
-        return None
-    value = headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(moment.timestamp() - now, 0.0)
+    return pacing.retry_after_s(headers.get("Retry-After") if headers else None, now=now)
 
 
 def is_retryable(error: BaseException) -> bool:
@@ -142,27 +128,28 @@ class Caller:
     """Runs one API call with timeouts and retries, and maps whatever it raises to ``cloudctl.errors``."""
 
     def __init__(self, *, center: str, server_url: str, clock: clocks.Clock, retry: RetryPolicy) -> None:
-        if retry.attempts < 1:
-            raise errors.InvalidInput(f"must be at least 1, not {retry.attempts}", field="retry.attempts")
         self.center = center
         self.server_url = server_url
         self.clock = clock
         self.retry = retry
-        self._backoff = tenacity.wait_exponential_jitter(
-            multiplier=retry.initial_wait_s, jitter=retry.initial_wait_s, max=retry.max_wait_s
+        self._pacing = pacing.Pacing(
+            attempts=retry.attempts,
+            initial_wait_s=retry.initial_wait_s,
+            max_wait_s=retry.max_wait_s,
+            max_retry_after_s=retry.max_retry_after_s,
+            clock=clock,
+            retryable=is_retryable,
+            server_asks_s=lambda error: (
+                retry_after_s(error.headers, now=clock.now())
+                if isinstance(error, kubernetes.client.ApiException)
+                else None
+            ),
         )
 
     def call(self, operation: Callable[[tuple[float, float]], T], *, what: str) -> T:
         """``operation(request_timeout)``, retried and mapped; ``what`` names its subject."""
-        retrying = tenacity.Retrying(
-            stop=self._stop,
-            wait=self._wait,
-            retry=tenacity.retry_if_exception(is_retryable),
-            sleep=self.clock.sleep,
-            reraise=True,
-        )
         try:
-            return retrying(operation, self.retry.request_timeout)
+            return self._pacing.run(operation, self.retry.request_timeout)
         except kubernetes.client.ApiException as error:
             raise self.translate(error, what=what) from error
         except urllib3.exceptions.HTTPError as error:
@@ -171,25 +158,6 @@ class Caller:
                 f"{self.retry.attempts} attempts: {type(error).__name__}: {error}",
                 field="server",
             ) from error
-
-    def _server_retry_after_s(self, retry_state: tenacity.RetryCallState) -> float | None:
-        outcome = retry_state.outcome
-        error = outcome.exception() if outcome is not None else None
-        if isinstance(error, kubernetes.client.ApiException):
-            return retry_after_s(error.headers, now=self.clock.now())
-        return None
-
-    def _wait(self, retry_state: tenacity.RetryCallState) -> float:
-        backoff_s = self._backoff(retry_state)
-        server_s = self._server_retry_after_s(retry_state)
-        return backoff_s if server_s is None else max(backoff_s, server_s)
-
-    def _stop(self, retry_state: tenacity.RetryCallState) -> bool:
-        """After the last attempt, or when the server asks for a longer pause than allowed."""
-        if retry_state.attempt_number >= self.retry.attempts:
-            return True
-        server_s = self._server_retry_after_s(retry_state)
-        return server_s is not None and server_s > self.retry.max_retry_after_s
 
     def translate(self, error: kubernetes.client.ApiException, *, what: str) -> errors.CloudctlError:
         status = api_status(error, now=self.clock.now())

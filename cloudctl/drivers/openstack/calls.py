@@ -23,7 +23,6 @@ Invariants:
 from __future__ import annotations
 
 import dataclasses
-import email.utils
 import math
 import re
 from collections.abc import Callable
@@ -31,10 +30,10 @@ from typing import TypeVar
 
 import keystoneauth1.exceptions
 import openstack.exceptions
-import tenacity
 
 from cloudctl import clock as clocks
 from cloudctl import errors
+from cloudctl.drivers import pacing
 
 T = TypeVar("T")
 
@@ -87,17 +86,7 @@ def retry_after_s(error: BaseException, *, now: float) -> float | None:
         return None
     response = error.response
     value = response.headers.get("Retry-After") if response is not None else None
-    if value is None:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(moment.timestamp() - now, 0.0)
+    return pacing.retry_after_s(value, now=now)
 
 
 def is_retryable(error: BaseException) -> bool:
@@ -147,46 +136,26 @@ class Caller:
     """Runs one API call with retries and maps whatever it raises to ``cloudctl.errors``."""
 
     def __init__(self, *, center: str, cloud_name: str, clock: clocks.Clock, retry: RetryPolicy) -> None:
-        if retry.attempts < 1:
-            raise errors.InvalidInput(f"must be at least 1, not {retry.attempts}", field="retry.attempts")
         self.center = center
         self.cloud_name = cloud_name
         self.clock = clock
         self.retry = retry
-        self._backoff = tenacity.wait_exponential_jitter(
-            multiplier=retry.initial_wait_s, jitter=retry.initial_wait_s, max=retry.max_wait_s
+        self._pacing = pacing.Pacing(
+            attempts=retry.attempts,
+            initial_wait_s=retry.initial_wait_s,
+            max_wait_s=retry.max_wait_s,
+            max_retry_after_s=retry.max_retry_after_s,
+            clock=clock,
+            retryable=is_retryable,
+            server_asks_s=lambda error: retry_after_s(error, now=clock.now()),
         )
 
     def call(self, operation: Callable[[], T], *, what: str, project: str | None = None) -> T:
         """``operation()``, retried and mapped; ``project`` names the quota holder in a refusal."""
-        retrying = tenacity.Retrying(
-            stop=self._stop,
-            wait=self._wait,
-            retry=tenacity.retry_if_exception(is_retryable),
-            sleep=self.clock.sleep,
-            reraise=True,
-        )
         try:
-            return retrying(operation)
+            return self._pacing.run(operation)
         except (openstack.exceptions.SDKException, keystoneauth1.exceptions.ClientException) as error:
             raise self.translate(error, what=what, project=project) from error
-
-    def _server_retry_after_s(self, retry_state: tenacity.RetryCallState) -> float | None:
-        outcome = retry_state.outcome
-        error = outcome.exception() if outcome is not None else None
-        return None if error is None else retry_after_s(error, now=self.clock.now())
-
-    def _wait(self, retry_state: tenacity.RetryCallState) -> float:
-        backoff_s = self._backoff(retry_state)
-        server_s = self._server_retry_after_s(retry_state)
-        return backoff_s if server_s is None else max(backoff_s, server_s)
-
-    def _stop(self, retry_state: tenacity.RetryCallState) -> bool:
-        """After the last attempt, or when the cloud asks for a longer pause than allowed."""
-        if retry_state.attempt_number >= self.retry.attempts:
-            return True
-        server_s = self._server_retry_after_s(retry_state)
-        return server_s is not None and server_s > self.retry.max_retry_after_s
 
     def translate(
         self, error: BaseException, *, what: str, project: str | None = None
@@ -208,8 +177,8 @@ class Caller:
         if isinstance(error, openstack.exceptions.ConflictException) or status == HTTP_CONFLICT:
             return errors.Conflict(f"{what} {where}: {details(error)}", field=field)
         if is_retryable(error):
-            asked_s = retry_after_s(error, now=self.clock.now())
-            if asked_s is not None and asked_s > self.retry.max_retry_after_s:
+            asked_s = self._pacing.asked_too_much(error)
+            if asked_s is not None:
                 waited = f"asked to retry after {math.ceil(asked_s)} s, more than allowed"
             else:
                 waited = f"did not answer after {self.retry.attempts} attempts"

@@ -22,7 +22,6 @@ Invariants:
 from __future__ import annotations
 
 import dataclasses
-import email.utils
 import math
 import threading
 from collections.abc import Callable
@@ -31,10 +30,10 @@ from typing import Any, TypeVar
 import botocore.config  # type: ignore[import-untyped]  # no stubs installed: Any at this boundary
 import botocore.exceptions  # type: ignore[import-untyped]
 import botocore.session  # type: ignore[import-untyped]
-import tenacity
 
 from cloudctl import clock as clocks
 from cloudctl import errors
+from cloudctl.drivers import pacing
 
 T = TypeVar("T")
 
@@ -146,17 +145,7 @@ def retry_after_s(error: BaseException, *, now: float) -> float | None:
         return None
     headers = error.response.get("ResponseMetadata", {}).get("HTTPHeaders") or {}
     value = next((value for name, value in headers.items() if name.lower() == "retry-after"), None)
-    if value is None:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(moment.timestamp() - now, 0.0)
+    return pacing.retry_after_s(value, now=now)
 
 
 def is_retryable(error: BaseException) -> bool:
@@ -183,28 +172,25 @@ class Caller:
     def __init__(
         self, *, center: str, service: str, endpoint_url: str, clock: clocks.Clock, retry: RetryPolicy
     ):
-        if retry.attempts < 1:
-            raise errors.InvalidInput(f"must be at least 1, not {retry.attempts}", field="retry.attempts")
         self._center = center
         self._service = service
         self._endpoint_url = endpoint_url
         self._clock = clock
         self._retry = retry
-        self._backoff = tenacity.wait_exponential_jitter(
-            multiplier=retry.initial_wait_s, jitter=retry.initial_wait_s, max=retry.max_wait_s
+        self._pacing = pacing.Pacing(
+            attempts=retry.attempts,
+            initial_wait_s=retry.initial_wait_s,
+            max_wait_s=retry.max_wait_s,
+            max_retry_after_s=retry.max_retry_after_s,
+            clock=clock,
+            retryable=is_retryable,
+            server_asks_s=lambda error: retry_after_s(error, now=clock.now()),
         )
 
     def call(self, operation: Callable[[], T], *, what: str) -> T:
         """``operation()``, retried; ``what`` names its subject in error messages (``bucket b``)."""
-        retrying = tenacity.Retrying(
-            stop=self._stop,
-            wait=self._wait,
-            retry=tenacity.retry_if_exception(is_retryable),
-            sleep=self._clock.sleep,
-            reraise=True,
-        )
         try:
-            return retrying(operation)
+            return self._pacing.run(operation)
         except botocore.exceptions.ClientError as error:
             raise self.translate(error, what=what) from error
         except (
@@ -218,23 +204,6 @@ class Caller:
                 field="endpoint_url",
             ) from error
 
-    def _server_retry_after_s(self, retry_state: tenacity.RetryCallState) -> float | None:
-        outcome = retry_state.outcome
-        error = outcome.exception() if outcome is not None else None
-        return None if error is None else retry_after_s(error, now=self._clock.now())
-
-    def _wait(self, retry_state: tenacity.RetryCallState) -> float:
-        backoff_s = self._backoff(retry_state)
-        server_s = self._server_retry_after_s(retry_state)
-        return backoff_s if server_s is None else max(backoff_s, server_s)
-
-    def _stop(self, retry_state: tenacity.RetryCallState) -> bool:
-        """After the last attempt, or when the server asks for a longer pause than allowed."""
-        if retry_state.attempt_number >= self._retry.attempts:
-            return True
-        server_s = self._server_retry_after_s(retry_state)
-        return server_s is not None and server_s > self._retry.max_retry_after_s
-
     def translate(self, error: botocore.exceptions.ClientError, *, what: str) -> errors.CloudctlError:
         code = error_code(error)
         status = http_status(error)
@@ -246,8 +215,8 @@ class Caller:
         if code in CONFLICT_CODES or status == HTTP_CONFLICT:
             return errors.Conflict(f"{what} {where}: {message} ({code})", field=field)
         if is_retryable(error):
-            asked_s = retry_after_s(error, now=self._clock.now())
-            if asked_s is not None and asked_s > self._retry.max_retry_after_s:
+            asked_s = self._pacing.asked_too_much(error)
+            if asked_s is not None:
                 waited = f"asked to retry after {math.ceil(asked_s)} s, more than allowed"
             else:
                 waited = f"kept failing after {self._retry.attempts} attempts"
