@@ -167,19 +167,11 @@ def submit(
         assert replay is not None
         return replay, False
     except (errors.QuotaExceeded, errors.PolicyDenied) as refused:
-        audit.record(
+        _audit_refusal(
             ctx,
-            principal=principal,
-            action="request.create",
-            target_type="Request",
-            target_id="-",
-            outcome="denied" if isinstance(refused, errors.PolicyDenied) else "refused",
-            detail={
-                "offering": body.offering,
-                "count": body.count,
-                "tier": body.tier,
-                "reason": refused.one_line(),
-            },
+            principal,
+            refused,
+            detail={"offering": body.offering, "count": body.count, "tier": body.tier},
         )
         raise
 
@@ -221,22 +213,32 @@ def submit_many(
     alike things at once, such as a drill's canaries: one transaction instead of one each.
     """
     headroom: dict[str, dict[str, int | None]] = {}
-    admissions = [_prepare(ctx, principal=principal, body=body, headroom=headroom) for body in bodies]
     try:
+        admissions = [_prepare(ctx, principal=principal, body=body, headroom=headroom) for body in bodies]
         with ctx.transaction() as tx:
             records = _admit(ctx, tx, principal=principal, admissions=admissions)
-    except errors.QuotaExceeded as refused:
-        audit.record(
-            ctx,
-            principal=principal,
-            action="request.create",
-            target_type="Request",
-            target_id="-",
-            outcome="refused",
-            detail={"requests": len(bodies), "reason": refused.one_line()},
-        )
+    except (errors.QuotaExceeded, errors.PolicyDenied) as refused:
+        _audit_refusal(ctx, principal, refused, detail={"requests": len(bodies)})
         raise
     return [_public(record) for record in records]
+
+
+def _audit_refusal(
+    ctx: ctx_module.Context,
+    principal: identity.Principal,
+    refused: errors.QuotaExceeded | errors.PolicyDenied,
+    *,
+    detail: dict[str, Any],
+) -> None:
+    audit.record(
+        ctx,
+        principal=principal,
+        action="request.create",
+        target_type="Request",
+        target_id="-",
+        outcome="denied" if isinstance(refused, errors.PolicyDenied) else "refused",
+        detail={**detail, "reason": refused.one_line()},
+    )
 
 
 @dataclasses.dataclass(frozen=True)
