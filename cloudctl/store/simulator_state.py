@@ -356,14 +356,22 @@ class _UnitTransaction:
         ]
 
     def find_by(self, center: str, kind: str, *, field: str, value: str) -> Doc | None:
-        merged = {key: doc for key, (doc, _locked) in self._state.load_listing(center, kind, "").items()}
-        for (s_center, s_kind, key), (_operation, doc) in self._staged.items():
-            if (s_center, s_kind) == (center, kind):
-                merged[key] = doc
-        matches = [key for key, doc in merged.items() if doc is not None and doc.get(field) == value]
+        staged = {
+            key: doc
+            for (s_center, s_kind, key), (_op, doc) in self._staged.items()
+            if (s_center, s_kind) == (center, kind)
+        }
+        known = self._state.load_listing(center, kind, "")
+        matches = [key for key, doc in staged.items() if doc is not None and doc.get(field) == value]
+        matches += [
+            key
+            for key, (doc, _locked) in known.items()
+            if doc is not None and key not in staged and doc.get(field) == value
+        ]
         if not matches:
             return None
-        found: Doc = _clone(merged[min(matches)])
+        first = min(matches)
+        found: Doc = _clone(staged[first] if first in staged else known[first][0])
         return found
 
     def _stage(self, center: str, kind: str, key: str, operation: str, doc: Doc | None) -> None:
