@@ -62,7 +62,7 @@ def _run(row: Any, steps: list[dict[str, Any]]) -> RecoveryRun:
         state=row.state,
         plan=list(row.plan),
         progress=[{"id": step["id"], "at": step["at"]} for step in steps],
-        result=dict(row.result),
+        result=result,
         started_at=float(row.started_at),
         finished_at=None if row.finished_at is None else float(row.finished_at),
     )

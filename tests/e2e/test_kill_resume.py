@@ -1,0 +1,173 @@
+"""A drill and a failover killed with SIGKILL part-way, then finished by `cloudctl … resume`.
+
+Real `cloudctl` processes on one SQLite store: the test polls the store (bounded) until the
+run has done part of its work, kills the process outright, and resumes it from the command
+line. Nothing done before the kill is done twice: no second set of canaries, no server
+started twice, no quota left held.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cloudctl import clock as clocks
+from cloudctl.drivers import simulator as sim
+from cloudctl.services import faults, identity, provisioning, setup
+from cloudctl.services import requests as requests_service
+from cloudctl.store import db, quotas, recovery, requests, simulator_state
+from tests.conftest import POLICIES, TOPOLOGY, make_context
+from tests.e2e.test_serve_crash import poll
+
+BIGDATA = identity.Principal(
+    id="t:bigdata",
+    role="dept-admin",
+    department="bigdata",
+    department_path=("qingdao", "shinan", "bigdata"),
+)
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    store = db.Store(db.sqlite_url(tmp_path))
+    setup.initialise(make_context(store, clocks.SystemClock(), tmp_path))
+    store.dispose()
+    return tmp_path
+
+
+def cloudctl(home: Path) -> Callable[..., subprocess.Popen[bytes]]:
+    env = {
+        **os.environ,
+        "CLOUDCTL_HOME": str(home),
+        "CLOUDCTL_TOPOLOGY": str(TOPOLOGY),
+        "CLOUDCTL_POLICIES": str(POLICIES),
+    }
+
+    def start(*argv: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "cloudctl", *argv],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+
+    return start
+
+
+def killed(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGKILL)
+    process.wait(30)
+    if process.stdout is not None:
+        process.stdout.close()
+    assert process.returncode == -signal.SIGKILL
+
+
+def finished(process: subprocess.Popen[bytes]) -> tuple[int, str]:
+    out, _ = process.communicate(timeout=600)
+    return process.returncode, out.decode(errors="replace")
+
+
+def live_reservations(store: db.Store) -> list[quotas.Reservation]:
+    with store.read() as tx:
+        return quotas.list_reservations(
+            tx, states=[quotas.ReservationState.RESERVED, quotas.ReservationState.COMMITTED]
+        )
+
+
+def test_a_drill_killed_during_its_warm_up_is_finished_by_drill_resume(home: Path, tmp_path: Path) -> None:
+    plan = {
+        "name": "kill-and-resume",
+        "description": "lose qd-a; killed during the warm-up, then resumed",
+        "scenario": {"kind": "lose-local-center", "center": "qd-a"},
+        "scope": {"tiers": ["platinum", "gold"]},
+        "canary": {"writes_per_s": 1, "warmup_s": 3600, "object_bytes": 512, "workloads_per_tier": 5},
+        "simulated_time": True,
+    }
+    plan_file = tmp_path / "kill-and-resume.yaml"
+    plan_file.write_text(yaml.safe_dump(plan), encoding="utf-8")
+    store = db.Store(db.sqlite_url(home))
+    run = cloudctl(home)
+
+    def phase() -> str:
+        with store.read() as tx:
+            runs = recovery.list_drill_runs(tx, plan="kill-and-resume")
+        return str(runs[0].report.get("progress", {}).get("phase", "")) if runs else ""
+
+    first = run("drill", "run", str(plan_file))
+    poll(lambda: phase() == "canaries-ready", what="the drill to finish making its canaries")
+    killed(first)
+    assert phase() == "canaries-ready"  # killed in the warm-up, before the fault
+
+    with store.read() as tx:
+        drill_id = recovery.list_drill_runs(tx, plan="kill-and-resume")[0].id
+    code, out = finished(run("drill", "resume", drill_id))
+
+    assert code == 0, out
+    with store.read() as tx:
+        (done,) = [r for r in recovery.list_drill_runs(tx, plan="kill-and-resume") if r.id == drill_id]
+        canaries = [r for r in requests.list_requests(tx) if r.name.startswith("drill-")]
+    assert (done.state, done.passed) == ("done", True)
+    assert len(canaries) == 10  # the resumed drill made no second set
+    assert all(w["writes_lost"] == 0 for w in done.report["workloads"])
+    assert live_reservations(store) == []
+    ctx = make_context(store, clocks.SystemClock(), home)
+    assert faults.list_faults(ctx) == []
+    store.dispose()
+
+
+def test_a_failover_killed_part_way_is_finished_by_failover_resume(home: Path) -> None:
+    store = db.Store(db.sqlite_url(home))
+    ctx = make_context(store, clocks.SystemClock(), home)
+    workload_ids = []
+    for number in range(3):
+        body = requests_service.RequestCreate(
+            offering="vm.small",
+            tier="gold",
+            preferred_center="qd-a",
+            name=f"kill-resume-{number}",
+        )
+        request, _ = requests_service.submit(ctx, principal=BIGDATA, body=body)
+        assert provisioning.reconcile(ctx, kind="request", object_id=request.id).done
+        workload_ids.append(request.workload_id or "")
+    run = cloudctl(home)
+
+    def steps_done() -> int:
+        with store.read() as tx:
+            runs = recovery.list_runs(tx)
+        return len(runs[0].progress) if runs else 0
+
+    # Real time: each promotion waits for its servers to boot in qd-b (2 s in the simulator).
+    first = run("failover", "--from", "qd-a", "--to", "qd-b", "--planned")
+    poll(lambda: steps_done() >= 2, what="the failover to finish its first steps")
+    killed(first)
+    with store.read() as tx:
+        (interrupted,) = recovery.list_runs(tx)
+    assert interrupted.state == "running"
+    assert 2 <= len(interrupted.progress) < len(interrupted.plan)
+    assert interrupted.result["workloads"]  # what the finished steps did, shown while it waits
+
+    code, out = finished(run("failover", "resume", interrupted.id))
+
+    assert code == 0, out
+    with store.read() as tx:
+        done = recovery.get_run(tx, interrupted.id)
+        workloads = [requests.get_workload(tx, workload_id) for workload_id in workload_ids]
+    assert done.state == "done"
+    assert sorted(step["id"] for step in done.progress) == sorted(step["id"] for step in done.plan)
+    for workload in workloads:
+        serving = [p.center for p in workload.placements if p.role == "primary" and p.state == "ready"]
+        assert serving == ["qd-b"]
+    simulator = sim.Simulator(
+        ctx.topology, backend=simulator_state.StoreBackedState(store), clock=clocks.SystemClock()
+    )
+    names = [server.name for server in simulator.drivers("qd-b").compute.list_servers()]
+    for workload_id in workload_ids:
+        assert names.count(f"{workload_id}-0") == 1  # started once, not again on resume
+    store.dispose()
