@@ -178,6 +178,11 @@ class UnitOfWork:
     def cache(self, name: str) -> dict[Any, Any]:
         return self._caches.setdefault(name, {})
 
+    @property
+    def in_savepoint(self) -> bool:
+        """Whether a savepoint is open (only then can part of the unit roll back alone)."""
+        return bool(self._undo)
+
     def on_rollback(self, undo: Callable[[], None]) -> None:
         """Run ``undo`` if the innermost open savepoint is rolled back."""
         if self._undo:

@@ -208,7 +208,10 @@ class _UnitState:
         """Writes held back until the unit commits: ``put``, ``insert`` or ``delete``."""
 
     def known(self, center: str, kind: str) -> dict[str, Entry]:
-        return self.docs.setdefault((center, kind), {})
+        docs = self.docs.get((center, kind))
+        if docs is None:
+            docs = self.docs[(center, kind)] = {}
+        return docs
 
     def load(self, center: str, kind: str, key: str, *, lock: bool) -> Entry:
         docs = self.known(center, kind)
@@ -233,11 +236,13 @@ class _UnitState:
 
     def apply(self, staged: dict[Address, tuple[str, Doc | None]]) -> None:
         """Make a finished transaction's writes the unit's; undone if a store savepoint rolls back."""
+        remember = self.unit.in_savepoint
         undo: list[tuple[Address, Entry | None, str | None]] = []
         for address, (operation, doc) in staged.items():
             center, kind, key = address
             docs = self.known(center, kind)
-            undo.append((address, docs.get(key), self.pending.get(address)))
+            if remember:
+                undo.append((address, docs.get(key), self.pending.get(address)))
             docs[key] = (doc, True)
             merged = _merge(self.pending.get(address), operation)
             if merged is None:
@@ -257,7 +262,8 @@ class _UnitState:
                 else:
                     self.pending[(center, kind, key)] = operation
 
-        self.unit.on_rollback(forget)
+        if remember:
+            self.unit.on_rollback(forget)
 
     def flush(self, connection: sa.Connection) -> None:
         """Write what the unit held back: deletes, then upserts, then inserts that must be new."""
