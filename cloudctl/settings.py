@@ -1,14 +1,19 @@
 """Process settings: where the state lives and which topology to read.
 
 Sources, strongest first: command-line options, ``CLOUDCTL_*`` environment
-variables, defaults. No settings object is created at import time.
+variables, defaults. No settings object is created at import time. A value that
+is not valid raises ``errors.InvalidInput`` naming the setting (exit code 2, one line).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
 
+import pydantic
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cloudctl import errors
 
 
 class Settings(BaseSettings):
@@ -34,6 +39,24 @@ class Settings(BaseSettings):
     replication_points_kept: int = 3
     """How many replication points (volume snapshots) each protected volume keeps; older
     ones are deleted, the newest never. At least 1."""
+    breaker_failures_to_open: Annotated[int, pydantic.Field(ge=1)] = 5
+    """Consecutive ``BackendUnavailable`` of a center's driver calls that open its circuit ..."""
+    breaker_cooldown_s: Annotated[float, pydantic.Field(gt=0, allow_inf_nan=False)] = 60.0
+    """... for this many seconds, after which one call is let through (``services.breaker``)."""
+
+    @pydantic.model_validator(mode="wrap")
+    @classmethod
+    def _one_line_errors(cls, values: Any, handler: pydantic.ModelWrapValidatorHandler[Settings]) -> Settings:
+        """A bad value is an ``InvalidInput`` naming the setting, not pydantic's report."""
+        try:
+            return handler(values)
+        except pydantic.ValidationError as error:
+            first = error.errors()[0]
+            name = ".".join(str(part) for part in first["loc"]) or "settings"
+            message = str(first["msg"])
+            raise errors.InvalidInput(
+                f"{message[:1].lower()}{message[1:]}, not {first['input']!r}", field=name
+            ) from None
 
     def resolved_database_url(self) -> str:
         if self.database_url:

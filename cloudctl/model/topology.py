@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 import pydantic
+import pydantic_core
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -79,6 +80,45 @@ class SimulatorSettings(_Strict):
     error_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
 
 
+class CallSettings(_Strict):
+    """How the calls of one real backend are retried and timed out (``calls:``).
+
+    A field left unset keeps the driver's default (its ``RetryPolicy``).
+    """
+
+    attempts: Annotated[int, Field(ge=1)] | None = None
+    """Tries of one call, the first included."""
+    timeout_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    """How long one call may take: the read timeout of S3, Route 53, Kubernetes; OpenStack's API timeout."""
+    max_wait_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    """The longest backoff between two attempts."""
+    max_retry_after_s: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    """The longest ``Retry-After`` waited out; a refusal that asks for more ends the call at once."""
+
+
+class ClientCallSettings(CallSettings):
+    """Call settings of the S3, Route 53 and Kubernetes clients, which time the connection apart."""
+
+    connect_timeout_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    """How long opening a connection may take."""
+
+
+class OpenStackCallSettings(CallSettings):
+    """Call settings of an OpenStack cloud: one timeout per call, so no ``connect_timeout_s``."""
+
+    connect_timeout_s: None = None
+    """Refused when set: openstacksdk has a single API timeout (``timeout_s``)."""
+
+    @pydantic.field_validator("connect_timeout_s", mode="before")
+    @classmethod
+    def _refuse_connect_timeout(cls, value: object) -> None:
+        if value is not None:
+            raise pydantic_core.PydanticCustomError(
+                "openstack_connect_timeout",
+                "not for OpenStack, whose calls have a single timeout: set timeout_s",
+            )
+
+
 class S3Backend(_Strict):
     """An S3-compatible endpoint; the credentials are read from the named environment variables."""
 
@@ -86,6 +126,7 @@ class S3Backend(_Strict):
     region: str = "us-east-1"
     access_key_env: str = "AWS_ACCESS_KEY_ID"
     secret_key_env: str = "AWS_SECRET_ACCESS_KEY"
+    calls: ClientCallSettings = ClientCallSettings()
 
 
 class KubernetesBackend(_Strict):
@@ -93,11 +134,13 @@ class KubernetesBackend(_Strict):
     """Path of the kubeconfig; ``None``: ``$KUBECONFIG`` or ``~/.kube/config``."""
     context: str | None = None
     """Context in the kubeconfig; ``None``: the center's name."""
+    calls: ClientCallSettings = ClientCallSettings()
 
 
 class OpenStackBackend(_Strict):
     cloud: str | None = None
     """Entry in ``clouds.yaml``; ``None``: the center's name."""
+    calls: OpenStackCallSettings = OpenStackCallSettings()
 
 
 class Backends(_Strict):

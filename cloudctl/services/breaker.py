@@ -4,9 +4,10 @@ Every driver call of a center goes through ``guard``; a call that ends in
 ``BackendUnavailable`` counts as a failure, any other outcome as a success.
 
 Invariants:
-- ``FAILURES_TO_OPEN`` consecutive failures open the circuit: for ``COOLDOWN_S`` (on the
-  context's clock) every call to that center fails at once with ``BackendUnavailable``
-  naming the open circuit, so reconcilers stop hammering it.
+- ``failures_to_open`` consecutive failures (default ``FAILURES_TO_OPEN``; the setting
+  ``breaker_failures_to_open``) open the circuit: for ``cooldown_s`` (default ``COOLDOWN_S``;
+  the setting ``breaker_cooldown_s``), on the context's clock, every call to that center fails
+  at once with ``BackendUnavailable`` naming the open circuit, so reconcilers stop hammering it.
 - After the cooldown one call is let through (half-open): a success closes the circuit,
   a failure opens it for another cooldown.
 - Opening and closing are written to the store (``centers.state`` = ``unhealthy`` / ``up``),
@@ -36,7 +37,22 @@ class _Circuit:
 class Breakers:
     """The circuits of every center, for one process."""
 
-    def __init__(self, *, clock: clocks.Clock, on_change: Callable[[str, str], None]) -> None:
+    def __init__(
+        self,
+        *,
+        clock: clocks.Clock,
+        on_change: Callable[[str, str], None],
+        failures_to_open: int = FAILURES_TO_OPEN,
+        cooldown_s: float = COOLDOWN_S,
+    ) -> None:
+        if failures_to_open < 1:
+            raise errors.InvalidInput(
+                f"must be at least 1, not {failures_to_open}", field="breaker_failures_to_open"
+            )
+        if not cooldown_s > 0:
+            raise errors.InvalidInput(f"must be more than 0, not {cooldown_s}", field="breaker_cooldown_s")
+        self.failures_to_open = failures_to_open
+        self.cooldown_s = cooldown_s
         self._clock = clock
         self._on_change = on_change
         self._circuits: dict[str, _Circuit] = {}
@@ -54,8 +70,8 @@ class Breakers:
     def before_call(self, center: str) -> None:
         if self.is_open(center):
             raise errors.BackendUnavailable(
-                f"center {center} failed {FAILURES_TO_OPEN} times in a row; its circuit is open, "
-                f"calls resume after a {COOLDOWN_S:g} s cooldown",
+                f"center {center} failed {self.failures_to_open} times in a row; its circuit is open, "
+                f"calls resume after a {self.cooldown_s:g} s cooldown",
                 field="center",
             )
 
@@ -63,9 +79,9 @@ class Breakers:
         with self._lock:
             circuit = self._circuits.setdefault(center, _Circuit())
             circuit.failures += 1
-            opening = circuit.failures >= FAILURES_TO_OPEN
+            opening = circuit.failures >= self.failures_to_open
             if opening:
-                circuit.open_until = self._clock.now() + COOLDOWN_S
+                circuit.open_until = self._clock.now() + self.cooldown_s
         if opening:
             self._on_change(center, "unhealthy")
 

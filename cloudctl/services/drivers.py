@@ -3,12 +3,16 @@
 Invariants: every center's drivers come from the topology (``center.drivers``);
 the simulator keeps its state in the store, so every process sharing the store
 sees the same simulated centers. A capability whose driver is not known raises
-``InvalidInput`` naming the topology field.
+``InvalidInput`` naming the topology field. A real driver's retries and timeouts are
+its ``RetryPolicy`` defaults with what the backend's ``calls:`` sets in the topology;
+the circuit breakers' thresholds are settings (``breaker_failures_to_open``,
+``breaker_cooldown_s``).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import dataclasses
+from typing import TYPE_CHECKING, Any
 
 from cloudctl import errors
 from cloudctl.drivers import base
@@ -69,7 +73,12 @@ def breakers(ctx: ctx_module.Context) -> breaker.Breakers:
             with ctx.store.transaction() as tx:
                 centers.set_center_state(tx, center, state=state, now=ctx.clock.now())
 
-        cached = breaker.Breakers(clock=ctx.clock, on_change=record)
+        cached = breaker.Breakers(
+            clock=ctx.clock,
+            on_change=record,
+            failures_to_open=ctx.settings.breaker_failures_to_open,
+            cooldown_s=ctx.settings.breaker_cooldown_s,
+        )
         ctx.cache["breakers"] = cached
     assert isinstance(cached, breaker.Breakers)
     return cached
@@ -83,7 +92,8 @@ def _center_drivers(ctx: ctx_module.Context, center: str) -> base.CenterDrivers:
     center's name; the file from ``CLOUDCTL_CLOUDS_YAML`` or openstacksdk's standard
     locations); ``s3`` serves object storage and ``dns`` traffic from ``backends.s3`` /
     ``backends.dns`` (credentials from the environment variables they name); ``kubernetes``
-    serves containers from ``backends.kubernetes``. Real backends run on the real clock: a
+    serves containers from ``backends.kubernetes``. Each backend's ``calls:`` tunes its
+    driver's ``RetryPolicy`` (``_retry_overrides``). Real backends run on the real clock: a
     real cloud does not follow a simulated one. Every driver is built once per context.
     """
     key = f"drivers:{center}"
@@ -117,9 +127,12 @@ def _center_drivers(ctx: ctx_module.Context, center: str) -> base.CenterDrivers:
             access_key=_secret(backends.s3.access_key_env, center=center),
             secret_key=_secret(backends.s3.secret_key_env, center=center),
             region=backends.s3.region,
+            retry=dataclasses.replace(
+                s3.RetryPolicy(), **_retry_overrides(backends.s3.calls, timeout_field="read_timeout_s")
+            ),
         )
     if names[topo.Capability.TRAFFIC] == "dns" and backends.dns is not None:
-        from cloudctl.drivers import dns
+        from cloudctl.drivers import dns, s3
 
         traffic = dns.Route53Traffic(
             center=center,
@@ -128,6 +141,9 @@ def _center_drivers(ctx: ctx_module.Context, center: str) -> base.CenterDrivers:
             secret_key=_secret(backends.dns.secret_key_env, center=center),
             region=backends.dns.region,
             centers=[known.name for known in ctx.topology.centers],
+            retry=dataclasses.replace(
+                s3.RetryPolicy(), **_retry_overrides(backends.dns.calls, timeout_field="read_timeout_s")
+            ),
         )
     if names[topo.Capability.CONTAINERS] == "kubernetes":
         from pathlib import Path
@@ -135,10 +151,14 @@ def _center_drivers(ctx: ctx_module.Context, center: str) -> base.CenterDrivers:
         from cloudctl.drivers import kubernetes
 
         settings = backends.kubernetes
+        calls = settings.calls if settings else topo.ClientCallSettings()
         containers = kubernetes.KubernetesContainers(
             center=center,
             kubeconfig=Path(settings.kubeconfig) if settings and settings.kubeconfig else None,
             context=settings.context if settings else None,
+            retry=dataclasses.replace(
+                kubernetes.RetryPolicy(), **_retry_overrides(calls, timeout_field="read_timeout_s")
+            ),
         )
     built = base.CenterDrivers(
         center=center,
@@ -150,6 +170,15 @@ def _center_drivers(ctx: ctx_module.Context, center: str) -> base.CenterDrivers:
     )
     ctx.cache[key] = built
     return built
+
+
+def _retry_overrides(calls: topo.CallSettings, *, timeout_field: str) -> dict[str, Any]:
+    """The ``RetryPolicy`` fields that ``calls`` sets; ``timeout_s`` becomes the driver's
+    ``timeout_field`` (``read_timeout_s``, ``api_timeout_s``)."""
+    overrides = calls.model_dump(exclude_none=True)
+    if "timeout_s" in overrides:
+        overrides[timeout_field] = overrides.pop("timeout_s")
+    return overrides
 
 
 def _secret(variable: str, *, center: str) -> str:
@@ -169,11 +198,15 @@ def _openstack_cloud(ctx: ctx_module.Context, center: str) -> openstack_driver.C
     cloud = ctx.cache.get(key)
     if cloud is None:
         settings = ctx.topology.center(center).backends.openstack
+        calls = settings.calls if settings else topo.OpenStackCallSettings()
         cloud = openstack_driver.Cloud.from_clouds_yaml(
             center=center,
             clouds_yaml=ctx.settings.clouds_yaml,
             cloud_name=settings.cloud if settings else None,
             clock=clocks.SystemClock(),
+            retry=dataclasses.replace(
+                openstack_driver.RetryPolicy(), **_retry_overrides(calls, timeout_field="api_timeout_s")
+            ),
         )
         ctx.cache[key] = cloud
     assert isinstance(cloud, openstack_driver.Cloud)

@@ -80,6 +80,7 @@ class Route53Traffic:
         self._endpoint_template = endpoint_template
         self._clock = clock if clock is not None else clocks.SystemClock()
         retry = retry if retry is not None else calls.RetryPolicy()
+        self._retry = retry
         self._client: Any = calls.make_client(
             "route53",
             endpoint_url=endpoint_url,
@@ -96,6 +97,11 @@ class Route53Traffic:
 
     def __repr__(self) -> str:
         return f"Route53Traffic(center={self.center!r}, endpoint_url={self.endpoint_url!r})"
+
+    @property
+    def retry(self) -> calls.RetryPolicy:
+        """How this driver's calls are retried and timed out."""
+        return self._retry
 
     # --- the Traffic Protocol ----------------------------------------------------------
 

@@ -76,6 +76,11 @@ class KubernetesContainers:
     def __repr__(self) -> str:
         return f"KubernetesContainers(center={self.center!r}, context={self.context!r})"
 
+    @property
+    def retry(self) -> calls.RetryPolicy:
+        """How this driver's calls are retried and timed out."""
+        return self._caller.retry
+
     def close(self) -> None:
         """Release the client's connections."""
         cast(Callable[[], None], self._api_client.close)()

@@ -80,6 +80,7 @@ class S3ObjectStorage:
         self.endpoint_url = endpoint_url
         self._region = region
         retry = retry if retry is not None else calls.RetryPolicy()
+        self._retry = retry
         self._client: Any = calls.make_client(
             "s3",
             endpoint_url=endpoint_url,
@@ -102,6 +103,11 @@ class S3ObjectStorage:
 
     def __repr__(self) -> str:
         return f"S3ObjectStorage(center={self.center!r}, endpoint_url={self.endpoint_url!r})"
+
+    @property
+    def retry(self) -> calls.RetryPolicy:
+        """How this driver's calls are retried and timed out."""
+        return self._retry
 
     # --- buckets -----------------------------------------------------------------------
 
