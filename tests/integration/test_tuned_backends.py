@@ -98,11 +98,12 @@ class Tuned:
         return self.kind.read(drivers.center_drivers(self.ctx, self.center))
 
     def attempts(self) -> list[fault_proxy.Seen]:
-        return [
-            seen
-            for seen in self.proxy.requests
-            if urllib.parse.urlsplit(seen.path).path.startswith(self.path)
-        ]
+        """The requests of the read itself: for S3 the listing ``GET /`` only, not the
+        versioning lookups of whatever buckets earlier tests left on the shared moto server."""
+        return [seen for seen in self.proxy.requests if self._is_read(urllib.parse.urlsplit(seen.path).path)]
+
+    def _is_read(self, path: str) -> bool:
+        return path == self.path if self.path == "/" else path.startswith(self.path)
 
     def statuses(self) -> list[int | None]:
         return [seen.status for seen in self.attempts()]
