@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import email.utils
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import tenacity
 
@@ -40,30 +40,43 @@ def retry_after_s(value: str | None, *, now: float) -> float | None:
     return max(moment.timestamp() - now, 0.0)
 
 
+class Backoff(Protocol):
+    """What a driver's retry policy says of retrying (each driver adds its own timeouts)."""
+
+    @property
+    def attempts(self) -> int: ...
+
+    @property
+    def initial_wait_s(self) -> float: ...
+
+    @property
+    def max_wait_s(self) -> float: ...
+
+    @property
+    def max_retry_after_s(self) -> float: ...
+
+
 class Pacing:
     """The retry loop of one backend's calls."""
 
     def __init__(
         self,
+        policy: Backoff,
         *,
-        attempts: int,
-        initial_wait_s: float,
-        max_wait_s: float,
-        max_retry_after_s: float,
         clock: clocks.Clock,
         retryable: Callable[[BaseException], bool],
         server_asks_s: Callable[[BaseException], float | None],
     ) -> None:
         """``server_asks_s(error)`` is how long the refusal asked to wait (``None``: it did not)."""
-        if attempts < 1:
-            raise errors.InvalidInput(f"must be at least 1, not {attempts}", field="retry.attempts")
-        self.attempts = attempts
-        self.max_retry_after_s = max_retry_after_s
+        if policy.attempts < 1:
+            raise errors.InvalidInput(f"must be at least 1, not {policy.attempts}", field="retry.attempts")
+        self.attempts = policy.attempts
+        self.max_retry_after_s = policy.max_retry_after_s
         self._clock = clock
         self._retryable = retryable
         self._server_asks_s = server_asks_s
         self._backoff = tenacity.wait_exponential_jitter(
-            multiplier=initial_wait_s, jitter=initial_wait_s, max=max_wait_s
+            multiplier=policy.initial_wait_s, jitter=policy.initial_wait_s, max=policy.max_wait_s
         )
 
     def run(self, operation: Callable[..., T], *args: object) -> T:

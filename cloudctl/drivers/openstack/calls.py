@@ -141,10 +141,7 @@ class Caller:
         self.clock = clock
         self.retry = retry
         self._pacing = pacing.Pacing(
-            attempts=retry.attempts,
-            initial_wait_s=retry.initial_wait_s,
-            max_wait_s=retry.max_wait_s,
-            max_retry_after_s=retry.max_retry_after_s,
+            retry,
             clock=clock,
             retryable=is_retryable,
             server_asks_s=lambda error: retry_after_s(error, now=clock.now()),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from cloudctl import clock as clocks
@@ -33,12 +35,17 @@ class Refused(Exception):
         self.asks_s = asks_s
 
 
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    attempts: int
+    initial_wait_s: float = 0.5
+    max_wait_s: float = 4.0
+    max_retry_after_s: float = 60.0
+
+
 def make(clock: clocks.ManualClock, *, attempts: int = 3) -> pacing.Pacing:
     return pacing.Pacing(
-        attempts=attempts,
-        initial_wait_s=0.5,
-        max_wait_s=4.0,
-        max_retry_after_s=60.0,
+        Policy(attempts=attempts),
         clock=clock,
         retryable=lambda error: isinstance(error, Refused),
         server_asks_s=lambda error: error.asks_s if isinstance(error, Refused) else None,
