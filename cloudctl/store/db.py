@@ -76,7 +76,7 @@ class Store:
         together (a tick of a simulated drill, a batch of reconciliations): each
         would otherwise pay for its own transaction.
         """
-        current: UnitOfWork | None = getattr(self._ambient, "unit", None)
+        current = self.current_unit()
         if current is not None:
             yield current
             return

@@ -93,11 +93,7 @@ class StoreBackedState:
         self._clock: clocks.Clock = clock if clock is not None else clocks.SystemClock()
 
     def get(self, center: str, kind: str, key: str) -> Doc | None:
-        unit = self.store.current_unit()
-        if unit is not None:
-            return _UnitTransaction(_unit_state(unit, self._clock), lock_rows=False).get(center, kind, key)
-        with self.store.read() as connection:
-            verbs = StoreStateTransaction(connection, clock=self._clock, lock_rows=False)
+        with self._reading() as verbs:
             return verbs.get(center, kind, key)
 
     def put(self, center: str, kind: str, key: str, doc: Doc) -> None:
@@ -113,22 +109,11 @@ class StoreBackedState:
             return transaction.delete(center, kind, key)
 
     def list(self, center: str, kind: str, *, key_prefix: str = "") -> DocList:
-        unit = self.store.current_unit()
-        if unit is not None:
-            layer = _UnitTransaction(_unit_state(unit, self._clock), lock_rows=False)
-            return layer.list(center, kind, key_prefix=key_prefix)
-        with self.store.read() as connection:
-            return StoreStateTransaction(connection, clock=self._clock, lock_rows=False).list(
-                center, kind, key_prefix=key_prefix
-            )
+        with self._reading() as verbs:
+            return verbs.list(center, kind, key_prefix=key_prefix)
 
     def find_by(self, center: str, kind: str, *, field: str, value: str) -> Doc | None:
-        unit = self.store.current_unit()
-        if unit is not None:
-            layer = _UnitTransaction(_unit_state(unit, self._clock), lock_rows=False)
-            return layer.find_by(center, kind, field=field, value=value)
-        with self.store.read() as connection:
-            verbs = StoreStateTransaction(connection, clock=self._clock, lock_rows=False)
+        with self._reading() as verbs:
             return verbs.find_by(center, kind, field=field, value=value)
 
     @contextlib.contextmanager
@@ -141,6 +126,16 @@ class StoreBackedState:
             return
         with self.store.transaction() as connection:
             yield StoreStateTransaction(connection, clock=self._clock, lock_rows=True)
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[StoreStateTransaction | _UnitTransaction]:
+        """Verbs for reading alone: the unit's, or a read snapshot's."""
+        unit = self.store.current_unit()
+        if unit is not None:
+            yield _UnitTransaction(_unit_state(unit, self._clock), lock_rows=False)
+            return
+        with self.store.read() as connection:
+            yield StoreStateTransaction(connection, clock=self._clock, lock_rows=False)
 
 
 class StoreStateTransaction:
@@ -350,35 +345,24 @@ class _UnitTransaction:
         return existed
 
     def list(self, center: str, kind: str, *, key_prefix: str = "") -> DocList:
-        known = self._state.load_listing(center, kind, key_prefix)
-        merged = {key: doc for key, (doc, _locked) in known.items()}
+        visible = self._visible(center, kind, key_prefix)
+        return [_clone(doc) for _key, doc in sorted(visible.items())]
+
+    def find_by(self, center: str, kind: str, *, field: str, value: str) -> Doc | None:
+        visible = self._visible(center, kind, "")
+        matches = [key for key, doc in visible.items() if doc.get(field) == value]
+        found: Doc | None = _clone(visible[min(matches)]) if matches else None
+        return found
+
+    def _visible(self, center: str, kind: str, key_prefix: str) -> dict[str, Doc]:
+        """The documents under ``key_prefix`` as this transaction sees them (not copies)."""
+        merged = {
+            key: doc for key, (doc, _locked) in self._state.load_listing(center, kind, key_prefix).items()
+        }
         for (s_center, s_kind, key), (_operation, doc) in self._staged.items():
             if (s_center, s_kind) == (center, kind):
                 merged[key] = doc
-        return [
-            _clone(doc)
-            for key, doc in sorted(merged.items())
-            if doc is not None and key.startswith(key_prefix)
-        ]
-
-    def find_by(self, center: str, kind: str, *, field: str, value: str) -> Doc | None:
-        staged = {
-            key: doc
-            for (s_center, s_kind, key), (_op, doc) in self._staged.items()
-            if (s_center, s_kind) == (center, kind)
-        }
-        known = self._state.load_listing(center, kind, "")
-        matches = [key for key, doc in staged.items() if doc is not None and doc.get(field) == value]
-        matches += [
-            key
-            for key, (doc, _locked) in known.items()
-            if doc is not None and key not in staged and doc.get(field) == value
-        ]
-        if not matches:
-            return None
-        first = min(matches)
-        found: Doc = _clone(staged[first] if first in staged else known[first][0])
-        return found
+        return {key: doc for key, doc in merged.items() if doc is not None and key.startswith(key_prefix)}
 
     def _stage(self, center: str, kind: str, key: str, operation: str, doc: Doc | None) -> None:
         before = self._staged.get((center, kind, key))
