@@ -182,12 +182,9 @@ def execute(env: repl.Environment, run_id: str, *, on_step: OnStep | None = None
     ``env.steps_per_commit`` at a time: see ``Environment``)."""
     with env.store.read() as tx:
         run = recovery.get_run(tx, run_id)
-    with env.store.read() as tx:
-        done_steps = recovery.list_steps(tx, run_id)
-    done = {entry["id"] for entry in done_steps}
-    results: dict[str, Any] = {}
-    for entry in done_steps:
-        results.setdefault(str(entry["id"]).split(":")[1], {}).update(entry["outcome"])
+    done = {entry["id"] for entry in run.progress}
+    # A running run's result holds what its finished steps did, workload by workload.
+    results: dict[str, Any] = {key: dict(value) for key, value in run.result.get("workloads", {}).items()}
     todo = [step for step in run.plan if step["id"] not in done]
     size = max(env.steps_per_commit, 1)
     for start in range(0, len(todo), size):
