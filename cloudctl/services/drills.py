@@ -141,7 +141,7 @@ class _Drill:
         cls, ctx: ctx_module.Context, plan: drills.DrillPlan, state: dict[str, Any], on_step: OnStep | None
     ) -> _Drill:
         drill = cls(ctx, plan, on_step)
-        if isinstance(drill.clock, clocks.ManualClock):
+        if drill.on_own_clock:
             drill.ctx = ctx_module.Context(
                 settings=ctx.settings,
                 clock=clocks.ManualClock(start=float(state["clock_now"])),
@@ -203,12 +203,15 @@ class _Drill:
         ]
         for chunk in _chunks(planned):
             with self._unit():  # a chunk of canaries is made whole or not at all
-                names = [f"drill-{tier.name}-{index}-{secrets.token_hex(2)}" for tier, index in chunk]
                 bodies = [
                     requests_service.RequestCreate(
-                        offering=offering.name, count=1, tier=tier.name, name=name, preferred_center=home
+                        offering=offering.name,
+                        count=1,
+                        tier=tier.name,
+                        name=f"drill-{tier.name}-{index}-{secrets.token_hex(2)}",
+                        preferred_center=home,
                     )
-                    for (tier, _index), name in zip(chunk, names, strict=True)
+                    for tier, index in chunk
                 ]
                 for request in self._admit_all(owners, bodies):
                     if request.state == "pending-approval":
@@ -226,16 +229,17 @@ class _Drill:
                             owner=self._principal(request.department),
                         )
                     )
-        with self._unit():
-            recovery.protect_ready_workloads(self.ctx)
         self.note("canaries ready", f"{len(self.canaries)} × {offering.name} in {home}")
+
+    @property
+    def on_own_clock(self) -> bool:
+        """Whether the drill runs on its own (simulated) clock, where waits take no time."""
+        return isinstance(self.clock, clocks.ManualClock)
 
     def _unit(self) -> contextlib.AbstractContextManager[object]:
         """One store transaction for what follows, on the drill's own clock only: there, waits
         take no time, so the transaction stays short; in real time each call commits alone."""
-        if isinstance(self.clock, clocks.ManualClock):
-            return self.ctx.store.unit_of_work()
-        return contextlib.nullcontext()
+        return self.ctx.store.unit_of_work() if self.on_own_clock else contextlib.nullcontext()
 
     def _home_center(self) -> str:
         scenario = self.plan.scenario
@@ -313,9 +317,7 @@ class _Drill:
         env = recovery.environment(self.ctx)
         # On the drill's own clock, one store transaction per few ticks (up to WRITES_PER_UNIT
         # writes): the writes and the passes of those instants.
-        ticks_per_unit = 1
-        if isinstance(self.clock, clocks.ManualClock):
-            ticks_per_unit = max(WRITES_PER_UNIT // max(len(self.canaries), 1), 1)
+        ticks_per_unit = max(WRITES_PER_UNIT // max(len(self.canaries), 1), 1) if self.on_own_clock else 1
         while self.clock.now() < deadline:
             with self._unit():
                 for _tick in range(ticks_per_unit):
@@ -336,7 +338,7 @@ class _Drill:
             writes.append(repl.Write(canary.workload_id, key, (header * (size // len(header) + 1))[:size]))
         outcomes = repl.write_many(env, writes)
         for canary, item, outcome in zip(self.canaries, writes, outcomes, strict=True):
-            if isinstance(outcome, repl.Ack):  # a refused write: the writer saw the failure
+            if isinstance(outcome, repl.Ack):  # a refused write was seen failing: not counted
                 canary.writes.append((item.key, hashlib.sha256(item.data).hexdigest(), outcome.at))
 
     def _replicate(self, env: repl.Environment) -> None:
