@@ -182,7 +182,6 @@ def measure_window(canaries: int, *, budget_s: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="cloudctl-bench-window-") as directory:
         context = fresh_context(Path(directory))
         try:
-            before_s = transaction_s(context)
             phases: dict[str, float] = {}
             outcome: dict[str, Any] = {}
             started = time.perf_counter()
@@ -201,18 +200,10 @@ def measure_window(canaries: int, *, budget_s: float) -> dict[str, Any]:
                     simulated_s=report.timeline[-1].offset_s,
                 )
 
-            elapsed_s, finished = bounded(work, budget_s=budget_s)
-            after_s = transaction_s(context)
+            measured = against_baseline(context, work, budget_s=budget_s)
         finally:
             context.close()
-    return {
-        "canaries": canaries,
-        "elapsed_s": round(elapsed_s, 3),
-        "finished": finished,
-        "phases_wall_s": phases,
-        "transaction_s": [round(before_s, 6), round(after_s, 6)],
-        **outcome,
-    }
+    return {"canaries": canaries, **measured, "phases_wall_s": phases, **outcome}
 
 
 def canaries_created(context: ctx_module.Context) -> int:
@@ -224,6 +215,20 @@ def canaries_created(context: ctx_module.Context) -> int:
                 .where(schema.requests.c.name.like("drill-%"))
             ).scalar_one()
         )
+
+
+def against_baseline(
+    context: ctx_module.Context, work: Callable[[], None], *, budget_s: float
+) -> dict[str, Any]:
+    """``work`` bounded by ``budget_s``, between two baseline measurements on the same store."""
+    before_s = transaction_s(context)
+    elapsed_s, finished = bounded(work, budget_s=budget_s)
+    after_s = transaction_s(context)
+    return {
+        "elapsed_s": round(elapsed_s, 3),
+        "finished": finished,
+        "transaction_s": [round(before_s, 6), round(after_s, 6)],
+    }
 
 
 def bounded(work: Callable[[], None], *, budget_s: float) -> tuple[float, bool]:
@@ -288,20 +293,16 @@ def measure_failover(workloads: int, *, budget_s: float) -> dict[str, Any]:
             center = populate_failover(context, workloads=workloads)
             setup_s = time.perf_counter() - started
             faults.inject(context, kind="center-down", center=center)
-            before_s = transaction_s(context)
             progress: dict[str, Any] = {"steps_done": 0}
-            elapsed_s, finished = bounded(
-                lambda: failover(context, center=center, progress=progress), budget_s=budget_s
+            measured = against_baseline(
+                context, lambda: failover(context, center=center, progress=progress), budget_s=budget_s
             )
-            after_s = transaction_s(context)
         finally:
             context.close()
     return {
         "workloads": workloads,
         "setup_s": round(setup_s, 2),
-        "elapsed_s": round(elapsed_s, 3),
-        "finished": finished,
-        "transaction_s": [round(before_s, 6), round(after_s, 6)],
+        **measured,
         **{key: (round(value, 3) if isinstance(value, float) else value) for key, value in progress.items()},
     }
 
@@ -310,23 +311,14 @@ def measure_drill(canaries: int, *, budget_s: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="cloudctl-bench-drill-") as directory:
         context = fresh_context(Path(directory))
         try:
-            before_s = transaction_s(context)
             progress: dict[str, Any] = {}
-            elapsed_s, finished = bounded(
-                lambda: drill(context, canaries=canaries, progress=progress), budget_s=budget_s
+            measured = against_baseline(
+                context, lambda: drill(context, canaries=canaries, progress=progress), budget_s=budget_s
             )
             created = canaries_created(context)
-            after_s = transaction_s(context)
         finally:
             context.close()
-    return {
-        "canaries": canaries,
-        "elapsed_s": round(elapsed_s, 3),
-        "finished": finished,
-        "canaries_created": created,
-        "transaction_s": [round(before_s, 6), round(after_s, 6)],
-        **progress,
-    }
+    return {"canaries": canaries, **measured, "canaries_created": created, **progress}
 
 
 def profile_failover(workloads: int, *, budget_s: float) -> dict[str, Any]:
