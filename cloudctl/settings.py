@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     replication_points_kept: int = 3
     """How many replication points (volume snapshots) each protected volume keeps; older
     ones are deleted, the newest never. At least 1."""
+    db_pool_size: Annotated[int, pydantic.Field(ge=1)] = 10
+    """Connections the store keeps open (per process) ..."""
+    db_pool_max_overflow: Annotated[int, pydantic.Field(ge=0)] = 10
+    """... and how many more it may open under load, never more ..."""
+    db_pool_timeout_s: Annotated[float, pydantic.Field(gt=0, allow_inf_nan=False)] = 30.0
+    """... for which a caller waits this long before the store counts as unavailable (exit code 3)."""
     breaker_failures_to_open: Annotated[int, pydantic.Field(ge=1)] = 5
     """Consecutive ``BackendUnavailable`` of a center's driver calls that open its circuit ..."""
     breaker_cooldown_s: Annotated[float, pydantic.Field(gt=0, allow_inf_nan=False)] = 60.0

@@ -48,7 +48,12 @@ class Context:
 
             if self.settings.uses_default_sqlite:
                 self.settings.home.mkdir(parents=True, exist_ok=True)
-            self._store = db.Store(self.settings.resolved_database_url())
+            pool = db.PoolSettings(
+                size=self.settings.db_pool_size,
+                max_overflow=self.settings.db_pool_max_overflow,
+                timeout_s=self.settings.db_pool_timeout_s,
+            )
+            self._store = db.Store(self.settings.resolved_database_url(), pool=pool)
         return self._store
 
     def close(self) -> None:

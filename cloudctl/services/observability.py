@@ -61,12 +61,36 @@ class StateCollector(Collector):
         yield from self._replication_families()
         yield from self._drill_families()
         yield from self._audit_families()
+        yield from self._store_pool_families()
         duration = GaugeMetricFamily(
             "cloudctl_state_collect_duration_seconds",
             "Time this scrape took to read the state series from the store and the drivers.",
         )
         duration.add_metric([], time.perf_counter() - started)
         yield duration
+
+    # --- the store's connection pool (this process) -------------------------------------------------
+
+    def _store_pool_families(self) -> Iterator[GaugeMetricFamily]:
+        pool = self._ctx.store.pool_status()
+        size = GaugeMetricFamily(
+            "cloudctl_store_pool_size",
+            "Connections this process's store keeps open (CLOUDCTL_DB_POOL_SIZE).",
+        )
+        size.add_metric([], float(pool.size))
+        overflow = GaugeMetricFamily(
+            "cloudctl_store_pool_max_overflow",
+            "Connections it may open beyond that under load (CLOUDCTL_DB_POOL_MAX_OVERFLOW).",
+        )
+        overflow.add_metric([], float(pool.max_overflow))
+        in_use = GaugeMetricFamily(
+            "cloudctl_store_pool_in_use",
+            "Store connections handed out to callers right now.",
+        )
+        in_use.add_metric([], float(pool.in_use))
+        yield size
+        yield overflow
+        yield in_use
 
     # --- centers and links ---------------------------------------------------------------------------
 

@@ -12,11 +12,15 @@ Invariants:
   Other threads are unaffected (on SQLite they queue on the database lock until the
   unit commits, so a unit must not wait on another thread's writes).
 - An unreachable database raises ``errors.BackendUnavailable`` (exit code 3).
+- The store never opens more than ``pool.size + pool.max_overflow`` connections,
+  whatever the number of threads: a caller that finds them all in use waits up to
+  ``pool.timeout_s`` for one to come back, then gets ``errors.BackendUnavailable``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import threading
 from collections.abc import Callable, Iterator
@@ -45,28 +49,60 @@ def normalise_url(url: str) -> str:
     return url
 
 
+@dataclasses.dataclass(frozen=True)
+class PoolSettings:
+    """How many connections one store keeps and may open, and how long a caller waits for one."""
+
+    size: int = 10
+    max_overflow: int = 10
+    timeout_s: float = 30.0
+
+    @property
+    def limit(self) -> int:
+        return self.size + self.max_overflow
+
+
+@dataclasses.dataclass(frozen=True)
+class PoolStatus:
+    """What the connection pool holds now: its configured bounds and the connections handed out."""
+
+    size: int
+    max_overflow: int
+    in_use: int
+
+
 class Store:
     """A handle on the durable store; cheap to keep, one per process."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, pool: PoolSettings | None = None) -> None:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
+        self.pool = pool or PoolSettings()
         self.engine = self._create_engine()
         self._ambient = threading.local()
 
     def _create_engine(self) -> sa.Engine:
+        bounds: dict[str, Any] = {
+            "poolclass": sa.pool.QueuePool,
+            "pool_size": self.pool.size,
+            "max_overflow": self.pool.max_overflow,
+            "pool_timeout": self.pool.timeout_s,
+        }
         if self.is_sqlite:
             engine = sa.create_engine(
                 self.url,
                 connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
-                poolclass=sa.pool.QueuePool,
-                pool_size=8,
-                max_overflow=64,
+                **bounds,
             )
             event.listen(engine, "connect", _sqlite_on_connect)
             event.listen(engine, "begin", _sqlite_begin_immediate)
             return engine
-        return sa.create_engine(self.url, pool_size=8, max_overflow=64, pool_pre_ping=True)
+        return sa.create_engine(self.url, pool_pre_ping=True, **bounds)
+
+    def pool_status(self) -> PoolStatus:
+        pool = self.engine.pool
+        in_use = pool.checkedout() if isinstance(pool, sa.pool.QueuePool) else 0
+        return PoolStatus(size=self.pool.size, max_overflow=self.pool.max_overflow, in_use=in_use)
 
     @contextlib.contextmanager
     def unit_of_work(self) -> Iterator[UnitOfWork]:
@@ -102,13 +138,8 @@ class Store:
             with unit.savepoint():
                 yield unit.connection
             return
-        try:
-            with self.engine.begin() as connection:
-                yield connection
-        except exc.OperationalError as error:
-            raise errors.BackendUnavailable(
-                f"the store did not answer: {_first_line(error)}", field="database"
-            ) from error
+        with self._unavailable_as_error(), self.engine.begin() as connection:
+            yield connection
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sa.Connection]:
@@ -117,14 +148,24 @@ class Store:
         if unit is not None:
             yield unit.connection
             return
+        with self._unavailable_as_error(), self.engine.connect() as raw:
+            connection = raw.execution_options(cloudctl_read_only=True)
+            with connection.begin():
+                yield connection
+
+    @contextlib.contextmanager
+    def _unavailable_as_error(self) -> Iterator[None]:
+        """A database that does not answer, or a pool that stays exhausted, is ``BackendUnavailable``."""
         try:
-            with self.engine.connect() as raw:
-                connection = raw.execution_options(cloudctl_read_only=True)
-                with connection.begin():
-                    yield connection
+            yield
         except exc.OperationalError as error:
             raise errors.BackendUnavailable(
                 f"the store did not answer: {_first_line(error)}", field="database"
+            ) from error
+        except exc.TimeoutError as error:
+            raise errors.BackendUnavailable(
+                f"all {self.pool.limit} store connections stayed in use for {self.pool.timeout_s:g} s",
+                field="database",
             ) from error
 
     def dispose(self) -> None:
@@ -134,22 +175,14 @@ class Store:
         """Create or upgrade the schema to the newest migration."""
         from cloudctl.store import migrations
 
-        try:
+        with self._unavailable_as_error():
             migrations.upgrade(self.engine)
-        except exc.OperationalError as error:
-            raise errors.BackendUnavailable(
-                f"the store did not answer: {_first_line(error)}", field="database"
-            ) from error
 
     def is_migrated(self) -> bool:
         from cloudctl.store import migrations
 
-        try:
+        with self._unavailable_as_error():
             return migrations.is_current(self.engine)
-        except exc.OperationalError as error:
-            raise errors.BackendUnavailable(
-                f"the store did not answer: {_first_line(error)}", field="database"
-            ) from error
 
 
 class UnitOfWork:

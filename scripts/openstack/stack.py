@@ -747,6 +747,7 @@ def identity_fingerprint() -> str:
             "password_hash_rounds = 4",
             SERVICE_USERS,
             package_version("python3-keystone"),
+            DB_URL,  # another database server holds no users yet
         )
     )
     return hashlib.sha256(text.encode()).hexdigest()
@@ -981,6 +982,8 @@ def config_fingerprint() -> str:
     # The stand-in's path is left out: a checkout elsewhere with the same files runs the same stack.
     argv = [[arg.replace(str(HERE), "") for arg in service.argv] for service in services()]
     digest.update(repr(argv).encode())
+    # A stack whose databases live on another PostgreSQL server is another stack.
+    digest.update(DB_URL.encode())
     return digest.hexdigest()
 
 

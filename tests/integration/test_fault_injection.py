@@ -15,6 +15,7 @@ import datetime
 import json
 import time
 import urllib.parse
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -162,6 +163,11 @@ def moto_backend(
         "clock": clock,
     }
     if name == "s3":
+        # A bucket of this test's own, made straight on the server: what ``read`` asks for
+        # and what the proxy counts are this test's requests only, whatever other tests left.
+        bucket = f"faults-{uuid.uuid4().hex[:12]}"
+        moto_servers.raw_client(servers[center]).create_bucket(Bucket=bucket)
+        request.addfinalizer(lambda: moto_servers.purge_bucket(servers[center], bucket))
 
         def make_storage(*, attempts: int = ATTEMPTS, timeout_s: float | None = None) -> Any:
             return s3.S3ObjectStorage(**credentials, retry=aws_policy(attempts=attempts, timeout_s=timeout_s))
@@ -169,9 +175,9 @@ def moto_backend(
         return Backend(
             name=name,
             proxy=proxy,
-            path="/",
+            path=f"/{bucket}",
             make=make_storage,
-            read=lambda driver: driver.list_buckets(),
+            read=lambda driver: driver.list_objects(bucket),
             slow=AWS_SLOW,
             content_type="application/xml",
             refusals=AWS_REFUSALS,

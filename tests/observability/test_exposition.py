@@ -45,6 +45,9 @@ STATE_FAMILIES = {
     "cloudctl_audit_records",
     "cloudctl_audit_verified_timestamp_seconds",
     "cloudctl_state_collect_duration_seconds",
+    "cloudctl_store_pool_size",
+    "cloudctl_store_pool_max_overflow",
+    "cloudctl_store_pool_in_use",
 }
 PROCESS_FAMILIES = {
     "cloudctl_build_info",
