@@ -10,22 +10,15 @@ by ``services.observability`` and are the same whichever process is scraped.
 
 from __future__ import annotations
 
-from importlib import metadata
-
 from prometheus_client import CollectorRegistry, Counter, Histogram, Info
+
+import cloudctl
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 
-def _version() -> str:
-    try:
-        return metadata.version("cloudctl")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
 BUILD_INFO = Info("cloudctl_build", "The cloudctl release this process runs.", registry=REGISTRY)
-BUILD_INFO.info({"version": _version()})
+BUILD_INFO.info({"version": cloudctl.__version__})
 
 RECONCILE_TOTAL = Counter(
     "cloudctl_reconcile_total",

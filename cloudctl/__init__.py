@@ -1,0 +1,25 @@
+"""cloudctl: the control plane of a two-sites-four-centers government cloud.
+
+Start reading at ``docs/architecture.md``. Everything lives in the layer that owns it
+(``model``, ``store``, ``drivers``, ``policy``, ``reconcile``, ``recovery``, ``services``,
+``api``, ``cli``); the package itself offers only what every layer may use:
+
+- ``__version__``: the release this package is;
+- ``errors``: the exception tree (every error cloudctl raises on purpose, with its exit code).
+
+A program that embeds cloudctl opens a context with ``cloudctl.services.context.open_context``
+(``cloudctl.settings.Settings`` says where the state and the topology are).
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+
+from cloudctl import errors
+
+try:
+    __version__ = metadata.version("cloudctl")
+except metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
+
+__all__ = ["__version__", "errors"]
