@@ -216,7 +216,7 @@ def create_department_tree(context: Any, *, count: int) -> list[str]:
             deep.append(node(f"{bureau}-division", bureau, "department"))
     shallow_parents, deep_parents = itertools.cycle(shallow), itertools.cycle(deep)
     return [
-        node(f"bench-dept-{index:02d}", next(shallow_parents if index % 2 == 0 else deep_parents), "department")
+        node(f"bench-dept-{index:02d}", next(deep_parents if index % 2 else shallow_parents), "department")
         for index in range(count)
     ]
 

@@ -18,6 +18,7 @@ Invariants:
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -162,12 +163,13 @@ def submit(
 
     A refusal (policy or quota) is audited with its reason and changes nothing else.
     """
-    if idempotency_key is not None:
-        replay = _replay(ctx, principal=principal, key=idempotency_key, body=body)
-        if replay is not None:
-            return replay, False
     try:
-        admission = _prepare(ctx, principal=principal, body=body, headroom={})
+        with _OneRead(ctx) as read:
+            if idempotency_key is not None:
+                replay = _replay_in(read(), principal=principal, key=idempotency_key, body=body)
+                if replay is not None:
+                    return replay, False
+            admission = _prepare(ctx, read, principal=principal, body=body, headroom={})
     except errors.PolicyDenied as refused:
         _audit_refusal(ctx, principal, refused, detail=_refusal_detail(body))
         raise
@@ -199,15 +201,19 @@ def submit_many(
     """
     headroom: dict[str, dict[str, int | None]] = {}
     try:
+        with _OneRead(ctx) as read:
+            admissions = [
+                _prepare(ctx, read, principal=principal, body=body, headroom=headroom) for body in bodies
+            ]
         tickets = [
             _Ticket(
-                admission=_prepare(ctx, principal=principal, body=body, headroom=headroom),
+                admission=admission,
                 principal=principal,
                 idempotency_key=None,
                 fingerprint="",
                 request_id=identity.current_request_id(),
             )
-            for body in bodies
+            for admission in admissions
         ]
         with ctx.transaction() as tx:
             held = quotas.reserve_many(
@@ -262,8 +268,29 @@ class _Admission:
     now: float
 
 
+class _OneRead:
+    """The one read transaction of a request, opened when first needed (often it is not)."""
+
+    def __init__(self, ctx: ctx_module.Context) -> None:
+        self._ctx = ctx
+        self._stack = contextlib.ExitStack()
+        self._tx: Any = None
+
+    def __call__(self) -> Any:
+        if self._tx is None:
+            self._tx = self._stack.enter_context(self._ctx.read())
+        return self._tx
+
+    def __enter__(self) -> _OneRead:
+        return self
+
+    def __exit__(self, *exc: Any) -> bool | None:
+        return self._stack.__exit__(*exc)
+
+
 def _prepare(
     ctx: ctx_module.Context,
+    read: _OneRead,
     *,
     principal: identity.Principal,
     body: RequestCreate,
@@ -271,24 +298,23 @@ def _prepare(
 ) -> _Admission:
     """Check one request (fields, policy) and place it; ``headroom`` caches each department's.
 
-    At most one read of the store: the department's path (unless the principal carries
-    it) and, when placement ranks centers, the department's vCPU headroom in each.
+    What it reads of the store, it reads in the request's one read (``read``): the
+    department's path (unless the principal carries it) and, when placement ranks centers,
+    the department's vCPU headroom in each.
     """
     offering, tier = _validate(ctx, body)
     department = _department_of(ctx, principal, body)
     ranks_centers = tier.local is not topo.LocalPlacement.ACTIVE_ACTIVE and body.preferred_center is None
     owner_path = principal.department_path if department == principal.department else ()
-    if not owner_path or (ranks_centers and department not in headroom):
-        with ctx.read() as tx:
-            if not owner_path:
-                owner_path = tuple(orgs.get_node(tx, department, field="department").ancestor_ids)
-            if ranks_centers and department not in headroom:
-                headroom[department] = quotas.headroom(
-                    tx,
-                    chain=owner_path,
-                    centers=[c.name for c in ctx.topology.centers_with_role(topo.CenterRole.LOCAL)],
-                    resource=q.Resource.VCPU,
-                )
+    if not owner_path:
+        owner_path = tuple(orgs.get_node(read(), department, field="department").ancestor_ids)
+    if ranks_centers and department not in headroom:
+        headroom[department] = quotas.headroom(
+            read(),
+            chain=owner_path,
+            centers=[c.name for c in ctx.topology.centers_with_role(topo.CenterRole.LOCAL)],
+            resource=q.Resource.VCPU,
+        )
     amounts = q.scale(offering.amounts(), body.count)
     size = {
         "vcpu_total": amounts.get(q.Resource.VCPU, 0),
@@ -574,15 +600,21 @@ def _replay(
     ctx: ctx_module.Context, *, principal: identity.Principal, key: str, body: RequestCreate
 ) -> RequestPublic | None:
     with ctx.read() as tx:
-        found = requests.find_idempotency_key(tx, principal=principal.id, key=key)
-        if found is None:
-            return None
-        fingerprint, request_id = found
-        if fingerprint != _fingerprint(body):
-            raise errors.Conflict(
-                "this Idempotency-Key was used with a different request body", field="idempotency_key"
-            )
-        return _public(requests.get_request(tx, request_id))
+        return _replay_in(tx, principal=principal, key=key, body=body)
+
+
+def _replay_in(
+    tx: Any, *, principal: identity.Principal, key: str, body: RequestCreate
+) -> RequestPublic | None:
+    found = requests.find_idempotency_key(tx, principal=principal.id, key=key)
+    if found is None:
+        return None
+    fingerprint, request_id = found
+    if fingerprint != _fingerprint(body):
+        raise errors.Conflict(
+            "this Idempotency-Key was used with a different request body", field="idempotency_key"
+        )
+    return _public(requests.get_request(tx, request_id))
 
 
 def _owned_request(

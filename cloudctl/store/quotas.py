@@ -160,6 +160,36 @@ _ADD_RESERVED = (
     .where(schema.quota_counters.c.center == sa.bindparam("counter_center"))
     .values(reserved=schema.quota_counters.c.reserved + _DELTA)
 )
+_RESOURCES_BY_NAME = {resource.value: resource for resource in q.RESOURCES}
+_LOCK_IN_USE = (
+    sa.select(
+        schema.quota_counters.c.node_id,
+        schema.quota_counters.c.center,
+        schema.quota_counters.c.resource,
+        schema.quota_counters.c.used,
+        schema.quota_counters.c.reserved,
+        schema.quota_limits.c.limit_value,
+    )
+    .select_from(
+        schema.quota_counters.outerjoin(
+            schema.quota_limits,
+            sa.and_(
+                schema.quota_limits.c.node_id == schema.quota_counters.c.node_id,
+                schema.quota_limits.c.center == schema.quota_counters.c.center,
+                schema.quota_limits.c.resource == schema.quota_counters.c.resource,
+            ),
+        )
+    )
+    .where(schema.quota_counters.c.node_id.in_(sa.bindparam("nodes", expanding=True)))
+    .where(schema.quota_counters.c.center.in_(sa.bindparam("centers", expanding=True)))
+    .where(schema.quota_counters.c.resource.in_(sa.bindparam("resources", expanding=True)))
+    .order_by(
+        schema.quota_counters.c.node_id,
+        schema.quota_counters.c.center,
+        schema.quota_counters.c.resource,
+    )
+    .with_for_update(of=schema.quota_counters)
+)
 _PATHS_OF = sa.select(schema.org_nodes.c.id, schema.org_nodes.c.path).where(
     schema.org_nodes.c.id.in_(sa.bindparam("ids", expanding=True))
 )
@@ -489,14 +519,13 @@ def hold_each(
     nodes = sorted({node for chain in chains.values() for node in chain})
     centers = sorted({ask.center for group in groups for ask in group} | {ALL})
     resources = {resource for group in wanted for amounts in group for resource in amounts}
-    counters = _lock_counters(tx, node_ids=nodes, centers=centers, resources=resources)
-    limits = get_limits(tx, node_ids=nodes, centers=centers)
+    in_use, limits = _lock_in_use(tx, node_ids=nodes, centers=centers, resources=resources)
     pending: dict[LimitKey, int] = {}
     outcomes: list[list[Reservation] | errors.QuotaExceeded | None] = []
     rows: list[dict[str, Any]] = []
     for index, (group, amounts_of) in enumerate(zip(groups, wanted, strict=True)):
         shortfalls, taken = _check_group(
-            group, amounts_of, chains=chains, counters=counters, limits=limits, pending=pending
+            group, amounts_of, chains=chains, in_use=in_use, limits=limits, pending=pending
         )
         if shortfalls:
             outcomes.append(errors.QuotaExceeded(shortfalls))
@@ -539,6 +568,25 @@ def hold_each(
     return outcomes
 
 
+def _lock_in_use(
+    tx: sa.Connection, *, node_ids: list[str], centers: list[str], resources: Iterable[q.Resource]
+) -> tuple[dict[LimitKey, int], dict[LimitKey, int]]:
+    """Lock counter rows (the one fixed order) and read them with their limits, in one statement:
+    ``used + reserved`` per row, and the limit of each row that has one."""
+    in_use: dict[LimitKey, int] = {}
+    limits: dict[LimitKey, int] = {}
+    rows = tx.execute(
+        _LOCK_IN_USE,
+        {"nodes": node_ids, "centers": centers, "resources": [resource.value for resource in resources]},
+    )
+    for node, center, resource, used, reserved, limit in rows:
+        key = (node, center, _RESOURCES_BY_NAME[resource])
+        in_use[key] = used + reserved
+        if limit is not None:
+            limits[key] = limit
+    return in_use, limits
+
+
 def _chains(tx: sa.Connection, node_ids: Iterable[str]) -> dict[str, list[str]]:
     """Each node's chain from the root, read in one statement."""
     wanted = sorted(set(node_ids))
@@ -556,7 +604,7 @@ def _check_group(
     amounts_of: Sequence[q.Amounts],
     *,
     chains: Mapping[str, list[str]],
-    counters: Mapping[LimitKey, Counter],
+    in_use: Mapping[LimitKey, int],
     limits: Mapping[LimitKey, int],
     pending: Mapping[LimitKey, int],
 ) -> tuple[list[errors.Shortfall], dict[LimitKey, int]]:
@@ -568,23 +616,25 @@ def _check_group(
             for key in (ask.center, ALL):
                 for resource, value in amounts.items():
                     row = (node, key, resource)
-                    if row not in counters:
+                    if row not in in_use:
                         raise errors.NotFound(f"no quota counters for center {ask.center!r}", field="center")
-                    in_use = counters[row].in_use + pending.get(row, 0) + taken.get(row, 0)
-                    already = any(
-                        (s.node, s.center, s.resource) == (node, key, resource.value) for s in shortfalls
-                    )
-                    if row in limits and in_use + value > limits[row] and not already:
-                        shortfalls.append(
-                            errors.Shortfall(
-                                node=node,
-                                center=key,
-                                resource=resource.value,
-                                limit=limits[row],
-                                in_use=in_use,
-                                requested=value,
-                            )
+                    now_in_use = in_use[row] + pending.get(row, 0) + taken.get(row, 0)
+                    limit = limits.get(row)
+                    if limit is not None and now_in_use + value > limit:
+                        already = any(
+                            (s.node, s.center, s.resource) == (node, key, resource.value) for s in shortfalls
                         )
+                        if not already:
+                            shortfalls.append(
+                                errors.Shortfall(
+                                    node=node,
+                                    center=key,
+                                    resource=resource.value,
+                                    limit=limit,
+                                    in_use=now_in_use,
+                                    requested=value,
+                                )
+                            )
                     taken[row] = taken.get(row, 0) + value
     return shortfalls, taken
 
@@ -594,9 +644,8 @@ def _add_reserved(tx: sa.Connection, deltas: Mapping[LimitKey, int]) -> None:
     per_row: dict[tuple[str, str], dict[str, Any]] = {}
     for (node, key, resource), value in deltas.items():
         if value:
-            params = per_row.setdefault(
-                (node, key), {"counter_node": node, "counter_center": key, **{f"delta_{r.value}": 0 for r in q.RESOURCES}}
-            )
+            zero = {f"delta_{r.value}": 0 for r in q.RESOURCES}
+            params = per_row.setdefault((node, key), {"counter_node": node, "counter_center": key, **zero})
             params[f"delta_{resource.value}"] += value
     if per_row:
         tx.execute(_ADD_RESERVED, [per_row[key] for key in sorted(per_row)])
