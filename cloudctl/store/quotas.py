@@ -161,6 +161,11 @@ _ADD_RESERVED = (
     .values(reserved=schema.quota_counters.c.reserved + _DELTA)
 )
 _RESOURCES_BY_NAME = {resource.value: resource for resource in q.RESOURCES}
+_LIMIT_OF_COUNTER = sa.and_(
+    schema.quota_limits.c.node_id == schema.quota_counters.c.node_id,
+    schema.quota_limits.c.center == schema.quota_counters.c.center,
+    schema.quota_limits.c.resource == schema.quota_counters.c.resource,
+)
 _LOCK_IN_USE = (
     sa.select(
         schema.quota_counters.c.node_id,
@@ -170,16 +175,7 @@ _LOCK_IN_USE = (
         schema.quota_counters.c.reserved,
         schema.quota_limits.c.limit_value,
     )
-    .select_from(
-        schema.quota_counters.outerjoin(
-            schema.quota_limits,
-            sa.and_(
-                schema.quota_limits.c.node_id == schema.quota_counters.c.node_id,
-                schema.quota_limits.c.center == schema.quota_counters.c.center,
-                schema.quota_limits.c.resource == schema.quota_counters.c.resource,
-            ),
-        )
-    )
+    .select_from(schema.quota_counters.outerjoin(schema.quota_limits, _LIMIT_OF_COUNTER))
     .where(schema.quota_counters.c.node_id.in_(sa.bindparam("nodes", expanding=True)))
     .where(schema.quota_counters.c.center.in_(sa.bindparam("centers", expanding=True)))
     .where(schema.quota_counters.c.resource.in_(sa.bindparam("resources", expanding=True)))
@@ -250,16 +246,7 @@ _HEADROOM_ROWS = (
         schema.quota_counters.c.used + schema.quota_counters.c.reserved,
         schema.quota_limits.c.limit_value,
     )
-    .select_from(
-        schema.quota_counters.join(
-            schema.quota_limits,
-            sa.and_(
-                schema.quota_limits.c.node_id == schema.quota_counters.c.node_id,
-                schema.quota_limits.c.center == schema.quota_counters.c.center,
-                schema.quota_limits.c.resource == schema.quota_counters.c.resource,
-            ),
-        )
-    )
+    .select_from(schema.quota_counters.join(schema.quota_limits, _LIMIT_OF_COUNTER))
     .where(schema.quota_counters.c.node_id.in_(sa.bindparam("chain", expanding=True)))
     .where(schema.quota_counters.c.center.in_(sa.bindparam("centers", expanding=True)))
     .where(schema.quota_counters.c.resource == sa.bindparam("resource"))
