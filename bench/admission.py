@@ -1,8 +1,17 @@
 """Admission: sustained ``POST /v1/requests`` throughput and latency with 32 concurrent clients.
 
 Subject: the cloudctl API (``create_app``) served by uvicorn in its own process on loopback,
-over a throwaway store, ordering the smallest VM offering in a single-center tier for a
-department created under the root with the root's (generous) limits.
+over a throwaway store, ordering the smallest VM offering. The load is spread the way a city's
+departments spread it: ``DEPARTMENTS`` departments, half of them three levels below the root
+(city → bureau → division → department) and half four (city → district → bureau → division →
+department), every node of every chain with limits of its own (the root's, generous in the
+bench topology), so each admission checks and moves the counters of a 4- or 5-node chain.
+Client ``i`` orders as department ``i mod DEPARTMENTS`` (its own token) in tier ``i mod tiers``:
+every protection tier, so single-center, standby and active-active placements, with and without
+a DR hold, are all admitted.
+
+Besides the 32-client rounds, rounds with one client measure the latency of an admission on
+an otherwise idle server against one no-op call.
 
 Baselines, in the same rounds (noop, subject, raw; repeated; medians):
 
@@ -42,8 +51,11 @@ CLIENTS = 32
 ROUND_TIME_LIMIT_S = 15.0
 SMOKE_ROUND_TIME_LIMIT_S = 3.0
 SERVER_START_TIMEOUT_S = 60.0
+SINGLE_CLIENT_COUNT = 300
+SMOKE_SINGLE_CLIENT_COUNT = 20
 BACKENDS = ("sqlite", "postgres")
-DEPARTMENT = "bench-admission"
+DEPARTMENTS = 24
+"""At least 20 departments; half at depth 3 below the root, half at depth 4."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,28 +170,59 @@ class Server:
 
 
 def http_caller(
-    url: str, path: str, *, body: dict[str, Any], headers: dict[str, str]
+    url: str, path: str, *, bodies: list[dict[str, Any]], headers: list[dict[str, str]]
 ) -> Callable[[int], str]:
-    clients = [httpx.Client(base_url=url, timeout=60.0, headers=headers) for _ in range(CLIENTS)]
+    """Worker ``i`` posts ``bodies[i mod len]`` with ``headers[i mod len]``, on its own keep-alive client."""
+    clients = [
+        httpx.Client(base_url=url, timeout=60.0, headers=headers[worker % len(headers)])
+        for worker in range(CLIENTS)
+    ]
 
     def call(worker: int) -> str:
-        return str(clients[worker].post(path, json=body).status_code)
+        return str(clients[worker].post(path, json=bodies[worker % len(bodies)]).status_code)
 
     return call
 
 
-def order_body(topology: topo.Topology) -> dict[str, Any]:
-    """The smallest VM offering, in a tier that keeps one local copy (the cheapest placement)."""
+def order_bodies(topology: topo.Topology) -> list[dict[str, Any]]:
+    """The smallest VM offering, once in every protection tier (by priority)."""
     offering = min(
         (o for o in topology.catalog if o.kind is topo.OfferingKind.VM), key=lambda o: (o.vcpu, o.ram_gb)
     )
-    tiers = [t for t in topology.tiers if t.local is topo.LocalPlacement.SINGLE] or list(topology.tiers)
-    tier = min(tiers, key=lambda t: t.priority)
-    return {"offering": offering.name, "count": 1, "tier": tier.name}
+    tiers = sorted(topology.tiers, key=lambda t: t.priority)
+    return [{"offering": offering.name, "count": 1, "tier": tier.name} for tier in tiers]
+
+
+def create_department_tree(context: Any, *, count: int) -> list[str]:
+    """``count`` departments, alternately 3 and 4 levels below the root; every node with limits.
+
+    Depth 3: root → bureau → division → department (3 bureaus). Depth 4: root → district →
+    bureau → division → department (2 districts of 2 bureaus).
+    """
+    root = context.topology.org.id
+
+    def node(node_id: str, parent: str, kind: str) -> str:
+        return common.create_bench_node(context, node_id=node_id, parent=parent, kind=kind)
+
+    shallow = [
+        node(f"bench-bureau-{b}-division", node(f"bench-bureau-{b}", root, "bureau"), "department")
+        for b in range(3)
+    ]
+    deep = []
+    for d in range(2):
+        district = node(f"bench-district-{d}", root, "district")
+        for b in range(2):
+            bureau = node(f"{district}-bureau-{b}", district, "bureau")
+            deep.append(node(f"{bureau}-division", bureau, "department"))
+    shallow_parents, deep_parents = itertools.cycle(shallow), itertools.cycle(deep)
+    return [
+        node(f"bench-dept-{index:02d}", next(deep_parents if index % 2 else shallow_parents), "department")
+        for index in range(count)
+    ]
 
 
 def measure_backend(
-    backend: str, *, size: int, rounds: int, time_limit_s: float, workdir: Path
+    backend: str, *, size: int, single_count: int, rounds: int, time_limit_s: float, workdir: Path
 ) -> dict[str, Any]:
     with common.throwaway_database(backend) as database_url:
         home = workdir / backend
@@ -187,15 +230,18 @@ def measure_backend(
         topology_file = common.write_bench_topology(workdir)
         context = common.open_context(database_url, home=home, topology_file=topology_file)
         try:
-            common.create_bench_node(context, node_id=DEPARTMENT, kind="department")
-            secret = identity.create_token(
-                context,
-                principal=identity.local_operator("secadmin"),
-                role="dept-user",
-                department=DEPARTMENT,
-            ).secret
+            departments = create_department_tree(context, count=DEPARTMENTS)
+            secrets = [
+                identity.create_token(
+                    context,
+                    principal=identity.local_operator("secadmin"),
+                    role="dept-user",
+                    department=department,
+                ).secret
+                for department in departments
+            ]
             common.create_raw_table(context.store, rows=CLIENTS)
-            body = order_body(context.topology)
+            bodies = order_bodies(context.topology)
             servers = [
                 Server(["--app", "noop"], log_path=workdir / f"noop-{backend}.log"),
                 Server(
@@ -213,9 +259,12 @@ def measure_backend(
                 ),
             ]
             try:
-                noop = http_caller(servers[0].url, "/noop", body=body, headers={})
+                noop = http_caller(servers[0].url, "/noop", bodies=bodies, headers=[{}])
                 admit = http_caller(
-                    servers[1].url, "/v1/requests", body=body, headers={"Authorization": f"Bearer {secret}"}
+                    servers[1].url,
+                    "/v1/requests",
+                    bodies=bodies,
+                    headers=[{"Authorization": f"Bearer {secret}"} for secret in secrets],
                 )
 
                 def raw(worker: int) -> str:
@@ -225,11 +274,17 @@ def measure_backend(
                 for call in (noop, admit, raw):  # warm-up: connections, the policy engine, caches
                     for worker in range(CLIENTS):
                         call(worker)
-                measured: dict[str, list[RoundResult]] = {"noop": [], "admission": [], "raw": []}
+                measured: dict[str, list[RoundResult]] = {
+                    label: [] for label in ("noop", "admission", "raw", "noop_1", "admission_1")
+                }
                 for _round in range(rounds):
                     for label, call in (("noop", noop), ("admission", admit), ("raw", raw)):
                         measured[label].append(
                             burst(call, workers=CLIENTS, count=size, time_limit_s=time_limit_s)
+                        )
+                    for label, call in (("noop_1", noop), ("admission_1", admit)):
+                        measured[label].append(
+                            burst(call, workers=1, count=single_count, time_limit_s=time_limit_s)
                         )
             finally:
                 for server in servers:
@@ -245,6 +300,7 @@ def _median_of(rounds: list[dict[str, Any]], key: str) -> float | None:
 
 def run(*, size: int | None = None, smoke: bool = False, rounds: int | None = None) -> common.BenchResult:
     size = size or (SMOKE_SIZE if smoke else DEFAULT_SIZE)
+    single_count = SMOKE_SINGLE_CLIENT_COUNT if smoke else SINGLE_CLIENT_COUNT
     rounds = rounds or (1 if smoke else 3)
     time_limit_s = SMOKE_ROUND_TIME_LIMIT_S if smoke else ROUND_TIME_LIMIT_S
     result = common.BenchResult(
@@ -258,12 +314,22 @@ def run(*, size: int | None = None, smoke: bool = False, rounds: int | None = No
         f"{CLIENTS} client threads (httpx, keep-alive) in the benchmark process; each server in its own "
         f"process; rounds of at most {size} calls or {time_limit_s:g} s, {rounds} round(s), medians"
     )
+    result.notes.append(
+        f"load over {DEPARTMENTS} departments (half 3, half 4 levels below the root, a token each) and "
+        "every protection tier; one-client rounds of at most "
+        f"{single_count} calls after each 32-client round"
+    )
     with tempfile.TemporaryDirectory(prefix="cloudctl-bench-admission-") as directory:
         for backend in BACKENDS:
             workdir = Path(directory) / f"work-{backend}"
             workdir.mkdir()
             measured = measure_backend(
-                backend, size=size, rounds=rounds, time_limit_s=time_limit_s, workdir=workdir
+                backend,
+                size=size,
+                single_count=single_count,
+                rounds=rounds,
+                time_limit_s=time_limit_s,
+                workdir=workdir,
             )
             result.details[backend] = measured
             admission, noop, raw = measured["admission"], measured["noop"], measured["raw"]
@@ -289,7 +355,14 @@ def run(*, size: int | None = None, smoke: bool = False, rounds: int | None = No
                     baseline=_median_of(noop, key),
                     meaning="times the no-op latency",
                 )
-            failures = sum(r["failed"] for r in admission)
+            result.add(
+                f"{backend}: p50 latency with one client vs no-op endpoint",
+                unit="ms",
+                subject=_median_of(measured["admission_1"], "p50_ms"),
+                baseline=_median_of(measured["noop_1"], "p50_ms"),
+                meaning="times the no-op latency (one client)",
+            )
+            failures = sum(r["failed"] for r in admission + measured["admission_1"])
             if failures:
                 statuses = [r["statuses"] for r in admission]
                 result.notes.append(f"{backend}: {failures} admission calls did not answer 2xx: {statuses}")

@@ -322,9 +322,14 @@ def grant_like_root(tx: db.Transaction, *, node_id: str, topology: topo.Topology
 
 
 def create_bench_node(
-    context: ctx_module.Context, *, node_id: str, kind: str = "department", display_name: str = "基准测试"
-) -> None:
-    """An org node under the root with the root's (generous) limits."""
+    context: ctx_module.Context,
+    *,
+    node_id: str,
+    kind: str = "department",
+    display_name: str = "基准测试",
+    parent: str | None = None,
+) -> str:
+    """An org node under ``parent`` (default: the root) with the root's (generous) limits; its id."""
     topology = context.topology
     with context.store.transaction() as tx:
         orgs.create_node(
@@ -332,11 +337,12 @@ def create_bench_node(
             node_id=node_id,
             display_name=display_name,
             kind=kind,
-            parent_id=topology.org.id,
+            parent_id=parent or topology.org.id,
             centers=[center.name for center in topology.centers],
             now=context.clock.now(),
         )
         grant_like_root(tx, node_id=node_id, topology=topology)
+    return node_id
 
 
 # --- the raw-transaction baseline ----------------------------------------------------------------

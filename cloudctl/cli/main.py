@@ -4,25 +4,126 @@ Invariants:
 - Exit codes (DESIGN.md): 0 success; 1 the operation ran and failed; 2 bad input,
   with one line naming the field and the reason; 3 a backend or the store was
   unreachable after retries. Never a traceback for an error cloudctl understands.
-- Heavy imports (SQLAlchemy, services, SDKs) happen inside commands, so that
+- Heavy imports (SQLAlchemy, services, SDKs) happen inside commands, and a command
+  module is imported only when one of its commands runs (``LazyGroup``), so that
   ``cloudctl --help`` starts fast.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+import typer.core
+import typer.main
+from typer import _click as click
 
 from cloudctl.cli import common, output
 
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("commands_core", "Create the state from the topology; running it again is safe."),
+    "status": (
+        "commands_core",
+        "The centers with role, site, health and capacity, and the links between them.",
+    ),
+    "serve": (
+        "commands_selfservice",
+        "Run the management center: the HTTP API, the reconcilers and /metrics (Ctrl-C stops cleanly).",
+    ),
+    "failback": (
+        "commands_recovery",
+        "Reprotect (reverse replication until consistent), then switch back in a planned failover.",
+    ),
+    "metrics": (
+        "commands_observability",
+        "Print the Prometheus exposition of the state (the same series as /metrics).",
+    ),
+    "demo": ("commands_demo", "A guided end-to-end run on the simulator centers (safe to repeat)."),
+    "centers": ("commands_core", "The centers of the topology: role, site, health, capacity."),
+    "dept": ("commands_org", "The org tree: city → district or bureau → department."),
+    "quota": ("commands_org", "Hierarchical quotas per org node and center, and reservations."),
+    "token": ("commands_selfservice", "Bearer tokens for departments and operators."),
+    "request": ("commands_selfservice", "Requests from the catalog: list, show, approve, reject."),
+    "workload": ("commands_selfservice", "Workloads: placement per center and protection."),
+    "audit": ("commands_selfservice", "The hash-chained audit log (the auditor's power)."),
+    "replication": (
+        "commands_recovery",
+        "Replication streams: where every protected workload's data is copied.",
+    ),
+    "failover": (
+        "commands_recovery",
+        "Move the workloads off a center; `failover resume RUN` finishes an interrupted run.",
+    ),
+    "drill": (
+        "commands_drill",
+        "DR drills: plans and schedules, runs that measure RPO/RTO, and their reports.",
+    ),
+    "infra": (
+        "commands_infra",
+        "The centers' foundation (projects, networks, namespaces, quotas) as Pulumi code, "
+        "one stack per center.",
+    ),
+    "sim": ("commands_demo", "The simulator centers: inject and clear faults."),
+}
+"""Every top-level command: the module under ``cloudctl.cli`` whose ``register(app)`` adds it, and
+its one-line help (what ``cloudctl --help`` lists without importing that module)."""
+
+RICH_MARKUP_MODE: typer.core.MarkupMode = None
+"""Help is plain text: the rich help renderer costs more than the rest of ``--help`` together."""
+
+
+class LazyGroup(typer.core.TyperGroup):
+    """The root command: each command module is imported when one of its commands runs.
+
+    Listing the commands (``cloudctl --help``) shows ``COMMANDS``' one-line help and imports
+    nothing; running or asking for the help of one command imports its module only.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._loaded: set[str] = set()
+        self._listing = False
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*COMMANDS, *(name for name in super().list_commands(ctx) if name not in COMMANDS)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS and cmd_name not in self.commands:
+            module, short_help = COMMANDS[cmd_name]
+            if self._listing:
+                return typer.core.TyperCommand(name=cmd_name, help=short_help, short_help=short_help)
+            self.load(module)
+        return super().get_command(ctx, cmd_name)
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
+    def load(self, module_name: str) -> None:
+        """Import ``cloudctl.cli.<module_name>`` and add the commands its ``register`` declares."""
+        if module_name in self._loaded:
+            return
+        module = importlib.import_module(f"cloudctl.cli.{module_name}")
+        declared = typer.Typer(rich_markup_mode=RICH_MARKUP_MODE, add_completion=False)
+        module.register(declared)
+        for name, command in typer.main.get_group(declared).commands.items():
+            self.add_command(command, name)
+        self._loaded.add(module_name)
+
+
 app = typer.Typer(
     name="cloudctl",
+    cls=LazyGroup,
     help="Control plane of a two-sites-four-centers government cloud (两地四中心).",
     no_args_is_help=True,
     add_completion=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=RICH_MARKUP_MODE,
     pretty_exceptions_enable=False,
 )
 
@@ -71,29 +172,10 @@ def main(
     ctx.call_on_close(ctx.obj.close)
 
 
-def _register() -> None:
-    from cloudctl.cli import (
-        commands_core,
-        commands_demo,
-        commands_drill,
-        commands_infra,
-        commands_observability,
-        commands_org,
-        commands_recovery,
-        commands_selfservice,
-    )
-
-    commands_core.register(app)
-    commands_org.register(app)
-    commands_selfservice.register(app)
-    commands_recovery.register(app)
-    commands_drill.register(app)
-    commands_infra.register(app)
-    commands_observability.register(app)
-    commands_demo.register(app)
-
-
-_register()
+def load_all() -> None:
+    """Register every command now (tests and tools that walk the whole command tree)."""
+    for module in dict.fromkeys(module for module, _help in COMMANDS.values()):
+        command().load(module)
 
 
 _GLOBAL_OPTIONS = {"--home", "--database-url", "--topology", "--policies", "--output", "-o"}
@@ -125,7 +207,15 @@ def hoist_global_options(argv: list[str]) -> list[str]:
     return front + rest
 
 
+@functools.cache
+def command() -> LazyGroup:
+    """The root click command of ``app`` (built once), whose commands load on demand."""
+    built = typer.main.get_command(app)
+    assert isinstance(built, LazyGroup)
+    return built
+
+
 def run() -> None:
     import sys
 
-    app(args=hoist_global_options(sys.argv[1:]), prog_name="cloudctl")
+    command().main(args=hoist_global_options(sys.argv[1:]), prog_name="cloudctl")

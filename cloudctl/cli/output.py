@@ -8,13 +8,15 @@ Errors go to stderr as one line.
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
 
 class Format(enum.StrEnum):
@@ -23,8 +25,21 @@ class Format(enum.StrEnum):
     YAML = "yaml"
 
 
-stdout = Console(soft_wrap=False)
-stderr = Console(stderr=True, soft_wrap=True)
+@functools.cache
+def _consoles() -> tuple[Console, Console]:
+    from rich.console import Console
+
+    return Console(soft_wrap=False), Console(stderr=True, soft_wrap=True)
+
+
+def __getattr__(name: str) -> Any:
+    """``stdout`` and ``stderr``, the rich consoles, made on first use: importing rich costs
+    more than the rest of ``cloudctl --help``."""
+    if name == "stdout":
+        return _consoles()[0]
+    if name == "stderr":
+        return _consoles()[1]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def to_data(value: Any) -> Any:
@@ -66,6 +81,8 @@ NUMERIC_COLUMNS = frozenset(
 
 
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], **options: Any) -> Table:
+    from rich.table import Table
+
     result = Table(title=title, title_justify="left", header_style="bold", **options)
     for column in columns:
         numeric = column in NUMERIC_COLUMNS
@@ -78,7 +95,7 @@ def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any
 def error(message: str) -> None:
     from rich.markup import escape
 
-    stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    _consoles()[1].print(f"[bold red]error:[/] {escape(message)}", highlight=False)
 
 
 def number(value: int | None) -> str:

@@ -18,7 +18,7 @@ Invariants:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -69,6 +69,9 @@ OWNED_TYPES = frozenset({"Request", "Workload", "Quota", "Token", "OrgNode"})
 """Resource types that belong to an org node: their entities carry ``owner`` and ``owner_path``."""
 
 DATA_CLASSES = ("public", "internal", "sensitive", "secret")
+
+DECISION_CACHE_SIZE = 20_000
+"""Decisions remembered per engine; the cache starts afresh when full."""
 
 _Parsed = TypeVar("_Parsed")
 
@@ -155,6 +158,7 @@ class PolicyEngine:
         """Every loaded policy by its ``@id``, in file order."""
         self.files = files
         """The files read (schema first), each exactly once, at load."""
+        self._decisions: dict[Hashable, Decision] = {}
 
     @classmethod
     def load(cls, directory: Path) -> PolicyEngine:
@@ -171,7 +175,31 @@ class PolicyEngine:
         resource: Resource,
         context: Mapping[str, Any] | None = None,
     ) -> Decision:
-        """Evaluate one request; raise ``errors.InvalidInput`` if the request itself is malformed."""
+        """Evaluate one request; raise ``errors.InvalidInput`` if the request itself is malformed.
+
+        Decisions are remembered per exact request (principal, action, resource, context):
+        the loaded policies never change, so the same question always gets the same answer.
+        """
+        key = _request_key(principal=principal, action=action, resource=resource, context=context)
+        if key is not None:
+            known = self._decisions.get(key)
+            if known is not None:
+                return known
+        decision = self._evaluate(principal=principal, action=action, resource=resource, context=context)
+        if key is not None:
+            if len(self._decisions) >= DECISION_CACHE_SIZE:
+                self._decisions.clear()
+            self._decisions[key] = decision
+        return decision
+
+    def _evaluate(
+        self,
+        *,
+        principal: Principal,
+        action: str,
+        resource: Resource,
+        context: Mapping[str, Any] | None,
+    ) -> Decision:
         _check_request(principal=principal, action=action)
         principal_uid = _uid("User", principal.id)
         resource_uid = _uid(resource.type, resource.id)
@@ -274,6 +302,27 @@ class PolicyEngine:
 
 
 # --- request building -------------------------------------------------------------------------
+
+
+def _request_key(
+    *, principal: Principal, action: str, resource: Resource, context: Mapping[str, Any] | None
+) -> Hashable | None:
+    """Everything a decision depends on, as a dict key; ``None`` when a value cannot be one."""
+    key = (
+        principal,
+        action,
+        resource.type,
+        resource.id,
+        resource.owner,
+        resource.owner_path,
+        tuple(sorted(resource.attributes.items())),
+        tuple(sorted((context or {}).items())),
+    )
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
 
 
 def _uid(entity_type: str, entity_id: str) -> dict[str, str]:

@@ -3,7 +3,8 @@
 Invariants:
 - Nothing is opened until it is used: ``cloudctl --help`` pays for none of it.
 - After ``init`` the topology in force is the copy stored at init (so every
-  process agrees on it, whatever file is beside it); before, it is the file.
+  process agrees on it, whatever file is beside it); before, it is the file. The
+  parsed copy is cached under the home, keyed by the hash of its text.
 - The store is reached with retries (tenacity, clock-driven backoff); after the
   last attempt a ``BackendUnavailable`` (exit code 3) reaches the caller.
 """
@@ -13,6 +14,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import hashlib
+import os
+import pickle
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -142,8 +146,39 @@ class Context:
             with self.store.read() as tx:
                 text = centers.get_setting(tx, TOPOLOGY_KEY)
             if text is not None:
-                return topo.parse(text)
+                return parse_topology_cached(text, cache_dir=self.settings.home / TOPOLOGY_CACHE_DIR)
         return self.read_topology_file()
+
+
+TOPOLOGY_CACHE_DIR = "cache"
+"""Under the home: parsed topologies, one file per topology text (and model version)."""
+
+
+def parse_topology_cached(text: str, *, cache_dir: Path) -> topo.Topology:
+    """``topo.parse(text)``, remembered on disk by the hash of the text and of the model's code.
+
+    Parsing and validating the YAML costs several times what reading back the parsed object
+    does, and every command pays it. The key changes with the text and with the model's
+    source, so a stale entry is never read; a cache that cannot be read or written is
+    skipped (the text is parsed as before).
+    """
+    model_source = Path(topo.__file__)
+    stamp = model_source.stat()
+    key = hashlib.sha256(
+        f"{stamp.st_mtime_ns}:{stamp.st_size}:{model_source}\0".encode() + text.encode()
+    ).hexdigest()
+    path = cache_dir / f"topology-{key[:32]}.pickle"
+    with contextlib.suppress(OSError, pickle.UnpicklingError, EOFError, AttributeError, TypeError):
+        cached = pickle.loads(path.read_bytes())
+        if isinstance(cached, topo.Topology):
+            return cached
+    topology = topo.parse(text)
+    with contextlib.suppress(OSError, pickle.PicklingError):
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.partial")
+        partial.write_bytes(pickle.dumps(topology, protocol=pickle.HIGHEST_PROTOCOL))
+        partial.replace(path)
+    return topology
 
 
 def open_context(settings: settings_module.Settings, *, clock: clocks.Clock | None = None) -> Context:

@@ -234,6 +234,7 @@ def revoke_token(ctx: ctx_module.Context, *, principal: Principal, token_id: str
     with ctx.transaction() as tx:
         record = tokens.revoke_token(tx, token_id, now=ctx.clock.now())
         _audit(ctx, tx, principal, "token.revoke", target_id=token_id, detail={})
+    forget_token(ctx, token_id)
     return _public_token(record)
 
 
@@ -342,7 +343,7 @@ def authenticate(ctx: ctx_module.Context, *, authorization: str | None, client: 
     reason, token_id = _check_bearer(ctx, authorization)
     if reason is None:
         tracker.succeeded(client)
-        return _principal_of(ctx, token_id)
+        return cached_token(ctx, token_id).principal or _principal_of(ctx, token_id)
     locked = tracker.failed(client)
     from cloudctl import metrics
     from cloudctl.services import audit
@@ -373,8 +374,7 @@ def _check_bearer(ctx: ctx_module.Context, authorization: str | None) -> tuple[s
     if scheme.lower() != "bearer" or not value.startswith(TOKEN_PREFIX) or "." not in value:
         return "malformed bearer token", ""
     token_id, _, secret = value[len(TOKEN_PREFIX) :].partition(".")
-    with ctx.read() as tx:
-        record = tokens.find_token(tx, token_id)
+    record = cached_token(ctx, token_id).record
     if record is None or not hmac.compare_digest(record.secret_hash, _hash(record.salt, secret)):
         return "unknown token", token_id
     if record.revoked_at is not None:
@@ -394,3 +394,46 @@ def _principal_of(ctx: ctx_module.Context, token_id: str) -> Principal:
     return Principal(
         id=f"token:{record.id}", role=record.role, department=record.department, department_path=path
     )
+
+
+# --- the token cache ------------------------------------------------------------------------------------
+
+TOKEN_CACHE_TTL_S = 5.0
+"""How long a token read from the store is trusted without reading it again. A revocation in
+this process takes effect at once; one made by another process within this time."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CachedToken:
+    record: tokens.TokenRecord | None
+    principal: Principal | None
+    read_at: float
+
+
+def cached_token(ctx: ctx_module.Context, token_id: str) -> CachedToken:
+    """A token and the principal it authenticates, from the cache or from one read of the store."""
+    entries: dict[str, CachedToken] = ctx.cache.setdefault("tokens", {})
+    now = ctx.clock.now()
+    entry = entries.get(token_id)
+    if entry is not None and 0 <= now - entry.read_at < TOKEN_CACHE_TTL_S:
+        return entry
+    with ctx.read() as tx:
+        record = tokens.find_token(tx, token_id)
+        principal = None
+        if record is not None:
+            node = orgs.find_node(tx, record.department) if record.department else None
+            path = tuple(node.ancestor_ids) if node else ((record.department,) if record.department else ())
+            principal = Principal(
+                id=f"token:{record.id}", role=record.role, department=record.department, department_path=path
+            )
+    entry = CachedToken(record=record, principal=principal, read_at=now)
+    if record is not None:
+        if len(entries) >= 10_000:
+            entries.clear()
+        entries[token_id] = entry
+    return entry
+
+
+def forget_token(ctx: ctx_module.Context, token_id: str) -> None:
+    """Drop a token from the cache (it was revoked)."""
+    ctx.cache.get("tokens", {}).pop(token_id, None)

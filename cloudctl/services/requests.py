@@ -17,10 +17,13 @@ Invariants:
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import dataclasses
 import hashlib
 import json
 import secrets
+import threading
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -32,8 +35,8 @@ from cloudctl.model import topology as topo
 from cloudctl.policy import engine as policy_engine
 from cloudctl.services import audit, identity, placement
 from cloudctl.services import context as ctx_module
-from cloudctl.services import quotas as quotas_service
-from cloudctl.store import quotas, requests
+from cloudctl.store import audit as audit_store
+from cloudctl.store import orgs, quotas, requests
 
 DATA_CLASSES = ("public", "internal", "sensitive", "secret")
 MAX_COUNT = 100
@@ -161,44 +164,28 @@ def submit(
     A refusal (policy or quota) is audited with its reason and changes nothing else.
     """
     try:
-        return _submit(ctx, principal=principal, body=body, idempotency_key=idempotency_key)
+        with _OneRead(ctx) as read:
+            if idempotency_key is not None:
+                replay = _replay_in(read(), principal=principal, key=idempotency_key, body=body)
+                if replay is not None:
+                    return replay, False
+            admission = _prepare(ctx, read, principal=principal, body=body, headroom={})
+    except errors.PolicyDenied as refused:
+        _audit_refusal(ctx, principal, refused, detail=_refusal_detail(body))
+        raise
+    ticket = _Ticket(
+        admission=admission,
+        principal=principal,
+        idempotency_key=idempotency_key,
+        fingerprint=_fingerprint(body),
+        request_id=identity.current_request_id(),
+    )
+    try:
+        record = _writer(ctx).admit(ctx, ticket)
     except _KeyTaken:
         replay = _replay(ctx, principal=principal, key=idempotency_key or "", body=body)
         assert replay is not None
         return replay, False
-    except (errors.QuotaExceeded, errors.PolicyDenied) as refused:
-        _audit_refusal(
-            ctx,
-            principal,
-            refused,
-            detail={"offering": body.offering, "count": body.count, "tier": body.tier},
-        )
-        raise
-
-
-def _submit(
-    ctx: ctx_module.Context,
-    *,
-    principal: identity.Principal,
-    body: RequestCreate,
-    idempotency_key: str | None,
-) -> tuple[RequestPublic, bool]:
-    if idempotency_key is not None:
-        replay = _replay(ctx, principal=principal, key=idempotency_key, body=body)
-        if replay is not None:
-            return replay, False
-    admission = _prepare(ctx, principal=principal, body=body, headroom={})
-    with ctx.transaction() as tx:
-        if idempotency_key is not None and not requests.claim_idempotency_key(
-            tx,
-            principal=principal.id,
-            key=idempotency_key,
-            fingerprint=_fingerprint(body),
-            target_id=admission.request_id,
-            now=admission.now,
-        ):
-            raise _KeyTaken
-        (record,) = _admit(ctx, tx, principal=principal, admissions=[admission])
     return _public(record), True
 
 
@@ -214,13 +201,38 @@ def submit_many(
     """
     headroom: dict[str, dict[str, int | None]] = {}
     try:
-        admissions = [_prepare(ctx, principal=principal, body=body, headroom=headroom) for body in bodies]
+        with _OneRead(ctx) as read:
+            admissions = [
+                _prepare(ctx, read, principal=principal, body=body, headroom=headroom) for body in bodies
+            ]
+        tickets = [
+            _Ticket(
+                admission=admission,
+                principal=principal,
+                idempotency_key=None,
+                fingerprint="",
+                request_id=identity.current_request_id(),
+            )
+            for admission in admissions
+        ]
         with ctx.transaction() as tx:
-            records = _admit(ctx, tx, principal=principal, admissions=admissions)
+            held = quotas.reserve_many(
+                tx, asks=[ask for ticket in tickets for ask in ticket.asks()], now=ctx.clock.now()
+            )
+            reservations = iter(held)
+            admitted = [
+                _admitted(ticket, [next(reservations) for _ in ticket.admission.planned])
+                for ticket in tickets
+            ]
+            _write(ctx, tx, admitted=admitted, audit_entries=[entry for _r, _w, entry in admitted])
     except (errors.QuotaExceeded, errors.PolicyDenied) as refused:
         _audit_refusal(ctx, principal, refused, detail={"requests": len(bodies)})
         raise
-    return [_public(record) for record in records]
+    return [_public(record) for record, _workload, _entry in admitted]
+
+
+def _refusal_detail(body: RequestCreate) -> dict[str, Any]:
+    return {"offering": body.offering, "count": body.count, "tier": body.tier}
 
 
 def _audit_refusal(
@@ -256,17 +268,53 @@ class _Admission:
     now: float
 
 
+class _OneRead:
+    """The one read transaction of a request, opened when first needed (often it is not)."""
+
+    def __init__(self, ctx: ctx_module.Context) -> None:
+        self._ctx = ctx
+        self._stack = contextlib.ExitStack()
+        self._tx: Any = None
+
+    def __call__(self) -> Any:
+        if self._tx is None:
+            self._tx = self._stack.enter_context(self._ctx.read())
+        return self._tx
+
+    def __enter__(self) -> _OneRead:
+        return self
+
+    def __exit__(self, *exc: Any) -> bool | None:
+        return self._stack.__exit__(*exc)
+
+
 def _prepare(
     ctx: ctx_module.Context,
+    read: _OneRead,
     *,
     principal: identity.Principal,
     body: RequestCreate,
     headroom: dict[str, dict[str, int | None]],
 ) -> _Admission:
-    """Check one request (fields, policy) and place it; ``headroom`` caches each department's."""
+    """Check one request (fields, policy) and place it; ``headroom`` caches each department's.
+
+    What it reads of the store, it reads in the request's one read (``read``): the
+    department's path (unless the principal carries it) and, when placement ranks centers,
+    the department's vCPU headroom in each.
+    """
     offering, tier = _validate(ctx, body)
     department = _department_of(ctx, principal, body)
-    owner_path = identity.department_path(ctx, department)
+    ranks_centers = tier.local is not topo.LocalPlacement.ACTIVE_ACTIVE and body.preferred_center is None
+    owner_path = principal.department_path if department == principal.department else ()
+    if not owner_path:
+        owner_path = tuple(orgs.get_node(read(), department, field="department").ancestor_ids)
+    if ranks_centers and department not in headroom:
+        headroom[department] = quotas.headroom(
+            read(),
+            chain=owner_path,
+            centers=[c.name for c in ctx.topology.centers_with_role(topo.CenterRole.LOCAL)],
+            resource=q.Resource.VCPU,
+        )
     amounts = q.scale(offering.amounts(), body.count)
     size = {
         "vcpu_total": amounts.get(q.Resource.VCPU, 0),
@@ -286,11 +334,6 @@ def _prepare(
         owner_path=owner_path,
         context={"offering_in_catalog": True, **size},
     )
-    if department not in headroom:
-        headroom[department] = {
-            center.center: next(item.headroom for item in center.resources if item.resource == "vcpu")
-            for center in quotas_service.show_quota(ctx, department).centers
-        }
     planned = placement.plan(
         ctx,
         principal=principal,
@@ -298,7 +341,7 @@ def _prepare(
         amounts=amounts,
         data_class=body.data_class,
         preferred_center=body.preferred_center,
-        headroom_vcpu=headroom[department],
+        headroom_vcpu=headroom.get(department, {}),
     )
     approval = identity.policies(ctx).decide(
         principal=principal,
@@ -320,113 +363,258 @@ def _prepare(
     )
 
 
-def _admit(
-    ctx: ctx_module.Context, tx: Any, *, principal: identity.Principal, admissions: list[_Admission]
-) -> list[requests.RequestRecord]:
-    """Hold the quota of every admission at once, then write each request, workload and audit record."""
-    held = quotas.reserve_many(
-        tx,
-        asks=[
+# --- writing admissions: one transaction for every request queued meanwhile --------------------------
+
+
+@dataclasses.dataclass
+class _Ticket:
+    """An admission waiting for the writer, and what became of it."""
+
+    admission: _Admission
+    principal: identity.Principal
+    idempotency_key: str | None
+    fingerprint: str
+    request_id: str
+    """The request id of the call that submitted it (the writer may run in another call)."""
+    outcome: requests.RequestRecord | BaseException | None = None
+    done: bool = False
+
+    def asks(self) -> list[quotas.ReservationAsk]:
+        a = self.admission
+        return [
             quotas.ReservationAsk(
                 node_id=a.department, center=p.center, amounts=p.amounts, purpose=f"{a.request_id} {p.role}"
             )
-            for a in admissions
             for p in a.planned
-        ],
-        now=ctx.clock.now(),
-    )
-    reservations = iter(held)
-    records = []
-    for admission in admissions:
-        body, now = admission.body, admission.now
-        needs_approval = not admission.approval.allowed
-        final_state = "pending-approval" if needs_approval else "approved"
-        steps = [
-            {"step": step, "at": now}
-            for step in ("submitted", "policy-checked", "quota-reserved", final_state)
         ]
-        record = requests.RequestRecord(
-            id=admission.request_id,
-            department=admission.department,
-            offering=admission.offering.name,
-            count=body.count,
-            tier=admission.tier.name,
-            data_class=body.data_class,
-            preferred_center=body.preferred_center,
-            name=body.name or admission.request_id,
-            state=final_state,
-            needs_approval=needs_approval,
-            approval_policy_ids=list(admission.approval.policy_ids),
-            reasons=[] if not needs_approval else list(admission.approval.reasons),
-            steps=steps,
-            workload_id=admission.workload_id,
-            created_by=principal.id,
-            created_at=now,
-            updated_at=now,
-            resource_version=1,
-        )
-        requests.insert_request(tx, record)
-        requests.insert_workload(
+
+
+class _GroupWriter:
+    """Admits checked requests in as few transactions as the load allows (group commit).
+
+    A caller queues its ticket and waits for the writer's turn; whoever gets the turn
+    writes every ticket queued by then in one transaction: the counters of all their
+    chains locked once, each request held or refused in queue order against what the
+    ones before it took, one counter update per (node, center), one insert per table,
+    one audit append. A caller whose ticket an earlier turn wrote returns at once. If a
+    whole batch fails, each of its tickets is written alone, so one bad request cannot
+    fail the others.
+    """
+
+    def __init__(self) -> None:
+        self._queue: collections.deque[_Ticket] = collections.deque()
+        self._turn = threading.Lock()
+
+    def admit(self, ctx: ctx_module.Context, ticket: _Ticket) -> requests.RequestRecord:
+        if ctx.store.current_unit() is not None:
+            # Inside a unit of work the writes commit with the unit: never mix others' in.
+            self._write_batch(ctx, [ticket])
+        else:
+            self._queue.append(ticket)
+            with self._turn:
+                if not ticket.done:
+                    batch: list[_Ticket] = []
+                    while self._queue and len(batch) < MAX_BATCH:
+                        batch.append(self._queue.popleft())
+                    self._write_batch(ctx, batch)
+        if isinstance(ticket.outcome, BaseException):
+            raise ticket.outcome
+        assert ticket.outcome is not None
+        return ticket.outcome
+
+    def _write_batch(self, ctx: ctx_module.Context, batch: list[_Ticket]) -> None:
+        try:
+            with ctx.transaction() as tx:
+                outcomes = _admit_each(ctx, tx, batch)
+        except Exception as error:
+            if len(batch) > 1:
+                for ticket in batch:
+                    self._write_batch(ctx, [ticket])
+                return
+            outcomes = [error]
+        for ticket, outcome in zip(batch, outcomes, strict=True):
+            ticket.outcome, ticket.done = outcome, True
+
+
+MAX_BATCH = 256
+"""Admissions written in one transaction at most."""
+
+
+def _writer(ctx: ctx_module.Context) -> _GroupWriter:
+    writer = ctx.cache.get("admission_writer")
+    if writer is None:
+        writer = ctx.cache.setdefault("admission_writer", _GroupWriter())
+    assert isinstance(writer, _GroupWriter)
+    return writer
+
+
+def _admit_each(
+    ctx: ctx_module.Context, tx: Any, tickets: list[_Ticket]
+) -> list[requests.RequestRecord | BaseException]:
+    """Hold or refuse each ticket in order, then write what was admitted and audit every decision."""
+    now = ctx.clock.now()
+
+    def claim_key(index: int) -> bool:
+        ticket = tickets[index]
+        if ticket.idempotency_key is None:
+            return True
+        return requests.claim_idempotency_key(
             tx,
-            requests.WorkloadRecord(
-                id=admission.workload_id,
-                request_id=admission.request_id,
-                department=admission.department,
-                name=record.name,
-                offering=admission.offering.name,
-                count=body.count,
-                tier=admission.tier.name,
-                data_class=body.data_class,
-                state=final_state,
-                reasons=[],
-                created_at=now,
-                updated_at=now,
-                resource_version=1,
-                placements=[
-                    requests.PlacementRecord(
-                        workload_id=admission.workload_id,
-                        center=p.center,
-                        role=p.role,
-                        reservation_id=next(reservations).id,
-                        resources=[],
-                        state="reserved",
-                    )
-                    for p in admission.planned
-                ],
-            ),
+            principal=ticket.principal.id,
+            key=ticket.idempotency_key,
+            fingerprint=ticket.fingerprint,
+            target_id=ticket.admission.request_id,
+            now=ticket.admission.now,
         )
-        audit.record(
-            ctx,
-            principal=principal,
-            action="request.create",
-            target_type="Request",
-            target_id=admission.request_id,
-            outcome="success",
-            detail={
-                "offering": admission.offering.name,
-                "count": body.count,
-                "tier": admission.tier.name,
-                "state": final_state,
-            },
-            tx=tx,
-        )
-        records.append(record)
-    return records
+
+    held = quotas.hold_each(tx, groups=[ticket.asks() for ticket in tickets], now=now, accept=claim_key)
+    outcomes: list[requests.RequestRecord | BaseException] = []
+    admitted = []
+    audit_entries = []
+    for ticket, reservations in zip(tickets, held, strict=True):
+        if reservations is None:
+            outcomes.append(_KeyTaken())
+        elif isinstance(reservations, errors.QuotaExceeded):
+            outcomes.append(reservations)
+            audit_entries.append(
+                _audit_entry(
+                    ticket,
+                    target_id="-",
+                    outcome="refused",
+                    detail={**_refusal_detail(ticket.admission.body), "reason": reservations.one_line()},
+                    now=now,
+                )
+            )
+        else:
+            record, workload, entry = _admitted(ticket, reservations)
+            admitted.append((record, workload, entry))
+            audit_entries.append(entry)
+            outcomes.append(record)
+    _write(ctx, tx, admitted=admitted, audit_entries=audit_entries)
+    return outcomes
+
+
+def _write(
+    ctx: ctx_module.Context,
+    tx: Any,
+    *,
+    admitted: list[tuple[requests.RequestRecord, requests.WorkloadRecord, dict[str, Any]]],
+    audit_entries: list[dict[str, Any]],
+) -> None:
+    requests.insert_requests(tx, [record for record, _workload, _entry in admitted])
+    requests.insert_workloads(tx, [workload for _record, workload, _entry in admitted])
+    audit_store.append_many(tx, audit_entries)
+
+
+def _audit_entry(
+    ticket: _Ticket, *, target_id: str, outcome: str, detail: dict[str, Any], now: float
+) -> dict[str, Any]:
+    principal = ticket.principal
+    return {
+        "at": now,
+        "actor": principal.id,
+        "role": principal.role,
+        "department": principal.department,
+        "action": "request.create",
+        "target_type": "Request",
+        "target_id": target_id,
+        "outcome": outcome,
+        "detail": detail,
+        "request_id": ticket.request_id,
+    }
+
+
+def _admitted(
+    ticket: _Ticket, reservations: list[quotas.Reservation]
+) -> tuple[requests.RequestRecord, requests.WorkloadRecord, dict[str, Any]]:
+    """The request, workload and audit entry of an admission whose quota is held."""
+    admission = ticket.admission
+    body, now = admission.body, admission.now
+    needs_approval = not admission.approval.allowed
+    final_state = "pending-approval" if needs_approval else "approved"
+    steps = [
+        {"step": step, "at": now} for step in ("submitted", "policy-checked", "quota-reserved", final_state)
+    ]
+    record = requests.RequestRecord(
+        id=admission.request_id,
+        department=admission.department,
+        offering=admission.offering.name,
+        count=body.count,
+        tier=admission.tier.name,
+        data_class=body.data_class,
+        preferred_center=body.preferred_center,
+        name=body.name or admission.request_id,
+        state=final_state,
+        needs_approval=needs_approval,
+        approval_policy_ids=list(admission.approval.policy_ids),
+        reasons=[] if not needs_approval else list(admission.approval.reasons),
+        steps=steps,
+        workload_id=admission.workload_id,
+        created_by=ticket.principal.id,
+        created_at=now,
+        updated_at=now,
+        resource_version=1,
+    )
+    workload = requests.WorkloadRecord(
+        id=admission.workload_id,
+        request_id=admission.request_id,
+        department=admission.department,
+        name=record.name,
+        offering=admission.offering.name,
+        count=body.count,
+        tier=admission.tier.name,
+        data_class=body.data_class,
+        state=final_state,
+        reasons=[],
+        created_at=now,
+        updated_at=now,
+        resource_version=1,
+        placements=[
+            requests.PlacementRecord(
+                workload_id=admission.workload_id,
+                center=p.center,
+                role=p.role,
+                reservation_id=reservation.id,
+                resources=[],
+                state="reserved",
+            )
+            for p, reservation in zip(admission.planned, reservations, strict=True)
+        ],
+    )
+    entry = _audit_entry(
+        ticket,
+        target_id=admission.request_id,
+        outcome="success",
+        detail={
+            "offering": admission.offering.name,
+            "count": body.count,
+            "tier": admission.tier.name,
+            "state": final_state,
+        },
+        now=now,
+    )
+    return record, workload, entry
 
 
 def _replay(
     ctx: ctx_module.Context, *, principal: identity.Principal, key: str, body: RequestCreate
 ) -> RequestPublic | None:
     with ctx.read() as tx:
-        found = requests.find_idempotency_key(tx, principal=principal.id, key=key)
-        if found is None:
-            return None
-        fingerprint, request_id = found
-        if fingerprint != _fingerprint(body):
-            raise errors.Conflict(
-                "this Idempotency-Key was used with a different request body", field="idempotency_key"
-            )
-        return _public(requests.get_request(tx, request_id))
+        return _replay_in(tx, principal=principal, key=key, body=body)
+
+
+def _replay_in(
+    tx: Any, *, principal: identity.Principal, key: str, body: RequestCreate
+) -> RequestPublic | None:
+    found = requests.find_idempotency_key(tx, principal=principal.id, key=key)
+    if found is None:
+        return None
+    fingerprint, request_id = found
+    if fingerprint != _fingerprint(body):
+        raise errors.Conflict(
+            "this Idempotency-Key was used with a different request body", field="idempotency_key"
+        )
+    return _public(requests.get_request(tx, request_id))
 
 
 def _owned_request(
@@ -450,8 +638,6 @@ def _owned_request(
 
 
 def _path(tx: Any, department: str) -> tuple[str, ...]:
-    from cloudctl.store import orgs
-
     node = orgs.find_node(tx, department)
     return tuple(node.ancestor_ids) if node else (department,)
 
@@ -498,8 +684,6 @@ def visible_departments(
     resource_type: str,
 ) -> list[str] | None:
     """The departments a listing covers: a department's own subtree, or what an operator filters."""
-    from cloudctl.store import orgs
-
     if identity.is_department(principal):
         with ctx.read() as tx:
             subtree = [node.id for node in orgs.list_nodes(tx, under=principal.department)]

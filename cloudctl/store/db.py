@@ -3,7 +3,8 @@
 Invariants:
 - ``Store.transaction()`` is the only way to write. On SQLite it starts with
   ``BEGIN IMMEDIATE`` so concurrent writers queue on the database lock instead
-  of failing on upgrade; on PostgreSQL callers lock rows with ``FOR UPDATE``.
+  of failing on upgrade, and the writers of one process take turns first, in the
+  order they came (``FifoLock``); on PostgreSQL callers lock rows with ``FOR UPDATE``.
 - The schema is created and upgraded by Alembic only (``migrate()``).
 - ``Store.unit_of_work()`` groups every transaction and read that its thread opens
   inside the block into one database transaction: a nested ``transaction()`` is a
@@ -23,6 +24,7 @@ import contextlib
 import dataclasses
 import functools
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -80,6 +82,7 @@ class Store:
         self.pool = pool or PoolSettings()
         self.engine = self._create_engine()
         self._ambient = threading.local()
+        self._writers = FifoLock() if self.is_sqlite else None
 
     def _create_engine(self) -> sa.Engine:
         bounds: dict[str, Any] = {
@@ -138,7 +141,11 @@ class Store:
             with unit.savepoint():
                 yield unit.connection
             return
-        with self._unavailable_as_error(), self.engine.begin() as connection:
+        with (
+            self._unavailable_as_error(),
+            self._writers or contextlib.nullcontext(),
+            self.engine.begin() as connection,
+        ):
             yield connection
 
     @contextlib.contextmanager
@@ -158,7 +165,7 @@ class Store:
         """A database that does not answer, or a pool that stays exhausted, is ``BackendUnavailable``."""
         try:
             yield
-        except exc.OperationalError as error:
+        except (exc.OperationalError, WriterQueueTimeout) as error:
             raise errors.BackendUnavailable(
                 f"the store did not answer: {_first_line(error)}", field="database"
             ) from error
@@ -183,6 +190,57 @@ class Store:
 
         with self._unavailable_as_error():
             return migrations.is_current(self.engine)
+
+
+class WriterQueueTimeout(Exception):
+    """A writer waited for its turn longer than the store's busy timeout."""
+
+
+class FifoLock:
+    """A lock handed to waiters in the order they asked, re-entered freely by its holder.
+
+    SQLite's own write lock is not fair: waiting writers sleep and retry, so under load
+    some wait for seconds while later ones pass. Queueing this process's writers here
+    first, in order, leaves SQLite's lock to settle only between processes. A waiter
+    gives up after ``timeout_s`` (``WriterQueueTimeout``), as a writer waiting on SQLite would.
+    """
+
+    def __init__(self, *, timeout_s: float = SQLITE_BUSY_TIMEOUT_S) -> None:
+        self._condition = threading.Condition(threading.Lock())
+        self._timeout_s = timeout_s
+        self._next_ticket = 0
+        self._serving = 0
+        self._abandoned: set[int] = set()
+        self._owner: int | None = None
+        self._depth = 0
+
+    def __enter__(self) -> None:
+        me = threading.get_ident()
+        with self._condition:
+            if self._owner == me:
+                self._depth += 1
+                return
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            deadline = time.monotonic() + self._timeout_s
+            while self._serving != ticket:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self._abandoned.add(ticket)
+                    raise WriterQueueTimeout("database is locked (waited for the writers before)")
+                self._condition.wait(remaining)
+            self._owner, self._depth = me, 1
+
+    def __exit__(self, *_exc: object) -> None:
+        with self._condition:
+            self._depth -= 1
+            if self._depth == 0:
+                self._owner = None
+                self._serving += 1
+                while self._serving in self._abandoned:
+                    self._abandoned.discard(self._serving)
+                    self._serving += 1
+                self._condition.notify_all()
 
 
 class UnitOfWork:

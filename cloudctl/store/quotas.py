@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -154,6 +154,41 @@ _ADJUST = (
         used=schema.quota_counters.c.used + sa.bindparam("used_sign") * _DELTA,
     )
 )
+_ADD_RESERVED = (
+    schema.quota_counters.update()
+    .where(schema.quota_counters.c.node_id == sa.bindparam("counter_node"))
+    .where(schema.quota_counters.c.center == sa.bindparam("counter_center"))
+    .values(reserved=schema.quota_counters.c.reserved + _DELTA)
+)
+_RESOURCES_BY_NAME = {resource.value: resource for resource in q.RESOURCES}
+_LIMIT_OF_COUNTER = sa.and_(
+    schema.quota_limits.c.node_id == schema.quota_counters.c.node_id,
+    schema.quota_limits.c.center == schema.quota_counters.c.center,
+    schema.quota_limits.c.resource == schema.quota_counters.c.resource,
+)
+_LOCK_IN_USE = (
+    sa.select(
+        schema.quota_counters.c.node_id,
+        schema.quota_counters.c.center,
+        schema.quota_counters.c.resource,
+        schema.quota_counters.c.used,
+        schema.quota_counters.c.reserved,
+        schema.quota_limits.c.limit_value,
+    )
+    .select_from(schema.quota_counters.outerjoin(schema.quota_limits, _LIMIT_OF_COUNTER))
+    .where(schema.quota_counters.c.node_id.in_(sa.bindparam("nodes", expanding=True)))
+    .where(schema.quota_counters.c.center.in_(sa.bindparam("centers", expanding=True)))
+    .where(schema.quota_counters.c.resource.in_(sa.bindparam("resources", expanding=True)))
+    .order_by(
+        schema.quota_counters.c.node_id,
+        schema.quota_counters.c.center,
+        schema.quota_counters.c.resource,
+    )
+    .with_for_update(of=schema.quota_counters)
+)
+_PATHS_OF = sa.select(schema.org_nodes.c.id, schema.org_nodes.c.path).where(
+    schema.org_nodes.c.id.in_(sa.bindparam("ids", expanding=True))
+)
 _RESERVATIONS_LOCKED = (
     sa.select(schema.reservations)
     .where(schema.reservations.c.id.in_(sa.bindparam("ids", expanding=True)))
@@ -203,6 +238,41 @@ def get_counters(
         )
         for row in tx.execute(query)
     }
+
+
+_HEADROOM_ROWS = (
+    sa.select(
+        schema.quota_counters.c.center,
+        schema.quota_counters.c.used + schema.quota_counters.c.reserved,
+        schema.quota_limits.c.limit_value,
+    )
+    .select_from(schema.quota_counters.join(schema.quota_limits, _LIMIT_OF_COUNTER))
+    .where(schema.quota_counters.c.node_id.in_(sa.bindparam("chain", expanding=True)))
+    .where(schema.quota_counters.c.center.in_(sa.bindparam("centers", expanding=True)))
+    .where(schema.quota_counters.c.resource == sa.bindparam("resource"))
+)
+
+
+def headroom(
+    tx: sa.Connection, *, chain: Sequence[str], centers: Sequence[str], resource: q.Resource
+) -> dict[str, int | None]:
+    """What the last node of ``chain`` could still reserve of ``resource`` on each center.
+
+    The least free amount over every limited node of the chain, on the center and on all
+    centers; ``None`` where nothing limits it. One statement, only the limited rows.
+    """
+    free: dict[str, int] = {}
+    for center, in_use, limit in tx.execute(
+        _HEADROOM_ROWS, {"chain": list(chain), "centers": [*centers, ALL], "resource": resource.value}
+    ):
+        room = max(int(limit) - int(in_use), 0)
+        free[str(center)] = min(room, free.get(str(center), room))
+    overall = free.get(ALL)
+    result: dict[str, int | None] = {}
+    for center in centers:
+        bounds = [value for value in (free.get(center), overall) if value is not None]
+        result[center] = min(bounds) if bounds else None
+    return result
 
 
 def ancestor_ids(tx: sa.Connection, *, node_id: str) -> list[str]:
@@ -401,79 +471,171 @@ def reserve_many(tx: sa.Connection, *, asks: Iterable[ReservationAsk], now: floa
     The counter rows of every ask are locked in one statement, in the one fixed
     order, so batches that span centers cannot deadlock each other.
     """
-    asks = list(asks)
-    chains: dict[str, list[str]] = {}
-    for ask in asks:
-        if ask.center == ALL:
-            raise errors.InvalidInput("a reservation is made on one center, not all", field="center")
-        for resource, value in ask.amounts.items():
-            if value < 0:
-                raise errors.InvalidInput("must not be negative", field=f"amounts.{resource.value}")
-        if ask.node_id not in chains:
-            chains[ask.node_id] = _chain(_path_of(tx, ask.node_id))
-    wanted = [q.nonzero(ask.amounts) for ask in asks]
+    (outcome,) = hold_each(tx, groups=[list(asks)], now=now)
+    if isinstance(outcome, errors.QuotaExceeded):
+        raise outcome
+    assert outcome is not None
+    return outcome
+
+
+def hold_each(
+    tx: sa.Connection,
+    *,
+    groups: Sequence[Sequence[ReservationAsk]],
+    now: float,
+    accept: Callable[[int], bool] | None = None,
+) -> list[list[Reservation] | errors.QuotaExceeded | None]:
+    """Hold each group of asks all or none, in order, against one locking of the counters.
+
+    Group ``i`` is checked against the counters as the groups before it that were held
+    left them; if it fits, ``accept(i)`` (when given) may still decline it (``None`` in
+    the result, nothing held); if it does not fit, its ``QuotaExceeded`` names every
+    shortfall, and nothing is held for it. Whatever was held moves each touched counter
+    row once (one ``UPDATE`` per node and center key) and inserts every reservation row
+    in one statement: the cost of a batch barely grows with the number of groups.
+    """
+    for group in groups:
+        for ask in group:
+            if ask.center == ALL:
+                raise errors.InvalidInput("a reservation is made on one center, not all", field="center")
+            for resource, value in ask.amounts.items():
+                if value < 0:
+                    raise errors.InvalidInput("must not be negative", field=f"amounts.{resource.value}")
+    chains = _chains(tx, {ask.node_id for group in groups for ask in group})
+    wanted = [[q.nonzero(ask.amounts) for ask in group] for group in groups]
     nodes = sorted({node for chain in chains.values() for node in chain})
-    centers = sorted({ask.center for ask in asks} | {ALL})
-    resources = {resource for amounts in wanted for resource in amounts}
-    counters = _lock_counters(tx, node_ids=nodes, centers=centers, resources=resources)
-    limits = get_limits(tx, node_ids=nodes, centers=centers)
+    centers = sorted({ask.center for group in groups for ask in group} | {ALL})
+    resources = {resource for group in wanted for amounts in group for resource in amounts}
+    in_use, limits = _lock_in_use(tx, node_ids=nodes, centers=centers, resources=resources)
     pending: dict[LimitKey, int] = {}
+    outcomes: list[list[Reservation] | errors.QuotaExceeded | None] = []
+    rows: list[dict[str, Any]] = []
+    for index, (group, amounts_of) in enumerate(zip(groups, wanted, strict=True)):
+        shortfalls, taken = _check_group(
+            group, amounts_of, chains=chains, in_use=in_use, limits=limits, pending=pending
+        )
+        if shortfalls:
+            outcomes.append(errors.QuotaExceeded(shortfalls))
+            continue
+        if accept is not None and not accept(index):
+            outcomes.append(None)
+            continue
+        for row, value in taken.items():
+            pending[row] = pending.get(row, 0) + value
+        held = [
+            Reservation(
+                id=ask.reservation_id or uuid.uuid4().hex,
+                node_id=ask.node_id,
+                center=ask.center,
+                amounts=amounts,
+                state=ReservationState.RESERVED,
+                purpose=ask.purpose,
+                created_at=now,
+                updated_at=now,
+            )
+            for ask, amounts in zip(group, amounts_of, strict=True)
+        ]
+        rows += [
+            {
+                "id": reservation.id,
+                "node_id": reservation.node_id,
+                "center": reservation.center,
+                "amounts": q.as_names(reservation.amounts),
+                "state": reservation.state.value,
+                "purpose": reservation.purpose,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for reservation in held
+        ]
+        outcomes.append(held)
+    _add_reserved(tx, pending)
+    if rows:
+        tx.execute(schema.reservations.insert(), rows)
+    return outcomes
+
+
+def _lock_in_use(
+    tx: sa.Connection, *, node_ids: list[str], centers: list[str], resources: Iterable[q.Resource]
+) -> tuple[dict[LimitKey, int], dict[LimitKey, int]]:
+    """Lock counter rows (the one fixed order) and read them with their limits, in one statement:
+    ``used + reserved`` per row, and the limit of each row that has one."""
+    in_use: dict[LimitKey, int] = {}
+    limits: dict[LimitKey, int] = {}
+    rows = tx.execute(
+        _LOCK_IN_USE,
+        {"nodes": node_ids, "centers": centers, "resources": [resource.value for resource in resources]},
+    )
+    for node, center, resource, used, reserved, limit in rows:
+        key = (node, center, _RESOURCES_BY_NAME[resource])
+        in_use[key] = used + reserved
+        if limit is not None:
+            limits[key] = limit
+    return in_use, limits
+
+
+def _chains(tx: sa.Connection, node_ids: Iterable[str]) -> dict[str, list[str]]:
+    """Each node's chain from the root, read in one statement."""
+    wanted = sorted(set(node_ids))
+    if not wanted:
+        return {}
+    found = {str(row.id): _chain(str(row.path)) for row in tx.execute(_PATHS_OF, {"ids": wanted})}
+    for node_id in wanted:
+        if node_id not in found:
+            raise errors.NotFound(f"no org node {node_id!r}", field="node")
+    return found
+
+
+def _check_group(
+    group: Sequence[ReservationAsk],
+    amounts_of: Sequence[q.Amounts],
+    *,
+    chains: Mapping[str, list[str]],
+    in_use: Mapping[LimitKey, int],
+    limits: Mapping[LimitKey, int],
+    pending: Mapping[LimitKey, int],
+) -> tuple[list[errors.Shortfall], dict[LimitKey, int]]:
+    """The shortfalls of one all-or-none group, and what it would add to each counter row."""
+    taken: dict[LimitKey, int] = {}
     shortfalls: list[errors.Shortfall] = []
-    for ask, amounts in zip(asks, wanted, strict=True):
+    for ask, amounts in zip(group, amounts_of, strict=True):
         for node in reversed(chains[ask.node_id]):
             for key in (ask.center, ALL):
                 for resource, value in amounts.items():
                     row = (node, key, resource)
-                    if row not in counters:
+                    if row not in in_use:
                         raise errors.NotFound(f"no quota counters for center {ask.center!r}", field="center")
-                    in_use = counters[row].in_use + pending.get(row, 0)
-                    already = any(
-                        (s.node, s.center, s.resource) == (node, key, resource.value) for s in shortfalls
-                    )
-                    if row in limits and in_use + value > limits[row] and not already:
-                        shortfalls.append(
-                            errors.Shortfall(
-                                node=node,
-                                center=key,
-                                resource=resource.value,
-                                limit=limits[row],
-                                in_use=in_use,
-                                requested=value,
-                            )
+                    now_in_use = in_use[row] + pending.get(row, 0) + taken.get(row, 0)
+                    limit = limits.get(row)
+                    if limit is not None and now_in_use + value > limit:
+                        already = any(
+                            (s.node, s.center, s.resource) == (node, key, resource.value) for s in shortfalls
                         )
-                    pending[row] = pending.get(row, 0) + value
-    if shortfalls:
-        raise errors.QuotaExceeded(shortfalls)
-    reservations: list[Reservation] = []
-    for ask, amounts in zip(asks, wanted, strict=True):
-        _adjust(
-            tx, chain=chains[ask.node_id], center=ask.center, amounts=amounts, reserved_sign=1, used_sign=0
-        )
-        reservation = Reservation(
-            id=ask.reservation_id or uuid.uuid4().hex,
-            node_id=ask.node_id,
-            center=ask.center,
-            amounts=amounts,
-            state=ReservationState.RESERVED,
-            purpose=ask.purpose,
-            created_at=now,
-            updated_at=now,
-        )
-        tx.execute(
-            schema.reservations.insert(),
-            {
-                "id": reservation.id,
-                "node_id": ask.node_id,
-                "center": ask.center,
-                "amounts": q.as_names(amounts),
-                "state": reservation.state.value,
-                "purpose": ask.purpose,
-                "created_at": now,
-                "updated_at": now,
-            },
-        )
-        reservations.append(reservation)
-    return reservations
+                        if not already:
+                            shortfalls.append(
+                                errors.Shortfall(
+                                    node=node,
+                                    center=key,
+                                    resource=resource.value,
+                                    limit=limit,
+                                    in_use=now_in_use,
+                                    requested=value,
+                                )
+                            )
+                    taken[row] = taken.get(row, 0) + value
+    return shortfalls, taken
+
+
+def _add_reserved(tx: sa.Connection, deltas: Mapping[LimitKey, int]) -> None:
+    """Add to ``reserved`` of the counter rows: one parameter set per (node, center key)."""
+    per_row: dict[tuple[str, str], dict[str, Any]] = {}
+    for (node, key, resource), value in deltas.items():
+        if value:
+            zero = {f"delta_{r.value}": 0 for r in q.RESOURCES}
+            params = per_row.setdefault((node, key), {"counter_node": node, "counter_center": key, **zero})
+            params[f"delta_{resource.value}"] += value
+    if per_row:
+        tx.execute(_ADD_RESERVED, [per_row[key] for key in sorted(per_row)])
 
 
 def _adjust(

@@ -12,7 +12,7 @@ Invariants:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -108,6 +108,12 @@ _PLACEMENTS = (
 def insert_request(tx: sa.Connection, record: RequestRecord) -> RequestRecord:
     tx.execute(schema.requests.insert(), dataclasses.asdict(record))
     return record
+
+
+def insert_requests(tx: sa.Connection, records: Sequence[RequestRecord]) -> None:
+    """Several requests in one statement."""
+    if records:
+        tx.execute(schema.requests.insert(), [dataclasses.asdict(record) for record in records])
 
 
 def find_request(tx: sa.Connection, request_id: str, *, for_update: bool = False) -> RequestRecord | None:
@@ -214,6 +220,17 @@ def insert_workload(tx: sa.Connection, record: WorkloadRecord) -> WorkloadRecord
     if record.placements:
         tx.execute(schema.placements.insert(), [dataclasses.asdict(p) for p in record.placements])
     return record
+
+
+def insert_workloads(tx: sa.Connection, records: Sequence[WorkloadRecord]) -> None:
+    """Several workloads and all their placements, in one statement per table."""
+    if not records:
+        return
+    rows = [dataclasses.asdict(record) for record in records]
+    placements = [placement for row in rows for placement in row.pop("placements")]
+    tx.execute(schema.workloads.insert(), rows)
+    if placements:
+        tx.execute(schema.placements.insert(), placements)
 
 
 def find_workload(tx: sa.Connection, workload_id: str, *, for_update: bool = False) -> WorkloadRecord | None:

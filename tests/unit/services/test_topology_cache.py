@@ -1,0 +1,48 @@
+"""The parsed topology is cached under the home by the hash of its text; a bad entry is ignored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cloudctl.model import topology as topo
+from cloudctl.services import context as ctx_module
+
+TOPOLOGY = Path(__file__).resolve().parents[3] / "infra" / "topology.yaml"
+
+
+def test_a_cached_topology_equals_the_parsed_one_and_is_read_back(tmp_path: Path) -> None:
+    text = TOPOLOGY.read_text(encoding="utf-8")
+    first = ctx_module.parse_topology_cached(text, cache_dir=tmp_path)
+    entries = list(tmp_path.glob("topology-*.pickle"))
+    second = ctx_module.parse_topology_cached(text, cache_dir=tmp_path)
+
+    assert first == topo.parse(text)
+    assert second == first
+    assert len(entries) == 1
+
+
+def test_another_text_gets_its_own_entry(tmp_path: Path) -> None:
+    text = TOPOLOGY.read_text(encoding="utf-8")
+    renamed = text.replace("display_name: 青岛市电子政务云", "display_name: 青岛市电子政务云（测试）", 1)
+
+    assert ctx_module.parse_topology_cached(renamed, cache_dir=tmp_path).display_name.endswith("（测试）")
+    assert ctx_module.parse_topology_cached(text, cache_dir=tmp_path).display_name == "青岛市电子政务云"
+    assert len(list(tmp_path.glob("topology-*.pickle"))) == 2
+
+
+def test_a_damaged_entry_is_parsed_again_and_replaced(tmp_path: Path) -> None:
+    text = TOPOLOGY.read_text(encoding="utf-8")
+    ctx_module.parse_topology_cached(text, cache_dir=tmp_path)
+    (entry,) = tmp_path.glob("topology-*.pickle")
+    entry.write_bytes(b"not a pickle")
+
+    assert ctx_module.parse_topology_cached(text, cache_dir=tmp_path) == topo.parse(text)
+    assert entry.read_bytes() != b"not a pickle"
+
+
+def test_an_unwritable_cache_only_costs_the_parse(tmp_path: Path) -> None:
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the directory would be")
+    text = TOPOLOGY.read_text(encoding="utf-8")
+
+    assert ctx_module.parse_topology_cached(text, cache_dir=blocker) == topo.parse(text)
