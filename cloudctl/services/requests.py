@@ -514,10 +514,12 @@ def visible_departments(
     return None if department is None else [department]
 
 
+@audit.audits_refusals(action="request.approve", target_type="Request", target="request_id")
 def approve(ctx: ctx_module.Context, *, principal: identity.Principal, request_id: str) -> RequestPublic:
     return _decide(ctx, principal=principal, request_id=request_id, action="request.approve", reason=None)
 
 
+@audit.audits_refusals(action="request.reject", target_type="Request", target="request_id")
 def reject(
     ctx: ctx_module.Context, *, principal: identity.Principal, request_id: str, reason: str
 ) -> RequestPublic:
@@ -526,6 +528,7 @@ def reject(
     return _decide(ctx, principal=principal, request_id=request_id, action="request.reject", reason=reason)
 
 
+@audit.audits_refusals(action="request.cancel", target_type="Request", target="request_id")
 def cancel(ctx: ctx_module.Context, *, principal: identity.Principal, request_id: str) -> RequestPublic:
     return _decide(
         ctx, principal=principal, request_id=request_id, action="request.cancel", reason="cancelled"
