@@ -127,6 +127,11 @@ def audit_refused_write(request: Request, error: BaseException) -> None:
         ((key.removesuffix("_id").capitalize(), str(value)) for key, value in params.items()), ("Api", "-")
     )
     principal = getattr(request.state, "principal", None) or identity.ANONYMOUS
+    if isinstance(error, RequestValidationError):
+        first = error.errors()[0] if error.errors() else {}
+        location = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
+        reason = f"{'.'.join(location) or 'body'}: {first.get('msg', 'invalid')}"
+        error = errors.InvalidInput(reason.split(": ", 1)[1], field=reason.split(": ", 1)[0])
     context = request.app.state.context
     audit.record_refusal(
         context,
@@ -136,6 +141,7 @@ def audit_refused_write(request: Request, error: BaseException) -> None:
         target_id=target_id,
         error=error,
         detail={"status": _status_of(error)},
+        outcome="refused" if isinstance(error, RequestValidationError) else None,
     )
 
 

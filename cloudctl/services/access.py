@@ -52,6 +52,11 @@ def is_department(principal: Principal) -> bool:
     return principal.role in DEPARTMENT_ROLES
 
 
+_HIDDEN_AS = {"Quota": ("department", "org node"), "OrgNode": ("department", "org node")}
+"""How an object hidden from a department is reported: exactly as a missing one of that id is
+(``field``, noun), so the answer tells nothing about which ids exist."""
+
+
 def authorize(
     ctx: ctx_module.Context,
     *,
@@ -74,7 +79,8 @@ def authorize(
     if decision.allowed:
         return decision
     if hide_as_missing and is_department(principal) and principal.department not in owner_path:
-        raise errors.NotFound(f"no {resource_type.lower()} {resource_id!r}", field=resource_type.lower())
+        field, noun = _HIDDEN_AS.get(resource_type, (resource_type.lower(), resource_type.lower()))
+        raise errors.NotFound(f"no {noun} {resource_id!r}", field=field)
     raise errors.PolicyDenied(decision, action=action)
 
 

@@ -206,6 +206,13 @@ def is_recorded(error: BaseException) -> bool:
     return bool(getattr(error, "audit_recorded", False))
 
 
+def mark_recorded(error: BaseException) -> BaseException:
+    """Say that ``error`` is in the log already (whoever sees it records nothing more)."""
+    with contextlib.suppress(AttributeError):
+        error.audit_recorded = True  # type: ignore[attr-defined]
+    return error
+
+
 def record_refusal(
     ctx: ctx_module.Context,
     *,
@@ -215,6 +222,7 @@ def record_refusal(
     target_id: str,
     error: BaseException,
     detail: dict[str, Any] | None = None,
+    outcome: str | None = None,
 ) -> None:
     """Record that ``action`` was refused with ``error`` (once: the error is marked)."""
     if is_recorded(error):
@@ -227,13 +235,12 @@ def record_refusal(
             action=action,
             target_type=target_type,
             target_id=target_id,
-            outcome=outcome_of(error),
+            outcome=outcome or outcome_of(error),
             detail={**(detail or {}), "reason": reason},
         )
     except errors.BackendUnavailable:
         return  # the store is down: the refusal it caused cannot be written either
-    with contextlib.suppress(AttributeError):
-        error.audit_recorded = True  # type: ignore[attr-defined]
+    mark_recorded(error)
 
 
 def audits_refusals(

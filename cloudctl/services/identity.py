@@ -421,18 +421,22 @@ def authenticate(ctx: ctx_module.Context, *, authorization: str | None, source: 
     remaining = tracker.remaining_s(key) if checked.known or checked.reason is not None else 0.0
     if remaining > 0:
         _failed(ctx, checked, source=source, reason="locked out", locked=False)
-        raise errors.LockedOut("too many failed authentications; try again later", retry_after_s=remaining)
+        raise audit.mark_recorded(
+            errors.LockedOut("too many failed authentications; try again later", retry_after_s=remaining)
+        )
     if checked.reason is None:
         assert checked.principal is not None
         return checked.principal
     locked = tracker.failed(key)
     _failed(ctx, checked, source=source, reason=checked.reason, locked=locked)
     if locked:
-        raise errors.LockedOut(
-            "too many failed authentications; try again later", retry_after_s=tracker.lockout_s
+        raise audit.mark_recorded(
+            errors.LockedOut(
+                "too many failed authentications; try again later", retry_after_s=tracker.lockout_s
+            )
         )
     public = "unknown token" if checked.reason in ("unknown token id", "wrong secret") else checked.reason
-    raise errors.AuthenticationFailed(public, field="authorization")
+    raise audit.mark_recorded(errors.AuthenticationFailed(public, field="authorization"))
 
 
 def _failed(ctx: ctx_module.Context, checked: _Checked, *, source: str, reason: str, locked: bool) -> None:

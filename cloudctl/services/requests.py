@@ -230,14 +230,14 @@ def _audit_refusal(
     *,
     detail: dict[str, Any],
 ) -> None:
-    audit.record(
+    audit.record_refusal(
         ctx,
         principal=principal,
         action="request.create",
         target_type="Request",
         target_id="-",
-        outcome="denied" if isinstance(refused, errors.PolicyDenied) else "refused",
-        detail={**detail, "reason": refused.one_line()},
+        error=refused,
+        detail=detail,
     )
 
 
