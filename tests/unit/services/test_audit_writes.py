@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from cloudctl import errors
 from cloudctl.api import app as api_app
 from cloudctl.api import problems
 from cloudctl.cli import main
@@ -34,9 +35,8 @@ def client(ctx: ctx_module.Context) -> Iterator[TestClient]:
 
 
 def bearer(ctx: ctx_module.Context, role: str, department: str | None = None) -> dict[str, str]:
-    return {
-        "Authorization": f"Bearer {identity.create_token(ctx, principal=OPS, role=role, department=department).secret}"
-    }
+    issued = identity.create_token(ctx, principal=OPS, role=role, department=department)
+    return {"Authorization": f"Bearer {issued.secret}"}
 
 
 def records_of(ctx: ctx_module.Context, request_id: str) -> list[dict[str, Any]]:
@@ -342,7 +342,7 @@ def test_fault_injection_failover_and_failback_services_record_their_writes(ctx:
     fault = faults.inject(ctx, kind="center-down", center="qd-b", principal=sysadmin)
     faults.clear(ctx, fault_id=fault.id, principal=sysadmin)
     plan, _shipped = recovery.plan_failback(ctx, principal=sysadmin, to_center="qd-a")
-    with pytest.raises(Exception):
+    with pytest.raises(errors.PolicyDenied):
         recovery.plan_failback(ctx, principal=identity.local_operator("auditor"), to_center="qd-a")
     table = schema.audit_records
     with ctx.read() as tx:
