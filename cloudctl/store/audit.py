@@ -68,23 +68,14 @@ class Entry:
     outcome: str
     detail: dict[str, Any]
     request_id: str
-    source: str = ""
+    source: str
 
 
 @dataclasses.dataclass(frozen=True)
-class AuditRecord:
+class AuditRecord(Entry):
+    """An entry as stored: with its place in the chain and the key its hash was made with."""
+
     seq: int
-    at: float
-    actor: str
-    role: str
-    department: str
-    action: str
-    target_type: str
-    target_id: str
-    outcome: str
-    detail: dict[str, Any]
-    request_id: str
-    source: str
     key_id: str
     prev_hash: str
     hash: str
