@@ -358,3 +358,20 @@ def test_fault_injection_failover_and_failback_services_record_their_writes(ctx:
         ("failback.run", "denied"),
     ]
     assert plan.run_id
+
+
+def test_break_glass_is_recorded_with_os_user_host_and_reason_and_counted(ctx: ctx_module.Context) -> None:
+    from cloudctl.services import audit, observability
+
+    with pytest.raises(errors.InvalidInput) as no_reason:
+        audit.record_break_glass(ctx, role="sysadmin", reason=" ")
+    assert no_reason.value.field == "reason"
+    principal = audit.record_break_glass(ctx, role="sysadmin", reason="API down during the flood")
+    assert (principal.id.startswith("breakglass:"), principal.role) == (True, "sysadmin")
+    table = schema.audit_records
+    with ctx.read() as tx:
+        (row,) = tx.execute(sa.select(table).where(table.c.action == "break-glass")).all()
+    assert (
+        row.detail["reason"] == "API down during the flood" and row.detail["os_user"] and row.detail["host"]
+    )
+    assert "cloudctl_break_glass_total 1.0" in observability.exposition(ctx).decode()
