@@ -10,9 +10,13 @@ by ``services.observability`` and are the same whichever process is scraped.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Histogram, Info, disable_created_metrics
 
 import cloudctl
+
+# ``_created`` companions are exposed as gauges in the text format (one per counter child):
+# they are not what their family claims to be, and no dashboard reads them.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -54,12 +58,22 @@ API_LATENCY = Histogram(
 )
 AUTH_FAILURES = Counter(
     "cloudctl_auth_failures_total",
-    "Failed authentications (missing, malformed, unknown, revoked or expired tokens).",
+    "Failed authentications, by reason (missing or malformed bearer token, unknown token id, "
+    "wrong secret, revoked token, expired token, locked out).",
     ["reason"],
     registry=REGISTRY,
 )
 AUTH_LOCKOUTS = Counter(
     "cloudctl_auth_lockouts_total",
-    "Clients locked out after repeated failed authentications.",
+    "Lockouts after repeated failed authentications, by kind: a token (its secret guessed, or "
+    "revoked or expired and still used) or a source (unknown or malformed tokens).",
+    ["kind"],
+    registry=REGISTRY,
+)
+API_REFUSED_EARLY = Counter(
+    "cloudctl_api_refused_total",
+    "Requests refused by the API's limits before any route ran, by reason "
+    "(body-too-large, headers-too-large, bad-json).",
+    ["reason"],
     registry=REGISTRY,
 )

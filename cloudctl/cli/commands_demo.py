@@ -184,7 +184,7 @@ def _self_service(context: ctx_module.Context, *, department: str, center: str) 
         f"token {issued.token.id} issued (secret shown once: {issued.secret[:12]}…; "
         "only a salted hash is kept)"
     )
-    principal = identity.authenticate(context, authorization=f"Bearer {issued.secret}", client="demo")
+    principal = identity.authenticate(context, authorization=f"Bearer {issued.secret}", source="demo")
     body = requests_service.RequestCreate(offering="vm.small", count=2, tier="gold", name="demo-portal")
     small, _ = requests_service.submit(context, principal=principal, body=body)
     commands_selfservice.render_request(small)

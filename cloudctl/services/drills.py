@@ -648,6 +648,7 @@ def _probe(check: drills.Check, *, env: dict[str, str]) -> tuple[bool, str]:
 PHASES = ("started", "canaries-ready", "warmed-up", "fault-injected", "recovered", "checked")
 
 
+@audit.audits_refusals(action="drill.run", target_type="Drill")
 def run_drill(
     ctx: ctx_module.Context, *, plan: drills.DrillPlan, on_step: OnStep | None = None
 ) -> report_model.DrillReport:

@@ -2,7 +2,8 @@
 
 Invariants: faults live in the store with the simulator state, so an injected
 fault is seen by every process until it is cleared; injecting the same fault
-twice replaces it (ids derive from what the fault hits).
+twice replaces it (ids derive from what the fault hits). Injecting and clearing are
+audited (``fault.inject``, ``fault.clear``), refusals too.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from pydantic import BaseModel
 
 from cloudctl import clock as clocks
 from cloudctl import errors
+from cloudctl.services import access, audit, drivers
 from cloudctl.services import context as ctx_module
-from cloudctl.services import drivers
 
 if TYPE_CHECKING:
     from cloudctl.drivers import simulator as simulator_driver
@@ -44,6 +45,7 @@ def _public(fault: simulator_driver.Fault) -> FaultPublic:
     )
 
 
+@audit.audits_refusals(action="fault.inject", target_type="Fault", target="center")
 def inject(
     ctx: ctx_module.Context,
     *,
@@ -52,6 +54,30 @@ def inject(
     peer: str | None = None,
     factor: float | None = None,
     rate: float | None = None,
+    principal: access.Principal | None = None,
+) -> FaultPublic:
+    """Inject a fault; ``principal`` defaults to the local sysadmin (drills, the console)."""
+    fault = _inject(ctx, kind=kind, center=center, peer=peer, factor=factor, rate=rate)
+    audit.record(
+        ctx,
+        principal=principal or access.local_operator("sysadmin"),
+        action="fault.inject",
+        target_type="Fault",
+        target_id=fault.id,
+        outcome="success",
+        detail={"kind": kind, "center": center or "", "peer": peer or ""},
+    )
+    return fault
+
+
+def _inject(
+    ctx: ctx_module.Context,
+    *,
+    kind: str,
+    center: str | None,
+    peer: str | None,
+    factor: float | None,
+    rate: float | None,
 ) -> FaultPublic:
     simulator = drivers.simulator(ctx)
     if kind not in KINDS:
@@ -81,13 +107,27 @@ def list_faults(ctx: ctx_module.Context) -> list[FaultPublic]:
     return [_public(fault) for fault in drivers.simulator(ctx).list_faults()]
 
 
-def clear(ctx: ctx_module.Context, *, fault_id: str | None = None) -> int:
+@audit.audits_refusals(action="fault.clear", target_type="Fault", target="fault_id")
+def clear(
+    ctx: ctx_module.Context, *, fault_id: str | None = None, principal: access.Principal | None = None
+) -> int:
     """Clear one fault (by id) or, without an id, every fault; returns how many were cleared."""
     simulator = drivers.simulator(ctx)
     if fault_id is None:
-        return simulator.clear_all()
-    known = {fault.id for fault in simulator.list_faults()}
-    if fault_id not in known:
-        raise errors.NotFound(f"no fault {fault_id!r}", field="fault")
-    simulator.clear(fault_id)
-    return 1
+        cleared = simulator.clear_all()
+    else:
+        known = {fault.id for fault in simulator.list_faults()}
+        if fault_id not in known:
+            raise errors.NotFound(f"no fault {fault_id!r}", field="fault")
+        simulator.clear(fault_id)
+        cleared = 1
+    audit.record(
+        ctx,
+        principal=principal or access.local_operator("sysadmin"),
+        action="fault.clear",
+        target_type="Fault",
+        target_id=fault_id or "all",
+        outcome="success",
+        detail={"cleared": cleared},
+    )
+    return cleared

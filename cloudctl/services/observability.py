@@ -31,12 +31,13 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from cloudctl import metrics
 from cloudctl.model import quotas as q
 from cloudctl.recovery import replication as repl
+from cloudctl.services import audit as audit_service
 from cloudctl.services import context as ctx_module
+from cloudctl.services import identity
 from cloudctl.services import status as status_service
-from cloudctl.store import audit, orgs, quotas, recovery, replication, requests
+from cloudctl.store import orgs, quotas, recovery, replication, requests
 
 AUDIT_VERIFY_EVERY_S = 60.0
-_AUDIT_CACHE_KEY = "observability.audit_verification"
 _STREAM_LABELS = ["department", "tier", "source", "target", "mode"]
 
 
@@ -314,15 +315,8 @@ class StateCollector(Collector):
         yield verified_at
 
     def _audit_check(self) -> _AuditCheck:
-        now = self._ctx.clock.now()
-        cached = self._ctx.cache.get(_AUDIT_CACHE_KEY)
-        if isinstance(cached, _AuditCheck) and 0 <= now - cached.checked_at < AUDIT_VERIFY_EVERY_S:
-            return cached
-        with self._ctx.read() as tx:
-            verification = audit.verify(tx)
-        check = _AuditCheck(checked_at=now, ok=verification.ok, records=verification.records)
-        self._ctx.cache[_AUDIT_CACHE_KEY] = check
-        return check
+        state = audit_service.check(self._ctx, max_age_s=AUDIT_VERIFY_EVERY_S)
+        return _AuditCheck(checked_at=state.checked_at, ok=state.ok, records=state.records)
 
 
 def _lag_target_s(stream: replication.Stream, rpo_by_tier: dict[str, float]) -> float:
@@ -345,4 +339,6 @@ def exposition(ctx: ctx_module.Context) -> bytes:
     """The Prometheus text exposition: process metrics plus the state of the estate."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StateCollector(ctx))
+    registry.register(identity.AuthCollector(ctx))
+    registry.register(audit_service.AuditCollector(ctx))
     return generate_latest(metrics.REGISTRY) + generate_latest(registry)

@@ -202,6 +202,7 @@ def _authorize(ctx: ctx_module.Context, principal: identity.Principal, center: s
     )
 
 
+@audit.audits_refusals(action="failover.run", target_type="Center", target="from_center")
 def plan_failover(
     ctx: ctx_module.Context,
     *,
@@ -285,6 +286,7 @@ def get_run(ctx: ctx_module.Context, run_id: str) -> RunPublic:
         return _public_run(recovery.get_run(tx, run_id))
 
 
+@audit.audits_refusals(action="failback.run", target_type="Center", target="to_center")
 def plan_failback(
     ctx: ctx_module.Context, *, principal: identity.Principal, to_center: str, dry_run: bool = False
 ) -> tuple[PlanPublic, int]:

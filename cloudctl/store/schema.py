@@ -199,6 +199,8 @@ audit_records = sa.Table(
     sa.Column("outcome", sa.String(20), nullable=False),
     sa.Column("detail", sa.JSON, nullable=False),
     sa.Column("request_id", sa.String(64), nullable=False),
+    sa.Column("source", sa.String(64), nullable=False, server_default=""),
+    sa.Column("key_id", sa.String(40), nullable=False, server_default=""),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
 )

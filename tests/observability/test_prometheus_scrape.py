@@ -141,10 +141,13 @@ def test_prometheus_scrapes_the_state_of_the_estate_from_a_running_api(
     )
     assert one_value(poll("cloudctl_audit_chain_ok")) == 1.0
     # Process counters: other tests in this process count too, so compare with this process' registry.
-    failures = metrics.REGISTRY.get_sample_value("cloudctl_auth_failures_total", {"reason": "unknown token"})
+    failures = metrics.REGISTRY.get_sample_value(
+        "cloudctl_auth_failures_total", {"reason": "malformed bearer token"}
+    )
     assert failures is not None and failures >= 1
     assert (
-        one_value(poll(f'cloudctl_auth_failures_total{{reason="unknown token"}} >= {failures}')) == failures
+        one_value(poll(f'cloudctl_auth_failures_total{{reason="malformed bearer token"}} >= {failures}'))
+        == failures
     )
 
     def rules_evaluated() -> list[dict[str, Any]] | None:
