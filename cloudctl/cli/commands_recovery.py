@@ -49,14 +49,18 @@ def register(app: typer.Typer) -> None:
 @common.handles_errors
 def replication_status(
     ctx: typer.Context,
-    dept: Annotated[str | None, typer.Option(help="Only this department's streams.")] = None,
-    tier: Annotated[str | None, typer.Option(help="Only streams of this tier.")] = None,
+    dept: Annotated[str | None, typer.Option(help="Only this department's workloads.")] = None,
+    tier: Annotated[str | None, typer.Option(help="Only workloads of this tier.")] = None,
+    unprotected: Annotated[
+        bool, typer.Option("--unprotected", help="Only workloads not fully protected.")
+    ] = False,
 ) -> None:
-    """Every stream with its mode, last consistent point and current lag (= current RPO)."""
+    """Every ready workload: protected, degraded or unprotected (with the reason), and its streams
+    with their mode, last consistent point and current lag (= current RPO)."""
     from cloudctl.services import recovery
 
     state = common.state_of(ctx)
-    streams = recovery.status(state.context, department=dept, tier=tier)
+    found = recovery.protection(state.context, department=dept, tier=tier, unprotected_only=unprotected)
 
     def render() -> None:
         table = output.table(
@@ -64,6 +68,7 @@ def replication_status(
             [
                 "workload",
                 "tier",
+                "protection",
                 "source → target",
                 "mode",
                 "state",
@@ -74,26 +79,38 @@ def replication_status(
             ],
             [],
         )
-        for s in streams:
-            style = "bold red" if s.over_target else None
-            table.add_row(
-                s.workload_id,
-                s.tier,
-                f"{s.source} → {s.target}",
-                s.mode,
-                s.state,
-                s.last_consistent_at or "–",
-                f"{s.lag_s:,.1f}",
-                f"{s.rpo_target_s:,.0f}",
-                f"{s.bytes_copied / 2**20:,.2f}",
-                style=style,
-            )
+        for workload in found:
+            verdict_style = {"degraded": "yellow", "unprotected": "bold red"}.get(workload.protection)
+            if not workload.streams:
+                row = [workload.workload_id, workload.tier, workload.protection, "–"]
+                table.add_row(*row, style=verdict_style)
+            for s in workload.streams:
+                table.add_row(
+                    workload.workload_id,
+                    workload.tier,
+                    workload.protection,
+                    f"{s.source} → {s.target}",
+                    s.mode,
+                    s.state,
+                    s.last_consistent_at or "–",
+                    f"{s.lag_s:,.1f}",
+                    f"{s.rpo_target_s:,.0f}",
+                    f"{s.bytes_copied / 2**20:,.2f}",
+                    style="bold red" if s.over_target else verdict_style,
+                )
         output.stdout.print(table)
-        over = [s for s in streams if s.over_target]
+        for workload in found:
+            if workload.protection != "protected":
+                output.stdout.print(
+                    f"[bold red]{workload.protection}[/] {workload.workload_id} ({workload.tier}): "
+                    + workload.reason,
+                    highlight=False,
+                )
+        over = [s for w in found for s in w.streams if s.over_target]
         if over:
             output.stdout.print(f"[bold red]{len(over)} stream(s) over their tier's RPO target[/]")
 
-    state.emit(streams, render)
+    state.emit(found, render)
 
 
 @replication_app.command("run")

@@ -210,6 +210,11 @@ def plan_failback(
     with env.store.read() as tx:
         workloads = requests.list_workloads(tx, states=[states.WorkloadState.READY])
         recorded = recovery.homes_of(tx)
+        unhealthy_into = {
+            s.workload_id
+            for s in replication.list_streams(tx)
+            if s.target == to_center and s.state != states.StreamState.HEALTHY
+        }
     workloads.sort(key=lambda w: (env.topology.tier(w.tier).priority, w.id))
     steps: list[model.RecoveryStep] = []
     stranded: list[dict[str, Any]] = []
@@ -256,10 +261,12 @@ def plan_failback(
                 )
                 and not states.serves(here.role, here.state)
             )
-            if home_here:
-                continue
             why = f"home: {home[to_center]} copy in {to_center}"
             actions = [Action.RESYNC, Action.RESTORE_HOME]
+            if home_here:
+                if workload.id not in unhealthy_into:
+                    continue
+                actions = [Action.RESYNC]
         steps += [
             model.RecoveryStep(action=action, why=why, from_centers=stand_ins, **base_step)
             for action in actions

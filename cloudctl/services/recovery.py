@@ -161,6 +161,106 @@ def status(
     return result
 
 
+class ProtectionPublic(BaseModel):
+    """One ready workload and whether its tier's copies are kept from where it serves now."""
+
+    workload_id: str
+    department: str
+    tier: str
+    serving_in: list[str]
+    protection: str
+    """``protected``: every copy its tier needs has a healthy stream; ``degraded``: some do;
+    ``unprotected``: none does (``reason`` says what is missing or broken)."""
+    reason: str
+    streams: list[StreamPublic]
+
+
+PROTECTED, DEGRADED, UNPROTECTED = "protected", "degraded", "unprotected"
+PROTECTION_STATES = (PROTECTED, DEGRADED, UNPROTECTED)
+_STREAM_OK = (states.StreamState.HEALTHY, states.StreamState.LAGGING)
+
+
+def _judge(
+    topology: topo.Topology, workload: requests.WorkloadRecord, streams: list[replication.Stream]
+) -> tuple[str, str]:
+    """The protection of a workload and why, from the streams it has against those its tier needs."""
+    needed = failover.protection_streams(topology, workload)
+    if not repl.serving_centers(workload):
+        return UNPROTECTED, "served nowhere"
+    if not needed:
+        return UNPROTECTED, f"tier {workload.tier} keeps no copy where it can be placed now"
+    have = {(s.source, s.target): s for s in streams}
+    failed = {p.center for p in workload.placements if p.state == states.PlacementState.FAILED}
+    problems = []
+    for source, target, mode, _interval in needed:
+        stream = have.get((source, target))
+        if stream is None:
+            problems.append(f"no {mode} stream {source}>{target}")
+        elif stream.state not in _STREAM_OK:
+            why = f"{target} failed" if target in failed else (stream.last_error or "")
+            problems.append(f"{source}>{target} {stream.state}" + (f" ({why})" if why else ""))
+    if not problems:
+        return PROTECTED, ""
+    return (DEGRADED if len(problems) < len(needed) else UNPROTECTED), "; ".join(problems)
+
+
+def _ready_workloads(
+    ctx: ctx_module.Context, *, department: str | None, tier: str | None
+) -> tuple[list[requests.WorkloadRecord], dict[str, list[replication.Stream]]]:
+    with ctx.read() as tx:
+        found = requests.list_workloads(
+            tx, departments=[department] if department else None, states=[states.WorkloadState.READY]
+        )
+        streams = replication.list_streams(
+            tx, departments=[department] if department else None, tiers=[tier] if tier else None
+        )
+    by_workload: dict[str, list[replication.Stream]] = {}
+    for stream in streams:
+        by_workload.setdefault(stream.workload_id, []).append(stream)
+    return [w for w in found if tier is None or w.tier == tier], by_workload
+
+
+def protection(
+    ctx: ctx_module.Context,
+    *,
+    department: str | None = None,
+    tier: str | None = None,
+    unprotected_only: bool = False,
+) -> list[ProtectionPublic]:
+    """Every ready workload with its protection and streams (``unprotected_only``: those not protected)."""
+    if tier is not None:
+        ctx.topology.tier(tier)
+    found, by_workload = _ready_workloads(ctx, department=department, tier=tier)
+    public = {s.id: s for s in status(ctx, department=department, tier=tier)}
+    result = []
+    for workload in found:
+        verdict, reason = _judge(ctx.topology, workload, by_workload.get(workload.id, []))
+        if unprotected_only and verdict == PROTECTED:
+            continue
+        result.append(
+            ProtectionPublic(
+                workload_id=workload.id,
+                department=workload.department,
+                tier=workload.tier,
+                serving_in=repl.serving_centers(workload),
+                protection=verdict,
+                reason=reason,
+                streams=[public[s.id] for s in by_workload.get(workload.id, []) if s.id in public],
+            )
+        )
+    return result
+
+
+def protection_counts(ctx: ctx_module.Context) -> dict[tuple[str, str], int]:
+    """``{(tier, protection): ready workloads}`` for every tier and protection state (zeros included)."""
+    counts = {(t.name, verdict): 0 for t in ctx.topology.tiers for verdict in PROTECTION_STATES}
+    found, by_workload = _ready_workloads(ctx, department=None, tier=None)
+    for workload in found:
+        verdict, _reason = _judge(ctx.topology, workload, by_workload.get(workload.id, []))
+        counts[(workload.tier, verdict)] = counts.get((workload.tier, verdict), 0) + 1
+    return counts
+
+
 # --- failover and failback ---------------------------------------------------------------------------
 
 

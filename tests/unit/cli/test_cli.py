@@ -273,8 +273,9 @@ def test_failover_and_replication_from_the_cli(ready: Cli, tmp_path: Path) -> No
     request, _ = requests_service.submit(ctx, principal=principal, body=body)
     provisioning.reconcile(ctx, kind="request", object_id=request.id)
     ctx.close()
-    streams = ready.json("replication", "status", "--tier", "gold")
-    assert {(s["source"], s["target"], s["mode"]) for s in streams} == {
+    (protected,) = ready.json("replication", "status", "--tier", "gold")
+    assert (protected["protection"], protected["reason"]) == ("protected", "")
+    assert {(s["source"], s["target"], s["mode"]) for s in protected["streams"]} == {
         ("qd-a", "qd-b", "sync"),
         ("qd-a", "dz-dr", "async"),
     }
