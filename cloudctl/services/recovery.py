@@ -353,7 +353,7 @@ def _authorize(ctx: ctx_module.Context, principal: identity.Principal, center: s
     )
 
 
-def _authorize_read(ctx: ctx_module.Context, principal: identity.Principal) -> None:
+def authorize_read(ctx: ctx_module.Context, principal: identity.Principal) -> None:
     identity.authorize(
         ctx,
         principal=principal,
@@ -557,6 +557,23 @@ def execute(
     return _public_run(run)
 
 
+def check_resumable(
+    ctx: ctx_module.Context, run_id: str, *, principal: identity.Principal
+) -> recovery.RecoveryRun:
+    """The run, if ``principal`` may resume it and it is paused or interrupted; ``Conflict`` if not."""
+    current = _observed(ctx, _get(ctx, run_id), principal)
+    centers = _centers_of(current) or [current.to_center or ""]
+    _authorize(ctx, principal, centers[0], action="failover.run")
+    if current.state == states.RunState.RUNNING:
+        raise errors.Conflict(
+            f"run {run_id} is still running (in {current.owner}); wait for it or stop that process",
+            field="run",
+        )
+    if current.state not in states.UNFINISHED_RUN_STATES:
+        raise errors.Conflict(f"run {run_id} is {current.state}; nothing to resume", field="run")
+    return current
+
+
 def resume(
     ctx: ctx_module.Context,
     run_id: str,
@@ -565,20 +582,7 @@ def resume(
     on_step: failover.OnStep | None = None,
 ) -> RunPublic:
     """Finish a paused or interrupted run from its first step not done."""
-    current = _observed(ctx, _get(ctx, run_id), principal)
-    _authorize(
-        ctx,
-        principal,
-        _centers_of(current)[0] if _centers_of(current) else current.to_center or "",
-        action="failover.run",
-    )
-    if current.state == states.RunState.RUNNING:
-        raise errors.Conflict(
-            f"run {run_id} is still running (in {current.owner}); wait for it or stop that process",
-            field="run",
-        )
-    if current.state not in states.UNFINISHED_RUN_STATES:
-        raise errors.Conflict(f"run {run_id} is {current.state}; nothing to resume", field="run")
+    check_resumable(ctx, run_id, principal=principal)
     return execute(ctx, run_id, on_step=on_step, principal=principal)
 
 
@@ -601,7 +605,7 @@ def list_runs(
     limit: int = 50,
 ) -> list[RunPublic]:
     """Failover and failback runs, newest first; runs whose process died show as interrupted."""
-    _authorize_read(ctx, principal)
+    authorize_read(ctx, principal)
     if state is not None and state not in {s.value for s in states.RunState}:
         known = ", ".join(s.value for s in states.RunState)
         raise errors.InvalidInput(f"no run state {state!r} (known: {known})", field="state")
@@ -618,7 +622,7 @@ def get_run(
 ) -> RunDetailPublic:
     """One run with its plan and the steps done."""
     actor = principal or identity.local_operator("sysadmin")
-    _authorize_read(ctx, actor)
+    authorize_read(ctx, actor)
     return _detail(_observed(ctx, _get(ctx, run_id), actor))
 
 
