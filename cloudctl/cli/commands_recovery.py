@@ -182,6 +182,14 @@ def _render_plan(plan: recovery_service.PlanPublic) -> None:
         + f": {len(plan.steps)} step(s)",
         highlight=False,
     )
+    if not plan.steps and not plan.stranded:
+        nothing = (
+            "every workload whose home uses it is home"
+            if plan.kind == "failback"
+            else "no workload serves there"
+        )
+        output.stdout.print(f"nothing to do: {nothing}")
+        return
     output.stdout.print(
         output.table(
             "Recovery plan (in order: tier priority, then workload; hooks where they are bound)",
