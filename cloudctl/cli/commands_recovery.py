@@ -369,15 +369,7 @@ def failover_alias(
     if not from_centers and planned is None and not dry_run:
         output.stdout.print(ctx.get_help())
         raise typer.Exit(0)
-    _failover(
-        ctx,
-        from_centers=from_centers,
-        to_center=to_center,
-        planned=planned,
-        dept=dept,
-        dry_run=dry_run,
-        hooks_file=hooks_file,
-    )
+    failover_run(ctx, from_centers, to_center, planned, dept, dry_run, hooks_file)
 
 
 @common.handles_errors

@@ -99,12 +99,15 @@ class Hook(_Strict):
 
     @property
     def label(self) -> str:
-        if self.name:
-            return self.name
-        if self.http is not None:
-            return f"{self.http.method} {self.http.url}"
-        assert self.command is not None
-        return " ".join(self.command.argv)
+        """Its name, else what it calls."""
+        call = (
+            " ".join(self.command.argv)
+            if self.command
+            else f"{self.http.method} {self.http.url}"
+            if self.http
+            else ""
+        )
+        return self.name or call
 
     @property
     def scope(self) -> str:
