@@ -122,7 +122,7 @@ def failover(context: ctx_module.Context, *, center: str, progress: dict[str, An
         plan_s=time.perf_counter() - started, steps_total=len(plan.steps), stranded=len(plan.stranded)
     )
 
-    def on_step(_step: dict[str, Any], done: int, _total: int) -> None:
+    def on_step(_step: object, done: int, _total: int) -> None:
         progress["steps_done"] = done
 
     recovery_service.execute(context, plan.run_id or "", on_step=on_step)

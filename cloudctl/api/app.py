@@ -122,6 +122,9 @@ def create_app(
 
     app.include_router(_v1(), prefix="/v1", responses=problems.documented_errors())
     # Operator routes of other areas are included here, one line each.
+    from cloudctl.api import routes_recovery
+
+    app.include_router(routes_recovery.router(), prefix="/v1", responses=problems.documented_errors())
     return app
 
 

@@ -60,6 +60,7 @@ class StateCollector(Collector):
         yield from self._quota_families()
         yield self._requests_family()
         yield from self._replication_families()
+        yield self._protection_family()
         yield from self._drill_families()
         yield from self._audit_families()
         yield from self._store_pool_families()
@@ -230,6 +231,20 @@ class StateCollector(Collector):
         yield by_state
         yield rpo_target
         yield rto_target
+
+    def _protection_family(self) -> GaugeMetricFamily:
+        from cloudctl.services import recovery as recovery_service
+
+        family = GaugeMetricFamily(
+            "cloudctl_workloads_protection",
+            "Ready workloads by tier and protection, as `cloudctl replication status` judges it: "
+            "protected (every copy the tier needs has a healthy stream), degraded (some), "
+            "unprotected (none).",
+            labels=["tier", "protection"],
+        )
+        for (tier, verdict), count in sorted(recovery_service.protection_counts(self._ctx).items()):
+            family.add_metric([tier, verdict], float(count))
+        return family
 
     # --- drills --------------------------------------------------------------------------------------
 

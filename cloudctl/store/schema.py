@@ -273,6 +273,17 @@ recovery_runs = sa.Table(
     sa.Column("result", sa.JSON, nullable=False),
     sa.Column("started_at", sa.Float, nullable=False),
     sa.Column("finished_at", sa.Float, nullable=True),
+    sa.Column("started_by", sa.String(200), nullable=False, server_default=""),
+    sa.Column("owner", sa.String(200), nullable=False, server_default=""),
+    sa.Column("heartbeat_at", sa.Float, nullable=True),
+)
+
+placement_homes = sa.Table(
+    "placement_homes",
+    metadata,
+    sa.Column("workload_id", sa.String(40), primary_key=True),
+    sa.Column("center", sa.String(40), primary_key=True),
+    sa.Column("role", sa.String(20), nullable=False),
 )
 
 drill_runs = sa.Table(

@@ -199,6 +199,46 @@ WRITE_CASES = [
         "refused",
     ),
     ("delete_workload", "DELETE", "/v1/workloads/wl-nosuch", "hrss", None, 404, "workload.delete", "refused"),
+    (
+        "start_failover",
+        "POST",
+        "/v1/failover/runs",
+        "hrss",
+        {"from_centers": ["qd-b"], "planned": True},
+        403,
+        "failover.run",
+        "denied",
+    ),
+    (
+        "start_failover",
+        "POST",
+        "/v1/failover/runs",
+        "sysadmin",
+        {"from_centers": ["nosuch"], "planned": True},
+        422,
+        "failover.run",
+        "refused",
+    ),
+    (
+        "start_failback",
+        "POST",
+        "/v1/failback/runs",
+        "hrss",
+        {"to_center": "qd-a"},
+        403,
+        "failback.run",
+        "denied",
+    ),
+    (
+        "resume_run",
+        "POST",
+        "/v1/failover/runs/run-nosuch/resume",
+        "sysadmin",
+        None,
+        404,
+        "failover.resume",
+        "refused",
+    ),
 ]
 
 
@@ -320,7 +360,7 @@ COMMANDS = [
     (("sim", "inject", "link-cut", "--center", "qd-a", "--peer", "dz-dr"), 0, "fault.inject", "success"),
     (("sim", "inject", "link-cut", "--center", "qd-a", "--peer", "nosuch"), 2, "fault.inject", "refused"),
     (("sim", "clear"), 0, "fault.clear", "success"),
-    (("failover", "--from", "qd-b", "--planned"), 0, "failover.run", "success"),
+    (("failover", "run", "--from", "qd-b", "--planned"), 0, "failover.run", ("started", "success")),
     (("failover", "--from", "mgmt", "--planned"), 2, "failover.run", "refused"),
 ]
 
@@ -332,7 +372,9 @@ def test_every_write_command_leaves_one_record(tmp_path: Path) -> None:
         before = len(cli.records())
         cli(*args, code=code)
         new = cli.records()[before:]
-        assert [(r[0], r[1]) for r in new] == [(action, outcome)], (args, new)
+        # A long operation records its start and then its end (so a run that dies is seen).
+        outcomes = outcome if isinstance(outcome, tuple) else (outcome,)
+        assert [(r[0], r[1]) for r in new] == [(action, each) for each in outcomes], (args, new)
         _action, _outcome, actor, source, request_id = new[0]
         assert actor.startswith("local:") and source.startswith("local@") and request_id, new[0]
 
@@ -341,7 +383,7 @@ def test_fault_injection_failover_and_failback_services_record_their_writes(ctx:
     sysadmin = identity.local_operator("sysadmin")
     fault = faults.inject(ctx, kind="center-down", center="qd-b", principal=sysadmin)
     faults.clear(ctx, fault_id=fault.id, principal=sysadmin)
-    plan, _shipped = recovery.plan_failback(ctx, principal=sysadmin, to_center="qd-a")
+    plan = recovery.plan_failback(ctx, principal=sysadmin, to_center="qd-a")
     with pytest.raises(errors.PolicyDenied):
         recovery.plan_failback(ctx, principal=identity.local_operator("auditor"), to_center="qd-a")
     table = schema.audit_records
@@ -354,10 +396,10 @@ def test_fault_injection_failover_and_failback_services_record_their_writes(ctx:
     assert actions == [
         ("fault.inject", "success"),
         ("fault.clear", "success"),
-        ("failback.run", "success"),
         ("failback.run", "denied"),
     ]
-    assert plan.run_id
+    # Nothing was away from qd-a: the failback planned nothing, started no run and changed nothing.
+    assert (plan.run_id, plan.steps) == (None, [])
 
 
 def test_break_glass_is_recorded_with_os_user_host_and_reason_and_counted(ctx: ctx_module.Context) -> None:
