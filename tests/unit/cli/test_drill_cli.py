@@ -286,6 +286,7 @@ def test_history_lists_runs_newest_first_with_figures_per_tier(ready: Cli) -> No
             "rto_target_s": 120.0,
             "rto_measured_s": 42.5,
             "gbt20988_level_achieved": 5,
+            "gbt20988_level_target": 5,
             "passed": False,
         }
     ]
