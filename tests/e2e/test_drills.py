@@ -29,7 +29,8 @@ PLANS = ROOT / "dr" / "drills"
 
 def load(name: str, **canary: float) -> drills.DrillPlan:
     plan = drills.parse((PLANS / f"{name}.yaml").read_text(encoding="utf-8"))
-    quick = plan.canary.model_copy(update={"warmup_s": 20.0, "writes_per_s": 2.0, **canary})
+    # The shortest warm-up a plan may have: the longest replication interval it measures (60 s).
+    quick = plan.canary.model_copy(update={"warmup_s": 60.0, "writes_per_s": 2.0, **canary})
     return plan.model_copy(update={"canary": quick, "steps": ()})
 
 
@@ -139,7 +140,7 @@ def test_losing_a_local_center_on_postgresql(pg_database_url: str, tmp_path: Pat
     store = db.Store(pg_database_url)
     conftest_empty(store)
     ctx = initialised(store, tmp_path)
-    report = drill_service.run_drill(ctx, plan=load("lose-qd-a", warmup_s=10.0))
+    report = drill_service.run_drill(ctx, plan=load("lose-qd-a"))
     assert report.passed
     leaves_nothing_behind(ctx)
     store.dispose()
@@ -159,7 +160,7 @@ def test_every_shipped_plan_is_exercised() -> None:
 
 
 def test_a_compound_night_loses_nothing_and_shows_each_fault(sqlite_ctx: ctx_module.Context) -> None:
-    report = drill_service.run_drill(sqlite_ctx, plan=load("degrade-then-lose-qd-a", warmup_s=60.0))
+    report = drill_service.run_drill(sqlite_ctx, plan=load("degrade-then-lose-qd-a"))
     assert report.scenario == "compound"
     kinds = [
         (f.kind, f.injected_offset_s) for f in sorted(report.faults, key=lambda f: f.injected_offset_s or 0)
@@ -197,7 +198,7 @@ def test_a_dr_line_outage_before_the_loss_of_both_centers_raises_the_rpo(
 
 def test_two_runs_of_one_plan_give_the_same_counts_and_figures(sqlite_ctx: ctx_module.Context) -> None:
     def figures() -> list[tuple[object, ...]]:
-        report = drill_service.run_drill(sqlite_ctx, plan=load("lose-qd-a", warmup_s=30.0))
+        report = drill_service.run_drill(sqlite_ctx, plan=load("lose-qd-a"))
         return [
             (
                 t.tier,
