@@ -136,9 +136,9 @@ def _drill(context: ctx_module.Context, *, simulated: bool) -> None:
 
     from rich.text import Text
 
+    from cloudctl.cli import drill_views
     from cloudctl.model import drills
     from cloudctl.model import topology as topo
-    from cloudctl.services import drill_reports
     from cloudctl.services import drills as drill_service
 
     local = context.topology.centers_with_role(topo.CenterRole.LOCAL)[0].name
@@ -163,7 +163,7 @@ def _drill(context: ctx_module.Context, *, simulated: bool) -> None:
             _say(f"  [{offset:6.1f} s] {getattr(step, 'step', '')} {getattr(step, 'detail', '')}")
 
         report = drill_service.run_drill(context, plan=plan, on_step=on_step)
-    for renderable in drill_reports.render_console(report):
+    for renderable in drill_views.render_console(report):
         output.stdout.print(renderable)
 
 

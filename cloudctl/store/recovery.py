@@ -168,6 +168,13 @@ def insert_drill_run(tx: sa.Connection, run: DrillRun) -> DrillRun:
     return run
 
 
+def get_drill_run(tx: sa.Connection, run_id: str) -> DrillRun:
+    row = tx.execute(sa.select(schema.drill_runs).where(schema.drill_runs.c.id == run_id)).first()
+    if row is None:
+        raise errors.NotFound(f"no drill run {run_id!r}", field="run")
+    return _drill(row)
+
+
 def update_drill_run(tx: sa.Connection, run_id: str, **values: Any) -> DrillRun:
     tx.execute(schema.drill_runs.update().where(schema.drill_runs.c.id == run_id).values(**values))
     row = tx.execute(sa.select(schema.drill_runs).where(schema.drill_runs.c.id == run_id)).first()

@@ -107,9 +107,17 @@ def test_a_drill_killed_during_its_warm_up_is_finished_by_drill_resume(home: Pat
         return str(runs[0].report.get("progress", {}).get("phase", "")) if runs else ""
 
     first = run("drill", "run", str(plan_file))
-    poll(lambda: phase() == "canaries-ready", what="the drill to finish making its canaries")
+    poll(lambda: phase() == "prepare", what="the drill to finish making its canaries")
     killed(first)
-    assert phase() == "canaries-ready"  # killed in the warm-up, before the fault
+    assert phase() == "prepare"  # killed in the warm-up, before the fault
+    shown = subprocess.run(
+        [sys.executable, "-m", "cloudctl", "drill", "history", "-o", "json"],
+        env={**os.environ, "CLOUDCTL_HOME": str(home), "CLOUDCTL_TOPOLOGY": str(TOPOLOGY)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert '"state": "interrupted"' in shown.stdout  # its process is gone: never left "running"
 
     with store.read() as tx:
         drill_id = recovery.list_drill_runs(tx, plan="kill-and-resume")[0].id
