@@ -29,6 +29,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import itertools
+import json
 import subprocess
 import sys
 import tempfile
@@ -67,6 +68,8 @@ class RoundResult:
     elapsed_s: float
     latencies_s: tuple[float, ...]
     statuses: dict[str, int]
+    client_cpu_s: float | None = None
+    """CPU the load generator spent in the burst (``None``: clients in this process)."""
 
     @property
     def throughput_per_s(self) -> float:
@@ -82,8 +85,25 @@ class RoundResult:
             "throughput_per_s": round(self.throughput_per_s, 1),
             "p50_ms": None if p50 is None else round(p50 * 1e3, 2),
             "p99_ms": None if p99 is None else round(p99 * 1e3, 2),
+            "client_cpu_share": None
+            if self.client_cpu_s is None or self.elapsed_s <= 0
+            else round(self.client_cpu_s / self.elapsed_s, 3),
             "statuses": self.statuses,
         }
+
+
+def _result(
+    statuses: dict[str, int], latencies: list[float], elapsed_s: float, cpu_s: float | None
+) -> RoundResult:
+    completed = sum(n for status, n in statuses.items() if status == "ok" or status.startswith("2"))
+    return RoundResult(
+        completed=completed,
+        failed=sum(statuses.values()) - completed,
+        elapsed_s=elapsed_s,
+        latencies_s=tuple(latencies),
+        statuses=statuses,
+        client_cpu_s=cpu_s,
+    )
 
 
 def burst(call: Callable[[int], str], *, workers: int, count: int, time_limit_s: float) -> RoundResult:
@@ -117,15 +137,56 @@ def burst(call: Callable[[int], str], *, workers: int, count: int, time_limit_s:
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         for future in [pool.submit(work, worker) for worker in range(workers)]:
             future.result()
-    elapsed_s = time.perf_counter() - started
-    completed = sum(n for status, n in statuses.items() if status == "ok" or status.startswith("2"))
-    return RoundResult(
-        completed=completed,
-        failed=sum(statuses.values()) - completed,
-        elapsed_s=elapsed_s,
-        latencies_s=tuple(latencies),
-        statuses=statuses,
-    )
+    return _result(statuses, latencies, time.perf_counter() - started, None)
+
+
+class LoadProcess:
+    """``python -m bench.load`` in a child process: the HTTP clients, off the benchmark's interpreter."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.load"],
+            cwd=common.ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def burst(
+        self,
+        url: str,
+        path: str,
+        *,
+        requests: list[dict[str, Any]],
+        connections: int,
+        count: int,
+        time_limit_s: float,
+    ) -> RoundResult:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        command = {
+            "url": url,
+            "path": path,
+            "requests": requests,
+            "connections": connections,
+            "count": count,
+            "time_limit_s": time_limit_s,
+        }
+        self.process.stdin.write(json.dumps(command) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"bench.load exited with {self.process.wait()}")
+        answer = json.loads(line)
+        return _result(answer["statuses"], answer["latencies_s"], answer["elapsed_s"], answer["cpu_s"])
+
+    def stop(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=20)
 
 
 class Server:
@@ -167,21 +228,6 @@ class Server:
                 self.process.kill()
                 self.process.wait(timeout=20)
         self._log.close()
-
-
-def http_caller(
-    url: str, path: str, *, bodies: list[dict[str, Any]], headers: list[dict[str, str]]
-) -> Callable[[int], str]:
-    """Worker ``i`` posts ``bodies[i mod len]`` with ``headers[i mod len]``, on its own keep-alive client."""
-    clients = [
-        httpx.Client(base_url=url, timeout=60.0, headers=headers[worker % len(headers)])
-        for worker in range(CLIENTS)
-    ]
-
-    def call(worker: int) -> str:
-        return str(clients[worker].post(path, json=bodies[worker % len(bodies)]).status_code)
-
-    return call
 
 
 def order_bodies(topology: topo.Topology) -> list[dict[str, Any]]:
@@ -242,9 +288,15 @@ def measure_backend(
             ]
             common.create_raw_table(context.store, rows=CLIENTS)
             bodies = order_bodies(context.topology)
-            servers = [
-                Server(["--app", "noop"], log_path=workdir / f"noop-{backend}.log"),
-                Server(
+            orders = [
+                {"headers": {"Authorization": f"Bearer {secret}"}, "body": bodies[index % len(bodies)]}
+                for index, secret in enumerate(secrets)
+            ]
+            noops = [{"headers": {}, "body": body} for body in bodies]
+            servers = {
+                "noop": Server(["--app", "noop"], log_path=workdir / f"noop-{backend}.log"),
+                "noop_bare": Server(["--app", "noop-bare"], log_path=workdir / f"noop-bare-{backend}.log"),
+                "admission": Server(
                     [
                         "--app",
                         "cloudctl",
@@ -257,37 +309,41 @@ def measure_backend(
                     ],
                     log_path=workdir / f"cloudctl-{backend}.log",
                 ),
-            ]
+            }
+            load = LoadProcess()
             try:
-                noop = http_caller(servers[0].url, "/noop", bodies=bodies, headers=[{}])
-                admit = http_caller(
-                    servers[1].url,
-                    "/v1/requests",
-                    bodies=bodies,
-                    headers=[{"Authorization": f"Bearer {secret}"} for secret in secrets],
-                )
+                targets = {
+                    "noop": (servers["noop"].url, "/noop", noops),
+                    "noop_bare": (servers["noop_bare"].url, "/noop", noops),
+                    "admission": (servers["admission"].url, "/v1/requests", orders),
+                }
+
+                def http(label: str, clients: int, count: int, limit_s: float) -> RoundResult:
+                    url, path, requests = targets[label]
+                    return load.burst(
+                        url, path, requests=requests, connections=clients, count=count, time_limit_s=limit_s
+                    )
 
                 def raw(worker: int) -> str:
                     common.raw_update(context.store, row=worker)
                     return "ok"
 
-                for call in (noop, admit, raw):  # warm-up: connections, the policy engine, caches
-                    for worker in range(CLIENTS):
-                        call(worker)
+                # warm-up: connections, the policy engine, caches
+                for label in targets:
+                    http(label, CLIENTS, CLIENTS * 4, time_limit_s)
+                burst(raw, workers=CLIENTS, count=CLIENTS, time_limit_s=time_limit_s)
                 measured: dict[str, list[RoundResult]] = {
-                    label: [] for label in ("noop", "admission", "raw", "noop_1", "admission_1")
+                    label: [] for label in ("noop", "noop_bare", "admission", "raw", "noop_1", "admission_1")
                 }
                 for _round in range(rounds):
-                    for label, call in (("noop", noop), ("admission", admit), ("raw", raw)):
-                        measured[label].append(
-                            burst(call, workers=CLIENTS, count=size, time_limit_s=time_limit_s)
-                        )
-                    for label, call in (("noop_1", noop), ("admission_1", admit)):
-                        measured[label].append(
-                            burst(call, workers=1, count=single_count, time_limit_s=time_limit_s)
-                        )
+                    for label in ("noop", "admission", "noop_bare"):
+                        measured[label].append(http(label, CLIENTS, size, time_limit_s))
+                    measured["raw"].append(burst(raw, workers=CLIENTS, count=size, time_limit_s=time_limit_s))
+                    for label in ("noop", "admission"):
+                        measured[f"{label}_1"].append(http(label, 1, single_count, time_limit_s))
             finally:
-                for server in servers:
+                load.stop()
+                for server in servers.values():
                     server.stop()
         finally:
             context.close()
@@ -311,8 +367,10 @@ def run(*, size: int | None = None, smoke: bool = False, rounds: int | None = No
         "transactions on the same database",
     )
     result.notes.append(
-        f"{CLIENTS} client threads (httpx, keep-alive) in the benchmark process; each server in its own "
-        f"process; rounds of at most {size} calls or {time_limit_s:g} s, {rounds} round(s), medians"
+        f"{CLIENTS} keep-alive connections from one asyncio client process (bench/load.py), its CPU "
+        f"reported per round; each server in its own process; rounds of at most {size} calls or "
+        f"{time_limit_s:g} s, {rounds} round(s), medians; the no-op baseline behind the API's own "
+        "middleware (api.hardening), a bare no-op beside it"
     )
     result.notes.append(
         f"load over {DEPARTMENTS} departments (half 3, half 4 levels below the root, a token each) and "
@@ -341,6 +399,13 @@ def run(*, size: int | None = None, smoke: bool = False, rounds: int | None = No
                 meaning="fraction of the web stack's ceiling",
             )
             result.add(
+                f"{backend}: throughput vs bare no-op endpoint (no middleware)",
+                unit="req/s",
+                subject=_median_of(admission, "throughput_per_s"),
+                baseline=_median_of(measured["noop_bare"], "throughput_per_s"),
+                meaning="fraction of the bare web stack's ceiling",
+            )
+            result.add(
                 f"{backend}: throughput vs raw store transactions",
                 unit="req/s vs tx/s",
                 subject=_median_of(admission, "throughput_per_s"),
@@ -361,6 +426,13 @@ def run(*, size: int | None = None, smoke: bool = False, rounds: int | None = No
                 subject=_median_of(measured["admission_1"], "p50_ms"),
                 baseline=_median_of(measured["noop_1"], "p50_ms"),
                 meaning="times the no-op latency (one client)",
+            )
+            result.add(
+                f"{backend}: load generator CPU share, admission vs no-op rounds",
+                unit="cores",
+                subject=_median_of(admission, "client_cpu_share"),
+                baseline=_median_of(noop, "client_cpu_share"),
+                meaning="client CPU per wall second, admission rounds / no-op rounds",
             )
             failures = sum(r["failed"] for r in admission + measured["admission_1"])
             if failures:

@@ -2,8 +2,11 @@
 
 ``--app cloudctl`` serves ``cloudctl.api.app.create_app`` over the given store and topology;
 ``--app noop`` serves a FastAPI app whose ``POST /noop`` parses a JSON body like the
-request body and answers 201 without touching anything — the ceiling of the web stack.
-Both are served the same way: uvicorn, one process, loopback, no access log; both answer
+request body and answers 201 without touching anything (an ``async`` route, like
+``POST /v1/requests``, so no thread hop) — the ceiling of the web stack —
+behind the same outer middleware as the API (``api.hardening``: limits, request ids, metrics,
+access log); ``--app noop-bare`` the same app without it, to show what the middleware costs.
+All are served the same way: uvicorn, one process, loopback, no uvicorn access log; all answer
 ``GET /healthz`` so the benchmark can poll until the server is up.
 
 A separate process gives the server an interpreter (and a core) of its own instead of
@@ -37,15 +40,20 @@ class NoopAnswer(BaseModel):
     state: str
 
 
-def noop_app() -> FastAPI:
+def noop_app(*, hardened: bool) -> FastAPI:
     app = FastAPI(title="noop")
+    if hardened:
+        from cloudctl import settings as settings_module
+        from cloudctl.api import hardening
+
+        app.add_middleware(hardening.Hardening, settings=settings_module.Settings())
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.post("/noop", status_code=201)
-    def noop(body: NoopBody) -> NoopAnswer:
+    async def noop(body: NoopBody) -> NoopAnswer:
         return NoopAnswer(id="noop", state=f"accepted {body.offering}")
 
     return app
@@ -63,14 +71,14 @@ def cloudctl_app(*, database_url: str, home: Path, topology: Path) -> Any:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.serve", description=__doc__.splitlines()[0])
-    parser.add_argument("--app", choices=["cloudctl", "noop"], required=True)
+    parser.add_argument("--app", choices=["cloudctl", "noop", "noop-bare"], required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--database-url")
     parser.add_argument("--home", type=Path, default=Path(".cloudctl-bench"))
     parser.add_argument("--topology", type=Path, default=common.SHIPPED_TOPOLOGY)
     arguments = parser.parse_args(argv)
-    if arguments.app == "noop":
-        app = noop_app()
+    if arguments.app in ("noop", "noop-bare"):
+        app = noop_app(hardened=arguments.app == "noop")
     else:
         if not arguments.database_url:
             parser.error("--app cloudctl needs --database-url")
