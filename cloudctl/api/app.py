@@ -17,6 +17,7 @@ from typing import Annotated, Generic, TypeVar
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from cloudctl import errors
@@ -73,6 +74,12 @@ def _principal(request: Request, context: ContextDep) -> identity.Principal:
     )
     request.state.principal = principal
     return principal
+
+
+async def _principal_async(request: Request) -> identity.Principal:
+    """``_principal`` for async routes: one worker thread for authentication (it may read the
+    store), and the context taken on the loop."""
+    return await run_in_threadpool(_principal, request, _context(request))
 
 
 PrincipalDep = Annotated[identity.Principal, Depends(_principal)]
@@ -136,22 +143,26 @@ def _v1() -> APIRouter:
         """Offerings, protection tiers and data classes a department can order."""
         return catalog.catalog(ctx, principal=principal)
 
-    @router.post("/requests", status_code=201, tags=["requests"])
-    def create_request(
-        ctx: ContextDep,
-        principal: PrincipalDep,
+    @router.post(
+        "/requests", status_code=201, tags=["requests"], response_model=requests_service.RequestPublic
+    )
+    async def create_request(
+        request: Request,
+        principal: Annotated[identity.Principal, Depends(_principal_async)],
         body: RequestCreateBody,
-        response: Response,
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-    ) -> requests_service.RequestPublic:
+    ) -> Response:
         """Order from the catalog: admitted against policies and quota in one step."""
-        request, created = requests_service.submit(
-            ctx, principal=principal, body=body, idempotency_key=idempotency_key
+        # Checks and the write happen on the admission thread; the loop parses and answers.
+        admitted, created = await requests_service.submit_async(
+            _context(request), principal=principal, body=body, idempotency_key=idempotency_key
         )
-        if not created:
-            response.status_code = 200
-        response.headers["Location"] = f"/v1/requests/{request.id}"
-        return request
+        return Response(
+            admitted.model_dump_json(),
+            status_code=201 if created else 200,
+            media_type="application/json",
+            headers={"Location": f"/v1/requests/{admitted.id}"},
+        )
 
     @router.get("/requests", tags=["requests"])
     def list_requests(

@@ -17,13 +17,16 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
+import contextvars
 import dataclasses
 import hashlib
 import json
 import secrets
 import threading
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -161,32 +164,49 @@ def submit(
 ) -> tuple[RequestPublic, bool]:
     """Admit a request; returns it and whether it was created now (``False``: an idempotent replay).
 
-    A refusal (policy or quota) is audited with its reason and changes nothing else.
+    A refusal (policy or quota) is audited with its reason and changes nothing else. The
+    request is checked and written by the admission thread, together with whatever other
+    callers queued meanwhile (see ``_Admitter``); inside a unit of work, in this thread.
     """
-    try:
-        with _OneRead(ctx) as read:
-            if idempotency_key is not None:
-                replay = _replay_in(read(), principal=principal, key=idempotency_key, body=body)
-                if replay is not None:
-                    return replay, False
-            admission = _prepare(ctx, read, principal=principal, body=body, headroom={})
-    except errors.PolicyDenied as refused:
-        _audit_refusal(ctx, principal, refused, detail=_refusal_detail(body))
-        raise
-    ticket = _Ticket(
-        admission=admission,
-        principal=principal,
-        idempotency_key=idempotency_key,
-        fingerprint=_fingerprint(body),
-        scope=audit.current_scope(),
-    )
-    try:
-        record = _writer(ctx).admit(ctx, ticket)
-    except _KeyTaken:
-        replay = _replay(ctx, principal=principal, key=idempotency_key or "", body=body)
-        assert replay is not None
-        return replay, False
-    return _public(record), True
+    if ctx.store.current_unit() is not None:
+        # Inside a unit of work the writes commit with the unit: never mix others' in.
+        job = _Job(principal, body, idempotency_key, contextvars.copy_context(), _ignore)
+        _admit_jobs(ctx, [job])
+        return job.result()
+    finished = threading.Event()
+    job = _Job(principal, body, idempotency_key, contextvars.copy_context(), lambda _job: finished.set())
+    _admitter(ctx).queue(job)
+    finished.wait()
+    return job.result()
+
+
+async def submit_async(
+    ctx: ctx_module.Context,
+    *,
+    principal: identity.Principal,
+    body: RequestCreate,
+    idempotency_key: str | None = None,
+) -> tuple[RequestPublic, bool]:
+    """``submit`` for an event loop: waiting for the admission thread does not block the loop."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[None] = loop.create_future()
+
+    def notify(_job: _Job) -> None:
+        loop.call_soon_threadsafe(_wake, future)
+
+    job = _Job(principal, body, idempotency_key, contextvars.copy_context(), notify)
+    _admitter(ctx).queue(job)
+    await future
+    return job.result()
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _ignore(_job: _Job) -> None:
+    pass
 
 
 def submit_many(
@@ -290,7 +310,7 @@ class _OneRead:
 
 def _prepare(
     ctx: ctx_module.Context,
-    read: _OneRead,
+    read: Callable[[], Any],
     *,
     principal: identity.Principal,
     body: RequestCreate,
@@ -375,9 +395,7 @@ class _Ticket:
     idempotency_key: str | None
     fingerprint: str
     scope: audit.RequestScope
-    """The request id and source of the call that submitted it (the writer may run in another call)."""
-    outcome: requests.RequestRecord | BaseException | None = None
-    done: bool = False
+    """The request id and source of the call that submitted it (written on the admission thread)."""
 
     def asks(self) -> list[quotas.ReservationAsk]:
         a = self.admission
@@ -389,63 +407,187 @@ class _Ticket:
         ]
 
 
-class _GroupWriter:
-    """Admits checked requests in as few transactions as the load allows (group commit).
+@dataclasses.dataclass
+class _Job:
+    """A caller's request on its way through the admission thread, and what became of it."""
 
-    A caller queues its ticket and waits for the writer's turn; whoever gets the turn
-    writes every ticket queued by then in one transaction: the counters of all their
-    chains locked once, each request held or refused in queue order against what the
-    ones before it took, one counter update per (node, center), one insert per table,
-    one audit append. A caller whose ticket an earlier turn wrote returns at once. If a
-    whole batch fails, each of its tickets is written alone, so one bad request cannot
-    fail the others.
+    principal: identity.Principal
+    body: RequestCreate
+    idempotency_key: str | None
+    context: contextvars.Context
+    """The caller's context (request id, source, log fields): its checks run inside it."""
+    notify: Callable[[_Job], None]
+    """Called once, from the admission thread, when ``outcome`` is set."""
+    outcome: tuple[RequestPublic, bool] | BaseException | None = None
+
+    def finish(self, outcome: tuple[RequestPublic, bool] | BaseException) -> None:
+        self.outcome = outcome
+        self.notify(self)
+
+    def result(self) -> tuple[RequestPublic, bool]:
+        if isinstance(self.outcome, BaseException):
+            raise self.outcome
+        assert self.outcome is not None
+        return self.outcome
+
+
+class _Admitter:
+    """The admission thread of a context: checks and writes queued requests in batches (group commit).
+
+    Callers queue a job and wait (a thread on an event, a coroutine on a future); one thread
+    takes every job queued by then, checks them all in one read transaction (fields, policy,
+    placement), then writes every checked one
+    in one transaction: the counters of all their chains locked once, each request held or
+    refused in queue order against what the ones before it took, one counter update per
+    (node, center), one insert per table, one audit append. If a whole batch fails, each of
+    its requests is written alone, so one bad request cannot fail the others. One thread
+    does the work, instead of one per caller contending for the interpreter and the store;
+    it ends after ``IDLE_S`` without work and the next job starts it again.
     """
 
-    def __init__(self) -> None:
-        self._queue: collections.deque[_Ticket] = collections.deque()
-        self._turn = threading.Lock()
+    def __init__(self, ctx: ctx_module.Context) -> None:
+        self._ctx = ctx
+        self._jobs: collections.deque[_Job] = collections.deque()
+        self._lock = threading.Lock()
+        self._more = threading.Condition(self._lock)
+        self._running = False
 
-    def admit(self, ctx: ctx_module.Context, ticket: _Ticket) -> requests.RequestRecord:
-        if ctx.store.current_unit() is not None:
-            # Inside a unit of work the writes commit with the unit: never mix others' in.
-            self._write_batch(ctx, [ticket])
-        else:
-            self._queue.append(ticket)
-            with self._turn:
-                if not ticket.done:
-                    batch: list[_Ticket] = []
-                    while self._queue and len(batch) < MAX_BATCH:
-                        batch.append(self._queue.popleft())
-                    self._write_batch(ctx, batch)
-        if isinstance(ticket.outcome, BaseException):
-            raise ticket.outcome
-        assert ticket.outcome is not None
-        return ticket.outcome
-
-    def _write_batch(self, ctx: ctx_module.Context, batch: list[_Ticket]) -> None:
-        try:
-            with ctx.transaction() as tx:
-                outcomes = _admit_each(ctx, tx, batch)
-        except Exception as error:
-            if len(batch) > 1:
-                for ticket in batch:
-                    self._write_batch(ctx, [ticket])
+    def queue(self, job: _Job) -> None:
+        with self._lock:
+            self._jobs.append(job)
+            if self._running:
+                self._more.notify()
                 return
-            outcomes = [error]
-        for ticket, outcome in zip(batch, outcomes, strict=True):
-            ticket.outcome, ticket.done = outcome, True
+            self._running = True
+        threading.Thread(target=self._run, name="cloudctl-admission", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                if not self._jobs:
+                    self._more.wait(IDLE_S)
+                if not self._jobs:
+                    self._running = False
+                    return
+                batch = [self._jobs.popleft() for _ in range(min(len(self._jobs), MAX_BATCH))]
+            _admit_jobs(self._ctx, batch)
 
 
 MAX_BATCH = 256
-"""Admissions written in one transaction at most."""
+"""Admissions checked and written together at most."""
+IDLE_S = 5.0
+"""How long the admission thread waits for work before it ends."""
 
 
-def _writer(ctx: ctx_module.Context) -> _GroupWriter:
-    writer = ctx.cache.get("admission_writer")
-    if writer is None:
-        writer = ctx.cache.setdefault("admission_writer", _GroupWriter())
-    assert isinstance(writer, _GroupWriter)
-    return writer
+def _admitter(ctx: ctx_module.Context) -> _Admitter:
+    admitter = ctx.cache.get("admitter")
+    if admitter is None:
+        admitter = ctx.cache.setdefault("admitter", _Admitter(ctx))
+    assert isinstance(admitter, _Admitter)
+    return admitter
+
+
+def _admit_jobs(ctx: ctx_module.Context, jobs: list[_Job]) -> None:
+    """Check ``jobs`` and write the checked ones in one transaction, then tell each caller.
+
+    The checks read inside the writing transaction: one transaction a batch, not two. A
+    policy refusal is audited after it, in a transaction of its own.
+    """
+    denied: list[tuple[_Job, errors.PolicyDenied]] = []
+    checked: list[tuple[_Job, _Ticket]] = []
+    try:
+        try:
+            with ctx.transaction() as tx:
+                checked = _check_jobs(ctx, tx, jobs, denied=denied)
+                outcomes = _admit_each(ctx, tx, [ticket for _job, ticket in checked]) if checked else []
+        except Exception as error:
+            if not checked and not denied:
+                raise
+            # One bad request must not fail the others: each is written alone.
+            alone = len(checked) == 1
+            outcomes = [error if alone else _write_alone(ctx, ticket) for _job, ticket in checked]
+        for (job, _ticket), outcome in zip(checked, outcomes, strict=True):
+            job.finish(job.context.run(_settled, ctx, job, outcome))
+        for job, refused in denied:
+            job.context.run(_audit_refusal, ctx, job.principal, refused, detail=_refusal_detail(job.body))
+            job.finish(refused)
+    except BaseException as error:  # never leave a caller waiting
+        for job in jobs:
+            if job.outcome is None:
+                job.finish(error)
+        if not isinstance(error, Exception):
+            raise
+
+
+def _check_jobs(
+    ctx: ctx_module.Context,
+    tx: Any,
+    jobs: list[_Job],
+    *,
+    denied: list[tuple[_Job, errors.PolicyDenied]],
+) -> list[tuple[_Job, _Ticket]]:
+    """Each job checked in its caller's context: its ticket, added to ``denied``, or finished.
+
+    A job finishes here when it fails a check (nothing was written for it) or replays an
+    earlier request with its idempotency key.
+    """
+    checked: list[tuple[_Job, _Ticket]] = []
+    headroom: dict[str, dict[str, int | None]] = {}
+    for job in jobs:
+        try:
+            ticket = job.context.run(_check, ctx, lambda: tx, job, headroom)
+        except errors.PolicyDenied as policy_denied:
+            denied.append((job, policy_denied))
+            continue
+        except Exception as error:
+            job.finish(error)
+            continue
+        if isinstance(ticket, _Ticket):
+            checked.append((job, ticket))
+        else:
+            job.finish((ticket, False))
+    return checked
+
+
+def _check(
+    ctx: ctx_module.Context,
+    read: Callable[[], Any],
+    job: _Job,
+    headroom: dict[str, dict[str, int | None]],
+) -> _Ticket | RequestPublic:
+    """The job's ticket for the writer, or the request an idempotent replay returns."""
+    principal = job.principal
+    if job.idempotency_key is not None:
+        replay = _replay_in(read(), principal=principal, key=job.idempotency_key, body=job.body)
+        if replay is not None:
+            return replay
+    return _Ticket(
+        admission=_prepare(ctx, read, principal=principal, body=job.body, headroom=headroom),
+        principal=principal,
+        idempotency_key=job.idempotency_key,
+        fingerprint=_fingerprint(job.body),
+        scope=audit.current_scope(),
+    )
+
+
+def _settled(
+    ctx: ctx_module.Context, job: _Job, outcome: requests.RequestRecord | BaseException
+) -> tuple[RequestPublic, bool] | BaseException:
+    if isinstance(outcome, _KeyTaken):
+        replay = _replay(ctx, principal=job.principal, key=job.idempotency_key or "", body=job.body)
+        assert replay is not None
+        return replay, False
+    if isinstance(outcome, BaseException):
+        return outcome
+    return _public(outcome), True
+
+
+def _write_alone(ctx: ctx_module.Context, ticket: _Ticket) -> requests.RequestRecord | BaseException:
+    try:
+        with ctx.transaction() as tx:
+            return _admit_each(ctx, tx, [ticket])[0]
+    except Exception as error:
+        return error
 
 
 def _admit_each(
