@@ -626,14 +626,19 @@ def _check_group(
     return shortfalls, taken
 
 
+_DELTA_PARAM = {resource: f"delta_{resource.value}" for resource in q.RESOURCES}
+_NO_DELTAS = dict.fromkeys(_DELTA_PARAM.values(), 0)
+
+
 def _add_reserved(tx: sa.Connection, deltas: Mapping[LimitKey, int]) -> None:
     """Add to ``reserved`` of the counter rows: one parameter set per (node, center key)."""
     per_row: dict[tuple[str, str], dict[str, Any]] = {}
     for (node, key, resource), value in deltas.items():
         if value:
-            zero = {f"delta_{r.value}": 0 for r in q.RESOURCES}
-            params = per_row.setdefault((node, key), {"counter_node": node, "counter_center": key, **zero})
-            params[f"delta_{resource.value}"] += value
+            params = per_row.get((node, key))
+            if params is None:
+                params = per_row[(node, key)] = {"counter_node": node, "counter_center": key, **_NO_DELTAS}
+            params[_DELTA_PARAM[resource]] += value
     if per_row:
         tx.execute(_ADD_RESERVED, [per_row[key] for key in sorted(per_row)])
 

@@ -105,15 +105,24 @@ _PLACEMENTS = (
 )
 
 
+def _row(record: Any, *, leave_out: str = "") -> dict[str, Any]:
+    """A record's fields as the insert takes them (shallow: ``asdict`` would deep-copy every list)."""
+    return {
+        field.name: getattr(record, field.name)
+        for field in dataclasses.fields(record)
+        if field.name != leave_out
+    }
+
+
 def insert_request(tx: sa.Connection, record: RequestRecord) -> RequestRecord:
-    tx.execute(schema.requests.insert(), dataclasses.asdict(record))
+    tx.execute(schema.requests.insert(), _row(record))
     return record
 
 
 def insert_requests(tx: sa.Connection, records: Sequence[RequestRecord]) -> None:
     """Several requests in one statement."""
     if records:
-        tx.execute(schema.requests.insert(), [dataclasses.asdict(record) for record in records])
+        tx.execute(schema.requests.insert(), [_row(record) for record in records])
 
 
 def find_request(tx: sa.Connection, request_id: str, *, for_update: bool = False) -> RequestRecord | None:
@@ -214,11 +223,9 @@ def _workload(row: Any, placements: list[PlacementRecord]) -> WorkloadRecord:
 
 
 def insert_workload(tx: sa.Connection, record: WorkloadRecord) -> WorkloadRecord:
-    values = dataclasses.asdict(record)
-    values.pop("placements")
-    tx.execute(schema.workloads.insert(), values)
+    tx.execute(schema.workloads.insert(), _row(record, leave_out="placements"))
     if record.placements:
-        tx.execute(schema.placements.insert(), [dataclasses.asdict(p) for p in record.placements])
+        tx.execute(schema.placements.insert(), [_row(p) for p in record.placements])
     return record
 
 
@@ -226,8 +233,8 @@ def insert_workloads(tx: sa.Connection, records: Sequence[WorkloadRecord]) -> No
     """Several workloads and all their placements, in one statement per table."""
     if not records:
         return
-    rows = [dataclasses.asdict(record) for record in records]
-    placements = [placement for row in rows for placement in row.pop("placements")]
+    rows = [_row(record, leave_out="placements") for record in records]
+    placements = [_row(placement) for record in records for placement in record.placements]
     tx.execute(schema.workloads.insert(), rows)
     if placements:
         tx.execute(schema.placements.insert(), placements)
