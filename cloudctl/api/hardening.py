@@ -23,9 +23,9 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
@@ -112,6 +112,8 @@ class Hardening:
         self.max_header_bytes = settings.max_header_bytes
         self.max_headers = settings.max_headers
         self.trusted: list[Network] = list(settings.trusted_proxies)
+        self._counted: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        """The metric children of each (method, route, status) answered, looked up once."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -132,7 +134,7 @@ class Hardening:
                 forwarded.append(value.decode("latin-1"))
             elif name == b"content-length":
                 content_length = int(value) if value.isdigit() else None
-        request_id = request_id or uuid.uuid4().hex
+        request_id = request_id or os.urandom(16).hex()
         client = scope.get("client")
         source = source_address(client[0] if client else "unknown", forwarded, self.trusted)
         scope.setdefault("state", {})["source"] = source
@@ -239,8 +241,15 @@ class Hardening:
         if path.startswith("/v1/") and not template.startswith("/v1") and template != "unmatched":
             template = "/v1" + template  # routers are mounted lazily: the prefix is not on the route
         method = scope.get("method", "")
-        metrics.API_REQUESTS.labels(method=method, route=template, status=str(status)).inc()
-        metrics.API_LATENCY.labels(method=method, route=template).observe(elapsed_s)
+        key = (method, template, str(status))
+        children = self._counted.get(key)
+        if children is None:
+            children = self._counted[key] = (
+                metrics.API_REQUESTS.labels(method=method, route=template, status=key[2]),
+                metrics.API_LATENCY.labels(method=method, route=template),
+            )
+        children[0].inc()
+        children[1].observe(elapsed_s)
         access_log.info(
             "%s %s %s",
             method,
