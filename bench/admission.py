@@ -13,12 +13,17 @@ a DR hold, are all admitted.
 Besides the 32-client rounds, rounds with one client measure the latency of an admission on
 an otherwise idle server against one no-op call.
 
-Baselines, in the same rounds (noop, subject, raw; repeated; medians):
+Baselines, in the same rounds (noop, subject, bare noop, raw; repeated; medians):
 
-- (a) **web stack**: a no-op FastAPI endpoint served the same way, parsing a body of the same
-  shape — the ceiling of FastAPI + uvicorn + the HTTP clients on this machine;
+- (a) **web stack**: a no-op FastAPI ``async`` endpoint served the same way (uvicorn, one
+  process, behind the API's own middleware ``api.hardening``), parsing a body of the same
+  shape — the ceiling of FastAPI + uvicorn on this machine; beside it the same endpoint
+  without the middleware, to show what the middleware costs;
 - (b) **store**: 32 threads each running single-row ``UPDATE`` transactions through
   ``Store.transaction()`` on the same database — the ceiling of the store's write path.
+
+The HTTP clients are 32 keep-alive connections of one asyncio process (``bench/load.py``),
+not threads of this one: it reports the CPU it used per round, to show it is not the limit.
 
 Each round is bounded by a request count and a time limit, whichever comes first. Run for
 SQLite and PostgreSQL (a database created for the run and dropped after it).
