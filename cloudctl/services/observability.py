@@ -31,6 +31,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from cloudctl import metrics
 from cloudctl.model import quotas as q
 from cloudctl.recovery import replication as repl
+from cloudctl.services import capacity, showback
 from cloudctl.services import context as ctx_module
 from cloudctl.services import status as status_service
 from cloudctl.store import audit, orgs, quotas, recovery, replication, requests
@@ -62,6 +63,8 @@ class StateCollector(Collector):
         yield from self._drill_families()
         yield from self._audit_families()
         yield from self._store_pool_families()
+        yield from showback.metric_families(self._ctx)
+        yield from capacity.metric_families(self._ctx)
         duration = GaugeMetricFamily(
             "cloudctl_state_collect_duration_seconds",
             "Time this scrape took to read the state series from the store and the drivers.",

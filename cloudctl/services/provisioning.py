@@ -71,6 +71,7 @@ class Loop:
         self._thread: threading.Thread | None = None
         self._last_housekeeping_at = float("-inf")
         self._last_quota_sync_at = float("-inf")
+        self._last_usage_at = float("-inf")
         self.passes = 0
 
     def start(self) -> None:
@@ -112,8 +113,17 @@ class Loop:
         return looked
 
     def _housekeeping(self) -> None:
-        """Every five minutes: project quotas back to the quota tree; hourly: audit retention."""
+        """Every minute: the ended hours' usage; every five minutes: project quotas back to the
+        quota tree; hourly: audit retention."""
         now = self._ctx.clock.now()
+        if now - self._last_usage_at >= 60:
+            self._last_usage_at = now
+            from cloudctl.services import usage
+
+            try:
+                usage.record_due(self._ctx)
+            except Exception:
+                log.exception("usage recording failed; retrying in a minute")
         if now - self._last_quota_sync_at >= 300:
             self._last_quota_sync_at = now
             try:
