@@ -23,6 +23,11 @@ class Format(enum.StrEnum):
     TABLE = "table"
     JSON = "json"
     YAML = "yaml"
+    CSV = "csv"
+    """Offered by the commands in ``CSV_COMMANDS`` only (flat rows)."""
+
+
+CSV_COMMANDS = frozenset({"showback", "capacity"})
 
 
 @functools.cache

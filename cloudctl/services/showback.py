@@ -158,8 +158,13 @@ def bill(
     department: str | None = None,
     by: str | None = None,
     principal: identity.Principal | None = None,
+    dept_field: str = "dept",
 ) -> ShowbackPublic:
-    """The bill of ``month`` for ``department``'s subtree (default: the caller's, or the whole city)."""
+    """The bill of ``month`` for ``department``'s subtree (default: the caller's, or the whole city).
+
+    Without ``principal`` the caller is the operator at the management center's shell; with one,
+    the policies decide, and a node outside a department's subtree is reported missing.
+    """
     grouping = parse_grouping(by)
     period = pricing.parse_month(month, now=ctx.clock.now())
     prices = price_list(ctx)
@@ -168,19 +173,23 @@ def bill(
     by_id = {node.id: node for node in nodes}
     scope_id = department or (principal.department if principal is not None else "") or _root(nodes)
     scope = by_id.get(scope_id)
+    missing = errors.NotFound(f"no org node {scope_id!r}", field=dept_field)
     if scope is None:
-        raise errors.NotFound(f"no org node {scope_id!r}", field="dept")
+        raise missing
     if principal is not None:
-        identity.authorize(
-            ctx,
-            principal=principal,
-            action="quota.read",
-            resource_type="Quota",
-            resource_id=scope.id,
-            owner=scope.id,
-            owner_path=tuple(scope.ancestor_ids),
-            hide_as_missing=True,
-        )
+        try:
+            identity.authorize(
+                ctx,
+                principal=principal,
+                action="quota.read",
+                resource_type="Quota",
+                resource_id=scope.id,
+                owner=scope.id,
+                owner_path=tuple(scope.ancestor_ids),
+                hide_as_missing=True,
+            )
+        except errors.NotFound:
+            raise missing from None
     in_scope = [node.id for node in nodes if scope.id in node.ancestor_ids]
     with ctx.read() as tx:
         totals = usage.period_totals(
