@@ -113,16 +113,15 @@ def render(bill: showback_service.ShowbackPublic) -> None:
         fen = int(text.replace(".", "").replace("-", "")) * (-1 if text.startswith("-") else 1)
         return pricing.yuan_grouped(fen)
 
-    span = "month to date" if bill.month_to_date else "whole month"
+    span = "to date" if bill.month_to_date else "whole month"
     title = (
-        f"showback {bill.month} ({span}: {bill.period_start} – {bill.period_end}, "
-        f"{bill.hours_recorded} of {bill.hours_in_month} h recorded), {bill.currency}"
+        f"showback {bill.month} {span}, {bill.currency}: {bill.hours_recorded} of "
+        f"{bill.hours_in_month} h recorded, up to {bill.period_end}"
     )
     key_column = {"department": "org node", "bureau": "bureau", "district": "district"}.get(bill.by, bill.by)
     rows = [
         [
             ("  " * row.depth) + row.key,
-            row.name,
             grouped(row.allocated_cny),
             grouped(row.consumed_cny),
             f"{row.allocated_unit_hours.get('vcpu', 0):,}",
@@ -130,11 +129,11 @@ def render(bill: showback_service.ShowbackPublic) -> None:
         ]
         for row in bill.rows
     ]
-    rows.append(["total", "", grouped(bill.total.allocated_cny), grouped(bill.total.consumed_cny), "", ""])
+    rows.append(["total", grouped(bill.total.allocated_cny), grouped(bill.total.consumed_cny), "", ""])
     output.stdout.print(
         output.table(
             title,
-            [key_column, "name", "allocated CNY", "consumed CNY", "vCPU·h", "RAM GB·h"],
+            [key_column, "allocated CNY", "consumed CNY", "vCPU·h", "RAM GB·h"],
             rows,
         )
     )

@@ -79,6 +79,10 @@ NUMERIC_COLUMNS = frozenset(
         "headroom",
         "free",
         "allocated %",
+        "allocated CNY",
+        "consumed CNY",
+        "vCPU·h",
+        "RAM GB·h",
         "rtt ms",
         "bandwidth Mbps",
     }
