@@ -97,10 +97,11 @@ def render(result: capacity_service.CapacityForecastPublic) -> None:
                 [
                     "resource",
                     "allocated",
-                    "allocated %",
+                    "total",
+                    "%",
                     "threshold %",
                     "trend/day",
-                    "days to threshold",
+                    "days left",
                     "reaches it on",
                     "R²",
                     "confidence",
@@ -109,7 +110,8 @@ def render(result: capacity_service.CapacityForecastPublic) -> None:
                 [
                     [
                         item.resource,
-                        f"{item.allocated:,} / {item.total:,}",
+                        f"{item.allocated:,}",
+                        f"{item.total:,}",
                         f"{item.allocated_percent:.1f}",
                         str(item.threshold_percent),
                         _number(item.trend_per_day, "{:+,.2f}"),

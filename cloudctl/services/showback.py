@@ -243,7 +243,9 @@ def _row(
         allocated_cny=pricing.yuan(money.allocated_fen),
         consumed_cny=pricing.yuan(money.consumed_fen),
         own_allocated_cny=pricing.yuan((own or money).allocated_fen),
-        allocated_unit_hours=q.as_names(money.unit_hours, keys=sorted(money.unit_hours)),
+        allocated_unit_hours=q.as_names(
+            money.unit_hours, keys=[r for r in q.RESOURCES if r in money.unit_hours]
+        ),
     )
 
 
