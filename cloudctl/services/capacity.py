@@ -13,6 +13,7 @@ Invariants:
 - Placement's warning compares a request's amounts with each center's headroom below the
   threshold; it reads allocation through a cache at most ``WARNING_CACHE_S`` old, so a
   burst of requests may be warned a moment late, never refused (it is a warning).
+- ``/metrics`` recomputes the forecast at most every ``METRICS_EVERY_S`` of the context's clock.
 """
 
 from __future__ import annotations
@@ -31,7 +32,10 @@ from cloudctl.services import context as ctx_module
 from cloudctl.store import orgs, quotas, usage
 
 WARNING_CACHE_S = 2.0
+METRICS_EVERY_S = 60.0
+"""Scrapes in between reuse the forecast (it reads a month of samples)."""
 _CACHE_KEY = "capacity.allocated_now"
+_METRICS_CACHE_KEY = "capacity.metrics"
 METHOD = (
     "least-squares line through the hourly samples of allocated capacity in the window plus the "
     "allocation now; confidence is the line's R² (high >= 0.9, medium >= 0.6, else low; none "
@@ -242,7 +246,12 @@ def metric_families(ctx: ctx_module.Context) -> Iterator[Any]:
         "R² of the least-squares trend behind cloudctl_capacity_days_to_threshold.",
         labels=["center", "resource"],
     )
-    result = forecast(ctx)
+    now = ctx.clock.now()
+    cached = ctx.cache.get(_METRICS_CACHE_KEY)
+    if cached is None or not 0 <= now - cached[0] < METRICS_EVERY_S:
+        cached = (now, forecast(ctx))
+        ctx.cache[_METRICS_CACHE_KEY] = cached
+    result: CapacityForecastPublic = cached[1]
     for center in result.centers:
         for item in center.resources:
             labels = [center.center, item.resource]

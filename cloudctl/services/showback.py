@@ -34,6 +34,7 @@ from cloudctl.services import identity
 from cloudctl.store import orgs, usage
 
 DELETED = "(deleted)"
+_METRICS_CACHE_KEY = "showback.metrics"
 OUTSIDE = "(outside)"
 
 
@@ -385,13 +386,21 @@ def metric_families(ctx: ctx_module.Context) -> Iterator[Any]:
     period = pricing.month_of(now)
     prices = ctx.topology.pricing
     with ctx.read() as tx:
-        totals = usage.period_totals(tx, start=period.start, end=period.end)
         last = usage.last_recorded_hour(tx)
-    if prices is not None:
+    # The month's figures change only when an hour is recorded: price them once per recorded hour.
+    key = (period.name, last, id(prices))
+    cached = ctx.cache.get(_METRICS_CACHE_KEY)
+    if cached is None or cached[0] != key:
         per_key: dict[tuple[str, str], _Money] = {}
-        for line in price_lines(prices, totals):
-            per_key.setdefault((line.node_id, line.center), _Money()).add(line.money())
-        for (node, center), money in sorted(per_key.items()):
+        if prices is not None:
+            with ctx.read() as tx:
+                totals = usage.period_totals(tx, start=period.start, end=period.end)
+            for line in price_lines(prices, totals):
+                per_key.setdefault((line.node_id, line.center), _Money()).add(line.money())
+        cached = (key, per_key)
+        ctx.cache[_METRICS_CACHE_KEY] = cached
+    if prices is not None:
+        for (node, center), money in sorted(cached[1].items()):
             cost.add_metric([node, center], money.allocated_fen / 100)
             consumed.add_metric([node, center], money.consumed_fen / 100)
     if last is not None:
