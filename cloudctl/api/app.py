@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from cloudctl import errors, logs, metrics
 from cloudctl import settings as settings_module
-from cloudctl.api import problems
+from cloudctl.api import docs_assets, problems, ui
 from cloudctl.services import audit, catalog, identity, workloads
 from cloudctl.services import context as ctx_module
 from cloudctl.services import quotas as quotas_service
@@ -75,6 +75,8 @@ def create_app(
         title="cloudctl",
         version="1",
         summary="Self-service API of the government cloud's management center (两地四中心)",
+        docs_url=None,  # served from the package by docs_assets: no CDN
+        redoc_url=None,
     )
     app.state.context = context
     app.add_exception_handler(errors.CloudctlError, problems.from_error)  # type: ignore[arg-type]
@@ -133,6 +135,8 @@ def create_app(
         return Response(observability.exposition(ctx), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(_v1(), prefix="/v1", responses=problems.documented_errors())
+    docs_assets.install(app)
+    ui.install(app)
     return app
 
 

@@ -760,3 +760,69 @@ def _continue(ctx: ctx_module.Context, drill: _Drill) -> report_model.DrillRepor
         detail={"plan": plan.name, "scenario": plan.scenario.kind, "passed": report.passed},
     )
     return report
+
+
+# --- reading drill runs (operators' supervision pages) -------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class DrillRunSummary:
+    """One drill run as operators follow it: its phase while it runs, its verdict once done."""
+
+    id: str
+    plan: str
+    scenario: str
+    state: str
+    passed: bool | None
+    phase: str
+    """The last finished phase (one of ``PHASES``)."""
+    phases_done: int
+    phases_total: int
+    last_step: str
+    """The newest step of the run's timeline, e.g. ``fault injected``."""
+    started_at: str
+    finished_at: str | None
+
+
+def _summary(run: recovery_store.DrillRun) -> DrillRunSummary:
+    progress = run.report.get("progress") or {}
+    phase = "checked" if run.state == "done" else str(progress.get("phase", "started"))
+    timeline = run.report.get("timeline") or progress.get("timeline") or []
+    return DrillRunSummary(
+        id=run.id,
+        plan=run.plan,
+        scenario=run.scenario,
+        state=run.state,
+        passed=run.passed,
+        phase=phase,
+        phases_done=PHASES.index(phase) + 1 if phase in PHASES else 0,
+        phases_total=len(PHASES),
+        last_step=str(timeline[-1].get("step", "")) if timeline else "",
+        started_at=clocks.isoformat(run.started_at),
+        finished_at=None if run.finished_at is None else clocks.isoformat(run.finished_at),
+    )
+
+
+def recent_drill_runs(
+    ctx: ctx_module.Context, *, principal: identity.Principal, limit: int = 20
+) -> list[DrillRunSummary]:
+    """The newest drill runs, running or done (policy ``center.read``, as the centers' status)."""
+    from cloudctl.services import status
+
+    status.authorize_supervision(ctx, principal=principal)
+    with ctx.read() as tx:
+        return [_summary(run) for run in recovery_store.list_drill_runs(tx, limit=limit)]
+
+
+def drill_run_report(
+    ctx: ctx_module.Context, *, principal: identity.Principal, run_id: str
+) -> report_model.DrillReport:
+    """The stored report of a finished drill run (policy ``center.read``)."""
+    from cloudctl.services import status
+
+    status.authorize_supervision(ctx, principal=principal)
+    with ctx.read() as tx:
+        runs = [run for run in recovery_store.list_drill_runs(tx, limit=10_000) if run.id == run_id]
+    if not runs or runs[0].state != "done" or not runs[0].report.get("plan"):
+        raise errors.NotFound(f"no finished drill run {run_id!r}", field="run")
+    return report_model.DrillReport.model_validate(runs[0].report)
