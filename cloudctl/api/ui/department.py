@@ -33,6 +33,8 @@ DATA_CLASS_NAMES = {
     "secret": ("涉密", "secret"),
 }
 PAGE_SIZE = 50
+WORKLOADS_PAGE_SIZE = 20
+"""Workload rows carry placements and copies: a shorter page keeps it within the render budget."""
 
 
 def catalog_prices(ctx: Any, *, principal: Any) -> dict[str, str] | None:
@@ -218,14 +220,9 @@ def request_cancel(visitor: web.CheckedVisitorDep, ctx: web.ContextDep, request_
 
 
 def _current_rpo(ctx: Any, items: list[workloads.WorkloadPublic]) -> dict[str, list[Any]]:
-    """Replication streams (current RPO = lag) of the listed workloads, by workload id."""
-    wanted = {item.id for item in items if item.state in ("ready", "deleting")}
-    streams: dict[str, list[Any]] = {}
-    for department in sorted({item.department for item in items if item.id in wanted}):
-        for stream in recovery_service.status(ctx, department=department):
-            if stream.workload_id in wanted:
-                streams.setdefault(stream.workload_id, []).append(stream)
-    return streams
+    """Copies of the listed workloads (ready or being deleted) with their current RPO, by workload id."""
+    wanted = [item.id for item in items if item.state in ("ready", "deleting")]
+    return dict(recovery_service.current_rpo(ctx, workload_ids=wanted))
 
 
 @router.get("/workloads")
@@ -237,7 +234,11 @@ def workloads_page(
     cursor: Annotated[str, Query(max_length=200)] = "",
 ) -> Response:
     items, next_cursor = workloads.list_workloads(
-        ctx, principal=visitor.principal, state=state or None, limit=PAGE_SIZE, cursor=cursor or None
+        ctx,
+        principal=visitor.principal,
+        state=state or None,
+        limit=WORKLOADS_PAGE_SIZE,
+        cursor=cursor or None,
     )
     return web.render(
         request,
