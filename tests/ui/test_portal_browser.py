@@ -14,11 +14,8 @@ ones in ``docs/`` were made).
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +28,7 @@ from cloudctl import clock as clocks
 from cloudctl.services import identity, setup
 from cloudctl.store import db
 from tests.conftest import POLICIES, ROOT, TOPOLOGY, make_context
+from tests.e2e.test_serve_crash import free_port, poll
 
 CHROMIUM = Path(os.environ.get("CLOUDCTL_CHROMIUM", "/usr/bin/chromium"))
 AXE = Path(
@@ -45,26 +43,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-DEADLINE_S = 180.0
 WAIT_MS = 120_000
 SCREENSHOTS = os.environ.get("CLOUDCTL_PORTAL_SCREENSHOTS")
 XSS = '<script>alert("xss")</script><img src=x onerror=alert(1)>'
-
-
-def poll(condition: Callable[[], bool], *, what: str, deadline_s: float = DEADLINE_S) -> None:
-    pause = threading.Event()
-    until = time.monotonic() + deadline_s
-    while time.monotonic() < until:
-        if condition():
-            return
-        pause.wait(0.1)
-    pytest.fail(f"timed out waiting for {what}", pytrace=False)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Portal:
@@ -198,6 +179,8 @@ def test_a_department_orders_watches_it_become_ready_and_is_refused_others(
         timeout=30,
     ).json()
     page = new_context(bypass_csp=True).new_page()
+    page.goto(f"{portal.url}/ui/login")
+    assert_accessible(page, "sign-in")
     sign_in(page, portal, portal.token("dept-admin", "hrss"))
     assert page.url.endswith("/ui/catalog")
     assert_accessible(page, "catalog")

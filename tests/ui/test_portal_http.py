@@ -454,3 +454,52 @@ def test_runs_and_drill_reports_show_what_the_services_hold(
     assert sysadmin.get("/ui/drills/drill-missing").status_code == 404
     auditor = browser_like(token=issue(portal_ctx, "auditor"))
     assert auditor.get(f"/ui/drills/{run_id}/report.html").status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("next_url", "landing"),
+    [
+        ("/ui/quota", "/ui/quota"),
+        ("https://evil.example/ui/", "/ui/catalog"),
+        ("//evil.example/ui/", "/ui/catalog"),
+        ("/v1/catalog", "/ui/catalog"),
+    ],
+)
+def test_sign_in_returns_only_to_a_portal_page(
+    portal_ctx: ctx_module.Context, browser_like: Browser, next_url: str, landing: str
+) -> None:
+    client = browser_like()
+    form = client.get("/ui/login", params={"next": next_url})
+    answer = client.post(
+        "/ui/login",
+        data={
+            "token": issue(portal_ctx, "dept-admin", "hrss"),
+            "csrf_token": csrf_of(form.text),
+            "next": next_url,
+        },
+        follow_redirects=False,
+    )
+    assert answer.headers["location"] == landing
+
+
+def test_guessing_tokens_at_the_sign_in_form_locks_the_client_out(
+    portal_ctx: ctx_module.Context, browser_like: Browser
+) -> None:
+    client = browser_like()
+    statuses = []
+    for _ in range(portal_ctx.settings.lockout_failures):
+        form = client.get("/ui/login")
+        statuses.append(
+            client.post(
+                "/ui/login", data={"token": "cct_x.guess", "csrf_token": csrf_of(form.text)}
+            ).status_code
+        )
+    form = client.get("/ui/login")
+    right_token = client.post(
+        "/ui/login",
+        data={"token": issue(portal_ctx, "dept-admin", "hrss"), "csrf_token": csrf_of(form.text)},
+        follow_redirects=False,
+    )
+    assert statuses == [401] * (portal_ctx.settings.lockout_failures - 1) + [429]
+    assert right_token.status_code == 429
+    assert "cloudctl_session" not in client.cookies
