@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 
 from cloudctl import errors
 from cloudctl import settings as settings_module
-from cloudctl.api import hardening, problems
+from cloudctl.api import docs_assets, hardening, problems, ui
 from cloudctl.services import audit, catalog, identity, workloads
 from cloudctl.services import context as ctx_module
 from cloudctl.services import quotas as quotas_service
@@ -90,6 +90,8 @@ def create_app(
         title="cloudctl",
         version="1",
         summary="Self-service API of the government cloud's management center (两地四中心)",
+        docs_url=None,  # served from the package by docs_assets: no CDN
+        redoc_url=None,
     )
     app.state.context = context
     app.add_exception_handler(errors.CloudctlError, problems.from_error)  # type: ignore[arg-type]
@@ -125,6 +127,8 @@ def create_app(
     from cloudctl.api import routes_recovery
 
     app.include_router(routes_recovery.router(), prefix="/v1", responses=problems.documented_errors())
+    docs_assets.install(app)
+    ui.install(app)
     return app
 
 

@@ -9,6 +9,8 @@ grows. Capacity per center and resource: ``total`` from the topology,
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel
 
 from cloudctl import clock as clocks
@@ -116,3 +118,23 @@ def get_center(ctx: ctx_module.Context, name: str) -> CenterPublic:
         if center.name == name:
             return center
     raise AssertionError("a center of the topology is missing from the store; run `cloudctl init --force`")
+
+
+def authorize_supervision(ctx: ctx_module.Context, *, principal: Any) -> None:
+    """Reading the centers, their links and recovery runs: policy action ``center.read``."""
+    from cloudctl.services import identity
+
+    identity.authorize(
+        ctx,
+        principal=principal,
+        action="center.read",
+        resource_type="Center",
+        resource_id="all",
+        attributes={"name": "all", "role": "all", "site": "all"},
+    )
+
+
+def overview_for(ctx: ctx_module.Context, *, principal: Any) -> StatusPublic:
+    """``overview`` for a principal the policies let read the centers."""
+    authorize_supervision(ctx, principal=principal)
+    return overview(ctx)
