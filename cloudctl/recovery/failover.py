@@ -33,6 +33,7 @@ from typing import Any
 from cloudctl import errors
 from cloudctl.drivers import base
 from cloudctl.model import topology as topo
+from cloudctl.recovery import materialise
 from cloudctl.recovery import replication as repl
 from cloudctl.store import quotas, recovery, replication, requests
 
@@ -266,6 +267,9 @@ def _promote(
     made = list(placement.resources)
     if placement.role not in repl.SERVING_ROLES or placement.state != "ready":
         made = _start_servers(env.drivers_for(target), workload, offering, existing=made)
+        made = materialise.recover_volumes(
+            env, workload, target=target, left=left, seq=at_target, resources=made
+        )
     with env.store.transaction() as tx:
         current = requests.get_workload(tx, workload_id, for_update=True)
         quotas.commit_reservations(tx, [by_center[target].reservation_id], now=now)

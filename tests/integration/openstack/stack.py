@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import openstack.config
+import openstack.connection
 import pytest
 import yaml
 
@@ -69,3 +71,10 @@ def open_cloud(*, center: str, clouds_yaml: Path) -> openstack_driver.Cloud:
     return openstack_driver.Cloud.from_clouds_yaml(
         center=center, clouds_yaml=clouds_yaml, clock=clocks.SystemClock()
     )
+
+
+def sdk_connection(*, cloud: str, clouds_yaml: Path) -> openstack.connection.Connection:
+    """openstacksdk's own connection to one cloud of ``clouds_yaml``: a client cloudctl did not
+    write, for checking what cloudctl did (the caller closes it)."""
+    config = openstack.config.OpenStackConfig(config_files=[str(clouds_yaml)], load_envvars=False)
+    return openstack.connection.Connection(config=config.get_one(cloud=cloud))
