@@ -1345,13 +1345,20 @@ def start(*, fresh: bool) -> None:
     log(f"stack up in {elapsed()} ({len(every)} regions); clouds.yaml: {clouds_yaml_path()}")
 
 
-def stop() -> None:
+def stop(region_names: list[str] | None = None) -> None:
+    """Stop every process this script started, or only the named further regions' (the first
+    region holds the shared services: it stops with the whole stack only)."""
+    chosen = regions() if not region_names else [region_named(name) for name in region_names]
+    if region_names and any(region.first for region in chosen):
+        raise StackError(f"{REGION} holds the shared services: stop the whole stack instead")
+    names = {region.name for region in chosen}
     with locked():
-        for region in regions():
+        for region in chosen:
             config_marker(region).unlink(missing_ok=True)
         for service in reversed(services()):
-            terminate(service)
-    log("stack stopped")
+            if service.region in names:
+                terminate(service)
+    log(f"stopped: {', '.join(sorted(names))}")
 
 
 def status() -> int:
@@ -1370,7 +1377,13 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     start_parser = commands.add_parser("start", help="bring the stack up, or reuse it when it is healthy")
     start_parser.add_argument("--fresh", action="store_true", help="drop the services' databases first")
-    commands.add_parser("stop", help="stop every process this script started")
+    stop_parser = commands.add_parser("stop", help="stop every process this script started")
+    stop_parser.add_argument(
+        "--region",
+        action="append",
+        dest="regions",
+        help="stop only this further region (repeatable); `start` brings it back",
+    )
     commands.add_parser("status", help="exit 0 when every service answers, else list what is wrong")
     clouds = commands.add_parser("clouds-yaml", help="print (or write) clouds.yaml entries for the stack")
     clouds.add_argument("names", nargs="*", default=["cloudctl-openstack"], help="cloud names (centers)")
@@ -1380,7 +1393,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "start":
             start(fresh=args.fresh)
         elif args.command == "stop":
-            stop()
+            stop(args.regions)
         elif args.command == "status":
             return status()
         else:

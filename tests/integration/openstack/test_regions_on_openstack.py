@@ -86,20 +86,23 @@ def test_quota_sync_leaves_no_drift_on_any_center(ctx: ctx_module.Context, cloud
 def test_a_ram_drift_under_one_gib_is_found_in_mib_and_corrected(
     ctx: ctx_module.Context, clouds: Path
 ) -> None:
-    (synced,) = provisioning.sync_quotas(ctx, center="qd-b")
-    assert synced.error == ""
+    env = provisioning.environment(ctx)
+    project_name = "shinan-health"
+
+    def sync(*, dry_run: bool) -> quota_sync.SyncResult:
+        return quota_sync.sync_center(env, center="qd-b", projects=[project_name], dry_run=dry_run)
+
+    assert sync(dry_run=False).error == ""
     with contextlib.closing(stack.sdk_connection(cloud="qd-b", clouds_yaml=clouds)) as conn:
-        project = conn.identity.find_project("shinan-health", domain_id="default")
+        project = conn.identity.find_project(project_name, domain_id="default")
         conn.compute.update_quota_set(project.id, ram=64 * 1024 - 100)  # behind cloudctl's back
 
-        (found,) = provisioning.sync_quotas(ctx, center="qd-b", dry_run=True)
+        found = sync(dry_run=True)
         assert [(d.project, d.resource, d.found, d.wanted) for d in found.drift] == [
-            ("shinan-health", "compute.ram_mib", 64 * 1024 - 100, 64 * 1024)
+            (project_name, "compute.ram_mib", 64 * 1024 - 100, 64 * 1024)
         ]
         assert conn.compute.get_quota_set(project.id).ram == 64 * 1024 - 100  # a dry run changes nothing
 
-        (corrected,) = provisioning.sync_quotas(ctx, center="qd-b")
-        assert [d.resource for d in corrected.drift] == ["compute.ram_mib"]
+        assert sync(dry_run=False).error == ""
         assert conn.compute.get_quota_set(project.id).ram == 64 * 1024
-    (clean,) = provisioning.sync_quotas(ctx, center="qd-b", dry_run=True)
-    assert clean.drift == []
+    assert sync(dry_run=True).drift == []
