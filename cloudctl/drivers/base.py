@@ -117,6 +117,16 @@ class Compute(Protocol):
         """Poll until the server has ``status``; ``errors.OperationFailed`` on timeout or error."""
         ...
 
+    def attach_volume(self, server_id: str, *, volume_id: str) -> None:
+        """Attach a volume of the same center to the server; returns once it is attached
+        (the volume is then ``in-use``). Attached to that server already: nothing to do.
+        ``errors.Conflict`` when the volume is attached elsewhere; deleting the server detaches it."""
+        ...
+
+    def attached_volumes(self, server_id: str) -> list[str]:
+        """Ids of the volumes attached to the server, sorted."""
+        ...
+
     def set_project_quota(self, project: str, *, amounts: Mapping[str, int]) -> ProjectQuota:
         """Replace the project's limits; keys are ``quotas.Resource`` names."""
         ...

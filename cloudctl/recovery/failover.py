@@ -48,6 +48,7 @@ from cloudctl.model import recovery as model
 from cloudctl.model import states
 from cloudctl.model import topology as topo
 from cloudctl.recovery import hooks as hook_calls
+from cloudctl.recovery import materialise
 from cloudctl.recovery import replication as repl
 from cloudctl.store import quotas, recovery, replication, requests
 
@@ -494,6 +495,9 @@ def _promote(
     made = list(placement.resources)
     if not states.serves(placement.role, placement.state):
         made = _start_servers(env.drivers_for(target), workload, offering, existing=made)
+        made = materialise.recover_volumes(
+            env, workload, target=target, left=left, seq=at_target, resources=made
+        )
     with env.store.transaction() as tx:
         current = requests.get_workload(tx, workload_id, for_update=True)
         quotas.commit_reservations(tx, [by_center[target].reservation_id], now=now)

@@ -279,7 +279,34 @@ class SimulatedCenter:
             }
             self._charge_project(transaction, doc["project"], deltas)
             self._consume(transaction, **deltas)
+            for volume in transaction.list(self.name, KIND_VOLUME):
+                if volume.get("attached_to") == server_id:
+                    detached = {**volume, "attached_to": None, "status": base.VolumeStatus.AVAILABLE.value}
+                    transaction.put(self.name, KIND_VOLUME, volume["id"], detached)
             transaction.delete(self.name, KIND_SERVER, server_id)
+
+    def attach_volume(self, server_id: str, *, volume_id: str) -> None:
+        self._operate("attach_volume")
+        with self._writing() as transaction:
+            self._require(transaction.get(self.name, KIND_SERVER, server_id), "server", server_id)
+            volume = self._require(transaction.get(self.name, KIND_VOLUME, volume_id), "volume", volume_id)
+            attached_to = volume.get("attached_to")
+            if attached_to == server_id:
+                return
+            if attached_to is not None or volume["status"] != base.VolumeStatus.AVAILABLE.value:
+                raise errors.Conflict(
+                    f"volume {volume_id} is {volume['status']}"
+                    + (f" (attached to server {attached_to})" if attached_to else ""),
+                    field="volume",
+                )
+            attached = {**volume, "attached_to": server_id, "status": base.VolumeStatus.IN_USE.value}
+            transaction.put(self.name, KIND_VOLUME, volume_id, attached)
+
+    def attached_volumes(self, server_id: str) -> list[str]:
+        self._operate("attached_volumes")
+        self._require(self._backend.get(self.name, KIND_SERVER, server_id), "server", server_id)
+        volumes = self._backend.list(self.name, KIND_VOLUME)
+        return sorted(volume["id"] for volume in volumes if volume.get("attached_to") == server_id)
 
     def start_server(self, server_id: str) -> base.Server:
         return self._power(server_id, target=base.ServerStatus.ACTIVE, operation="start_server")
@@ -421,6 +448,10 @@ class SimulatedCenter:
                 raise errors.Conflict(
                     f"volume {volume_id} still has snapshots: {', '.join(snapshots)}",
                     field="volume",
+                )
+            if doc.get("attached_to") is not None:
+                raise errors.Conflict(
+                    f"volume {volume_id} is attached to server {doc['attached_to']}", field="volume"
                 )
             for block in transaction.list(self.name, KIND_VOLUME_BLOCK, key_prefix=f"{volume_id}/"):
                 transaction.delete(self.name, KIND_VOLUME_BLOCK, _block_key(volume_id, block["index"]))

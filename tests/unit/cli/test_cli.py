@@ -376,7 +376,7 @@ def test_replication_points_from_the_cli(ready: Cli, tmp_path: Path, monkeypatch
     assert "1 replication point(s) taken, 0 failed" in ready("replication", "run").stdout
     points = ready.json("replication", "points", "--workload", workload)
     assert [(p["center"], p["volume_name"], p["snapshot_name"], p["seq"], p["state"]) for p in points] == [
-        ("qd-a", f"{workload}-0", f"rp-{workload}-0-1", 1, "ready")
+        ("dz-dr", f"{workload}-0", f"rp-{workload}-0-1", 1, "ready")
     ]
     assert set(points[0]) == {
         "id",
@@ -399,7 +399,7 @@ def test_replication_points_from_the_cli(ready: Cli, tmp_path: Path, monkeypatch
     (row,) = [line for line in ready("replication", "points").stdout.splitlines() if workload in line]
     assert [cell.strip() for cell in row.split("│")[1:-1]] == [
         workload,
-        "qd-a",
+        "dz-dr",
         f"{workload}-0",
         f"rp-{workload}-0-1",
         "1",
