@@ -9,6 +9,9 @@ Invariants:
   server's ``Retry-After``, sleeping through the injected clock, so tests never sleep and
   every wait is visible to them. A ``Retry-After`` longer than ``max_retry_after_s`` is not
   waited out: the call gives up at once with ``errors.BackendUnavailable``.
+- Bodies are hashed once, by the caller: botocore computes no checksum of its own
+  (``when_required``) and does not sign payloads, so Content-MD5 and the sha256
+  metadata the S3 driver sets are the only digests of a body.
 - Every request has a connect and a read timeout (``RetryPolicy``); a timeout is a
   connection error.
 - Only retryable failures are retried: connection errors, timeouts, 5xx and
@@ -95,13 +98,21 @@ def make_client(
     s3_path_style: bool = False,
 ) -> Any:
     """A botocore client (what ``boto3.client`` returns) of ``service``; botocore's retries off."""
+    s3_settings: dict[str, Any] = {"payload_signing_enabled": False}
+    if s3_path_style:
+        s3_settings["addressing_style"] = "path"
     config = botocore.config.Config(
         region_name=region,
         retries={"total_max_attempts": 1},
         connect_timeout=retry.connect_timeout_s,
         read_timeout=retry.read_timeout_s,
         max_pool_connections=max_pool_connections,
-        s3={"addressing_style": "path"} if s3_path_style else None,
+        # Each byte is hashed once, by the driver: bodies carry Content-MD5 (which the server
+        # checks) and a sha256 in metadata, so botocore adds no CRC of its own, does not check
+        # one on reads, and does not sign the payload (UNSIGNED-PAYLOAD, as over TLS).
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        s3=s3_settings,
     )
     with _session_lock:
         return _shared_session().create_client(
