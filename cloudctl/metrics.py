@@ -70,3 +70,10 @@ AUTH_LOCKOUTS = Counter(
     "Clients locked out after repeated failed authentications.",
     registry=REGISTRY,
 )
+REPLICA_MISMATCHES = Counter(
+    "cloudctl_replica_mismatches_total",
+    "Replica objects a scrub found damaged, missing or holding other bytes (each repaired), by the "
+    "center holding the replica and the tier.",
+    ["center", "tier"],
+    registry=REGISTRY,
+)

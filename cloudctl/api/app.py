@@ -133,6 +133,9 @@ def create_app(
         return Response(observability.exposition(ctx), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(_v1(), prefix="/v1", responses=problems.documented_errors())
+    from cloudctl.api import routes_replication  # it imports this module's dependencies
+
+    app.include_router(routes_replication.router(), prefix="/v1", responses=problems.documented_errors())
     return app
 
 

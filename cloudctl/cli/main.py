@@ -80,6 +80,7 @@ def _register() -> None:
         commands_observability,
         commands_org,
         commands_recovery,
+        commands_replication,
         commands_selfservice,
     )
 
@@ -87,6 +88,7 @@ def _register() -> None:
     commands_org.register(app)
     commands_selfservice.register(app)
     commands_recovery.register(app)
+    commands_replication.register(app)
     commands_drill.register(app)
     commands_infra.register(app)
     commands_observability.register(app)

@@ -146,7 +146,7 @@ class JsonFileManifest:
         return entries
 
     def record(self, synced: Synced) -> None:
-        line = json.dumps(dataclasses.asdict(synced), ensure_ascii=False) + "\n"
+        line = _manifest_line(synced)
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a", encoding="utf-8") as file:
@@ -155,9 +155,7 @@ class JsonFileManifest:
                 os.fsync(file.fileno())
 
     def save(self, entries: Mapping[str, Synced]) -> None:
-        text = "".join(
-            json.dumps(dataclasses.asdict(entries[key]), ensure_ascii=False) + "\n" for key in sorted(entries)
-        )
+        text = "".join(_manifest_line(entries[key]) for key in sorted(entries))
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fresh = self.path.with_name(self.path.name + ".new")
@@ -166,6 +164,16 @@ class JsonFileManifest:
                 file.flush()
                 os.fsync(file.fileno())
             fresh.replace(self.path)
+
+
+def _manifest_line(synced: Synced) -> str:
+    fields = {
+        "key": synced.key,
+        "etag": synced.etag,
+        "size_bytes": synced.size_bytes,
+        "sha256": synced.sha256,
+    }
+    return json.dumps(fields, ensure_ascii=False) + "\n"
 
 
 # --- what a pass reports ------------------------------------------------------------------
@@ -218,6 +226,8 @@ class SyncReport:
     duration_s: float
     resent_keys: tuple[str, ...] = ()
     """The keys whose target copy was found wrong and re-sent (a scrub's findings)."""
+    copied_keys: tuple[str, ...] = ()
+    """The keys sent because the source had them new or changed."""
 
     @property
     def succeeded(self) -> bool:
@@ -449,4 +459,5 @@ def _report(
         ),
         duration_s=duration_s,
         resent_keys=tuple(sorted(outcome.key for outcome in outcomes if outcome.action is SyncAction.RESENT)),
+        copied_keys=tuple(sorted(outcome.key for outcome in outcomes if outcome.action is SyncAction.COPIED)),
     )

@@ -45,6 +45,7 @@ def environment(ctx: ctx_module.Context) -> repl.Environment:
         transport=transport,
         clock=ctx.clock,
         steps_per_commit=SIMULATED_STEPS_PER_COMMIT if simulated and manual_clock else 1,
+        manifests=None if simulated else repl.file_manifests(ctx.settings.home / "replication" / "manifests"),
     )
 
 
