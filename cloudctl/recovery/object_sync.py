@@ -32,7 +32,7 @@ Invariants:
   pass goes on; an unreachable source or target listing raises.
 - Resumable: each verified copy is recorded in the manifest as it lands (the file
   manifest appends and fsyncs a line), so a pass killed part-way is followed by one that
-  copies only what was not recorded. A finished pass rewrites the manifest compactly.
+  copies only what was not recorded.
   Use one manifest per (source, target, bucket); anything that changes the target
   behind cloudctl's back is found by a ``verify_target_bytes`` pass (a scrub).
 - ``on_progress`` runs in the calling thread after each object is dealt with; if it
@@ -58,6 +58,7 @@ from cloudctl import errors
 from cloudctl.drivers import base
 
 DEFAULT_PARALLELISM = 8
+COMPACT_SLACK_LINES = 64
 
 
 # --- manifests ---------------------------------------------------------------------------
@@ -116,8 +117,9 @@ class JsonFileManifest:
     """A manifest in a JSON Lines file that survives the process.
 
     ``record`` appends one line and fsyncs it, so a crash loses at most the line being
-    written; a torn line is ignored on load. ``save`` writes a new file and renames it
-    over the old one, so a reader sees the old manifest or the new, never half of one.
+    written; a torn line is ignored on load, and the last line of a key wins. ``save``
+    writes a new file and renames it over the old one, so a reader sees the old manifest
+    or the new, never half of one; ``load`` compacts a file that grew past twice its keys.
     """
 
     def __init__(self, path: Path) -> None:
@@ -143,6 +145,8 @@ class JsonFileManifest:
             except (ValueError, KeyError, TypeError):
                 continue  # a line torn by a crash
             entries[synced.key] = synced
+        if len(lines) > 2 * len(entries) + COMPACT_SLACK_LINES:
+            self.save(entries)  # records of changed objects piled up: keep one line per key
         return entries
 
     def record(self, synced: Synced) -> None:
@@ -272,18 +276,24 @@ def sync_bucket(
     clock = clock if clock is not None else clocks.SystemClock()
     started_at = clock.now()
 
-    source_bucket = source.get_bucket(bucket)
+    # The source listing is the longest request of an incremental pass: with workers to
+    # spare it runs while the buckets are looked up and the manifest is read.
+    listing = _Prefetch(lambda: source.list_object_entries(bucket), background=parallelism > 1)
     try:
-        target_bucket = target.get_bucket(bucket)
-    except errors.NotFound:
-        target_bucket = target.create_bucket(bucket, versioning=source_bucket.versioning)
-    known = manifest.load() if manifest is not None else None
-    if known is None:
-        known = {
-            entry.key: Synced(key=entry.key, etag=entry.etag, size_bytes=entry.size_bytes)
-            for entry in target.list_object_entries(bucket)
-        }
-    source_entries = source.list_object_entries(bucket)
+        source_bucket = source.get_bucket(bucket)
+        try:
+            target_bucket = target.get_bucket(bucket)
+        except errors.NotFound:
+            target_bucket = target.create_bucket(bucket, versioning=source_bucket.versioning)
+        recorded = manifest.load() if manifest is not None else None
+        known = recorded
+        if known is None:
+            known = {
+                entry.key: Synced(key=entry.key, etag=entry.etag, size_bytes=entry.size_bytes)
+                for entry in target.list_object_entries(bucket)
+            }
+    finally:
+        source_entries = listing.result()
     replicator = _Replicator(source=source, target=target, bucket=bucket, manifest=manifest, copier=copy)
 
     settled: list[_Outcome] = []
@@ -316,9 +326,34 @@ def sync_bucket(
         objects_examined=len(source_entries),
         duration_s=clock.now() - started_at,
     )
-    if manifest is not None:
+    # Copies were recorded as they landed; the whole manifest is written again only when
+    # the pass learnt something a record does not say (a rebuilt manifest, deletes, reads).
+    rewrite = recorded is None or any(o.action in (SyncAction.DELETED, SyncAction.VERIFIED) for o in outcomes)
+    if manifest is not None and rewrite:
         manifest.save(_manifest_after(known, outcomes, kept=[] if delete_extraneous else extraneous))
     return report
+
+
+class _Prefetch:
+    """``work()`` started now in a thread of its own (or run at once); ``result()`` waits for it."""
+
+    def __init__(self, work: Callable[[], list[base.ObjectEntry]], *, background: bool) -> None:
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        if background:
+            self._pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="object-list"
+            )
+            self._future = self._pool.submit(work)
+        else:
+            self._work = work
+
+    def result(self) -> list[base.ObjectEntry]:
+        if self._pool is None:
+            return self._work()
+        try:
+            return self._future.result()
+        finally:
+            self._pool.shutdown(wait=True)
 
 
 def _manifest_after(

@@ -64,21 +64,9 @@ def scrub(
             requests.get_workload(tx, workload_id)  # NotFound names the workload
         streams = replication.list_streams(tx, workload_ids=[workload_id] if workload_id else None)
     for center in sorted({stream.target for stream in streams}):
-        _authorize(ctx, principal, center)
+        recovery_service._authorize(ctx, principal, center)  # the recovery operations' authorisation
     env = recovery_service.environment(ctx)
     return [_scrub_one(ctx, env, principal, stream) for stream in streams]
-
-
-def _authorize(ctx: ctx_module.Context, principal: identity.Principal, center: str) -> None:
-    topology_center = ctx.topology.center(center)
-    identity.authorize(
-        ctx,
-        principal=principal,
-        action="failover.run",
-        resource_type="Center",
-        resource_id=center,
-        attributes={"name": center, "role": topology_center.role.value, "site": topology_center.site},
-    )
 
 
 def _scrub_one(

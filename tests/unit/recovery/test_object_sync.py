@@ -310,3 +310,14 @@ def test_a_file_manifest_survives_the_process_and_a_torn_last_line(tmp_path: Pat
     }
     object_sync.JsonFileManifest(path).save({})
     assert object_sync.JsonFileManifest(path).load() == {}
+
+
+def test_a_file_manifest_keeps_one_line_per_key_once_records_pile_up(tmp_path: Path) -> None:
+    manifest = object_sync.JsonFileManifest(tmp_path / "sync.jsonl")
+    for version in range(200):
+        manifest.record(object_sync.Synced(key="hot", etag=f"e{version}", size_bytes=version))
+
+    assert object_sync.JsonFileManifest(manifest.path).load() == {
+        "hot": object_sync.Synced(key="hot", etag="e199", size_bytes=199)
+    }
+    assert len(manifest.path.read_text(encoding="utf-8").splitlines()) == 1
