@@ -8,8 +8,8 @@ once and its data buckets in every center once its tier's retention has passed.
 
 Invariants:
 
-- Operator only: a scrub is authorised as ``failover.run`` (recovery operations) on
-  every center it scrubs, before anything is read.
+- Operator only: a scrub is authorised as ``failover.run`` (recovery operations) on the
+  management center before anything is looked up, and on every center it scrubs.
 - Each mismatch is repaired, written to the audit log (``replication.scrub``, target
   the workload, outcome ``repaired``, detail the key, the centers and the stream) and
   counted in ``cloudctl_replica_mismatches_total{center,tier}``. A scrub that finds
@@ -59,6 +59,8 @@ def scrub(
     ctx: ctx_module.Context, *, principal: identity.Principal, workload_id: str | None = None
 ) -> list[ScrubPublic]:
     """Scrub every stream (of one workload, if given); the findings per stream."""
+    # Operators only, whatever there is to scrub: refused before anything is looked up.
+    recovery_service._authorize(ctx, principal, traffic.traffic_center(ctx.topology))
     with ctx.read() as tx:
         if workload_id is not None:
             requests.get_workload(tx, workload_id)  # NotFound names the workload

@@ -141,10 +141,22 @@ def test_a_scrub_repairs_audits_and_counts_a_corrupt_replica(ctx: ctx_module.Con
     assert len(audit.list_records(ctx, principal=AUDITOR, action="replication.scrub")) == 1
 
 
+def test_a_scrub_does_not_call_a_write_not_yet_shipped_a_mismatch(ctx: ctx_module.Context) -> None:
+    silver = ready_workload(ctx, "silver")
+    recovery.write(ctx, silver, key="case/new", data=b"not shipped yet")
+
+    [finding] = replication_scrub.scrub(ctx, principal=OPS, workload_id=silver)
+
+    assert finding.mismatches == []
+    assert keys_at(ctx, "dz-dr", silver) == {"case/new": b"not shipped yet"}
+
+
 def test_a_scrub_is_for_operators_only_and_names_an_unknown_workload(ctx: ctx_module.Context) -> None:
     silver = ready_workload(ctx, "silver")
     with pytest.raises(errors.PolicyDenied):
         replication_scrub.scrub(ctx, principal=HRSS, workload_id=silver)
+    with pytest.raises(errors.PolicyDenied):  # refused before any lookup: no hint of what exists
+        replication_scrub.scrub(ctx, principal=HRSS, workload_id="wl-nope")
     with pytest.raises(errors.NotFound) as raised:
         replication_scrub.scrub(ctx, principal=OPS, workload_id="wl-nope")
     assert raised.value.field == "workload"
