@@ -49,7 +49,7 @@ import functools
 import json
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -264,12 +264,15 @@ def sync_bucket(
     delete_extraneous: bool = True,
     verify_target_bytes: bool = False,
     copy: Copier | None = None,
+    synced_since: Sequence[Synced] = (),
     clock: clocks.Clock | None = None,
 ) -> SyncReport:
     """Make ``bucket`` at ``target`` hold what it holds at ``source``; one incremental pass.
 
     ``copy`` moves one key instead of a GET here and a PUT there (the simulator's
-    link-aware transport); ``clock`` times the pass (default: the system clock).
+    link-aware transport); ``synced_since`` are objects copied to the target since the last
+    pass by other means (the replication engine's change log), taken as what the target
+    holds; ``clock`` times the pass (default: the system clock).
     """
     if parallelism < 1:
         raise errors.InvalidInput(f"must be at least 1, not {parallelism}", field="parallelism")
@@ -287,6 +290,10 @@ def sync_bucket(
             target_bucket = target.create_bucket(bucket, versioning=source_bucket.versioning)
         recorded = manifest.load() if manifest is not None else None
         known = recorded
+        if manifest is not None and recorded is not None:
+            for synced in synced_since:
+                manifest.record(synced)
+                recorded[synced.key] = synced
         if known is None:
             known = {
                 entry.key: Synced(key=entry.key, etag=entry.etag, size_bytes=entry.size_bytes)

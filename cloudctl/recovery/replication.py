@@ -313,20 +313,26 @@ def replicate(env: Environment, stream_id: str, *, batch: int = 10_000) -> PassR
     last_seq, consistent_at = stream.last_seq, stream.last_consistent_at
     bucket = data_bucket(stream.workload_id)
     error = ""
+    shipped: list[object_sync.Synced] = []
     try:
         for change in pending:
             if newest[change.key] is change:
-                moved_now, was_resent = _copy_verified(env, stream, bucket, change)
+                moved_now, was_resent, held = _copy_verified(env, stream, bucket, change)
                 moved += moved_now
                 copied += 1
                 resent += int(was_resent)
+                shipped.append(
+                    object_sync.Synced(
+                        key=held.key, etag=held.etag, size_bytes=held.size_bytes, sha256=held.sha256
+                    )
+                )
             last_seq, consistent_at = change.seq, change.at
     except errors.BackendUnavailable as failure:
         error = failure.one_line()
     deleted = 0
     if not error:
         try:
-            swept = _sweep(env, stream)
+            swept = _sweep(env, stream, shipped=shipped)
         except errors.BackendUnavailable as failure:
             error = failure.one_line()
         else:
@@ -360,7 +366,13 @@ def replicate(env: Environment, stream_id: str, *, batch: int = 10_000) -> PassR
     )
 
 
-def _sweep(env: Environment, stream: replication.Stream, *, verify: bool = False) -> object_sync.SyncReport:
+def _sweep(
+    env: Environment,
+    stream: replication.Stream,
+    *,
+    verify: bool = False,
+    shipped: Sequence[object_sync.Synced] = (),
+) -> object_sync.SyncReport:
     """One pass of ``object_sync`` over the stream's bucket: what any client wrote or deleted
     at the source since the last pass (the change log knows only cloudctl's own writes).
 
@@ -377,32 +389,38 @@ def _sweep(env: Environment, stream: replication.Stream, *, verify: bool = False
         delete_extraneous=stream.mode != SYNC,
         verify_target_bytes=verify,
         copy=lambda key: env.transport(stream.source, stream.target, bucket, key),
+        synced_since=shipped,
         clock=env.clock,
     )
 
 
 def _copy_verified(
     env: Environment, stream: replication.Stream, bucket: str, change: replication.Change
-) -> tuple[int, bool]:
-    """Copy one object and check the target holds the change's bytes; re-send once on a mismatch."""
+) -> tuple[int, bool, base.ObjectInfo]:
+    """Copy one object and check the target holds the change's bytes; re-send once on a mismatch.
+
+    The bytes moved, whether a re-send was needed, and what the target holds now."""
     moved = env.transport(stream.source, stream.target, bucket, change.key)
-    if _holds(env, stream.target, bucket, change):
-        return moved, False
+    held = _holds(env, stream.target, bucket, change)
+    if held is not None:
+        return moved, False, held
     moved += env.transport(stream.source, stream.target, bucket, change.key)
-    if _holds(env, stream.target, bucket, change):
-        return moved, True
+    held = _holds(env, stream.target, bucket, change)
+    if held is not None:
+        return moved, True, held
     raise errors.OperationFailed(
         f"{stream.target} still does not hold {bucket}/{change.key} as written after a re-send",
         field="stream",
     )
 
 
-def _holds(env: Environment, center: str, bucket: str, change: replication.Change) -> bool:
+def _holds(env: Environment, center: str, bucket: str, change: replication.Change) -> base.ObjectInfo | None:
+    """What ``center`` holds under the change's key if it is the change's bytes (read, verified)."""
     try:
-        data, _info = env.drivers_for(center).object_storage.get_object(bucket, key=change.key)
+        _data, info = env.drivers_for(center).object_storage.get_object(bucket, key=change.key)
     except (errors.NotFound, base.ChecksumMismatchError):
-        return False
-    return hashlib.sha256(data).hexdigest() == change.sha256
+        return None
+    return info if info.sha256 == change.sha256 else None
 
 
 def scrub(env: Environment, stream_id: str) -> PassResult:

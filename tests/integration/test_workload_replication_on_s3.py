@@ -84,8 +84,9 @@ def test_a_workloads_bucket_replicates_any_clients_writes_and_deletes_and_keeps_
     source.put_object(Bucket=bucket, Key="upload/2", Body=b"from another client")
     advance(ctx, 301)
 
-    recovery.run_due(ctx)
+    results = recovery.run_due(ctx)
 
+    assert [(r.copied, r.error) for r in results] == [(2, "")]  # each object once: log, then sweep
     assert bodies(dr, bucket) == {"case/1": b"through cloudctl", "upload/2": b"from another client"}
     retention_days = ctx.topology.tier("silver").deleted_retention_days
     [rule] = dr.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
@@ -94,16 +95,19 @@ def test_a_workloads_bucket_replicates_any_clients_writes_and_deletes_and_keeps_
     [statement] = policy["Statement"]
     assert statement["Effect"] == "Deny" and "s3:DeleteObjectVersion" in statement["Action"]
     assert dr.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    recovery.write(ctx, silver, key="case/3", data=b"shipped from the change log")
+    advance(ctx, 301)
+    assert [r.copied for r in recovery.run_due(ctx)] == [1]  # the sweep knows the log shipped it
 
     for key in ("case/1", "upload/2"):  # a mass delete at the source, by any client
         source.delete_object(Bucket=bucket, Key=key)
     advance(ctx, 301)
     recovery.run_due(ctx)
 
-    assert bodies(dr, bucket) == {}
+    assert bodies(dr, bucket) == {"case/3": b"shipped from the change log"}
     history = dr.list_object_versions(Bucket=bucket)
     assert {m["Key"] for m in history.get("DeleteMarkers", []) if m["IsLatest"]} == {"case/1", "upload/2"}
-    kept = {v["Key"]: v["VersionId"] for v in history.get("Versions", [])}
+    kept = {v["Key"]: v["VersionId"] for v in history.get("Versions", []) if not v["IsLatest"]}
     assert set(kept) == {"case/1", "upload/2"}
     assert dr.get_object(Bucket=bucket, Key="upload/2", VersionId=kept["upload/2"])["Body"].read() == (
         b"from another client"
