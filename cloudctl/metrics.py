@@ -77,3 +77,10 @@ API_REFUSED_EARLY = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+REPLICA_MISMATCHES = Counter(
+    "cloudctl_replica_mismatches_total",
+    "Replica objects a scrub found damaged, missing or holding other bytes (each repaired), by the "
+    "center holding the replica and the tier.",
+    ["center", "tier"],
+    registry=REGISTRY,
+)

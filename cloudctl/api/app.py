@@ -124,9 +124,10 @@ def create_app(
 
     app.include_router(_v1(), prefix="/v1", responses=problems.documented_errors())
     # Operator routes of other areas are included here, one line each.
-    from cloudctl.api import routes_recovery
+    from cloudctl.api import routes_recovery, routes_replication
 
     app.include_router(routes_recovery.router(), prefix="/v1", responses=problems.documented_errors())
+    app.include_router(routes_replication.router(), prefix="/v1", responses=problems.documented_errors())
     docs_assets.install(app)
     ui.install(app)
     return app

@@ -72,6 +72,9 @@ class Loop:
         self._last_housekeeping_at = float("-inf")
         self._last_quota_sync_at = float("-inf")
         self.passes = 0
+        from cloudctl.services import replication_scrub
+
+        self._objects = replication_scrub.ObjectHousekeeping(ctx)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="cloudctl-reconcile", daemon=True)
@@ -108,6 +111,7 @@ class Loop:
                 self._not_before[object_id] = now + result.requeue_after_s
         self._replicate()
         self._housekeeping()
+        self._objects.run_once()
         self.passes += 1
         return looked
 

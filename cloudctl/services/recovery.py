@@ -61,6 +61,7 @@ def environment(ctx: ctx_module.Context) -> repl.Environment:
         transport=transport,
         clock=ctx.clock,
         steps_per_commit=SIMULATED_STEPS_PER_COMMIT if simulated and manual_clock else 1,
+        manifests=None if simulated else repl.file_manifests(ctx.settings.home / "replication" / "manifests"),
     )
 
 
@@ -341,7 +342,10 @@ def _detail(run: recovery.RecoveryRun) -> RunDetailPublic:
     )
 
 
-def _authorize(ctx: ctx_module.Context, principal: identity.Principal, center: str, *, action: str) -> None:
+def authorize_center(
+    ctx: ctx_module.Context, principal: identity.Principal, center: str, *, action: str
+) -> None:
+    """May ``principal`` run recovery operations (``action``) on ``center``? ``PolicyDenied`` if not."""
     topology_center = ctx.topology.center(center)
     identity.authorize(
         ctx,
@@ -479,7 +483,7 @@ def plan_failover(
     if planned is None:
         raise errors.InvalidInput("say --planned or --unplanned", field="mode")
     for center in leaving:
-        _authorize(ctx, principal, center, action="failover.run")
+        authorize_center(ctx, principal, center, action="failover.run")
     mode = failover.PLANNED if planned else failover.UNPLANNED
     env = environment(ctx)
     centers_health = health(ctx)
@@ -565,7 +569,7 @@ def check_resumable(
     """The run, if ``principal`` may resume it and it is paused or interrupted; ``Conflict`` if not."""
     current = _observed(ctx, _get(ctx, run_id), principal)
     centers = _centers_of(current) or [current.to_center or ""]
-    _authorize(ctx, principal, centers[0], action="failover.run")
+    authorize_center(ctx, principal, centers[0], action="failover.run")
     if current.state == states.RunState.RUNNING:
         raise errors.Conflict(
             f"run {run_id} is still running (in {current.owner}); wait for it or stop that process",
@@ -642,7 +646,7 @@ def plan_failback(
     there is nothing to bring home."""
     _workload_center(ctx, to_center, field="to")
     _hooks_checked(ctx, hooks)
-    _authorize(ctx, principal, to_center, action="failover.run")
+    authorize_center(ctx, principal, to_center, action="failover.run")
     centers_health = health(ctx)
     if not centers_health.center_up(to_center):
         raise errors.InvalidInput(f"{to_center} is still down; bring it back first", field="to")
