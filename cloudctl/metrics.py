@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from importlib import metadata
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -68,5 +68,35 @@ AUTH_FAILURES = Counter(
 AUTH_LOCKOUTS = Counter(
     "cloudctl_auth_lockouts_total",
     "Clients locked out after repeated failed authentications.",
+    registry=REGISTRY,
+)
+PROVISIONING_FINISHED = Counter(
+    "cloudctl_provisioning_finished_total",
+    "Objects the provisioning reconciler finished, by kind (request, workload) and outcome "
+    "(ready, deleted, failed, done); its rate is the provisioning rate.",
+    ["kind", "outcome"],
+    registry=REGISTRY,
+)
+HOUSEKEEPING_RUNS = Counter(
+    "cloudctl_housekeeping_runs_total",
+    "Runs of the leader's periodic passes, by pass and outcome (done or error).",
+    ["name", "outcome"],
+    registry=REGISTRY,
+)
+HOUSEKEEPING_DURATION = Histogram(
+    "cloudctl_housekeeping_duration_seconds",
+    "Wall time of one run of a periodic pass, by pass.",
+    ["name"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300),
+    registry=REGISTRY,
+)
+LEADER = Gauge(
+    "cloudctl_leader",
+    "1 while this serve process holds the leader lease (runs the reconcilers), else 0.",
+    registry=REGISTRY,
+)
+LEADER_EPOCH = Gauge(
+    "cloudctl_leader_epoch",
+    "The epoch of the leader lease this process holds, 0 when it holds none.",
     registry=REGISTRY,
 )
