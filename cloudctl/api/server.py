@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 
 import uvicorn
 from fastapi import FastAPI
@@ -40,9 +41,13 @@ def serve(
     workers: int = 1,
     bounds: provisioning_service.Bounds | None = None,
     timing: leader.Timing | None = None,
+    announce: Callable[[], None] | None = None,
 ) -> None:
+    """Run one replica until SIGINT or SIGTERM; ``announce`` once this replica may run."""
     ctx.require_initialised()
     with leader.single_serve_guard(ctx):
+        if announce is not None:
+            announce()
         leadership = leader.Leadership(
             ctx,
             api_url=f"http://{host}:{port}",

@@ -68,11 +68,13 @@ def serve(
 
     state = common.state_of(ctx)
     state.context.require_initialised()
-    output.stderr.print(f"cloudctl serving on http://{host}:{port} (API under /v1, docs at /docs)")
     server.serve(
         state.context,
         host=host,
         port=port,
+        announce=lambda: output.stderr.print(
+            f"cloudctl serving on http://{host}:{port} (API under /v1, docs at /docs)"
+        ),
         reconcile_interval_s=reconcile_interval_s,
         workers=workers,
         bounds=provisioning.Bounds(workers=provision_workers, per_center=per_center, per_backend=per_backend),

@@ -90,9 +90,11 @@ def test_a_former_leader_writes_nothing_after_another_took_the_lease(
     # Paused: its local deadline still says it leads, but the lease expired and changed hands.
     fence.grant(epoch=lease.epoch, valid_for_s=3600, since_monotonic=time.monotonic())
     assert take(store, "b", now=NOW + TTL_S).holder == "b"
-    with pytest.raises(leases.LeaseLost, match="b \\(epoch 2\\) holds it now"):
-        with fenced_store.transaction() as tx:
-            tx.execute(schema.settings.insert().values(key="written", value="by a"))
+    with (
+        pytest.raises(leases.LeaseLost, match="b \\(epoch 2\\) holds it now"),
+        fenced_store.transaction() as tx,
+    ):
+        tx.execute(schema.settings.insert().values(key="written", value="by a"))
     assert settings_rows(store) == {}
 
 
@@ -102,9 +104,8 @@ def test_a_leader_whose_renewal_is_overdue_stops_writing_by_itself(
     fence, fenced_store = fenced
     lease = take(store, "a", now=NOW)
     fence.grant(epoch=lease.epoch, valid_for_s=5, since_monotonic=time.monotonic() - 6)
-    with pytest.raises(leases.LeaseLost, match="renewal is overdue"):
-        with fenced_store.transaction() as tx:
-            tx.execute(schema.settings.insert().values(key="written", value="by a"))
+    with pytest.raises(leases.LeaseLost, match="renewal is overdue"), fenced_store.transaction() as tx:
+        tx.execute(schema.settings.insert().values(key="written", value="by a"))
     assert settings_rows(store) == {}
 
 
