@@ -77,25 +77,25 @@ def reconcile_request(env: Environment, request_id: str) -> Result:
 def _reconcile_request(env: Environment, request_id: str) -> Result:
     with env.store.read() as tx:
         request = requests.get_request(tx, request_id)
-    if request.state not in ("approved", "provisioning"):
-        return Result(done=True, message=f"nothing to do in state {request.state}")
-    if request.workload_id is None:
-        raise errors.OperationFailed(f"request {request_id} has no workload", field="request")
+        if request.state not in ("approved", "provisioning"):
+            return Result(done=True, message=f"nothing to do in state {request.state}")
+        if request.workload_id is None:
+            raise errors.OperationFailed(f"request {request_id} has no workload", field="request")
+        workload = requests.get_workload(tx, request.workload_id)
     if request.state == "approved":
         now = env.clock.now()
         with env.store.transaction() as tx:
             current = requests.get_request(tx, request_id, for_update=True)
+            workload = requests.get_workload(tx, request.workload_id, for_update=True)
             if current.state == "approved":
                 requests.update_request(tx, current, state="provisioning", step="provisioning", now=now)
-                workload = requests.get_workload(tx, request.workload_id, for_update=True)
                 requests.update_workload(tx, workload, state="provisioning", now=now)
-    with env.store.read() as tx:
-        workload = requests.get_workload(tx, request.workload_id)
     offering = env.topology.offering(workload.offering)
+    made: dict[str, list[dict[str, Any]]] = {}
     try:
         for placement in workload.placements:
             if placement.role in CREATING_ROLES and placement.state != "ready":
-                _provision_placement(env, workload, placement, offering)
+                made[placement.center] = _provision_placement(env, workload, placement, offering)
     except errors.QuotaExceeded as error:
         return _fail(env, request_id, f"capacity refused: {error.one_line()}")
     except errors.BackendUnavailable as error:
@@ -104,6 +104,10 @@ def _reconcile_request(env: Environment, request_id: str) -> Result:
         return _fail(env, request_id, error.one_line())
     now = env.clock.now()
     with env.store.transaction() as tx:
+        for center, resources in made.items():
+            requests.update_placement(
+                tx, workload_id=workload.id, center=center, values={"resources": resources, "state": "ready"}
+            )
         workload = requests.get_workload(tx, request.workload_id, for_update=True)
         created = [p.reservation_id for p in workload.placements if p.role in CREATING_ROLES]
         quotas.commit_reservations(tx, created, now=now)
@@ -118,9 +122,12 @@ def _provision_placement(
     workload: requests.WorkloadRecord,
     placement: requests.PlacementRecord,
     offering: topo.Offering,
-) -> None:
-    """Order every resource of the placement, then wait for them together: servers boot
-    side by side in the backend instead of one after another."""
+) -> list[dict[str, Any]]:
+    """Order every resource of the placement, then wait for them together (servers boot side
+    by side in the backend instead of one after another); the resources, all usable.
+
+    The caller marks the placement ready in the transaction that finishes the request.
+    """
     drivers = env.drivers_for(placement.center)
     made: list[dict[str, Any]] = list(placement.resources)
     existing = {item["name"] for item in made}
@@ -142,10 +149,7 @@ def _provision_placement(
             drivers.compute.wait_for_status(
                 item["id"], status=base.ServerStatus.ACTIVE, timeout_s=SERVER_ACTIVE_TIMEOUT_S
             )
-    with env.store.transaction() as tx:
-        requests.update_placement(
-            tx, workload_id=workload.id, center=placement.center, values={"resources": made, "state": "ready"}
-        )
+    return made
 
 
 def _create_one(

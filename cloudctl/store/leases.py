@@ -9,11 +9,14 @@ Invariants:
   renews the lease of its holder, takes an expired or released lease with ``epoch + 1``,
   and otherwise leaves the row alone. Two replicas racing for a free lease serialise on
   the row (or on the insert of the first row), so one epoch has one holder.
-- ``FencedStore`` is a store whose every write transaction first reads the lease row
-  with ``FOR SHARE`` and fails with ``LeaseLost`` unless the row still names this holder
-  and epoch. A takeover must update that row, so it waits for the fenced transactions
-  in flight to commit, and every later one of the former holder fails: a leader that
-  was paused past its lease writes nothing after the lease changed hands.
+- ``FencedStore`` is a store whose every write transaction first takes the lease's
+  transaction-scoped advisory lock shared (PostgreSQL's ``pg_advisory_xact_lock_shared``;
+  an in-memory lock, no row write) and fails with ``LeaseLost`` unless the lease row
+  still names this holder and epoch. A takeover takes that advisory lock exclusively
+  before it changes the epoch, so it waits for the fenced transactions in flight to
+  commit, and every later one of the former holder fails: a leader that was paused past
+  its lease writes nothing after the lease changed hands. (On SQLite every write
+  transaction holds the database lock, which serialises the same way.)
 - ``LeaseLost`` is deliberately not a ``CloudctlError``: no handler that turns errors
   into a failed request (and a clean-up of backend resources) catches it.
 - Replica rows are a directory of the serve processes (heartbeat, role); they decide
@@ -26,6 +29,7 @@ import contextlib
 import dataclasses
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 
 import sqlalchemy as sa
@@ -55,15 +59,21 @@ class Lease:
         return self.holder == holder and self.expires_at > now
 
 
-def get_lease(tx: db.Transaction, name: str, *, lock: str | None = None) -> Lease | None:
-    """The lease row; ``lock`` is ``"update"`` or ``"share"`` to lock it for the transaction."""
+def get_lease(tx: db.Transaction, name: str, *, for_update: bool = False) -> Lease | None:
     statement = sa.select(_leases).where(_leases.c.name == name)
-    if lock == "update":
+    if for_update:
         statement = statement.with_for_update()
-    elif lock == "share":
-        statement = statement.with_for_update(read=True)
     row = tx.execute(statement).mappings().first()
     return Lease(**row) if row is not None else None
+
+
+def _epoch_lock(tx: db.Transaction, name: str, *, shared: bool) -> None:
+    """The advisory lock that orders fenced writes against a change of epoch (PostgreSQL)."""
+    if tx.dialect.name != "postgresql":
+        return
+    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    key = zlib.crc32(f"cloudctl.lease.{name}".encode())
+    tx.execute(sa.text(f"SELECT {function}(:key)"), {"key": key})
 
 
 def acquire(tx: db.Transaction, *, name: str, holder: str, ttl_s: float, now: float) -> Lease:
@@ -72,12 +82,12 @@ def acquire(tx: db.Transaction, *, name: str, holder: str, ttl_s: float, now: fl
     if seen is not None and seen.holder != holder and seen.expires_at > now:
         # Held by another: answer without locking, so the followers' polls never queue the leader.
         return seen
-    current = get_lease(tx, name, lock="update")
+    current = get_lease(tx, name, for_update=True)
     if current is None:
         fresh = Lease(name=name, holder=holder, epoch=1, acquired_at=now, expires_at=now + ttl_s)
         if db.insert_unless_present(tx, _leases, dataclasses.asdict(fresh)):
             return fresh
-        current = get_lease(tx, name, lock="update")
+        current = get_lease(tx, name, for_update=True)
         assert current is not None
     if current.holder == holder and current.expires_at > now:
         renewed = dataclasses.replace(current, expires_at=now + ttl_s)
@@ -86,6 +96,7 @@ def acquire(tx: db.Transaction, *, name: str, holder: str, ttl_s: float, now: fl
     if current.expires_at > now:
         return current
     taken = Lease(name=name, holder=holder, epoch=current.epoch + 1, acquired_at=now, expires_at=now + ttl_s)
+    _epoch_lock(tx, name, shared=False)
     db.update_values(
         tx,
         _leases,
@@ -97,7 +108,7 @@ def acquire(tx: db.Transaction, *, name: str, holder: str, ttl_s: float, now: fl
 
 def release(tx: db.Transaction, *, name: str, holder: str, epoch: int, now: float) -> bool:
     """Give the lease up at once (a clean shutdown) if ``holder`` still holds ``epoch``."""
-    current = get_lease(tx, name, lock="update")
+    current = get_lease(tx, name, for_update=True)
     if current is None or current.holder != holder or current.epoch != epoch:
         return False
     db.update_values(tx, _leases, where={"name": name}, values={"expires_at": now})
@@ -105,8 +116,10 @@ def release(tx: db.Transaction, *, name: str, holder: str, epoch: int, now: floa
 
 
 def check_fence(tx: db.Transaction, *, name: str, holder: str, epoch: int) -> None:
-    """Raise ``LeaseLost`` unless ``holder`` holds ``epoch`` of the lease; lock the row shared."""
-    current = get_lease(tx, name, lock="share")
+    """Raise ``LeaseLost`` unless ``holder`` holds ``epoch`` of the lease; until the transaction
+    ends, no other holder can take the lease."""
+    _epoch_lock(tx, name, shared=True)
+    current = get_lease(tx, name)
     if current is None or current.holder != holder or current.epoch != epoch:
         now_holder = "nobody" if current is None else f"{current.holder} (epoch {current.epoch})"
         raise LeaseLost(f"lease {name!r} of epoch {epoch} is lost; {now_holder} holds it now")

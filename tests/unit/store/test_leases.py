@@ -123,7 +123,7 @@ def test_a_unit_of_work_is_fenced_once_when_it_begins(
 
 @pytest.mark.postgres
 def test_a_takeover_waits_for_the_fenced_write_in_flight_to_commit(pg_database_url: str) -> None:
-    """The fence check locks the lease row shared: the write that passed it commits before
+    """The fence check holds the epoch lock shared: the write that passed it commits before
     another replica's epoch begins, and every write after that fails."""
     store = db.Store(pg_database_url)
     with store.transaction() as tx:
