@@ -65,6 +65,16 @@ def sync_quotas(
     return [quota_sync.sync_center(env, center=name, dry_run=dry_run) for name in centers]
 
 
+def backlog(ctx: ctx_module.Context) -> dict[str, int]:
+    """What the provisioning reconciler has yet to finish: requests to provision, workloads to delete."""
+    from cloudctl.store import requests
+
+    with ctx.read() as tx:
+        by_state = requests.count_by_state(tx)
+        deleting = len(requests.list_workloads(tx, states=["deleting"]))
+    return {"request": by_state.get("approved", 0) + by_state.get("provisioning", 0), "workload": deleting}
+
+
 def run_pending(ctx: ctx_module.Context) -> dict[str, provisioning.Result]:
     """One pass over everything in flight; what each object's reconcile returned."""
     env = environment(ctx)
