@@ -77,6 +77,7 @@ def _register() -> None:
         commands_demo,
         commands_drill,
         commands_infra,
+        commands_mgmt,
         commands_observability,
         commands_org,
         commands_recovery,
@@ -89,6 +90,7 @@ def _register() -> None:
     commands_recovery.register(app)
     commands_drill.register(app)
     commands_infra.register(app)
+    commands_mgmt.register(app)
     commands_observability.register(app)
     commands_demo.register(app)
 

@@ -16,6 +16,10 @@ Invariants:
 - A leader that stops cleanly releases the lease, so another replica takes over at its
   next attempt instead of waiting for the lease to expire.
 - On SQLite exactly one ``serve`` runs (``single_serve_guard``): replicas need PostgreSQL.
+- A replica whose database was superseded — the DR standby named by
+  ``CLOUDCTL_MGMT_STANDBY_URL`` answers as a primary of the same cluster on a later
+  timeline (``cloudctl mgmt promote`` ran there while this site was away) — fences its
+  own database and never leads again: the old site cannot write after it comes back.
 - Replica rows (``replicas``) record each serve process, its role and last heartbeat;
   ``cloudctl status`` and ``/readyz`` show them. Rows silent for ``FORGET_AFTER_S`` go.
 """
@@ -39,7 +43,7 @@ from cloudctl import errors, metrics
 from cloudctl.services import context as ctx_module
 from cloudctl.services import housekeeping
 from cloudctl.services import provisioning as provisioning_service
-from cloudctl.store import leases
+from cloudctl.store import leases, pg_replication
 
 log = logging.getLogger("cloudctl.leader")
 
@@ -47,6 +51,8 @@ REPLICA_ENV = "CLOUDCTL_REPLICA_ID"
 """Names the serve replica to the API worker processes it starts (``serve --workers N``)."""
 FORGET_AFTER_S = 3600.0
 """Replica rows whose heartbeat is older than this are removed by the leader."""
+PEER_CHECK_EVERY_S = 5.0
+"""How often a replica asks the DR peer whether it was promoted (``CLOUDCTL_MGMT_STANDBY_URL``)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +63,10 @@ class Timing:
     """How often each replica renews (the leader) or asks for (the others) the lease."""
     margin_s: float = 2.0
     """The leader stops writing this long before its lease could expire (clock drift, GC pauses)."""
+
+
+def began_too_recently(checked_at_monotonic: float) -> bool:
+    return time.monotonic() - checked_at_monotonic < PEER_CHECK_EVERY_S
 
 
 def new_replica_id() -> str:
@@ -130,6 +140,8 @@ class Leadership:
         self._loops: list[Any] = []
         self.epoch: int | None = None
         self.provisioner: provisioning_service.Provisioner | None = None
+        self.superseded_by: str | None = None
+        self._peer_checked_at = float("-inf")
         ctx.cache["leader.replica_id"] = self.replica_id
 
     @property
@@ -169,6 +181,8 @@ class Leadership:
     def tick(self) -> None:
         """Renew or ask for the lease once; start or stop the leader's loops accordingly."""
         began = time.monotonic()
+        if self.superseded_by is not None or self._peer_promoted():
+            return
         try:
             with self._ctx.store.transaction() as tx:
                 lease = leases.acquire(
@@ -208,6 +222,32 @@ class Leadership:
             if self.is_leader:
                 self._step_down()
             self._become_leader(lease.epoch)
+
+    def _peer_promoted(self) -> bool:
+        """Whether the DR peer was promoted over this site's database (then fence it, step down)."""
+        peer = os.environ.get("CLOUDCTL_MGMT_STANDBY_URL")
+        if not peer or self._ctx.store.is_sqlite or began_too_recently(self._peer_checked_at):
+            return False
+        self._peer_checked_at = time.monotonic()
+        own = self._ctx.settings.resolved_database_url()
+        try:
+            newer = pg_replication.superseded_by(own, peer)
+        except errors.BackendUnavailable:
+            return False
+        if newer is None:
+            return False
+        self.superseded_by = newer.url
+        log.error(
+            "the management database was promoted at %s (timeline %d): this site's database is "
+            "fenced and replica %s stops leading",
+            newer.url,
+            newer.timeline,
+            self.replica_id,
+        )
+        self._step_down()
+        with contextlib.suppress(errors.BackendUnavailable):
+            pg_replication.fence(own, reason={"superseded_by": newer.url, "replica": self.replica_id})
+        return True
 
     # --- roles ------------------------------------------------------------------------------------
 
