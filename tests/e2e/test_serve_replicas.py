@@ -221,3 +221,54 @@ def test_a_second_serve_on_one_sqlite_store_is_refused_with_one_line(tmp_path: P
     finally:
         first.send_signal(signal.SIGTERM)
         first.wait(60)
+
+
+def test_serve_with_workers_answers_from_several_processes_and_provisions_from_one(tmp_path: Path) -> None:
+    store = db.Store(db.sqlite_url(tmp_path))
+    ctx = make_context(store, clocks.SystemClock(), tmp_path)
+    setup.initialise(ctx)
+    secret = identity.create_token(
+        ctx, principal=identity.local_operator("secadmin"), role="dept-admin", department="bigdata"
+    ).secret
+    env = {
+        **os.environ,
+        "CLOUDCTL_HOME": str(tmp_path),
+        "CLOUDCTL_TOPOLOGY": str(TOPOLOGY),
+        "CLOUDCTL_POLICIES": str(POLICIES),
+    }
+    env.pop("CLOUDCTL_DATABASE_URL", None)
+    port = free_port()
+    command = [sys.executable, "-m", "cloudctl", "serve", "--port", str(port), "--workers", "2"]
+    command += ["--reconcile-interval-s", "0.2"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        poll(lambda: readiness(port) is not None, what="serve --workers 2 to be ready", deadline_s=90)
+        ready = readiness(port)
+        assert ready is not None and ready["role"] == "leader"
+        created = [
+            httpx.post(
+                f"http://127.0.0.1:{port}/v1/requests",
+                json={"offering": "vm.small", "count": 1, "tier": "bronze", "name": f"workers-{index}"},
+                headers={"Authorization": f"Bearer {secret}"},
+                timeout=60,
+            )
+            for index in range(4)
+        ]
+        assert [answer.status_code for answer in created] == [201] * 4
+
+        def provisioned() -> bool:
+            with store.read() as tx:
+                states = set(tx.execute(sa.text("SELECT state FROM requests")).scalars())
+            return states == {"ready"}
+
+        poll(provisioned, what="the leader process to provision what the workers admitted")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(90) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    with store.read() as tx:
+        roles = list(tx.execute(sa.text("SELECT role FROM replicas")).scalars())
+    assert roles == ["stopped"]  # one replica (the supervising process), stopped cleanly
+    store.dispose()
