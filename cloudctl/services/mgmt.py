@@ -31,6 +31,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -89,6 +90,34 @@ class FailbackPublic(BaseModel):
     kept_aside: str | None
     seeded_from: str
     standby: ServerPublic
+
+
+class ManagementLossPublic(BaseModel):
+    """Management records acknowledged before a site was lost, and which the promoted database lacks."""
+
+    table: str
+    acknowledged: int
+    lost: int
+    lost_keys: list[str]
+    rpo_s: float
+    """From the first lost record's acknowledgement to the last acknowledgement (0 when none is lost)."""
+
+
+def records_lost(
+    *, promoted: str, acknowledged: Mapping[str, float], table: str = "requests"
+) -> ManagementLossPublic:
+    """Measure the management state's RPO after a promotion: ``acknowledged`` maps each record's
+    key (a request id, an audit sequence number) to when its writer saw it acknowledged."""
+    if table not in pg_replication.KEYED_TABLES:
+        known = ", ".join(sorted(pg_replication.KEYED_TABLES))
+        raise errors.InvalidInput(f"no table {table!r} (known: {known})", field="table")
+    _require_postgres(promoted, field="promoted")
+    kept = pg_replication.existing_keys(promoted, table=table, keys=list(acknowledged))
+    lost = sorted((key for key in acknowledged if key not in kept), key=lambda key: (acknowledged[key], key))
+    rpo_s = max(acknowledged.values()) - acknowledged[lost[0]] if lost else 0.0
+    return ManagementLossPublic(
+        table=table, acknowledged=len(acknowledged), lost=len(lost), lost_keys=lost, rpo_s=round(rpo_s, 3)
+    )
 
 
 def standby_url(ctx: ctx_module.Context, given: str | None) -> str:

@@ -256,3 +256,24 @@ def create_slot(url: str, name: str) -> None:
             ),
             {"name": name},
         )
+
+
+KEYED_TABLES = {"requests": "id", "workloads": "id", "audit_records": "seq"}
+"""Management tables whose records a drill can count as kept or lost, with their key column."""
+
+
+def existing_keys(url: str, *, table: str, keys: list[str]) -> set[str]:
+    """Which of ``keys`` the database at ``url`` holds in ``table`` (one of ``KEYED_TABLES``)."""
+    column = KEYED_TABLES[table]
+    found: set[str] = set()
+    with connect(url) as tx:
+        for start in range(0, len(keys), 5000):
+            chunk = keys[start : start + 5000]
+            rows = tx.execute(
+                sa.text(
+                    f"SELECT CAST({column} AS text) FROM {table} WHERE CAST({column} AS text) = ANY(:keys)"
+                ),
+                {"keys": chunk},
+            )
+            found.update(str(row[0]) for row in rows)
+    return found

@@ -25,7 +25,7 @@ import pytest
 import sqlalchemy as sa
 
 from cloudctl import clock as clocks
-from cloudctl.services import identity, leader, setup
+from cloudctl.services import identity, leader, mgmt, setup
 from cloudctl.services import requests as requests_service
 from cloudctl.store import db
 from tests.conftest import POLICIES, ROOT, TOPOLOGY, make_context
@@ -199,13 +199,21 @@ def test_the_standby_streams_and_a_promotion_fences_the_old_primary_for_good(pai
 def test_an_old_primary_that_was_away_at_promotion_fences_itself_when_it_comes_back(
     pair: Pair, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    admit(pair, home, 2)
+    replicated = admit(pair, home, 2)
     poll(
         lambda: status(pair, home)["lag_bytes"] == 0, what="the standby to replay everything", deadline_s=120
     )
+    acknowledged = {request_id: float(index) for index, request_id in enumerate(replicated)}
+    pair.script("stop-site", "dezhou")  # the DR link goes first: what follows never reaches Dezhou
+    stranded = admit(pair, home, 3)
+    acknowledged.update({request_id: 10.0 + index for index, request_id in enumerate(stranded)})
     pair.script("stop-site", "qingdao")
+    pair.script("start-site", "dezhou")
     promoted = json.loads(pair.cli("mgmt", "promote", "-o", "json", home=home).stdout)
     assert (promoted["promoted_now"], promoted["old_primary_fenced"]) == (True, False)
+    loss = mgmt.records_lost(promoted=pair.standby_url, acknowledged=acknowledged)
+    assert (loss.acknowledged, loss.lost, loss.lost_keys) == (5, 3, stranded)
+    assert loss.rpo_s == 2.0  # from the first lost acknowledgement (10.0) to the last (12.0)
     pair.script("start-site", "qingdao")
     assert not refuses_writes(pair.primary_url)  # back, and nobody could tell it yet
 
