@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from collections.abc import Callable
 
 import uvicorn
@@ -66,6 +67,7 @@ def serve(
             if workers > 1:
                 _run_workers(ctx, leadership.replica_id, host=host, port=port, workers=workers)
             else:
+                _stop_quietly_on_signals()
                 uvicorn.Server(_config(api_app.create_app(context=ctx), host=host, port=port)).run()
         finally:
             stopped = leadership.stop(timeout_s=STOP_TIMEOUT_S)
@@ -74,6 +76,21 @@ def serve(
                 leadership.replica_id,
                 "stopped" if stopped else "stopped with steps still busy; they resume on the next leader",
             )
+
+
+def _stop_quietly_on_signals() -> None:
+    """Let SIGTERM and SIGINT end ``serve`` through its ``finally`` (the lease is given up).
+
+    uvicorn handles both while it runs and, once it has shut down, raises the signal again
+    with the handlers it found installed: these, which leave by ``SystemExit`` instead of
+    killing the process before the reconcilers stop and the lease is released.
+    """
+
+    def leave(_signum: int, _frame: object) -> None:
+        raise SystemExit(0)
+
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, leave)
 
 
 def _config(app: FastAPI | str, *, host: str, port: int, **extra: object) -> uvicorn.Config:

@@ -57,7 +57,7 @@ PEER_CHECK_EVERY_S = 5.0
 
 @dataclasses.dataclass(frozen=True)
 class Timing:
-    lease_s: float = 8.0
+    lease_s: float = 6.0
     """How long a lease lasts without renewal; a killed leader is replaced after at most this."""
     renew_every_s: float = 1.0
     """How often each replica renews (the leader) or asks for (the others) the lease."""

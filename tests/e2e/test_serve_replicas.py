@@ -181,6 +181,19 @@ def test_the_leader_of_three_replicas_killed_under_load_is_replaced_and_nothing_
     assert set(server_names) == expected
     assert all(count == 1 for count in server_names.values())  # none provisioned twice
     assert epochs == [2]
+
+    # A clean stop (SIGTERM) gives the lease up: the last replica leads without waiting it out.
+    new_leader = next(p for p in survivors if role_of(p) == "leader")
+    last = next(p for p in survivors if p != new_leader)
+    process = next(proc for port, proc in started if port == new_leader)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(90) == 0
+    poll(lambda: role_of(last) == "leader", what="the last replica to lead", deadline_s=60)
+    with store.read() as tx:
+        roles = dict(tx.execute(sa.text("SELECT api_url, role FROM replicas")).all())
+        released = tx.execute(sa.text("SELECT epoch FROM leases WHERE name = 'leader'")).scalar_one()
+    assert roles[f"http://127.0.0.1:{new_leader}"] == "stopped"
+    assert released == 3
     store.dispose()
 
 
