@@ -21,7 +21,16 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench import admission, cli_start, common, provisioning, quota, recovery, s3_sync, scale
+from bench import (
+    admission,
+    cli_start,
+    common,
+    provisioning,
+    quota,
+    recovery,
+    s3_sync,
+    scale,
+)
 
 BENCHMARKS: dict[str, ModuleType] = {
     module.NAME: module for module in (admission, quota, s3_sync, scale, recovery, provisioning, cli_start)
