@@ -26,6 +26,7 @@ from bench import (
     cli_start,
     common,
     provisioning,
+    provisioning_openstack,
     quota,
     recovery,
     s3_sync,
@@ -33,7 +34,17 @@ from bench import (
 )
 
 BENCHMARKS: dict[str, ModuleType] = {
-    module.NAME: module for module in (admission, quota, s3_sync, scale, recovery, provisioning, cli_start)
+    module.NAME: module
+    for module in (
+        admission,
+        quota,
+        s3_sync,
+        scale,
+        recovery,
+        provisioning,
+        provisioning_openstack,
+        cli_start,
+    )
 }
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results.json"
 
