@@ -113,8 +113,8 @@ def home(pair: Pair) -> Path:
     return path
 
 
-def raw(url: str, statement: str, **params: Any) -> list[Any]:
-    engine = sa.create_engine(db.normalise_url(url), poolclass=sa.pool.NullPool)
+def raw(database_url: str, statement: str, **params: Any) -> list[Any]:
+    engine = sa.create_engine(db.normalise_url(database_url), poolclass=sa.pool.NullPool)
     try:
         with engine.begin() as connection:
             result = connection.execute(sa.text(statement), params)
@@ -178,6 +178,42 @@ def test_the_standby_streams_and_a_promotion_fences_the_old_primary_for_good(pai
     assert refuses_writes(pair.primary_url)  # still fenced after a restart
     again = json.loads(pair.cli("mgmt", "promote", "-o", "json", home=home).stdout)
     assert again["promoted_now"] is False
+
+    # A serve in Dezhou, on the promoted database, leads and carries on with what Qingdao admitted.
+    port = free_port()
+    env = {
+        **os.environ,
+        "CLOUDCTL_HOME": str(home),
+        "CLOUDCTL_DATABASE_URL": pair.standby_url,
+        "CLOUDCTL_TOPOLOGY": str(TOPOLOGY),
+        "CLOUDCTL_POLICIES": str(POLICIES),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "cloudctl",
+        "serve",
+        "--port",
+        str(port),
+        "--reconcile-interval-s",
+        "0.2",
+    ]
+    dezhou = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+
+        def provisioned_in_dezhou() -> bool:
+            states = dict(raw(pair.standby_url, "SELECT id, state FROM requests"))
+            return all(states.get(request_id) == "ready" for request_id in admitted)
+
+        poll(
+            provisioned_in_dezhou, what="the Dezhou serve to provision what Qingdao admitted", deadline_s=180
+        )
+        assert raw(
+            pair.standby_url, "SELECT role FROM replicas WHERE api_url = :url", url=f"http://127.0.0.1:{port}"
+        ) == [("leader",)]
+    finally:
+        dezhou.terminate()
+        assert dezhou.wait(90) == 0
 
     back = json.loads(
         pair.cli(
