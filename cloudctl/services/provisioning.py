@@ -84,6 +84,10 @@ def run_pending(ctx: ctx_module.Context) -> dict[str, provisioning.Result]:
     }
 
 
+RESCAN_BUSY_S = 10.0
+"""While a backlog lasts, how often it is read again from the store."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Bounds:
     """How much provisioning runs at once."""
@@ -152,7 +156,7 @@ class Provisioner:
         self._lock = threading.Lock()
         self._in_flight: set[str] = set()
         self._not_before: dict[str, float] = {}
-        self._backlog: collections.deque[provisioning.WorkItem] = collections.deque()
+        self._queues: dict[tuple[str, ...], collections.deque[provisioning.WorkItem]] = {}
         self._scanned_at = float("-inf")
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._thread: threading.Thread | None = None
@@ -194,32 +198,45 @@ class Provisioner:
             return len(self._in_flight)
 
     def dispatch(self) -> int:
-        """Hand what is due and fits the bounds to the workers; how many were handed out."""
+        """Hand what is due and fits the bounds to the workers; how many were handed out.
+
+        The backlog, read from the store, waits in one queue per set of centers, oldest
+        first. A queue whose centers have no free slot waits as a whole (one check), so a
+        dispatch costs the same with ten thousand orders waiting as with ten. The store is
+        read again when the backlog has run out (at most every interval) and, while it
+        lasts, every ``RESCAN_BUSY_S``; an object that asked to be retried later leaves its
+        queue and comes back with the next read once it is due.
+        """
         env = environment(self._ctx)
-        if not self._backlog or self._ctx.clock.now() - self._scanned_at >= self._interval_s:
-            self._scanned_at = self._ctx.clock.now()
+        now = self._ctx.clock.now()
+        # Paced in real time, like the loop's waits: the context's clock may be a manual one.
+        if time.monotonic() - self._scanned_at >= (RESCAN_BUSY_S if self._queues else self._interval_s):
+            self._scanned_at = time.monotonic()
             with self._lock:
                 busy = set(self._in_flight)
-            self._backlog = collections.deque(
-                item for item in provisioning.pending_work(env) if item.object_id not in busy
-            )
-        now = self._ctx.clock.now()
+            queues: dict[tuple[str, ...], collections.deque[provisioning.WorkItem]] = {}
+            for item in provisioning.pending_work(env):
+                if item.object_id not in busy:
+                    queues.setdefault(item.centers, collections.deque()).append(item)
+            self._queues = queues
         handed = 0
-        kept: collections.deque[provisioning.WorkItem] = collections.deque()
-        while self._backlog and not self._stop.is_set():
-            item = self._backlog.popleft()
-            if self._not_before.get(item.object_id, 0.0) > now:
-                continue
-            keys = self._slots.keys(item.centers)
-            if not self._slots.try_take(keys):
-                kept.append(item)
-                continue
-            with self._lock:
-                self._in_flight.add(item.object_id)
-            assert self._pool is not None
-            self._pool.submit(self._work, env, item, keys)
-            handed += 1
-        self._backlog = kept
+        for centers, queue in list(self._queues.items()):
+            keys = self._slots.keys(centers)
+            while queue and not self._stop.is_set() and self.in_flight < self.bounds.workers:
+                item = queue[0]
+                if self._not_before.get(item.object_id, 0.0) > now:
+                    queue.popleft()
+                    continue
+                if not self._slots.try_take(keys):
+                    break
+                queue.popleft()
+                with self._lock:
+                    self._in_flight.add(item.object_id)
+                assert self._pool is not None
+                self._pool.submit(self._work, env, item, keys)
+                handed += 1
+            if not queue:
+                del self._queues[centers]
         return handed
 
     def _work(self, env: provisioning.Environment, item: provisioning.WorkItem, keys: list[str]) -> None:
