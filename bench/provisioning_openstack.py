@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from bench import common, population
+from cloudctl import errors
 from cloudctl import settings as settings_module
 from cloudctl.model import topology as topo
 from cloudctl.services import context as ctx_module
@@ -77,11 +78,13 @@ def drain(context: ctx_module.Context, bounds: provisioning.Bounds, request_ids:
     try:
         while True:
             with context.read() as tx:
-                states = [requests.get_request(tx, request_id).state for request_id in request_ids]
+                found = [requests.get_request(tx, request_id) for request_id in request_ids]
+            states = [request.state for request in found]
             if all(state == "ready" for state in states):
                 return time.perf_counter() - started
             if "failed" in states or time.perf_counter() - started > DEADLINE_S:
-                raise RuntimeError(f"orders did not all become ready: {sorted(set(states))}")
+                reasons = sorted({reason for request in found for reason in request.reasons})
+                raise RuntimeError(f"orders did not all become ready: {sorted(set(states))}; {reasons[:3]}")
             time.sleep(0.2)  # polling a running reconciler: the wait is the measurement
     finally:
         provisioner.stop(timeout_s=120)
@@ -94,7 +97,10 @@ def clean_up(context: ctx_module.Context, request_ids: list[str]) -> None:
         workload_ids = [requests.get_request(tx, request_id).workload_id or "" for request_id in request_ids]
     principal = population.department_principal(context, DEPARTMENT)
     for workload_id in workload_ids:
-        workloads.delete(context, principal=principal, workload_id=workload_id)
+        try:
+            workloads.delete(context, principal=principal, workload_id=workload_id)
+        except errors.Conflict:
+            continue  # still provisioning after a failed round: the next run's start removes its servers
     for _attempt in range(20):
         if not any(result.done is False for result in provisioning.run_pending(context).values()):
             return
