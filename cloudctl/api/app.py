@@ -106,12 +106,9 @@ def create_app(
         return Health(status="ok")
 
     @app.get("/readyz", tags=["probes"])
-    def readyz(ctx: ContextDep) -> Health:
-        """The store answers and holds initialised state."""
-        ctx.require_initialised()
-        with ctx.read() as tx:
-            tx.exec_driver_sql("SELECT 1")
-        return Health(status="ready")
+    def readyz(ctx: ContextDep) -> status_service.ReadinessPublic:
+        """The store answers and holds initialised state; the serve replicas and their roles."""
+        return status_service.readiness(ctx)
 
     @app.get("/metrics", tags=["probes"], response_class=Response)
     def metrics_endpoint(ctx: ContextDep) -> Response:

@@ -68,6 +68,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "one stack per center.",
     ),
     "sim": ("commands_demo", "The simulator centers: inject and clear faults."),
+    "mgmt": (
+        "commands_mgmt",
+        "The management database's DR copy: status and lag, promote in Dezhou, fence, failback.",
+    ),
 }
 """Every top-level command: the module under ``cloudctl.cli`` whose ``register(app)`` adds it, and
 its one-line help (what ``cloudctl --help`` lists without importing that module)."""

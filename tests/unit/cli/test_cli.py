@@ -83,7 +83,8 @@ def test_commands_before_init_say_to_run_init(cli: Cli) -> None:
 
 def test_status_json_has_the_documented_shape(ready: Cli) -> None:
     status = ready.json("status")
-    assert set(status) == {"topology", "display_name", "generated_at", "centers", "links"}
+    assert set(status) == {"topology", "display_name", "generated_at", "centers", "links", "replicas"}
+    assert status["replicas"] == []  # no `cloudctl serve` has run on this store
     center = status["centers"][1]
     assert set(center) == {"name", "display_name", "site", "role", "health", "drivers", "capacity"}
     assert center["drivers"]["compute"] == "simulator"

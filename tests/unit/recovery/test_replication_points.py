@@ -12,7 +12,16 @@ from cloudctl.drivers import base
 from cloudctl.recovery import replication as repl
 from cloudctl.recovery import snapshots
 from cloudctl.services import context as ctx_module
-from cloudctl.services import drivers, faults, identity, provisioning, recovery, replication_points, workloads
+from cloudctl.services import (
+    drivers,
+    faults,
+    housekeeping,
+    identity,
+    provisioning,
+    recovery,
+    replication_points,
+    workloads,
+)
 from cloudctl.services import requests as requests_service
 
 HRSS = identity.Principal(
@@ -210,11 +219,11 @@ def test_a_newer_consistent_point_supersedes_a_failed_one(ctx: ctx_module.Contex
     assert snapshot_names(ctx) == [f"rp-{workload}-0-2"]
 
 
-def test_the_serve_loop_takes_points_right_after_its_replication_pass(ctx: ctx_module.Context) -> None:
+def test_the_replication_pass_of_serve_takes_points_right_after_shipping(ctx: ctx_module.Context) -> None:
     workload = ready_workload(ctx)
     recovery.write(ctx, workload, key="case/1", data=b"record 1")
     next_interval(ctx, workload)
-    provisioning.Loop(ctx).run_pass()
+    housekeeping.run_once(ctx, "replication")
     points = replication_points.list_points(ctx, workload_id=workload)
     assert [(p.seq, p.state) for p in points] == [(1, "ready")]
 
