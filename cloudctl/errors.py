@@ -9,6 +9,8 @@ The exception tree, drawn once::
     │   ├── Conflict                   the request contradicts stored state
     │   │   └── QuotaExceeded          a reservation does not fit an ancestor's limit
     │   └── PolicyDenied               a policy refused the action; carries the deciding policy ids
+    ├── AuthenticationFailed  (exit 2) a bearer token missing, malformed, unknown, revoked or expired
+    │   └── LockedOut                  too many failures for this token or source; carries retry_after_s
     ├── OperationFailed       (exit 1) the operation ran and did not succeed
     └── BackendUnavailable    (exit 3) a backend or the store did not answer after retries
         └── InjectedFault              the simulator refused on purpose (fault injection)
@@ -86,6 +88,23 @@ class QuotaExceeded(Conflict):
         first = shortfalls[0]
         more = f" (and {len(shortfalls) - 1} more)" if len(shortfalls) > 1 else ""
         super().__init__(first.describe() + more, field=f"quota.{first.resource}")
+
+
+class AuthenticationFailed(CloudctlError):
+    """The bearer token is missing, malformed, unknown, revoked or expired (HTTP 401)."""
+
+    exit_code = 2
+
+
+class LockedOut(AuthenticationFailed):
+    """Too many failed authentications for this token, or from this source (HTTP 429).
+
+    ``retry_after_s`` is how long the lockout still lasts.
+    """
+
+    def __init__(self, reason: str, *, retry_after_s: float, field: str | None = "authorization") -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(reason, field=field)
 
 
 class OperationFailed(CloudctlError):

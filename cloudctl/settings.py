@@ -7,11 +7,12 @@ is not valid raises ``errors.InvalidInput`` naming the setting (exit code 2, one
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Any
 
 import pydantic
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from cloudctl import errors
 
@@ -26,12 +27,39 @@ class Settings(BaseSettings):
     """Directory of the Cedar schema and policies."""
     clouds_yaml: Path | None = None
     """``clouds.yaml`` of the OpenStack-backed centers; ``None``: openstacksdk's standard locations."""
-    lockout_failures: int = 5
-    """Failed authentications from one client that lock it out ..."""
-    lockout_window_s: float = 900.0
+    lockout_failures: Annotated[int, pydantic.Field(ge=1)] = 5
+    """Failed authentications that lock out a token (a known token id with a wrong secret, or
+    revoked or expired) or throttle a source (unknown or malformed tokens) ..."""
+    lockout_window_s: Annotated[float, pydantic.Field(gt=0, allow_inf_nan=False)] = 900.0
     """... when they fall within this many seconds ..."""
-    lockout_s: float = 900.0
-    """... for this many seconds."""
+    lockout_s: Annotated[float, pydantic.Field(gt=0, allow_inf_nan=False)] = 900.0
+    """... for this many seconds. A throttled source is refused only its failing attempts."""
+    trusted_proxies: Annotated[list[ipaddress.IPv4Network | ipaddress.IPv6Network], NoDecode] = []
+    """Addresses or networks (comma-separated) of reverse proxies whose ``X-Forwarded-For`` is
+    believed; from anyone else the header is ignored. Default: none."""
+    auth_audit_aggregate_s: Annotated[float, pydantic.Field(ge=0, allow_inf_nan=False)] = 60.0
+    """Failed authentications of one source and token within this many seconds after the first
+    (which is recorded at once) are recorded as one summary record with their count."""
+    audit_key_file: Path | None = None
+    """The audit chain's key ring (``<key id> <base64 secret>`` lines, the last one signs), readable
+    by the service user alone. Default ``<home>/audit.key``, created on first use; a file named
+    here must exist."""
+    audit_key_provider: str | None = None
+    """``module:factory`` of a key provider to use instead of the file (``factory(settings)``
+    returns an object with ``current()`` and ``get(key_id)``, see ``services.audit_keys``)."""
+    audit_checkpoint_file: Path | None = None
+    """Where signed checkpoints of the chain head are appended, outside the database. Default
+    ``<home>/audit-checkpoints.jsonl``."""
+    audit_checkpoint_interval_s: Annotated[float, pydantic.Field(gt=0, allow_inf_nan=False)] = 300.0
+    """How often ``serve`` verifies the newest records and writes a checkpoint."""
+    max_body_bytes: Annotated[int, pydantic.Field(ge=1024)] = 1024 * 1024
+    """Largest request body the API reads; a larger one is answered 413 unread."""
+    max_header_bytes: Annotated[int, pydantic.Field(ge=1024)] = 16 * 1024
+    """Largest total size of a request's headers; more is answered 431."""
+    max_headers: Annotated[int, pydantic.Field(ge=8)] = 64
+    """Most headers a request may carry; more is answered 431."""
+    unavailable_retry_after_s: Annotated[int, pydantic.Field(ge=1)] = 5
+    """``Retry-After`` of a 503 when the store or a backend does not answer."""
     audit_retention_days: float = 180.0
     """How long audit records stay in the store; older ones are exported, then pruned."""
     store_attempts: int = 3
@@ -49,6 +77,9 @@ class Settings(BaseSettings):
     """Consecutive ``BackendUnavailable`` of a center's driver calls that open its circuit ..."""
     breaker_cooldown_s: Annotated[float, pydantic.Field(gt=0, allow_inf_nan=False)] = 60.0
     """... for this many seconds, after which one call is let through (``services.breaker``)."""
+    replication_scrub_streams_per_minute: Annotated[float, pydantic.Field(ge=0, allow_inf_nan=False)] = 2.0
+    """How many replication streams ``serve`` scrubs per minute (re-reads every object of the
+    target, repairs and audits mismatches); 0 turns the continuous scrub off."""
 
     @pydantic.model_validator(mode="wrap")
     @classmethod
@@ -63,6 +94,19 @@ class Settings(BaseSettings):
             raise errors.InvalidInput(
                 f"{message[:1].lower()}{message[1:]}, not {first['input']!r}", field=name
             ) from None
+
+    @pydantic.field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    def resolved_audit_key_file(self) -> Path:
+        return self.audit_key_file or self.home / "audit.key"
+
+    def resolved_audit_checkpoint_file(self) -> Path:
+        return self.audit_checkpoint_file or self.home / "audit-checkpoints.jsonl"
 
     def resolved_database_url(self) -> str:
         if self.database_url:

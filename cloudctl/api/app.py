@@ -5,21 +5,23 @@ audit through the same services. Conventions: bearer tokens; errors as problem+j
 ``Idempotency-Key`` honoured on every POST that creates something; lists as
 ``{data, count, next_cursor}`` paginated with ``limit`` and ``cursor``; every
 response carries ``X-Request-ID``, the id also written into audit records.
+Bodies are strict: an unknown field, or a number or flag sent as a string (or a
+flag as a number), is a 422 naming the field. Limits, request ids and source
+addresses are kept by ``api.hardening`` (plain ASGI, outermost).
 """
 
 from __future__ import annotations
 
-import logging
-import time
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
 
-from cloudctl import errors, logs, metrics
+from cloudctl import errors
 from cloudctl import settings as settings_module
-from cloudctl.api import problems
+from cloudctl.api import docs_assets, hardening, problems, ui
 from cloudctl.services import audit, catalog, identity, workloads
 from cloudctl.services import context as ctx_module
 from cloudctl.services import quotas as quotas_service
@@ -27,7 +29,8 @@ from cloudctl.services import requests as requests_service
 from cloudctl.services import status as status_service
 
 T = TypeVar("T")
-access_log = logging.getLogger("cloudctl.api.access")
+STRICT = ConfigDict(extra="forbid", strict=True)
+"""Bodies: unknown fields and loose types (``"2"`` or ``true`` for a count) are refused."""
 
 
 class Page(BaseModel, Generic[T]):
@@ -41,6 +44,8 @@ class Health(BaseModel):
 
 
 class Rejection(BaseModel):
+    model_config = STRICT
+
     reason: str = Field(
         min_length=1, max_length=1000, pattern=r"\S", description="Why; the department sees it"
     )
@@ -55,9 +60,19 @@ def _context(request: Request) -> ctx_module.Context:
 ContextDep = Annotated[ctx_module.Context, Depends(_context)]
 
 
+class RequestCreateBody(requests_service.RequestCreate):
+    """``RequestCreate`` as the API reads it: strictly."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, title="RequestCreate")
+
+
 def _principal(request: Request, context: ContextDep) -> identity.Principal:
-    client = request.client.host if request.client else "unknown"
-    return identity.authenticate(context, authorization=request.headers.get("authorization"), client=client)
+    source = request.scope.get("state", {}).get("source") or audit.current_scope().source
+    principal = identity.authenticate(
+        context, authorization=request.headers.get("authorization"), source=source
+    )
+    request.state.principal = principal
+    return principal
 
 
 PrincipalDep = Annotated[identity.Principal, Depends(_principal)]
@@ -75,40 +90,15 @@ def create_app(
         title="cloudctl",
         version="1",
         summary="Self-service API of the government cloud's management center (两地四中心)",
+        docs_url=None,  # served from the package by docs_assets: no CDN
+        redoc_url=None,
     )
     app.state.context = context
     app.add_exception_handler(errors.CloudctlError, problems.from_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, problems.from_validation)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, problems.from_http)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, problems.from_unexpected)
-
-    @app.middleware("http")
-    async def tag_and_measure(request: Request, call_next: Any) -> Response:
-        request_id = request.headers.get("x-request-id") or None
-        started = time.perf_counter()
-        with identity.request_id_scope(request_id) as scoped, logs.bind(request_id=scoped):
-            response: Response = await call_next(request)
-            route = request.scope.get("route")
-            template = getattr(route, "path", "unmatched")
-            if request.url.path.startswith("/v1/") and not template.startswith("/v1"):
-                template = "/v1" + template  # routers are mounted lazily: the prefix is not on the route
-            elapsed_s = time.perf_counter() - started
-            metrics.API_REQUESTS.labels(
-                method=request.method, route=template, status=str(response.status_code)
-            ).inc()
-            metrics.API_LATENCY.labels(method=request.method, route=template).observe(elapsed_s)
-            access_log.info(
-                "%s %s %s",
-                request.method,
-                request.url.path,
-                response.status_code,
-                extra={
-                    "route": template,
-                    "status": response.status_code,
-                    "duration_ms": round(elapsed_s * 1e3, 3),
-                },
-            )
-        response.headers["X-Request-ID"] = scoped
-        return response
+    app.add_middleware(hardening.Hardening, settings=context.settings)
 
     @app.get("/healthz", tags=["probes"])
     def healthz() -> Health:
@@ -116,12 +106,9 @@ def create_app(
         return Health(status="ok")
 
     @app.get("/readyz", tags=["probes"])
-    def readyz(ctx: ContextDep) -> Health:
-        """The store answers and holds initialised state."""
-        ctx.require_initialised()
-        with ctx.read() as tx:
-            tx.exec_driver_sql("SELECT 1")
-        return Health(status="ready")
+    def readyz(ctx: ContextDep) -> status_service.ReadinessPublic:
+        """The store answers and holds initialised state; the serve replicas and their roles."""
+        return status_service.readiness(ctx)
 
     @app.get("/metrics", tags=["probes"], response_class=Response)
     def metrics_endpoint(ctx: ContextDep) -> Response:
@@ -136,6 +123,13 @@ def create_app(
     from cloudctl.api import routes_showback
 
     app.include_router(routes_showback.router(), prefix="/v1", responses=problems.documented_errors())
+    # Operator routes of other areas are included here, one line each.
+    from cloudctl.api import routes_recovery, routes_replication
+
+    app.include_router(routes_recovery.router(), prefix="/v1", responses=problems.documented_errors())
+    app.include_router(routes_replication.router(), prefix="/v1", responses=problems.documented_errors())
+    docs_assets.install(app)
+    ui.install(app)
     return app
 
 
@@ -151,7 +145,7 @@ def _v1() -> APIRouter:
     def create_request(
         ctx: ContextDep,
         principal: PrincipalDep,
-        body: requests_service.RequestCreate,
+        body: RequestCreateBody,
         response: Response,
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> requests_service.RequestPublic:
@@ -253,12 +247,9 @@ def _v1() -> APIRouter:
         outcome: str | None = None,
     ) -> Page[audit.AuditRecordPublic]:
         """The audit log (auditors only)."""
-        after = int(cursor) if cursor and cursor.isdigit() else 0
-        items = audit.list_records(
-            ctx, principal=principal, after_seq=after, limit=limit + 1, action=action, outcome=outcome
+        page, next_cursor = audit.list_page(
+            ctx, principal=principal, cursor=cursor, limit=limit, action=action, outcome=outcome
         )
-        page = items[:limit]
-        next_cursor = str(page[-1].seq) if len(items) > limit else None
         return Page(data=page, count=len(page), next_cursor=next_cursor)
 
     @router.get("/audit/verify", tags=["audit"])

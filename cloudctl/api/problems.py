@@ -3,7 +3,13 @@
 Invariants: every error the API returns has ``type``, ``title``, ``status`` and
 ``detail``; ``field`` names the input at fault where one is known; a quota
 refusal lists every shortfall (node, center, resource, limit, in use, requested);
-a policy refusal lists the deciding policy ids. No traceback ever leaves the server.
+a policy refusal lists the deciding policy ids. No traceback ever leaves the server,
+and neither does what an unreachable store or backend said (host, port, server
+text): a 503 says only that it did not answer, with ``Retry-After``; the rest goes
+to the log under the request's id.
+
+A refused write (any error on a POST, PUT, PATCH or DELETE route) is audited here
+when no service recorded it already (body validation happens before any service).
 """
 
 from __future__ import annotations
@@ -15,9 +21,10 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
+from starlette.exceptions import HTTPException
 
 from cloudctl import errors
-from cloudctl.services import identity
+from cloudctl.services import audit, identity
 
 MEDIA_TYPE = "application/problem+json"
 
@@ -41,9 +48,11 @@ _DESCRIPTIONS = {
     403: "Refused by a policy (the deciding policy ids are in `policy_ids`)",
     404: "No such object, or not one the caller may see",
     409: "Conflicts with stored state; a quota refusal lists every `shortfalls` entry",
-    422: "Invalid input: `field` names it",
+    413: "The body is larger than the limit (1 MiB unless configured)",
+    422: "Invalid input: `field` names it (unknown fields and loosely typed values included)",
     429: "Locked out after repeated failed authentications (see `Retry-After`)",
-    503: "A backend or the store did not answer",
+    431: "Too many headers, or too large",
+    503: "A backend or the store did not answer; try again after `Retry-After` seconds",
 }
 
 
@@ -59,8 +68,8 @@ def documented_errors() -> dict[int | str, dict[str, Any]]:
 log = logging.getLogger("cloudctl.api")
 
 _STATUS: list[tuple[type[Exception], int, str]] = [
-    (identity.LockedOut, 429, "locked-out"),
-    (identity.AuthenticationFailed, 401, "unauthenticated"),
+    (errors.LockedOut, 429, "locked-out"),
+    (errors.AuthenticationFailed, 401, "unauthenticated"),
     (errors.NotFound, 404, "not-found"),
     (errors.PolicyDenied, 403, "denied-by-policy"),
     (errors.QuotaExceeded, 409, "quota-exceeded"),
@@ -92,8 +101,57 @@ def problem(
     body.update({key: value for key, value in extra.items() if value is not None})
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     if retry_after_s is not None:
-        headers = {"Retry-After": str(int(retry_after_s))}
+        headers = {"Retry-After": str(max(int(retry_after_s + 0.999), 1))}
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_ACTIONS = {
+    "create_request": "request.create",
+    "approve_request": "request.approve",
+    "reject_request": "request.reject",
+    "cancel_request": "request.cancel",
+    "delete_workload": "workload.delete",
+}
+"""Audit action of each write route (by endpoint name); other routes are ``api.<name>``."""
+
+
+def audit_refused_write(request: Request, error: BaseException) -> None:
+    """Record a refused write that no service recorded (once per request)."""
+    route = request.scope.get("route")
+    if request.method not in WRITE_METHODS or route is None or audit.is_recorded(error):
+        return
+    name = getattr(route, "name", "unknown")
+    params = request.path_params
+    target_type, target_id = next(
+        ((key.removesuffix("_id").capitalize(), str(value)) for key, value in params.items()), ("Api", "-")
+    )
+    principal = getattr(request.state, "principal", None) or identity.ANONYMOUS
+    if isinstance(error, RequestValidationError):
+        first = error.errors()[0] if error.errors() else {}
+        location = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
+        reason = f"{'.'.join(location) or 'body'}: {first.get('msg', 'invalid')}"
+        error = errors.InvalidInput(reason.split(": ", 1)[1], field=reason.split(": ", 1)[0])
+    context = request.app.state.context
+    audit.record_refusal(
+        context,
+        principal=principal,
+        action=_ACTIONS.get(name, f"api.{name}"),
+        target_type=target_type,
+        target_id=target_id,
+        error=error,
+        detail={"status": _status_of(error)},
+        outcome="refused" if isinstance(error, RequestValidationError) else None,
+    )
+
+
+def _status_of(error: BaseException) -> int:
+    if isinstance(error, RequestValidationError):
+        return 422
+    for error_type, error_status, _kind in _STATUS:
+        if isinstance(error, error_type):
+            return error_status
+    return 500
 
 
 def from_error(request: Request, error: errors.CloudctlError) -> JSONResponse:
@@ -102,6 +160,17 @@ def from_error(request: Request, error: errors.CloudctlError) -> JSONResponse:
         if isinstance(error, error_type):
             status, kind = error_status, error_kind
             break
+    if isinstance(error, errors.BackendUnavailable):
+        log.warning("%s %s: %s", request.method, request.url.path, error.one_line())
+        return problem(
+            status=503,
+            kind=kind,
+            title="backend unavailable",
+            detail="the store or a backend did not answer; try again later",
+            instance=request.url.path,
+            retry_after_s=request.app.state.context.settings.unavailable_retry_after_s,
+        )
+    audit_refused_write(request, error)
     extra: dict[str, Any] = {"field": error.field}
     if isinstance(error, errors.QuotaExceeded):
         extra["shortfalls"] = [
@@ -117,8 +186,8 @@ def from_error(request: Request, error: errors.CloudctlError) -> JSONResponse:
         ]
     if isinstance(error, errors.PolicyDenied):
         extra["policy_ids"] = list(error.policy_ids)
-    if isinstance(error, identity.LockedOut):
-        extra["retry_after_s"] = request.app.state.context.settings.lockout_s
+    if isinstance(error, errors.LockedOut):
+        extra["retry_after_s"] = error.retry_after_s
     return problem(
         status=status,
         kind=kind,
@@ -130,6 +199,7 @@ def from_error(request: Request, error: errors.CloudctlError) -> JSONResponse:
 
 
 def from_validation(request: Request, error: RequestValidationError) -> JSONResponse:
+    audit_refused_write(request, error)
     first = error.errors()[0] if error.errors() else {"loc": (), "msg": "invalid request"}
     location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path", "header")]
     field = ".".join(location) or None
@@ -142,6 +212,22 @@ def from_validation(request: Request, error: RequestValidationError) -> JSONResp
         instance=request.url.path,
         field=field,
     )
+
+
+def from_http(request: Request, error: HTTPException) -> JSONResponse:
+    """Starlette's own answers (no such route, method not allowed, unreadable body) as problems."""
+    kinds = {400: "bad-request", 404: "not-found", 405: "method-not-allowed"}
+    kind = kinds.get(error.status_code, "error")
+    response = problem(
+        status=error.status_code,
+        kind=kind,
+        title=kind.replace("-", " "),
+        detail=str(error.detail),
+        instance=request.url.path,
+    )
+    for name, value in (error.headers or {}).items():
+        response.headers[name] = value
+    return response
 
 
 def from_unexpected(request: Request, error: Exception) -> JSONResponse:

@@ -1,14 +1,15 @@
 """``cloudctl drill``: DR drill plans, their schedule, runs and reports.
 
 Invariants:
-- a plan is validated (its YAML, then its names against the topology in force) before
-  anything runs; a bad plan exits 2 with one line naming the field. With several plans
-  (``list``, ``due``) the line starts with the file;
+- a plan is validated (its YAML, its name against its file's, its names against the
+  topology in force and the store) before anything runs; a bad plan exits 2 with one
+  line naming the field. With several plans (``list``, ``due``) the line starts with the file;
 - ``drill run`` exits 0 only when the report says ``passed``, 1 otherwise, and always leaves
   its reports (JSON, Markdown, HTML, JUnit) on disk before exiting;
 - ``drill due`` exits 0 whatever is due: the CI scheduler reads its JSON
   (a list of ``{name, path, schedule, fell_due_at, last_run_at}``);
-- the drill engine is ``cloudctl.services.drills.run_drill``, imported when ``run`` runs.
+- plans, runs and the schedule come from ``cloudctl.services.drills`` (imported when a
+  command runs); this module only parses options and renders.
 """
 
 from __future__ import annotations
@@ -25,10 +26,8 @@ from cloudctl import errors
 from cloudctl.cli import common, output
 
 if TYPE_CHECKING:
-    from cloudctl.cli import drill_views
-    from cloudctl.model import drill_report, drills
-    from cloudctl.model import topology as topo
-    from cloudctl.store import recovery as recovery_store
+    from cloudctl.model import drill_report
+    from cloudctl.services import drills as drill_service
 
 DEFAULT_PLAN_DIR = Path("dr/drills")
 
@@ -46,110 +45,6 @@ def register(app: typer.Typer) -> None:
 PlanDirOption = Annotated[Path, typer.Option("--dir", help="Directory of drill plans (*.yaml).")]
 
 
-# --- what the commands print as JSON -----------------------------------------------------------------
-
-
-def _run_public(run: recovery_store.DrillRun) -> drill_views.RunPublic:
-    from cloudctl.cli import drill_views
-
-    tiers = []
-    for tier in run.report.get("tiers") or []:
-        if isinstance(tier, dict) and "tier" in tier:
-            tiers.append(
-                drill_views.TierFigures.model_validate(
-                    {key: tier.get(key) for key in drill_views.TierFigures.model_fields}
-                )
-            )
-    return drill_views.RunPublic(
-        id=run.id,
-        plan=run.plan,
-        scenario=run.scenario,
-        state=run.state,
-        passed=run.passed,
-        started_at=clocks.isoformat(run.started_at),
-        finished_at=None if run.finished_at is None else clocks.isoformat(run.finished_at),
-        tiers=tiers,
-    )
-
-
-# --- plans on disk ------------------------------------------------------------------------------------
-
-
-def read_plan(path: Path) -> drills.DrillPlan:
-    """Parse one plan file; errors name the path inside the file."""
-    from cloudctl.model import drills
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise errors.InvalidInput(f"no such file {str(path)!r}", field="plan") from None
-    except OSError as error:
-        raise errors.InvalidInput(f"cannot read {str(path)!r}: {error.strerror}", field="plan") from None
-    return drills.parse(text)
-
-
-def _checked(path: Path, topology: topo.Topology, *, name_file: bool) -> drills.DrillPlan:
-    from cloudctl.model import drills
-
-    try:
-        plan = read_plan(path)
-        drills.check_against(plan, topology)
-    except errors.InvalidInput as error:
-        if not name_file:
-            raise
-        field = f"{path}: {error.field}" if error.field else str(path)
-        raise errors.InvalidInput(error.reason, field=field) from None
-    return plan
-
-
-def plan_files(directory: Path) -> list[Path]:
-    if not directory.is_dir():
-        raise errors.InvalidInput(f"no directory {str(directory)!r}", field="dir")
-    return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
-
-
-def load_plans(directory: Path, topology: topo.Topology) -> list[tuple[Path, drills.DrillPlan]]:
-    """Every plan in ``directory``, validated; the first bad one stops with its file and field."""
-    loaded = [(path, _checked(path, topology, name_file=True)) for path in plan_files(directory)]
-    seen: dict[str, Path] = {}
-    for path, plan in loaded:
-        if plan.name in seen:
-            raise errors.InvalidInput(
-                f"plan name {plan.name!r} is also used by {seen[plan.name]}", field=f"{path}: name"
-            )
-        seen[plan.name] = path
-    return loaded
-
-
-def resolve_plan(reference: str, directory: Path, topology: topo.Topology) -> tuple[Path, drills.DrillPlan]:
-    """A plan by path (``dr/drills/x.yaml``) or by name (looked up in ``directory``)."""
-    path = Path(reference)
-    if path.suffix in {".yaml", ".yml"} or path.exists():
-        return path, _checked(path, topology, name_file=False)
-    for candidate in (directory / f"{reference}.yaml", directory / f"{reference}.yml"):
-        if candidate.is_file():
-            plan = _checked(candidate, topology, name_file=False)
-            if plan.name == reference:
-                return candidate, plan
-    plans = load_plans(directory, topology) if directory.is_dir() else []
-    for candidate, plan in plans:
-        if plan.name == reference:
-            return candidate, plan
-    known = ", ".join(plan.name for _, plan in plans) or "none"
-    raise errors.NotFound(f"no drill plan {reference!r} in {directory} (known: {known})", field="plan")
-
-
-def _latest_runs(state: common.State) -> dict[str, recovery_store.DrillRun]:
-    """The newest finished run of each plan; none before ``cloudctl init``."""
-    from cloudctl.store import recovery as recovery_store
-
-    context = state.context
-    if not context.is_initialised():
-        return {}
-    with context.read() as tx:
-        return {run.plan: run for run in recovery_store.latest_drill_runs(tx)}
-
-
 def _parse_time(value: str, *, field: str) -> float:
     try:
         parsed = datetime.datetime.fromisoformat(value)
@@ -162,7 +57,7 @@ def _parse_time(value: str, *, field: str) -> float:
     return parsed.timestamp()
 
 
-def _result_cell(run: drill_views.RunPublic | None) -> str:
+def _result_cell(run: drill_service.DrillRunPublic | None) -> str:
     if run is None:
         return "–"
     verdict = {True: "passed", False: "FAILED", None: run.state}[run.passed]
@@ -178,10 +73,11 @@ def drill_list(ctx: typer.Context, directory: PlanDirOption = DEFAULT_PLAN_DIR) 
     """Drill plans with their scenario, scope, schedule, next run and last result."""
     from cloudctl.cli import drill_views
     from cloudctl.model import drills
+    from cloudctl.services import drills as drill_service
 
     state = common.state_of(ctx)
-    plans = load_plans(directory, state.context.topology)
-    latest = _latest_runs(state)
+    plans = drill_service.load_plans(state.context, directory)
+    latest = drill_service.latest_runs(state.context)
     now = state.context.clock.now()
     items = []
     for path, plan in plans:
@@ -197,7 +93,7 @@ def drill_list(ctx: typer.Context, directory: PlanDirOption = DEFAULT_PLAN_DIR) 
                 next_run_at=None
                 if plan.schedule is None
                 else clocks.isoformat(drills.next_run_after(plan.schedule, after=now)),
-                last_run=None if run is None else _run_public(run),
+                last_run=run,
             )
         )
     by_name = {plan.name: plan for _, plan in plans}
@@ -234,10 +130,11 @@ def drill_show(
     """One plan, validated, with the targets it holds each tier to."""
     from cloudctl.cli import drill_views
     from cloudctl.model import drills
+    from cloudctl.services import drills as drill_service
 
     state = common.state_of(ctx)
     topology = state.context.topology
-    path, plan = resolve_plan(reference, directory, topology)
+    path, plan = drill_service.resolve_plan(state.context, reference, directory)
     detail = drill_views.PlanDetail(
         path=str(path),
         plan=plan.model_dump(mode="json"),
@@ -300,22 +197,22 @@ def drill_history(
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many runs.")] = 20,
 ) -> None:
-    """Past drill runs, newest first, with the RPO/RTO measured per tier."""
-    from cloudctl.store import recovery as recovery_store
+    """Past drill runs, newest first, with the RPO/RTO measured / target per tier."""
+    from cloudctl.cli import drill_views
+    from cloudctl.services import drills as drill_service
 
     state = common.state_of(ctx)
     name = reference
     if reference is not None and Path(reference).suffix in {".yaml", ".yml"}:
-        name = read_plan(Path(reference)).name
-    with state.context.read() as tx:
-        runs = recovery_store.list_drill_runs(tx, plan=name, limit=limit)
-    items = [_run_public(run) for run in runs]
+        name = drill_service.read_plan(Path(reference)).name
+    state.context.require_initialised()
+    items = drill_service.list_runs(state.context, plan=name, limit=limit)
 
     def render() -> None:
         rows = []
         for item in items:
             verdict = {True: "passed", False: "FAILED", None: item.state}[item.passed]
-            first = [item.id, item.plan, verdict, item.started_at]
+            first = [drill_views.short_id(item.id), item.plan, verdict, item.started_at[:16]]
             for index, tier in enumerate(item.tiers or [None]):
                 lead = first if index == 0 else ["", "", "", ""]
                 if tier is None:
@@ -325,31 +222,15 @@ def drill_history(
                     [
                         *lead,
                         tier.tier,
-                        f"{_figure(tier.rpo_measured_s)}/{_figure(tier.rpo_target_s)}",
-                        f"{_figure(tier.rto_measured_s)}/{_figure(tier.rto_target_s)}",
+                        drill_views.pair(tier.rpo_measured_s, tier.rpo_target_s),
+                        drill_views.pair(tier.rto_measured_s, tier.rto_target_s),
                     ]
                 )
         output.stdout.print(
-            output.table(
-                None,
-                [
-                    "run",
-                    "plan",
-                    "result",
-                    "started",
-                    "tier",
-                    "RPO s measured/target",
-                    "RTO s measured/target",
-                ],
-                rows,
-            )
+            output.table(None, ["run", "plan", "result", "started", "tier", "RPO s", "RTO s"], rows)
         )
 
     state.emit(items, render)
-
-
-def _figure(value: float | None) -> str:
-    return "–" if value is None else f"{value:g}"
 
 
 @drill_app.command("due")
@@ -367,29 +248,12 @@ def drill_due(
     directory: PlanDirOption = DEFAULT_PLAN_DIR,
 ) -> None:
     """Plans whose schedule fired since their last run (for the CI scheduler); always exits 0."""
-    from cloudctl.cli import drill_views
-    from cloudctl.model import drills
+    from cloudctl.services import drills as drill_service
 
     state = common.state_of(ctx)
     at_s = state.context.clock.now() if at is None else _parse_time(at, field="at")
     since_s = None if since is None else _parse_time(since, field="since")
-    plans = load_plans(directory, state.context.topology)
-    latest = _latest_runs(state)
-    items = []
-    for path, plan in plans:
-        run = latest.get(plan.name)
-        last_run_at = None if run is None else run.started_at
-        fired = drills.fell_due_at(plan, at=at_s, last_run_at=last_run_at, since=since_s)
-        if fired is not None and plan.schedule is not None:
-            items.append(
-                drill_views.DuePlan(
-                    name=plan.name,
-                    path=str(path),
-                    schedule=plan.schedule,
-                    fell_due_at=clocks.isoformat(fired),
-                    last_run_at=None if last_run_at is None else clocks.isoformat(last_run_at),
-                )
-            )
+    items = drill_service.due_plans(state.context, directory, at=at_s, since=since_s)
 
     def render() -> None:
         if not items:
@@ -424,7 +288,7 @@ def drill_run(
     from cloudctl.services import drills as drill_service
 
     state = common.state_of(ctx)
-    _path, plan = resolve_plan(reference, directory, state.context.topology)
+    _path, plan = drill_service.resolve_plan(state.context, reference, directory)
     narrate = not output.stderr.is_terminal  # logs (CI) get one line per step; terminals a live line
 
     with output.stderr.status(Text(f"drill {plan.name}: starting")) as status:
@@ -472,15 +336,15 @@ def _finish(
     state: common.State, report: drill_report.DrillReport, *, report_dir: Path | None, junit: Path | None
 ) -> None:
     """Write the reports, show the summary, and exit 1 when an objective was missed."""
-    from cloudctl.services import drill_reports
+    from cloudctl.cli import drill_views
 
     target = report_dir or state.home / "drills" / f"{report.plan}-{_stamp(report.started_at)}"
-    files = drill_reports.write_report(report, directory=target)
+    files = drill_views.write_report(report, directory=target)
     if junit is not None:
-        drill_reports.write_junit(report, junit)
+        drill_views.write_junit(report, junit)
 
     def render() -> None:
-        for renderable in drill_reports.render_console(report):
+        for renderable in drill_views.render_console(report):
             output.stdout.print(renderable)
 
     state.emit(report, render)

@@ -1,11 +1,15 @@
 """``cloudctl replication``, ``failover`` and ``failback``: keeping data copied and moving workloads.
 
-A failover shows its recovery plan first, then runs it step by step with a
-progress bar; a run interrupted (Ctrl-C, a crash) is resumed with ``--resume``.
+A failover or failback prints its run id as it starts, shows its recovery plan, then
+runs it step by step with a progress bar; a run interrupted (Ctrl-C, a crash, SIGKILL)
+or paused by a hook is finished with ``failover resume RUN``; ``failover list`` and
+``failover show RUN`` find runs. ``failover --from X ...`` is kept as an alias of
+``failover run --from X ...``.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -14,6 +18,7 @@ from cloudctl import errors
 from cloudctl.cli import common, output
 
 if TYPE_CHECKING:
+    from cloudctl.model import recovery as recovery_model
     from cloudctl.services import context as ctx_module
     from cloudctl.services import recovery as recovery_service
 
@@ -23,15 +28,22 @@ replication_app = typer.Typer(
 
 
 failover_app = typer.Typer(
-    help="Move the workloads off a center; `failover resume RUN` finishes an interrupted run.",
+    help="Move workloads off a center (`failover run`), and find, inspect and finish runs.",
     invoke_without_command=True,
+    no_args_is_help=False,
 )
 
 
 def register(app: typer.Typer) -> None:
+    from cloudctl.cli import commands_replication
+
+    replication_app.command("scrub")(commands_replication.replication_scrub)
     app.add_typer(replication_app, name="replication")
-    failover_app.callback()(failover)
+    failover_app.callback()(failover_alias)
+    failover_app.command("run")(failover_run)
     failover_app.command("resume")(failover_resume)
+    failover_app.command("list")(failover_list)
+    failover_app.command("show")(failover_show)
     app.add_typer(failover_app, name="failover")
     app.command("failback")(failback)
 
@@ -40,14 +52,18 @@ def register(app: typer.Typer) -> None:
 @common.handles_errors
 def replication_status(
     ctx: typer.Context,
-    dept: Annotated[str | None, typer.Option(help="Only this department's streams.")] = None,
-    tier: Annotated[str | None, typer.Option(help="Only streams of this tier.")] = None,
+    dept: Annotated[str | None, typer.Option(help="Only this department's workloads.")] = None,
+    tier: Annotated[str | None, typer.Option(help="Only workloads of this tier.")] = None,
+    unprotected: Annotated[
+        bool, typer.Option("--unprotected", help="Only workloads not fully protected.")
+    ] = False,
 ) -> None:
-    """Every stream with its mode, last consistent point and current lag (= current RPO)."""
+    """Every ready workload: protected, degraded or unprotected (with the reason), and its streams
+    with their mode, last consistent point and current lag (= current RPO)."""
     from cloudctl.services import recovery
 
     state = common.state_of(ctx)
-    streams = recovery.status(state.context, department=dept, tier=tier)
+    found = recovery.protection(state.context, department=dept, tier=tier, unprotected_only=unprotected)
 
     def render() -> None:
         table = output.table(
@@ -55,6 +71,7 @@ def replication_status(
             [
                 "workload",
                 "tier",
+                "protection",
                 "source → target",
                 "mode",
                 "state",
@@ -65,26 +82,38 @@ def replication_status(
             ],
             [],
         )
-        for s in streams:
-            style = "bold red" if s.over_target else None
-            table.add_row(
-                s.workload_id,
-                s.tier,
-                f"{s.source} → {s.target}",
-                s.mode,
-                s.state,
-                s.last_consistent_at or "–",
-                f"{s.lag_s:,.1f}",
-                f"{s.rpo_target_s:,.0f}",
-                f"{s.bytes_copied / 2**20:,.2f}",
-                style=style,
-            )
+        for workload in found:
+            verdict_style = {"degraded": "yellow", "unprotected": "bold red"}.get(workload.protection)
+            if not workload.streams:
+                row = [workload.workload_id, workload.tier, workload.protection, "–"]
+                table.add_row(*row, style=verdict_style)
+            for s in workload.streams:
+                table.add_row(
+                    workload.workload_id,
+                    workload.tier,
+                    workload.protection,
+                    f"{s.source} → {s.target}",
+                    s.mode,
+                    s.state,
+                    s.last_consistent_at or "–",
+                    f"{s.lag_s:,.1f}",
+                    f"{s.rpo_target_s:,.0f}",
+                    f"{s.bytes_copied / 2**20:,.2f}",
+                    style="bold red" if s.over_target else verdict_style,
+                )
         output.stdout.print(table)
-        over = [s for s in streams if s.over_target]
+        for workload in found:
+            if workload.protection != "protected":
+                output.stdout.print(
+                    f"[bold red]{workload.protection}[/] {workload.workload_id} ({workload.tier}): "
+                    + workload.reason,
+                    highlight=False,
+                )
+        over = [s for w in found for s in w.streams if s.over_target]
         if over:
             output.stdout.print(f"[bold red]{len(over)} stream(s) over their tier's RPO target[/]")
 
-    state.emit(streams, render)
+    state.emit(found, render)
 
 
 @replication_app.command("run")
@@ -153,14 +182,30 @@ def _render_plan(plan: recovery_service.PlanPublic) -> None:
     output.stdout.print(
         f"[bold]{plan.kind}[/] ({plan.mode}) from {plan.from_center}"
         + (f" to {plan.to_center}" if plan.to_center else "")
-        + f": {len(plan.steps)} step(s)"
+        + f": {len(plan.steps)} step(s)",
+        highlight=False,
     )
+    if not plan.steps and not plan.stranded:
+        nothing = (
+            "every workload whose home uses it is home"
+            if plan.kind == "failback"
+            else "no workload serves there"
+        )
+        output.stdout.print(f"nothing to do: {nothing}")
+        return
     output.stdout.print(
         output.table(
-            "Recovery plan (in order: tier priority, then workload)",
+            "Recovery plan (in order: tier priority, then workload; hooks where they are bound)",
             ["#", "workload", "tier", "action", "target", "why"],
             [
-                [i + 1, s["workload_id"], s["tier"], s["action"], s["target"], s["why"]]
+                [
+                    i + 1,
+                    s.workload_id or "–",
+                    s.tier or "–",
+                    s.action.value if s.hook is None else f"hook {s.hook.when}",
+                    s.target or "–",
+                    s.why if s.hook is None else _hook_text(s),
+                ]
                 for i, s in enumerate(plan.steps)
             ],
         )
@@ -172,10 +217,25 @@ def _render_plan(plan: recovery_service.PlanPublic) -> None:
         )
 
 
-def _execute(context: ctx_module.Context, run_id: str, total: int) -> recovery_service.RunPublic:
+def _hook_text(step: recovery_model.RecoveryStep) -> str:
+    hook = step.hook
+    assert hook is not None
+    return f"{hook.label} ({hook.scope}; {hook.timeout_s:g} s; on failure {hook.on_failure.value})"
+
+
+def _started(run_id: str, kind: str) -> None:
+    output.stderr.print(
+        f"{kind} run {run_id} started; if it stops, finish it with `cloudctl failover resume {run_id}`",
+        highlight=False,
+    )
+
+
+def _execute(
+    context: ctx_module.Context, run_id: str, total: int, *, resume: bool = False
+) -> recovery_service.RunPublic:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from cloudctl.services import recovery
+    from cloudctl.services import identity, recovery
 
     with Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -187,108 +247,270 @@ def _execute(context: ctx_module.Context, run_id: str, total: int) -> recovery_s
     ) as progress:
         task = progress.add_task(f"run {run_id}", total=total)
 
-        def advance(step: dict[str, object], done: int, all_steps: int) -> None:
-            progress.update(task, completed=done, description=f"{step['action']} {step['workload_id']}")
+        def advance(step: recovery_model.RecoveryStep, done: int, all_steps: int) -> None:
+            subject = step.workload_id or (step.hook.label if step.hook else "")
+            progress.update(task, completed=done, description=f"{step.action.value} {subject}")
 
-        return recovery.execute(context, run_id, on_step=advance)
+        operator = identity.local_operator("sysadmin")
+        try:
+            if resume:
+                return recovery.resume(context, run_id, principal=operator, on_step=advance)
+            return recovery.execute(context, run_id, on_step=advance, principal=operator)
+        except errors.InvalidInput:
+            raise
+        except errors.CloudctlError as error:
+            reason = f"{error.one_line()}; run {run_id} is interrupted: `cloudctl failover resume {run_id}`"
+            if isinstance(error, errors.BackendUnavailable):
+                raise errors.BackendUnavailable(reason, field="run") from None
+            raise errors.OperationFailed(reason, field="run") from None
 
 
 def _render_run(run: recovery_service.RunPublic) -> None:
-    output.stdout.print(f"run {run.id}: {run.state}, {run.steps_done}/{run.steps_total} steps")
+    output.stdout.print(
+        f"run {run.id}: {run.state}, {run.steps_done}/{run.steps_total} steps"
+        + (f" ({run.error})" if run.error else ""),
+        highlight=False,
+    )
     rows = [
         [
             workload_id,
-            outcome.get("served_in", outcome.get("traffic_to", "–")),
+            outcome.get("served_in", outcome.get("traffic_to", outcome.get("resynced_to", "–"))),
             outcome.get("writes_lost", "–"),
             f"{outcome['rpo_s']:.1f}" if "rpo_s" in outcome else "–",
         ]
         for workload_id, outcome in run.workloads.items()
     ]
     output.stdout.print(output.table(None, ["workload", "serves in", "writes lost", "data loss s"], rows))
+    for hook in run.hooks:
+        verdict = "ok" if hook.get("ok") else f"[bold red]failed[/] ({hook.get('error', '')})"
+        output.stdout.print(f"hook {hook.get('when')} {hook.get('scope')}: {hook.get('hook')}: {verdict}")
+    if run.resume:
+        output.stdout.print(f"[yellow]{run.state}[/]: finish it with `{run.resume}`", highlight=False)
 
 
-@common.handles_errors
-def failover(
+def _finish(state: common.State, run: recovery_service.RunPublic, *, stranded: bool = False) -> None:
+    state.emit(run, lambda: _render_run(run))
+    if run.state != "done" or stranded:
+        raise typer.Exit(1)
+
+
+FromOption = Annotated[
+    list[str] | None,
+    typer.Option("--from", help="A center to leave (repeat to leave several at once).", show_default=False),
+]
+ToOption = Annotated[str | None, typer.Option("--to", help="Where to go (default: the best copy).")]
+PlannedOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--planned/--unplanned",
+        help="Planned ships the last delta first (no loss); unplanned accepts the loss the tier allows.",
+        show_default=False,
+    ),
+]
+DeptOption = Annotated[str | None, typer.Option(help="Only this department's workloads.")]
+DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Show the plan; change nothing.")]
+HooksOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--hooks",
+        help="YAML file of hooks (commands or HTTP calls) to run before/after step groups or tiers.",
+        show_default=False,
+    ),
+]
+RunArgument = Annotated[str, typer.Argument(metavar="RUN", help="A run id, as `failover list` shows it.")]
+
+
+def _failover(
     ctx: typer.Context,
-    from_center: Annotated[str | None, typer.Option("--from", help="The center to leave.")] = None,
-    to_center: Annotated[
-        str | None, typer.Option("--to", help="Where to go (default: the best copy).")
-    ] = None,
-    planned: Annotated[
-        bool | None,
-        typer.Option(
-            "--planned/--unplanned",
-            help="Planned ships the last delta first (no loss); unplanned accepts the loss the tier allows.",
-        ),
-    ] = None,
-    dept: Annotated[str | None, typer.Option(help="Only this department's workloads.")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan; change nothing.")] = False,
+    *,
+    from_centers: list[str] | None,
+    to_center: str | None,
+    planned: bool | None,
+    dept: str | None,
+    dry_run: bool,
+    hooks_file: Path | None,
 ) -> None:
-    """Move the workloads off a center: the recovery plan is shown, then executed step by step."""
     from cloudctl.services import identity, recovery
 
-    if ctx.invoked_subcommand is not None:
-        return
     state = common.state_of(ctx)
-    if from_center is None:
-        raise errors.InvalidInput("name the center to leave", field="from")
-    if planned is None:
-        raise errors.InvalidInput("say --planned or --unplanned", field="mode")
     plan = recovery.plan_failover(
         state.context,
         principal=identity.local_operator("sysadmin"),
-        from_center=from_center,
+        from_centers=from_centers or [],
         to_center=to_center,
         planned=planned,
         department=dept,
         dry_run=dry_run,
+        hooks=recovery.read_hooks(hooks_file) if hooks_file else (),
     )
     if dry_run or not plan.run_id:
         state.emit(plan, lambda: _render_plan(plan))
         return
+    _started(plan.run_id, plan.kind)
     if not state.wants_data:
         _render_plan(plan)
     run = _execute(state.context, plan.run_id, len(plan.steps))
-    state.emit(run, lambda: _render_run(run))
-    if plan.stranded:
-        raise typer.Exit(1)
+    _finish(state, run, stranded=bool(plan.stranded))
 
 
 @common.handles_errors
-def failover_resume(ctx: typer.Context, run_id: Annotated[str, typer.Argument(metavar="RUN")]) -> None:
-    """Finish an interrupted failover or failback from its last completed step."""
+def failover_alias(
+    ctx: typer.Context,
+    from_centers: Annotated[list[str] | None, typer.Option("--from", hidden=True)] = None,
+    to_center: Annotated[str | None, typer.Option("--to", hidden=True)] = None,
+    planned: Annotated[bool | None, typer.Option("--planned/--unplanned", hidden=True)] = None,
+    dept: Annotated[str | None, typer.Option(hidden=True)] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", hidden=True)] = False,
+    hooks_file: Annotated[Path | None, typer.Option("--hooks", hidden=True)] = None,
+) -> None:
+    """Move workloads off a center (`failover run`), and find, inspect and finish runs.
+
+    `cloudctl failover --from X ...` still works: it is `cloudctl failover run --from X ...`.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if not from_centers and planned is None and not dry_run:
+        output.stdout.print(ctx.get_help())
+        raise typer.Exit(0)
+    failover_run(ctx, from_centers, to_center, planned, dept, dry_run, hooks_file)
+
+
+@common.handles_errors
+def failover_run(
+    ctx: typer.Context,
+    from_centers: FromOption = None,
+    to_center: ToOption = None,
+    planned: PlannedOption = None,
+    dept: DeptOption = None,
+    dry_run: DryRunOption = False,
+    hooks_file: HooksOption = None,
+) -> None:
+    """Move the workloads off a center: the run id and recovery plan are shown, then it runs step by step.
+
+    Exit 0 when every step ran; 1 when a workload could not be recovered, a hook stopped the
+    run, or a step failed (the run is then interrupted and `failover resume RUN` finishes it).
+    """
+    _failover(
+        ctx,
+        from_centers=from_centers,
+        to_center=to_center,
+        planned=planned,
+        dept=dept,
+        dry_run=dry_run,
+        hooks_file=hooks_file,
+    )
+
+
+@common.handles_errors
+def failover_resume(ctx: typer.Context, run_id: RunArgument) -> None:
+    """Finish an interrupted or paused failover or failback from its first step not done."""
     from cloudctl.services import recovery
 
     state = common.state_of(ctx)
     current = recovery.get_run(state.context, run_id)
-    if current.state != "running":
+    if current.state in ("done", "failed"):
         raise errors.Conflict(f"run {run_id} is {current.state}; nothing to resume", field="run")
-    run = _execute(state.context, run_id, current.steps_total)
-    if run.kind == "failback":
-        recovery.finish_failback(state.context, run.id)
-    state.emit(run, lambda: _render_run(run))
+    run = _execute(state.context, run_id, current.steps_total, resume=True)
+    _finish(state, run)
+
+
+@common.handles_errors
+def failover_list(
+    ctx: typer.Context,
+    run_state: Annotated[
+        str | None,
+        typer.Option("--state", help="Only runs in this state (running, paused, interrupted, done, failed)."),
+    ] = None,
+    kind: Annotated[str | None, typer.Option(help="Only failover or failback runs.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many, newest first.")] = 50,
+) -> None:
+    """Failover and failback runs, newest first: state, steps done, who started them and when."""
+    from cloudctl.services import identity, recovery
+
+    state = common.state_of(ctx)
+    runs = recovery.list_runs(
+        state.context, principal=identity.local_operator("sysadmin"), state=run_state, kind=kind, limit=limit
+    )
+
+    def render() -> None:
+        table = output.table(
+            None, ["run", "kind", "mode", "from → to", "state", "steps", "started by", "started at"], []
+        )
+        for run in runs:
+            table.add_row(
+                run.id,
+                run.kind,
+                run.mode,
+                f"{run.from_center} → {run.to_center or 'best copy'}",
+                run.state,
+                f"{run.steps_done}/{run.steps_total}",
+                run.started_by or "–",
+                run.started_at,
+                style="bold red" if run.state in ("interrupted", "failed", "paused") else None,
+            )
+        output.stdout.print(table)
+        for run in runs:
+            if run.resume:
+                output.stdout.print(f"{run.id} is {run.state}: `{run.resume}`", highlight=False)
+
+    state.emit(runs, render)
+
+
+@common.handles_errors
+def failover_show(ctx: typer.Context, run_id: RunArgument) -> None:
+    """One run: its plan, the steps done (with their outcomes), hooks, and how to resume it."""
+    from cloudctl.services import recovery
+
+    state = common.state_of(ctx)
+    run = recovery.get_run(state.context, run_id)
+
+    def render() -> None:
+        output.stdout.print(
+            f"{run.kind} {run.id} ({run.mode}) from {run.from_center} to {run.to_center or 'best copy'}: "
+            f"{run.state}; started by {run.started_by or '–'} at {run.started_at}"
+            + (f", finished {run.finished_at}" if run.finished_at else ""),
+            highlight=False,
+        )
+        done = {entry["id"] for entry in run.progress}
+        output.stdout.print(
+            output.table(
+                None,
+                ["#", "step", "done"],
+                [[i + 1, step.id, "✓" if step.id in done else "–"] for i, step in enumerate(run.steps)],
+            )
+        )
+        _render_run(run)
+
+    state.emit(run, render)
 
 
 @common.handles_errors
 def failback(
     ctx: typer.Context,
     to_center: Annotated[str, typer.Option("--to", help="The center returning to service.")],
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan; change nothing.")] = False,
+    dry_run: DryRunOption = False,
+    hooks_file: HooksOption = None,
 ) -> None:
-    """Reprotect (reverse replication until consistent), then switch back in a planned failover."""
+    """Bring home every workload whose home uses a center: resync it, switch back, restore the tier's layout.
+
+    A second failback to the same center plans 0 steps. Exit 1 when a workload cannot go home
+    yet or the run stopped (`failover resume RUN` finishes it).
+    """
     from cloudctl.services import identity, recovery
 
     state = common.state_of(ctx)
-    with output.stderr.status(f"reprotecting {to_center}…"):
-        plan, shipped = recovery.plan_failback(
-            state.context, principal=identity.local_operator("sysadmin"), to_center=to_center, dry_run=dry_run
-        )
+    plan = recovery.plan_failback(
+        state.context,
+        principal=identity.local_operator("sysadmin"),
+        to_center=to_center,
+        dry_run=dry_run,
+        hooks=recovery.read_hooks(hooks_file) if hooks_file else (),
+    )
     if dry_run or not plan.run_id:
         state.emit(plan, lambda: _render_plan(plan))
         return
+    _started(plan.run_id, plan.kind)
     if not state.wants_data:
-        output.stdout.print(f"reprotected {to_center}: {shipped} object(s) shipped back")
         _render_plan(plan)
     run = _execute(state.context, plan.run_id, len(plan.steps))
-    recovery.finish_failback(state.context, run.id)
-    state.emit(run, lambda: _render_run(run))
+    _finish(state, run, stranded=bool(plan.stranded))

@@ -25,7 +25,11 @@ request_app = typer.Typer(
     help="Requests from the catalog: list, show, approve, reject.", no_args_is_help=True
 )
 workload_app = typer.Typer(help="Workloads: placement per center and protection.", no_args_is_help=True)
-audit_app = typer.Typer(help="The hash-chained audit log (the auditor's power).", no_args_is_help=True)
+audit_app = typer.Typer(help="The keyed, hash-chained audit log (the auditor's power).", no_args_is_help=True)
+audit_key_app = typer.Typer(
+    help="The audit chain's key ring (kept outside the database).", no_args_is_help=True
+)
+audit_app.add_typer(audit_key_app, name="key")
 
 
 def register(app: typer.Typer) -> None:
@@ -48,14 +52,37 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
     reconcile_interval_s: Annotated[float, typer.Option(help="Seconds between reconcile passes.")] = 1.0,
+    workers: Annotated[
+        int, typer.Option(min=1, help="API processes on the port; the reconcilers stay in this one.")
+    ] = 1,
+    provision_workers: Annotated[
+        int, typer.Option(min=1, help="Objects the provisioning reconciler works on at once.")
+    ] = 16,
+    per_center: Annotated[
+        int, typer.Option(min=1, help="... of which at most this many touch one center ...")
+    ] = 8,
+    per_backend: Annotated[
+        int, typer.Option(min=1, help="... and this many one backend (an OpenStack cloud, the simulator).")
+    ] = 16,
 ) -> None:
-    """Run the management center: the HTTP API, the reconcilers and /metrics (Ctrl-C stops cleanly)."""
+    """Run one replica of the management center: the HTTP API and /metrics; the reconcilers and
+    periodic passes while the database elects it leader (Ctrl-C or SIGTERM stops cleanly)."""
     from cloudctl.api import server
+    from cloudctl.services import provisioning
 
     state = common.state_of(ctx)
     state.context.require_initialised()
-    output.stderr.print(f"cloudctl serving on http://{host}:{port} (API under /v1, docs at /docs)")
-    server.serve(state.context, host=host, port=port, reconcile_interval_s=reconcile_interval_s)
+    server.serve(
+        state.context,
+        host=host,
+        port=port,
+        announce=lambda: output.stderr.print(
+            f"cloudctl serving on http://{host}:{port} (API under /v1, docs at /docs)"
+        ),
+        reconcile_interval_s=reconcile_interval_s,
+        workers=workers,
+        bounds=provisioning.Bounds(workers=provision_workers, per_center=per_center, per_backend=per_backend),
+    )
 
 
 # --- tokens ----------------------------------------------------------------------------------------
@@ -323,9 +350,18 @@ def _render_audit(items: list[audit_service.AuditRecordPublic]) -> None:
     output.stdout.print(
         output.table(
             None,
-            ["seq", "at", "actor", "role", "action", "target", "outcome"],
+            ["seq", "at", "actor", "role", "source", "action", "target", "outcome"],
             [
-                [r.seq, r.at, r.actor, r.role, r.action, f"{r.target_type} {r.target_id}", r.outcome]
+                [
+                    r.seq,
+                    r.at,
+                    r.actor,
+                    r.role,
+                    r.source,
+                    r.action,
+                    f"{r.target_type} {r.target_id}",
+                    r.outcome,
+                ]
                 for r in items
             ],
         )
@@ -398,7 +434,8 @@ def audit_retention(
 @audit_app.command("verify")
 @common.handles_errors
 def audit_verify(ctx: typer.Context) -> None:
-    """Recompute the hash chain; exit 1 and name the first bad record if anything was tampered with."""
+    """Recompute the chain under the key ring and check it against the newest checkpoint; exit 1
+    and name the first bad record if anything was changed, removed, reordered or re-hashed."""
     from cloudctl.services import audit as audit_service
 
     state = common.state_of(ctx)
@@ -406,7 +443,15 @@ def audit_verify(ctx: typer.Context) -> None:
 
     def render() -> None:
         if result.ok:
-            output.stdout.print(f"audit chain intact: {result.records} records, head {result.head_seq}")
+            checkpoint = (
+                "no checkpoint yet"
+                if result.checkpoint_seq is None
+                else f"checkpoint {result.checkpoint_seq}"
+            )
+            output.stdout.print(
+                f"audit chain intact: {result.records} records, head {result.head_seq}, "
+                f"keys {', '.join(result.key_ids) or 'none'}, {checkpoint}"
+            )
         else:
             output.stdout.print(
                 f"[red]audit chain broken[/] at record {result.first_bad_seq}: {result.problem} "
@@ -416,3 +461,39 @@ def audit_verify(ctx: typer.Context) -> None:
     state.emit(result, render)
     if not result.ok:
         raise typer.Exit(1)
+
+
+@audit_app.command("checkpoint")
+@common.handles_errors
+def audit_checkpoint(ctx: typer.Context) -> None:
+    """Verify the records since the newest checkpoint and sign the head into the checkpoint file
+    (``serve`` does it every CLOUDCTL_AUDIT_CHECKPOINT_INTERVAL_S); exit 1 if the chain is broken."""
+    from cloudctl.services import audit as audit_service
+
+    state = common.state_of(ctx)
+    result = audit_service.checkpoint(state.context)
+
+    def render() -> None:
+        if result.written:
+            output.stdout.print(
+                f"checkpoint of record {result.seq} signed with {result.key_id} in {result.path}"
+            )
+        else:
+            output.stdout.print(f"[red]no checkpoint written[/]: {result.problem}")
+
+    state.emit(result, render)
+    if not result.written:
+        raise typer.Exit(1)
+
+
+@audit_key_app.command("rotate")
+@common.handles_errors
+def audit_key_rotate(ctx: typer.Context) -> None:
+    """Sign new records with a new key; the old keys stay in the ring to verify older records."""
+    from cloudctl.services import audit as audit_service
+
+    state = common.state_of(ctx)
+    result = audit_service.rotate_key(state.context, principal=_operator("secadmin"))
+    state.emit(
+        result, lambda: output.stdout.print(f"new records are signed with {result.key_id} ({result.path})")
+    )

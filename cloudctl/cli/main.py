@@ -31,11 +31,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "serve": (
         "commands_selfservice",
-        "Run the management center: the HTTP API, the reconcilers and /metrics (Ctrl-C stops cleanly).",
+        "Run one replica of the management center: the HTTP API and /metrics; the reconcilers and "
+        "periodic passes while the database elects it leader (Ctrl-C or SIGTERM stops cleanly).",
     ),
     "failback": (
         "commands_recovery",
-        "Reprotect (reverse replication until consistent), then switch back in a planned failover.",
+        "Bring home every workload whose home uses a center: resync it, switch back, restore the tier's "
+        "layout.",
     ),
     "metrics": (
         "commands_observability",
@@ -48,14 +50,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "token": ("commands_selfservice", "Bearer tokens for departments and operators."),
     "request": ("commands_selfservice", "Requests from the catalog: list, show, approve, reject."),
     "workload": ("commands_selfservice", "Workloads: placement per center and protection."),
-    "audit": ("commands_selfservice", "The hash-chained audit log (the auditor's power)."),
+    "audit": ("commands_selfservice", "The keyed, hash-chained audit log (the auditor's power)."),
     "replication": (
         "commands_recovery",
         "Replication streams: where every protected workload's data is copied.",
     ),
     "failover": (
         "commands_recovery",
-        "Move the workloads off a center; `failover resume RUN` finishes an interrupted run.",
+        "Move workloads off a center (`failover run`), and find, inspect and finish runs.",
     ),
     "drill": (
         "commands_drill",
@@ -74,6 +76,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "capacity": (
         "commands_capacity",
         "Capacity per center: the forecast of allocation against thresholds, and usage recording.",
+    ),
+    "mgmt": (
+        "commands_mgmt",
+        "The management database's standby in the DR site: status, promote, fence, failback.",
     ),
 }
 """Every top-level command: the module under ``cloudctl.cli`` whose ``register(app)`` adds it, and

@@ -3,16 +3,21 @@
 ``parse(text)`` turns the YAML of a ``dr/drills/*.yaml`` file into a ``DrillPlan``
 or raises ``errors.InvalidInput`` whose field is the path inside the file
 (``scenario.kind``, ``steps[1].post[0].http.url``, ``schedule``) and whose reason
-says what is wrong. ``check_against(plan, topology)`` then checks the names the plan
-uses against a topology (centers and their roles, links, tiers); department ids are
-checked by the drill engine against the store, not here.
+says what is wrong. ``check_against(plan, topology)`` then checks the plan against a
+topology (centers and their roles, links, tiers, levels, the warm-up against each
+tier's replication interval); department ids are checked against the store by
+``services.drills`` before a run starts.
 
 Invariants:
 - a plan that parses has exactly one way of scoping (departments and/or tiers, or
   ``all: true``), a schedule that croniter accepts (five fields, UTC) or none, a
-  degrade factor above 1, and checks that are each exactly one HTTP probe or command;
+  degrade factor above 1, checks that are each exactly one probe, and at most one
+  fault that loses centers (``scenario`` and ``faults`` together);
+- a plan that passes ``check_against`` warms up for at least the replication interval
+  of every tier it measures, so a measured RPO is never bounded by the warm-up window;
 - effective targets are the topology's per-tier targets, replaced field by field by
-  the plan's ``targets`` overrides; nothing else changes a target;
+  the plan's ``targets`` overrides; a plan that overrides RPO or RTO holds the tier to
+  the level it states, else to the highest level whose bounds contain its targets;
 - pure: no I/O, no clock — callers pass the times that schedule queries are about.
 """
 
@@ -39,10 +44,20 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class _Timed(_Strict):
+    at_s: NonNegativeSeconds = 0.0
+    """Seconds after the warm-up at which the fault strikes."""
+
+
+class _LinkFault(_Timed):
+    restore_after_s: PositiveSeconds = 300.0
+    """Seconds the link stays broken; then it is restored and the copies' catch-up is measured."""
+
+
 # --- scenarios --------------------------------------------------------------------------------
 
 
-class LoseLocalCenter(_Strict):
+class LoseLocalCenter(_Timed):
     """One local cloud center goes dark; its partner (and DR for what it lacks) takes over."""
 
     kind: Literal["lose-local-center"]
@@ -53,7 +68,7 @@ class LoseLocalCenter(_Strict):
         return f"lose local center {self.center}"
 
 
-class LoseBothLocalCenters(_Strict):
+class LoseBothLocalCenters(_Timed):
     """Every local cloud center goes dark at once; protected workloads recover in the DR center."""
 
     kind: Literal["lose-both-local-centers"]
@@ -65,7 +80,7 @@ class LoseBothLocalCenters(_Strict):
         return f"lose every local center, recover in {self.recover_in or 'the DR center'}"
 
 
-class CutDrLink(_Strict):
+class CutDrLink(_LinkFault):
     """The link from a local center to the DR center is cut; asynchronous copies fall behind."""
 
     kind: Literal["cut-dr-link"]
@@ -77,7 +92,7 @@ class CutDrLink(_Strict):
         return f"cut the DR link of {self.center or 'every local center'}"
 
 
-class DegradeLink(_Strict):
+class DegradeLink(_LinkFault):
     """A link slows down: its round-trip time is multiplied and its bandwidth divided by ``factor``."""
 
     kind: Literal["degrade-link"]
@@ -89,7 +104,7 @@ class DegradeLink(_Strict):
         return f"degrade link {self.between[0]}~{self.between[1]} by ×{self.factor:g}"
 
 
-class IsolatedFailoverTest(_Strict):
+class IsolatedFailoverTest(_Timed):
     """A test failover: recover an isolated copy in the DR center, leaving production untouched."""
 
     kind: Literal["test-failover"]
@@ -103,6 +118,10 @@ class IsolatedFailoverTest(_Strict):
 
 AnyScenario = LoseLocalCenter | LoseBothLocalCenters | CutDrLink | DegradeLink | IsolatedFailoverTest
 Scenario = Annotated[AnyScenario, Field(discriminator="kind")]
+
+LOSSES = (LoseLocalCenter, LoseBothLocalCenters)
+"""Faults after which workloads must be recovered elsewhere."""
+LINK_FAULTS = (CutDrLink, DegradeLink)
 
 SCENARIO_KINDS = (
     "lose-local-center",
@@ -150,15 +169,28 @@ class Scope(_Strict):
 
 
 class TargetOverride(_Strict):
-    """A plan's own targets for one tier; an absent field keeps the topology's target."""
+    """A plan's own targets for one tier; an absent field keeps the topology's target.
+
+    ``level`` is the GB/T 20988 level the tier is held to; without it a plan that
+    overrides ``rpo_s`` or ``rto_s`` holds the tier to the highest level whose bounds
+    contain its targets. ``measured: false`` leaves the tier out of the drill (no
+    canaries, no figures), e.g. a daily backup in a drill shorter than a day.
+    """
 
     rpo_s: NonNegativeSeconds | None = None
     rto_s: NonNegativeSeconds | None = None
+    level: Annotated[int, Field(ge=1)] | None = None
+    catch_up_s: PositiveSeconds | None = None
+    """The longest the tier's copies may take to catch up after a link fault is restored."""
+    measured: bool = True
 
     @pydantic.model_validator(mode="after")
     def _overrides_something(self) -> TargetOverride:
-        if self.rpo_s is None and self.rto_s is None:
-            raise ValueError("give rpo_s, rto_s or both")
+        targets = (self.rpo_s, self.rto_s, self.level, self.catch_up_s)
+        if self.measured and targets == (None, None, None, None):
+            raise ValueError("give rpo_s, rto_s, level, catch_up_s, or 'measured: false'")
+        if not self.measured and targets != (None, None, None, None):
+            raise ValueError("a tier that is not measured has no targets")
         return self
 
 
@@ -166,10 +198,14 @@ class Canary(_Strict):
     """The canary dataset the engine writes to canary workloads before and during the fault."""
 
     writes_per_s: PositiveSeconds = 1.0
+    """Writes per second to each canary workload."""
     warmup_s: NonNegativeSeconds = 120.0
-    """Seconds (simulated when ``simulated_time``) of writes before the fault is injected."""
+    """Seconds (simulated when ``simulated_time``) of writes before the first fault."""
     object_bytes: Annotated[int, Field(gt=0)] = 4096
     workloads_per_tier: Annotated[int, Field(ge=1)] = 1
+    """Canaries per tier; those of an active-active tier are spread over the local centers."""
+    seed: int = 0
+    """Seeds where in its write interval each canary writes: the same seed, the same writes."""
 
 
 class HttpCheck(_Strict):
@@ -191,23 +227,33 @@ class CommandCheck(_Strict):
     expect_exit: Annotated[int, Field(ge=0, le=255)] = 0
 
 
+BUILTIN_CHECKS = ("centers-up", "audit-intact")
+"""Checks the drill runs in-process: every center reports up; the audit chain verifies."""
+
+
 class Check(_Strict):
-    """One probe: exactly one of an HTTP request or a command."""
+    """One probe: exactly one of a built-in check, an HTTP request or a command (judged by its exit)."""
 
     name: str = ""
+    builtin: Literal["centers-up", "audit-intact"] | None = None
     http: HttpCheck | None = None
     command: CommandCheck | None = None
 
     @pydantic.model_validator(mode="after")
     def _exactly_one_probe(self) -> Check:
-        if (self.http is None) == (self.command is None):
-            raise ValueError("a check is exactly one of 'http: {url: ...}' or 'command: {argv: [...]}'")
+        if [self.builtin, self.http, self.command].count(None) != 2:
+            raise ValueError(
+                "a check is exactly one of 'builtin: centers-up|audit-intact', 'http: {url: ...}' "
+                "or 'command: {argv: [...]}'"
+            )
         return self
 
     @property
     def label(self) -> str:
         if self.name:
             return self.name
+        if self.builtin is not None:
+            return self.builtin
         if self.http is not None:
             return f"GET {self.http.url}"
         assert self.command is not None
@@ -231,6 +277,8 @@ class DrillPlan(_Strict):
     schedule: str | None = None
     """A five-field cron expression in UTC (or ``@daily`` and friends); ``None``: on demand only."""
     scenario: Scenario
+    faults: tuple[Scenario, ...] = ()
+    """More faults, each at its own ``at_s``: a compound scenario."""
     scope: Scope
     targets: dict[topo.Slug, TargetOverride] = Field(default_factory=dict)
     canary: Canary = Canary()
@@ -252,6 +300,12 @@ class DrillPlan(_Strict):
             )
         return expression
 
+    @property
+    def all_faults(self) -> tuple[AnyScenario, ...]:
+        """The scenario and the other faults, in the order they strike (the scenario first on a tie)."""
+        faults = (self.scenario, *self.faults)
+        return tuple(sorted(faults, key=lambda fault: fault.at_s))
+
 
 class EffectiveTarget(_Strict):
     """The targets a drill holds one tier to."""
@@ -262,6 +316,10 @@ class EffectiveTarget(_Strict):
     gbt20988_level_target: int
     overridden: bool
     """True when the plan replaced at least one of the topology's targets."""
+    catch_up_allowed_s: float
+    """How long the tier's copies may take to catch up after a link comes back: unless the plan
+    says, one replication interval for the next pass to start, plus its RPO target or one more
+    interval (whichever is longer) for that pass to ship the backlog."""
 
 
 # --- parsing -----------------------------------------------------------------------------------
@@ -292,7 +350,8 @@ def _location(error: Any) -> str:
     """The path in the file; the scenario's kind tag that pydantic adds to the location is dropped."""
     loc: list[int | str] = []
     for part in error["loc"]:
-        if loc == ["scenario"] and part in SCENARIO_KINDS:
+        in_fault = loc == ["scenario"] or (len(loc) == 2 and loc[0] == "faults")
+        if in_fault and part in SCENARIO_KINDS:
             continue
         loc.append(part)
     if error["type"] in {"union_tag_invalid", "union_tag_not_found"}:
@@ -322,8 +381,23 @@ def _describe(error: Any) -> str:
 
 
 def check_against(plan: DrillPlan, topology: topo.Topology) -> None:
-    """Check the centers, links and tiers the plan names; raise ``InvalidInput`` with the path."""
-    _check_scenario(plan.scenario, topology)
+    """Check the centers, links, tiers and levels the plan names, and that its warm-up is long
+    enough to measure every tier it measures; raise ``InvalidInput`` with the path."""
+    _check_scenario(plan.scenario, topology, field="scenario")
+    losses = int(isinstance(plan.scenario, LOSSES))
+    for index, fault in enumerate(plan.faults):
+        _check_scenario(fault, topology, field=f"faults[{index}]")
+        if isinstance(fault, IsolatedFailoverTest) or isinstance(plan.scenario, IsolatedFailoverTest):
+            raise errors.InvalidInput(
+                "a test failover touches no production, so it is a plan's only fault",
+                field=f"faults[{index}].kind",
+            )
+        losses += isinstance(fault, LOSSES)
+        if losses > 1:
+            raise errors.InvalidInput(
+                "a plan loses centers once (one lose-* fault in scenario and faults together)",
+                field=f"faults[{index}].kind",
+            )
     tiers = {tier.name for tier in topology.tiers}
     known_tiers = ", ".join(tier.name for tier in topology.tiers)
     for index, name in enumerate(plan.scope.tiers):
@@ -341,9 +415,36 @@ def check_against(plan: DrillPlan, topology: topo.Topology) -> None:
                 f"tier {name!r} is not in the plan's scope (tiers: {', '.join(plan.scope.tiers)})",
                 field=f"targets.{name}",
             )
+        level = plan.targets[name].level
+        levels = sorted(entry.level for entry in topology.gbt20988_levels)
+        if level is not None and level not in levels:
+            raise errors.InvalidInput(
+                f"no GB/T 20988 level {level} in the topology (levels: {', '.join(map(str, levels))})",
+                field=f"targets.{name}.level",
+            )
+    for tier in tiers_in_scope(plan, topology):
+        interval = float(tier.dr_interval_s or 0)
+        if measured(plan, tier.name) and plan.canary.warmup_s < interval:
+            raise errors.InvalidInput(
+                f"{plan.canary.warmup_s:g} s is shorter than tier {tier.name}'s replication interval "
+                f"({interval:g} s), so its RPO could not be measured; warm up longer or mark the tier "
+                f"'targets.{tier.name}.measured: false'",
+                field="canary.warmup_s",
+            )
+    if not tiers_measured(plan, topology):
+        raise errors.InvalidInput("the plan measures no tier", field="targets")
 
 
-def _check_scenario(scenario: AnyScenario, topology: topo.Topology) -> None:
+def _check_scenario(scenario: AnyScenario, topology: topo.Topology, *, field: str) -> None:
+    try:
+        _check_fault(scenario, topology)
+    except errors.InvalidInput as error:
+        raise errors.InvalidInput(
+            error.reason, field=(error.field or "").replace("scenario", field, 1)
+        ) from None
+
+
+def _check_fault(scenario: AnyScenario, topology: topo.Topology) -> None:
     if isinstance(scenario, LoseLocalCenter):
         _require_role(topology, scenario.center, topo.CenterRole.LOCAL, field="scenario.center")
     elif isinstance(scenario, LoseBothLocalCenters):
@@ -407,20 +508,42 @@ def tiers_in_scope(plan: DrillPlan, topology: topo.Topology) -> list[topo.Tier]:
     return sorted(chosen, key=lambda tier: tier.priority)
 
 
+def measured(plan: DrillPlan, tier: str) -> bool:
+    """Whether the plan measures ``tier`` (it does unless its targets say ``measured: false``)."""
+    override = plan.targets.get(tier)
+    return override is None or override.measured
+
+
+def tiers_measured(plan: DrillPlan, topology: topo.Topology) -> list[topo.Tier]:
+    """The tiers in scope that the drill makes canaries for and judges."""
+    return [tier for tier in tiers_in_scope(plan, topology) if measured(plan, tier.name)]
+
+
 def effective_targets(plan: DrillPlan, topology: topo.Topology) -> list[EffectiveTarget]:
-    """Per tier in scope: the topology's targets with the plan's overrides applied."""
+    """Per tier measured: the topology's targets with the plan's overrides applied."""
     result = []
-    for tier in tiers_in_scope(plan, topology):
+    for tier in tiers_measured(plan, topology):
         override = plan.targets.get(tier.name)
-        rpo = override.rpo_s if override is not None and override.rpo_s is not None else None
-        rto = override.rto_s if override is not None and override.rto_s is not None else None
+        rpo = float(tier.rpo_target_s if override is None or override.rpo_s is None else override.rpo_s)
+        rto = float(tier.rto_target_s if override is None or override.rto_s is None else override.rto_s)
+        interval = float(tier.dr_interval_s or 0)
+        level = tier.gbt20988_level
+        if override is not None and override.level is not None:
+            level = override.level
+        elif override is not None and (override.rpo_s is not None or override.rto_s is not None):
+            level = topology.level_achieved(rto_s=rto, rpo_s=rpo) or min(
+                entry.level for entry in topology.gbt20988_levels
+            )
         result.append(
             EffectiveTarget(
                 tier=tier.name,
-                rpo_target_s=float(tier.rpo_target_s if rpo is None else rpo),
-                rto_target_s=float(tier.rto_target_s if rto is None else rto),
-                gbt20988_level_target=tier.gbt20988_level,
+                rpo_target_s=rpo,
+                rto_target_s=rto,
+                gbt20988_level_target=level,
                 overridden=override is not None,
+                catch_up_allowed_s=float(override.catch_up_s)
+                if override is not None and override.catch_up_s is not None
+                else max(rpo, interval) + interval,
             )
         )
     return result

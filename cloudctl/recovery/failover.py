@@ -1,13 +1,22 @@
 """Failover and failback: a recovery plan, ordered like a DR orchestrator's, executed step by step.
 
-A plan lists, per affected workload (lower tier ``priority`` first, then by id):
+A failover plan lists, per affected workload (lower tier ``priority`` first, then by id):
 
 - ``final-sync`` (planned only): ship the last delta to the target — no data loss;
 - ``promote``: the target serves — its held quota becomes usage, its servers start,
   roles swap (the left center's placement becomes ``failed`` when unplanned, or a
-  ready standby when planned);
+  ready copy when planned);
 - ``switch-traffic``: the traffic driver points the service's record at the target;
-- ``reprotect``: streams are rebuilt from the new serving center.
+- ``reprotect``: streams are rebuilt from the new serving center (``protection_streams``).
+
+A failback to center C plans, per workload whose home layout has C serving and that is
+not home there: ``resync`` (reverse replication into C until it is consistent),
+``final-sync``, ``promote`` C, ``switch-traffic`` to C, then ``restore-home`` (every
+placement takes its home role, a stand-in center stops its servers and keeps only its
+quota hold, streams follow the home layout). A workload whose home has a copy (standby
+or DR) in C and that serves at home again gets ``resync`` and ``restore-home`` only.
+
+Hooks (``model.recovery.Hook``) are steps of the plan like the others.
 
 Invariants:
 - One run per center at a time: starting a failover or failback of a center that
@@ -15,11 +24,14 @@ Invariants:
 - The plan is fixed when the run starts and stored with it; each completed step is
   recorded (one row) in its own transaction, so a killed process resumes at the
   first step not done and never repeats one.
+- The home layout of a workload (the role of each placement) is recorded when a
+  failover first moves it and is what failback restores; a failback of a workload
+  already home plans nothing, so a second failback plans 0 steps.
 - Unplanned failover accepts the loss the tier allows and reports it: the
   acknowledged writes the target never received (``writes_lost``) and the age of
   the oldest of them (``rpo_s``).
-- Failback first reprotects (reverse replication from where the workload runs now
-  until the returning center is consistent), then runs a planned failover back.
+- A hook that fails acts by its policy: ``abort`` ends the run as failed, ``pause``
+  stops it as paused until ``resume``, ``continue`` records the failure and goes on.
 """
 
 from __future__ import annotations
@@ -32,16 +44,24 @@ from typing import Any
 
 from cloudctl import errors
 from cloudctl.drivers import base
+from cloudctl.model import recovery as model
+from cloudctl.model import states
 from cloudctl.model import topology as topo
+from cloudctl.recovery import hooks as hook_calls
+from cloudctl.recovery import materialise, traffic
 from cloudctl.recovery import replication as repl
 from cloudctl.store import quotas, recovery, replication, requests
 
 PLANNED, UNPLANNED = "planned", "unplanned"
-TRAFFIC_ZONE = "gov.cloud"
 SERVER_ACTIVE_TIMEOUT_S = 600.0
+READY = states.PlacementState.READY
+Action = model.StepAction
 
-OnStep = Callable[[dict[str, Any], int, int], None]
+OnStep = Callable[[model.RecoveryStep, int, int], None]
 """Called after each step: ``(step, done_count, total)``."""
+
+Heartbeat = Callable[[], float]
+"""Wall-clock time, recorded with each step as the run's sign of life."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +71,19 @@ class Health:
 
 def _healthy(health: Health, center: str) -> bool:
     return health.center_up(center)
+
+
+def _asked_once(health: Health) -> Health:
+    """Each center is asked once per plan, not once per workload."""
+    known: dict[str, bool] = {}
+    ask = health.center_up
+
+    def center_up(center: str) -> bool:
+        if center not in known:
+            known[center] = ask(center)
+        return known[center]
+
+    return Health(center_up=center_up)
 
 
 def choose_target(
@@ -70,9 +103,14 @@ def choose_target(
             return None, f"{to_center} is down"
         return to_center, "requested"
     candidates = [p for p in workload.placements if p.center != from_center]
-    order = {"active": 0, "standby": 1, "primary": 1, "dr": 2}
-    for placement in sorted(candidates, key=lambda p: order.get(p.role, 9)):
-        if placement.state == "failed":
+    order = {
+        states.PlacementRole.ACTIVE: 0,
+        states.PlacementRole.STANDBY: 1,
+        states.PlacementRole.PRIMARY: 1,
+        states.PlacementRole.DR: 2,
+    }
+    for placement in sorted(candidates, key=lambda p: order.get(states.PlacementRole(p.role), 9)):
+        if placement.state == states.PlacementState.FAILED:
             continue
         if _healthy(health, placement.center):
             return placement.center, f"{placement.role} copy"
@@ -88,25 +126,17 @@ def plan(
     departments: list[str] | None,
     workload_ids: list[str] | None,
     health: Health,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+) -> tuple[list[model.RecoveryStep], list[dict[str, Any]]]:
     """The ordered steps, and the workloads that cannot be recovered (with the reason)."""
-    known: dict[str, bool] = {}
-    ask = health.center_up
-
-    def center_up(center: str) -> bool:
-        if center not in known:
-            known[center] = ask(center)
-        return known[center]
-
-    health = Health(center_up=center_up)  # each center is asked once per plan, not once per workload
+    health = _asked_once(health)
     leaving = set(from_centers)
     with env.store.read() as tx:
-        workloads = requests.list_workloads(tx, departments=departments, states=["ready"])
+        workloads = requests.list_workloads(tx, departments=departments, states=[states.WorkloadState.READY])
     if workload_ids is not None:
         workloads = [w for w in workloads if w.id in workload_ids]
     affected = [w for w in workloads if set(repl.serving_centers(w)) & leaving]
     affected.sort(key=lambda w: (env.topology.tier(w.tier).priority, w.id))
-    steps: list[dict[str, Any]] = []
+    steps: list[model.RecoveryStep] = []
     stranded: list[dict[str, Any]] = []
     for workload in affected:
         still_serving = [
@@ -125,16 +155,126 @@ def plan(
         if target is None:
             stranded.append({"workload_id": workload.id, "tier": workload.tier, "reason": why})
             continue
-        base_step = {"workload_id": workload.id, "tier": workload.tier, "target": target, "why": why}
         left = sorted(leaving & set(repl.serving_centers(workload)))
+        actions = [Action.PROMOTE, Action.SWITCH_TRAFFIC, Action.REPROTECT]
         if mode == PLANNED:
-            steps.append({**base_step, "action": "final-sync", "from": left})
-        steps.append({**base_step, "action": "promote", "from": left})
-        steps.append({**base_step, "action": "switch-traffic", "from": left})
-        steps.append({**base_step, "action": "reprotect", "from": left})
-    for index, step in enumerate(steps):
-        step["id"] = f"{index:04d}:{step['workload_id']}:{step['action']}"
-    return steps, stranded
+            actions.insert(0, Action.FINAL_SYNC)
+        steps += [
+            model.RecoveryStep(
+                action=action,
+                workload_id=workload.id,
+                tier=workload.tier,
+                target=target,
+                why=why,
+                from_centers=left,
+            )
+            for action in actions
+        ]
+    return model.number(steps), stranded
+
+
+# --- the home layout and failback ---------------------------------------------------------------------
+
+
+def derive_home(topology: topo.Topology, workload: requests.WorkloadRecord) -> dict[str, str]:
+    """The home roles of a workload with none recorded: from its tier and where it serves (or
+    the local center it left)."""
+    tier = topology.tier(workload.tier)
+    local = {c.name for c in topology.centers_with_role(topo.CenterRole.LOCAL)}
+    ours = [p for p in workload.placements if p.center in local]
+    serving_center = None
+    if tier.local is not topo.LocalPlacement.ACTIVE_ACTIVE and ours:
+        left = [
+            p.center for p in ours if p.state in (states.PlacementState.FAILED, states.PlacementState.DRAINED)
+        ]
+        serving = [p.center for p in ours if p.role in states.SERVING_ROLES]
+        serving_center = (left or serving or [ours[0].center])[0]
+    roles = states.home_roles(
+        topology, tier=tier, centers=[p.center for p in workload.placements], serving_center=serving_center
+    )
+    return {center: role.value for center, role in roles.items()}
+
+
+def home_of(
+    topology: topo.Topology, workload: requests.WorkloadRecord, recorded: dict[str, dict[str, str]]
+) -> dict[str, str]:
+    return recorded.get(workload.id) or derive_home(topology, workload)
+
+
+def plan_failback(
+    env: repl.Environment, *, to_center: str, health: Health
+) -> tuple[list[model.RecoveryStep], list[dict[str, Any]]]:
+    """The steps that bring home every workload whose home layout uses ``to_center`` and that is
+    not home there; the workloads that cannot go home now (with the reason)."""
+    health = _asked_once(health)
+    with env.store.read() as tx:
+        workloads = requests.list_workloads(tx, states=[states.WorkloadState.READY])
+        recorded = recovery.homes_of(tx)
+        unhealthy_into = {
+            s.workload_id
+            for s in replication.list_streams(tx)
+            if s.target == to_center and s.state != states.StreamState.HEALTHY
+        }
+    workloads.sort(key=lambda w: (env.topology.tier(w.tier).priority, w.id))
+    steps: list[model.RecoveryStep] = []
+    stranded: list[dict[str, Any]] = []
+    for workload in workloads:
+        home = home_of(env.topology, workload, recorded)
+        if to_center not in home:
+            continue
+        by_center = {p.center: p for p in workload.placements}
+        here = by_center[to_center]
+        home_serving = [c for c, role in home.items() if role in states.SERVING_ROLES]
+        serving_now = repl.serving_centers(workload)
+        stand_ins = [c for c in serving_now if c not in home_serving]
+        base_step = {"workload_id": workload.id, "tier": workload.tier, "target": to_center}
+        if to_center in home_serving:
+            home_here = here.role == home[to_center] and here.state == READY
+            if home_here and not stand_ins:
+                continue
+            why = f"home: {home[to_center]} in {to_center}"
+            if home_here:
+                actions = [Action.RESTORE_HOME]
+            elif not serving_now:
+                stranded.append({**base_step, "reason": "served nowhere: nothing to copy home from"})
+                continue
+            elif not all(_healthy(health, c) for c in serving_now):
+                stranded.append({**base_step, "reason": f"{', '.join(serving_now)} is down"})
+                continue
+            else:
+                actions = [
+                    Action.RESYNC,
+                    Action.FINAL_SYNC,
+                    Action.PROMOTE,
+                    Action.SWITCH_TRAFFIC,
+                    Action.RESTORE_HOME,
+                ]
+        else:
+            if stand_ins or not serving_now:
+                continue  # its serving home is elsewhere and not back yet: that center's failback
+            home_here = (
+                here.role == home[to_center]
+                and here.state
+                not in (
+                    states.PlacementState.FAILED,
+                    states.PlacementState.DRAINED,
+                )
+                and not states.serves(here.role, here.state)
+            )
+            why = f"home: {home[to_center]} copy in {to_center}"
+            actions = [Action.RESYNC, Action.RESTORE_HOME]
+            if home_here:
+                if workload.id not in unhealthy_into:
+                    continue
+                actions = [Action.RESYNC]
+        steps += [
+            model.RecoveryStep(action=action, why=why, from_centers=stand_ins, **base_step)
+            for action in actions
+        ]
+    return model.number(steps), stranded
+
+
+# --- running a plan -------------------------------------------------------------------------------------
 
 
 def start(
@@ -142,87 +282,175 @@ def start(
     *,
     kind: str,
     mode: str,
-    from_center: str,
+    from_centers: list[str],
     to_center: str | None,
-    steps: list[dict[str, Any]],
+    steps: list[model.RecoveryStep],
     stranded: list[dict[str, Any]],
     scope: dict[str, Any],
+    started_by: str = "",
+    owner: str = "",
+    alive_at: float | None = None,
 ) -> recovery.RecoveryRun:
+    """Store the run (refused while another unfinished run touches one of its centers); a failover
+    also records the home layout of the workloads it moves, unless one is recorded already."""
     now = env.clock.now()
     run = recovery.RecoveryRun(
         id=f"{kind}-{int(now * 1000):013x}{secrets.token_hex(3)}",
         kind=kind,
         mode=mode,
-        from_center=from_center,
+        from_center=",".join(from_centers) or "-",
         to_center=to_center,
         scope=scope,
-        state="running",
-        plan=steps,
+        state=states.RunState.RUNNING,
+        plan=[step.document() for step in steps],
         progress=[],
-        result={"stranded": stranded, "workloads": {}},
+        result={"stranded": stranded, "workloads": {}, "hooks": []},
         started_at=now,
         finished_at=None,
+        started_by=started_by,
+        owner=owner,
+        heartbeat_at=alive_at,
     )
+    moved = sorted({step.workload_id for step in steps if step.workload_id})
     with env.store.transaction() as tx:
-        for center in sorted({*from_center.split(","), *([to_center] if to_center else [])}):
+        for center in sorted({*from_centers, *([to_center] if to_center else [])}):
             recovery.lock_center(tx, center)
             busy = recovery.running_for_center(tx, center)
             if busy:
                 raise errors.Conflict(
-                    f"{busy[0].kind} {busy[0].id} of {center} is still running; finish it with "
+                    f"{busy[0].kind} {busy[0].id} of {center} is {busy[0].state}; finish it with "
                     f"`cloudctl failover resume {busy[0].id}` first",
                     field="from",
                 )
+        if kind == "failover" and moved:
+            workloads = requests.list_workloads(tx, ids=moved)
+            recovery.record_homes(tx, {w.id: derive_home(env.topology, w) for w in workloads})
         recovery.insert_run(tx, run)
     return run
 
 
-def execute(env: repl.Environment, run_id: str, *, on_step: OnStep | None = None) -> recovery.RecoveryRun:
+def steps_of(run: recovery.RecoveryRun) -> list[model.RecoveryStep]:
+    return [model.RecoveryStep.model_validate(step) for step in run.plan]
+
+
+def execute(
+    env: repl.Environment,
+    run_id: str,
+    *,
+    on_step: OnStep | None = None,
+    owner: str = "",
+    alive_at: Heartbeat | None = None,
+) -> recovery.RecoveryRun:
     """Run (or resume) the steps not yet done; each step commits with its record (alone, or
-    ``env.steps_per_commit`` at a time: see ``Environment``)."""
-    with env.store.read() as tx:
-        run = recovery.get_run(tx, run_id)
-    done = {entry["id"] for entry in run.progress}
-    # A running run's result holds what its finished steps did, workload by workload.
-    results: dict[str, Any] = {key: dict(value) for key, value in run.result.get("workloads", {}).items()}
-    todo = [step for step in run.plan if step["id"] not in done]
-    size = max(env.steps_per_commit, 1)
-    for start in range(0, len(todo), size):
-        finished = []
-        with env.store.unit_of_work() if size > 1 else contextlib.nullcontext():
-            for step in todo[start : start + size]:
-                outcome = _do(env, run, step)
-                results.setdefault(step["workload_id"], {}).update(outcome)
-                with env.store.transaction() as tx:
-                    at = env.clock.now()
-                    recovery.record_step(tx, run_id=run_id, step_id=step["id"], at=at, outcome=outcome)
-                finished.append(step)
-        for step in finished:
-            done.add(step["id"])
-            if on_step is not None:
-                on_step(step, len(done), len(run.plan))
+    ``env.steps_per_commit`` at a time: see ``Environment``).
+
+    Ends ``done``; ``paused`` or ``failed`` when a hook says so; ``interrupted`` when a step
+    raises (or the process is interrupted), the error kept in the result, and re-raised.
+    """
+    beat = alive_at or env.clock.now
     with env.store.transaction() as tx:
+        run = recovery.get_run(tx, run_id, for_update=True)
+        states.check_transition(
+            states.RUN_TRANSITIONS, states.RunState(run.state), states.RunState.RUNNING, field="run"
+        )
+        recovery.update_run(tx, run_id, state=states.RunState.RUNNING)
+        recovery.claim_run(tx, run_id, owner=owner, alive_at=beat())
+    done = {entry["id"] for entry in run.progress}
+    # A run's result holds what its finished steps did, workload by workload.
+    results: dict[str, Any] = {key: dict(value) for key, value in run.result.get("workloads", {}).items()}
+    hook_outcomes: list[dict[str, Any]] = list(run.result.get("hooks", []))
+    plan_steps = steps_of(run)
+    todo = [step for step in plan_steps if step.id not in done]
+    size = max(env.steps_per_commit, 1)
+    stop: str | None = None
+    try:
+        for first in range(0, len(todo), size):
+            finished = []
+            with env.store.unit_of_work() if size > 1 else contextlib.nullcontext():
+                for step in todo[first : first + size]:
+                    outcome = _do(env, run, step)
+                    if step.hook is not None:
+                        hook_outcomes.append({"step": step.id, **outcome})
+                        if not outcome["ok"]:
+                            stop = _stop_for(step.hook.on_failure)
+                    else:
+                        results.setdefault(step.workload_id, {}).update(outcome)
+                    with env.store.transaction() as tx:
+                        at = env.clock.now()
+                        recovery.record_step(tx, run_id=run_id, step_id=step.id, at=at, outcome=outcome)
+                        recovery.beat(tx, run_id, alive_at=beat())
+                    finished.append(step)
+                    if stop is not None:
+                        break
+            for step in finished:
+                done.add(step.id)
+                if on_step is not None:
+                    on_step(step, len(done), len(plan_steps))
+            if stop is not None:
+                break
+    except BaseException as interruption:
+        with env.store.transaction() as tx:
+            recovery.update_run(
+                tx,
+                run_id,
+                state=states.RunState.INTERRUPTED,
+                owner="",
+                result={**run.result, "error": _describe(interruption)},
+            )
+        raise
+    result = {**run.result, "workloads": results, "hooks": hook_outcomes}
+    result.pop("error", None)
+    with env.store.transaction() as tx:
+        if stop == states.RunState.PAUSED:
+            return recovery.update_run(tx, run_id, state=stop, owner="", result=result)
         return recovery.update_run(
             tx,
             run_id,
-            state="done",
+            state=stop or states.RunState.DONE,
+            owner="",
             finished_at=env.clock.now(),
-            result={**run.result, "workloads": results},
+            result=result,
         )
 
 
-def _do(env: repl.Environment, run: recovery.RecoveryRun, step: dict[str, Any]) -> dict[str, Any]:
-    action = step["action"]
-    workload_id, target = step["workload_id"], step["target"]
-    if action == "final-sync":
-        return _final_sync(env, workload_id, target=target)
-    if action == "promote":
-        return _promote(env, workload_id, target=target, left=step["from"], mode=run.mode)
-    if action == "switch-traffic":
-        return _switch_traffic(env, workload_id, target=target, left=step["from"])
-    if action == "reprotect":
-        return _reprotect(env, workload_id)
-    raise errors.OperationFailed(f"unknown recovery step {action!r}", field="plan")
+def _stop_for(policy: model.FailurePolicy) -> str | None:
+    if policy is model.FailurePolicy.ABORT:
+        return states.RunState.FAILED
+    if policy is model.FailurePolicy.PAUSE:
+        return states.RunState.PAUSED
+    return None
+
+
+def _describe(interruption: BaseException) -> str:
+    if isinstance(interruption, errors.CloudctlError):
+        return interruption.one_line()
+    if isinstance(interruption, KeyboardInterrupt):
+        return "interrupted by the operator"
+    return f"{type(interruption).__name__}: {interruption}"
+
+
+def _do(env: repl.Environment, run: recovery.RecoveryRun, step: model.RecoveryStep) -> dict[str, Any]:
+    workload_id, target, left = step.workload_id, step.target, step.from_centers
+    match step.action:
+        case Action.FINAL_SYNC:
+            return _final_sync(env, workload_id, target=target)
+        case Action.PROMOTE:
+            return _promote(env, workload_id, target=target, left=left, mode=run.mode)
+        case Action.SWITCH_TRAFFIC:
+            return _switch_traffic(env, workload_id, target=target, left=left)
+        case Action.REPROTECT:
+            return _reprotect(env, workload_id)
+        case Action.RESYNC:
+            return _resync(env, workload_id, center=target)
+        case Action.RESTORE_HOME:
+            return _restore_home(env, workload_id, center=target)
+        case Action.HOOK:
+            assert step.hook is not None
+            return hook_calls.call(
+                step.hook,
+                about={"run": run.id, "kind": run.kind, "mode": run.mode, "step": step.id, "scope": step.why},
+            )
+    raise errors.OperationFailed(f"unknown recovery step {step.action!r}", field="plan")
 
 
 def _streams_to(env: repl.Environment, workload_id: str, target: str) -> list[replication.Stream]:
@@ -264,30 +492,31 @@ def _promote(
     placement = by_center[target]
     offering = env.topology.offering(workload.offering)
     made = list(placement.resources)
-    if placement.role not in repl.SERVING_ROLES or placement.state != "ready":
+    if not states.serves(placement.role, placement.state):
         made = _start_servers(env.drivers_for(target), workload, offering, existing=made)
+        made = materialise.recover_volumes(
+            env, workload, target=target, left=left, seq=at_target, resources=made
+        )
     with env.store.transaction() as tx:
         current = requests.get_workload(tx, workload_id, for_update=True)
         quotas.commit_reservations(tx, [by_center[target].reservation_id], now=now)
-        new_role = "active" if placement.role == "active" else "primary"
         requests.update_placement(
             tx,
             workload_id=workload_id,
             center=target,
-            values={"role": new_role, "state": "ready", "resources": made},
+            values={"role": states.promoted_role(placement.role), "state": READY, "resources": made},
         )
         dr_centers = {c.name for c in env.topology.centers_with_role(topo.CenterRole.DR)}
         for center in left:
             old = by_center[center]
-            demoted_role = "active" if old.role == "active" else ("dr" if center in dr_centers else "standby")
-            demoted_state = "failed"
-            if mode == PLANNED:
-                demoted_state = "drained" if old.role == "active" else "ready"
             requests.update_placement(
                 tx,
                 workload_id=workload_id,
                 center=center,
-                values={"role": demoted_role, "state": demoted_state},
+                values={
+                    "role": states.demoted_role(old.role, center_is_dr=center in dr_centers),
+                    "state": states.left_state(old.role, planned=mode == PLANNED),
+                },
             )
         requests.update_workload(tx, current, now=now)
     served_at = env.clock.now()
@@ -336,11 +565,44 @@ def _switch_traffic(
 ) -> dict[str, Any]:
     with env.store.read() as tx:
         workload = requests.get_workload(tx, workload_id)
-    traffic = env.drivers_for(traffic_center(env.topology)).traffic
-    traffic.upsert_record(TRAFFIC_ZONE, name=workload.name, target_center=target, weight=100)
-    for center in left:
-        traffic.upsert_record(TRAFFIC_ZONE, name=workload.name, target_center=center, weight=0)
+    driver = env.drivers_for(traffic.traffic_center(env.topology)).traffic
+    traffic.switch(driver, env.topology, workload, target=target, left=left)
     return {"traffic_to": target, "served_at": env.clock.now()}
+
+
+def protection_streams(
+    topology: topo.Topology, workload: requests.WorkloadRecord
+) -> list[tuple[str, str, str, float | None]]:
+    """``(source, target, mode, interval_s)`` of the streams that protect the workload from where
+    it serves now: to every other center holding a placement of it.
+
+    At home this is what the tier declares (``repl.streams_for``). Away from home the copies
+    follow the serving center: a local center copies synchronously to the other local one and
+    to DR as the tier says; a workload served from the DR center copies back asynchronously to
+    its local centers, so failback has the data at hand.
+    """
+    serving = repl.serving_centers(workload)
+    if not serving:
+        return []
+    tier = topology.tier(workload.tier)
+    source = serving[0]
+    dr_centers = {c.name for c in topology.centers_with_role(topo.CenterRole.DR)}
+    interval_s = float(tier.dr_interval_s or 0)
+    planned: list[tuple[str, str, str, float | None]] = []
+    for placement in workload.placements:
+        target = placement.center
+        if target == source:
+            continue
+        if target in dr_centers:
+            if tier.dr_copy is topo.DrCopy.NONE:
+                continue
+            mode = repl.ASYNC if tier.dr_copy is topo.DrCopy.ASYNC else repl.BACKUP
+            planned.append((source, target, mode, interval_s))
+        elif source in dr_centers:
+            planned.append((source, target, repl.ASYNC, interval_s or None))
+        elif tier.local is not topo.LocalPlacement.SINGLE:
+            planned.append((source, target, repl.SYNC, None))
+    return planned
 
 
 def _reprotect(env: repl.Environment, workload_id: str) -> dict[str, Any]:
@@ -356,12 +618,16 @@ def _reprotect(env: repl.Environment, workload_id: str) -> dict[str, Any]:
     for stream in old:
         known.setdefault(stream.source, (latest, env.clock.now()))
     now = env.clock.now()
-    planned = repl.streams_for(env.topology, workload)
+    planned = protection_streams(env.topology, workload)
+    failed = {p.center for p in workload.placements if p.state == states.PlacementState.FAILED}
     with env.store.transaction() as tx:
         replication.delete_streams(tx, workload_id=workload_id)
         for source, target, mode, interval_s in planned:
             seq, consistent_at = known.get(target, (0, None))
-            down = any(p.center == target and p.state == "failed" for p in workload.placements)
+            if target in failed:
+                state = states.StreamState.DEGRADED
+            else:
+                state = states.StreamState.HEALTHY if seq >= latest else states.StreamState.LAGGING
             replication.upsert_stream(
                 tx,
                 replication.new_stream(
@@ -372,7 +638,7 @@ def _reprotect(env: repl.Environment, workload_id: str) -> dict[str, Any]:
                     target=target,
                     mode=mode,
                     interval_s=interval_s,
-                    state="degraded" if down else ("healthy" if seq >= latest else "lagging"),
+                    state=state,
                     last_seq=min(seq, latest),
                     last_consistent_at=consistent_at,
                     last_pass_at=None,
@@ -382,66 +648,66 @@ def _reprotect(env: repl.Environment, workload_id: str) -> dict[str, Any]:
     return {"streams": [f"{s}>{t} {m}" for s, t, m, _i in planned]}
 
 
-def failback_candidates(env: repl.Environment, *, to_center: str) -> list[str]:
-    """Workloads that once ran in ``to_center`` (their placement there is ``failed`` or ``drained``)."""
-    with env.store.read() as tx:
-        workloads = requests.list_workloads(tx, states=["ready"])
-    return [
-        w.id
-        for w in workloads
-        if any(p.center == to_center and p.state in ("failed", "drained") for p in w.placements)
-    ]
-
-
-def reprotect_for_failback(env: repl.Environment, workload_ids: list[str], *, to_center: str) -> int:
-    """Reverse replication into the returning center until it is consistent; how many objects were shipped."""
-    shipped = 0
-    for workload_id in workload_ids:
-        with env.store.transaction() as tx:
+def _resync(env: repl.Environment, workload_id: str, *, center: str) -> dict[str, Any]:
+    """Reverse replication into the returning ``center`` until it holds every acknowledged write,
+    each object it should hold read back and repaired if it differs."""
+    with env.store.transaction() as tx:
+        workload = requests.get_workload(tx, workload_id, for_update=True)
+        here = next(p for p in workload.placements if p.center == center)
+        if here.state in (states.PlacementState.FAILED, states.PlacementState.DRAINED):
+            # Back, and receiving: it holds the quota and takes the copy, it does not serve yet.
             requests.update_placement(
-                tx, workload_id=workload_id, center=to_center, values={"state": "ready"}
+                tx,
+                workload_id=workload_id,
+                center=center,
+                values={"state": states.PlacementState.RESERVED},
             )
-        _reprotect(env, workload_id)
-        if not any(stream.target == to_center for stream in _streams_to(env, workload_id, to_center)):
-            _reverse_stream(env, workload_id, to_center=to_center)
-        for stream in _streams_to(env, workload_id, to_center):
-            if stream.target != to_center:
-                continue
+    storage = env.drivers_for(center).object_storage
+    try:
+        storage.get_bucket(repl.data_bucket(workload_id))
+    except errors.NotFound:
+        storage.create_bucket(repl.data_bucket(workload_id), versioning=True)
+    _reprotect(env, workload_id)
+    shipped = repaired = 0
+    for stream in _streams_to(env, workload_id, center):
+        if stream.target != center:
+            continue
+        while True:
             result = repl.replicate(env, stream.id)
             if result.error:
-                raise errors.BackendUnavailable(
-                    f"reprotect to {to_center} failed: {result.error}", field="stream"
-                )
+                raise errors.BackendUnavailable(f"resync of {center} failed: {result.error}", field="stream")
             shipped += result.copied
-    return shipped
+            with env.store.read() as tx:
+                if replication.get_stream(tx, stream.id).state == states.StreamState.HEALTHY:
+                    break
+        # What the center held before it was left is not trusted: re-read it all, repair what differs.
+        repaired += repl.scrub(env, stream.id).resent
+    return {"resynced_to": center, "resynced_objects": shipped + repaired, "repaired_objects": repaired}
 
 
-def _reverse_stream(env: repl.Environment, workload_id: str, *, to_center: str) -> None:
-    """A stream back into the returning center when the tier keeps none from where it runs now."""
+def _restore_home(env: repl.Environment, workload_id: str, *, center: str) -> dict[str, Any]:
+    """Every placement takes its home role; centers that stood in hand back; streams of the home layout.
+
+    A home copy in ``center`` is ``reserved`` again (it was resynced); one in another center that
+    is still failed stays failed until that center's own failback.
+    """
     with env.store.read() as tx:
         workload = requests.get_workload(tx, workload_id)
-        known = [s for s in replication.list_streams(tx, workload_ids=[workload_id]) if s.target == to_center]
-    source = repl.serving_centers(workload)[0]
-    tier = env.topology.tier(workload.tier)
-    now = env.clock.now()
+        home = home_of(env.topology, workload, recovery.homes_of(tx, [workload_id]))
+    handing_back = []
     with env.store.transaction() as tx:
-        replication.upsert_stream(
-            tx,
-            replication.new_stream(
-                workload_id=workload_id,
-                department=workload.department,
-                tier=workload.tier,
-                source=source,
-                target=to_center,
-                mode=repl.ASYNC,
-                interval_s=float(tier.dr_interval_s or 0) or None,
-                state="lagging",
-                last_seq=known[0].last_seq if known else 0,
-                last_consistent_at=known[0].last_consistent_at if known else None,
-                last_pass_at=None,
-                now=now,
-            ),
-        )
+        for placement in workload.placements:
+            role = home.get(placement.center, placement.role)
+            values: dict[str, Any] = {"role": role}
+            reachable = placement.center == center or placement.state != states.PlacementState.FAILED
+            if role not in states.SERVING_ROLES and reachable:
+                values["state"] = states.PlacementState.RESERVED
+                handing_back.append(placement.center)
+            requests.update_placement(tx, workload_id=workload_id, center=placement.center, values=values)
+    for stand_in in handing_back:
+        hand_back(env, workload_id, center=stand_in)
+    streams = _reprotect(env, workload_id)
+    return {"home": home, "handed_back": handing_back, **streams}
 
 
 def hand_back(env: repl.Environment, workload_id: str, *, center: str) -> None:

@@ -2,7 +2,8 @@
 
 Invariants: faults live in the store with the simulator state, so an injected
 fault is seen by every process until it is cleared; injecting the same fault
-twice replaces it (ids derive from what the fault hits).
+twice replaces it (ids derive from what the fault hits). Injecting and clearing are
+audited (``fault.inject``, ``fault.clear``), refusals too.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from pydantic import BaseModel
 
 from cloudctl import clock as clocks
 from cloudctl import errors
+from cloudctl.services import access, audit, drivers
 from cloudctl.services import context as ctx_module
-from cloudctl.services import drivers
 
 if TYPE_CHECKING:
     from cloudctl.drivers import simulator as simulator_driver
 
-KINDS = ("center-down", "link-cut", "link-degraded", "api-error-rate")
+KINDS = ("center-down", "link-cut", "link-degraded", "api-error-rate", "corrupt-replica")
 
 
 class FaultPublic(BaseModel):
@@ -29,6 +30,8 @@ class FaultPublic(BaseModel):
     link: list[str] | None
     factor: float | None
     rate: float | None
+    target: str | None
+    """``bucket/key`` of the object a corrupt-replica fault damaged."""
     injected_at: str
 
 
@@ -40,10 +43,12 @@ def _public(fault: simulator_driver.Fault) -> FaultPublic:
         link=list(fault.link) if fault.link else None,
         factor=fault.factor,
         rate=fault.rate,
+        target=fault.target,
         injected_at=clocks.isoformat(fault.injected_at),
     )
 
 
+@audit.audits_refusals(action="fault.inject", target_type="Fault", target="center")
 def inject(
     ctx: ctx_module.Context,
     *,
@@ -52,7 +57,39 @@ def inject(
     peer: str | None = None,
     factor: float | None = None,
     rate: float | None = None,
+    workload: str | None = None,
+    key: str | None = None,
+    principal: access.Principal | None = None,
 ) -> FaultPublic:
+    """Inject a fault; ``principal`` defaults to the local sysadmin (drills, the console)."""
+    fault = _inject(
+        ctx, kind=kind, center=center, peer=peer, factor=factor, rate=rate, workload=workload, key=key
+    )
+    audit.record(
+        ctx,
+        principal=principal or access.local_operator("sysadmin"),
+        action="fault.inject",
+        target_type="Fault",
+        target_id=fault.id,
+        outcome="success",
+        detail={"kind": kind, "center": center or "", "peer": peer or "", "workload": workload or ""},
+    )
+    return fault
+
+
+def _inject(
+    ctx: ctx_module.Context,
+    *,
+    kind: str,
+    center: str | None,
+    peer: str | None,
+    factor: float | None,
+    rate: float | None,
+    workload: str | None,
+    key: str | None,
+) -> FaultPublic:
+    """Inject one fault. ``corrupt-replica`` damages the object ``key`` (default: the first
+    one) of ``workload``'s data bucket in ``center``, behind its checksum."""
     simulator = drivers.simulator(ctx)
     if kind not in KINDS:
         raise errors.InvalidInput(f"unknown fault kind {kind!r} (known: {', '.join(KINDS)})", field="kind")
@@ -61,6 +98,8 @@ def inject(
     ctx.topology.center(center)
     if kind == "center-down":
         return _public(simulator.center_down(center))
+    if kind == "corrupt-replica":
+        return _public(_corrupt_replica(ctx, simulator, center=center, workload=workload, key=key))
     if kind == "api-error-rate":
         if rate is None or not 0 <= rate <= 1:
             raise errors.InvalidInput("give a probability between 0 and 1", field="rate")
@@ -77,17 +116,63 @@ def inject(
     return _public(simulator.link_degraded(center, peer, factor=factor))
 
 
+def _corrupt_replica(
+    ctx: ctx_module.Context,
+    simulator: simulator_driver.Simulator,
+    *,
+    center: str,
+    workload: str | None,
+    key: str | None,
+) -> simulator_driver.Fault:
+    from cloudctl.recovery import replication as repl
+    from cloudctl.store import requests
+
+    if not workload:
+        raise errors.InvalidInput("name the workload whose replica is damaged", field="workload")
+    with ctx.read() as tx:
+        requests.get_workload(tx, workload)
+    bucket = repl.data_bucket(workload)
+    storage = simulator.drivers(center).object_storage
+    try:
+        keys = [entry.key for entry in storage.list_object_entries(bucket)]
+    except errors.NotFound:
+        raise errors.InvalidInput(
+            f"workload {workload} keeps no data in center {center}", field="center"
+        ) from None
+    chosen = key if key is not None else (keys[0] if keys else None)
+    if chosen is None or chosen not in keys:
+        raise errors.InvalidInput(
+            f"no object {chosen!r} in {bucket} at {center}" if chosen else f"{bucket} at {center} is empty",
+            field="key",
+        )
+    return simulator.corrupt_replica(center, bucket=bucket, key=chosen)
+
+
 def list_faults(ctx: ctx_module.Context) -> list[FaultPublic]:
     return [_public(fault) for fault in drivers.simulator(ctx).list_faults()]
 
 
-def clear(ctx: ctx_module.Context, *, fault_id: str | None = None) -> int:
+@audit.audits_refusals(action="fault.clear", target_type="Fault", target="fault_id")
+def clear(
+    ctx: ctx_module.Context, *, fault_id: str | None = None, principal: access.Principal | None = None
+) -> int:
     """Clear one fault (by id) or, without an id, every fault; returns how many were cleared."""
     simulator = drivers.simulator(ctx)
     if fault_id is None:
-        return simulator.clear_all()
-    known = {fault.id for fault in simulator.list_faults()}
-    if fault_id not in known:
-        raise errors.NotFound(f"no fault {fault_id!r}", field="fault")
-    simulator.clear(fault_id)
-    return 1
+        cleared = simulator.clear_all()
+    else:
+        known = {fault.id for fault in simulator.list_faults()}
+        if fault_id not in known:
+            raise errors.NotFound(f"no fault {fault_id!r}", field="fault")
+        simulator.clear(fault_id)
+        cleared = 1
+    audit.record(
+        ctx,
+        principal=principal or access.local_operator("sysadmin"),
+        action="fault.clear",
+        target_type="Fault",
+        target_id=fault_id or "all",
+        outcome="success",
+        detail={"cleared": cleared},
+    )
+    return cleared

@@ -1,121 +1,62 @@
-"""Who is calling: bearer tokens, principals, lockouts, policy checks and the request id.
+"""Who is calling: bearer tokens, authentication, lockouts.
 
 Invariants:
-- A token is ``cct_<id>.<secret>``; only ``sha256(salt + secret)`` is stored, the
-  secret is shown once. Revoked or expired tokens never authenticate.
-- Every failed authentication is audited; after ``lockout_failures`` failures from
-  one client within ``lockout_window_s`` that client is locked out for
-  ``lockout_s`` (answers 429) — guessing tokens is not free. Defaults (settings):
-  5 failures within 15 minutes lock a client out for 15 minutes.
-- Department principals carry their org path, so policies can scope them to
-  their subtree; a department asking for another department's object gets
-  ``NotFound``, never the object and never a hint that it exists.
-- The policy engine is parsed once per context and reused.
+- A token is ``cct_<id>.<secret>``; only ``sha256(salt + secret)`` is stored, the secret is
+  shown once. Token ids are random, and a row is never deleted, so an id is never reused.
+  Revoked or expired tokens never authenticate; neither does a token whose department was
+  deleted (deleting a department revokes its tokens in the same transaction, and a department
+  created again under the same id is younger than any token issued before: it inherits none).
+- Lockout (defaults: 5 failures within 15 minutes lock for 15 minutes, settings
+  ``lockout_*``) is counted per token id: guessing the secret of a known token, or using a
+  revoked or expired one, locks that token, whatever the source. Unknown and malformed tokens
+  are counted per source address instead, and a throttled source is refused only its failing
+  attempts: a request with a valid token is never refused for other clients' failures. A
+  success resets no count.
+- The source address is the peer's; ``X-Forwarded-For`` is believed only from the trusted
+  proxies of the settings (``api`` applies that rule before calling ``authenticate``).
+- Every failed authentication is audited with a validated, bounded token id. The first
+  failure of a (source, token, reason) is recorded at once; the ones that follow within
+  ``auth_audit_aggregate_s`` become one summary record with their count, so guessing cannot
+  flood the log. Each lockout is recorded on its own.
+- Authorisation lives in ``services.access`` (re-exported here for the callers of old).
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
+import collections
 import dataclasses
-import getpass
 import hashlib
 import hmac
+import re
 import secrets
 import threading
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 from pydantic import BaseModel
 
 from cloudctl import clock as clocks
-from cloudctl import errors
-from cloudctl.policy import engine as policy_engine
+from cloudctl import errors, metrics
+from cloudctl.services import access, audit
 from cloudctl.services import context as ctx_module
 from cloudctl.store import orgs, tokens
 
-Principal = policy_engine.Principal
-OPERATOR_ROLES = ("sysadmin", "secadmin", "auditor")
-DEPARTMENT_ROLES = ("dept-admin", "dept-user")
-ROLES = (*DEPARTMENT_ROLES, *OPERATOR_ROLES)
+Principal = access.Principal
+OPERATOR_ROLES = access.OPERATOR_ROLES
+DEPARTMENT_ROLES = access.DEPARTMENT_ROLES
+ROLES = access.ROLES
+local_operator = access.local_operator
+policies = access.policies
+is_department = access.is_department
+authorize = access.authorize
+department_path = access.department_path
+
 TOKEN_PREFIX = "cct_"
-
-_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("cloudctl_request_id", default="")
-
-
-def current_request_id() -> str:
-    return _request_id.get()
-
-
-@contextlib.contextmanager
-def request_id_scope(request_id: str | None = None) -> Iterator[str]:
-    """Tag everything done inside (logs, audit records) with one request id."""
-    value = request_id or uuid.uuid4().hex
-    token = _request_id.set(value)
-    try:
-        yield value
-    finally:
-        _request_id.reset(token)
-
-
-def local_operator(role: str = "sysadmin") -> Principal:
-    """The operator at the management center's own shell (the CLI without ``--api``)."""
-    return Principal(id=f"local:{_user()}", role=role)
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "operator"
-
-
-# --- policies ----------------------------------------------------------------------------------------
-
-
-def policies(ctx: ctx_module.Context) -> policy_engine.PolicyEngine:
-    engine = ctx.cache.get("policy_engine")
-    if engine is None:
-        engine = policy_engine.PolicyEngine.load(ctx.settings.policies)
-        ctx.cache["policy_engine"] = engine
-    assert isinstance(engine, policy_engine.PolicyEngine)
-    return engine
-
-
-def is_department(principal: Principal) -> bool:
-    return principal.role in DEPARTMENT_ROLES
-
-
-def authorize(
-    ctx: ctx_module.Context,
-    *,
-    principal: Principal,
-    action: str,
-    resource_type: str,
-    resource_id: str,
-    owner: str = "",
-    owner_path: tuple[str, ...] = (),
-    attributes: dict[str, Any] | None = None,
-    context: dict[str, Any] | None = None,
-    hide_as_missing: bool = False,
-) -> policy_engine.Decision:
-    """Ask the policies; a refusal raises ``PolicyDenied`` — or ``NotFound`` for a department
-    asking about an object outside its subtree (``hide_as_missing``): no hint that it exists."""
-    resource = policy_engine.Resource(
-        type=resource_type, id=resource_id, owner=owner, owner_path=owner_path, attributes=attributes or {}
-    )
-    decision = policies(ctx).decide(principal=principal, action=action, resource=resource, context=context)
-    if decision.allowed:
-        return decision
-    if hide_as_missing and is_department(principal) and principal.department not in owner_path:
-        raise errors.NotFound(f"no {resource_type.lower()} {resource_id!r}", field=resource_type.lower())
-    raise errors.PolicyDenied(decision, action=action)
-
-
-def department_path(ctx: ctx_module.Context, department: str) -> tuple[str, ...]:
-    with ctx.read() as tx:
-        return tuple(orgs.get_node(tx, department, field="department").ancestor_ids)
+TOKEN_ID = re.compile(r"[0-9a-f]{8,32}")
+"""What a token id looks like; anything else in a header is malformed and never stored."""
+ANONYMOUS = Principal(id="anonymous", role="anonymous")
 
 
 # --- tokens ---------------------------------------------------------------------------------------------
@@ -155,6 +96,7 @@ def _public_token(record: tokens.TokenRecord) -> TokenPublic:
     )
 
 
+@audit.audits_refusals(action="token.create", target_type="Token")
 def create_token(
     ctx: ctx_module.Context,
     *,
@@ -172,6 +114,8 @@ def create_token(
         raise errors.InvalidInput(f"a {role} token belongs to no department", field="dept")
     if expires_in_s is not None and expires_in_s <= 0:
         raise errors.InvalidInput("must be positive", field="expires_in_s")
+    if len(name) > 100:
+        raise errors.InvalidInput("at most 100 characters", field="name")
     owner_path = department_path(ctx, department) if department else ()
     authorize(
         ctx,
@@ -184,28 +128,32 @@ def create_token(
     )
     now = ctx.clock.now()
     secret = secrets.token_urlsafe(32)
+    salt = secrets.token_hex(16)
     record = tokens.TokenRecord(
-        id=secrets.token_hex(6),
+        id=secrets.token_hex(8),
         name=name or f"{role}@{department or 'operators'}",
         role=role,
         department=department or "",
-        salt=secrets.token_hex(16),
-        secret_hash="",
+        salt=salt,
+        secret_hash=_hash(salt, secret),
         created_by=principal.id,
         created_at=now,
         expires_at=None if expires_in_s is None else now + expires_in_s,
         revoked_at=None,
     )
-    record = dataclasses.replace(record, secret_hash=_hash(record.salt, secret))
     with ctx.transaction() as tx:
+        if department:
+            orgs.get_node(tx, department, field="dept")  # not deleted since its path was read
         tokens.insert_token(tx, record)
-        _audit(
+        audit.record(
             ctx,
-            tx,
-            principal,
-            "token.create",
+            principal=principal,
+            action="token.create",
+            target_type="Token",
             target_id=record.id,
+            outcome="success",
             detail={"role": role, "department": department or ""},
+            tx=tx,
         )
     return IssuedToken(token=_public_token(record), secret=f"{TOKEN_PREFIX}{record.id}.{secret}")
 
@@ -218,10 +166,12 @@ def list_tokens(
         return [_public_token(r) for r in tokens.list_tokens(tx, include_revoked=include_revoked)]
 
 
+@audit.audits_refusals(action="token.revoke", target_type="Token", target="token_id")
 def revoke_token(ctx: ctx_module.Context, *, principal: Principal, token_id: str) -> TokenPublic:
     with ctx.read() as tx:
         current = tokens.get_token(tx, token_id)
-    owner_path = department_path(ctx, current.department) if current.department else ()
+        node = orgs.find_node(tx, current.department) if current.department else None
+    owner_path = tuple(node.ancestor_ids) if node else ((current.department,) if current.department else ())
     authorize(
         ctx,
         principal=principal,
@@ -233,167 +183,357 @@ def revoke_token(ctx: ctx_module.Context, *, principal: Principal, token_id: str
     )
     with ctx.transaction() as tx:
         record = tokens.revoke_token(tx, token_id, now=ctx.clock.now())
-        _audit(ctx, tx, principal, "token.revoke", target_id=token_id, detail={})
+        audit.record(
+            ctx,
+            principal=principal,
+            action="token.revoke",
+            target_type="Token",
+            target_id=token_id,
+            outcome="success",
+            tx=tx,
+        )
     forget_token(ctx, token_id)
     return _public_token(record)
 
 
-def _audit(
-    ctx: ctx_module.Context,
-    tx: Any,
-    principal: Principal,
-    action: str,
-    *,
-    target_id: str,
-    detail: dict[str, Any],
-) -> None:
-    from cloudctl.services import audit
+# --- lockouts -------------------------------------------------------------------------------------------
 
-    audit.record(
+
+class Lockouts:
+    """Recent failures per key (``token:<id>`` or ``source:<address>``) and which keys are locked.
+
+    In memory, per process; bounded: at most ``max_keys`` keys are tracked, the stalest dropped first.
+    """
+
+    def __init__(
+        self,
+        clock: clocks.Clock,
+        *,
+        failures: int,
+        window_s: float,
+        lockout_s: float,
+        max_keys: int = 100_000,
+    ) -> None:
+        self._clock = clock
+        self.failures = failures
+        self.window_s = window_s
+        self.lockout_s = lockout_s
+        self.max_keys = max_keys
+        self._failures: dict[str, collections.deque[float]] = {}
+        self._locked_until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def remaining_s(self, key: str) -> float:
+        """How long ``key`` stays locked out (0: it is not)."""
+        now = self._clock.now()
+        with self._lock:
+            until = self._locked_until.get(key)
+            if until is None:
+                return 0.0
+            if now >= until:
+                del self._locked_until[key]
+                return 0.0
+            return until - now
+
+    def failed(self, key: str) -> bool:
+        """Count a failure; ``True`` when it locks ``key`` out."""
+        now = self._clock.now()
+        with self._lock:
+            recent = self._recent(key, now)
+            recent.append(now)
+            if len(recent) >= self.failures:
+                self._locked_until[key] = now + self.lockout_s
+                del self._failures[key]
+                return True
+            return False
+
+    def _recent(self, key: str, now: float) -> collections.deque[float]:
+        recent = self._failures.get(key)
+        if recent is None:
+            if len(self._failures) >= self.max_keys:
+                self._forget_stale(now)
+            recent = self._failures[key] = collections.deque(maxlen=self.failures)
+        while recent and now - recent[0] >= self.window_s:
+            recent.popleft()
+        return recent
+
+    def _forget_stale(self, now: float) -> None:
+        for key in [
+            k for k, times in self._failures.items() if not times or now - times[-1] >= self.window_s
+        ]:
+            del self._failures[key]
+        while len(self._failures) >= self.max_keys:
+            del self._failures[next(iter(self._failures))]
+
+    def locked(self, prefix: str) -> int:
+        now = self._clock.now()
+        with self._lock:
+            return sum(
+                1 for key, until in self._locked_until.items() if key.startswith(prefix) and until > now
+            )
+
+
+class FailureStats:
+    """Failed authentications per source and per token id within a window, for ``/metrics``."""
+
+    def __init__(self, clock: clocks.Clock, *, window_s: float, max_keys: int = 10_000) -> None:
+        self._clock = clock
+        self.window_s = window_s
+        self.max_keys = max_keys
+        self._seen: dict[str, collections.deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, *keys: str) -> None:
+        now = self._clock.now()
+        with self._lock:
+            for key in keys:
+                times = self._seen.get(key)
+                if times is None:
+                    if len(self._seen) >= self.max_keys:
+                        self._prune(now)
+                        if len(self._seen) >= self.max_keys:
+                            continue
+                    times = self._seen[key] = collections.deque()
+                times.append(now)
+
+    def top(self, prefix: str, count: int) -> list[tuple[str, int]]:
+        now = self._clock.now()
+        with self._lock:
+            self._prune(now)
+            found = [
+                (key[len(prefix) :], len(times))
+                for key, times in self._seen.items()
+                if key.startswith(prefix)
+            ]
+        return sorted(found, key=lambda item: (-item[1], item[0]))[:count]
+
+    def _prune(self, now: float) -> None:
+        for key in list(self._seen):
+            times = self._seen[key]
+            while times and now - times[0] >= self.window_s:
+                times.popleft()
+            if not times:
+                del self._seen[key]
+
+
+@dataclasses.dataclass
+class _Burst:
+    first: audit.RequestScope
+    first_at: float
+    last_at: float
+    principal_token: str
+    reason: str
+    more: int = 0
+
+
+class FailureRecorder:
+    """Audits failed authentications: the first of each (source, token, reason) at once, the
+    ones that follow within ``window_s`` as one summary record when the window closes."""
+
+    OVERFLOW = ("*", "*", "*")
+
+    def __init__(self, *, window_s: float, max_open: int = 10_000) -> None:
+        self.window_s = window_s
+        self.max_open = max_open
+        self._open: dict[tuple[str, str, str], _Burst] = {}
+        self._lock = threading.Lock()
+
+    def note(self, *, source: str, token_id: str, reason: str, now: float) -> bool:
+        """``True``: record this failure now; ``False``: it was counted into an open window."""
+        key = (source, token_id, reason)
+        with self._lock:
+            burst = self._open.get(key)
+            if burst is None and len(self._open) >= self.max_open:
+                key = self.OVERFLOW
+                burst = self._open.get(key)
+            if burst is not None and now - burst.first_at < self.window_s:
+                burst.more += 1
+                burst.last_at = now
+                return False
+            self._open[key] = _Burst(audit.current_scope(), now, now, token_id, reason)
+            return key != self.OVERFLOW
+
+    def closed(self, now: float, *, flush_all: bool = False) -> list[_Burst]:
+        """Windows that ended (all of them with ``flush_all``) with failures still unrecorded."""
+        with self._lock:
+            done = [k for k, b in self._open.items() if flush_all or now - b.first_at >= self.window_s]
+            return [b for b in (self._open.pop(k) for k in done) if b.more]
+
+
+def _tracker(ctx: ctx_module.Context, name: str, make: Any) -> Any:
+    found = ctx.cache.get(name)
+    if found is None:
+        found = ctx.cache.setdefault(name, make())
+    return found
+
+
+def lockouts(ctx: ctx_module.Context) -> Lockouts:
+    settings = ctx.settings
+    tracker: Lockouts = _tracker(
         ctx,
-        principal=principal,
-        action=action,
-        target_type="Token",
-        target_id=target_id,
-        outcome="success",
-        detail=detail,
-        tx=tx,
+        "identity.lockouts",
+        lambda: Lockouts(
+            ctx.clock,
+            failures=settings.lockout_failures,
+            window_s=settings.lockout_window_s,
+            lockout_s=settings.lockout_s,
+        ),
     )
+    return tracker
+
+
+def failure_stats(ctx: ctx_module.Context) -> FailureStats:
+    stats: FailureStats = _tracker(
+        ctx, "identity.failure_stats", lambda: FailureStats(ctx.clock, window_s=ctx.settings.lockout_window_s)
+    )
+    return stats
+
+
+def _failure_recorder(ctx: ctx_module.Context) -> FailureRecorder:
+    recorder: FailureRecorder = _tracker(
+        ctx,
+        "identity.failure_recorder",
+        lambda: FailureRecorder(window_s=ctx.settings.auth_audit_aggregate_s),
+    )
+    return recorder
 
 
 # --- authentication -------------------------------------------------------------------------------------
 
 
-class Lockouts:
-    """Failed authentications per client, and who is locked out; in memory, per process."""
-
-    def __init__(self, clock: clocks.Clock, *, failures: int, window_s: float, lockout_s: float) -> None:
-        self._clock = clock
-        self.failures = failures
-        self.window_s = window_s
-        self.lockout_s = lockout_s
-        self._failures: dict[str, list[float]] = {}
-        self._locked_until: dict[str, float] = {}
-        self._lock = threading.Lock()
-        self.lockouts_total = 0
-        self.failures_total = 0
-
-    def locked(self, client: str) -> bool:
-        with self._lock:
-            until = self._locked_until.get(client)
-            if until is None:
-                return False
-            if self._clock.now() >= until:
-                del self._locked_until[client]
-                return False
-            return True
-
-    def failed(self, client: str) -> bool:
-        """Count a failure; ``True`` when it locks the client out."""
-        now = self._clock.now()
-        with self._lock:
-            self.failures_total += 1
-            recent = [at for at in self._failures.get(client, []) if now - at < self.window_s]
-            recent.append(now)
-            self._failures[client] = recent
-            if len(recent) >= self.failures:
-                self._locked_until[client] = now + self.lockout_s
-                self._failures.pop(client, None)
-                self.lockouts_total += 1
-                return True
-            return False
-
-    def succeeded(self, client: str) -> None:
-        with self._lock:
-            self._failures.pop(client, None)
+@dataclasses.dataclass(frozen=True)
+class _Checked:
+    reason: str | None
+    """``None``: authenticated; else why not (missing, malformed, unknown, wrong secret, ...)."""
+    token_id: str
+    """The token id when it has a token id's shape, else empty: never the raw header."""
+    known: bool
+    principal: Principal | None = None
 
 
-class AuthenticationFailed(errors.CloudctlError):
-    """The bearer token is missing, malformed, unknown, revoked or expired (HTTP 401)."""
+def authenticate(ctx: ctx_module.Context, *, authorization: str | None, source: str) -> Principal:
+    """The principal of an ``Authorization: Bearer`` header, or ``AuthenticationFailed``/``LockedOut``.
 
-    exit_code = 2
-
-
-class LockedOut(errors.CloudctlError):
-    """Too many failed authentications from this client (HTTP 429)."""
-
-    exit_code = 2
-
-
-def lockouts(ctx: ctx_module.Context) -> Lockouts:
-    tracker = ctx.cache.get("lockouts")
-    if tracker is None:
-        settings = ctx.settings
-        tracker = Lockouts(
-            ctx.clock,
-            failures=settings.lockout_failures,
-            window_s=settings.lockout_window_s,
-            lockout_s=settings.lockout_s,
-        )
-        ctx.cache["lockouts"] = tracker
-    assert isinstance(tracker, Lockouts)
-    return tracker
-
-
-def authenticate(ctx: ctx_module.Context, *, authorization: str | None, client: str) -> Principal:
-    """The principal of an ``Authorization: Bearer`` header, or ``AuthenticationFailed``/``LockedOut``."""
+    ``source`` is the caller's address after the trusted-proxy rule.
+    """
+    checked = _check_bearer(ctx, authorization)
     tracker = lockouts(ctx)
-    if tracker.locked(client):
-        raise LockedOut("too many failed authentications; try again later", field="authorization")
-    reason, token_id = _check_bearer(ctx, authorization)
-    if reason is None:
-        tracker.succeeded(client)
-        return cached_token(ctx, token_id).principal or _principal_of(ctx, token_id)
-    locked = tracker.failed(client)
-    from cloudctl import metrics
-    from cloudctl.services import audit
-
-    metrics.AUTH_FAILURES.labels(reason=reason).inc()
+    key = f"token:{checked.token_id}" if checked.known else f"source:{source}"
+    remaining = tracker.remaining_s(key) if checked.known or checked.reason is not None else 0.0
+    if remaining > 0:
+        _failed(ctx, checked, source=source, reason="locked out", locked=False)
+        raise audit.mark_recorded(
+            errors.LockedOut("too many failed authentications; try again later", retry_after_s=remaining)
+        )
+    if checked.reason is None:
+        assert checked.principal is not None
+        return checked.principal
+    locked = tracker.failed(key)
+    _failed(ctx, checked, source=source, reason=checked.reason, locked=locked)
     if locked:
-        metrics.AUTH_LOCKOUTS.inc()
+        raise audit.mark_recorded(
+            errors.LockedOut(
+                "too many failed authentications; try again later", retry_after_s=tracker.lockout_s
+            )
+        )
+    public = "unknown token" if checked.reason in ("unknown token id", "wrong secret") else checked.reason
+    raise audit.mark_recorded(errors.AuthenticationFailed(public, field="authorization"))
 
-    anonymous = Principal(id=f"client:{client}", role="dept-user")
-    audit.record(
+
+def _failed(ctx: ctx_module.Context, checked: _Checked, *, source: str, reason: str, locked: bool) -> None:
+    metrics.AUTH_FAILURES.labels(reason=reason).inc()
+    stats = failure_stats(ctx)
+    stats.add(f"source:{source}", *([f"token:{checked.token_id}"] if checked.token_id else []))
+    now = ctx.clock.now()
+    recorder = _failure_recorder(ctx)
+    entries = [_summary(ctx, burst) for burst in recorder.closed(now)]
+    if recorder.note(source=source, token_id=checked.token_id, reason=reason, now=now):
+        entries.append(
+            _failure_entry(
+                ctx, token_id=checked.token_id, action="auth.authenticate", detail={"reason": reason}
+            )
+        )
+    if locked:
+        kind = "token" if checked.known else "source"
+        metrics.AUTH_LOCKOUTS.labels(kind=kind).inc()
+        entries.append(
+            _failure_entry(
+                ctx,
+                token_id=checked.token_id,
+                action="auth.lockout",
+                detail={"reason": reason, "locked": kind, "lockout_s": ctx.settings.lockout_s},
+            )
+        )
+    if entries:
+        audit.append_entries(ctx, entries)
+
+
+def _failure_entry(ctx: ctx_module.Context, *, token_id: str, action: str, detail: dict[str, Any]) -> Any:
+    return audit.entry(
         ctx,
-        principal=anonymous,
-        action="auth.authenticate",
+        principal=ANONYMOUS,
+        action=action,
         target_type="Token",
         target_id=token_id or "-",
         outcome="denied",
-        detail={"reason": reason, "locked_out": locked},
+        detail=detail,
     )
-    if locked:
-        raise LockedOut("too many failed authentications; try again later", field="authorization")
-    raise AuthenticationFailed(reason, field="authorization")
 
 
-def _check_bearer(ctx: ctx_module.Context, authorization: str | None) -> tuple[str | None, str]:
+def _summary(ctx: ctx_module.Context, burst: _Burst) -> Any:
+    with audit.request_scope(burst.first.request_id, source=burst.first.source):
+        return _failure_entry(
+            ctx,
+            token_id=burst.principal_token,
+            action="auth.authenticate",
+            detail={
+                "reason": burst.reason,
+                "aggregated": True,
+                "attempts": burst.more,
+                "first_at": clocks.isoformat(burst.first_at),
+                "last_at": clocks.isoformat(burst.last_at),
+            },
+        )
+
+
+def flush_failed_authentications(ctx: ctx_module.Context, *, everything: bool = False) -> int:
+    """Write the summary records of failure windows that closed; how many were written."""
+    bursts = _failure_recorder(ctx).closed(ctx.clock.now(), flush_all=everything)
+    if bursts:
+        audit.append_entries(ctx, [_summary(ctx, burst) for burst in bursts])
+    return len(bursts)
+
+
+def _check_bearer(ctx: ctx_module.Context, authorization: str | None) -> _Checked:
     if not authorization:
-        return "missing bearer token", ""
+        return _Checked("missing bearer token", "", known=False)
     scheme, _, value = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not value.startswith(TOKEN_PREFIX) or "." not in value:
-        return "malformed bearer token", ""
-    token_id, _, secret = value[len(TOKEN_PREFIX) :].partition(".")
-    record = cached_token(ctx, token_id).record
-    if record is None or not hmac.compare_digest(record.secret_hash, _hash(record.salt, secret)):
-        return "unknown token", token_id
+    token_id, dot, secret = value[len(TOKEN_PREFIX) :].partition(".")
+    if scheme.lower() != "bearer" or not value.startswith(TOKEN_PREFIX) or not dot:
+        return _Checked("malformed bearer token", "", known=False)
+    if not TOKEN_ID.fullmatch(token_id) or not 16 <= len(secret) <= 100:
+        return _Checked(
+            "malformed bearer token", token_id if TOKEN_ID.fullmatch(token_id) else "", known=False
+        )
+    cached = cached_token(ctx, token_id)
+    record, node = cached.record, cached.node
+    if record is None:
+        return _Checked("unknown token id", token_id, known=False)
+    if not hmac.compare_digest(record.secret_hash, _hash(record.salt, secret)):
+        return _Checked("wrong secret", token_id, known=True)
     if record.revoked_at is not None:
-        return "revoked token", token_id
+        return _Checked("revoked token", token_id, known=True)
     if record.expires_at is not None and ctx.clock.now() >= record.expires_at:
-        return "expired token", token_id
-    return None, token_id
-
-
-def _principal_of(ctx: ctx_module.Context, token_id: str) -> Principal:
-    with ctx.read() as tx:
-        record = tokens.get_token(tx, token_id)
-        path: tuple[str, ...] = ()
-        if record.department:
-            node = orgs.find_node(tx, record.department)
-            path = tuple(node.ancestor_ids) if node else (record.department,)
-    return Principal(
-        id=f"token:{record.id}", role=record.role, department=record.department, department_path=path
+        return _Checked("expired token", token_id, known=True)
+    if record.department and (node is None or node.created_at > record.created_at):
+        return _Checked("revoked token", token_id, known=True)  # its department was deleted
+    principal = Principal(
+        id=f"token:{record.id}",
+        role=record.role,
+        department=record.department,
+        department_path=tuple(node.ancestor_ids) if node else (),
     )
+    return _Checked(None, token_id, known=True, principal=principal)
 
 
 # --- the token cache ------------------------------------------------------------------------------------
@@ -406,12 +546,13 @@ this process takes effect at once; one made by another process within this time.
 @dataclasses.dataclass(frozen=True)
 class CachedToken:
     record: tokens.TokenRecord | None
-    principal: Principal | None
+    node: orgs.OrgNode | None
+    """The token's department as it was read with the token (``None``: no department, or deleted)."""
     read_at: float
 
 
 def cached_token(ctx: ctx_module.Context, token_id: str) -> CachedToken:
-    """A token and the principal it authenticates, from the cache or from one read of the store."""
+    """A token and its department node, from the cache or from one read of the store."""
     entries: dict[str, CachedToken] = ctx.cache.setdefault("tokens", {})
     now = ctx.clock.now()
     entry = entries.get(token_id)
@@ -419,14 +560,8 @@ def cached_token(ctx: ctx_module.Context, token_id: str) -> CachedToken:
         return entry
     with ctx.read() as tx:
         record = tokens.find_token(tx, token_id)
-        principal = None
-        if record is not None:
-            node = orgs.find_node(tx, record.department) if record.department else None
-            path = tuple(node.ancestor_ids) if node else ((record.department,) if record.department else ())
-            principal = Principal(
-                id=f"token:{record.id}", role=record.role, department=record.department, department_path=path
-            )
-    entry = CachedToken(record=record, principal=principal, read_at=now)
+        node = orgs.find_node(tx, record.department) if record is not None and record.department else None
+    entry = CachedToken(record=record, node=node, read_at=now)
     if record is not None:
         if len(entries) >= 10_000:
             entries.clear()
@@ -434,6 +569,48 @@ def cached_token(ctx: ctx_module.Context, token_id: str) -> CachedToken:
     return entry
 
 
-def forget_token(ctx: ctx_module.Context, token_id: str) -> None:
-    """Drop a token from the cache (it was revoked)."""
-    ctx.cache.get("tokens", {}).pop(token_id, None)
+def forget_token(ctx: ctx_module.Context, token_id: str | None = None) -> None:
+    """Drop a token from the cache (it was revoked), or every token (a department was deleted)."""
+    if token_id is None:
+        ctx.cache.pop("tokens", None)
+    else:
+        ctx.cache.get("tokens", {}).pop(token_id, None)
+
+
+# --- metrics --------------------------------------------------------------------------------------------
+
+TOP_OFFENDERS = 10
+
+
+class AuthCollector(Collector):
+    """Failed authentications of the last lockout window by source and by token (the top
+    ``TOP_OFFENDERS`` of each, so label sets stay bounded) and what is locked out now."""
+
+    def __init__(self, ctx: ctx_module.Context) -> None:
+        self._ctx = ctx
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        stats = failure_stats(self._ctx)
+        by_source = GaugeMetricFamily(
+            "cloudctl_auth_recent_failures_by_source",
+            f"Failed authentications within the lockout window, for the {TOP_OFFENDERS} sources with most.",
+            labels=["source"],
+        )
+        for source, count in stats.top("source:", TOP_OFFENDERS):
+            by_source.add_metric([source], float(count))
+        by_token = GaugeMetricFamily(
+            "cloudctl_auth_recent_failures_by_token",
+            f"Failed authentications within the lockout window, for the {TOP_OFFENDERS} token ids with most.",
+            labels=["token"],
+        )
+        for token_id, count in stats.top("token:", TOP_OFFENDERS):
+            by_token.add_metric([token_id], float(count))
+        locked = GaugeMetricFamily(
+            "cloudctl_auth_locked_out", "Tokens and sources locked out now, by kind.", labels=["kind"]
+        )
+        tracker = lockouts(self._ctx)
+        for kind in ("token", "source"):
+            locked.add_metric([kind], float(tracker.locked(f"{kind}:")))
+        yield by_source
+        yield by_token
+        yield locked

@@ -31,13 +31,13 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from cloudctl import metrics
 from cloudctl.model import quotas as q
 from cloudctl.recovery import replication as repl
-from cloudctl.services import capacity, showback
+from cloudctl.services import audit as audit_service
+from cloudctl.services import capacity, identity, showback
 from cloudctl.services import context as ctx_module
 from cloudctl.services import status as status_service
-from cloudctl.store import audit, orgs, quotas, recovery, replication, requests
+from cloudctl.store import orgs, quotas, recovery, replication, requests
 
 AUDIT_VERIFY_EVERY_S = 60.0
-_AUDIT_CACHE_KEY = "observability.audit_verification"
 _STREAM_LABELS = ["department", "tier", "source", "target", "mode"]
 
 
@@ -59,7 +59,9 @@ class StateCollector(Collector):
         yield from self._center_families()
         yield from self._quota_families()
         yield self._requests_family()
+        yield self._provisioning_backlog_family()
         yield from self._replication_families()
+        yield self._protection_family()
         yield from self._drill_families()
         yield from self._audit_families()
         yield from self._store_pool_families()
@@ -165,6 +167,19 @@ class StateCollector(Collector):
             family.add_metric([state], float(by_state[state]))
         return family
 
+    def _provisioning_backlog_family(self) -> GaugeMetricFamily:
+        from cloudctl.services import provisioning
+
+        family = GaugeMetricFamily(
+            "cloudctl_provisioning_backlog",
+            "Admitted work the provisioning reconciler has not finished, by kind: requests to "
+            "provision (approved or provisioning), workloads to delete.",
+            labels=["kind"],
+        )
+        for kind, count in sorted(provisioning.backlog(self._ctx).items()):
+            family.add_metric([kind], float(count))
+        return family
+
     # --- replication ---------------------------------------------------------------------------------
 
     def _replication_families(self) -> Iterator[GaugeMetricFamily]:
@@ -232,6 +247,20 @@ class StateCollector(Collector):
         yield by_state
         yield rpo_target
         yield rto_target
+
+    def _protection_family(self) -> GaugeMetricFamily:
+        from cloudctl.services import recovery as recovery_service
+
+        family = GaugeMetricFamily(
+            "cloudctl_workloads_protection",
+            "Ready workloads by tier and protection, as `cloudctl replication status` judges it: "
+            "protected (every copy the tier needs has a healthy stream), degraded (some), "
+            "unprotected (none).",
+            labels=["tier", "protection"],
+        )
+        for (tier, verdict), count in sorted(recovery_service.protection_counts(self._ctx).items()):
+            family.add_metric([tier, verdict], float(count))
+        return family
 
     # --- drills --------------------------------------------------------------------------------------
 
@@ -317,15 +346,8 @@ class StateCollector(Collector):
         yield verified_at
 
     def _audit_check(self) -> _AuditCheck:
-        now = self._ctx.clock.now()
-        cached = self._ctx.cache.get(_AUDIT_CACHE_KEY)
-        if isinstance(cached, _AuditCheck) and 0 <= now - cached.checked_at < AUDIT_VERIFY_EVERY_S:
-            return cached
-        with self._ctx.read() as tx:
-            verification = audit.verify(tx)
-        check = _AuditCheck(checked_at=now, ok=verification.ok, records=verification.records)
-        self._ctx.cache[_AUDIT_CACHE_KEY] = check
-        return check
+        state = audit_service.check(self._ctx, max_age_s=AUDIT_VERIFY_EVERY_S)
+        return _AuditCheck(checked_at=state.checked_at, ok=state.ok, records=state.records)
 
 
 def _lag_target_s(stream: replication.Stream, rpo_by_tier: dict[str, float]) -> float:
@@ -348,4 +370,6 @@ def exposition(ctx: ctx_module.Context) -> bytes:
     """The Prometheus text exposition: process metrics plus the state of the estate."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StateCollector(ctx))
+    registry.register(identity.AuthCollector(ctx))
+    registry.register(audit_service.AuditCollector(ctx))
     return generate_latest(metrics.REGISTRY) + generate_latest(registry)

@@ -2,6 +2,8 @@
 
 Invariants: ids are ASCII slugs (``model.topology.SLUG``); the tree has one
 root; a node is deleted only when nothing under it is in use (store rule).
+Creating and deleting need ``org.manage`` (sysadmin) and are audited, refusals too;
+deleting a node revokes its tokens in the same transaction, so they die with it.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from pydantic import BaseModel
 from cloudctl import clock as clocks
 from cloudctl import errors
 from cloudctl.model import topology as topo
+from cloudctl.services import access, audit, identity
 from cloudctl.services import context as ctx_module
-from cloudctl.store import orgs
+from cloudctl.store import orgs, tokens
 
 
 class OrgNodePublic(BaseModel):
@@ -59,9 +62,25 @@ def get_node(ctx: ctx_module.Context, node_id: str) -> OrgNodePublic:
     return _public(node, children)
 
 
+def _authorize(ctx: ctx_module.Context, principal: access.Principal, node_id: str) -> None:
+    access.authorize(
+        ctx, principal=principal, action="org.manage", resource_type="OrgNode", resource_id=node_id
+    )
+
+
+@audit.audits_refusals(action="org.create", target_type="OrgNode", target="node_id")
 def create_node(
-    ctx: ctx_module.Context, *, node_id: str, display_name: str, parent: str, kind: str
+    ctx: ctx_module.Context,
+    *,
+    node_id: str,
+    display_name: str,
+    parent: str,
+    kind: str,
+    principal: access.Principal | None = None,
 ) -> OrgNodePublic:
+    """Add a node under ``parent``; ``principal`` defaults to the local sysadmin."""
+    principal = principal or access.local_operator("sysadmin")
+    _authorize(ctx, principal, node_id)
     if not topo.is_slug(node_id):
         raise errors.InvalidInput(
             "must be a lower-case ASCII id (letters, digits, '-'), starting with a letter, at most 40",
@@ -85,9 +104,44 @@ def create_node(
             centers=center_names,
             now=ctx.clock.now(),
         )
+        audit.record(
+            ctx,
+            principal=principal,
+            action="org.create",
+            target_type="OrgNode",
+            target_id=node_id,
+            outcome="success",
+            detail={"parent": parent, "kind": kind_value},
+            tx=tx,
+        )
     return _public(node)
 
 
-def delete_node(ctx: ctx_module.Context, node_id: str, *, ignore_missing: bool = False) -> bool:
+@audit.audits_refusals(action="org.delete", target_type="OrgNode", target="node_id")
+def delete_node(
+    ctx: ctx_module.Context,
+    node_id: str,
+    *,
+    ignore_missing: bool = False,
+    principal: access.Principal | None = None,
+) -> bool:
+    """Delete a node with nothing in use, revoking its tokens; whether one was deleted."""
+    principal = principal or access.local_operator("sysadmin")
+    _authorize(ctx, principal, node_id)
+    now = ctx.clock.now()
     with ctx.transaction() as tx:
-        return orgs.delete_node(tx, node_id, ignore_missing=ignore_missing)
+        deleted = orgs.delete_node(tx, node_id, ignore_missing=ignore_missing)
+        revoked = tokens.revoke_department_tokens(tx, node_id, now=now) if deleted else []
+        audit.record(
+            ctx,
+            principal=principal,
+            action="org.delete",
+            target_type="OrgNode",
+            target_id=node_id,
+            outcome="success",
+            detail={"deleted": deleted, "tokens_revoked": revoked},
+            tx=tx,
+        )
+    if revoked:
+        identity.forget_token(ctx)  # the department's tokens stop at once in this process too
+    return deleted

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from cloudctl import clock as clocks
 from cloudctl import errors
 from cloudctl.model import quotas as q
+from cloudctl.services import access, audit
 from cloudctl.services import context as ctx_module
 from cloudctl.store import orgs, quotas
 
@@ -135,10 +136,20 @@ def _resource_quota(
     )
 
 
+@audit.audits_refusals(action="quota.set", target_type="Quota", target="node_id")
 def set_quota(
-    ctx: ctx_module.Context, node_id: str, *, center: str, limits: Mapping[str, int | None]
+    ctx: ctx_module.Context,
+    node_id: str,
+    *,
+    center: str,
+    limits: Mapping[str, int | None],
+    principal: access.Principal | None = None,
 ) -> QuotaPublic:
-    """Set limits of one node on one center (or ``all``); all or nothing."""
+    """Set limits of one node on one center (or ``all``); all or nothing; audited.
+
+    ``principal`` defaults to the local sysadmin (the operator's console)."""
+    principal = principal or access.local_operator("sysadmin")
+    access.authorize(ctx, principal=principal, action="quota.set", resource_type="Quota", resource_id=node_id)
     key = center_key(ctx, center)
     parsed = {q.parse_resource(name, field="limits"): value for name, value in limits.items()}
     for resource, value in parsed.items():
@@ -148,6 +159,16 @@ def set_quota(
         raise errors.InvalidInput("name at least one resource to set", field="limits")
     with ctx.transaction() as tx:
         quotas.set_limits(tx, node_id=node_id, center=key, limits=parsed)
+        audit.record(
+            ctx,
+            principal=principal,
+            action="quota.set",
+            target_type="Quota",
+            target_id=node_id,
+            outcome="success",
+            detail={"center": center, "limits": {r.value: v for r, v in parsed.items()}},
+            tx=tx,
+        )
     return show_quota(ctx, node_id, center=center)
 
 

@@ -1,25 +1,41 @@
 """Replication, failover and failback as operators drive them (CLI, API, drills).
 
-Invariants: every mutating run is authorised (``failover.run``) and audited; the
-recovery engines get their environment (store, topology, drivers, link-aware
-transport, clock) from here, so the CLI, the API, ``serve`` and drills all act on
-the same state the same way.
+Invariants: every mutating run is authorised (``failover.run``) and audited — when it
+starts (outcome ``started``) and when it ends (``success``, ``failed``, ``paused`` or
+``interrupted``); reads are authorised as ``center.read``. Input is checked before
+anything else (unknown centers, the management center, a center still down for a
+failback, a hook naming an unknown tier), so bad input changes nothing. A run whose
+process died is found when it is read (its owner process is gone, or has given no sign
+of life for ``RUN_LEASE_S``), marked ``interrupted`` and audited so. The recovery engines
+get their environment (store, topology, drivers, link-aware transport, clock) from
+here, so the CLI, the API, ``serve`` and drills all act on the same state the same way.
 """
 
 from __future__ import annotations
 
+import os
+import socket
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
 from cloudctl import clock as clocks
 from cloudctl import errors
+from cloudctl.model import recovery as recovery_model
+from cloudctl.model import states
 from cloudctl.model import topology as topo
 from cloudctl.recovery import failover
 from cloudctl.recovery import replication as repl
 from cloudctl.services import audit, drivers, identity
 from cloudctl.services import context as ctx_module
 from cloudctl.store import recovery, replication, requests
+
+RUN_LEASE_S = 900.0
+"""A run on another host that has recorded no step for this long is taken as interrupted
+(longer than the slowest step: a server boot waits up to ``failover.SERVER_ACTIVE_TIMEOUT_S``)."""
+WALL_CLOCK: clocks.Clock = clocks.SystemClock()
+"""Liveness of run owners is judged in real time, whatever clock the recovery runs on."""
 
 SIMULATED_STEPS_PER_COMMIT = 50
 """Recovery steps per store transaction when every center is simulated on a manual clock
@@ -45,6 +61,7 @@ def environment(ctx: ctx_module.Context) -> repl.Environment:
         transport=transport,
         clock=ctx.clock,
         steps_per_commit=SIMULATED_STEPS_PER_COMMIT if simulated and manual_clock else 1,
+        manifests=None if simulated else repl.file_manifests(ctx.settings.home / "replication" / "manifests"),
     )
 
 
@@ -145,6 +162,106 @@ def status(
     return result
 
 
+class ProtectionPublic(BaseModel):
+    """One ready workload and whether its tier's copies are kept from where it serves now."""
+
+    workload_id: str
+    department: str
+    tier: str
+    serving_in: list[str]
+    protection: str
+    """``protected``: every copy its tier needs has a healthy stream; ``degraded``: some do;
+    ``unprotected``: none does (``reason`` says what is missing or broken)."""
+    reason: str
+    streams: list[StreamPublic]
+
+
+PROTECTED, DEGRADED, UNPROTECTED = "protected", "degraded", "unprotected"
+PROTECTION_STATES = (PROTECTED, DEGRADED, UNPROTECTED)
+_STREAM_OK = (states.StreamState.HEALTHY, states.StreamState.LAGGING)
+
+
+def _judge(
+    topology: topo.Topology, workload: requests.WorkloadRecord, streams: list[replication.Stream]
+) -> tuple[str, str]:
+    """The protection of a workload and why, from the streams it has against those its tier needs."""
+    needed = failover.protection_streams(topology, workload)
+    if not repl.serving_centers(workload):
+        return UNPROTECTED, "served nowhere"
+    if not needed:
+        return UNPROTECTED, f"tier {workload.tier} keeps no copy where it can be placed now"
+    have = {(s.source, s.target): s for s in streams}
+    failed = {p.center for p in workload.placements if p.state == states.PlacementState.FAILED}
+    problems = []
+    for source, target, mode, _interval in needed:
+        stream = have.get((source, target))
+        if stream is None:
+            problems.append(f"no {mode} stream {source}>{target}")
+        elif stream.state not in _STREAM_OK:
+            why = f"{target} failed" if target in failed else (stream.last_error or "")
+            problems.append(f"{source}>{target} {stream.state}" + (f" ({why})" if why else ""))
+    if not problems:
+        return PROTECTED, ""
+    return (DEGRADED if len(problems) < len(needed) else UNPROTECTED), "; ".join(problems)
+
+
+def _ready_workloads(
+    ctx: ctx_module.Context, *, department: str | None, tier: str | None
+) -> tuple[list[requests.WorkloadRecord], dict[str, list[replication.Stream]]]:
+    with ctx.read() as tx:
+        found = requests.list_workloads(
+            tx, departments=[department] if department else None, states=[states.WorkloadState.READY]
+        )
+        streams = replication.list_streams(
+            tx, departments=[department] if department else None, tiers=[tier] if tier else None
+        )
+    by_workload: dict[str, list[replication.Stream]] = {}
+    for stream in streams:
+        by_workload.setdefault(stream.workload_id, []).append(stream)
+    return [w for w in found if tier is None or w.tier == tier], by_workload
+
+
+def protection(
+    ctx: ctx_module.Context,
+    *,
+    department: str | None = None,
+    tier: str | None = None,
+    unprotected_only: bool = False,
+) -> list[ProtectionPublic]:
+    """Every ready workload with its protection and streams (``unprotected_only``: those not protected)."""
+    if tier is not None:
+        ctx.topology.tier(tier)
+    found, by_workload = _ready_workloads(ctx, department=department, tier=tier)
+    public = {s.id: s for s in status(ctx, department=department, tier=tier)}
+    result = []
+    for workload in found:
+        verdict, reason = _judge(ctx.topology, workload, by_workload.get(workload.id, []))
+        if unprotected_only and verdict == PROTECTED:
+            continue
+        result.append(
+            ProtectionPublic(
+                workload_id=workload.id,
+                department=workload.department,
+                tier=workload.tier,
+                serving_in=repl.serving_centers(workload),
+                protection=verdict,
+                reason=reason,
+                streams=[public[s.id] for s in by_workload.get(workload.id, []) if s.id in public],
+            )
+        )
+    return result
+
+
+def protection_counts(ctx: ctx_module.Context) -> dict[tuple[str, str], int]:
+    """``{(tier, protection): ready workloads}`` for every tier and protection state (zeros included)."""
+    counts = {(t.name, verdict): 0 for t in ctx.topology.tiers for verdict in PROTECTION_STATES}
+    found, by_workload = _ready_workloads(ctx, department=None, tier=None)
+    for workload in found:
+        verdict, _reason = _judge(ctx.topology, workload, by_workload.get(workload.id, []))
+        counts[(workload.tier, verdict)] = counts.get((workload.tier, verdict), 0) + 1
+    return counts
+
+
 # --- failover and failback ---------------------------------------------------------------------------
 
 
@@ -153,8 +270,10 @@ class PlanPublic(BaseModel):
     kind: str
     mode: str
     from_center: str
+    """The centers left, comma-separated (``-`` when none); the same as ``from_centers``."""
+    from_centers: list[str]
     to_center: str | None
-    steps: list[dict[str, Any]]
+    steps: list[recovery_model.RecoveryStep]
     stranded: list[dict[str, Any]]
 
 
@@ -163,92 +282,240 @@ class RunPublic(BaseModel):
     kind: str
     mode: str
     from_center: str
+    from_centers: list[str]
     to_center: str | None
     state: str
     steps_total: int
     steps_done: int
+    next_step: str | None
+    """The first step not done yet (where ``resume`` goes on)."""
     workloads: dict[str, Any]
+    hooks: list[dict[str, Any]]
     stranded: list[dict[str, Any]]
+    started_by: str
     started_at: str
     finished_at: str | None
+    error: str
+    resume: str | None
+    """The command that finishes the run, while it is unfinished."""
+
+
+class RunDetailPublic(RunPublic):
+    steps: list[recovery_model.RecoveryStep]
+    progress: list[dict[str, Any]]
+
+
+def _centers_of(run: recovery.RecoveryRun) -> list[str]:
+    return [] if run.from_center == "-" else run.from_center.split(",")
 
 
 def _public_run(run: recovery.RecoveryRun) -> RunPublic:
+    done = {entry["id"] for entry in run.progress}
+    unfinished = run.state in states.UNFINISHED_RUN_STATES
     return RunPublic(
         id=run.id,
         kind=run.kind,
         mode=run.mode,
         from_center=run.from_center,
+        from_centers=_centers_of(run),
         to_center=run.to_center,
         state=run.state,
         steps_total=len(run.plan),
         steps_done=len(run.progress),
+        next_step=next((str(step["id"]) for step in run.plan if step["id"] not in done), None),
         workloads=dict(run.result.get("workloads", {})),
+        hooks=list(run.result.get("hooks", [])),
         stranded=list(run.result.get("stranded", [])),
+        started_by=run.started_by,
         started_at=clocks.isoformat(run.started_at),
         finished_at=None if run.finished_at is None else clocks.isoformat(run.finished_at),
+        error=str(run.result.get("error", "")),
+        resume=f"cloudctl failover resume {run.id}" if unfinished else None,
     )
 
 
-def _authorize(ctx: ctx_module.Context, principal: identity.Principal, center: str) -> None:
+def _detail(run: recovery.RecoveryRun) -> RunDetailPublic:
+    return RunDetailPublic(
+        **_public_run(run).model_dump(),
+        steps=failover.steps_of(run),
+        progress=list(run.progress),
+    )
+
+
+def authorize_center(
+    ctx: ctx_module.Context, principal: identity.Principal, center: str, *, action: str
+) -> None:
+    """May ``principal`` run recovery operations (``action``) on ``center``? ``PolicyDenied`` if not."""
     topology_center = ctx.topology.center(center)
     identity.authorize(
         ctx,
         principal=principal,
-        action="failover.run",
+        action=action,
         resource_type="Center",
         resource_id=center,
         attributes={"name": center, "role": topology_center.role.value, "site": topology_center.site},
     )
 
 
+def authorize_read(ctx: ctx_module.Context, principal: identity.Principal) -> None:
+    identity.authorize(
+        ctx,
+        principal=principal,
+        action="center.read",
+        resource_type="Center",
+        resource_id="all",
+        attributes={"name": "all", "role": "all", "site": "all"},
+    )
+
+
+def _workload_center(ctx: ctx_module.Context, name: str, *, field: str) -> topo.Center:
+    """A center that can run workloads, named by the operator in ``field``."""
+    try:
+        center = ctx.topology.center(name)
+    except errors.NotFound as unknown:
+        raise errors.InvalidInput(unknown.reason, field=field) from None
+    if center.role is topo.CenterRole.MANAGEMENT:
+        raise errors.InvalidInput(f"{name} is the management center: it runs no workloads", field=field)
+    return center
+
+
+def owner() -> str:
+    """This process, as a run's owner: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _owner_alive(run: recovery.RecoveryRun) -> bool:
+    if not run.owner:
+        return False
+    host, _, pid = run.owner.rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return run.heartbeat_at is not None and WALL_CLOCK.now() - run.heartbeat_at < RUN_LEASE_S
+
+
+def _observed(
+    ctx: ctx_module.Context, run: recovery.RecoveryRun, principal: identity.Principal
+) -> recovery.RecoveryRun:
+    """The run as it is: a running run whose process died is marked interrupted (and audited so)."""
+    if run.state != states.RunState.RUNNING or _owner_alive(run):
+        return run
+    with ctx.transaction() as tx:
+        current = recovery.get_run(tx, run.id, for_update=True)
+        if current.state != states.RunState.RUNNING or current.owner != run.owner:
+            return current
+        reason = f"its process ({run.owner or 'none'}) is gone"
+        marked = recovery.update_run(
+            tx,
+            run.id,
+            state=states.RunState.INTERRUPTED,
+            owner="",
+            result={**current.result, "error": reason},
+        )
+        _audit_end(ctx, principal, marked, tx=tx)
+    return marked
+
+
+def _audit_end(
+    ctx: ctx_module.Context, principal: identity.Principal, run: recovery.RecoveryRun, *, tx: Any = None
+) -> None:
+    outcome = {
+        states.RunState.DONE: "success",
+        states.RunState.FAILED: "failed",
+        states.RunState.PAUSED: "paused",
+        states.RunState.INTERRUPTED: "interrupted",
+    }.get(states.RunState(run.state), run.state)
+    audit.record(
+        ctx,
+        principal=principal,
+        action=f"{run.kind}.run",
+        target_type="Center",
+        target_id=run.to_center if run.kind == "failback" and run.to_center else run.from_center,
+        outcome=outcome,
+        detail={
+            "run": run.id,
+            "steps_done": len(run.progress),
+            "steps": len(run.plan),
+            "error": str(run.result.get("error", "")),
+        },
+        tx=tx,
+    )
+
+
+def _hooks_checked(
+    ctx: ctx_module.Context, hooks: tuple[recovery_model.Hook, ...]
+) -> tuple[recovery_model.Hook, ...]:
+    recovery_model.check_hooks(hooks, ctx.topology)
+    return hooks
+
+
+@audit.audits_refusals(action="failover.run", target_type="Center", target="from_center")
 def plan_failover(
     ctx: ctx_module.Context,
     *,
     principal: identity.Principal,
-    from_center: str,
+    from_center: str | None = None,
+    from_centers: list[str] | None = None,
     to_center: str | None = None,
-    planned: bool,
+    planned: bool | None,
     department: str | None = None,
     workload_ids: list[str] | None = None,
     dry_run: bool = False,
+    hooks: tuple[recovery_model.Hook, ...] = (),
 ) -> PlanPublic:
-    """The recovery plan for leaving ``from_center``; stored as a run unless ``dry_run``."""
-    _authorize(ctx, principal, from_center)
-    source = ctx.topology.center(from_center)
-    if source.role is topo.CenterRole.MANAGEMENT:
-        raise errors.InvalidInput("the management center runs no workloads", field="from")
+    """The recovery plan for leaving ``from_centers`` (or ``from_center``); stored as a run unless
+    ``dry_run``. Names are checked first, then the mode."""
+    leaving = list(dict.fromkeys([*([from_center] if from_center else []), *(from_centers or [])]))
+    if not leaving:
+        raise errors.InvalidInput("name the center to leave", field="from")
+    for center in leaving:
+        _workload_center(ctx, center, field="from")
     if to_center is not None:
-        ctx.topology.center(to_center)
-        if to_center == from_center:
+        _workload_center(ctx, to_center, field="to")
+        if to_center in leaving:
             raise errors.InvalidInput("cannot fail over a center to itself", field="to")
+    _hooks_checked(ctx, hooks)
+    if planned is None:
+        raise errors.InvalidInput("say --planned or --unplanned", field="mode")
+    for center in leaving:
+        authorize_center(ctx, principal, center, action="failover.run")
     mode = failover.PLANNED if planned else failover.UNPLANNED
     env = environment(ctx)
     centers_health = health(ctx)
-    if planned and not centers_health.center_up(from_center):
+    down = [center for center in leaving if not centers_health.center_up(center)]
+    if planned and down:
         raise errors.InvalidInput(
-            f"{from_center} is down: a planned failover needs it up; use --unplanned", field="mode"
+            f"{', '.join(down)} is down: a planned failover needs it up; use --unplanned", field="mode"
         )
     steps, stranded = failover.plan(
         env,
-        from_centers=[from_center],
+        from_centers=leaving,
         to_center=to_center,
         mode=mode,
         departments=[department] if department else None,
         workload_ids=workload_ids,
         health=centers_health,
     )
+    steps = recovery_model.place_hooks(steps, hooks)
     run_id = None
     if not dry_run:
         run = failover.start(
             env,
             kind="failover",
             mode=mode,
-            from_center=from_center,
+            from_centers=leaving,
             to_center=to_center,
             steps=steps,
             stranded=stranded,
             scope={"department": department, "workloads": workload_ids},
+            started_by=principal.id,
+            owner=owner(),
+            alive_at=WALL_CLOCK.now(),
         )
         run_id = run.id
         audit.record(
@@ -256,83 +523,151 @@ def plan_failover(
             principal=principal,
             action="failover.run",
             target_type="Center",
-            target_id=from_center,
-            outcome="success",
+            target_id=run.from_center,
+            outcome="started",
             detail={"run": run.id, "mode": mode, "to": to_center or "", "steps": len(steps)},
         )
     return PlanPublic(
         run_id=run_id,
         kind="failover",
         mode=mode,
-        from_center=from_center,
+        from_center=",".join(leaving),
+        from_centers=leaving,
         to_center=to_center,
         steps=steps,
         stranded=stranded,
     )
 
 
-def execute(ctx: ctx_module.Context, run_id: str, *, on_step: failover.OnStep | None = None) -> RunPublic:
-    return _public_run(failover.execute(environment(ctx), run_id, on_step=on_step))
+def execute(
+    ctx: ctx_module.Context,
+    run_id: str,
+    *,
+    on_step: failover.OnStep | None = None,
+    principal: identity.Principal | None = None,
+) -> RunPublic:
+    """Run the run's steps not done yet, in this process; audited when it ends, however it ends."""
+    actor = principal or identity.local_operator("sysadmin")
+    try:
+        run = failover.execute(
+            environment(ctx), run_id, on_step=on_step, owner=owner(), alive_at=WALL_CLOCK.now
+        )
+    except BaseException:
+        with ctx.read() as tx:
+            stopped = recovery.get_run(tx, run_id)
+        if stopped.state == states.RunState.INTERRUPTED:
+            _audit_end(ctx, actor, stopped)
+        raise
+    _audit_end(ctx, actor, run)
+    return _public_run(run)
+
+
+@audit.audits_refusals(action="failover.resume", target_type="RecoveryRun", target="run_id")
+def check_resumable(
+    ctx: ctx_module.Context, *, run_id: str, principal: identity.Principal
+) -> recovery.RecoveryRun:
+    """The run, if ``principal`` may resume it and it is paused or interrupted; ``Conflict`` if not."""
+    current = _observed(ctx, _get(ctx, run_id), principal)
+    centers = _centers_of(current) or [current.to_center or ""]
+    authorize_center(ctx, principal, centers[0], action="failover.run")
+    if current.state == states.RunState.RUNNING:
+        raise errors.Conflict(
+            f"run {run_id} is still running (in {current.owner}); wait for it or stop that process",
+            field="run",
+        )
+    if current.state not in states.UNFINISHED_RUN_STATES:
+        raise errors.Conflict(f"run {run_id} is {current.state}; nothing to resume", field="run")
+    return current
+
+
+def resume(
+    ctx: ctx_module.Context,
+    run_id: str,
+    *,
+    principal: identity.Principal,
+    on_step: failover.OnStep | None = None,
+) -> RunPublic:
+    """Finish a paused or interrupted run from its first step not done."""
+    check_resumable(ctx, run_id=run_id, principal=principal)
+    return execute(ctx, run_id, on_step=on_step, principal=principal)
+
+
+def _get(ctx: ctx_module.Context, run_id: str) -> recovery.RecoveryRun:
+    with ctx.read() as tx:
+        return recovery.get_run(tx, run_id)
 
 
 def unfinished_runs(ctx: ctx_module.Context) -> list[RunPublic]:
     with ctx.read() as tx:
-        return [_public_run(run) for run in recovery.list_runs(tx, states=["running"])]
+        return [_public_run(run) for run in recovery.list_runs(tx, states=recovery.UNFINISHED)]
 
 
-def get_run(ctx: ctx_module.Context, run_id: str) -> RunPublic:
+def list_runs(
+    ctx: ctx_module.Context,
+    *,
+    principal: identity.Principal,
+    state: str | None = None,
+    kind: str | None = None,
+    limit: int = 50,
+) -> list[RunPublic]:
+    """Failover and failback runs, newest first; runs whose process died show as interrupted."""
+    authorize_read(ctx, principal)
+    if state is not None and state not in {s.value for s in states.RunState}:
+        known = ", ".join(s.value for s in states.RunState)
+        raise errors.InvalidInput(f"no run state {state!r} (known: {known})", field="state")
+    if kind is not None and kind not in ("failover", "failback"):
+        raise errors.InvalidInput(f"no run kind {kind!r} (known: failover, failback)", field="kind")
     with ctx.read() as tx:
-        return _public_run(recovery.get_run(tx, run_id))
+        runs = recovery.list_runs(tx, kind=kind, limit=limit)
+    observed = [_observed(ctx, run, principal) for run in runs]
+    return [_public_run(run) for run in observed if state is None or run.state == state]
 
 
+def get_run(
+    ctx: ctx_module.Context, run_id: str, *, principal: identity.Principal | None = None
+) -> RunDetailPublic:
+    """One run with its plan and the steps done."""
+    actor = principal or identity.local_operator("sysadmin")
+    authorize_read(ctx, actor)
+    return _detail(_observed(ctx, _get(ctx, run_id), actor))
+
+
+@audit.audits_refusals(action="failback.run", target_type="Center", target="to_center")
 def plan_failback(
-    ctx: ctx_module.Context, *, principal: identity.Principal, to_center: str, dry_run: bool = False
-) -> tuple[PlanPublic, int]:
-    """Reprotect into ``to_center`` (reverse replication until consistent), then plan the way back.
-
-    Returns the planned failover back and how many objects reprotection shipped.
-    """
-    _authorize(ctx, principal, to_center)
+    ctx: ctx_module.Context,
+    *,
+    principal: identity.Principal,
+    to_center: str,
+    dry_run: bool = False,
+    hooks: tuple[recovery_model.Hook, ...] = (),
+) -> PlanPublic:
+    """The way home to ``to_center``: resync, switch back and restore the home layout of every
+    workload whose home uses it (see ``failover.plan_failback``); a run unless ``dry_run`` or
+    there is nothing to bring home."""
+    _workload_center(ctx, to_center, field="to")
+    _hooks_checked(ctx, hooks)
+    authorize_center(ctx, principal, to_center, action="failover.run")
     centers_health = health(ctx)
     if not centers_health.center_up(to_center):
         raise errors.InvalidInput(f"{to_center} is still down; bring it back first", field="to")
     env = environment(ctx)
-    workload_ids = failover.failback_candidates(env, to_center=to_center)
-    shipped = 0 if dry_run else failover.reprotect_for_failback(env, workload_ids, to_center=to_center)
-    with ctx.read() as tx:
-        serving = {
-            center
-            for workload_id in workload_ids
-            for center in repl.serving_centers(requests.get_workload(tx, workload_id))
-            if center != to_center
-        }
-    steps: list[dict[str, Any]] = []
-    stranded: list[dict[str, Any]] = []
-    for center in sorted(serving):
-        more_steps, more_stranded = failover.plan(
-            env,
-            from_centers=[center],
-            to_center=to_center,
-            mode=failover.PLANNED,
-            departments=None,
-            workload_ids=workload_ids,
-            health=centers_health,
-        )
-        steps += more_steps
-        stranded += more_stranded
-    for index, step in enumerate(steps):
-        step["id"] = f"{index:04d}:{step['workload_id']}:{step['action']}"
+    steps, stranded = failover.plan_failback(env, to_center=to_center, health=centers_health)
+    steps = recovery_model.place_hooks(steps, hooks) if steps else steps
+    leaving = sorted({center for step in steps for center in step.from_centers})
     run_id = None
-    if not dry_run:
+    if not dry_run and steps:
         run = failover.start(
             env,
             kind="failback",
             mode=failover.PLANNED,
-            from_center=",".join(sorted(serving)) or "-",
+            from_centers=leaving,
             to_center=to_center,
             steps=steps,
             stranded=stranded,
-            scope={"workloads": workload_ids},
+            scope={"workloads": sorted({step.workload_id for step in steps if step.workload_id})},
+            started_by=principal.id,
+            owner=owner(),
+            alive_at=WALL_CLOCK.now(),
         )
         run_id = run.id
         audit.record(
@@ -341,27 +676,80 @@ def plan_failback(
             action="failback.run",
             target_type="Center",
             target_id=to_center,
-            outcome="success",
-            detail={"run": run.id, "workloads": len(workload_ids), "reprotected_objects": shipped},
+            outcome="started",
+            detail={"run": run.id, "steps": len(steps), "workloads": len(run.scope["workloads"])},
         )
-    plan = PlanPublic(
+    return PlanPublic(
         run_id=run_id,
         kind="failback",
         mode=failover.PLANNED,
-        from_center=",".join(sorted(serving)) or "-",
+        from_center=",".join(leaving) or "-",
+        from_centers=leaving,
         to_center=to_center,
         steps=steps,
         stranded=stranded,
     )
-    return plan, shipped
 
 
-def finish_failback(ctx: ctx_module.Context, run_id: str) -> None:
-    """After the way back ran: the centers that stood in stop their servers and keep their hold."""
-    env = environment(ctx)
+def read_hooks(path: Path) -> tuple[recovery_model.Hook, ...]:
+    """The hooks of a YAML file; ``InvalidInput`` naming the file's path of what is wrong."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise errors.InvalidInput(f"cannot read {path}: {error.strerror or error}", field="hooks") from None
+    return recovery_model.parse_hooks(text)
+
+
+# --- current RPO of given workloads (the portal's workload pages) -------------------------------------
+
+
+class CurrentRpoPublic(BaseModel):
+    """One copy of a workload and how far behind it is now."""
+
+    workload_id: str
+    source: str
+    target: str
+    mode: str
+    state: str
+    lag_s: float
+    """Current RPO: the age of the oldest acknowledged write the target lacks."""
+    rpo_target_s: float
+    over_target: bool
+
+
+def current_rpo(ctx: ctx_module.Context, *, workload_ids: list[str]) -> dict[str, list[CurrentRpoPublic]]:
+    """The copies of these workloads (only these) with their current RPO, read in one transaction.
+
+    Copies that hold every write cost no query of their own: the newest write of each
+    workload is read once for all of them.
+
+    The caller has already been allowed to read the workloads; ``status`` covers every stream.
+    """
+    if not workload_ids:
+        return {}
+    now = ctx.clock.now()
+    result: dict[str, list[CurrentRpoPublic]] = {}
     with ctx.read() as tx:
-        run = recovery.get_run(tx, run_id)
-    for step in run.plan:
-        if step["action"] == "promote":
-            for center in step["from"]:
-                failover.hand_back(env, step["workload_id"], center=center)
+        streams = replication.list_streams(tx, workload_ids=workload_ids)
+        written = replication.last_seqs(tx, workload_ids={stream.workload_id for stream in streams})
+        for stream in streams:
+            oldest = None
+            if stream.last_seq < written[stream.workload_id]:  # only a copy that lacks writes has a lag
+                oldest = replication.first_pending_at(tx, workload_id=stream.workload_id, seq=stream.last_seq)
+            lag_s = 0.0 if oldest is None else max(now - oldest, 0.0)
+            target_s = repl.lag_target_s(
+                stream, rpo_target_s=float(ctx.topology.tier(stream.tier).rpo_target_s)
+            )
+            result.setdefault(stream.workload_id, []).append(
+                CurrentRpoPublic(
+                    workload_id=stream.workload_id,
+                    source=stream.source,
+                    target=stream.target,
+                    mode=stream.mode,
+                    state=stream.state,
+                    lag_s=round(lag_s, 3),
+                    rpo_target_s=target_s,
+                    over_target=lag_s > target_s,
+                )
+            )
+    return result

@@ -183,7 +183,7 @@ def submit(
         principal=principal,
         idempotency_key=idempotency_key,
         fingerprint=_fingerprint(body),
-        request_id=identity.current_request_id(),
+        scope=audit.current_scope(),
     )
     try:
         record = _writer(ctx).admit(ctx, ticket)
@@ -216,7 +216,7 @@ def submit_many(
                 principal=principal,
                 idempotency_key=None,
                 fingerprint="",
-                request_id=identity.current_request_id(),
+                scope=audit.current_scope(),
             )
             for admission in admissions
         ]
@@ -226,7 +226,7 @@ def submit_many(
             )
             reservations = iter(held)
             admitted = [
-                _admitted(ticket, [next(reservations) for _ in ticket.admission.planned])
+                _admitted(ctx, ticket, [next(reservations) for _ in ticket.admission.planned])
                 for ticket in tickets
             ]
             _write(ctx, tx, admitted=admitted, audit_entries=[entry for _r, _w, entry in admitted])
@@ -247,14 +247,14 @@ def _audit_refusal(
     *,
     detail: dict[str, Any],
 ) -> None:
-    audit.record(
+    audit.record_refusal(
         ctx,
         principal=principal,
         action="request.create",
         target_type="Request",
         target_id="-",
-        outcome="denied" if isinstance(refused, errors.PolicyDenied) else "refused",
-        detail={**detail, "reason": refused.one_line()},
+        error=refused,
+        detail=detail,
     )
 
 
@@ -379,8 +379,8 @@ class _Ticket:
     principal: identity.Principal
     idempotency_key: str | None
     fingerprint: str
-    request_id: str
-    """The request id of the call that submitted it (the writer may run in another call)."""
+    scope: audit.RequestScope
+    """The request id and source of the call that submitted it (the writer may run in another call)."""
     outcome: requests.RequestRecord | BaseException | None = None
     done: bool = False
 
@@ -480,18 +480,18 @@ def _admit_each(
         if reservations is None:
             outcomes.append(_KeyTaken())
         elif isinstance(reservations, errors.QuotaExceeded):
-            outcomes.append(reservations)
+            outcomes.append(audit.mark_recorded(reservations))
             audit_entries.append(
                 _audit_entry(
+                    ctx,
                     ticket,
                     target_id="-",
                     outcome="refused",
                     detail={**_refusal_detail(ticket.admission.body), "reason": reservations.one_line()},
-                    now=now,
                 )
             )
         else:
-            record, workload, entry = _admitted(ticket, reservations)
+            record, workload, entry = _admitted(ctx, ticket, reservations)
             admitted.append((record, workload, entry))
             audit_entries.append(entry)
             outcomes.append(record)
@@ -503,35 +503,32 @@ def _write(
     ctx: ctx_module.Context,
     tx: Any,
     *,
-    admitted: list[tuple[requests.RequestRecord, requests.WorkloadRecord, dict[str, Any]]],
-    audit_entries: list[dict[str, Any]],
+    admitted: list[tuple[requests.RequestRecord, requests.WorkloadRecord, audit_store.Entry]],
+    audit_entries: list[audit_store.Entry],
 ) -> None:
     requests.insert_requests(tx, [record for record, _workload, _entry in admitted])
     requests.insert_workloads(tx, [workload for _record, workload, _entry in admitted])
-    audit_store.append_many(tx, audit_entries)
+    audit.append_entries(ctx, audit_entries, tx=tx)
 
 
 def _audit_entry(
-    ticket: _Ticket, *, target_id: str, outcome: str, detail: dict[str, Any], now: float
-) -> dict[str, Any]:
-    principal = ticket.principal
-    return {
-        "at": now,
-        "actor": principal.id,
-        "role": principal.role,
-        "department": principal.department,
-        "action": "request.create",
-        "target_type": "Request",
-        "target_id": target_id,
-        "outcome": outcome,
-        "detail": detail,
-        "request_id": ticket.request_id,
-    }
+    ctx: ctx_module.Context, ticket: _Ticket, *, target_id: str, outcome: str, detail: dict[str, Any]
+) -> audit_store.Entry:
+    with audit.request_scope(ticket.scope.request_id, source=ticket.scope.source):
+        return audit.entry(
+            ctx,
+            principal=ticket.principal,
+            action="request.create",
+            target_type="Request",
+            target_id=target_id,
+            outcome=outcome,
+            detail=detail,
+        )
 
 
 def _admitted(
-    ticket: _Ticket, reservations: list[quotas.Reservation]
-) -> tuple[requests.RequestRecord, requests.WorkloadRecord, dict[str, Any]]:
+    ctx: ctx_module.Context, ticket: _Ticket, reservations: list[quotas.Reservation]
+) -> tuple[requests.RequestRecord, requests.WorkloadRecord, audit_store.Entry]:
     """The request, workload and audit entry of an admission whose quota is held."""
     admission = ticket.admission
     body, now = admission.body, admission.now
@@ -591,6 +588,7 @@ def _admitted(
         ],
     )
     entry = _audit_entry(
+        ctx,
         ticket,
         target_id=admission.request_id,
         outcome="success",
@@ -600,7 +598,6 @@ def _admitted(
             "tier": admission.tier.name,
             "state": final_state,
         },
-        now=now,
     )
     return record, workload, entry
 
@@ -707,10 +704,12 @@ def visible_departments(
     return None if department is None else [department]
 
 
+@audit.audits_refusals(action="request.approve", target_type="Request", target="request_id")
 def approve(ctx: ctx_module.Context, *, principal: identity.Principal, request_id: str) -> RequestPublic:
     return _decide(ctx, principal=principal, request_id=request_id, action="request.approve", reason=None)
 
 
+@audit.audits_refusals(action="request.reject", target_type="Request", target="request_id")
 def reject(
     ctx: ctx_module.Context, *, principal: identity.Principal, request_id: str, reason: str
 ) -> RequestPublic:
@@ -719,6 +718,7 @@ def reject(
     return _decide(ctx, principal=principal, request_id=request_id, action="request.reject", reason=reason)
 
 
+@audit.audits_refusals(action="request.cancel", target_type="Request", target="request_id")
 def cancel(ctx: ctx_module.Context, *, principal: identity.Principal, request_id: str) -> RequestPublic:
     return _decide(
         ctx, principal=principal, request_id=request_id, action="request.cancel", reason="cancelled"

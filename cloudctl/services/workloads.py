@@ -143,6 +143,7 @@ def list_workloads(
     return items, (page[-1].id if len(records) > limit else None)
 
 
+@audit.audits_refusals(action="workload.delete", target_type="Workload", target="workload_id")
 def delete(ctx: ctx_module.Context, *, principal: identity.Principal, workload_id: str) -> WorkloadPublic:
     """Mark the workload for deletion; its quota is released once its resources are gone."""
     now = ctx.clock.now()

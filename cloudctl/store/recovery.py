@@ -1,9 +1,13 @@
-"""Recovery runs (failover, failback) and drill runs, persisted step by step.
+"""Recovery runs (failover, failback) and drill runs, persisted step by step; placement homes.
 
 Invariants: a run's ``plan`` is fixed when it starts; each completed step is one
 row of ``recovery_steps`` (its outcome and time), written once and never changed,
 so a process killed mid-run resumes at the first step without a row, and recording
 a step costs the same however long the plan is; a drill run keeps its full report.
+A run names who started it and the process running it (``owner``, with the wall-clock
+time of its last sign of life in ``heartbeat_at``), so a run whose process died can be
+told from one still going. ``placement_homes`` keeps the role each placement of a
+workload had before its first failover, written once, so failback knows the way home.
 """
 
 from __future__ import annotations
@@ -14,7 +18,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from cloudctl import errors
+from cloudctl.model import states
 from cloudctl.store import schema
+
+UNFINISHED = [state.value for state in states.UNFINISHED_RUN_STATES]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +38,11 @@ class RecoveryRun:
     result: dict[str, Any]
     started_at: float
     finished_at: float | None
+    started_by: str = ""
+    owner: str = ""
+    """``host:pid`` of the process running the run ("" while none does)."""
+    heartbeat_at: float | None = None
+    """Wall-clock time of the owner's last sign of life (start, each step)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,11 +59,19 @@ class DrillRun:
 
 def _run(row: Any, steps: list[dict[str, Any]]) -> RecoveryRun:
     result = dict(row.result)
-    if steps and row.state == "running":
+    if steps and row.state != states.RunState.DONE:
+        # Unfinished: what the finished steps did, gathered from their own records.
+        subjects = {str(step["id"]): str(step.get("workload_id", "")) for step in row.plan}
         workloads: dict[str, Any] = {}
+        hooks: list[dict[str, Any]] = []
         for step in steps:
-            workloads.setdefault(str(step["id"]).split(":")[1], {}).update(step["outcome"])
+            subject = subjects.get(str(step["id"]), "")
+            if subject:
+                workloads.setdefault(subject, {}).update(step["outcome"])
+            elif "hook" in step["outcome"]:
+                hooks.append({"step": step["id"], **step["outcome"]})
         result["workloads"] = workloads
+        result["hooks"] = hooks
     return RecoveryRun(
         id=row.id,
         kind=row.kind,
@@ -65,6 +85,9 @@ def _run(row: Any, steps: list[dict[str, Any]]) -> RecoveryRun:
         result=result,
         started_at=float(row.started_at),
         finished_at=None if row.finished_at is None else float(row.finished_at),
+        started_by=row.started_by,
+        owner=row.owner,
+        heartbeat_at=None if row.heartbeat_at is None else float(row.heartbeat_at),
     )
 
 
@@ -83,16 +106,33 @@ def get_run(tx: sa.Connection, run_id: str, *, for_update: bool = False) -> Reco
     return _run(row, list_steps(tx, run_id))
 
 
-def list_runs(tx: sa.Connection, *, states: list[str] | None = None, limit: int = 100) -> list[RecoveryRun]:
-    query = sa.select(schema.recovery_runs).order_by(schema.recovery_runs.c.started_at.desc()).limit(limit)
+def list_runs(
+    tx: sa.Connection, *, states: list[str] | None = None, kind: str | None = None, limit: int = 100
+) -> list[RecoveryRun]:
+    """Newest first."""
+    table = schema.recovery_runs
+    query = sa.select(table).order_by(table.c.started_at.desc(), table.c.id.desc()).limit(limit)
     if states is not None:
-        query = query.where(schema.recovery_runs.c.state.in_(states))
+        query = query.where(table.c.state.in_(states))
+    if kind is not None:
+        query = query.where(table.c.kind == kind)
     return [_run(row, list_steps(tx, str(row.id))) for row in tx.execute(query)]
 
 
 def record_step(tx: sa.Connection, *, run_id: str, step_id: str, at: float, outcome: dict[str, Any]) -> None:
     values = {"run_id": run_id, "step_id": step_id, "at": at, "outcome": outcome}
     tx.execute(schema.recovery_steps.insert(), values)
+
+
+def claim_run(tx: sa.Connection, run_id: str, *, owner: str, alive_at: float) -> None:
+    """``owner`` runs the run from now on."""
+    table = schema.recovery_runs
+    tx.execute(table.update().where(table.c.id == run_id).values(owner=owner, heartbeat_at=alive_at))
+
+
+def beat(tx: sa.Connection, run_id: str, *, alive_at: float) -> None:
+    table = schema.recovery_runs
+    tx.execute(table.update().where(table.c.id == run_id).values(heartbeat_at=alive_at))
 
 
 def list_steps(tx: sa.Connection, run_id: str) -> list[dict[str, Any]]:
@@ -128,6 +168,13 @@ def insert_drill_run(tx: sa.Connection, run: DrillRun) -> DrillRun:
     return run
 
 
+def get_drill_run(tx: sa.Connection, run_id: str) -> DrillRun:
+    row = tx.execute(sa.select(schema.drill_runs).where(schema.drill_runs.c.id == run_id)).first()
+    if row is None:
+        raise errors.NotFound(f"no drill run {run_id!r}", field="run")
+    return _drill(row)
+
+
 def update_drill_run(tx: sa.Connection, run_id: str, **values: Any) -> DrillRun:
     tx.execute(schema.drill_runs.update().where(schema.drill_runs.c.id == run_id).values(**values))
     row = tx.execute(sa.select(schema.drill_runs).where(schema.drill_runs.c.id == run_id)).first()
@@ -161,9 +208,40 @@ def lock_center(tx: sa.Connection, center: str) -> None:
 
 
 def running_for_center(tx: sa.Connection, center: str) -> list[RecoveryRun]:
-    """Unfinished failover or failback runs that leave or enter ``center``."""
+    """Unfinished (running, paused, interrupted) failover or failback runs leaving or entering ``center``."""
     return [
         run
-        for run in list_runs(tx, states=["running"], limit=1000)
+        for run in list_runs(tx, states=UNFINISHED, limit=1000)
         if center in run.from_center.split(",") or run.to_center == center
     ]
+
+
+def record_homes(tx: sa.Connection, homes: dict[str, dict[str, str]]) -> None:
+    """Remember ``{workload: {center: role}}`` for the workloads that have no home recorded yet."""
+    if not homes:
+        return
+    table = schema.placement_homes
+    known = {
+        str(row.workload_id)
+        for row in tx.execute(sa.select(table.c.workload_id).where(table.c.workload_id.in_(list(homes))))
+    }
+    rows = [
+        {"workload_id": workload_id, "center": center, "role": role}
+        for workload_id, roles in sorted(homes.items())
+        if workload_id not in known
+        for center, role in sorted(roles.items())
+    ]
+    if rows:
+        tx.execute(table.insert(), rows)
+
+
+def homes_of(tx: sa.Connection, workload_ids: list[str] | None = None) -> dict[str, dict[str, str]]:
+    """``{workload: {center: role}}`` of the workloads with a recorded home (of all, or of these)."""
+    table = schema.placement_homes
+    query = sa.select(table)
+    if workload_ids is not None:
+        query = query.where(table.c.workload_id.in_(workload_ids))
+    homes: dict[str, dict[str, str]] = {}
+    for row in tx.execute(query):
+        homes.setdefault(str(row.workload_id), {})[str(row.center)] = str(row.role)
+    return homes

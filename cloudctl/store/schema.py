@@ -202,6 +202,8 @@ audit_records = sa.Table(
     sa.Column("outcome", sa.String(20), nullable=False),
     sa.Column("detail", sa.JSON, nullable=False),
     sa.Column("request_id", sa.String(64), nullable=False),
+    sa.Column("source", sa.String(64), nullable=False, server_default=""),
+    sa.Column("key_id", sa.String(40), nullable=False, server_default=""),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
 )
@@ -274,6 +276,17 @@ recovery_runs = sa.Table(
     sa.Column("result", sa.JSON, nullable=False),
     sa.Column("started_at", sa.Float, nullable=False),
     sa.Column("finished_at", sa.Float, nullable=True),
+    sa.Column("started_by", sa.String(200), nullable=False, server_default=""),
+    sa.Column("owner", sa.String(200), nullable=False, server_default=""),
+    sa.Column("heartbeat_at", sa.Float, nullable=True),
+)
+
+placement_homes = sa.Table(
+    "placement_homes",
+    metadata,
+    sa.Column("workload_id", sa.String(40), primary_key=True),
+    sa.Column("center", sa.String(40), primary_key=True),
+    sa.Column("role", sa.String(20), nullable=False),
 )
 
 drill_runs = sa.Table(
@@ -349,4 +362,27 @@ capacity_samples = sa.Table(
     sa.Column("total", sa.BigInteger, nullable=False),
     sa.Column("allocated", sa.BigInteger, nullable=False),
     sa.Column("used", sa.BigInteger, nullable=True),
+)
+
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(40), primary_key=True),
+    sa.Column("holder", sa.String(200), nullable=False),
+    sa.Column("epoch", sa.BigInteger, nullable=False),
+    sa.Column("acquired_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+)
+
+replicas = sa.Table(
+    "replicas",
+    metadata,
+    sa.Column("id", sa.String(200), primary_key=True),
+    sa.Column("host", sa.String(200), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("api_url", sa.String(300), nullable=False),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("epoch", sa.BigInteger, nullable=True),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("heartbeat_at", sa.Float, nullable=False),
 )

@@ -2,7 +2,8 @@
 
 Invariants: a token's secret is shown once, at creation, and never stored; a
 revoked or expired token never authenticates again; revocation keeps the row
-(the audit trail refers to it).
+(the audit trail refers to it), and no row is ever deleted, so an id is never
+issued twice (the primary key refuses a repeat).
 """
 
 from __future__ import annotations
@@ -78,3 +79,15 @@ def revoke_token(tx: sa.Connection, token_id: str, *, now: float) -> TokenRecord
     if current.revoked_at is None:
         tx.execute(schema.tokens.update().where(schema.tokens.c.id == token_id).values(revoked_at=now))
     return get_token(tx, token_id)
+
+
+def revoke_department_tokens(tx: sa.Connection, department: str, *, now: float) -> list[str]:
+    """Revoke every live token of ``department``; the ids revoked."""
+    live = sa.and_(schema.tokens.c.department == department, schema.tokens.c.revoked_at.is_(None))
+    ids = [
+        str(row.id)
+        for row in tx.execute(sa.select(schema.tokens.c.id).where(live).order_by(schema.tokens.c.id))
+    ]
+    if ids:
+        tx.execute(schema.tokens.update().where(live).values(revoked_at=now))
+    return ids

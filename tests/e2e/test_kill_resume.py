@@ -8,6 +8,7 @@ started twice, no quota left held.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -22,6 +23,7 @@ from cloudctl import clock as clocks
 from cloudctl.drivers import simulator as sim
 from cloudctl.services import faults, identity, provisioning, setup
 from cloudctl.services import requests as requests_service
+from cloudctl.store import audit as audit_store
 from cloudctl.store import db, quotas, recovery, requests, simulator_state
 from tests.conftest import POLICIES, TOPOLOGY, make_context
 from tests.e2e.test_serve_crash import poll
@@ -61,12 +63,16 @@ def cloudctl(home: Path) -> Callable[..., subprocess.Popen[bytes]]:
     return start
 
 
-def killed(process: subprocess.Popen[bytes]) -> None:
+def killed(process: subprocess.Popen[bytes]) -> str:
+    """Kill the process outright; what it had printed."""
     process.send_signal(signal.SIGKILL)
     process.wait(30)
+    printed = b""
     if process.stdout is not None:
+        printed = process.stdout.read()
         process.stdout.close()
     assert process.returncode == -signal.SIGKILL
+    return printed.decode(errors="replace")
 
 
 def finished(process: subprocess.Popen[bytes]) -> tuple[int, str]:
@@ -101,9 +107,17 @@ def test_a_drill_killed_during_its_warm_up_is_finished_by_drill_resume(home: Pat
         return str(runs[0].report.get("progress", {}).get("phase", "")) if runs else ""
 
     first = run("drill", "run", str(plan_file))
-    poll(lambda: phase() == "canaries-ready", what="the drill to finish making its canaries")
+    poll(lambda: phase() == "prepare", what="the drill to finish making its canaries")
     killed(first)
-    assert phase() == "canaries-ready"  # killed in the warm-up, before the fault
+    assert phase() == "prepare"  # killed in the warm-up, before the fault
+    shown = subprocess.run(
+        [sys.executable, "-m", "cloudctl", "drill", "history", "-o", "json"],
+        env={**os.environ, "CLOUDCTL_HOME": str(home), "CLOUDCTL_TOPOLOGY": str(TOPOLOGY)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert '"state": "interrupted"' in shown.stdout  # its process is gone: never left "running"
 
     with store.read() as tx:
         drill_id = recovery.list_drill_runs(tx, plan="kill-and-resume")[0].id
@@ -146,12 +160,22 @@ def test_a_failover_killed_part_way_is_finished_by_failover_resume(home: Path) -
     # Real time: each promotion waits for its servers to boot in qd-b (2 s in the simulator).
     first = run("failover", "--from", "qd-a", "--to", "qd-b", "--planned")
     poll(lambda: steps_done() >= 2, what="the failover to finish its first steps")
-    killed(first)
+    killed_output = killed(first)
     with store.read() as tx:
         (interrupted,) = recovery.list_runs(tx)
-    assert interrupted.state == "running"
+    assert f"failover run {interrupted.id} started" in killed_output  # printed before the work
+    assert interrupted.state == "running"  # as the killed process left it
     assert 2 <= len(interrupted.progress) < len(interrupted.plan)
     assert interrupted.result["workloads"]  # what the finished steps did, shown while it waits
+
+    code, out = finished(run("failover", "list", "-o", "json"))
+    assert code == 0, out
+    (listed,) = json.loads(out)
+    assert (listed["id"], listed["state"]) == (interrupted.id, "interrupted")
+    assert listed["resume"] == f"cloudctl failover resume {interrupted.id}"
+    with store.read() as tx:
+        outcomes = [r.outcome for r in audit_store.list_records(tx) if r.detail.get("run") == interrupted.id]
+    assert outcomes == ["started", "interrupted"]
 
     code, out = finished(run("failover", "resume", interrupted.id))
 

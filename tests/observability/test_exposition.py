@@ -337,7 +337,7 @@ def test_audit_chain_verification_is_reused_for_a_minute_of_the_clock(
             outcome="success",
         )
     with ctx.read() as tx:
-        records = audit.verify(tx).records
+        records, _ = audit.head(tx)
     assert records >= 2
     assert conftest.samples(ctx, "cloudctl_audit_chain_ok") == {(): 1.0}
     assert conftest.samples(ctx, "cloudctl_audit_records") == {(): float(records)}

@@ -83,7 +83,8 @@ def test_commands_before_init_say_to_run_init(cli: Cli) -> None:
 
 def test_status_json_has_the_documented_shape(ready: Cli) -> None:
     status = ready.json("status")
-    assert set(status) == {"topology", "display_name", "generated_at", "centers", "links"}
+    assert set(status) == {"topology", "display_name", "generated_at", "centers", "links", "replicas"}
+    assert status["replicas"] == []  # no `cloudctl serve` has run on this store
     center = status["centers"][1]
     assert set(center) == {"name", "display_name", "site", "role", "health", "drivers", "capacity"}
     assert center["drivers"]["compute"] == "simulator"
@@ -273,8 +274,9 @@ def test_failover_and_replication_from_the_cli(ready: Cli, tmp_path: Path) -> No
     request, _ = requests_service.submit(ctx, principal=principal, body=body)
     provisioning.reconcile(ctx, kind="request", object_id=request.id)
     ctx.close()
-    streams = ready.json("replication", "status", "--tier", "gold")
-    assert {(s["source"], s["target"], s["mode"]) for s in streams} == {
+    (protected,) = ready.json("replication", "status", "--tier", "gold")
+    assert (protected["protection"], protected["reason"]) == ("protected", "")
+    assert {(s["source"], s["target"], s["mode"]) for s in protected["streams"]} == {
         ("qd-a", "qd-b", "sync"),
         ("qd-a", "dz-dr", "async"),
     }
@@ -286,6 +288,71 @@ def test_failover_and_replication_from_the_cli(ready: Cli, tmp_path: Path) -> No
     assert (run["state"], run["steps_done"]) == ("done", 4)
     again = ready("failover", "resume", run["id"], code=2)
     assert "nothing to resume" in one_line_error(again)
+
+
+def test_failover_runs_are_subcommands_found_by_list_and_show_and_failback_comes_home(
+    ready: Cli, tmp_path: Path
+) -> None:
+    from cloudctl import clock
+    from cloudctl.services import identity, provisioning
+    from cloudctl.services import requests as requests_service
+    from cloudctl.store import db
+    from tests.conftest import make_context
+
+    store = db.Store(db.sqlite_url(ready.home))
+    ctx = make_context(store, clock.ManualClock(), tmp_path)
+    principal = identity.Principal(
+        id="t", role="dept-admin", department="hrss", department_path=("qingdao", "hrss")
+    )
+    body = requests_service.RequestCreate(offering="vm.small", tier="silver", preferred_center="qd-a")
+    request, _ = requests_service.submit(ctx, principal=principal, body=body)
+    provisioning.reconcile(ctx, kind="request", object_id=request.id)
+    ctx.close()
+    store.dispose()
+    unknown = ready("failover", "run", "--from", "nosuch", "--dry-run", code=2)
+    assert one_line_error(unknown).startswith("error: from: no center 'nosuch'")
+    assert one_line_error(ready("failover", "--from", "nosuch", code=2)).startswith("error: from: ")
+    hooks_file = tmp_path / "hooks.yaml"
+    hooks_file.write_text("hooks:\n  - {when: pre, command: {argv: [hostname]}, on_failure: later}\n")
+    bad = ready("failover", "run", "--from", "qd-a", "--planned", "--hooks", str(hooks_file), code=2)
+    assert one_line_error(bad).startswith("error: hooks[0].on_failure: ")
+    hooks_file.write_text("hooks:\n  - {name: announce, when: pre, command: {argv: [hostname]}}\n")
+    dry = ready.json(
+        "failover", "run", "--from", "qd-a", "--planned", "--dry-run", "--hooks", str(hooks_file)
+    )
+    assert (dry["run_id"], dry["steps"][0]["action"]) == (None, "hook")
+    assert dry["steps"][0]["hook"]["name"] == "announce"
+    assert dry["steps"][0]["hook"]["on_failure"] == "abort"
+    assert ready.json("failover", "list") == []
+
+    moved = ready("failover", "run", "--from", "qd-a", "--planned", "--hooks", str(hooks_file), "-o", "json")
+    run = json.loads(moved.stdout)
+    assert f"failover run {run['id']} started" in moved.stderr
+    assert (run["state"], run["steps_done"], run["hooks"][0]["ok"]) == ("done", 5, True)
+    listed = ready.json("failover", "list")
+    assert [(r["id"], r["state"], r["steps_done"], r["started_by"]) for r in listed] == [
+        (run["id"], "done", 5, run["started_by"])
+    ]
+    assert run["started_by"].startswith("local:")
+    shown = ready.json("failover", "show", run["id"])
+    assert [s["action"] for s in shown["steps"]] == [
+        "hook",
+        "final-sync",
+        "promote",
+        "switch-traffic",
+        "reprotect",
+    ]
+    assert shown["steps"][2]["from_centers"] == ["qd-a"]
+    unprotected = ready.json("replication", "status", "--unprotected")
+    assert [w["protection"] for w in unprotected] == []  # planned: qd-a still holds a ready copy
+
+    back = ready("failback", "--to", "qd-a", "-o", "json")
+    assert "failback run" in back.stderr
+    assert json.loads(back.stdout)["state"] == "done"
+    again = ready.json("failback", "--to", "qd-a")
+    assert (again["run_id"], again["steps"]) == (None, [])
+    assert "0 step(s)" in ready("failback", "--to", "qd-a").stdout
+    assert one_line_error(ready("failover", "show", "failover-nope", code=2)).startswith("error: run: ")
 
 
 def test_replication_points_from_the_cli(ready: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -310,7 +377,7 @@ def test_replication_points_from_the_cli(ready: Cli, tmp_path: Path, monkeypatch
     assert "1 replication point(s) taken, 0 failed" in ready("replication", "run").stdout
     points = ready.json("replication", "points", "--workload", workload)
     assert [(p["center"], p["volume_name"], p["snapshot_name"], p["seq"], p["state"]) for p in points] == [
-        ("qd-a", f"{workload}-0", f"rp-{workload}-0-1", 1, "ready")
+        ("dz-dr", f"{workload}-0", f"rp-{workload}-0-1", 1, "ready")
     ]
     assert set(points[0]) == {
         "id",
@@ -333,7 +400,7 @@ def test_replication_points_from_the_cli(ready: Cli, tmp_path: Path, monkeypatch
     (row,) = [line for line in ready("replication", "points").stdout.splitlines() if workload in line]
     assert [cell.strip() for cell in row.split("│")[1:-1]] == [
         workload,
-        "qd-a",
+        "dz-dr",
         f"{workload}-0",
         f"rp-{workload}-0-1",
         "1",

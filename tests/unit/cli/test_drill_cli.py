@@ -6,9 +6,8 @@ hand-built report, so these tests see only what the command does with it: no wai
 
 from __future__ import annotations
 
+import datetime
 import json
-import sys
-import types
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
@@ -16,13 +15,14 @@ from typing import Any
 
 import pytest
 import typer
+import yaml
 from typer.testing import CliRunner
 
-import cloudctl.services
 from cloudctl import settings as settings_module
 from cloudctl.cli import commands_core, commands_drill, main
 from cloudctl.model import drill_report, drills
 from cloudctl.services import context as ctx_module
+from cloudctl.services import drills as drill_service
 from cloudctl.store import recovery as recovery_store
 from tests.conftest import POLICIES, ROOT, TOPOLOGY
 
@@ -31,18 +31,25 @@ SHIPPED = sorted(path.stem for path in PLAN_DIR.glob("*.yaml"))
 
 
 def tier_result(tier: str, *, rpo: float, rpo_target: float, passed: bool) -> drill_report.TierResult:
-    return drill_report.TierResult(
-        tier=tier,
-        workloads=1,
-        gbt20988_level_target=6,
+    figures = drill_report.Figures(
+        gbt20988_level_target=6 if passed else 5,
         rpo_target_s=rpo_target,
         rto_target_s=120,
         rpo_measured_s=rpo,
         rto_measured_s=42.5,
         writes_acknowledged=600,
         writes_lost=0 if rpo == 0 else 3,
-        gbt20988_level_achieved=6 if rpo == 0 else 5,
-        passed=passed,
+    )
+    level = 6 if rpo == 0 else 5
+    missed = drill_report.judge(figures, level_achieved=level, all_writes_lost=False)
+    assert (not missed) == passed
+    return drill_report.TierResult(
+        tier=tier,
+        workloads=1,
+        **figures.model_dump(),
+        gbt20988_level_achieved=level,
+        missed=missed,
+        passed=not missed,
     )
 
 
@@ -101,10 +108,7 @@ class FakeEngine:
 @pytest.fixture
 def engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
     fake = FakeEngine()
-    module = types.ModuleType("cloudctl.services.drills")
-    module.run_drill = fake  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "cloudctl.services.drills", module)
-    monkeypatch.setattr(cloudctl.services, "drills", module, raising=False)
+    monkeypatch.setattr(drill_service, "run_drill", fake)
     return fake
 
 
@@ -233,10 +237,12 @@ def test_list_names_the_file_and_the_field_of_a_bad_plan(cli: Cli, tmp_path: Pat
 
 def test_show_gives_the_plan_and_its_effective_targets(cli: Cli) -> None:
     detail = cli.json("drill", "show", "test-failover-dr", "--dir", str(PLAN_DIR))
-    assert detail["plan"]["scenario"] == {"kind": "test-failover", "center": "dz-dr"}
+    assert detail["plan"]["scenario"] == {"kind": "test-failover", "center": "dz-dr", "at_s": 0}
     targets = {target["tier"]: target for target in detail["effective_targets"]}
     assert (targets["silver"]["rpo_target_s"], targets["silver"]["overridden"]) == (600, True)
-    assert (targets["bronze"]["rpo_target_s"], targets["bronze"]["overridden"]) == (86400, False)
+    assert targets["silver"]["gbt20988_level_target"] == 5
+    assert (targets["platinum"]["rpo_target_s"], targets["platinum"]["gbt20988_level_target"]) == (60, 5)
+    assert "bronze" not in targets  # not measured by this plan
     assert "effective targets" in cli("drill", "show", str(PLAN_DIR / "lose-qd-a.yaml")).stdout
 
 
@@ -280,6 +286,7 @@ def test_history_lists_runs_newest_first_with_figures_per_tier(ready: Cli) -> No
             "rto_target_s": 120.0,
             "rto_measured_s": 42.5,
             "gbt20988_level_achieved": 5,
+            "gbt20988_level_target": 5,
             "passed": False,
         }
     ]
@@ -373,6 +380,30 @@ def test_run_reports_each_step_as_it_happens(cli: Cli, engine: FakeEngine, tmp_p
     assert result.stderr.index("canary writes started") < result.stderr.index("workloads serving")
 
 
+def test_a_plan_named_unlike_its_file_exits_2_and_runs_nothing(
+    cli: Cli, engine: FakeEngine, tmp_path: Path
+) -> None:
+    path = write_plan(tmp_path, "nightly")
+    path.rename(tmp_path / "other-name.yaml")
+    result = cli("drill", "run", str(tmp_path / "other-name.yaml"), code=2)
+    assert one_line_error(result).startswith("error: name: 'nightly' differs from the file name")
+    assert engine.plans == []
+
+
+def test_a_plan_with_an_unknown_department_exits_2_before_any_run_starts(ready: Cli, tmp_path: Path) -> None:
+    bad = write_plan(tmp_path, "no-such-dept", scope={"departments": ["nosuch"], "tiers": ["platinum"]})
+    result = ready("drill", "run", str(bad), code=2)
+    assert one_line_error(result) == "error: scope.departments[0]: no department 'nosuch'"
+    assert ready.json("drill", "history") == []
+
+
+def test_a_warm_up_shorter_than_a_tier_interval_exits_2(cli: Cli, engine: FakeEngine, tmp_path: Path) -> None:
+    bad = write_plan(tmp_path, "short", scope={"tiers": ["silver"]})
+    result = cli("drill", "run", str(bad), code=2)
+    assert "canary.warmup_s" in one_line_error(result) and "silver" in result.stderr
+    assert engine.plans == []
+
+
 def test_a_bad_plan_exits_2_naming_the_field_and_runs_nothing(
     cli: Cli, engine: FakeEngine, tmp_path: Path
 ) -> None:
@@ -435,6 +466,25 @@ def test_run_scheduled_runs_every_due_drill_and_exits_1_when_one_missed(tmp_path
     summary = (tmp_path / "reports" / "summary.txt").read_text(encoding="utf-8")
     assert "passed  lose-qd-a" in summary
     assert "FAILED  cut-dr-link" in summary
+
+
+def test_the_ci_job_wakes_after_every_plan_fired_that_day() -> None:
+    """The workflow's cron fires at most an hour after each firing of each plan's schedule,
+    so `drill due --since 24h` runs the plan the same night, not a day late."""
+    import croniter
+
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "dr-drills.yml").read_text(encoding="utf-8"))
+    triggers = workflow[True] if True in workflow else workflow["on"]  # YAML 1.1 reads `on:` as True
+    (cron,) = [entry["cron"] for entry in triggers["schedule"]]
+    start = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    for path in PLAN_DIR.glob("*.yaml"):
+        plan = drills.parse(path.read_text(encoding="utf-8"))
+        assert plan.schedule is not None
+        firings = croniter.croniter(plan.schedule, start)
+        for _ in range(12):
+            fired = firings.get_next(datetime.datetime)
+            woke = croniter.croniter(cron, fired).get_next(datetime.datetime)
+            assert woke - fired <= datetime.timedelta(hours=1), (plan.name, fired, woke)
 
 
 def test_run_scheduled_with_all_runs_every_listed_plan(tmp_path: Path) -> None:

@@ -68,6 +68,7 @@ def test_every_shipped_plan_is_valid_against_the_shipped_topology(
 def test_the_shipped_plans_cover_every_scenario_and_mix_tiers_and_departments() -> None:
     plans = [drills.parse(path.read_text(encoding="utf-8")) for path in PLANS]
     assert {plan.scenario.kind for plan in plans} == set(drills.SCENARIO_KINDS)
+    assert sum(1 for plan in plans if plan.faults) >= 2  # compound plans
     assert any(plan.scope.tiers and plan.scope.departments for plan in plans)
     assert any(plan.scope.all for plan in plans)
 
@@ -78,13 +79,94 @@ def test_effective_targets_replace_only_the_overridden_fields(shipped_topology: 
     silver = shipped_topology.tier("silver")
     assert (targets["silver"].rpo_target_s, targets["silver"].rto_target_s) == (600, silver.rto_target_s)
     assert targets["silver"].overridden
-    bronze = shipped_topology.tier("bronze")
-    assert (targets["bronze"].rpo_target_s, targets["bronze"].rto_target_s) == (
-        bronze.rpo_target_s,
-        bronze.rto_target_s,
+    assert targets["silver"].gbt20988_level_target == 5  # derived: RPO 600 s, RTO 4 h fit level 5
+    assert (targets["platinum"].rpo_target_s, targets["platinum"].gbt20988_level_target) == (60, 5)
+    assert "bronze" not in targets  # marked 'measured: false'
+
+
+def test_a_tier_without_override_keeps_the_topology_level(shipped_topology: topology.Topology) -> None:
+    plan = drills.from_data(BASE)
+    targets = {target.tier: target for target in drills.effective_targets(plan, shipped_topology)}
+    assert targets["gold"].gbt20988_level_target == shipped_topology.tier("gold").gbt20988_level
+    assert not targets["gold"].overridden
+
+
+def test_overriding_rpo_derives_the_level_the_targets_fit(shipped_topology: topology.Topology) -> None:
+    plan = drills.from_data(plan_with(targets={"gold": {"rpo_s": 120}}))
+    (gold,) = [t for t in drills.effective_targets(plan, shipped_topology) if t.tier == "gold"]
+    # Level 6 needs RPO 0; 120 s with gold's 900 s RTO fits level 5.
+    assert (gold.rpo_target_s, gold.rto_target_s, gold.gbt20988_level_target) == (120, 900, 5)
+
+
+def test_a_stated_level_is_the_level_checked(shipped_topology: topology.Topology) -> None:
+    plan = drills.from_data(plan_with(targets={"gold": {"rpo_s": 120, "level": 4}}))
+    (gold,) = [t for t in drills.effective_targets(plan, shipped_topology) if t.tier == "gold"]
+    assert gold.gbt20988_level_target == 4
+
+
+def test_a_level_the_topology_does_not_know_is_refused(shipped_topology: topology.Topology) -> None:
+    error = rejected_by(plan_with(targets={"gold": {"level": 9}}), shipped_topology)
+    assert error.field == "targets.gold.level"
+
+
+def test_catch_up_allowed_is_one_interval_to_start_and_one_more_or_the_rpo_to_ship(
+    shipped_topology: topology.Topology,
+) -> None:
+    plan = drills.from_data(plan_with(scope={"tiers": ["gold", "silver"]}, canary={"warmup_s": 300}))
+    targets = {t.tier: t for t in drills.effective_targets(plan, shipped_topology)}
+    assert targets["gold"].catch_up_allowed_s == 60 + 60  # RPO 0, interval 60
+    assert targets["silver"].catch_up_allowed_s == 900 + 300  # RPO 900 > interval 300
+
+
+def test_a_warm_up_shorter_than_a_tier_interval_is_refused_naming_tier_and_interval(
+    shipped_topology: topology.Topology,
+) -> None:
+    error = rejected_by(plan_with(scope={"tiers": ["silver"]}, canary={"warmup_s": 120}), shipped_topology)
+    assert error.field == "canary.warmup_s"
+    assert "silver" in error.reason and "300 s" in error.reason
+    assert len(error.one_line().splitlines()) == 1
+
+
+def test_a_tier_marked_not_measured_lifts_the_warm_up_rule(shipped_topology: topology.Topology) -> None:
+    plan = drills.from_data(
+        plan_with(scope={"tiers": ["gold", "bronze"]}, targets={"bronze": {"measured": False}})
     )
-    assert not targets["bronze"].overridden
-    assert targets["bronze"].gbt20988_level_target == bronze.gbt20988_level
+    drills.check_against(plan, shipped_topology)
+    assert [t.name for t in drills.tiers_measured(plan, shipped_topology)] == ["gold"]
+
+
+def test_a_plan_that_measures_no_tier_is_refused(shipped_topology: topology.Topology) -> None:
+    plan = plan_with(scope={"tiers": ["bronze"]}, targets={"bronze": {"measured": False}})
+    assert rejected_by(plan, shipped_topology).field == "targets"
+
+
+def test_compound_faults_strike_in_the_order_of_their_offsets() -> None:
+    plan = drills.from_data(
+        plan_with(
+            scenario={"kind": "lose-local-center", "center": "qd-a", "at_s": 120},
+            faults=[
+                {"kind": "cut-dr-link", "center": "qd-b", "at_s": 180},
+                {"kind": "degrade-link", "between": ["qd-a", "qd-b"], "factor": 10, "at_s": 60},
+            ],
+        )
+    )
+    assert [fault.kind for fault in plan.all_faults] == ["degrade-link", "lose-local-center", "cut-dr-link"]
+    assert plan.faults[0].restore_after_s == 300  # a link fault is always restored
+
+
+def test_a_plan_that_loses_centers_twice_is_refused(shipped_topology: topology.Topology) -> None:
+    plan = plan_with(faults=[{"kind": "lose-local-center", "center": "qd-b", "at_s": 60}])
+    assert rejected_by(plan, shipped_topology).field == "faults[0].kind"
+
+
+def test_a_bad_center_in_a_later_fault_names_that_fault(shipped_topology: topology.Topology) -> None:
+    plan = plan_with(faults=[{"kind": "cut-dr-link", "center": "dz-dr"}])
+    assert rejected_by(plan, shipped_topology).field == "faults[0].center"
+
+
+def test_a_field_error_inside_a_later_fault_names_its_path() -> None:
+    error = rejected(plan_with(faults=[{"kind": "degrade-link", "between": ["qd-a", "qd-b"], "factor": 0.5}]))
+    assert error.field == "faults[0].factor"
 
 
 def test_effective_targets_cover_only_the_tiers_in_scope(shipped_topology: topology.Topology) -> None:
@@ -162,6 +244,10 @@ def test_a_target_for_a_tier_outside_the_scope_is_refused(shipped_topology: topo
 
 def test_an_empty_target_override_is_refused() -> None:
     assert rejected(plan_with(targets={"gold": {}})).field == "targets.gold"
+
+
+def test_a_tier_not_measured_takes_no_target() -> None:
+    assert rejected(plan_with(targets={"gold": {"measured": False, "rpo_s": 1}})).field == "targets.gold"
 
 
 def test_losing_a_center_that_is_not_local_names_the_center_and_its_role(
@@ -314,4 +400,4 @@ def test_the_example_plan_in_the_dr_readme_is_valid(shipped_topology: topology.T
     example = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
     plan = drills.parse(example)
     drills.check_against(plan, shipped_topology)
-    assert plan.steps[0].pre[0].http is not None
+    assert any(check.http is not None for check in plan.steps[0].pre)

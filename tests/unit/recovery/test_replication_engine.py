@@ -6,6 +6,7 @@ import pytest
 
 from cloudctl import clock as clocks
 from cloudctl import errors
+from cloudctl.model import recovery as model
 from cloudctl.recovery import failover
 from cloudctl.services import context as ctx_module
 from cloudctl.services import drivers, faults, identity, provisioning, recovery, workloads
@@ -96,8 +97,8 @@ def test_a_planned_failover_ships_the_last_delta_and_loses_nothing(ctx: ctx_modu
         recovery.write(ctx, gold, key=f"case/{n}", data=f"record {n}".encode())
     dry = recovery.plan_failover(ctx, principal=OPS, from_center="qd-a", planned=True, dry_run=True)
     assert dry.run_id is None
-    assert [s["action"] for s in dry.steps] == ["final-sync", "promote", "switch-traffic", "reprotect"]
-    assert dry.steps[0]["target"] == "qd-b"
+    assert [s.action for s in dry.steps] == ["final-sync", "promote", "switch-traffic", "reprotect"]
+    assert dry.steps[0].target == "qd-b"
     plan = recovery.plan_failover(ctx, principal=OPS, from_center="qd-a", planned=True)
     run = recovery.execute(ctx, plan.run_id or "")
     assert (run.state, run.steps_done) == ("done", 4)
@@ -108,7 +109,7 @@ def test_a_planned_failover_ships_the_last_delta_and_loses_nothing(ctx: ctx_modu
     record = (
         drivers.simulator(ctx)
         .drivers("mgmt")
-        .traffic.get_record("gov.cloud", name=moved.name, target_center="qd-b")
+        .traffic.get_record(ctx.topology.zone, name=f"{moved.name}.{moved.department}", target_center="qd-b")
     )
     assert record.weight == 100
     assert set(streams(ctx, gold)) == {"qd-b>qd-a", "qd-b>dz-dr"}
@@ -129,7 +130,7 @@ def test_an_unplanned_failover_accepts_the_loss_the_tier_allows_and_reports_it(
         recovery.plan_failover(ctx, principal=OPS, from_center="qd-a", planned=True)
     assert caught.value.field == "mode"
     plan = recovery.plan_failover(ctx, principal=OPS, from_center="qd-a", planned=False)
-    assert plan.steps[0]["target"] == "dz-dr"
+    assert plan.steps[0].target == "dz-dr"
     run = recovery.execute(ctx, plan.run_id or "")
     outcome = run.workloads[silver]
     assert (outcome["served_in"], outcome["writes_lost"]) == ("dz-dr", 1)
@@ -150,12 +151,12 @@ def test_a_failover_killed_midway_resumes_without_repeating_a_step(
     gold = ready_workload(ctx, "gold")
     silver = ready_workload(ctx, "silver")
     plan = recovery.plan_failover(ctx, principal=OPS, from_center="qd-a", planned=True)
-    assert [s["workload_id"] for s in plan.steps][::4] == [gold, silver]  # by tier priority
+    assert [s.workload_id for s in plan.steps][::4] == [gold, silver]  # by tier priority
     real_do = failover._do
     calls: list[str] = []
 
-    def killed_in_the_fourth(env: object, run: object, step: dict[str, object]) -> dict[str, object]:
-        calls.append(str(step["id"]))
+    def killed_in_the_fourth(env: object, run: object, step: model.RecoveryStep) -> dict[str, object]:
+        calls.append(step.id)
         if len(calls) == 4:
             raise KeyboardInterrupt  # stands for SIGKILL: nothing after it runs
         return real_do(env, run, step)  # type: ignore[arg-type]
@@ -168,10 +169,10 @@ def test_a_failover_killed_midway_resumes_without_repeating_a_step(
     kept = 3 if steps_per_commit == 1 else 0
     seen: list[str] = []
     finished = recovery.execute(
-        ctx, plan.run_id or "", on_step=lambda step, done, total: seen.append(str(step["id"]))
+        ctx, plan.run_id or "", on_step=lambda step, done, total: seen.append(step.id)
     )
     assert finished.state == "done"
-    assert seen == [str(step["id"]) for step in plan.steps][kept:]
+    assert seen == [step.id for step in plan.steps][kept:]
     assert recovery.unfinished_runs(ctx) == []
     servers = drivers.simulator(ctx).drivers("qd-b").compute.list_servers()
     names = [server.name for server in servers if server.name.startswith(gold)]
@@ -190,10 +191,13 @@ def test_failback_reprotects_then_returns_and_the_stand_in_hands_back(ctx: ctx_m
     with pytest.raises(errors.InvalidInput):
         recovery.plan_failback(ctx, principal=OPS, to_center="qd-a")
     faults.clear(ctx)
-    back, shipped = recovery.plan_failback(ctx, principal=OPS, to_center="qd-a")
-    assert shipped == 2
+    from cloudctl.recovery import replication as repl
+
+    drivers.simulator(ctx).corrupt_object("qd-a", bucket=repl.data_bucket(silver), key="case/1")
+    back = recovery.plan_failback(ctx, principal=OPS, to_center="qd-a")
     run = recovery.execute(ctx, back.run_id or "")
-    recovery.finish_failback(ctx, run.id)
+    outcome = run.workloads[silver]
+    assert (outcome["resynced_objects"], outcome["repaired_objects"]) == (2, 1)  # case/2, and case/1 repaired
     home = workloads.get(ctx, principal=HRSS, workload_id=silver)
     roles = {p.center: (p.role, p.state) for p in home.placements}
     assert roles["qd-a"] == ("primary", "ready")

@@ -1,0 +1,212 @@
+"""Recovery plans: typed steps and the hooks that run around them.
+
+A failover or failback plan is an ordered list of ``RecoveryStep``. Each step has one
+``StepAction``; ``from_centers`` lists the centers the workload leaves. Hooks are operator
+callouts (a command or an HTTP call) bound ``pre`` or ``post`` to a step group (an
+action), a tier, both, or the whole run; ``place_hooks`` turns them into ``hook`` steps
+at their place in the plan, so they are shown in ``--dry-run``, recorded with the run
+and resumed like any other step.
+
+Invariants:
+- a step id is ``<index>:<workload or hook>:<action>`` and unique in its plan;
+- a hook is exactly one of ``command`` or ``http``, with a positive timeout and a
+  failure policy (``abort``, ``continue`` or ``pause``);
+- a hook bound to a group or tier that no step of the plan has is not placed;
+- parsing a hooks file names the path inside the file of the first thing wrong;
+- pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Any, Literal
+
+import pydantic
+import yaml
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+
+from cloudctl import errors
+from cloudctl.model import topology as topo
+
+
+class StepAction(enum.StrEnum):
+    FINAL_SYNC = "final-sync"
+    """Planned: ship the last delta to the target, so nothing is lost."""
+    PROMOTE = "promote"
+    """The target serves: held quota becomes usage, servers start, roles swap."""
+    SWITCH_TRAFFIC = "switch-traffic"
+    REPROTECT = "reprotect"
+    """Streams rebuilt from where the workload serves now."""
+    RESYNC = "resync"
+    """Failback: ship what the returning center lacks, until it is consistent."""
+    RESTORE_HOME = "restore-home"
+    """Failback: every placement takes its home role; stand-ins hand back; home streams."""
+    HOOK = "hook"
+
+
+GROUPS = tuple(action for action in StepAction if action is not StepAction.HOOK)
+
+
+class FailurePolicy(enum.StrEnum):
+    ABORT = "abort"
+    """The run stops as failed; steps after the hook do not run."""
+    CONTINUE = "continue"
+    """The failure is recorded; the run goes on."""
+    PAUSE = "pause"
+    """The run stops as paused; an operator looks and resumes it."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CommandCall(_Strict):
+    argv: Annotated[tuple[Annotated[str, Field(min_length=1)], ...], Field(min_length=1)]
+
+
+class HttpCall(_Strict):
+    url: str
+    method: Literal["GET", "POST"] = "POST"
+    """A POST carries the run, the hook and the phase as JSON."""
+
+    @pydantic.field_validator("url")
+    @classmethod
+    def _is_http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")) or not value.split("://", 1)[1]:
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+
+class Hook(_Strict):
+    name: str = ""
+    when: Literal["pre", "post"]
+    group: StepAction | None = None
+    """Around the steps of this action; with ``tier``, only that tier's."""
+    tier: topo.Slug | None = None
+    """Around the steps of this tier's workloads; neither group nor tier: around the run."""
+    command: CommandCall | None = None
+    http: HttpCall | None = None
+    timeout_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    on_failure: FailurePolicy = FailurePolicy.ABORT
+
+    @pydantic.model_validator(mode="after")
+    def _exactly_one_call(self) -> Hook:
+        if (self.command is None) == (self.http is None):
+            raise ValueError("a hook is exactly one of 'command: {argv: [...]}' or 'http: {url: ...}'")
+        if self.group is StepAction.HOOK:
+            raise ValueError("a hook cannot be bound to other hooks")
+        return self
+
+    @property
+    def label(self) -> str:
+        """Its name, else what it calls."""
+        call = (
+            " ".join(self.command.argv)
+            if self.command
+            else f"{self.http.method} {self.http.url}"
+            if self.http
+            else ""
+        )
+        return self.name or call
+
+    @property
+    def scope(self) -> str:
+        parts = [part for part in (self.tier, self.group) if part]
+        return " ".join(parts) if parts else "run"
+
+
+class HooksFile(_Strict):
+    hooks: tuple[Hook, ...] = ()
+
+
+class RecoveryStep(BaseModel):
+    """One step of a recovery plan, stored with the run as JSON."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    id: str = ""
+    action: StepAction
+    workload_id: str = ""
+    tier: str = ""
+    target: str = ""
+    why: str = ""
+    from_centers: list[str] = Field(
+        default_factory=list, validation_alias=AliasChoices("from_centers", "from")
+    )
+    """The centers the workload leaves (runs stored before this field read ``from``)."""
+    hook: Hook | None = None
+
+    def numbered(self, index: int) -> RecoveryStep:
+        subject = self.workload_id or f"hook-{self.hook.when if self.hook else ''}"
+        return self.model_copy(update={"id": f"{index:04d}:{subject}:{self.action.value}"})
+
+    def document(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+def number(steps: list[RecoveryStep]) -> list[RecoveryStep]:
+    return [step.numbered(index) for index, step in enumerate(steps)]
+
+
+def place_hooks(steps: list[RecoveryStep], hooks: tuple[Hook, ...]) -> list[RecoveryStep]:
+    """``steps`` with each hook's step before the first (``pre``) or after the last (``post``) step
+    it is bound to, in the order the hooks are declared; then numbered."""
+    before: dict[int, list[RecoveryStep]] = {}
+    after: dict[int, list[RecoveryStep]] = {}
+    for hook in hooks:
+        matching = [
+            index
+            for index, step in enumerate(steps)
+            if (hook.group is None or step.action is hook.group)
+            and (hook.tier is None or step.tier == hook.tier)
+        ]
+        if not matching:
+            continue
+        step = RecoveryStep(action=StepAction.HOOK, tier=hook.tier or "", why=hook.scope, hook=hook)
+        if hook.when == "pre":
+            before.setdefault(matching[0], []).append(step)
+        else:
+            after.setdefault(matching[-1], []).append(step)
+    placed: list[RecoveryStep] = []
+    for index, step in enumerate(steps):
+        placed += before.get(index, [])
+        placed.append(step)
+        placed += after.get(index, [])
+    return number(placed)
+
+
+def parse_hooks(text: str) -> tuple[Hook, ...]:
+    """The hooks of a YAML file (``hooks: [...]``); ``InvalidInput`` naming the path of what is wrong."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "(file)"
+        raise errors.InvalidInput(f"not valid YAML ({getattr(exc, 'problem', exc)})", field=where) from None
+    return hooks_from_data(raw if raw is not None else {})
+
+
+def hooks_from_data(raw: Any) -> tuple[Hook, ...]:
+    if isinstance(raw, list):
+        raw = {"hooks": raw}
+    if not isinstance(raw, dict):
+        raise errors.InvalidInput("a hooks file is a mapping with a 'hooks' list", field="(top)")
+    try:
+        return HooksFile.model_validate(raw).hooks
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        message = str(first["msg"]).removeprefix("Value error, ")
+        reason = "unknown field" if first["type"] == "extra_forbidden" else message[:1].lower() + message[1:]
+        raise errors.InvalidInput(reason, field=topo.format_location(tuple(first["loc"]))) from None
+
+
+def check_hooks(hooks: tuple[Hook, ...], topology: topo.Topology) -> None:
+    """The tiers hooks name exist in the topology."""
+    for index, hook in enumerate(hooks):
+        if hook.tier is not None:
+            try:
+                topology.tier(hook.tier)
+            except errors.NotFound:
+                raise errors.InvalidInput(
+                    f"no tier {hook.tier!r} in the topology", field=f"hooks[{index}].tier"
+                ) from None

@@ -1,0 +1,144 @@
+"""What the drill engine needs from the world, as small protocols.
+
+``services.drills`` implements ``Platform`` over the real services (admission,
+provisioning, replication, failover, faults); tests implement it with a scripted write
+log, so every figure of a report can be checked against a case whose answer is known.
+
+Invariants: the engine never reaches the store, the drivers or the services except
+through a ``Platform``; a ``Check`` runs in-process and answers with a short message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Sequence
+from typing import Protocol
+
+from cloudctl import clock as clocks
+from cloudctl.model import drills
+from cloudctl.model import topology as topo
+
+
+@dataclasses.dataclass(frozen=True)
+class CanarySpec:
+    tier: str
+    index: int
+    home: str
+    """The local center the canary is placed (and written) in."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CanaryMade:
+    workload_id: str
+    tier: str
+    department: str
+    home: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Write:
+    workload_id: str
+    key: str
+    data: bytes
+    center: str | None
+    """Where to write; ``None``: where the workload serves now."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Acknowledged:
+    key: str
+    sha256: str
+    at: float
+
+
+@dataclasses.dataclass(frozen=True)
+class FailoverPlanned:
+    run_id: str
+    stranded: dict[str, str]
+    """Workload id → why it cannot be recovered."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Served:
+    center: str
+    at: float
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckOutcome:
+    passed: bool
+    detail: str
+    """One short line."""
+
+
+class Check(Protocol):
+    """A pre- or post-check, run in-process."""
+
+    @property
+    def name(self) -> str: ...
+
+    def run(self) -> CheckOutcome: ...
+
+
+class Platform(Protocol):
+    @property
+    def clock(self) -> clocks.Clock: ...
+
+    @property
+    def topology(self) -> topo.Topology: ...
+
+    def unit(self) -> contextlib.AbstractContextManager[object]:
+        """Group what follows into one store transaction where that is safe (own clock)."""
+        ...
+
+    def save(self, progress: object) -> None:
+        """Persist the drill's progress (a ``progress.Progress``)."""
+        ...
+
+    def create_canaries(self, specs: Sequence[CanarySpec]) -> list[CanaryMade]: ...
+
+    def write(self, writes: Sequence[Write]) -> list[float | None]:
+        """Each write's acknowledgement time, or ``None`` when its center refused it."""
+        ...
+
+    def replicate_due(self, workload_ids: Sequence[str]) -> None: ...
+
+    def inject(self, fault: drills.AnyScenario) -> list[str]:
+        """Break what ``fault`` breaks; the ids of the faults injected."""
+        ...
+
+    def clear(self, fault_ids: Sequence[str]) -> None: ...
+
+    def plan_failover(
+        self, *, center: str, to_center: str | None, workload_ids: Sequence[str]
+    ) -> FailoverPlanned: ...
+
+    def execute_failover(self, run_id: str) -> dict[str, Served]:
+        """Run (or resume) a planned failover; where and when each workload served again."""
+        ...
+
+    def start_isolated_copy(self, workload_id: str, *, center: str) -> Served: ...
+
+    def serving_center(self, workload_id: str) -> str | None: ...
+
+    def acknowledged_writes(self, workload_id: str) -> list[Acknowledged]: ...
+
+    def holds(self, center: str, workload_id: str, writes: Sequence[Acknowledged]) -> list[bool]:
+        """Whether ``center`` holds each write as acknowledged (present, checksum intact)."""
+        ...
+
+    def oldest_pending_at(self, workload_ids: Sequence[str], *, link: tuple[str, str]) -> dict[str, float]:
+        """Per workload with a copy across ``link``: the write time of the oldest acknowledged
+        write that copy lacks (absent: it lacks none)."""
+        ...
+
+    def copies_across(self, workload_ids: Sequence[str], *, link: tuple[str, str]) -> set[str]:
+        """The workloads that keep a copy across ``link``."""
+        ...
+
+    def checks(self, phase: str) -> list[Check]: ...
+
+    def delete_canaries(self, workload_ids: Sequence[str]) -> list[str]:
+        """Delete the canaries (their quota released); what could not be deleted, one line each."""
+        ...

@@ -1,0 +1,78 @@
+"""The recovery API: protection status, failover and failback runs started, listed, shown and resumed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cloudctl.api import app as api_app
+from cloudctl.services import context as ctx_module
+from cloudctl.services import faults, identity, provisioning
+from cloudctl.services import requests as requests_service
+
+SECADMIN = identity.local_operator("secadmin")
+HRSS = identity.Principal(
+    id="t:hrss", role="dept-admin", department="hrss", department_path=("qingdao", "hrss")
+)
+
+
+@pytest.fixture
+def client(ctx: ctx_module.Context) -> Iterator[TestClient]:
+    with TestClient(api_app.create_app(context=ctx)) as test_client:
+        yield test_client
+
+
+def token(ctx: ctx_module.Context, role: str, department: str | None = None) -> dict[str, str]:
+    issued = identity.create_token(ctx, principal=SECADMIN, role=role, department=department)
+    return {"Authorization": f"Bearer {issued.secret}"}
+
+
+def ready_workload(ctx: ctx_module.Context, tier: str) -> str:
+    body = requests_service.RequestCreate(offering="vm.small", tier=tier, preferred_center="qd-a")
+    request, _ = requests_service.submit(ctx, principal=HRSS, body=body)
+    assert provisioning.reconcile(ctx, kind="request", object_id=request.id).done
+    return request.workload_id or ""
+
+
+def test_a_failover_and_its_failback_through_the_api(ctx: ctx_module.Context, client: TestClient) -> None:
+    ops = token(ctx, "sysadmin")
+    silver = ready_workload(ctx, "silver")
+    faults.inject(ctx, kind="center-down", center="qd-a")
+    bad = client.post("/v1/failover/runs", json={"from_centers": ["nosuch"], "planned": False}, headers=ops)
+    assert bad.status_code == 422
+    assert bad.json()["detail"].startswith("from: no center 'nosuch'")
+    started = client.post("/v1/failover/runs", json={"from_centers": ["qd-a"], "planned": False}, headers=ops)
+    assert started.status_code == 202
+    run_id = started.json()["run_id"]
+    assert [s["action"] for s in started.json()["steps"]] == ["promote", "switch-traffic", "reprotect"]
+    shown = client.get(f"/v1/failover/runs/{run_id}", headers=ops).json()
+    assert (shown["state"], shown["steps_done"]) == ("done", 3)
+    assert shown["started_by"] not in ("", None)
+    status = client.get("/v1/replication/status", params={"unprotected": True}, headers=ops).json()
+    assert [(w["workload_id"], w["protection"]) for w in status["data"]] == [(silver, "unprotected")]
+
+    refused = client.post("/v1/failback/runs", json={"to_center": "qd-a"}, headers=ops)
+    assert refused.status_code == 422
+    assert refused.json()["detail"] == "to: qd-a is still down; bring it back first"
+    faults.clear(ctx)
+    back = client.post("/v1/failback/runs", json={"to_center": "qd-a"}, headers=ops).json()
+    runs = client.get("/v1/failover/runs", headers=ops).json()
+    assert [(r["id"], r["kind"], r["state"]) for r in runs["data"]] == [
+        (back["run_id"], "failback", "done"),
+        (run_id, "failover", "done"),
+    ]
+    after = client.get("/v1/replication/status", params={"unprotected": True}, headers=ops).json()
+    assert after["count"] == 0
+    again = client.post("/v1/failback/runs", json={"to_center": "qd-a", "dry_run": True}, headers=ops).json()
+    assert (again["run_id"], again["steps"]) == (None, [])
+    assert client.post(f"/v1/failover/runs/{run_id}/resume", headers=ops).status_code == 409
+
+
+def test_departments_neither_see_nor_start_recovery_runs(ctx: ctx_module.Context, client: TestClient) -> None:
+    hrss = token(ctx, "dept-admin", "hrss")
+    assert client.get("/v1/failover/runs", headers=hrss).status_code == 403
+    assert client.get("/v1/replication/status", headers=hrss).status_code == 403
+    denied = client.post("/v1/failover/runs", json={"from_centers": ["qd-a"], "planned": True}, headers=hrss)
+    assert denied.status_code == 403

@@ -1,0 +1,39 @@
+"""``cloudctl audit``: verify, checkpoint and key rotation from the command line."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from tests.unit.cli.test_cli import Cli
+
+
+def test_a_checkpoint_makes_a_truncated_log_fail_verification(tmp_path: Path) -> None:
+    cli = Cli(tmp_path / "home")
+    cli("init")
+    cli("dept", "create", "cli-office", "--name", "命令行办公室", "--parent", "shinan")
+    cli("quota", "set", "cli-office", "--center", "qd-a", "--vcpu", "4")
+    written = cli.json("audit", "checkpoint")
+    assert (written["written"], written["seq"]) == (True, 2)
+    assert oct((tmp_path / "home" / "audit-checkpoints.jsonl").stat().st_mode & 0o777) == "0o600"
+    assert "checkpoint 2" in cli("audit", "verify").stdout
+    with sqlite3.connect(tmp_path / "home" / "state.db") as raw:
+        first = raw.execute("SELECT hash FROM audit_records WHERE seq = 1").fetchone()[0]
+        raw.execute("DELETE FROM audit_records WHERE seq = 2")
+        raw.execute("UPDATE audit_head SET seq = 1, hash = ?", (first,))
+    result = cli("audit", "verify", code=1)
+    assert "records were removed" in result.stdout
+    assert cli("audit", "checkpoint", code=1).stdout.startswith("no checkpoint written")
+
+
+def test_a_rotated_key_signs_what_follows(tmp_path: Path) -> None:
+    cli = Cli(tmp_path / "home")
+    cli("init")
+    cli("quota", "set", "shinan", "--center", "qd-a", "--vcpu", "40")
+    rotated = cli.json("audit", "key", "rotate")
+    cli("quota", "set", "shinan", "--center", "qd-a", "--vcpu", "41")
+    records = cli.json("audit", "list")
+    assert records[-1]["key_id"] == rotated["key_id"] != records[0]["key_id"]
+    assert records[-2]["action"] == "audit.key-rotate"
+    verified = cli.json("audit", "verify")
+    assert verified["ok"] and verified["key_ids"] == [records[0]["key_id"], rotated["key_id"]]

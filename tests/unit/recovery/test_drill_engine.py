@@ -1,0 +1,360 @@
+"""The drill engine audited: scripted worlds whose answers are known, and reports that must say exactly that.
+
+A ``ScriptedPlatform`` stands for the services: it acknowledges every write at the time it
+is made, keeps the write log, and answers the read-back from a script (which writes a
+center holds, which workloads cannot be recovered, how long recovery takes, when copies
+across a link catch up). Every figure of the report is then checked against arithmetic
+done here by hand.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+
+from cloudctl import clock as clocks
+from cloudctl.model import drill_report, drills
+from cloudctl.model import topology as topo
+from cloudctl.recovery.drills import engine, platform, progress
+from tests.conftest import TOPOLOGY
+
+START = 1_767_225_600.0
+TOPOLOGY_MODEL = topo.parse(TOPOLOGY.read_text(encoding="utf-8"))
+
+
+class ScriptedPlatform:
+    def __init__(self) -> None:
+        self.clock = clocks.ManualClock(start=START)
+        self.topology = TOPOLOGY_MODEL
+        self.log: dict[str, list[platform.Acknowledged]] = {}
+        self.homes: dict[str, str] = {}
+        self.made: list[platform.CanarySpec] = []
+        self.injected: list[str] = []
+        self.cleared: list[str] = []
+        self.saved: list[dict[str, Any]] = []
+        self.holds_until: Callable[[str, str], float] = lambda _center, _workload: float("inf")
+        """The write time up to which ``center`` holds the workload's writes."""
+        self.stranded: dict[str, str] = {}
+        self.recovery_takes_s = 5.0
+        self.pending_since: Callable[[str, float], float | None] = lambda _workload, _now: None
+        self.deleted: list[str] = []
+        self.plans: list[str] = []
+
+    def unit(self) -> contextlib.AbstractContextManager[object]:
+        return contextlib.nullcontext()
+
+    def save(self, state: object) -> None:
+        assert isinstance(state, progress.Progress)
+        self.saved.append(state.model_dump(mode="json"))
+
+    def create_canaries(self, specs: Sequence[platform.CanarySpec]) -> list[platform.CanaryMade]:
+        made = []
+        for spec in specs:
+            self.made.append(spec)
+            workload_id = f"w-{spec.tier}-{spec.index}"
+            self.homes[workload_id] = spec.home
+            self.log[workload_id] = []
+            made.append(platform.CanaryMade(workload_id, spec.tier, "psb", spec.home))
+        return made
+
+    def write(self, writes: Sequence[platform.Write]) -> list[float | None]:
+        now = self.clock.now()
+        for write in writes:
+            sha = hashlib.sha256(write.data).hexdigest()
+            self.log[write.workload_id].append(platform.Acknowledged(write.key, sha, now))
+        return [now for _ in writes]
+
+    def replicate_due(self, workload_ids: Sequence[str]) -> None:
+        return None
+
+    def inject(self, fault: drills.AnyScenario) -> list[str]:
+        self.injected.append(fault.kind)
+        return [f"{fault.kind}:{len(self.injected)}"]
+
+    def clear(self, fault_ids: Sequence[str]) -> None:
+        self.cleared += list(fault_ids)
+
+    def plan_failover(
+        self, *, center: str, to_center: str | None, workload_ids: Sequence[str]
+    ) -> platform.FailoverPlanned:
+        self.plans.append(center)
+        return platform.FailoverPlanned(
+            run_id=f"run-{center}",
+            stranded={w: why for w, why in self.stranded.items() if w in workload_ids},
+        )
+
+    def execute_failover(self, run_id: str) -> dict[str, platform.Served]:
+        self.clock.advance(self.recovery_takes_s)
+        center = run_id.removeprefix("run-")
+        target = "qd-b" if center == "qd-a" else "dz-dr"
+        return {
+            w: platform.Served(target, self.clock.now())
+            for w, home in self.homes.items()
+            if home == center and w not in self.stranded
+        }
+
+    def start_isolated_copy(self, workload_id: str, *, center: str) -> platform.Served:
+        return platform.Served(center, self.clock.now())
+
+    def serving_center(self, workload_id: str) -> str | None:
+        return self.homes[workload_id]
+
+    def acknowledged_writes(self, workload_id: str) -> list[platform.Acknowledged]:
+        return list(self.log[workload_id])
+
+    def holds(self, center: str, workload_id: str, writes: Sequence[platform.Acknowledged]) -> list[bool]:
+        until = self.holds_until(center, workload_id)
+        return [write.at <= until for write in writes]
+
+    def oldest_pending_at(self, workload_ids: Sequence[str], *, link: tuple[str, str]) -> dict[str, float]:
+        now = self.clock.now()
+        found = {w: self.pending_since(w, now) for w in workload_ids}
+        return {w: at for w, at in found.items() if at is not None}
+
+    def copies_across(self, workload_ids: Sequence[str], *, link: tuple[str, str]) -> set[str]:
+        return {w for w in workload_ids if self.homes[w] in link}
+
+    def checks(self, phase: str) -> list[platform.Check]:
+        return []
+
+    def delete_canaries(self, workload_ids: Sequence[str]) -> list[str]:
+        self.deleted += list(workload_ids)
+        return []
+
+
+def plan(**changes: Any) -> drills.DrillPlan:
+    data: dict[str, Any] = {
+        "name": "scripted",
+        "scenario": {"kind": "lose-local-center", "center": "qd-a"},
+        "scope": {"tiers": ["gold"]},
+        "canary": {"writes_per_s": 1, "warmup_s": 60},
+    }
+    data.update(changes)
+    result = drills.from_data(data)
+    drills.check_against(result, TOPOLOGY_MODEL)
+    return result
+
+
+def run(world: ScriptedPlatform, drill_plan: drills.DrillPlan, **hooks: Any) -> drill_report.DrillReport:
+    state = progress.Progress(run_id="drill-1", plan=drill_plan, started_at=START, clock_at=START)
+    return engine.run(engine.Drill(world, state, **hooks))
+
+
+def first_write_at(world: ScriptedPlatform) -> float:
+    return min(write.at for writes in world.log.values() for write in writes)
+
+
+# --- RPO, RTO and the level ------------------------------------------------------------------------
+
+
+def test_rpo_is_the_fault_time_minus_the_oldest_lost_write() -> None:
+    """Gold in qd-a; qd-b holds what was written up to 37 s after the first write; qd-a is lost
+    after the 60 s warm-up. Writes before the fault: one a second for 60 s; 37 s of them survive."""
+    world = ScriptedPlatform()
+    world.holds_until = lambda _center, workload: first_write_at(world) + 37
+    report = run(world, plan(targets={"gold": {"rpo_s": 30, "rto_s": 60}}))
+
+    (workload,) = [w for w in report.workloads if w.home_center == "qd-a"]
+    writes = world.log[workload.workload_id]
+    fault_at = START + next(f.injected_offset_s for f in report.faults if f.injected_offset_s is not None)
+    before = [w for w in writes if w.at <= fault_at]
+    lost = [w for w in before if w.at > first_write_at(world) + 37]
+    assert workload.writes_acknowledged == len(before) == 60
+    assert workload.writes_lost == len(lost) == 22  # writes 38..59 s after the first one
+    assert workload.rpo_measured_s == pytest.approx(fault_at - min(w.at for w in lost), abs=1e-3)
+    assert workload.rto_measured_s == 5.0  # the scripted failover takes 5 s
+    assert workload.recovered_in == "qd-b"
+    assert workload.gbt20988_level_achieved == 5  # RPO > 0 and RTO within minutes
+    assert [m.objective for m in workload.missed] == []
+    assert workload.gbt20988_level_target == 5  # derived from the plan's RPO 30 s, RTO 60 s
+    assert report.passed
+
+
+def test_a_level_below_the_level_target_fails_even_with_rpo_and_rto_met() -> None:
+    """lose-both-local as it was: RPO and RTO within the plan's overrides, level 5 against 6."""
+    world = ScriptedPlatform()
+    world.holds_until = lambda _center, _workload: first_write_at(world) + 50
+    report = run(world, plan(targets={"gold": {"rpo_s": 120, "rto_s": 1800, "level": 6}}))
+    (tier,) = report.tiers
+    assert tier.rpo_measured_s is not None and tier.rpo_measured_s <= tier.rpo_target_s
+    assert tier.rto_measured_s is not None and tier.rto_measured_s <= tier.rto_target_s
+    assert (tier.gbt20988_level_achieved, tier.gbt20988_level_target) == (5, 6)
+    assert [m.objective for m in tier.missed] == ["level"]
+    assert not tier.passed and not report.passed
+
+
+def test_a_tier_that_lost_every_write_earns_no_level_and_fails() -> None:
+    world = ScriptedPlatform()
+    world.holds_until = lambda _center, _workload: 0.0  # the copy holds nothing
+    report = run(world, plan(targets={"gold": {"rpo_s": 3600, "rto_s": 3600}}))
+    (tier,) = report.tiers
+    assert tier.writes_lost == tier.writes_acknowledged == 60
+    assert tier.all_writes_lost
+    assert tier.gbt20988_level_achieved is None
+    assert "data" in [m.objective for m in tier.missed]
+    # The RPO says what the data shows: at least the whole span of writes, never less.
+    fault_at = START + report.faults[0].injected_offset_s  # type: ignore[operator]
+    assert tier.rpo_measured_s == pytest.approx(fault_at - first_write_at(world), abs=1e-3)
+    assert not report.passed
+
+
+def test_a_stranded_workload_is_listed_with_its_reason_and_fails_the_drill() -> None:
+    world = ScriptedPlatform()
+    world.stranded = {"w-gold-0": "no healthy center holds a copy"}
+    report = run(world, plan())
+    (workload,) = report.workloads
+    assert workload.stranded_reason == "no healthy center holds a copy"
+    assert workload.recovered_in is None and workload.rto_measured_s is None
+    assert report.tiers[0].missed[0].objective == "recovered"
+    assert report.tiers[0].stranded == 1
+    assert not report.passed
+
+
+# --- canaries ------------------------------------------------------------------------------------
+
+
+def test_active_active_canaries_alternate_between_the_local_centers() -> None:
+    world = ScriptedPlatform()
+    run(world, plan(scope={"tiers": ["platinum", "gold"]}, canary={"warmup_s": 60, "workloads_per_tier": 2}))
+    assert [(spec.tier, spec.home) for spec in world.made] == [
+        ("platinum", "qd-a"),
+        ("platinum", "qd-b"),
+        ("gold", "qd-a"),
+        ("gold", "qd-a"),
+    ]
+
+
+def test_writes_per_s_is_per_workload() -> None:
+    world = ScriptedPlatform()
+    report = run(world, plan(canary={"writes_per_s": 4, "warmup_s": 60, "workloads_per_tier": 3}))
+    assert [w.writes_acknowledged for w in report.workloads] == [240, 240, 240]
+
+
+def test_the_same_seed_gives_the_same_report_and_another_seed_moves_the_writes() -> None:
+    def figures(seed: int) -> tuple[Any, ...]:
+        world = ScriptedPlatform()
+        world.holds_until = lambda _center, _workload: START + 40
+        report = run(world, plan(canary={"writes_per_s": 0.5, "warmup_s": 60, "seed": seed}))
+        return tuple(
+            (w.writes_acknowledged, w.writes_lost, w.rpo_measured_s, w.rto_measured_s)
+            for w in report.workloads
+        ), first_write_at(world)
+
+    assert figures(7) == figures(7)
+    assert figures(7)[1] != figures(8)[1]
+
+
+# --- faults ----------------------------------------------------------------------------------------
+
+
+def test_compound_faults_strike_at_their_offsets_after_the_warm_up() -> None:
+    world = ScriptedPlatform()
+    report = run(
+        world,
+        plan(
+            scenario={"kind": "lose-local-center", "center": "qd-a", "at_s": 120},
+            faults=[
+                {"kind": "degrade-link", "between": ["qd-a", "qd-b"], "factor": 10, "at_s": 60},
+                {"kind": "cut-dr-link", "center": "qd-b", "at_s": 180, "restore_after_s": 100},
+            ],
+        ),
+    )
+    assert world.injected == ["degrade-link", "lose-local-center", "cut-dr-link"]
+    offsets = {f.kind: (f.injected_offset_s, f.restored_offset_s) for f in report.faults}
+    warmed = 60.0
+    assert offsets["degrade-link"][0] == pytest.approx(warmed + 60, abs=1e-3)
+    assert offsets["lose-local-center"][0] == pytest.approx(warmed + 120, abs=1e-3)
+    assert offsets["cut-dr-link"] == pytest.approx((warmed + 180, warmed + 280), abs=1e-3)
+    assert sorted(world.cleared) == ["cut-dr-link:3", "degrade-link:1", "lose-local-center:2"]
+
+
+def test_a_restored_link_measures_catch_up_and_the_data_at_risk() -> None:
+    """qd-a's DR line is cut for 100 s; the copy lacks everything from the cut on until 30 s
+    after the link is back."""
+    world = ScriptedPlatform()
+    cut: dict[str, float] = {}
+
+    def pending_since(_workload: str, now: float) -> float | None:
+        restored = cut.get("restored")
+        if restored is not None and now >= restored + 30:
+            return None
+        return cut["at"]
+
+    world.pending_since = pending_since
+
+    def on_step(step: drill_report.TimelineStep) -> None:
+        if step.step == "fault injected":
+            cut["at"] = world.clock.now()
+        if step.step == "link restored":
+            cut["restored"] = world.clock.now()
+
+    world.inject = lambda fault: (cut.setdefault("at", world.clock.now()), ["link-cut:x"])[1]  # type: ignore[method-assign]
+    report = run(
+        world,
+        plan(
+            scenario={"kind": "cut-dr-link", "center": "qd-a", "restore_after_s": 100},
+            scope={"tiers": ["gold"]},
+        ),
+        on_step=on_step,
+    )
+    (tier,) = report.tiers
+    assert tier.dr_exposure_s == pytest.approx(100, abs=1e-3)  # the oldest write missing is from the cut
+    assert tier.catch_up_s == pytest.approx(30, abs=1.0)  # the next tick after 30 s
+    assert tier.catch_up_allowed_s == 120  # gold: one 60 s interval to start, one to ship
+    assert (tier.writes_lost, tier.rto_measured_s) == (0, 0.0)  # production kept serving
+    assert report.passed
+
+
+def test_catch_up_slower_than_the_tier_allows_fails() -> None:
+    world = ScriptedPlatform()
+    world.pending_since = lambda _workload, _now: START  # never catches up
+    report = run(world, plan(scenario={"kind": "cut-dr-link", "center": "qd-a", "restore_after_s": 60}))
+    (tier,) = report.tiers
+    assert tier.catch_up_s is None
+    assert [m.objective for m in tier.missed] == ["catch-up"]
+    assert not report.passed
+
+
+# --- resume ----------------------------------------------------------------------------------------
+
+
+def test_a_drill_stopped_after_its_fault_resumes_from_its_save_without_repeating_anything() -> None:
+    class Stopped(BaseException):
+        pass
+
+    world = ScriptedPlatform()
+
+    def stop_after_fault(step: drill_report.TimelineStep) -> None:
+        if step.step == "fault injected":
+            raise Stopped
+
+    with pytest.raises(Stopped):
+        run(world, plan(), on_step=stop_after_fault)
+    saved = progress.Progress.model_validate(world.saved[-1])
+    assert saved.faults[0].injected_at is not None
+    assert world.deleted == []  # a stopped drill is not cleaned up: it resumes
+
+    world.clock = clocks.ManualClock(start=saved.clock_at)
+    report = engine.run(engine.Drill(world, saved))
+    assert world.injected == ["lose-local-center"]  # not injected again
+    assert [spec.index for spec in world.made] == [0]  # no second canary
+    assert world.plans == ["qd-a"]  # one failover run
+    assert report.workloads[0].recovered_in == "qd-b"
+    assert world.deleted == ["w-gold-0"]
+
+
+def test_a_drill_that_fails_cleans_up_and_raises() -> None:
+    world = ScriptedPlatform()
+
+    def broken(**_kwargs: Any) -> platform.FailoverPlanned:
+        raise RuntimeError("failover service down")
+
+    world.plan_failover = broken  # type: ignore[assignment,method-assign]
+    with pytest.raises(RuntimeError):
+        run(world, plan())
+    assert world.deleted == ["w-gold-0"]
+    assert world.cleared == ["lose-local-center:1"]
