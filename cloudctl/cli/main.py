@@ -31,7 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "serve": (
         "commands_selfservice",
-        "Run the management center: the HTTP API, the reconcilers and /metrics (Ctrl-C stops cleanly).",
+        "Run one replica of the management center: the HTTP API and /metrics; the reconcilers and "
+        "periodic passes while the database elects it leader (Ctrl-C or SIGTERM stops cleanly).",
     ),
     "failback": (
         "commands_recovery",
@@ -68,6 +69,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "one stack per center.",
     ),
     "sim": ("commands_demo", "The simulator centers: inject and clear faults."),
+    "showback": (
+        "commands_showback",
+        "A month's showback and chargeback per department, bureau, district, center or tier (CNY).",
+    ),
+    "capacity": (
+        "commands_capacity",
+        "Capacity per center: the forecast of allocation against thresholds, and usage recording.",
+    ),
+    "mgmt": (
+        "commands_mgmt",
+        "The management database's standby in the DR site: status, promote, fence, failback.",
+    ),
 }
 """Every top-level command: the module under ``cloudctl.cli`` whose ``register(app)`` adds it, and
 its one-line help (what ``cloudctl --help`` lists without importing that module)."""
@@ -150,7 +163,9 @@ def main(
     ] = Path("policies"),
     output_format: Annotated[
         output.Format,
-        typer.Option("--output", "-o", help="table for people; json or yaml for programs."),
+        typer.Option(
+            "--output", "-o", help="table for people; json or yaml for programs (csv: showback, capacity)."
+        ),
     ] = output.Format.TABLE,
     simulated_time: Annotated[
         bool,
@@ -162,6 +177,9 @@ def main(
         ),
     ] = False,
 ) -> None:
+    if output_format is output.Format.CSV and ctx.invoked_subcommand not in output.CSV_COMMANDS:
+        output.error(f"output: csv is offered by {', '.join(sorted(output.CSV_COMMANDS))} only")
+        raise typer.Exit(2)
     ctx.obj = common.State(
         home=home,
         database_url=database_url,

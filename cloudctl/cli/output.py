@@ -23,6 +23,11 @@ class Format(enum.StrEnum):
     TABLE = "table"
     JSON = "json"
     YAML = "yaml"
+    CSV = "csv"
+    """Offered by the commands in ``CSV_COMMANDS`` only (flat rows)."""
+
+
+CSV_COMMANDS = frozenset({"showback", "capacity"})
 
 
 @functools.cache
@@ -74,6 +79,15 @@ NUMERIC_COLUMNS = frozenset(
         "headroom",
         "free",
         "allocated %",
+        "allocated CNY",
+        "%",
+        "threshold %",
+        "trend/day",
+        "days left",
+        "R²",
+        "consumed CNY",
+        "vCPU·h",
+        "RAM GB·h",
         "rtt ms",
         "bandwidth Mbps",
     }

@@ -11,11 +11,15 @@ stored:
 - each tier's RPO/RTO targets fall inside the GB/T 20988 level it declares;
 - org ids are ASCII slugs; a quota names a declared center or ``all``;
 - a child's limit never exceeds an ancestor's limit for the same resource on
-  the same center, nor an ancestor's all-centers limit.
+  the same center, nor an ancestor's all-centers limit;
+- the price list names only declared tiers and centers, has one rate for every
+  resource without tier or center (the default), and no (resource, tier, center)
+  twice; capacity thresholds are percentages of a center's total.
 """
 
 from __future__ import annotations
 
+import decimal
 import enum
 import re
 from collections.abc import Iterator
@@ -31,6 +35,7 @@ from cloudctl.model import quotas
 
 SLUG = r"^[a-z][a-z0-9-]{0,39}$"
 _SLUG_RE = re.compile(SLUG)
+DNS_ZONE = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$"
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -153,12 +158,17 @@ class Backends(_Strict):
     openstack: OpenStackBackend | None = None
 
 
+Percent = Annotated[int, Field(ge=1, le=100)]
+
+
 class Center(_Strict):
     name: Slug
     display_name: str
     site: Slug
     role: CenterRole
     capacity: Capacity = Capacity()
+    threshold_percent: dict[quotas.Resource, Percent] = Field(default_factory=dict)
+    """Per-resource overrides of ``capacity_planning.threshold_percent`` for this center."""
     drivers: dict[Capability, str] = Field(
         default_factory=lambda: {capability: "simulator" for capability in Capability}
     )
@@ -234,6 +244,9 @@ class Tier(_Strict):
     gbt20988_level: Annotated[int, Field(ge=1, le=6)]
     priority: Annotated[int, Field(ge=0)] = 100
     """Failover order: lower goes first."""
+    deleted_retention_days: Annotated[int, Field(ge=1)] = 30
+    """How long the copies of this tier keep deleted and overwritten object versions (so a
+    mass delete is recoverable), and a deleted workload's buckets stay before they go."""
 
     @property
     def reserves_dr_headroom(self) -> bool:
@@ -287,6 +300,50 @@ class QuotaSpec(_Strict):
         return {resource: value for resource, value in values.items() if value is not None}
 
 
+Price = Annotated[
+    decimal.Decimal,
+    Field(ge=0, max_digits=12, decimal_places=4, description="CNY per unit and hour"),
+]
+
+
+class Rate(_Strict):
+    """The price of one unit of a resource for one hour (CNY), where the workload's tier and
+    the center match; an unset ``tier`` or ``center`` matches any."""
+
+    resource: quotas.Resource
+    tier: Slug | None = None
+    center: Slug | None = None
+    price: Price
+
+
+class Pricing(_Strict):
+    """The price list of showback: what an hour of each resource costs, by tier and center.
+
+    The rate applied is the most specific that matches: tier and center, then center, then
+    tier, then the resource's default (neither). Quota held without a workload (a reservation
+    made by an operator) has no tier and is priced by center or default.
+    """
+
+    currency: Literal["CNY"] = "CNY"
+    description: str = ""
+    rates: tuple[Rate, ...]
+
+
+def _default_thresholds() -> dict[quotas.Resource, int]:
+    return {resource: 80 for resource in quotas.RESOURCES}
+
+
+class CapacityPlanning(_Strict):
+    """How the capacity forecast reads the sampled history of the centers."""
+
+    threshold_percent: dict[quotas.Resource, Percent] = Field(default_factory=_default_thresholds)
+    """Share of a center's total that may be allocated before it is called full (per resource)."""
+    window_days: Annotated[int, Field(ge=1, le=366)] = 30
+    """How many days of hourly samples the trend is fitted to."""
+    min_samples: Annotated[int, Field(ge=3)] = 24
+    """Fewer samples than this in the window: no trend is claimed."""
+
+
 class OrgKind(enum.StrEnum):
     CITY = "city"
     DISTRICT = "district"
@@ -319,6 +376,16 @@ class Topology(_Strict):
     tiers: tuple[Tier, ...]
     catalog: tuple[Offering, ...]
     org: OrgNode
+    pricing: Pricing | None = None
+    capacity_planning: CapacityPlanning = CapacityPlanning()
+    traffic_zone: Annotated[str, Field(pattern=DNS_ZONE, max_length=200)] | None = None
+    """DNS zone of the traffic records (``<workload>.<department>.<zone>``); ``None``:
+    ``<name>.internal``."""
+
+    @property
+    def zone(self) -> str:
+        """The DNS zone traffic records live in."""
+        return self.traffic_zone or f"{self.name}.internal"
 
     def center(self, name: str) -> Center:
         for center in self.centers:
@@ -349,6 +416,13 @@ class Topology(_Strict):
 
     def link(self, a: str, b: str) -> Link | None:
         return next((link for link in self.links if link.joins(a, b)), None)
+
+    def threshold_percent(self, center: str, resource: quotas.Resource) -> int:
+        """The allocated share of ``center``'s total of ``resource`` at which it counts as full."""
+        override = self.center(center).threshold_percent.get(resource)
+        return (
+            override if override is not None else self.capacity_planning.threshold_percent.get(resource, 80)
+        )
 
     def level_achieved(self, *, rto_s: float, rpo_s: float) -> int | None:
         """The highest GB/T 20988 level whose bounds contain the measured values."""
@@ -429,6 +503,7 @@ def check(topology: Topology) -> None:
             raise errors.TopologyError("a link joins two different centers", field=f"links[{index}].between")
     _check_tiers(topology)
     _check_org(topology, centers)
+    _check_pricing(topology, centers)
 
 
 DRIVERS: dict[Capability, tuple[str, ...]] = {
@@ -491,6 +566,31 @@ def _check_tiers(topology: Topology) -> None:
                 f"targets RPO {tier.rpo_target_s} s / RTO {tier.rto_target_s} s fall outside "
                 f"level {level.level} (RPO {level.rpo}, RTO {level.rto})",
                 field=f"{field}.gbt20988_level",
+            )
+
+
+def _check_pricing(topology: Topology, centers: set[str]) -> None:
+    if topology.pricing is None:
+        return
+    tiers = {tier.name for tier in topology.tiers}
+    seen: set[tuple[quotas.Resource, str | None, str | None]] = set()
+    for index, rate in enumerate(topology.pricing.rates):
+        field = f"pricing.rates[{index}]"
+        if rate.tier is not None and rate.tier not in tiers:
+            raise errors.TopologyError(f"unknown tier {rate.tier!r}", field=f"{field}.tier")
+        if rate.center is not None and rate.center not in centers:
+            raise errors.TopologyError(f"unknown center {rate.center!r}", field=f"{field}.center")
+        key = (rate.resource, rate.tier, rate.center)
+        if key in seen:
+            raise errors.TopologyError(
+                "a rate for this resource, tier and center is already listed", field=field
+            )
+        seen.add(key)
+    for resource in quotas.RESOURCES:
+        if (resource, None, None) not in seen:
+            raise errors.TopologyError(
+                f"no default rate for {resource.value} (a rate without tier and center)",
+                field="pricing.rates",
             )
 
 

@@ -32,8 +32,8 @@ from cloudctl import metrics
 from cloudctl.model import quotas as q
 from cloudctl.recovery import replication as repl
 from cloudctl.services import audit as audit_service
+from cloudctl.services import capacity, identity, showback
 from cloudctl.services import context as ctx_module
-from cloudctl.services import identity
 from cloudctl.services import status as status_service
 from cloudctl.store import orgs, quotas, recovery, replication, requests
 
@@ -59,11 +59,14 @@ class StateCollector(Collector):
         yield from self._center_families()
         yield from self._quota_families()
         yield self._requests_family()
+        yield self._provisioning_backlog_family()
         yield from self._replication_families()
         yield self._protection_family()
         yield from self._drill_families()
         yield from self._audit_families()
         yield from self._store_pool_families()
+        yield from showback.metric_families(self._ctx)
+        yield from capacity.metric_families(self._ctx)
         duration = GaugeMetricFamily(
             "cloudctl_state_collect_duration_seconds",
             "Time this scrape took to read the state series from the store and the drivers.",
@@ -162,6 +165,19 @@ class StateCollector(Collector):
             by_state = requests.count_by_state(tx)
         for state in sorted(by_state):
             family.add_metric([state], float(by_state[state]))
+        return family
+
+    def _provisioning_backlog_family(self) -> GaugeMetricFamily:
+        from cloudctl.services import provisioning
+
+        family = GaugeMetricFamily(
+            "cloudctl_provisioning_backlog",
+            "Admitted work the provisioning reconciler has not finished, by kind: requests to "
+            "provision (approved or provisioning), workloads to delete.",
+            labels=["kind"],
+        )
+        for kind, count in sorted(provisioning.backlog(self._ctx).items()):
+            family.add_metric([kind], float(count))
         return family
 
     # --- replication ---------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ Invariants:
   data class; a refusal names the center and the policy.
 - Only ``primary``/``active`` placements create resources now; ``standby`` and
   ``dr`` placements are quota held for recovery.
+- A placement that would take its center's allocation past the capacity threshold
+  carries a ``warning`` (``services.capacity``); it is never refused for that.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from cloudctl import errors
 from cloudctl.model import quotas as q
 from cloudctl.model import topology as topo
 from cloudctl.policy import engine as policy_engine
+from cloudctl.services import capacity, identity
 from cloudctl.services import context as ctx_module
-from cloudctl.services import identity
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +35,8 @@ class Placement:
     role: str
     """``active`` (active-active), ``primary``, ``standby`` or ``dr``."""
     amounts: q.Amounts
+    warning: str | None = None
+    """Set when this placement would take the center past its capacity threshold."""
 
 
 def plan(
@@ -72,7 +76,10 @@ def plan(
         tier=tier.name,
         centers=[policy_engine.center_resource(topology.center(p.center)) for p in placements],
     )
-    return placements
+    return [
+        dataclasses.replace(p, warning=capacity.threshold_warning(ctx, center=p.center, amounts=p.amounts))
+        for p in placements
+    ]
 
 
 def _room(headroom: int | None) -> float:

@@ -63,6 +63,8 @@ class RequestCreate(BaseModel):
 class StepPublic(BaseModel):
     step: str
     at: str
+    detail: str | None = None
+    """What a ``capacity-warning`` step warns of (a warning, not a refusal)."""
 
 
 class PlacementPublic(BaseModel):
@@ -107,7 +109,10 @@ def _public(record: requests.RequestRecord) -> RequestPublic:
         needs_approval=record.needs_approval,
         approval_policy_ids=record.approval_policy_ids,
         reasons=record.reasons,
-        steps=[StepPublic(step=s["step"], at=clocks.isoformat(float(s["at"]))) for s in record.steps],
+        steps=[
+            StepPublic(step=s["step"], at=clocks.isoformat(float(s["at"])), detail=s.get("detail"))
+            for s in record.steps
+        ],
         workload_id=record.workload_id,
         created_by=record.created_by,
         created_at=clocks.isoformat(record.created_at),
@@ -671,9 +676,13 @@ def _admitted(
     body, now = admission.body, admission.now
     needs_approval = not admission.approval.allowed
     final_state = "pending-approval" if needs_approval else "approved"
-    steps = [
-        {"step": step, "at": now} for step in ("submitted", "policy-checked", "quota-reserved", final_state)
+    steps: list[dict[str, Any]] = [
+        {"step": step, "at": now} for step in ("submitted", "policy-checked", "quota-reserved")
     ]
+    steps += [
+        {"step": "capacity-warning", "at": now, "detail": p.warning} for p in admission.planned if p.warning
+    ]
+    steps.append({"step": final_state, "at": now})
     record = requests.RequestRecord(
         id=admission.request_id,
         department=admission.department,

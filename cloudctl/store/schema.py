@@ -8,6 +8,9 @@ Invariants the schema itself keeps:
 - ``resource_version`` on mutable objects increases on every change (optimistic
   concurrency for callers that read, decide, then write).
 - Nothing is deleted from ``reservations``: a released reservation keeps its row.
+- ``usage_passes`` has one row per hour whose usage is recorded; that row and the hour's
+  ``usage_hours`` and ``capacity_samples`` rows are written in one transaction, so an hour
+  is recorded wholly or not at all, and once.
 """
 
 from __future__ import annotations
@@ -326,4 +329,60 @@ replication_points = sa.Table(
     sa.Column("taken_at", sa.Float, nullable=True),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+usage_hours = sa.Table(
+    "usage_hours",
+    metadata,
+    sa.Column("hour", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("node_id", sa.String(40), primary_key=True),
+    sa.Column("center", sa.String(40), primary_key=True),
+    sa.Column("tier", sa.String(40), primary_key=True),
+    sa.Column("resource", sa.String(20), primary_key=True),
+    sa.Column("allocated", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("consumed", sa.BigInteger, nullable=True),
+    sa.CheckConstraint("allocated >= 0 AND (consumed IS NULL OR consumed >= 0)", name="usage_not_negative"),
+)
+
+usage_passes = sa.Table(
+    "usage_passes",
+    metadata,
+    sa.Column("hour", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("recorded_at", sa.Float, nullable=False),
+    sa.Column("consumed_observed", sa.Boolean, nullable=False),
+    sa.Column("lines", sa.Integer, nullable=False),
+)
+
+capacity_samples = sa.Table(
+    "capacity_samples",
+    metadata,
+    sa.Column("hour", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("center", sa.String(40), primary_key=True),
+    sa.Column("resource", sa.String(20), primary_key=True),
+    sa.Column("total", sa.BigInteger, nullable=False),
+    sa.Column("allocated", sa.BigInteger, nullable=False),
+    sa.Column("used", sa.BigInteger, nullable=True),
+)
+
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(40), primary_key=True),
+    sa.Column("holder", sa.String(200), nullable=False),
+    sa.Column("epoch", sa.BigInteger, nullable=False),
+    sa.Column("acquired_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+)
+
+replicas = sa.Table(
+    "replicas",
+    metadata,
+    sa.Column("id", sa.String(200), primary_key=True),
+    sa.Column("host", sa.String(200), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("api_url", sa.String(300), nullable=False),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("epoch", sa.BigInteger, nullable=True),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("heartbeat_at", sa.Float, nullable=False),
 )

@@ -34,6 +34,7 @@ EXPECTED_DASHBOARDS = {
     "cloudctl-replication-dr",
     "cloudctl-security",
     "cloudctl-control-plane",
+    "cloudctl-showback-capacity",
 }
 SERIES_SUFFIXES = {
     "counter": ("_total", "_created"),
@@ -97,7 +98,7 @@ def series_names(ctx: ctx_module.Context) -> set[str]:
     return names
 
 
-def test_the_five_dashboards_are_there_with_unique_uids() -> None:
+def test_the_six_dashboards_are_there_with_unique_uids() -> None:
     uids = [dashboard["uid"] for dashboard in dashboards().values()]
     assert sorted(uids) == sorted(EXPECTED_DASHBOARDS)
 
