@@ -75,7 +75,14 @@ import openstack.connection
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "etc"
 STATE_DIR = Path(os.environ.get("CLOUDCTL_OPENSTACK_STATE", "/var/tmp/cloudctl-openstack"))
-DB_URL = os.environ.get("CLOUDCTL_OPENSTACK_DB_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432")
+OWN_POSTGRES_DIR = Path("/var/tmp/cloudctl-openstack-postgres")
+OWN_POSTGRES_PORT = 55433
+"""The stack's own PostgreSQL cluster (``scripts/ensure-postgres-cluster.sh``), unless
+``CLOUDCTL_OPENSTACK_DB_URL`` names another server: whoever starts the stack, the suite or one
+test, gets the same databases, so the stack is never restarted just for its database."""
+DB_URL = os.environ.get(
+    "CLOUDCTL_OPENSTACK_DB_URL", f"postgresql+psycopg2://postgres@127.0.0.1:{OWN_POSTGRES_PORT}"
+)
 PSQL_URL = DB_URL.replace("postgresql+psycopg2://", "postgresql://")
 RABBIT_VHOST = "cloudctl-openstack"
 TRANSPORT_URL = os.environ.get(
@@ -655,6 +662,13 @@ def psql(sql: str) -> str:
 
 
 def check_prerequisites() -> None:
+    if "CLOUDCTL_OPENSTACK_DB_URL" not in os.environ:
+        script = HERE.parent / "ensure-postgres-cluster.sh"
+        run(
+            [str(script), str(OWN_POSTGRES_DIR), str(OWN_POSTGRES_PORT), "300"],
+            what=script.name,
+            timeout_s=600,
+        )
     try:
         psql("SELECT 1")
     except StackError as error:
