@@ -60,6 +60,15 @@ def default_backend_url(ctx: ctx_module.Context) -> str:
     return automation.local_backend_url(ctx.settings.home / BACKEND_DIR)
 
 
+def parse_operation(name: str) -> automation.Operation:
+    """``preview``, ``up`` or ``refresh``, as the engine names them."""
+    try:
+        return automation.Operation(name)
+    except ValueError:
+        known = ", ".join(op.value for op in automation.Operation)
+        raise errors.InvalidInput(f"unknown operation {name!r} (known: {known})", field="operation") from None
+
+
 def run(
     ctx: ctx_module.Context,
     *,
