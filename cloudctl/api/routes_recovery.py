@@ -29,9 +29,12 @@ class _Body(BaseModel):
 
 
 class FailoverCreate(_Body):
-    from_centers: list[str] = Field(min_length=1, description="The centers to leave")
+    from_centers: list[str] = Field(description="The centers to leave (at least one)")
     to_center: str | None = Field(default=None, description="Where to go (default: the best copy)")
-    planned: bool = Field(description="Planned ships the last delta first; unplanned accepts the tier's loss")
+    planned: bool | None = Field(
+        default=None,
+        description="Planned ships the last delta first; unplanned accepts the tier's loss (required to run)",
+    )
     department: str | None = None
     dry_run: bool = False
     hooks: list[recovery_model.Hook] = Field(default_factory=list)

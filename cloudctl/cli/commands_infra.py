@@ -3,7 +3,8 @@
 Every ``infra`` command acts on the backends and the store directly: break-glass
 (``--as sysadmin --reason TEXT``). ``preview|up|refresh --center C`` run that center's stack of
 the ``infra/`` program through the Pulumi Automation API (exit 3 with an install hint where
-the engine is missing); ``diff`` needs no engine: it compares what ``infra/`` declares with what the store holds.
+the engine is missing); ``diff`` needs no engine: it compares what ``infra/`` declares with
+what the store holds.
 """
 
 from __future__ import annotations

@@ -382,21 +382,13 @@ def _failover(
     timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> None:
     state = common.state_of(ctx)
-    if not from_centers:
-        raise errors.InvalidInput("name the center to leave: --from CENTER", field="from")
-    hooks = _hooks(hooks_file)
-    if planned is None and not dry_run:
-        raise errors.InvalidInput(
-            "say --planned (ship the last delta first) or --unplanned (accept the tier's loss)",
-            field="planned",
-        )
     body = {
-        "from_centers": from_centers,
+        "from_centers": from_centers or [],
         "to_center": to_center,
-        "planned": bool(planned),
+        "planned": planned,
         "department": dept,
         "dry_run": dry_run,
-        "hooks": hooks,
+        "hooks": _hooks(hooks_file),
     }
     _start(state, "/v1/failover/runs", body, dry_run=dry_run, deadline_s=timeout_s)
 

@@ -349,7 +349,7 @@ def audit_list(
         page_size=min(limit, 200),
         action=action,
         outcome=outcome,
-        cursor=str(after) if after else None,
+        start=str(after) if after else None,
     )
     items = list(itertools.islice(pages, limit))
     state.emit(items, lambda: _render_audit(items))

@@ -131,6 +131,7 @@ class Cli:
     def __call__(self, *args: str, code: int = 0) -> Any:
         argv = ["--home", str(self.home), "--topology", str(TOPOLOGY), "--policies", str(POLICIES)]
         argv.append("--simulated-time")
+        argv += operators.break_glass(list(args))
         result = self.runner.invoke(self.app, argv + main.hoist_global_options(list(args)))
         assert result.exit_code == code, (
             f"exit {result.exit_code}\nstdout: {result.stdout}\nstderr: {result.stderr}"

@@ -40,7 +40,14 @@ class Cli:
         self.runner = CliRunner()
 
     def __call__(self, *args: str, code: int = 0) -> Any:
-        argv = ["--home", str(self.home), "--topology", str(TOPOLOGY), *main.hoist_global_options(list(args))]
+        argv = [
+            "--home",
+            str(self.home),
+            "--topology",
+            str(TOPOLOGY),
+            *operators.break_glass(list(args)),
+            *main.hoist_global_options(list(args)),
+        ]
         result = self.runner.invoke(self.app, argv)
         assert result.exit_code == code, (
             f"exit {result.exit_code}\nstdout: {result.stdout}\nstderr: {result.stderr}"
