@@ -205,7 +205,9 @@ class Client:
     def delete(self, path: str, **params: Any) -> Any:
         return _json(self.call("DELETE", path, params=params))
 
-    def pages(self, path: str, *, page_size: int = 200, start: str | None = None, **params: Any) -> Iterator[Any]:
+    def pages(
+        self, path: str, *, page_size: int = 200, start: str | None = None, **params: Any
+    ) -> Iterator[Any]:
         """Every item of a paginated list (``{data, next_cursor}``) from cursor ``start``, page by page."""
         cursor = start
         while True:

@@ -25,6 +25,7 @@ from cloudctl.services import context as ctx_module
 from cloudctl.services import drills as drill_service
 from cloudctl.store import recovery as recovery_store
 from tests.conftest import POLICIES, ROOT, TOPOLOGY
+from tests.support import operators
 
 PLAN_DIR = ROOT / "dr" / "drills"
 SHIPPED = sorted(path.stem for path in PLAN_DIR.glob("*.yaml"))

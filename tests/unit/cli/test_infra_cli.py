@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from cloudctl.cli import commands_core, commands_infra, commands_org, main
 from cloudctl.drivers.pulumi import automation
 from tests.conftest import TOPOLOGY
+from tests.support import operators
 
 
 @pytest.fixture
