@@ -21,10 +21,32 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench import admission, cli_start, common, quota, recovery, s3_sync, scale
+from bench import (
+    admission,
+    cli_start,
+    common,
+    portal,
+    provisioning,
+    provisioning_openstack,
+    quota,
+    recovery,
+    s3_sync,
+    scale,
+)
 
 BENCHMARKS: dict[str, ModuleType] = {
-    module.NAME: module for module in (admission, quota, s3_sync, scale, recovery, cli_start)
+    module.NAME: module
+    for module in (
+        admission,
+        quota,
+        s3_sync,
+        scale,
+        recovery,
+        provisioning,
+        provisioning_openstack,
+        cli_start,
+        portal,
+    )
 }
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results.json"
 

@@ -10,7 +10,7 @@ by ``services.observability`` and are the same whichever process is scraped.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, Info, disable_created_metrics
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, disable_created_metrics
 
 import cloudctl
 
@@ -75,5 +75,42 @@ API_REFUSED_EARLY = Counter(
     "Requests refused by the API's limits before any route ran, by reason "
     "(body-too-large, headers-too-large, bad-json).",
     ["reason"],
+    registry=REGISTRY,
+)
+REPLICA_MISMATCHES = Counter(
+    "cloudctl_replica_mismatches_total",
+    "Replica objects a scrub found damaged, missing or holding other bytes (each repaired), by the "
+    "center holding the replica and the tier.",
+    ["center", "tier"],
+    registry=REGISTRY,
+)
+PROVISIONING_FINISHED = Counter(
+    "cloudctl_provisioning_finished_total",
+    "Objects the provisioning reconciler finished, by kind (request, workload) and outcome "
+    "(ready, deleted, failed, done); its rate is the provisioning rate.",
+    ["kind", "outcome"],
+    registry=REGISTRY,
+)
+HOUSEKEEPING_RUNS = Counter(
+    "cloudctl_housekeeping_runs_total",
+    "Runs of the leader's periodic passes, by pass and outcome (done or error).",
+    ["name", "outcome"],
+    registry=REGISTRY,
+)
+HOUSEKEEPING_DURATION = Histogram(
+    "cloudctl_housekeeping_duration_seconds",
+    "Wall time of one run of a periodic pass, by pass.",
+    ["name"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300),
+    registry=REGISTRY,
+)
+LEADER = Gauge(
+    "cloudctl_leader",
+    "1 while this serve process holds the leader lease (runs the reconcilers), else 0.",
+    registry=REGISTRY,
+)
+LEADER_EPOCH = Gauge(
+    "cloudctl_leader_epoch",
+    "The epoch of the leader lease this process holds, 0 when it holds none.",
     registry=REGISTRY,
 )

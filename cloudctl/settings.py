@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     """Consecutive ``BackendUnavailable`` of a center's driver calls that open its circuit ..."""
     breaker_cooldown_s: Annotated[float, pydantic.Field(gt=0, allow_inf_nan=False)] = 60.0
     """... for this many seconds, after which one call is let through (``services.breaker``)."""
+    replication_scrub_streams_per_minute: Annotated[float, pydantic.Field(ge=0, allow_inf_nan=False)] = 2.0
+    """How many replication streams ``serve`` scrubs per minute (re-reads every object of the
+    target, repairs and audits mismatches); 0 turns the continuous scrub off."""
 
     @pydantic.model_validator(mode="wrap")
     @classmethod

@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException
 
 from cloudctl import errors
 from cloudctl import settings as settings_module
-from cloudctl.api import hardening, problems
+from cloudctl.api import docs_assets, hardening, problems, ui
 from cloudctl.services import audit, catalog, identity, workloads
 from cloudctl.services import context as ctx_module
 from cloudctl.services import quotas as quotas_service
@@ -107,6 +107,8 @@ def create_app(
         title="cloudctl",
         version="1",
         summary="Self-service API of the government cloud's management center (两地四中心)",
+        docs_url=None,  # served from the package by docs_assets: no CDN
+        redoc_url=None,
     )
     app.state.context = context
     app.add_exception_handler(errors.CloudctlError, problems.from_error)  # type: ignore[arg-type]
@@ -123,12 +125,9 @@ def create_app(
         return Health(status="ok")
 
     @app.get("/readyz", tags=["probes"])
-    def readyz(ctx: ContextDep) -> Health:
-        """The store answers and holds initialised state."""
-        ctx.require_initialised()
-        with ctx.read() as tx:
-            tx.exec_driver_sql("SELECT 1")
-        return Health(status="ready")
+    def readyz(ctx: ContextDep) -> status_service.ReadinessPublic:
+        """The store answers and holds initialised state; the serve replicas and their roles."""
+        return status_service.readiness(ctx)
 
     @app.get("/metrics", tags=["probes"], response_class=Response)
     def metrics_endpoint(ctx: ContextDep) -> Response:
@@ -141,13 +140,20 @@ def create_app(
 
     app.include_router(_v1(), prefix="/v1", responses=problems.documented_errors())
     # Operator routes of other areas are included here, one line each.
-    from cloudctl.api import routes_audit, routes_drills, routes_org, routes_recovery, routes_tokens
+    from cloudctl.api import (
+        routes_audit,
+        routes_drills,
+        routes_org,
+        routes_recovery,
+        routes_replication,
+        routes_tokens,
+    )
 
-    app.include_router(routes_recovery.router(), prefix="/v1", responses=problems.documented_errors())
-    app.include_router(routes_org.router(), prefix="/v1", responses=problems.documented_errors())
-    app.include_router(routes_tokens.router(), prefix="/v1", responses=problems.documented_errors())
-    app.include_router(routes_audit.router(), prefix="/v1", responses=problems.documented_errors())
-    app.include_router(routes_drills.router(), prefix="/v1", responses=problems.documented_errors())
+    routers = (routes_recovery, routes_replication, routes_org, routes_tokens, routes_audit, routes_drills)
+    for module in routers:
+        app.include_router(module.router(), prefix="/v1", responses=problems.documented_errors())
+    docs_assets.install(app)
+    ui.install(app)
     return app
 
 

@@ -146,6 +146,23 @@ def render_status(result: dict[str, Any]) -> None:
             ],
         )
     )
+    if result.get("replicas"):
+        output.stdout.print(
+            output.table(
+                "Management center replicas (cloudctl serve)",
+                ["replica", "api", "role", "epoch", "heartbeat s ago"],
+                [
+                    [
+                        r["id"],
+                        r["api_url"],
+                        r["role"],
+                        r["epoch"] if r["epoch"] is not None else "–",
+                        r["heartbeat_age_s"],
+                    ]
+                    for r in result["replicas"]
+                ],
+            )
+        )
 
 
 @centers_app.command("list")

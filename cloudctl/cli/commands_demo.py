@@ -159,7 +159,9 @@ def _drill(context: ctx_module.Context, *, simulated: bool, operator: identity.P
                 "scope": {"tiers": [t.name for t in context.topology.tiers[:2]]},
             }
         )
-    quick = plan.canary.model_copy(update={"warmup_s": 10.0, "workloads_per_tier": 1})
+    # As short as the plan allows: one replication interval of the slowest tier in scope.
+    intervals = [float(tier.dr_interval_s or 0) for tier in drills.tiers_in_scope(plan, context.topology)]
+    quick = plan.canary.model_copy(update={"warmup_s": max([10.0, *intervals]), "workloads_per_tier": 1})
     plan = plan.model_copy(update={"canary": quick, "steps": (), "simulated_time": simulated})
     with output.stderr.status(Text(f"drill {plan.name}: starting")) as status:
 
@@ -241,11 +243,17 @@ def _self_service(
 @common.handles_errors
 def sim_inject(
     ctx: typer.Context,
-    kind: Annotated[str, typer.Argument(help="center-down, link-cut, link-degraded or api-error-rate.")],
+    kind: Annotated[
+        str, typer.Argument(help="center-down, link-cut, link-degraded, api-error-rate or corrupt-replica.")
+    ],
     center: Annotated[str, typer.Option(help="The center the fault hits (one end, for a link).")],
     peer: Annotated[str | None, typer.Option(help="The other end of the link.")] = None,
     factor: Annotated[float | None, typer.Option(help="How many times slower a degraded link is.")] = None,
     rate: Annotated[float | None, typer.Option(help="Probability that one API operation fails.")] = None,
+    workload: Annotated[str | None, typer.Option(help="corrupt-replica: whose data is damaged.")] = None,
+    key: Annotated[
+        str | None, typer.Option(help="corrupt-replica: which object (default: the first).")
+    ] = None,
 ) -> None:
     """Inject a fault into the simulated centers; it holds until cleared."""
     from cloudctl.services import faults
@@ -253,7 +261,15 @@ def sim_inject(
     state = common.state_of(ctx)
     operator = state.operator()
     fault = faults.inject(
-        state.context, kind=kind, center=center, peer=peer, factor=factor, rate=rate, principal=operator
+        state.context,
+        kind=kind,
+        center=center,
+        peer=peer,
+        factor=factor,
+        rate=rate,
+        workload=workload,
+        key=key,
+        principal=operator,
     )
     state.emit(fault, lambda: _say(f"injected {fault.id}"))
 

@@ -35,6 +35,9 @@ failover_app = typer.Typer(
 
 
 def register(app: typer.Typer) -> None:
+    from cloudctl.cli import commands_replication
+
+    replication_app.command("scrub")(commands_replication.replication_scrub)
     app.add_typer(replication_app, name="replication")
     failover_app.callback()(failover_alias)
     failover_app.command("run")(failover_run)

@@ -70,6 +70,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "one stack per center.",
     ),
     "sim": ("commands_demo", "The simulator centers: inject and clear faults."),
+    "mgmt": (
+        "commands_mgmt",
+        "The management database's DR copy: status and lag, promote in Dezhou, fence, failback.",
+    ),
 }
 """Every top-level command: the module whose ``register(app)`` adds it (a name under ``cloudctl.cli``,
 or a dotted name: ``serve`` comes from the composition module, which may import the API), and

@@ -117,6 +117,16 @@ class Compute(Protocol):
         """Poll until the server has ``status``; ``errors.OperationFailed`` on timeout or error."""
         ...
 
+    def attach_volume(self, server_id: str, *, volume_id: str) -> None:
+        """Attach a volume of the same center to the server; returns once it is attached
+        (the volume is then ``in-use``). Attached to that server already: nothing to do.
+        ``errors.Conflict`` when the volume is attached elsewhere; deleting the server detaches it."""
+        ...
+
+    def attached_volumes(self, server_id: str) -> list[str]:
+        """Ids of the volumes attached to the server, sorted."""
+        ...
+
     def set_project_quota(self, project: str, *, amounts: Mapping[str, int]) -> ProjectQuota:
         """Replace the project's limits; keys are ``quotas.Resource`` names."""
         ...
@@ -211,6 +221,29 @@ class ObjectInfo:
     modified_at: float
 
 
+@dataclasses.dataclass(frozen=True)
+class ObjectEntry:
+    """One line of a bucket listing: what the listing itself says, with no read or HEAD per object."""
+
+    key: str
+    size_bytes: int
+    etag: str
+    modified_at: float
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectVersion:
+    """One version of an object in a versioned bucket, or a delete marker (``deleted``)."""
+
+    key: str
+    version_id: str
+    is_latest: bool
+    deleted: bool
+    size_bytes: int
+    etag: str
+    modified_at: float
+
+
 class ObjectStorage(Protocol):
     """Buckets and the objects in them."""
 
@@ -237,6 +270,31 @@ class ObjectStorage(Protocol):
         ...
 
     def delete_object(self, bucket: str, *, key: str, ignore_missing: bool = True) -> None: ...
+
+    def list_object_entries(self, bucket: str, *, prefix: str = "") -> list[ObjectEntry]:
+        """Like ``list_objects`` but only what the listing says (no sha256): one request per page."""
+        ...
+
+    def put_replica(self, bucket: str, *, data: bytes, source: ObjectInfo) -> ObjectInfo:
+        """Store ``data``, read from ``source`` and verified against its sha256, under its key.
+
+        The digests come from ``source`` (nothing is hashed again); the store checks the
+        bytes against the MD5 on arrival and refuses others (``ChecksumMismatchError``).
+        """
+        ...
+
+    def set_retention(self, bucket: str, *, days: int) -> None:
+        """Keep overwritten and deleted versions (and delete markers) ``days`` days, and refuse
+        their removal through the data path meanwhile; the bucket becomes versioned."""
+        ...
+
+    def list_object_versions(self, bucket: str, *, prefix: str = "") -> list[ObjectVersion]:
+        """Every kept version and delete marker, by key then newest first."""
+        ...
+
+    def restore_object_version(self, bucket: str, *, key: str, version_id: str) -> ObjectInfo:
+        """Make a kept version the current object again (a new version with its bytes)."""
+        ...
 
 
 # --- containers ---------------------------------------------------------------------------

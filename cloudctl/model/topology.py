@@ -31,6 +31,7 @@ from cloudctl.model import quotas
 
 SLUG = r"^[a-z][a-z0-9-]{0,39}$"
 _SLUG_RE = re.compile(SLUG)
+DNS_ZONE = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$"
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -234,6 +235,9 @@ class Tier(_Strict):
     gbt20988_level: Annotated[int, Field(ge=1, le=6)]
     priority: Annotated[int, Field(ge=0)] = 100
     """Failover order: lower goes first."""
+    deleted_retention_days: Annotated[int, Field(ge=1)] = 30
+    """How long the copies of this tier keep deleted and overwritten object versions (so a
+    mass delete is recoverable), and a deleted workload's buckets stay before they go."""
 
     @property
     def reserves_dr_headroom(self) -> bool:
@@ -319,6 +323,14 @@ class Topology(_Strict):
     tiers: tuple[Tier, ...]
     catalog: tuple[Offering, ...]
     org: OrgNode
+    traffic_zone: Annotated[str, Field(pattern=DNS_ZONE, max_length=200)] | None = None
+    """DNS zone of the traffic records (``<workload>.<department>.<zone>``); ``None``:
+    ``<name>.internal``."""
+
+    @property
+    def zone(self) -> str:
+        """The DNS zone traffic records live in."""
+        return self.traffic_zone or f"{self.name}.internal"
 
     def center(self, name: str) -> Center:
         for center in self.centers:

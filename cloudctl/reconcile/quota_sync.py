@@ -11,8 +11,13 @@ Invariants:
 - Only ``vcpu``, ``ram_gb``, ``instances`` and ``volume_gb`` are project quotas of a
   cloud; a resource with no limit anywhere up the chain is left unlimited.
 - A compute driver may hold more project quotas, derived from those by its own mapping
-  (OpenStack: Neutron's, ``network.*``). It offers ``derived_project_limits(limits)`` and
-  ``get_derived_project_limits(project)``; their drift is reported and corrected like the rest.
+  (OpenStack: Neutron's, ``network.*``; Cinder's volume and snapshot counts). It offers
+  ``derived_project_limits(limits)`` and ``get_derived_project_limits(project)``; their drift
+  is reported and corrected like the rest.
+- A driver that keeps a tree resource in a finer unit lists it among its derived limits as
+  ``<prefix>.<name>_mib`` for the tree's ``<name>_gb`` (OpenStack: ``compute.ram_mib``). That
+  resource is then compared in MiB only, so any drift is seen (whole GB would hide one under
+  1 GiB) and reported once.
 """
 
 from __future__ import annotations
@@ -117,7 +122,13 @@ def sync_center(
                 for r in PROJECT_RESOURCES
                 if found.get(r.value) != wanted.get(r.value)
             ]
-            differs += derived_drift(compute, center=center, project=project, wanted=wanted)
+            derived = derived_drift(compute, center=center, project=project, wanted=wanted)
+            finer = {
+                d.resource.rpartition(".")[2].removesuffix("_mib") + "_gb"
+                for d in derived
+                if d.resource.endswith("_mib")
+            }
+            differs = [d for d in differs if d.resource not in finer] + derived
             if differs and not dry_run:
                 compute.set_project_quota(project, amounts=wanted)
             drift += differs

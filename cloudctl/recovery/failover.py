@@ -48,11 +48,11 @@ from cloudctl.model import recovery as model
 from cloudctl.model import states
 from cloudctl.model import topology as topo
 from cloudctl.recovery import hooks as hook_calls
+from cloudctl.recovery import materialise, traffic
 from cloudctl.recovery import replication as repl
 from cloudctl.store import quotas, recovery, replication, requests
 
 PLANNED, UNPLANNED = "planned", "unplanned"
-TRAFFIC_ZONE = "gov.cloud"
 SERVER_ACTIVE_TIMEOUT_S = 600.0
 READY = states.PlacementState.READY
 Action = model.StepAction
@@ -494,6 +494,9 @@ def _promote(
     made = list(placement.resources)
     if not states.serves(placement.role, placement.state):
         made = _start_servers(env.drivers_for(target), workload, offering, existing=made)
+        made = materialise.recover_volumes(
+            env, workload, target=target, left=left, seq=at_target, resources=made
+        )
     with env.store.transaction() as tx:
         current = requests.get_workload(tx, workload_id, for_update=True)
         quotas.commit_reservations(tx, [by_center[target].reservation_id], now=now)
@@ -562,10 +565,8 @@ def _switch_traffic(
 ) -> dict[str, Any]:
     with env.store.read() as tx:
         workload = requests.get_workload(tx, workload_id)
-    traffic = env.drivers_for(traffic_center(env.topology)).traffic
-    traffic.upsert_record(TRAFFIC_ZONE, name=workload.name, target_center=target, weight=100)
-    for center in left:
-        traffic.upsert_record(TRAFFIC_ZONE, name=workload.name, target_center=center, weight=0)
+    driver = env.drivers_for(traffic.traffic_center(env.topology)).traffic
+    traffic.switch(driver, env.topology, workload, target=target, left=left)
     return {"traffic_to": target, "served_at": env.clock.now()}
 
 

@@ -20,6 +20,10 @@ Invariants:
   target and re-sends what is corrupt or missing.
 - ``last_seq`` advances only over changes verified at the target; a failed pass
   leaves it where it was (nothing is skipped).
+- Whoever writes the source bucket, a pass replicates it: after the change log, a pass
+  sweeps the bucket with ``object_sync`` (new and changed objects, and for a DR copy the
+  source's deletes). A DR copy's bucket keeps overwritten and deleted versions for the
+  tier's ``deleted_retention_days``, so a mass delete at the source is recoverable there.
 """
 
 from __future__ import annotations
@@ -27,11 +31,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from cloudctl import clock as clocks
 from cloudctl import errors
 from cloudctl.drivers import base
 from cloudctl.model import topology as topo
+from cloudctl.recovery import object_sync
 from cloudctl.store import db, replication, requests
 
 SERVING_ROLES = ("primary", "active")
@@ -53,6 +59,10 @@ class Environment:
     backend acts outside the store (each action's record commits at once); more where
     every center is simulated, since the simulator's state commits (or rolls back)
     with the record of what was done to it."""
+    manifests: Callable[[str], object_sync.Manifest] | None = None
+    """The manifest of each stream (by id): what its target held after the last pass, so a
+    pass lists the source only and a scrub tells a damaged copy from a changed source.
+    ``None``: each pass lists both sides."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +84,9 @@ class PassResult:
     bytes_copied: int
     last_seq: int
     error: str = ""
+    deleted: int = 0
+    mismatches: tuple[str, ...] = ()
+    """Keys whose copy at the target was damaged, missing or other bytes (a scrub's findings)."""
 
 
 def data_bucket(workload_id: str) -> str:
@@ -117,6 +130,12 @@ def ensure_streams(env: Environment, workload_id: str) -> list[replication.Strea
             storage.get_bucket(data_bucket(workload_id))
         except errors.NotFound:
             storage.create_bucket(data_bucket(workload_id), versioning=True)
+    retention_days = env.topology.tier(workload.tier).deleted_retention_days
+    for _source, target, mode, _interval_s in planned:
+        if mode != SYNC:  # the DR copy keeps what the source deletes or overwrites
+            env.drivers_for(target).object_storage.set_retention(
+                data_bucket(workload_id), days=retention_days
+            )
     now = env.clock.now()
     made = []
     with env.store.transaction() as tx:
@@ -294,16 +313,34 @@ def replicate(env: Environment, stream_id: str, *, batch: int = 10_000) -> PassR
     last_seq, consistent_at = stream.last_seq, stream.last_consistent_at
     bucket = data_bucket(stream.workload_id)
     error = ""
+    shipped: list[object_sync.Synced] = []
     try:
         for change in pending:
             if newest[change.key] is change:
-                moved_now, was_resent = _copy_verified(env, stream, bucket, change)
+                moved_now, was_resent, held = _copy_verified(env, stream, bucket, change)
                 moved += moved_now
                 copied += 1
                 resent += int(was_resent)
+                shipped.append(
+                    object_sync.Synced(
+                        key=held.key, etag=held.etag, size_bytes=held.size_bytes, sha256=held.sha256
+                    )
+                )
             last_seq, consistent_at = change.seq, change.at
     except errors.BackendUnavailable as failure:
         error = failure.one_line()
+    deleted = 0
+    if not error:
+        try:
+            swept = _sweep(env, stream, shipped=shipped)
+        except errors.BackendUnavailable as failure:
+            error = failure.one_line()
+        else:
+            copied += swept.objects_copied
+            moved += swept.bytes_copied
+            deleted = swept.objects_deleted
+            if swept.errors:
+                error = "; ".join(f"{item.key}: {item.reason}" for item in swept.errors[:3])
     now = env.clock.now()
     caught_up = not error and len(pending) < batch
     with env.store.transaction() as tx:
@@ -324,60 +361,106 @@ def replicate(env: Environment, stream_id: str, *, batch: int = 10_000) -> PassR
             last_pass_at=now,
             last_error=error,
         )
-    return PassResult(stream_id, copied, resent, moved, max(last_seq, stream.last_seq), error)
+    return PassResult(
+        stream_id, copied, resent, moved, max(last_seq, stream.last_seq), error, deleted=deleted
+    )
+
+
+def _sweep(
+    env: Environment,
+    stream: replication.Stream,
+    *,
+    verify: bool = False,
+    shipped: Sequence[object_sync.Synced] = (),
+) -> object_sync.SyncReport:
+    """One pass of ``object_sync`` over the stream's bucket: what any client wrote or deleted
+    at the source since the last pass (the change log knows only cloudctl's own writes).
+
+    A sync partner serves too, so objects only it holds are not deleted; a DR copy
+    follows the source's deletes (its retention keeps what they removed).
+    """
+    bucket = data_bucket(stream.workload_id)
+    return object_sync.sync_bucket(
+        source=env.drivers_for(stream.source).object_storage,
+        target=env.drivers_for(stream.target).object_storage,
+        bucket=bucket,
+        parallelism=1,
+        manifest=env.manifests(stream.id) if env.manifests is not None else None,
+        delete_extraneous=stream.mode != SYNC,
+        verify_target_bytes=verify,
+        copy=lambda key: env.transport(stream.source, stream.target, bucket, key),
+        synced_since=shipped,
+        clock=env.clock,
+    )
 
 
 def _copy_verified(
     env: Environment, stream: replication.Stream, bucket: str, change: replication.Change
-) -> tuple[int, bool]:
-    """Copy one object and check the target holds the change's bytes; re-send once on a mismatch."""
+) -> tuple[int, bool, base.ObjectInfo]:
+    """Copy one object and check the target holds the change's bytes; re-send once on a mismatch.
+
+    The bytes moved, whether a re-send was needed, and what the target holds now."""
     moved = env.transport(stream.source, stream.target, bucket, change.key)
-    if _holds(env, stream.target, bucket, change):
-        return moved, False
+    held = _holds(env, stream.target, bucket, change)
+    if held is not None:
+        return moved, False, held
     moved += env.transport(stream.source, stream.target, bucket, change.key)
-    if _holds(env, stream.target, bucket, change):
-        return moved, True
+    held = _holds(env, stream.target, bucket, change)
+    if held is not None:
+        return moved, True, held
     raise errors.OperationFailed(
         f"{stream.target} still does not hold {bucket}/{change.key} as written after a re-send",
         field="stream",
     )
 
 
-def _holds(env: Environment, center: str, bucket: str, change: replication.Change) -> bool:
+def _holds(env: Environment, center: str, bucket: str, change: replication.Change) -> base.ObjectInfo | None:
+    """What ``center`` holds under the change's key if it is the change's bytes (read, verified)."""
     try:
-        data, _info = env.drivers_for(center).object_storage.get_object(bucket, key=change.key)
+        _data, info = env.drivers_for(center).object_storage.get_object(bucket, key=change.key)
     except (errors.NotFound, base.ChecksumMismatchError):
-        return False
-    return hashlib.sha256(data).hexdigest() == change.sha256
+        return None
+    return info if info.sha256 == change.sha256 else None
 
 
 def scrub(env: Environment, stream_id: str) -> PassResult:
-    """Re-read every object the target should hold; re-send what is corrupt or missing."""
+    """Re-read every object the target holds for the stream; re-send what is damaged, missing
+    or other bytes than the source's, and name each such key in ``mismatches``.
+
+    With a manifest, a copy that differs from what the last pass left is a mismatch; a
+    source changed since then is an ordinary copy. Without one, every difference counts
+    but cloudctl's own writes the stream has not shipped yet.
+    """
     with env.store.read() as tx:
         stream = replication.get_stream(tx, stream_id)
-        covered = replication.changes_after(tx, workload_id=stream.workload_id, seq=0)
-    newest: dict[str, replication.Change] = {}
-    for change in covered:
-        if change.seq <= stream.last_seq:
-            newest[change.key] = change
-    bucket = data_bucket(stream.workload_id)
-    resent = moved = 0
-    for change in newest.values():
-        if not _holds(env, stream.target, bucket, change):
-            moved += env.transport(stream.source, stream.target, bucket, change.key)
-            if not _holds(env, stream.target, bucket, change):
-                raise errors.OperationFailed(f"could not repair {bucket}/{change.key} at {stream.target}")
-            resent += 1
+        pending = {
+            c.key for c in replication.changes_after(tx, workload_id=stream.workload_id, seq=stream.last_seq)
+        }
+    report = _sweep(env, stream, verify=True)
+    mismatches = report.resent_keys
+    if env.manifests is None:  # cloudctl's own writes not shipped yet are lag, not damage
+        mismatches = tuple(sorted({*report.resent_keys, *(set(report.copied_keys) - pending)}))
     with env.store.transaction() as tx:
         current = replication.get_stream(tx, stream_id, for_update=True)
         replication.update_stream(
             tx,
             stream_id,
             now=env.clock.now(),
-            objects_resent=current.objects_resent + resent,
-            bytes_copied=current.bytes_copied + moved,
+            objects_resent=current.objects_resent + len(mismatches),
+            bytes_copied=current.bytes_copied + report.bytes_copied,
+            last_error="; ".join(f"{item.key}: {item.reason}" for item in report.errors[:3]),
         )
-    return PassResult(stream_id, 0, resent, moved, stream.last_seq)
+    error = "; ".join(f"{item.key}: {item.reason}" for item in report.errors[:3])
+    return PassResult(
+        stream_id,
+        report.objects_copied,
+        len(mismatches),
+        report.bytes_copied,
+        stream.last_seq,
+        error,
+        deleted=report.objects_deleted,
+        mismatches=mismatches,
+    )
 
 
 def run_due(env: Environment, *, workload_ids: list[str] | None = None) -> list[PassResult]:
@@ -406,6 +489,15 @@ def current_rpo_s(env: Environment, stream: replication.Stream) -> float:
     return 0.0 if oldest is None else max(env.clock.now() - oldest, 0.0)
 
 
+def file_manifests(directory: Path) -> Callable[[str], object_sync.Manifest]:
+    """Each stream's manifest as a file ``<directory>/<stream id>.jsonl``."""
+
+    def manifest(stream_id: str) -> object_sync.Manifest:
+        return object_sync.JsonFileManifest(directory / f"{stream_id.replace('/', '_')}.jsonl")
+
+    return manifest
+
+
 def simulator_transport(copy_object: Callable[..., object]) -> Transport:
     """A transport over the simulator's link-aware ``copy_object`` (latency, bandwidth, faults)."""
 
@@ -417,11 +509,12 @@ def simulator_transport(copy_object: Callable[..., object]) -> Transport:
 
 
 def driver_transport(drivers_for: Callable[[str], base.CenterDrivers]) -> Transport:
-    """A transport for real backends: read from the source's object storage, write to the target's."""
+    """A transport for real backends: one verified read at the source, one write at the target
+    whose digests come from the read (``put_replica``: nothing hashed twice, no HEAD)."""
 
     def transport(source: str, target: str, bucket: str, key: str) -> int:
-        data, _info = drivers_for(source).object_storage.get_object(bucket, key=key)
-        drivers_for(target).object_storage.put_object(bucket, key=key, data=data)
+        data, info = drivers_for(source).object_storage.get_object(bucket, key=key)
+        drivers_for(target).object_storage.put_replica(bucket, data=data, source=info)
         return len(data)
 
     return transport

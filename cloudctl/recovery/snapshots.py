@@ -1,32 +1,40 @@
-"""Replication points: a snapshot of each protected volume whenever its workload's DR copy
-reaches a new consistent point.
+"""Replication points: a snapshot of each protected volume's replica, in the center that holds
+the copy, whenever the workload's DR copy reaches a new consistent point.
 
-An ``async`` or ``backup`` stream's ``last_seq`` is the newest change of the workload known
-to be at the DR target (``recovery.replication``). When a pass leaves a stream at a
-``last_seq`` that has no replication point yet, every volume of the workload in the stream's
-*source* center gets a snapshot named ``rp-<volume name>-<seq>``, taken right after the pass
-that made the DR copy consistent up to ``seq`` (a point in time to restore the volume to in
-place; it stays in the source center and does not protect against losing that center).
+What is protected: each ``volume`` resource of the workload's serving placement, and each
+server's disk (its size is the offering's ``volume_gb``), each known by its *logical name*
+(the volume's or server's name; a volume recovered by a failover keeps the name of what it
+recovers, under ``of``). Each copy center of the workload (the target of each of its streams:
+the standby of a sync stream, the DR center of an async or backup one) holds a **replica** of
+each protected volume: a volume named ``replica-<logical name>`` of the same size, in the
+department's project, made by the first pass that finds it missing and recorded among the copy
+placement's resources (``replica_of``). On a real backend the storage keeps the replica's
+blocks in step (Cinder replication, a backup service); on the simulator and the loopback
+OpenStack (whose Cinder fake driver stores no bytes) it is a volume made there from the
+protected volume's metadata, and the workload's data itself follows by its replication streams.
 
-What is snapshotted is what exists as a volume: the ``volume`` resources provisioning
-recorded in the placement of the source center. Servers are not: neither backend gives a
-server a volume of its own (the simulator only charges a server's disk as ``volume_gb``;
-Nova boots it from an image onto its flavor's disk), so there is nothing to snapshot.
-Sync streams take no points (their consistent point moves with every write).
+An ``async`` or ``backup`` stream's ``last_seq`` is the newest change of the workload known to
+be at its target (``recovery.replication``). When a pass leaves a stream at a ``last_seq``
+that has no replication point yet, each replica in the stream's *target* gets a snapshot named
+``rp-<logical name>-<seq>``: the points live where the copy lives, so they survive the loss of
+the source center. Sync streams take no points (their consistent point moves with every
+write); a failover takes one of the replica when it recovers from it (``recovery.materialise``).
 
 Invariants:
-- Idempotent: a point's snapshot is looked up by name on its volume before one is made, so
-  results handed in twice, or a process killed between a snapshot and its record, never
-  give one point two snapshots; a point already ``ready`` costs no backend call.
+- Idempotent: a replica and a point's snapshot are looked up by name before one is made, so
+  results handed in twice, or a process killed between a create and its record, never give
+  one volume two replicas nor one point two snapshots; a point already ``ready`` costs no
+  backend call.
 - A backend that refuses or does not answer fails neither the pass nor the other volumes:
   the point is recorded ``failed`` with the error, and the next call takes it again at the
   stream's consistent point then (a newer point supersedes an older failed one).
-- Retention: each volume keeps its newest ``keep`` ready points (``keep`` >= 1, so the newest
+- Retention: each replica keeps its newest ``keep`` ready points (``keep`` >= 1, so the newest
   is never deleted), counted after the new point is made; an older one loses its snapshot
   first, then its record. A snapshot that cannot be deleted now keeps its record and is
   deleted by a later call.
-- Only ready workloads take points; deleting a workload deletes its volumes' snapshots and
-  then its points (``reconcile.provisioning``).
+- Only ready workloads take points; deleting a workload deletes its volumes (replicas
+  included: they are ``volume`` resources of their placement) with their snapshots, then its
+  points (``reconcile.provisioning``).
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from typing import Any
 
 from cloudctl import errors
 from cloudctl.drivers import base
+from cloudctl.model import topology as topo
 from cloudctl.recovery import replication as repl
 from cloudctl.store import replication, requests
 from cloudctl.store import replication_points as points_store
@@ -45,9 +54,71 @@ POINT_MODES = (repl.ASYNC, repl.BACKUP)
 """The stream modes whose consistent points get replication points."""
 
 
+REPLICA_PREFIX = "replica-"
+
+
 def snapshot_name(volume_name: str, seq: int) -> str:
     """The name of a volume's replication point at ``seq`` (the same on every retry)."""
     return f"rp-{volume_name}-{seq}"
+
+
+def replica_name(logical_name: str) -> str:
+    """The name of a protected volume's replica in a copy center."""
+    return f"{REPLICA_PREFIX}{logical_name}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Protected:
+    """One protected volume of a workload: its logical name and size."""
+
+    name: str
+    size_gb: int
+
+
+def protected_volumes(
+    topology: topo.Topology, workload: requests.WorkloadRecord, center: str
+) -> list[Protected]:
+    """The volumes (and server disks) of the workload's placement in ``center``, by logical name."""
+    placement = next((p for p in workload.placements if p.center == center), None)
+    if placement is None:
+        return []
+    size_gb = topology.offering(workload.offering).volume_gb
+    names: list[str] = []
+    for item in placement.resources:
+        if item["kind"] == "server" or (item["kind"] == "volume" and "replica_of" not in item):
+            name = str(item.get("of") or item["name"])
+            if name not in names:
+                names.append(name)
+    return [Protected(name=name, size_gb=size_gb) for name in names] if size_gb > 0 else []
+
+
+def ensure_replica(
+    env: repl.Environment,
+    *,
+    workload: requests.WorkloadRecord,
+    center: str,
+    protected: Protected,
+) -> dict[str, Any]:
+    """The replica of ``protected`` in ``center`` (its placement's resource item), made and
+    recorded when missing; idempotent (found by name before one is made)."""
+    with env.store.read() as tx:
+        placement = next(p for p in requests.get_workload(tx, workload.id).placements if p.center == center)
+    known = next((i for i in placement.resources if i.get("replica_of") == protected.name), None)
+    if known is not None:
+        return known
+    storage = env.drivers_for(center).block_storage
+    name = replica_name(protected.name)
+    volume = storage.find_volume(name) or storage.create_volume(
+        name=name, project=workload.department, size_gb=protected.size_gb
+    )
+    item = {"kind": "volume", "name": name, "id": volume.id, "replica_of": protected.name}
+    with env.store.transaction() as tx:
+        current = next(p for p in requests.get_workload(tx, workload.id).placements if p.center == center)
+        kept = [i for i in current.resources if i.get("replica_of") != protected.name]
+        requests.update_placement(
+            tx, workload_id=workload.id, center=center, values={"resources": [*kept, item]}
+        )
+    return item
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,47 +149,63 @@ def take_points(env: repl.Environment, results: Sequence[repl.PassResult], *, ke
         workload_ids = sorted({s.workload_id for s in candidates.values()} | set(retried))
         workloads = {w.id: w for w in requests.list_workloads(tx, ids=workload_ids)} if workload_ids else {}
         known = points_store.list_points(tx, workload_ids=workload_ids) if workload_ids else []
+        synced = [
+            s
+            for s in (replication.list_streams(tx, workload_ids=workload_ids) if workload_ids else [])
+            if s.mode == repl.SYNC
+        ]
     report = Report(taken=[], failed=[], pruned=[])
     by_volume: dict[tuple[str, str], list[points_store.ReplicationPoint]] = {}
     for point in known:
-        by_volume.setdefault((point.center, point.volume_id), []).append(point)
-    sources: set[tuple[str, str]] = set()
+        by_volume.setdefault((point.center, point.volume_name), []).append(point)
+    copies: set[tuple[str, str]] = set()
     for stream in sorted(candidates.values(), key=lambda s: s.id):
         workload = workloads.get(stream.workload_id)
         if workload is None or workload.state != "ready":
             continue
-        sources.add((workload.id, stream.source))
-        storage = env.drivers_for(stream.source).block_storage
-        for volume in _volumes(workload, stream.source):
-            existing = by_volume.get((stream.source, volume["id"]), [])
+        copies.add((workload.id, stream.target))
+        storage = env.drivers_for(stream.target).block_storage
+        for protected in protected_volumes(env.topology, workload, stream.source):
+            try:
+                replica = ensure_replica(env, workload=workload, center=stream.target, protected=protected)
+            except errors.CloudctlError as error:
+                report.failed.append(
+                    _record_failure(env, workload=workload, stream=stream, protected=protected, error=error)
+                )
+                continue
+            existing = by_volume.get((stream.target, protected.name), [])
             taken = _take_one(
                 env,
                 storage=storage,
                 workload=workload,
                 stream=stream,
-                volume=volume,
+                volume=replica,
+                logical_name=protected.name,
                 existing=existing,
                 report=report,
             )
             now_known = [point for point in existing if point.id != taken.id] + [taken]
             _prune(env, storage, now_known, seq=stream.last_seq, keep=keep, report=report)
+    for stream in synced:
+        # A sync standby holds replicas too (no points: its copy is consistent with every write).
+        workload = workloads.get(stream.workload_id)
+        if workload is None or workload.state != "ready":
+            continue
+        for protected in protected_volumes(env.topology, workload, stream.source):
+            try:
+                ensure_replica(env, workload=workload, center=stream.target, protected=protected)
+            except errors.CloudctlError:
+                continue  # made by a later pass, or by the failover that needs it
     for point in failed:
         workload = workloads.get(point.workload_id)
         if (
             workload is not None
             and workload.state == "ready"
-            and (point.workload_id, point.center) not in sources
+            and (point.workload_id, point.center) not in copies
         ):
-            # Its center is no longer where the DR copy is taken from (after a failover).
+            # Its center no longer holds a copy the workload's DR stream feeds (after a failover).
             _discard(env, env.drivers_for(point.center).block_storage, point, report)
     return report
-
-
-def _volumes(workload: requests.WorkloadRecord, center: str) -> list[dict[str, Any]]:
-    placement = next((p for p in workload.placements if p.center == center), None)
-    if placement is None:
-        return []
-    return [item for item in placement.resources if item["kind"] == "volume"]
 
 
 def _take_one(
@@ -128,12 +215,14 @@ def _take_one(
     workload: requests.WorkloadRecord,
     stream: replication.Stream,
     volume: dict[str, Any],
+    logical_name: str,
     existing: list[points_store.ReplicationPoint],
     report: Report,
 ) -> points_store.ReplicationPoint:
-    """The point of ``volume`` at the stream's consistent point, taken now unless it is ready."""
-    name = snapshot_name(volume["name"], stream.last_seq)
-    point_id = points_store.point_id(stream.source, name)
+    """The point of the replica ``volume`` (in the stream's target) at the stream's consistent
+    point, taken now unless it is ready."""
+    name = snapshot_name(logical_name, stream.last_seq)
+    point_id = points_store.point_id(stream.target, name)
     current = next((point for point in existing if point.id == point_id), None)
     if current is not None and current.state == points_store.READY:
         return current
@@ -142,9 +231,9 @@ def _take_one(
         id=point_id,
         workload_id=workload.id,
         department=workload.department,
-        center=stream.source,
+        center=stream.target,
         volume_id=volume["id"],
-        volume_name=volume["name"],
+        volume_name=logical_name,
         snapshot_name=name,
         snapshot_id=None,
         seq=stream.last_seq,
@@ -169,6 +258,38 @@ def _take_one(
         recorded = points_store.upsert_point(tx, dataclasses.replace(point, updated_at=env.clock.now()))
     (report.taken if recorded.state == points_store.READY else report.failed).append(recorded)
     return recorded
+
+
+def _record_failure(
+    env: repl.Environment,
+    *,
+    workload: requests.WorkloadRecord,
+    stream: replication.Stream,
+    protected: Protected,
+    error: errors.CloudctlError,
+) -> points_store.ReplicationPoint:
+    """A point that could not be taken because its replica could not be made (taken again next pass)."""
+    now = env.clock.now()
+    name = snapshot_name(protected.name, stream.last_seq)
+    point = points_store.ReplicationPoint(
+        id=points_store.point_id(stream.target, name),
+        workload_id=workload.id,
+        department=workload.department,
+        center=stream.target,
+        volume_id="",
+        volume_name=protected.name,
+        snapshot_name=name,
+        snapshot_id=None,
+        seq=stream.last_seq,
+        consistent_at=stream.last_consistent_at,
+        state=points_store.FAILED,
+        last_error=f"replica: {error.one_line()}",
+        taken_at=None,
+        created_at=now,
+        updated_at=now,
+    )
+    with env.store.transaction() as tx:
+        return points_store.upsert_point(tx, point)
 
 
 def find_snapshot(storage: base.BlockStorage, *, volume_id: str, name: str) -> base.Snapshot | None:
@@ -198,7 +319,7 @@ def _discard(
     """Delete the point's snapshot (if it was made), then its record; leave both for later on an error."""
     try:
         snapshot_id = point.snapshot_id
-        if snapshot_id is None:
+        if snapshot_id is None and point.volume_id:
             found = find_snapshot(storage, volume_id=point.volume_id, name=point.snapshot_name)
             snapshot_id = None if found is None else found.id
         if snapshot_id is not None:

@@ -816,3 +816,67 @@ class _BuiltinCheck:
         return platform.CheckOutcome(
             False, checks.short(f"record {verified.first_bad_seq}: {verified.problem}")
         )
+
+
+# --- reading drill runs (operators' supervision pages) -------------------------------------------
+
+
+class DrillRunSummary(BaseModel):
+    """One drill run as operators follow it: its phase while it runs, its verdict once done."""
+
+    id: str
+    plan: str
+    scenario: str
+    state: str
+    passed: bool | None
+    phase: str
+    """The last finished engine phase (``progress.PHASE_NAMES``), empty before the first."""
+    phases_done: int
+    phases_total: int
+    last_step: str
+    """The newest step of the run's timeline, e.g. ``fault injected``."""
+    started_at: str
+    finished_at: str | None
+
+
+def _run_summary(run: recovery_store.DrillRun) -> DrillRunSummary:
+    saved = run.report.get("progress") or {}
+    phase = progress.PHASE_NAMES[-1] if run.state == "done" else str(saved.get("phase") or "")
+    timeline = run.report.get("timeline") or saved.get("timeline") or []
+    return DrillRunSummary(
+        id=run.id,
+        plan=run.plan,
+        scenario=run.scenario,
+        state=_state(run),
+        passed=run.passed,
+        phase=phase,
+        phases_done=progress.PHASE_NAMES.index(phase) + 1 if phase in progress.PHASE_NAMES else 0,
+        phases_total=len(progress.PHASE_NAMES),
+        last_step=str(timeline[-1].get("step", "")) if timeline else "",
+        started_at=clocks.isoformat(run.started_at),
+        finished_at=None if run.finished_at is None else clocks.isoformat(run.finished_at),
+    )
+
+
+def recent_drill_runs(
+    ctx: ctx_module.Context, *, principal: identity.Principal, limit: int = 20
+) -> list[DrillRunSummary]:
+    """The newest drill runs, running or done (policy ``center.read``, as the centers' status)."""
+    status.authorize_supervision(ctx, principal=principal)
+    with ctx.read() as tx:
+        return [_run_summary(run) for run in recovery_store.list_drill_runs(tx, limit=limit)]
+
+
+def drill_run_report(
+    ctx: ctx_module.Context, *, principal: identity.Principal, run_id: str
+) -> drill_report.DrillReport:
+    """The stored report of a finished drill run (policy ``center.read``)."""
+    status.authorize_supervision(ctx, principal=principal)
+    with ctx.read() as tx:
+        try:
+            run = recovery_store.get_drill_run(tx, run_id)
+        except errors.NotFound:
+            run = None
+    if run is None or run.state != "done" or not run.report.get("plan"):
+        raise errors.NotFound(f"no finished drill run {run_id!r}", field="run")
+    return drill_report.DrillReport.model_validate(run.report)

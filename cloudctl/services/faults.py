@@ -20,7 +20,7 @@ from cloudctl.services import context as ctx_module
 if TYPE_CHECKING:
     from cloudctl.drivers import simulator as simulator_driver
 
-KINDS = ("center-down", "link-cut", "link-degraded", "api-error-rate")
+KINDS = ("center-down", "link-cut", "link-degraded", "api-error-rate", "corrupt-replica")
 
 
 class FaultPublic(BaseModel):
@@ -30,6 +30,8 @@ class FaultPublic(BaseModel):
     link: list[str] | None
     factor: float | None
     rate: float | None
+    target: str | None
+    """``bucket/key`` of the object a corrupt-replica fault damaged."""
     injected_at: str
 
 
@@ -41,6 +43,7 @@ def _public(fault: simulator_driver.Fault) -> FaultPublic:
         link=list(fault.link) if fault.link else None,
         factor=fault.factor,
         rate=fault.rate,
+        target=fault.target,
         injected_at=clocks.isoformat(fault.injected_at),
     )
 
@@ -54,10 +57,14 @@ def inject(
     peer: str | None = None,
     factor: float | None = None,
     rate: float | None = None,
+    workload: str | None = None,
+    key: str | None = None,
     principal: access.Principal | None = None,
 ) -> FaultPublic:
     """Inject a fault; ``principal`` defaults to the local sysadmin (drills, the console)."""
-    fault = _inject(ctx, kind=kind, center=center, peer=peer, factor=factor, rate=rate)
+    fault = _inject(
+        ctx, kind=kind, center=center, peer=peer, factor=factor, rate=rate, workload=workload, key=key
+    )
     audit.record(
         ctx,
         principal=principal or access.local_operator("sysadmin"),
@@ -65,7 +72,7 @@ def inject(
         target_type="Fault",
         target_id=fault.id,
         outcome="success",
-        detail={"kind": kind, "center": center or "", "peer": peer or ""},
+        detail={"kind": kind, "center": center or "", "peer": peer or "", "workload": workload or ""},
     )
     return fault
 
@@ -78,7 +85,11 @@ def _inject(
     peer: str | None,
     factor: float | None,
     rate: float | None,
+    workload: str | None,
+    key: str | None,
 ) -> FaultPublic:
+    """Inject one fault. ``corrupt-replica`` damages the object ``key`` (default: the first
+    one) of ``workload``'s data bucket in ``center``, behind its checksum."""
     simulator = drivers.simulator(ctx)
     if kind not in KINDS:
         raise errors.InvalidInput(f"unknown fault kind {kind!r} (known: {', '.join(KINDS)})", field="kind")
@@ -87,6 +98,8 @@ def _inject(
     ctx.topology.center(center)
     if kind == "center-down":
         return _public(simulator.center_down(center))
+    if kind == "corrupt-replica":
+        return _public(_corrupt_replica(ctx, simulator, center=center, workload=workload, key=key))
     if kind == "api-error-rate":
         if rate is None or not 0 <= rate <= 1:
             raise errors.InvalidInput("give a probability between 0 and 1", field="rate")
@@ -101,6 +114,38 @@ def _inject(
     if factor is None or factor <= 1:
         raise errors.InvalidInput("a degraded link needs a slow-down factor above 1", field="factor")
     return _public(simulator.link_degraded(center, peer, factor=factor))
+
+
+def _corrupt_replica(
+    ctx: ctx_module.Context,
+    simulator: simulator_driver.Simulator,
+    *,
+    center: str,
+    workload: str | None,
+    key: str | None,
+) -> simulator_driver.Fault:
+    from cloudctl.recovery import replication as repl
+    from cloudctl.store import requests
+
+    if not workload:
+        raise errors.InvalidInput("name the workload whose replica is damaged", field="workload")
+    with ctx.read() as tx:
+        requests.get_workload(tx, workload)
+    bucket = repl.data_bucket(workload)
+    storage = simulator.drivers(center).object_storage
+    try:
+        keys = [entry.key for entry in storage.list_object_entries(bucket)]
+    except errors.NotFound:
+        raise errors.InvalidInput(
+            f"workload {workload} keeps no data in center {center}", field="center"
+        ) from None
+    chosen = key if key is not None else (keys[0] if keys else None)
+    if chosen is None or chosen not in keys:
+        raise errors.InvalidInput(
+            f"no object {chosen!r} in {bucket} at {center}" if chosen else f"{bucket} at {center} is empty",
+            field="key",
+        )
+    return simulator.corrupt_replica(center, bucket=bucket, key=chosen)
 
 
 def list_faults(ctx: ctx_module.Context) -> list[FaultPublic]:

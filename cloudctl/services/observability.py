@@ -59,6 +59,7 @@ class StateCollector(Collector):
         yield from self._center_families()
         yield from self._quota_families()
         yield self._requests_family()
+        yield self._provisioning_backlog_family()
         yield from self._replication_families()
         yield self._protection_family()
         yield from self._drill_families()
@@ -162,6 +163,19 @@ class StateCollector(Collector):
             by_state = requests.count_by_state(tx)
         for state in sorted(by_state):
             family.add_metric([state], float(by_state[state]))
+        return family
+
+    def _provisioning_backlog_family(self) -> GaugeMetricFamily:
+        from cloudctl.services import provisioning
+
+        family = GaugeMetricFamily(
+            "cloudctl_provisioning_backlog",
+            "Admitted work the provisioning reconciler has not finished, by kind: requests to "
+            "provision (approved or provisioning), workloads to delete.",
+            labels=["kind"],
+        )
+        for kind, count in sorted(provisioning.backlog(self._ctx).items()):
+            family.add_metric([kind], float(count))
         return family
 
     # --- replication ---------------------------------------------------------------------------------

@@ -1,17 +1,31 @@
-"""Running the reconcilers: once for one object (the CLI), or as a loop (``cloudctl serve``).
+"""Running the reconcilers: once for one object (the CLI), or concurrently (``cloudctl serve``).
 
-Invariants: the loop takes its work from the store each pass (level-based: a
-restarted process finds what was in flight); a stop request lets the pass in
-progress finish its current step and then returns — nothing is left half-written
-because every step is its own transaction. Each object is retried no sooner than
-its ``requeue_after_s``.
+``Provisioner`` reconciles many requests (and deleting workloads) at once on a pool of
+worker threads, with a bound per center and per backend: an object is handed to a worker
+only when every center it touches, and the backend of each, has a free slot, so a slow
+or failing center fills its own slots and leaves the workers to the others. Periodic
+passes (replication, quota sync, audit retention, ...) are not here: they run on loops of
+their own (``services.housekeeping``), so they never hold provisioning back.
+
+Invariants: the work comes from the store (level-based: a restarted process, or a new
+leader, finds what was in flight); one object is never reconciled by two workers of one
+process at once (and two processes never both lead: ``services.leader``); a stop request
+lets each worker finish the step it is in and then returns — nothing is left half-written
+because every step is its own transaction. Each object is retried no sooner than its
+``requeue_after_s``.
 """
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
+import dataclasses
 import logging
 import threading
+import time
 
+from cloudctl import metrics
+from cloudctl.model import topology as topo
 from cloudctl.reconcile import provisioning, quota_sync
 from cloudctl.services import context as ctx_module
 from cloudctl.services import drivers
@@ -51,106 +65,215 @@ def sync_quotas(
     return [quota_sync.sync_center(env, center=name, dry_run=dry_run) for name in centers]
 
 
+def backlog(ctx: ctx_module.Context) -> dict[str, int]:
+    """What the provisioning reconciler has yet to finish: requests to provision, workloads to delete."""
+    from cloudctl.store import requests
+
+    with ctx.read() as tx:
+        by_state = requests.count_by_state(tx)
+        deleting = len(requests.list_workloads(tx, states=["deleting"]))
+    return {"request": by_state.get("approved", 0) + by_state.get("provisioning", 0), "workload": deleting}
+
+
 def run_pending(ctx: ctx_module.Context) -> dict[str, provisioning.Result]:
     """One pass over everything in flight; what each object's reconcile returned."""
     env = environment(ctx)
     return {
-        object_id: provisioning.reconcile_once(env, kind, object_id)
-        for kind, object_id in provisioning.pending_work(env)
+        item.object_id: provisioning.reconcile_once(env, item.kind, item.object_id)
+        for item in provisioning.pending_work(env)
     }
 
 
-class Loop:
-    """The reconcile loop of ``cloudctl serve``, on its own thread."""
+RESCAN_BUSY_S = 10.0
+"""While a backlog lasts, how often it is read again from the store."""
 
-    def __init__(self, ctx: ctx_module.Context, *, interval_s: float = 1.0) -> None:
+
+@dataclasses.dataclass(frozen=True)
+class Bounds:
+    """How much provisioning runs at once."""
+
+    workers: int = 16
+    """Worker threads of the provisioner (objects reconciled at once, in all)."""
+    per_center: int = 8
+    """Objects being reconciled at once that touch one center."""
+    per_backend: int = 16
+    """Objects being reconciled at once whose centers share one backend (an OpenStack cloud,
+    the simulator)."""
+
+
+def backend_of(center: topo.Center) -> str:
+    """The backend a center provisions compute on: centers sharing it share its bound."""
+    driver = center.drivers.get(topo.Capability.COMPUTE, "simulator")
+    if driver == "openstack":
+        settings = center.backends.openstack
+        return f"openstack:{(settings.cloud if settings else None) or center.name}"
+    return driver
+
+
+class _Slots:
+    """Counters of what runs per center and per backend; taken all together or not at all."""
+
+    def __init__(self, topology: topo.Topology, bounds: Bounds) -> None:
+        self._bounds = bounds
+        self._backend = {center.name: backend_of(center) for center in topology.centers}
+        self._used: collections.Counter[str] = collections.Counter()
+        self._lock = threading.Lock()
+
+    def keys(self, centers: tuple[str, ...]) -> list[str]:
+        keys = [f"center:{name}" for name in dict.fromkeys(centers)]
+        keys += [f"backend:{self._backend.get(name, name)}" for name in dict.fromkeys(centers)]
+        return list(dict.fromkeys(keys))
+
+    def _limit(self, key: str) -> int:
+        return self._bounds.per_center if key.startswith("center:") else self._bounds.per_backend
+
+    def try_take(self, keys: list[str]) -> bool:
+        with self._lock:
+            if any(self._used[key] >= self._limit(key) for key in keys):
+                return False
+            for key in keys:
+                self._used[key] += 1
+            return True
+
+    def give_back(self, keys: list[str]) -> None:
+        with self._lock:
+            for key in keys:
+                self._used[key] -= 1
+
+
+class Provisioner:
+    """The provisioning reconciler of ``cloudctl serve``: a dispatcher thread and a worker pool."""
+
+    def __init__(
+        self, ctx: ctx_module.Context, *, interval_s: float = 1.0, bounds: Bounds | None = None
+    ) -> None:
         self._ctx = ctx
         self._interval_s = interval_s
+        self.bounds = bounds or Bounds()
+        self._slots = _Slots(ctx.topology, self.bounds)
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._in_flight: set[str] = set()
         self._not_before: dict[str, float] = {}
+        self._queues: dict[tuple[str, ...], collections.deque[provisioning.WorkItem]] = {}
+        self._scanned_at = float("-inf")
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._thread: threading.Thread | None = None
-        self._last_housekeeping_at = float("-inf")
-        self._last_quota_sync_at = float("-inf")
-        self.passes = 0
+        self.finished = 0
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="cloudctl-reconcile", daemon=True)
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=self.bounds.workers, thread_name_prefix="cloudctl-provision"
+        )
+        self._thread = threading.Thread(target=self._run, name="cloudctl-provisioner", daemon=True)
         self._thread.start()
 
-    def stop(self, *, timeout_s: float = 30.0) -> bool:
-        """Ask the loop to stop after the step in progress; whether it stopped in time."""
+    def request_stop(self) -> None:
         self._stop.set()
-        if self._thread is None:
-            return True
-        self._thread.join(timeout_s)
-        return not self._thread.is_alive()
+        self._wake.set()
 
-    def run_pass(self) -> int:
-        """Reconcile what is due; how many objects were looked at."""
+    def join(self, timeout_s: float) -> bool:
+        """Wait for the dispatcher and the workers' current steps; whether they ended in time."""
+        deadline = time.monotonic() + timeout_s
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._in_flight:
+                    break
+            self._wake.wait(0.05)
+        with self._lock:
+            return not self._in_flight and not (self._thread and self._thread.is_alive())
+
+    def stop(self, *, timeout_s: float = 30.0) -> bool:
+        self.request_stop()
+        return self.join(timeout_s)
+
+    @property
+    def in_flight(self) -> int:
+        with self._lock:
+            return len(self._in_flight)
+
+    def dispatch(self) -> int:
+        """Hand what is due and fits the bounds to the workers; how many were handed out.
+
+        The backlog, read from the store, waits in one queue per set of centers, oldest
+        first. A queue whose centers have no free slot waits as a whole (one check), so a
+        dispatch costs the same with ten thousand orders waiting as with ten. The store is
+        read again when the backlog has run out (at most every interval) and, while it
+        lasts, every ``RESCAN_BUSY_S``; an object that asked to be retried later leaves its
+        queue and comes back with the next read once it is due.
+        """
         env = environment(self._ctx)
         now = self._ctx.clock.now()
-        looked = 0
-        for kind, object_id in provisioning.pending_work(env):
-            if self._stop.is_set():
-                break
-            if self._not_before.get(object_id, 0.0) > now:
-                continue
-            looked += 1
-            try:
-                result = provisioning.reconcile_once(env, kind, object_id)
-            except Exception:
-                log.exception("reconcile of %s %s failed; retrying later", kind, object_id)
-                self._not_before[object_id] = now + 10 * self._interval_s
-                continue
-            if result.done:
-                self._not_before.pop(object_id, None)
-            elif result.requeue_after_s is not None:
-                self._not_before[object_id] = now + result.requeue_after_s
-        self._replicate()
-        self._housekeeping()
-        self.passes += 1
-        return looked
+        # Paced in real time, like the loop's waits: the context's clock may be a manual one.
+        if time.monotonic() - self._scanned_at >= (RESCAN_BUSY_S if self._queues else self._interval_s):
+            self._scanned_at = time.monotonic()
+            with self._lock:
+                busy = set(self._in_flight)
+            queues: dict[tuple[str, ...], collections.deque[provisioning.WorkItem]] = {}
+            for item in provisioning.pending_work(env):
+                if item.object_id not in busy:
+                    queues.setdefault(item.centers, collections.deque()).append(item)
+            self._queues = queues
+        handed = 0
+        for centers, queue in list(self._queues.items()):
+            keys = self._slots.keys(centers)
+            while queue and not self._stop.is_set() and self.in_flight < self.bounds.workers:
+                item = queue[0]
+                if self._not_before.get(item.object_id, 0.0) > now:
+                    queue.popleft()
+                    continue
+                if not self._slots.try_take(keys):
+                    break
+                queue.popleft()
+                with self._lock:
+                    self._in_flight.add(item.object_id)
+                assert self._pool is not None
+                self._pool.submit(self._work, env, item, keys)
+                handed += 1
+            if not queue:
+                del self._queues[centers]
+        return handed
 
-    def _housekeeping(self) -> None:
-        """Every five minutes: project quotas back to the quota tree; hourly: audit retention."""
+    def _work(self, env: provisioning.Environment, item: provisioning.WorkItem, keys: list[str]) -> None:
         now = self._ctx.clock.now()
-        if now - self._last_quota_sync_at >= 300:
-            self._last_quota_sync_at = now
-            try:
-                for result in sync_quotas(self._ctx):
-                    if result.drift:
-                        log.info("corrected %d quota drift(s) in %s", len(result.drift), result.center)
-            except Exception:
-                log.exception("quota sync failed; retrying in five minutes")
-        if now - self._last_housekeeping_at < 3600:
-            return
-        self._last_housekeeping_at = now
-        from cloudctl.services import audit
-
         try:
-            audit.apply_retention(self._ctx)
+            if self._stop.is_set():
+                return
+            result = provisioning.reconcile_once(env, item.kind, item.object_id)
         except Exception:
-            log.exception("audit retention failed; retrying in an hour")
-
-    def _replicate(self) -> None:
-        """Protect newly ready workloads, run the replication passes that are due, then take
-        the replication points (volume snapshots) those passes call for."""
-        from cloudctl.services import recovery, replication_points
-
-        try:
-            results = recovery.run_due(self._ctx)
-        except Exception:
-            log.exception("replication pass failed; retrying next pass")
-            return
-        try:
-            replication_points.take_points(self._ctx, results)
-        except Exception:
-            log.exception("replication points failed; retrying next pass")
+            log.exception("reconcile of %s %s failed; retrying later", item.kind, item.object_id)
+            self._not_before[item.object_id] = now + 10 * self._interval_s
+        else:
+            if result.done:
+                self._not_before.pop(item.object_id, None)
+                metrics.PROVISIONING_FINISHED.labels(kind=item.kind, outcome=_outcome(result)).inc()
+            elif result.requeue_after_s is not None:
+                self._not_before[item.object_id] = now + result.requeue_after_s
+        finally:
+            self._slots.give_back(keys)
+            with self._lock:
+                self._in_flight.discard(item.object_id)
+                self.finished += 1
+            self._wake.set()
 
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.run_pass()
+                self.dispatch()
             except Exception:
-                log.exception("reconcile pass failed")
-            self._stop.wait(self._interval_s)
+                log.exception("provisioning dispatch failed")
+            self._wake.wait(self._interval_s)
+            self._wake.clear()
+
+
+def _outcome(result: provisioning.Result) -> str:
+    if result.message == "ready":
+        return "ready"
+    if result.message == "deleted":
+        return "deleted"
+    return "failed" if result.message and not result.message.startswith("nothing") else "done"

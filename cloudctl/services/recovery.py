@@ -61,6 +61,7 @@ def environment(ctx: ctx_module.Context) -> repl.Environment:
         transport=transport,
         clock=ctx.clock,
         steps_per_commit=SIMULATED_STEPS_PER_COMMIT if simulated and manual_clock else 1,
+        manifests=None if simulated else repl.file_manifests(ctx.settings.home / "replication" / "manifests"),
     )
 
 
@@ -341,7 +342,10 @@ def _detail(run: recovery.RecoveryRun) -> RunDetailPublic:
     )
 
 
-def _authorize(ctx: ctx_module.Context, principal: identity.Principal, center: str, *, action: str) -> None:
+def authorize_center(
+    ctx: ctx_module.Context, principal: identity.Principal, center: str, *, action: str
+) -> None:
+    """May ``principal`` run recovery operations (``action``) on ``center``? ``PolicyDenied`` if not."""
     topology_center = ctx.topology.center(center)
     identity.authorize(
         ctx,
@@ -479,7 +483,7 @@ def plan_failover(
     if planned is None:
         raise errors.InvalidInput("say --planned or --unplanned", field="mode")
     for center in leaving:
-        _authorize(ctx, principal, center, action="failover.run")
+        authorize_center(ctx, principal, center, action="failover.run")
     mode = failover.PLANNED if planned else failover.UNPLANNED
     env = environment(ctx)
     centers_health = health(ctx)
@@ -565,7 +569,7 @@ def check_resumable(
     """The run, if ``principal`` may resume it and it is paused or interrupted; ``Conflict`` if not."""
     current = _observed(ctx, _get(ctx, run_id), principal)
     centers = _centers_of(current) or [current.to_center or ""]
-    _authorize(ctx, principal, centers[0], action="failover.run")
+    authorize_center(ctx, principal, centers[0], action="failover.run")
     if current.state == states.RunState.RUNNING:
         raise errors.Conflict(
             f"run {run_id} is still running (in {current.owner}); wait for it or stop that process",
@@ -642,7 +646,7 @@ def plan_failback(
     there is nothing to bring home."""
     _workload_center(ctx, to_center, field="to")
     _hooks_checked(ctx, hooks)
-    _authorize(ctx, principal, to_center, action="failover.run")
+    authorize_center(ctx, principal, to_center, action="failover.run")
     centers_health = health(ctx)
     if not centers_health.center_up(to_center):
         raise errors.InvalidInput(f"{to_center} is still down; bring it back first", field="to")
@@ -694,3 +698,58 @@ def read_hooks(path: Path) -> tuple[recovery_model.Hook, ...]:
     except OSError as error:
         raise errors.InvalidInput(f"cannot read {path}: {error.strerror or error}", field="hooks") from None
     return recovery_model.parse_hooks(text)
+
+
+# --- current RPO of given workloads (the portal's workload pages) -------------------------------------
+
+
+class CurrentRpoPublic(BaseModel):
+    """One copy of a workload and how far behind it is now."""
+
+    workload_id: str
+    source: str
+    target: str
+    mode: str
+    state: str
+    lag_s: float
+    """Current RPO: the age of the oldest acknowledged write the target lacks."""
+    rpo_target_s: float
+    over_target: bool
+
+
+def current_rpo(ctx: ctx_module.Context, *, workload_ids: list[str]) -> dict[str, list[CurrentRpoPublic]]:
+    """The copies of these workloads (only these) with their current RPO, read in one transaction.
+
+    Copies that hold every write cost no query of their own: the newest write of each
+    workload is read once for all of them.
+
+    The caller has already been allowed to read the workloads; ``status`` covers every stream.
+    """
+    if not workload_ids:
+        return {}
+    now = ctx.clock.now()
+    result: dict[str, list[CurrentRpoPublic]] = {}
+    with ctx.read() as tx:
+        streams = replication.list_streams(tx, workload_ids=workload_ids)
+        written = replication.last_seqs(tx, workload_ids={stream.workload_id for stream in streams})
+        for stream in streams:
+            oldest = None
+            if stream.last_seq < written[stream.workload_id]:  # only a copy that lacks writes has a lag
+                oldest = replication.first_pending_at(tx, workload_id=stream.workload_id, seq=stream.last_seq)
+            lag_s = 0.0 if oldest is None else max(now - oldest, 0.0)
+            target_s = repl.lag_target_s(
+                stream, rpo_target_s=float(ctx.topology.tier(stream.tier).rpo_target_s)
+            )
+            result.setdefault(stream.workload_id, []).append(
+                CurrentRpoPublic(
+                    workload_id=stream.workload_id,
+                    source=stream.source,
+                    target=stream.target,
+                    mode=stream.mode,
+                    state=stream.state,
+                    lag_s=round(lag_s, 3),
+                    rpo_target_s=target_s,
+                    over_target=lag_s > target_s,
+                )
+            )
+    return result

@@ -30,9 +30,12 @@ class PointPublic(BaseModel):
     workload_id: str
     department: str
     center: str
-    """Where the snapshot is: the source center of the workload's DR copy when it was taken."""
+    """Where the snapshot is: the center that holds the copy (the DR center; a failover's own point
+    is in the center it recovered into)."""
     volume_id: str
+    """The replica the snapshot is of, in ``center``."""
     volume_name: str
+    """The protected volume (or server disk) the replica copies."""
     snapshot_id: str | None
     """``None`` while the point is ``failed`` and its snapshot is not known to exist."""
     snapshot_name: str

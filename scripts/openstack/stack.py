@@ -1,17 +1,24 @@
 """A real OpenStack on loopback, from Debian's packages, for cloudctl's OpenStack tests.
 
 Subcommands: ``start`` (idempotent: reuses a stack that is up and healthy), ``stop``,
-``status`` and ``clouds-yaml`` (prints or writes ``clouds.yaml`` entries for it).
+``status`` and ``clouds-yaml NAME...`` (prints or writes ``clouds.yaml`` entries for it, the
+n-th name in the n-th region: one cloud per name).
 
-What ``start`` brings up: Keystone, Placement and Nova API under uwsgi; Glance API (file
-store), Neutron server (ML2 with the ``openvswitch`` mechanism driver, VXLAN tenant networks,
-the L3 router plugin), a stand-in for the Open vSwitch agent of the compute host
-(``ovs_agent_stand_in.py``: it reports the agent's state so that ML2 binds ports there, and
-plugs nothing), Nova conductor, scheduler and compute (the fake compute driver, which plugs
-no VIF either), Cinder API, scheduler and volume (Cinder's own fake volume driver) as their
-own processes. Everything listens on 127.0.0.1 only; the services keep their
-databases on the PostgreSQL server at 127.0.0.1:5432 (one database per service, ``os_*``)
-and talk over the RabbitMQ server at 127.0.0.1:5672 (a vhost of their own).
+What ``start`` brings up: Keystone, Placement and Glance API (file store), shared by every
+region, under uwsgi (Keystone, Placement) or on their own; then, per region (three by default,
+``RegionOne``, ``RegionTwo``, ``RegionThree``; ``$CLOUDCTL_OPENSTACK_REGIONS`` says how many),
+a cloud of its own: Nova API under uwsgi, Nova conductor, scheduler and compute (the fake
+compute driver, which plugs no VIF), Neutron server (ML2 with the ``openvswitch`` mechanism
+driver, VXLAN tenant networks, the L3 router plugin), a stand-in for the Open vSwitch agent of
+the region's compute host (``ovs_agent_stand_in.py``: it reports the agent's state so that
+ML2 binds ports there, and plugs nothing), Cinder API, scheduler and volume (Cinder's own fake
+volume driver, which stores no bytes) as their own processes. Each region has its own API
+ports (the first region's plus 10000 per region), its own databases (``os_<service>`` for the
+first, ``os_<service>_<region>`` for the others), its own RabbitMQ vhost and compute host, and
+its own endpoints in the one Keystone's catalog: a volume, server, port or project quota made
+in one region is not seen by another. Everything listens on 127.0.0.1 only; the databases live
+on the PostgreSQL server ``$CLOUDCTL_OPENSTACK_DB_URL`` names (default 127.0.0.1:5432) and the
+services talk over the RabbitMQ server at 127.0.0.1:5672.
 
 Invariants:
 
@@ -20,8 +27,13 @@ Invariants:
   the generated admin password and ``clouds.yaml``. A file lock serialises concurrent
   ``start``/``stop`` calls.
 - Only processes this script started (their pids are in ``run/``) are ever stopped.
-- A stack started from other configuration templates (``etc/``) or another stand-in agent
-  than the ones at hand is not reused: ``start`` restarts it with the current ones.
+- A stack started from other configuration templates (``etc/``, ``etc-region/``) or another
+  stand-in agent than the ones at hand is not reused: ``start`` restarts it with the current
+  ones. It restarts only the regions that need it (the first with the shared services): a
+  healthy region keeps running, so its clients never see the others come up. The first
+  region's files, ports and fingerprint are those of the one-region stack this grew from, so a
+  checkout that knows only one region sees the first region as the same running stack.
+- ``start`` ends with every region healthy (it checks them all again) or exits non-zero.
 - Package scripts never start a service nor configure a database: installs run with
   ``DEBIAN_FRONTEND=noninteractive``, the packages' database questions preseeded to "no"
   and a ``policy-rc.d`` that forbids starting services (left alone if one exists).
@@ -52,6 +64,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -68,7 +81,13 @@ RABBIT_VHOST = "cloudctl-openstack"
 TRANSPORT_URL = os.environ.get(
     "CLOUDCTL_OPENSTACK_TRANSPORT_URL", f"rabbit://guest:guest@127.0.0.1:5672/{RABBIT_VHOST}"
 )
-REGION = "RegionOne"
+REGION_NAMES = ("RegionOne", "RegionTwo", "RegionThree")
+REGION_COUNT = int(os.environ.get("CLOUDCTL_OPENSTACK_REGIONS", str(len(REGION_NAMES))))
+"""How many regions the stack runs (1 to 3): each is a cloud of its own under the one Keystone."""
+REGION = REGION_NAMES[0]
+REGION_TEMPLATES = HERE / "etc-region"
+PORT_STEP = 10000
+"""A further region's API ports are the first region's plus this much per region."""
 KEYSTONE_URL = "http://127.0.0.1:5000/v3"
 SYSTEM_PYTHON = "/usr/bin/python3"
 
@@ -106,7 +125,9 @@ PRESEED = [
     for question in questions
 ]
 
-DATABASES = ("keystone", "placement", "glance", "neutron", "nova_api", "nova", "nova_cell0", "cinder")
+SHARED_DATABASES = ("keystone", "placement", "glance")
+REGION_DATABASES = ("neutron", "nova_api", "nova", "nova_cell0", "cinder")
+DATABASES = (*SHARED_DATABASES, *REGION_DATABASES)
 
 SERVICE_USERS = ("placement", "glance", "neutron", "nova", "cinder")
 
@@ -118,6 +139,9 @@ ENDPOINTS = (
     ("nova", "compute", "http://127.0.0.1:8774/v2.1"),
     ("cinderv3", "volumev3", "http://127.0.0.1:8776/v3"),
 )
+"""The first region's endpoints. Keystone, Placement and Glance serve every region: a further
+region lists their URLs as its own, and its Nova, Cinder and Neutron on ports of its own."""
+SHARED_SERVICE_TYPES = ("identity", "placement", "image")
 
 FLAVOR = {"name": "cloudctl.tiny", "vcpus": 1, "ram": 512, "disk": 1}
 IMAGE_NAME = "cloudctl-fake"
@@ -178,18 +202,100 @@ def admin_password() -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
+# --- regions ------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Region:
+    """One region of the stack: its own Nova, Cinder and Neutron (processes, API ports,
+    databases, RabbitMQ vhost, compute host). The first keeps the names, ports and files the
+    stack had when it had one region, so that it is the same cloud as before."""
+
+    name: str
+    index: int
+
+    @property
+    def first(self) -> bool:
+        return self.index == 0
+
+    @property
+    def slug(self) -> str:
+        return self.name.lower()
+
+    def process(self, name: str) -> str:
+        return name if self.first else f"{name}.{self.name}"
+
+    def port(self, first_port: int) -> int:
+        return first_port + self.index * PORT_STEP
+
+    def database(self, name: str) -> str:
+        return f"os_{name}" if self.first else f"os_{name}_{self.slug}"
+
+    @property
+    def compute_host(self) -> str:
+        return COMPUTE_HOST if self.first else f"{COMPUTE_HOST}-{self.slug}"
+
+    @property
+    def vhost(self) -> str:
+        return RABBIT_VHOST if self.first else f"{RABBIT_VHOST}-{self.slug}"
+
+    @property
+    def transport_url(self) -> str:
+        """The first region's transport, or the same broker with a vhost of the region's own
+        (Nova's and Cinder's topics are not per host: two regions on one vhost would mix)."""
+        if self.first:
+            return TRANSPORT_URL
+        parts = urllib.parse.urlsplit(TRANSPORT_URL)
+        return urllib.parse.urlunsplit(parts._replace(path=f"{parts.path.rstrip('/')}-{self.slug}"))
+
+    @property
+    def lib(self) -> Path:
+        return lib_dir() if self.first else lib_dir() / self.name
+
+    def config_files(self, name: str) -> tuple[str, ...]:
+        """The configuration files of one service, relative to ``etc_dir()``: the first region's,
+        then (for a further region) its overrides."""
+        return (name,) if self.first else (name, f"{self.name}/{name}")
+
+    def endpoints(self) -> list[tuple[str, str, str]]:
+        """(service name, service type, URL) of the region's own services."""
+        found = []
+        for name, service_type, first_url in ENDPOINTS:
+            url = first_url
+            if service_type not in SHARED_SERVICE_TYPES:
+                host, _, path = first_url.removeprefix("http://").partition("/")
+                address, _, port = host.partition(":")
+                url = f"http://{address}:{self.port(int(port))}" + (f"/{path}" if path else "")
+            found.append((name, service_type, url))
+        return found
+
+
+def regions() -> list[Region]:
+    if not 1 <= REGION_COUNT <= len(REGION_NAMES):
+        raise StackError(f"CLOUDCTL_OPENSTACK_REGIONS must be 1 to {len(REGION_NAMES)}, not {REGION_COUNT}")
+    return [Region(name, index) for index, name in enumerate(REGION_NAMES[:REGION_COUNT])]
+
+
+def region_named(name: str) -> Region:
+    for region in regions():
+        if region.name == name:
+            return region
+    raise StackError(f"no region {name!r} (the stack runs {', '.join(r.name for r in regions())})")
+
+
 # --- processes ----------------------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
 class Service:
-    """One long-running process of the stack."""
+    """One long-running process of the stack, of one region (the shared ones count as the first's)."""
 
     name: str
     argv: tuple[str, ...]
     port: int | None = None
     health_path: str = "/"
     env: tuple[tuple[str, str], ...] = ()
+    region: str = REGION
 
     @property
     def pid_file(self) -> Path:
@@ -200,7 +306,7 @@ class Service:
         return log_dir() / f"{self.name}.log"
 
 
-def uwsgi(name: str, *, port: int, wsgi_file: str, env: dict[str, str]) -> Service:
+def uwsgi(name: str, *, port: int, wsgi_file: str, env: dict[str, str], region: str = REGION) -> Service:
     ini = etc_dir() / f"{name}-uwsgi.ini"
     lines = [
         "[uwsgi]",
@@ -225,7 +331,7 @@ def uwsgi(name: str, *, port: int, wsgi_file: str, env: dict[str, str]) -> Servi
     ]
     ini.parent.mkdir(parents=True, exist_ok=True)
     ini.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return Service(name=name, argv=("/usr/bin/uwsgi", "--ini", str(ini)), port=port)
+    return Service(name=name, argv=("/usr/bin/uwsgi", "--ini", str(ini)), port=port, region=region)
 
 
 def config_args(*names: str) -> tuple[str, ...]:
@@ -233,11 +339,9 @@ def config_args(*names: str) -> tuple[str, ...]:
 
 
 def services() -> list[Service]:
-    """Every process of the stack, in start order."""
+    """Every process of the stack, in start order: the shared ones, then each region's."""
     etc = etc_dir()
-    nova = config_args("nova.conf")
-    cinder = config_args("cinder.conf")
-    return [
+    shared = [
         uwsgi(
             "keystone",
             port=5000,
@@ -251,45 +355,63 @@ def services() -> list[Service]:
             env={"OS_PLACEMENT_CONFIG_DIR": str(etc)},
         ),
         Service("glance-api", ("/usr/bin/glance-api", *config_args("glance-api.conf")), port=9292),
-        Service(
+    ]
+    return shared + [service for region in regions() for service in region_services(region)]
+
+
+def region_services(region: Region) -> list[Service]:
+    """The processes of one region's Nova, Cinder and Neutron."""
+    nova_files = region.config_files("nova.conf")
+    nova = config_args(*nova_files)
+    cinder = config_args(*region.config_files("cinder.conf"))
+    neutron_files = region.config_files("neutron.conf")
+
+    def service(name: str, argv: tuple[str, ...], port: int | None = None) -> Service:
+        return Service(
+            region.process(name), argv, port=None if port is None else region.port(port), region=region.name
+        )
+
+    return [
+        service(
             "neutron-server",
-            ("/usr/bin/neutron-server", *config_args("neutron.conf", "ml2_conf.ini")),
+            ("/usr/bin/neutron-server", *config_args(neutron_files[0], "ml2_conf.ini", *neutron_files[1:])),
             port=9696,
         ),
         uwsgi(
-            "nova-api",
-            port=8774,
+            region.process("nova-api"),
+            port=region.port(8774),
             wsgi_file="/usr/bin/nova-api-wsgi",
             env={
-                "OS_NOVA_CONFIG_DIR": str(etc),
-                "OS_NOVA_CONFIG_FILES": "api-paste.ini;nova.conf",
+                "OS_NOVA_CONFIG_DIR": str(etc_dir()),
+                "OS_NOVA_CONFIG_FILES": ";".join(("api-paste.ini", *nova_files)),
                 "OS_NOVA_DISABLE_EVENTLET_PATCHING": "1",
             },
+            region=region.name,
         ),
-        Service("nova-conductor", ("/usr/bin/nova-conductor", *nova)),
-        Service("nova-scheduler", ("/usr/bin/nova-scheduler", *nova)),
-        Service(
+        service("nova-conductor", ("/usr/bin/nova-conductor", *nova)),
+        service("nova-scheduler", ("/usr/bin/nova-scheduler", *nova)),
+        service(
             "nova-compute",
             (SYSTEM_PYTHON, "-c", "import sys; from nova.cmd.compute import main; sys.exit(main())", *nova),
         ),
-        Service(
+        service(
             "ovs-agent-stand-in",
             (
                 SYSTEM_PYTHON,
                 str(AGENT_STAND_IN),
                 "--host",
-                COMPUTE_HOST,
+                region.compute_host,
                 "--bridge-mapping",
                 f"{PHYSICAL_NETWORK}:br-ex",
                 "--tunnel-type",
                 "vxlan",
                 "--",
-                *config_args("neutron.conf"),
+                *config_args(*neutron_files),
             ),
         ),
-        Service("cinder-api", ("/usr/bin/cinder-api", *cinder), port=8776),
-        Service("cinder-scheduler", ("/usr/bin/cinder-scheduler", *cinder)),
-        Service(
+        service("cinder-api", ("/usr/bin/cinder-api", *cinder), port=8776),
+        service("cinder-scheduler", ("/usr/bin/cinder-scheduler", *cinder)),
+        service(
             "cinder-volume",
             (
                 SYSTEM_PYTHON,
@@ -547,43 +669,50 @@ def check_prerequisites() -> None:
         raise StackError(f"RabbitMQ does not answer on 127.0.0.1:5672: {error}") from None
 
 
-def reset_rabbit_vhost() -> None:
-    """A fresh vhost per cold start, so that no message of an earlier stack is delivered."""
+def reset_rabbit_vhost(region: Region) -> None:
+    """A fresh vhost per cold start of a region, so that no message of an earlier stack is delivered."""
     if "CLOUDCTL_OPENSTACK_TRANSPORT_URL" in os.environ:
         return
+    vhost = region.vhost
     vhosts = run(["rabbitmqctl", "-q", "list_vhosts"], what="rabbitmqctl list_vhosts", timeout_s=60)
-    if RABBIT_VHOST in vhosts.split():
-        run(
-            ["rabbitmqctl", "-q", "delete_vhost", RABBIT_VHOST], what="rabbitmqctl delete_vhost", timeout_s=60
-        )
-    run(["rabbitmqctl", "-q", "add_vhost", RABBIT_VHOST], what="rabbitmqctl add_vhost", timeout_s=60)
+    if vhost in vhosts.split():
+        run(["rabbitmqctl", "-q", "delete_vhost", vhost], what="rabbitmqctl delete_vhost", timeout_s=60)
+    run(["rabbitmqctl", "-q", "add_vhost", vhost], what="rabbitmqctl add_vhost", timeout_s=60)
     run(
-        ["rabbitmqctl", "-q", "set_permissions", "-p", RABBIT_VHOST, "guest", ".*", ".*", ".*"],
+        ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
         what="rabbitmqctl set_permissions",
         timeout_s=60,
     )
 
 
+def database_names() -> list[str]:
+    """Every database of the stack: the shared services', then each region's."""
+    return [f"os_{name}" for name in SHARED_DATABASES] + [
+        region.database(name) for region in regions() for name in REGION_DATABASES
+    ]
+
+
 def ensure_databases() -> None:
     """Create the services' databases that are missing."""
     existing = set(psql("SELECT datname FROM pg_database").split())
-    for name in DATABASES:
-        if f"os_{name}" not in existing:
-            psql(f'CREATE DATABASE "os_{name}"')
+    for name in database_names():
+        if name not in existing:
+            psql(f'CREATE DATABASE "{name}"')
 
 
-def schema_present(service: str) -> bool:
+def schema_present(service: str, region: Region) -> bool:
     """Every database of the service has tables (a stamp alone could outlive a dropped database)."""
     for name in DATABASES:
         if name == service or name.startswith(f"{service}_"):
+            database = region.database(name)
             tables = run(
                 [
                     "psql",
-                    f"{PSQL_URL}/os_{name}",
+                    f"{PSQL_URL}/{database}",
                     "-Atqc",
                     "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
                 ],
-                what=f"psql os_{name}",
+                what=f"psql {database}",
                 timeout_s=60,
             )
             if int(tables.strip() or 0) == 0:
@@ -591,11 +720,14 @@ def schema_present(service: str) -> bool:
     return True
 
 
-def drop_databases() -> None:
-    for name in DATABASES:
-        psql(f'DROP DATABASE IF EXISTS "os_{name}" WITH (FORCE)')
-    for stamp in [*lib_dir().glob("*.synced"), *lib_dir().glob("*.done")]:
-        stamp.unlink()
+def drop_databases(chosen: list[Region]) -> None:
+    """Drop the databases of the regions chosen (and the shared ones with the first region)."""
+    for region in chosen:
+        names = [*(SHARED_DATABASES if region.first else ()), *REGION_DATABASES]
+        for name in names:
+            psql(f'DROP DATABASE IF EXISTS "{region.database(name)}" WITH (FORCE)')
+        for stamp in [*region.lib.glob("*.synced"), *region.lib.glob("*.done")]:
+            stamp.unlink()
 
 
 # --- configuration ------------------------------------------------------------------------
@@ -633,21 +765,48 @@ def render_configs() -> None:
     shutil.copyfile("/etc/nova/api-paste.ini", etc_dir() / "api-paste.ini")
     for sub in ("keystone", "glance/images", "glance/staging", "glance/tasks", "neutron", "nova", "cinder"):
         (lib_dir() / sub).mkdir(parents=True, exist_ok=True)
+    for region in regions()[1:]:
+        render_region_configs(region)
+
+
+def render_region_configs(region: Region) -> None:
+    """A further region's overrides of the first region's Nova, Cinder and Neutron configuration."""
+    values = {
+        "region": region.name,
+        "region_lib": str(region.lib),
+        "compute_host": region.compute_host,
+        "transport_url": region.transport_url,
+        "db_url": DB_URL,
+        "cinder_port": str(region.port(8776)),
+        "neutron_port": str(region.port(9696)),
+        **{f"db_{name}": region.database(name) for name in REGION_DATABASES},
+    }
+    target_dir = etc_dir() / region.name
+    target_dir.mkdir(parents=True, exist_ok=True)
+    for template in sorted(REGION_TEMPLATES.iterdir()):
+        text = string.Template(template.read_text(encoding="utf-8")).substitute(values)
+        target = target_dir / template.name
+        target.write_text(text, encoding="utf-8")
+        target.chmod(0o600)
+    for sub in ("neutron", "nova", "cinder"):
+        (region.lib / sub).mkdir(parents=True, exist_ok=True)
 
 
 # --- database schemas ---------------------------------------------------------------------
 
 
-def nova_manage() -> list[str]:
-    return ["nova-manage", "--config-file", str(etc_dir() / "nova.conf")]
+def nova_manage(region: Region) -> list[str]:
+    return ["nova-manage", *config_args(*region.config_files("nova.conf"))]
 
 
-def sync_steps() -> dict[str, tuple[str, list[list[str]]]]:
-    """Per service: the package whose version stamps the schema, and the commands that sync it."""
+def sync_steps(region: Region) -> dict[str, tuple[str, list[list[str]]]]:
+    """Per service of the region (the first region's include the shared ones): the package whose
+    version stamps the schema, and the commands that sync it."""
     etc = etc_dir()
-    nova = nova_manage()
-    cell0 = f"{DB_URL}/os_nova_cell0"
-    return {
+    nova = nova_manage(region)
+    cell0 = f"{DB_URL}/{region.database('nova_cell0')}"
+    neutron_files = region.config_files("neutron.conf")
+    steps = {
         "keystone": (
             "python3-keystone",
             [["keystone-manage", "--config-file", str(etc / "keystone.conf"), "db_sync"]],
@@ -665,10 +824,7 @@ def sync_steps() -> dict[str, tuple[str, list[list[str]]]]:
             [
                 [
                     "neutron-db-manage",
-                    "--config-file",
-                    str(etc / "neutron.conf"),
-                    "--config-file",
-                    str(etc / "ml2_conf.ini"),
+                    *config_args(neutron_files[0], "ml2_conf.ini", *neutron_files[1:]),
                     "upgrade",
                     "heads",
                 ]
@@ -684,9 +840,13 @@ def sync_steps() -> dict[str, tuple[str, list[list[str]]]]:
         ),
         "cinder": (
             "python3-cinder",
-            [["cinder-manage", "--config-file", str(etc / "cinder.conf"), "db", "sync"]],
+            [["cinder-manage", *config_args(*region.config_files("cinder.conf")), "db", "sync"]],
         ),
     }
+    if not region.first:
+        for shared in SHARED_DATABASES:
+            del steps[shared]
+    return steps
 
 
 SCHEMA_OF = {
@@ -703,29 +863,41 @@ SCHEMA_OF = {
     "cinder-scheduler": "cinder",
     "cinder-volume": "cinder",
 }
-"""Which schema each process needs before it starts."""
+"""Which schema each process needs before it starts (by its name in the first region)."""
 
 
-def sync_schema(service: str, package: str, commands: list[list[str]]) -> None:
-    """Bring one service's schema to the installed package's version; skipped when stamped."""
-    stamp = lib_dir() / f"{service}.synced"
+def schema_of(service: Service) -> tuple[str, str]:
+    """(schema, region) a process needs before it starts."""
+    return SCHEMA_OF[service.name.removesuffix(f".{service.region}")], service.region
+
+
+def sync_schema(service: str, region: Region, package: str, commands: list[list[str]]) -> None:
+    """Bring one service's schema in one region to the installed package's version; skipped when stamped."""
+    stamp = region.lib / f"{service}.synced"
     version = package_version(package)
-    if stamp.exists() and stamp.read_text(encoding="utf-8").strip() == version and schema_present(service):
+    if (
+        stamp.exists()
+        and stamp.read_text(encoding="utf-8").strip() == version
+        and schema_present(service, region)
+    ):
         return
     began = time.monotonic()
     for argv in commands:
-        run(argv, what=" ".join(argv[:1] + argv[3:]))
+        run(argv, what=" ".join(argv[:1] + argv[-2:]))
     if service == "nova":
         # Exit code 2: the cell exists already.
         run(
-            [*nova_manage(), "cell_v2", "create_cell", "--name", "cell1"],
+            [*nova_manage(region), "cell_v2", "create_cell", "--name", "cell1"],
             what="nova-manage cell_v2 create_cell",
             ok_codes=(0, 2),
         )
     if service == "keystone":
         (lib_dir() / "identity.done").unlink(missing_ok=True)
+        (lib_dir() / "regions.done").unlink(missing_ok=True)
+    stamp.parent.mkdir(parents=True, exist_ok=True)
     stamp.write_text(version + "\n", encoding="utf-8")
-    log(f"{service} schema synced in {time.monotonic() - began:.1f} s")
+    where = "" if region.first else f" ({region.name})"
+    log(f"{service} schema synced{where} in {time.monotonic() - began:.1f} s")
 
 
 def keystone_keys() -> None:
@@ -804,11 +976,11 @@ def admin_cloud_config() -> dict[str, object]:
     }
 
 
-def connect() -> openstack.connection.Connection:
+def connect(region: str = REGION) -> openstack.connection.Connection:
     config = admin_cloud_config()
     auth = config["auth"]
     assert isinstance(auth, dict)
-    return openstack.connect(**auth, region_name=REGION, identity_api_version=3, interface="public")
+    return openstack.connect(**auth, region_name=region, identity_api_version=3, interface="public")
 
 
 def register_services(conn: openstack.connection.Connection) -> None:
@@ -832,17 +1004,39 @@ def register_services(conn: openstack.connection.Connection) -> None:
             identity.update_user(user, password=password)
         for role in roles:
             identity.assign_project_role_to_user(service_project, user, role)
-    for name, service_type, url in ENDPOINTS:
-        service = identity.find_service(name) or identity.create_service(name=name, type=service_type)
-        existing = {endpoint.interface: endpoint for endpoint in identity.endpoints(service_id=service.id)}
+    register_endpoints(conn, regions()[0])
+
+
+def register_endpoints(conn: openstack.connection.Connection, region: Region) -> None:
+    """The region (Keystone's bootstrap made the first) and its endpoints, the shared services' too."""
+    identity = conn.identity
+    if identity.find_region(region.name) is None:
+        identity.create_region(id=region.name, description="cloudctl loopback stack")
+    wanted = region.endpoints()
+    if not region.first:
+        wanted.append(("keystone", "identity", KEYSTONE_URL))
+    for name, service_type, url in wanted:
+        found = list(identity.services(type=service_type))
+        service = found[0] if found else identity.create_service(name=name, type=service_type)
+        existing = {
+            endpoint.interface: endpoint
+            for endpoint in identity.endpoints(service_id=service.id, region_id=region.name)
+        }
         for interface in ("public", "internal", "admin"):
             endpoint = existing.get(interface)
             if endpoint is None:
                 identity.create_endpoint(
-                    service_id=service.id, interface=interface, url=url, region_id=REGION
+                    service_id=service.id, interface=interface, url=url, region_id=region.name
                 )
             elif endpoint.url != url:
                 identity.update_endpoint(endpoint, url=url)
+
+
+def regions_fingerprint() -> str:
+    """What the further regions' endpoints were last registered for."""
+    endpoints = [region.endpoints() for region in regions()[1:]]
+    text = repr((admin_password(), endpoints, KEYSTONE_URL, DB_URL))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def services_up(conn: openstack.connection.Connection, *, compute: bool) -> list[str]:
@@ -857,15 +1051,15 @@ def services_up(conn: openstack.connection.Connection, *, compute: bool) -> list
     return sorted(wanted - up)
 
 
-def network_agent_alive(conn: openstack.connection.Connection) -> bool:
+def network_agent_alive(conn: openstack.connection.Connection, region: Region) -> bool:
     """Neutron counts the compute host's Open vSwitch agent (the stand-in) alive: ports bind there."""
-    agents = conn.network.agents(host=COMPUTE_HOST, agent_type=OVS_AGENT_TYPE)
+    agents = conn.network.agents(host=region.compute_host, agent_type=OVS_AGENT_TYPE)
     return any(agent.is_alive and agent.is_admin_state_up for agent in agents)
 
 
-def wait_for_agents(conn: openstack.connection.Connection, *, timeout_s: float) -> None:
-    """Nova's and Cinder's workers and the network agent report up; the compute host is in cell1."""
-    by_name = {service.name: service for service in services()}
+def wait_for_agents(conn: openstack.connection.Connection, region: Region, *, timeout_s: float) -> None:
+    """The region's Nova and Cinder workers and network agent report up; its compute host is in cell1."""
+    by_name = {service.name.removesuffix(f".{region.name}"): service for service in region_services(region)}
     deadline = time.monotonic() + timeout_s
     missing: list[str] = []
     reported: list[str] | None = None
@@ -884,18 +1078,19 @@ def wait_for_agents(conn: openstack.connection.Connection, *, timeout_s: float) 
         missing = services_up(conn, compute=True) + services_up(conn, compute=False)
         if not list(conn.compute.hypervisors()):
             missing.append("hypervisor")
-        if not network_agent_alive(conn):
+        if not network_agent_alive(conn, region):
             missing.append("ovs-agent-stand-in")
         if not missing:
             return
         if missing != reported:
-            log(f"waiting for {', '.join(missing)}")
+            log(f"{region.name}: waiting for {', '.join(missing)}")
             reported = missing
         time.sleep(POLL_INTERVAL_S)
     logs = [name for name in missing if name in by_name] or ["nova-compute", "nova-scheduler"]
     tails = "\n".join(log_tail(by_name[name]) for name in logs)
     raise StackError(
-        f"timed out after {timeout_s:g} s waiting for {', '.join(missing) or 'hypervisor'}\n{tails}"
+        f"{region.name}: timed out after {timeout_s:g} s waiting for "
+        f"{', '.join(missing) or 'hypervisor'}\n{tails}"
     )
 
 
@@ -935,10 +1130,17 @@ def ensure_resources(conn: openstack.connection.Connection) -> None:
 
 
 def clouds_yaml(names: list[str]) -> str:
-    """``clouds.yaml`` text with one entry per name, all pointing at this stack's admin."""
+    """``clouds.yaml`` text with one entry per name, the n-th in the stack's n-th region, all with
+    the stack's admin: each name is a cloud of its own (its own Nova, Cinder and Neutron)."""
+    available = regions()
+    if len(names) > len(available):
+        raise StackError(
+            f"{len(names)} clouds asked for ({', '.join(names)}), the stack runs {len(available)} regions "
+            "(CLOUDCTL_OPENSTACK_REGIONS)"
+        )
     lines = ["# The loopback OpenStack of scripts/openstack/stack; one entry per cloud center.", "clouds:"]
-    for name in names:
-        config = admin_cloud_config()
+    for name, region in zip(names, available, strict=False):
+        config = {**admin_cloud_config(), "region_name": region.name}
         auth = config["auth"]
         assert isinstance(auth, dict)
         lines.append(f"  {name}:")
@@ -946,7 +1148,8 @@ def clouds_yaml(names: list[str]) -> str:
         lines.extend(f"      {key}: {json.dumps(value)}" for key, value in auth.items())
         lines.extend(f"    {key}: {json.dumps(value)}" for key, value in config.items() if key != "auth")
         # cloudctl's own settings (cloudctl.drivers.openstack.cloud.Settings): the fake image, and
-        # servers attached to their department's own tenant network (ports bound to COMPUTE_HOST).
+        # servers attached to their department's own tenant network (ports bound to the region's
+        # compute host).
         settings = {"image": IMAGE_NAME, "network": TENANT_NETWORK_SETTING}
         lines.append(f"    cloudctl: {json.dumps(settings)}")
     return "\n".join(lines) + "\n"
@@ -974,31 +1177,51 @@ def locked() -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def config_fingerprint() -> str:
-    """What the running stack was made from: the configuration templates and the stand-in agent."""
+def config_fingerprint(region: Region | None = None) -> str:
+    """What a region's processes were made from: the configuration templates, the stand-in agent
+    and their command lines. The first region's (with the shared services) is computed as it was
+    when the stack had one region, so that it still names the same running stack."""
+    first = regions()[0]
+    chosen = region or first
     digest = hashlib.sha256()
     for path in [*sorted(TEMPLATES.iterdir()), AGENT_STAND_IN]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    if not chosen.first:
+        for path in sorted(REGION_TEMPLATES.iterdir()):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     # The stand-in's path is left out: a checkout elsewhere with the same files runs the same stack.
-    argv = [[arg.replace(str(HERE), "") for arg in service.argv] for service in services()]
+    listed = [service for service in services() if service.region == chosen.name]
+    argv = [[arg.replace(str(HERE), "") for arg in service.argv] for service in listed]
     digest.update(repr(argv).encode())
     # A stack whose databases live on another PostgreSQL server is another stack.
     digest.update(DB_URL.encode())
     return digest.hexdigest()
 
 
-def config_marker() -> Path:
-    return run_dir() / "config.sha256"
+def config_marker(region: Region) -> Path:
+    return run_dir() / ("config.sha256" if region.first else f"config.{region.name}.sha256")
 
 
-def problems() -> list[str]:
-    """Why the stack is not up and healthy; empty when it is."""
+def problems() -> dict[str, list[str]]:
+    """Why each region is not up and healthy (a region with none is left out)."""
+    found: dict[str, list[str]] = {}
+    for region in regions():
+        wrong = region_problems(region)
+        if wrong:
+            found[region.name] = wrong
+    return found
+
+
+def region_problems(region: Region) -> list[str]:
+    """Why one region (the first: with the shared services) is not up and healthy; empty when it is."""
     found = []
-    marker = config_marker()
+    marker = config_marker(region)
     recorded = marker.read_text(encoding="utf-8").strip() if marker.exists() else ""
-    if recorded != config_fingerprint():
+    if recorded != config_fingerprint(region):
         found.append("configuration: the stack runs other templates or agents than scripts/openstack has now")
     for service in services():
+        if service.region != region.name:
+            continue
         if read_pid(service) is None:
             found.append(f"{service.name}: not running")
         elif service.port is not None and not http_answers(service.port, service.health_path):
@@ -1006,16 +1229,15 @@ def problems() -> list[str]:
     if found:
         return found
     try:
-        conn = connect()
-        missing = services_up(conn, compute=True) + services_up(conn, compute=False)
-        found.extend(f"{binary}: not reported up" for binary in missing)
-        if not list(conn.compute.hypervisors()):
-            found.append("nova: no hypervisor mapped")
-        if conn.compute.find_flavor(FLAVOR["name"]) is None:
-            found.append(f"nova: no flavor {FLAVOR['name']}")
-        if not network_agent_alive(conn):
-            found.append(f"neutron: no live Open vSwitch agent on {COMPUTE_HOST}")
-        conn.close()
+        with contextlib.closing(connect(region.name)) as conn:
+            missing = services_up(conn, compute=True) + services_up(conn, compute=False)
+            found.extend(f"{binary}: not reported up" for binary in missing)
+            if not list(conn.compute.hypervisors()):
+                found.append("nova: no hypervisor mapped")
+            if conn.compute.find_flavor(FLAVOR["name"]) is None:
+                found.append(f"nova: no flavor {FLAVOR['name']}")
+            if not network_agent_alive(conn, region):
+                found.append(f"neutron: no live Open vSwitch agent on {region.compute_host}")
     except Exception as error:
         found.append(f"api: {type(error).__name__}: {error}")
     return found
@@ -1028,53 +1250,74 @@ def start(*, fresh: bool) -> None:
         return f"{time.monotonic() - started_at:.1f} s"
 
     with locked():
-        if not fresh and not problems():
+        wrong = {} if fresh else problems()
+        if not fresh and not wrong:
             clouds_yaml_path().write_text(clouds_yaml(["cloudctl-openstack"]), encoding="utf-8")
             log(f"reusing the stack that is up ({elapsed()})")
             return
-        for service in reversed(services()):
+        every = regions()
+        # A region that is up and healthy keeps running: its clients never notice the others' restart.
+        chosen = every if fresh else [region for region in every if region.name in wrong]
+        for region in chosen:
+            if region.name in wrong:
+                log(f"{region.name}: {'; '.join(wrong[region.name])}")
+        restarted = [service for service in services() if service.region in {r.name for r in chosen}]
+        for service in reversed(restarted):
             terminate(service)
         install_packages()
         check_prerequisites()
         if fresh:
             log("dropping the services' databases")
-            drop_databases()
+            drop_databases(chosen)
         render_configs()
-        by_name = {service.name: service for service in services()}
-        check_ports_free(list(by_name.values()))
+        by_name = {service.name: service for service in restarted}
+        check_ports_free(restarted)
         ensure_databases()
         keystone_keys()
+        first = every[0]
         with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
             # Nova's schemas take longest: start them first. Keystone comes up as soon as its
             # schema is there; every other service starts once its own schema and its user are.
-            vhost = pool.submit(reset_rabbit_vhost)
-            synced = {
-                name: pool.submit(sync_schema, name, *steps)
-                for name, steps in sorted(sync_steps().items(), key=lambda item: item[0] != "nova")
-            }
-            synced["keystone"].result()
+            vhosts = [pool.submit(reset_rabbit_vhost, region) for region in chosen]
+            steps = [
+                ((name, region.name), (region, *step))
+                for region in every
+                for name, step in sync_steps(region).items()
+            ]
+            steps.sort(key=lambda item: item[0][0] != "nova")
+            synced = {key: pool.submit(sync_schema, key[0], *args) for key, args in steps}
+            synced[("keystone", first.name)].result()
             identity_marker = identity_fingerprint()
             identity_current = marker_matches("identity", identity_marker)
             if not identity_current:
                 keystone_bootstrap()
-            launch(by_name["keystone"])
+            if "keystone" in by_name:
+                launch(by_name["keystone"])
             wait_until(
                 "keystone",
                 lambda: http_answers(5000, "/v3"),
                 timeout_s=START_TIMEOUT_S,
-                service=by_name["keystone"],
+                service=services()[0],
             )
             if not identity_current:
                 with contextlib.closing(connect()) as bootstrap_conn:
                     register_services(bootstrap_conn)
                 write_marker("identity", identity_marker)
-            conn = connect()  # a token whose catalog has every endpoint
+            regions_marker = regions_fingerprint()
+            if not marker_matches("regions", regions_marker):
+                with contextlib.closing(connect()) as bootstrap_conn:
+                    for region in every[1:]:
+                        register_endpoints(bootstrap_conn, region)
+                write_marker("regions", regions_marker)
             log(f"keystone up, services registered ({elapsed()})")
-            vhost.result()
+            for future in vhosts:
+                future.result()
             for name, service in by_name.items():
                 if name != "keystone":
-                    synced[SCHEMA_OF[name]].result()
+                    synced[schema_of(service)].result()
                     launch(service)
+            for future in synced.values():
+                future.result()
         log(f"schemas ready, every service started ({elapsed()})")
         for service in by_name.values():
             if service.port is not None:
@@ -1086,29 +1329,46 @@ def start(*, fresh: bool) -> None:
                     service=service,
                 )
         log(f"every API answers ({elapsed()})")
-        wait_for_agents(conn, timeout_s=START_TIMEOUT_S)
-        log(f"every worker reports up ({elapsed()})")
-        ensure_resources(conn)
-        conn.close()
+        for region in chosen:
+            with contextlib.closing(connect(region.name)) as conn:
+                wait_for_agents(conn, region, timeout_s=START_TIMEOUT_S)
+                ensure_resources(conn)
+            config_marker(region).write_text(config_fingerprint(region) + "\n", encoding="utf-8")
+            log(f"{region.name}: every worker reports up ({elapsed()})")
         clouds_yaml_path().write_text(clouds_yaml(["cloudctl-openstack"]), encoding="utf-8")
-        config_marker().write_text(config_fingerprint() + "\n", encoding="utf-8")
-    log(f"stack up in {elapsed()}; clouds.yaml: {clouds_yaml_path()}")
+        still = problems()
+        if still:
+            raise StackError(
+                "the stack is not healthy after start: "
+                + "; ".join(f"{name}: {', '.join(found)}" for name, found in still.items())
+            )
+    log(f"stack up in {elapsed()} ({len(every)} regions); clouds.yaml: {clouds_yaml_path()}")
 
 
-def stop() -> None:
+def stop(region_names: list[str] | None = None) -> None:
+    """Stop every process this script started, or only the named further regions' (the first
+    region holds the shared services: it stops with the whole stack only)."""
+    chosen = regions() if not region_names else [region_named(name) for name in region_names]
+    if region_names and any(region.first for region in chosen):
+        raise StackError(f"{REGION} holds the shared services: stop the whole stack instead")
+    names = {region.name for region in chosen}
     with locked():
-        config_marker().unlink(missing_ok=True)
+        for region in chosen:
+            config_marker(region).unlink(missing_ok=True)
         for service in reversed(services()):
-            terminate(service)
-    log("stack stopped")
+            if service.region in names:
+                terminate(service)
+    log(f"stopped: {', '.join(sorted(names))}")
 
 
 def status() -> int:
     found = problems()
-    for line in found:
-        print(line)
+    for region, lines in found.items():
+        for line in lines:
+            print(f"{region}: {line}")
     if not found:
-        print(f"up: {', '.join(service.name for service in services())}")
+        names = ", ".join(region.name for region in regions())
+        print(f"up ({names}): {', '.join(service.name for service in services())}")
     return 1 if found else 0
 
 
@@ -1117,7 +1377,13 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     start_parser = commands.add_parser("start", help="bring the stack up, or reuse it when it is healthy")
     start_parser.add_argument("--fresh", action="store_true", help="drop the services' databases first")
-    commands.add_parser("stop", help="stop every process this script started")
+    stop_parser = commands.add_parser("stop", help="stop every process this script started")
+    stop_parser.add_argument(
+        "--region",
+        action="append",
+        dest="regions",
+        help="stop only this further region (repeatable); `start` brings it back",
+    )
     commands.add_parser("status", help="exit 0 when every service answers, else list what is wrong")
     clouds = commands.add_parser("clouds-yaml", help="print (or write) clouds.yaml entries for the stack")
     clouds.add_argument("names", nargs="*", default=["cloudctl-openstack"], help="cloud names (centers)")
@@ -1127,7 +1393,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "start":
             start(fresh=args.fresh)
         elif args.command == "stop":
-            stop()
+            stop(args.regions)
         elif args.command == "status":
             return status()
         else:

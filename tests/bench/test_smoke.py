@@ -21,7 +21,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE_TIMEOUT_S = 300
-BENCHMARKS = ("admission", "quota", "s3-sync", "scale", "recovery", "cli")
+BENCHMARKS = (
+    "admission",
+    "quota",
+    "s3-sync",
+    "scale",
+    "recovery",
+    "provisioning",
+    "provisioning-openstack",
+    "cli",
+)
 
 
 def run_smoke(name: str, output: Path) -> dict[str, Any]:

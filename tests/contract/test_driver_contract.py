@@ -388,6 +388,36 @@ def test_volume_and_snapshot_lifecycle(compute_drivers: ComputeUnderTest, cleanu
     assert storage.find_volume(volume.name) is None
 
 
+def test_a_volume_is_attached_to_a_server_once_and_freed_when_the_server_goes(
+    compute_drivers: ComputeUnderTest, cleanup: Cleanup
+) -> None:
+    compute, storage = compute_drivers.compute, compute_drivers.block_storage
+    project = unique("contract-project")
+    server = compute.create_server(name=unique("contract-vm"), project=project, vcpu=1, ram_gb=1, disk_gb=1)
+    cleanup(lambda: compute.delete_server(server.id))
+    compute.wait_for_status(server.id, status=base.ServerStatus.ACTIVE, timeout_s=300, poll_interval_s=0.5)
+    volume = storage.create_volume(name=unique("contract-vol"), project=project, size_gb=1)
+    cleanup(lambda: storage.delete_volume(volume.id))
+    assert compute.attached_volumes(server.id) == []
+
+    compute.attach_volume(server.id, volume_id=volume.id)
+    compute.attach_volume(server.id, volume_id=volume.id)  # attached already: nothing to do
+    assert compute.attached_volumes(server.id) == [volume.id]
+    assert storage.get_volume(volume.id).status is base.VolumeStatus.IN_USE
+    with pytest.raises(errors.Conflict):
+        storage.delete_volume(volume.id)
+    other = compute.create_server(name=unique("contract-vm"), project=project, vcpu=1, ram_gb=1, disk_gb=1)
+    cleanup(lambda: compute.delete_server(other.id))
+    compute.wait_for_status(other.id, status=base.ServerStatus.ACTIVE, timeout_s=300, poll_interval_s=0.5)
+    with pytest.raises(errors.Conflict):
+        compute.attach_volume(other.id, volume_id=volume.id)
+
+    compute.delete_server(server.id)
+    assert storage.get_volume(volume.id).status is base.VolumeStatus.AVAILABLE
+    with pytest.raises(errors.NotFound):
+        compute.attached_volumes(server.id)
+
+
 # --- object storage -----------------------------------------------------------------------
 
 

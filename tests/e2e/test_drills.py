@@ -284,10 +284,10 @@ def test_the_drill_command_exits_1_when_a_target_is_tighter_than_achievable(tmp_
     from tests.conftest import POLICIES, TOPOLOGY
 
     data = yaml.safe_load((PLANS / "lose-both-local.yaml").read_text(encoding="utf-8"))
-    data["canary"].update(warmup_s=40, writes_per_s=1)
+    data["canary"].update(warmup_s=300, writes_per_s=1)  # silver's replication interval
     data["steps"] = []
     data["targets"]["gold"] = {"rpo_s": 0}
-    tight = tmp_path / "tight.yaml"
+    tight = tmp_path / "lose-both-local.yaml"  # a plan is named like its file
     tight.write_text(yaml.safe_dump(data), encoding="utf-8")
     home = ["--home", str(tmp_path / "home"), "--topology", str(TOPOLOGY), "--policies", str(POLICIES)]
     runner = CliRunner()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
+import hashlib
 import uuid
 from pathlib import Path
 
@@ -108,7 +109,7 @@ def test_a_full_pass_copies_every_object_and_an_incremental_pass_only_the_change
     assert (again.objects_copied, again.bytes_copied) == (0, 0)
 
 
-def test_a_target_copy_replaced_behind_our_back_is_detected_and_resent(
+def test_a_target_copy_replaced_behind_our_back_is_copied_again_by_a_listing_pass(
     source: s3.S3ObjectStorage,
     target: s3.S3ObjectStorage,
     bucket: str,
@@ -124,15 +125,90 @@ def test_a_target_copy_replaced_behind_our_back_is_detected_and_resent(
     report = object_sync.sync_bucket(source=source, target=target, bucket=bucket)
 
     assert report.succeeded, report.errors
-    assert (report.objects_copied, report.objects_resent) == (1, 1)
+    assert report.objects_copied == 1
     assert target.get_object(bucket, key=key)[0] == source.get_object(bucket, key=key)[0]
 
 
-def test_an_interrupted_pass_resumes_from_its_file_checkpoint(
+def test_with_a_manifest_a_replaced_target_copy_is_found_by_a_scrub_and_resent(
+    source: s3.S3ObjectStorage,
+    target: s3.S3ObjectStorage,
+    bucket: str,
+    servers: tuple[moto_servers.MotoServer, moto_servers.MotoServer],
+) -> None:
+    fill(source, bucket, count=10)
+    manifest = object_sync.InMemoryManifest()
+    object_sync.sync_bucket(source=source, target=target, bucket=bucket, manifest=manifest)
+    key = "dept/records/00004"
+    raw = moto_servers.raw_client(servers[1])
+    raw.put_object(Bucket=bucket, Key=key, Body=b"written by another client")
+
+    quiet = object_sync.sync_bucket(source=source, target=target, bucket=bucket, manifest=manifest)
+    scrub = object_sync.sync_bucket(
+        source=source, target=target, bucket=bucket, manifest=manifest, verify_target_bytes=True
+    )
+
+    assert quiet.objects_copied == 0  # the source did not change: the target is not listed
+    assert (scrub.objects_resent, scrub.resent_keys, scrub.objects_reverified) == (1, (key,), 9)
+    body = raw.get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert body == source.get_object(bucket, key=key)[0]
+
+
+def request_lines(server: moto_servers.MotoServer, method: str) -> int:
+    """How many ``method`` requests the server has logged so far."""
+    text = server.log_path.read_text(encoding="utf-8", errors="replace")
+    return sum(1 for line in text.splitlines() if f'"{method} /' in line)
+
+
+def test_a_pass_makes_one_get_and_one_put_per_copy_and_no_head(
+    source: s3.S3ObjectStorage,
+    target: s3.S3ObjectStorage,
+    bucket: str,
+    servers: tuple[moto_servers.MotoServer, moto_servers.MotoServer],
+) -> None:
+    fill(source, bucket, count=20)
+    before = {
+        (side, method): request_lines(server, method)
+        for side, server in zip(("source", "target"), servers, strict=True)
+        for method in ("HEAD", "GET", "PUT")
+    }
+
+    report = object_sync.sync_bucket(source=source, target=target, bucket=bucket)
+
+    assert report.objects_copied == 20
+    after = {
+        key: request_lines(dict(zip(("source", "target"), servers, strict=True))[key[0]], key[1])
+        for key in before
+    }
+    made = {key: after[key] - before[key] for key in before}
+    assert made[("source", "HEAD")] == made[("target", "HEAD")] == 0
+    assert made[("target", "PUT")] - 20 <= 2  # the copies, and the bucket with its versioning
+    object_gets = made[("source", "GET")]
+    assert 20 <= object_gets <= 20 + 4  # the copies, the listing and the bucket lookups
+
+
+def test_a_pass_sends_content_md5_and_the_sha256_and_no_checksum_of_its_own(
+    source: s3.S3ObjectStorage,
+    target: s3.S3ObjectStorage,
+    bucket: str,
+    servers: tuple[moto_servers.MotoServer, moto_servers.MotoServer],
+) -> None:
+    data = b"ledger line\n" * 1000
+    source.put_object(bucket, key="ledger", data=data)
+
+    object_sync.sync_bucket(source=source, target=target, bucket=bucket)
+
+    raw = moto_servers.raw_client(servers[1])
+    stored = raw.head_object(Bucket=bucket, Key="ledger", ChecksumMode="ENABLED")
+    assert stored["ETag"].strip('"') == hashlib.md5(data, usedforsecurity=False).hexdigest()
+    assert stored["Metadata"] == {"sha256": hashlib.sha256(data).hexdigest()}
+    assert not [name for name in stored if name.startswith("Checksum")]  # no CRC computed by botocore
+
+
+def test_an_interrupted_pass_resumes_from_its_file_manifest(
     source: s3.S3ObjectStorage, target: s3.S3ObjectStorage, bucket: str, tmp_path: Path
 ) -> None:
     fill(source, bucket, count=OBJECT_COUNT)
-    checkpoint = object_sync.JsonFileCheckpoint(tmp_path / "sync.checkpoint.jsonl")
+    manifest = object_sync.JsonFileManifest(tmp_path / "sync.manifest.jsonl")
     crash_after_copies = 50
 
     def crash_midway(progress: object_sync.SyncProgress) -> None:
@@ -141,23 +217,20 @@ def test_an_interrupted_pass_resumes_from_its_file_checkpoint(
 
     with pytest.raises(SimulatedCrash):
         object_sync.sync_bucket(
-            source=source, target=target, bucket=bucket, checkpoint=checkpoint, on_progress=crash_midway
+            source=source, target=target, bucket=bucket, manifest=manifest, on_progress=crash_midway
         )
     # A new process reads what the killed one wrote.
-    resumed_checkpoint = object_sync.JsonFileCheckpoint(checkpoint.path)
-    done_before_crash = len(resumed_checkpoint.completed())
+    resumed_manifest = object_sync.JsonFileManifest(manifest.path)
+    done_before_crash = len(resumed_manifest.load() or {})
     assert crash_after_copies <= done_before_crash < OBJECT_COUNT
 
-    resumed = object_sync.sync_bucket(
-        source=source, target=target, bucket=bucket, checkpoint=resumed_checkpoint
-    )
+    resumed = object_sync.sync_bucket(source=source, target=target, bucket=bucket, manifest=resumed_manifest)
 
     assert resumed.succeeded, resumed.errors
-    assert resumed.objects_skipped == done_before_crash
+    assert resumed.objects_unchanged == done_before_crash
     assert resumed.objects_copied == OBJECT_COUNT - done_before_crash
     assert contents_of(target, bucket) == contents_of(source, bucket)
-    assert resumed_checkpoint.completed() == {}  # a finished pass clears it
-    assert not checkpoint.path.exists()
+    assert len(resumed_manifest.load() or {}) == OBJECT_COUNT
 
 
 def test_objects_deleted_at_the_source_are_deleted_at_the_target_unless_told_not_to(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +18,10 @@ from cloudctl import clock as clocks
 from cloudctl import errors
 from cloudctl.drivers import dns
 from cloudctl.model import topology
-from tests.integration import moto_servers
+from cloudctl.services import context as ctx_module
+from cloudctl.services import drivers, identity, provisioning, recovery, replication_scrub, workloads
+from cloudctl.services import requests as requests_service
+from tests.integration import conftest, moto_servers
 
 
 @pytest.fixture
@@ -166,3 +170,96 @@ def test_other_names_keep_their_weights_when_one_name_switches(
 
     assert [record.weight for record in traffic.list_records(zone, name="api")] == [100, 0]
     assert [record.weight for record in traffic.list_records(zone, name="portal")] == [0, 100]
+
+
+# --- records of workloads, through the services ---------------------------------------------
+
+OPS = identity.local_operator("sysadmin")
+INSURANCE = identity.Principal(
+    id="t:insurance",
+    role="dept-admin",
+    department="hrss-insurance",
+    department_path=("qingdao", "hrss", "hrss-insurance"),
+)
+POLICE_TRAFFIC = identity.Principal(
+    id="t:psb-traffic",
+    role="dept-admin",
+    department="psb-traffic",
+    department_path=("qingdao", "psb", "psb-traffic"),
+)
+
+
+def ready_portal(ctx: ctx_module.Context, principal: identity.Principal) -> str:
+    body = requests_service.RequestCreate(
+        offering="vm.small", tier="gold", preferred_center="qd-a", name="portal"
+    )
+    request, _ = requests_service.submit(ctx, principal=principal, body=body)
+    assert provisioning.reconcile(ctx, kind="request", object_id=request.id).done
+    return request.workload_id or ""
+
+
+def weights(server: moto_servers.MotoServer, zone: str, name: str) -> dict[str, int]:
+    return {
+        record_set["SetIdentifier"]: record_set["Weight"]
+        for record_set in record_sets(server, zone, name)
+        if record_set["Type"] == "CNAME"
+    }
+
+
+def test_two_departments_with_one_workload_name_have_their_own_records_until_deleted(
+    tmp_path: Path, server: moto_servers.MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", moto_servers.ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", moto_servers.SECRET_KEY)
+    zone = f"{uuid.uuid4().hex[:10]}.gov.example"
+    with conftest.real_backends_context(tmp_path, dns_endpoint=server.endpoint_url, traffic_zone=zone) as ctx:
+        insurance = ready_portal(ctx, INSURANCE)
+        police = ready_portal(ctx, POLICE_TRAFFIC)
+
+        plan = recovery.plan_failover(
+            ctx, principal=OPS, from_center="qd-a", planned=True, department="hrss-insurance"
+        )
+        assert recovery.execute(ctx, plan.run_id or "").state == "done"
+
+        assert weights(server, zone, "portal.hrss-insurance") == {"qd-b": 100, "qd-a": 0}
+        assert weights(server, zone, "portal.psb-traffic") == {}  # the other department's portal did not move
+        assert record_sets(server, zone, "portal") == []  # no record keyed by the bare name
+
+        plan = recovery.plan_failover(
+            ctx, principal=OPS, from_center="qd-a", planned=True, department="psb-traffic"
+        )
+        assert recovery.execute(ctx, plan.run_id or "").state == "done"
+        assert weights(server, zone, "portal.psb-traffic") == {"qd-b": 100, "qd-a": 0}
+
+        workloads.delete(ctx, principal=INSURANCE, workload_id=insurance)
+        provisioning.run_pending(ctx)
+        deleted_names = deletes_sent(drivers.center_drivers(ctx, "mgmt").traffic._inner)
+        report = replication_scrub.retire_deleted(ctx)
+
+        assert report.records_removed == 2
+        assert weights(server, zone, "portal.hrss-insurance") == {}
+        assert record_sets(server, zone, "_cloudctl.portal.hrss-insurance") == []
+        # Only the deleted workload's record sets were named in the DELETEs. (moto 5.2.5 then
+        # removes every record set sharing a DELETE's SetIdentifier, whatever its name, unlike
+        # Route 53, so the other portal's sets cannot be read back from this server here.)
+        assert set(deleted_names) == {
+            f"portal.hrss-insurance.{zone}",
+            f"_cloudctl.portal.hrss-insurance.{zone}",
+        }
+        assert workloads.get(ctx, principal=POLICE_TRAFFIC, workload_id=police).state == "ready"
+        assert replication_scrub.retire_deleted(ctx).records_removed == 0
+
+
+def deletes_sent(traffic: dns.Route53Traffic) -> list[str]:
+    """A list that grows by the name of every record set the driver asks the server to DELETE."""
+    names: list[str] = []
+
+    def seen(params: dict[str, Any], **_: Any) -> None:
+        names.extend(
+            change["ResourceRecordSet"]["Name"]
+            for change in params["ChangeBatch"]["Changes"]
+            if change["Action"] == "DELETE"
+        )
+
+    traffic._client.meta.events.register("provide-client-params.route53.ChangeResourceRecordSets", seen)
+    return names

@@ -32,10 +32,18 @@ Invariants:
   ``get_network_quota`` (limits and usage under ``network.*`` keys), and a reconciler finds its
   drift by comparing ``get_derived_project_limits(project)`` with
   ``derived_project_limits(tree limits)``.
+- The derived limits also hold what the tree's resources become in the backend's own units
+  and counts, so that a drift no tree unit can show is still found:
+  ``compute.ram_mib`` (Nova's ``ram``, exact: ``ProjectQuota`` rounds it down to whole GB),
+  ``block_storage.volumes`` = ``volume_gb`` (a volume is at least 1 GB, so the count never
+  binds before the gigabytes do) and ``block_storage.snapshots`` = ``volume_gb`` ×
+  ``SNAPSHOTS_PER_VOLUME`` (replication points: a volume keeps a few; Cinder's default cap of
+  10 per project would stop them at the fourth volume). Unlimited when ``volume_gb`` is.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -49,6 +57,12 @@ from cloudctl.model import quotas
 
 MIB_PER_GB = 1024
 UNLIMITED = -1
+SNAPSHOTS_PER_VOLUME = 16
+"""Snapshots a project may hold per volume it may hold: replication points (``replication_points_kept``
+per volume, one more while a new one is made) with room to spare."""
+RAM_MIB_KEY = "compute.ram_mib"
+VOLUMES_KEY = "block_storage.volumes"
+SNAPSHOTS_KEY = "block_storage.snapshots"
 OBJECT_GB_TAG_PREFIX = "cloudctl:object_gb="
 
 _STATUS = {
@@ -149,6 +163,7 @@ class OpenStackCompute:
 
     def delete_server(self, server_id: str, *, ignore_missing: bool = True) -> None:
         try:
+            attached = self.attached_volumes(server_id)
             self._cloud.call(
                 lambda: self._cloud.admin.compute.delete_server(server_id, ignore_missing=False),
                 what=f"server {server_id}",
@@ -158,6 +173,12 @@ class OpenStackCompute:
                 return
             raise
         self._cloud.wait_until(lambda: not self._exists(server_id), what=f"deletion of server {server_id}")
+        # Nova detaches the server's volumes as it deletes it; Cinder frees them a moment later.
+        for volume_id in attached:
+            self._cloud.wait_until(
+                functools.partial(self._detached, volume_id, server_id),
+                what=f"detachment of volume {volume_id} from server {server_id}",
+            )
 
     def start_server(self, server_id: str) -> base.Server:
         return self._power(server_id, target=base.ServerStatus.ACTIVE)
@@ -191,6 +212,51 @@ class OpenStackCompute:
                     field="status",
                 )
             clock.sleep(min(poll_interval_s, remaining_s))
+
+    def attach_volume(self, server_id: str, *, volume_id: str) -> None:
+        """Nova attaches the Cinder volume; returns once Cinder reports it ``in-use`` on the server."""
+        self.get_server(server_id)
+        compute, storage = self._cloud.admin.compute, self._cloud.admin.block_storage
+        volume = self._cloud.call(lambda: storage.get_volume(volume_id), what=f"volume {volume_id}")
+        on = {str(item.get("server_id")) for item in volume.attachments or []}
+        if server_id in on:
+            return
+        if on or (volume.status or "").lower() != "available":
+            where = f" (attached to server {', '.join(sorted(on))})" if on else ""
+            raise errors.Conflict(f"volume {volume_id} is {volume.status}{where}", field="volume")
+        self._cloud.call(
+            lambda: compute.create_volume_attachment(server_id, volume_id=volume_id),
+            what=f"server {server_id}",
+        )
+
+        def attached() -> bool:
+            found = self._cloud.call(lambda: storage.get_volume(volume_id), what=f"volume {volume_id}")
+            if (found.status or "").lower().startswith("error"):
+                raise errors.OperationFailed(
+                    f"volume {volume_id} went to {found.status} while attaching to server {server_id}",
+                    field="status",
+                )
+            servers = {str(item.get("server_id")) for item in found.attachments or []}
+            return (found.status or "").lower() == "in-use" and server_id in servers
+
+        self._cloud.wait_until(attached, what=f"attachment of volume {volume_id} to server {server_id}")
+
+    def _detached(self, volume_id: str, server_id: str) -> bool:
+        storage = self._cloud.admin.block_storage
+        try:
+            found = self._cloud.call(lambda: storage.get_volume(volume_id), what=f"volume {volume_id}")
+        except errors.NotFound:
+            return True
+        servers = {str(item.get("server_id")) for item in found.attachments or []}
+        return server_id not in servers and (found.status or "").lower() != "detaching"
+
+    def attached_volumes(self, server_id: str) -> list[str]:
+        self.get_server(server_id)
+        compute = self._cloud.admin.compute
+        found = self._cloud.call(
+            lambda: list(compute.volume_attachments(server_id)), what=f"server {server_id}"
+        )
+        return sorted(str(item.volume_id) for item in found)
 
     def _power(self, server_id: str, *, target: base.ServerStatus) -> base.Server:
         server = self.get_server(server_id)
@@ -292,8 +358,13 @@ class OpenStackCompute:
             what=f"project {project}",
         )
         gigabytes = limits.get("volume_gb", UNLIMITED)
+        counts = volume_counts(limits)
+        volumes = counts.get(VOLUMES_KEY, UNLIMITED)
+        snapshots = counts.get(SNAPSHOTS_KEY, UNLIMITED)
         self._cloud.call(
-            lambda: admin.block_storage.update_quota_set(project_id, gigabytes=gigabytes),
+            lambda: admin.block_storage.update_quota_set(
+                project_id, gigabytes=gigabytes, volumes=volumes, snapshots=snapshots
+            ),
             what=f"project {project}",
         )
         self._set_object_gb(project_id, limits.get("object_gb"), project=project)
@@ -336,12 +407,34 @@ class OpenStackCompute:
         return self._network.get_project_quota(project)
 
     def derived_project_limits(self, amounts: Mapping[str, int]) -> dict[str, int]:
-        """The limits beyond the tree's resources that ``set_project_quota(amounts)`` writes."""
-        return self._network.quota_for(quotas.as_names(quotas.amounts_from(amounts, field="amounts")))
+        """The limits beyond the tree's resources that ``set_project_quota(amounts)`` writes, and
+        the tree's in the backend's own units (see the module's docstring)."""
+        limits = quotas.as_names(quotas.amounts_from(amounts, field="amounts"))
+        derived = self._network.quota_for(limits)
+        if "ram_gb" in limits:
+            derived[RAM_MIB_KEY] = limits["ram_gb"] * MIB_PER_GB
+        derived.update(volume_counts(limits))
+        return derived
 
     def get_derived_project_limits(self, project: str) -> dict[str, int]:
-        """The limits beyond the tree's resources that the project holds now (Neutron's)."""
-        return dict(self.get_network_quota(project).limits)
+        """The limits beyond the tree's resources that the project holds now (Neutron's, Nova's
+        RAM in MiB, Cinder's counts)."""
+        derived = dict(self.get_network_quota(project).limits)
+        project_id = self._cloud.find_project_id(project)
+        if project_id is None:
+            return derived
+        admin = self._cloud.admin
+        nova = self._cloud.call(lambda: admin.compute.get_quota_set(project_id), what=f"project {project}")
+        cinder = self._cloud.call(
+            lambda: admin.block_storage.get_quota_set(project_id), what=f"project {project}"
+        )
+        found = {
+            RAM_MIB_KEY: _limit(nova.ram),
+            VOLUMES_KEY: _limit(cinder.volumes),
+            SNAPSHOTS_KEY: _limit(cinder.snapshots),
+        }
+        derived.update({key: value for key, value in found.items() if value is not None})
+        return derived
 
     def _object_gb(self, project_id: str, *, project: str) -> int | None:
         found = self._cloud.call(
@@ -361,6 +454,14 @@ class OpenStackCompute:
             self._cloud.call(
                 lambda: identity.update_project(project_id, tags=wanted), what=f"project {project}"
             )
+
+
+def volume_counts(limits: Mapping[str, int]) -> dict[str, int]:
+    """Cinder's volume and snapshot counts for tree limits (absent, unlimited, when ``volume_gb`` is)."""
+    volume_gb = limits.get("volume_gb")
+    if volume_gb is None:
+        return {}
+    return {VOLUMES_KEY: volume_gb, SNAPSHOTS_KEY: volume_gb * SNAPSHOTS_PER_VOLUME}
 
 
 def _limit(value: Any) -> int | None:

@@ -30,8 +30,10 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import email.utils
 import functools
 import hashlib
+import json
 import re
 import threading
 from collections.abc import Iterator
@@ -50,6 +52,7 @@ HEAD_PARALLELISM = 16
 DELETE_BATCH_SIZE = 1000
 CHECKSUM_CACHE_MAX_ENTRIES = 200_000
 DEFAULT_REGION = "us-east-1"
+RETENTION_RULE_ID = "cloudctl-retention"
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 _CacheKey = tuple[str, str, str, int, float]
@@ -171,6 +174,9 @@ class S3ObjectStorage:
             raise
         if listing.get("KeyCount", 0):
             raise errors.Conflict(f"bucket {name!r} in center {self.center} is not empty", field="bucket")
+        # The retention policy guards the history against the data path; the owner lifts it
+        # when the bucket goes.
+        self._caller.call(lambda: self._client.delete_bucket_policy(Bucket=name), what=f"bucket {name}")
         self._purge_history(name)
         self._caller.call(lambda: self._client.delete_bucket(Bucket=name), what=f"bucket {name}")
         self._forget_bucket(name)
@@ -213,25 +219,71 @@ class S3ObjectStorage:
     def put_object(self, bucket: str, *, key: str, data: bytes) -> base.ObjectInfo:
         _check_object_key(key)
         sha256 = hashlib.sha256(data).hexdigest()
-        md5 = hashlib.md5(data, usedforsecurity=False)
-        answer = self._caller.call(
-            lambda: self._client.put_object(
-                Bucket=bucket,
-                Key=key,
-                Body=data,
-                ContentMD5=base64.b64encode(md5.digest()).decode("ascii"),
-                Metadata={SHA256_METADATA_KEY: sha256},
-            ),
-            what=f"bucket {bucket}",
+        md5_hex = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        return self._put(bucket, key=key, data=data, sha256=sha256, md5_hex=md5_hex)
+
+    def put_replica(self, bucket: str, *, data: bytes, source: base.ObjectInfo) -> base.ObjectInfo:
+        _check_object_key(source.key)
+        if len(data) != source.size_bytes:
+            raise base.ChecksumMismatchError(
+                center=self.center,
+                what=f"replica of {source.bucket}/{source.key} from {source.center} ({len(data)} bytes, "
+                f"expected {source.size_bytes})",
+                expected_sha256=source.sha256,
+                actual_sha256=hashlib.sha256(data).hexdigest(),
+            )
+        # A single-part upload's ETag is its MD5: the server checks the bytes against it.
+        md5_hex = (
+            source.etag
+            if _is_plain_md5(source.etag)
+            else hashlib.md5(data, usedforsecurity=False).hexdigest()
         )
+        return self._put(bucket, key=source.key, data=data, sha256=source.sha256, md5_hex=md5_hex)
+
+    def _put(self, bucket: str, *, key: str, data: bytes, sha256: str, md5_hex: str) -> base.ObjectInfo:
+        """One PUT guarded by Content-MD5; no HEAD after it when the answer dates the write."""
+        what = f"object {bucket}/{key}"
+        try:
+            answer = self._caller.call(
+                lambda: self._client.put_object(
+                    Bucket=bucket,
+                    Key=key,
+                    Body=data,
+                    ContentMD5=base64.b64encode(bytes.fromhex(md5_hex)).decode("ascii"),
+                    Metadata={SHA256_METADATA_KEY: sha256},
+                ),
+                what=f"bucket {bucket}",
+            )
+        except errors.InvalidInput as refused:
+            if "BadDigest" not in str(refused) and "InvalidDigest" not in str(refused):
+                raise
+            raise base.ChecksumMismatchError(
+                center=self.center,
+                what=f"{what} (the server refused the bytes: they are not the MD5 {md5_hex})",
+                expected_sha256=sha256,
+                actual_sha256=hashlib.sha256(data).hexdigest(),
+            ) from refused
         stored_etag = _etag(answer)
-        info = self._head(bucket, key=key, version_id=answer.get("VersionId"))
-        if md5.hexdigest() not in (stored_etag, info.etag) or info.sha256 != sha256:
+        if stored_etag != md5_hex:
             raise errors.OperationFailed(
                 f"center {self.center} stored other bytes than sent for {bucket}/{key}: "
-                f"ETag {info.etag}, MD5 sent {md5.hexdigest()}",
+                f"ETag {stored_etag}, MD5 sent {md5_hex}",
                 field="checksum",
             )
+        headers = answer.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+        if "last-modified" not in headers:
+            return self._head(bucket, key=key, version_id=answer.get("VersionId"))
+        info = base.ObjectInfo(
+            bucket=bucket,
+            key=key,
+            center=self.center,
+            size_bytes=len(data),
+            sha256=sha256,
+            etag=stored_etag,
+            version_id=answer.get("VersionId") or UNVERSIONED,
+            modified_at=_epoch_s(email.utils.parsedate_to_datetime(headers["last-modified"])),
+        )
+        self._remember(info)
         return info
 
     def get_object(self, bucket: str, *, key: str) -> tuple[bytes, base.ObjectInfo]:
@@ -249,7 +301,13 @@ class S3ObjectStorage:
             raise base.ChecksumMismatchError(
                 center=self.center, what=what, expected_sha256=recorded_sha256, actual_sha256=actual_sha256
             )
-        if _is_plain_md5(etag) and hashlib.md5(data, usedforsecurity=False).hexdigest() != etag:
+        # The sha256 written with the object vouches for the bytes; only an object another
+        # tool wrote (no sha256) is checked against its ETag, at the cost of a second hash.
+        if (
+            recorded_sha256 is None
+            and _is_plain_md5(etag)
+            and hashlib.md5(data, usedforsecurity=False).hexdigest() != etag
+        ):
             raise base.ChecksumMismatchError(
                 center=self.center,
                 what=f"{what} (bytes differ from the ETag {etag})",
@@ -300,6 +358,59 @@ class S3ObjectStorage:
         self._caller.call(
             lambda: self._client.delete_object(Bucket=bucket, Key=key), what=f"object {bucket}/{key}"
         )
+
+    def list_object_entries(self, bucket: str, *, prefix: str = "") -> list[base.ObjectEntry]:
+        return [
+            base.ObjectEntry(
+                key=entry["Key"],
+                size_bytes=int(entry["Size"]),
+                etag=_etag(entry),
+                modified_at=_epoch_s(entry["LastModified"]),
+            )
+            for page in self._pages("list_objects_v2", Bucket=bucket, Prefix=prefix)
+            for entry in page.get("Contents", [])
+        ]
+
+    def set_retention(self, bucket: str, *, days: int) -> None:
+        if days < 1:
+            raise errors.InvalidInput(f"must be at least 1, not {days}", field="days")
+        self.ensure_bucket(bucket, versioning=True)
+        rules = [
+            {
+                "ID": RETENTION_RULE_ID,
+                "Status": "Enabled",
+                "Filter": {"Prefix": ""},
+                "NoncurrentVersionExpiration": {"NoncurrentDays": days},
+                "Expiration": {"ExpiredObjectDeleteMarker": True},
+            }
+        ]
+        self._caller.call(
+            lambda: self._client.put_bucket_lifecycle_configuration(
+                Bucket=bucket, LifecycleConfiguration={"Rules": rules}
+            ),
+            what=f"bucket {bucket}",
+        )
+        self._caller.call(
+            lambda: self._client.put_bucket_policy(Bucket=bucket, Policy=_retention_policy(bucket)),
+            what=f"bucket {bucket}",
+        )
+
+    def list_object_versions(self, bucket: str, *, prefix: str = "") -> list[base.ObjectVersion]:
+        found: list[base.ObjectVersion] = []
+        for page in self._pages("list_object_versions", Bucket=bucket, Prefix=prefix):
+            for entry in page.get("Versions", []):
+                found.append(_version(entry, deleted=False))
+            for entry in page.get("DeleteMarkers", []):
+                found.append(_version(entry, deleted=True))
+        return sorted(found, key=lambda version: (version.key, -version.modified_at, not version.is_latest))
+
+    def restore_object_version(self, bucket: str, *, key: str, version_id: str) -> base.ObjectInfo:
+        source = {"Bucket": bucket, "Key": key, "VersionId": version_id}
+        answer = self._caller.call(
+            lambda: self._client.copy_object(Bucket=bucket, Key=key, CopySource=source),
+            what=f"object {bucket}/{key}",
+        )
+        return self._head(bucket, key=key, version_id=answer.get("VersionId"))
 
     def _head(self, bucket: str, *, key: str, version_id: str | None) -> base.ObjectInfo:
         arguments: dict[str, Any] = {"Bucket": bucket, "Key": key}
@@ -388,6 +499,30 @@ class S3ObjectStorage:
         with self._checksums_lock:
             for key in [key for key in self._checksums if key[0] == bucket]:
                 del self._checksums[key]
+
+
+def _retention_policy(bucket: str) -> str:
+    """A bucket policy that refuses, to every principal, what would erase the kept history."""
+    statement = {
+        "Sid": "KeepHistoryForRetention",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": ["s3:DeleteObjectVersion", "s3:PutLifecycleConfiguration", "s3:PutBucketVersioning"],
+        "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+    }
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
+def _version(entry: dict[str, Any], *, deleted: bool) -> base.ObjectVersion:
+    return base.ObjectVersion(
+        key=entry["Key"],
+        version_id=entry.get("VersionId") or UNVERSIONED,
+        is_latest=bool(entry.get("IsLatest")),
+        deleted=deleted,
+        size_bytes=0 if deleted else int(entry.get("Size", 0)),
+        etag="" if deleted else _etag(entry),
+        modified_at=_epoch_s(entry["LastModified"]),
+    )
 
 
 def _etag(headers: dict[str, Any]) -> str:

@@ -28,7 +28,11 @@ Invariants:
 - A server is ``build`` until ``server_boot_s`` after its creation, then ``active``;
   the status is computed on read from the clock, so nothing needs to tick.
 - Ids are ``uuid4`` hex; an object's ``version_id`` is too (``"null"`` when the
-  bucket is unversioned). Only the newest version of an object keeps its bytes.
+  bucket is unversioned). Only the newest version of an object keeps its bytes, except
+  in a bucket with a retention (``set_retention``): there an overwritten or deleted
+  object's version is kept (a delete leaves a marker) and counts as stored bytes until
+  it has been noncurrent for the retention's days; expired versions of a key go when
+  that key is next written or deleted, all of them with the bucket.
 - Every mutating transaction reads the usage document first: on PostgreSQL that row
   lock serialises the writers of one center, so uniqueness and capacity checks hold.
 """
@@ -67,6 +71,8 @@ KIND_SNAPSHOT = "snapshot"
 KIND_SNAPSHOT_BLOCK = "snapshot-block"
 KIND_BUCKET = "bucket"
 KIND_OBJECT = "object"
+KIND_OBJECT_VERSION = "object-version"
+SECONDS_PER_DAY = 86400
 KIND_NAMESPACE = "namespace"
 KIND_DNS_RECORD = "dns-record"
 USAGE_KEY = "center"
@@ -279,7 +285,34 @@ class SimulatedCenter:
             }
             self._charge_project(transaction, doc["project"], deltas)
             self._consume(transaction, **deltas)
+            for volume in transaction.list(self.name, KIND_VOLUME):
+                if volume.get("attached_to") == server_id:
+                    detached = {**volume, "attached_to": None, "status": base.VolumeStatus.AVAILABLE.value}
+                    transaction.put(self.name, KIND_VOLUME, volume["id"], detached)
             transaction.delete(self.name, KIND_SERVER, server_id)
+
+    def attach_volume(self, server_id: str, *, volume_id: str) -> None:
+        self._operate("attach_volume")
+        with self._writing() as transaction:
+            self._require(transaction.get(self.name, KIND_SERVER, server_id), "server", server_id)
+            volume = self._require(transaction.get(self.name, KIND_VOLUME, volume_id), "volume", volume_id)
+            attached_to = volume.get("attached_to")
+            if attached_to == server_id:
+                return
+            if attached_to is not None or volume["status"] != base.VolumeStatus.AVAILABLE.value:
+                raise errors.Conflict(
+                    f"volume {volume_id} is {volume['status']}"
+                    + (f" (attached to server {attached_to})" if attached_to else ""),
+                    field="volume",
+                )
+            attached = {**volume, "attached_to": server_id, "status": base.VolumeStatus.IN_USE.value}
+            transaction.put(self.name, KIND_VOLUME, volume_id, attached)
+
+    def attached_volumes(self, server_id: str) -> list[str]:
+        self._operate("attached_volumes")
+        self._require(self._backend.get(self.name, KIND_SERVER, server_id), "server", server_id)
+        volumes = self._backend.list(self.name, KIND_VOLUME)
+        return sorted(volume["id"] for volume in volumes if volume.get("attached_to") == server_id)
 
     def start_server(self, server_id: str) -> base.Server:
         return self._power(server_id, target=base.ServerStatus.ACTIVE, operation="start_server")
@@ -421,6 +454,10 @@ class SimulatedCenter:
                 raise errors.Conflict(
                     f"volume {volume_id} still has snapshots: {', '.join(snapshots)}",
                     field="volume",
+                )
+            if doc.get("attached_to") is not None:
+                raise errors.Conflict(
+                    f"volume {volume_id} is attached to server {doc['attached_to']}", field="volume"
                 )
             for block in transaction.list(self.name, KIND_VOLUME_BLOCK, key_prefix=f"{volume_id}/"):
                 transaction.delete(self.name, KIND_VOLUME_BLOCK, _block_key(volume_id, block["index"]))
@@ -570,6 +607,8 @@ class SimulatedCenter:
                 return
             if transaction.list(self.name, KIND_OBJECT, key_prefix=f"{name}/"):
                 raise errors.Conflict(f"bucket {name!r} in center {self.name} is not empty", field="bucket")
+            for version in transaction.list(self.name, KIND_OBJECT_VERSION, key_prefix=f"{name}/"):
+                self._drop_version(transaction, version)
             transaction.delete(self.name, KIND_BUCKET, name)
 
     def put_object(self, bucket: str, *, key: str, data: bytes) -> base.ObjectInfo:
@@ -624,6 +663,9 @@ class SimulatedCenter:
             }
             previous = transaction.get(self.name, KIND_OBJECT, _object_key(bucket, key))
             previous_bytes = previous["size_bytes"] if previous else 0
+            if previous is not None and self._keep_history(transaction, bucket_doc, key):
+                self._keep_version(transaction, previous)
+                previous_bytes = 0
             self._consume(transaction, object_bytes=len(data) - previous_bytes)
             transaction.put(self.name, KIND_OBJECT, _object_key(bucket, key), doc)
         return self._object_info(doc)
@@ -648,14 +690,99 @@ class SimulatedCenter:
     def delete_object(self, bucket: str, *, key: str, ignore_missing: bool = True) -> None:
         self._operate("delete_object")
         with self._writing() as transaction:
-            self._require(transaction.get(self.name, KIND_BUCKET, bucket), "bucket", bucket)
+            bucket_doc = self._require(transaction.get(self.name, KIND_BUCKET, bucket), "bucket", bucket)
             doc = transaction.get(self.name, KIND_OBJECT, _object_key(bucket, key))
             if doc is None:
                 if not ignore_missing:
                     raise self._not_found("object", f"{bucket}/{key}")
                 return
-            self._consume(transaction, object_bytes=-doc["size_bytes"])
+            if self._keep_history(transaction, bucket_doc, key):
+                self._keep_version(transaction, doc)
+                marker: state.Doc = {
+                    "bucket": bucket,
+                    "key": key,
+                    "version_id": uuid.uuid4().hex,
+                    "deleted": True,
+                    "size_bytes": 0,
+                    "etag": "",
+                    "modified_at": self._clock.now(),
+                    "noncurrent_at": self._clock.now(),
+                }
+                transaction.put(self.name, KIND_OBJECT_VERSION, _version_key(marker), marker)
+            else:
+                self._consume(transaction, object_bytes=-doc["size_bytes"])
             transaction.delete(self.name, KIND_OBJECT, _object_key(bucket, key))
+
+    def list_object_entries(self, bucket: str, *, prefix: str = "") -> list[base.ObjectEntry]:
+        return [
+            base.ObjectEntry(
+                key=info.key, size_bytes=info.size_bytes, etag=info.etag, modified_at=info.modified_at
+            )
+            for info in self.list_objects(bucket, prefix=prefix)
+        ]
+
+    def set_retention(self, bucket: str, *, days: int) -> None:
+        if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+            raise errors.InvalidInput(f"must be a whole number of days >= 1, not {days!r}", field="days")
+        self._operate("set_retention")
+        with self._writing() as transaction:
+            doc = self._require(transaction.get(self.name, KIND_BUCKET, bucket), "bucket", bucket)
+            doc.update(versioning=True, retention_days=days)
+            transaction.put(self.name, KIND_BUCKET, bucket, doc)
+
+    def list_object_versions(self, bucket: str, *, prefix: str = "") -> list[base.ObjectVersion]:
+        self._operate("list_object_versions")
+        with self._backend.transaction() as transaction:
+            self._require(transaction.get(self.name, KIND_BUCKET, bucket), "bucket", bucket)
+            current = transaction.list(self.name, KIND_OBJECT, key_prefix=_object_key(bucket, prefix))
+            kept = transaction.list(self.name, KIND_OBJECT_VERSION, key_prefix=_object_key(bucket, prefix))
+        versions = [_object_version(doc, is_latest=True) for doc in current]
+        latest_marker: dict[str, state.Doc] = {}
+        live = {doc["key"] for doc in current}
+        for doc in kept:
+            if doc.get("deleted") and doc["key"] not in live:
+                newest = latest_marker.get(doc["key"])
+                if newest is None or doc["modified_at"] >= newest["modified_at"]:
+                    latest_marker[doc["key"]] = doc
+        markers = {id(doc) for doc in latest_marker.values()}
+        versions += [_object_version(doc, is_latest=id(doc) in markers) for doc in kept]
+        return sorted(
+            versions, key=lambda version: (version.key, -version.modified_at, not version.is_latest)
+        )
+
+    def restore_object_version(self, bucket: str, *, key: str, version_id: str) -> base.ObjectInfo:
+        self._operate("restore_object_version")
+        what = f"version {version_id} of {bucket}/{key}"
+        current = self._backend.get(self.name, KIND_OBJECT, _object_key(bucket, key))
+        if current is not None and current["version_id"] == version_id:
+            return self._object_info(current)
+        doc = self._backend.get(self.name, KIND_OBJECT_VERSION, f"{_object_key(bucket, key)}/{version_id}")
+        doc = self._require(doc, "version", what)
+        if doc.get("deleted"):
+            raise errors.InvalidInput(f"{what} is a delete marker, not data", field="version_id")
+        data = self._verified(doc, what=what)
+        return self._store_object(bucket, key=key, data=data, version_id=None, modified_at=None)
+
+    def _keep_history(self, transaction: state.StateTransaction, bucket_doc: state.Doc, key: str) -> bool:
+        """Whether the bucket keeps replaced versions (it has a retention); drops expired ones of ``key``."""
+        days = bucket_doc.get("retention_days")
+        if not days:
+            return False
+        expired_before = self._clock.now() - days * SECONDS_PER_DAY
+        for version in transaction.list(
+            self.name, KIND_OBJECT_VERSION, key_prefix=f"{_object_key(bucket_doc['name'], key)}/"
+        ):
+            if version["key"] == key and version["noncurrent_at"] <= expired_before:
+                self._drop_version(transaction, version)
+        return True
+
+    def _keep_version(self, transaction: state.StateTransaction, doc: state.Doc) -> None:
+        kept = {**doc, "noncurrent_at": self._clock.now()}
+        transaction.put(self.name, KIND_OBJECT_VERSION, _version_key(kept), kept)
+
+    def _drop_version(self, transaction: state.StateTransaction, doc: state.Doc) -> None:
+        self._consume(transaction, object_bytes=-doc["size_bytes"])
+        transaction.delete(self.name, KIND_OBJECT_VERSION, _version_key(doc))
 
     def corrupt_object(self, bucket: str, *, key: str) -> None:
         """Test hook: change a stored object's bytes but not its recorded sha256."""
@@ -837,6 +964,23 @@ def _block_key(owner_id: str, index: int) -> str:
 def _object_key(bucket: str, key: str) -> str:
     # Bucket names hold no '/', so the first '/' separates bucket from key.
     return f"{bucket}/{key}"
+
+
+def _version_key(doc: state.Doc) -> str:
+    return f"{_object_key(doc['bucket'], doc['key'])}/{doc['version_id']}"
+
+
+def _object_version(doc: state.Doc, *, is_latest: bool) -> base.ObjectVersion:
+    deleted = bool(doc.get("deleted"))
+    return base.ObjectVersion(
+        key=doc["key"],
+        version_id=doc["version_id"],
+        is_latest=is_latest,
+        deleted=deleted,
+        size_bytes=0 if deleted else doc["size_bytes"],
+        etag=doc["etag"],
+        modified_at=doc["modified_at"],
+    )
 
 
 def _record_key(zone: str, name: str, target_center: str) -> str:

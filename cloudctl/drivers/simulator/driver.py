@@ -4,7 +4,7 @@
 ``SimulatedCenter`` per center of the topology and gives out their drivers
 (``drivers(center)`` → ``base.CenterDrivers``). On top of the centers it keeps
 what spans them: fault injection (``center_down``, ``link_cut``,
-``link_degraded``, ``api_error_rate``, ``clear``, ``clear_all``, ``list_faults``),
+``link_degraded``, ``api_error_rate``, ``corrupt_replica``, ``clear``, ``clear_all``, ``list_faults``),
 health (``center_health``, ``link_state``) and link-aware transfers
 (``transfer``, ``copy_object``).
 
@@ -126,6 +126,11 @@ class Simulator:
     def api_error_rate(self, center: str, *, rate: float) -> faults.Fault:
         self.topology.center(center)
         return self.fault_book.api_error_rate(center, rate=rate)
+
+    def corrupt_replica(self, center: str, *, bucket: str, key: str) -> faults.Fault:
+        """Damage a stored object's bytes behind its checksum, and record the fault."""
+        self.center(center).corrupt_object(bucket, key=key)
+        return self.fault_book.corrupt_replica(center, bucket=bucket, key=key)
 
     def clear(self, fault_id: str, *, ignore_missing: bool = True) -> None:
         self.fault_book.clear(fault_id, ignore_missing=ignore_missing)

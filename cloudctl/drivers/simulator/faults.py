@@ -1,10 +1,12 @@
 """Injected faults: what they are, where they are kept, and how an operation meets them.
 
-Four kinds: a center down (every operation on it raises ``errors.InjectedFault``),
+Five kinds: a center down (every operation on it raises ``errors.InjectedFault``),
 a link cut (transfers between its two centers raise ``InjectedFault``), a link
 degraded by a factor (transfers take ``factor`` times the round trip and get
-``1/factor`` of the bandwidth), and an API error rate (each operation on the center
-fails with that probability).
+``1/factor`` of the bandwidth), an API error rate (each operation on the center
+fails with that probability), and a corrupt replica (one stored object's bytes
+damaged at rest, behind its checksum: a one-off event, recorded so that it is listed;
+clearing the record does not undo the damage, a scrub repairs it).
 
 Invariants:
 
@@ -41,6 +43,7 @@ class FaultKind(enum.StrEnum):
     LINK_CUT = "link-cut"
     LINK_DEGRADED = "link-degraded"
     API_ERROR_RATE = "api-error-rate"
+    CORRUPT_REPLICA = "corrupt-replica"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +59,8 @@ class Fault:
     """How many times slower a degraded link is."""
     rate: float | None = None
     """Probability that one API operation fails."""
+    target: str | None = None
+    """``bucket/key`` of the object a corrupt-replica fault damaged."""
 
     def to_doc(self) -> state.Doc:
         return {
@@ -66,6 +71,7 @@ class Fault:
             "link": list(self.link) if self.link else None,
             "factor": self.factor,
             "rate": self.rate,
+            "target": self.target,
         }
 
     @classmethod
@@ -79,6 +85,7 @@ class Fault:
             link=(link[0], link[1]) if link else None,
             factor=doc.get("factor"),
             rate=doc.get("rate"),
+            target=doc.get("target"),
         )
 
 
@@ -128,6 +135,13 @@ class FaultBook:
         fault_id = center_fault_id(FaultKind.API_ERROR_RATE, center)
         return self._inject(FaultKind.API_ERROR_RATE, fault_id, center=center, rate=rate)
 
+    def corrupt_replica(self, center: str, *, bucket: str, key: str) -> Fault:
+        """Record that ``bucket/key`` in ``center`` was damaged at rest (the damage itself is
+        the center's ``corrupt_object``); clearing the record does not repair the object."""
+        target = f"{bucket}/{key}"
+        fault_id = f"{FaultKind.CORRUPT_REPLICA.value}:{center}/{target}"
+        return self._inject(FaultKind.CORRUPT_REPLICA, fault_id, center=center, target=target)
+
     def _inject(
         self,
         kind: FaultKind,
@@ -137,6 +151,7 @@ class FaultBook:
         link: tuple[str, str] | None = None,
         factor: float | None = None,
         rate: float | None = None,
+        target: str | None = None,
     ) -> Fault:
         fault = Fault(
             id=fault_id,
@@ -146,6 +161,7 @@ class FaultBook:
             link=link,
             factor=factor,
             rate=rate,
+            target=target,
         )
         self._backend.put(state.GLOBAL_CENTER, KIND, fault.id, fault.to_doc())
         return fault

@@ -3,8 +3,9 @@
 ``ensure_up()`` runs ``stack.py start`` once per test process (a stack that is already up
 and healthy is reused in a second or two) and fails the tests loudly, with the script's
 output, when it cannot be brought up: the OpenStack tests never skip. ``write_clouds_yaml``
-writes ``clouds.yaml`` entries named after centers, all pointing at that one stack, with
-cloudctl's settings as the stack writes them (or as the caller overrides them).
+writes ``clouds.yaml`` entries named after centers, the n-th center in the stack's n-th region
+(a cloud of its own: its own Nova, Cinder and Neutron), with cloudctl's settings as the stack
+writes them (or as the caller overrides them).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import openstack.config
+import openstack.connection
 import pytest
 import yaml
 
@@ -23,7 +26,8 @@ from cloudctl.drivers import openstack as openstack_driver
 ROOT = Path(__file__).resolve().parents[3]
 STACK_SCRIPT = ROOT / "scripts" / "openstack" / "stack.py"
 START_TIMEOUT_S = 1800.0
-"""Covers installing Debian's packages on a new machine (a few minutes) and a cold start (~30-70 s)."""
+"""Covers installing Debian's packages on a new machine (a few minutes) and a cold start of the
+three regions (a few minutes on a loaded machine: Nova's schemas take longest)."""
 
 
 @functools.cache
@@ -67,3 +71,10 @@ def open_cloud(*, center: str, clouds_yaml: Path) -> openstack_driver.Cloud:
     return openstack_driver.Cloud.from_clouds_yaml(
         center=center, clouds_yaml=clouds_yaml, clock=clocks.SystemClock()
     )
+
+
+def sdk_connection(*, cloud: str, clouds_yaml: Path) -> openstack.connection.Connection:
+    """openstacksdk's own connection to one cloud of ``clouds_yaml``: a client cloudctl did not
+    write, for checking what cloudctl did (the caller closes it)."""
+    config = openstack.config.OpenStackConfig(config_files=[str(clouds_yaml)], load_envvars=False)
+    return openstack.connection.Connection(config=config.get_one(cloud=cloud))

@@ -85,7 +85,8 @@ def test_commands_before_init_say_to_run_init(cli: Cli) -> None:
 
 def test_status_json_has_the_documented_shape(ready: Cli) -> None:
     status = ready.json("status")
-    assert set(status) == {"topology", "display_name", "generated_at", "centers", "links"}
+    assert set(status) == {"topology", "display_name", "generated_at", "centers", "links", "replicas"}
+    assert status["replicas"] == []  # no `cloudctl serve` has run on this store
     center = status["centers"][1]
     assert set(center) == {"name", "display_name", "site", "role", "health", "drivers", "capacity"}
     assert center["drivers"]["compute"] == "simulator"
@@ -387,7 +388,7 @@ def test_replication_points_from_the_cli(ready: Cli, tmp_path: Path, monkeypatch
     assert "1 replication point(s) taken, 0 failed" in ready("replication", "run").stdout
     points = ready.json("replication", "points", "--workload", workload)
     assert [(p["center"], p["volume_name"], p["snapshot_name"], p["seq"], p["state"]) for p in points] == [
-        ("qd-a", f"{workload}-0", f"rp-{workload}-0-1", 1, "ready")
+        ("dz-dr", f"{workload}-0", f"rp-{workload}-0-1", 1, "ready")
     ]
     assert set(points[0]) == {
         "id",
@@ -410,7 +411,7 @@ def test_replication_points_from_the_cli(ready: Cli, tmp_path: Path, monkeypatch
     (row,) = [line for line in ready("replication", "points").stdout.splitlines() if workload in line]
     assert [cell.strip() for cell in row.split("│")[1:-1]] == [
         workload,
-        "qd-a",
+        "dz-dr",
         f"{workload}-0",
         f"rp-{workload}-0-1",
         "1",

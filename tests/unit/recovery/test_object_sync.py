@@ -3,12 +3,11 @@
 The same specification as ``tests/integration/test_object_sync.py`` (full pass,
 incremental pass, damaged copy re-sent, resume after a crash, deletions propagated) on
 the simulator with a manual clock, plus what is easier to provoke here: a corrupt
-source, a damaged target copy that only a read-back can see, and the checkpoints.
+source, a damaged or replaced target copy that only a read-back can see, and the manifests.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import threading
 from pathlib import Path
@@ -126,19 +125,25 @@ def test_a_copy_damaged_at_rest_is_found_by_reading_back_and_resent(
     assert target.get_object(BUCKET, key=key_of(6))[0] == payload(6)
 
 
-def test_a_target_copy_that_disagrees_with_the_listing_is_resent(
+def test_a_target_copy_replaced_with_other_bytes_is_found_by_a_scrub_and_resent(
     source: base.ObjectStorage, target: base.ObjectStorage
 ) -> None:
     fill(source, count=5)
-    object_sync.sync_bucket(source=source, target=target, bucket=BUCKET)
-    listed = next(info for info in source.list_objects(BUCKET) if info.key == key_of(2))
-    # A target whose listing claims the source's sha256 with another ETag (S3: bytes
-    # replaced behind cloudctl's back, old sha256 metadata kept).
-    lying_target = _ListingOverride(target, {key_of(2): dataclasses.replace(listed, etag="0" * 32)})
+    manifest = object_sync.InMemoryManifest()
+    object_sync.sync_bucket(source=source, target=target, bucket=BUCKET, manifest=manifest)
+    target.put_object(BUCKET, key=key_of(2), data=b"written over by another client")
 
-    report = object_sync.sync_bucket(source=source, target=lying_target, bucket=BUCKET)
+    # The manifest says the target holds the source's bytes: only reading finds out.
+    assert (
+        object_sync.sync_bucket(source=source, target=target, bucket=BUCKET, manifest=manifest).objects_copied
+        == 0
+    )
+    report = object_sync.sync_bucket(
+        source=source, target=target, bucket=BUCKET, manifest=manifest, verify_target_bytes=True
+    )
 
-    assert (report.objects_resent, report.objects_copied) == (1, 1)
+    assert (report.objects_resent, report.resent_keys) == (1, (key_of(2),))
+    assert target.get_object(BUCKET, key=key_of(2))[0] == payload(2)
 
 
 def test_a_corrupt_source_object_is_reported_and_not_copied(
@@ -148,15 +153,16 @@ def test_a_corrupt_source_object_is_reported_and_not_copied(
     object_sync.sync_bucket(source=source, target=target, bucket=BUCKET)
     source.put_object(BUCKET, key=key_of(1), data=b"new content")
     simulated.corrupt_object(source_center, bucket=BUCKET, key=key_of(1))
-    checkpoint = object_sync.InMemoryCheckpoint()
+    manifest = object_sync.InMemoryManifest()
 
-    report = object_sync.sync_bucket(source=source, target=target, bucket=BUCKET, checkpoint=checkpoint)
+    report = object_sync.sync_bucket(source=source, target=target, bucket=BUCKET, manifest=manifest)
 
     assert not report.succeeded
     assert [error.key for error in report.errors] == [key_of(1)]
     assert "corrupt" in report.errors[0].reason
     assert target.get_object(BUCKET, key=key_of(1))[0] == payload(1)  # the last good copy stays
-    assert checkpoint.completed() == {}
+    recorded = manifest.load() or {}
+    assert recorded[key_of(1)].etag == target.head_object(BUCKET, key=key_of(1)).etag  # tried again next pass
 
 
 class DiesAfter:
@@ -174,19 +180,19 @@ class DiesAfter:
     def __getattr__(self, name: str) -> object:
         return getattr(self._storage, name)
 
-    def put_object(self, bucket: str, *, key: str, data: bytes) -> base.ObjectInfo:
+    def put_replica(self, bucket: str, *, data: bytes, source: base.ObjectInfo) -> base.ObjectInfo:
         with self._lock:
             if self._left <= 0:
                 raise SimulatedCrash("killed mid-pass")
             self._left -= 1
-        return self._storage.put_object(bucket, key=key, data=data)
+        return self._storage.put_replica(bucket, data=data, source=source)
 
 
-def test_an_interrupted_pass_resumes_from_its_checkpoint(
-    source: base.ObjectStorage, target: base.ObjectStorage
+def test_an_interrupted_pass_resumes_from_its_manifest(
+    source: base.ObjectStorage, target: base.ObjectStorage, tmp_path: Path
 ) -> None:
     fill(source, count=OBJECT_COUNT)
-    checkpoint = object_sync.InMemoryCheckpoint()
+    manifest = object_sync.JsonFileManifest(tmp_path / "sync.manifest.jsonl")
     crash_after_copies = 60
 
     with pytest.raises(SimulatedCrash):
@@ -195,30 +201,56 @@ def test_an_interrupted_pass_resumes_from_its_checkpoint(
             target=DiesAfter(target, puts=crash_after_copies),  # type: ignore[arg-type]
             bucket=BUCKET,
             parallelism=4,
-            checkpoint=checkpoint,
+            manifest=manifest,
         )
-    done_before_crash = len(checkpoint.completed())
+    done_before_crash = len(object_sync.JsonFileManifest(manifest.path).load() or {})
     assert done_before_crash == crash_after_copies
 
-    resumed = object_sync.sync_bucket(source=source, target=target, bucket=BUCKET, checkpoint=checkpoint)
+    resumed = object_sync.sync_bucket(
+        source=source, target=target, bucket=BUCKET, manifest=object_sync.JsonFileManifest(manifest.path)
+    )
 
-    assert resumed.objects_skipped == done_before_crash
+    assert resumed.objects_unchanged == done_before_crash
     assert resumed.objects_copied == OBJECT_COUNT - done_before_crash
     assert contents_of(target) == contents_of(source)
-    assert checkpoint.completed() == {}
+    assert len(object_sync.JsonFileManifest(manifest.path).load() or {}) == OBJECT_COUNT
 
 
-def test_a_checkpointed_key_changed_since_is_copied_again(
+class CountingListings:
+    """An object storage that counts the listings made of it."""
+
+    def __init__(self, storage: base.ObjectStorage) -> None:
+        self._storage = storage
+        self.listings = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._storage, name)
+
+    def list_object_entries(self, bucket: str, *, prefix: str = "") -> list[base.ObjectEntry]:
+        self.listings += 1
+        return self._storage.list_object_entries(bucket, prefix=prefix)
+
+    def list_objects(self, bucket: str, *, prefix: str = "") -> list[base.ObjectInfo]:
+        self.listings += 1
+        return self._storage.list_objects(bucket, prefix=prefix)
+
+
+def test_with_a_manifest_a_pass_lists_the_source_only(
     source: base.ObjectStorage, target: base.ObjectStorage
 ) -> None:
-    fill(source, count=3)
-    checkpoint = object_sync.InMemoryCheckpoint()
-    checkpoint.record(key=key_of(0), sha256=source.head_object(BUCKET, key=key_of(0)).sha256)
-    checkpoint.record(key=key_of(1), sha256="stale")
+    fill(source, count=20)
+    manifest = object_sync.InMemoryManifest()
+    counted = CountingListings(target)
+    object_sync.sync_bucket(source=source, target=counted, bucket=BUCKET, manifest=manifest)  # type: ignore[arg-type]
+    assert counted.listings == 1  # no manifest yet: the target is listed once
+    source.put_object(BUCKET, key=key_of(3), data=b"changed")
+    source.delete_object(BUCKET, key=key_of(4))
 
-    report = object_sync.sync_bucket(source=source, target=target, bucket=BUCKET, checkpoint=checkpoint)
+    report = object_sync.sync_bucket(source=source, target=counted, bucket=BUCKET, manifest=manifest)  # type: ignore[arg-type]
 
-    assert (report.objects_skipped, report.objects_copied) == (1, 2)
+    assert counted.listings == 1
+    assert (report.objects_copied, report.objects_deleted, report.objects_unchanged) == (1, 1, 18)
+    assert contents_of(target) == contents_of(source)
 
 
 def test_deletions_at_the_source_are_propagated_unless_told_not_to(
@@ -263,30 +295,29 @@ def test_a_missing_source_bucket_is_not_found(target: base.ObjectStorage) -> Non
         object_sync.sync_bucket(source=target, target=target, bucket="no-such-bucket")
 
 
-def test_a_file_checkpoint_survives_the_process_and_a_torn_last_line(tmp_path: Path) -> None:
+def test_a_file_manifest_survives_the_process_and_a_torn_last_line(tmp_path: Path) -> None:
     path = tmp_path / "state" / "sync.jsonl"
-    written = object_sync.JsonFileCheckpoint(path)
-    written.record(key="a/1", sha256="aa")
-    written.record(key="a/2", sha256="bb")
+    written = object_sync.JsonFileManifest(path)
+    assert written.load() is None
+    written.record(object_sync.Synced(key="a/1", etag="e1", size_bytes=1, sha256="aa"))
+    written.record(object_sync.Synced(key="a/2", etag="e2", size_bytes=2))
     with path.open("a", encoding="utf-8") as file:
-        file.write(json.dumps({"key": "a/3", "sha256": "cc"})[:10])  # the crash tore this line
+        file.write(json.dumps({"key": "a/3", "etag": "e3"})[:10])  # the crash tore this line
 
-    assert object_sync.JsonFileCheckpoint(path).completed() == {"a/1": "aa", "a/2": "bb"}
-    object_sync.JsonFileCheckpoint(path).clear()
-    assert object_sync.JsonFileCheckpoint(path).completed() == {}
-    assert not path.exists()
+    assert object_sync.JsonFileManifest(path).load() == {
+        "a/1": object_sync.Synced(key="a/1", etag="e1", size_bytes=1, sha256="aa"),
+        "a/2": object_sync.Synced(key="a/2", etag="e2", size_bytes=2),
+    }
+    object_sync.JsonFileManifest(path).save({})
+    assert object_sync.JsonFileManifest(path).load() == {}
 
 
-class _ListingOverride:
-    """An object storage whose ``list_objects`` reports some entries differently."""
+def test_a_file_manifest_keeps_one_line_per_key_once_records_pile_up(tmp_path: Path) -> None:
+    manifest = object_sync.JsonFileManifest(tmp_path / "sync.jsonl")
+    for version in range(200):
+        manifest.record(object_sync.Synced(key="hot", etag=f"e{version}", size_bytes=version))
 
-    def __init__(self, storage: base.ObjectStorage, overrides: dict[str, base.ObjectInfo]) -> None:
-        self._storage = storage
-        self._overrides = overrides
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._storage, name)
-
-    def list_objects(self, bucket: str, *, prefix: str = "") -> list[base.ObjectInfo]:
-        listed = self._storage.list_objects(bucket, prefix=prefix)
-        return [self._overrides.get(info.key, info) for info in listed]
+    assert object_sync.JsonFileManifest(manifest.path).load() == {
+        "hot": object_sync.Synced(key="hot", etag="e199", size_bytes=199)
+    }
+    assert len(manifest.path.read_text(encoding="utf-8").splitlines()) == 1

@@ -109,7 +109,7 @@ def test_a_planned_failover_ships_the_last_delta_and_loses_nothing(ctx: ctx_modu
     record = (
         drivers.simulator(ctx)
         .drivers("mgmt")
-        .traffic.get_record("gov.cloud", name=moved.name, target_center="qd-b")
+        .traffic.get_record(ctx.topology.zone, name=f"{moved.name}.{moved.department}", target_center="qd-b")
     )
     assert record.weight == 100
     assert set(streams(ctx, gold)) == {"qd-b>qd-a", "qd-b>dz-dr"}

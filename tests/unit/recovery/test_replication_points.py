@@ -1,5 +1,6 @@
-"""Replication points on the simulator centers: a snapshot of each protected volume in the source
-center whenever its workload's DR copy reaches a new consistent point, with a manual clock."""
+"""Replication points on the simulator centers: a snapshot of each protected volume's replica in
+the center that holds the DR copy whenever the copy reaches a new consistent point, with a
+manual clock."""
 
 from __future__ import annotations
 
@@ -11,7 +12,16 @@ from cloudctl.drivers import base
 from cloudctl.recovery import replication as repl
 from cloudctl.recovery import snapshots
 from cloudctl.services import context as ctx_module
-from cloudctl.services import drivers, faults, identity, provisioning, recovery, replication_points, workloads
+from cloudctl.services import (
+    drivers,
+    faults,
+    housekeeping,
+    identity,
+    provisioning,
+    recovery,
+    replication_points,
+    workloads,
+)
 from cloudctl.services import requests as requests_service
 
 HRSS = identity.Principal(
@@ -54,12 +64,19 @@ def volume_ids(ctx: ctx_module.Context, workload_id: str) -> list[str]:
     return [item["id"] for item in primary.resources if item["kind"] == "volume"]
 
 
-def snapshot_names(ctx: ctx_module.Context, center: str = "qd-a") -> list[str]:
+def snapshot_names(ctx: ctx_module.Context, center: str = "dz-dr") -> list[str]:
     return sorted(s.name for s in storage(ctx, center).list_snapshots())
 
 
+def replicas(ctx: ctx_module.Context, workload_id: str, center: str = "dz-dr") -> dict[str, str]:
+    """Logical name -> replica volume id, as the copy placement records them."""
+    workload = workloads.get(ctx, principal=HRSS, workload_id=workload_id)
+    placement = next(p for p in workload.placements if p.center == center)
+    return {item["replica_of"]: item["id"] for item in placement.resources if "replica_of" in item}
+
+
 @pytest.mark.parametrize("tier", ["silver", "bronze"])
-def test_a_pass_that_ships_changes_snapshots_every_volume_in_the_source_center(
+def test_a_pass_that_ships_changes_snapshots_the_replica_of_every_volume_in_the_copy_center(
     ctx: ctx_module.Context, tier: str
 ) -> None:
     workload = ready_workload(ctx, tier=tier, count=2)
@@ -67,23 +84,42 @@ def test_a_pass_that_ships_changes_snapshots_every_volume_in_the_source_center(
     report = replication_points.take_points(ctx, results)
     points = replication_points.list_points(ctx, workload_id=workload)
     assert [(p.center, p.volume_name, p.seq, p.state) for p in points] == [
-        ("qd-a", f"{workload}-0", 1, "ready"),
-        ("qd-a", f"{workload}-1", 1, "ready"),
+        ("dz-dr", f"{workload}-0", 1, "ready"),
+        ("dz-dr", f"{workload}-1", 1, "ready"),
     ]
     assert [p.id for p in report.taken] == [p.id for p in points]
-    for point, volume_id in zip(points, volume_ids(ctx, workload), strict=True):
-        (snapshot,) = storage(ctx).list_snapshots(volume_id=volume_id)
-        assert (snapshot.id, snapshot.name) == (point.snapshot_id, f"rp-{workload}-{point.volume_name[-1]}-1")
+    made = replicas(ctx, workload)
+    assert sorted(made) == [f"{workload}-0", f"{workload}-1"]
+    for point in points:
+        replica = storage(ctx, "dz-dr").get_volume(made[point.volume_name])
+        assert (replica.name, replica.size_gb, point.volume_id) == (
+            f"replica-{point.volume_name}",
+            100,
+            replica.id,
+        )
+        (snapshot,) = storage(ctx, "dz-dr").list_snapshots(volume_id=replica.id)
+        assert (snapshot.id, snapshot.name) == (point.snapshot_id, f"rp-{point.volume_name}-1")
     dr_stream = next(s for s in recovery.status(ctx) if s.workload_id == workload)
     assert {p.consistent_at for p in points} == {dr_stream.last_consistent_at}
-    assert snapshot_names(ctx, "dz-dr") == []
+    assert snapshot_names(ctx, "qd-a") == []  # nothing is left where the copy does not live
 
 
-def test_servers_have_no_volume_of_their_own_and_take_no_point(ctx: ctx_module.Context) -> None:
+def test_a_server_disk_has_a_replica_of_its_size_and_takes_points(ctx: ctx_module.Context) -> None:
     workload = ready_workload(ctx, offering="vm.small")
     report = replication_points.take_points(ctx, ship(ctx, workload, "case/1"))
-    assert (report.taken, report.failed) == ([], [])
-    assert replication_points.list_points(ctx, workload_id=workload) == []
+    assert [(p.center, p.volume_name, p.seq) for p in report.taken] == [("dz-dr", f"{workload}-0", 1)]
+    replica = storage(ctx, "dz-dr").get_volume(replicas(ctx, workload)[f"{workload}-0"])
+    assert replica.size_gb == 40  # vm.small's disk
+
+
+def test_a_sync_standby_holds_replicas_and_no_server_before_a_failover(ctx: ctx_module.Context) -> None:
+    workload = ready_workload(ctx, tier="gold", offering="vm.small")
+    replication_points.take_points(ctx, ship(ctx, workload, "case/1"))
+    standby = replicas(ctx, workload, "qd-b")
+    assert sorted(standby) == [f"{workload}-0"]
+    assert storage(ctx, "qd-b").get_volume(standby[f"{workload}-0"]).size_gb == 40
+    assert drivers.simulator(ctx).drivers("qd-b").compute.find_server(f"{workload}-0") is None
+    assert snapshot_names(ctx, "qd-b") == []  # a sync copy takes no points
 
 
 def test_no_point_is_taken_while_nothing_changed(ctx: ctx_module.Context) -> None:
@@ -139,17 +175,21 @@ def test_a_snapshot_made_before_a_crash_is_adopted_not_made_again(ctx: ctx_modul
     workload = ready_workload(ctx)
     results = ship(ctx, workload, "case/1")
     (volume_id,) = volume_ids(ctx, workload)
-    made = storage(ctx).create_snapshot(volume_id, name=snapshots.snapshot_name(f"{workload}-0", 1))
+    assert volume_id
+    dr = storage(ctx, "dz-dr")
+    replica = dr.create_volume(name=snapshots.replica_name(f"{workload}-0"), project="hrss", size_gb=100)
+    made = dr.create_snapshot(replica.id, name=snapshots.snapshot_name(f"{workload}-0", 1))
     replication_points.take_points(ctx, results)
     (point,) = replication_points.list_points(ctx, workload_id=workload)
-    assert (point.snapshot_id, point.state) == (made.id, "ready")
+    assert (point.volume_id, point.snapshot_id, point.state) == (replica.id, made.id, "ready")
     assert snapshot_names(ctx) == [f"rp-{workload}-0-1"]
+    assert [v.name for v in dr.list_volumes()].count(replica.name) == 1
 
 
-def test_an_unreachable_source_center_fails_the_point_not_the_pass(ctx: ctx_module.Context) -> None:
+def test_an_unreachable_copy_center_fails_the_point_not_the_pass(ctx: ctx_module.Context) -> None:
     workload = ready_workload(ctx)
     results = ship(ctx, workload, "case/1")
-    faults.inject(ctx, kind="center-down", center="qd-a")
+    faults.inject(ctx, kind="center-down", center="dz-dr")
     report = replication_points.take_points(ctx, results)
     assert [(r.copied, r.last_seq, r.error) for r in results] == [(1, 1, "")]
     stream = next(s for s in recovery.status(ctx) if s.workload_id == workload)
@@ -157,7 +197,7 @@ def test_an_unreachable_source_center_fails_the_point_not_the_pass(ctx: ctx_modu
     (failed,) = replication_points.list_points(ctx, workload_id=workload)
     assert [p.id for p in report.failed] == [failed.id]
     assert (failed.state, failed.snapshot_id, failed.seq) == ("failed", None, 1)
-    assert "qd-a" in failed.last_error
+    assert "dz-dr" in failed.last_error
 
     faults.clear(ctx)
     retried = replication_points.take_points(ctx, [])  # the next pass: nothing due, the point retried
@@ -170,7 +210,7 @@ def test_an_unreachable_source_center_fails_the_point_not_the_pass(ctx: ctx_modu
 def test_a_newer_consistent_point_supersedes_a_failed_one(ctx: ctx_module.Context) -> None:
     workload = ready_workload(ctx)
     results = ship(ctx, workload, "case/1")
-    faults.inject(ctx, kind="center-down", center="qd-a")
+    faults.inject(ctx, kind="center-down", center="dz-dr")
     replication_points.take_points(ctx, results)
     faults.clear(ctx)
     replication_points.take_points(ctx, ship(ctx, workload, "case/2"))
@@ -179,11 +219,11 @@ def test_a_newer_consistent_point_supersedes_a_failed_one(ctx: ctx_module.Contex
     assert snapshot_names(ctx) == [f"rp-{workload}-0-2"]
 
 
-def test_the_serve_loop_takes_points_right_after_its_replication_pass(ctx: ctx_module.Context) -> None:
+def test_the_replication_pass_of_serve_takes_points_right_after_shipping(ctx: ctx_module.Context) -> None:
     workload = ready_workload(ctx)
     recovery.write(ctx, workload, key="case/1", data=b"record 1")
     next_interval(ctx, workload)
-    provisioning.Loop(ctx).run_pass()
+    housekeeping.run_once(ctx, "replication")
     points = replication_points.list_points(ctx, workload_id=workload)
     assert [(p.seq, p.state) for p in points] == [(1, "ready")]
 
@@ -197,6 +237,7 @@ def test_deleting_the_workload_deletes_its_points_and_their_snapshots(ctx: ctx_m
     assert provisioning.run_pending(ctx)[workload].done
     assert workloads.get(ctx, principal=HRSS, workload_id=workload).state == "deleted"
     assert storage(ctx).find_volume(f"{workload}-0") is None
+    assert storage(ctx, "dz-dr").find_volume(f"replica-{workload}-0") is None
     assert snapshot_names(ctx) == []
     assert replication_points.list_points(ctx, workload_id=workload) == []
 

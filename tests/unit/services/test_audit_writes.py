@@ -231,6 +231,17 @@ WRITE_CASES = [
         "denied",
     ),
     (
+        "scrub_replicas",
+        "POST",
+        "/v1/replication/scrub",
+        "sysadmin",
+        None,
+        200,
+        "replication.scrub",
+        "success",
+    ),
+    ("scrub_replicas", "POST", "/v1/replication/scrub", "hrss", None, 403, "replication.scrub", "denied"),
+    (
         "resume_run",
         "POST",
         "/v1/failover/runs/run-nosuch/resume",

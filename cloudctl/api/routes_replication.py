@@ -1,0 +1,27 @@
+"""``/v1/replication/...``: replica scrubs for operators (the same service as ``cloudctl replication scrub``).
+
+Included by ``create_app`` under ``/v1``. Invariants: the service authorises (operators
+only: ``failover.run`` on every center scrubbed) and audits each mismatch; this module
+only maps HTTP to it.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from cloudctl.api.app import ContextDep, Page, PrincipalDep
+from cloudctl.services import replication_scrub
+
+
+def router() -> APIRouter:
+    routes = APIRouter()
+
+    @routes.post("/replication/scrub", tags=["replication"])
+    def scrub_replicas(
+        ctx: ContextDep, principal: PrincipalDep, workload: str | None = None
+    ) -> Page[replication_scrub.ScrubPublic]:
+        """Re-read every replica (of one workload, if given); repair, audit and count each mismatch."""
+        findings = replication_scrub.scrub(ctx, principal=principal, workload_id=workload)
+        return Page(data=findings, count=len(findings), next_cursor=None)
+
+    return routes

@@ -1,0 +1,108 @@
+"""Portal sessions: who signed in through this browser, and the CSRF token of their forms.
+
+Invariants:
+- A session id is 256 random bits, sent only in a cookie that is ``HttpOnly``,
+  ``SameSite=Lax``, scoped to ``/ui`` and ``Secure`` whenever the portal is reached over TLS.
+- Signing in always creates a new session id and forgets the one the browser came with, so
+  an id planted before sign-in (session fixation) never becomes an authenticated session.
+- Every form of a session carries its CSRF token; a POST whose token does not match (compared
+  in constant time) changes nothing. The sign-in form, which has no session yet, carries a
+  token bound to a short-lived cookie of its own (double submit).
+- The token a department signed in with stays in this process's memory only: each page
+  authenticates it again with ``identity.authenticate``, so a revoked or expired token ends
+  the session at once. Sessions end after ``IDLE_S`` without use or ``ABSOLUTE_S`` after
+  sign-in, whichever comes first; a restart signs everyone out. Several API replicas need
+  sticky sessions (or a shared session store behind ``SessionStore``'s methods).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import secrets
+import threading
+
+from cloudctl import clock as clocks
+
+COOKIE = "cloudctl_session"
+LOGIN_COOKIE = "cloudctl_signin_csrf"
+COOKIE_PATH = "/ui"
+IDLE_S = 30 * 60.0
+ABSOLUTE_S = 8 * 3600.0
+MAX_SESSIONS = 10_000
+
+
+@dataclasses.dataclass
+class Session:
+    id: str
+    bearer: str
+    """The token the session signed in with, re-authenticated on every page."""
+    csrf: str
+    created_at: float
+    seen_at: float
+    flashes: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    """Messages for the next page: (kind, text), kind ``ok`` or ``error``."""
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def same_secret(expected: str, given: str | None) -> bool:
+    return bool(expected) and given is not None and hmac.compare_digest(expected.encode(), given.encode())
+
+
+class SessionStore:
+    """Sessions of this process, by id; thread-safe."""
+
+    def __init__(self, clock: clocks.Clock) -> None:
+        self._clock = clock
+        self._sessions: dict[str, Session] = {}
+        self._lock = threading.Lock()
+
+    def start(self, *, bearer: str, replacing: str | None) -> Session:
+        """A new session for ``bearer``; the session id the browser came with is forgotten."""
+        now = self._clock.now()
+        session = Session(id=new_secret(), bearer=bearer, csrf=new_secret(), created_at=now, seen_at=now)
+        with self._lock:
+            if replacing is not None:
+                self._sessions.pop(replacing, None)
+            self._expire(now)
+            if len(self._sessions) >= MAX_SESSIONS:
+                oldest = min(self._sessions.values(), key=lambda s: s.seen_at)
+                del self._sessions[oldest.id]
+            self._sessions[session.id] = session
+        return session
+
+    def find(self, session_id: str | None) -> Session | None:
+        """The live session of this id (and mark it used), or ``None``."""
+        if not session_id:
+            return None
+        now = self._clock.now()
+        with self._lock:
+            session = self._sessions.get(session_id)
+            if session is None:
+                return None
+            if now - session.seen_at > IDLE_S or now - session.created_at > ABSOLUTE_S:
+                del self._sessions[session_id]
+                return None
+            session.seen_at = now
+            return session
+
+    def end(self, session_id: str | None) -> None:
+        if session_id:
+            with self._lock:
+                self._sessions.pop(session_id, None)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._sessions)
+
+    def _expire(self, now: float) -> None:
+        stale = [
+            s.id
+            for s in self._sessions.values()
+            if now - s.seen_at > IDLE_S or now - s.created_at > ABSOLUTE_S
+        ]
+        for session_id in stale:
+            del self._sessions[session_id]

@@ -1,0 +1,137 @@
+"""A failover on the loopback OpenStack, each center a region of its own: replication points
+live in the center that holds the copy, and the recovered workload is whole in its new center
+(servers, volumes made there from the replica and attached, its network port). Everything is
+checked with openstacksdk in each region, not through cloudctl's reads.
+
+Cinder's fake driver stores no bytes: what this proves is where each volume, snapshot, server
+and port is made, from what, of what size and attached to what, not that blocks were copied.
+cloudctl's own clock is a manual one (DR passes fall due without waiting).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import openstack.connection
+import pytest
+
+from cloudctl import clock as clocks
+from cloudctl import settings as settings_module
+from cloudctl.services import context as ctx_module
+from cloudctl.services import faults, identity, provisioning, recovery, replication_points, setup, workloads
+from cloudctl.services import requests as requests_service
+from cloudctl.store import db
+from tests.conftest import POLICIES, ROOT
+from tests.integration.openstack import stack
+from tests.integration.openstack.conftest import Cleanup
+
+OPENSTACK_TOPOLOGY = ROOT / "infra" / "topology.openstack.yaml"
+HRSS = identity.Principal(id="t", role="dept-admin", department="hrss", department_path=("qingdao", "hrss"))
+OPS = identity.local_operator("sysadmin")
+
+
+@pytest.fixture
+def clouds(tmp_path: Path) -> Path:
+    return stack.write_clouds_yaml(tmp_path / "clouds.yaml", centers=["qd-a", "qd-b", "dz-dr"])
+
+
+@pytest.fixture
+def ctx(tmp_path: Path, clouds: Path) -> Iterator[ctx_module.Context]:
+    settings = settings_module.Settings(
+        home=tmp_path, topology=OPENSTACK_TOPOLOGY, policies=POLICIES, clouds_yaml=clouds
+    )
+    clock = clocks.ManualClock(start=clocks.SystemClock().now())
+    context = ctx_module.Context(settings=settings, clock=clock, _store=db.Store(db.sqlite_url(tmp_path)))
+    setup.initialise(context)
+    yield context
+    context.close()
+
+
+def provision(ctx: ctx_module.Context, cleanup: Cleanup, *, offering: str, tier: str, name: str) -> str:
+    body = requests_service.RequestCreate(offering=offering, tier=tier, preferred_center="qd-a", name=name)
+    request, _ = requests_service.submit(ctx, principal=HRSS, body=body)
+    workload_id = request.workload_id or ""
+    cleanup(lambda: _delete(ctx, workload_id))
+    assert provisioning.reconcile(ctx, kind="request", object_id=request.id).done
+    assert workloads.get(ctx, principal=HRSS, workload_id=workload_id).state == "ready"
+    return workload_id
+
+
+def _delete(ctx: ctx_module.Context, workload_id: str) -> None:
+    faults.clear(ctx)
+    workloads.delete(ctx, principal=HRSS, workload_id=workload_id)
+    assert provisioning.run_pending(ctx)[workload_id].done
+
+
+def ship(ctx: ctx_module.Context, workload_id: str, key: str, *, interval_s: float) -> None:
+    """Write one object, run the DR pass that ships it, take the replication points it calls for."""
+    recovery.write(ctx, workload_id, key=key, data=f"record {key}".encode())
+    assert isinstance(ctx.clock, clocks.ManualClock)
+    ctx.clock.advance(interval_s + 1)
+    results = recovery.run_due(ctx)
+    assert [r.error for r in results] == [""]
+    assert replication_points.take_points(ctx, results).failed == []
+
+
+@contextlib.contextmanager
+def region(clouds: Path, center: str) -> Iterator[openstack.connection.Connection]:
+    with contextlib.closing(stack.sdk_connection(cloud=center, clouds_yaml=clouds)) as conn:
+        yield conn
+
+
+def test_points_live_in_dr_and_an_unplanned_failover_recovers_the_volume_there(
+    ctx: ctx_module.Context, clouds: Path, cleanup: Cleanup
+) -> None:
+    workload = provision(ctx, cleanup, offering="volume.100g", tier="silver", name="os-dr-volume")
+    for n in (1, 2):
+        ship(ctx, workload, f"case/{n}", interval_s=300)
+    volume_name = f"{workload}-0"
+    with region(clouds, "dz-dr") as dr, region(clouds, "qd-a") as home:
+        (replica,) = dr.block_storage.volumes(all_projects=True, name=f"replica-{volume_name}")
+        assert replica.size == 100
+        points = sorted(s.name for s in dr.block_storage.snapshots(all_projects=True, volume_id=replica.id))
+        assert points == [f"rp-{volume_name}-1", f"rp-{volume_name}-2"]
+        (source,) = home.block_storage.volumes(all_projects=True, name=volume_name)
+        assert list(home.block_storage.snapshots(all_projects=True, volume_id=source.id)) == []
+
+    faults.inject(ctx, kind="center-down", center="qd-a")  # the source is lost: only dz-dr is read
+    plan = recovery.plan_failover(ctx, principal=OPS, from_center="qd-a", planned=False)
+    assert plan.steps and plan.steps[0]["target"] == "dz-dr"
+    recovery.execute(ctx, plan.run_id or "")
+
+    with region(clouds, "dz-dr") as dr:
+        (point,) = dr.block_storage.snapshots(all_projects=True, name=f"rp-{volume_name}-2")
+        (recovered,) = dr.block_storage.volumes(all_projects=True, name=f"rp-{volume_name}-2")
+        assert (recovered.size, recovered.snapshot_id, recovered.status) == (100, point.id, "available")
+        project = dr.identity.find_project("hrss", domain_id="default")
+        assert recovered.project_id == project.id
+
+
+def test_a_gold_standby_is_cold_and_a_failover_makes_the_server_its_volume_and_its_port(
+    ctx: ctx_module.Context, clouds: Path, cleanup: Cleanup
+) -> None:
+    workload = provision(ctx, cleanup, offering="vm.small", tier="gold", name="os-gold-vm")
+    ship(ctx, workload, "case/1", interval_s=60)
+    server_name = f"{workload}-0"
+    with region(clouds, "qd-b") as standby:
+        # Cold standby (the gold tier's documented property): the replica of the disk, no server.
+        assert list(standby.compute.servers(all_projects=True, name=f"^{server_name}$")) == []
+        (replica,) = standby.block_storage.volumes(all_projects=True, name=f"replica-{server_name}")
+        assert replica.size == 40
+
+    plan = recovery.plan_failover(ctx, principal=OPS, from_center="qd-a", planned=True)
+    recovery.execute(ctx, plan.run_id or "")
+
+    with region(clouds, "qd-b") as standby:
+        (server,) = standby.compute.servers(all_projects=True, name=f"^{server_name}$")
+        assert server.status == "ACTIVE"
+        (volume,) = standby.block_storage.volumes(all_projects=True, name=f"rp-{server_name}-1")
+        (point,) = standby.block_storage.snapshots(all_projects=True, volume_id=replica.id)
+        assert (volume.size, volume.snapshot_id, volume.status) == (40, point.id, "in-use")
+        assert [a["server_id"] for a in volume.attachments] == [server.id]
+        (port,) = standby.network.ports(device_id=server.id)
+        network = standby.network.get_network(port.network_id)
+        assert network.name == "hrss-net"
+        assert port.binding_host_id == "cloudctl-openstack-regiontwo"  # bound in qd-b's own region

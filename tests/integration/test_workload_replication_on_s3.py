@@ -1,0 +1,168 @@
+"""A workload's data replicated between two S3 centers (moto servers), checked with boto3.
+
+The local center and the DR center keep their object storage on S3; everything else is
+simulated. What is checked on the servers themselves: objects another client wrote into
+the source bucket arrive at the DR copy; deletes replicate as delete markers with the
+old versions kept; the DR bucket carries the tier's retention (lifecycle rule and a
+bucket policy refusing version deletes); a scrub repairs a replica overwritten behind
+cloudctl's back; a deleted workload's buckets go from both servers once the retention
+has passed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cloudctl import clock as clocks
+from cloudctl.recovery import replication as repl
+from cloudctl.services import audit, identity, provisioning, recovery, replication_scrub, workloads
+from cloudctl.services import context as ctx_module
+from cloudctl.services import requests as requests_service
+from tests.integration import conftest, moto_servers
+
+HRSS = identity.Principal(
+    id="t:hrss", role="dept-admin", department="hrss", department_path=("qingdao", "hrss")
+)
+OPS = identity.local_operator("sysadmin")
+DAY_S = 86400
+
+
+@pytest.fixture
+def ctx(
+    tmp_path: Path,
+    moto_servers_by_center: dict[str, moto_servers.MotoServer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[ctx_module.Context]:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", moto_servers.ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", moto_servers.SECRET_KEY)
+    endpoints = {center: server.endpoint_url for center, server in moto_servers_by_center.items()}
+    with conftest.real_backends_context(
+        tmp_path, s3_endpoints=endpoints, clock=clocks.ManualClock()
+    ) as context:
+        yield context
+
+
+def ready_silver(ctx: ctx_module.Context, source_center: str) -> str:
+    body = requests_service.RequestCreate(offering="vm.small", tier="silver", preferred_center=source_center)
+    request, _ = requests_service.submit(ctx, principal=HRSS, body=body)
+    assert provisioning.reconcile(ctx, kind="request", object_id=request.id).done
+    return request.workload_id or ""
+
+
+def advance(ctx: ctx_module.Context, seconds: float) -> None:
+    assert isinstance(ctx.clock, clocks.ManualClock)
+    ctx.clock.advance(seconds)
+
+
+def bodies(client: Any, bucket: str) -> dict[str, bytes]:
+    listed = client.list_objects_v2(Bucket=bucket).get("Contents", [])
+    return {
+        entry["Key"]: client.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read() for entry in listed
+    }
+
+
+def bucket_names(client: Any) -> set[str]:
+    return {bucket["Name"] for bucket in client.list_buckets()["Buckets"]}
+
+
+def test_a_workloads_bucket_replicates_any_clients_writes_and_deletes_and_keeps_history(
+    ctx: ctx_module.Context,
+    moto_servers_by_center: dict[str, moto_servers.MotoServer],
+    source_center: str,
+    target_center: str,
+) -> None:
+    source = moto_servers.raw_client(moto_servers_by_center[source_center])
+    dr = moto_servers.raw_client(moto_servers_by_center[target_center])
+    silver = ready_silver(ctx, source_center)
+    bucket = repl.data_bucket(silver)
+    recovery.write(ctx, silver, key="case/1", data=b"through cloudctl")
+    source.put_object(Bucket=bucket, Key="upload/2", Body=b"from another client")
+    advance(ctx, 301)
+
+    results = recovery.run_due(ctx)
+
+    assert [(r.copied, r.error) for r in results] == [(2, "")]  # each object once: log, then sweep
+    assert bodies(dr, bucket) == {"case/1": b"through cloudctl", "upload/2": b"from another client"}
+    retention_days = ctx.topology.tier("silver").deleted_retention_days
+    [rule] = dr.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    assert rule["NoncurrentVersionExpiration"]["NoncurrentDays"] == retention_days
+    policy = json.loads(dr.get_bucket_policy(Bucket=bucket)["Policy"])
+    [statement] = policy["Statement"]
+    assert statement["Effect"] == "Deny" and "s3:DeleteObjectVersion" in statement["Action"]
+    assert dr.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    recovery.write(ctx, silver, key="case/3", data=b"shipped from the change log")
+    advance(ctx, 301)
+    assert [r.copied for r in recovery.run_due(ctx)] == [1]  # the sweep knows the log shipped it
+
+    for key in ("case/1", "upload/2"):  # a mass delete at the source, by any client
+        source.delete_object(Bucket=bucket, Key=key)
+    advance(ctx, 301)
+    recovery.run_due(ctx)
+
+    assert bodies(dr, bucket) == {"case/3": b"shipped from the change log"}
+    history = dr.list_object_versions(Bucket=bucket)
+    assert {m["Key"] for m in history.get("DeleteMarkers", []) if m["IsLatest"]} == {"case/1", "upload/2"}
+    kept = {v["Key"]: v["VersionId"] for v in history.get("Versions", []) if not v["IsLatest"]}
+    assert set(kept) == {"case/1", "upload/2"}
+    assert dr.get_object(Bucket=bucket, Key="upload/2", VersionId=kept["upload/2"])["Body"].read() == (
+        b"from another client"
+    )
+
+
+def test_a_scrub_repairs_a_replica_overwritten_behind_cloudctls_back(
+    ctx: ctx_module.Context,
+    moto_servers_by_center: dict[str, moto_servers.MotoServer],
+    source_center: str,
+    target_center: str,
+) -> None:
+    dr = moto_servers.raw_client(moto_servers_by_center[target_center])
+    silver = ready_silver(ctx, source_center)
+    bucket = repl.data_bucket(silver)
+    recovery.write(ctx, silver, key="ledger/1", data=b"balance: 1000")
+    advance(ctx, 301)
+    recovery.run_due(ctx)
+    dr.put_object(Bucket=bucket, Key="ledger/1", Body=b"balance: 0")
+
+    [finding] = replication_scrub.scrub(ctx, principal=OPS, workload_id=silver)
+
+    assert finding.mismatches == ["ledger/1"]
+    assert dr.get_object(Bucket=bucket, Key="ledger/1")["Body"].read() == b"balance: 1000"
+    [record] = audit.list_records(
+        ctx, principal=identity.local_operator("auditor"), action="replication.scrub"
+    )
+    assert (record.target_id, record.detail["target"]) == (silver, target_center)
+    assert replication_scrub.scrub(ctx, principal=OPS, workload_id=silver)[0].mismatches == []
+
+
+def test_a_deleted_workloads_buckets_leave_both_servers_after_the_retention(
+    ctx: ctx_module.Context,
+    moto_servers_by_center: dict[str, moto_servers.MotoServer],
+    source_center: str,
+    target_center: str,
+) -> None:
+    source = moto_servers.raw_client(moto_servers_by_center[source_center])
+    dr = moto_servers.raw_client(moto_servers_by_center[target_center])
+    silver = ready_silver(ctx, source_center)
+    bucket = repl.data_bucket(silver)
+    recovery.write(ctx, silver, key="case/1", data=b"record")
+    advance(ctx, 301)
+    recovery.run_due(ctx)
+    workloads.delete(ctx, principal=HRSS, workload_id=silver)
+    provisioning.run_pending(ctx)
+
+    replication_scrub.retire_deleted(ctx)
+
+    assert bucket in bucket_names(source) and bucket in bucket_names(dr)  # within the retention
+    assert bodies(dr, bucket) == {}
+    assert {v["Key"] for v in dr.list_object_versions(Bucket=bucket).get("Versions", [])} == {"case/1"}
+
+    advance(ctx, ctx.topology.tier("silver").deleted_retention_days * DAY_S)
+    replication_scrub.retire_deleted(ctx)
+
+    assert bucket not in bucket_names(source)
+    assert bucket not in bucket_names(dr)

@@ -1,0 +1,178 @@
+"""The leader lease: one holder per epoch, taken over only after it expires, and a fenced store
+that writes nothing once its epoch is gone — on SQLite and on the real PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from cloudctl.store import db, leases, schema
+
+NOW = 1_767_225_600.0
+TTL_S = 8.0
+
+
+def take(store: db.Store, holder: str, *, now: float) -> leases.Lease:
+    with store.transaction() as tx:
+        return leases.acquire(tx, name=leases.LEADER, holder=holder, ttl_s=TTL_S, now=now)
+
+
+def settings_rows(store: db.Store) -> dict[str, str]:
+    with store.read() as tx:
+        return {row.key: row.value for row in tx.execute(sa.select(schema.settings))}
+
+
+@pytest.fixture
+def fenced(store: db.Store) -> Iterator[tuple[leases.Fence, leases.FencedStore]]:
+    fence = leases.Fence(name=leases.LEADER, holder="a")
+    result = leases.FencedStore(store.url, fence=fence)
+    yield fence, result
+    result.dispose()
+
+
+def test_the_first_replica_to_ask_takes_the_lease_with_epoch_one(store: db.Store) -> None:
+    assert take(store, "a", now=NOW) == leases.Lease(
+        name=leases.LEADER, holder="a", epoch=1, acquired_at=NOW, expires_at=NOW + TTL_S
+    )
+
+
+def test_a_held_lease_is_renewed_by_its_holder_and_refused_to_others(store: db.Store) -> None:
+    take(store, "a", now=NOW)
+    renewed = take(store, "a", now=NOW + 5)
+    assert (renewed.holder, renewed.epoch, renewed.expires_at) == ("a", 1, NOW + 5 + TTL_S)
+    refused = take(store, "b", now=NOW + 12)
+    assert (refused.holder, refused.epoch) == ("a", 1)
+
+
+def test_an_expired_lease_goes_to_the_next_replica_with_the_next_epoch(store: db.Store) -> None:
+    take(store, "a", now=NOW)
+    taken = take(store, "b", now=NOW + TTL_S)
+    assert (taken.holder, taken.epoch) == ("b", 2)
+    late = take(store, "a", now=NOW + TTL_S + 1)
+    assert (late.holder, late.epoch) == ("b", 2)
+
+
+def test_a_released_lease_is_taken_at_once(store: db.Store) -> None:
+    take(store, "a", now=NOW)
+    with store.transaction() as tx:
+        assert leases.release(tx, name=leases.LEADER, holder="a", epoch=1, now=NOW + 1)
+    assert take(store, "b", now=NOW + 1).epoch == 2
+
+
+def test_a_release_by_a_former_holder_changes_nothing(store: db.Store) -> None:
+    take(store, "a", now=NOW)
+    take(store, "b", now=NOW + TTL_S)
+    with store.transaction() as tx:
+        assert not leases.release(tx, name=leases.LEADER, holder="a", epoch=1, now=NOW + TTL_S)
+    assert take(store, "c", now=NOW + TTL_S + 1).holder == "b"
+
+
+def test_the_fenced_store_writes_while_its_epoch_holds_the_lease(
+    store: db.Store, fenced: tuple[leases.Fence, leases.FencedStore]
+) -> None:
+    fence, fenced_store = fenced
+    lease = take(store, "a", now=NOW)
+    fence.grant(epoch=lease.epoch, valid_for_s=60, since_monotonic=time.monotonic())
+    with fenced_store.transaction() as tx:
+        tx.execute(schema.settings.insert().values(key="written", value="by a"))
+    assert settings_rows(store) == {"written": "by a"}
+
+
+def test_a_former_leader_writes_nothing_after_another_took_the_lease(
+    store: db.Store, fenced: tuple[leases.Fence, leases.FencedStore]
+) -> None:
+    fence, fenced_store = fenced
+    lease = take(store, "a", now=NOW)
+    # Paused: its local deadline still says it leads, but the lease expired and changed hands.
+    fence.grant(epoch=lease.epoch, valid_for_s=3600, since_monotonic=time.monotonic())
+    assert take(store, "b", now=NOW + TTL_S).holder == "b"
+    with (
+        pytest.raises(leases.LeaseLost, match="b \\(epoch 2\\) holds it now"),
+        fenced_store.transaction() as tx,
+    ):
+        tx.execute(schema.settings.insert().values(key="written", value="by a"))
+    assert settings_rows(store) == {}
+
+
+def test_a_leader_whose_renewal_is_overdue_stops_writing_by_itself(
+    store: db.Store, fenced: tuple[leases.Fence, leases.FencedStore]
+) -> None:
+    fence, fenced_store = fenced
+    lease = take(store, "a", now=NOW)
+    fence.grant(epoch=lease.epoch, valid_for_s=5, since_monotonic=time.monotonic() - 6)
+    with pytest.raises(leases.LeaseLost, match="renewal is overdue"), fenced_store.transaction() as tx:
+        tx.execute(schema.settings.insert().values(key="written", value="by a"))
+    assert settings_rows(store) == {}
+
+
+def test_a_unit_of_work_is_fenced_once_when_it_begins(
+    store: db.Store, fenced: tuple[leases.Fence, leases.FencedStore]
+) -> None:
+    fence, fenced_store = fenced
+    fence.grant(epoch=take(store, "a", now=NOW).epoch, valid_for_s=60, since_monotonic=time.monotonic())
+    with fenced_store.unit_of_work():
+        for key in ("one", "two"):
+            with fenced_store.transaction() as tx:
+                tx.execute(schema.settings.insert().values(key=key, value="x"))
+    assert settings_rows(store) == {"one": "x", "two": "x"}
+
+
+@pytest.mark.postgres
+def test_a_takeover_waits_for_the_fenced_write_in_flight_to_commit(pg_database_url: str) -> None:
+    """The fence check holds the epoch lock shared: the write that passed it commits before
+    another replica's epoch begins, and every write after that fails."""
+    store = db.Store(pg_database_url)
+    with store.transaction() as tx:
+        tx.execute(schema.leases.delete())
+        tx.execute(schema.settings.delete().where(schema.settings.c.key.like("fence-%")))
+    fence = leases.Fence(name=leases.LEADER, holder="a")
+    fenced_store = leases.FencedStore(pg_database_url, fence=fence)
+    fence.grant(epoch=take(store, "a", now=NOW).epoch, valid_for_s=3600, since_monotonic=time.monotonic())
+    taken: list[leases.Lease] = []
+    try:
+        with fenced_store.transaction() as tx:
+            tx.execute(schema.settings.insert().values(key="fence-in-flight", value="by a"))
+            takeover = threading.Thread(target=lambda: taken.append(take(store, "b", now=NOW + TTL_S)))
+            takeover.start()
+            takeover.join(0.5)
+            assert takeover.is_alive(), "the takeover did not wait for the fenced transaction"
+        takeover.join(60)
+        assert [(lease.holder, lease.epoch) for lease in taken] == [("b", 2)]
+        with pytest.raises(leases.LeaseLost), fenced_store.transaction() as tx:
+            tx.execute(schema.settings.insert().values(key="fence-after", value="by a"))
+        with store.read() as tx:
+            keys = set(tx.execute(sa.select(schema.settings.c.key)).scalars())
+        assert "fence-in-flight" in keys
+        assert "fence-after" not in keys
+    finally:
+        fenced_store.dispose()
+        with store.transaction() as tx:
+            tx.execute(schema.leases.delete())
+            tx.execute(schema.settings.delete().where(schema.settings.c.key.like("fence-%")))
+        store.dispose()
+
+
+def test_replica_rows_are_upserted_and_forgotten_when_silent(store: db.Store) -> None:
+    record = leases.ReplicaRecord(
+        id="host:1:abc",
+        host="host",
+        pid=1,
+        api_url="http://127.0.0.1:8080",
+        role="follower",
+        epoch=None,
+        started_at=NOW,
+        heartbeat_at=NOW,
+    )
+    with store.transaction() as tx:
+        leases.upsert_replica(tx, record)
+        leases.upsert_replica(tx, record.__class__(**{**record.__dict__, "role": "leader", "epoch": 3}))
+    with store.read() as tx:
+        assert [(r.role, r.epoch) for r in leases.list_replicas(tx)] == [("leader", 3)]
+    with store.transaction() as tx:
+        assert leases.delete_replicas(tx, heartbeat_before=NOW + 1) == 1
+    with store.read() as tx:
+        assert leases.list_replicas(tx) == []
