@@ -316,6 +316,8 @@ def drill_run(
     path = _plan_file(reference, directory)
     try:
         text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise errors.InvalidInput(f"no such file {str(path)!r}", field="plan") from None
     except OSError as error:
         raise errors.InvalidInput(f"cannot read {str(path)!r}: {error.strerror}", field="plan") from None
     started = state.api().post("/v1/drills/runs", {"plan_yaml": text, "file_name": path.name})

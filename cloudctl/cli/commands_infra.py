@@ -47,13 +47,14 @@ def _run(
     from cloudctl.services import infra as infra_service
 
     state = common.state_of(ctx)
-    state.operator()
+    state.check_break_glass()
     result = infra_service.run(
         state.context,
         operation=infra_service.parse_operation(operation),
         center=center,
         program_dir=program,
         backend_url=backend_url,
+        before_acting=state.operator,
     )
     state.emit(result, lambda: render_run(result))
 

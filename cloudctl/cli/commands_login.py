@@ -58,8 +58,10 @@ def login(
         ),
     ] = None,
 ) -> None:
-    """Log in to a management center: check your token there, store it with the API URL in a context
-    (~/.config/cloudctl/config.yaml, mode 0600) and make that context current."""
+    """Log in to a management center: store its API URL and your token.
+
+    The token is checked there first; the context (~/.config/cloudctl/config.yaml, mode 0600)
+    becomes the current one."""
     state = common.state_of(ctx)
     api = contexts.check_url(api)
     context_name = name or contexts.default_name(api)

@@ -118,25 +118,9 @@ class State:
         """
         if self._principal is not None:
             return self._principal
-        if not self.break_glass:
-            raise errors.InvalidInput(
-                "this command acts on the database directly: break glass with `--as ROLE --reason TEXT` "
-                "(or `--break-glass --reason TEXT` with your token)",
-                field="as",
-            )
-        if not (self.reason or "").strip():
-            raise errors.InvalidInput(
-                "break-glass needs `--reason TEXT`: say why the API will not do", field="reason"
-            )
+        token = self.check_break_glass()
         from cloudctl.services import audit, identity
 
-        token = "" if self.act_as else self.token()
-        if self.act_as is None and not token:
-            raise errors.InvalidInput(
-                "break-glass needs an identity: `--as ROLE`, or your token (`--token-file FILE` or "
-                "CLOUDCTL_TOKEN)",
-                field="as",
-            )
         context = self.context
         context.require_initialised()
         if self.act_as is not None:
@@ -150,6 +134,31 @@ class State:
             )
             self._principal = principal
         return self._principal
+
+    def check_break_glass(self) -> str:
+        """Refuse (exit 2) unless the global options break glass with an identity and a reason.
+
+        Touches nothing: a command checks this before its other input, and records the use
+        (``operator``) only once it is about to act. Returns the token named, if any.
+        """
+        if not self.break_glass:
+            raise errors.InvalidInput(
+                "this command acts on the database directly: break glass with `--as ROLE --reason TEXT` "
+                "(or `--break-glass --reason TEXT` with your token)",
+                field="as",
+            )
+        if not (self.reason or "").strip():
+            raise errors.InvalidInput(
+                "break-glass needs `--reason TEXT`: say why the API will not do", field="reason"
+            )
+        token = "" if self.act_as else self.token()
+        if self.act_as is None and not token:
+            raise errors.InvalidInput(
+                "break-glass needs an identity: `--as ROLE`, or your token (`--token-file FILE` or "
+                "CLOUDCTL_TOKEN)",
+                field="as",
+            )
+        return token
 
     def api(self) -> client_module.Client:
         """The API client: remote with the current context, or in process when breaking glass."""

@@ -33,7 +33,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("commands_login", "Contexts (management centers and identities) in the client config file."),
     "serve": (
         "cloudctl.serve",
-        "Run the management center: the HTTP API, the reconcilers and /metrics (Ctrl-C stops cleanly).",
+        "Run one replica of the management center: the HTTP API and /metrics; the reconcilers and "
+        "periodic passes while the database elects it leader (Ctrl-C or SIGTERM stops cleanly).",
     ),
     "failback": (
         "commands_recovery",
@@ -72,7 +73,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sim": ("commands_demo", "The simulator centers: inject and clear faults."),
     "mgmt": (
         "commands_mgmt",
-        "The management database's DR copy: status and lag, promote in Dezhou, fence, failback.",
+        "The management database's standby in the DR site: status, promote, fence, failback.",
     ),
 }
 """Every top-level command: the module whose ``register(app)`` adds it (a name under ``cloudctl.cli``,

@@ -12,6 +12,7 @@ Invariants:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -76,10 +77,15 @@ def run(
     center: str,
     program_dir: Path | None = None,
     backend_url: str | None = None,
+    before_acting: Callable[[], object] | None = None,
 ) -> InfraRunPublic:
-    """Preview, update or refresh ``center``'s stack."""
+    """Preview, update or refresh ``center``'s stack; ``before_acting`` once the input is checked
+    and the engine found, just before the engine runs (the caller records who acts)."""
     topology = ctx.read_topology_file()
     foundation.declare(topology).center(center)
+    automation.require_engine()
+    if before_acting is not None:
+        before_acting()
     target = automation.StackTarget(
         center=center,
         program_dir=program_dir_for(ctx, program_dir),

@@ -422,3 +422,17 @@ def test_replication_points_from_the_cli(ready: Cli, tmp_path: Path, monkeypatch
     assert one_line_error(result) == "error: workload: no workload 'w-nope'"
     result = ready("replication", "points", "--dept", "nope", code=2)
     assert one_line_error(result) == "error: dept: no org node 'nope'"
+
+
+@pytest.mark.parametrize("glass", [[], ["--as", "auditor", "--reason", "look"], ["--as", "sysadmin"]])
+def test_mgmt_commands_break_glass_as_the_sysadmin_with_a_reason_before_touching_a_server(
+    tmp_path: Path, glass: list[str]
+) -> None:
+    argv = ["--home", str(tmp_path / "home"), "--database-url", "postgresql://postgres@127.0.0.1:1/none"]
+    result = CliRunner().invoke(
+        main.app, [*argv, *glass, "mgmt", "fence", "--url", "postgresql://x@127.0.0.1:1/y"]
+    )
+    assert result.exit_code == 2
+    line = one_line_error(result)
+    assert line.startswith(("error: as: ", "error: reason: ")), line
+    assert not (tmp_path / "home").exists()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime
 import json
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,8 @@ from typer.testing import CliRunner
 from cloudctl import settings as settings_module
 from cloudctl.cli import commands_core, commands_drill, main
 from cloudctl.model import drill_report, drills
+from cloudctl.recovery.drills import engine as drill_engine
 from cloudctl.services import context as ctx_module
-from cloudctl.services import drills as drill_service
 from cloudctl.store import recovery as recovery_store
 from tests.conftest import POLICIES, ROOT, TOPOLOGY
 from tests.support import operators
@@ -86,30 +85,28 @@ def make_report(*, plan: str = "lose-qd-a", passed: bool = True) -> drill_report
 
 
 class FakeEngine:
-    """Stands in for ``run_drill``: reports each timeline step, then returns the report."""
+    """Stands in for the drill engine (``engine.run``): notes each timeline step, then returns the report.
+
+    The service around it is the real one: it records the run, saves progress after each step
+    (what the command polls through the API) and stores the report.
+    """
 
     def __init__(self) -> None:
         self.report = make_report()
         self.plans: list[drills.DrillPlan] = []
 
-    def __call__(
-        self,
-        ctx: ctx_module.Context,
-        *,
-        plan: drills.DrillPlan,
-        on_step: Callable[[drill_report.TimelineStep], None] | None = None,
-    ) -> drill_report.DrillReport:
-        self.plans.append(plan)
+    def __call__(self, drill: drill_engine.Drill) -> drill_report.DrillReport:
+        self.plans.append(drill.plan)
         for step in self.report.timeline:
-            if on_step is not None:
-                on_step(step)
-        return self.report.model_copy(update={"plan": plan.name})
+            drill.note(step.step, step.detail)
+            drill.save()
+        return self.report.model_copy(update={"plan": drill.plan.name})
 
 
 @pytest.fixture
 def engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
     fake = FakeEngine()
-    monkeypatch.setattr(drill_service, "run_drill", fake)
+    monkeypatch.setattr(drill_engine, "run", fake)
     return fake
 
 
@@ -342,11 +339,11 @@ def test_due_with_a_time_that_is_not_iso_exits_2(cli: Cli) -> None:
 
 
 def test_a_passing_drill_exits_0_and_writes_every_report(
-    cli: Cli, engine: FakeEngine, tmp_path: Path
+    ready: Cli, engine: FakeEngine, tmp_path: Path
 ) -> None:
     reports = tmp_path / "reports"
     junit = tmp_path / "junit" / "lose-qd-a.xml"
-    result = cli(
+    result = ready(
         "drill", "run", str(PLAN_DIR / "lose-qd-a.yaml"), "--report-dir", str(reports), "--junit", str(junit)
     )
     assert [plan.name for plan in engine.plans] == ["lose-qd-a"]
@@ -365,29 +362,29 @@ def test_a_passing_drill_exits_0_and_writes_every_report(
 
 
 def test_a_drill_that_misses_an_objective_exits_1_and_still_leaves_its_reports(
-    cli: Cli, engine: FakeEngine
+    ready: Cli, engine: FakeEngine
 ) -> None:
     engine.report = make_report(passed=False)
-    result = cli("drill", "run", "lose-qd-a", "--dir", str(PLAN_DIR), "-o", "json", code=1)
+    result = ready("drill", "run", "lose-qd-a", "--dir", str(PLAN_DIR), "-o", "json", code=1)
     assert json.loads(result.stdout)["passed"] is False
-    directory = cli.home / "drills" / "lose-qd-a-20260104T180000Z"
+    directory = ready.home / "drills" / "lose-qd-a-20260104T180000Z"
     junit = ET.parse(directory / "junit.xml").getroot()
     assert junit.attrib["failures"] == "2"  # the tier's RPO and the workload's RPO
     assert str(directory) in result.stderr.replace("\n", "")
 
 
-def test_run_reports_each_step_as_it_happens(cli: Cli, engine: FakeEngine, tmp_path: Path) -> None:
-    result = cli("drill", "run", "lose-qd-a", "--dir", str(PLAN_DIR), "--report-dir", str(tmp_path / "r"))
+def test_run_reports_each_step_as_it_happens(ready: Cli, engine: FakeEngine, tmp_path: Path) -> None:
+    result = ready("drill", "run", "lose-qd-a", "--dir", str(PLAN_DIR), "--report-dir", str(tmp_path / "r"))
     assert "fault injected — qd-a down" in result.stderr
     assert result.stderr.index("canary writes started") < result.stderr.index("workloads serving")
 
 
 def test_a_plan_named_unlike_its_file_exits_2_and_runs_nothing(
-    cli: Cli, engine: FakeEngine, tmp_path: Path
+    ready: Cli, engine: FakeEngine, tmp_path: Path
 ) -> None:
     path = write_plan(tmp_path, "nightly")
     path.rename(tmp_path / "other-name.yaml")
-    result = cli("drill", "run", str(tmp_path / "other-name.yaml"), code=2)
+    result = ready("drill", "run", str(tmp_path / "other-name.yaml"), code=2)
     assert one_line_error(result).startswith("error: name: 'nightly' differs from the file name")
     assert engine.plans == []
 
@@ -399,24 +396,26 @@ def test_a_plan_with_an_unknown_department_exits_2_before_any_run_starts(ready: 
     assert ready.json("drill", "history") == []
 
 
-def test_a_warm_up_shorter_than_a_tier_interval_exits_2(cli: Cli, engine: FakeEngine, tmp_path: Path) -> None:
+def test_a_warm_up_shorter_than_a_tier_interval_exits_2(
+    ready: Cli, engine: FakeEngine, tmp_path: Path
+) -> None:
     bad = write_plan(tmp_path, "short", scope={"tiers": ["silver"]})
-    result = cli("drill", "run", str(bad), code=2)
+    result = ready("drill", "run", str(bad), code=2)
     assert "canary.warmup_s" in one_line_error(result) and "silver" in result.stderr
     assert engine.plans == []
 
 
 def test_a_bad_plan_exits_2_naming_the_field_and_runs_nothing(
-    cli: Cli, engine: FakeEngine, tmp_path: Path
+    ready: Cli, engine: FakeEngine, tmp_path: Path
 ) -> None:
     bad = write_plan(tmp_path, "bad-cron", schedule="every night")
-    result = cli("drill", "run", str(bad), code=2)
+    result = ready("drill", "run", str(bad), code=2)
     assert one_line_error(result).startswith("error: schedule: 'every night' is not a cron expression")
     assert engine.plans == []
 
 
-def test_a_missing_plan_file_exits_2(cli: Cli, engine: FakeEngine, tmp_path: Path) -> None:
-    result = cli("drill", "run", str(tmp_path / "nowhere.yaml"), code=2)
+def test_a_missing_plan_file_exits_2(ready: Cli, engine: FakeEngine, tmp_path: Path) -> None:
+    result = ready("drill", "run", str(tmp_path / "nowhere.yaml"), code=2)
     assert one_line_error(result).startswith("error: plan: no such file")
 
 

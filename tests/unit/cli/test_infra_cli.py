@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,22 @@ def test_an_engine_that_fails_exits_1_with_its_last_word_in_one_line(
     )
     engine.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    cli("init")  # the engine runs only once the break-glass use is recorded in the state
     result = cli("infra", "preview", "--center", "qd-a", code=1)
     line = one_line_error(result)
     assert line.startswith("error: pulumi: preview of stack 'qd-a' failed: error: refused: ")
+    with sqlite3.connect(cli.home / "state.db") as raw:
+        used = raw.execute("SELECT role, detail FROM audit_records WHERE action = 'break-glass'").fetchall()
+    assert [(role, json.loads(detail)["reason"]) for role, detail in used] == [("sysadmin", operators.REASON)]
+
+
+@pytest.mark.usefixtures("no_engine")
+def test_a_stack_command_without_an_identity_exits_2_and_runs_nothing(
+    app: typer.Typer, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    argv = ["--home", str(home), "--topology", str(TOPOLOGY), "infra", "up", "--center", "qd-a"]
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 2
+    assert one_line_error(result).startswith("error: as: this command acts on the database directly")
+    assert not home.exists()
