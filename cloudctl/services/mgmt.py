@@ -312,7 +312,7 @@ def fence(ctx: ctx_module.Context, *, url: str, operator: str, why: str = "") ->
     """
     _require_postgres(url, field="url")
     now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    mark = {"fenced_at": now, "by": operator, "host": socket.gethostname(), "reason": why}
+    mark: dict[str, object] = {"fenced_at": now, "by": operator, "host": socket.gethostname(), "reason": why}
     ended = pg_replication.fence(url, reason=mark)
     here = ctx.settings.database_url
     if here and _where(here) != _where(url) and _server(here).role == "primary":
