@@ -423,6 +423,7 @@ def test_a_missing_plan_file_exits_2(ready: Cli, engine: FakeEngine, tmp_path: P
 
 STUB = """#!/usr/bin/env bash
 echo "$*" >>"$STUB_LOG"
+[[ "$1" == --as ]] && shift 4
 case "$1 $2" in
     "init "*) echo "already initialised" ;;
     "drill due") echo '[{"name": "lose-qd-a", "path": "dr/drills/lose-qd-a.yaml"},
@@ -432,7 +433,7 @@ esac
 """
 
 
-def run_scheduled(tmp_path: Path, *args: str) -> tuple[int, list[str]]:
+def run_scheduled(tmp_path: Path, *args: str, **env_extra: str) -> tuple[int, list[str]]:
     import subprocess
 
     stub = tmp_path / "cloudctl-stub"
@@ -445,6 +446,7 @@ def run_scheduled(tmp_path: Path, *args: str) -> tuple[int, list[str]]:
         "STUB_LOG": str(log),
         "CLOUDCTL_HOME": str(tmp_path / "home"),
         "DRILL_REPORTS": str(tmp_path / "reports"),
+        **env_extra,
     }
     done = subprocess.run(
         ["bash", str(ROOT / "dr" / "run-scheduled"), *args],
@@ -457,12 +459,14 @@ def run_scheduled(tmp_path: Path, *args: str) -> tuple[int, list[str]]:
 
 
 def test_run_scheduled_runs_every_due_drill_and_exits_1_when_one_missed(tmp_path: Path) -> None:
-    code, calls = run_scheduled(tmp_path)
+    code, calls = run_scheduled(tmp_path, DRILL_REASON="CI dr-drills run 42")
     assert code == 1
     assert calls[0] == "init"
     assert calls[1].startswith("drill due --since ")
-    runs = [call for call in calls if call.startswith("drill run ")]
+    glass = "--as sysadmin --reason CI dr-drills run 42 "
+    runs = [call.removeprefix(glass) for call in calls if call.startswith(glass)]
     assert [call.split()[2] for call in runs] == ["dr/drills/lose-qd-a.yaml", "dr/drills/cut-dr-link.yaml"]
+    assert len(runs) == len([call for call in calls if "drill run" in call])  # none without an identity
     assert f"--junit {tmp_path / 'reports' / 'junit' / 'cut-dr-link.xml'}" in runs[1]
     summary = (tmp_path / "reports" / "summary.txt").read_text(encoding="utf-8")
     assert "passed  lose-qd-a" in summary
@@ -486,6 +490,13 @@ def test_the_ci_job_wakes_after_every_plan_fired_that_day() -> None:
             fired = firings.get_next(datetime.datetime)
             woke = croniter.croniter(cron, fired).get_next(datetime.datetime)
             assert woke - fired <= datetime.timedelta(hours=1), (plan.name, fired, woke)
+
+
+def test_run_scheduled_with_an_api_and_a_token_runs_drills_remotely_as_that_token(tmp_path: Path) -> None:
+    _code, calls = run_scheduled(tmp_path, CLOUDCTL_API="https://mgmt.example:8443", CLOUDCTL_TOKEN="t")
+    assert calls[0].startswith("drill due --since ")  # no local state to initialise
+    runs = [call for call in calls if "drill run" in call]
+    assert len(runs) == 2 and all(call.startswith("drill run ") for call in runs)
 
 
 def test_run_scheduled_with_all_runs_every_listed_plan(tmp_path: Path) -> None:
