@@ -1,6 +1,6 @@
 """What every command shares: the global options' state, the API client, error handling, output.
 
-How a command reaches the management center (docs/remote.md):
+How a command reaches the management center (docs/security.md, "Remote mode and break-glass"):
 
 - **remote** (the default): through ``/v1`` with the person's token, from the current context
   of ``~/.config/cloudctl/config.yaml`` (``cloudctl login``) or ``CLOUDCTL_API`` and
