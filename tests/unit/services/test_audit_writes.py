@@ -488,6 +488,7 @@ COMMANDS = [
     (("sim", "clear"), 0, "fault.clear", "success"),
     (("failover", "run", "--from", "qd-b", "--planned"), 0, "failover.run", ("started", "success")),
     (("failover", "--from", "mgmt", "--planned"), 2, "failover.run", "refused"),
+    (("replication", "scrub"), 0, "replication.scrub", "success"),
 ]
 
 
