@@ -12,6 +12,7 @@ addresses are kept by ``api.hardening`` (plain ASGI, outermost).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Generic, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
@@ -82,15 +83,31 @@ async def _principal_async(request: Request) -> identity.Principal:
     return await run_in_threadpool(_principal, request, _context(request))
 
 
+def _acting_as(principal: identity.Principal) -> Callable[[Request], identity.Principal]:
+    def acting(request: Request) -> identity.Principal:
+        request.state.principal = principal
+        return principal
+
+    return acting
+
+
 PrincipalDep = Annotated[identity.Principal, Depends(_principal)]
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size")]
 Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
 
 
 def create_app(
-    settings: settings_module.Settings | None = None, *, context: ctx_module.Context | None = None
+    settings: settings_module.Settings | None = None,
+    *,
+    context: ctx_module.Context | None = None,
+    acting_as: identity.Principal | None = None,
 ) -> FastAPI:
-    """The API over ``context`` (or a new one from ``settings``)."""
+    """The API over ``context`` (or a new one from ``settings``).
+
+    ``acting_as``: every request is answered as this principal, whatever it carries. Only for
+    break-glass, in the process of the command that broke glass (``cloudctl.serve.local_api``);
+    never served on a socket.
+    """
     if context is None:
         context = ctx_module.open_context(settings or settings_module.Settings())
     app = FastAPI(
@@ -106,6 +123,9 @@ def create_app(
     app.add_exception_handler(HTTPException, problems.from_http)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, problems.from_unexpected)
     app.add_middleware(hardening.Hardening, settings=context.settings)
+    if acting_as is not None:
+        app.dependency_overrides[_principal] = _acting_as(acting_as)
+        app.dependency_overrides[_principal_async] = _acting_as(acting_as)
 
     @app.get("/healthz", tags=["probes"])
     def healthz() -> Health:
@@ -131,10 +151,18 @@ def create_app(
 
     app.include_router(routes_showback.router(), prefix="/v1", responses=problems.documented_errors())
     # Operator routes of other areas are included here, one line each.
-    from cloudctl.api import routes_recovery, routes_replication
+    from cloudctl.api import (
+        routes_audit,
+        routes_drills,
+        routes_org,
+        routes_recovery,
+        routes_replication,
+        routes_tokens,
+    )
 
-    app.include_router(routes_recovery.router(), prefix="/v1", responses=problems.documented_errors())
-    app.include_router(routes_replication.router(), prefix="/v1", responses=problems.documented_errors())
+    routers = (routes_recovery, routes_replication, routes_org, routes_tokens, routes_audit, routes_drills)
+    for module in routers:
+        app.include_router(module.router(), prefix="/v1", responses=problems.documented_errors())
     docs_assets.install(app)
     ui.install(app)
     return app

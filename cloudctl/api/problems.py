@@ -112,6 +112,13 @@ _ACTIONS = {
     "reject_request": "request.reject",
     "cancel_request": "request.cancel",
     "delete_workload": "workload.delete",
+    "create_org_node": "org.create",
+    "delete_org_node": "org.delete",
+    "set_quota": "quota.set",
+    "create_token": "token.create",
+    "revoke_token": "token.revoke",
+    "start_drill": "drill.run",
+    "resume_drill": "drill.resume",
 }
 """Audit action of each write route (by endpoint name); other routes are ``api.<name>``."""
 

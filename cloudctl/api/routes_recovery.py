@@ -19,7 +19,7 @@ from cloudctl import errors
 from cloudctl.api import app as app_module
 from cloudctl.model import recovery as recovery_model
 from cloudctl.services import context as ctx_module
-from cloudctl.services import identity, recovery
+from cloudctl.services import identity, recovery, replication_points
 
 log = logging.getLogger("cloudctl.api.recovery")
 
@@ -29,9 +29,12 @@ class _Body(BaseModel):
 
 
 class FailoverCreate(_Body):
-    from_centers: list[str] = Field(min_length=1, description="The centers to leave")
+    from_centers: list[str] = Field(description="The centers to leave (at least one)")
     to_center: str | None = Field(default=None, description="Where to go (default: the best copy)")
-    planned: bool = Field(description="Planned ships the last delta first; unplanned accepts the tier's loss")
+    planned: bool | None = Field(
+        default=None,
+        description="Planned ships the last delta first; unplanned accepts the tier's loss (required to run)",
+    )
     department: str | None = None
     dry_run: bool = False
     hooks: list[recovery_model.Hook] = Field(default_factory=list)
@@ -45,6 +48,12 @@ class FailbackCreate(_Body):
 
 class ProtectionPage(BaseModel):
     data: list[recovery.ProtectionPublic]
+    count: int
+    next_cursor: str | None = None
+
+
+class PointsPage(BaseModel):
+    data: list[replication_points.PointPublic]
     count: int
     next_cursor: str | None = None
 
@@ -85,6 +94,18 @@ def router() -> APIRouter:
         recovery.authorize_read(ctx, principal)
         found = recovery.protection(ctx, department=department, tier=tier, unprotected_only=unprotected)
         return ProtectionPage(data=found, count=len(found))
+
+    @routes.get("/replication/points", tags=["operators"])
+    def replication_points_list(
+        ctx: app_module.ContextDep,
+        principal: app_module.PrincipalDep,
+        workload: str | None = None,
+        department: str | None = None,
+    ) -> PointsPage:
+        """Replication points: the volume snapshots taken when a DR copy reached a consistent point."""
+        recovery.authorize_read(ctx, principal)
+        points = replication_points.list_points(ctx, workload_id=workload, department=department)
+        return PointsPage(data=points, count=len(points))
 
     @routes.post("/failover/runs", status_code=202, tags=["operators"])
     def start_failover(

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated, Any
 
 import typer
 
+from cloudctl import errors
 from cloudctl.cli import common, output
-
-if TYPE_CHECKING:
-    from cloudctl.services import status as status_service
 
 centers_app = typer.Typer(
     help="The centers of the topology: role, site, health, capacity.", no_args_is_help=True
@@ -71,10 +69,8 @@ def init(
 @common.handles_errors
 def status(ctx: typer.Context) -> None:
     """The centers with role, site, health and capacity, and the links between them."""
-    from cloudctl.services import status as status_service
-
     state = common.state_of(ctx)
-    result = status_service.overview(state.context)
+    result = state.api().get("/v1/status")
     state.emit(result, lambda: render_status(result))
 
 
@@ -93,15 +89,26 @@ def _drivers(drivers: dict[str, str]) -> str:
     return "; ".join([*parts, "simulator: the rest"] if "simulator" in names else parts)
 
 
-def render_status(result: status_service.StatusPublic) -> None:
-    output.stdout.print(f"[bold]{result.display_name}[/] ({result.topology}) at {result.generated_at}")
+def render_status(result: dict[str, Any]) -> None:
+    """``GET /v1/status`` (``StatusPublic`` as JSON) for people."""
+    output.stdout.print(
+        f"[bold]{result['display_name']}[/] ({result['topology']}) at {result['generated_at']}"
+    )
+    centers = result["centers"]
     output.stdout.print(
         output.table(
             "Centers",
             ["center", "name", "role", "site", "health", "drivers"],
             [
-                [c.name, c.display_name, c.role, c.site, _health(c.health), _drivers(c.drivers)]
-                for c in result.centers
+                [
+                    c["name"],
+                    c["display_name"],
+                    c["role"],
+                    c["site"],
+                    _health(c["health"]),
+                    _drivers(c["drivers"]),
+                ]
+                for c in centers
             ],
         )
     )
@@ -110,17 +117,17 @@ def render_status(result: status_service.StatusPublic) -> None:
         ["center", "resource", "total", "allocated", "used", "allocated %"],
         [],
     )
-    for center in result.centers:
-        for index, (resource, cap) in enumerate(center.capacity.items()):
-            share = f"{100 * cap.allocated / cap.total:.0f}%" if cap.total else "–"
+    for center in centers:
+        for index, (resource, cap) in enumerate(center["capacity"].items()):
+            share = f"{100 * cap['allocated'] / cap['total']:.0f}%" if cap["total"] else "–"
             capacity.add_row(
-                center.name if index == 0 else "",
+                center["name"] if index == 0 else "",
                 resource,
-                f"{cap.total:,}",
-                f"{cap.allocated:,}",
-                f"{cap.used:,}",
+                f"{cap['total']:,}",
+                f"{cap['allocated']:,}",
+                f"{cap['used']:,}",
                 share,
-                end_section=index == len(center.capacity) - 1,
+                end_section=index == len(center["capacity"]) - 1,
             )
     output.stdout.print(capacity)
     output.stdout.print(
@@ -129,24 +136,30 @@ def render_status(result: status_service.StatusPublic) -> None:
             ["between", "mode", "rtt ms", "bandwidth Mbps", "state"],
             [
                 [
-                    " ↔ ".join(link.between),
-                    link.mode,
-                    link.rtt_ms,
-                    f"{link.bandwidth_mbps:,}",
-                    _health(link.state),
+                    " ↔ ".join(link["between"]),
+                    link["mode"],
+                    link["rtt_ms"],
+                    f"{link['bandwidth_mbps']:,}",
+                    _health(link["state"]),
                 ]
-                for link in result.links
+                for link in result["links"]
             ],
         )
     )
-    if result.replicas:
+    if result.get("replicas"):
         output.stdout.print(
             output.table(
                 "Management center replicas (cloudctl serve)",
                 ["replica", "api", "role", "epoch", "heartbeat s ago"],
                 [
-                    [r.id, r.api_url, r.role, r.epoch if r.epoch is not None else "–", r.heartbeat_age_s]
-                    for r in result.replicas
+                    [
+                        r["id"],
+                        r["api_url"],
+                        r["role"],
+                        r["epoch"] if r["epoch"] is not None else "–",
+                        r["heartbeat_age_s"],
+                    ]
+                    for r in result["replicas"]
                 ],
             )
         )
@@ -156,17 +169,15 @@ def render_status(result: status_service.StatusPublic) -> None:
 @common.handles_errors
 def centers_list(ctx: typer.Context) -> None:
     """Every center with its role, site and health."""
-    from cloudctl.services import status as status_service
-
     state = common.state_of(ctx)
-    result = status_service.overview(state.context).centers
+    result = state.api().get("/v1/status")["centers"]
     state.emit(
         result,
         lambda: output.stdout.print(
             output.table(
                 None,
                 ["center", "name", "role", "site", "health"],
-                [[c.name, c.display_name, c.role, c.site, _health(c.health)] for c in result],
+                [[c["name"], c["display_name"], c["role"], c["site"], _health(c["health"])] for c in result],
             )
         ),
     )
@@ -176,20 +187,19 @@ def centers_list(ctx: typer.Context) -> None:
 @common.handles_errors
 def centers_show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Center name.")]) -> None:
     """One center: role, site, health, capacity per resource, links."""
-    from cloudctl.services import status as status_service
-
     state = common.state_of(ctx)
-    center = status_service.get_center(state.context, name)
-    topology_center = state.context.topology.center(name)
-    links = [link for link in status_service.overview(state.context).links if name in link.between]
+    overview = state.api().get("/v1/status")
+    by_name = {c["name"]: c for c in overview["centers"]}
+    if name not in by_name:
+        raise errors.NotFound(f"no center {name!r} (known: {', '.join(by_name)})", field="center")
+    center = by_name[name]
+    links = [link for link in overview["links"] if name in link["between"]]
 
     def render() -> None:
         output.stdout.print(
-            f"[bold]{center.name}[/] {center.display_name} — role {center.role}, site {center.site}, "
-            f"health {_health(center.health)}"
+            f"[bold]{center['name']}[/] {center['display_name']} — role {center['role']}, "
+            f"site {center['site']}, health {_health(center['health'])}"
         )
-        if topology_center.description:
-            output.stdout.print(topology_center.description, highlight=False)
         output.stdout.print(
             output.table(
                 "Capacity",
@@ -197,12 +207,12 @@ def centers_show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="C
                 [
                     [
                         resource,
-                        f"{cap.total:,}",
-                        f"{cap.allocated:,}",
-                        f"{cap.used:,}",
-                        f"{cap.total - max(cap.allocated, cap.used):,}",
+                        f"{cap['total']:,}",
+                        f"{cap['allocated']:,}",
+                        f"{cap['used']:,}",
+                        f"{cap['total'] - max(cap['allocated'], cap['used']):,}",
                     ]
-                    for resource, cap in center.capacity.items()
+                    for resource, cap in center["capacity"].items()
                 ],
             )
         )
@@ -212,11 +222,11 @@ def centers_show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="C
                 ["peer", "mode", "rtt ms", "bandwidth Mbps", "state"],
                 [
                     [
-                        next(end for end in link.between if end != name),
-                        link.mode,
-                        link.rtt_ms,
-                        f"{link.bandwidth_mbps:,}",
-                        _health(link.state),
+                        next(end for end in link["between"] if end != name),
+                        link["mode"],
+                        link["rtt_ms"],
+                        f"{link['bandwidth_mbps']:,}",
+                        _health(link["state"]),
                     ]
                     for link in links
                 ],

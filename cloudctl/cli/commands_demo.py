@@ -16,6 +16,7 @@ from cloudctl.cli import commands_core, commands_org, common, output
 
 if TYPE_CHECKING:
     from cloudctl.services import context as ctx_module
+    from cloudctl.services import identity
 
 sim_app = typer.Typer(help="The simulator centers: inject and clear faults.", no_args_is_help=True)
 
@@ -55,22 +56,23 @@ def demo(
         f"{result.outcome}: {result.store} from {result.topology_file} "
         f"({result.centers} centers; topology sha256 {result.topology_sha256[:12]}…)"
     )
+    sysadmin = _break_glass(context, "sysadmin")
     topology = context.topology
     local = [c.name for c in topology.centers_with_role(topo.CenterRole.LOCAL)]
     center = center or local[0]
 
     _step(2, "The four centers of two sites, and the links between them")
-    commands_core.render_status(status_service.overview(context))
+    commands_core.render_status(output.to_data(status_service.overview(context)))
 
     _step(3, "The org tree: city → district or bureau → department")
     nodes = orgs.list_nodes(context)
     branch = next((node.path for node in nodes if node.id == department), [])
     shown = [node for node in nodes if node.depth <= 1 or node.parent in branch]
-    output.stdout.print(commands_org.tree(shown))
+    output.stdout.print(commands_org.tree(output.to_data(shown)))
     _say(f"({len(nodes)} org nodes in all; `cloudctl dept list` shows every one)")
 
     _step(4, f"Quota of {department} on {center}, with the headroom its ancestors leave")
-    commands_org.render_quota(quotas_service.show_quota(context, department, center=center))
+    commands_org.render_quota(output.to_data(quotas_service.show_quota(context, department, center=center)))
 
     offering = topology.offering("vm.medium")
     count = 2
@@ -81,7 +83,7 @@ def demo(
     )
     _say(f"reservation {reservation.id}: {amounts}")
     view = quotas_service.show_quota(context, department, center=center)
-    commands_org.render_quota(view)
+    commands_org.render_quota(output.to_data(view))
     parent = view.path[-2] if len(view.path) > 1 else view.path[-1]
     _say(
         f"the same amounts now count against {parent} and {view.path[0]} too (the counters roll up the tree)"
@@ -103,34 +105,38 @@ def demo(
     _say(f"{released.id} {released.state}; {department} is back where it started")
 
     other = local[1] if len(local) > 1 else center
-    _self_service(context, department=department, center=center)
+    _self_service(context, department=department, center=center, sysadmin=sysadmin)
 
     _step(12, f"Fault injection on the simulator: take {other} down, look, bring it back")
-    fault = faults.inject(context, kind="center-down", center=other)
+    fault = faults.inject(context, kind="center-down", center=other, principal=sysadmin)
     health = {c.name: c.health for c in status_service.overview(context).centers}
     _say(f"injected {fault.id}: health of {other} is now [red]{health[other]}[/]")
-    faults.clear(context, fault_id=fault.id)
+    faults.clear(context, fault_id=fault.id, principal=sysadmin)
     health = {c.name: c.health for c in status_service.overview(context).centers}
     _say(f"cleared {fault.id}: health of {other} is {health[other]} again")
 
     _step(13, "A DR drill: lose qd-a for real (canary writes, fault, recovery, measurement)")
-    _drill(context, simulated=state.simulated_time)
+    _drill(context, simulated=state.simulated_time, operator=sysadmin)
 
-    _step(14, "What next: run the management center")
+    _step(14, "What next: run the management center and log in to it")
     home = f" --home {state.home}" if str(state.home) != ".cloudctl" else ""
+    glass = "--as secadmin --reason 'first operator token'"
     for command, why in [
         (f"cloudctl{home} serve --port 8080", "the API under /v1, the reconcilers and /metrics"),
-        (f"cloudctl{home} token create --role dept-admin --dept {department}", "a token for the department"),
         (
-            "curl -H 'Authorization: Bearer <token>' http://127.0.0.1:8080/v1/catalog",
-            "what the department can order",
+            f"cloudctl{home} {glass} token create --role sysadmin -o json > op.json",
+            "the first operator's token (break-glass: recorded with your OS user, host and reason)",
         ),
-        (f"cloudctl{home} status -o json", "the four centers as a stable JSON document"),
+        (
+            "jq -r .secret op.json | cloudctl login --api http://127.0.0.1:8080 --name local",
+            "store the API and the token in ~/.config/cloudctl/config.yaml (mode 0600)",
+        ),
+        ("cloudctl status", "every operator command now goes through the API as that person"),
     ]:
         _say(f"  [bold]{command}[/]\n      {why}")
 
 
-def _drill(context: ctx_module.Context, *, simulated: bool) -> None:
+def _drill(context: ctx_module.Context, *, simulated: bool, operator: identity.Principal) -> None:
     """A short ``lose-local-center`` drill, in real time unless ``--simulated-time``."""
     from pathlib import Path
 
@@ -164,19 +170,30 @@ def _drill(context: ctx_module.Context, *, simulated: bool) -> None:
             status.update(Text(f"drill {plan.name} [{offset:6.1f} s] {getattr(step, 'step', '')}"))
             _say(f"  [{offset:6.1f} s] {getattr(step, 'step', '')} {getattr(step, 'detail', '')}")
 
-        report = drill_service.run_drill(context, plan=plan, on_step=on_step)
+        report = drill_service.run_drill(context, plan=plan, on_step=on_step, principal=operator)
     for renderable in drill_views.render_console(report):
         output.stdout.print(renderable)
 
 
-def _self_service(context: ctx_module.Context, *, department: str, center: str) -> None:
+DEMO_REASON = "cloudctl demo: a guided run on the simulator centers"
+
+
+def _break_glass(context: ctx_module.Context, role: str) -> identity.Principal:
+    """The demo plays each operator at the console: each role is a recorded break-glass use."""
+    from cloudctl.services import audit
+
+    return audit.record_break_glass(context, role=role, reason=DEMO_REASON)
+
+
+def _self_service(
+    context: ctx_module.Context, *, department: str, center: str, sysadmin: identity.Principal
+) -> None:
     """Steps 8-11: a department orders through its token; an operator approves; it is deleted again."""
     from cloudctl.cli import commands_selfservice
     from cloudctl.services import audit, identity, provisioning, workloads
     from cloudctl.services import requests as requests_service
 
-    secadmin = identity.local_operator("secadmin")
-    sysadmin = identity.local_operator("sysadmin")
+    secadmin, auditor = _break_glass(context, "secadmin"), _break_glass(context, "auditor")
 
     _step(8, f"A token for {department}, and the department orders from the catalog")
     issued = identity.create_token(
@@ -189,13 +206,13 @@ def _self_service(context: ctx_module.Context, *, department: str, center: str) 
     principal = identity.authenticate(context, authorization=f"Bearer {issued.secret}", source="demo")
     body = requests_service.RequestCreate(offering="vm.small", count=2, tier="gold", name="demo-portal")
     small, _ = requests_service.submit(context, principal=principal, body=body)
-    commands_selfservice.render_request(small)
+    commands_selfservice.render_request(output.to_data(small))
 
     _step(9, "Provisioning on the simulator centers (the reconciler `cloudctl serve` runs)")
     with output.stderr.status("provisioning…"):
         provisioning.reconcile(context, kind="request", object_id=small.id)
     commands_selfservice.render_workload(
-        workloads.get(context, principal=principal, workload_id=small.workload_id or "")
+        output.to_data(workloads.get(context, principal=principal, workload_id=small.workload_id or ""))
     )
 
     _step(10, "A larger request waits for an operator")
@@ -203,7 +220,7 @@ def _self_service(context: ctx_module.Context, *, department: str, center: str) 
         offering="vm.small", count=5, tier="silver", preferred_center=center
     )
     big, _ = requests_service.submit(context, principal=principal, body=big_body)
-    commands_selfservice.render_request(big)
+    commands_selfservice.render_request(output.to_data(big))
     approved = requests_service.approve(context, principal=sysadmin, request_id=big.id)
     _say(f"approved by {sysadmin.id} (sysadmin): {approved.state}")
     with output.stderr.status("provisioning…"):
@@ -218,7 +235,7 @@ def _self_service(context: ctx_module.Context, *, department: str, center: str) 
         gone = workloads.get(context, principal=principal, workload_id=request.workload_id or "")
         _say(f"{gone.id}: {gone.state}")
     identity.revoke_token(context, principal=secadmin, token_id=issued.token.id)
-    verification = audit.verify(context, principal=identity.local_operator("auditor"))
+    verification = audit.verify(context, principal=auditor)
     _say(f"token revoked; audit chain intact: {verification.ok} ({verification.records} records)")
 
 
@@ -242,6 +259,7 @@ def sim_inject(
     from cloudctl.services import faults
 
     state = common.state_of(ctx)
+    operator = state.operator()
     fault = faults.inject(
         state.context,
         kind=kind,
@@ -251,6 +269,7 @@ def sim_inject(
         rate=rate,
         workload=workload,
         key=key,
+        principal=operator,
     )
     state.emit(fault, lambda: _say(f"injected {fault.id}"))
 
@@ -262,6 +281,7 @@ def sim_faults(ctx: typer.Context) -> None:
     from cloudctl.services import faults
 
     state = common.state_of(ctx)
+    state.operator()
     items = faults.list_faults(state.context)
     state.emit(
         items,
@@ -298,5 +318,6 @@ def sim_clear(
     from cloudctl.services import faults
 
     state = common.state_of(ctx)
-    cleared = faults.clear(state.context, fault_id=fault_id)
+    operator = state.operator()
+    cleared = faults.clear(state.context, fault_id=fault_id, principal=operator)
     state.emit({"cleared": cleared}, lambda: _say(f"cleared {cleared} fault(s)"))

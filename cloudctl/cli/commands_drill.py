@@ -8,8 +8,10 @@ Invariants:
   its reports (JSON, Markdown, HTML, JUnit) on disk before exiting;
 - ``drill due`` exits 0 whatever is due: the CI scheduler reads its JSON
   (a list of ``{name, path, schedule, fell_due_at, last_run_at}``);
-- plans, runs and the schedule come from ``cloudctl.services.drills`` (imported when a
-  command runs); this module only parses options and renders.
+- ``run``, ``resume``, ``history`` and ``report`` go through the API (``/v1/drills/runs``): the
+  plan's YAML is sent, the server checks and runs it, and the command follows its timeline;
+- ``list``, ``show`` and ``due`` read the plan files and the schedule (``cloudctl.services.drills``,
+  over the local state); this module only parses options and renders.
 """
 
 from __future__ import annotations
@@ -17,17 +19,16 @@ from __future__ import annotations
 import datetime
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from cloudctl import clock as clocks
 from cloudctl import errors
-from cloudctl.cli import common, output
+from cloudctl.cli import client, common, output
 
 if TYPE_CHECKING:
     from cloudctl.model import drill_report
-    from cloudctl.services import drills as drill_service
 
 DEFAULT_PLAN_DIR = Path("dr/drills")
 
@@ -57,11 +58,11 @@ def _parse_time(value: str, *, field: str) -> float:
     return parsed.timestamp()
 
 
-def _result_cell(run: drill_service.DrillRunPublic | None) -> str:
+def _result_cell(run: dict[str, Any] | None) -> str:
     if run is None:
         return "–"
-    verdict = {True: "passed", False: "FAILED", None: run.state}[run.passed]
-    return f"{verdict} {run.finished_at or run.started_at}"
+    verdict = {True: "passed", False: "FAILED", None: run["state"]}[run["passed"]]
+    return f"{verdict} {run['finished_at'] or run['started_at']}"
 
 
 # --- commands ---------------------------------------------------------------------------------------
@@ -93,7 +94,7 @@ def drill_list(ctx: typer.Context, directory: PlanDirOption = DEFAULT_PLAN_DIR) 
                 next_run_at=None
                 if plan.schedule is None
                 else clocks.isoformat(drills.next_run_after(plan.schedule, after=now)),
-                last_run=run,
+                last_run=None if run is None else run.model_dump(mode="json"),
             )
         )
     by_name = {plan.name: plan for _, plan in plans}
@@ -199,21 +200,19 @@ def drill_history(
 ) -> None:
     """Past drill runs, newest first, with the RPO/RTO measured / target per tier."""
     from cloudctl.cli import drill_views
-    from cloudctl.services import drills as drill_service
 
     state = common.state_of(ctx)
     name = reference
     if reference is not None and Path(reference).suffix in {".yaml", ".yml"}:
-        name = drill_service.read_plan(Path(reference)).name
-    state.context.require_initialised()
-    items = drill_service.list_runs(state.context, plan=name, limit=limit)
+        name = Path(reference).stem
+    items = state.api().get("/v1/drills/runs", plan=name, limit=limit)["data"]
 
     def render() -> None:
         rows = []
         for item in items:
-            verdict = {True: "passed", False: "FAILED", None: item.state}[item.passed]
-            first = [drill_views.short_id(item.id), item.plan, verdict, item.started_at[:16]]
-            for index, tier in enumerate(item.tiers or [None]):
+            verdict = {True: "passed", False: "FAILED", None: item["state"]}[item["passed"]]
+            first = [drill_views.short_id(item["id"]), item["plan"], verdict, item["started_at"][:16]]
+            for index, tier in enumerate(item["tiers"] or [None]):
                 lead = first if index == 0 else ["", "", "", ""]
                 if tier is None:
                     rows.append([*lead, "–", "–", "–"])
@@ -221,9 +220,9 @@ def drill_history(
                 rows.append(
                     [
                         *lead,
-                        tier.tier,
-                        drill_views.pair(tier.rpo_measured_s, tier.rpo_target_s),
-                        drill_views.pair(tier.rto_measured_s, tier.rto_target_s),
+                        tier["tier"],
+                        drill_views.pair(tier["rpo_measured_s"], tier["rpo_target_s"]),
+                        drill_views.pair(tier["rto_measured_s"], tier["rto_target_s"]),
                     ]
                 )
         output.stdout.print(
@@ -270,40 +269,64 @@ def drill_due(
     state.emit(items, render)
 
 
+ReportDirOption = Annotated[
+    Path | None,
+    typer.Option(help="Where to write the reports; default <home>/drills/<plan>-<started>/."),
+]
+JunitOption = Annotated[Path | None, typer.Option(help="Also write the JUnit XML here.")]
+TimeoutOption = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        metavar="SECONDS",
+        min=1,
+        help="Stop following the drill after this long (it goes on; `drill report RUN` fetches it later).",
+    ),
+]
+DEFAULT_TIMEOUT_S = 6 * 3600.0
+
+
+def _plan_file(reference: str, directory: Path) -> Path:
+    """The plan's file: a path, or ``directory/<name>.yaml``."""
+    path = Path(reference)
+    if path.suffix in {".yaml", ".yml"} or path.exists():
+        return path
+    for candidate in (directory / f"{reference}.yaml", directory / f"{reference}.yml"):
+        if candidate.is_file():
+            return candidate
+    known = sorted(p.stem for p in directory.glob("*.y*ml")) if directory.is_dir() else []
+    raise errors.NotFound(
+        f"no drill plan {reference!r} in {directory} (known: {', '.join(known) or 'none'})", field="plan"
+    )
+
+
 @drill_app.command("run")
 @common.handles_errors
 def drill_run(
     ctx: typer.Context,
     reference: Annotated[str, typer.Argument(metavar="PLAN", help="dr/drills/PLAN.yaml, or a plan name.")],
-    report_dir: Annotated[
-        Path | None,
-        typer.Option(help="Where to write the reports; default <home>/drills/<plan>-<started>/."),
-    ] = None,
-    junit: Annotated[Path | None, typer.Option(help="Also write the JUnit XML here.")] = None,
+    report_dir: ReportDirOption = None,
+    junit: JunitOption = None,
     directory: PlanDirOption = DEFAULT_PLAN_DIR,
+    timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
 ) -> None:
-    """Run a drill: canary writes, the fault, recovery, measurement; exit 1 if any objective is missed."""
-    from rich.text import Text
-
-    from cloudctl.services import drills as drill_service
-
+    """Run a drill (sysadmin): canary writes, the fault, recovery, measurement, followed step by step;
+    exit 1 if any objective is missed."""
     state = common.state_of(ctx)
-    _path, plan = drill_service.resolve_plan(state.context, reference, directory)
-    narrate = not output.stderr.is_terminal  # logs (CI) get one line per step; terminals a live line
-
-    with output.stderr.status(Text(f"drill {plan.name}: starting")) as status:
-
-        def on_step(step: drill_report.TimelineStep) -> None:
-            line = f"drill {plan.name} [{step.offset_s:9.1f} s] {step.step}"
-            if step.detail:
-                line += f" — {step.detail}"
-            status.update(Text(line))
-            if narrate:
-                output.stderr.print(line, highlight=False, markup=False)
-
-        report = drill_service.run_drill(state.context, plan=plan, on_step=on_step)
-
-    _finish(state, report, report_dir=report_dir, junit=junit)
+    path = _plan_file(reference, directory)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise errors.InvalidInput(f"no such file {str(path)!r}", field="plan") from None
+    except OSError as error:
+        raise errors.InvalidInput(f"cannot read {str(path)!r}: {error.strerror}", field="plan") from None
+    started = state.api().post("/v1/drills/runs", {"plan_yaml": text, "file_name": path.name})
+    output.stderr.print(
+        f"drill run {started['id']} started; "
+        f"if it stops, finish it with `cloudctl drill resume {started['id']}`",
+        highlight=False,
+    )
+    _follow_and_finish(state, started, report_dir=report_dir, junit=junit, deadline_s=timeout_s)
 
 
 @drill_app.command("resume")
@@ -311,25 +334,82 @@ def drill_run(
 def drill_resume(
     ctx: typer.Context,
     run_id: Annotated[str, typer.Argument(metavar="RUN", help="The id of the interrupted drill run.")],
-    report_dir: Annotated[
-        Path | None,
-        typer.Option(help="Where to write the reports; default <home>/drills/<plan>-<started>/."),
-    ] = None,
-    junit: Annotated[Path | None, typer.Option(help="Also write the JUnit XML here.")] = None,
+    report_dir: ReportDirOption = None,
+    junit: JunitOption = None,
+    timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
 ) -> None:
     """Finish a drill killed mid-way, from its last finished phase; exit 1 if an objective is missed."""
+    state = common.state_of(ctx)
+    started = state.api().post(f"/v1/drills/runs/{client.segment(run_id)}/resume")
+    _follow_and_finish(state, started, report_dir=report_dir, junit=junit, deadline_s=timeout_s)
+
+
+@drill_app.command("report")
+@common.handles_errors
+def drill_report_command(
+    ctx: typer.Context,
+    run_id: Annotated[
+        str, typer.Argument(metavar="RUN", help="A drill run id, as `drill history` shows it.")
+    ],
+    report_dir: ReportDirOption = None,
+    junit: JunitOption = None,
+) -> None:
+    """The report of a finished drill run: shown, and written as JSON, Markdown, HTML and JUnit files;
+    exit 1 if it missed an objective."""
+    state = common.state_of(ctx)
+    _finish(state, _report(state, run_id), report_dir=report_dir, junit=junit)
+
+
+def _report(state: common.State, run_id: str) -> drill_report.DrillReport:
+    from cloudctl.model import drill_report
+
+    data = state.api().get(f"/v1/drills/runs/{client.segment(run_id)}/report")
+    return drill_report.DrillReport.model_validate(data)
+
+
+def _follow_and_finish(
+    state: common.State,
+    started: dict[str, Any],
+    *,
+    report_dir: Path | None,
+    junit: Path | None,
+    deadline_s: float,
+) -> None:
+    """Show each new timeline step the API reports until the run stops; then its report."""
     from rich.text import Text
 
-    from cloudctl.services import drills as drill_service
+    api = state.api()
+    run_id, plan = started["id"], started["plan"]
+    narrate = not output.stderr.is_terminal  # logs (CI) get one line per step; terminals a live line
+    shown = 0
+    with output.stderr.status(Text(f"drill {plan}: starting")) as status:
 
-    state = common.state_of(ctx)
-    with output.stderr.status(Text(f"drill {run_id}: resuming")) as status:
+        def show(run: dict[str, Any]) -> None:
+            nonlocal shown
+            for step in run["timeline"][shown:]:
+                line = f"drill {plan} [{step['offset_s']:9.1f} s] {step['step']}"
+                if step.get("detail"):
+                    line += f" — {step['detail']}"
+                status.update(Text(line))
+                if narrate:
+                    output.stderr.print(line, highlight=False, markup=False)
+            shown = len(run["timeline"])
 
-        def on_step(step: drill_report.TimelineStep) -> None:
-            status.update(Text(f"drill {run_id} [{step.offset_s:9.1f} s] {step.step}"))
-
-        report = drill_service.resume_drill(state.context, run_id, on_step=on_step)
-    _finish(state, report, report_dir=report_dir, junit=junit)
+        final = client.wait_for(
+            lambda: api.get(f"/v1/drills/runs/{client.segment(run_id)}"),
+            done=lambda run: run["state"] != "running",
+            deadline_s=deadline_s,
+            what=f"drill {run_id}",
+            on_poll=show,
+        )
+    if final["state"] != "done":
+        raise errors.OperationFailed(
+            f"drill {run_id} is {final['state']}"
+            + (f" ({final['error']})" if final.get("error") else "")
+            + f": `cloudctl drill resume {run_id}`",
+            field="run",
+        )
+    _finish(state, _report(state, run_id), report_dir=report_dir, junit=junit)
 
 
 def _finish(

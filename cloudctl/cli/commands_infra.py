@@ -1,8 +1,10 @@
 """``cloudctl infra``: the centers' foundation as Pulumi code, and its drift against the store.
 
-``preview|up|refresh --center C`` run that center's stack of the ``infra/`` program through the
-Pulumi Automation API (exit 3 with an install hint where the engine is missing); ``diff`` needs
-no engine: it compares what ``infra/`` declares with what the store holds.
+Every ``infra`` command acts on the backends and the store directly: break-glass
+(``--as sysadmin --reason TEXT``). ``preview|up|refresh --center C`` run that center's stack of
+the ``infra/`` program through the Pulumi Automation API (exit 3 with an install hint where
+the engine is missing); ``diff`` needs no engine: it compares what ``infra/`` declares with
+what the store holds.
 """
 
 from __future__ import annotations
@@ -42,16 +44,17 @@ def register(app: typer.Typer) -> None:
 def _run(
     ctx: typer.Context, *, operation: str, center: str, program: Path | None, backend_url: str | None
 ) -> None:
-    from cloudctl.drivers.pulumi import automation
     from cloudctl.services import infra as infra_service
 
     state = common.state_of(ctx)
+    state.check_break_glass()
     result = infra_service.run(
         state.context,
-        operation=automation.Operation(operation),
+        operation=infra_service.parse_operation(operation),
         center=center,
         program_dir=program,
         backend_url=backend_url,
+        before_acting=state.operator,
     )
     state.emit(result, lambda: render_run(result))
 
@@ -115,6 +118,7 @@ def diff(
     from cloudctl.services import infra as infra_service
 
     state = common.state_of(ctx)
+    state.operator()
     result = infra_service.diff(state.context, center=center)
     state.emit(result, lambda: render_diff(result))
     if fail_on_drift and result.differences:

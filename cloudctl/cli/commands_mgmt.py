@@ -1,7 +1,10 @@
 """``cloudctl mgmt``: the management database's DR copy — status, promote, fence, failback.
 
-Direct database mode (an operator at a site's shell, as for ``init`` and ``serve``):
-``--database-url`` names this site's management database, ``--standby-url`` (env
+Direct database commands: they act on the PostgreSQL servers themselves, so a promotion works
+while the API (whose database is lost) is down. Each breaks glass as the sysadmin
+(``--as sysadmin --reason TEXT``); promote, fence and failback record that use (OS user,
+host, reason; ``cloudctl_break_glass_total``) and their action in the database that carries
+on. ``--database-url`` names this site's management database, ``--standby-url`` (env
 ``CLOUDCTL_MGMT_STANDBY_URL``) the standby in the DR site.
 """
 
@@ -12,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from cloudctl import errors
 from cloudctl.cli import common, output
 
 mgmt_app = typer.Typer(
@@ -33,10 +37,18 @@ def register(app: typer.Typer) -> None:
     app.add_typer(mgmt_app, name="mgmt")
 
 
-def _operator() -> str:
-    from cloudctl.services import identity
+def _break_glass(state: common.State) -> tuple[str, str]:
+    """The break-glass operator's id and reason; refuses (exit 2) without ``--as sysadmin --reason``."""
+    from cloudctl.services import access
 
-    return identity.local_operator("sysadmin").id
+    state.check_break_glass()
+    if state.act_as != "sysadmin":
+        raise errors.InvalidInput(
+            "mgmt acts on the database servers, not through the API: break glass with "
+            "`--as sysadmin --reason TEXT`",
+            field="as",
+        )
+    return f"breakglass:{access.os_user()}", (state.reason or "").strip()
 
 
 def _lag(value: int | None) -> str:
@@ -50,6 +62,7 @@ def status(ctx: typer.Context, standby_url: StandbyOption = None) -> None:
     from cloudctl.services import mgmt
 
     state = common.state_of(ctx)
+    _break_glass(state)  # reads the servers' roles only: nothing to record
     result = mgmt.status(state.context, standby=standby_url)
 
     def render() -> None:
@@ -84,7 +97,10 @@ def promote(
     from cloudctl.services import mgmt
 
     state = common.state_of(ctx)
-    result = mgmt.promote(state.context, standby=standby_url, old_primary=old_primary, operator=_operator())
+    operator, why = _break_glass(state)
+    result = mgmt.promote(
+        state.context, standby=standby_url, old_primary=old_primary, operator=operator, why=why
+    )
 
     def render() -> None:
         verb = "promoted" if result.promoted_now else "was already primary:"
@@ -110,7 +126,8 @@ def fence(
     from cloudctl.services import mgmt
 
     state = common.state_of(ctx)
-    ended = mgmt.fence(state.context, url=url, operator=_operator())
+    operator, why = _break_glass(state)
+    ended = mgmt.fence(state.context, url=url, operator=operator, why=why)
     state.emit(
         {"fenced": url.split("@", 1)[-1], "sessions_ended": ended},
         lambda: output.stdout.print(f"fenced {url.split('@', 1)[-1]} (read-only); {ended} session(s) ended"),
@@ -131,7 +148,8 @@ def failback(
     from cloudctl.services import mgmt
 
     state = common.state_of(ctx)
-    result = mgmt.failback(state.context, data_dir=data_dir, port=port, new_primary=from_url)
+    _, why = _break_glass(state)
+    result = mgmt.failback(state.context, data_dir=data_dir, port=port, new_primary=from_url, why=why)
 
     def render() -> None:
         if result.kept_aside:

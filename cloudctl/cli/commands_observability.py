@@ -1,8 +1,9 @@
-"""``cloudctl metrics``: the ``/metrics`` exposition without a server, for cron jobs and textfile collectors.
+"""``cloudctl metrics``: the ``/metrics`` exposition, for cron jobs and textfile collectors.
 
-Invariant: prints exactly what ``/metrics`` serves for the same store (the process
-counters of this short-lived process are zero); ``--write FILE`` replaces the file
-atomically (write beside it, then rename), so a collector never reads half a file.
+Invariant: prints exactly what the management center's ``/metrics`` serves (breaking glass:
+the API in this process over the same store, whose process counters are zero);
+``--write FILE`` replaces the file atomically (write beside it, then rename), so a collector
+never reads half a file.
 """
 
 from __future__ import annotations
@@ -37,10 +38,8 @@ def metrics(
     ] = None,
 ) -> None:
     """Print the Prometheus exposition of the state (the same series as /metrics)."""
-    from cloudctl.services import observability
-
     state = common.state_of(ctx)
-    text = observability.exposition(state.context)
+    text = state.api().call("GET", "/metrics", accept="text/plain").body
     if write is None:
         sys.stdout.buffer.write(text)
         sys.stdout.flush()

@@ -1,15 +1,19 @@
-"""``cloudctl dept`` and ``cloudctl quota``: the org tree and its hierarchical quotas."""
+"""``cloudctl dept`` and ``cloudctl quota``: the org tree and its hierarchical quotas.
+
+``dept`` and ``quota show|set`` go through the API (``/v1/org/nodes``, ``/v1/quota``);
+``quota sync|reserve|commit|release|reservations`` act on the database directly, as a
+break-glass identity (``--as ROLE --reason TEXT``).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cloudctl.cli import common, output
+from cloudctl.cli import client, common, output
 
 if TYPE_CHECKING:
-    from cloudctl.services import orgs as orgs_service
     from cloudctl.services import quotas as quotas_service
 
 dept_app = typer.Typer(help="The org tree: city → district or bureau → department.", no_args_is_help=True)
@@ -33,56 +37,55 @@ def dept_list(
     under: Annotated[str | None, typer.Option(help="Show only this node's subtree.")] = None,
 ) -> None:
     """The org tree, drawn as a tree."""
-    from cloudctl.services import orgs as orgs_service
-
     state = common.state_of(ctx)
-    nodes = orgs_service.list_nodes(state.context, under=under)
+    nodes = state.api().get("/v1/org/nodes", under=under)["data"]
     state.emit(nodes, lambda: output.stdout.print(tree(nodes)))
 
 
-def tree(nodes: list[orgs_service.OrgNodePublic]) -> object:
+def tree(nodes: list[dict[str, Any]]) -> object:
+    """Org nodes (``OrgNodePublic`` as JSON) drawn as trees from their roots."""
+    from rich.console import Group
     from rich.markup import escape
     from rich.tree import Tree
 
-    by_id = {node.id: node for node in nodes}
+    by_id = {node["id"]: node for node in nodes}
 
-    def label(node: orgs_service.OrgNodePublic) -> str:
-        return f"[bold]{escape(node.id)}[/]  {escape(node.display_name)}  [dim]{node.kind}[/]"
+    def label(node: dict[str, Any]) -> str:
+        return f"[bold]{escape(node['id'])}[/]  {escape(node['display_name'])}  [dim]{node['kind']}[/]"
 
-    roots = [node for node in nodes if node.parent not in by_id]
+    roots = [node for node in nodes if node["parent"] not in by_id]
     trees = []
     for root in roots:
-        tree = Tree(label(root))
-        stack = [(tree, root)]
+        top = Tree(label(root))
+        stack = [(top, root)]
         while stack:
             branch, node = stack.pop()
-            for child_id in node.children:
+            for child_id in node["children"]:
                 if child_id in by_id:
                     child = by_id[child_id]
                     stack.append((branch.add(label(child)), child))
-        trees.append(tree)
-    from rich.console import Group
-
+        trees.append(top)
     return Group(*trees)
+
+
+NodeArgument = Annotated[str, typer.Argument(metavar="ID", help="An org node's id, as `dept list` shows it.")]
 
 
 @dept_app.command("show")
 @common.handles_errors
-def dept_show(ctx: typer.Context, node_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
+def dept_show(ctx: typer.Context, node_id: NodeArgument) -> None:
     """One org node: its place in the tree, children and quota headroom."""
-    from cloudctl.services import orgs as orgs_service
-    from cloudctl.services import quotas as quotas_service
-
     state = common.state_of(ctx)
-    node = orgs_service.get_node(state.context, node_id)
-    quota = quotas_service.show_quota(state.context, node_id)
+    api = state.api()
+    node = api.get(f"/v1/org/nodes/{client.segment(node_id)}")
+    quota = api.get("/v1/quota", department=node_id)
 
     def render() -> None:
         output.stdout.print(
-            f"[bold]{node.id}[/] {node.display_name} — {node.kind}, path {' / '.join(node.path)}",
+            f"[bold]{node['id']}[/] {node['display_name']} — {node['kind']}, path {' / '.join(node['path'])}",
             highlight=False,
         )
-        output.stdout.print(f"children: {', '.join(node.children) or 'none'}", highlight=False)
+        output.stdout.print(f"children: {', '.join(node['children']) or 'none'}", highlight=False)
         render_quota(quota)
 
     state.emit({"node": node, "quota": quota}, render)
@@ -98,81 +101,89 @@ def dept_create(
     kind: Annotated[str, typer.Option("--kind", help="city, district, bureau or department.")] = "department",
 ) -> None:
     """Add an org node under a parent."""
-    from cloudctl.services import orgs as orgs_service
-
     state = common.state_of(ctx)
-    node = orgs_service.create_node(
-        state.context, node_id=node_id, display_name=name, parent=parent, kind=kind
+    node = state.api().post(
+        "/v1/org/nodes", {"id": node_id, "display_name": name, "parent": parent, "kind": kind}
     )
-    state.emit(node, lambda: output.stdout.print(f"created {node.id} ({node.display_name}) under {parent}"))
+    state.emit(
+        node, lambda: output.stdout.print(f"created {node['id']} ({node['display_name']}) under {parent}")
+    )
 
 
 @dept_app.command("delete")
 @common.handles_errors
 def dept_delete(
     ctx: typer.Context,
-    node_id: Annotated[str, typer.Argument(metavar="ID")],
-    ignore_missing: Annotated[bool, typer.Option(help="Succeed when the node does not exist.")] = False,
+    node_id: NodeArgument,
+    ignore_missing: Annotated[
+        bool, typer.Option("--ignore-missing", help="Succeed when the node does not exist.")
+    ] = False,
 ) -> None:
-    """Delete an org node that has no children and nothing in use."""
-    from cloudctl.services import orgs as orgs_service
-
+    """Delete an org node that has no children and nothing in use; its tokens are revoked."""
     state = common.state_of(ctx)
-    deleted = orgs_service.delete_node(state.context, node_id, ignore_missing=ignore_missing)
+    result = state.api().delete(f"/v1/org/nodes/{client.segment(node_id)}", ignore_missing=ignore_missing)
     state.emit(
-        {"id": node_id, "deleted": deleted},
-        lambda: output.stdout.print(f"deleted {node_id}" if deleted else f"{node_id} did not exist"),
+        result,
+        lambda: output.stdout.print(
+            f"deleted {node_id}" if result["deleted"] else f"{node_id} did not exist"
+        ),
     )
 
 
 # --- quota -----------------------------------------------------------------------------------------
 
 
-def render_quota(quota: quotas_service.QuotaPublic) -> None:
-    for center in quota.centers:
-        scope = "all centers (sum)" if center.center == "all" else f"center {center.center}"
+def render_quota(quota: dict[str, Any]) -> None:
+    """A quota (``QuotaPublic`` as JSON) as one table per center."""
+    for center in quota["centers"]:
+        scope = "all centers (sum)" if center["center"] == "all" else f"center {center['center']}"
         output.stdout.print(
             output.table(
-                f"{quota.node} on {scope}",
+                f"{quota['node']} on {scope}",
                 ["resource", "limit", "used", "reserved", "headroom", "bound by"],
                 [
                     [
-                        item.resource,
-                        output.number(item.limit),
-                        output.number(item.used),
-                        output.number(item.reserved),
-                        "unbounded" if item.headroom is None else output.number(item.headroom),
-                        item.bounded_by or "–",
+                        item["resource"],
+                        output.number(item["limit"]),
+                        output.number(item["used"]),
+                        output.number(item["reserved"]),
+                        "unbounded" if item["headroom"] is None else output.number(item["headroom"]),
+                        item["bounded_by"] or "–",
                     ]
-                    for item in center.resources
+                    for item in center["resources"]
                 ],
             )
         )
+
+
+QuotaNodeArgument = Annotated[str, typer.Argument(metavar="NODE", help="An org node's id.")]
 
 
 @quota_app.command("show")
 @common.handles_errors
 def quota_show(
     ctx: typer.Context,
-    node_id: Annotated[str, typer.Argument(metavar="NODE")],
+    node_id: QuotaNodeArgument,
     center: Annotated[str | None, typer.Option(help="One center, or 'all' for all-centers limits.")] = None,
 ) -> None:
     """Limits, usage and reservations per center, with the headroom the ancestors leave."""
-    from cloudctl.services import quotas as quotas_service
-
     state = common.state_of(ctx)
-    quota = quotas_service.show_quota(state.context, node_id, center=center)
+    quota = state.api().get("/v1/quota", department=node_id, center=center)
     state.emit(quota, lambda: render_quota(quota))
 
 
-ResourceOption = Annotated[int | None, typer.Option(min=0, show_default=False)]
+ResourceOption = Annotated[int | None, typer.Option(min=0, show_default=False, metavar="N")]
+
+
+def _amounts(**values: int | None) -> dict[str, int | None]:
+    return {name: value for name, value in values.items() if value is not None}
 
 
 @quota_app.command("set")
 @common.handles_errors
 def quota_set(
     ctx: typer.Context,
-    node_id: Annotated[str, typer.Argument(metavar="NODE")],
+    node_id: QuotaNodeArgument,
     center: Annotated[str, typer.Option(help="A center name, or 'all' for the sum over every center.")],
     vcpu: ResourceOption = None,
     ram_gb: ResourceOption = None,
@@ -180,27 +191,16 @@ def quota_set(
     object_gb: ResourceOption = None,
     instances: ResourceOption = None,
     unset: Annotated[
-        list[str] | None, typer.Option(help="Remove the node's own limit for this resource (repeatable).")
+        list[str] | None,
+        typer.Option(metavar="RESOURCE", help="Remove the node's own limit for this resource (repeatable)."),
     ] = None,
 ) -> None:
     """Set limits of one node on one center (all or nothing; children never exceed parents)."""
-    from cloudctl.services import quotas as quotas_service
-
     state = common.state_of(ctx)
-    limits: dict[str, int | None] = {
-        name: value
-        for name, value in {
-            "vcpu": vcpu,
-            "ram_gb": ram_gb,
-            "volume_gb": volume_gb,
-            "object_gb": object_gb,
-            "instances": instances,
-        }.items()
-        if value is not None
-    }
+    limits = _amounts(vcpu=vcpu, ram_gb=ram_gb, volume_gb=volume_gb, object_gb=object_gb, instances=instances)
     for name in unset or []:
         limits[name] = None
-    quota = quotas_service.set_quota(state.context, node_id, center=center, limits=limits)
+    quota = state.api().put(f"/v1/quota/{client.segment(node_id)}", {"center": center, "limits": limits})
     state.emit(quota, lambda: render_quota(quota))
 
 
@@ -215,6 +215,7 @@ def quota_sync(
     from cloudctl.services import provisioning
 
     state = common.state_of(ctx)
+    state.operator()
     results = provisioning.sync_quotas(state.context, center=center, dry_run=dry_run)
     data = [
         {
@@ -266,6 +267,7 @@ def quota_reserve(
     from cloudctl.services import quotas as quotas_service
 
     state = common.state_of(ctx)
+    state.operator()
     amounts = {
         name: value
         for name, value in {
@@ -292,6 +294,7 @@ def quota_commit(
     from cloudctl.services import quotas as quotas_service
 
     state = common.state_of(ctx)
+    state.operator()
     reservation = quotas_service.commit(state.context, reservation_id)
     state.emit(reservation, lambda: _render_reservation(reservation))
 
@@ -305,6 +308,7 @@ def quota_release(
     from cloudctl.services import quotas as quotas_service
 
     state = common.state_of(ctx)
+    state.operator()
     reservation = quotas_service.release(state.context, reservation_id)
     state.emit(reservation, lambda: _render_reservation(reservation))
 
@@ -320,6 +324,7 @@ def quota_reservations(
     from cloudctl.services import quotas as quotas_service
 
     state = common.state_of(ctx)
+    state.operator()
     items = quotas_service.list_reservations(state.context, node_id=node_id, live_only=not all_states)
     state.emit(items, lambda: _render_reservations(items))
 

@@ -1,7 +1,9 @@
 """``cloudctl replication``, ``failover`` and ``failback``: keeping data copied and moving workloads.
 
-A failover or failback prints its run id as it starts, shows its recovery plan, then
-runs it step by step with a progress bar; a run interrupted (Ctrl-C, a crash, SIGKILL)
+Each command is a call on the API (``/v1/replication``, ``/v1/failover/runs``,
+``/v1/failback/runs``). A failover or failback prints its run id as it starts, shows its
+recovery plan, then follows the run the management center executes, drawing a progress bar
+from what the API reports (bounded by ``--timeout``); a run interrupted (Ctrl-C, a crash, SIGKILL)
 or paused by a hook is finished with ``failover resume RUN``; ``failover list`` and
 ``failover show RUN`` find runs. ``failover --from X ...`` is kept as an alias of
 ``failover run --from X ...``.
@@ -10,17 +12,15 @@ or paused by a hook is finished with ``failover resume RUN``; ``failover list`` 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from cloudctl import errors
-from cloudctl.cli import common, output
+from cloudctl.cli import client, common, output
 
 if TYPE_CHECKING:
     from cloudctl.model import recovery as recovery_model
-    from cloudctl.services import context as ctx_module
-    from cloudctl.services import recovery as recovery_service
 
 replication_app = typer.Typer(
     help="Replication streams: where every protected workload's data is copied.", no_args_is_help=True
@@ -60,10 +60,10 @@ def replication_status(
 ) -> None:
     """Every ready workload: protected, degraded or unprotected (with the reason), and its streams
     with their mode, last consistent point and current lag (= current RPO)."""
-    from cloudctl.services import recovery
-
     state = common.state_of(ctx)
-    found = recovery.protection(state.context, department=dept, tier=tier, unprotected_only=unprotected)
+    found = state.api().get("/v1/replication/status", department=dept, tier=tier, unprotected=unprotected)[
+        "data"
+    ]
 
     def render() -> None:
         table = output.table(
@@ -83,33 +83,33 @@ def replication_status(
             [],
         )
         for workload in found:
-            verdict_style = {"degraded": "yellow", "unprotected": "bold red"}.get(workload.protection)
-            if not workload.streams:
-                row = [workload.workload_id, workload.tier, workload.protection, "–"]
+            verdict_style = {"degraded": "yellow", "unprotected": "bold red"}.get(workload["protection"])
+            if not workload["streams"]:
+                row = [workload["workload_id"], workload["tier"], workload["protection"], "–"]
                 table.add_row(*row, style=verdict_style)
-            for s in workload.streams:
+            for s in workload["streams"]:
                 table.add_row(
-                    workload.workload_id,
-                    workload.tier,
-                    workload.protection,
-                    f"{s.source} → {s.target}",
-                    s.mode,
-                    s.state,
-                    s.last_consistent_at or "–",
-                    f"{s.lag_s:,.1f}",
-                    f"{s.rpo_target_s:,.0f}",
-                    f"{s.bytes_copied / 2**20:,.2f}",
-                    style="bold red" if s.over_target else verdict_style,
+                    workload["workload_id"],
+                    workload["tier"],
+                    workload["protection"],
+                    f"{s['source']} → {s['target']}",
+                    s["mode"],
+                    s["state"],
+                    s["last_consistent_at"] or "–",
+                    f"{s['lag_s']:,.1f}",
+                    f"{s['rpo_target_s']:,.0f}",
+                    f"{s['bytes_copied'] / 2**20:,.2f}",
+                    style="bold red" if s["over_target"] else verdict_style,
                 )
         output.stdout.print(table)
         for workload in found:
-            if workload.protection != "protected":
+            if workload["protection"] != "protected":
                 output.stdout.print(
-                    f"[bold red]{workload.protection}[/] {workload.workload_id} ({workload.tier}): "
-                    + workload.reason,
+                    f"[bold red]{workload['protection']}[/] {workload['workload_id']} ({workload['tier']}): "
+                    + workload["reason"],
                     highlight=False,
                 )
-        over = [s for w in found for s in w.streams if s.over_target]
+        over = [s for w in found for s in w["streams"] if s["over_target"]]
         if over:
             output.stdout.print(f"[bold red]{len(over)} stream(s) over their tier's RPO target[/]")
 
@@ -119,10 +119,12 @@ def replication_status(
 @replication_app.command("run")
 @common.handles_errors
 def replication_run(ctx: typer.Context) -> None:
-    """Run the replication passes that are due now (what `cloudctl serve` does every second)."""
+    """Run the replication passes that are due now (what `cloudctl serve` does every second;
+    acts on the database directly: break-glass)."""
     from cloudctl.services import recovery, replication_points
 
     state = common.state_of(ctx)
+    state.operator()
     results = recovery.run_due(state.context)
     points = replication_points.take_points(state.context, results)
     summary = [
@@ -152,25 +154,25 @@ def replication_points_list(
     dept: Annotated[str | None, typer.Option(help="Only this department's points.")] = None,
 ) -> None:
     """Replication points: the volume snapshots taken when a DR copy reached a consistent point."""
-    from cloudctl.services import replication_points
-
     state = common.state_of(ctx)
-    points = replication_points.list_points(state.context, workload_id=workload, department=dept)
+    points = state.api().get("/v1/replication/points", workload=workload, department=dept)["data"]
 
     def render() -> None:
         table = output.table(
             None, ["workload", "center", "volume", "snapshot", "seq", "consistent at", "state"], []
         )
         for point in points:
-            failed = point.state != "ready"
+            failed = point["state"] != "ready"
             table.add_row(
-                point.workload_id,
-                point.center,
-                point.volume_name,
-                point.snapshot_name if point.snapshot_id else "–",
-                str(point.seq),
-                point.consistent_at or "–",
-                f"{point.state}: {point.last_error}" if failed and point.last_error else point.state,
+                point["workload_id"],
+                point["center"],
+                point["volume_name"],
+                point["snapshot_name"] if point["snapshot_id"] else "–",
+                str(point["seq"]),
+                point["consistent_at"] or "–",
+                f"{point['state']}: {point['last_error']}"
+                if failed and point["last_error"]
+                else point["state"],
                 style="bold red" if failed else None,
             )
         output.stdout.print(table)
@@ -178,17 +180,24 @@ def replication_points_list(
     state.emit(points, render)
 
 
-def _render_plan(plan: recovery_service.PlanPublic) -> None:
+def _steps(data: list[dict[str, Any]]) -> list[recovery_model.RecoveryStep]:
+    from cloudctl.model import recovery as recovery_model
+
+    return [recovery_model.RecoveryStep.model_validate(step) for step in data]
+
+
+def _render_plan(plan: dict[str, Any]) -> None:
+    steps = _steps(plan["steps"])
     output.stdout.print(
-        f"[bold]{plan.kind}[/] ({plan.mode}) from {plan.from_center}"
-        + (f" to {plan.to_center}" if plan.to_center else "")
-        + f": {len(plan.steps)} step(s)",
+        f"[bold]{plan['kind']}[/] ({plan['mode']}) from {plan['from_center']}"
+        + (f" to {plan['to_center']}" if plan["to_center"] else "")
+        + f": {len(steps)} step(s)",
         highlight=False,
     )
-    if not plan.steps and not plan.stranded:
+    if not steps and not plan["stranded"]:
         nothing = (
             "every workload whose home uses it is home"
-            if plan.kind == "failback"
+            if plan["kind"] == "failback"
             else "no workload serves there"
         )
         output.stdout.print(f"nothing to do: {nothing}")
@@ -206,11 +215,11 @@ def _render_plan(plan: recovery_service.PlanPublic) -> None:
                     s.target or "–",
                     s.why if s.hook is None else _hook_text(s),
                 ]
-                for i, s in enumerate(plan.steps)
+                for i, s in enumerate(steps)
             ],
         )
     )
-    for stranded in plan.stranded:
+    for stranded in plan["stranded"]:
         output.stdout.print(
             f"[yellow]cannot recover[/] {stranded['workload_id']} ({stranded['tier']}): {stranded['reason']}",
             highlight=False,
@@ -230,13 +239,15 @@ def _started(run_id: str, kind: str) -> None:
     )
 
 
-def _execute(
-    context: ctx_module.Context, run_id: str, total: int, *, resume: bool = False
-) -> recovery_service.RunPublic:
+RUNNING = "running"
+
+
+def _follow(state: common.State, run_id: str, total: int, *, deadline_s: float) -> dict[str, Any]:
+    """Poll the run until it stops running, drawing its progress from what the API reports."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from cloudctl.services import identity, recovery
-
+    api = state.api()
+    path = f"/v1/failover/runs/{client.segment(run_id)}"
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -247,28 +258,26 @@ def _execute(
     ) as progress:
         task = progress.add_task(f"run {run_id}", total=total)
 
-        def advance(step: recovery_model.RecoveryStep, done: int, all_steps: int) -> None:
-            subject = step.workload_id or (step.hook.label if step.hook else "")
-            progress.update(task, completed=done, description=f"{step.action.value} {subject}")
+        def show(run: dict[str, Any]) -> None:
+            last = run["progress"][-1]["id"] if run["progress"] else ""
+            subject = last.split(":", 1)[-1].replace(":", " ") if last else run["state"]
+            progress.update(task, completed=run["steps_done"], total=run["steps_total"], description=subject)
 
-        operator = identity.local_operator("sysadmin")
-        try:
-            if resume:
-                return recovery.resume(context, run_id, principal=operator, on_step=advance)
-            return recovery.execute(context, run_id, on_step=advance, principal=operator)
-        except errors.InvalidInput:
-            raise
-        except errors.CloudctlError as error:
-            reason = f"{error.one_line()}; run {run_id} is interrupted: `cloudctl failover resume {run_id}`"
-            if isinstance(error, errors.BackendUnavailable):
-                raise errors.BackendUnavailable(reason, field="run") from None
-            raise errors.OperationFailed(reason, field="run") from None
+        return dict(
+            client.wait_for(
+                lambda: api.get(path),
+                done=lambda run: run["state"] != RUNNING,
+                deadline_s=deadline_s,
+                what=f"run {run_id}",
+                on_poll=show,
+            )
+        )
 
 
-def _render_run(run: recovery_service.RunPublic) -> None:
+def _render_run(run: dict[str, Any]) -> None:
     output.stdout.print(
-        f"run {run.id}: {run.state}, {run.steps_done}/{run.steps_total} steps"
-        + (f" ({run.error})" if run.error else ""),
+        f"run {run['id']}: {run['state']}, {run['steps_done']}/{run['steps_total']} steps"
+        + (f" ({run['error']})" if run["error"] else ""),
         highlight=False,
     )
     rows = [
@@ -278,27 +287,34 @@ def _render_run(run: recovery_service.RunPublic) -> None:
             outcome.get("writes_lost", "–"),
             f"{outcome['rpo_s']:.1f}" if "rpo_s" in outcome else "–",
         ]
-        for workload_id, outcome in run.workloads.items()
+        for workload_id, outcome in run["workloads"].items()
     ]
     output.stdout.print(output.table(None, ["workload", "serves in", "writes lost", "data loss s"], rows))
-    for hook in run.hooks:
+    for hook in run["hooks"]:
         verdict = "ok" if hook.get("ok") else f"[bold red]failed[/] ({hook.get('error', '')})"
         output.stdout.print(f"hook {hook.get('when')} {hook.get('scope')}: {hook.get('hook')}: {verdict}")
-    if run.resume:
-        output.stdout.print(f"[yellow]{run.state}[/]: finish it with `{run.resume}`", highlight=False)
+    if run["resume"]:
+        output.stdout.print(f"[yellow]{run['state']}[/]: finish it with `{run['resume']}`", highlight=False)
 
 
-def _finish(state: common.State, run: recovery_service.RunPublic, *, stranded: bool = False) -> None:
+def _finish(state: common.State, run: dict[str, Any], *, stranded: bool = False) -> None:
     state.emit(run, lambda: _render_run(run))
-    if run.state != "done" or stranded:
+    if run["state"] != "done" or stranded:
         raise typer.Exit(1)
 
 
 FromOption = Annotated[
     list[str] | None,
-    typer.Option("--from", help="A center to leave (repeat to leave several at once).", show_default=False),
+    typer.Option(
+        "--from",
+        metavar="CENTER",
+        help="A center to leave (repeat to leave several at once).",
+        show_default=False,
+    ),
 ]
-ToOption = Annotated[str | None, typer.Option("--to", help="Where to go (default: the best copy).")]
+ToOption = Annotated[
+    str | None, typer.Option("--to", metavar="CENTER", help="Where to go (default: the best copy).")
+]
 PlannedOption = Annotated[
     bool | None,
     typer.Option(
@@ -307,17 +323,54 @@ PlannedOption = Annotated[
         show_default=False,
     ),
 ]
-DeptOption = Annotated[str | None, typer.Option(help="Only this department's workloads.")]
+DeptOption = Annotated[str | None, typer.Option(metavar="DEPT", help="Only this department's workloads.")]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Show the plan; change nothing.")]
 HooksOption = Annotated[
     Path | None,
     typer.Option(
         "--hooks",
+        metavar="FILE",
         help="YAML file of hooks (commands or HTTP calls) to run before/after step groups or tiers.",
         show_default=False,
     ),
 ]
+TimeoutOption = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        metavar="SECONDS",
+        min=1,
+        help="Stop following the run after this long (it goes on; `failover show RUN` finds it).",
+    ),
+]
+DEFAULT_TIMEOUT_S = 3600.0
 RunArgument = Annotated[str, typer.Argument(metavar="RUN", help="A run id, as `failover list` shows it.")]
+
+
+def _hooks(path: Path | None) -> list[dict[str, Any]]:
+    """The hooks file, checked here (errors name the file's path), sent as data."""
+    if path is None:
+        return []
+    from cloudctl.model import recovery as recovery_model
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise errors.InvalidInput(f"cannot read {path}: {error.strerror or error}", field="hooks") from None
+    return [hook.model_dump(mode="json", exclude_none=True) for hook in recovery_model.parse_hooks(text)]
+
+
+def _start(state: common.State, path: str, body: dict[str, Any], *, dry_run: bool, deadline_s: float) -> None:
+    """POST a failover or failback, show its plan, follow the run, and exit as the run ended."""
+    plan = state.api().post(path, body)
+    if dry_run or not plan["run_id"]:
+        state.emit(plan, lambda: _render_plan(plan))
+        return
+    _started(plan["run_id"], plan["kind"])
+    if not state.wants_data:
+        _render_plan(plan)
+    run = _follow(state, plan["run_id"], len(plan["steps"]), deadline_s=deadline_s)
+    _finish(state, run, stranded=bool(plan["stranded"]))
 
 
 def _failover(
@@ -329,28 +382,18 @@ def _failover(
     dept: str | None,
     dry_run: bool,
     hooks_file: Path | None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> None:
-    from cloudctl.services import identity, recovery
-
     state = common.state_of(ctx)
-    plan = recovery.plan_failover(
-        state.context,
-        principal=identity.local_operator("sysadmin"),
-        from_centers=from_centers or [],
-        to_center=to_center,
-        planned=planned,
-        department=dept,
-        dry_run=dry_run,
-        hooks=recovery.read_hooks(hooks_file) if hooks_file else (),
-    )
-    if dry_run or not plan.run_id:
-        state.emit(plan, lambda: _render_plan(plan))
-        return
-    _started(plan.run_id, plan.kind)
-    if not state.wants_data:
-        _render_plan(plan)
-    run = _execute(state.context, plan.run_id, len(plan.steps))
-    _finish(state, run, stranded=bool(plan.stranded))
+    body = {
+        "from_centers": from_centers or [],
+        "to_center": to_center,
+        "planned": planned,
+        "department": dept,
+        "dry_run": dry_run,
+        "hooks": _hooks(hooks_file),
+    }
+    _start(state, "/v1/failover/runs", body, dry_run=dry_run, deadline_s=timeout_s)
 
 
 @common.handles_errors
@@ -372,24 +415,6 @@ def failover_alias(
     if not from_centers and planned is None and not dry_run:
         output.stdout.print(ctx.get_help())
         raise typer.Exit(0)
-    failover_run(ctx, from_centers, to_center, planned, dept, dry_run, hooks_file)
-
-
-@common.handles_errors
-def failover_run(
-    ctx: typer.Context,
-    from_centers: FromOption = None,
-    to_center: ToOption = None,
-    planned: PlannedOption = None,
-    dept: DeptOption = None,
-    dry_run: DryRunOption = False,
-    hooks_file: HooksOption = None,
-) -> None:
-    """Move the workloads off a center: the run id and recovery plan are shown, then it runs step by step.
-
-    Exit 0 when every step ran; 1 when a workload could not be recovered, a hook stopped the
-    run, or a step failed (the run is then interrupted and `failover resume RUN` finishes it).
-    """
     _failover(
         ctx,
         from_centers=from_centers,
@@ -402,15 +427,42 @@ def failover_run(
 
 
 @common.handles_errors
-def failover_resume(ctx: typer.Context, run_id: RunArgument) -> None:
-    """Finish an interrupted or paused failover or failback from its first step not done."""
-    from cloudctl.services import recovery
+def failover_run(
+    ctx: typer.Context,
+    from_centers: FromOption = None,
+    to_center: ToOption = None,
+    planned: PlannedOption = None,
+    dept: DeptOption = None,
+    dry_run: DryRunOption = False,
+    hooks_file: HooksOption = None,
+    timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
+) -> None:
+    """Move the workloads off a center (sysadmin): the run id and recovery plan are shown, then its
+    progress as the management center runs it step by step.
 
+    Exit 0 when every step ran; 1 when a workload could not be recovered, a hook stopped the
+    run, or a step failed (the run is then interrupted and `failover resume RUN` finishes it).
+    """
+    _failover(
+        ctx,
+        from_centers=from_centers,
+        to_center=to_center,
+        planned=planned,
+        dept=dept,
+        dry_run=dry_run,
+        hooks_file=hooks_file,
+        timeout_s=timeout_s,
+    )
+
+
+@common.handles_errors
+def failover_resume(
+    ctx: typer.Context, run_id: RunArgument, timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S
+) -> None:
+    """Finish an interrupted or paused failover or failback from its first step not done."""
     state = common.state_of(ctx)
-    current = recovery.get_run(state.context, run_id)
-    if current.state in ("done", "failed"):
-        raise errors.Conflict(f"run {run_id} is {current.state}; nothing to resume", field="run")
-    run = _execute(state.context, run_id, current.steps_total, resume=True)
+    current = state.api().post(f"/v1/failover/runs/{client.segment(run_id)}/resume")
+    run = _follow(state, run_id, current["steps_total"], deadline_s=timeout_s)
     _finish(state, run)
 
 
@@ -422,15 +474,11 @@ def failover_list(
         typer.Option("--state", help="Only runs in this state (running, paused, interrupted, done, failed)."),
     ] = None,
     kind: Annotated[str | None, typer.Option(help="Only failover or failback runs.")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many, newest first.")] = 50,
+    limit: Annotated[int, typer.Option(min=1, max=200, help="At most this many, newest first.")] = 50,
 ) -> None:
     """Failover and failback runs, newest first: state, steps done, who started them and when."""
-    from cloudctl.services import identity, recovery
-
     state = common.state_of(ctx)
-    runs = recovery.list_runs(
-        state.context, principal=identity.local_operator("sysadmin"), state=run_state, kind=kind, limit=limit
-    )
+    runs = state.api().get("/v1/failover/runs", state=run_state, kind=kind, limit=limit)["data"]
 
     def render() -> None:
         table = output.table(
@@ -438,20 +486,20 @@ def failover_list(
         )
         for run in runs:
             table.add_row(
-                run.id,
-                run.kind,
-                run.mode,
-                f"{run.from_center} → {run.to_center or 'best copy'}",
-                run.state,
-                f"{run.steps_done}/{run.steps_total}",
-                run.started_by or "–",
-                run.started_at,
-                style="bold red" if run.state in ("interrupted", "failed", "paused") else None,
+                run["id"],
+                run["kind"],
+                run["mode"],
+                f"{run['from_center']} → {run['to_center'] or 'best copy'}",
+                run["state"],
+                f"{run['steps_done']}/{run['steps_total']}",
+                run["started_by"] or "–",
+                run["started_at"],
+                style="bold red" if run["state"] in ("interrupted", "failed", "paused") else None,
             )
         output.stdout.print(table)
         for run in runs:
-            if run.resume:
-                output.stdout.print(f"{run.id} is {run.state}: `{run.resume}`", highlight=False)
+            if run["resume"]:
+                output.stdout.print(f"{run['id']} is {run['state']}: `{run['resume']}`", highlight=False)
 
     state.emit(runs, render)
 
@@ -459,24 +507,25 @@ def failover_list(
 @common.handles_errors
 def failover_show(ctx: typer.Context, run_id: RunArgument) -> None:
     """One run: its plan, the steps done (with their outcomes), hooks, and how to resume it."""
-    from cloudctl.services import recovery
-
     state = common.state_of(ctx)
-    run = recovery.get_run(state.context, run_id)
+    run = state.api().get(f"/v1/failover/runs/{client.segment(run_id)}")
 
     def render() -> None:
         output.stdout.print(
-            f"{run.kind} {run.id} ({run.mode}) from {run.from_center} to {run.to_center or 'best copy'}: "
-            f"{run.state}; started by {run.started_by or '–'} at {run.started_at}"
-            + (f", finished {run.finished_at}" if run.finished_at else ""),
+            f"{run['kind']} {run['id']} ({run['mode']}) from {run['from_center']} to "
+            f"{run['to_center'] or 'best copy'}: {run['state']}; started by {run['started_by'] or '–'} "
+            f"at {run['started_at']}" + (f", finished {run['finished_at']}" if run["finished_at"] else ""),
             highlight=False,
         )
-        done = {entry["id"] for entry in run.progress}
+        done = {entry["id"] for entry in run["progress"]}
         output.stdout.print(
             output.table(
                 None,
                 ["#", "step", "done"],
-                [[i + 1, step.id, "✓" if step.id in done else "–"] for i, step in enumerate(run.steps)],
+                [
+                    [i + 1, step["id"], "✓" if step["id"] in done else "–"]
+                    for i, step in enumerate(run["steps"])
+                ],
             )
         )
         _render_run(run)
@@ -487,30 +536,18 @@ def failover_show(ctx: typer.Context, run_id: RunArgument) -> None:
 @common.handles_errors
 def failback(
     ctx: typer.Context,
-    to_center: Annotated[str, typer.Option("--to", help="The center returning to service.")],
+    to_center: Annotated[
+        str, typer.Option("--to", metavar="CENTER", help="The center returning to service.")
+    ],
     dry_run: DryRunOption = False,
     hooks_file: HooksOption = None,
+    timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
 ) -> None:
     """Bring home every workload whose home uses a center: resync it, switch back, restore the tier's layout.
 
     A second failback to the same center plans 0 steps. Exit 1 when a workload cannot go home
     yet or the run stopped (`failover resume RUN` finishes it).
     """
-    from cloudctl.services import identity, recovery
-
     state = common.state_of(ctx)
-    plan = recovery.plan_failback(
-        state.context,
-        principal=identity.local_operator("sysadmin"),
-        to_center=to_center,
-        dry_run=dry_run,
-        hooks=recovery.read_hooks(hooks_file) if hooks_file else (),
-    )
-    if dry_run or not plan.run_id:
-        state.emit(plan, lambda: _render_plan(plan))
-        return
-    _started(plan.run_id, plan.kind)
-    if not state.wants_data:
-        _render_plan(plan)
-    run = _execute(state.context, plan.run_id, len(plan.steps))
-    _finish(state, run, stranded=bool(plan.stranded))
+    body = {"to_center": to_center, "dry_run": dry_run, "hooks": _hooks(hooks_file)}
+    _start(state, "/v1/failback/runs", body, dry_run=dry_run, deadline_s=timeout_s)

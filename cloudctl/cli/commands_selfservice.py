@@ -1,24 +1,23 @@
-"""``cloudctl serve``, ``token``, ``request``, ``workload`` and ``audit``: the self-service side.
+"""``cloudctl token``, ``request``, ``workload`` and ``audit``: the self-service side, for operators.
 
-In-process commands act as the operator at the management center's console, each
-with the power its group needs (tokens: secadmin; audit: auditor; the rest:
-sysadmin), so the separation of powers holds in what they record.
+Each command is a call on the API as the person logged in (or the break-glass identity), so
+the server decides what each role may do: tokens are the secadmin's, the audit log the
+auditor's, requests and workloads the sysadmin's. ``audit checkpoint|retention|key rotate``
+act on the database and the key ring directly (break-glass).
 """
 
 from __future__ import annotations
 
+import itertools
+import json
+import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated, Any
 
 import typer
 
-from cloudctl.cli import common, output
-
-if TYPE_CHECKING:
-    from cloudctl.services import audit as audit_service
-    from cloudctl.services import identity
-    from cloudctl.services import requests as requests_service
-    from cloudctl.services import workloads as workloads_service
+from cloudctl import errors
+from cloudctl.cli import client, common, output
 
 token_app = typer.Typer(help="Bearer tokens for departments and operators.", no_args_is_help=True)
 request_app = typer.Typer(
@@ -33,56 +32,10 @@ audit_app.add_typer(audit_key_app, name="key")
 
 
 def register(app: typer.Typer) -> None:
-    app.command("serve")(serve)
     app.add_typer(token_app, name="token")
     app.add_typer(request_app, name="request")
     app.add_typer(workload_app, name="workload")
     app.add_typer(audit_app, name="audit")
-
-
-def _operator(role: str = "sysadmin") -> identity.Principal:
-    from cloudctl.services import identity
-
-    return identity.local_operator(role)
-
-
-@common.handles_errors
-def serve(
-    ctx: typer.Context,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
-    reconcile_interval_s: Annotated[float, typer.Option(help="Seconds between reconcile passes.")] = 1.0,
-    workers: Annotated[
-        int, typer.Option(min=1, help="API processes on the port; the reconcilers stay in this one.")
-    ] = 1,
-    provision_workers: Annotated[
-        int, typer.Option(min=1, help="Objects the provisioning reconciler works on at once.")
-    ] = 16,
-    per_center: Annotated[
-        int, typer.Option(min=1, help="... of which at most this many touch one center ...")
-    ] = 8,
-    per_backend: Annotated[
-        int, typer.Option(min=1, help="... and this many one backend (an OpenStack cloud, the simulator).")
-    ] = 16,
-) -> None:
-    """Run one replica of the management center: the HTTP API and /metrics; the reconcilers and
-    periodic passes while the database elects it leader (Ctrl-C or SIGTERM stops cleanly)."""
-    from cloudctl.api import server
-    from cloudctl.services import provisioning
-
-    state = common.state_of(ctx)
-    state.context.require_initialised()
-    server.serve(
-        state.context,
-        host=host,
-        port=port,
-        announce=lambda: output.stderr.print(
-            f"cloudctl serving on http://{host}:{port} (API under /v1, docs at /docs)"
-        ),
-        reconcile_interval_s=reconcile_interval_s,
-        workers=workers,
-        bounds=provisioning.Bounds(workers=provision_workers, per_center=per_center, per_backend=per_backend),
-    )
 
 
 # --- tokens ----------------------------------------------------------------------------------------
@@ -99,24 +52,20 @@ def token_create(
         float | None, typer.Option(min=0.001, help="Expire after this many days.")
     ] = None,
 ) -> None:
-    """Issue a bearer token; the secret is printed once and only its salted hash is kept."""
-    from cloudctl.services import identity
-
+    """Issue a bearer token (secadmin); the secret is printed once and only its salted hash is kept."""
     state = common.state_of(ctx)
-    issued = identity.create_token(
-        state.context,
-        principal=identity.local_operator("secadmin"),
-        role=role,
-        department=dept,
-        name=name,
-        expires_in_s=None if expires_in_days is None else expires_in_days * 86400,
-    )
+    body = {
+        "role": role,
+        "department": dept,
+        "name": name,
+        "expires_in_s": None if expires_in_days is None else expires_in_days * 86400,
+    }
+    issued = state.api().post("/v1/tokens", body)
+    token = issued["token"]
 
     def render() -> None:
-        output.stdout.print(
-            f"token {issued.token.id} ({issued.token.role}, {issued.token.department or 'operators'})"
-        )
-        output.stdout.print(issued.secret, highlight=False, soft_wrap=True)
+        output.stdout.print(f"token {token['id']} ({token['role']}, {token['department'] or 'operators'})")
+        output.stdout.print(issued["secret"], highlight=False, soft_wrap=True)
         output.stderr.print("this is the only time the secret is shown; keep it safe")
 
     state.emit(issued, render)
@@ -128,13 +77,9 @@ def token_list(
     ctx: typer.Context,
     all_tokens: Annotated[bool, typer.Option("--all", help="Include revoked tokens.")] = False,
 ) -> None:
-    """Tokens (never their secrets)."""
-    from cloudctl.services import identity
-
+    """Tokens, never their secrets (secadmin)."""
     state = common.state_of(ctx)
-    items = identity.list_tokens(
-        state.context, principal=identity.local_operator("secadmin"), include_revoked=all_tokens
-    )
+    items = state.api().get("/v1/tokens", include_revoked=all_tokens)["data"]
     state.emit(
         items,
         lambda: output.stdout.print(
@@ -142,7 +87,15 @@ def token_list(
                 None,
                 ["token", "name", "role", "department", "created", "expires", "revoked"],
                 [
-                    [t.id, t.name, t.role, t.department or "–", t.created_at, t.expires_at, t.revoked_at]
+                    [
+                        t["id"],
+                        t["name"],
+                        t["role"],
+                        t["department"] or "–",
+                        t["created_at"],
+                        t["expires_at"],
+                        t["revoked_at"],
+                    ]
                     for t in items
                 ],
             )
@@ -152,32 +105,39 @@ def token_list(
 
 @token_app.command("revoke")
 @common.handles_errors
-def token_revoke(ctx: typer.Context, token_id: Annotated[str, typer.Argument(metavar="TOKEN")]) -> None:
-    """Revoke a token at once; requests carrying it are refused from now on."""
-    from cloudctl.services import identity
-
+def token_revoke(
+    ctx: typer.Context,
+    token_id: Annotated[str, typer.Argument(metavar="TOKEN", help="A token id, as `token list` shows it.")],
+) -> None:
+    """Revoke a token at once (secadmin); requests carrying it are refused from now on."""
     state = common.state_of(ctx)
-    revoked = identity.revoke_token(
-        state.context, principal=identity.local_operator("secadmin"), token_id=token_id
-    )
-    state.emit(revoked, lambda: output.stdout.print(f"revoked {revoked.id} at {revoked.revoked_at}"))
+    revoked = state.api().post(f"/v1/tokens/{client.segment(token_id)}/revoke")
+    state.emit(revoked, lambda: output.stdout.print(f"revoked {revoked['id']} at {revoked['revoked_at']}"))
 
 
 # --- requests --------------------------------------------------------------------------------------
 
 
-def render_request(item: requests_service.RequestPublic) -> None:
+def render_request(item: dict[str, Any]) -> None:
+    """A request (``RequestPublic`` as JSON) and its lifecycle."""
     output.stdout.print(
-        f"[bold]{item.id}[/] {item.department}: {item.count} × {item.offering}, tier {item.tier}, "
-        f"data {item.data_class} — [bold]{item.state}[/]",
+        f"[bold]{item['id']}[/] {item['department']}: {item['count']} × {item['offering']}, "
+        f"tier {item['tier']}, data {item['data_class']} — [bold]{item['state']}[/]",
         highlight=False,
     )
-    for step in item.steps:
-        output.stdout.print(f"  {step.at}  {step.step}", highlight=False)
-    for reason in item.reasons:
+    for step in item["steps"]:
+        output.stdout.print(f"  {step['at']}  {step['step']}", highlight=False)
+    for reason in item["reasons"]:
         output.stdout.print(f"  reason: {reason}", highlight=False)
-    if item.approval_policy_ids:
-        output.stdout.print(f"  approval decided by: {', '.join(item.approval_policy_ids)}", highlight=False)
+    if item["approval_policy_ids"]:
+        output.stdout.print(
+            f"  approval decided by: {', '.join(item['approval_policy_ids'])}", highlight=False
+        )
+
+
+RequestArgument = Annotated[
+    str, typer.Argument(metavar="REQUEST", help="A request id, as `request list` shows it.")
+]
 
 
 @request_app.command("list")
@@ -186,22 +146,19 @@ def request_list(
     ctx: typer.Context,
     state_filter: Annotated[str | None, typer.Option("--state", help="Only requests in this state.")] = None,
     dept: Annotated[str | None, typer.Option(help="Only this department's requests.")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many.")] = 100,
 ) -> None:
     """Requests, oldest first."""
-    from cloudctl.services import requests as requests_service
-
     state = common.state_of(ctx)
-    items, _ = requests_service.list_requests(
-        state.context, principal=_operator(), state=state_filter, department=dept, limit=limit
-    )
+    pages = state.api().pages("/v1/requests", page_size=min(limit, 200), state=state_filter, department=dept)
+    items = list(itertools.islice(pages, limit))
     state.emit(
         items,
         lambda: output.stdout.print(
             output.table(
                 None,
                 ["request", "department", "offering", "count", "tier", "state"],
-                [[r.id, r.department, r.offering, r.count, r.tier, r.state] for r in items],
+                [[r["id"], r["department"], r["offering"], r["count"], r["tier"], r["state"]] for r in items],
             )
         ),
     )
@@ -209,12 +166,10 @@ def request_list(
 
 @request_app.command("show")
 @common.handles_errors
-def request_show(ctx: typer.Context, request_id: Annotated[str, typer.Argument(metavar="REQUEST")]) -> None:
+def request_show(ctx: typer.Context, request_id: RequestArgument) -> None:
     """One request and its lifecycle, step by step."""
-    from cloudctl.services import requests as requests_service
-
     state = common.state_of(ctx)
-    item = requests_service.get(state.context, principal=_operator(), request_id=request_id)
+    item = state.api().get(f"/v1/requests/{client.segment(request_id)}")
     state.emit(item, lambda: render_request(item))
 
 
@@ -222,55 +177,65 @@ def request_show(ctx: typer.Context, request_id: Annotated[str, typer.Argument(m
 @common.handles_errors
 def request_approve(
     ctx: typer.Context,
-    request_id: Annotated[str, typer.Argument(metavar="REQUEST")],
-    provision: Annotated[
-        bool, typer.Option(help="Provision it now (otherwise `cloudctl serve` does).")
-    ] = True,
+    request_id: RequestArgument,
+    wait_s: Annotated[
+        float,
+        typer.Option(
+            "--wait",
+            metavar="SECONDS",
+            min=0,
+            help="Wait up to this long for the management center to provision it (0: do not wait).",
+        ),
+    ] = 0,
 ) -> None:
-    """Approve a request that waits for an operator; by default provision it right away."""
-    from cloudctl.services import provisioning
-    from cloudctl.services import requests as requests_service
-
+    """Approve a request that waits for an operator (sysadmin); `cloudctl serve` provisions it."""
     state = common.state_of(ctx)
-    item = requests_service.approve(state.context, principal=_operator(), request_id=request_id)
-    if provision:
+    api = state.api()
+    path = f"/v1/requests/{client.segment(request_id)}"
+    item = api.post(f"{path}/approve")
+    if wait_s:
         with output.stderr.status(f"provisioning {request_id}…"):
-            result = provisioning.reconcile(state.context, kind="request", object_id=request_id)
-        if not result.done:
-            output.stderr.print(f"not finished ({result.message}); `cloudctl serve` will retry")
-        item = requests_service.get(state.context, principal=_operator(), request_id=request_id)
+            item = client.wait_for(
+                lambda: api.get(path),
+                done=lambda current: current["state"] not in WAITING_STATES,
+                deadline_s=wait_s,
+                what=f"provisioning of {request_id}",
+            )
     state.emit(item, lambda: render_request(item))
+
+
+WAITING_STATES = frozenset({"approved", "provisioning"})
+"""Request states on the way to ``ready`` (or ``failed``), which ``approve --wait`` waits out."""
 
 
 @request_app.command("reject")
 @common.handles_errors
 def request_reject(
     ctx: typer.Context,
-    request_id: Annotated[str, typer.Argument(metavar="REQUEST")],
+    request_id: RequestArgument,
     reason: Annotated[str, typer.Option(help="Why; the department sees it.")],
 ) -> None:
-    """Reject a request that waits for an operator; its quota is released."""
-    from cloudctl.services import requests as requests_service
-
+    """Reject a request that waits for an operator (sysadmin); its quota is released."""
     state = common.state_of(ctx)
-    item = requests_service.reject(state.context, principal=_operator(), request_id=request_id, reason=reason)
+    item = state.api().post(f"/v1/requests/{client.segment(request_id)}/reject", {"reason": reason})
     state.emit(item, lambda: render_request(item))
 
 
 # --- workloads -------------------------------------------------------------------------------------
 
 
-def render_workload(item: workloads_service.WorkloadPublic) -> None:
-    protection = item.protection
+def render_workload(item: dict[str, Any]) -> None:
+    """A workload (``WorkloadPublic`` as JSON): placement per center and protection."""
+    protection = item["protection"]
     output.stdout.print(
-        f"[bold]{item.id}[/] {item.name} ({item.department}): {item.count} × {item.offering} — "
-        f"[bold]{item.state}[/]",
+        f"[bold]{item['id']}[/] {item['name']} ({item['department']}): {item['count']} × "
+        f"{item['offering']} — [bold]{item['state']}[/]",
         highlight=False,
     )
     output.stdout.print(
-        f"  tier {protection.tier}: {protection.local}, DR copy {protection.dr_copy}, "
-        f"RPO ≤ {protection.rpo_target_s} s, RTO ≤ {protection.rto_target_s} s, GB/T 20988 level "
-        f"{protection.gbt20988_level}",
+        f"  tier {protection['tier']}: {protection['local']}, DR copy {protection['dr_copy']}, "
+        f"RPO ≤ {protection['rpo_target_s']} s, RTO ≤ {protection['rto_target_s']} s, GB/T 20988 level "
+        f"{protection['gbt20988_level']}",
         highlight=False,
     )
     output.stdout.print(
@@ -279,13 +244,13 @@ def render_workload(item: workloads_service.WorkloadPublic) -> None:
             ["center", "role", "state", "amounts", "resources"],
             [
                 [
-                    p.center,
-                    p.role,
-                    p.state,
-                    ", ".join(f"{k}={v}" for k, v in p.amounts.items()),
-                    ", ".join(r["name"] for r in p.resources) or "–",
+                    p["center"],
+                    p["role"],
+                    p["state"],
+                    ", ".join(f"{k}={v}" for k, v in p["amounts"].items()),
+                    ", ".join(r["name"] for r in p["resources"]) or "–",
                 ]
-                for p in item.placements
+                for p in item["placements"]
             ],
         )
     )
@@ -298,15 +263,14 @@ def workload_list(
     dept: Annotated[str | None, typer.Option(help="Only this department's workloads.")] = None,
     state_filter: Annotated[str | None, typer.Option("--state", help="Only workloads in this state.")] = None,
     tier: Annotated[str | None, typer.Option(help="Only workloads of this tier.")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many.")] = 100,
 ) -> None:
     """Workloads with their tier and where they run."""
-    from cloudctl.services import workloads as workloads_service
-
     state = common.state_of(ctx)
-    items, _ = workloads_service.list_workloads(
-        state.context, principal=_operator(), department=dept, state=state_filter, tier=tier, limit=limit
+    pages = state.api().pages(
+        "/v1/workloads", page_size=min(limit, 200), department=dept, state=state_filter, tier=tier
     )
+    items = list(itertools.islice(pages, limit))
     state.emit(
         items,
         lambda: output.stdout.print(
@@ -315,13 +279,13 @@ def workload_list(
                 ["workload", "name", "department", "offering", "tier", "state", "centers"],
                 [
                     [
-                        w.id,
-                        w.name,
-                        w.department,
-                        f"{w.count} × {w.offering}",
-                        w.tier,
-                        w.state,
-                        ", ".join(f"{p.center}:{p.role}" for p in w.placements),
+                        w["id"],
+                        w["name"],
+                        w["department"],
+                        f"{w['count']} × {w['offering']}",
+                        w["tier"],
+                        w["state"],
+                        ", ".join(f"{p['center']}:{p['role']}" for p in w["placements"]),
                     ]
                     for w in items
                 ],
@@ -333,34 +297,35 @@ def workload_list(
 @workload_app.command("show")
 @common.handles_errors
 def workload_show(
-    ctx: typer.Context, workload_id: Annotated[str, typer.Argument(metavar="WORKLOAD")]
+    ctx: typer.Context,
+    workload_id: Annotated[
+        str, typer.Argument(metavar="WORKLOAD", help="A workload id, as `workload list` shows it.")
+    ],
 ) -> None:
     """One workload: placement per center and protection."""
-    from cloudctl.services import workloads as workloads_service
-
     state = common.state_of(ctx)
-    item = workloads_service.get(state.context, principal=_operator(), workload_id=workload_id)
+    item = state.api().get(f"/v1/workloads/{client.segment(workload_id)}")
     state.emit(item, lambda: render_workload(item))
 
 
 # --- audit -----------------------------------------------------------------------------------------
 
 
-def _render_audit(items: list[audit_service.AuditRecordPublic]) -> None:
+def _render_audit(items: list[dict[str, Any]]) -> None:
     output.stdout.print(
         output.table(
             None,
             ["seq", "at", "actor", "role", "source", "action", "target", "outcome"],
             [
                 [
-                    r.seq,
-                    r.at,
-                    r.actor,
-                    r.role,
-                    r.source,
-                    r.action,
-                    f"{r.target_type} {r.target_id}",
-                    r.outcome,
+                    r["seq"],
+                    r["at"],
+                    r["actor"],
+                    r["role"],
+                    r["source"],
+                    r["action"],
+                    f"{r['target_type']} {r['target_id']}",
+                    r["outcome"],
                 ]
                 for r in items
             ],
@@ -374,21 +339,19 @@ def audit_list(
     ctx: typer.Context,
     action: Annotated[str | None, typer.Option(help="Only this action, e.g. request.create.")] = None,
     outcome: Annotated[str | None, typer.Option(help="success, denied, refused or failed.")] = None,
-    after: Annotated[int, typer.Option(help="Records after this sequence number.")] = 0,
-    limit: Annotated[int, typer.Option(min=1, max=10000)] = 100,
+    after: Annotated[int, typer.Option(min=0, help="Records after this sequence number.")] = 0,
+    limit: Annotated[int, typer.Option(min=1, max=10000, help="At most this many.")] = 100,
 ) -> None:
-    """Audit records, oldest first."""
-    from cloudctl.services import audit as audit_service
-
+    """Audit records, oldest first (auditor)."""
     state = common.state_of(ctx)
-    items = audit_service.list_records(
-        state.context,
-        principal=_operator("auditor"),
-        after_seq=after,
-        limit=limit,
+    pages = state.api().pages(
+        "/v1/audit",
+        page_size=min(limit, 200),
         action=action,
         outcome=outcome,
+        start=str(after) if after else None,
     )
+    items = list(itertools.islice(pages, limit))
     state.emit(items, lambda: _render_audit(items))
 
 
@@ -396,17 +359,72 @@ def audit_list(
 @common.handles_errors
 def audit_export(
     ctx: typer.Context,
-    output_file: Annotated[Path, typer.Option("--file", help="Where to write the JSON lines.")],
-    after: Annotated[int, typer.Option(help="Records after this sequence number.")] = 0,
+    output_file: Annotated[
+        Path, typer.Option("--file", metavar="FILE", help="Where to write the JSON lines.")
+    ],
+    after: Annotated[int, typer.Option(min=0, help="Records after this sequence number.")] = 0,
 ) -> None:
-    """Export the audit log as JSON lines (one record per line, with its hashes)."""
-    from cloudctl.services import audit as audit_service
-
+    """Export the audit log as JSON lines, one record per line with its hashes (auditor)."""
     state = common.state_of(ctx)
-    result = audit_service.export(
-        state.context, principal=_operator("auditor"), path=output_file, after_seq=after
+    reply = state.api().call(
+        "GET", "/v1/audit/export", params={"after": after}, accept="application/x-ndjson"
     )
-    state.emit(result, lambda: output.stdout.print(f"exported {result.records} record(s) to {result.path}"))
+    lines = reply.body.decode("utf-8").splitlines()
+    seqs = [json.loads(line)["seq"] for line in lines]
+    _write_replacing(output_file, reply.body)
+    result = {
+        "path": str(output_file),
+        "records": len(lines),
+        "first_seq": seqs[0] if seqs else None,
+        "last_seq": seqs[-1] if seqs else None,
+    }
+    state.emit(
+        result, lambda: output.stdout.print(f"exported {result['records']} record(s) to {result['path']}")
+    )
+
+
+def _write_replacing(path: Path, data: bytes) -> None:
+    """Write beside the file, sync, then rename: a reader never sees half an export."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        with partial.open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        partial.replace(path)
+    except OSError as error:
+        raise errors.InvalidInput(f"cannot write {str(path)!r}: {error.strerror}", field="file") from None
+
+
+@audit_app.command("verify")
+@common.handles_errors
+def audit_verify(ctx: typer.Context) -> None:
+    """Recompute the chain under the key ring and check it against the newest checkpoint (auditor);
+    exit 1 and name the first bad record if anything was changed, removed, reordered or re-hashed."""
+    state = common.state_of(ctx)
+    result = state.api().get("/v1/audit/verify")
+
+    def render() -> None:
+        if result["ok"]:
+            checkpoint = (
+                "no checkpoint yet"
+                if result["checkpoint_seq"] is None
+                else f"checkpoint {result['checkpoint_seq']}"
+            )
+            output.stdout.print(
+                f"audit chain intact: {result['records']} records, head {result['head_seq']}, "
+                f"keys {', '.join(result['key_ids']) or 'none'}, {checkpoint}"
+            )
+        else:
+            output.stdout.print(
+                f"[red]audit chain broken[/] at record {result['first_bad_seq']}: {result['problem']} "
+                f"({result['records']} records read, head {result['head_seq']})"
+            )
+
+    state.emit(result, render)
+    if not result["ok"]:
+        raise typer.Exit(1)
 
 
 @audit_app.command("retention")
@@ -421,6 +439,7 @@ def audit_retention(
     from cloudctl.services import audit as audit_service
 
     state = common.state_of(ctx)
+    state.operator()
     result = audit_service.apply_retention(state.context, archive_dir=archive_dir)
     state.emit(
         result,
@@ -431,38 +450,6 @@ def audit_retention(
     )
 
 
-@audit_app.command("verify")
-@common.handles_errors
-def audit_verify(ctx: typer.Context) -> None:
-    """Recompute the chain under the key ring and check it against the newest checkpoint; exit 1
-    and name the first bad record if anything was changed, removed, reordered or re-hashed."""
-    from cloudctl.services import audit as audit_service
-
-    state = common.state_of(ctx)
-    result = audit_service.verify(state.context, principal=_operator("auditor"))
-
-    def render() -> None:
-        if result.ok:
-            checkpoint = (
-                "no checkpoint yet"
-                if result.checkpoint_seq is None
-                else f"checkpoint {result.checkpoint_seq}"
-            )
-            output.stdout.print(
-                f"audit chain intact: {result.records} records, head {result.head_seq}, "
-                f"keys {', '.join(result.key_ids) or 'none'}, {checkpoint}"
-            )
-        else:
-            output.stdout.print(
-                f"[red]audit chain broken[/] at record {result.first_bad_seq}: {result.problem} "
-                f"({result.records} records read, head {result.head_seq})"
-            )
-
-    state.emit(result, render)
-    if not result.ok:
-        raise typer.Exit(1)
-
-
 @audit_app.command("checkpoint")
 @common.handles_errors
 def audit_checkpoint(ctx: typer.Context) -> None:
@@ -471,6 +458,7 @@ def audit_checkpoint(ctx: typer.Context) -> None:
     from cloudctl.services import audit as audit_service
 
     state = common.state_of(ctx)
+    state.operator()
     result = audit_service.checkpoint(state.context)
 
     def render() -> None:
@@ -493,7 +481,7 @@ def audit_key_rotate(ctx: typer.Context) -> None:
     from cloudctl.services import audit as audit_service
 
     state = common.state_of(ctx)
-    result = audit_service.rotate_key(state.context, principal=_operator("secadmin"))
+    result = audit_service.rotate_key(state.context, principal=state.operator())
     state.emit(
         result, lambda: output.stdout.print(f"new records are signed with {result.key_id} ({result.path})")
     )

@@ -1,16 +1,34 @@
-"""What every command shares: the global options' state, error handling, output choice."""
+"""What every command shares: the global options' state, the API client, error handling, output.
+
+How a command reaches the management center (docs/security.md, "Remote mode and break-glass"):
+
+- **remote** (the default): through ``/v1`` with the person's token, from the current context
+  of ``~/.config/cloudctl/config.yaml`` (``cloudctl login``) or ``CLOUDCTL_API`` and
+  ``CLOUDCTL_TOKEN``. Nothing of the store, the drivers or the API is imported.
+- **break-glass**: ``--as ROLE --reason TEXT``, or ``--break-glass --reason TEXT`` with a token
+  (``--token-file`` or ``CLOUDCTL_TOKEN``). The database is opened directly, the use is
+  recorded with the OS user, host and reason (``cloudctl_break_glass_total``, alert
+  ``CloudctlBreakGlassUsed``), and the command runs through the same API in this process,
+  as that identity.
+- neither: an operator command refuses with one line saying how to log in or break glass
+  (exit 2). ``init`` and ``serve`` open the database without an identity.
+"""
 
 from __future__ import annotations
 
 import functools
+import importlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
 from cloudctl import errors
 from cloudctl.cli import output
+
+if TYPE_CHECKING:
+    from cloudctl.cli import client as client_module
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -27,7 +45,19 @@ class State:
         fmt: output.Format,
         policies: Path = Path("policies"),
         simulated_time: bool = False,
+        context_name: str | None = None,
+        act_as: str | None = None,
+        reason: str | None = None,
+        break_glass: bool = False,
+        token_file: Path | None = None,
     ) -> None:
+        self.context_name = context_name
+        self.act_as = act_as
+        self.reason = reason
+        self.break_glass = break_glass or act_as is not None
+        self.token_file = token_file
+        self._client: client_module.Client | None = None
+        self._principal: Any = None
         self.simulated_time = simulated_time
         self.policies = policies
         self.home = home
@@ -68,7 +98,96 @@ class State:
         else:
             render()
 
+    # --- who acts, and how the API is reached -------------------------------------------------
+
+    def token(self) -> str:
+        """The token named on the command line (``--token-file``) or in ``CLOUDCTL_TOKEN``; else empty."""
+        import os
+
+        from cloudctl.cli import contexts
+
+        if self.token_file is not None:
+            return contexts.check_token(read_token_file(self.token_file), field="token-file")
+        value = os.environ.get("CLOUDCTL_TOKEN", "").strip()
+        return contexts.check_token(value, field="CLOUDCTL_TOKEN") if value else ""
+
+    def operator(self) -> Any:
+        """The identity a direct-database command acts as: break-glass only, recorded once.
+
+        Refuses (exit 2) without ``--as ROLE --reason TEXT`` or ``--break-glass`` and a token.
+        """
+        if self._principal is not None:
+            return self._principal
+        token = self.check_break_glass()
+        from cloudctl.services import audit, identity
+
+        context = self.context
+        context.require_initialised()
+        if self.act_as is not None:
+            self._principal = audit.record_break_glass(context, role=self.act_as, reason=self.reason or "")
+        else:
+            principal = identity.authenticate(
+                context, authorization=f"Bearer {token}", source=audit.local_source()
+            )
+            audit.record_break_glass(
+                context, role=principal.role, reason=self.reason or "", token_id=principal.id
+            )
+            self._principal = principal
+        return self._principal
+
+    def check_break_glass(self) -> str:
+        """Refuse (exit 2) unless the global options break glass with an identity and a reason.
+
+        Touches nothing: a command checks this before its other input, and records the use
+        (``operator``) only once it is about to act. Returns the token named, if any.
+        """
+        if not self.break_glass:
+            raise errors.InvalidInput(
+                "this command acts on the database directly: break glass with `--as ROLE --reason TEXT` "
+                "(or `--break-glass --reason TEXT` with your token)",
+                field="as",
+            )
+        if not (self.reason or "").strip():
+            raise errors.InvalidInput(
+                "break-glass needs `--reason TEXT`: say why the API will not do", field="reason"
+            )
+        token = "" if self.act_as else self.token()
+        if self.act_as is None and not token:
+            raise errors.InvalidInput(
+                "break-glass needs an identity: `--as ROLE`, or your token (`--token-file FILE` or "
+                "CLOUDCTL_TOKEN)",
+                field="as",
+            )
+        return token
+
+    def api(self) -> client_module.Client:
+        """The API client: remote with the current context, or in process when breaking glass."""
+        if self._client is None:
+            self._client = self._open_client()
+        return self._client
+
+    def _open_client(self) -> client_module.Client:
+        from cloudctl.cli import client, contexts
+
+        if self.break_glass:
+            principal = self.operator()
+            composition = importlib.import_module(COMPOSITION)
+            transport = composition.local_api(self.context, principal)
+            return client.Client(transport, token="", api="the local database (break-glass)")
+        chosen = contexts.resolve(context_name=self.context_name)
+        if chosen is None:
+            raise errors.InvalidInput(NO_CONTEXT, field="context")
+        token = self.token() if self.token_file is not None else chosen.token
+        if not token:
+            raise errors.InvalidInput(
+                f"context {chosen.name!r} holds no token: `cloudctl login --api {chosen.api}`", field="token"
+            )
+        return client.Client(client.open_transport(chosen.api), token=token, api=chosen.api)
+
     def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
         if self._context is not None:
             self._context.close()
             self._context = None
@@ -92,3 +211,22 @@ def state_of(ctx: typer.Context) -> State:
     state = ctx.find_root().obj
     assert isinstance(state, State)
     return state
+
+
+COMPOSITION = "cloudctl.serve"
+"""The module that assembles the API for ``serve`` and for break-glass (it imports ``api``; the
+command line only names it, so ``cli`` never imports ``api``)."""
+
+NO_CONTEXT = (
+    "no management center chosen: log in with `cloudctl login --api URL` (or set CLOUDCTL_API and "
+    "CLOUDCTL_TOKEN); at the console without the API, break glass with `--as ROLE --reason TEXT`"
+)
+
+
+def read_token_file(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as error:
+        raise errors.InvalidInput(
+            f"cannot read {str(path)!r}: {error.strerror}", field="token-file"
+        ) from None

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from cloudctl.model import drill_formats, drill_report
-from cloudctl.services import drills as drill_service
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -33,7 +32,8 @@ class PlanPublic(BaseModel):
     scope: dict[str, Any]
     schedule: str | None
     next_run_at: str | None
-    last_run: drill_service.DrillRunPublic | None
+    last_run: dict[str, Any] | None
+    """The newest finished run (``DrillRunPublic`` as JSON), if any."""
 
 
 class TargetPublic(BaseModel):

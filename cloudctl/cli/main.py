@@ -29,8 +29,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "commands_core",
         "The centers with role, site, health and capacity, and the links between them.",
     ),
+    "login": ("commands_login", "Log in to a management center: store its API URL and your token."),
+    "config": ("commands_login", "Contexts (management centers and identities) in the client config file."),
     "serve": (
-        "commands_selfservice",
+        "cloudctl.serve",
         "Run one replica of the management center: the HTTP API and /metrics; the reconcilers and "
         "periodic passes while the database elects it leader (Ctrl-C or SIGTERM stops cleanly).",
     ),
@@ -82,7 +84,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "The management database's standby in the DR site: status, promote, fence, failback.",
     ),
 }
-"""Every top-level command: the module under ``cloudctl.cli`` whose ``register(app)`` adds it, and
+"""Every top-level command: the module whose ``register(app)`` adds it (a name under ``cloudctl.cli``,
+or a dotted name: ``serve`` comes from the composition module, which may import the API), and
 its one-line help (what ``cloudctl --help`` lists without importing that module)."""
 
 RICH_MARKUP_MODE: typer.core.MarkupMode = None
@@ -120,10 +123,12 @@ class LazyGroup(typer.core.TyperGroup):
             self._listing = False
 
     def load(self, module_name: str) -> None:
-        """Import ``cloudctl.cli.<module_name>`` and add the commands its ``register`` declares."""
+        """Import ``cloudctl.cli.<module_name>`` (or the dotted ``module_name``) and add the commands
+        its ``register`` declares."""
         if module_name in self._loaded:
             return
-        module = importlib.import_module(f"cloudctl.cli.{module_name}")
+        dotted = module_name if "." in module_name else f"cloudctl.cli.{module_name}"
+        module = importlib.import_module(dotted)
         declared = typer.Typer(rich_markup_mode=RICH_MARKUP_MODE, add_completion=False)
         module.register(declared)
         for name, command in typer.main.get_group(declared).commands.items():
@@ -176,6 +181,37 @@ def main(
             "instead of real time: deterministic and instant, for CI and tests.",
         ),
     ] = False,
+    context_name: Annotated[
+        str | None,
+        typer.Option(
+            "--context", metavar="NAME", help="Talk to this context of the config file, not the current one."
+        ),
+    ] = None,
+    act_as: Annotated[
+        str | None,
+        typer.Option(
+            "--as",
+            metavar="ROLE",
+            help="Break glass: open the database directly as ROLE (sysadmin, secadmin or auditor); "
+            "needs --reason. Recorded with your OS user and host, counted, and alerted on.",
+        ),
+    ] = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", metavar="TEXT", help="Why you break glass (recorded).")
+    ] = None,
+    break_glass: Annotated[
+        bool,
+        typer.Option(
+            "--break-glass",
+            help="Break glass as the owner of your token (--token-file or CLOUDCTL_TOKEN); needs --reason.",
+        ),
+    ] = False,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--token-file", metavar="FILE", help="Read the bearer token from FILE (instead of the context's)."
+        ),
+    ] = None,
 ) -> None:
     if output_format is output.Format.CSV and ctx.invoked_subcommand not in output.CSV_COMMANDS:
         output.error(f"output: csv is offered by {', '.join(sorted(output.CSV_COMMANDS))} only")
@@ -187,6 +223,11 @@ def main(
         policies=policies,
         fmt=output_format,
         simulated_time=simulated_time,
+        context_name=context_name,
+        act_as=act_as,
+        reason=reason,
+        break_glass=break_glass,
+        token_file=token_file,
     )
     ctx.call_on_close(ctx.obj.close)
 
@@ -197,8 +238,19 @@ def load_all() -> None:
         command().load(module)
 
 
-_GLOBAL_OPTIONS = {"--home", "--database-url", "--topology", "--policies", "--output", "-o"}
+_GLOBAL_OPTIONS = {
+    "--home",
+    "--database-url",
+    "--topology",
+    "--policies",
+    "--output",
+    "-o",
+    "--context",
+}
 _GLOBAL_FLAGS = {"--simulated-time"}
+"""Options that may follow the command. The break-glass options (``--as``, ``--reason``,
+``--break-glass``, ``--token-file``) stand before it, where nothing can mistake them for a
+command's own (``request reject --reason``, ``login --token-file``)."""
 
 
 def hoist_global_options(argv: list[str]) -> list[str]:

@@ -632,6 +632,15 @@ def export(
     return _export(ctx, path=path, after_seq=after_seq, through_seq=through_seq)
 
 
+def export_lines(ctx: ctx_module.Context, *, principal: Actor, after_seq: int = 0) -> Iterator[str]:
+    """The records after ``after_seq`` as JSON lines, the format of ``export`` (for a remote auditor)."""
+    _authorize_reading(ctx, principal, "audit.read")
+    with ctx.read() as tx:
+        items = list(audit.iterate_all(tx, after_seq=after_seq))
+    for item in items:
+        yield json.dumps(dataclasses.asdict(item), ensure_ascii=False, sort_keys=True) + "\n"
+
+
 def _export(ctx: ctx_module.Context, *, path: Path, after_seq: int, through_seq: int | None) -> ExportPublic:
     path.parent.mkdir(parents=True, exist_ok=True)
     first = last = None

@@ -21,6 +21,7 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import os
 import secrets
@@ -233,6 +234,54 @@ def latest_runs(ctx: ctx_module.Context) -> dict[str, DrillRunPublic]:
         return {run.plan: _public(run) for run in recovery_store.latest_drill_runs(tx)}
 
 
+class DrillRunDetail(DrillRunPublic):
+    timeline: list[drill_report.TimelineStep]
+    """The steps so far (all of them once the run finished)."""
+
+
+def read_runs(
+    ctx: ctx_module.Context, *, principal: identity.Principal, plan: str | None = None, limit: int = 20
+) -> list[DrillRunPublic]:
+    """``list_runs`` for a principal who may run drills (the history is the sysadmin's)."""
+    _authorize(ctx, principal)
+    return list_runs(ctx, plan=plan, limit=limit)
+
+
+def read_run(ctx: ctx_module.Context, *, principal: identity.Principal, run_id: str) -> DrillRunDetail:
+    """One run with its timeline so far: what a client polls to show a drill's progress."""
+    _authorize(ctx, principal)
+    with ctx.read() as tx:
+        run = recovery_store.get_drill_run(tx, run_id)
+    saved = run.report.get("timeline") or (run.report.get("progress") or {}).get("timeline") or []
+    timeline = [drill_report.TimelineStep.model_validate(step) for step in saved]
+    return DrillRunDetail(**_public(run).model_dump(), timeline=timeline)
+
+
+def read_report(
+    ctx: ctx_module.Context, *, principal: identity.Principal, run_id: str
+) -> drill_report.DrillReport:
+    """The report of a finished run (a run still going, or that failed to run, has none)."""
+    _authorize(ctx, principal)
+    with ctx.read() as tx:
+        run = recovery_store.get_drill_run(tx, run_id)
+    if run.state != "done":
+        raise errors.Conflict(f"drill run {run_id} is {_state(run)}; it has no report yet", field="run")
+    return drill_report.DrillReport.model_validate(run.report)
+
+
+def plan_from_text(ctx: ctx_module.Context, text: str, *, file_name: str | None = None) -> drills.DrillPlan:
+    """A plan sent as its YAML (by a remote client), checked as ``read_plan`` and ``check_plan`` do."""
+    plan = drills.parse(text)
+    stem = Path(file_name).stem if file_name else None
+    if stem is not None and plan.name != stem:
+        raise errors.InvalidInput(
+            f"{plan.name!r} differs from the file name {file_name!r} (a plan is named like its file)",
+            field="name",
+        )
+    check_plan(ctx, plan)
+    return plan
+
+
 # --- running --------------------------------------------------------------------------------------
 
 
@@ -245,6 +294,32 @@ def run_drill(
     principal: identity.Principal | None = None,
 ) -> drill_report.DrillReport:
     """Check the plan, record a run, run the drill end to end; the report says whether it passed."""
+    return start_drill(ctx, plan=plan, on_step=on_step, principal=principal).finish()
+
+
+@dataclasses.dataclass(frozen=True)
+class StartedDrill:
+    """A drill recorded as running and audited as started; ``finish`` runs it to its report."""
+
+    ctx: ctx_module.Context
+    run_id: str
+    drill: engine.Drill
+    operator: identity.Principal
+
+    def finish(self) -> drill_report.DrillReport:
+        return _run(self.ctx, self.drill, self.operator)
+
+
+@audit.audits_refusals(action="drill.run", target_type="Drill")
+def start_drill(
+    ctx: ctx_module.Context,
+    *,
+    plan: drills.DrillPlan,
+    on_step: OnStep | None = None,
+    principal: identity.Principal | None = None,
+) -> StartedDrill:
+    """Check the plan, authorise, record the run and its start; the drill itself runs in ``finish``
+    (the API answers with the run id in between)."""
     ctx.require_initialised()
     check_plan(ctx, plan)
     operator = principal or identity.local_operator("sysadmin")
@@ -271,7 +346,7 @@ def run_drill(
     drill.save()
     # Recorded at the start too, so that a drill killed part-way is in the log.
     _audit(ctx, operator, run_id, plan, outcome="started", passed=None)
-    return _run(ctx, drill, operator)
+    return StartedDrill(ctx=ctx, run_id=run_id, drill=drill, operator=operator)
 
 
 @audit.audits_refusals(action="drill.resume", target_type="DrillRun")
@@ -287,6 +362,18 @@ def resume_drill(
     Canaries are not made again, no fault is injected twice, and a failover run it started
     resumes step by step.
     """
+    return start_resume(ctx, run_id=run_id, on_step=on_step, principal=principal).finish()
+
+
+@audit.audits_refusals(action="drill.resume", target_type="DrillRun", target="run_id")
+def start_resume(
+    ctx: ctx_module.Context,
+    *,
+    run_id: str,
+    on_step: OnStep | None = None,
+    principal: identity.Principal | None = None,
+) -> StartedDrill:
+    """Check that a drill can resume and mark it running again; ``finish`` goes on with it."""
     operator = principal or identity.local_operator("sysadmin")
     _authorize(ctx, operator)
     with ctx.read() as tx:
@@ -306,7 +393,7 @@ def resume_drill(
     drill = engine.Drill(platform_, restored, on_step)
     drill.note("drill resumed", f"after {restored.phase or 'its start'}")
     drill.save()
-    return _run(ctx, drill, operator)
+    return StartedDrill(ctx=ctx, run_id=run_id, drill=drill, operator=operator)
 
 
 def _run(

@@ -12,6 +12,7 @@ Invariants:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -60,6 +61,15 @@ def default_backend_url(ctx: ctx_module.Context) -> str:
     return automation.local_backend_url(ctx.settings.home / BACKEND_DIR)
 
 
+def parse_operation(name: str) -> automation.Operation:
+    """``preview``, ``up`` or ``refresh``, as the engine names them."""
+    try:
+        return automation.Operation(name)
+    except ValueError:
+        known = ", ".join(op.value for op in automation.Operation)
+        raise errors.InvalidInput(f"unknown operation {name!r} (known: {known})", field="operation") from None
+
+
 def run(
     ctx: ctx_module.Context,
     *,
@@ -67,10 +77,15 @@ def run(
     center: str,
     program_dir: Path | None = None,
     backend_url: str | None = None,
+    before_acting: Callable[[], object] | None = None,
 ) -> InfraRunPublic:
-    """Preview, update or refresh ``center``'s stack."""
+    """Preview, update or refresh ``center``'s stack; ``before_acting`` once the input is checked
+    and the engine found, just before the engine runs (the caller records who acts)."""
     topology = ctx.read_topology_file()
     foundation.declare(topology).center(center)
+    automation.require_engine()
+    if before_acting is not None:
+        before_acting()
     target = automation.StackTarget(
         center=center,
         program_dir=program_dir_for(ctx, program_dir),

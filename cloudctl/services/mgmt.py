@@ -207,7 +207,12 @@ def _wait_caught_up(primary: str, standby: str, *, timeout_s: float, clock_sleep
 
 
 def promote(
-    ctx: ctx_module.Context, *, standby: str | None, old_primary: str | None = None, operator: str
+    ctx: ctx_module.Context,
+    *,
+    standby: str | None,
+    old_primary: str | None = None,
+    operator: str,
+    why: str = "",
 ) -> PromotionPublic:
     """Promote the DR standby and fence the old primary; see the module docstring."""
     dr = standby_url(ctx, standby)
@@ -220,6 +225,7 @@ def promote(
         "by": operator,
         "promoted": dr.split("@", 1)[-1],
         "host": socket.gethostname(),
+        "reason": why,
     }
     fenced = False
     sessions = 0
@@ -233,7 +239,7 @@ def promote(
         if pg_replication.server_state(dr).in_recovery:
             lag = _wait_caught_up(old, dr, timeout_s=CATCH_UP_TIMEOUT_S)
     promoted_now = pg_replication.promote(dr)
-    _audit_promotion(ctx, dr, operator=operator, detail={**reason, "old_primary_fenced": fenced})
+    _audit_promotion(ctx, dr, why=why, detail={**reason, "old_primary_fenced": fenced})
     pg_replication.record(dr, key=pg_replication.PROMOTED_KEY, value={**reason, "old_primary": _where(old)})
     # A fence marker written on the old primary before it stopped may have streamed here.
     pg_replication.delete_marker(dr, key=pg_replication.FENCE_KEY)
@@ -259,32 +265,59 @@ def promote(
     )
 
 
-def _audit_promotion(ctx: ctx_module.Context, url: str, *, operator: str, detail: dict[str, object]) -> None:
-    """The promotion's audit record goes into the promoted database: the one that carries on."""
-    from cloudctl.services import audit, identity
+def _audit_promotion(ctx: ctx_module.Context, url: str, *, why: str, detail: dict[str, object]) -> None:
+    """The promotion's audit records go into the promoted database, the one that carries on:
+    the break-glass use (OS user, host, reason; counted), then the promotion itself."""
+    record_break_glass(ctx, url, why=why, action="mgmt.promote", target_id=_where(url), detail=detail)
 
-    promoted = ctx_module.Context(
+
+def record_break_glass(
+    ctx: ctx_module.Context,
+    url: str,
+    *,
+    why: str,
+    action: str,
+    target_id: str,
+    detail: dict[str, object],
+) -> None:
+    """A ``mgmt`` command's break-glass use and its action, audited in the database at ``url``.
+
+    ``mgmt`` commands act on the PostgreSQL servers themselves (the API may be down with its
+    database), so they record into the server that carries on rather than through the API.
+    """
+    from cloudctl.services import audit
+
+    carrying_on = ctx_module.Context(
         settings=ctx.settings.model_copy(update={"database_url": url}), clock=ctx.clock
     )
     try:
+        principal = audit.record_break_glass(carrying_on, role="sysadmin", reason=why)
         audit.record(
-            promoted,
-            principal=identity.Principal(id=operator, role="sysadmin"),
-            action="mgmt.promote",
+            carrying_on,
+            principal=principal,
+            action=action,
             target_type="ManagementDatabase",
-            target_id=_where(url),
+            target_id=target_id,
             outcome="success",
             detail=detail,
         )
     finally:
-        promoted.close()
+        carrying_on.close()
 
 
-def fence(ctx: ctx_module.Context, *, url: str, operator: str) -> int:
-    """Fence a former primary by hand (it came back after a promotion); sessions ended."""
+def fence(ctx: ctx_module.Context, *, url: str, operator: str, why: str = "") -> int:
+    """Fence a former primary by hand (it came back after a promotion); sessions ended.
+
+    Audited in this site's database (``--database-url``) when that is another, writable server.
+    """
     _require_postgres(url, field="url")
     now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    return pg_replication.fence(url, reason={"fenced_at": now, "by": operator, "host": socket.gethostname()})
+    mark: dict[str, object] = {"fenced_at": now, "by": operator, "host": socket.gethostname(), "reason": why}
+    ended = pg_replication.fence(url, reason=mark)
+    here = ctx.settings.database_url
+    if here and _where(here) != _where(url) and _server(here).role == "primary":
+        record_break_glass(ctx, here, why=why, action="mgmt.fence", target_id=_where(url), detail=mark)
+    return ended
 
 
 def _where(url: str | None) -> str:
@@ -320,7 +353,13 @@ def _run(command: list[str], *, what: str) -> None:
 
 
 def failback(
-    ctx: ctx_module.Context, *, data_dir: Path, port: int, new_primary: str, slot: str = SLOT
+    ctx: ctx_module.Context,
+    *,
+    data_dir: Path,
+    port: int,
+    new_primary: str,
+    slot: str = SLOT,
+    why: str = "",
 ) -> FailbackPublic:
     """Re-seed the old primary's data directory as a standby of ``new_primary`` and start it."""
     _require_postgres(new_primary, field="from")
@@ -376,6 +415,15 @@ def failback(
     pg_ctl = [str(bindir / "pg_ctl"), "-D", str(data_dir), "-l", str(data_dir / "server.log")]
     _run([*pg_ctl, "-w", "-t", "120", "-o", options, "start"], what="starting the new standby")
     standby = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    return FailbackPublic(
+    result = FailbackPublic(
         data_dir=str(data_dir), kept_aside=kept, seeded_from=_where(new_primary), standby=_server(standby)
     )
+    record_break_glass(
+        ctx,
+        new_primary,
+        why=why,
+        action="mgmt.failback",
+        target_id=_where(standby),
+        detail={"data_dir": result.data_dir, "kept_aside": kept, "host": socket.gethostname()},
+    )
+    return result

@@ -145,3 +145,21 @@ def delete_node(
     if revoked:
         identity.forget_token(ctx)  # the department's tokens stop at once in this process too
     return deleted
+
+
+def read_nodes(
+    ctx: ctx_module.Context, *, principal: access.Principal, under: str | None = None
+) -> list[OrgNodePublic]:
+    """``list_nodes`` for a principal who may read the org tree (``org.read``)."""
+    access.authorize(
+        ctx, principal=principal, action="org.read", resource_type="OrgNode", resource_id=under or "all"
+    )
+    return list_nodes(ctx, under=under)
+
+
+def read_node(ctx: ctx_module.Context, *, principal: access.Principal, node_id: str) -> OrgNodePublic:
+    """``get_node`` for a principal who may read the org tree (``org.read``)."""
+    access.authorize(
+        ctx, principal=principal, action="org.read", resource_type="OrgNode", resource_id=node_id
+    )
+    return get_node(ctx, node_id)

@@ -282,6 +282,7 @@ def test_the_drill_command_exits_1_when_a_target_is_tighter_than_achievable(tmp_
 
     from cloudctl.cli import main
     from tests.conftest import POLICIES, TOPOLOGY
+    from tests.support import operators
 
     data = yaml.safe_load((PLANS / "lose-both-local.yaml").read_text(encoding="utf-8"))
     data["canary"].update(warmup_s=300, writes_per_s=1)  # silver's replication interval
@@ -290,19 +291,21 @@ def test_the_drill_command_exits_1_when_a_target_is_tighter_than_achievable(tmp_
     tight = tmp_path / "lose-both-local.yaml"  # a plan is named like its file
     tight.write_text(yaml.safe_dump(data), encoding="utf-8")
     home = ["--home", str(tmp_path / "home"), "--topology", str(TOPOLOGY), "--policies", str(POLICIES)]
+    glass = operators.break_glass(["drill", "run"])  # a drill is the sysadmin's: named, with a reason
     runner = CliRunner()
     assert runner.invoke(main.app, [*home, "init"]).exit_code == 0
     reports = tmp_path / "reports"
     junit = tmp_path / "j.xml"
     result = runner.invoke(
-        main.app, [*home, "drill", "run", str(tight), "--report-dir", str(reports), "--junit", str(junit)]
+        main.app,
+        [*home, *glass, "drill", "run", str(tight), "--report-dir", str(reports), "--junit", str(junit)],
     )
     assert result.exit_code == 1, result.stdout + result.stderr
     assert '"passed": false' in (reports / "report.json").read_text(encoding="utf-8")
     assert "<failure" in junit.read_text(encoding="utf-8")
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({**data, "schedule": "every night"}), encoding="utf-8")
-    refused = runner.invoke(main.app, [*home, "drill", "run", str(bad)])
+    refused = runner.invoke(main.app, [*home, *glass, "drill", "run", str(bad)])
     assert refused.exit_code == 2
     assert "schedule" in refused.stderr
 

@@ -27,6 +27,7 @@ from cloudctl.store import audit as audit_store
 from cloudctl.store import db, quotas, recovery, requests, simulator_state
 from tests.conftest import POLICIES, TOPOLOGY, make_context
 from tests.e2e.test_serve_crash import poll
+from tests.support import operators
 
 BIGDATA = identity.Principal(
     id="t:bigdata",
@@ -54,7 +55,7 @@ def cloudctl(home: Path) -> Callable[..., subprocess.Popen[bytes]]:
 
     def start(*argv: str) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            [sys.executable, "-m", "cloudctl", *argv],
+            [sys.executable, "-m", "cloudctl", *operators.break_glass(list(argv)), *argv],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -111,7 +112,16 @@ def test_a_drill_killed_during_its_warm_up_is_finished_by_drill_resume(home: Pat
     killed(first)
     assert phase() == "prepare"  # killed in the warm-up, before the fault
     shown = subprocess.run(
-        [sys.executable, "-m", "cloudctl", "drill", "history", "-o", "json"],
+        [
+            sys.executable,
+            "-m",
+            "cloudctl",
+            *operators.break_glass(["drill"]),
+            "drill",
+            "history",
+            "-o",
+            "json",
+        ],
         env={**os.environ, "CLOUDCTL_HOME": str(home), "CLOUDCTL_TOPOLOGY": str(TOPOLOGY)},
         capture_output=True,
         text=True,

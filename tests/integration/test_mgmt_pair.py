@@ -36,6 +36,8 @@ HRSS = identity.Principal(
     id="test:hrss", role="dept-admin", department="hrss-insurance", department_path=("hrss-insurance",)
 )
 
+BREAK_GLASS_REASON = "promote the DR copy: Qingdao lost"
+
 
 class Pair:
     def __init__(self, directory: Path) -> None:
@@ -65,8 +67,9 @@ class Pair:
             "CLOUDCTL_TOPOLOGY": str(TOPOLOGY),
             "CLOUDCTL_POLICIES": str(POLICIES),
         }
+        glass = ["--as", "sysadmin", "--reason", BREAK_GLASS_REASON] if args[:1] == ("mgmt",) else []
         finished = subprocess.run(
-            [sys.executable, "-m", "cloudctl", *args],
+            [sys.executable, "-m", "cloudctl", *glass, *args],
             env=env,
             capture_output=True,
             text=True,
@@ -171,6 +174,12 @@ def test_the_standby_streams_and_a_promotion_fences_the_old_primary_for_good(pai
     ids = {row[0] for row in raw(pair.standby_url, "SELECT id FROM requests")}
     assert set(admitted) <= ids  # nothing admitted is lost
     assert raw(pair.standby_url, "SELECT count(*) FROM audit_records WHERE action = 'mgmt.promote'") == [(1,)]
+    glass = raw(
+        pair.standby_url, "SELECT actor, role, detail FROM audit_records WHERE action = 'break-glass'"
+    )
+    assert [(actor.startswith("breakglass:"), role) for actor, role, _ in glass] == [(True, "sysadmin")]
+    detail = glass[0][2] if isinstance(glass[0][2], dict) else json.loads(glass[0][2])
+    assert detail["reason"] == BREAK_GLASS_REASON and detail["host"]
     assert not refuses_writes(pair.standby_url)
     assert refuses_writes(pair.primary_url)
     pair.script("stop-site", "qingdao")

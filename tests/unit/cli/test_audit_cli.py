@@ -14,12 +14,16 @@ def test_a_checkpoint_makes_a_truncated_log_fail_verification(tmp_path: Path) ->
     cli("dept", "create", "cli-office", "--name", "命令行办公室", "--parent", "shinan")
     cli("quota", "set", "cli-office", "--center", "qd-a", "--vcpu", "4")
     written = cli.json("audit", "checkpoint")
-    assert (written["written"], written["seq"]) == (True, 2)
+    with sqlite3.connect(tmp_path / "home" / "state.db") as raw:
+        actions = [row[0] for row in raw.execute("SELECT action FROM audit_records ORDER BY seq")]
+    # each console command breaks glass first: its record, then the command's own
+    assert actions == ["break-glass", "org.create", "break-glass", "quota.set", "break-glass"]
+    assert (written["written"], written["seq"]) == (True, 5)
     assert oct((tmp_path / "home" / "audit-checkpoints.jsonl").stat().st_mode & 0o777) == "0o600"
-    assert "checkpoint 2" in cli("audit", "verify").stdout
+    assert "checkpoint 5" in cli("audit", "verify").stdout
     with sqlite3.connect(tmp_path / "home" / "state.db") as raw:
         first = raw.execute("SELECT hash FROM audit_records WHERE seq = 1").fetchone()[0]
-        raw.execute("DELETE FROM audit_records WHERE seq = 2")
+        raw.execute("DELETE FROM audit_records WHERE seq > 1")
         raw.execute("UPDATE audit_head SET seq = 1, hash = ?", (first,))
     result = cli("audit", "verify", code=1)
     assert "records were removed" in result.stdout
@@ -34,6 +38,14 @@ def test_a_rotated_key_signs_what_follows(tmp_path: Path) -> None:
     cli("quota", "set", "shinan", "--center", "qd-a", "--vcpu", "41")
     records = cli.json("audit", "list")
     assert records[-1]["key_id"] == rotated["key_id"] != records[0]["key_id"]
-    assert records[-2]["action"] == "audit.key-rotate"
+    assert [record["action"] for record in records][-4:] == [
+        "audit.key-rotate",
+        "break-glass",
+        "quota.set",
+        "break-glass",
+    ]
+    own = [record for record in records if record["action"] != "break-glass"]
+    assert own[-2]["action"] == "audit.key-rotate"
+    assert own[-1]["action"] == "quota.set" and own[-1]["key_id"] == rotated["key_id"]
     verified = cli.json("audit", "verify")
     assert verified["ok"] and verified["key_ids"] == [records[0]["key_id"], rotated["key_id"]]

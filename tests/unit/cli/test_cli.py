@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from cloudctl.cli import main
 from tests.conftest import POLICIES, TOPOLOGY
+from tests.support import operators
 
 
 class Cli:
@@ -27,6 +28,7 @@ class Cli:
         argv.append("--simulated-time")  # waits advance a simulated clock: no test sleeps
         if self.database_url:
             argv += ["--database-url", self.database_url]
+        argv += operators.break_glass(list(args))
         result = self.runner.invoke(main.app, argv + main.hoist_global_options(list(args)))
         assert result.exit_code == code, (
             f"exit {result.exit_code}\nstdout: {result.stdout}\nstderr: {result.stderr}"
@@ -232,11 +234,16 @@ def test_operators_approve_and_provision_from_the_cli(ready: Cli, tmp_path: Path
     )
     body = requests_service.RequestCreate(offering="vm.large", count=5, tier="silver")
     request, _ = requests_service.submit(ctx, principal=principal, body=body)
-    ctx.close()
     pending = ready.json("request", "list", "--state", "pending-approval")
     assert [r["id"] for r in pending] == [request.id]
     approved = ready.json("request", "approve", request.id)
-    assert approved["state"] == "ready"
+    assert approved["state"] == "approved"
+    # What `cloudctl serve`'s reconcile loop does next.
+    from cloudctl.services import provisioning
+
+    assert provisioning.reconcile(ctx, kind="request", object_id=request.id).done
+    ctx.close()
+    assert ready.json("request", "show", request.id)["state"] == "ready"
     workload = ready.json("workload", "show", request.workload_id)
     assert {p["role"]: p["state"] for p in workload["placements"]} == {"primary": "ready", "dr": "reserved"}
     assert "ready" in ready("workload", "list", "--dept", "bigdata").stdout
@@ -250,7 +257,11 @@ def test_audit_list_and_verify_detect_tampering(ready: Cli) -> None:
     ready("token", "create", "--role", "auditor")
     ready("token", "create", "--role", "sysadmin")
     records = ready.json("audit", "list")
-    assert [r["action"] for r in records] == ["token.create", "token.create"]
+    # Each command at the console broke glass first: who, from which host, and why are on record.
+    # (the last: this very listing, as the auditor).
+    assert [r["action"] for r in records] == ["break-glass", "token.create"] * 2 + ["break-glass"]
+    assert {r["detail"]["reason"] for r in records if r["action"] == "break-glass"} == {operators.REASON}
+    assert [r["role"] for r in records] == ["secadmin"] * 4 + ["auditor"]
     assert ready.json("audit", "verify")["ok"] is True
     with sqlite3.connect(ready.home / "state.db") as raw:
         raw.execute("UPDATE audit_records SET actor = 'someone-else' WHERE seq = 1")
@@ -333,7 +344,7 @@ def test_failover_runs_are_subcommands_found_by_list_and_show_and_failback_comes
     assert [(r["id"], r["state"], r["steps_done"], r["started_by"]) for r in listed] == [
         (run["id"], "done", 5, run["started_by"])
     ]
-    assert run["started_by"].startswith("local:")
+    assert run["started_by"].startswith("breakglass:")
     shown = ready.json("failover", "show", run["id"])
     assert [s["action"] for s in shown["steps"]] == [
         "hook",
@@ -411,3 +422,17 @@ def test_replication_points_from_the_cli(ready: Cli, tmp_path: Path, monkeypatch
     assert one_line_error(result) == "error: workload: no workload 'w-nope'"
     result = ready("replication", "points", "--dept", "nope", code=2)
     assert one_line_error(result) == "error: dept: no org node 'nope'"
+
+
+@pytest.mark.parametrize("glass", [[], ["--as", "auditor", "--reason", "look"], ["--as", "sysadmin"]])
+def test_mgmt_commands_break_glass_as_the_sysadmin_with_a_reason_before_touching_a_server(
+    tmp_path: Path, glass: list[str]
+) -> None:
+    argv = ["--home", str(tmp_path / "home"), "--database-url", "postgresql://postgres@127.0.0.1:1/none"]
+    result = CliRunner().invoke(
+        main.app, [*argv, *glass, "mgmt", "fence", "--url", "postgresql://x@127.0.0.1:1/y"]
+    )
+    assert result.exit_code == 2
+    line = one_line_error(result)
+    assert line.startswith(("error: as: ", "error: reason: ")), line
+    assert not (tmp_path / "home").exists()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime
 import json
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +20,11 @@ from typer.testing import CliRunner
 from cloudctl import settings as settings_module
 from cloudctl.cli import commands_core, commands_drill, main
 from cloudctl.model import drill_report, drills
+from cloudctl.recovery.drills import engine as drill_engine
 from cloudctl.services import context as ctx_module
-from cloudctl.services import drills as drill_service
 from cloudctl.store import recovery as recovery_store
 from tests.conftest import POLICIES, ROOT, TOPOLOGY
+from tests.support import operators
 
 PLAN_DIR = ROOT / "dr" / "drills"
 SHIPPED = sorted(path.stem for path in PLAN_DIR.glob("*.yaml"))
@@ -85,30 +85,28 @@ def make_report(*, plan: str = "lose-qd-a", passed: bool = True) -> drill_report
 
 
 class FakeEngine:
-    """Stands in for ``run_drill``: reports each timeline step, then returns the report."""
+    """Stands in for the drill engine (``engine.run``): notes each timeline step, then returns the report.
+
+    The service around it is the real one: it records the run, saves progress after each step
+    (what the command polls through the API) and stores the report.
+    """
 
     def __init__(self) -> None:
         self.report = make_report()
         self.plans: list[drills.DrillPlan] = []
 
-    def __call__(
-        self,
-        ctx: ctx_module.Context,
-        *,
-        plan: drills.DrillPlan,
-        on_step: Callable[[drill_report.TimelineStep], None] | None = None,
-    ) -> drill_report.DrillReport:
-        self.plans.append(plan)
+    def __call__(self, drill: drill_engine.Drill) -> drill_report.DrillReport:
+        self.plans.append(drill.plan)
         for step in self.report.timeline:
-            if on_step is not None:
-                on_step(step)
-        return self.report.model_copy(update={"plan": plan.name})
+            drill.note(step.step, step.detail)
+            drill.save()
+        return self.report.model_copy(update={"plan": drill.plan.name})
 
 
 @pytest.fixture
 def engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
     fake = FakeEngine()
-    monkeypatch.setattr(drill_service, "run_drill", fake)
+    monkeypatch.setattr(drill_engine, "run", fake)
     return fake
 
 
@@ -131,6 +129,7 @@ class Cli:
     def __call__(self, *args: str, code: int = 0) -> Any:
         argv = ["--home", str(self.home), "--topology", str(TOPOLOGY), "--policies", str(POLICIES)]
         argv.append("--simulated-time")
+        argv += operators.break_glass(list(args))
         result = self.runner.invoke(self.app, argv + main.hoist_global_options(list(args)))
         assert result.exit_code == code, (
             f"exit {result.exit_code}\nstdout: {result.stdout}\nstderr: {result.stderr}"
@@ -340,11 +339,11 @@ def test_due_with_a_time_that_is_not_iso_exits_2(cli: Cli) -> None:
 
 
 def test_a_passing_drill_exits_0_and_writes_every_report(
-    cli: Cli, engine: FakeEngine, tmp_path: Path
+    ready: Cli, engine: FakeEngine, tmp_path: Path
 ) -> None:
     reports = tmp_path / "reports"
     junit = tmp_path / "junit" / "lose-qd-a.xml"
-    result = cli(
+    result = ready(
         "drill", "run", str(PLAN_DIR / "lose-qd-a.yaml"), "--report-dir", str(reports), "--junit", str(junit)
     )
     assert [plan.name for plan in engine.plans] == ["lose-qd-a"]
@@ -363,29 +362,29 @@ def test_a_passing_drill_exits_0_and_writes_every_report(
 
 
 def test_a_drill_that_misses_an_objective_exits_1_and_still_leaves_its_reports(
-    cli: Cli, engine: FakeEngine
+    ready: Cli, engine: FakeEngine
 ) -> None:
     engine.report = make_report(passed=False)
-    result = cli("drill", "run", "lose-qd-a", "--dir", str(PLAN_DIR), "-o", "json", code=1)
+    result = ready("drill", "run", "lose-qd-a", "--dir", str(PLAN_DIR), "-o", "json", code=1)
     assert json.loads(result.stdout)["passed"] is False
-    directory = cli.home / "drills" / "lose-qd-a-20260104T180000Z"
+    directory = ready.home / "drills" / "lose-qd-a-20260104T180000Z"
     junit = ET.parse(directory / "junit.xml").getroot()
     assert junit.attrib["failures"] == "2"  # the tier's RPO and the workload's RPO
     assert str(directory) in result.stderr.replace("\n", "")
 
 
-def test_run_reports_each_step_as_it_happens(cli: Cli, engine: FakeEngine, tmp_path: Path) -> None:
-    result = cli("drill", "run", "lose-qd-a", "--dir", str(PLAN_DIR), "--report-dir", str(tmp_path / "r"))
+def test_run_reports_each_step_as_it_happens(ready: Cli, engine: FakeEngine, tmp_path: Path) -> None:
+    result = ready("drill", "run", "lose-qd-a", "--dir", str(PLAN_DIR), "--report-dir", str(tmp_path / "r"))
     assert "fault injected — qd-a down" in result.stderr
     assert result.stderr.index("canary writes started") < result.stderr.index("workloads serving")
 
 
 def test_a_plan_named_unlike_its_file_exits_2_and_runs_nothing(
-    cli: Cli, engine: FakeEngine, tmp_path: Path
+    ready: Cli, engine: FakeEngine, tmp_path: Path
 ) -> None:
     path = write_plan(tmp_path, "nightly")
     path.rename(tmp_path / "other-name.yaml")
-    result = cli("drill", "run", str(tmp_path / "other-name.yaml"), code=2)
+    result = ready("drill", "run", str(tmp_path / "other-name.yaml"), code=2)
     assert one_line_error(result).startswith("error: name: 'nightly' differs from the file name")
     assert engine.plans == []
 
@@ -397,24 +396,26 @@ def test_a_plan_with_an_unknown_department_exits_2_before_any_run_starts(ready: 
     assert ready.json("drill", "history") == []
 
 
-def test_a_warm_up_shorter_than_a_tier_interval_exits_2(cli: Cli, engine: FakeEngine, tmp_path: Path) -> None:
+def test_a_warm_up_shorter_than_a_tier_interval_exits_2(
+    ready: Cli, engine: FakeEngine, tmp_path: Path
+) -> None:
     bad = write_plan(tmp_path, "short", scope={"tiers": ["silver"]})
-    result = cli("drill", "run", str(bad), code=2)
+    result = ready("drill", "run", str(bad), code=2)
     assert "canary.warmup_s" in one_line_error(result) and "silver" in result.stderr
     assert engine.plans == []
 
 
 def test_a_bad_plan_exits_2_naming_the_field_and_runs_nothing(
-    cli: Cli, engine: FakeEngine, tmp_path: Path
+    ready: Cli, engine: FakeEngine, tmp_path: Path
 ) -> None:
     bad = write_plan(tmp_path, "bad-cron", schedule="every night")
-    result = cli("drill", "run", str(bad), code=2)
+    result = ready("drill", "run", str(bad), code=2)
     assert one_line_error(result).startswith("error: schedule: 'every night' is not a cron expression")
     assert engine.plans == []
 
 
-def test_a_missing_plan_file_exits_2(cli: Cli, engine: FakeEngine, tmp_path: Path) -> None:
-    result = cli("drill", "run", str(tmp_path / "nowhere.yaml"), code=2)
+def test_a_missing_plan_file_exits_2(ready: Cli, engine: FakeEngine, tmp_path: Path) -> None:
+    result = ready("drill", "run", str(tmp_path / "nowhere.yaml"), code=2)
     assert one_line_error(result).startswith("error: plan: no such file")
 
 
@@ -422,6 +423,7 @@ def test_a_missing_plan_file_exits_2(cli: Cli, engine: FakeEngine, tmp_path: Pat
 
 STUB = """#!/usr/bin/env bash
 echo "$*" >>"$STUB_LOG"
+[[ "$1" == --as ]] && shift 4
 case "$1 $2" in
     "init "*) echo "already initialised" ;;
     "drill due") echo '[{"name": "lose-qd-a", "path": "dr/drills/lose-qd-a.yaml"},
@@ -431,7 +433,7 @@ esac
 """
 
 
-def run_scheduled(tmp_path: Path, *args: str) -> tuple[int, list[str]]:
+def run_scheduled(tmp_path: Path, *args: str, **env_extra: str) -> tuple[int, list[str]]:
     import subprocess
 
     stub = tmp_path / "cloudctl-stub"
@@ -444,6 +446,7 @@ def run_scheduled(tmp_path: Path, *args: str) -> tuple[int, list[str]]:
         "STUB_LOG": str(log),
         "CLOUDCTL_HOME": str(tmp_path / "home"),
         "DRILL_REPORTS": str(tmp_path / "reports"),
+        **env_extra,
     }
     done = subprocess.run(
         ["bash", str(ROOT / "dr" / "run-scheduled"), *args],
@@ -456,12 +459,14 @@ def run_scheduled(tmp_path: Path, *args: str) -> tuple[int, list[str]]:
 
 
 def test_run_scheduled_runs_every_due_drill_and_exits_1_when_one_missed(tmp_path: Path) -> None:
-    code, calls = run_scheduled(tmp_path)
+    code, calls = run_scheduled(tmp_path, DRILL_REASON="CI dr-drills run 42")
     assert code == 1
     assert calls[0] == "init"
     assert calls[1].startswith("drill due --since ")
-    runs = [call for call in calls if call.startswith("drill run ")]
+    glass = "--as sysadmin --reason CI dr-drills run 42 "
+    runs = [call.removeprefix(glass) for call in calls if call.startswith(glass)]
     assert [call.split()[2] for call in runs] == ["dr/drills/lose-qd-a.yaml", "dr/drills/cut-dr-link.yaml"]
+    assert len(runs) == len([call for call in calls if "drill run" in call])  # none without an identity
     assert f"--junit {tmp_path / 'reports' / 'junit' / 'cut-dr-link.xml'}" in runs[1]
     summary = (tmp_path / "reports" / "summary.txt").read_text(encoding="utf-8")
     assert "passed  lose-qd-a" in summary
@@ -485,6 +490,13 @@ def test_the_ci_job_wakes_after_every_plan_fired_that_day() -> None:
             fired = firings.get_next(datetime.datetime)
             woke = croniter.croniter(cron, fired).get_next(datetime.datetime)
             assert woke - fired <= datetime.timedelta(hours=1), (plan.name, fired, woke)
+
+
+def test_run_scheduled_with_an_api_and_a_token_runs_drills_remotely_as_that_token(tmp_path: Path) -> None:
+    _code, calls = run_scheduled(tmp_path, CLOUDCTL_API="https://mgmt.example:8443", CLOUDCTL_TOKEN="t")
+    assert calls[0].startswith("drill due --since ")  # no local state to initialise
+    runs = [call for call in calls if "drill run" in call]
+    assert len(runs) == 2 and all(call.startswith("drill run ") for call in runs)
 
 
 def test_run_scheduled_with_all_runs_every_listed_plan(tmp_path: Path) -> None:

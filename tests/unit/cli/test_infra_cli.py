@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 from cloudctl.cli import commands_core, commands_infra, commands_org, main
 from cloudctl.drivers.pulumi import automation
 from tests.conftest import TOPOLOGY
+from tests.support import operators
 
 
 @pytest.fixture
@@ -40,7 +42,14 @@ class Cli:
         self.runner = CliRunner()
 
     def __call__(self, *args: str, code: int = 0) -> Any:
-        argv = ["--home", str(self.home), "--topology", str(TOPOLOGY), *main.hoist_global_options(list(args))]
+        argv = [
+            "--home",
+            str(self.home),
+            "--topology",
+            str(TOPOLOGY),
+            *operators.break_glass(list(args)),
+            *main.hoist_global_options(list(args)),
+        ]
         result = self.runner.invoke(self.app, argv)
         assert result.exit_code == code, (
             f"exit {result.exit_code}\nstdout: {result.stdout}\nstderr: {result.stderr}"
@@ -130,6 +139,22 @@ def test_an_engine_that_fails_exits_1_with_its_last_word_in_one_line(
     )
     engine.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    cli("init")  # the engine runs only once the break-glass use is recorded in the state
     result = cli("infra", "preview", "--center", "qd-a", code=1)
     line = one_line_error(result)
     assert line.startswith("error: pulumi: preview of stack 'qd-a' failed: error: refused: ")
+    with sqlite3.connect(cli.home / "state.db") as raw:
+        used = raw.execute("SELECT role, detail FROM audit_records WHERE action = 'break-glass'").fetchall()
+    assert [(role, json.loads(detail)["reason"]) for role, detail in used] == [("sysadmin", operators.REASON)]
+
+
+@pytest.mark.usefixtures("no_engine")
+def test_a_stack_command_without_an_identity_exits_2_and_runs_nothing(
+    app: typer.Typer, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    argv = ["--home", str(home), "--topology", str(TOPOLOGY), "infra", "up", "--center", "qd-a"]
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 2
+    assert one_line_error(result).startswith("error: as: this command acts on the database directly")
+    assert not home.exists()

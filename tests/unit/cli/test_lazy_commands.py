@@ -19,7 +19,8 @@ def test_the_command_table_says_what_the_modules_register() -> None:
     registered: dict[str, tuple[str, str]] = {}
     for module_name in dict.fromkeys(module for module, _help in main.COMMANDS.values()):
         declared = typer.Typer(rich_markup_mode=main.RICH_MARKUP_MODE)
-        __import__(f"cloudctl.cli.{module_name}", fromlist=["register"]).register(declared)
+        dotted = module_name if "." in module_name else f"cloudctl.cli.{module_name}"
+        __import__(dotted, fromlist=["register"]).register(declared)
         group = typer.main.get_group(declared)
         for name, command in group.commands.items():
             registered[name] = (module_name, command.get_short_help_str(limit=1000))

@@ -24,6 +24,7 @@ from cloudctl.services import context as ctx_module
 from cloudctl.services import faults, identity, recovery
 from cloudctl.store import schema
 from tests.conftest import POLICIES, TOPOLOGY
+from tests.support import operators
 
 OPS = identity.local_operator("secadmin")
 
@@ -250,6 +251,118 @@ WRITE_CASES = [
         "failover.resume",
         "refused",
     ),
+    (
+        "create_org_node",
+        "POST",
+        "/v1/org/nodes",
+        "sysadmin",
+        {"id": "walk-api", "display_name": "步行办公室", "parent": "shinan"},
+        201,
+        "org.create",
+        "success",
+    ),
+    (
+        "create_org_node",
+        "POST",
+        "/v1/org/nodes",
+        "secadmin",
+        {"id": "walk-api", "display_name": "步行办公室", "parent": "shinan"},
+        403,
+        "org.create",
+        "denied",
+    ),
+    (
+        "create_org_node",
+        "POST",
+        "/v1/org/nodes",
+        "sysadmin",
+        {"id": "walk-api", "display_name": "x", "parent": "shinan", "colour": "red"},
+        422,
+        "org.create",
+        "refused",
+    ),
+    ("delete_org_node", "DELETE", "/v1/org/nodes/shinan", "sysadmin", None, 409, "org.delete", "refused"),
+    ("delete_org_node", "DELETE", "/v1/org/nodes/shinan", "auditor", None, 403, "org.delete", "denied"),
+    (
+        "set_quota",
+        "PUT",
+        "/v1/quota/hrss-insurance",
+        "sysadmin",
+        {"center": "qd-a", "limits": {"object_gb": 100}},
+        200,
+        "quota.set",
+        "success",
+    ),
+    (
+        "set_quota",
+        "PUT",
+        "/v1/quota/hrss",
+        "auditor",
+        {"center": "qd-a", "limits": {"vcpu": 8}},
+        403,
+        "quota.set",
+        "denied",
+    ),
+    (
+        "set_quota",
+        "PUT",
+        "/v1/quota/hrss",
+        "sysadmin",
+        {"center": "qd-a", "limits": {"vcpu": "8"}},
+        422,
+        "quota.set",
+        "refused",
+    ),
+    (
+        "create_token",
+        "POST",
+        "/v1/tokens",
+        "secadmin",
+        {"role": "dept-user", "department": "hrss"},
+        201,
+        "token.create",
+        "success",
+    ),
+    (
+        "create_token",
+        "POST",
+        "/v1/tokens",
+        "sysadmin",
+        {"role": "dept-user", "department": "hrss"},
+        403,
+        "token.create",
+        "denied",
+    ),
+    (
+        "revoke_token",
+        "POST",
+        "/v1/tokens/0000000000000000/revoke",
+        "secadmin",
+        None,
+        404,
+        "token.revoke",
+        "refused",
+    ),
+    (
+        "start_drill",
+        "POST",
+        "/v1/drills/runs",
+        "sysadmin",
+        {"plan_yaml": "name: walk\nscenario: {kind: nosuch}\n"},
+        422,
+        "drill.run",
+        "refused",
+    ),
+    (
+        "resume_drill",
+        "POST",
+        "/v1/drills/runs/drill-nosuch/resume",
+        "sysadmin",
+        None,
+        404,
+        "drill.resume",
+        "refused",
+    ),
 ]
 
 
@@ -275,6 +388,7 @@ def test_a_write_on_the_api_leaves_one_record(
         "hrss": bearer(ctx, "dept-admin", "hrss"),
         "sysadmin": bearer(ctx, "sysadmin"),
         "secadmin": bearer(ctx, "secadmin"),
+        "auditor": bearer(ctx, "auditor"),
         "none": {},
     }[who]
     ids = prepare(ctx, client)
@@ -339,6 +453,7 @@ class Cli:
             str(POLICIES),
             "--simulated-time",
         ]
+        argv += operators.break_glass(list(args))
         result = self.runner.invoke(main.app, argv + main.hoist_global_options(list(args)))
         assert result.exit_code == code, f"exit {result.exit_code}\n{result.stdout}\n{result.stderr}"
         return result
@@ -373,6 +488,7 @@ COMMANDS = [
     (("sim", "clear"), 0, "fault.clear", "success"),
     (("failover", "run", "--from", "qd-b", "--planned"), 0, "failover.run", ("started", "success")),
     (("failover", "--from", "mgmt", "--planned"), 2, "failover.run", "refused"),
+    (("replication", "scrub"), 0, "replication.scrub", "success"),
 ]
 
 
@@ -384,10 +500,12 @@ def test_every_write_command_leaves_one_record(tmp_path: Path) -> None:
         cli(*args, code=code)
         new = cli.records()[before:]
         # A long operation records its start and then its end (so a run that dies is seen).
+        # Each command breaks glass (one record of its own), then the write records its one.
         outcomes = outcome if isinstance(outcome, tuple) else (outcome,)
-        assert [(r[0], r[1]) for r in new] == [(action, each) for each in outcomes], (args, new)
-        _action, _outcome, actor, source, request_id = new[0]
-        assert actor.startswith("local:") and source.startswith("local@") and request_id, new[0]
+        expected = [("break-glass", "success"), *((action, each) for each in outcomes)]
+        assert [(r[0], r[1]) for r in new] == expected, (args, new)
+        _action, _outcome, actor, source, request_id = new[1]
+        assert actor.startswith("breakglass:") and source.startswith("local@") and request_id, new[1]
 
 
 def test_fault_injection_failover_and_failback_services_record_their_writes(ctx: ctx_module.Context) -> None:

@@ -1,0 +1,171 @@
+"""The client configuration: named contexts (an API URL and a person's token), kubeconfig-style.
+
+The file is ``$XDG_CONFIG_HOME/cloudctl/config.yaml`` (default ``~/.config/cloudctl/config.yaml``)::
+
+    current-context: mgmt-qingdao
+    contexts:
+      mgmt-qingdao: {api: "https://mgmt.example:8443", token: "cct_…"}
+      mgmt-dezhou:  {api: "https://dr.example:8443", token: "cct_…"}
+
+Invariants:
+- the file holds secrets: it is written with mode 0600 (its directory 0700) by replacing it
+  atomically, and a file that anyone but its owner can read or write is refused, as ssh
+  refuses such a key (exit 2, naming the file and the ``chmod`` that fixes it);
+- ``CLOUDCTL_API`` and ``CLOUDCTL_TOKEN`` override the current context's fields; either
+  alone completes the other from the context;
+- standard library and PyYAML only: remote commands start fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import stat
+import tempfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from cloudctl import errors
+
+FILE_MODE = 0o600
+DIRECTORY_MODE = 0o700
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    name: str
+    api: str
+    token: str
+
+
+@dataclasses.dataclass
+class Config:
+    path: Path
+    current: str | None = None
+    contexts: dict[str, Context] = dataclasses.field(default_factory=dict)
+
+    def context(self, name: str | None = None) -> Context | None:
+        chosen = name or self.current
+        if chosen is None:
+            return None
+        if chosen not in self.contexts:
+            known = ", ".join(sorted(self.contexts)) or "none"
+            raise errors.NotFound(f"no context {chosen!r} in {self.path} (known: {known})", field="context")
+        return self.contexts[chosen]
+
+
+def config_path(environ: dict[str, str] | None = None) -> Path:
+    environ = dict(os.environ) if environ is None else environ
+    base = environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "cloudctl" / "config.yaml"
+
+
+def check_url(url: str, *, field: str = "api") -> str:
+    """``http(s)://host[:port][/prefix]``, without a trailing slash."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise errors.InvalidInput(f"{url!r} is not an http(s):// URL of a management center", field=field)
+    if parts.query or parts.fragment:
+        raise errors.InvalidInput(f"{url!r}: no query or fragment, please", field=field)
+    return url.strip().rstrip("/")
+
+
+def check_token(token: str, *, field: str = "token") -> str:
+    token = token.strip()
+    if not token.startswith("cct_") or any(ch.isspace() for ch in token) or len(token) > 200:
+        raise errors.InvalidInput("not a cloudctl token (they start with cct_)", field=field)
+    return token
+
+
+def _refuse_loose(path: Path, info: os.stat_result) -> None:
+    if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise errors.InvalidInput(
+            f"{path} is accessible by others (mode {stat.S_IMODE(info.st_mode):04o}); it holds tokens: "
+            f"`chmod 600 {path}`",
+            field="config",
+        )
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        raise errors.InvalidInput(f"{path} belongs to another user; it holds tokens", field="config")
+
+
+def load(path: Path | None = None) -> Config:
+    """The configuration (empty when the file does not exist)."""
+    import yaml
+
+    path = path or config_path()
+    try:
+        with path.open("rb") as handle:
+            _refuse_loose(path, os.fstat(handle.fileno()))
+            raw = handle.read()
+    except FileNotFoundError:
+        return Config(path=path)
+    except OSError as error:
+        raise errors.InvalidInput(f"cannot read {path}: {error.strerror}", field="config") from None
+    try:
+        data = yaml.safe_load(raw) or {}
+    except yaml.YAMLError:
+        raise errors.InvalidInput(f"{path} is not valid YAML", field="config") from None
+    if not isinstance(data, dict) or not isinstance(data.get("contexts") or {}, dict):
+        raise errors.InvalidInput(f"{path}: expected a mapping with `contexts`", field="config")
+    contexts: dict[str, Context] = {}
+    for name, entry in (data.get("contexts") or {}).items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("api"), str):
+            raise errors.InvalidInput(f"{path}: context {name!r} needs `api`", field=f"contexts.{name}")
+        contexts[str(name)] = Context(name=str(name), api=entry["api"], token=str(entry.get("token") or ""))
+    current = data.get("current-context")
+    return Config(path=path, current=str(current) if current else None, contexts=contexts)
+
+
+def save(config: Config) -> None:
+    """Write the file atomically with mode 0600 (the directory 0700 when created here)."""
+    import yaml
+
+    data: dict[str, Any] = {
+        "current-context": config.current,
+        "contexts": {
+            name: {"api": context.api, "token": context.token}
+            for name, context in sorted(config.contexts.items())
+        },
+    }
+    directory = config.path.parent
+    directory.mkdir(mode=DIRECTORY_MODE, parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(prefix=".config.", dir=directory)
+    try:
+        os.fchmod(descriptor, FILE_MODE)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            yaml.safe_dump(data, handle, allow_unicode=True, sort_keys=False)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, config.path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def default_name(api: str) -> str:
+    """A context's name when ``login`` is given none: the API's host and port."""
+    parts = urlsplit(api)
+    return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+
+
+def resolve(
+    *, context_name: str | None, environ: dict[str, str] | None = None, path: Path | None = None
+) -> Context | None:
+    """The API and token a remote command uses: the context, with ``CLOUDCTL_API``/``CLOUDCTL_TOKEN``
+    over it; ``None`` when neither names an API."""
+    environ = dict(os.environ) if environ is None else environ
+    api = environ.get("CLOUDCTL_API", "").strip()
+    token = environ.get("CLOUDCTL_TOKEN", "").strip()
+    chosen = load(path).context(context_name) if (context_name or not (api and token)) else None
+    if chosen is None and not api:
+        if token:
+            raise errors.InvalidInput(
+                "CLOUDCTL_TOKEN is set but no API: set CLOUDCTL_API or `cloudctl login --api URL`",
+                field="api",
+            )
+        return None
+    name = chosen.name if chosen else "environment"
+    api = check_url(api or (chosen.api if chosen else ""))
+    token = token or (chosen.token if chosen else "")
+    return Context(name=name, api=api, token=token)
