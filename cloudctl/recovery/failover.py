@@ -18,12 +18,22 @@ or DR) in C and that serves at home again gets ``resync`` and ``restore-home`` o
 
 Hooks (``model.recovery.Hook``) are steps of the plan like the others.
 
+Servers start by priority group, as a DR orchestrator powers on a recovery group: when a
+run reaches the first ``promote`` of a tier, it starts the servers of every workload that
+tier promotes next (up to the first hook or the next tier) before waiting for any, and
+each ``promote`` then waits for its own servers, which boot meanwhile. A group's promotes
+take about the slowest boot of the group, not the sum of its boots (on a simulated clock
+the clock advances by the slowest boot); the next tier's servers start only once the
+steps of this one are done. A server that cannot start with its group is started, and its
+error raised, by its own ``promote``.
+
 Invariants:
 - One run per center at a time: starting a failover or failback of a center that
   an unfinished run still touches is refused, naming that run.
 - The plan is fixed when the run starts and stored with it; each completed step is
   recorded (one row) in its own transaction, so a killed process resumes at the
-  first step not done and never repeats one.
+  first step not done and never repeats one. Servers are found by name before one is
+  created, so a group started before a kill is not started twice on resume.
 - The home layout of a workload (the role of each placement) is recorded when a
   failover first moves it and is what failback restores; a failback of a workload
   already home plans nothing, so a second failback plans 0 steps.
@@ -363,12 +373,15 @@ def execute(
     todo = [step for step in plan_steps if step.id not in done]
     size = max(env.steps_per_commit, 1)
     stop: str | None = None
+    launched: Launched = {}
     try:
         for first in range(0, len(todo), size):
             finished = []
             with env.store.unit_of_work() if size > 1 else contextlib.nullcontext():
-                for step in todo[first : first + size]:
-                    outcome = _do(env, run, step)
+                for position, step in enumerate(todo[first : first + size], start=first):
+                    if step.action is Action.PROMOTE and (step.target, step.workload_id) not in launched:
+                        _start_group(env, promote_group(todo, position), launched)
+                    outcome = _do(env, run, step, launched=launched)
                     if step.hook is not None:
                         hook_outcomes.append({"step": step.id, **outcome})
                         if not outcome["ok"]:
@@ -429,13 +442,21 @@ def _describe(interruption: BaseException) -> str:
     return f"{type(interruption).__name__}: {interruption}"
 
 
-def _do(env: repl.Environment, run: recovery.RecoveryRun, step: model.RecoveryStep) -> dict[str, Any]:
+def _do(
+    env: repl.Environment,
+    run: recovery.RecoveryRun,
+    step: model.RecoveryStep,
+    *,
+    launched: Launched | None = None,
+) -> dict[str, Any]:
     workload_id, target, left = step.workload_id, step.target, step.from_centers
     match step.action:
         case Action.FINAL_SYNC:
             return _final_sync(env, workload_id, target=target)
         case Action.PROMOTE:
-            return _promote(env, workload_id, target=target, left=left, mode=run.mode)
+            return _promote(
+                env, workload_id, target=target, left=left, mode=run.mode, launched=launched or {}
+            )
         case Action.SWITCH_TRAFFIC:
             return _switch_traffic(env, workload_id, target=target, left=left)
         case Action.REPROTECT:
@@ -476,7 +497,13 @@ def _final_sync(env: repl.Environment, workload_id: str, *, target: str) -> dict
 
 
 def _promote(
-    env: repl.Environment, workload_id: str, *, target: str, left: list[str], mode: str
+    env: repl.Environment,
+    workload_id: str,
+    *,
+    target: str,
+    left: list[str],
+    mode: str,
+    launched: Launched,
 ) -> dict[str, Any]:
     now = env.clock.now()
     with env.store.read() as tx:
@@ -493,7 +520,7 @@ def _promote(
     offering = env.topology.offering(workload.offering)
     made = list(placement.resources)
     if not states.serves(placement.role, placement.state):
-        made = _start_servers(env.drivers_for(target), workload, offering, existing=made)
+        made = _start_servers(env.drivers_for(target), workload, offering, existing=made, launched=launched)
         made = materialise.recover_volumes(
             env, workload, target=target, left=left, seq=at_target, resources=made
         )
@@ -524,34 +551,98 @@ def _promote(
     return {"served_in": target, "served_at": served_at, "writes_lost": len(lost), "rpo_s": rpo_s}
 
 
+Launched = dict[tuple[str, str], list[base.Server]]
+"""The servers a run has started, by ``(center, workload id)``: found or created, not waited for."""
+
+
+def promote_group(todo: list[model.RecoveryStep], position: int) -> list[model.RecoveryStep]:
+    """The ``promote`` steps of the priority group whose first step not done is ``todo[position]``:
+    the tier's steps from there up to the first hook or the next tier."""
+    tier = todo[position].tier
+    group = []
+    for step in todo[position:]:
+        if step.action is Action.HOOK or step.tier != tier:
+            break
+        if step.action is Action.PROMOTE:
+            group.append(step)
+    return group
+
+
+def _start_group(env: repl.Environment, group: list[model.RecoveryStep], launched: Launched) -> None:
+    """Start the servers of every workload of ``group`` in its target center, waiting for none.
+
+    Stops at the first error: the workloads not started here start (and raise) in their own step.
+    """
+    with env.store.read() as tx:
+        workloads = {w.id: w for w in requests.list_workloads(tx, ids=[s.workload_id for s in group])}
+    for step in group:
+        workload = workloads.get(step.workload_id)
+        if workload is None:
+            continue  # its own step says why
+        placement = next((p for p in workload.placements if p.center == step.target), None)
+        servers: list[base.Server] = []
+        if placement is not None and not states.serves(placement.role, placement.state):
+            try:
+                servers = _launch_servers(
+                    env.drivers_for(step.target),
+                    workload,
+                    env.topology.offering(workload.offering),
+                    existing=placement.resources,
+                )
+            except errors.CloudctlError:
+                return
+        launched[(step.target, workload.id)] = servers
+
+
+def _launch_servers(
+    drivers: base.CenterDrivers,
+    workload: requests.WorkloadRecord,
+    offering: topo.Offering,
+    *,
+    existing: list[dict[str, Any]],
+) -> list[base.Server]:
+    """The workload's servers not among ``existing``, found by name or created; not waited for."""
+    if offering.kind is not topo.OfferingKind.VM:
+        return []
+    names = {item["name"] for item in existing}
+    servers = []
+    for index in range(workload.count):
+        name = f"{workload.id}-{index}"
+        if name in names:
+            continue
+        servers.append(
+            drivers.compute.find_server(name)
+            or drivers.compute.create_server(
+                name=name,
+                project=workload.department,
+                vcpu=offering.vcpu,
+                ram_gb=offering.ram_gb,
+                disk_gb=offering.volume_gb,
+                metadata={"workload": workload.id, "tier": workload.tier, "recovered": "true"},
+            )
+        )
+    return servers
+
+
 def _start_servers(
     drivers: base.CenterDrivers,
     workload: requests.WorkloadRecord,
     offering: topo.Offering,
     *,
     existing: list[dict[str, Any]],
+    launched: Launched,
 ) -> list[dict[str, Any]]:
-    """Bring the workload's compute up in the recovery center (idempotent by name)."""
-    if offering.kind is not topo.OfferingKind.VM:
-        return existing
+    """Bring the workload's compute up in the recovery center (idempotent by name): the servers
+    its group started already, else started now; then wait until each is active."""
+    servers = launched.pop((drivers.center, workload.id), None)
+    if servers is None:
+        servers = _launch_servers(drivers, workload, offering, existing=existing)
     made = list(existing)
-    names = {item["name"] for item in made}
-    for index in range(workload.count):
-        name = f"{workload.id}-{index}"
-        if name in names:
-            continue
-        server = drivers.compute.find_server(name) or drivers.compute.create_server(
-            name=name,
-            project=workload.department,
-            vcpu=offering.vcpu,
-            ram_gb=offering.ram_gb,
-            disk_gb=offering.volume_gb,
-            metadata={"workload": workload.id, "tier": workload.tier, "recovered": "true"},
-        )
+    for server in servers:
         drivers.compute.wait_for_status(
             server.id, status=base.ServerStatus.ACTIVE, timeout_s=SERVER_ACTIVE_TIMEOUT_S
         )
-        made.append({"kind": "server", "name": name, "id": server.id})
+        made.append({"kind": "server", "name": server.name, "id": server.id})
     return made
 
 

@@ -150,10 +150,13 @@ def test_a_failover_killed_part_way_is_finished_by_failover_resume(home: Path) -
     store = db.Store(db.sqlite_url(home))
     ctx = make_context(store, clocks.SystemClock(), home)
     workload_ids = []
-    for number in range(3):
+    # One workload per tier, each its own priority group: gold recovers in qd-b, silver and
+    # bronze in dz-dr, each group's servers started together and booting once.
+    recovered_in = {"gold": "qd-b", "silver": "dz-dr", "bronze": "dz-dr"}
+    for number, tier in enumerate(recovered_in):
         body = requests_service.RequestCreate(
             offering="vm.small",
-            tier="gold",
+            tier=tier,
             preferred_center="qd-a",
             name=f"kill-resume-{number}",
         )
@@ -167,8 +170,9 @@ def test_a_failover_killed_part_way_is_finished_by_failover_resume(home: Path) -
             runs = recovery.list_runs(tx)
         return len(runs[0].progress) if runs else 0
 
-    # Real time: each promotion waits for its servers to boot in qd-b (2 s in the simulator).
-    first = run("failover", "--from", "qd-a", "--to", "qd-b", "--planned")
+    # Real time: each tier's promotions wait for its servers to boot (2 s in the simulator), so
+    # after gold's first steps two boots remain, silver's and bronze's.
+    first = run("failover", "--from", "qd-a", "--planned")
     poll(lambda: steps_done() >= 2, what="the failover to finish its first steps")
     killed_output = killed(first)
     with store.read() as tx:
@@ -195,13 +199,13 @@ def test_a_failover_killed_part_way_is_finished_by_failover_resume(home: Path) -
         workloads = [requests.get_workload(tx, workload_id) for workload_id in workload_ids]
     assert done.state == "done"
     assert sorted(step["id"] for step in done.progress) == sorted(step["id"] for step in done.plan)
-    for workload in workloads:
+    for workload, center in zip(workloads, recovered_in.values(), strict=True):
         serving = [p.center for p in workload.placements if p.role == "primary" and p.state == "ready"]
-        assert serving == ["qd-b"]
+        assert serving == [center]
     simulator = sim.Simulator(
         ctx.topology, backend=simulator_state.StoreBackedState(store), clock=clocks.SystemClock()
     )
-    names = [server.name for server in simulator.drivers("qd-b").compute.list_servers()]
-    for workload_id in workload_ids:
+    for workload_id, center in zip(workload_ids, recovered_in.values(), strict=True):
+        names = [server.name for server in simulator.drivers(center).compute.list_servers()]
         assert names.count(f"{workload_id}-0") == 1  # started once, not again on resume
     store.dispose()

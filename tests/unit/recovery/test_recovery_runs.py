@@ -139,10 +139,10 @@ def test_a_step_that_fails_leaves_the_run_interrupted_with_its_error(
     plan = recovery.plan_failover(ctx, principal=OPS, from_center="qd-a", planned=True)
     real_do = failover._do
 
-    def fails_on_promote(env: Any, run: Any, step: model.RecoveryStep) -> dict[str, Any]:
+    def fails_on_promote(env: Any, run: Any, step: model.RecoveryStep, **kw: Any) -> dict[str, Any]:
         if step.action is model.StepAction.PROMOTE:
             raise errors.BackendUnavailable("qd-b compute did not answer", field="compute")
-        return real_do(env, run, step)
+        return real_do(env, run, step, **kw)
 
     monkeypatch.setattr(failover, "_do", fails_on_promote)
     with pytest.raises(errors.BackendUnavailable):

@@ -155,11 +155,13 @@ def test_a_failover_killed_midway_resumes_without_repeating_a_step(
     real_do = failover._do
     calls: list[str] = []
 
-    def killed_in_the_fourth(env: object, run: object, step: model.RecoveryStep) -> dict[str, object]:
+    def killed_in_the_fourth(
+        env: object, run: object, step: model.RecoveryStep, **kw: object
+    ) -> dict[str, object]:
         calls.append(step.id)
         if len(calls) == 4:
             raise KeyboardInterrupt  # stands for SIGKILL: nothing after it runs
-        return real_do(env, run, step)  # type: ignore[arg-type]
+        return real_do(env, run, step, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(failover, "_do", killed_in_the_fourth)
     with pytest.raises(KeyboardInterrupt):
