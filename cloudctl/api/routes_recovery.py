@@ -72,13 +72,6 @@ def _run_in_background(ctx: ctx_module.Context, run_id: str, principal: identity
         log.warning("recovery run %s stopped: %s", run_id, error.one_line())
 
 
-def _resume_in_background(ctx: ctx_module.Context, run_id: str, principal: identity.Principal) -> None:
-    try:
-        recovery.resume(ctx, run_id, principal=principal)
-    except errors.CloudctlError as error:
-        log.warning("recovery run %s stopped: %s", run_id, error.one_line())
-
-
 def router() -> APIRouter:
     routes = APIRouter()
 
@@ -171,9 +164,9 @@ def router() -> APIRouter:
         background: BackgroundTasks,
     ) -> recovery.RunDetailPublic:
         """Finish a paused or interrupted run from its first step not done."""
-        recovery.check_resumable(ctx, run_id=run_id, principal=principal)
+        recovery.claim_for_resume(ctx, run_id=run_id, principal=principal)
         current = recovery.get_run(ctx, run_id, principal=principal)
-        background.add_task(_resume_in_background, ctx, run_id, principal)
+        background.add_task(_run_in_background, ctx, run_id, principal)
         return current
 
     return routes

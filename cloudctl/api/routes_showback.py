@@ -11,10 +11,15 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from cloudctl.api.app import ContextDep, PrincipalDep
+from cloudctl.model import pricing
 from cloudctl.services import capacity, identity, showback
 
 Month = Annotated[
-    str, Query(description="The month billed, YYYY-MM (UTC); the current month is billed to date")
+    str | None,
+    Query(
+        description="The month billed, YYYY-MM (UTC); default the current month, billed to date",
+        examples=["2026-11"],
+    ),
 ]
 
 
@@ -25,15 +30,16 @@ def router() -> APIRouter:
     def get_showback(
         ctx: ContextDep,
         principal: PrincipalDep,
-        month: Month,
+        month: Month = None,
         department: str | None = None,
         by: Annotated[
             str | None, Query(description="bureau, district, center or tier; default the org tree")
         ] = None,
     ) -> showback.ShowbackPublic:
         """A month's bill (CNY, exact to the fen) of the caller's department, or any node's for operators."""
+        chosen = month if month is not None else pricing.month_of(ctx.clock.now()).name
         return showback.bill(
-            ctx, month=month, department=department, by=by, principal=principal, dept_field="department"
+            ctx, month=chosen, department=department, by=by, principal=principal, dept_field="department"
         )
 
     @routes.get("/capacity/forecast", tags=["operators"])

@@ -126,6 +126,10 @@ class _Decision:
         return self.reason
 
 
+# The API's names of fields the CLI spells otherwise: an error names the option a person typed.
+OPTION_OF_FIELD = {"department": "dept"}
+
+
 def _error(reply: Reply, *, api: str) -> errors.CloudctlError:
     """The error a problem+json answer stands for; its one line is the API's detail."""
     try:
@@ -138,6 +142,7 @@ def _error(reply: Reply, *, api: str) -> errors.CloudctlError:
     detail = str(problem.get("detail") or problem.get("title") or f"HTTP {reply.status}")
     if field and detail.startswith(f"{field}: "):
         detail = detail[len(field) + 2 :]
+    field = OPTION_OF_FIELD.get(field, field) if field else field
     if reply.status == 401:
         detail = f"{detail} (log in again: `cloudctl login --api {api}`)"
     if reply.status == 429:

@@ -1,21 +1,20 @@
 """``cloudctl capacity``: the forecast of each center's allocation, and the hourly usage pass.
 
-Invariant: ``forecast`` changes nothing; ``record`` records only ended hours not recorded yet
-(each once, however often it runs), the same pass ``cloudctl serve`` runs every minute.
+Invariant: ``forecast`` changes nothing and reads through the API. ``record`` acts on the
+database directly (break-glass, as ``replication run`` does) and records only ended hours not
+recorded yet (each once, however often it runs), the same pass ``cloudctl serve`` runs every
+minute.
 """
 
 from __future__ import annotations
 
 import csv
 import sys
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated, Any
 
 import typer
 
 from cloudctl.cli import common, output
-
-if TYPE_CHECKING:
-    from cloudctl.services import capacity as capacity_service
 
 capacity_app = typer.Typer(
     help="Capacity per center: the forecast of allocation against thresholds, and usage recording.",
@@ -36,10 +35,8 @@ def forecast(
     ] = None,
 ) -> None:
     """Growth trend of each resource's allocation, days until its threshold, and the confidence (R²)."""
-    from cloudctl.services import capacity as capacity_service
-
     state = common.state_of(ctx)
-    result = capacity_service.forecast(state.context, center=center)
+    result = state.api().get("/v1/capacity/forecast", center=center)
     if state.fmt is output.Format.CSV:
         write_csv(result)
         return
@@ -59,6 +56,7 @@ def record(
     from cloudctl.services import usage
 
     state = common.state_of(ctx)
+    state.operator()
 
     def progress(hour: int) -> None:
         if not state.wants_data:
@@ -86,10 +84,11 @@ def _number(value: float | None, pattern: str = "{:,.1f}") -> str:
     return "—" if value is None else pattern.format(value)
 
 
-def render(result: capacity_service.CapacityForecastPublic) -> None:
-    for center in result.centers:
+def render(result: dict[str, Any]) -> None:
+    for center in result["centers"]:
         title = (
-            f"{center.center} {center.display_name} ({center.role}) — trend over {result.window_days} days"
+            f"{center['center']} {center['display_name']} ({center['role']}) — trend over "
+            f"{result['window_days']} days"
         )
         output.stdout.print(
             output.table(
@@ -109,26 +108,26 @@ def render(result: capacity_service.CapacityForecastPublic) -> None:
                 ],
                 [
                     [
-                        item.resource,
-                        f"{item.allocated:,}",
-                        f"{item.total:,}",
-                        f"{item.allocated_percent:.1f}",
-                        str(item.threshold_percent),
-                        _number(item.trend_per_day, "{:+,.2f}"),
-                        _number(item.days_to_threshold),
-                        item.reaches_threshold_on or "—",
-                        _number(item.r_squared, "{:.2f}"),
-                        item.confidence,
-                        item.outlook,
+                        item["resource"],
+                        f"{item['allocated']:,}",
+                        f"{item['total']:,}",
+                        f"{item['allocated_percent']:.1f}",
+                        str(item["threshold_percent"]),
+                        _number(item["trend_per_day"], "{:+,.2f}"),
+                        _number(item["days_to_threshold"]),
+                        item["reaches_threshold_on"] or "—",
+                        _number(item["r_squared"], "{:.2f}"),
+                        item["confidence"],
+                        item["outlook"],
                     ]
-                    for item in center.resources
+                    for item in center["resources"]
                 ],
             )
         )
-    output.stdout.print(f"method: {result.method}", highlight=False)
+    output.stdout.print(f"method: {result['method']}", highlight=False)
 
 
-def write_csv(result: capacity_service.CapacityForecastPublic) -> None:
+def write_csv(result: dict[str, Any]) -> None:
     writer = csv.writer(sys.stdout, lineterminator="\n")
     columns = [
         "resource",
@@ -145,7 +144,7 @@ def write_csv(result: capacity_service.CapacityForecastPublic) -> None:
         "outlook",
     ]
     writer.writerow(["center", *columns])
-    for center in result.centers:
-        for item in center.resources:
-            values = item.model_dump()
-            writer.writerow([center.center, *("" if values[c] is None else values[c] for c in columns)])
+    for center in result["centers"]:
+        for item in center["resources"]:
+            values = item
+            writer.writerow([center["center"], *("" if values[c] is None else values[c] for c in columns)])

@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import csv
 import sys
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated, Any
 
 import typer
 
 from cloudctl.cli import common, output
-
-if TYPE_CHECKING:
-    from cloudctl.services import showback as showback_service
 
 RESOURCE_COLUMNS = ("vcpu", "ram_gb", "volume_gb", "object_gb", "instances")
 
@@ -43,20 +40,15 @@ def showback(
     ] = None,
 ) -> None:
     """A month's showback and chargeback per department, bureau, district, center or tier (CNY)."""
-    from cloudctl.model import pricing
-    from cloudctl.services import showback as showback_service
-
     state = common.state_of(ctx)
-    context = state.context
-    chosen = month if month is not None else pricing.month_of(context.clock.now()).name
-    bill = showback_service.bill(context, month=chosen, department=dept, by=by)
+    bill = state.api().get("/v1/showback", month=month, department=dept, by=by)
     if state.fmt is output.Format.CSV:
         write_csv(bill)
         return
     state.emit(bill, lambda: render(bill))
 
 
-def write_csv(bill: showback_service.ShowbackPublic) -> None:
+def write_csv(bill: dict[str, Any]) -> None:
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(
         [
@@ -73,63 +65,67 @@ def write_csv(bill: showback_service.ShowbackPublic) -> None:
             *(f"{resource}_hours" for resource in RESOURCE_COLUMNS),
         ]
     )
-    for row in bill.rows:
+    for row in bill["rows"]:
         writer.writerow(
             [
-                bill.month,
-                bill.by,
-                row.key,
-                row.name,
-                row.kind,
-                row.parent or "",
-                row.depth,
-                row.allocated_cny,
-                row.consumed_cny,
-                row.own_allocated_cny,
-                *(row.allocated_unit_hours.get(resource, 0) for resource in RESOURCE_COLUMNS),
+                bill["month"],
+                bill["by"],
+                row["key"],
+                row["name"],
+                row["kind"],
+                row["parent"] or "",
+                row["depth"],
+                row["allocated_cny"],
+                row["consumed_cny"],
+                row["own_allocated_cny"],
+                *(row["allocated_unit_hours"].get(resource, 0) for resource in RESOURCE_COLUMNS),
             ]
         )
     writer.writerow(
         [
-            bill.month,
-            bill.by,
+            bill["month"],
+            bill["by"],
             "total",
             "",
             "",
             "",
             "",
-            bill.total.allocated_cny,
-            bill.total.consumed_cny,
+            bill["total"]["allocated_cny"],
+            bill["total"]["consumed_cny"],
             "",
             *([""] * 5),
         ]
     )
 
 
-def render(bill: showback_service.ShowbackPublic) -> None:
+def render(bill: dict[str, Any]) -> None:
     from cloudctl.model import pricing
 
     def grouped(text: str) -> str:
         fen = int(text.replace(".", "").replace("-", "")) * (-1 if text.startswith("-") else 1)
         return pricing.yuan_grouped(fen)
 
-    span = "to date" if bill.month_to_date else "whole month"
+    span = "to date" if bill["month_to_date"] else "whole month"
     title = (
-        f"showback {bill.month} {span}, {bill.currency}: {bill.hours_recorded} of "
-        f"{bill.hours_in_month} h recorded, up to {bill.period_end}"
+        f"showback {bill['month']} {span}, {bill['currency']}: {bill['hours_recorded']} of "
+        f"{bill['hours_in_month']} h recorded, up to {bill['period_end']}"
     )
-    key_column = {"department": "org node", "bureau": "bureau", "district": "district"}.get(bill.by, bill.by)
+    key_column = {"department": "org node", "bureau": "bureau", "district": "district"}.get(
+        bill["by"], bill["by"]
+    )
     rows = [
         [
-            ("  " * row.depth) + row.key,
-            grouped(row.allocated_cny),
-            grouped(row.consumed_cny),
-            f"{row.allocated_unit_hours.get('vcpu', 0):,}",
-            f"{row.allocated_unit_hours.get('ram_gb', 0):,}",
+            ("  " * row["depth"]) + row["key"],
+            grouped(row["allocated_cny"]),
+            grouped(row["consumed_cny"]),
+            f"{row['allocated_unit_hours'].get('vcpu', 0):,}",
+            f"{row['allocated_unit_hours'].get('ram_gb', 0):,}",
         ]
-        for row in bill.rows
+        for row in bill["rows"]
     ]
-    rows.append(["total", grouped(bill.total.allocated_cny), grouped(bill.total.consumed_cny), "", ""])
+    rows.append(
+        ["total", grouped(bill["total"]["allocated_cny"]), grouped(bill["total"]["consumed_cny"]), "", ""]
+    )
     output.stdout.print(
         output.table(
             title,
@@ -137,8 +133,9 @@ def render(bill: showback_service.ShowbackPublic) -> None:
             rows,
         )
     )
-    if bill.hours_consumed_observed < bill.hours_recorded:
+    if bill["hours_consumed_observed"] < bill["hours_recorded"]:
         output.stdout.print(
-            f"consumed: observed in {bill.hours_consumed_observed} of {bill.hours_recorded} recorded hours",
+            f"consumed: observed in {bill['hours_consumed_observed']} of {bill['hours_recorded']} "
+            "recorded hours",
             highlight=False,
         )

@@ -633,12 +633,15 @@ def export(
 
 
 def export_lines(ctx: ctx_module.Context, *, principal: Actor, after_seq: int = 0) -> Iterator[str]:
-    """The records after ``after_seq`` as JSON lines, the format of ``export`` (for a remote auditor)."""
+    """The records after ``after_seq`` as JSON lines, the format of ``export`` (for a remote auditor).
+
+    Authorises and reads before it returns (not on the first line streamed), so a refusal is
+    a 403 answer rather than a response cut off after its status was sent.
+    """
     _authorize_reading(ctx, principal, "audit.read")
     with ctx.read() as tx:
         items = list(audit.iterate_all(tx, after_seq=after_seq))
-    for item in items:
-        yield json.dumps(dataclasses.asdict(item), ensure_ascii=False, sort_keys=True) + "\n"
+    return (json.dumps(dataclasses.asdict(item), ensure_ascii=False, sort_keys=True) + "\n" for item in items)
 
 
 def _export(ctx: ctx_module.Context, *, path: Path, after_seq: int, through_seq: int | None) -> ExportPublic:

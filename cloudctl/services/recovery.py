@@ -580,6 +580,29 @@ def check_resumable(
     return current
 
 
+def claim_for_resume(ctx: ctx_module.Context, *, run_id: str, principal: identity.Principal) -> RunPublic:
+    """Check the run may be resumed and make this process its owner, in one transaction.
+
+    Run before its steps go on in the background: whoever reads the run from now on sees it
+    running (not still ``interrupted``), and a second resume at the same time is refused.
+    """
+    check_resumable(ctx, run_id=run_id, principal=principal)
+    with ctx.transaction() as tx:
+        current = recovery.get_run(tx, run_id, for_update=True)
+        if current.state == states.RunState.RUNNING and _owner_alive(current):
+            raise errors.Conflict(
+                f"run {run_id} is still running (in {current.owner}); wait for it or stop that process",
+                field="run",
+            )
+        states.check_transition(
+            states.RUN_TRANSITIONS, states.RunState(current.state), states.RunState.RUNNING, field="run"
+        )
+        recovery.update_run(tx, run_id, state=states.RunState.RUNNING)
+        recovery.claim_run(tx, run_id, owner=owner(), alive_at=WALL_CLOCK.now())
+        claimed = recovery.get_run(tx, run_id)
+    return _public_run(claimed)
+
+
 def resume(
     ctx: ctx_module.Context,
     run_id: str,

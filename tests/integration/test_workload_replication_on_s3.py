@@ -132,10 +132,12 @@ def test_a_scrub_repairs_a_replica_overwritten_behind_cloudctls_back(
 
     assert finding.mismatches == ["ledger/1"]
     assert dr.get_object(Bucket=bucket, Key="ledger/1")["Body"].read() == b"balance: 1000"
-    [record] = audit.list_records(
+    repaired, summary = audit.list_records(
         ctx, principal=identity.local_operator("auditor"), action="replication.scrub"
     )
-    assert (record.target_id, record.detail["target"]) == (silver, target_center)
+    assert (repaired.outcome, repaired.target_id) == ("repaired", silver)
+    assert (repaired.detail["key"], repaired.detail["target"]) == ("ledger/1", target_center)
+    assert (summary.outcome, summary.detail["mismatches"]) == ("success", 1)
     assert replication_scrub.scrub(ctx, principal=OPS, workload_id=silver)[0].mismatches == []
 
 

@@ -19,6 +19,7 @@ from cloudctl.services import identity, observability
 from cloudctl.services import requests as requests_service
 from cloudctl.store import audit, recovery, replication, schema
 from tests.observability import conftest
+from tests.support import operators
 
 STATE_FAMILIES = {
     "cloudctl_center_up",
@@ -413,6 +414,8 @@ def cli() -> typer.Typer:
             topology=topology,
             fmt=output.Format.TABLE,
             policies=conftest.ROOT / "policies",
+            act_as="sysadmin",  # at the console, breaking glass: the API in this process
+            reason=operators.REASON,
         )
         ctx.call_on_close(ctx.obj.close)
 

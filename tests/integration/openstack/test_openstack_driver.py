@@ -36,7 +36,7 @@ def test_the_stack_reports_itself_up() -> None:
         timeout=120,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.startswith("up: keystone")
+    assert done.stdout.startswith("up (RegionOne, RegionTwo, RegionThree): keystone")
 
 
 def test_a_department_project_is_made_once(openstack_cloud: openstack_driver.Cloud) -> None:

@@ -247,6 +247,8 @@ ENDPOINTS = {
     "audit list": ("GET", "/v1/audit"),
     "audit verify": ("GET", "/v1/audit/verify"),
     "audit export": ("GET", "/v1/audit/export"),
+    "showback": ("GET", "/v1/showback"),
+    "capacity forecast": ("GET", "/v1/capacity/forecast"),
 }
 LOCAL = {
     # Set-up, the client's own config, and what acts on the database or backends directly
@@ -255,7 +257,7 @@ LOCAL = {
     "config current-context", "config delete-context", "quota sync", "quota reserve", "quota commit",
     "quota release", "quota reservations", "replication run", "audit retention", "audit checkpoint",
     "audit key rotate", "sim inject", "sim faults", "sim clear", "infra preview", "infra up",
-    "infra refresh", "infra diff", "drill list", "drill show", "drill due",
+    "infra refresh", "infra diff", "drill list", "drill show", "drill due", "capacity record",
     # The management database's DR copy: these act on the PostgreSQL servers themselves, so a
     # promotion works while the API (whose database is lost) is down; break-glass as sysadmin.
     "mgmt status", "mgmt promote", "mgmt fence", "mgmt failback",
