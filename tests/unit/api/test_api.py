@@ -159,6 +159,10 @@ def test_separation_of_powers(ctx: ctx_module.Context, client: TestClient) -> No
     denied = client.post(f"/v1/requests/{big['id']}/approve", headers=auditor)
     assert denied.status_code == 403 and denied.json()["policy_ids"] is not None
     assert client.get("/v1/audit", headers=sysadmin).status_code == 403
+    refused_export = client.get("/v1/audit/export", headers=sysadmin)  # refused before it streams
+    assert (refused_export.status_code, refused_export.json()["field"]) == (403, "audit.read")
+    export = client.get("/v1/audit/export", headers=auditor)
+    assert export.status_code == 200 and export.text.count("\n") >= 1
     approved = client.post(f"/v1/requests/{big['id']}/approve", headers=sysadmin)
     assert approved.json()["state"] == "approved"
     assert client.get("/v1/audit/verify", headers=auditor).json()["ok"] is True

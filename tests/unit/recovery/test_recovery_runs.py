@@ -103,6 +103,25 @@ def test_a_run_whose_process_died_is_shown_interrupted_audited_so_and_resumable(
     assert run_outcomes(ctx, plan.run_id or "") == ["started", "interrupted", "success"]
 
 
+def test_a_resume_claims_the_run_before_its_steps_go_on_and_a_second_resume_is_refused(
+    ctx: ctx_module.Context, store: Any
+) -> None:
+    ready_workload(ctx, "gold")
+    plan = recovery.plan_failover(ctx, principal=OPS, from_center="qd-a", planned=True)
+    with store.transaction() as tx:  # its process is gone
+        tx.execute(
+            schema.recovery_runs.update()
+            .where(schema.recovery_runs.c.id == plan.run_id)
+            .values(owner=f"{recovery.owner().rpartition(':')[0]}:{2**22 + 7}")
+        )
+    claimed = recovery.claim_for_resume(ctx, run_id=plan.run_id or "", principal=OPS)
+    assert (claimed.state, claimed.steps_done) == ("running", 0)  # seen running before any step
+    with pytest.raises(errors.Conflict, match="still running"):
+        recovery.claim_for_resume(ctx, run_id=plan.run_id or "", principal=OPS)
+    done = recovery.execute(ctx, plan.run_id or "", principal=OPS)
+    assert (done.state, done.steps_done) == ("done", 4)
+
+
 def test_a_run_on_another_host_is_interrupted_only_after_the_lease(
     ctx: ctx_module.Context, store: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
