@@ -376,19 +376,22 @@ def start_resume(
     """Check that a drill can resume and mark it running again; ``finish`` goes on with it."""
     operator = principal or identity.local_operator("sysadmin")
     _authorize(ctx, operator)
-    with ctx.read() as tx:
-        run = recovery_store.get_drill_run(tx, run_id)
-    state = _state(run)
-    if state != "interrupted":
-        raise errors.Conflict(
-            f"drill run {run_id} is {state}; only an interrupted drill can be resumed", field="run"
-        )
-    saved = run.report.get("progress")
-    if not saved:
-        raise errors.Conflict(f"drill run {run_id} saved no progress to resume from", field="run")
-    restored = progress.Progress.model_validate(saved).model_copy(update={"owner": _owner()})
+    # Checked and claimed in one locked transaction: a second resume at the same time finds
+    # the drill running in this process and is refused.
     with ctx.transaction() as tx:
-        recovery_store.update_drill_run(tx, run_id, state="running")
+        run = recovery_store.get_drill_run(tx, run_id, for_update=True)
+        state = _state(run)
+        if state != "interrupted":
+            raise errors.Conflict(
+                f"drill run {run_id} is {state}; only an interrupted drill can be resumed", field="run"
+            )
+        saved = run.report.get("progress")
+        if not saved:
+            raise errors.Conflict(f"drill run {run_id} saved no progress to resume from", field="run")
+        restored = progress.Progress.model_validate(saved).model_copy(update={"owner": _owner()})
+        recovery_store.update_drill_run(
+            tx, run_id, state="running", report={"progress": restored.model_dump(mode="json")}
+        )
     platform_ = _ServicePlatform(ctx, run_id, restored.plan, at=restored.clock_at)
     drill = engine.Drill(platform_, restored, on_step)
     drill.note("drill resumed", f"after {restored.phase or 'its start'}")

@@ -168,8 +168,9 @@ def insert_drill_run(tx: sa.Connection, run: DrillRun) -> DrillRun:
     return run
 
 
-def get_drill_run(tx: sa.Connection, run_id: str) -> DrillRun:
-    row = tx.execute(sa.select(schema.drill_runs).where(schema.drill_runs.c.id == run_id)).first()
+def get_drill_run(tx: sa.Connection, run_id: str, *, for_update: bool = False) -> DrillRun:
+    query = sa.select(schema.drill_runs).where(schema.drill_runs.c.id == run_id)
+    row = tx.execute(query.with_for_update() if for_update else query).first()
     if row is None:
         raise errors.NotFound(f"no drill run {run_id!r}", field="run")
     return _drill(row)

@@ -231,7 +231,10 @@ def test_a_drill_killed_mid_way_resumes_after_its_last_phase(sqlite_ctx: ctx_mod
     assert interrupted.report["progress"]["phase"] == "warm-up"
     canaries = [c["workload_id"] for c in interrupted.report["progress"]["canaries"]]
 
-    report = drill_service.resume_drill(sqlite_ctx, interrupted.id)
+    started = drill_service.start_resume(sqlite_ctx, run_id=interrupted.id)
+    with pytest.raises(errors.Conflict, match="is running"):  # claimed: a second resume is refused
+        drill_service.start_resume(sqlite_ctx, run_id=interrupted.id)
+    report = started.finish()
 
     assert report.passed
     assert sorted(w.workload_id for w in report.workloads) == sorted(canaries)  # no second set of canaries
