@@ -98,7 +98,7 @@ def test_points_live_in_dr_and_an_unplanned_failover_recovers_the_volume_there(
 
     faults.inject(ctx, kind="center-down", center="qd-a")  # the source is lost: only dz-dr is read
     plan = recovery.plan_failover(ctx, principal=OPS, from_center="qd-a", planned=False)
-    assert plan.steps and plan.steps[0]["target"] == "dz-dr"
+    assert plan.steps and plan.steps[0].target == "dz-dr"
     recovery.execute(ctx, plan.run_id or "")
 
     with region(clouds, "dz-dr") as dr:

@@ -69,21 +69,28 @@ def test_replication_points_are_cinder_snapshots_kept_and_deleted_by_cloudctl(
         assert report.failed == []
         taken += report.taken
     assert [p.seq for p in taken] == [1, 2, 3]
+    # The points are snapshots of the replica in the DR center, so they outlive the source center.
+    dr_storage = drivers.center_drivers(ctx, "dz-dr").block_storage
+    replica = dr_storage.find_volume(f"replica-{workload_id}-0")
+    assert replica is not None
     first = taken[0]
     with pytest.raises(errors.NotFound):
-        block_storage.get_snapshot(first.snapshot_id or "")
-    kept = {s.name: s for s in block_storage.list_snapshots(volume_id=volume_id)}
+        dr_storage.get_snapshot(first.snapshot_id or "")
+    kept = {s.name: s for s in dr_storage.list_snapshots(volume_id=replica.id)}
     assert sorted(kept) == [f"rp-{workload_id}-0-2", f"rp-{workload_id}-0-3"]
+    assert block_storage.list_snapshots(volume_id=volume_id) == []  # none in the source center
     points = replication_points.list_points(ctx, workload_id=workload_id)
     assert [(p.seq, p.state, p.snapshot_id) for p in points] == [
         (2, "ready", kept[f"rp-{workload_id}-0-2"].id),
         (3, "ready", kept[f"rp-{workload_id}-0-3"].id),
     ]
-    assert block_storage.get_snapshot(points[-1].snapshot_id or "").volume_id == volume_id
+    assert dr_storage.get_snapshot(points[-1].snapshot_id or "").volume_id == replica.id
 
     workloads.delete(ctx, principal=HRSS, workload_id=workload_id)
     assert provisioning.run_pending(ctx)[workload_id].done
-    assert block_storage.list_snapshots(volume_id=volume_id) == []
+    assert dr_storage.list_snapshots(volume_id=replica.id) == []
+    with pytest.raises(errors.NotFound):
+        dr_storage.get_volume(replica.id)
     with pytest.raises(errors.NotFound):
         block_storage.get_volume(volume_id)
     assert replication_points.list_points(ctx, workload_id=workload_id) == []
