@@ -13,7 +13,7 @@ addresses are kept by ``api.hardening`` (plain ASGI, outermost).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -35,14 +35,41 @@ STRICT = ConfigDict(extra="forbid", strict=True)
 """Bodies: unknown fields and loose types (``"2"`` or ``true`` for a count) are refused."""
 
 
+def _page_schema(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """A page's description, and its example: its item's first example, alone on the last page."""
+    schema.setdefault("description", Page.__doc__)
+    (item,) = model.__pydantic_generic_metadata__["args"] or (None,)
+    shown = (
+        item.model_json_schema().get("examples")
+        if isinstance(item, type) and issubclass(item, BaseModel)
+        else None
+    )
+    if shown:
+        schema["examples"] = [{"data": [shown[0]], "count": 1, "next_cursor": None}]
+
+
 class Page(BaseModel, Generic[T]):
+    """One page of a list, oldest or newest first as the operation says."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, json_schema_extra=_page_schema)
+
     data: list[T]
+    """The items of this page."""
     count: int
+    """How many items this page holds."""
     next_cursor: str | None
+    """Pass as ``cursor`` to read the next page; ``null`` on the last page."""
 
 
 class Health(BaseModel):
+    """The process answers."""
+
+    model_config = ConfigDict(
+        use_attribute_docstrings=True, json_schema_extra={"examples": [{"status": "ok"}]}
+    )
+
     status: str
+    """Always ``ok`` when the process answers at all."""
 
 
 class Rejection(BaseModel):
@@ -51,6 +78,16 @@ class Rejection(BaseModel):
     reason: str = Field(
         min_length=1, max_length=1000, pattern=r"\S", description="Why; the department sees it"
     )
+
+
+METRICS_EXAMPLE = """\
+# HELP cloudctl_quota_limit Quota limit per org node, center and resource.
+# TYPE cloudctl_quota_limit gauge
+cloudctl_quota_limit{center="qd-a",node="hrss-insurance",resource="vcpu"} 64.0
+# HELP cloudctl_replication_lag_seconds Seconds since the last copy reached each replica.
+# TYPE cloudctl_replication_lag_seconds gauge
+cloudctl_replication_lag_seconds{source="qd-a",target="dz-dr",tier="silver"} 212.0
+"""
 
 
 def _context(request: Request) -> ctx_module.Context:
@@ -137,7 +174,12 @@ def create_app(
         """The store answers and holds initialised state; the serve replicas and their roles."""
         return status_service.readiness(ctx)
 
-    @app.get("/metrics", tags=["probes"], response_class=Response)
+    @app.get(
+        "/metrics",
+        tags=["probes"],
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {"example": METRICS_EXAMPLE}}}},
+    )
     def metrics_endpoint(ctx: ContextDep) -> Response:
         """Prometheus exposition of the control plane and the state it supervises."""
         from prometheus_client import CONTENT_TYPE_LATEST
