@@ -49,6 +49,11 @@ class PlacementRole(enum.StrEnum):
 
 SERVING_ROLES = frozenset({PlacementRole.ACTIVE, PlacementRole.PRIMARY})
 
+NEVER_PLACED = frozenset({WorkloadState.REJECTED, WorkloadState.CANCELLED})
+"""A request refused or withdrawn before anything was placed: a request, never a workload."""
+LISTED_WORKLOAD_STATES = tuple(state for state in WorkloadState if state not in NEVER_PLACED)
+"""The states ``workload list`` shows (and accepts as a filter)."""
+
 
 class PlacementState(enum.StrEnum):
     RESERVED = "reserved"

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from cloudctl import clock as clocks
 from cloudctl import errors
+from cloudctl.model import states
 from cloudctl.services import audit, identity
 from cloudctl.services import context as ctx_module
 from cloudctl.services import requests as requests_service
@@ -126,6 +127,15 @@ def list_workloads(
     limit: int = 50,
     cursor: str | None = None,
 ) -> tuple[list[WorkloadPublic], str | None]:
+    """Workloads, by id; a request rejected or cancelled before placement is never listed."""
+    if state is not None and state not in states.LISTED_WORKLOAD_STATES:
+        never = state in states.NEVER_PLACED
+        raise errors.InvalidInput(
+            f"{state} requests were never placed: `request list --state {state}` shows them"
+            if never
+            else f"{state!r} is not a workload state ({', '.join(states.LISTED_WORKLOAD_STATES)})",
+            field="state",
+        )
     departments = requests_service.visible_departments(
         ctx, principal=principal, department=department, action="workload.read", resource_type="Workload"
     )
@@ -133,7 +143,7 @@ def list_workloads(
         records = requests.list_workloads(
             tx,
             departments=departments,
-            states=[state] if state else None,
+            states=[state] if state else states.LISTED_WORKLOAD_STATES,
             tiers=[tier] if tier else None,
             after=cursor,
             limit=limit + 1,

@@ -92,6 +92,12 @@ def test_a_large_request_waits_for_an_operator_who_may_reject_it(ctx: ctx_module
     assert held(ctx, "bigdata", "qd-a") == (0, 0)
     with pytest.raises(errors.Conflict):
         requests_service.approve(ctx, principal=SYSADMIN, request_id=request.id)
+    listed, _ = workloads.list_workloads(ctx, principal=SYSADMIN)  # never placed: not a workload
+    assert [(w.id, w.state) for w in listed if w.id == request.workload_id] == []
+    for state, reason in [("rejected", "never placed"), ("bogus", "not a workload state")]:
+        with pytest.raises(errors.InvalidInput, match=reason) as refused:
+            workloads.list_workloads(ctx, principal=SYSADMIN, state=state)
+        assert refused.value.field == "state"
 
 
 def test_an_approved_large_request_is_provisioned(ctx: ctx_module.Context) -> None:
