@@ -802,21 +802,27 @@ def _restore_home(env: repl.Environment, workload_id: str, *, center: str) -> di
 
 
 def hand_back(env: repl.Environment, workload_id: str, *, center: str) -> None:
-    """After failback: the center that stood in stops its servers and keeps only the quota hold."""
+    """After failback: the center that stood in stops its servers, removes the disks they ran on
+    (volumes made from a replication point, whose data went home with the resync), and keeps
+    its replicas and the quota hold. Safe to repeat after a crash part-way."""
     with env.store.read() as tx:
         workload = requests.get_workload(tx, workload_id)
     placement = next(p for p in workload.placements if p.center == center)
     if placement.role not in {"standby", "dr"}:
         return
     drivers = env.drivers_for(center)
-    for item in placement.resources:
+    stood_in = [r for r in placement.resources if r["kind"] == "server" or "point" in r]
+    for item in stood_in:  # servers first: deleting one frees the disks attached to it
         if item["kind"] == "server":
             drivers.compute.delete_server(item["id"], ignore_missing=True)
+    for item in stood_in:
+        if item["kind"] == "volume":
+            drivers.block_storage.delete_volume(item["id"], ignore_missing=True)
     with env.store.transaction() as tx:
         quotas.hold_reservations(tx, [placement.reservation_id], now=env.clock.now())
         requests.update_placement(
             tx,
             workload_id=workload_id,
             center=center,
-            values={"resources": [r for r in placement.resources if r["kind"] != "server"]},
+            values={"resources": [r for r in placement.resources if r not in stood_in]},
         )

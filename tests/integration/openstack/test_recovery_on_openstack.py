@@ -19,8 +19,18 @@ import pytest
 
 from cloudctl import clock as clocks
 from cloudctl import settings as settings_module
+from cloudctl.recovery import replication as repl
 from cloudctl.services import context as ctx_module
-from cloudctl.services import faults, identity, provisioning, recovery, replication_points, setup, workloads
+from cloudctl.services import (
+    drivers,
+    faults,
+    identity,
+    provisioning,
+    recovery,
+    replication_points,
+    setup,
+    workloads,
+)
 from cloudctl.services import requests as requests_service
 from cloudctl.store import db
 from tests.conftest import POLICIES, ROOT
@@ -135,3 +145,37 @@ def test_a_gold_standby_is_cold_and_a_failover_makes_the_server_its_volume_and_i
         network = standby.network.get_network(port.network_id)
         assert network.name == "hrss-net"
         assert port.binding_host_id == "cloudctl-openstack-regiontwo"  # bound in qd-b's own region
+
+
+def test_a_gold_failback_brings_the_server_home_with_data_written_away_and_leaves_qd_b_cold(
+    ctx: ctx_module.Context, clouds: Path, cleanup: Cleanup
+) -> None:
+    workload = provision(ctx, cleanup, offering="vm.small", tier="gold", name="os-gold-home")
+    ship(ctx, workload, "case/1", interval_s=60)
+    server_name = f"{workload}-0"
+    away = recovery.plan_failover(ctx, principal=OPS, from_center="qd-a", planned=True)
+    recovery.execute(ctx, away.run_id or "")
+    ship(ctx, workload, "case/2", interval_s=60)  # written while it serves in qd-b
+
+    home = recovery.plan_failback(ctx, principal=OPS, to_center="qd-a")
+    done = recovery.execute(ctx, home.run_id or "")
+    assert (done.state, done.stranded) == ("done", [])
+
+    with region(clouds, "qd-a") as qd_a, region(clouds, "qd-b") as qd_b:
+        (server,) = qd_a.compute.servers(all_projects=True, name=f"^{server_name}$")
+        assert server.status == "ACTIVE"
+        attached = [v for v in qd_a.block_storage.volumes(all_projects=True) if v.attachments]
+        disks = [v for v in attached if any(a["server_id"] == server.id for a in v.attachments)]
+        assert len(disks) == 1 and disks[0].size == 40
+        # The home layout again: qd-b holds the cold replica of the disk, no server, and not the
+        # disk the server ran on while it stood in.
+        assert list(qd_b.compute.servers(all_projects=True, name=f"^{server_name}$")) == []
+        held = [v.name for v in qd_b.block_storage.volumes(all_projects=True) if workload in (v.name or "")]
+        assert held == [f"replica-{server_name}"]
+    shown = workloads.get(ctx, principal=HRSS, workload_id=workload)
+    serving = sorted((p.center, p.role, p.state) for p in shown.placements if p.role in ("primary", "active"))
+    assert serving == [("qd-a", "primary", "ready")]
+    # What was written in qd-b came home: the bytes in qd-a's own store, read from there.
+    home_objects = drivers.center_drivers(ctx, "qd-a").object_storage
+    data, _info = home_objects.get_object(repl.data_bucket(workload), key="case/2")
+    assert data == b"record case/2"
