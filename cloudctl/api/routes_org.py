@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, ConfigDict, Field
 
 from cloudctl.api import app as app_module
 from cloudctl.services import orgs
@@ -17,7 +17,22 @@ from cloudctl.services import quotas as quotas_service
 
 
 class OrgNodeCreate(BaseModel):
-    model_config = app_module.STRICT
+    """A new org node under an existing one (a sysadmin's ``org.manage``)."""
+
+    model_config = ConfigDict(
+        **app_module.STRICT,
+        use_attribute_docstrings=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "shinan-edu",
+                    "display_name": "青岛市市南区教育和体育局",
+                    "parent": "shinan",
+                    "kind": "department",
+                }
+            ]
+        },
+    )
 
     id: str = Field(max_length=40, description="ASCII id used in commands and URLs")
     display_name: str = Field(max_length=200, description="e.g. 市南区卫生健康局")
@@ -26,23 +41,54 @@ class OrgNodeCreate(BaseModel):
 
 
 class OrgNodesPage(BaseModel):
+    """Org nodes in tree order, all on one page."""
+
+    model_config = ConfigDict(
+        use_attribute_docstrings=True,
+        json_schema_extra={"examples": [{"data": [orgs.ORG_NODE_EXAMPLE], "count": 1, "next_cursor": None}]},
+    )
+
     data: list[orgs.OrgNodePublic]
+    """The nodes in tree order (each parent before its children)."""
     count: int
+    """How many nodes ``data`` holds."""
     next_cursor: str | None = None
+    """Always null: the whole (sub)tree is on this page."""
 
 
 class Deleted(BaseModel):
+    """What a delete did."""
+
+    model_config = ConfigDict(
+        use_attribute_docstrings=True, json_schema_extra={"examples": [{"id": "shinan-edu", "deleted": True}]}
+    )
+
     id: str
+    """The node id asked for."""
     deleted: bool
+    """true: the node was deleted now; false: there was none (only with ``ignore_missing``)."""
 
 
 class QuotaUpdate(BaseModel):
-    model_config = app_module.STRICT
+    """New limits of one org node on one center (or ``all``), set together or not at all."""
+
+    model_config = ConfigDict(
+        **app_module.STRICT,
+        use_attribute_docstrings=True,
+        json_schema_extra={
+            "examples": [{"center": "qd-a", "limits": {"vcpu": 64, "ram_gb": 256, "instances": None}}]
+        },
+    )
 
     center: str = Field(max_length=40, description="A center name, or `all` for the sum over every center")
     limits: dict[str, Annotated[int, Field(ge=0)] | None] = Field(
         description="Resource → limit; null removes the node's own limit for that resource"
     )
+
+
+NodeIdPath = Annotated[
+    str, Path(description="The org node's id (as in ``infra/topology.yaml``)", examples=["shinan-health"])
+]
 
 
 def router() -> APIRouter:
@@ -52,23 +98,36 @@ def router() -> APIRouter:
     def list_org_nodes(
         ctx: app_module.ContextDep,
         principal: app_module.PrincipalDep,
-        under: Annotated[str | None, Query(max_length=40, description="Only this node's subtree")] = None,
+        under: Annotated[
+            str | None,
+            Query(
+                max_length=40,
+                description="Only this node's subtree (the node included); omitted: the whole tree",
+                examples=["shinan"],
+            ),
+        ] = None,
     ) -> OrgNodesPage:
-        """The org tree in tree order, each node with the ids of its children."""
+        """The org tree in tree order, each node with the ids of its children (``org.read``)."""
         nodes = orgs.read_nodes(ctx, principal=principal, under=under)
         return OrgNodesPage(data=nodes, count=len(nodes))
 
     @routes.get("/org/nodes/{node_id}")
     def get_org_node(
-        ctx: app_module.ContextDep, principal: app_module.PrincipalDep, node_id: str
+        ctx: app_module.ContextDep, principal: app_module.PrincipalDep, node_id: NodeIdPath
     ) -> orgs.OrgNodePublic:
+        """One org node with the ids of its children (``org.read``); an unknown id is 404."""
         return orgs.read_node(ctx, principal=principal, node_id=node_id)
 
     @routes.post("/org/nodes", status_code=201)
     def create_org_node(
         ctx: app_module.ContextDep, principal: app_module.PrincipalDep, body: OrgNodeCreate
     ) -> orgs.OrgNodePublic:
-        """Add an org node under a parent."""
+        """Add an org node under a parent (``org.manage``, audited, refusals too).
+
+        The node has no limits of its own (its ancestors' bound it) until ``PUT /v1/quota/{node_id}``.
+        A malformed id, an empty name or an unknown kind is 422, an unknown parent 404, an id already
+        taken 409.
+        """
         return orgs.create_node(
             ctx,
             node_id=body.id,
@@ -82,16 +141,21 @@ def router() -> APIRouter:
     def delete_org_node(
         ctx: app_module.ContextDep,
         principal: app_module.PrincipalDep,
-        node_id: str,
-        ignore_missing: Annotated[bool, Query(description="Succeed when the node does not exist")] = False,
+        node_id: NodeIdPath,
+        ignore_missing: Annotated[
+            bool, Query(description="Succeed when the node does not exist", examples=[True])
+        ] = False,
     ) -> Deleted:
-        """Delete a node with no children and nothing in use; its tokens are revoked with it."""
+        """Delete a node with no children and nothing in use; its tokens are revoked with it.
+
+        Needs ``org.manage``; audited, refusals too. A node with children or anything in use is 409.
+        """
         deleted = orgs.delete_node(ctx, node_id=node_id, ignore_missing=ignore_missing, principal=principal)
         return Deleted(id=node_id, deleted=deleted)
 
     @routes.put("/quota/{node_id}")
     def set_quota(
-        ctx: app_module.ContextDep, principal: app_module.PrincipalDep, node_id: str, body: QuotaUpdate
+        ctx: app_module.ContextDep, principal: app_module.PrincipalDep, node_id: NodeIdPath, body: QuotaUpdate
     ) -> quotas_service.QuotaPublic:
         """Set limits of one node on one center, all or nothing; children never exceed parents."""
         return quotas_service.set_quota(

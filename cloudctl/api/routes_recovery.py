@@ -10,9 +10,9 @@ persist, so a restart leaves it ``interrupted``, to be resumed with
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Query
+from fastapi import APIRouter, BackgroundTasks, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloudctl import errors
@@ -25,43 +25,132 @@ log = logging.getLogger("cloudctl.api.recovery")
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, use_attribute_docstrings=True)
+
+
+_HOOK_IN: dict[str, Any] = {
+    "name": "notify-duty",
+    "when": "pre",
+    "http": {"url": "https://ops.cloud.qingdao.gov.cn/hooks/failover", "method": "POST"},
+    "timeout_s": 30,
+    "on_failure": "continue",
+}
+FAILOVER_EXAMPLE: dict[str, Any] = {
+    "from_centers": ["qd-a"],
+    "to_center": None,
+    "planned": True,
+    "department": "hrss-insurance",
+    "dry_run": False,
+    "hooks": [
+        _HOOK_IN,
+        {
+            "name": "check-db",
+            "when": "post",
+            "group": "promote",
+            "tier": "gold",
+            "command": {"argv": ["/opt/cloudctl/hooks/check-db.sh", "--center", "qd-b"]},
+            "timeout_s": 300,
+            "on_failure": "pause",
+        },
+    ],
+}
 
 
 class FailoverCreate(_Body):
+    """Leave one or more centers: the workloads serving there move to their best healthy copy."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [FAILOVER_EXAMPLE]})
+
     from_centers: list[str] = Field(description="The centers to leave (at least one)")
     to_center: str | None = Field(default=None, description="Where to go (default: the best copy)")
     planned: bool | None = Field(
         default=None,
-        description="Planned ships the last delta first; unplanned accepts the tier's loss (required to run)",
+        description="true: planned, ships the last delta first (the centers left must be up); false: "
+        "unplanned, accepts the tier's loss. Required in practice: omitted or null is 422, dry run too",
     )
     department: str | None = None
+    """Only this org node's workloads (its id, e.g. ``hrss-insurance``; not checked: an unknown id plans
+    nothing); null: every department's."""
     dry_run: bool = False
+    """true: only answer the plan (``run_id`` null); nothing is started or changed."""
     hooks: list[recovery_model.Hook] = Field(default_factory=list)
+    """Hooks to run around the steps (placed in the plan in the order given); empty: none."""
 
 
 class FailbackCreate(_Body):
+    """Bring the workloads whose home uses a center back to it: resync, switch back, restore home roles."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"to_center": "qd-a", "dry_run": False, "hooks": [_HOOK_IN]}]}
+    )
+
     to_center: str = Field(description="The center returning to service")
     dry_run: bool = False
+    """true: only answer the plan (``run_id`` null); nothing is started or changed."""
     hooks: list[recovery_model.Hook] = Field(default_factory=list)
+    """Hooks to run around the steps (placed in the plan in the order given); empty: none."""
 
 
 class ProtectionPage(BaseModel):
+    """Ready workloads with their protection, all on one page."""
+
+    model_config = ConfigDict(
+        use_attribute_docstrings=True,
+        json_schema_extra={
+            "examples": [{"data": [recovery.PROTECTION_EXAMPLE], "count": 1, "next_cursor": None}]
+        },
+    )
+
     data: list[recovery.ProtectionPublic]
+    """The workloads, in the order of their ids."""
     count: int
+    """How many workloads ``data`` holds."""
     next_cursor: str | None = None
+    """Always null: every match is on this page."""
 
 
 class PointsPage(BaseModel):
+    """Replication points, all on one page."""
+
+    model_config = ConfigDict(
+        use_attribute_docstrings=True,
+        json_schema_extra={
+            "examples": [{"data": [replication_points.POINT_EXAMPLE], "count": 1, "next_cursor": None}]
+        },
+    )
+
     data: list[replication_points.PointPublic]
+    """The points by department, workload, center and volume, oldest ``seq`` first."""
     count: int
+    """How many points ``data`` holds."""
     next_cursor: str | None = None
+    """Always null: every match is on this page."""
 
 
 class RunsPage(BaseModel):
+    """Failover and failback runs, newest first, up to ``limit``."""
+
+    model_config = ConfigDict(
+        use_attribute_docstrings=True,
+        json_schema_extra={"examples": [{"data": [recovery.RUN_EXAMPLE], "count": 1, "next_cursor": None}]},
+    )
+
     data: list[recovery.RunPublic]
+    """The runs, newest first."""
     count: int
+    """How many runs ``data`` holds."""
     next_cursor: str | None = None
+    """Always null: the newest ``limit`` runs are all there is to read."""
+
+
+DepartmentQuery = Annotated[
+    str | None,
+    Query(description="Only this org node's workloads (a department id)", examples=["hrss-insurance"]),
+]
+RunIdPath = Annotated[
+    str,
+    Path(description="The run's id (``failover-…`` or ``failback-…``)", examples=[recovery.RUN_EXAMPLE_ID]),
+]
 
 
 def _run_in_background(ctx: ctx_module.Context, run_id: str, principal: identity.Principal) -> None:
@@ -79,11 +168,19 @@ def router() -> APIRouter:
     def replication_status(
         ctx: app_module.ContextDep,
         principal: app_module.PrincipalDep,
-        department: str | None = None,
-        tier: str | None = None,
-        unprotected: Annotated[bool, Query(description="Only workloads not fully protected")] = False,
+        department: DepartmentQuery = None,
+        tier: Annotated[
+            str | None,
+            Query(description="Only this tier's workloads (an unknown tier is 404)", examples=["gold"]),
+        ] = None,
+        unprotected: Annotated[
+            bool, Query(description="Only workloads not fully protected", examples=[True])
+        ] = False,
     ) -> ProtectionPage:
-        """Every ready workload: protected, degraded or unprotected (with the reason), and its streams."""
+        """Every ready workload: protected, degraded or unprotected (with the reason), and its streams.
+
+        Operators only (``center.read``).
+        """
         recovery.authorize_read(ctx, principal)
         found = recovery.protection(ctx, department=department, tier=tier, unprotected_only=unprotected)
         return ProtectionPage(data=found, count=len(found))
@@ -92,10 +189,19 @@ def router() -> APIRouter:
     def replication_points_list(
         ctx: app_module.ContextDep,
         principal: app_module.PrincipalDep,
-        workload: str | None = None,
-        department: str | None = None,
+        workload: Annotated[
+            str | None,
+            Query(
+                description="Only this workload's points (an unknown id is 404)",
+                examples=[recovery.WORKLOAD_EXAMPLE_ID],
+            ),
+        ] = None,
+        department: DepartmentQuery = None,
     ) -> PointsPage:
-        """Replication points: the volume snapshots taken when a DR copy reached a consistent point."""
+        """Replication points: the volume snapshots taken when a DR copy reached a consistent point.
+
+        Operators only (``center.read``); an unknown workload or department is 404.
+        """
         recovery.authorize_read(ctx, principal)
         points = replication_points.list_points(ctx, workload_id=workload, department=department)
         return PointsPage(data=points, count=len(points))
@@ -107,7 +213,11 @@ def router() -> APIRouter:
         body: FailoverCreate,
         background: BackgroundTasks,
     ) -> recovery.PlanPublic:
-        """Plan a failover and run it (``dry_run``: only the plan)."""
+        """Plan a failover and run it after the answer (``dry_run``: only the plan).
+
+        Needs ``failover.run`` on every center left; bad input (unknown or management centers, a
+        missing ``planned``, a planned failover of a center that is down) is 422 and changes nothing.
+        """
         plan = recovery.plan_failover(
             ctx,
             principal=principal,
@@ -129,7 +239,11 @@ def router() -> APIRouter:
         body: FailbackCreate,
         background: BackgroundTasks,
     ) -> recovery.PlanPublic:
-        """Plan the way home to a center and run it (``dry_run``: only the plan)."""
+        """Plan the way home to a center and run it after the answer (``dry_run``: only the plan).
+
+        Needs ``failover.run`` on the center; a center still down is 422. With nothing to bring home
+        the plan has no steps and no run is started (``run_id`` null).
+        """
         plan = recovery.plan_failback(
             ctx, principal=principal, to_center=body.to_center, dry_run=body.dry_run, hooks=tuple(body.hooks)
         )
@@ -141,29 +255,46 @@ def router() -> APIRouter:
     def list_runs(
         ctx: app_module.ContextDep,
         principal: app_module.PrincipalDep,
-        limit: Annotated[int, Query(ge=1, le=200, description="Page size")] = 50,
-        state: str | None = None,
-        kind: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=200, description="Page size", examples=[20])] = 50,
+        state: Annotated[
+            str | None,
+            Query(
+                description="Only runs in this state: running, paused, interrupted, done or failed",
+                examples=["interrupted"],
+            ),
+        ] = None,
+        kind: Annotated[
+            str | None,
+            Query(description="Only runs of this kind: failover or failback", examples=["failover"]),
+        ] = None,
     ) -> RunsPage:
-        """Failover and failback runs, newest first; one whose process died shows as interrupted."""
+        """Failover and failback runs, newest first; one whose process died shows as interrupted.
+
+        Operators only (``center.read``); an unknown state or kind is 422. The state filter applies to
+        the newest ``limit`` runs, so a page can hold fewer than ``limit``.
+        """
         runs = recovery.list_runs(ctx, principal=principal, state=state, kind=kind, limit=limit)
         return RunsPage(data=runs, count=len(runs))
 
     @routes.get("/failover/runs/{run_id}", tags=["operators"])
     def get_run(
-        ctx: app_module.ContextDep, principal: app_module.PrincipalDep, run_id: str
+        ctx: app_module.ContextDep, principal: app_module.PrincipalDep, run_id: RunIdPath
     ) -> recovery.RunDetailPublic:
-        """One run: its plan, the steps done, hooks and how to resume it."""
+        """One run: its plan, the steps done, hooks and how to resume it (operators only)."""
         return recovery.get_run(ctx, run_id, principal=principal)
 
     @routes.post("/failover/runs/{run_id}/resume", status_code=202, tags=["operators"])
     def resume_run(
         ctx: app_module.ContextDep,
         principal: app_module.PrincipalDep,
-        run_id: str,
+        run_id: RunIdPath,
         background: BackgroundTasks,
     ) -> recovery.RunDetailPublic:
-        """Finish a paused or interrupted run from its first step not done."""
+        """Finish a paused or interrupted run from its first step not done, after the answer.
+
+        Needs ``failover.run``; a run still running or already ended is 409. The answer shows the run
+        as this process claims it (state ``running``).
+        """
         recovery.claim_for_resume(ctx, run_id=run_id, principal=principal)
         current = recovery.get_run(ctx, run_id, principal=principal)
         background.add_task(_run_in_background, ctx, run_id, principal)

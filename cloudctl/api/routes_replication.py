@@ -7,10 +7,12 @@ only maps HTTP to it.
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from cloudctl.api.app import ContextDep, Page, PrincipalDep
-from cloudctl.services import replication_scrub
+from cloudctl.services import recovery, replication_scrub
 
 
 def router() -> APIRouter:
@@ -18,9 +20,21 @@ def router() -> APIRouter:
 
     @routes.post("/replication/scrub", tags=["replication"])
     def scrub_replicas(
-        ctx: ContextDep, principal: PrincipalDep, workload: str | None = None
+        ctx: ContextDep,
+        principal: PrincipalDep,
+        workload: Annotated[
+            str | None,
+            Query(
+                description="Only this workload's streams (an unknown id is 404); omitted: every stream",
+                examples=[recovery.WORKLOAD_EXAMPLE_ID],
+            ),
+        ] = None,
     ) -> Page[replication_scrub.ScrubPublic]:
-        """Re-read every replica (of one workload, if given); repair, audit and count each mismatch."""
+        """Re-read every replica (of one workload, if given); repair, audit and count each mismatch.
+
+        Operators only (``failover.run`` on the management center and on every center scrubbed);
+        one finding per stream (by department, workload, target center), all on one page.
+        """
         findings = replication_scrub.scrub(ctx, principal=principal, workload_id=workload)
         return Page(data=findings, count=len(findings), next_cursor=None)
 

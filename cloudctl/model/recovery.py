@@ -30,11 +30,23 @@ from cloudctl.model import topology as topo
 
 
 class StepAction(enum.StrEnum):
+    """What one step of a recovery plan does (a hook's ``group`` names one of these but ``hook``).
+
+    ``final-sync``: planned only, ship the last delta to the target so nothing is lost;
+    ``promote``: the target serves (held quota becomes usage, servers start, roles swap);
+    ``switch-traffic``: the workload's traffic record points at the target;
+    ``reprotect``: streams rebuilt from where the workload serves now;
+    ``resync``: failback, ship what the returning center lacks until it is consistent;
+    ``restore-home``: failback, every placement takes its home role and stand-ins hand back;
+    ``hook``: an operator's hook (a command or an HTTP call) runs at this place in the plan.
+    """
+
     FINAL_SYNC = "final-sync"
     """Planned: ship the last delta to the target, so nothing is lost."""
     PROMOTE = "promote"
     """The target serves: held quota becomes usage, servers start, roles swap."""
     SWITCH_TRAFFIC = "switch-traffic"
+    """The workload's traffic record is weighted to the target."""
     REPROTECT = "reprotect"
     """Streams rebuilt from where the workload serves now."""
     RESYNC = "resync"
@@ -42,12 +54,20 @@ class StepAction(enum.StrEnum):
     RESTORE_HOME = "restore-home"
     """Failback: every placement takes its home role; stand-ins hand back; home streams."""
     HOOK = "hook"
+    """An operator's hook runs (never a hook's ``group``)."""
 
 
 GROUPS = tuple(action for action in StepAction if action is not StepAction.HOOK)
 
 
 class FailurePolicy(enum.StrEnum):
+    """What a failed hook (non-zero exit, HTTP error, timeout) does to its run.
+
+    ``abort``: the run stops as ``failed`` and no later step runs; ``continue``: the failure is
+    recorded with the step and the run goes on; ``pause``: the run stops as ``paused`` until an
+    operator resumes it.
+    """
+
     ABORT = "abort"
     """The run stops as failed; steps after the hook do not run."""
     CONTINUE = "continue"
@@ -57,15 +77,25 @@ class FailurePolicy(enum.StrEnum):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class CommandCall(_Strict):
+    """A hook that runs a command on the host running the recovery (no shell).
+
+    It gets ``CLOUDCTL_RUN``, ``CLOUDCTL_STEP`` and ``CLOUDCTL_HOOK_SCOPE`` in its environment;
+    exit status 0 is success, and the last 500 characters of its output are kept with the step.
+    """
+
     argv: Annotated[tuple[Annotated[str, Field(min_length=1)], ...], Field(min_length=1)]
+    """The program and its arguments (at least the program; no argument empty), run without a shell."""
 
 
 class HttpCall(_Strict):
+    """A hook that calls a URL; any 2xx answer is success, anything else (or no answer) a failure."""
+
     url: str
+    """An ``http://`` or ``https://`` URL, called from the host running the recovery."""
     method: Literal["GET", "POST"] = "POST"
     """A POST carries the run, the hook and the phase as JSON."""
 
@@ -78,16 +108,29 @@ class HttpCall(_Strict):
 
 
 class Hook(_Strict):
+    """An operator callout run before or after a group of steps, a tier's steps, or the whole run.
+
+    Exactly one of ``command`` or ``http``. It becomes a ``hook`` step of the plan (shown in a dry
+    run, recorded with the run, resumed like any other step); a hook bound to a group or tier that
+    no step of the plan has is not placed.
+    """
+
     name: str = ""
+    """A name shown in the plan and the run's hook outcomes; empty: what it calls is shown."""
     when: Literal["pre", "post"]
+    """``pre``: before the first step it is bound to; ``post``: after the last one."""
     group: StepAction | None = None
     """Around the steps of this action; with ``tier``, only that tier's."""
     tier: topo.Slug | None = None
     """Around the steps of this tier's workloads; neither group nor tier: around the run."""
     command: CommandCall | None = None
+    """The command to run; null when the hook is an HTTP call."""
     http: HttpCall | None = None
+    """The URL to call; null when the hook is a command."""
     timeout_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    """Seconds the call may take (more than 0, at most 3600); longer counts as a failure."""
     on_failure: FailurePolicy = FailurePolicy.ABORT
+    """What a failure of the call does to the run."""
 
     @pydantic.model_validator(mode="after")
     def _exactly_one_call(self) -> Hook:
@@ -122,19 +165,26 @@ class HooksFile(_Strict):
 class RecoveryStep(BaseModel):
     """One step of a recovery plan, stored with the run as JSON."""
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True)
+    model_config = ConfigDict(frozen=True, populate_by_name=True, use_attribute_docstrings=True)
 
     id: str = ""
+    """``<index>:<workload id or hook-pre/hook-post>:<action>``, unique in its plan (index 4 digits)."""
     action: StepAction
+    """What the step does."""
     workload_id: str = ""
+    """The workload the step recovers; empty for a hook step."""
     tier: str = ""
+    """The workload's tier (``platinum``, ``gold``, ``silver``, ``bronze``); a hook step's tier, or empty."""
     target: str = ""
+    """The center the workload goes to (or, failing back, returns to); empty for a hook step."""
     why: str = ""
+    """Why this target (e.g. ``standby copy``, ``dr copy``, ``home: primary in qd-a``); a hook's scope."""
     from_centers: list[str] = Field(
         default_factory=list, validation_alias=AliasChoices("from_centers", "from")
     )
     """The centers the workload leaves (runs stored before this field read ``from``)."""
     hook: Hook | None = None
+    """The hook this step runs (``action`` ``hook``); null for every other step."""
 
     def numbered(self, index: int) -> RecoveryStep:
         subject = self.workload_id or f"hook-{self.hook.when if self.hook else ''}"

@@ -35,7 +35,7 @@ from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from cloudctl import clock as clocks
 from cloudctl import errors, metrics
@@ -62,19 +62,58 @@ ANONYMOUS = Principal(id="anonymous", role="anonymous")
 # --- tokens ---------------------------------------------------------------------------------------------
 
 
+TOKEN_EXAMPLE: dict[str, Any] = {
+    "id": "3f9c2a7d5e41b086",
+    "name": "社保中心运维",
+    "role": "dept-admin",
+    "department": "hrss-insurance",
+    "created_by": "token:c41e09b7d2a85f36",
+    "created_at": "2026-11-18T02:15:00Z",
+    "expires_at": "2027-02-16T02:15:00Z",
+    "revoked_at": None,
+}
+
+
 class TokenPublic(BaseModel):
+    """A bearer token as the secadmin sees it: who it stands for, never its secret."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, json_schema_extra={"examples": [TOKEN_EXAMPLE]})
+
     id: str
+    """16 hex digits, random, never reused; the part of the bearer token between ``cct_`` and the dot."""
     name: str
+    """A name to recognise the token by; ``<role>@<department or operators>`` when none was given."""
     role: str
+    """``dept-admin``, ``dept-user``, ``sysadmin``, ``secadmin`` or ``auditor``."""
     department: str
+    """The org node a department role acts for; empty for the operator roles."""
     created_by: str
+    """Who issued it: ``token:<token id>``, or ``local:<user>`` at the management center's shell."""
     created_at: str
+    """When it was issued (ISO 8601 UTC)."""
     expires_at: str | None
+    """When it stops authenticating (ISO 8601 UTC); null: never expires."""
     revoked_at: str | None
+    """When it was revoked (ISO 8601 UTC), by hand or with its department; null: not revoked."""
 
 
 class IssuedToken(BaseModel):
+    """A token just issued, with its secret: the only time the secret is shown."""
+
+    model_config = ConfigDict(
+        use_attribute_docstrings=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "token": TOKEN_EXAMPLE,
+                    "secret": "cct_3f9c2a7d5e41b086.P7bhxxMHhfeiChxnNdXt7PisRVSGy32UyWFPgnHn1JY",
+                }
+            ]
+        },
+    )
+
     token: TokenPublic
+    """The token as listed from now on."""
     secret: str
     """The bearer token; shown once, never stored."""
 

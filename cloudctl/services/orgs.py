@@ -8,7 +8,9 @@ deleting a node revokes its tokens in the same transaction, so they die with it.
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
 
 from cloudctl import clock as clocks
 from cloudctl import errors
@@ -17,17 +19,44 @@ from cloudctl.services import access, audit, identity
 from cloudctl.services import context as ctx_module
 from cloudctl.store import orgs, tokens
 
+ORG_NODE_EXAMPLE: dict[str, Any] = {
+    "id": "shinan",
+    "display_name": "青岛市市南区",
+    "kind": "district",
+    "parent": "qingdao",
+    "depth": 1,
+    "path": ["qingdao", "shinan"],
+    "created_at": "2026-01-05T01:30:00Z",
+    "resource_version": 1,
+    "children": ["shinan-approval", "shinan-civil", "shinan-health"],
+}
+
 
 class OrgNodePublic(BaseModel):
+    """One node of the org tree: the city, a district or bureau, or a department."""
+
+    model_config = ConfigDict(
+        use_attribute_docstrings=True, json_schema_extra={"examples": [ORG_NODE_EXAMPLE]}
+    )
+
     id: str
+    """Lower-case ASCII id used in commands and URLs (e.g. ``hrss-insurance``)."""
     display_name: str
+    """The name people read (e.g. ``青岛市社会保险事业中心``)."""
     kind: str
+    """``city``, ``district``, ``bureau`` or ``department``."""
     parent: str | None
+    """The parent node's id; null for the root (the city)."""
     depth: int
+    """0 for the root, 1 for its children, and so on."""
     path: list[str]
+    """The ids from the root down to this node, itself included."""
     created_at: str
+    """When the node was created (ISO 8601 UTC)."""
     resource_version: int
+    """1 when created, one more at each rename (no operation renames a node yet, so it stays 1)."""
     children: list[str] = []
+    """The ids of its direct children; empty for a leaf (and for a node just created)."""
 
 
 def _public(node: orgs.OrgNode, children: list[str] | None = None) -> OrgNodePublic:

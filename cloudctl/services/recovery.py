@@ -18,7 +18,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from cloudctl import clock as clocks
 from cloudctl import errors
@@ -73,24 +73,83 @@ def health(ctx: ctx_module.Context) -> failover.Health:
 # --- replication -------------------------------------------------------------------------------------
 
 
+WORKLOAD_EXAMPLE_ID = "wl-001a1e8a9bb003f5c21d7"
+"""The gold workload of ``hrss-insurance`` the examples of this module follow (served in ``qd-a``)."""
+SILVER_EXAMPLE_ID = "wl-001a1e8c1e2f88d04a6b3"
+"""A silver workload of ``hrss-insurance`` served in ``qd-a``, copied to ``dz-dr``."""
+RUN_EXAMPLE_ID = "failover-001a1ec6f9ca0b41e7d"
+STREAM_EXAMPLE: dict[str, Any] = {
+    "id": f"{WORKLOAD_EXAMPLE_ID}:qd-a>dz-dr",
+    "workload_id": WORKLOAD_EXAMPLE_ID,
+    "department": "hrss-insurance",
+    "tier": "gold",
+    "source": "qd-a",
+    "target": "dz-dr",
+    "mode": "async",
+    "state": "healthy",
+    "last_consistent_at": "2026-11-18T02:14:31Z",
+    "lag_s": 29.0,
+    "rpo_target_s": 60.0,
+    "over_target": False,
+    "bytes_copied": 48318382080,
+    "objects_copied": 126200,
+    "objects_resent": 3,
+    "last_error": "",
+}
+SYNC_STREAM_EXAMPLE: dict[str, Any] = {
+    **STREAM_EXAMPLE,
+    "id": f"{WORKLOAD_EXAMPLE_ID}:qd-a>qd-b",
+    "target": "qd-b",
+    "mode": "sync",
+    "last_consistent_at": "2026-11-18T02:15:00Z",
+    "lag_s": 0.0,
+    "rpo_target_s": 0.0,
+    "bytes_copied": 48318382080,
+    "objects_copied": 126200,
+    "objects_resent": 0,
+}
+
+
 class StreamPublic(BaseModel):
+    """One replication stream: a workload's data copied from the center serving it to another center."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, json_schema_extra={"examples": [STREAM_EXAMPLE]})
+
     id: str
+    """``<workload id>:<source>><target>``: one stream per workload and pair of centers."""
     workload_id: str
+    """The workload whose data the stream copies."""
     department: str
+    """The org node (department) that owns the workload."""
     tier: str
+    """The workload's tier (``platinum``, ``gold``, ``silver`` or ``bronze``)."""
     source: str
+    """The center the data is copied from (where the workload serves)."""
     target: str
+    """The center that holds the copy."""
     mode: str
+    """``sync`` (every write acknowledged by both centers), ``async`` (shipped every tier interval) or
+    ``backup`` (a periodic backup)."""
     state: str
+    """``healthy`` (caught up), ``lagging`` (behind, still copying), ``degraded`` (a sync partner or the
+    target failed) or ``broken`` (the last pass failed; see ``last_error``)."""
     last_consistent_at: str | None
+    """When the copy was last consistent with the source (ISO 8601 UTC); null: never yet."""
     lag_s: float
     """Current RPO: the age of the oldest acknowledged write the target lacks."""
     rpo_target_s: float
+    """Seconds the copy may be behind and still be on time: the tier's RPO for sync, else at least the
+    tier's copy interval."""
     over_target: bool
+    """Whether ``lag_s`` is over ``rpo_target_s`` now."""
     bytes_copied: int
+    """Bytes copied to the target since the stream was made."""
     objects_copied: int
+    """Objects copied to the target since the stream was made."""
     objects_resent: int
+    """Objects sent again because the target's copy was damaged, missing or other bytes."""
     last_error: str
+    """Why the last pass failed; empty when it succeeded."""
 
 
 def protect_ready_workloads(ctx: ctx_module.Context) -> int:
@@ -162,18 +221,40 @@ def status(
     return result
 
 
+PROTECTION_EXAMPLE: dict[str, Any] = {
+    "workload_id": WORKLOAD_EXAMPLE_ID,
+    "department": "hrss-insurance",
+    "tier": "gold",
+    "serving_in": ["qd-a"],
+    "protection": "protected",
+    "reason": "",
+    "streams": [STREAM_EXAMPLE, SYNC_STREAM_EXAMPLE],
+}
+
+
 class ProtectionPublic(BaseModel):
     """One ready workload and whether its tier's copies are kept from where it serves now."""
 
+    model_config = ConfigDict(
+        use_attribute_docstrings=True, json_schema_extra={"examples": [PROTECTION_EXAMPLE]}
+    )
+
     workload_id: str
+    """The workload (ready ones only)."""
     department: str
+    """The org node (department) that owns the workload."""
     tier: str
+    """The workload's tier, which says which copies it needs."""
     serving_in: list[str]
+    """The centers that serve the workload now (two for an active-active platinum workload)."""
     protection: str
     """``protected``: every copy its tier needs has a healthy stream; ``degraded``: some do;
     ``unprotected``: none does (``reason`` says what is missing or broken)."""
     reason: str
+    """What is missing or broken, ``; ``-separated (e.g. ``qd-a>dz-dr broken (dz-dr failed)``); empty
+    when protected."""
     streams: list[StreamPublic]
+    """The workload's streams, whatever their state."""
 
 
 PROTECTED, DEGRADED, UNPROTECTED = "protected", "degraded", "unprotected"
@@ -265,44 +346,211 @@ def protection_counts(ctx: ctx_module.Context) -> dict[tuple[str, str], int]:
 # --- failover and failback ---------------------------------------------------------------------------
 
 
+NOTIFY_HOOK_EXAMPLE: dict[str, Any] = {
+    "name": "notify-duty",
+    "when": "pre",
+    "group": None,
+    "tier": None,
+    "command": None,
+    "http": {"url": "https://ops.cloud.qingdao.gov.cn/hooks/failover", "method": "POST"},
+    "timeout_s": 30.0,
+    "on_failure": "continue",
+}
+CHECK_HOOK_EXAMPLE: dict[str, Any] = {
+    "name": "check-db",
+    "when": "post",
+    "group": "promote",
+    "tier": "gold",
+    "command": {"argv": ["/opt/cloudctl/hooks/check-db.sh", "--center", "qd-b"]},
+    "http": None,
+    "timeout_s": 300.0,
+    "on_failure": "pause",
+}
+_WORKLOAD_STEP: dict[str, Any] = {
+    "workload_id": WORKLOAD_EXAMPLE_ID,
+    "tier": "gold",
+    "target": "qd-b",
+    "why": "standby copy",
+    "from_centers": ["qd-a"],
+    "hook": None,
+}
+_HOOK_STEP: dict[str, Any] = {"action": "hook", "workload_id": "", "target": "", "from_centers": []}
+STEPS_EXAMPLE: list[dict[str, Any]] = [
+    {**_HOOK_STEP, "id": "0000:hook-pre:hook", "tier": "", "why": "run", "hook": NOTIFY_HOOK_EXAMPLE},
+    {**_WORKLOAD_STEP, "id": f"0001:{WORKLOAD_EXAMPLE_ID}:final-sync", "action": "final-sync"},
+    {**_WORKLOAD_STEP, "id": f"0002:{WORKLOAD_EXAMPLE_ID}:promote", "action": "promote"},
+    {
+        **_HOOK_STEP,
+        "id": "0003:hook-post:hook",
+        "tier": "gold",
+        "why": "gold promote",
+        "hook": CHECK_HOOK_EXAMPLE,
+    },
+    {**_WORKLOAD_STEP, "id": f"0004:{WORKLOAD_EXAMPLE_ID}:switch-traffic", "action": "switch-traffic"},
+    {**_WORKLOAD_STEP, "id": f"0005:{WORKLOAD_EXAMPLE_ID}:reprotect", "action": "reprotect"},
+]
+PLAN_EXAMPLE: dict[str, Any] = {
+    "run_id": RUN_EXAMPLE_ID,
+    "kind": "failover",
+    "mode": "planned",
+    "from_center": "qd-a",
+    "from_centers": ["qd-a"],
+    "to_center": None,
+    "steps": STEPS_EXAMPLE,
+    "stranded": [],
+}
+
+
 class PlanPublic(BaseModel):
+    """A failover or failback plan: its ordered steps and what cannot be recovered (202: the run goes
+    on after the answer; ``run_id`` null: a dry run, or nothing to bring home)."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, json_schema_extra={"examples": [PLAN_EXAMPLE]})
+
     run_id: str | None
+    """The run started (``failover-…`` or ``failback-…``); null for a dry run or an empty failback."""
     kind: str
+    """``failover`` or ``failback``."""
     mode: str
+    """``planned`` (ships the last delta first: nothing lost) or ``unplanned`` (accepts the tier's
+    loss); a failback is always ``planned``."""
     from_center: str
     """The centers left, comma-separated (``-`` when none); the same as ``from_centers``."""
     from_centers: list[str]
+    """The centers left (a failback: the centers workloads come home from)."""
     to_center: str | None
+    """The center asked for (a failback's: the center returning); null: each workload goes to its best
+    healthy copy (its steps' ``target``)."""
     steps: list[recovery_model.RecoveryStep]
+    """The ordered steps, hooks placed among them."""
     stranded: list[dict[str, Any]]
+    """Workloads that cannot be recovered: ``workload_id``, ``tier`` and ``reason`` (a failback's also
+    ``target``)."""
+
+
+RUN_EXAMPLE: dict[str, Any] = {
+    "id": RUN_EXAMPLE_ID,
+    "kind": "failover",
+    "mode": "planned",
+    "from_center": "qd-a",
+    "from_centers": ["qd-a"],
+    "to_center": None,
+    "state": "done",
+    "steps_total": 6,
+    "steps_done": 6,
+    "next_step": None,
+    "workloads": {
+        WORKLOAD_EXAMPLE_ID: {
+            "final_sync_objects": 12,
+            "writes_lost": 0,
+            "served_in": "qd-b",
+            "served_at": 1794968139.712,
+            "rpo_s": 0.0,
+            "traffic_to": "qd-b",
+            "streams": ["qd-b>dz-dr async", "qd-b>qd-a sync"],
+        }
+    },
+    "hooks": [
+        {
+            "step": "0000:hook-pre:hook",
+            "hook": "notify-duty",
+            "when": "pre",
+            "scope": "run",
+            "on_failure": "continue",
+            "elapsed_s": 0.412,
+            "ok": True,
+            "status": 200,
+        },
+        {
+            "step": "0003:hook-post:hook",
+            "hook": "check-db",
+            "when": "post",
+            "scope": "gold promote",
+            "on_failure": "pause",
+            "elapsed_s": 8.306,
+            "ok": True,
+            "exit_code": 0,
+            "output": "hrss-insurance: replica in qd-b consistent at seq 48213\n",
+        },
+    ],
+    "stranded": [],
+    "started_by": "token:8d0e6b2f4a1c9375",
+    "started_at": "2026-11-18T02:15:00Z",
+    "finished_at": "2026-11-18T02:15:40Z",
+    "error": "",
+    "resume": None,
+}
 
 
 class RunPublic(BaseModel):
+    """A failover or failback run as recorded: its state, how far it got and what it did."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, json_schema_extra={"examples": [RUN_EXAMPLE]})
+
     id: str
+    """``failover-…`` or ``failback-…``: the kind, then 13 hex digits of the start time in ms and 6 random."""
     kind: str
+    """``failover`` or ``failback``."""
     mode: str
+    """``planned`` or ``unplanned`` (a failback is always ``planned``)."""
     from_center: str
+    """The centers left, comma-separated (``-`` when none); the same as ``from_centers``."""
     from_centers: list[str]
+    """The centers left."""
     to_center: str | None
+    """The center asked for (a failback's home center); null: each workload's best healthy copy."""
     state: str
+    """``running``, ``paused`` (a hook failed with ``pause``), ``interrupted`` (its process died),
+    ``done`` or ``failed``."""
     steps_total: int
+    """Steps in the plan, hook steps included."""
     steps_done: int
+    """Steps finished so far."""
     next_step: str | None
     """The first step not done yet (where ``resume`` goes on)."""
     workloads: dict[str, Any]
+    """Workload id → what its finished steps did (``served_in``, ``served_at`` in Unix seconds,
+    ``writes_lost``, ``rpo_s``, ``traffic_to``, ``streams``, ...)."""
     hooks: list[dict[str, Any]]
+    """Outcome of each hook step run: ``step``, ``hook``, ``when``, ``scope``, ``on_failure``, ``elapsed_s``,
+    ``ok`` and ``status`` (HTTP) or ``exit_code`` and ``output`` (command), ``error`` when not ok."""
     stranded: list[dict[str, Any]]
+    """Workloads the plan could not recover: ``workload_id``, ``tier``, ``reason``."""
     started_by: str
+    """The principal that started the run (``token:<token id>``, or ``local:<user>`` from the CLI)."""
     started_at: str
+    """When the run started (ISO 8601 UTC)."""
     finished_at: str | None
+    """When it ended ``done`` or ``failed`` (ISO 8601 UTC); null while unfinished."""
     error: str
+    """Why an interrupted run stopped; empty otherwise (a failed hook's error is in ``hooks``)."""
     resume: str | None
     """The command that finishes the run, while it is unfinished."""
 
 
+RUN_DETAIL_EXAMPLE: dict[str, Any] = {
+    **RUN_EXAMPLE,
+    "steps": STEPS_EXAMPLE,
+    "progress": [
+        {"id": "0000:hook-pre:hook", "at": 1794968100.412},
+        {"id": f"0001:{WORKLOAD_EXAMPLE_ID}:final-sync", "at": 1794968101.87},
+        {"id": f"0002:{WORKLOAD_EXAMPLE_ID}:promote", "at": 1794968131.254},
+        {"id": "0003:hook-post:hook", "at": 1794968139.56},
+        {"id": f"0004:{WORKLOAD_EXAMPLE_ID}:switch-traffic", "at": 1794968139.712},
+        {"id": f"0005:{WORKLOAD_EXAMPLE_ID}:reprotect", "at": 1794968140.031},
+    ],
+}
+
+
 class RunDetailPublic(RunPublic):
+    """One run with its plan and the steps done (the answer of a resume shows the run as it starts again)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [RUN_DETAIL_EXAMPLE]})
+
     steps: list[recovery_model.RecoveryStep]
+    """The plan: every step in order, hooks included."""
     progress: list[dict[str, Any]]
+    """The steps done, in order: ``id`` and ``at`` (Unix seconds)."""
 
 
 def _centers_of(run: recovery.RecoveryRun) -> list[str]:

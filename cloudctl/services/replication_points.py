@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from cloudctl import clock as clocks
 from cloudctl.recovery import replication as repl
@@ -25,10 +26,34 @@ from cloudctl.store import replication_points as points_store
 log = logging.getLogger("cloudctl.replication")
 
 
+POINT_EXAMPLE: dict[str, Any] = {
+    "id": f"dz-dr/rp-{recovery.WORKLOAD_EXAMPLE_ID}-0-48213",
+    "workload_id": recovery.WORKLOAD_EXAMPLE_ID,
+    "department": "hrss-insurance",
+    "center": "dz-dr",
+    "volume_id": "9f1ad043-0f89-4405-82cf-36b9bf9fdf51",
+    "volume_name": f"{recovery.WORKLOAD_EXAMPLE_ID}-0",
+    "snapshot_id": "a6b0dd50-a681-4437-a1c0-3d5fe156896c",
+    "snapshot_name": f"rp-{recovery.WORKLOAD_EXAMPLE_ID}-0-48213",
+    "seq": 48213,
+    "consistent_at": "2026-11-18T02:14:31Z",
+    "state": "ready",
+    "last_error": "",
+    "taken_at": "2026-11-18T02:14:33Z",
+}
+
+
 class PointPublic(BaseModel):
+    """A replication point: a snapshot of a replica volume, taken when its copy was consistent."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, json_schema_extra={"examples": [POINT_EXAMPLE]})
+
     id: str
+    """``<center>/<snapshot name>``."""
     workload_id: str
+    """The workload whose volume the point is of."""
     department: str
+    """The org node (department) that owns the workload."""
     center: str
     """Where the snapshot is: the center that holds the copy (the DR center; a failover's own point
     is in the center it recovered into)."""
@@ -39,13 +64,17 @@ class PointPublic(BaseModel):
     snapshot_id: str | None
     """``None`` while the point is ``failed`` and its snapshot is not known to exist."""
     snapshot_name: str
+    """``rp-<volume name>-<seq>``: the same on every retry of the same point."""
     seq: int
     """The workload's change-log position the DR copy was consistent up to."""
     consistent_at: str | None
+    """When the DR copy was consistent up to ``seq`` (ISO 8601 UTC); null if not known."""
     state: str
     """``ready`` or ``failed`` (taken again by the next replication pass)."""
     last_error: str
+    """Why the snapshot could not be taken; empty when ``ready``."""
     taken_at: str | None
+    """When cloudctl found the snapshot made (ISO 8601 UTC); null while the point is ``failed``."""
 
 
 def _public(point: points_store.ReplicationPoint) -> PointPublic:

@@ -23,8 +23,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from cloudctl import errors, metrics
 from cloudctl.recovery import replication as repl
@@ -43,16 +44,39 @@ SERVE_PRINCIPAL = identity.Principal(id="system:serve", role="sysadmin")
 """Who the scrubs and retirements ``serve`` runs by itself are recorded as."""
 
 
+SCRUB_EXAMPLE: dict[str, Any] = {
+    "stream_id": f"{recovery_service.WORKLOAD_EXAMPLE_ID}:qd-a>dz-dr",
+    "workload_id": recovery_service.WORKLOAD_EXAMPLE_ID,
+    "tier": "gold",
+    "source": "qd-a",
+    "target": "dz-dr",
+    "mismatches": ["claims/2026/11/17/batch-0412.json"],
+    "bytes_resent": 384512,
+    "error": "",
+}
+
+
 class ScrubPublic(BaseModel):
+    """What scrubbing one stream's replica found: every object at the target re-read and checked."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, json_schema_extra={"examples": [SCRUB_EXAMPLE]})
+
     stream_id: str
+    """The stream scrubbed: ``<workload id>:<source>><target>``."""
     workload_id: str
+    """The workload whose copy was scrubbed."""
     tier: str
+    """The workload's tier."""
     source: str
+    """The center the copy is compared with (where the workload serves)."""
     target: str
+    """The center whose copy was re-read."""
     mismatches: list[str]
     """Keys whose copy at the target was damaged, missing or other bytes; all repaired."""
     bytes_resent: int
+    """Bytes sent again to repair the mismatches (0 when none)."""
     error: str
+    """Why the scrub of this stream could not finish (a center unreachable); empty when it did."""
 
 
 @audit.audits_refusals(action="replication.scrub", target_type="Workload", target="workload_id")
