@@ -29,7 +29,7 @@ from cloudctl.recovery import failover
 from cloudctl.recovery import replication as repl
 from cloudctl.services import audit, drivers, identity
 from cloudctl.services import context as ctx_module
-from cloudctl.store import recovery, replication, requests
+from cloudctl.store import orgs, recovery, replication, requests
 
 RUN_LEASE_S = 900.0
 """A run on another host that has recorded no step for this long is taken as interrupted
@@ -302,6 +302,13 @@ def _ready_workloads(
     return [w for w in found if tier is None or w.tier == tier], by_workload
 
 
+def _department_checked(ctx: ctx_module.Context, department: str | None) -> None:
+    """A department filter names an org node; a typo is refused, never an empty answer."""
+    if department is not None:
+        with ctx.read() as tx:
+            orgs.get_node(tx, department, field="department")
+
+
 def protection(
     ctx: ctx_module.Context,
     *,
@@ -310,6 +317,7 @@ def protection(
     unprotected_only: bool = False,
 ) -> list[ProtectionPublic]:
     """Every ready workload with its protection and streams (``unprotected_only``: those not protected)."""
+    _department_checked(ctx, department)
     if tier is not None:
         ctx.topology.tier(tier)
     found, by_workload = _ready_workloads(ctx, department=department, tier=tier)
@@ -727,6 +735,7 @@ def plan_failover(
         _workload_center(ctx, to_center, field="to")
         if to_center in leaving:
             raise errors.InvalidInput("cannot fail over a center to itself", field="to")
+    _department_checked(ctx, department)
     _hooks_checked(ctx, hooks)
     if planned is None:
         raise errors.InvalidInput("say --planned or --unplanned", field="mode")
@@ -888,8 +897,13 @@ def list_runs(
         raise errors.InvalidInput(f"no run state {state!r} (known: {known})", field="state")
     if kind is not None and kind not in ("failover", "failback"):
         raise errors.InvalidInput(f"no run kind {kind!r} (known: failover, failback)", field="kind")
+    # Filtered in the query, before the limit (a page holds up to ``limit`` matching runs); a run
+    # stored running whose process died is observed interrupted, so it is read for both.
+    stored = None
+    if state is not None:
+        stored = [state, states.RunState.RUNNING] if state == states.RunState.INTERRUPTED else [state]
     with ctx.read() as tx:
-        runs = recovery.list_runs(tx, kind=kind, limit=limit)
+        runs = recovery.list_runs(tx, kind=kind, limit=limit, states=stored)
     observed = [_observed(ctx, run, principal) for run in runs]
     return [_public_run(run) for run in observed if state is None or run.state == state]
 

@@ -187,6 +187,7 @@ def test_a_step_that_fails_leaves_the_run_interrupted_with_its_error(
         ({"from_center": "mgmt", "planned": True}, "from", "management center"),
         ({"from_center": "qd-a", "to_center": "nowhere", "planned": True}, "to", "no center 'nowhere'"),
         ({"from_center": "qd-a", "planned": None}, "mode", "--planned or --unplanned"),
+        ({"from_center": "qd-a", "planned": True, "department": "hrs"}, "department", "no org node"),
     ],
 )
 def test_bad_failover_input_names_its_field_and_changes_nothing(
@@ -196,6 +197,36 @@ def test_bad_failover_input_names_its_field_and_changes_nothing(
         recovery.plan_failover(ctx, principal=OPS, dry_run=True, **kwargs)
     assert (caught.value.field, words in caught.value.reason) == (field, True)
     assert recovery.list_runs(ctx, principal=OPS) == []
+
+
+def test_a_protection_filter_naming_no_department_is_refused(ctx: ctx_module.Context) -> None:
+    with pytest.raises(errors.NotFound) as caught:
+        recovery.protection(ctx, department="hrss-insurace")
+    assert caught.value.field == "department"
+
+
+def test_a_state_filter_is_applied_before_the_limit(ctx: ctx_module.Context, store: Any) -> None:
+    ready_workload(ctx, "gold")
+    first = recovery.plan_failover(ctx, principal=OPS, from_center="qd-a", planned=True)
+    with store.transaction() as tx:  # its process is gone: interrupted
+        tx.execute(
+            schema.recovery_runs.update()
+            .where(schema.recovery_runs.c.id == first.run_id)
+            .values(owner=f"{recovery.owner().rpartition(':')[0]}:{2**22 + 7}")
+        )
+    assert recovery.list_runs(ctx, principal=OPS)[0].state == "interrupted"
+    recovery.resume(ctx, first.run_id or "", principal=OPS)
+    second = recovery.plan_failback(ctx, principal=OPS, to_center="qd-a")
+    with store.transaction() as tx:
+        tx.execute(
+            schema.recovery_runs.update()
+            .where(schema.recovery_runs.c.id == first.run_id)
+            .values(state="failed")
+        )
+    (newest,) = recovery.list_runs(ctx, principal=OPS, limit=1)
+    assert newest.id == second.run_id
+    (failed,) = recovery.list_runs(ctx, principal=OPS, state="failed", limit=1)  # not cut by the limit
+    assert failed.id == first.run_id
 
 
 def test_a_failback_to_a_center_still_down_or_unknown_is_refused(ctx: ctx_module.Context) -> None:
