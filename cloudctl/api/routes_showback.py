@@ -31,12 +31,29 @@ def router() -> APIRouter:
         ctx: ContextDep,
         principal: PrincipalDep,
         month: Month = None,
-        department: str | None = None,
+        department: Annotated[
+            str | None,
+            Query(
+                description="The org node whose subtree is billed (city, bureau, district or department id); "
+                "default the caller's department, or the whole city for operators",
+                examples=["hrss"],
+            ),
+        ] = None,
         by: Annotated[
-            str | None, Query(description="bureau, district, center or tier; default the org tree")
+            str | None,
+            Query(
+                description="Group the rows by bureau, district, center or tier; default the org tree "
+                "(``department``)",
+                examples=["center"],
+            ),
         ] = None,
     ) -> showback.ShowbackPublic:
-        """A month's bill (CNY, exact to the fen) of the caller's department, or any node's for operators."""
+        """A month's bill (CNY, exact to the fen) of the caller's department, or any node's for operators.
+
+        ``allocated`` prices the quota held (the chargeback), ``consumed`` what the backends reported
+        (the showback). A department reads its own subtree only: another department's id answers 404,
+        as a missing one does. A malformed month, one not begun or an unknown grouping answers 422.
+        """
         chosen = month if month is not None else pricing.month_of(ctx.clock.now()).name
         return showback.bill(
             ctx, month=chosen, department=department, by=by, principal=principal, dept_field="department"
@@ -44,9 +61,18 @@ def router() -> APIRouter:
 
     @routes.get("/capacity/forecast", tags=["operators"])
     def get_capacity_forecast(
-        ctx: ContextDep, principal: PrincipalDep, center: str | None = None
+        ctx: ContextDep,
+        principal: PrincipalDep,
+        center: Annotated[
+            str | None,
+            Query(description="Only this center (its name); default every center", examples=["qd-a"]),
+        ] = None,
     ) -> capacity.CapacityForecastPublic:
-        """Each center's allocation trend, days until its threshold and the confidence (operators)."""
+        """Each center's allocation trend, days until its threshold and the confidence (operators).
+
+        The trend is a least-squares line through the hourly samples of allocated capacity over the
+        topology's window, plus the allocation now; its R² is the confidence.
+        """
         identity.authorize(
             ctx,
             principal=principal,

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from cloudctl import clock as clocks
 from cloudctl.model import forecast as fc
@@ -44,39 +44,167 @@ METHOD = (
 
 
 class ResourceForecastPublic(BaseModel):
+    """One resource of one center: allocated now against its threshold, the trend and when it crosses."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     resource: str
+    """``vcpu``, ``ram_gb``, ``volume_gb``, ``object_gb`` or ``instances``."""
     total: int
+    """The center's capacity of the resource, from the topology (units of the resource)."""
     allocated: int
+    """Granted as quota in the center now (used + reserved by every department)."""
     allocated_percent: float
+    """``allocated`` as a percentage of ``total``, to two decimals (0 when the total is 0)."""
     threshold_percent: int
+    """The share of the total at which the center counts as full (topology, overridable per center)."""
     threshold: float
     """The allocated amount at which the center counts as full for this resource."""
     samples: int
+    """Points the trend is fitted through: the hourly samples recorded in the window, plus the allocation
+    now."""
     trend_per_day: float | None
     """Growth of the allocated amount per day along the fitted line (units of the resource)."""
     r_squared: float | None
+    """R² of the fitted line (0 to 1, four decimals); ``None`` when no trend is claimed or the series
+    does not vary."""
     confidence: str
     """``high``, ``medium``, ``low`` (from R²) or ``none``."""
     outlook: str
     """``full``, ``growing``, ``not-growing`` or ``insufficient-data``."""
     days_to_threshold: float | None
+    """Days (one decimal) until the line reaches the threshold; 0 when ``full``; ``None`` when it never
+    does or no trend is claimed."""
     reaches_threshold_on: str | None
     """The date (UTC) the line crosses the threshold."""
 
 
+FORECAST_EXAMPLE: dict[str, Any] = {
+    "generated_at": "2026-11-18T02:15:00Z",
+    "window_days": 30,
+    "min_samples": 24,
+    "method": METHOD,
+    "centers": [
+        {
+            "center": "qd-a",
+            "display_name": "青岛政务云中心A",
+            "role": "local",
+            "resources": [
+                {
+                    "resource": "vcpu",
+                    "total": 4096,
+                    "allocated": 2310,
+                    "allocated_percent": 56.4,
+                    "threshold_percent": 80,
+                    "threshold": 3276.8,
+                    "samples": 721,
+                    "trend_per_day": 11.6603,
+                    "r_squared": 0.9809,
+                    "confidence": "high",
+                    "outlook": "growing",
+                    "days_to_threshold": 83.0,
+                    "reaches_threshold_on": "2027-02-09",
+                },
+                {
+                    "resource": "ram_gb",
+                    "total": 16384,
+                    "allocated": 8700,
+                    "allocated_percent": 53.1,
+                    "threshold_percent": 80,
+                    "threshold": 13107.2,
+                    "samples": 721,
+                    "trend_per_day": 42.9604,
+                    "r_squared": 0.9787,
+                    "confidence": "high",
+                    "outlook": "growing",
+                    "days_to_threshold": 102.9,
+                    "reaches_threshold_on": "2027-02-28",
+                },
+                {
+                    "resource": "volume_gb",
+                    "total": 400000,
+                    "allocated": 252400,
+                    "allocated_percent": 63.1,
+                    "threshold_percent": 85,
+                    "threshold": 340000.0,
+                    "samples": 721,
+                    "trend_per_day": 719.9821,
+                    "r_squared": 0.9537,
+                    "confidence": "high",
+                    "outlook": "growing",
+                    "days_to_threshold": 121.6,
+                    "reaches_threshold_on": "2027-03-19",
+                },
+                {
+                    "resource": "object_gb",
+                    "total": 800000,
+                    "allocated": 410000,
+                    "allocated_percent": 51.25,
+                    "threshold_percent": 85,
+                    "threshold": 680000.0,
+                    "samples": 721,
+                    "trend_per_day": 454.7074,
+                    "r_squared": 0.7328,
+                    "confidence": "medium",
+                    "outlook": "growing",
+                    "days_to_threshold": 594.2,
+                    "reaches_threshold_on": "2028-07-04",
+                },
+                {
+                    "resource": "instances",
+                    "total": 2000,
+                    "allocated": 1098,
+                    "allocated_percent": 54.9,
+                    "threshold_percent": 80,
+                    "threshold": 1600.0,
+                    "samples": 721,
+                    "trend_per_day": 5.6424,
+                    "r_squared": 0.9799,
+                    "confidence": "high",
+                    "outlook": "growing",
+                    "days_to_threshold": 88.9,
+                    "reaches_threshold_on": "2027-02-14",
+                },
+            ],
+        }
+    ],
+}
+"""``GET /v1/capacity/forecast?center=qd-a``: local center A more than half allocated and growing
+steadily; its vCPU reach the 80 % threshold first, in 83 days."""
+
+
 class CenterForecastPublic(BaseModel):
+    """One center's forecast, resource by resource."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     center: str
+    """The center's name (``qd-a``, ``qd-b``, ``dz-dr``, ``mgmt``)."""
     display_name: str
+    """The center's display name, from the topology."""
     role: str
+    """``management``, ``local`` or ``dr``."""
     resources: list[ResourceForecastPublic]
+    """One forecast per resource, always all five in the same order."""
 
 
 class CapacityForecastPublic(BaseModel):
+    """Each center's allocation trend against its thresholds: days until full, and how sure (operators)."""
+
+    model_config = ConfigDict(
+        use_attribute_docstrings=True, json_schema_extra={"examples": [FORECAST_EXAMPLE]}
+    )
+
     generated_at: str
+    """When the forecast was computed (the allocation now is its last point), ISO 8601 UTC."""
     window_days: int
+    """Days of hourly samples the trend is fitted over (topology ``capacity_planning.window_days``)."""
     min_samples: int
+    """Fewer points than this and no trend is claimed (``insufficient-data``)."""
     method: str
+    """How the trend and the confidence are computed, in words."""
     centers: list[CenterForecastPublic]
+    """Every center of the topology in its order, or only the one asked for."""
 
 
 def allocated_now(ctx: ctx_module.Context) -> dict[tuple[str, q.Resource], int]:

@@ -28,8 +28,9 @@ import secrets
 import socket
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from cloudctl import clock as clocks
 from cloudctl import errors
@@ -151,28 +152,90 @@ def due_plans(ctx: ctx_module.Context, directory: Path, *, at: float, since: flo
 
 
 class TierFigures(BaseModel):
+    """One tier of a finished run in brief: RPO and RTO measured beside their targets, level, verdict."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     tier: str
+    """The tier measured (``platinum``, ``gold``, ``silver`` or ``bronze``)."""
     rpo_target_s: float | None
+    """Recovery point objective the tier was held to, in seconds."""
     rpo_measured_s: float | None
+    """Recovery point measured, in seconds (0: no acknowledged write lost); ``None``: not measured."""
     rto_target_s: float | None
+    """Recovery time objective the tier was held to, in seconds."""
     rto_measured_s: float | None
+    """Fault to serving again, in seconds (the worst canary's); ``None``: never served again."""
     gbt20988_level_achieved: int | None
+    """The GB/T 20988 level (1-6) the measured figures earn; ``None`` when they earn none."""
     gbt20988_level_target: int | None = None
+    """The GB/T 20988 level the tier had to achieve."""
     passed: bool | None
+    """Whether the tier met every objective (the report's ``missed`` lists what it did not)."""
+
+
+RUN_EXAMPLE: dict[str, Any] = {
+    "id": "drill-001a1eaaa7dde4c91b0",
+    "plan": "lose-qd-a",
+    "scenario": "lose-local-center",
+    "state": "done",
+    "passed": True,
+    "started_at": "2026-11-17T18:00:04Z",
+    "started_at_s": 1794938404.318,
+    "finished_at": "2026-11-17T18:00:09Z",
+    "error": None,
+    "tiers": [
+        {
+            "tier": "platinum",
+            "rpo_target_s": 0.0,
+            "rpo_measured_s": 0.0,
+            "rto_target_s": 120.0,
+            "rto_measured_s": 0.008,
+            "gbt20988_level_achieved": 6,
+            "gbt20988_level_target": 6,
+            "passed": True,
+        },
+        {
+            "tier": "gold",
+            "rpo_target_s": 0.0,
+            "rpo_measured_s": 0.0,
+            "rto_target_s": 900.0,
+            "rto_measured_s": 2.131,
+            "gbt20988_level_achieved": 6,
+            "gbt20988_level_target": 6,
+            "passed": True,
+        },
+    ],
+}
+"""The nightly ``lose-qd-a`` drill, done and passed (on the simulated clock: 149 s of drill in 5 s)."""
 
 
 class DrillRunPublic(BaseModel):
+    """One drill run: its plan, state and verdict, and per tier the RPO/RTO measured against the targets."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, json_schema_extra={"examples": [RUN_EXAMPLE]})
+
     id: str
+    """The run's id, ``drill-`` and the start time in hex milliseconds, then random hex."""
     plan: str
+    """The plan's name, e.g. ``lose-qd-a``."""
     scenario: str
+    """The plan's ``scenario.kind`` (e.g. ``lose-local-center``), or ``compound`` with more ``faults``."""
     state: str
     """``running``, ``done``, ``failed`` or ``interrupted``."""
     passed: bool | None
+    """The verdict once ``done``; ``false`` when ``failed``; ``null`` while running or interrupted."""
     started_at: str
+    """When the run started, ISO 8601 UTC."""
     started_at_s: float
+    """The same instant in Unix seconds."""
     finished_at: str | None
+    """When the run ended (done or failed), ISO 8601 UTC by the control plane's clock; ``null`` while
+    running or interrupted. With ``simulated_time`` it is earlier than the report's ``finished_at``."""
     error: str | None = None
+    """Why a ``failed`` run stopped (one line); ``null`` otherwise."""
     tiers: list[TierFigures]
+    """Per tier measured; empty until the run is ``done``."""
 
 
 def _owner() -> str:
@@ -234,7 +297,38 @@ def latest_runs(ctx: ctx_module.Context) -> dict[str, DrillRunPublic]:
         return {run.plan: _public(run) for run in recovery_store.latest_drill_runs(tx)}
 
 
+DETAIL_EXAMPLE: dict[str, Any] = {**RUN_EXAMPLE, "timeline": drill_report.REPORT_EXAMPLE["timeline"]}
+"""The same run, finished, with its whole timeline."""
+
+STARTED_EXAMPLE: dict[str, Any] = {
+    **RUN_EXAMPLE,
+    "id": "drill-001a1ec6f9cc3e08b51",
+    "state": "running",
+    "passed": None,
+    "started_at": "2026-11-18T02:15:00Z",
+    "started_at_s": 1794968100.035,
+    "finished_at": None,
+    "tiers": [],
+    "timeline": [
+        {
+            "at": "2026-11-18T02:15:00Z",
+            "offset_s": 0.0,
+            "step": "drill started",
+            "detail": "lose local center qd-a; scope tiers platinum, gold",
+            "phase": "prepare",
+        }
+    ],
+}
+"""What ``POST /v1/drills/runs`` answers: the run just recorded, its first step noted."""
+
+
 class DrillRunDetail(DrillRunPublic):
+    """One drill run with its timeline so far: what a client polls to follow a drill's progress."""
+
+    model_config = ConfigDict(
+        use_attribute_docstrings=True, json_schema_extra={"examples": [DETAIL_EXAMPLE, STARTED_EXAMPLE]}
+    )
+
     timeline: list[drill_report.TimelineStep]
     """The steps so far (all of them once the run finished)."""
 

@@ -22,7 +22,7 @@ import enum
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from cloudctl import clock as clocks
 from cloudctl import errors
@@ -47,13 +47,21 @@ class Grouping(enum.StrEnum):
 
 
 class BillRowPublic(BaseModel):
+    """One row of a bill: an org node (with its subtree), a bureau, a district, a center or a tier."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     key: str
     """Org node id, bureau or district id, center name or tier name (``-``: quota held without a tier)."""
     name: str
+    """Display name: the org node's or center's (Chinese, as in the topology) or the tier's."""
     kind: str
+    """The org node's kind (``city``, ``bureau``, ``district``, ``department``), ``center`` or ``tier``;
+    ``(deleted)`` or ``(outside)`` for lines of deleted nodes or nodes under no bureau/district."""
     parent: str | None
     """The parent row's key in the department view (the org tree); ``None`` elsewhere."""
     depth: int
+    """Depth below the billed scope in the department view (0: the scope itself); 0 elsewhere."""
     allocated_cny: str
     """Price of the quota held (subtree total in the department view), exact to the fen."""
     consumed_cny: str
@@ -61,28 +69,105 @@ class BillRowPublic(BaseModel):
     own_allocated_cny: str
     """The node's own lines only (department view); equal to ``allocated_cny`` elsewhere."""
     allocated_unit_hours: dict[str, int]
+    """Quota held in unit-hours per resource (``vcpu``, ``ram_gb``, ``volume_gb``, ``object_gb``,
+    ``instances``); a resource never held is left out."""
 
 
 class BillTotalPublic(BaseModel):
+    """The bill's total: the sum of every priced line in scope, in the bill's currency."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     allocated_cny: str
+    """Price of all the quota held in scope (the chargeback), exact to the fen."""
     consumed_cny: str
+    """Price of all the consumption the backends reported in scope (the showback), exact to the fen."""
+
+
+SHOWBACK_EXAMPLE: dict[str, Any] = {
+    "month": "2026-11",
+    "currency": "CNY",
+    "scope": "hrss",
+    "by": "department",
+    "period_start": "2026-11-01T00:00:00Z",
+    "period_end": "2026-11-18T02:00:00Z",
+    "month_to_date": True,
+    "hours_in_month": 720,
+    "hours_recorded": 410,
+    "hours_consumed_observed": 410,
+    "rows": [
+        {
+            "key": "hrss",
+            "name": "青岛市人力资源和社会保障局",
+            "kind": "bureau",
+            "parent": None,
+            "depth": 0,
+            "allocated_cny": "3159.07",
+            "consumed_cny": "1407.66",
+            "own_allocated_cny": "0.00",
+            "allocated_unit_hours": {"vcpu": 18940, "ram_gb": 37880, "volume_gb": 378800, "instances": 7010},
+        },
+        {
+            "key": "hrss-employment",
+            "name": "青岛市公共就业和人才服务中心",
+            "kind": "department",
+            "parent": "hrss",
+            "depth": 1,
+            "allocated_cny": "446.90",
+            "consumed_cny": "293.56",
+            "own_allocated_cny": "446.90",
+            "allocated_unit_hours": {"vcpu": 3280, "ram_gb": 6560, "volume_gb": 65600, "instances": 1640},
+        },
+        {
+            "key": "hrss-insurance",
+            "name": "青岛市社会保险事业中心",
+            "kind": "department",
+            "parent": "hrss",
+            "depth": 1,
+            "allocated_cny": "2712.17",
+            "consumed_cny": "1114.10",
+            "own_allocated_cny": "2712.17",
+            "allocated_unit_hours": {"vcpu": 15660, "ram_gb": 31320, "volume_gb": 313200, "instances": 5370},
+        },
+    ],
+    "total": {"allocated_cny": "3159.07", "consumed_cny": "1407.66"},
+}
+"""November 2026 to date for the human resources and social security bureau (``department=hrss``)."""
 
 
 class ShowbackPublic(BaseModel):
+    """A month's bill of an org node's subtree: priced quota held and consumption, per row and in total."""
+
+    model_config = ConfigDict(
+        use_attribute_docstrings=True, json_schema_extra={"examples": [SHOWBACK_EXAMPLE]}
+    )
+
     month: str
+    """The month billed, ``YYYY-MM`` (UTC)."""
     currency: str
+    """The price list's currency (``CNY``); every amount is a decimal string exact to the fen."""
     scope: str
     """The org node whose subtree is billed."""
     by: str
+    """How the rows group the lines: ``department`` (the org tree), ``bureau``, ``district``, ``center``
+    or ``tier``."""
     period_start: str
+    """Start of the month, ISO 8601 UTC."""
     period_end: str
     """End of the last recorded hour in the month (the month's end once it is recorded whole)."""
     month_to_date: bool
+    """The month is not recorded whole yet: the bill covers it to ``period_end`` only."""
     hours_in_month: int
+    """Hours in the month (672 to 744)."""
     hours_recorded: int
+    """Hours of the month whose usage is recorded (allocation priced for each of them)."""
     hours_consumed_observed: int
+    """Of those, the hours whose consumption the backends reported (consumption priced for these only)."""
     rows: list[BillRowPublic]
+    """The rows; in the department view parents before children, nodes with nothing billed left out
+    (the scope always shown)."""
     total: BillTotalPublic
+    """The sum of every line in scope: the scope's row in the org tree, the sum of the rows otherwise."""
 
 
 @dataclasses.dataclass
