@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -48,6 +48,44 @@ def _page_schema(schema: dict[str, Any], model: type[BaseModel]) -> None:
         schema["examples"] = [{"data": [shown[0]], "count": 1, "next_cursor": None}]
 
 
+def _nullable(schema: dict[str, Any]) -> bool:
+    return schema.get("type") == "null" or any(o.get("type") == "null" for o in schema.get("anyOf", []))
+
+
+def _restore_nulls(spec: dict[str, Any]) -> dict[str, Any]:
+    """Put back the ``null`` of required fields in the schemas' examples (in place).
+
+    FastAPI leaves every ``null`` out of the document, the examples' too; an example without
+    ``next_cursor`` (the last page) or a follower's ``epoch`` would not be one the API gives.
+    """
+    schemas: dict[str, Any] = spec.get("components", {}).get("schemas", {})
+
+    def fill(value: Any, schema: dict[str, Any]) -> None:
+        while "$ref" in schema:
+            schema = schemas.get(schema["$ref"].rsplit("/", 1)[-1], {})
+        for option in schema.get("anyOf", []):
+            fill(value, option)
+        if isinstance(value, list) and isinstance(schema.get("items"), dict):
+            for item in value:
+                fill(item, schema["items"])
+        if not isinstance(value, dict):
+            return
+        properties: dict[str, Any] = schema.get("properties", {})
+        for name in schema.get("required", []):
+            if name not in value and _nullable(properties.get(name, {})):
+                value[name] = None
+        for name, item in value.items():
+            if name in properties:
+                fill(item, properties[name])
+            elif isinstance(schema.get("additionalProperties"), dict):
+                fill(item, schema["additionalProperties"])
+
+    for schema in schemas.values():
+        for example in schema.get("examples", []):
+            fill(example, schema)
+    return spec
+
+
 class Page(BaseModel, Generic[T]):
     """One page of a list, oldest or newest first as the operation says."""
 
@@ -73,11 +111,21 @@ class Health(BaseModel):
 
 
 class Rejection(BaseModel):
-    model_config = STRICT
+    """Why an operator rejects a request."""
 
-    reason: str = Field(
-        min_length=1, max_length=1000, pattern=r"\S", description="Why; the department sees it"
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        use_attribute_docstrings=True,
+        json_schema_extra={
+            "examples": [
+                {"reason": "Order vm.large instead: two vm.xlarge exceed the bureau's budget for 2026."}
+            ]
+        },
     )
+
+    reason: str = Field(min_length=1, max_length=1000, pattern=r"\S")
+    """Why, 1 to 1000 characters, not only blanks; added to the request's ``reasons`` for the department."""
 
 
 METRICS_EXAMPLE = """\
@@ -100,9 +148,35 @@ ContextDep = Annotated[ctx_module.Context, Depends(_context)]
 
 
 class RequestCreateBody(requests_service.RequestCreate):
-    """``RequestCreate`` as the API reads it: strictly."""
+    """An order from the catalog: an offering, how many, the protection tier and the data class.
 
-    model_config = ConfigDict(extra="forbid", strict=True, title="RequestCreate")
+    Read strictly: an unknown field, or ``count`` sent as a string, is a 422 naming the field.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        title="RequestCreate",
+        json_schema_extra={
+            "examples": [
+                {
+                    "offering": "vm.medium",
+                    "count": 2,
+                    "tier": "gold",
+                    "data_class": "internal",
+                    "name": "social-insurance-portal",
+                },
+                {
+                    "offering": "bucket.1t",
+                    "count": 1,
+                    "tier": "silver",
+                    "data_class": "sensitive",
+                    "preferred_center": "qd-b",
+                    "name": "traffic-camera-archive",
+                },
+            ]
+        },
+    )
 
 
 def _principal(request: Request, context: ContextDep) -> identity.Principal:
@@ -129,8 +203,52 @@ def _acting_as(principal: identity.Principal) -> Callable[[Request], identity.Pr
 
 
 PrincipalDep = Annotated[identity.Principal, Depends(_principal)]
-Limit = Annotated[int, Query(ge=1, le=200, description="Page size")]
+Limit = Annotated[int, Query(ge=1, le=200, description="Items per page, 1 to 200", examples=[50])]
 Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
+RequestCursor = Annotated[
+    str | None,
+    Query(
+        description="``next_cursor`` of the previous page (a request id); leave out for the first page",
+        examples=["req-001a2433a99553b7d04e9"],
+    ),
+]
+WorkloadCursor = Annotated[
+    str | None,
+    Query(
+        description="``next_cursor`` of the previous page (a workload id); leave out for the first page",
+        examples=["wl-001a2433a995562feca1c"],
+    ),
+]
+AuditCursor = Annotated[
+    str | None,
+    Query(
+        description="``next_cursor`` of the previous page (the last seq it held); leave out at first",
+        examples=["48200"],
+    ),
+]
+Department = Annotated[
+    str | None,
+    Query(
+        description=(
+            "Only this org node (a department sees its own subtree; an operator any node); "
+            "leave out for all the caller may see"
+        ),
+        examples=["hrss-insurance"],
+    ),
+]
+RequestId = Annotated[
+    str,
+    Path(
+        description="The request's id, as ``POST /v1/requests`` returned it",
+        examples=["req-001a2433a99553b7d04e9"],
+    ),
+]
+WorkloadId = Annotated[
+    str,
+    Path(
+        description="The workload's id (a request's ``workload_id``)", examples=["wl-001a2433a995562feca1c"]
+    ),
+]
 
 
 def create_app(
@@ -155,6 +273,12 @@ def create_app(
         redoc_url=None,
     )
     app.state.context = context
+    openapi = app.openapi
+
+    def openapi_with_nulls() -> dict[str, Any]:
+        return _restore_nulls(openapi())
+
+    app.openapi = openapi_with_nulls  # type: ignore[method-assign]
     app.add_exception_handler(errors.CloudctlError, problems.from_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, problems.from_validation)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, problems.from_http)  # type: ignore[arg-type]
@@ -171,7 +295,11 @@ def create_app(
 
     @app.get("/readyz", tags=["probes"])
     def readyz(ctx: ContextDep) -> status_service.ReadinessPublic:
-        """The store answers and holds initialised state; the serve replicas and their roles."""
+        """The store answers and holds initialised state; the serve replicas and their roles.
+
+        Needs no token. Answers 503 while the store does not answer, and 422 (``field: home``) while
+        it holds no initialised state (run ``cloudctl init``).
+        """
         return status_service.readiness(ctx)
 
     @app.get(
@@ -215,19 +343,50 @@ def _v1() -> APIRouter:
 
     @router.get("/catalog", tags=["catalog"])
     def get_catalog(ctx: ContextDep, principal: PrincipalDep) -> catalog.CatalogPublic:
-        """Offerings, protection tiers and data classes a department can order."""
+        """Offerings, protection tiers and data classes a department can order.
+
+        The catalog is the topology's: nothing outside it can be requested (policy
+        ``catalog-only``). Departments and the sysadmin read it (policy ``catalog-read``).
+        """
         return catalog.catalog(ctx, principal=principal)
 
     @router.post(
-        "/requests", status_code=201, tags=["requests"], response_model=requests_service.RequestPublic
+        "/requests",
+        status_code=201,
+        tags=["requests"],
+        response_model=requests_service.RequestPublic,
+        responses={
+            201: {"description": "Admitted now; ``Location`` names the new request"},
+            200: {
+                "description": "A replay: the request this Idempotency-Key created earlier, as it is now",
+                "model": requests_service.RequestPublic,
+            },
+        },
     )
     async def create_request(
         request: Request,
         principal: Annotated[identity.Principal, Depends(_principal_async)],
         body: RequestCreateBody,
-        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+        idempotency_key: Annotated[
+            str | None,
+            Header(
+                max_length=200,
+                description=(
+                    "Any string up to 200 characters, unique per order: a retry with the same key and "
+                    "body answers the request created first (200); with another body, 409"
+                ),
+                examples=["3f1c9a7e-2b4d-4e8a-9c1f-5d6e7a8b9c0d"],
+            ),
+        ] = None,
     ) -> Response:
-        """Order from the catalog: admitted against policies and quota in one step."""
+        """Order from the catalog: admitted against policies and quota in one step.
+
+        Admission checks the body, the policies (``request.create``, placement by data class) and
+        reserves the quota of every placement the tier needs, or refuses and changes nothing (403
+        naming the policy, 409 naming the quota that ran out). An admitted request is ``approved``,
+        or ``pending-approval`` when the approval policies want an operator; it answers 201 with
+        ``Location``. Departments (``dept-admin``, ``dept-user``) order for their own node.
+        """
         # Checks and the write happen on the admission thread; the loop parses and answers.
         admitted, created = await requests_service.submit_async(
             _context(request), principal=principal, body=body, idempotency_key=idempotency_key
@@ -244,10 +403,23 @@ def _v1() -> APIRouter:
         ctx: ContextDep,
         principal: PrincipalDep,
         limit: Limit = 50,
-        cursor: Cursor = None,
-        state: str | None = None,
-        department: str | None = None,
+        cursor: RequestCursor = None,
+        state: Annotated[
+            str | None,
+            Query(
+                description=(
+                    "Only requests in this state: ``pending-approval``, ``approved``, ``provisioning``, "
+                    "``ready``, ``rejected``, ``cancelled`` or ``failed``"
+                ),
+                examples=["pending-approval"],
+            ),
+        ] = None,
+        department: Department = None,
     ) -> Page[requests_service.RequestPublic]:
+        """The requests the caller may see, oldest first: a department its subtree's, operators all.
+
+        Operators use ``state=pending-approval`` to find the requests waiting for them.
+        """
         items, next_cursor = requests_service.list_requests(
             ctx, principal=principal, state=state, department=department, limit=limit, cursor=cursor
         )
@@ -255,34 +427,73 @@ def _v1() -> APIRouter:
 
     @router.get("/requests/{request_id}", tags=["requests"])
     def get_request(
-        ctx: ContextDep, principal: PrincipalDep, request_id: str
+        ctx: ContextDep, principal: PrincipalDep, request_id: RequestId
     ) -> requests_service.RequestPublic:
-        """One request with its lifecycle, step by step."""
+        """One request with its lifecycle, step by step.
+
+        A department sees only its own subtree's requests; any other id answers 404, as a missing one.
+        """
         return requests_service.get(ctx, principal=principal, request_id=request_id)
 
     @router.post("/requests/{request_id}/approve", tags=["operators"])
     def approve_request(
-        ctx: ContextDep, principal: PrincipalDep, request_id: str
+        ctx: ContextDep, principal: PrincipalDep, request_id: RequestId
     ) -> requests_service.RequestPublic:
+        """Approve a request waiting for an operator (sysadmin); provisioning then starts.
+
+        Only a ``pending-approval`` request can be approved (409 otherwise). Audited.
+        """
         return requests_service.approve(ctx, principal=principal, request_id=request_id)
 
     @router.post("/requests/{request_id}/reject", tags=["operators"])
     def reject_request(
-        ctx: ContextDep, principal: PrincipalDep, request_id: str, body: Rejection
+        ctx: ContextDep, principal: PrincipalDep, request_id: RequestId, body: Rejection
     ) -> requests_service.RequestPublic:
+        """Reject a request waiting for an operator, saying why; the quota it held is released.
+
+        The sysadmin only. Only a ``pending-approval`` request can be rejected (409 otherwise). The
+        reason is added to the request's ``reasons`` and to the audit record.
+        """
         return requests_service.reject(ctx, principal=principal, request_id=request_id, reason=body.reason)
 
     @router.post("/requests/{request_id}/cancel", tags=["requests"])
     def cancel_request(
-        ctx: ContextDep, principal: PrincipalDep, request_id: str
+        ctx: ContextDep, principal: PrincipalDep, request_id: RequestId
     ) -> requests_service.RequestPublic:
+        """Withdraw a request before provisioning starts; the quota it held is released.
+
+        Department admins only. Only a ``pending-approval`` or ``approved`` request can be cancelled
+        (409 otherwise); a provisioned one is removed by deleting its workload.
+        """
         return requests_service.cancel(ctx, principal=principal, request_id=request_id)
 
     @router.get("/quota", tags=["quota"])
     def get_quota(
-        ctx: ContextDep, principal: PrincipalDep, department: str | None = None, center: str | None = None
+        ctx: ContextDep,
+        principal: PrincipalDep,
+        department: Annotated[
+            str | None,
+            Query(
+                description=(
+                    "The org node whose quota to show; leave out for the caller's own department "
+                    "(operators must name one). A department may name nodes of its own subtree"
+                ),
+                examples=["hrss-insurance"],
+            ),
+        ] = None,
+        center: Annotated[
+            str | None,
+            Query(
+                description="Only this center, or ``all`` for the limits on the sum; leave out for every one",
+                examples=["qd-a"],
+            ),
+        ] = None,
     ) -> quotas_service.QuotaPublic:
-        """Limits, usage and reservations per center, with the headroom the tree leaves."""
+        """Limits, usage and reservations per center, with the headroom the tree leaves.
+
+        ``headroom`` is what the node could still reserve: the least free amount along its chain of
+        ancestors, and ``bounded_by`` names the node whose limit sets it.
+        """
         return quotas_service.department_quota(ctx, principal=principal, department=department, center=center)
 
     @router.get("/workloads", tags=["workloads"])
@@ -290,11 +501,30 @@ def _v1() -> APIRouter:
         ctx: ContextDep,
         principal: PrincipalDep,
         limit: Limit = 50,
-        cursor: Cursor = None,
-        state: str | None = None,
-        tier: str | None = None,
-        department: str | None = None,
+        cursor: WorkloadCursor = None,
+        state: Annotated[
+            str | None,
+            Query(
+                description=(
+                    "Only workloads in this state: ``pending-approval``, ``approved``, ``provisioning``, "
+                    "``ready``, ``failed``, ``deleting``, ``deleted``, ``rejected`` or ``cancelled``"
+                ),
+                examples=["ready"],
+            ),
+        ] = None,
+        tier: Annotated[
+            str | None,
+            Query(
+                description="Only workloads of this tier: ``platinum``, ``gold``, ``silver`` or ``bronze``",
+                examples=["gold"],
+            ),
+        ] = None,
+        department: Department = None,
     ) -> Page[workloads.WorkloadPublic]:
+        """The workloads the caller may see, oldest first, with their placements and protection.
+
+        A department sees its own subtree's; operators see all.
+        """
         items, next_cursor = workloads.list_workloads(
             ctx,
             principal=principal,
@@ -307,15 +537,26 @@ def _v1() -> APIRouter:
         return Page(data=items, count=len(items), next_cursor=next_cursor)
 
     @router.get("/workloads/{workload_id}", tags=["workloads"])
-    def get_workload(ctx: ContextDep, principal: PrincipalDep, workload_id: str) -> workloads.WorkloadPublic:
-        """Placement per center and protection of one workload."""
+    def get_workload(
+        ctx: ContextDep, principal: PrincipalDep, workload_id: WorkloadId
+    ) -> workloads.WorkloadPublic:
+        """Placement per center and protection of one workload.
+
+        A department sees only its own subtree's workloads; any other id answers 404, as a missing one.
+        """
         return workloads.get(ctx, principal=principal, workload_id=workload_id)
 
     @router.delete("/workloads/{workload_id}", status_code=202, tags=["workloads"])
     def delete_workload(
-        ctx: ContextDep, principal: PrincipalDep, workload_id: str
+        ctx: ContextDep, principal: PrincipalDep, workload_id: WorkloadId
     ) -> workloads.WorkloadPublic:
-        """Delete: resources go first, then the quota is released (poll the workload)."""
+        """Delete: resources go first, then the quota is released (poll the workload).
+
+        Department admins only. Answers 202 with the workload ``deleting``; it becomes ``deleted``
+        once its resources are gone. Only a ``ready``, ``failed``, ``pending-approval`` or
+        ``approved`` workload can be deleted (409 otherwise); deleting one already ``deleting`` or
+        ``deleted`` changes nothing.
+        """
         return workloads.delete(ctx, principal=principal, workload_id=workload_id)
 
     @router.get("/audit", tags=["audit"])
@@ -323,11 +564,20 @@ def _v1() -> APIRouter:
         ctx: ContextDep,
         principal: PrincipalDep,
         limit: Limit = 100,
-        cursor: Cursor = None,
-        action: str | None = None,
-        outcome: str | None = None,
+        cursor: AuditCursor = None,
+        action: Annotated[
+            str | None,
+            Query(description="Only records of this action", examples=["request.create"]),
+        ] = None,
+        outcome: Annotated[
+            str | None,
+            Query(
+                description="Only this outcome: ``success``, ``denied``, ``refused`` or ``failed``",
+                examples=["denied"],
+            ),
+        ] = None,
     ) -> Page[audit.AuditRecordPublic]:
-        """The audit log (auditors only)."""
+        """The audit log (auditors only), oldest first: every write, refusal and failed authentication."""
         page, next_cursor = audit.list_page(
             ctx, principal=principal, cursor=cursor, limit=limit, action=action, outcome=outcome
         )
@@ -335,11 +585,20 @@ def _v1() -> APIRouter:
 
     @router.get("/audit/verify", tags=["audit"])
     def verify_audit(ctx: ContextDep, principal: PrincipalDep) -> audit.VerificationPublic:
+        """Recompute the whole audit chain under the key ring and check it against the newest checkpoint.
+
+        Auditors only. A changed, removed or re-ordered record, or a log cut short behind the
+        newest signed checkpoint, shows as ``ok: false`` with the first bad record and the problem.
+        """
         return audit.verify(ctx, principal=principal)
 
     @router.get("/status", tags=["operators"])
     def get_status(ctx: ContextDep, principal: PrincipalDep) -> status_service.StatusPublic:
-        """The four centers and their links, as ``cloudctl status -o json``."""
+        """The four centers and their links, as ``cloudctl status -o json``.
+
+        Health, drivers and capacity (total, allocated as quota, used) per center, the state of
+        each link, and the ``cloudctl serve`` replicas. The sysadmin only (action ``center.read``).
+        """
         identity.authorize(
             ctx,
             principal=principal,

@@ -38,7 +38,7 @@ from typing import Any, Protocol, TypeVar
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from cloudctl import clock as clocks
 from cloudctl import errors
@@ -311,32 +311,87 @@ def break_glass_total(ctx: ctx_module.Context) -> int:
 # --- reading ------------------------------------------------------------------------------------------
 
 
+AUDIT_RECORD_EXAMPLE: dict[str, Any] = {
+    "seq": 48213,
+    "at": "2026-12-04T22:44:03Z",
+    "actor": "token:0eb685578843c699",
+    "role": "dept-admin",
+    "department": "hrss-insurance",
+    "action": "request.create",
+    "target_type": "Request",
+    "target_id": "req-001a2433a99553b7d04e9",
+    "outcome": "success",
+    "detail": {"count": 2, "offering": "vm.medium", "state": "approved", "tier": "gold"},
+    "request_id": "8f6728b962f8e4872d155f7195457a25",
+    "source": "10.20.3.17",
+    "key_id": "k20261101-3c3e91",
+    "hash": "3e23e8160039594a33894f6564e1b1348bbd7a0088d42c4acb73eeaed59c009d",
+}
+VERIFICATION_EXAMPLE: dict[str, Any] = {
+    "ok": True,
+    "records": 48213,
+    "head_seq": 48213,
+    "first_bad_seq": None,
+    "problem": None,
+    "key_ids": ["k20260901-a41f07", "k20261101-3c3e91"],
+    "checkpoint_seq": 48200,
+}
+
+
 class AuditRecordPublic(BaseModel):
+    """One record of the audit log: who did what to which target, from where, and how it ended."""
+
+    model_config = ConfigDict(
+        use_attribute_docstrings=True, json_schema_extra={"examples": [AUDIT_RECORD_EXAMPLE]}
+    )
+
     seq: int
+    """The record's place in the chain, from 1, without gaps; pass it as ``cursor`` or ``after``."""
     at: str
+    """When it was written (ISO 8601, UTC, to the second)."""
     actor: str
+    """``token:<token id>``, ``local:<user>``, ``breakglass:<user>``, ``system:<job>`` or ``anonymous``."""
     role: str
+    """``dept-admin``, ``dept-user``, ``sysadmin``, ``secadmin``, ``auditor``, ``system`` or ``anonymous``."""
     department: str
+    """The actor's org node for department roles; empty for operators and the system."""
     action: str
+    """What was done or tried, as the policies name it (e.g. ``request.create``, ``auth.authenticate``)."""
     target_type: str
+    """The kind of object acted on (e.g. ``Request``, ``Workload``, ``Quota``, ``Token``)."""
     target_id: str
+    """The object's id; ``-`` when there is none (a refused creation)."""
     outcome: str
     """``success``, ``denied``, ``failed`` or ``refused``."""
     detail: dict[str, Any]
+    """What else the action records (sizes, a refusal's ``reason``); at most 4000 characters of JSON."""
     request_id: str
+    """The ``X-Request-ID`` of the call (the client's, or 32 hex digits the API made)."""
     source: str
     """Where the call came from: the client address (after the trusted-proxy rule) or ``local@host``."""
     key_id: str
     """The key the record's hash was computed under (empty: written before the chain was keyed)."""
     hash: str
+    """HMAC-SHA256 over the previous record's hash and this record's fields, 64 hex digits."""
 
 
 class VerificationPublic(BaseModel):
+    """The result of recomputing the audit chain under the key ring and the newest signed checkpoint."""
+
+    model_config = ConfigDict(
+        use_attribute_docstrings=True, json_schema_extra={"examples": [VERIFICATION_EXAMPLE]}
+    )
+
     ok: bool
+    """Whether every record and the checkpoint check out."""
     records: int
+    """How many records were verified (those kept in the store; archived ones are not counted)."""
     head_seq: int
+    """The sequence number of the newest record."""
     first_bad_seq: int | None
+    """The first record that does not verify; ``None`` when all do (or the checkpoint file is bad)."""
     problem: str | None
+    """What is wrong, in one sentence; ``None`` when ``ok``."""
     key_ids: list[str] = []
     """Keys the verified records were signed with, oldest first."""
     checkpoint_seq: int | None = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from cloudctl import clock as clocks
 from cloudctl import errors
@@ -20,13 +20,73 @@ from cloudctl.services import access, audit
 from cloudctl.services import context as ctx_module
 from cloudctl.store import orgs, quotas
 
+QUOTA_EXAMPLE: dict[str, Any] = {
+    "node": "hrss-insurance",
+    "display_name": "青岛市社会保险事业中心",
+    "path": ["qingdao", "hrss", "hrss-insurance"],
+    "centers": [
+        {
+            "center": "qd-a",
+            "resources": [
+                {
+                    "resource": "vcpu",
+                    "limit": 32,
+                    "used": 8,
+                    "reserved": 10,
+                    "headroom": 14,
+                    "bounded_by": "hrss-insurance",
+                },
+                {
+                    "resource": "ram_gb",
+                    "limit": 128,
+                    "used": 16,
+                    "reserved": 20,
+                    "headroom": 92,
+                    "bounded_by": "hrss-insurance",
+                },
+                {
+                    "resource": "volume_gb",
+                    "limit": 3200,
+                    "used": 160,
+                    "reserved": 200,
+                    "headroom": 2840,
+                    "bounded_by": "hrss-insurance",
+                },
+                {
+                    "resource": "object_gb",
+                    "limit": 6400,
+                    "used": 0,
+                    "reserved": 0,
+                    "headroom": 6400,
+                    "bounded_by": "hrss-insurance",
+                },
+                {
+                    "resource": "instances",
+                    "limit": 16,
+                    "used": 2,
+                    "reserved": 5,
+                    "headroom": 9,
+                    "bounded_by": "hrss-insurance",
+                },
+            ],
+        }
+    ],
+}
+
 
 class ResourceQuota(BaseModel):
+    """One resource of an org node on one center: its limit, what it uses and holds, what is left."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     resource: str
+    """``vcpu``, ``ram_gb``, ``volume_gb``, ``object_gb`` or ``instances`` (GB for the sizes)."""
     limit: int | None
     """This node's own limit here; ``None`` is no limit of its own."""
     used: int
+    """Committed here by the node and every node under it: resources that were created."""
     reserved: int
+    """Held here but not created, by the node and its subtree: unprovisioned requests, standby/DR holds."""
     headroom: int | None
     """What the node could still reserve here, given every ancestor; ``None`` is unbounded."""
     bounded_by: str | None
@@ -34,16 +94,29 @@ class ResourceQuota(BaseModel):
 
 
 class CenterQuota(BaseModel):
+    """An org node's quota on one center (or on the sum over all of them), resource by resource."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     center: str
     """A center name, or ``all`` for limits on the sum over every center."""
     resources: list[ResourceQuota]
+    """One entry per resource, always all five, in the order ``vcpu``, ``ram_gb``, ``volume_gb``, ..."""
 
 
 class QuotaPublic(BaseModel):
+    """An org node's quota: limits, usage, reservations and headroom per center."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, json_schema_extra={"examples": [QUOTA_EXAMPLE]})
+
     node: str
+    """The org node's id (a city, bureau, district or department, e.g. ``hrss-insurance``)."""
     display_name: str
+    """The node's name as shown to people (e.g. ``青岛市社会保险事业中心``)."""
     path: list[str]
+    """The node's ancestors from the root (the city) down to the node itself."""
     centers: list[CenterQuota]
+    """The centers asked for: one, or every center in the topology's order followed by ``all``."""
 
 
 class ReservationPublic(BaseModel):

@@ -29,7 +29,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from cloudctl import clock as clocks
 from cloudctl import errors
@@ -49,50 +49,153 @@ LIVE_STATES = ("pending-approval", "approved", "provisioning")
 class RequestCreate(BaseModel):
     """What a department asks for."""
 
-    offering: str = Field(description="Catalog offering, e.g. vm.medium")
-    count: int = Field(default=1, ge=1, le=100, description="How many units of the offering")
-    tier: str = Field(description="Protection tier, e.g. gold")
+    offering: str = Field(description="A catalog offering's name (``GET /v1/catalog``), e.g. ``vm.medium``")
+    count: int = Field(default=1, ge=1, le=100, description="How many units of the offering, 1 to 100")
+    tier: str = Field(description="The protection tier: ``platinum``, ``gold``, ``silver`` or ``bronze``")
     data_class: Literal["public", "internal", "sensitive", "secret"] = Field(
-        default="internal", description="public, internal, sensitive or secret"
+        default="internal",
+        description="How sensitive the data is: ``public``, ``internal``, ``sensitive`` or ``secret``",
     )
-    preferred_center: str | None = Field(default=None, description="A local cloud center to prefer")
-    name: str = Field(default="", description="A name for the workload, e.g. social-insurance-portal")
-    department: str | None = Field(default=None, description="Only for operators: the department ordered for")
+    preferred_center: str | None = Field(
+        default=None,
+        description=(
+            "A local cloud center (``qd-a`` or ``qd-b``) to serve from; ``null`` lets placement choose "
+            "the one with most vCPU headroom (active-active tiers use both)"
+        ),
+    )
+    name: str = Field(
+        default="",
+        description=(
+            "A name for the workload: lower-case ASCII letters, digits and ``-``, at most 40; "
+            "empty names it after the request id"
+        ),
+    )
+    department: str | None = Field(
+        default=None,
+        description=(
+            "The org node ordered for: a department may leave it out or name itself only; a principal "
+            "without a department must name one (the shipped policies let only departments order)"
+        ),
+    )
+
+
+STEP_EXAMPLE: dict[str, Any] = {"step": "quota-reserved", "at": "2026-12-04T22:44:03Z", "detail": None}
+PLACEMENT_EXAMPLE: dict[str, Any] = {
+    "center": "qd-a",
+    "role": "primary",
+    "amounts": {"vcpu": 8, "ram_gb": 16, "volume_gb": 160, "instances": 2},
+    "state": "ready",
+    "resources": [
+        {"kind": "server", "name": "wl-001a2433a995562feca1c-0", "id": "3f6c2a9e8d1b4c07a5e2f9b1c4d8e6a0"},
+        {"kind": "server", "name": "wl-001a2433a995562feca1c-1", "id": "b82e4d15c9a34f6e8d07a1c3e5f92b74"},
+    ],
+}
+REQUEST_EXAMPLE: dict[str, Any] = {
+    "id": "req-001a2433a99553b7d04e9",
+    "department": "hrss-insurance",
+    "offering": "vm.medium",
+    "count": 2,
+    "tier": "gold",
+    "data_class": "internal",
+    "preferred_center": None,
+    "name": "social-insurance-portal",
+    "state": "ready",
+    "needs_approval": False,
+    "approval_policy_ids": ["approval-auto-small"],
+    "reasons": [],
+    "steps": [
+        {"step": "submitted", "at": "2026-12-04T22:44:03Z", "detail": None},
+        {"step": "policy-checked", "at": "2026-12-04T22:44:03Z", "detail": None},
+        STEP_EXAMPLE,
+        {"step": "approved", "at": "2026-12-04T22:44:03Z", "detail": None},
+        {"step": "provisioning", "at": "2026-12-04T22:44:05Z", "detail": None},
+        {"step": "ready", "at": "2026-12-04T22:46:31Z", "detail": None},
+    ],
+    "workload_id": "wl-001a2433a995562feca1c",
+    "created_by": "token:0eb685578843c699",
+    "created_at": "2026-12-04T22:44:03Z",
+    "updated_at": "2026-12-04T22:46:31Z",
+}
 
 
 class StepPublic(BaseModel):
+    """One step of a request's lifecycle, as it happened."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, json_schema_extra={"examples": [STEP_EXAMPLE]})
+
     step: str
+    """``submitted``, ``policy-checked``, ``quota-reserved``, ``capacity-warning``, ``pending-approval``,
+    ``approved``, ``rejected``, ``cancelled``, ``provisioning``, ``ready`` or ``failed``."""
     at: str
+    """When the step happened (ISO 8601, UTC, to the second)."""
     detail: str | None = None
     """What a ``capacity-warning`` step warns of (a warning, not a refusal)."""
 
 
 class PlacementPublic(BaseModel):
+    """What a workload holds in one center, the role it plays there and what was created there."""
+
+    model_config = ConfigDict(
+        use_attribute_docstrings=True, json_schema_extra={"examples": [PLACEMENT_EXAMPLE]}
+    )
+
     center: str
+    """The center: a local one (``qd-a``, ``qd-b``) or the DR center (``dz-dr``)."""
     role: str
+    """``active`` (serves, active-active), ``primary`` (serves alone), ``standby`` or ``dr`` (held copies)."""
     amounts: dict[str, int]
+    """The quota the placement's reservation takes (or took) in this center, per resource."""
     state: str
+    """``reserved`` (quota held, nothing runs), ``creating``, ``ready``, ``drained``, ``failed``,
+    ``deleting`` or ``deleted``."""
     resources: list[dict[str, Any]]
+    """What was created here: ``{kind, name, id}`` each (``kind``: ``server``, ``volume``, ``bucket``
+    or ``namespace``); empty while only quota is held."""
 
 
 class RequestPublic(BaseModel):
+    """A request from the catalog: what was asked, its decision and its lifecycle step by step."""
+
+    model_config = ConfigDict(
+        use_attribute_docstrings=True, json_schema_extra={"examples": [REQUEST_EXAMPLE]}
+    )
+
     id: str
+    """The request id: ``req-`` then 13 hex digits of the creation time in ms and 8 random hex digits."""
     department: str
+    """The org node the request is for (e.g. ``hrss-insurance``)."""
     offering: str
+    """The catalog offering ordered (e.g. ``vm.medium``)."""
     count: int
+    """How many units of the offering, 1 to 100."""
     tier: str
+    """The protection tier: ``platinum``, ``gold``, ``silver`` or ``bronze``."""
     data_class: str
+    """``public``, ``internal``, ``sensitive`` or ``secret``."""
     preferred_center: str | None
+    """The local center the department asked to serve from; ``null``: placement chose."""
     name: str
+    """The workload's name; the request id when the department gave none."""
     state: str
+    """``pending-approval``, ``approved``, ``provisioning``, ``ready``, ``rejected``, ``cancelled`` or
+    ``failed``."""
     needs_approval: bool
+    """Whether an operator had to approve it (the policies did not approve it automatically)."""
     approval_policy_ids: list[str]
+    """The policies that decided on automatic approval: the one that approved it, or those that
+    held it for an operator (e.g. ``approval-size-threshold``)."""
     reasons: list[str]
+    """Why it waits for an operator, why it was rejected or why it failed, oldest first; empty if none."""
     steps: list[StepPublic]
+    """The lifecycle so far, oldest first."""
     workload_id: str | None
+    """The workload the request made (``GET /v1/workloads/{id}``); written at admission."""
     created_by: str
+    """The principal that submitted it: ``token:<token id>`` over the API, ``local:<user>`` at the console."""
     created_at: str
+    """When it was submitted (ISO 8601, UTC, to the second)."""
     updated_at: str
+    """When it last changed (ISO 8601, UTC, to the second)."""
 
 
 def _public(record: requests.RequestRecord) -> RequestPublic:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from cloudctl import clock as clocks
 from cloudctl.model import quotas as q
@@ -27,61 +27,259 @@ STALE_AFTER_S = 15.0
 """A replica silent this long is shown as ``lost`` (a leader's lease is shorter)."""
 
 
+DRIVERS_EXAMPLE: dict[str, str] = {
+    "compute": "openstack",
+    "block_storage": "openstack",
+    "object_storage": "s3",
+    "containers": "kubernetes",
+    "traffic": "dns",
+}
+CAPACITY_EXAMPLE: dict[str, Any] = {"total": 4096, "allocated": 1830, "used": 1416}
+CENTER_EXAMPLE: dict[str, Any] = {
+    "name": "qd-a",
+    "display_name": "青岛政务云中心A",
+    "site": "qingdao",
+    "role": "local",
+    "health": "up",
+    "drivers": DRIVERS_EXAMPLE,
+    "capacity": {
+        "vcpu": CAPACITY_EXAMPLE,
+        "ram_gb": {"total": 16384, "allocated": 7320, "used": 5664},
+        "volume_gb": {"total": 400000, "allocated": 146400, "used": 98240},
+        "object_gb": {"total": 800000, "allocated": 215000, "used": 131072},
+        "instances": {"total": 2000, "allocated": 612, "used": 474},
+    },
+}
+LINK_EXAMPLE: dict[str, Any] = {
+    "between": ["qd-a", "dz-dr"],
+    "mode": "async",
+    "rtt_ms": 8.0,
+    "bandwidth_mbps": 10000,
+    "state": "up",
+}
+REPLICA_EXAMPLE: dict[str, Any] = {
+    "id": "mgmt-1:4242:9f3a1c",
+    "host": "mgmt-1",
+    "pid": 4242,
+    "api_url": "http://10.0.0.11:8080",
+    "role": "leader",
+    "epoch": 3,
+    "started_at": "2026-11-26T11:58:02Z",
+    "heartbeat_age_s": 0.4,
+}
+FOLLOWER_EXAMPLE: dict[str, Any] = {
+    "id": "mgmt-2:3117:41c7e0",
+    "host": "mgmt-2",
+    "pid": 3117,
+    "api_url": "http://10.0.0.12:8080",
+    "role": "follower",
+    "epoch": None,
+    "started_at": "2026-11-26T11:58:05Z",
+    "heartbeat_age_s": 0.9,
+}
+STATUS_EXAMPLE: dict[str, Any] = {
+    "topology": "qingdao-gov-cloud",
+    "display_name": "青岛市电子政务云",
+    "generated_at": "2026-11-26T12:06:14Z",
+    "centers": [
+        {
+            "name": "mgmt",
+            "display_name": "政务云管理中心",
+            "site": "qingdao",
+            "role": "management",
+            "health": "up",
+            "drivers": dict.fromkeys(DRIVERS_EXAMPLE, "simulator"),
+            "capacity": {
+                "vcpu": {"total": 256, "allocated": 0, "used": 0},
+                "ram_gb": {"total": 1024, "allocated": 0, "used": 0},
+                "volume_gb": {"total": 20000, "allocated": 0, "used": 0},
+                "object_gb": {"total": 50000, "allocated": 0, "used": 0},
+                "instances": {"total": 128, "allocated": 0, "used": 0},
+            },
+        },
+        CENTER_EXAMPLE,
+        {
+            **CENTER_EXAMPLE,
+            "name": "qd-b",
+            "display_name": "青岛政务云中心B",
+            "capacity": {
+                "vcpu": {"total": 4096, "allocated": 1790, "used": 1388},
+                "ram_gb": {"total": 16384, "allocated": 7160, "used": 5552},
+                "volume_gb": {"total": 400000, "allocated": 143200, "used": 96160},
+                "object_gb": {"total": 800000, "allocated": 209000, "used": 128000},
+                "instances": {"total": 2000, "allocated": 598, "used": 466},
+            },
+        },
+        {
+            "name": "dz-dr",
+            "display_name": "德州异地灾备中心",
+            "site": "dezhou",
+            "role": "dr",
+            "health": "up",
+            "drivers": DRIVERS_EXAMPLE,
+            "capacity": {
+                "vcpu": {"total": 3072, "allocated": 1460, "used": 96},
+                "ram_gb": {"total": 12288, "allocated": 5840, "used": 384},
+                "volume_gb": {"total": 600000, "allocated": 188000, "used": 141000},
+                "object_gb": {"total": 1200000, "allocated": 304000, "used": 262144},
+                "instances": {"total": 1500, "allocated": 486, "used": 24},
+            },
+        },
+    ],
+    "links": [
+        {"between": ["qd-a", "qd-b"], "mode": "sync", "rtt_ms": 0.6, "bandwidth_mbps": 100000, "state": "up"},
+        LINK_EXAMPLE,
+        {
+            "between": ["qd-b", "dz-dr"],
+            "mode": "async",
+            "rtt_ms": 8.0,
+            "bandwidth_mbps": 10000,
+            "state": "up",
+        },
+        {
+            "between": ["mgmt", "qd-a"],
+            "mode": "control",
+            "rtt_ms": 0.5,
+            "bandwidth_mbps": 10000,
+            "state": "up",
+        },
+        {
+            "between": ["mgmt", "qd-b"],
+            "mode": "control",
+            "rtt_ms": 0.5,
+            "bandwidth_mbps": 10000,
+            "state": "up",
+        },
+        {
+            "between": ["mgmt", "dz-dr"],
+            "mode": "control",
+            "rtt_ms": 8.5,
+            "bandwidth_mbps": 1000,
+            "state": "up",
+        },
+    ],
+    "replicas": [REPLICA_EXAMPLE, FOLLOWER_EXAMPLE],
+}
+READINESS_EXAMPLE: dict[str, Any] = {
+    "status": "ready",
+    "replica": "mgmt-1:4242:9f3a1c",
+    "role": "leader",
+    "replicas": [REPLICA_EXAMPLE, FOLLOWER_EXAMPLE],
+}
+
+
 class CapacityPublic(BaseModel):
+    """One resource of one center: what it has, what is granted as quota there, what is consumed."""
+
+    model_config = ConfigDict(
+        use_attribute_docstrings=True, json_schema_extra={"examples": [CAPACITY_EXAMPLE]}
+    )
+
     total: int
+    """The center's capacity from the topology, in the resource's unit (vCPUs, GB or instances)."""
     allocated: int
+    """Quota granted on the center: used plus reserved, summed over every department."""
     used: int
+    """What the center's backend reports as consumed now."""
 
 
 class CenterPublic(BaseModel):
+    """One center of the topology, its health, its drivers and its capacity per resource."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, json_schema_extra={"examples": [CENTER_EXAMPLE]})
+
     name: str
+    """The center's name: ``mgmt``, ``qd-a``, ``qd-b`` or ``dz-dr`` in the shipped topology."""
     display_name: str
+    """The center's name as shown to people, from the topology (e.g. ``青岛政务云中心A``)."""
     site: str
+    """The site (city) it stands in: ``qingdao`` or ``dezhou``."""
     role: str
+    """``management`` (runs cloudctl), ``local`` (a cloud center in the home city) or ``dr``."""
     health: str
-    """``up`` or ``down``, as observed through the center's drivers."""
+    """``up`` or ``down`` as observed through its drivers; ``unhealthy`` while its breaker is open."""
     drivers: dict[str, str]
     """The driver serving each capability (``simulator``, ``openstack``, ...), from the topology."""
     capacity: dict[str, CapacityPublic]
+    """Capacity per resource: ``vcpu``, ``ram_gb``, ``volume_gb``, ``object_gb`` and ``instances``."""
 
 
 class LinkPublic(BaseModel):
+    """A network link between two centers, as the topology declares it and as it is observed now."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, json_schema_extra={"examples": [LINK_EXAMPLE]})
+
     between: list[str]
+    """The two centers it joins, in the topology's order."""
     mode: str
+    """What it carries: ``sync`` (synchronous replication), ``async`` (copies to DR) or ``control``."""
     rtt_ms: float
+    """Round-trip time in milliseconds, from the topology."""
     bandwidth_mbps: int
+    """Bandwidth in megabits per second, from the topology."""
     state: str
     """``up``, ``degraded`` or ``cut``."""
 
 
 class ReplicaPublic(BaseModel):
+    """One ``cloudctl serve`` process of the management center, as its last heartbeat recorded it."""
+
+    model_config = ConfigDict(
+        use_attribute_docstrings=True, json_schema_extra={"examples": [REPLICA_EXAMPLE]}
+    )
+
     id: str
+    """The replica's id: ``<host>:<pid>:<6 hex characters>``, new at each start."""
     host: str
+    """The host name the process runs on."""
     pid: int
+    """The process id on that host."""
     api_url: str
+    """The address its API answers on."""
     role: str
     """``leader``, ``follower``, ``stopped``, or ``lost`` (no heartbeat for ``STALE_AFTER_S``)."""
     epoch: int | None
     """The lease epoch the leader holds; ``None`` for the others."""
     started_at: str
+    """When the process started (ISO 8601, UTC)."""
     heartbeat_age_s: float
+    """Seconds since its last heartbeat, to a tenth of a second."""
 
 
 class StatusPublic(BaseModel):
+    """The four centers and their links, and the serve replicas: ``cloudctl status -o json``."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, json_schema_extra={"examples": [STATUS_EXAMPLE]})
+
     topology: str
+    """The topology's name (e.g. ``qingdao-gov-cloud``)."""
     display_name: str
+    """The topology's name as shown to people (e.g. ``青岛市电子政务云``)."""
     generated_at: str
+    """When this document was made (ISO 8601, UTC, to the second)."""
     centers: list[CenterPublic]
+    """Every center, in the topology's order."""
     links: list[LinkPublic]
+    """Every link between centers, in the topology's order."""
     replicas: list[ReplicaPublic] = []
+    """The serve replicas on this database; empty when none runs (commands at the console)."""
 
 
 class ReadinessPublic(BaseModel):
+    """The store answers and holds initialised state; which serve replica answered, and the others."""
+
+    model_config = ConfigDict(
+        use_attribute_docstrings=True, json_schema_extra={"examples": [READINESS_EXAMPLE]}
+    )
+
     status: str
+    """Always ``ready``: a store that does not answer or is not initialised is an error answer instead."""
     replica: str | None
     """This process's replica id (``None`` outside ``cloudctl serve``)."""
     role: str | None
+    """This replica's role (``leader``, ``follower``, ...); ``None`` outside ``cloudctl serve``."""
     replicas: list[ReplicaPublic]
+    """Every serve replica on this database, this one included."""
 
 
 def replicas(ctx: ctx_module.Context) -> list[ReplicaPublic]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from cloudctl import clock as clocks
 from cloudctl import errors
@@ -22,33 +22,108 @@ from cloudctl.store import orgs, quotas, requests
 DELETABLE_STATES = ("ready", "failed", "pending-approval", "approved")
 
 
+PROTECTION_EXAMPLE: dict[str, Any] = {
+    "tier": "gold",
+    "local": "sync-standby",
+    "dr_copy": "async",
+    "rpo_target_s": 0,
+    "rto_target_s": 900,
+    "gbt20988_level": 6,
+    "recovery_centers": ["dz-dr", "qd-b"],
+}
+WORKLOAD_EXAMPLE: dict[str, Any] = {
+    "id": "wl-001a2433a995562feca1c",
+    "request_id": "req-001a2433a99553b7d04e9",
+    "department": "hrss-insurance",
+    "name": "social-insurance-portal",
+    "offering": "vm.medium",
+    "count": 2,
+    "tier": "gold",
+    "data_class": "internal",
+    "state": "ready",
+    "reasons": [],
+    "placements": [
+        {
+            "center": "dz-dr",
+            "role": "dr",
+            "amounts": {"vcpu": 8, "ram_gb": 16, "volume_gb": 160, "instances": 2},
+            "state": "reserved",
+            "resources": [],
+        },
+        requests_service.PLACEMENT_EXAMPLE,
+        {
+            "center": "qd-b",
+            "role": "standby",
+            "amounts": {"vcpu": 8, "ram_gb": 16, "volume_gb": 160, "instances": 2},
+            "state": "reserved",
+            "resources": [],
+        },
+    ],
+    "protection": PROTECTION_EXAMPLE,
+    "created_at": "2026-12-04T22:44:03Z",
+    "updated_at": "2026-12-04T22:46:31Z",
+}
+
+
 class ProtectionPublic(BaseModel):
+    """How a workload is protected: its tier's placement, DR copy and recovery targets."""
+
+    model_config = ConfigDict(
+        use_attribute_docstrings=True, json_schema_extra={"examples": [PROTECTION_EXAMPLE]}
+    )
+
     tier: str
+    """The protection tier: ``platinum``, ``gold``, ``silver`` or ``bronze``."""
     local: str
     """How the tier keeps the workload in the local centers (active-active, sync-standby, single)."""
     dr_copy: str
+    """How the tier copies data to the DR center: ``async``, ``backup`` or ``none``."""
     rpo_target_s: int
+    """Recovery point objective in seconds: the most data loss the tier is meant to allow (0: none)."""
     rto_target_s: int
+    """Recovery time objective in seconds: how long a recovery is meant to take at most."""
     gbt20988_level: int
+    """The disaster-recovery level of GB/T 20988 the tier claims, 1 to 6."""
     recovery_centers: list[str]
-    """Centers holding failover headroom (standby and DR placements)."""
+    """Centers holding failover headroom: those of its ``active``, ``standby`` and ``dr`` placements."""
 
 
 class WorkloadPublic(BaseModel):
+    """What an admitted request became: where it lives, in what state, and how it is protected."""
+
+    model_config = ConfigDict(
+        use_attribute_docstrings=True, json_schema_extra={"examples": [WORKLOAD_EXAMPLE]}
+    )
+
     id: str
+    """The workload id: ``wl-`` then 13 hex digits of the creation time in ms and 8 random hex digits."""
     request_id: str
+    """The request that made it (``GET /v1/requests/{id}``)."""
     department: str
+    """The org node that owns it (e.g. ``hrss-insurance``)."""
     name: str
+    """Its name, as the request gave it (else the request id); resources are named ``<id>-<n>``."""
     offering: str
+    """The catalog offering it runs (e.g. ``vm.medium``)."""
     count: int
+    """How many units of the offering, 1 to 100."""
     tier: str
+    """The protection tier: ``platinum``, ``gold``, ``silver`` or ``bronze``."""
     data_class: str
+    """``public``, ``internal``, ``sensitive`` or ``secret``."""
     state: str
+    """``pending-approval``, ``approved``, ``provisioning``, ``ready``, ``failed``, ``deleting``,
+    ``deleted``, ``rejected`` or ``cancelled``."""
     reasons: list[str]
+    """Why it was rejected, cancelled or failed, oldest first; empty otherwise."""
     placements: list[requests_service.PlacementPublic]
+    """One per center it uses or holds quota in, by center name."""
     protection: ProtectionPublic
+    """Its tier's protection, and the centers it can recover into."""
     created_at: str
+    """When it was admitted (ISO 8601, UTC, to the second)."""
     updated_at: str
+    """When its state or placements last changed (ISO 8601, UTC, to the second)."""
 
 
 def _public(ctx: ctx_module.Context, tx: Any, record: requests.WorkloadRecord) -> WorkloadPublic:
