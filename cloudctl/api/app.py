@@ -293,14 +293,32 @@ def create_app(
         """The process answers."""
         return Health(status="ok")
 
-    @app.get("/readyz", tags=["probes"])
-    def readyz(ctx: ContextDep) -> status_service.ReadinessPublic:
+    @app.get(
+        "/readyz",
+        tags=["probes"],
+        response_model=status_service.ReadinessPublic,
+        responses={503: {"description": "Not ready: the store does not answer or holds no state"}},
+    )
+    def readyz(request: Request, ctx: ContextDep) -> Any:
         """The store answers and holds initialised state; the serve replicas and their roles.
 
-        Needs no token. Answers 503 while the store does not answer, and 422 (``field: home``) while
-        it holds no initialised state (run ``cloudctl init``).
+        Needs no token. Answers 503 (with ``Retry-After``) while the store does not answer or holds
+        no initialised state yet (run ``cloudctl init``): a load balancer or systemd sends no
+        traffic to this replica until it is ready.
         """
-        return status_service.readiness(ctx)
+        try:
+            return status_service.readiness(ctx)
+        except errors.InvalidInput as error:
+            if error.field != "home":
+                raise
+            return problems.problem(
+                status=503,
+                kind="not-initialised",
+                title="not ready",
+                detail="the store holds no cloudctl state yet: run `cloudctl init`",
+                instance=request.url.path,
+                retry_after_s=ctx.settings.unavailable_retry_after_s,
+            )
 
     @app.get(
         "/metrics",

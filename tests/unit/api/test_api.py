@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from cloudctl import clock as clocks
+from cloudctl import settings as settings_module
 from cloudctl.api import app as api_app
 from cloudctl.services import context as ctx_module
 from cloudctl.services import identity
+from tests.conftest import POLICIES, TOPOLOGY
 
 OPS = identity.local_operator("secadmin")
 
@@ -32,6 +36,17 @@ def test_probes_and_openapi_answer_without_a_token(client: TestClient) -> None:
     assert "/v1/requests" in spec["paths"]
     metrics = client.get("/metrics").text
     assert 'cloudctl_center_up{center="qd-a",role="local",site="qingdao"} 1.0' in metrics
+
+
+def test_readyz_answers_503_until_the_store_is_initialised(tmp_path: Path) -> None:
+    settings = settings_module.Settings(home=tmp_path, topology=TOPOLOGY, policies=POLICIES)
+    empty = ctx_module.Context(settings=settings, clock=clocks.ManualClock(start=0))
+    with TestClient(api_app.create_app(context=empty)) as fresh:
+        answer = fresh.get("/readyz")
+        assert (answer.status_code, answer.headers["retry-after"]) == (503, "5")
+        assert "cloudctl init" in answer.json()["detail"]
+        assert fresh.get("/healthz").status_code == 200  # alive, only not ready
+    empty.close()
 
 
 def test_a_missing_or_wrong_token_is_401_problem_json_and_audited(
