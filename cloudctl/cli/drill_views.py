@@ -210,6 +210,10 @@ def render_console(report: drill_report.DrillReport, *, max_workloads: int = 20)
                 [not c.passed for c in report.checks],
             )
         )
+    if report.management is not None:
+        style = "green" if report.management.met else "red"
+        line = drill_formats.management_summary(report.management)
+        renderables.append(Text(f"management state: {line}", style=style))
     for item in report.tiers_not_measured:
         renderables.append(Text(f"not measured: {item.tier} ({item.reason})", style="yellow"))
     for missed in drill_formats.missed(report):

@@ -59,7 +59,24 @@ def missed(report: drill_report.DrillReport) -> list[Missed]:
     """Every objective missed, tiers first, then workloads, in report order."""
     found = [Missed(f"tier {tier.tier}", miss) for tier in report.tiers for miss in tier.missed]
     found += [Missed(f"workload {w.workload_id}", miss) for w in report.workloads for miss in w.missed]
+    state = report.management
+    if state is not None and not state.met:
+        reason = f"measured {seconds(state.rpo_s)} s > target {seconds(state.rpo_target_s)} s"
+        miss = drill_report.Miss(
+            objective="RPO", measured=state.rpo_s, target=state.rpo_target_s, reason=reason
+        )
+        found.append(Missed("management state", miss))
     return found
+
+
+def management_summary(state: drill_report.ManagementResult) -> str:
+    """``127.0.0.1:55442/postgres promoted (old primary fenced); 0 of 912 records lost; RPO 0 s …``."""
+    fenced = "old primary fenced" if state.old_primary_fenced else "old primary NOT fenced"
+    return (
+        f"{state.promoted} promoted ({fenced}); {state.lost} of {state.acknowledged} records lost; "
+        f"RPO {seconds(state.rpo_s)} s wall clock (target {seconds(state.rpo_target_s)} s)"
+        + (f"; lost: {', '.join(state.lost_keys[:5])}" if state.lost_keys else "")
+    )
 
 
 def catch_up(result: drill_report.Objectives) -> str:
@@ -192,6 +209,8 @@ def summary_pairs(report: drill_report.DrillReport) -> list[tuple[str, str]]:
     ]
     if report.run_id:
         pairs.insert(0, ("run", report.run_id))
+    if report.management is not None:
+        pairs.append(("management state", management_summary(report.management)))
     if report.tiers_not_measured:
         pairs.append(
             (
@@ -485,6 +504,14 @@ def to_junit(report: drill_report.DrillReport) -> ET.Element:
                 None if miss is None else f"{objective} {miss.reason}",
                 figures,
             )
+    state = report.management
+    if state is not None:
+        add_case(
+            f"drill.{report.plan}.management",
+            "management state RPO",
+            None if state.met else f"RPO {seconds(state.rpo_s)} s > target {seconds(state.rpo_target_s)} s",
+            management_summary(state),
+        )
     for check in report.checks:
         add_case(
             f"drill.{report.plan}.checks",

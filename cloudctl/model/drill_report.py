@@ -171,8 +171,8 @@ class FaultResult(BaseModel):
     index: int
     """The fault's place in the plan: 0 is the ``scenario``, 1 and on its ``faults`` in order."""
     kind: str
-    """``lose-local-center``, ``lose-both-local-centers``, ``cut-dr-link``, ``degrade-link`` or
-    ``test-failover``."""
+    """``lose-local-center``, ``lose-both-local-centers``, ``lose-management-site``, ``cut-dr-link``,
+    ``degrade-link`` or ``test-failover``."""
     summary: str
     """The fault in words, e.g. ``lose local center qd-a``."""
     injected_offset_s: float | None
@@ -190,6 +190,33 @@ class FaultResult(BaseModel):
     write_latency_s: float = 0.0
     """The longest a round of canary writes took to be acknowledged while this fault was active
     (a degraded synchronous link shows here)."""
+
+
+class ManagementResult(BaseModel):
+    """The management state after its site was lost: the DR standby promoted, and what it lacked.
+
+    Measured in wall-clock seconds even in a drill on its own clock: the management database
+    streams to its standby in real time, whatever clock the drill runs on.
+    """
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    promoted: str
+    """The standby promoted in the DR site (``host:port/database``); recovery ran from there."""
+    old_primary_fenced: bool
+    """The lost site's database was fenced: it refuses writes even if it comes back."""
+    acknowledged: int
+    """Management records the drill saw committed before the fault (canary requests, write log)."""
+    lost: int
+    """Of those, the records the promoted database lacks."""
+    lost_keys: list[str]
+    """The first lost records' keys (``table:key``), oldest first; at most 20."""
+    rpo_s: float
+    """Seconds from the first lost record's acknowledgement to the last acknowledgement (0: none lost)."""
+    rpo_target_s: float
+    """The plan's target for the management state's RPO (``scenario.management_rpo_s``)."""
+    met: bool
+    """``rpo_s`` is within ``rpo_target_s``; the drill fails otherwise."""
 
 
 _PLATINUM: dict[str, Any] = {
@@ -401,6 +428,8 @@ class DrillReport(BaseModel):
     """Tiers in the plan's scope left out of the drill, with the reason; empty when none was."""
     seed: int = 0
     """The plan's ``canary.seed``: where in the write interval the canary writes fell."""
+    management: ManagementResult | None = None
+    """Drills that lose the management center's site: its state's RPO; ``None`` for the others."""
 
 
 # --- the rule ----------------------------------------------------------------------------------

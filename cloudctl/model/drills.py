@@ -80,6 +80,24 @@ class LoseBothLocalCenters(_Timed):
         return f"lose every local center, recover in {self.recover_in or 'the DR center'}"
 
 
+class LoseManagementSite(_Timed):
+    """The management center's site goes dark with every local center in it (Qingdao: mgmt, qd-a
+    and qd-b): the management database's standby in the DR site is promoted, the lost site's
+    database fenced, and recovery is driven from there. Needs the management database on
+    PostgreSQL with its DR standby (``CLOUDCTL_MGMT_STANDBY_URL``); the promotion is real."""
+
+    kind: Literal["lose-management-site"]
+    recover_in: topo.Slug | None = None
+    """The DR center to recover in; ``None``: the topology's DR center (there must be one)."""
+    management_rpo_s: Annotated[float, Field(ge=0)] = 5.0
+    """The management state's RPO target in wall-clock seconds (asynchronous streaming)."""
+
+    @property
+    def summary(self) -> str:
+        where = self.recover_in or "the DR center"
+        return f"lose the management site and every local center, recover in {where}"
+
+
 class CutDrLink(_LinkFault):
     """The link from a local center to the DR center is cut; asynchronous copies fall behind."""
 
@@ -116,16 +134,26 @@ class IsolatedFailoverTest(_Timed):
         return f"test failover into an isolated copy in {self.center or 'the DR center'}"
 
 
-AnyScenario = LoseLocalCenter | LoseBothLocalCenters | CutDrLink | DegradeLink | IsolatedFailoverTest
+AnyScenario = (
+    LoseLocalCenter
+    | LoseBothLocalCenters
+    | LoseManagementSite
+    | CutDrLink
+    | DegradeLink
+    | IsolatedFailoverTest
+)
 Scenario = Annotated[AnyScenario, Field(discriminator="kind")]
 
-LOSSES = (LoseLocalCenter, LoseBothLocalCenters)
+LOSSES = (LoseLocalCenter, LoseBothLocalCenters, LoseManagementSite)
 """Faults after which workloads must be recovered elsewhere."""
+EVERY_LOCAL_LOST = (LoseBothLocalCenters, LoseManagementSite)
+"""Losses of every local center, recovered in the DR center (``recover_in``)."""
 LINK_FAULTS = (CutDrLink, DegradeLink)
 
 SCENARIO_KINDS = (
     "lose-local-center",
     "lose-both-local-centers",
+    "lose-management-site",
     "cut-dr-link",
     "degrade-link",
     "test-failover",
@@ -447,7 +475,7 @@ def _check_scenario(scenario: AnyScenario, topology: topo.Topology, *, field: st
 def _check_fault(scenario: AnyScenario, topology: topo.Topology) -> None:
     if isinstance(scenario, LoseLocalCenter):
         _require_role(topology, scenario.center, topo.CenterRole.LOCAL, field="scenario.center")
-    elif isinstance(scenario, LoseBothLocalCenters):
+    elif isinstance(scenario, EVERY_LOCAL_LOST):
         _require_dr_center(topology, scenario.recover_in, field="scenario.recover_in")
     elif isinstance(scenario, CutDrLink):
         dr_centers = [center.name for center in topology.centers_with_role(topo.CenterRole.DR)]

@@ -66,6 +66,12 @@ class Context:
             self._store.dispose()
             self._store = None
 
+    def move_to(self, database_url: str) -> None:
+        """Go on against another database (the management standby, promoted): whoever holds this
+        context follows, the API serving from it included. Drivers and caches are built again."""
+        self.close()
+        self.settings = self.settings.model_copy(update={"database_url": database_url})
+
     # --- retries ---------------------------------------------------------------------------
 
     def retrying(self, operation: Callable[[], T]) -> T:

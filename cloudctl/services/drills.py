@@ -39,7 +39,7 @@ from cloudctl.model import drill_report, drills
 from cloudctl.model import topology as topo
 from cloudctl.recovery import replication as repl
 from cloudctl.recovery.drills import checks, engine, platform, progress
-from cloudctl.services import audit, faults, identity, provisioning, recovery, status, workloads
+from cloudctl.services import audit, faults, identity, mgmt, provisioning, recovery, status, workloads
 from cloudctl.services import context as ctx_module
 from cloudctl.services import requests as requests_service
 from cloudctl.store import orgs, replication
@@ -416,6 +416,9 @@ def start_drill(
     (the API answers with the run id in between)."""
     ctx.require_initialised()
     check_plan(ctx, plan)
+    for index, fault in enumerate(plan.all_faults):  # what only this management center can tell
+        if isinstance(fault, drills.LoseManagementSite):
+            mgmt.check_standby(ctx, field="scenario.kind" if index == 0 else f"faults[{index - 1}].kind")
     operator = principal or identity.local_operator("sysadmin")
     _authorize(ctx, operator)
     started = ctx.clock.now()
@@ -596,10 +599,14 @@ class _ServicePlatform:
     def __init__(self, ctx: ctx_module.Context, run_id: str, plan: drills.DrillPlan, *, at: float) -> None:
         clock: clocks.Clock = clocks.ManualClock(start=at) if plan.simulated_time else ctx.clock
         self.ctx = ctx_module.Context(settings=ctx.settings, clock=clock, _store=ctx.store)
+        self.caller = ctx
+        """The context the drill was started in: it follows a promotion of the management standby."""
         self.run_id = run_id
         self.plan = plan
         self.sysadmin = identity.local_operator("sysadmin")
         self._owners: dict[str, identity.Principal] = {}
+        self._acknowledged: dict[str, dict[str, float]] = {"requests": {}, "changes": {}}
+        """Management records this drill saw committed, by table and key: when (wall clock)."""
 
     @property
     def clock(self) -> clocks.Clock:
@@ -666,6 +673,7 @@ class _ServicePlatform:
         ]
         made = []
         for request in self._admit_all(self._departments(plan), bodies):
+            self._acknowledged["requests"][request.id] = recovery.WALL_CLOCK.now()
             if request.state == "pending-approval":
                 requests_service.approve(self.ctx, principal=self.sysadmin, request_id=request.id)
             result = provisioning.reconcile(self.ctx, kind="request", object_id=request.id)
@@ -741,6 +749,10 @@ class _ServicePlatform:
         outcomes = repl.write_many(
             self._env(), [repl.Write(w.workload_id, w.key, w.data, w.center) for w in writes]
         )
+        now = recovery.WALL_CLOCK.now()
+        for write, outcome in zip(writes, outcomes, strict=True):
+            if isinstance(outcome, repl.Ack):  # the write log is management state too
+                self._acknowledged["changes"][f"{write.workload_id}:{outcome.seq}"] = now
         return [outcome.at if isinstance(outcome, repl.Ack) else None for outcome in outcomes]
 
     def replicate_due(self, workload_ids: Sequence[str]) -> None:
@@ -799,7 +811,7 @@ class _ServicePlatform:
         made: list[str] = []
         if isinstance(fault, drills.LoseLocalCenter):
             made.append(faults.inject(self.ctx, kind="center-down", center=fault.center).id)
-        elif isinstance(fault, drills.LoseBothLocalCenters):
+        elif isinstance(fault, drills.EVERY_LOCAL_LOST):
             made += [faults.inject(self.ctx, kind="center-down", center=center).id for center in local]
         elif isinstance(fault, drills.CutDrLink):
             for center in [fault.center] if fault.center else local:
@@ -812,6 +824,35 @@ class _ServicePlatform:
                 faults.inject(self.ctx, kind="link-degraded", center=a, peer=b, factor=fault.factor).id
             )
         return made
+
+    def lose_management(self, fault: drills.LoseManagementSite) -> drill_report.ManagementResult:
+        old = self.ctx.settings.database_url or ""
+        standby = mgmt.check_standby(self.ctx, field="scenario.kind")
+        promotion = mgmt.promote(
+            self.ctx,
+            standby=standby,
+            old_primary=old,
+            operator=f"drill:{self.run_id}",
+            why=f"drill {self.run_id}: {fault.summary}",
+            site_lost=True,
+        )
+        # The management center in the DR site carries on: the same drill, and whoever started it
+        # (the API serving it included), on the promoted database.
+        self.caller.move_to(standby)
+        self.ctx = ctx_module.Context(
+            settings=self.caller.settings, clock=self.ctx.clock, _store=self.caller.store
+        )
+        acknowledged, lost, rpo_s = mgmt.loss_across(promoted=standby, acknowledged=self._acknowledged)
+        return drill_report.ManagementResult(
+            promoted=promotion.promoted,
+            old_primary_fenced=promotion.old_primary_fenced,
+            acknowledged=acknowledged,
+            lost=len(lost),
+            lost_keys=lost[:20],
+            rpo_s=rpo_s,
+            rpo_target_s=fault.management_rpo_s,
+            met=rpo_s <= fault.management_rpo_s,
+        )
 
     def clear(self, fault_ids: Sequence[str]) -> None:
         known = {fault.id for fault in faults.list_faults(self.ctx)}

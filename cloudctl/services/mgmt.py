@@ -120,6 +120,36 @@ def records_lost(
     )
 
 
+def loss_across(
+    *, promoted: str, acknowledged: Mapping[str, Mapping[str, float]]
+) -> tuple[int, list[str], float]:
+    """``records_lost`` over several tables at once (``{table: {key: acknowledged at}}``): how many
+    were acknowledged, the lost ones as ``table:key`` oldest first, and the RPO over all of them."""
+    at: dict[str, float] = {}
+    lost: list[str] = []
+    for table, keys in acknowledged.items():
+        if keys:
+            found = records_lost(promoted=promoted, acknowledged=keys, table=table)
+            lost += [f"{table}:{key}" for key in found.lost_keys]
+            at.update({f"{table}:{key}": when for key, when in keys.items()})
+    lost.sort(key=lambda key: (at[key], key))
+    rpo_s = max(at.values()) - at[lost[0]] if lost else 0.0
+    return len(at), lost, round(rpo_s, 3)
+
+
+def check_standby(ctx: ctx_module.Context, *, field: str) -> str:
+    """The standby's URL, if the management database is PostgreSQL and has one; else one line."""
+    try:
+        primary_url(ctx)
+        return standby_url(ctx, None)
+    except errors.InvalidInput as error:
+        raise errors.InvalidInput(
+            f"losing the management site needs the management database on PostgreSQL with its DR "
+            f"standby: {error.reason}",
+            field=field,
+        ) from None
+
+
 def standby_url(ctx: ctx_module.Context, given: str | None) -> str:
     url = given or os.environ.get("CLOUDCTL_MGMT_STANDBY_URL")
     if not url:
@@ -213,8 +243,14 @@ def promote(
     old_primary: str | None = None,
     operator: str,
     why: str = "",
+    site_lost: bool = False,
 ) -> PromotionPublic:
-    """Promote the DR standby and fence the old primary; see the module docstring."""
+    """Promote the DR standby and fence the old primary; see the module docstring.
+
+    ``site_lost`` (a drill of the site's loss): the standby is promoted with what it holds at
+    this instant, without waiting for it to replay the rest; the old primary is fenced first,
+    so it takes nothing the standby will not have had the chance to receive.
+    """
     dr = standby_url(ctx, standby)
     old = old_primary or ctx.settings.database_url
     if old:
@@ -237,7 +273,7 @@ def promote(
         sessions = pg_replication.fence(old, reason=reason)
         fenced = True
         if pg_replication.server_state(dr).in_recovery:
-            lag = _wait_caught_up(old, dr, timeout_s=CATCH_UP_TIMEOUT_S)
+            lag = _wait_caught_up(old, dr, timeout_s=0.0 if site_lost else CATCH_UP_TIMEOUT_S)
     promoted_now = pg_replication.promote(dr)
     _audit_promotion(ctx, dr, why=why, detail={**reason, "old_primary_fenced": fenced})
     pg_replication.record(dr, key=pg_replication.PROMOTED_KEY, value={**reason, "old_primary": _where(old)})

@@ -258,8 +258,14 @@ def create_slot(url: str, name: str) -> None:
         )
 
 
-KEYED_TABLES = {"requests": "id", "workloads": "id", "audit_records": "seq"}
-"""Management tables whose records a drill can count as kept or lost, with their key column."""
+KEYED_TABLES = {
+    "requests": "id",
+    "workloads": "id",
+    "audit_records": "seq",
+    "changes": "workload_id || ':' || CAST(seq AS text)",
+}
+"""Management tables whose records a drill can count as kept or lost, with their key (a column, or
+for the write log an expression: ``workload:seq``)."""
 
 
 def existing_keys(url: str, *, table: str, keys: list[str]) -> set[str]:

@@ -156,7 +156,20 @@ def test_every_shipped_plan_is_exercised() -> None:
         "test-failover-dr",
         "degrade-then-lose-qd-a",
         "cut-dr-then-lose-both",
+        "lose-qingdao-site",  # on two real PostgreSQL clusters: tests/integration/test_mgmt_pair.py
     }
+
+
+def test_losing_the_management_site_on_sqlite_is_refused_in_one_line_and_records_nothing(
+    sqlite_ctx: ctx_module.Context,
+) -> None:
+    with pytest.raises(errors.InvalidInput) as refused:
+        plan = drills.parse((PLANS / "lose-qingdao-site.yaml").read_text(encoding="utf-8"))
+        drill_service.run_drill(sqlite_ctx, plan=plan)
+    assert refused.value.field == "scenario.kind"
+    assert "PostgreSQL with its DR standby" in refused.value.reason
+    with sqlite_ctx.read() as tx:
+        assert recovery_store.list_drill_runs(tx) == []
 
 
 def test_a_compound_night_loses_nothing_and_shows_each_fault(sqlite_ctx: ctx_module.Context) -> None:

@@ -23,8 +23,11 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+import yaml
 
 from cloudctl import clock as clocks
+from cloudctl.model import drill_formats, drills
+from cloudctl.services import drills as drill_service
 from cloudctl.services import identity, leader, mgmt, setup
 from cloudctl.services import requests as requests_service
 from cloudctl.store import db
@@ -357,3 +360,91 @@ def _answers(port: int) -> bool:
         return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+# --- the drill that loses the whole Qingdao site ----------------------------------------------------
+
+
+def _site_drill(pair: Pair, home: Path, monkeypatch: pytest.MonkeyPatch, **scenario: object) -> Any:
+    """Run the shipped ``lose-qingdao-site`` plan (``scenario`` overrides) on the pair, from the
+    Qingdao primary; returns the report and the context, which then points at Dezhou."""
+    monkeypatch.setenv("CLOUDCTL_MGMT_STANDBY_URL", pair.standby_url)
+    poll(
+        lambda: status(pair, home)["lag_bytes"] == 0, what="the standby to replay everything", deadline_s=120
+    )
+    data = yaml.safe_load((ROOT / "dr" / "drills" / "lose-qingdao-site.yaml").read_text(encoding="utf-8"))
+    data["scenario"].update(scenario)
+    plan = drills.DrillPlan.model_validate(data)
+    store = db.Store(pair.primary_url)
+    ctx = make_context(store, clocks.SystemClock(), home)
+    return ctx, plan
+
+
+def _change_keys(url: str, workload_ids: list[str]) -> set[str]:
+    rows = raw(url, "SELECT workload_id, seq FROM changes WHERE workload_id = ANY(:ids)", ids=workload_ids)
+    return {f"changes:{workload_id}:{seq}" for workload_id, seq in rows}
+
+
+def test_the_lose_qingdao_site_drill_recovers_from_dezhou_and_loses_no_management_record(
+    pair: Pair, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx, plan = _site_drill(pair, home, monkeypatch)
+    report = drill_service.run_drill(ctx, plan=plan)
+
+    state = report.management
+    assert state is not None and report.passed, [m.describe() for m in drill_formats.missed(report)]
+    assert state.promoted.startswith(f"127.0.0.1:{pair.standby_port}")
+    assert state.old_primary_fenced and refuses_writes(pair.primary_url)
+    canaries = [w.workload_id for w in report.workloads]
+    kept = _change_keys(pair.standby_url, canaries)
+    assert state.acknowledged >= len(kept) > 100  # every canary write, and the canaries' requests
+    assert (state.lost, state.lost_keys, state.rpo_s, state.met) == (0, [], 0.0, True)
+    assert {w.recovered_in for w in report.workloads} == {"dz-dr"}
+    # Recovery was driven from Dezhou: the failover runs and the finished drill are in the promoted
+    # database; Qingdao's, fenced at the fault, still shows the drill running and no failover.
+    assert raw(pair.standby_url, "SELECT state FROM drill_runs WHERE id = :id", id=report.run_id) == [
+        ("done",)
+    ]
+    assert raw(pair.primary_url, "SELECT state FROM drill_runs WHERE id = :id", id=report.run_id) == [
+        ("running",)
+    ]
+    done = raw(pair.standby_url, "SELECT count(*) FROM recovery_runs WHERE state = 'done'")
+    assert done[0][0] >= 1 and raw(pair.primary_url, "SELECT count(*) FROM recovery_runs") == [(0,)]
+    assert raw(pair.standby_url, "SELECT count(*) FROM audit_records WHERE action = 'mgmt.promote'") == [(1,)]
+    assert ctx.settings.database_url == pair.standby_url  # whoever started the drill followed it
+    ctx.close()
+
+
+def test_a_management_standby_cut_off_before_the_warm_up_loses_exactly_what_it_missed(
+    pair: Pair, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx, plan = _site_drill(pair, home, monkeypatch, management_rpo_s=0.001)
+
+    def cut_the_stream(step: Any) -> None:
+        if step.step == "canaries ready":  # the warm-up's writes never reach Dezhou
+            engine = sa.create_engine(
+                db.normalise_url(pair.standby_url), poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT"
+            )
+            with engine.connect() as connection:  # ALTER SYSTEM runs outside a transaction
+                connection.execute(sa.text("ALTER SYSTEM SET primary_conninfo = ''"))
+                connection.execute(sa.text("SELECT pg_reload_conf()"))
+            engine.dispose()
+            poll(
+                lambda: raw(pair.standby_url, "SELECT count(*) FROM pg_stat_wal_receiver") == [(0,)],
+                what="the standby to stop receiving",
+                deadline_s=60,
+            )
+
+    report = drill_service.run_drill(ctx, plan=plan, on_step=cut_the_stream)
+
+    state = report.management
+    assert state is not None
+    canaries = [w.workload_id for w in report.workloads]
+    # The answer, known from both databases: committed in Qingdao, absent from the promoted one.
+    missing = _change_keys(pair.primary_url, canaries) - _change_keys(pair.standby_url, canaries)
+    assert len(missing) > 100
+    assert state.lost == len(missing)
+    assert set(state.lost_keys) <= missing and len(state.lost_keys) == 20
+    assert state.rpo_s > 0 and not state.met and not report.passed
+    assert any(m.subject == "management state" for m in drill_formats.missed(report))
+    ctx.close()

@@ -290,6 +290,17 @@ def _inject(drill: Drill, fault: progress.Fault) -> None:
     spec = fault.spec
     topology = drill.platform.topology
     fault.injected_at = drill.clock.now()
+    if isinstance(spec, drills.LoseManagementSite) and drill.progress.management is None:
+        # First the management center's own site: from here on the drill runs against the
+        # promoted database in the DR site, where the faults and the recovery are recorded.
+        drill.progress.management = drill.platform.lose_management(spec)
+        drill.save()
+        lost = drill.progress.management
+        drill.note(
+            "management center lost",
+            f"{lost.promoted} promoted; {lost.lost} of {lost.acknowledged} management records lost, "
+            f"RPO {lost.rpo_s:g} s",
+        )
     fault.fault_ids = drill.platform.inject(spec)
     if isinstance(spec, drills.LINK_FAULTS):
         fault.links = _links(spec, topology)
@@ -302,7 +313,7 @@ def _inject(drill: Drill, fault: progress.Fault) -> None:
         fault.catching_up = list(fault.crossing)
     if isinstance(spec, drills.LoseLocalCenter):
         fault.lost_centers = [spec.center]
-    elif isinstance(spec, drills.LoseBothLocalCenters):
+    elif isinstance(spec, drills.EVERY_LOCAL_LOST):
         fault.lost_centers = [c.name for c in topology.centers_with_role(topo.CenterRole.LOCAL)]
     drill.save()
     drill.note("fault injected", f"#{fault.index} {spec.summary}")
@@ -324,7 +335,7 @@ def _links(spec: drills.CutDrLink | drills.DegradeLink, topology: topo.Topology)
 
 def _recover_from_loss(drill: Drill, fault: progress.Fault) -> None:
     spec = fault.spec
-    to_center = spec.recover_in if isinstance(spec, drills.LoseBothLocalCenters) else None
+    to_center = spec.recover_in if isinstance(spec, drills.EVERY_LOCAL_LOST) else None
     assert fault.injected_at is not None
     by_id = {canary.workload_id: canary for canary in drill.progress.canaries}
     for center in fault.lost_centers:
@@ -588,7 +599,8 @@ def report(drill: Drill) -> drill_report.DrillReport:
         started_at=clocks.isoformat(start),
         finished_at=clocks.isoformat(drill.clock.now()),
         simulated_time=plan.simulated_time,
-        passed=drill_report.drill_passed(tiers, drill.progress.workloads, drill.progress.checks),
+        passed=drill_report.drill_passed(tiers, drill.progress.workloads, drill.progress.checks)
+        and (drill.progress.management is None or drill.progress.management.met),
         tiers=tiers,
         workloads=drill.progress.workloads,
         checks=drill.progress.checks,
@@ -597,4 +609,5 @@ def report(drill: Drill) -> drill_report.DrillReport:
         faults=faults,
         tiers_not_measured=not_measured,
         seed=plan.canary.seed,
+        management=drill.progress.management,
     )

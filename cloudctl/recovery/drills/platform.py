@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from cloudctl import clock as clocks
-from cloudctl.model import drills
+from cloudctl.model import drill_report, drills
 from cloudctl.model import topology as topo
 
 
@@ -109,6 +109,11 @@ class Platform(Protocol):
         ...
 
     def clear(self, fault_ids: Sequence[str]) -> None: ...
+
+    def lose_management(self, fault: drills.LoseManagementSite) -> drill_report.ManagementResult:
+        """The management center's site is lost: promote its DR standby, fence the lost site's
+        database, go on against the promoted one, and say which acknowledged records it lacks."""
+        ...
 
     def plan_failover(
         self, *, center: str, to_center: str | None, workload_ids: Sequence[str]

@@ -91,6 +91,8 @@ class Progress(BaseModel):
     checks: list[drill_report.CheckResult] = Field(default_factory=list)
     workloads: list[drill_report.WorkloadResult] = Field(default_factory=list)
     cleanup_problems: list[str] = Field(default_factory=list)
+    management: drill_report.ManagementResult | None = None
+    """Set once the management center's site was lost and its DR standby promoted (never twice)."""
 
     def finished(self, phase: str) -> bool:
         return bool(self.phase) and PHASE_NAMES.index(self.phase) >= PHASE_NAMES.index(phase)

@@ -426,8 +426,10 @@ echo "$*" >>"$STUB_LOG"
 [[ "$1" == --as ]] && shift 4
 case "$1 $2" in
     "init "*) echo "already initialised" ;;
-    "drill due") echo '[{"name": "lose-qd-a", "path": "dr/drills/lose-qd-a.yaml"},
-                       {"name": "cut-dr-link", "path": "dr/drills/cut-dr-link.yaml"}]' ;;
+    "drill due") echo '[{"name": "lose-qd-a", "path": "dr/drills/lose-qd-a.yaml",
+                         "scenario": {"kind": "lose-local-center"}},
+                        {"name": "cut-dr-link", "path": "dr/drills/cut-dr-link.yaml",
+                         "scenario": {"kind": "cut-dr-link"}}]' ;;
     "drill run") [[ "$3" == *lose-qd-a* ]] && exit 0; exit 1 ;;
 esac
 """

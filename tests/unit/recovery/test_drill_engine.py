@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from cloudctl import clock as clocks
-from cloudctl.model import drill_report, drills
+from cloudctl.model import drill_formats, drill_report, drills
 from cloudctl.model import topology as topo
 from cloudctl.recovery.drills import engine, platform, progress
 from tests.conftest import TOPOLOGY
@@ -43,6 +43,9 @@ class ScriptedPlatform:
         self.pending_since: Callable[[str, float], float | None] = lambda _workload, _now: None
         self.deleted: list[str] = []
         self.plans: list[str] = []
+        self.targets: dict[str, str | None] = {}
+        self.management_rpo_s = 0.0
+        """What the promoted management database lacked, as the RPO ``lose_management`` reports."""
 
     def unit(self) -> contextlib.AbstractContextManager[object]:
         return contextlib.nullcontext()
@@ -78,10 +81,25 @@ class ScriptedPlatform:
     def clear(self, fault_ids: Sequence[str]) -> None:
         self.cleared += list(fault_ids)
 
+    def lose_management(self, fault: drills.LoseManagementSite) -> drill_report.ManagementResult:
+        self.injected.append("management")
+        rpo_s = self.management_rpo_s
+        return drill_report.ManagementResult(
+            promoted="dezhou:5432/cloudctl",
+            old_primary_fenced=True,
+            acknowledged=120,
+            lost=3 if rpo_s else 0,
+            lost_keys=["changes:w-gold-0:58", "changes:w-gold-0:59", "changes:w-gold-0:60"] if rpo_s else [],
+            rpo_s=rpo_s,
+            rpo_target_s=fault.management_rpo_s,
+            met=rpo_s <= fault.management_rpo_s,
+        )
+
     def plan_failover(
         self, *, center: str, to_center: str | None, workload_ids: Sequence[str]
     ) -> platform.FailoverPlanned:
         self.plans.append(center)
+        self.targets[center] = to_center
         return platform.FailoverPlanned(
             run_id=f"run-{center}",
             stranded={w: why for w, why in self.stranded.items() if w in workload_ids},
@@ -90,7 +108,7 @@ class ScriptedPlatform:
     def execute_failover(self, run_id: str) -> dict[str, platform.Served]:
         self.clock.advance(self.recovery_takes_s)
         center = run_id.removeprefix("run-")
-        target = "qd-b" if center == "qd-a" else "dz-dr"
+        target = self.targets.get(center) or ("qd-b" if center == "qd-a" else "dz-dr")
         return {
             w: platform.Served(target, self.clock.now())
             for w, home in self.homes.items()
@@ -200,6 +218,25 @@ def test_a_tier_that_lost_every_write_earns_no_level_and_fails() -> None:
     fault_at = START + report.faults[0].injected_offset_s  # type: ignore[operator]
     assert tier.rpo_measured_s == pytest.approx(fault_at - first_write_at(world), abs=1e-3)
     assert not report.passed
+
+
+@pytest.mark.parametrize(("lost_s", "passed"), [(0.0, True), (2.0, True), (7.5, False)])
+def test_losing_the_management_site_promotes_first_recovers_in_dr_and_judges_its_rpo(
+    lost_s: float, passed: bool
+) -> None:
+    world = ScriptedPlatform()
+    world.management_rpo_s = lost_s
+    scenario = {"kind": "lose-management-site", "recover_in": "dz-dr", "management_rpo_s": 5}
+    report = run(world, plan(scenario=scenario, targets={"gold": {"rpo_s": 3600, "rto_s": 3600, "level": 1}}))
+    assert world.injected == ["management", "lose-management-site"]  # the database moves first
+    assert sorted(world.plans) == ["qd-a", "qd-b"]
+    assert {w.recovered_in for w in report.workloads} == {"dz-dr"}
+    assert report.management is not None
+    assert (report.management.rpo_s, report.management.met) == (lost_s, passed)
+    assert report.passed is passed
+    assert "management center lost" in [step.step for step in report.timeline]
+    missed = [m.subject for m in drill_formats.missed(report)]
+    assert ("management state" in missed) is not passed
 
 
 def test_a_stranded_workload_is_listed_with_its_reason_and_fails_the_drill() -> None:
