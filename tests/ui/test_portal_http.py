@@ -238,14 +238,14 @@ def test_markup_in_a_stored_workload_name_and_a_rejection_reason_is_escaped_ever
         )
     engine.dispose()
     sysadmin = browser_like(token=issue(portal_ctx, "sysadmin"))
+    listed = [hrss.get("/ui/workloads"), sysadmin.get("/ui/workloads")]  # listed while it waits
     rejected = post_form(sysadmin, "/ui/approvals", f"/ui/requests/{request_id}/reject", {"reason": XSS})
     assert rejected.status_code == 303
     auditor = browser_like(token=issue(portal_ctx, "auditor"))
     pages = [
         hrss.get(f"/ui/requests/{request_id}"),
-        hrss.get("/ui/workloads"),
+        *listed,
         hrss.get(f"/ui/workloads/{workload_id}"),
-        sysadmin.get("/ui/workloads"),
         auditor.get("/ui/audit", params={"action": "request.reject"}),
     ]
     for page in pages:
@@ -254,6 +254,7 @@ def test_markup_in_a_stored_workload_name_and_a_rejection_reason_is_escaped_ever
         assert "<img src=x" not in page.text, page.url
     assert ESCAPED in pages[0].text  # the rejection reason, as the department sees it
     assert ESCAPED in pages[1].text  # the workload name in the listing
+    assert ESCAPED in pages[3].text  # and on its own page, once rejected
 
 
 def test_markup_in_an_org_node_name_is_escaped(portal_ctx: ctx_module.Context, browser_like: Browser) -> None:
