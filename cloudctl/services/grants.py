@@ -524,10 +524,6 @@ def approve(ctx: ctx_module.Context, *, principal: identity.Principal, grant_id:
             needs_bureau=record.needs_bureau,
             bureau_approved=record.bureau_approved_by is not None,
         )
-        if active:
-            model.check_transition(model.GrantState(record.state), model.GrantState.ACTIVE, grant_id=grant_id)
-            enforced = _enforce(ctx, tx, record)
-            record = _replace(record, state=model.GrantState.ACTIVE, enforced_in=enforced)
         record = store.update_grant(tx, _replace(record, updated_at=now))
         audit.record(
             ctx,
@@ -536,8 +532,22 @@ def approve(ctx: ctx_module.Context, *, principal: identity.Principal, grant_id:
             target_type="DataGrant",
             target_id=grant_id,
             outcome="success",
-            detail={"approval": given, "state": record.state, "enforced_in": record.enforced_in},
+            detail={"approval": given, "activates": active},
             tx=tx,
+        )
+    if not active:
+        return _grant_public(record)
+    # The backends are written outside the store's transaction (a backend may share the database).
+    enforced = _enforce(ctx, record)
+    with ctx.transaction() as tx:
+        current = store.find_grant(tx, grant_id, for_update=True)
+        assert current is not None
+        if current.state != model.GrantState.REQUESTED:
+            _withdraw(ctx, _replace(current, enforced_in=enforced))
+            return _grant_public(current)
+        model.check_transition(model.GrantState(current.state), model.GrantState.ACTIVE, grant_id=grant_id)
+        record = store.update_grant(
+            tx, _replace(current, state=model.GrantState.ACTIVE, enforced_in=enforced, updated_at=now)
         )
         return _grant_public(record)
 
@@ -548,9 +558,14 @@ def revoke(
 ) -> GrantPublic:
     """End a live grant now and take its bucket policies away; revoking an ended grant changes nothing."""
     now = ctx.clock.now()
-    with ctx.transaction() as tx:
-        record = _visible_grant(ctx, tx, principal=principal, grant_id=grant_id, for_update=True)
+    with ctx.read() as tx:
+        record = _visible_grant(ctx, tx, principal=principal, grant_id=grant_id)
         identity.authorize(ctx, principal=principal, action="data.grant.revoke", **_grant_of(tx, record))
+    if record.state not in model.LIVE_STATES:
+        return _grant_public(record)
+    _withdraw(ctx, record)
+    with ctx.transaction() as tx:
+        record = _locked(tx, grant_id)
         if record.state not in model.LIVE_STATES:
             return _grant_public(record)
         record = _end(
@@ -594,6 +609,10 @@ def expire_due(ctx: ctx_module.Context) -> list[str]:
         due = [record.id for record in store.due_grants(tx, now=now, live_states=model.LIVE_STATES)]
     ended = []
     for grant_id in due:
+        with ctx.read() as tx:
+            found = store.find_grant(tx, grant_id)
+        if found is not None:
+            _withdraw(ctx, found)
         with ctx.transaction() as tx:
             record = store.find_grant(tx, grant_id, for_update=True)
             if record is None or record.state not in model.LIVE_STATES or record.expires_at > now:
@@ -614,10 +633,6 @@ def _end(
     now: float,
 ) -> store.GrantRecord:
     model.check_transition(model.GrantState(record.state), state, grant_id=record.id)
-    for place in record.enforced_in:
-        drivers.center_drivers(ctx, place["center"]).object_storage.revoke_prefix_access(
-            place["bucket"], grant_id=record.id
-        )
     ended = store.update_grant(
         tx, _replace(record, state=state, ended_by=by.id, reason=reason, enforced_in=[], updated_at=now)
     )
@@ -639,6 +654,21 @@ def _end(
     return ended
 
 
+def _locked(tx: Any, grant_id: str) -> store.GrantRecord:
+    record = store.find_grant(tx, grant_id, for_update=True)
+    if record is None:
+        raise errors.NotFound(f"no data grant {grant_id!r}", field="grant")
+    return record
+
+
+def _withdraw(ctx: ctx_module.Context, record: store.GrantRecord) -> None:
+    """Take the grant's statements away wherever they were written (quiet where already gone)."""
+    for place in record.enforced_in:
+        drivers.center_drivers(ctx, place["center"]).object_storage.revoke_prefix_access(
+            place["bucket"], grant_id=record.id
+        )
+
+
 def _buckets_of(tx: Any, item: store.ItemRecord) -> Iterator[dict[str, str]]:
     workload = requests.find_workload(tx, item.workload_id or "")
     if workload is None:
@@ -649,13 +679,15 @@ def _buckets_of(tx: Any, item: store.ItemRecord) -> Iterator[dict[str, str]]:
                 yield {"center": placement.center, "bucket": str(resource["id"])}
 
 
-def _enforce(ctx: ctx_module.Context, tx: Any, record: store.GrantRecord) -> list[dict[str, str]]:
+def _enforce(ctx: ctx_module.Context, record: store.GrantRecord) -> list[dict[str, str]]:
     """Write the grant's bucket policy statement in every center holding the item's bucket."""
-    item = store.find_item(tx, record.item_id)
+    with ctx.read() as tx:
+        item = store.find_item(tx, record.item_id)
+        places = [] if item is None else list(_buckets_of(tx, item))
     if item is None or item.kind != model.ItemKind.BUCKET_PREFIX:
         return []
     enforced = []
-    for place in _buckets_of(tx, item):
+    for place in places:
         drivers.center_drivers(ctx, place["center"]).object_storage.grant_prefix_access(
             place["bucket"], grant_id=record.id, prefix=item.prefix or "", consumer=record.consumer
         )
