@@ -341,6 +341,7 @@ def create_app(
     # Operator routes of other areas are included here, one line each.
     from cloudctl.api import (
         routes_audit,
+        routes_data,
         routes_drills,
         routes_org,
         routes_recovery,
@@ -348,7 +349,15 @@ def create_app(
         routes_tokens,
     )
 
-    routers = (routes_recovery, routes_replication, routes_org, routes_tokens, routes_audit, routes_drills)
+    routers = (
+        routes_recovery,
+        routes_replication,
+        routes_org,
+        routes_tokens,
+        routes_audit,
+        routes_drills,
+        routes_data,
+    )
     for module in routers:
         app.include_router(module.router(), prefix="/v1", responses=problems.documented_errors())
     docs_assets.install(app)

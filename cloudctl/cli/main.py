@@ -79,6 +79,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "commands_capacity",
         "Capacity per center: the forecast of allocation against thresholds, and usage recording.",
     ),
+    "data": (
+        "commands_data",
+        "Cross-department data sharing: published items and purpose-bound, expiring grants.",
+    ),
     "mgmt": (
         "commands_mgmt",
         "The management database's standby in the DR site: status, promote, fence, failback.",

@@ -244,6 +244,17 @@ class ObjectVersion:
     modified_at: float
 
 
+@dataclasses.dataclass(frozen=True)
+class PrefixGrant:
+    """Read access to the keys under ``prefix`` of a bucket for one consumer department, as the
+    backend holds it (an S3 bucket policy statement, or the simulator's record of one)."""
+
+    grant_id: str
+    bucket: str
+    prefix: str
+    consumer: str
+
+
 class ObjectStorage(Protocol):
     """Buckets and the objects in them."""
 
@@ -294,6 +305,20 @@ class ObjectStorage(Protocol):
 
     def restore_object_version(self, bucket: str, *, key: str, version_id: str) -> ObjectInfo:
         """Make a kept version the current object again (a new version with its bytes)."""
+        ...
+
+    def grant_prefix_access(self, bucket: str, *, grant_id: str, prefix: str, consumer: str) -> PrefixGrant:
+        """Let ``consumer`` read (get and list) the keys under ``prefix``, and nothing else of the
+        bucket; granting the same ``grant_id`` again replaces it. Other grants and the retention
+        guard stay as they are."""
+        ...
+
+    def revoke_prefix_access(self, bucket: str, *, grant_id: str) -> None:
+        """Withdraw one grant; quiet when it (or the bucket) is gone."""
+        ...
+
+    def list_prefix_grants(self, bucket: str) -> list[PrefixGrant]:
+        """The grants the backend holds on the bucket, by grant id."""
         ...
 
 

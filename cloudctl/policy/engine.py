@@ -58,6 +58,15 @@ ACTIONS = frozenset(
         "failover.run",
         "drill.run",
         "placement.place",
+        "data.item.read",
+        "data.item.publish",
+        "data.grant.request",
+        "data.grant.read",
+        "data.grant.approve",
+        "data.grant.bureau_approve",
+        "data.grant.skip_bureau",
+        "data.grant.revoke",
+        "data.grant.use",
     }
 )
 """The actions the schema declares; ``decide`` refuses any other name as bad input."""
@@ -65,7 +74,7 @@ ACTIONS = frozenset(
 ROLES = frozenset({"dept-admin", "dept-user", "sysadmin", "secadmin", "auditor"})
 DEPARTMENT_ROLES = frozenset({"dept-admin", "dept-user"})
 
-OWNED_TYPES = frozenset({"Request", "Workload", "Quota", "Token", "OrgNode"})
+OWNED_TYPES = frozenset({"Request", "Workload", "Quota", "Token", "OrgNode", "DataItem", "DataGrant"})
 """Resource types that belong to an org node: their entities carry ``owner`` and ``owner_path``."""
 
 DATA_CLASSES = ("public", "internal", "sensitive", "secret")

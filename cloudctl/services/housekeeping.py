@@ -97,11 +97,21 @@ def record_usage(ctx: ctx_module.Context) -> None:
     usage.record_due(ctx)
 
 
+def expire_grants(ctx: ctx_module.Context) -> None:
+    """End the data grants whose expiry has passed and take their bucket policies away."""
+    from cloudctl.services import grants
+
+    ended = grants.expire_due(ctx)
+    if ended:
+        log.info("expired %d data grant(s)", len(ended))
+
+
 PASSES: tuple[Pass, ...] = (
     Pass("replication", replicate, interval_s=None),
     Pass("object-housekeeping", object_housekeeping, interval_s=None),
     Pass("quota-sync", sync_quotas, interval_s=300.0),
     Pass("usage", record_usage, interval_s=60.0),
+    Pass("data-grant-expiry", expire_grants, interval_s=60.0),
     Pass("audit-retention", audit_retention, interval_s=3600.0),
     Pass(
         "audit-checkpoint", audit_checkpoint, interval_s=lambda settings: settings.audit_checkpoint_interval_s

@@ -32,7 +32,7 @@ from cloudctl import metrics
 from cloudctl.model import quotas as q
 from cloudctl.recovery import replication as repl
 from cloudctl.services import audit as audit_service
-from cloudctl.services import capacity, identity, showback
+from cloudctl.services import capacity, grants, identity, showback
 from cloudctl.services import context as ctx_module
 from cloudctl.services import status as status_service
 from cloudctl.store import orgs, quotas, recovery, replication, requests
@@ -67,6 +67,7 @@ class StateCollector(Collector):
         yield from self._store_pool_families()
         yield from showback.metric_families(self._ctx)
         yield from capacity.metric_families(self._ctx)
+        yield from grants.metric_families(self._ctx)
         duration = GaugeMetricFamily(
             "cloudctl_state_collect_duration_seconds",
             "Time this scrape took to read the state series from the store and the drivers.",

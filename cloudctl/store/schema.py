@@ -11,6 +11,8 @@ Invariants the schema itself keeps:
 - ``usage_passes`` has one row per hour whose usage is recorded; that row and the hour's
   ``usage_hours`` and ``capacity_samples`` rows are written in one transaction, so an hour
   is recorded wholly or not at all, and once.
+- A ``data_grants`` row refers to its ``data_items`` row; neither is ever deleted (a grant
+  ends ``expired`` or ``revoked`` and keeps its row, the audit's companion).
 """
 
 from __future__ import annotations
@@ -385,4 +387,42 @@ replicas = sa.Table(
     sa.Column("epoch", sa.BigInteger, nullable=True),
     sa.Column("started_at", sa.Float, nullable=False),
     sa.Column("heartbeat_at", sa.Float, nullable=False),
+)
+
+data_items = sa.Table(
+    "data_items",
+    metadata,
+    sa.Column("id", sa.String(60), primary_key=True),
+    sa.Column("owner", sa.String(40), nullable=False, index=True),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("workload_id", sa.String(40), nullable=True),
+    sa.Column("prefix", sa.String(512), nullable=True),
+    sa.Column("dataset", sa.String(200), nullable=True),
+    sa.Column("data_class", sa.String(20), nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("published_by", sa.String(100), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+data_grants = sa.Table(
+    "data_grants",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("item_id", sa.String(60), sa.ForeignKey("data_items.id"), nullable=False, index=True),
+    sa.Column("provider", sa.String(40), nullable=False, index=True),
+    sa.Column("consumer", sa.String(40), nullable=False, index=True),
+    sa.Column("data_class", sa.String(20), nullable=False),
+    sa.Column("consumer_data_class", sa.String(20), nullable=False),
+    sa.Column("purpose", sa.String(60), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False, index=True),
+    sa.Column("needs_bureau", sa.Boolean, nullable=False),
+    sa.Column("provider_approved_by", sa.String(100), nullable=True),
+    sa.Column("bureau_approved_by", sa.String(100), nullable=True),
+    sa.Column("requested_by", sa.String(100), nullable=False),
+    sa.Column("ended_by", sa.String(100), nullable=True),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("enforced_in", sa.JSON, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False, index=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
 )

@@ -469,6 +469,362 @@ CASES = [
 ]
 
 
+# --- data sharing (sharing.cedar) -------------------------------------------------------------
+
+SAMR_PATH = ("qingdao", "samr")
+BIGDATA_ADMIN = engine.Principal(
+    id="dora", role="dept-admin", department="bigdata", department_path=("qingdao", "bigdata")
+)
+
+
+def item(owner_path: tuple[str, ...], data_class: str = "internal") -> engine.Resource:
+    """A published data item of ``owner_path[-1]``."""
+    return engine.Resource(
+        type="DataItem",
+        id=f"item-{owner_path[-1]}-{data_class}",
+        owner=owner_path[-1],
+        owner_path=owner_path,
+        attributes={"data_class": data_class},
+    )
+
+
+def grant(
+    provider_path: tuple[str, ...], consumer_path: tuple[str, ...], data_class: str = "internal"
+) -> engine.Resource:
+    """A grant on an item of ``provider_path[-1]`` for ``consumer_path[-1]``."""
+    return engine.Resource(
+        type="DataGrant",
+        id=f"grant-{provider_path[-1]}-{consumer_path[-1]}",
+        owner=provider_path[-1],
+        owner_path=provider_path,
+        attributes={
+            "consumer": consumer_path[-1],
+            "consumer_path": consumer_path,
+            "data_class": data_class,
+        },
+    )
+
+
+def asking(
+    data_class: str = "internal", purpose: str = "statistics", consumer: str = "internal"
+) -> dict[str, Any]:
+    return {"data_class": data_class, "purpose": purpose, "consumer_data_class": consumer}
+
+
+SHARING_CASES = [
+    Case(
+        "data-catalog-read", DEPT_USER, "data.item.read", item(EMPLOYMENT_PATH), True, ("data-catalog-read",)
+    ),
+    Case("data-catalog-read", DEPT_USER, "data.item.read", item(EMPLOYMENT_PATH, "secret"), False, ()),
+    Case(
+        "data-provider-read",
+        DEPT_USER,
+        "data.item.read",
+        item(INSURANCE_PATH, "secret"),
+        True,
+        ("data-provider-read",),
+    ),
+    Case(
+        "data-provider-read",
+        DEPT_USER,
+        "data.grant.read",
+        grant(INSURANCE_PATH, SAMR_PATH),
+        True,
+        ("data-provider-read",),
+    ),
+    Case("data-provider-read", DEPT_USER, "data.grant.read", grant(EMPLOYMENT_PATH, SAMR_PATH), False, ()),
+    Case(
+        "data-consumer-read",
+        DEPT_USER,
+        "data.grant.read",
+        grant(EMPLOYMENT_PATH, INSURANCE_PATH),
+        True,
+        ("data-consumer-read",),
+    ),
+    Case("data-consumer-read", DEPT_ADMIN, "data.grant.read", grant(SAMR_PATH, EMPLOYMENT_PATH), False, ()),
+    Case(
+        "data-bureau-read",
+        BIGDATA_ADMIN,
+        "data.grant.read",
+        grant(EMPLOYMENT_PATH, SAMR_PATH),
+        True,
+        ("data-bureau-read",),
+    ),
+    Case(
+        "data-bureau-read",
+        BIGDATA_ADMIN,
+        "data.item.read",
+        item(EMPLOYMENT_PATH, "secret"),
+        True,
+        ("data-bureau-read",),
+    ),
+    Case("data-bureau-read", DEPT_ADMIN, "data.item.read", item(EMPLOYMENT_PATH, "secret"), False, ()),
+    Case(
+        "data-sysadmin-read",
+        SYSADMIN,
+        "data.item.read",
+        item(EMPLOYMENT_PATH, "secret"),
+        True,
+        ("data-sysadmin-read",),
+    ),
+    Case("data-sysadmin-read", SECADMIN, "data.grant.read", grant(EMPLOYMENT_PATH, SAMR_PATH), False, ()),
+    Case(
+        "data-publish-owner",
+        DEPT_ADMIN,
+        "data.item.publish",
+        item(INSURANCE_PATH),
+        True,
+        ("data-publish-owner",),
+    ),
+    Case(
+        "data-publish-owner",
+        BUREAU_ADMIN,
+        "data.item.publish",
+        item(INSURANCE_PATH),
+        True,
+        ("data-publish-owner",),
+    ),
+    Case("data-publish-owner", DEPT_ADMIN, "data.item.publish", item(EMPLOYMENT_PATH), False, ()),
+    Case("data-publish-owner", DEPT_USER, "data.item.publish", item(INSURANCE_PATH), False, ()),
+    Case(
+        "data-grant-request",
+        DEPT_USER,
+        "data.grant.request",
+        grant(EMPLOYMENT_PATH, INSURANCE_PATH),
+        True,
+        ("data-grant-request",),
+        asking(),
+    ),
+    Case(
+        "data-grant-request",
+        DEPT_USER,
+        "data.grant.request",
+        grant(EMPLOYMENT_PATH, SAMR_PATH),
+        False,
+        (),
+        asking(),
+    ),
+    Case(
+        "data-grant-not-own",
+        DEPT_USER,
+        "data.grant.request",
+        grant(SAMR_PATH, INSURANCE_PATH),
+        True,
+        ("data-grant-request",),
+        asking(),
+    ),
+    Case(
+        "data-grant-not-own",
+        DEPT_ADMIN,
+        "data.grant.request",
+        grant(INSURANCE_PATH, INSURANCE_PATH),
+        False,
+        ("data-grant-not-own",),
+        asking(),
+    ),
+    Case(
+        "data-grant-not-own",
+        BUREAU_ADMIN,
+        "data.grant.request",
+        grant(INSURANCE_PATH, INSURANCE_PATH[:2]),
+        False,
+        ("data-grant-not-own",),
+        asking(),
+    ),
+    Case(
+        "data-secret-not-shared",
+        DEPT_USER,
+        "data.grant.request",
+        grant(SAMR_PATH, INSURANCE_PATH, "sensitive"),
+        True,
+        ("data-grant-request",),
+        asking("sensitive", "social-assistance", "sensitive"),
+    ),
+    Case(
+        "data-secret-not-shared",
+        DEPT_USER,
+        "data.grant.request",
+        grant(SAMR_PATH, INSURANCE_PATH, "secret"),
+        False,
+        ("data-secret-not-shared",),
+        asking("secret", "law-enforcement", "secret"),
+    ),
+    Case(
+        "data-purpose-declared",
+        DEPT_USER,
+        "data.grant.request",
+        grant(SAMR_PATH, INSURANCE_PATH),
+        True,
+        ("data-grant-request",),
+        asking(purpose="license-verification"),
+    ),
+    Case(
+        "data-purpose-declared",
+        DEPT_USER,
+        "data.grant.request",
+        grant(SAMR_PATH, INSURANCE_PATH),
+        False,
+        ("data-purpose-declared",),
+        asking(purpose="marketing"),
+    ),
+    Case(
+        "data-sensitive-purposes",
+        DEPT_USER,
+        "data.grant.request",
+        grant(SAMR_PATH, INSURANCE_PATH, "sensitive"),
+        True,
+        ("data-grant-request",),
+        asking("sensitive", "emergency-response", "secret"),
+    ),
+    Case(
+        "data-sensitive-purposes",
+        DEPT_USER,
+        "data.grant.request",
+        grant(SAMR_PATH, INSURANCE_PATH, "sensitive"),
+        False,
+        ("data-sensitive-purposes",),
+        asking("sensitive", "statistics", "sensitive"),
+    ),
+    Case(
+        "data-consumer-class",
+        DEPT_USER,
+        "data.grant.request",
+        grant(SAMR_PATH, INSURANCE_PATH),
+        True,
+        ("data-grant-request",),
+        asking("internal", "public-service", "sensitive"),
+    ),
+    Case(
+        "data-consumer-class",
+        DEPT_USER,
+        "data.grant.request",
+        grant(SAMR_PATH, INSURANCE_PATH, "sensitive"),
+        False,
+        ("data-consumer-class",),
+        asking("sensitive", "social-assistance", "internal"),
+    ),
+    Case(
+        "data-consumer-class",
+        DEPT_USER,
+        "data.grant.request",
+        grant(SAMR_PATH, INSURANCE_PATH),
+        False,
+        ("data-consumer-class",),
+        asking("internal", "statistics", "public"),
+    ),
+    Case(
+        "data-grant-provider-approves",
+        DEPT_ADMIN,
+        "data.grant.approve",
+        grant(INSURANCE_PATH, SAMR_PATH),
+        True,
+        ("data-grant-provider-approves",),
+    ),
+    Case(
+        "data-grant-provider-approves",
+        DEPT_USER,
+        "data.grant.approve",
+        grant(INSURANCE_PATH, SAMR_PATH),
+        False,
+        (),
+    ),
+    Case(
+        "data-grant-provider-approves",
+        DEPT_ADMIN,
+        "data.grant.approve",
+        grant(EMPLOYMENT_PATH, INSURANCE_PATH),
+        False,
+        (),
+    ),
+    Case(
+        "data-grant-bureau-approves",
+        BIGDATA_ADMIN,
+        "data.grant.bureau_approve",
+        grant(INSURANCE_PATH, SAMR_PATH, "sensitive"),
+        True,
+        ("data-grant-bureau-approves",),
+    ),
+    Case(
+        "data-grant-bureau-approves",
+        DEPT_ADMIN,
+        "data.grant.bureau_approve",
+        grant(INSURANCE_PATH, SAMR_PATH, "sensitive"),
+        False,
+        (),
+    ),
+    Case(
+        "data-grant-provider-suffices",
+        DEPT_ADMIN,
+        "data.grant.skip_bureau",
+        grant(INSURANCE_PATH, SAMR_PATH, "public"),
+        True,
+        ("data-grant-provider-suffices",),
+    ),
+    Case(
+        "data-grant-provider-suffices",
+        SYSADMIN,
+        "data.grant.skip_bureau",
+        grant(INSURANCE_PATH, SAMR_PATH),
+        False,
+        (),
+    ),
+    Case(
+        "data-grant-bureau-for-sensitive",
+        DEPT_ADMIN,
+        "data.grant.skip_bureau",
+        grant(INSURANCE_PATH, SAMR_PATH),
+        True,
+        ("data-grant-provider-suffices",),
+    ),
+    Case(
+        "data-grant-bureau-for-sensitive",
+        DEPT_ADMIN,
+        "data.grant.skip_bureau",
+        grant(INSURANCE_PATH, SAMR_PATH, "sensitive"),
+        False,
+        ("data-grant-bureau-for-sensitive",),
+    ),
+    Case(
+        "data-grant-revoke",
+        DEPT_ADMIN,
+        "data.grant.revoke",
+        grant(EMPLOYMENT_PATH, INSURANCE_PATH),
+        True,
+        ("data-grant-revoke",),
+    ),
+    Case(
+        "data-grant-revoke",
+        SYSADMIN,
+        "data.grant.revoke",
+        grant(EMPLOYMENT_PATH, SAMR_PATH),
+        True,
+        ("data-grant-revoke",),
+    ),
+    Case(
+        "data-grant-revoke",
+        BIGDATA_ADMIN,
+        "data.grant.revoke",
+        grant(EMPLOYMENT_PATH, SAMR_PATH),
+        True,
+        ("data-grant-revoke",),
+    ),
+    Case(
+        "data-grant-revoke", DEPT_USER, "data.grant.revoke", grant(EMPLOYMENT_PATH, INSURANCE_PATH), False, ()
+    ),
+    Case("data-grant-revoke", DEPT_ADMIN, "data.grant.revoke", grant(EMPLOYMENT_PATH, SAMR_PATH), False, ()),
+    Case(
+        "data-grant-use",
+        DEPT_USER,
+        "data.grant.use",
+        grant(EMPLOYMENT_PATH, INSURANCE_PATH),
+        True,
+        ("data-grant-use",),
+    ),
+    Case("data-grant-use", DEPT_USER, "data.grant.use", grant(INSURANCE_PATH, SAMR_PATH), False, ()),
+]
+CASES += SHARING_CASES
+
+
 @pytest.fixture(scope="module")
 def policy_engine() -> engine.PolicyEngine:
     return engine.PolicyEngine.load(POLICIES)
@@ -535,6 +891,15 @@ WHO_MAY = {
     "failover.run": {"sysadmin"},
     "drill.run": {"sysadmin"},
     "placement.place": {"dept-admin", "dept-user", "sysadmin"},
+    "data.item.read": {"dept-admin", "dept-user", "sysadmin"},
+    "data.item.publish": {"dept-admin"},
+    "data.grant.request": {"dept-admin", "dept-user"},
+    "data.grant.read": {"dept-admin", "dept-user", "sysadmin"},
+    "data.grant.approve": set(),
+    "data.grant.bureau_approve": set(),
+    "data.grant.skip_bureau": {"dept-admin"},
+    "data.grant.revoke": {"dept-admin", "sysadmin"},
+    "data.grant.use": {"dept-admin", "dept-user"},
 }
 
 RESOURCE_OF = {
@@ -549,12 +914,23 @@ RESOURCE_OF = {
     "failover": CENTERS["qd-a"],
     "drill": CENTERS["qd-a"],
     "placement": CENTERS["qd-a"],
+    # The caller's department consumes a grant on its sibling's item.
+    "data.item": item(INSURANCE_PATH),
+    "data.grant": grant(EMPLOYMENT_PATH, INSURANCE_PATH),
 }
+
+
+def resource_of(action: str) -> engine.Resource:
+    """The resource of ``action``'s kind (``data.grant.use`` → ``data.grant``, ``quota.set`` → ``quota``)."""
+    kind = action.rsplit(".", 1)[0]
+    return RESOURCE_OF[kind] if kind in RESOURCE_OF else RESOURCE_OF[action.partition(".")[0]]
+
 
 CONTEXT_OF = {
     "request.create": create(),
     "request.auto_approve": size(),
     "placement.place": place("internal"),
+    "data.grant.request": asking(),
 }
 
 
@@ -573,7 +949,7 @@ def test_who_may_do_what(policy_engine: engine.PolicyEngine, action: str, role: 
     decision = policy_engine.decide(
         principal=ROLE_PRINCIPALS[role],
         action=action,
-        resource=RESOURCE_OF[action.partition(".")[0]],
+        resource=resource_of(action),
         context=CONTEXT_OF.get(action),
     )
 
@@ -587,7 +963,7 @@ def test_the_auditor_changes_nothing(policy_engine: engine.PolicyEngine, action:
     decision = policy_engine.decide(
         principal=AUDITOR,
         action=action,
-        resource=RESOURCE_OF[action.partition(".")[0]],
+        resource=resource_of(action),
         context=CONTEXT_OF.get(action),
     )
 

@@ -36,7 +36,7 @@ import hashlib
 import json
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from cloudctl import clock as clocks
@@ -53,6 +53,12 @@ DELETE_BATCH_SIZE = 1000
 CHECKSUM_CACHE_MAX_ENTRIES = 200_000
 DEFAULT_REGION = "us-east-1"
 RETENTION_RULE_ID = "cloudctl-retention"
+RETENTION_SID = "KeepHistoryForRetention"
+GRANT_SID_PREFIX = "CloudctlGrant"
+"""Sid of a grant's statements: this, ``List`` or ``Read``, then the grant id's letters and digits."""
+DEFAULT_ACCOUNT_ID = "123456789012"
+"""The account whose IAM users stand for departments when none is configured."""
+_SID_UNSAFE = re.compile(r"[^A-Za-z0-9]")
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 _CacheKey = tuple[str, str, str, int, float]
@@ -78,8 +84,10 @@ class S3ObjectStorage:
         region: str = DEFAULT_REGION,
         clock: clocks.Clock | None = None,
         retry: calls.RetryPolicy | None = None,
+        account_id: str = DEFAULT_ACCOUNT_ID,
     ) -> None:
         self.center = center
+        self.account_id = account_id
         self.endpoint_url = endpoint_url
         self._region = region
         retry = retry if retry is not None else calls.RetryPolicy()
@@ -390,9 +398,12 @@ class S3ObjectStorage:
             ),
             what=f"bucket {bucket}",
         )
-        self._caller.call(
-            lambda: self._client.put_bucket_policy(Bucket=bucket, Policy=_retention_policy(bucket)),
-            what=f"bucket {bucket}",
+        self._update_policy(
+            bucket,
+            lambda statements: [
+                *(statement for statement in statements if statement.get("Sid") != RETENTION_SID),
+                _retention_statement(bucket),
+            ],
         )
 
     def list_object_versions(self, bucket: str, *, prefix: str = "") -> list[base.ObjectVersion]:
@@ -411,6 +422,78 @@ class S3ObjectStorage:
             what=f"object {bucket}/{key}",
         )
         return self._head(bucket, key=key, version_id=answer.get("VersionId"))
+
+    # --- grants on prefixes ---------------------------------------------------------------
+
+    def consumer_arn(self, consumer: str) -> str:
+        """The IAM user that stands for a consumer department at this endpoint."""
+        return f"arn:aws:iam::{self.account_id}:user/{consumer}"
+
+    def grant_prefix_access(
+        self, bucket: str, *, grant_id: str, prefix: str, consumer: str
+    ) -> base.PrefixGrant:
+        sid = _grant_sid(grant_id)
+        self._update_policy(
+            bucket,
+            lambda statements: [
+                *(s for s in statements if not str(s.get("Sid", "")).endswith(sid)),
+                *_grant_statements(bucket, sid=sid, prefix=prefix, principal=self.consumer_arn(consumer)),
+            ],
+        )
+        return base.PrefixGrant(grant_id=grant_id, bucket=bucket, prefix=prefix, consumer=consumer)
+
+    def revoke_prefix_access(self, bucket: str, *, grant_id: str) -> None:
+        sid = _grant_sid(grant_id)
+        try:
+            self._update_policy(
+                bucket, lambda statements: [s for s in statements if not str(s.get("Sid", "")).endswith(sid)]
+            )
+        except errors.NotFound:
+            return
+
+    def list_prefix_grants(self, bucket: str) -> list[base.PrefixGrant]:
+        found: dict[str, base.PrefixGrant] = {}
+        for statement in self._policy_statements(bucket):
+            sid = str(statement.get("Sid", ""))
+            if not sid.startswith(f"{GRANT_SID_PREFIX}Read"):
+                continue
+            resource = str(statement["Resource"])
+            principal = str(statement["Principal"]["AWS"])
+            grant_id = sid.removeprefix(f"{GRANT_SID_PREFIX}Read")
+            found[grant_id] = base.PrefixGrant(
+                grant_id=grant_id,
+                bucket=bucket,
+                prefix=resource.removeprefix(f"arn:aws:s3:::{bucket}/").removesuffix("*"),
+                consumer=principal.rsplit("/", 1)[-1],
+            )
+        return [found[grant_id] for grant_id in sorted(found)]
+
+    def _policy_statements(self, bucket: str) -> list[dict[str, Any]]:
+        try:
+            answer = self._caller.call(
+                lambda: self._client.get_bucket_policy(Bucket=bucket), what=f"bucket {bucket}"
+            )
+        except errors.NotFound:
+            self.get_bucket(bucket)  # a missing bucket raises; else NoSuchBucketPolicy: none yet
+            return []
+        statements = json.loads(answer["Policy"]).get("Statement", [])
+        return [statements] if isinstance(statements, dict) else list(statements)
+
+    def _update_policy(
+        self, bucket: str, change: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+    ) -> None:
+        """Read the bucket policy, change its statements, write it back (or delete it when empty)."""
+        statements = change(self._policy_statements(bucket))
+        if statements:
+            document = json.dumps({"Version": "2012-10-17", "Statement": statements})
+            self._caller.call(
+                lambda: self._client.put_bucket_policy(Bucket=bucket, Policy=document),
+                what=f"bucket {bucket}",
+            )
+        else:
+            self._caller.call(
+                lambda: self._client.delete_bucket_policy(Bucket=bucket), what=f"bucket {bucket}"
+            )
 
     def _head(self, bucket: str, *, key: str, version_id: str | None) -> base.ObjectInfo:
         arguments: dict[str, Any] = {"Bucket": bucket, "Key": key}
@@ -501,16 +584,41 @@ class S3ObjectStorage:
                 del self._checksums[key]
 
 
-def _retention_policy(bucket: str) -> str:
-    """A bucket policy that refuses, to every principal, what would erase the kept history."""
-    statement = {
-        "Sid": "KeepHistoryForRetention",
+def _retention_statement(bucket: str) -> dict[str, Any]:
+    """A bucket policy statement that refuses, to every principal, what would erase the kept history."""
+    return {
+        "Sid": RETENTION_SID,
         "Effect": "Deny",
         "Principal": "*",
         "Action": ["s3:DeleteObjectVersion", "s3:PutLifecycleConfiguration", "s3:PutBucketVersioning"],
         "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
     }
-    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
+def _grant_sid(grant_id: str) -> str:
+    return _SID_UNSAFE.sub("", grant_id)
+
+
+def _grant_statements(bucket: str, *, sid: str, prefix: str, principal: str) -> list[dict[str, Any]]:
+    """Read the objects under ``prefix``, and list the bucket only where the listing's prefix is
+    under it: exactly the granted keys, nothing beside them."""
+    return [
+        {
+            "Sid": f"{GRANT_SID_PREFIX}Read{sid}",
+            "Effect": "Allow",
+            "Principal": {"AWS": principal},
+            "Action": "s3:GetObject",
+            "Resource": f"arn:aws:s3:::{bucket}/{prefix}*",
+        },
+        {
+            "Sid": f"{GRANT_SID_PREFIX}List{sid}",
+            "Effect": "Allow",
+            "Principal": {"AWS": principal},
+            "Action": "s3:ListBucket",
+            "Resource": f"arn:aws:s3:::{bucket}",
+            "Condition": {"StringLike": {"s3:prefix": [f"{prefix}*"]}},
+        },
+    ]
 
 
 def _version(entry: dict[str, Any], *, deleted: bool) -> base.ObjectVersion:

@@ -763,6 +763,37 @@ class SimulatedCenter:
         data = self._verified(doc, what=what)
         return self._store_object(bucket, key=key, data=data, version_id=None, modified_at=None)
 
+    def grant_prefix_access(
+        self, bucket: str, *, grant_id: str, prefix: str, consumer: str
+    ) -> base.PrefixGrant:
+        self._operate("grant_prefix_access")
+        with self._writing() as transaction:
+            doc = self._require(transaction.get(self.name, KIND_BUCKET, bucket), "bucket", bucket)
+            granted = dict(doc.get("prefix_grants", {}))
+            granted[grant_id] = {"prefix": prefix, "consumer": consumer}
+            doc["prefix_grants"] = granted
+            transaction.put(self.name, KIND_BUCKET, bucket, doc)
+        return base.PrefixGrant(grant_id=grant_id, bucket=bucket, prefix=prefix, consumer=consumer)
+
+    def revoke_prefix_access(self, bucket: str, *, grant_id: str) -> None:
+        self._operate("revoke_prefix_access")
+        with self._writing() as transaction:
+            doc = transaction.get(self.name, KIND_BUCKET, bucket)
+            if doc is None or grant_id not in doc.get("prefix_grants", {}):
+                return
+            doc["prefix_grants"] = {k: v for k, v in doc["prefix_grants"].items() if k != grant_id}
+            transaction.put(self.name, KIND_BUCKET, bucket, doc)
+
+    def list_prefix_grants(self, bucket: str) -> list[base.PrefixGrant]:
+        self._operate("list_prefix_grants")
+        doc = self._require(self._backend.get(self.name, KIND_BUCKET, bucket), "bucket", bucket)
+        return [
+            base.PrefixGrant(
+                grant_id=grant_id, bucket=bucket, prefix=entry["prefix"], consumer=entry["consumer"]
+            )
+            for grant_id, entry in sorted(doc.get("prefix_grants", {}).items())
+        ]
+
     def _keep_history(self, transaction: state.StateTransaction, bucket_doc: state.Doc, key: str) -> bool:
         """Whether the bucket keeps replaced versions (it has a retention); drops expired ones of ``key``."""
         days = bucket_doc.get("retention_days")

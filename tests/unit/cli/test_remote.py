@@ -249,6 +249,14 @@ ENDPOINTS = {
     "audit export": ("GET", "/v1/audit/export"),
     "showback": ("GET", "/v1/showback"),
     "capacity forecast": ("GET", "/v1/capacity/forecast"),
+    "data items list": ("GET", "/v1/data/items"),
+    "data items show": ("GET", "/v1/data/items/{item_id}"),
+    "data items publish": ("POST", "/v1/data/items"),
+    "data grants list": ("GET", "/v1/data/grants"),
+    "data grants show": ("GET", "/v1/data/grants/{grant_id}"),
+    "data grants request": ("POST", "/v1/data/grants"),
+    "data grants approve": ("POST", "/v1/data/grants/{grant_id}/approve"),
+    "data grants revoke": ("POST", "/v1/data/grants/{grant_id}/revoke"),
 }
 LOCAL = {
     # Set-up, the client's own config, and what acts on the database or backends directly
