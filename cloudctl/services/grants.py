@@ -21,6 +21,7 @@ Invariants:
 from __future__ import annotations
 
 import datetime
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,6 +36,8 @@ from cloudctl.services import context as ctx_module
 from cloudctl.services import requests as requests_service
 from cloudctl.store import grants as store
 from cloudctl.store import orgs, requests
+
+log = logging.getLogger("cloudctl.grants")
 
 EXPIRY_ACTOR = identity.Principal(id="system:grant-expiry", role="sysadmin")
 """Who the periodic pass acts as in the audit log."""
@@ -537,19 +540,53 @@ def approve(ctx: ctx_module.Context, *, principal: identity.Principal, grant_id:
         )
     if not active:
         return _grant_public(record)
-    # The backends are written outside the store's transaction (a backend may share the database).
+    return _activate(ctx, record, now=now)
+
+
+def _activate(ctx: ctx_module.Context, record: store.GrantRecord, *, now: float) -> GrantPublic:
+    """Write a fully approved grant's bucket policies, then mark it active. The backends are
+    written outside the store's transaction (a backend may share the database); if one fails
+    part-way the grant stays approved but not active, and the periodic pass finishes it."""
     enforced = _enforce(ctx, record)
     with ctx.transaction() as tx:
-        current = store.find_grant(tx, grant_id, for_update=True)
+        current = store.find_grant(tx, record.id, for_update=True)
         assert current is not None
         if current.state != model.GrantState.REQUESTED:
             _withdraw(ctx, _replace(current, enforced_in=enforced))
             return _grant_public(current)
-        model.check_transition(model.GrantState(current.state), model.GrantState.ACTIVE, grant_id=grant_id)
-        record = store.update_grant(
+        model.check_transition(model.GrantState(current.state), model.GrantState.ACTIVE, grant_id=record.id)
+        activated = store.update_grant(
             tx, _replace(current, state=model.GrantState.ACTIVE, enforced_in=enforced, updated_at=now)
         )
-        return _grant_public(record)
+        return _grant_public(activated)
+
+
+def _approved_but_not_active(record: store.GrantRecord) -> bool:
+    return model.is_fully_approved(
+        provider_approved=record.provider_approved_by is not None,
+        needs_bureau=record.needs_bureau,
+        bureau_approved=record.bureau_approved_by is not None,
+    )
+
+
+def activate_approved(ctx: ctx_module.Context) -> list[str]:
+    """Finish the grants approved in full whose activation a backend failure interrupted (safe
+    to repeat: writing a grant's statement again changes nothing)."""
+    now = ctx.clock.now()
+    with ctx.read() as tx:
+        waiting = [
+            record
+            for record in store.list_grants(tx, states=[model.GrantState.REQUESTED])
+            if _approved_but_not_active(record) and record.expires_at > now
+        ]
+    done = []
+    for record in waiting:
+        try:
+            if _activate(ctx, record, now=now).state == model.GrantState.ACTIVE:
+                done.append(record.id)
+        except errors.CloudctlError as error:
+            log.warning("grant %s still not active: %s", record.id, error.one_line())
+    return done
 
 
 @audit.audits_refusals(action="data.grant.revoke", target_type="DataGrant", target="grant_id")

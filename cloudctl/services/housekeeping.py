@@ -98,12 +98,16 @@ def record_usage(ctx: ctx_module.Context) -> None:
 
 
 def expire_grants(ctx: ctx_module.Context) -> None:
-    """End the data grants whose expiry has passed and take their bucket policies away."""
+    """End the data grants whose expiry has passed and take their bucket policies away; finish
+    the activation of grants approved in full that a backend failure left inactive."""
     from cloudctl.services import grants
 
     ended = grants.expire_due(ctx)
     if ended:
         log.info("expired %d data grant(s)", len(ended))
+    activated = grants.activate_approved(ctx)
+    if activated:
+        log.info("activated %d approved data grant(s)", len(activated))
 
 
 PASSES: tuple[Pass, ...] = (

@@ -55,10 +55,10 @@ DEFAULT_REGION = "us-east-1"
 RETENTION_RULE_ID = "cloudctl-retention"
 RETENTION_SID = "KeepHistoryForRetention"
 GRANT_SID_PREFIX = "CloudctlGrant"
-"""Sid of a grant's statements: this, ``List`` or ``Read``, then the grant id's letters and digits."""
+"""Sid of a grant's statements: this, ``List`` or ``Read``, then the grant id in hexadecimal (a Sid
+holds letters and digits only; hex gives the id back exactly)."""
 DEFAULT_ACCOUNT_ID = "123456789012"
 """The account whose IAM users stand for departments when none is configured."""
-_SID_UNSAFE = re.compile(r"[^A-Za-z0-9]")
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 _CacheKey = tuple[str, str, str, int, float]
@@ -459,7 +459,7 @@ class S3ObjectStorage:
                 continue
             resource = str(statement["Resource"])
             principal = str(statement["Principal"]["AWS"])
-            grant_id = sid.removeprefix(f"{GRANT_SID_PREFIX}Read")
+            grant_id = _grant_id_of(sid.removeprefix(f"{GRANT_SID_PREFIX}Read"))
             found[grant_id] = base.PrefixGrant(
                 grant_id=grant_id,
                 bucket=bucket,
@@ -596,7 +596,14 @@ def _retention_statement(bucket: str) -> dict[str, Any]:
 
 
 def _grant_sid(grant_id: str) -> str:
-    return _SID_UNSAFE.sub("", grant_id)
+    return grant_id.encode("utf-8").hex()
+
+
+def _grant_id_of(sid: str) -> str:
+    try:
+        return bytes.fromhex(sid).decode("utf-8")
+    except ValueError:  # a statement written by hand, not by cloudctl: shown as it is
+        return sid
 
 
 def _grant_statements(bucket: str, *, sid: str, prefix: str, principal: str) -> list[dict[str, Any]]:

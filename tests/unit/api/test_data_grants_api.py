@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from cloudctl import clock as clocks
+from cloudctl import errors
 from cloudctl.api import app as api_app
 from cloudctl.services import context as ctx_module
 from cloudctl.services import drivers, housekeeping, identity, observability, provisioning
@@ -155,6 +156,50 @@ def test_an_internal_dataset_needs_only_the_provider_and_is_revoked_by_the_consu
     again = client.post(f"/v1/data/grants/{grant['id']}/revoke", json={}, headers=consumer).json()
     assert again["reason"] == "review done"
     assert client.post(f"/v1/data/grants/{grant['id']}/use", headers=consumer).status_code == 409
+
+
+def test_an_activation_a_backend_failure_interrupted_is_finished_by_the_periodic_pass(
+    ctx: ctx_module.Context, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = bearer(ctx, "dept-admin", PROVIDER)
+    consumer = bearer(ctx, "dept-user", CONSUMER)
+    workload = bucket_workload(ctx, client, provider)
+    client.post(
+        "/v1/data/items",
+        json={
+            "id": "pension-payments",
+            "kind": "bucket-prefix",
+            "workload_id": workload["id"],
+            "prefix": "payments",
+            "data_class": "internal",
+            "description": "养老金发放记录",
+        },
+        headers=provider,
+    ).raise_for_status()
+    grant = client.post(
+        "/v1/data/grants",
+        json={"item_id": "pension-payments", "purpose": "statistics", "expires_at": later(ctx, 30)},
+        headers=consumer,
+    ).json()
+    center = next(p["center"] for p in workload["placements"] if p["resources"])
+    storage = drivers.center_drivers(ctx, center).object_storage
+    bucket = next(r["id"] for p in workload["placements"] for r in p["resources"] if r["kind"] == "bucket")
+
+    def unreachable(*_args: Any, **_kwargs: Any) -> None:
+        raise errors.BackendUnavailable("object storage did not answer")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(type(storage._inner), "grant_prefix_access", unreachable)
+        failed = client.post(f"/v1/data/grants/{grant['id']}/approve", headers=provider)
+    assert failed.status_code == 503
+    waiting = client.get(f"/v1/data/grants/{grant['id']}", headers=consumer).json()
+    assert (waiting["state"], waiting["provider_approved_by"] is not None) == ("requested", True)
+    assert storage.list_prefix_grants(bucket) == []
+
+    housekeeping.run_once(ctx, "data-grant-expiry")  # the backend answers again
+    active = client.get(f"/v1/data/grants/{grant['id']}", headers=consumer).json()
+    assert (active["state"], active["enforced_in"]) == ("active", [{"center": center, "bucket": bucket}])
+    assert [g.grant_id for g in storage.list_prefix_grants(bucket)] == [grant["id"]]
 
 
 @pytest.mark.parametrize(
