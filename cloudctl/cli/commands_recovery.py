@@ -219,6 +219,25 @@ def _render_plan(plan: dict[str, Any]) -> None:
             ],
         )
     )
+    mapped = [(s, mapping) for s in steps for mapping in s.addresses or []]
+    if mapped:
+        output.stdout.print(
+            output.table(
+                "Addresses (network maps of the topology)",
+                ["workload", "server", "network", "old address", "new address", "mapping"],
+                [
+                    [
+                        s.workload_id,
+                        m.server,
+                        f"{m.from_center}/{m.network} → {s.target}/{m.to_network}",
+                        m.old_address,
+                        m.new_address,
+                        "kept" if m.kept else "re-mapped",
+                    ]
+                    for s, m in mapped
+                ],
+            )
+        )
     for stranded in plan["stranded"]:
         output.stdout.print(
             f"[yellow]cannot recover[/] {stranded['workload_id']} ({stranded['tier']}): {stranded['reason']}",

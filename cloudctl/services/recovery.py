@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from cloudctl import clock as clocks
-from cloudctl import errors
+from cloudctl import errors, metrics
 from cloudctl.model import recovery as recovery_model
 from cloudctl.model import states
 from cloudctl.model import topology as topo
@@ -805,9 +805,15 @@ def execute(
 ) -> RunPublic:
     """Run the run's steps not done yet, in this process; audited when it ends, however it ends."""
     actor = principal or identity.local_operator("sysadmin")
+
+    def counted(step: recovery_model.RecoveryStep, done: int, total: int) -> None:
+        count_addresses(step)
+        if on_step is not None:
+            on_step(step, done, total)
+
     try:
         run = failover.execute(
-            environment(ctx), run_id, on_step=on_step, owner=owner(), alive_at=WALL_CLOCK.now
+            environment(ctx), run_id, on_step=counted, owner=owner(), alive_at=WALL_CLOCK.now
         )
     except BaseException:
         with ctx.read() as tx:
@@ -817,6 +823,18 @@ def execute(
         raise
     _audit_end(ctx, actor, run)
     return _public_run(run)
+
+
+def count_addresses(step: recovery_model.RecoveryStep) -> None:
+    """A finished ``promote`` step carried its servers' addresses to its target: count them."""
+    if step.action is not recovery_model.StepAction.PROMOTE:
+        return
+    for mapping in step.addresses or []:
+        metrics.FAILOVER_ADDRESSES.labels(
+            from_center=mapping.from_center,
+            to_center=step.target,
+            outcome="kept" if mapping.kept else "remapped",
+        ).inc()
 
 
 @audit.audits_refusals(action="failover.resume", target_type="RecoveryRun", target="run_id")
