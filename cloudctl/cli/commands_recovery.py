@@ -221,22 +221,13 @@ def _render_plan(plan: dict[str, Any]) -> None:
     )
     mapped = [(s, mapping) for s in steps for mapping in s.addresses or []]
     if mapped:
+        output.stdout.print("Addresses (network maps of the topology):", highlight=False)
+    for s, m in mapped:
         output.stdout.print(
-            output.table(
-                "Addresses (network maps of the topology)",
-                ["workload", "server", "network", "old address", "new address", "mapping"],
-                [
-                    [
-                        s.workload_id,
-                        m.server,
-                        f"{m.from_center}/{m.network} → {s.target}/{m.to_network}",
-                        m.old_address,
-                        m.new_address,
-                        "kept" if m.kept else "re-mapped",
-                    ]
-                    for s, m in mapped
-                ],
-            )
+            f"  {m.server}: {m.from_center} {m.network} {m.old_address} → {s.target} {m.to_network} "
+            f"{m.new_address} ({'kept' if m.kept else 're-mapped'})",
+            highlight=False,
+            soft_wrap=True,
         )
     for stranded in plan["stranded"]:
         output.stdout.print(
