@@ -40,6 +40,9 @@ Invariants:
 - Unplanned failover accepts the loss the tier allows and reports it: the
   acknowledged writes the target never received (``writes_lost``) and the age of
   the oldest of them (``rpo_s``).
+- A ``promote`` step carries the addresses its servers take in the target (``address_plan``:
+  from the addresses recorded where they served and the topology's network maps, never read
+  from the center being left); they are fixed with the plan, so a resumed run makes the same.
 - A hook that fails acts by its policy: ``abort`` ends the run as failed, ``pause``
   stops it as paused until ``resume``, ``continue`` records the failure and goes on.
 """
