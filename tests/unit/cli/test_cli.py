@@ -474,3 +474,19 @@ def test_the_failover_dry_run_shows_each_servers_address_kept_or_remapped(ready:
     (mapping,) = promote["addresses"]
     assert (mapping["to_network"], mapping["kept"]) == ("gov-apps-dr", False)
     assert mapping["new_address"] == mapping["old_address"].replace("10.16.", "10.80.", 1)
+
+
+def test_overlapping_network_maps_exit_2_naming_the_path_and_write_nothing(cli: Cli, tmp_path: Path) -> None:
+    data = yaml.safe_load(TOPOLOGY.read_text(encoding="utf-8"))
+    data["networks"].append({"center": "dz-dr", "name": "spare", "subnet": "10.96.0.0/20"})
+    data["network_maps"].append(
+        {"between": [{"center": "qd-b", "network": "gov-apps"}, {"center": "dz-dr", "network": "spare"}]}
+    )
+    broken = tmp_path / "overlapping.yaml"
+    broken.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    result = cli("init", str(broken), code=2)
+    assert one_line_error(result) == (
+        "error: network_maps[3].between: overlaps network_maps[2]: "
+        "10.16.0.0/20 of qd-b is mapped to dz-dr twice"
+    )
+    assert not (cli.home / "state.db").exists()
