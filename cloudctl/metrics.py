@@ -91,6 +91,13 @@ PROVISIONING_FINISHED = Counter(
     ["kind", "outcome"],
     registry=REGISTRY,
 )
+FAILOVER_ADDRESSES = Counter(
+    "cloudctl_failover_addresses_total",
+    "Server addresses a failover or failback carried to another center (its promote step done), by "
+    "the center left, the center reached and outcome (kept on a stretched network, or remapped).",
+    ["from_center", "to_center", "outcome"],
+    registry=REGISTRY,
+)
 HOUSEKEEPING_RUNS = Counter(
     "cloudctl_housekeeping_runs_total",
     "Runs of the leader's periodic passes, by pass and outcome (done or error).",

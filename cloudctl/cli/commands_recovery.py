@@ -219,6 +219,16 @@ def _render_plan(plan: dict[str, Any]) -> None:
             ],
         )
     )
+    mapped = [(s, mapping) for s in steps for mapping in s.addresses or []]
+    if mapped:
+        output.stdout.print("Addresses (network maps of the topology):", highlight=False)
+    for s, m in mapped:
+        output.stdout.print(
+            f"  {m.server}: {m.from_center} {m.network} {m.old_address} → {s.target} {m.to_network} "
+            f"{m.new_address} ({'kept' if m.kept else 're-mapped'})",
+            highlight=False,
+            soft_wrap=True,
+        )
     for stranded in plan["stranded"]:
         output.stdout.print(
             f"[yellow]cannot recover[/] {stranded['workload_id']} ({stranded['tier']}): {stranded['reason']}",

@@ -68,6 +68,25 @@ class Server:
     status: ServerStatus
     created_at: float
     metadata: Mapping[str, str] = dataclasses.field(default_factory=dict, hash=False)
+    addresses: tuple[str, ...] = ()
+    """The IPv4 fixed addresses of the server's ports, in port order (none known: empty)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PortRequest:
+    """The port a server is made with: on the center's network ``network`` (the topology's name),
+    whose subnet is ``subnet``, at ``address``, or at one the backend picks when ``None``.
+
+    An address another server's port holds on the segment is ``errors.Conflict`` (the port of a
+    server of the same name in another center of a stretched segment moves: the server moved);
+    one outside the subnet is ``errors.InvalidInput``."""
+
+    network: str
+    subnet: str
+    address: str | None = None
+    segment: str = ""
+    """The L2 segment of the network: centers a network is stretched over share one, and an
+    address is held once in it; empty: the network is this center's alone."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,7 +111,11 @@ class Compute(Protocol):
         ram_gb: int,
         disk_gb: int,
         metadata: Mapping[str, str] | None = None,
-    ) -> Server: ...
+        port: PortRequest | None = None,
+    ) -> Server:
+        """Make a server; with ``port``, its one port is on that network (at that address);
+        without, it is attached as the backend's default says."""
+        ...
 
     def get_server(self, server_id: str) -> Server: ...
 
@@ -367,14 +390,28 @@ class DnsRecord:
     weight: int
     ttl_s: int
     updated_at: float
+    address: str | None = None
+    """The IPv4 address the record points at when it points at the workload's own address;
+    ``None``: the center's endpoint (or the driver's address for the center)."""
 
 
 class Traffic(Protocol):
     """DNS / GSLB records that steer users to a center."""
 
     def upsert_record(
-        self, zone: str, *, name: str, target_center: str, weight: int = 100, ttl_s: int = 60
-    ) -> DnsRecord: ...
+        self,
+        zone: str,
+        *,
+        name: str,
+        target_center: str,
+        weight: int = 100,
+        ttl_s: int = 60,
+        address: str | None = None,
+    ) -> DnsRecord:
+        """Create or replace the record of ``name`` for ``target_center``; ``address``: the
+        workload's address there, which a driver that answers with addresses points at (one
+        that answers with names keeps its name and records nothing)."""
+        ...
 
     def get_record(self, zone: str, *, name: str, target_center: str) -> DnsRecord: ...
 

@@ -162,6 +162,46 @@ class HooksFile(_Strict):
     hooks: tuple[Hook, ...] = ()
 
 
+class AddressMapping(BaseModel):
+    """How one server's address carries over to the center a ``promote`` step brings it up in.
+
+    Planned from the topology's network maps and the address recorded for the server where it
+    served; the server is made in the target with its port at ``new_address``."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        use_attribute_docstrings=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "server": "wl-7f3a-0",
+                    "from_center": "qd-a",
+                    "network": "gov-apps",
+                    "to_network": "gov-apps-dr",
+                    "old_address": "10.16.0.23",
+                    "new_address": "10.80.0.23",
+                    "kept": False,
+                }
+            ]
+        },
+    )
+
+    server: str
+    """The server's name (``<workload id>-<n>``), the same in both centers."""
+    from_center: str
+    """The center the server served in, where it had ``old_address``."""
+    network: str
+    """Its network there (the topology's name)."""
+    to_network: str
+    """The network of the target center it is mapped to."""
+    old_address: str
+    """Its IPv4 address where it served."""
+    new_address: str
+    """Its IPv4 address in the target center."""
+    kept: bool
+    """true: the same address (a stretched network); false: re-mapped."""
+
+
 class RecoveryStep(BaseModel):
     """One step of a recovery plan, stored with the run as JSON."""
 
@@ -185,6 +225,9 @@ class RecoveryStep(BaseModel):
     """The centers the workload leaves (runs stored before this field read ``from``)."""
     hook: Hook | None = None
     """The hook this step runs (``action`` ``hook``); null for every other step."""
+    addresses: list[AddressMapping] | None = None
+    """A ``promote`` step's servers whose addresses the topology's network maps carry over
+    (kept or re-mapped); null when none does."""
 
     def numbered(self, index: int) -> RecoveryStep:
         subject = self.workload_id or f"hook-{self.hook.when if self.hook else ''}"

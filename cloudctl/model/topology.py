@@ -14,13 +14,20 @@ stored:
   the same center, nor an ancestor's all-centers limit;
 - the price list names only declared tiers and centers, has one rate for every
   resource without tier or center (the default), and no (resource, tier, center)
-  twice; capacity thresholds are percentages of a center's total.
+  twice; capacity thresholds are percentages of a center's total;
+- networks (``networks``) name declared centers, and one center's subnets do not overlap;
+  a network map (``network_maps``) joins two declared networks of two different centers,
+  a stretched one joins equal subnets (addresses kept), a re-mapped one subnets of one size
+  (the host part is kept unless ``addresses`` pins it), every pinned address lies in its
+  subnet, and no two maps of one pair of centers overlap on either end.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import decimal
 import enum
+import ipaddress
 import re
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
@@ -344,6 +351,53 @@ class CapacityPlanning(_Strict):
     """Fewer samples than this in the window: no trend is claimed."""
 
 
+class Network(_Strict):
+    """A network of one center that workloads' servers attach to, with its IPv4 subnet.
+
+    The first network declared for a center is the one a workload's servers get their port
+    on there; a center with none declared leaves the port to its compute driver's default."""
+
+    center: Slug
+    name: Slug
+    subnet: ipaddress.IPv4Network
+    description: str = ""
+
+
+class NetworkEnd(_Strict):
+    """One end of a network map: a declared network of a center."""
+
+    center: Slug
+    network: Slug
+
+
+class NetworkMap(_Strict):
+    """How the addresses of one center's network carry over to another center's, both ways.
+
+    ``stretched``: the same L2 segment in both centers (equal subnets), addresses are kept.
+    Otherwise the address is re-mapped: the one pinned in ``addresses`` (keys in the first
+    end's subnet, values in the second's), else the same host part in the other subnet."""
+
+    between: tuple[NetworkEnd, NetworkEnd]
+    stretched: bool = False
+    addresses: dict[ipaddress.IPv4Address, ipaddress.IPv4Address] = Field(default_factory=dict)
+    description: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class AddressMove:
+    """Where one address of a network in one center goes in another center."""
+
+    network: str
+    to_network: str
+    old: str
+    new: str
+    stretched: bool
+
+    @property
+    def kept(self) -> bool:
+        return self.old == self.new
+
+
 class OrgKind(enum.StrEnum):
     CITY = "city"
     DISTRICT = "district"
@@ -381,6 +435,10 @@ class Topology(_Strict):
     traffic_zone: Annotated[str, Field(pattern=DNS_ZONE, max_length=200)] | None = None
     """DNS zone of the traffic records (``<workload>.<department>.<zone>``); ``None``:
     ``<name>.internal``."""
+    networks: tuple[Network, ...] = ()
+    """Networks of the centers that workloads' servers attach to; none: each driver's default."""
+    network_maps: tuple[NetworkMap, ...] = ()
+    """How addresses carry over between centers' networks on failover (kept or re-mapped)."""
 
     @property
     def zone(self) -> str:
@@ -423,6 +481,60 @@ class Topology(_Strict):
         return (
             override if override is not None else self.capacity_planning.threshold_percent.get(resource, 80)
         )
+
+    def workload_network(self, center: str) -> Network | None:
+        """The network workloads' servers attach to in ``center`` (its first declared), if any."""
+        return next((network for network in self.networks if network.center == center), None)
+
+    def network(self, center: str, name: str) -> Network | None:
+        return next((n for n in self.networks if n.center == center and n.name == name), None)
+
+    def segment(self, center: str, network: str) -> str:
+        """The L2 segment of ``network`` in ``center``: the same for every center a stretched map
+        joins it to (``qd-a/gov-apps+qd-b/gov-apps``), else its own (``dz-dr/gov-apps-dr``)."""
+        joined = {f"{center}/{network}"}
+        grew = True
+        while grew:
+            grew = False
+            for net_map in self.network_maps:
+                ends = {f"{end.center}/{end.network}" for end in net_map.between}
+                if net_map.stretched and ends & joined and not ends <= joined:
+                    joined |= ends
+                    grew = True
+        return "+".join(sorted(joined))
+
+    def move_address(self, *, center: str, network: str, address: str, to_center: str) -> AddressMove | None:
+        """Where ``address`` of ``network`` in ``center`` goes in ``to_center``; ``None`` when no
+        map joins that network to a network of ``to_center`` or the address is outside its subnet."""
+        for net_map in self.network_maps:
+            ends = net_map.between
+            for here, there in ((ends[0], ends[1]), (ends[1], ends[0])):
+                if (here.center, here.network, there.center) != (center, network, to_center):
+                    continue
+                source, target = self.network(center, network), self.network(to_center, there.network)
+                if source is None or target is None:
+                    return None
+                old = ipaddress.IPv4Address(address)
+                if old not in source.subnet:
+                    return None
+                pinned = (
+                    net_map.addresses if here is ends[0] else {v: k for k, v in net_map.addresses.items()}
+                )
+                if net_map.stretched:
+                    new = old
+                elif old in pinned:
+                    new = pinned[old]
+                else:
+                    offset = int(old) - int(source.subnet.network_address)
+                    new = ipaddress.IPv4Address(int(target.subnet.network_address) + offset)
+                return AddressMove(
+                    network=network,
+                    to_network=there.network,
+                    old=str(old),
+                    new=str(new),
+                    stretched=net_map.stretched,
+                )
+        return None
 
     def level_achieved(self, *, rto_s: float, rpo_s: float) -> int | None:
         """The highest GB/T 20988 level whose bounds contain the measured values."""
@@ -504,6 +616,7 @@ def check(topology: Topology) -> None:
     _check_tiers(topology)
     _check_org(topology, centers)
     _check_pricing(topology, centers)
+    _check_networks(topology, centers)
 
 
 DRIVERS: dict[Capability, tuple[str, ...]] = {
@@ -567,6 +680,89 @@ def _check_tiers(topology: Topology) -> None:
                 f"level {level.level} (RPO {level.rpo}, RTO {level.rto})",
                 field=f"{field}.gbt20988_level",
             )
+
+
+def _check_networks(topology: Topology, centers: set[str]) -> None:
+    declared: dict[tuple[str, str], Network] = {}
+    for index, network in enumerate(topology.networks):
+        field = f"networks[{index}]"
+        if network.center not in centers:
+            raise errors.TopologyError(f"unknown center {network.center!r}", field=f"{field}.center")
+        if (network.center, network.name) in declared:
+            raise errors.TopologyError(
+                f"network {network.name!r} of {network.center} is already declared", field=f"{field}.name"
+            )
+        for other_index, other in enumerate(topology.networks[:index]):
+            if other.center == network.center and other.subnet.overlaps(network.subnet):
+                raise errors.TopologyError(
+                    f"{network.subnet} overlaps {other.subnet} of network {other.name!r} "
+                    f"(networks[{other_index}]) in {network.center}",
+                    field=f"{field}.subnet",
+                )
+        declared[(network.center, network.name)] = network
+    seen: list[tuple[int, tuple[Network, Network]]] = []
+    for index, net_map in enumerate(topology.network_maps):
+        field = f"network_maps[{index}]"
+        ends: list[Network] = []
+        for end_index, end in enumerate(net_map.between):
+            end_field = f"{field}.between[{end_index}]"
+            if end.center not in centers:
+                raise errors.TopologyError(f"unknown center {end.center!r}", field=f"{end_field}.center")
+            found = declared.get((end.center, end.network))
+            if found is None:
+                raise errors.TopologyError(
+                    f"unknown network {end.network!r} of {end.center} (declare it under networks)",
+                    field=f"{end_field}.network",
+                )
+            ends.append(found)
+        first, second = ends
+        if first.center == second.center:
+            raise errors.TopologyError("a network map joins two different centers", field=f"{field}.between")
+        if net_map.stretched and first.subnet != second.subnet:
+            raise errors.TopologyError(
+                f"a stretched network keeps its addresses: {first.subnet} and {second.subnet} differ",
+                field=f"{field}.stretched",
+            )
+        if first.subnet.prefixlen != second.subnet.prefixlen:
+            raise errors.TopologyError(
+                f"a re-mapped subnet keeps its size: {first.subnet} and {second.subnet} differ",
+                field=f"{field}.between",
+            )
+        if net_map.stretched and net_map.addresses:
+            raise errors.TopologyError(
+                "a stretched network keeps every address: pin none", field=f"{field}.addresses"
+            )
+        for old, new in net_map.addresses.items():
+            if old not in first.subnet:
+                raise errors.TopologyError(
+                    f"{old} is outside {first.subnet} of {first.center}/{first.name}",
+                    field=f"{field}.addresses.{old}",
+                )
+            if new not in second.subnet:
+                raise errors.TopologyError(
+                    f"{new} is outside {second.subnet} of {second.center}/{second.name}",
+                    field=f"{field}.addresses.{old}",
+                )
+        targets = list(net_map.addresses.values())
+        if len(set(targets)) != len(targets):
+            raise errors.TopologyError(
+                "two addresses are pinned to one: each must have its own", field=f"{field}.addresses"
+            )
+        # Two maps of one pair of centers overlap when their subnets on one side overlap: an
+        # address there would have two counterparts on the other side.
+        for other_index, other_ends in seen:
+            for mine, partner in ((first, second), (second, first)):
+                for theirs, their_partner in (other_ends, other_ends[::-1]):
+                    if (mine.center, partner.center) == (
+                        theirs.center,
+                        their_partner.center,
+                    ) and mine.subnet.overlaps(theirs.subnet):
+                        raise errors.TopologyError(
+                            f"overlaps network_maps[{other_index}]: {mine.subnet} of {mine.center} "
+                            f"is mapped to {partner.center} twice",
+                            field=f"{field}.between",
+                        )
+        seen.append((index, (first, second)))
 
 
 def _check_pricing(topology: Topology, centers: set[str]) -> None:

@@ -131,11 +131,13 @@ def _provision_placement(
     drivers = env.drivers_for(placement.center)
     made: list[dict[str, Any]] = list(placement.resources)
     existing = {item["name"] for item in made}
+    network = env.topology.workload_network(placement.center)
+    segment = env.topology.segment(placement.center, network.name) if network else ""
     for index in range(workload.count):
         name = f"{workload.id}-{index}"
         if name in existing:
             continue
-        made.append(_create_one(drivers, workload, offering, name))
+        made.append(_create_one(drivers, workload, offering, name, network=network, segment=segment))
         # Persist each resource as soon as it exists: a crash leaves no orphan behind.
         with env.store.transaction() as tx:
             requests.update_placement(
@@ -146,16 +148,28 @@ def _provision_placement(
             )
     for item in made:
         if item["kind"] == "server":
-            drivers.compute.wait_for_status(
+            server = drivers.compute.wait_for_status(
                 item["id"], status=base.ServerStatus.ACTIVE, timeout_s=SERVER_ACTIVE_TIMEOUT_S
             )
+            if item.get("network") and server.addresses:
+                item["address"] = server.addresses[0]
     return made
 
 
 def _create_one(
-    drivers: base.CenterDrivers, workload: requests.WorkloadRecord, offering: topo.Offering, name: str
+    drivers: base.CenterDrivers,
+    workload: requests.WorkloadRecord,
+    offering: topo.Offering,
+    name: str,
+    *,
+    network: topo.Network | None,
+    segment: str,
 ) -> dict[str, Any]:
-    """Find or order one resource; servers are ordered here and waited for by the caller."""
+    """Find or order one resource; servers are ordered here and waited for by the caller.
+
+    A server gets its port on the center's workload network when the topology declares one;
+    its network is recorded with it (its address once it is active), which is what a failover
+    keeps or re-maps."""
     kind = offering.kind
     if kind is topo.OfferingKind.VM:
         server = drivers.compute.find_server(name)
@@ -167,8 +181,14 @@ def _create_one(
                 ram_gb=offering.ram_gb,
                 disk_gb=offering.volume_gb,
                 metadata={"workload": workload.id, "tier": workload.tier},
+                port=None
+                if network is None
+                else base.PortRequest(network=network.name, subnet=str(network.subnet), segment=segment),
             )
-        return {"kind": "server", "name": name, "id": server.id}
+        made = {"kind": "server", "name": name, "id": server.id}
+        if network is not None:
+            made["network"] = network.name
+        return made
     if kind is topo.OfferingKind.VOLUME:
         volume = drivers.block_storage.find_volume(name) or drivers.block_storage.create_volume(
             name=name, project=workload.department, size_gb=offering.volume_gb

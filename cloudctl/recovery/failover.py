@@ -40,6 +40,9 @@ Invariants:
 - Unplanned failover accepts the loss the tier allows and reports it: the
   acknowledged writes the target never received (``writes_lost``) and the age of
   the oldest of them (``rpo_s``).
+- A ``promote`` step carries the addresses its servers take in the target (``address_plan``:
+  from the addresses recorded where they served and the topology's network maps, never read
+  from the center being left); they are fixed with the plan, so a resumed run makes the same.
 - A hook that fails acts by its policy: ``abort`` ends the run as failed, ``pause``
   stops it as paused until ``resume``, ``continue`` records the failure and goes on.
 """
@@ -169,6 +172,7 @@ def plan(
         actions = [Action.PROMOTE, Action.SWITCH_TRAFFIC, Action.REPROTECT]
         if mode == PLANNED:
             actions.insert(0, Action.FINAL_SYNC)
+        moves = address_plan(env.topology, workload, target=target, left=left)
         steps += [
             model.RecoveryStep(
                 action=action,
@@ -177,10 +181,46 @@ def plan(
                 target=target,
                 why=why,
                 from_centers=left,
+                addresses=moves if action is Action.PROMOTE else None,
             )
             for action in actions
         ]
     return model.number(steps), stranded
+
+
+def address_plan(
+    topology: topo.Topology, workload: requests.WorkloadRecord, *, target: str, left: list[str]
+) -> list[model.AddressMapping] | None:
+    """The addresses the workload's servers take in ``target``, from those recorded where they
+    served (in ``left``) and the topology's network maps; ``None`` when no server is made there
+    (it serves there already) or no map carries an address over."""
+    by_center = {p.center: p for p in workload.placements}
+    here = by_center.get(target)
+    if here is None or states.serves(here.role, here.state):
+        return None
+    made_there = {item["name"] for item in here.resources}
+    moves: dict[str, model.AddressMapping] = {}
+    for center in left:
+        for item in by_center[center].resources if center in by_center else []:
+            name = item["name"]
+            if item["kind"] != "server" or name in made_there or name in moves:
+                continue
+            if not item.get("network") or not item.get("address"):
+                continue
+            move = topology.move_address(
+                center=center, network=item["network"], address=item["address"], to_center=target
+            )
+            if move is not None:
+                moves[name] = model.AddressMapping(
+                    server=name,
+                    from_center=center,
+                    network=move.network,
+                    to_network=move.to_network,
+                    old_address=move.old,
+                    new_address=move.new,
+                    kept=move.kept,
+                )
+    return list(moves.values()) or None
 
 
 # --- the home layout and failback ---------------------------------------------------------------------
@@ -277,8 +317,15 @@ def plan_failback(
                 if workload.id not in unhealthy_into:
                     continue
                 actions = [Action.RESYNC]
+        moves = address_plan(env.topology, workload, target=to_center, left=stand_ins)
         steps += [
-            model.RecoveryStep(action=action, why=why, from_centers=stand_ins, **base_step)
+            model.RecoveryStep(
+                action=action,
+                why=why,
+                from_centers=stand_ins,
+                addresses=moves if action is Action.PROMOTE else None,
+                **base_step,
+            )
             for action in actions
         ]
     return model.number(steps), stranded
@@ -455,7 +502,13 @@ def _do(
             return _final_sync(env, workload_id, target=target)
         case Action.PROMOTE:
             return _promote(
-                env, workload_id, target=target, left=left, mode=run.mode, launched=launched or {}
+                env,
+                workload_id,
+                target=target,
+                left=left,
+                mode=run.mode,
+                launched=launched or {},
+                addresses=step.addresses or [],
             )
         case Action.SWITCH_TRAFFIC:
             return _switch_traffic(env, workload_id, target=target, left=left)
@@ -504,6 +557,7 @@ def _promote(
     left: list[str],
     mode: str,
     launched: Launched,
+    addresses: list[model.AddressMapping],
 ) -> dict[str, Any]:
     now = env.clock.now()
     with env.store.read() as tx:
@@ -520,7 +574,14 @@ def _promote(
     offering = env.topology.offering(workload.offering)
     made = list(placement.resources)
     if not states.serves(placement.role, placement.state):
-        made = _start_servers(env.drivers_for(target), workload, offering, existing=made, launched=launched)
+        made = _start_servers(
+            env.drivers_for(target),
+            workload,
+            offering,
+            existing=made,
+            launched=launched,
+            ports=_ports(env.topology, target, addresses),
+        )
         made = materialise.recover_volumes(
             env, workload, target=target, left=left, seq=at_target, resources=made
         )
@@ -548,7 +609,43 @@ def _promote(
         requests.update_workload(tx, current, now=now)
     served_at = env.clock.now()
     rpo_s = max(now - min(change.at for change in lost), 0.0) if lost else 0.0
-    return {"served_in": target, "served_at": served_at, "writes_lost": len(lost), "rpo_s": rpo_s}
+    outcome: dict[str, Any] = {
+        "served_in": target,
+        "served_at": served_at,
+        "writes_lost": len(lost),
+        "rpo_s": rpo_s,
+    }
+    if addresses:
+        outcome["addresses"] = [mapping.model_dump(mode="json") for mapping in addresses]
+    return outcome
+
+
+Ports = Callable[[str], base.PortRequest | None]
+"""The port of a server made in the recovery center, by the server's name."""
+
+
+def _ports(topology: topo.Topology, target: str, addresses: list[model.AddressMapping]) -> Ports:
+    """Servers get their port on ``target``'s workload network (when the topology declares one),
+    at the address the plan mapped for them, or at one the backend picks."""
+    network = topology.workload_network(target)
+    by_server = {mapping.server: mapping for mapping in addresses}
+
+    def port(server: str) -> base.PortRequest | None:
+        mapping = by_server.get(server)
+        if network is None and mapping is None:
+            return None
+        name = mapping.to_network if mapping else network.name if network else ""
+        declared = topology.network(target, name)
+        if declared is None:
+            return None
+        return base.PortRequest(
+            network=name,
+            subnet=str(declared.subnet),
+            address=mapping.new_address if mapping else None,
+            segment=topology.segment(target, name),
+        )
+
+    return port
 
 
 Launched = dict[tuple[str, str], list[base.Server]]
@@ -588,6 +685,7 @@ def _start_group(env: repl.Environment, group: list[model.RecoveryStep], launche
                     workload,
                     env.topology.offering(workload.offering),
                     existing=placement.resources,
+                    ports=_ports(env.topology, step.target, step.addresses or []),
                 )
             except errors.CloudctlError:
                 return
@@ -600,6 +698,7 @@ def _launch_servers(
     offering: topo.Offering,
     *,
     existing: list[dict[str, Any]],
+    ports: Ports,
 ) -> list[base.Server]:
     """The workload's servers not among ``existing``, found by name or created; not waited for."""
     if offering.kind is not topo.OfferingKind.VM:
@@ -619,6 +718,7 @@ def _launch_servers(
                 ram_gb=offering.ram_gb,
                 disk_gb=offering.volume_gb,
                 metadata={"workload": workload.id, "tier": workload.tier, "recovered": "true"},
+                port=ports(name),
             )
         )
     return servers
@@ -631,18 +731,26 @@ def _start_servers(
     *,
     existing: list[dict[str, Any]],
     launched: Launched,
+    ports: Ports,
 ) -> list[dict[str, Any]]:
     """Bring the workload's compute up in the recovery center (idempotent by name): the servers
-    its group started already, else started now; then wait until each is active."""
+    its group started already, else started now; then wait until each is active. A server made
+    with a port is recorded with its network and address, which a later failover carries on."""
     servers = launched.pop((drivers.center, workload.id), None)
     if servers is None:
-        servers = _launch_servers(drivers, workload, offering, existing=existing)
+        servers = _launch_servers(drivers, workload, offering, existing=existing, ports=ports)
     made = list(existing)
     for server in servers:
-        drivers.compute.wait_for_status(
+        active = drivers.compute.wait_for_status(
             server.id, status=base.ServerStatus.ACTIVE, timeout_s=SERVER_ACTIVE_TIMEOUT_S
         )
-        made.append({"kind": "server", "name": server.name, "id": server.id})
+        item: dict[str, Any] = {"kind": "server", "name": server.name, "id": server.id}
+        port = ports(server.name)
+        if port is not None:
+            item["network"] = port.network
+            if active.addresses:
+                item["address"] = active.addresses[0]
+        made.append(item)
     return made
 
 
@@ -657,8 +765,12 @@ def _switch_traffic(
     with env.store.read() as tx:
         workload = requests.get_workload(tx, workload_id)
     driver = env.drivers_for(traffic.traffic_center(env.topology)).traffic
-    traffic.switch(driver, env.topology, workload, target=target, left=left)
-    return {"traffic_to": target, "served_at": env.clock.now()}
+    address = traffic.served_address(workload, center=target)
+    traffic.switch(driver, env.topology, workload, target=target, left=left, address=address)
+    outcome: dict[str, Any] = {"traffic_to": target, "served_at": env.clock.now()}
+    if address is not None:
+        outcome["traffic_address"] = address
+    return outcome
 
 
 def protection_streams(

@@ -16,8 +16,10 @@ leaving: its volumes and its servers' disks, by logical name), ``recover_volumes
 4. attaches it to the recovered server of the same logical name, when there is one (a server's
    disk); a volume of a volume offering stays detached, as it was in its home center.
 
-The recovered servers' network ports are the compute driver's: a server is made with its port
-on the department's network of that center (``drivers.openstack.network``).
+The recovered servers' network ports are made with them (``failover._start_servers``): on the
+recovery center's workload network at the address the plan mapped (kept on a stretched network,
+re-mapped on a routed one: ``failover.address_plan``), or, when the topology declares no network
+there, as the compute driver makes them (``drivers.openstack.network``).
 
 Invariants: idempotent and resumable (replica, snapshot and volume are found by name before one
 is made, an attached volume is not attached again), so a failover killed part-way and resumed

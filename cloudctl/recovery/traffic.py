@@ -34,6 +34,14 @@ def traffic_center(topology: topo.Topology) -> str:
     return topology.centers_with_role(topo.CenterRole.MANAGEMENT)[0].name
 
 
+def served_address(workload: requests.WorkloadRecord, *, center: str) -> str | None:
+    """The address the workload answers at in ``center``: its first server's there, when one was
+    recorded (the topology declares the center's workload network); else ``None``."""
+    placement = next((p for p in workload.placements if p.center == center), None)
+    servers = [item for item in (placement.resources if placement else []) if item["kind"] == "server"]
+    return next((item["address"] for item in servers if item.get("address")), None)
+
+
 def switch(
     traffic: base.Traffic,
     topology: topo.Topology,
@@ -41,10 +49,13 @@ def switch(
     *,
     target: str,
     left: list[str],
+    address: str | None = None,
 ) -> None:
-    """All of the workload's traffic to ``target``; the centers ``left`` keep a record at weight 0."""
+    """All of the workload's traffic to ``target`` (at ``address``, the workload's own address
+    there, where the driver answers with addresses); the centers ``left`` keep a record at
+    weight 0."""
     name = record_name(workload)
-    traffic.upsert_record(topology.zone, name=name, target_center=target, weight=FULL_WEIGHT)
+    traffic.upsert_record(topology.zone, name=name, target_center=target, weight=FULL_WEIGHT, address=address)
     for center in left:
         if center != target:
             traffic.upsert_record(topology.zone, name=name, target_center=center, weight=0)

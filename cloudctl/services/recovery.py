@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from cloudctl import clock as clocks
-from cloudctl import errors
+from cloudctl import errors, metrics
 from cloudctl.model import recovery as recovery_model
 from cloudctl.model import states
 from cloudctl.model import topology as topo
@@ -518,7 +518,8 @@ class RunPublic(BaseModel):
     """The first step not done yet (where ``resume`` goes on)."""
     workloads: dict[str, Any]
     """Workload id → what its finished steps did (``served_in``, ``served_at`` in Unix seconds,
-    ``writes_lost``, ``rpo_s``, ``traffic_to``, ``streams``, ...)."""
+    ``writes_lost``, ``rpo_s``, ``addresses`` (each server's address kept or re-mapped), ``traffic_to``,
+    ``traffic_address`` (the address the traffic record points at), ``streams``, ...)."""
     hooks: list[dict[str, Any]]
     """Outcome of each hook step run: ``step``, ``hook``, ``when``, ``scope``, ``on_failure``, ``elapsed_s``,
     ``ok`` and ``status`` (HTTP) or ``exit_code`` and ``output`` (command), ``error`` when not ok."""
@@ -805,9 +806,15 @@ def execute(
 ) -> RunPublic:
     """Run the run's steps not done yet, in this process; audited when it ends, however it ends."""
     actor = principal or identity.local_operator("sysadmin")
+
+    def counted(step: recovery_model.RecoveryStep, done: int, total: int) -> None:
+        count_addresses(step)
+        if on_step is not None:
+            on_step(step, done, total)
+
     try:
         run = failover.execute(
-            environment(ctx), run_id, on_step=on_step, owner=owner(), alive_at=WALL_CLOCK.now
+            environment(ctx), run_id, on_step=counted, owner=owner(), alive_at=WALL_CLOCK.now
         )
     except BaseException:
         with ctx.read() as tx:
@@ -817,6 +824,18 @@ def execute(
         raise
     _audit_end(ctx, actor, run)
     return _public_run(run)
+
+
+def count_addresses(step: recovery_model.RecoveryStep) -> None:
+    """A finished ``promote`` step carried its servers' addresses to its target: count them."""
+    if step.action is not recovery_model.StepAction.PROMOTE:
+        return
+    for mapping in step.addresses or []:
+        metrics.FAILOVER_ADDRESSES.labels(
+            from_center=mapping.from_center,
+            to_center=step.target,
+            outcome="kept" if mapping.kept else "remapped",
+        ).inc()
 
 
 @audit.audits_refusals(action="failover.resume", target_type="RecoveryRun", target="run_id")

@@ -109,6 +109,39 @@ def test_with_an_address_map_a_failover_record_is_a_weighted_a_record(
     assert traffic.get_record(zone, name="portal", target_center=center_names[2]).weight == 5
 
 
+def test_a_record_points_at_the_workloads_own_address_when_given_one_and_switch_keeps_it(
+    server: moto_servers.MotoServer, zone: str, center_names: list[str]
+) -> None:
+    addresses = {center: f"10.0.{index}.10" for index, center in enumerate(center_names)}
+    traffic = make_traffic(server, center_names, center_addresses=addresses)
+
+    made = traffic.upsert_record(zone, name="portal", target_center=center_names[2], address="10.80.3.7")
+    traffic.upsert_record(zone, name="portal", target_center=center_names[1], weight=0)
+
+    by_center = {r["SetIdentifier"]: r["ResourceRecords"] for r in record_sets(server, zone, "portal")}
+    assert by_center[center_names[2]] == [{"Value": "10.80.3.7"}]
+    assert by_center[center_names[1]] == [{"Value": addresses[center_names[1]]}]
+    assert made.address == "10.80.3.7"
+    assert traffic.get_record(zone, name="portal", target_center=center_names[2]).address == "10.80.3.7"
+    assert traffic.get_record(zone, name="portal", target_center=center_names[1]).address is None
+    traffic.switch(zone, name="portal", to_center=center_names[1])
+    by_center = {r["SetIdentifier"]: r["ResourceRecords"] for r in record_sets(server, zone, "portal")}
+    assert by_center[center_names[2]] == [{"Value": "10.80.3.7"}]
+    with pytest.raises(errors.InvalidInput) as caught:
+        traffic.upsert_record(zone, name="portal", target_center=center_names[2], address="10.80.3")
+    assert caught.value.field == "address"
+
+
+def test_a_cname_record_ignores_a_given_address(
+    traffic: dns.Route53Traffic, server: moto_servers.MotoServer, zone: str, center_names: list[str]
+) -> None:
+    made = traffic.upsert_record(zone, name="portal", target_center=center_names[1], address="10.80.3.7")
+
+    [record_set] = record_sets(server, zone, "portal")
+    assert record_set["ResourceRecords"] == [{"Value": f"portal.{center_names[1]}.{zone}"}]
+    assert made.address is None
+
+
 def test_one_zone_name_gets_one_hosted_zone_across_driver_instances(
     server: moto_servers.MotoServer, zone: str, center_names: list[str]
 ) -> None:

@@ -11,7 +11,10 @@ What a record points to (decided here, documented for operators):
 - By default a CNAME to ``<name>.<center>.<zone>`` (``portal.qd-a.gov.example``), the
   center's own endpoint for the service, which that center's DNS / load balancer serves.
   ``endpoint_template`` changes the pattern (fields ``name``, ``center``, ``zone``).
-- With ``center_addresses`` (center → IPv4 address), an A record to that address instead.
+- With ``center_addresses`` (center → IPv4 address), an A record to that address instead, or
+  to the workload's own address in that center when ``upsert_record`` is given one (a failover
+  that kept or re-mapped the workload's address); read back as ``DnsRecord.address``. Without
+  ``center_addresses`` a given address is not used (the record stays a CNAME).
 
 Invariants:
 
@@ -29,6 +32,7 @@ Invariants:
 from __future__ import annotations
 
 import functools
+import ipaddress
 import re
 import threading
 import uuid
@@ -106,11 +110,23 @@ class Route53Traffic:
     # --- the Traffic Protocol ----------------------------------------------------------
 
     def upsert_record(
-        self, zone: str, *, name: str, target_center: str, weight: int = 100, ttl_s: int = 60
+        self,
+        zone: str,
+        *,
+        name: str,
+        target_center: str,
+        weight: int = 100,
+        ttl_s: int = 60,
+        address: str | None = None,
     ) -> base.DnsRecord:
         _check_dns_name(zone, field="zone")
         _check_dns_name(name, field="name")
         self._check_target(target_center)
+        if address is not None:
+            try:
+                address = str(ipaddress.IPv4Address(address))
+            except ValueError:
+                raise errors.InvalidInput(f"not an IPv4 address: {address!r}", field="address") from None
         if not 0 <= weight <= MAX_WEIGHT:
             raise errors.InvalidInput(f"must be 0..{MAX_WEIGHT}, not {weight}", field="weight")
         if ttl_s < 0:
@@ -123,6 +139,7 @@ class Route53Traffic:
             weight=weight,
             ttl_s=ttl_s,
             updated_at=self._clock.now(),
+            address=address if self._addresses and address != self._addresses[target_center] else None,
         )
         self._change(zone_id, zone=zone, changes=self._upserts(record))
         return record
@@ -181,6 +198,7 @@ class Route53Traffic:
                 weight=FULL_WEIGHT if record.target_center == to_center else 0,
                 ttl_s=record.ttl_s,
                 updated_at=now,
+                address=record.address,
             )
             for record in current
         ]
@@ -270,7 +288,7 @@ class Route53Traffic:
 
     def _value(self, record: base.DnsRecord) -> str:
         if self._addresses:
-            return self._addresses[record.target_center]
+            return record.address or self._addresses[record.target_center]
         return self._endpoint_template.format(name=record.name, center=record.target_center, zone=record.zone)
 
     def _upserts(self, record: base.DnsRecord) -> list[dict[str, Any]]:
@@ -317,6 +335,8 @@ class Route53Traffic:
             ):
                 continue
             target = record_set["SetIdentifier"]
+            value = (record_set.get("ResourceRecords") or [{}])[0].get("Value")
+            own = value if self._addresses and value != self._addresses.get(target) else None
             records.append(
                 base.DnsRecord(
                     zone=zone,
@@ -325,6 +345,7 @@ class Route53Traffic:
                     weight=int(record_set.get("Weight", 0)),
                     ttl_s=int(record_set.get("TTL", 0)),
                     updated_at=updated_at.get((relative, target), 0.0),
+                    address=own,
                 )
             )
         return sorted(records, key=lambda record: (record.name, record.target_center))

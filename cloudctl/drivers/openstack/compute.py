@@ -93,6 +93,16 @@ def epoch_s(timestamp: str | None) -> float:
     return parsed.timestamp()
 
 
+def _fixed_addresses(addresses: Any) -> tuple[str, ...]:
+    """The IPv4 fixed addresses of Nova's ``addresses`` (network name → list of addresses)."""
+    found = []
+    for entries in (addresses or {}).values():
+        for entry in entries or []:
+            if entry.get("version") == 4 and entry.get("OS-EXT-IPS:type", "fixed") == "fixed":
+                found.append(str(entry["addr"]))
+    return tuple(found)
+
+
 def server_status(nova_status: str | None) -> base.ServerStatus:
     return _STATUS.get((nova_status or "").upper(), base.ServerStatus.BUILD)
 
@@ -120,6 +130,7 @@ class OpenStackCompute:
         ram_gb: int,
         disk_gb: int,
         metadata: Mapping[str, str] | None = None,
+        port: base.PortRequest | None = None,
     ) -> base.Server:
         _check_sizes(vcpu=vcpu, ram_gb=ram_gb, disk_gb=disk_gb)
         if self.find_server(name) is not None:
@@ -127,7 +138,7 @@ class OpenStackCompute:
         flavor_id = self._flavor_id(vcpu=vcpu, ram_gb=ram_gb, disk_gb=disk_gb)
         image_id = self._image_id()
         connection = self._cloud.project_connection(project)
-        networks = self._network.server_networks(project)
+        networks = self._network.server_networks(project, fixed_ip=port.address if port else None)
         created = self._cloud.call(
             lambda: connection.compute.create_server(
                 name=name,
@@ -304,6 +315,7 @@ class OpenStackCompute:
             status=server_status(found.status),
             created_at=epoch_s(found.created_at),
             metadata=dict(found.metadata or {}),
+            addresses=_fixed_addresses(found.addresses),
         )
 
     # --- what servers are made of --------------------------------------------------------

@@ -11,6 +11,10 @@ The network a server attaches to is the cloud's ``cloudctl.network`` setting:
   is made again. Two creators racing on the first server of a project can make two networks
   when nothing bounds them; the oldest is used.
 - ``none``: no network at all (the server boots without a NIC).
+
+A server made with a ``base.PortRequest`` whose ``address`` is set gets that fixed IP on the
+network above (a failover keeping or re-mapping the address it had); Neutron refuses one in use
+(409, ``errors.Conflict``) or outside the subnet (400).
 - any other name: an existing network of that name, shared by the cloud's operators; cloudctl
   neither makes nor changes it.
 
@@ -108,14 +112,19 @@ class OpenStackNetwork:
 
     # --- the network servers attach to -----------------------------------------------------
 
-    def server_networks(self, project: str) -> Any:
-        """What Nova's ``create_server`` takes as ``networks`` for a server of ``project``."""
+    def server_networks(self, project: str, *, fixed_ip: str | None = None) -> Any:
+        """What Nova's ``create_server`` takes as ``networks`` for a server of ``project``;
+        ``fixed_ip``: the address its port gets (a failover keeping or re-mapping one)."""
         setting = self._cloud.settings.network
         if setting == cloud_module.NO_NETWORK:
             return "none"
         if setting == cloud_module.TENANT_NETWORK:
-            return [{"uuid": self.ensure_tenant_network(project)}]
-        return [{"uuid": self._shared_network_id(setting)}]
+            network: dict[str, str] = {"uuid": self.ensure_tenant_network(project)}
+        else:
+            network = {"uuid": self._shared_network_id(setting)}
+        if fixed_ip is not None:
+            network["fixed_ip"] = fixed_ip
+        return [network]
 
     def find_tenant_network(self, project: str) -> str | None:
         """The id of the department's tenant network, or ``None`` when it has none (yet)."""

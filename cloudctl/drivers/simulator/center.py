@@ -42,6 +42,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import ipaddress
 import math
 import re
 import uuid
@@ -75,6 +76,7 @@ KIND_OBJECT_VERSION = "object-version"
 SECONDS_PER_DAY = 86400
 KIND_NAMESPACE = "namespace"
 KIND_DNS_RECORD = "dns-record"
+KIND_PORT = "port"
 USAGE_KEY = "center"
 
 ENFORCED_PROJECT_RESOURCES = (
@@ -229,8 +231,10 @@ class SimulatedCenter:
         ram_gb: int,
         disk_gb: int,
         metadata: Mapping[str, str] | None = None,
+        port: base.PortRequest | None = None,
     ) -> base.Server:
         _check_sizes(vcpu=vcpu, ram_gb=ram_gb, disk_gb=disk_gb)
+        subnet = _port_subnet(port)
         self._operate("create_server")
         now = self._clock.now()
         doc: state.Doc = {
@@ -244,6 +248,7 @@ class SimulatedCenter:
             "ready_at": now + self._server_boot_s,
             "created_at": now,
             "metadata": dict(metadata or {}),
+            "addresses": [],
         }
         with self._writing() as transaction:
             if transaction.find_by(self.name, KIND_SERVER, field="name", value=name):
@@ -251,8 +256,66 @@ class SimulatedCenter:
             deltas = {"vcpu": vcpu, "ram_gb": ram_gb, "volume_gb": disk_gb, "instances": 1}
             self._charge_project(transaction, project, deltas)
             self._consume(transaction, **deltas)
+            if port is not None and subnet is not None:
+                doc["addresses"] = [self._take_address(transaction, port, subnet, server=doc)]
             transaction.put(self.name, KIND_SERVER, doc["id"], doc)
         return self._server(doc)
+
+    def _take_address(
+        self,
+        transaction: state.StateTransaction,
+        port: base.PortRequest,
+        subnet: ipaddress.IPv4Network,
+        *,
+        server: state.Doc,
+    ) -> str:
+        """Hold ``port.address`` (or the lowest free host after the gateway) on the port's L2
+        segment, which the centers a network is stretched over share. The address of a server of
+        the same name in another center of the segment moves to this one (the server moved)."""
+        segment = port.segment or f"{self.name}/{port.network}"
+        held = {
+            doc["address"]: doc
+            for doc in transaction.list(state.GLOBAL_CENTER, KIND_PORT, key_prefix=f"{segment}/")
+        }
+        if port.address is not None:
+            holder = held.get(port.address)
+            if holder is not None and (holder["server_name"], holder["center"]) == (
+                server["name"],
+                self.name,
+            ):
+                holder = None
+            if holder is not None and holder["server_name"] != server["name"]:
+                raise errors.Conflict(
+                    f"{port.address} is in use on network {port.network} of center {self.name}",
+                    field="address",
+                )
+            address = port.address
+        else:
+            hosts = (str(host) for host in subnet.hosts())
+            next(hosts, None)  # the gateway's
+            address = next((host for host in hosts if host not in held), "")
+            if not address:
+                raise errors.Conflict(
+                    f"network {port.network} of center {self.name} is full", field="address"
+                )
+        key = f"{segment}/{address}"
+        moved_from = held.get(address)
+        transaction.put(
+            state.GLOBAL_CENTER,
+            KIND_PORT,
+            key,
+            {
+                "segment": segment,
+                "network": port.network,
+                "address": address,
+                "center": self.name,
+                "server_id": server["id"],
+                "server_name": server["name"],
+                "moved_from": moved_from,
+            },
+        )
+        server["port_keys"] = [key]
+        return address
 
     def get_server(self, server_id: str) -> base.Server:
         self._operate("get_server")
@@ -289,6 +352,15 @@ class SimulatedCenter:
                 if volume.get("attached_to") == server_id:
                     detached = {**volume, "attached_to": None, "status": base.VolumeStatus.AVAILABLE.value}
                     transaction.put(self.name, KIND_VOLUME, volume["id"], detached)
+            for key in doc.get("port_keys", ()):
+                port = transaction.get(state.GLOBAL_CENTER, KIND_PORT, key)
+                if port is None or port["server_id"] != server_id:
+                    continue  # its address moved on to a server of the same name elsewhere
+                before = port.get("moved_from")
+                if before and transaction.get(before["center"], KIND_SERVER, before["server_id"]):
+                    transaction.put(state.GLOBAL_CENTER, KIND_PORT, key, before)  # it held it first
+                else:
+                    transaction.delete(state.GLOBAL_CENTER, KIND_PORT, key)
             transaction.delete(self.name, KIND_SERVER, server_id)
 
     def attach_volume(self, server_id: str, *, volume_id: str) -> None:
@@ -379,6 +451,7 @@ class SimulatedCenter:
             status=self._status(doc),
             created_at=doc["created_at"],
             metadata=dict(doc["metadata"]),
+            addresses=tuple(doc.get("addresses", ())),
         )
 
     # --- block storage -----------------------------------------------------------------
@@ -922,7 +995,14 @@ class SimulatedCenter:
     # --- traffic -----------------------------------------------------------------------
 
     def upsert_record(
-        self, zone: str, *, name: str, target_center: str, weight: int = 100, ttl_s: int = 60
+        self,
+        zone: str,
+        *,
+        name: str,
+        target_center: str,
+        weight: int = 100,
+        ttl_s: int = 60,
+        address: str | None = None,
     ) -> base.DnsRecord:
         _check_dns_name(zone, field="zone")
         _check_dns_name(name, field="name")
@@ -933,6 +1013,8 @@ class SimulatedCenter:
             raise errors.InvalidInput(f"must be 0..{MAX_DNS_WEIGHT}, not {weight}", field="weight")
         if ttl_s < 0:
             raise errors.InvalidInput(f"must not be negative, not {ttl_s}", field="ttl_s")
+        if address is not None:
+            _check_ipv4(address, field="address")
         self._operate("upsert_record")
         doc: state.Doc = {
             "zone": zone,
@@ -941,6 +1023,7 @@ class SimulatedCenter:
             "weight": weight,
             "ttl_s": ttl_s,
             "updated_at": self._clock.now(),
+            "address": address,
         }
         with self._writing() as transaction:
             transaction.put(self.name, KIND_DNS_RECORD, _record_key(zone, name, target_center), doc)
@@ -1026,7 +1109,28 @@ def _record(doc: state.Doc) -> base.DnsRecord:
         weight=doc["weight"],
         ttl_s=doc["ttl_s"],
         updated_at=doc["updated_at"],
+        address=doc.get("address"),
     )
+
+
+def _check_ipv4(value: str, *, field: str) -> ipaddress.IPv4Address:
+    try:
+        return ipaddress.IPv4Address(value)
+    except ValueError:
+        raise errors.InvalidInput(f"not an IPv4 address: {value!r}", field=field) from None
+
+
+def _port_subnet(port: base.PortRequest | None) -> ipaddress.IPv4Network | None:
+    """The subnet of a port request, checked (with its address) before anything is held."""
+    if port is None:
+        return None
+    try:
+        subnet = ipaddress.IPv4Network(port.subnet)
+    except ValueError:
+        raise errors.InvalidInput(f"not an IPv4 subnet: {port.subnet!r}", field="port.subnet") from None
+    if port.address is not None and _check_ipv4(port.address, field="port.address") not in subnet:
+        raise errors.InvalidInput(f"{port.address} is outside {subnet}", field="port.address")
+    return subnet
 
 
 def _encode(data: bytes) -> str:

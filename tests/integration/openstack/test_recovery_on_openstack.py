@@ -179,3 +179,29 @@ def test_a_gold_failback_brings_the_server_home_with_data_written_away_and_leave
     home_objects = drivers.center_drivers(ctx, "qd-a").object_storage
     data, _info = home_objects.get_object(repl.data_bucket(workload), key="case/2")
     assert data == b"record case/2"
+
+
+def test_a_gold_failover_keeps_the_servers_fixed_ip_on_the_stretched_tenant_network(
+    ctx: ctx_module.Context, clouds: Path, cleanup: Cleanup
+) -> None:
+    workload = provision(ctx, cleanup, offering="vm.small", tier="gold", name="os-gold-ip")
+    ship(ctx, workload, "case/1", interval_s=60)
+    server_name = f"{workload}-0"
+    with region(clouds, "qd-a") as home:
+        (served,) = home.compute.servers(all_projects=True, name=f"^{server_name}$")
+        (port,) = home.network.ports(device_id=served.id)
+        home_ips = [fixed["ip_address"] for fixed in port.fixed_ips]
+    assert len(home_ips) == 1
+
+    plan = recovery.plan_failover(ctx, principal=OPS, from_center="qd-a", planned=True)
+    (promote,) = [step for step in plan.steps if step.action == "promote"]
+    assert [(m.server, m.old_address, m.new_address, m.kept) for m in promote.addresses or []] == [
+        (server_name, home_ips[0], home_ips[0], True)
+    ]
+    assert recovery.execute(ctx, plan.run_id or "").state == "done"
+
+    with region(clouds, "qd-b") as standby:
+        (server,) = standby.compute.servers(all_projects=True, name=f"^{server_name}$")
+        (port,) = standby.network.ports(device_id=server.id)
+        assert [fixed["ip_address"] for fixed in port.fixed_ips] == home_ips
+        assert standby.network.get_network(port.network_id).name == "hrss-net"

@@ -76,3 +76,29 @@ def test_departments_neither_see_nor_start_recovery_runs(ctx: ctx_module.Context
     assert client.get("/v1/replication/status", headers=hrss).status_code == 403
     denied = client.post("/v1/failover/runs", json={"from_centers": ["qd-a"], "planned": True}, headers=hrss)
     assert denied.status_code == 403
+
+
+def test_a_failover_dry_run_answers_each_servers_address_mapping(
+    ctx: ctx_module.Context, client: TestClient
+) -> None:
+    ops = token(ctx, "sysadmin")
+    silver = ready_workload(ctx, "silver")
+    answer = client.post(
+        "/v1/failover/runs",
+        json={"from_centers": ["qd-a"], "to_center": "dz-dr", "planned": True, "dry_run": True},
+        headers=ops,
+    )
+    assert answer.status_code == 202
+    assert answer.json()["run_id"] is None
+    (promote,) = [s for s in answer.json()["steps"] if s["action"] == "promote"]
+    (mapping,) = promote["addresses"]
+    assert (mapping["server"], mapping["from_center"], mapping["network"], mapping["to_network"]) == (
+        f"{silver}-0",
+        "qd-a",
+        "gov-apps",
+        "gov-apps-dr",
+    )
+    assert mapping["new_address"] == mapping["old_address"].replace("10.16.", "10.80.", 1)
+    assert mapping["kept"] is False
+    assert next(s for s in answer.json()["steps"] if s["action"] == "reprotect")["addresses"] is None
+    assert client.get("/v1/failover/runs", headers=ops).json()["count"] == 0

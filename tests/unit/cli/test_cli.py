@@ -436,3 +436,57 @@ def test_mgmt_commands_break_glass_as_the_sysadmin_with_a_reason_before_touching
     line = one_line_error(result)
     assert line.startswith(("error: as: ", "error: reason: ")), line
     assert not (tmp_path / "home").exists()
+
+
+def test_the_failover_dry_run_shows_each_servers_address_kept_or_remapped(ready: Cli, tmp_path: Path) -> None:
+    from cloudctl import clock
+    from cloudctl.services import identity, provisioning
+    from cloudctl.services import requests as requests_service
+    from cloudctl.store import db
+    from tests.conftest import make_context
+
+    ctx = make_context(db.Store(db.sqlite_url(ready.home)), clock.ManualClock(), tmp_path)
+    principal = identity.Principal(
+        id="t", role="dept-admin", department="hrss", department_path=("qingdao", "hrss")
+    )
+    body = requests_service.RequestCreate(offering="vm.small", tier="gold", preferred_center="qd-a")
+    request, _ = requests_service.submit(ctx, principal=principal, body=body)
+    provisioning.reconcile(ctx, kind="request", object_id=request.id)
+    ctx.close()
+    workload = request.workload_id or ""
+    plan = ready.json("failover", "run", "--from", "qd-a", "--planned", "--dry-run")
+    (promote,) = [s for s in plan["steps"] if s["action"] == "promote"]
+    (mapping,) = promote["addresses"]
+    assert (mapping["server"], mapping["network"], mapping["to_network"], mapping["kept"]) == (
+        f"{workload}-0",
+        "gov-apps",
+        "gov-apps",
+        True,
+    )
+    assert mapping["old_address"] == mapping["new_address"]
+    shown = ready("failover", "run", "--from", "qd-a", "--planned", "--dry-run").stdout
+    assert "Addresses (network maps of the topology):" in shown
+    address = mapping["old_address"]
+    assert f"  {workload}-0: qd-a gov-apps {address} → qd-b gov-apps {address} (kept)" in shown.splitlines()
+    assert ready.json("failover", "list") == []  # nothing was started
+    unplanned = ready.json("failover", "run", "--from", "qd-a", "--to", "dz-dr", "--unplanned", "--dry-run")
+    (promote,) = [s for s in unplanned["steps"] if s["action"] == "promote"]
+    (mapping,) = promote["addresses"]
+    assert (mapping["to_network"], mapping["kept"]) == ("gov-apps-dr", False)
+    assert mapping["new_address"] == mapping["old_address"].replace("10.16.", "10.80.", 1)
+
+
+def test_overlapping_network_maps_exit_2_naming_the_path_and_write_nothing(cli: Cli, tmp_path: Path) -> None:
+    data = yaml.safe_load(TOPOLOGY.read_text(encoding="utf-8"))
+    data["networks"].append({"center": "dz-dr", "name": "spare", "subnet": "10.96.0.0/20"})
+    data["network_maps"].append(
+        {"between": [{"center": "qd-b", "network": "gov-apps"}, {"center": "dz-dr", "network": "spare"}]}
+    )
+    broken = tmp_path / "overlapping.yaml"
+    broken.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    result = cli("init", str(broken), code=2)
+    assert one_line_error(result) == (
+        "error: network_maps[3].between: overlaps network_maps[2]: "
+        "10.16.0.0/20 of qd-b is mapped to dz-dr twice"
+    )
+    assert not (cli.home / "state.db").exists()
