@@ -1,6 +1,7 @@
 """A failover on the loopback OpenStack, each center a region of its own: replication points
 live in the center that holds the copy, and the recovered workload is whole in its new center
-(servers, volumes made there from the replica and attached, its network port). Everything is
+(servers, volumes made there from the replica and attached, its network port). A failback
+brings every tier home to its layout and the center that stood in hands back. Everything is
 checked with openstacksdk in each region, not through cloudctl's reads.
 
 Cinder's fake driver stores no bytes: what this proves is where each volume, snapshot, server
@@ -81,7 +82,7 @@ def ship(ctx: ctx_module.Context, workload_id: str, key: str, *, interval_s: flo
     assert isinstance(ctx.clock, clocks.ManualClock)
     ctx.clock.advance(interval_s + 1)
     results = recovery.run_due(ctx)
-    assert [r.error for r in results] == [""]
+    assert results and [r.error for r in results] == [""] * len(results)
     assert replication_points.take_points(ctx, results).failed == []
 
 
@@ -205,3 +206,48 @@ def test_a_gold_failover_keeps_the_servers_fixed_ip_on_the_stretched_tenant_netw
         (port,) = standby.network.ports(device_id=server.id)
         assert [fixed["ip_address"] for fixed in port.fixed_ips] == home_ips
         assert standby.network.get_network(port.network_id).name == "hrss-net"
+
+
+def test_platinum_silver_and_bronze_come_home_after_losing_qd_a_and_a_second_failback_plans_nothing(
+    ctx: ctx_module.Context, clouds: Path, cleanup: Cleanup
+) -> None:
+    silver = provision(ctx, cleanup, offering="vm.small", tier="silver", name="os-silver-home")
+    platinum = provision(ctx, cleanup, offering="vm.small", tier="platinum", name="os-platinum-home")
+    bronze = provision(ctx, cleanup, offering="vm.small", tier="bronze", name="os-bronze-home")
+    ship(ctx, silver, "case/1", interval_s=300)
+    faults.inject(ctx, kind="center-down", center="qd-a")
+    away = recovery.plan_failover(ctx, principal=OPS, from_center="qd-a", planned=False)
+    assert recovery.execute(ctx, away.run_id or "").state == "done"
+    recovery.write(ctx, silver, key="case/2", data=b"record case/2")  # while it serves in Dezhou
+    faults.clear(ctx)  # qd-a is back; the failback's resync carries case/2 home
+
+    home = recovery.plan_failback(ctx, principal=OPS, to_center="qd-a")
+    done = recovery.execute(ctx, home.run_id or "")
+    assert (done.state, done.stranded) == ("done", [])
+    again = recovery.plan_failback(ctx, principal=OPS, to_center="qd-a", dry_run=True)
+    assert again.steps == []
+
+    def serving(workload_id: str) -> list[tuple[str, str]]:
+        shown = workloads.get(ctx, principal=HRSS, workload_id=workload_id)
+        return sorted(
+            (p.center, p.role)
+            for p in shown.placements
+            if p.state == "ready" and p.role in ("primary", "active")
+        )
+
+    assert serving(silver) == serving(bronze) == [("qd-a", "primary")]
+    assert serving(platinum) == [("qd-a", "active"), ("qd-b", "active")]  # active-active again
+    with region(clouds, "qd-a") as qd_a, region(clouds, "qd-b") as qd_b, region(clouds, "dz-dr") as dr:
+        for workload_id, regions in ((silver, [qd_a]), (bronze, [qd_a]), (platinum, [qd_a, qd_b])):
+            for where in regions:
+                (server,) = where.compute.servers(all_projects=True, name=f"^{workload_id}-0$")
+                assert server.status == "ACTIVE"
+        # Dezhou stood in for silver and bronze and hands them back: no server, no disk it ran on,
+        # the replica kept.
+        for stood_in in (silver, bronze):
+            assert list(dr.compute.servers(all_projects=True, name=f"^{stood_in}-0$")) == []
+        held = sorted(v.name for v in dr.block_storage.volumes(all_projects=True) if silver in (v.name or ""))
+        assert held == [f"replica-{silver}-0"]
+    home_objects = drivers.center_drivers(ctx, "qd-a").object_storage
+    data, _info = home_objects.get_object(repl.data_bucket(silver), key="case/2")
+    assert data == b"record case/2"  # what was written in Dezhou came home
