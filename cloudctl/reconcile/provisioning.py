@@ -13,7 +13,10 @@ Invariants:
   ``resources``); a killed process resumes where the store says it was.
 - Quota is committed only once a placement's resources exist, and released only
   after they are gone; a deleted workload's replication streams go with it, and so do
-  its volumes' snapshots (replication points) and their records.
+  its volumes' snapshots (replication points) and their records. After the listed
+  resources, every volume of the department's project named as the workload's
+  (``model.names.owned_by``: its disks, replicas and recovered volumes) is deleted in each
+  center it was placed in, so a volume made and not recorded is not left behind.
 - A backend that does not answer (a center down, an API error) is retried with
   backoff; what retrying cannot fix (capacity exhausted, bad request) fails the
   request with its reason and releases everything it held.
@@ -29,6 +32,7 @@ from typing import Any
 from cloudctl import clock as clocks
 from cloudctl import errors, metrics
 from cloudctl.drivers import base
+from cloudctl.model import names
 from cloudctl.model import topology as topo
 from cloudctl.store import db, quotas, replication, requests
 from cloudctl.store import replication_points as points_store
@@ -134,7 +138,7 @@ def _provision_placement(
     network = env.topology.workload_network(placement.center)
     segment = env.topology.segment(placement.center, network.name) if network else ""
     for index in range(workload.count):
-        name = f"{workload.id}-{index}"
+        name = names.resource_name(workload.id, index)
         if name in existing:
             continue
         made.append(_create_one(drivers, workload, offering, name, network=network, segment=segment))
@@ -254,6 +258,20 @@ def _delete_resources(env: Environment, workload: requests.WorkloadRecord) -> No
                     center=placement.center,
                     values={"resources": remaining, "state": "deleting"},
                 )
+    if env.topology.offering(workload.offering).volume_gb > 0:
+        _sweep_volumes(env, workload)
+
+
+def _sweep_volumes(env: Environment, workload: requests.WorkloadRecord) -> None:
+    """Volumes of the workload no placement lists any more (a replica or a recovered disk made
+    by a process killed before it recorded it): found by name in the department's project of
+    every center the workload was placed in, and deleted with their snapshots."""
+    for center in dict.fromkeys(p.center for p in workload.placements):
+        storage = env.drivers_for(center).block_storage
+        for volume in storage.list_volumes(project=workload.department):
+            if names.owned_by(volume.name, workload.id):
+                _delete_snapshots(storage, volume.id)
+                storage.delete_volume(volume.id, ignore_missing=True)
 
 
 def _delete_snapshots(storage: base.BlockStorage, volume_id: str) -> None:

@@ -23,7 +23,9 @@ there, as the compute driver makes them (``drivers.openstack.network``).
 
 Invariants: idempotent and resumable (replica, snapshot and volume are found by name before one
 is made, an attached volume is not attached again), so a failover killed part-way and resumed
-makes nothing twice. Nothing here reads the center being left: sizes come from the offering,
+makes nothing twice. The replica stays among the placement's resources the caller writes back
+(``ensure_replica`` records it in the store; ``recover_volumes`` returns it too), so deleting
+the workload later deletes it. Nothing here reads the center being left: sizes come from the offering,
 names from the store.
 """
 
@@ -32,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from cloudctl.model import names
 from cloudctl.recovery import replication as repl
 from cloudctl.recovery import snapshots
 from cloudctl.store import replication, requests
@@ -59,6 +62,7 @@ def recover_volumes(
     made = list(resources)
     for volume in protected:
         replica = snapshots.ensure_replica(env, workload=workload, center=target, protected=volume)
+        made = [i for i in made if i.get("replica_of") != volume.name] + [replica]
         point = _point(env, workload, target=target, replica=replica, logical_name=volume.name, seq=seq)
         recovered = next((i for i in made if i.get("point") == point.id), None)
         if recovered is None:
@@ -95,7 +99,7 @@ def _point(
 ) -> points_store.ReplicationPoint:
     """The ready point of ``replica`` at ``seq`` in ``target``: the one a pass took, or one taken now."""
     storage = env.drivers_for(target).block_storage
-    name = snapshots.snapshot_name(logical_name, seq)
+    name = names.snapshot_name(logical_name, seq)
     point_id = points_store.point_id(target, name)
     with env.store.read() as tx:
         known = points_store.find_point(tx, point_id)

@@ -46,25 +46,13 @@ from typing import Any
 from cloudctl import errors
 from cloudctl.drivers import base
 from cloudctl.model import topology as topo
+from cloudctl.model.names import replica_name, snapshot_name
 from cloudctl.recovery import replication as repl
 from cloudctl.store import replication, requests
 from cloudctl.store import replication_points as points_store
 
 POINT_MODES = (repl.ASYNC, repl.BACKUP)
 """The stream modes whose consistent points get replication points."""
-
-
-REPLICA_PREFIX = "replica-"
-
-
-def snapshot_name(volume_name: str, seq: int) -> str:
-    """The name of a volume's replication point at ``seq`` (the same on every retry)."""
-    return f"rp-{volume_name}-{seq}"
-
-
-def replica_name(logical_name: str) -> str:
-    """The name of a protected volume's replica in a copy center."""
-    return f"{REPLICA_PREFIX}{logical_name}"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -72,8 +72,20 @@ def provision(ctx: ctx_module.Context, cleanup: Cleanup, *, offering: str, tier:
 
 def _delete(ctx: ctx_module.Context, workload_id: str) -> None:
     faults.clear(ctx)
-    workloads.delete(ctx, principal=HRSS, workload_id=workload_id)
-    assert provisioning.run_pending(ctx)[workload_id].done
+    if workloads.delete(ctx, principal=HRSS, workload_id=workload_id).state != "deleted":
+        assert provisioning.run_pending(ctx)[workload_id].done
+
+
+def assert_nothing_left(clouds: Path, workload_ids: list[str]) -> None:
+    """No server, volume or snapshot named as one of the workloads' in any region: a deleted
+    workload leaves nothing after a failover and a failback (its replicas and the volumes made
+    from its replication points included)."""
+    for center in ("qd-a", "qd-b", "dz-dr"):
+        with region(clouds, center) as conn:
+            names = [v.name or "" for v in conn.block_storage.volumes(all_projects=True)]
+            names += [s.name or "" for s in conn.block_storage.snapshots(all_projects=True)]
+            names += [s.name or "" for s in conn.compute.servers(all_projects=True)]
+            assert [n for n in names if any(w in n for w in workload_ids)] == [], center
 
 
 def ship(ctx: ctx_module.Context, workload_id: str, key: str, *, interval_s: float) -> None:
@@ -180,6 +192,8 @@ def test_a_gold_failback_brings_the_server_home_with_data_written_away_and_leave
     home_objects = drivers.center_drivers(ctx, "qd-a").object_storage
     data, _info = home_objects.get_object(repl.data_bucket(workload), key="case/2")
     assert data == b"record case/2"
+    _delete(ctx, workload)
+    assert_nothing_left(clouds, [workload])
 
 
 def test_a_gold_failover_keeps_the_servers_fixed_ip_on_the_stretched_tenant_network(
@@ -251,3 +265,6 @@ def test_platinum_silver_and_bronze_come_home_after_losing_qd_a_and_a_second_fai
     home_objects = drivers.center_drivers(ctx, "qd-a").object_storage
     data, _info = home_objects.get_object(repl.data_bucket(silver), key="case/2")
     assert data == b"record case/2"  # what was written in Dezhou came home
+    for workload_id in (silver, platinum, bronze):
+        _delete(ctx, workload_id)
+    assert_nothing_left(clouds, [silver, platinum, bronze])

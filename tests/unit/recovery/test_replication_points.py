@@ -9,8 +9,8 @@ import pytest
 from cloudctl import clock as clocks
 from cloudctl import errors
 from cloudctl.drivers import base
+from cloudctl.model import names
 from cloudctl.recovery import replication as repl
-from cloudctl.recovery import snapshots
 from cloudctl.services import context as ctx_module
 from cloudctl.services import (
     drivers,
@@ -177,8 +177,8 @@ def test_a_snapshot_made_before_a_crash_is_adopted_not_made_again(ctx: ctx_modul
     (volume_id,) = volume_ids(ctx, workload)
     assert volume_id
     dr = storage(ctx, "dz-dr")
-    replica = dr.create_volume(name=snapshots.replica_name(f"{workload}-0"), project="hrss", size_gb=100)
-    made = dr.create_snapshot(replica.id, name=snapshots.snapshot_name(f"{workload}-0", 1))
+    replica = dr.create_volume(name=names.replica_name(f"{workload}-0"), project="hrss", size_gb=100)
+    made = dr.create_snapshot(replica.id, name=names.snapshot_name(f"{workload}-0", 1))
     replication_points.take_points(ctx, results)
     (point,) = replication_points.list_points(ctx, workload_id=workload)
     assert (point.volume_id, point.snapshot_id, point.state) == (replica.id, made.id, "ready")
@@ -240,6 +240,52 @@ def test_deleting_the_workload_deletes_its_points_and_their_snapshots(ctx: ctx_m
     assert storage(ctx, "dz-dr").find_volume(f"replica-{workload}-0") is None
     assert snapshot_names(ctx) == []
     assert replication_points.list_points(ctx, workload_id=workload) == []
+
+
+def owned_volumes(ctx: ctx_module.Context, workload_id: str) -> list[tuple[str, str]]:
+    """(center, volume name) of every volume named as the workload's in any simulator center."""
+    return sorted(
+        (center, v.name)
+        for center in ("qd-a", "qd-b", "dz-dr")
+        for v in storage(ctx, center).list_volumes()
+        if names.owned_by(v.name, workload_id)
+    )
+
+
+def test_a_failover_records_the_replica_it_makes_and_deleting_the_workload_removes_it(
+    ctx: ctx_module.Context,
+) -> None:
+    workload = ready_workload(ctx)  # silver, no pass yet: Dezhou holds no replica
+    assert replicas(ctx, workload) == {}
+    faults.inject(ctx, kind="center-down", center="qd-a")
+    run = recovery.plan_failover(
+        ctx, principal=identity.local_operator("sysadmin"), from_center="qd-a", planned=False
+    )
+    assert recovery.execute(ctx, run.run_id or "").state == "done"
+    made = replicas(ctx, workload)
+    assert list(made) == [f"{workload}-0"]  # made by the failover, and kept on record
+    assert storage(ctx, "dz-dr").get_volume(made[f"{workload}-0"]).name == f"replica-{workload}-0"
+    faults.clear(ctx)
+    workloads.delete(ctx, principal=HRSS, workload_id=workload)
+    assert provisioning.run_pending(ctx)[workload].done
+    assert owned_volumes(ctx, workload) == []
+
+
+def test_deleting_a_workload_removes_its_volumes_no_placement_lists_and_no_other(
+    ctx: ctx_module.Context,
+) -> None:
+    workload, other = ready_workload(ctx), ready_workload(ctx)
+    # Made by a process killed before it recorded them: only their names say whose they are.
+    dr = storage(ctx, "dz-dr")
+    stray = dr.create_volume(name=names.replica_name(f"{workload}-0"), project="hrss", size_gb=100)
+    point = dr.create_snapshot(stray.id, name=names.snapshot_name(f"{workload}-0", 3))
+    dr.create_volume(name=point.name, project="hrss", size_gb=100, snapshot_id=point.id)
+    kept = owned_volumes(ctx, other)
+    workloads.delete(ctx, principal=HRSS, workload_id=workload)
+    assert provisioning.run_pending(ctx)[workload].done
+    assert owned_volumes(ctx, workload) == []
+    assert dr.list_snapshots() == []
+    assert owned_volumes(ctx, other) == kept != []
 
 
 def test_listing_names_an_unknown_workload_or_department(ctx: ctx_module.Context) -> None:
