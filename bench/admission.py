@@ -248,7 +248,8 @@ def create_department_tree(context: Any, *, count: int) -> list[str]:
     """``count`` departments, alternately 3 and 4 levels below the root; every node with limits.
 
     Depth 3: root → bureau → division → department (3 bureaus). Depth 4: root → district →
-    bureau → division → department (2 districts of 2 bureaus).
+    bureau → division → department (2 districts of 2 bureaus). A division is of kind bureau: a
+    department takes no children.
     """
     root = context.topology.org.id
 
@@ -256,7 +257,7 @@ def create_department_tree(context: Any, *, count: int) -> list[str]:
         return common.create_bench_node(context, node_id=node_id, parent=parent, kind=kind)
 
     shallow = [
-        node(f"bench-bureau-{b}-division", node(f"bench-bureau-{b}", root, "bureau"), "department")
+        node(f"bench-bureau-{b}-division", node(f"bench-bureau-{b}", root, "bureau"), "bureau")
         for b in range(3)
     ]
     deep = []
@@ -264,7 +265,7 @@ def create_department_tree(context: Any, *, count: int) -> list[str]:
         district = node(f"bench-district-{d}", root, "district")
         for b in range(2):
             bureau = node(f"{district}-bureau-{b}", district, "bureau")
-            deep.append(node(f"{bureau}-division", bureau, "department"))
+            deep.append(node(f"{bureau}-division", bureau, "bureau"))
     shallow_parents, deep_parents = itertools.cycle(shallow), itertools.cycle(deep)
     return [
         node(f"bench-dept-{index:02d}", next(deep_parents if index % 2 else shallow_parents), "department")

@@ -13,13 +13,21 @@ A program that embeds cloudctl opens a context with ``cloudctl.services.context.
 
 from __future__ import annotations
 
-from importlib import metadata
-
 from cloudctl import errors
 
-try:
-    __version__ = metadata.version("cloudctl")
-except metadata.PackageNotFoundError:  # a source tree that was never installed
-    __version__ = "0+unknown"
-
 __all__ = ["__version__", "errors"]
+
+
+def __getattr__(name: str) -> str:
+    """``__version__``, read from the installed distribution on first use: looking it up scans
+    the environment's metadata (tens of milliseconds), which no command start should pay."""
+    if name != "__version__":
+        raise AttributeError(f"module 'cloudctl' has no attribute {name!r}")
+    from importlib import metadata
+
+    try:
+        version = metadata.version("cloudctl")
+    except metadata.PackageNotFoundError:  # a source tree that was never installed
+        version = "0+unknown"
+    globals()["__version__"] = version
+    return version

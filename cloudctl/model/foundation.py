@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -212,42 +212,9 @@ def namespace_requests(limits: Mapping[quotas.Resource, int]) -> tuple[str | Non
 
 
 def check_org(org: topo.OrgNode) -> None:
-    """Refuse a tree no foundation can be declared from; the topology parser checks the same nesting,
-    this covers trees built elsewhere (from the store, by hand)."""
-    if org.kind is topo.OrgKind.DEPARTMENT:
-        raise errors.TopologyError(
-            f"department {org.id!r} has no parent; a department belongs to one", field="org"
-        )
-    seen: set[str] = set()
-    for node, path in _walk_paths(org, "org"):
-        if node.id in seen:
-            raise errors.TopologyError(f"duplicate org id {node.id!r}", field=f"{path}.id")
-        seen.add(node.id)
-    _check_nesting(org, "org", ancestors=[])
-
-
-def _walk_paths(node: topo.OrgNode, path: str) -> Iterator[tuple[topo.OrgNode, str]]:
-    yield node, path
-    for index, child in enumerate(node.children):
-        yield from _walk_paths(child, f"{path}.children[{index}]")
-
-
-def _check_nesting(
-    node: topo.OrgNode, path: str, *, ancestors: list[tuple[str, dict[tuple[str, quotas.Resource], int]]]
-) -> None:
-    for index, spec in enumerate(node.quotas):
-        for resource, value in spec.limits().items():
-            for ancestor_id, limits in ancestors:
-                bound = topo.bounding_limit(limits, spec.center_key, resource)
-                if bound is not None and value > bound[1]:
-                    scope = "all centers" if bound[0] == quotas.ALL_CENTERS else bound[0]
-                    raise errors.TopologyError(
-                        f"{value} exceeds the limit {bound[1]} of ancestor {ancestor_id!r} on {scope}",
-                        field=f"{path}.quotas[{index}].{resource.value}",
-                    )
-    chain = [*ancestors, (node.id, topo.ancestor_limits(node))]
-    for index, child in enumerate(node.children):
-        _check_nesting(child, f"{path}.children[{index}]", ancestors=chain)
+    """Refuse a tree no foundation can be declared from (``topology.check_org_tree``: the same
+    rules the topology parser applies, for trees built elsewhere, from the store or by hand)."""
+    topo.check_org_tree(org)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -790,12 +790,32 @@ def _check_pricing(topology: Topology, centers: set[str]) -> None:
             )
 
 
-def _check_org(topology: Topology, centers: set[str]) -> None:
+def check_org_tree(org: OrgNode) -> None:
+    """Refuse a quota tree that no foundation can be declared from: a department at the root, an
+    id twice, a department with children (a department is a tenant: its project and namespace
+    would be dropped for its children's), or a limit above an ancestor's. The topology parser
+    runs it, and so does ``model.foundation`` for trees built elsewhere (from the store)."""
+    if org.kind is OrgKind.DEPARTMENT:
+        raise errors.TopologyError(
+            f"department {org.id!r} has no parent; a department belongs to one", field="org"
+        )
     seen: set[str] = set()
-    for node, path in _walk_with_paths(topology.org, "org"):
+    for node, path in _walk_with_paths(org, "org"):
         if node.id in seen:
             raise errors.TopologyError(f"duplicate org id {node.id!r}", field=f"{path}.id")
         seen.add(node.id)
+        if node.kind is OrgKind.DEPARTMENT and node.children:
+            raise errors.TopologyError(
+                f"department {node.id!r} cannot have children ({node.children[0].id!r}); "
+                "put them under a bureau or district",
+                field=f"{path}.children",
+            )
+    _check_limits_nest(org, "org", ancestors=[])
+
+
+def _check_org(topology: Topology, centers: set[str]) -> None:
+    check_org_tree(topology.org)
+    for node, path in _walk_with_paths(topology.org, "org"):
         specs_seen: set[str] = set()
         for index, spec in enumerate(node.quotas):
             if spec.center != "all" and spec.center not in centers:
@@ -806,7 +826,6 @@ def _check_org(topology: Topology, centers: set[str]) -> None:
             if spec.center in specs_seen:
                 raise errors.TopologyError("center appears twice", field=f"{path}.quotas[{index}].center")
             specs_seen.add(spec.center)
-    _check_limits_nest(topology.org, "org", ancestors=[])
 
 
 def _walk_with_paths(node: OrgNode, path: str) -> Iterator[tuple[OrgNode, str]]:

@@ -6,6 +6,8 @@ Invariants:
 - A node is deleted only when it has no children, no live reservations and no
   usage: nothing a department stored is lost by deleting its node.
 - Creating a node creates its zeroed quota counters for every center.
+- Tenants keep their projects: a department never gets children, nor does a leaf that holds
+  quota (``model.foundation.tenants_of`` makes projects for leaves only).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import dataclasses
 import sqlalchemy as sa
 
 from cloudctl import errors
+from cloudctl.model import topology as topo
 from cloudctl.store import quotas, schema
 
 
@@ -107,6 +110,7 @@ def create_node(
         depth, path = 0, f"/{node_id}/"
     else:
         parent = get_node(tx, parent_id, field="parent")
+        _check_may_have_children(tx, parent)
         depth, path = parent.depth + 1, f"{parent.path}{node_id}/"
     tx.execute(
         schema.org_nodes.insert().values(
@@ -122,6 +126,23 @@ def create_node(
     )
     quotas.create_counters(tx, node_id=node_id, centers=centers)
     return get_node(tx, node_id)
+
+
+def _check_may_have_children(tx: sa.Connection, parent: OrgNode) -> None:
+    """A tenant keeps its project and namespace: a department never gets children, and neither
+    does a leaf that holds quota (its workloads live in its project, which a node with children
+    no longer has: ``model.foundation.tenants_of``)."""
+    if parent.kind == topo.OrgKind.DEPARTMENT:
+        raise errors.InvalidInput(
+            f"{parent.id!r} is a department and cannot have children; add it under a bureau or district",
+            field="parent",
+        )
+    if not list_children(tx, parent.id) and (in_use := quotas.total_in_use(tx, node_id=parent.id)):
+        raise errors.Conflict(
+            f"{parent.id!r} holds {in_use} units of quota in use or reserved and would stop being a "
+            "tenant; release them first or add the node elsewhere",
+            field="parent",
+        )
 
 
 def delete_node(tx: sa.Connection, node_id: str, *, ignore_missing: bool = False) -> bool:

@@ -131,6 +131,15 @@ def test_a_tree_with_a_limit_over_its_parents_is_refused() -> None:
     assert refused.value.field == "org.children[0].quotas[0].vcpu"
 
 
+def test_a_tree_from_the_store_with_a_department_under_a_department_is_refused() -> None:
+    tree = foundation.org_from_entries(
+        [entry("city", None, "city"), entry("dept", "city", "department"), entry("sub", "dept", "department")]
+    )
+    with pytest.raises(errors.TopologyError) as refused:
+        foundation.check_org(tree)
+    assert refused.value.field == "org.children[0].children"
+
+
 def test_the_shipped_tree_rebuilt_from_flat_entries_declares_the_same_foundation(
     shipped: topo.Topology,
 ) -> None:

@@ -169,3 +169,14 @@ def test_offering_amounts_count_an_instance_per_vm() -> None:
     assert small.amounts()[quotas.Resource.INSTANCES] == 1
     bucket = parsed.offering("bucket.100g")
     assert quotas.Resource.INSTANCES not in bucket.amounts()
+
+
+def test_a_department_with_children_is_rejected_naming_where(raw: dict[str, Any]) -> None:
+    data = copy.deepcopy(raw)
+    bureau = next(node for node in data["org"]["children"] if node.get("children"))
+    department = bureau["children"][0]
+    department["children"] = [{"id": "sub-office", "display_name": "下属科", "kind": "department"}]
+    error = rejected(data)
+    index = data["org"]["children"].index(bureau)
+    assert error.field == f"org.children[{index}].children[0].children"
+    assert f"department '{department['id']}' cannot have children ('sub-office')" in error.reason

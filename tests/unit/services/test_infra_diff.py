@@ -6,7 +6,8 @@ import pytest
 
 from cloudctl import errors
 from cloudctl.services import context as ctx_module
-from cloudctl.services import infra, quotas
+from cloudctl.services import identity, infra, orgs, quotas
+from cloudctl.services import requests as requests_service
 
 
 def test_a_freshly_initialised_store_shows_no_drift(ctx: ctx_module.Context) -> None:
@@ -51,3 +52,48 @@ def test_diff_of_a_center_without_foundation_is_refused(ctx: ctx_module.Context)
     with pytest.raises(errors.NotFound) as refused:
         infra.diff(ctx, center=management)
     assert refused.value.field == "center"
+
+
+def test_a_department_gets_no_children_and_the_tree_is_unchanged(ctx: ctx_module.Context) -> None:
+    before = infra.diff(ctx)
+    with pytest.raises(errors.InvalidInput) as refused:
+        orgs.create_node(
+            ctx, node_id="hrss-sub", display_name="下属科", parent="hrss-insurance", kind="department"
+        )
+    assert refused.value.field == "parent"
+    assert "'hrss-insurance' is a department and cannot have children" in refused.value.reason
+    assert "hrss-sub" not in {node.id for node in orgs.list_nodes(ctx)}
+    assert infra.diff(ctx).resources_declared == before.resources_declared
+
+
+def test_a_leaf_bureau_holding_quota_keeps_its_project_and_gets_no_children(ctx: ctx_module.Context) -> None:
+    body = requests_service.RequestCreate(offering="vm.small", tier="bronze", preferred_center="qd-a")
+    principal = identity.Principal(
+        id="t", role="dept-admin", department="samr", department_path=("qingdao", "samr")
+    )
+    requests_service.submit(ctx, principal=principal, body=body)  # samr, a leaf bureau, now holds quota
+    with pytest.raises(errors.Conflict) as refused:
+        orgs.create_node(ctx, node_id="samr-office", display_name="办公室", parent="samr", kind="department")
+    assert refused.value.field == "parent"
+    assert "would stop being a tenant" in refused.value.reason
+    assert "samr-office" not in {node.id for node in orgs.list_nodes(ctx)}
+
+
+def test_a_leaf_bureau_holding_nothing_hands_its_tenancy_to_its_new_department(
+    ctx: ctx_module.Context,
+) -> None:
+    before = infra.diff(ctx)
+    orgs.create_node(ctx, node_id="samr-office", display_name="办公室", parent="samr", kind="department")
+    after = infra.diff(ctx)
+    # Not silent: the diff shows the bureau's project, namespace and network going and the
+    # department's coming, in every center with a foundation.
+    assert sorted({(d.kind, d.name, d.declared, d.stored) for d in after.differences}) == [
+        ("namespace", "samr", "yes", None),
+        ("namespace", "samr-office", None, "yes"),
+        ("network", "samr-net", "yes", None),
+        ("network", "samr-office-net", None, "yes"),
+        ("project", "samr", "yes", None),
+        ("project", "samr-office", None, "yes"),
+    ]
+    assert len(after.differences) == 6 * len(after.centers)
+    assert after.resources_declared == before.resources_declared  # one tenant for one

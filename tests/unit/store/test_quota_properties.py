@@ -131,7 +131,7 @@ def run_example(
                 tx,
                 node_id=name,
                 display_name=name,
-                kind="department",
+                kind="bureau",  # any depth: a department would take no children
                 parent_id=parent or "root",
                 centers=CENTERS,
                 now=0,
