@@ -119,3 +119,46 @@ def test_the_pool_bounds_and_the_connections_in_use_are_metrics(ctx: ctx_module.
     with ctx.read():
         # The scrape reads through its own connection; the one held here shows as well.
         assert observability.samples(ctx, "cloudctl_store_pool_in_use")[()] >= 1.0
+
+
+def _backend_pid(store: db.Store) -> int:
+    with store.read() as tx:
+        return int(tx.execute(sa.text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def _terminate(admin_url: str, pid: int) -> None:
+    engine = sa.create_engine(db.normalise_url(admin_url), poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            assert connection.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def test_an_idle_connection_the_server_dropped_is_replaced_before_it_is_handed_out(
+    pg_admin_url: str, pg_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = db.Store(pg_database_url, pool=db.PoolSettings(size=1, max_overflow=0, timeout_s=30))
+    try:
+        dropped = _backend_pid(store)
+        _terminate(pg_admin_url, dropped)
+        monkeypatch.setattr(db, "IDLE_PING_AFTER_S", 0.0)  # every pooled connection counts as idle
+        assert _backend_pid(store) != dropped  # pinged, found dead, replaced: the caller saw nothing
+    finally:
+        store.dispose()
+
+
+def test_a_connection_dropped_while_busy_fails_one_caller_and_the_next_gets_a_fresh_one(
+    pg_admin_url: str, pg_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = db.Store(pg_database_url, pool=db.PoolSettings(size=1, max_overflow=0, timeout_s=30))
+    try:
+        dropped = _backend_pid(store)
+        _terminate(pg_admin_url, dropped)
+        monkeypatch.setattr(db, "IDLE_PING_AFTER_S", float("inf"))  # just back from use: not pinged
+        with pytest.raises(errors.BackendUnavailable) as refused:
+            _backend_pid(store)
+        assert refused.value.field == "database"
+        assert _backend_pid(store) != dropped
+    finally:
+        store.dispose()
