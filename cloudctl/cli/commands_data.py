@@ -169,6 +169,20 @@ def grants_approve(ctx: typer.Context, grant_id: GrantArgument) -> None:
     state.emit(grant, lambda: output.stdout.print(f"{grant['id']} is {grant['state']}"))
 
 
+@grants_app.command("use")
+@common.handles_errors
+def grants_use(ctx: typer.Context, grant_id: GrantArgument) -> None:
+    """Record a use of an active grant (audited), as the consumer; prints where to read."""
+    state = common.state_of(ctx)
+    grant = state.api().post(f"/v1/data/grants/{client.segment(grant_id)}/use", None)
+
+    def show() -> None:
+        places = ", ".join(f"bucket {e['bucket']} in {e['center']}" for e in grant["enforced_in"])
+        output.stdout.print(f"{grant['id']} ({grant['item_id']}): read {places or 'nothing yet'}")
+
+    state.emit(grant, show)
+
+
 @grants_app.command("revoke")
 @common.handles_errors
 def grants_revoke(

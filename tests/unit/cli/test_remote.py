@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from cloudctl import clock as clocks
 from cloudctl.api import app as api_app
 from cloudctl.cli import client, contexts, inprocess, main
 from cloudctl.services import context as ctx_module
@@ -135,6 +136,36 @@ def test_break_glass_needs_a_reason_and_an_identity(remote: Remote, tmp_path: Pa
     assert "--reason" in remote(*home, "--as", "sysadmin", "status", code=2).stderr
     assert "identity" in remote(*home, "--break-glass", "--reason", "flood", "status", code=2).stderr
     assert "unknown role" in remote(*home, "--as", "root", "--reason", "flood", "status", code=2).stderr
+
+
+def test_a_data_grant_from_publish_to_use_on_the_command_line(remote: Remote) -> None:
+    provider, consumer, outsider = (
+        remote.token("dept-admin", department) for department in ("samr", "approval", "hrss-insurance")
+    )
+    as_provider, as_consumer, as_outsider = (
+        ("login", "--api", "https://mgmt.example:8443", "--name", name) for name in ("p", "c", "o")
+    )
+    remote(*as_provider, stdin=provider + "\n")
+    remote(*as_consumer, stdin=consumer + "\n")
+    remote(*as_outsider, stdin=outsider + "\n")
+    in_90_days = clocks.isoformat(remote.ctx.clock.now() + 90 * 86400)
+    remote(
+        "--context", "p", "data", "items", "publish", "enterprise-licences", "--class", "internal",
+        "--dataset", "licences/2026", "--description", "营业执照 of 460,000 legal persons",
+    )  # fmt: skip
+    requested = json.loads(
+        remote(
+            "--context", "c", "data", "grants", "request", "enterprise-licences",
+            "--purpose", "license-verification", "--expires", in_90_days, "-o", "json",
+        ).stdout
+    )  # fmt: skip
+    grant = requested["id"]
+    remote("--context", "c", "data", "grants", "use", grant, code=2)  # not active yet: refused
+    remote("--context", "p", "data", "grants", "approve", grant)
+    used = remote("--context", "c", "data", "grants", "use", grant)
+    assert used.stdout.strip() == f"{grant} (enterprise-licences): read nothing yet"  # a dataset: no bucket
+    refused = remote("--context", "o", "data", "grants", "use", grant, code=2)
+    assert refused.stderr.strip() == f"error: grant: no data grant {grant!r}"  # as if it did not exist
 
 
 # --- roles, identically on both paths --------------------------------------------------------------
@@ -257,6 +288,7 @@ ENDPOINTS = {
     "data grants request": ("POST", "/v1/data/grants"),
     "data grants approve": ("POST", "/v1/data/grants/{grant_id}/approve"),
     "data grants revoke": ("POST", "/v1/data/grants/{grant_id}/revoke"),
+    "data grants use": ("POST", "/v1/data/grants/{grant_id}/use"),
 }
 LOCAL = {
     # Set-up, the client's own config, and what acts on the database or backends directly
