@@ -62,7 +62,8 @@ def recover_volumes(
     made = list(resources)
     for volume in protected:
         replica = snapshots.ensure_replica(env, workload=workload, center=target, protected=volume)
-        made = [i for i in made if i.get("replica_of") != volume.name] + [replica]
+        if replica not in made:  # recorded by ``ensure_replica``: keep it in what the caller writes back
+            made = [i for i in made if i.get("replica_of") != volume.name] + [replica]
         point = _point(env, workload, target=target, replica=replica, logical_name=volume.name, seq=seq)
         recovered = next((i for i in made if i.get("point") == point.id), None)
         if recovered is None:
