@@ -51,7 +51,10 @@ def test_a_bucket_ordered_in_an_s3_backed_center_is_made_on_s3(
     try:
         setup.initialise(ctx)
         assert type(drivers.center_drivers(ctx, "qd-a").object_storage._inner).__name__ == "S3ObjectStorage"
-        assert type(drivers.center_drivers(ctx, "qd-b").object_storage._inner).__name__ == "SimulatedCenter"
+        assert (
+            type(drivers.center_drivers(ctx, "qd-b").object_storage._inner).__name__
+            == "SimulatedObjectStorage"
+        )
         principal = identity.Principal(
             id="t", role="dept-admin", department="hrss", department_path=("qingdao", "hrss")
         )

@@ -1,8 +1,9 @@
 """The whole simulated world of a topology: its centers, links, faults and transfers.
 
 ``Simulator(topology, backend=..., clock=..., seed=...)`` builds one
-``SimulatedCenter`` per center of the topology and gives out their drivers
-(``drivers(center)`` → ``base.CenterDrivers``). On top of the centers it keeps
+``SimulatedCenter`` (a ``CenterCore`` and its five capabilities) per center of the
+topology and gives out their drivers (``drivers(center)`` → ``base.CenterDrivers``,
+one capability object each). On top of the centers it keeps
 what spans them: fault injection (``center_down``, ``link_cut``,
 ``link_degraded``, ``api_error_rate``, ``corrupt_replica``, ``clear``, ``clear_all``, ``list_faults``),
 health (``center_health``, ``link_state``) and link-aware transfers
@@ -29,6 +30,7 @@ from cloudctl import clock as clocks
 from cloudctl import errors
 from cloudctl.drivers import base
 from cloudctl.drivers.simulator import center as sim_center
+from cloudctl.drivers.simulator import core as sim_core
 from cloudctl.drivers.simulator import faults, state
 from cloudctl.model import topology as topo
 
@@ -70,10 +72,9 @@ class Simulator:
         known = frozenset(center.name for center in topology.centers)
         self._centers = {
             center.name: sim_center.SimulatedCenter(
-                center,
-                backend=self.backend,
-                clock=self.clock,
-                fault_book=self.fault_book,
+                sim_core.CenterCore(
+                    center, backend=self.backend, clock=self.clock, fault_book=self.fault_book
+                ),
                 known_centers=known,
                 server_boot_s=server_boot_s,
             )
@@ -95,11 +96,11 @@ class Simulator:
         simulated = self.center(center)
         return base.CenterDrivers(
             center=center,
-            compute=simulated,
-            block_storage=simulated,
-            object_storage=simulated,
-            containers=simulated,
-            traffic=simulated,
+            compute=simulated.compute,
+            block_storage=simulated.block_storage,
+            object_storage=simulated.object_storage,
+            containers=simulated.containers,
+            traffic=simulated.traffic,
         )
 
     def capacity_used(self, center: str) -> dict[str, int]:
@@ -129,7 +130,7 @@ class Simulator:
 
     def corrupt_replica(self, center: str, *, bucket: str, key: str) -> faults.Fault:
         """Damage a stored object's bytes behind its checksum, and record the fault."""
-        self.center(center).corrupt_object(bucket, key=key)
+        self.center(center).object_storage.corrupt_object(bucket, key=key)
         return self.fault_book.corrupt_replica(center, bucket=bucket, key=key)
 
     def clear(self, fault_id: str, *, ignore_missing: bool = True) -> None:
@@ -190,11 +191,11 @@ class Simulator:
         target bucket must exist.
         """
         self._link(source_center, target_center)
-        data, info = self.center(source_center).get_object(bucket, key=key)
+        data, info = self.center(source_center).object_storage.get_object(bucket, key=key)
         moved = self.transfer(source_center, target_center, size_bytes=len(data))
-        copy = self.center(target_center).put_replica(bucket, data=data, source=info)
+        copy = self.center(target_center).object_storage.put_replica(bucket, data=data, source=info)
         return dataclasses.replace(moved, object_info=copy)
 
     def corrupt_object(self, center: str, *, bucket: str, key: str) -> None:
         """Test hook: damage a stored object so that the next read detects it."""
-        self.center(center).corrupt_object(bucket, key=key)
+        self.center(center).object_storage.corrupt_object(bucket, key=key)

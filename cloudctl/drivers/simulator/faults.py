@@ -136,8 +136,9 @@ class FaultBook:
         return self._inject(FaultKind.API_ERROR_RATE, fault_id, center=center, rate=rate)
 
     def corrupt_replica(self, center: str, *, bucket: str, key: str) -> Fault:
-        """Record that ``bucket/key`` in ``center`` was damaged at rest (the damage itself is
-        the center's ``corrupt_object``); clearing the record does not repair the object."""
+        """Record that ``bucket/key`` in ``center`` was damaged at rest (the damage itself is the
+        center's ``SimulatedObjectStorage.corrupt_object``); clearing the record does not repair
+        the object."""
         target = f"{bucket}/{key}"
         fault_id = f"{FaultKind.CORRUPT_REPLICA.value}:{center}/{target}"
         return self._inject(FaultKind.CORRUPT_REPLICA, fault_id, center=center, target=target)

@@ -20,7 +20,7 @@ from cloudctl import clock as clocks
 from cloudctl import errors
 from cloudctl.drivers import base
 from cloudctl.drivers import simulator as sim
-from cloudctl.drivers.simulator import center as sim_center
+from cloudctl.drivers.simulator import core as sim_core
 from cloudctl.model import topology
 from cloudctl.store import db, simulator_state
 
@@ -97,6 +97,34 @@ def new_server(
     return drivers.compute.create_server(
         name=name, project=project, vcpu=vcpu, ram_gb=ram_gb, disk_gb=disk_gb
     )
+
+
+# --- one driver a capability -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("capability", "protocol", "simulator_only"),
+    [
+        ("compute", base.Compute, set()),
+        (
+            "block_storage",
+            base.BlockStorage,
+            {"write_volume_block", "read_volume_block", "corrupt_volume_block"},
+        ),
+        ("object_storage", base.ObjectStorage, {"corrupt_object"}),
+        ("containers", base.Containers, set()),
+        ("traffic", base.Traffic, set()),
+    ],
+)
+def test_each_capability_is_its_own_driver_offering_its_protocol_and_no_other(
+    simulator: sim.Simulator, capability: str, protocol: type, simulator_only: set[str]
+) -> None:
+    drivers = simulator.drivers("east")
+    driver = getattr(drivers, capability)
+    offered = {name for name in dir(type(driver)) if not name.startswith("_")}
+    assert offered == {name for name in dir(protocol) if not name.startswith("_")} | simulator_only
+    capabilities = ("compute", "block_storage", "object_storage", "containers", "traffic")
+    assert len({id(getattr(drivers, name)) for name in capabilities}) == len(capabilities)
 
 
 # --- capacity -----------------------------------------------------------------------------
@@ -346,7 +374,7 @@ def test_a_corrupted_object_is_detected_on_read(simulator: sim.Simulator) -> Non
 
 
 def test_volume_blocks_are_checksummed_and_snapshots_copy_them(simulator: sim.Simulator) -> None:
-    east = simulator.center("east")
+    east = simulator.center("east").block_storage
     volume = east.create_volume(name="data", project="dept", size_gb=1)
     checksum = east.write_volume_block(volume.id, index=3, data=b"block three")
     assert checksum == hashlib.sha256(b"block three").hexdigest()
@@ -365,13 +393,13 @@ def test_volume_blocks_are_checksummed_and_snapshots_copy_them(simulator: sim.Si
 
 
 def test_deleting_a_volume_deletes_its_blocks(simulator: sim.Simulator) -> None:
-    east = simulator.center("east")
+    east = simulator.center("east").block_storage
     volume = east.create_volume(name="data", project="dept", size_gb=1)
     east.write_volume_block(volume.id, index=0, data=b"x")
 
     east.delete_volume(volume.id)
 
-    assert simulator.backend.list("east", sim_center.KIND_VOLUME_BLOCK) == []
+    assert simulator.backend.list("east", sim_core.KIND_VOLUME_BLOCK) == []
 
 
 # --- transfers between centers ------------------------------------------------------------
