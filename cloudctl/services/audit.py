@@ -42,7 +42,7 @@ from pydantic import BaseModel, ConfigDict
 
 from cloudctl import clock as clocks
 from cloudctl import errors
-from cloudctl.services import access, audit_keys
+from cloudctl.services import access, audit_keys, pages
 from cloudctl.services import context as ctx_module
 from cloudctl.store import audit
 
@@ -454,16 +454,18 @@ def list_page(
     """One page of records after ``cursor`` (the seq the previous page ended at)."""
     if cursor is not None and not cursor.isdigit():
         raise errors.InvalidInput("not a cursor this list returned", field="cursor")
-    items = list_records(
-        ctx,
-        principal=principal,
-        after_seq=int(cursor) if cursor else 0,
-        limit=limit + 1,
-        action=action,
-        outcome=outcome,
+    return pages.one_page(
+        lambda size: list_records(
+            ctx,
+            principal=principal,
+            after_seq=int(cursor) if cursor else 0,
+            limit=size,
+            action=action,
+            outcome=outcome,
+        ),
+        limit=limit,
+        cursor_of=lambda item: str(item.seq),
     )
-    page = items[:limit]
-    return page, (str(page[-1].seq) if len(items) > limit else None)
 
 
 def _newest_checkpoint(

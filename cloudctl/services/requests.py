@@ -36,7 +36,7 @@ from cloudctl import errors
 from cloudctl.model import quotas as q
 from cloudctl.model import topology as topo
 from cloudctl.policy import engine as policy_engine
-from cloudctl.services import audit, identity, placement
+from cloudctl.services import audit, identity, pages, placement
 from cloudctl.services import context as ctx_module
 from cloudctl.store import audit as audit_store
 from cloudctl.store import orgs, quotas, requests
@@ -914,15 +914,13 @@ def list_requests(
         ctx, principal=principal, department=department, action="request.read", resource_type="Request"
     )
     with ctx.read() as tx:
-        records = requests.list_requests(
-            tx,
-            departments=departments,
-            states=[state] if state else None,
-            after=cursor,
-            limit=limit + 1,
+        page, next_cursor = pages.one_page(
+            lambda size: requests.list_requests(
+                tx, departments=departments, states=[state] if state else None, after=cursor, limit=size
+            ),
+            limit=limit,
+            cursor_of=lambda record: record.id,
         )
-    page = records[:limit]
-    next_cursor = page[-1].id if len(records) > limit else None
     return [_public(record) for record in page], next_cursor
 
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from cloudctl import clock as clocks
 from cloudctl import errors
 from cloudctl.model import states
-from cloudctl.services import audit, identity
+from cloudctl.services import audit, identity, pages
 from cloudctl.services import context as ctx_module
 from cloudctl.services import requests as requests_service
 from cloudctl.store import orgs, quotas, requests
@@ -215,17 +215,19 @@ def list_workloads(
         ctx, principal=principal, department=department, action="workload.read", resource_type="Workload"
     )
     with ctx.read() as tx:
-        records = requests.list_workloads(
-            tx,
-            departments=departments,
-            states=[state] if state else states.LISTED_WORKLOAD_STATES,
-            tiers=[tier] if tier else None,
-            after=cursor,
-            limit=limit + 1,
+        page, next_cursor = pages.one_page(
+            lambda size: requests.list_workloads(
+                tx,
+                departments=departments,
+                states=[state] if state else states.LISTED_WORKLOAD_STATES,
+                tiers=[tier] if tier else None,
+                after=cursor,
+                limit=size,
+            ),
+            limit=limit,
+            cursor_of=lambda record: record.id,
         )
-        page = records[:limit]
-        items = [_public(ctx, tx, record) for record in page]
-    return items, (page[-1].id if len(records) > limit else None)
+        return [_public(ctx, tx, record) for record in page], next_cursor
 
 
 @audit.audits_refusals(action="workload.delete", target_type="Workload", target="workload_id")
