@@ -1,7 +1,8 @@
 """How every real driver retries: tenacity, exponential backoff with jitter, the server's pace.
 
-The OpenStack, S3/Route 53 and Kubernetes callers differ in what they call and what
-they map errors to; they retry alike, through ``Pacing``:
+The OpenStack, S3/Route 53 and Kubernetes drivers differ in what they call and what
+they map errors to; they retry alike, through the ``Pacing`` of the shared
+``drivers.calls.Caller``:
 
 - Waits grow exponentially with jitter (``initial_wait_s`` up to ``max_wait_s``) and
   sleep through the injected clock, so tests never sleep and see every wait.

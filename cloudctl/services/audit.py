@@ -42,7 +42,7 @@ from pydantic import BaseModel, ConfigDict
 
 from cloudctl import clock as clocks
 from cloudctl import errors
-from cloudctl.services import access, audit_keys
+from cloudctl.services import access, audit_keys, pages, public
 from cloudctl.services import context as ctx_module
 from cloudctl.store import audit
 
@@ -342,12 +342,14 @@ class AuditRecordPublic(BaseModel):
     """One record of the audit log: who did what to which target, from where, and how it ended."""
 
     model_config = ConfigDict(
-        use_attribute_docstrings=True, json_schema_extra={"examples": [AUDIT_RECORD_EXAMPLE]}
+        use_attribute_docstrings=True,
+        from_attributes=True,
+        json_schema_extra={"examples": [AUDIT_RECORD_EXAMPLE]},
     )
 
     seq: int
     """The record's place in the chain, from 1, without gaps; pass it as ``cursor`` or ``after``."""
-    at: str
+    at: public.Timestamp
     """When it was written (ISO 8601, UTC, to the second)."""
     actor: str
     """``token:<token id>``, ``local:<user>``, ``breakglass:<user>``, ``system:<job>`` or ``anonymous``."""
@@ -399,22 +401,7 @@ class VerificationPublic(BaseModel):
 
 
 def _public(item: audit.AuditRecord) -> AuditRecordPublic:
-    return AuditRecordPublic(
-        seq=item.seq,
-        at=clocks.isoformat(item.at),
-        actor=item.actor,
-        role=item.role,
-        department=item.department,
-        action=item.action,
-        target_type=item.target_type,
-        target_id=item.target_id,
-        outcome=item.outcome,
-        detail=item.detail,
-        request_id=item.request_id,
-        source=item.source,
-        key_id=item.key_id,
-        hash=item.hash,
-    )
+    return AuditRecordPublic.model_validate(item)
 
 
 def _authorize_reading(ctx: ctx_module.Context, principal: Actor, action: str) -> None:
@@ -454,16 +441,18 @@ def list_page(
     """One page of records after ``cursor`` (the seq the previous page ended at)."""
     if cursor is not None and not cursor.isdigit():
         raise errors.InvalidInput("not a cursor this list returned", field="cursor")
-    items = list_records(
-        ctx,
-        principal=principal,
-        after_seq=int(cursor) if cursor else 0,
-        limit=limit + 1,
-        action=action,
-        outcome=outcome,
+    return pages.one_page(
+        lambda size: list_records(
+            ctx,
+            principal=principal,
+            after_seq=int(cursor) if cursor else 0,
+            limit=size,
+            action=action,
+            outcome=outcome,
+        ),
+        limit=limit,
+        cursor_of=lambda item: str(item.seq),
     )
-    page = items[:limit]
-    return page, (str(page[-1].seq) if len(items) > limit else None)
 
 
 def _newest_checkpoint(

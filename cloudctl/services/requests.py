@@ -31,12 +31,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloudctl import clock as clocks
 from cloudctl import errors
 from cloudctl.model import quotas as q
 from cloudctl.model import topology as topo
 from cloudctl.policy import engine as policy_engine
-from cloudctl.services import audit, identity, placement
+from cloudctl.services import audit, identity, pages, placement, public
 from cloudctl.services import context as ctx_module
 from cloudctl.store import audit as audit_store
 from cloudctl.store import orgs, quotas, requests
@@ -126,7 +125,7 @@ class StepPublic(BaseModel):
     step: str
     """``submitted``, ``policy-checked``, ``quota-reserved``, ``capacity-warning``, ``pending-approval``,
     ``approved``, ``rejected``, ``cancelled``, ``provisioning``, ``ready`` or ``failed``."""
-    at: str
+    at: public.Timestamp
     """When the step happened (ISO 8601, UTC, to the second)."""
     detail: str | None = None
     """What a ``capacity-warning`` step warns of (a warning, not a refusal)."""
@@ -157,7 +156,7 @@ class RequestPublic(BaseModel):
     """A request from the catalog: what was asked, its decision and its lifecycle step by step."""
 
     model_config = ConfigDict(
-        use_attribute_docstrings=True, json_schema_extra={"examples": [REQUEST_EXAMPLE]}
+        use_attribute_docstrings=True, from_attributes=True, json_schema_extra={"examples": [REQUEST_EXAMPLE]}
     )
 
     id: str
@@ -192,35 +191,14 @@ class RequestPublic(BaseModel):
     """The workload the request made (``GET /v1/workloads/{id}``); written at admission."""
     created_by: str
     """The principal that submitted it: ``token:<token id>`` over the API, ``local:<user>`` at the console."""
-    created_at: str
+    created_at: public.Timestamp
     """When it was submitted (ISO 8601, UTC, to the second)."""
-    updated_at: str
+    updated_at: public.Timestamp
     """When it last changed (ISO 8601, UTC, to the second)."""
 
 
 def _public(record: requests.RequestRecord) -> RequestPublic:
-    return RequestPublic(
-        id=record.id,
-        department=record.department,
-        offering=record.offering,
-        count=record.count,
-        tier=record.tier,
-        data_class=record.data_class,
-        preferred_center=record.preferred_center,
-        name=record.name,
-        state=record.state,
-        needs_approval=record.needs_approval,
-        approval_policy_ids=record.approval_policy_ids,
-        reasons=record.reasons,
-        steps=[
-            StepPublic(step=s["step"], at=clocks.isoformat(float(s["at"])), detail=s.get("detail"))
-            for s in record.steps
-        ],
-        workload_id=record.workload_id,
-        created_by=record.created_by,
-        created_at=clocks.isoformat(record.created_at),
-        updated_at=clocks.isoformat(record.updated_at),
-    )
+    return RequestPublic.model_validate(record)
 
 
 def new_id(prefix: str, now: float) -> str:
@@ -914,15 +892,13 @@ def list_requests(
         ctx, principal=principal, department=department, action="request.read", resource_type="Request"
     )
     with ctx.read() as tx:
-        records = requests.list_requests(
-            tx,
-            departments=departments,
-            states=[state] if state else None,
-            after=cursor,
-            limit=limit + 1,
+        page, next_cursor = pages.one_page(
+            lambda size: requests.list_requests(
+                tx, departments=departments, states=[state] if state else None, after=cursor, limit=size
+            ),
+            limit=limit,
+            cursor_of=lambda record: record.id,
         )
-    page = records[:limit]
-    next_cursor = page[-1].id if len(records) > limit else None
     return [_public(record) for record in page], next_cursor
 
 

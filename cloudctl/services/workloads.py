@@ -11,10 +11,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from cloudctl import clock as clocks
 from cloudctl import errors
 from cloudctl.model import states
-from cloudctl.services import audit, identity
+from cloudctl.services import audit, identity, pages, public
 from cloudctl.services import context as ctx_module
 from cloudctl.services import requests as requests_service
 from cloudctl.store import orgs, quotas, requests
@@ -120,9 +119,9 @@ class WorkloadPublic(BaseModel):
     """One per center it uses or holds quota in, by center name."""
     protection: ProtectionPublic
     """Its tier's protection, and the centers it can recover into."""
-    created_at: str
+    created_at: public.Timestamp
     """When it was admitted (ISO 8601, UTC, to the second)."""
-    updated_at: str
+    updated_at: public.Timestamp
     """When its state or placements last changed (ISO 8601, UTC, to the second)."""
 
 
@@ -135,34 +134,23 @@ def _public(ctx: ctx_module.Context, tx: Any, record: requests.WorkloadRecord) -
     for p in record.placements:
         reservation = reservations[p.reservation_id]
         amounts = {} if reservation is None else {r.value: v for r, v in reservation.amounts.items()}
-        placements.append(
-            requests_service.PlacementPublic(
-                center=p.center, role=p.role, amounts=amounts, state=p.state, resources=p.resources
-            )
-        )
-    return WorkloadPublic(
-        id=record.id,
-        request_id=record.request_id,
-        department=record.department,
-        name=record.name,
-        offering=record.offering,
-        count=record.count,
-        tier=record.tier,
-        data_class=record.data_class,
-        state=record.state,
-        reasons=record.reasons,
-        placements=placements,
-        protection=ProtectionPublic(
-            tier=tier.name,
-            local=tier.local.value,
-            dr_copy=tier.dr_copy.value,
-            rpo_target_s=tier.rpo_target_s,
-            rto_target_s=tier.rto_target_s,
-            gbt20988_level=tier.gbt20988_level,
-            recovery_centers=[p.center for p in record.placements if p.role in ("standby", "dr", "active")],
-        ),
-        created_at=clocks.isoformat(record.created_at),
-        updated_at=clocks.isoformat(record.updated_at),
+        placements.append(requests_service.PlacementPublic.model_validate({**vars(p), "amounts": amounts}))
+    return WorkloadPublic.model_validate(
+        {
+            **vars(record),
+            "placements": placements,
+            "protection": ProtectionPublic(
+                tier=tier.name,
+                local=tier.local.value,
+                dr_copy=tier.dr_copy.value,
+                rpo_target_s=tier.rpo_target_s,
+                rto_target_s=tier.rto_target_s,
+                gbt20988_level=tier.gbt20988_level,
+                recovery_centers=[
+                    p.center for p in record.placements if p.role in ("standby", "dr", "active")
+                ],
+            ),
+        }
     )
 
 
@@ -215,17 +203,19 @@ def list_workloads(
         ctx, principal=principal, department=department, action="workload.read", resource_type="Workload"
     )
     with ctx.read() as tx:
-        records = requests.list_workloads(
-            tx,
-            departments=departments,
-            states=[state] if state else states.LISTED_WORKLOAD_STATES,
-            tiers=[tier] if tier else None,
-            after=cursor,
-            limit=limit + 1,
+        page, next_cursor = pages.one_page(
+            lambda size: requests.list_workloads(
+                tx,
+                departments=departments,
+                states=[state] if state else states.LISTED_WORKLOAD_STATES,
+                tiers=[tier] if tier else None,
+                after=cursor,
+                limit=size,
+            ),
+            limit=limit,
+            cursor_of=lambda record: record.id,
         )
-        page = records[:limit]
-        items = [_public(ctx, tx, record) for record in page]
-    return items, (page[-1].id if len(records) > limit else None)
+        return [_public(ctx, tx, record) for record in page], next_cursor
 
 
 @audit.audits_refusals(action="workload.delete", target_type="Workload", target="workload_id")

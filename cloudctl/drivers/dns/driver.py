@@ -26,7 +26,8 @@ Invariants:
   batch as the record; a record made by another tool reads as ``updated_at`` 0.
 - Names are relative to the zone (``portal``), as in every ``base.Traffic``; records of
   another type or without a set identifier are not cloudctl's and are not listed.
-- Every call is retried and mapped by ``calls.Caller`` (shared with ``drivers.s3``).
+- Every call is retried and mapped by the shared ``drivers.calls.Caller`` with the rules of ``calls``
+  (those of ``drivers.s3``).
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ class Route53Traffic:
             region=region,
             retry=retry,
         )
-        self._caller = calls.Caller(
+        self._caller = calls.caller(
             center=center, service="DNS", endpoint_url=endpoint_url, clock=self._clock, retry=retry
         )
         self._zone_ids: dict[str, str] = {}

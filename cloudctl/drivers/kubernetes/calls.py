@@ -2,10 +2,12 @@
 
 Invariants:
 
-- Every call carries ``_request_timeout=(connect_timeout_s, read_timeout_s)``; the client's
-  own retries are off (urllib3 ``retries=False``, client-go-style retries left disabled), so
-  ``Caller`` is the only place a request is repeated.
-- ``Caller.call`` retries only what may recover by itself: connection errors and timeouts,
+- Calls go through the shared ``drivers.calls.Caller`` with the rules here (``caller``).
+- Every call carries ``_request_timeout=(connect_timeout_s, read_timeout_s)`` (the driver
+  passes ``RetryPolicy.request_timeout`` to each); the client's own retries are off (urllib3
+  ``retries=False``, client-go-style retries left disabled), so ``Caller`` is the only place
+  a request is repeated.
+- A call is retried only when it may recover by itself: connection errors and timeouts,
   HTTP 5xx and 429. It waits with exponential backoff and jitter, never less than the
   server's ``Retry-After``, sleeping through the injected clock, so tests never sleep and
   every wait is visible to them. A ``Retry-After`` longer than ``max_retry_after_s`` is not
@@ -24,19 +26,18 @@ Invariants:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
-import math
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
 import kubernetes.client
 import urllib3.exceptions
 
 from cloudctl import clock as clocks
 from cloudctl import errors
+from cloudctl.drivers import calls as shared
 from cloudctl.drivers import pacing
-
-T = TypeVar("T")
 
 HTTP_BAD_REQUEST = 400
 HTTP_UNAUTHORIZED = 401
@@ -82,11 +83,10 @@ class ApiStatus:
     reason: str
     message: str
     cause_fields: tuple[str, ...]
-    retry_after_s: float | None
 
 
-def api_status(error: kubernetes.client.ApiException, *, now: float) -> ApiStatus:
-    """The ``Status`` of a refused request, with the ``Retry-After`` header in seconds from ``now``."""
+def api_status(error: kubernetes.client.ApiException) -> ApiStatus:
+    """The ``Status`` of a refused request."""
     body: Any = None
     if error.body:
         try:
@@ -106,7 +106,6 @@ def api_status(error: kubernetes.client.ApiException, *, now: float) -> ApiStatu
         reason=str(body.get("reason") or ""),
         message=" ".join(str(message).split()),
         cause_fields=fields,
-        retry_after_s=retry_after_s(error.headers, now=now),
     )
 
 
@@ -124,70 +123,57 @@ def is_retryable(error: BaseException) -> bool:
     return False
 
 
-class Caller:
-    """Runs one API call with timeouts and retries, and maps whatever it raises to ``cloudctl.errors``."""
-
-    def __init__(self, *, center: str, server_url: str, clock: clocks.Clock, retry: RetryPolicy) -> None:
-        self.center = center
-        self.server_url = server_url
-        self.clock = clock
-        self.retry = retry
-        self._pacing = pacing.Pacing(
-            retry,
-            clock=clock,
-            retryable=is_retryable,
-            server_asks_s=lambda error: (
-                retry_after_s(error.headers, now=clock.now())
-                if isinstance(error, kubernetes.client.ApiException)
-                else None
-            ),
+def translate(error: BaseException, failed: shared.Failed, *, server_url: str) -> errors.CloudctlError:
+    """What the last error of a call to the API server at ``server_url`` means in cloudctl."""
+    api = f"Kubernetes API of center {failed.center}"
+    if not isinstance(error, kubernetes.client.ApiException):
+        return errors.BackendUnavailable(
+            f"{api} at {server_url} {failed.gave_up('did not answer')}: {type(error).__name__}: {error}",
+            field="server",
         )
+    status = api_status(error)
+    subject, field = failed.subject, failed.field
+    explained = f"{status.message} ({status.reason or status.code})"
+    if status.code == HTTP_NOT_FOUND:
+        return failed.not_found()
+    if status.code == HTTP_CONFLICT:
+        if status.reason == REASON_ALREADY_EXISTS:
+            return AlreadyExists(f"{failed.what} exists {failed.where}: {explained}", field=field)
+        return StaleResourceVersion(f"{subject}: {explained}", field=field)
+    if status.code in (HTTP_BAD_REQUEST, HTTP_UNPROCESSABLE_ENTITY):
+        named = status.cause_fields[0] if status.cause_fields else field
+        return errors.InvalidInput(f"{subject} refused: {explained}", field=named)
+    if status.code in (HTTP_UNAUTHORIZED, HTTP_FORBIDDEN):
+        return errors.OperationFailed(
+            f"{api} refused the request on {failed.what}: {explained}", field="credentials"
+        )
+    if is_retryable(error):
+        return errors.BackendUnavailable(
+            f"{api} at {server_url} {failed.gave_up('kept failing')}: {explained}",
+            field="server",
+        )
+    if status.code == 0:
+        return errors.BackendUnavailable(
+            f"{api} at {server_url} could not be reached: {explained}", field="server"
+        )
+    return errors.OperationFailed(f"{subject}: {explained}", field=field)
 
-    def call(self, operation: Callable[[tuple[float, float]], T], *, what: str) -> T:
-        """``operation(request_timeout)``, retried and mapped; ``what`` names its subject."""
-        try:
-            return self._pacing.run(operation, self.retry.request_timeout)
-        except kubernetes.client.ApiException as error:
-            raise self.translate(error, what=what) from error
-        except urllib3.exceptions.HTTPError as error:
-            raise errors.BackendUnavailable(
-                f"Kubernetes API of center {self.center} at {self.server_url} did not answer after "
-                f"{self.retry.attempts} attempts: {type(error).__name__}: {error}",
-                field="server",
-            ) from error
 
-    def translate(self, error: kubernetes.client.ApiException, *, what: str) -> errors.CloudctlError:
-        status = api_status(error, now=self.clock.now())
-        where = f"in center {self.center}"
-        field = what.split(" ", 1)[0]
-        explained = f"{status.message} ({status.reason or status.code})"
-        if status.code == HTTP_NOT_FOUND:
-            return errors.NotFound(f"no {what} {where}", field=field)
-        if status.code == HTTP_CONFLICT:
-            if status.reason == REASON_ALREADY_EXISTS:
-                return AlreadyExists(f"{what} exists {where}: {explained}", field=field)
-            return StaleResourceVersion(f"{what} {where}: {explained}", field=field)
-        if status.code in (HTTP_BAD_REQUEST, HTTP_UNPROCESSABLE_ENTITY):
-            named = status.cause_fields[0] if status.cause_fields else field
-            return errors.InvalidInput(f"{what} {where} refused: {explained}", field=named)
-        if status.code in (HTTP_UNAUTHORIZED, HTTP_FORBIDDEN):
-            return errors.OperationFailed(
-                f"Kubernetes API of center {self.center} refused the request on {what}: {explained}",
-                field="credentials",
-            )
-        if is_retryable(error):
-            if status.retry_after_s is not None and status.retry_after_s > self.retry.max_retry_after_s:
-                waited = f"asked to retry after {math.ceil(status.retry_after_s)} s, more than allowed"
-            else:
-                waited = f"kept failing after {self.retry.attempts} attempts"
-            return errors.BackendUnavailable(
-                f"Kubernetes API of center {self.center} at {self.server_url} {waited}: {explained}",
-                field="server",
-            )
-        if status.code == 0:
-            return errors.BackendUnavailable(
-                f"Kubernetes API of center {self.center} at {self.server_url} could not be reached: "
-                f"{explained}",
-                field="server",
-            )
-        return errors.OperationFailed(f"{what} {where}: {explained}", field=field)
+def asked_wait_s(error: BaseException, *, now: float) -> float | None:
+    """The ``Retry-After`` of a refused request in seconds from ``now``; ``None`` if it had none."""
+    if not isinstance(error, kubernetes.client.ApiException):
+        return None
+    return retry_after_s(error.headers, now=now)
+
+
+def caller(
+    *, center: str, server_url: str, clock: clocks.Clock, retry: RetryPolicy
+) -> shared.Caller[RetryPolicy]:
+    """The caller of one center's API server; each operation passes ``retry.request_timeout``."""
+    rules = shared.Rules(
+        raises=(kubernetes.client.ApiException, urllib3.exceptions.HTTPError),
+        retryable=is_retryable,
+        retry_after_s=asked_wait_s,
+        translate=functools.partial(translate, server_url=server_url),
+    )
+    return shared.Caller(rules, center=center, clock=clock, retry=retry)

@@ -25,8 +25,8 @@ Invariants:
   ``errors.Conflict``. A missing quota is created.
 - A managed namespace whose quota is gone has no size cloudctl can report: ``get`` raises
   ``errors.OperationFailed`` (``set_namespace_quota`` restores it) and ``list`` leaves it out.
-- Every call goes through ``calls.Caller`` (timeout, retries, error mapping); the client's
-  objects never leave this module.
+- Every call goes through the shared ``drivers.calls.Caller`` (``_call``: timeout, retries,
+  error mapping by the rules of ``calls``); the client's objects never leave this module.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import contextlib
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import cast
+from typing import TypeVar, cast
 
 import kubernetes.client
 import kubernetes.config
@@ -44,6 +44,8 @@ from cloudctl import clock as clocks
 from cloudctl import errors
 from cloudctl.drivers import base
 from cloudctl.drivers.kubernetes import calls, manifests
+
+T = TypeVar("T")
 
 
 class KubernetesContainers:
@@ -66,7 +68,7 @@ class KubernetesContainers:
         self._core = kubernetes.client.CoreV1Api(self._api_client)
         self._networking = kubernetes.client.NetworkingV1Api(self._api_client)
         self._rbac = kubernetes.client.RbacAuthorizationV1Api(self._api_client)
-        self._caller = calls.Caller(
+        self._caller = calls.caller(
             center=center,
             server_url=self.server_url,
             clock=clock if clock is not None else clocks.SystemClock(),
@@ -80,6 +82,11 @@ class KubernetesContainers:
     def retry(self) -> calls.RetryPolicy:
         """How this driver's calls are retried and timed out."""
         return self._caller.retry
+
+    def _call(self, operation: Callable[[tuple[float, float]], T], *, what: str) -> T:
+        """``operation(request_timeout)`` through the caller: timed out, retried and mapped."""
+        timeout = self._caller.retry.request_timeout
+        return self._caller.call(lambda: operation(timeout), what=what)
 
     def close(self) -> None:
         """Release the client's connections."""
@@ -96,7 +103,7 @@ class KubernetesContainers:
         token = uuid.uuid4().hex
         body = manifests.namespace(name, department=department, token=token)
         try:
-            created = self._caller.call(
+            created = self._call(
                 lambda timeout: self._core.create_namespace(body, _request_timeout=timeout),
                 what=f"namespace {name}",
             )
@@ -129,13 +136,13 @@ class KubernetesContainers:
 
     def list_namespaces(self) -> list[base.Namespace]:
         """The managed, active namespaces that have their quota, sorted by name."""
-        namespaces = self._caller.call(
+        namespaces = self._call(
             lambda timeout: self._core.list_namespace(
                 label_selector=manifests.MANAGED_SELECTOR, _request_timeout=timeout
             ),
             what="namespaces",
         )
-        quotas = self._caller.call(
+        quotas = self._call(
             lambda timeout: self._core.list_resource_quota_for_all_namespaces(
                 label_selector=manifests.MANAGED_SELECTOR, _request_timeout=timeout
             ),
@@ -175,7 +182,7 @@ class KubernetesContainers:
         gone = manifests.is_terminating(namespace)
         if not gone:
             try:
-                self._caller.call(
+                self._call(
                     lambda timeout: self._core.delete_namespace(name, _request_timeout=timeout),
                     what=f"namespace {name}",
                 )
@@ -236,7 +243,7 @@ class KubernetesContainers:
         ]
         for what, create in steps:
             try:
-                self._caller.call(create, what=f"{what} in namespace {name}")
+                self._call(create, what=f"{what} in namespace {name}")
             except calls.AlreadyExists:
                 continue
 
@@ -245,7 +252,7 @@ class KubernetesContainers:
             current = self._read_quota(name)
         except errors.NotFound:
             quota = manifests.resource_quota(name, vcpu=vcpu, ram_gb=ram_gb)
-            return self._caller.call(
+            return self._call(
                 lambda timeout: self._core.create_namespaced_resource_quota(
                     name, quota, _request_timeout=timeout
                 ),
@@ -253,7 +260,7 @@ class KubernetesContainers:
             )
         version = current.metadata.resource_version if current.metadata is not None else None
         replacement = manifests.resource_quota(name, vcpu=vcpu, ram_gb=ram_gb, resource_version=version)
-        return self._caller.call(
+        return self._call(
             lambda timeout: self._core.replace_namespaced_resource_quota(
                 manifests.QUOTA_NAME, name, replacement, _request_timeout=timeout
             ),
@@ -261,7 +268,7 @@ class KubernetesContainers:
         )
 
     def _read_namespace(self, name: str) -> kubernetes.client.V1Namespace:
-        return self._caller.call(
+        return self._call(
             lambda timeout: self._core.read_namespace(name, _request_timeout=timeout),
             what=f"namespace {name}",
         )
@@ -273,7 +280,7 @@ class KubernetesContainers:
         return namespace
 
     def _read_quota(self, name: str) -> kubernetes.client.V1ResourceQuota:
-        return self._caller.call(
+        return self._call(
             lambda timeout: self._core.read_namespaced_resource_quota(
                 manifests.QUOTA_NAME, name, _request_timeout=timeout
             ),
@@ -283,7 +290,7 @@ class KubernetesContainers:
     def _delete_quietly(self, name: str) -> None:
         """Undo a half-made namespace; the failure that made us undo it is what the caller sees."""
         with contextlib.suppress(errors.CloudctlError):
-            self._caller.call(
+            self._call(
                 lambda timeout: self._core.delete_namespace(name, _request_timeout=timeout),
                 what=f"namespace {name}",
             )
@@ -309,7 +316,7 @@ _load_kube_config = cast(Callable[..., None], kubernetes.config.load_kube_config
 def load_configuration(*, kubeconfig: Path | None, context: str) -> kubernetes.client.Configuration:
     """The client configuration of ``context`` in ``kubeconfig`` (default: ``$KUBECONFIG``).
 
-    The client's own retries are switched off: ``calls.Caller`` retries, on the injected clock.
+    The client's own retries are switched off: the shared ``Caller`` retries, on the injected clock.
     """
     configuration = kubernetes.client.Configuration()
     try:

@@ -2,7 +2,8 @@
 
 Invariants:
 
-- ``Caller.call`` retries only what may recover by itself: connection failures and
+- Calls go through the shared ``drivers.calls.Caller`` with the rules here (``caller``).
+- A call is retried only when it may recover by itself: connection failures and
   timeouts (keystoneauth's ``ConnectionError``; every request times out after
   ``api_timeout_s``), HTTP 5xx and 429. It makes a few attempts with short exponential
   waits and jitter, never less than the cloud's ``Retry-After``, sleeping through the
@@ -23,19 +24,17 @@ Invariants:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
-from collections.abc import Callable
-from typing import TypeVar
 
 import keystoneauth1.exceptions
 import openstack.exceptions
 
 from cloudctl import clock as clocks
 from cloudctl import errors
+from cloudctl.drivers import calls as shared
 from cloudctl.drivers import pacing
-
-T = TypeVar("T")
 
 HTTP_BAD_REQUEST = 400
 HTTP_UNAUTHORIZED = 401
@@ -132,63 +131,46 @@ def quota_shortfall(error: BaseException, *, project: str, center: str) -> error
     return None
 
 
-class Caller:
-    """Runs one API call with retries and maps whatever it raises to ``cloudctl.errors``."""
-
-    def __init__(self, *, center: str, cloud_name: str, clock: clocks.Clock, retry: RetryPolicy) -> None:
-        self.center = center
-        self.cloud_name = cloud_name
-        self.clock = clock
-        self.retry = retry
-        self._pacing = pacing.Pacing(
-            retry,
-            clock=clock,
-            retryable=is_retryable,
-            server_asks_s=lambda error: retry_after_s(error, now=clock.now()),
+def translate(error: BaseException, failed: shared.Failed, *, cloud_name: str) -> errors.CloudctlError:
+    """What the last error of a call on a cloud named ``cloud_name`` means in cloudctl."""
+    status = http_status(error)
+    subject, field = failed.subject, failed.field
+    project = failed.project or "?"
+    if isinstance(error, openstack.exceptions.ResourceNotFound) or status == HTTP_NOT_FOUND:
+        return failed.not_found()
+    shortfall = quota_shortfall(error, project=project, center=failed.center)
+    if shortfall is not None:
+        return errors.QuotaExceeded([shortfall])
+    if status == HTTP_FORBIDDEN and _NOVA_PORT_LIMIT in details(error):
+        return errors.Conflict(
+            f"{subject}: the Neutron port quota of project {project} is used up "
+            "(it drifted from the quota tree; `cloudctl quota sync` restores it)",
+            field="network.ports",
         )
+    if isinstance(error, openstack.exceptions.ConflictException) or status == HTTP_CONFLICT:
+        return errors.Conflict(f"{subject}: {details(error)}", field=field)
+    cloud = f"cloud {cloud_name} of center {failed.center}"
+    if is_retryable(error):
+        return errors.BackendUnavailable(
+            f"{cloud} {failed.gave_up('did not answer')}: {details(error)}", field="endpoint"
+        )
+    if status in (HTTP_UNAUTHORIZED, HTTP_FORBIDDEN):
+        return errors.OperationFailed(
+            f"{cloud} refused the request on {failed.what}: {details(error)}", field="credentials"
+        )
+    if status == HTTP_BAD_REQUEST:
+        return errors.InvalidInput(f"{subject}: {details(error)}", field=field)
+    return errors.OperationFailed(f"{subject}: {details(error)}", field=field)
 
-    def call(self, operation: Callable[[], T], *, what: str, project: str | None = None) -> T:
-        """``operation()``, retried and mapped; ``project`` names the quota holder in a refusal."""
-        try:
-            return self._pacing.run(operation)
-        except (openstack.exceptions.SDKException, keystoneauth1.exceptions.ClientException) as error:
-            raise self.translate(error, what=what, project=project) from error
 
-    def translate(
-        self, error: BaseException, *, what: str, project: str | None = None
-    ) -> errors.CloudctlError:
-        status = http_status(error)
-        where = f"in center {self.center}"
-        field = what.split(" ", 1)[0]
-        if isinstance(error, openstack.exceptions.ResourceNotFound) or status == HTTP_NOT_FOUND:
-            return errors.NotFound(f"no {what} {where}", field=field)
-        shortfall = quota_shortfall(error, project=project or "?", center=self.center)
-        if shortfall is not None:
-            return errors.QuotaExceeded([shortfall])
-        if status == HTTP_FORBIDDEN and _NOVA_PORT_LIMIT in details(error):
-            return errors.Conflict(
-                f"{what} {where}: the Neutron port quota of project {project or '?'} is used up "
-                "(it drifted from the quota tree; `cloudctl quota sync` restores it)",
-                field="network.ports",
-            )
-        if isinstance(error, openstack.exceptions.ConflictException) or status == HTTP_CONFLICT:
-            return errors.Conflict(f"{what} {where}: {details(error)}", field=field)
-        if is_retryable(error):
-            asked_s = self._pacing.asked_too_much(error)
-            if asked_s is not None:
-                waited = f"asked to retry after {math.ceil(asked_s)} s, more than allowed"
-            else:
-                waited = f"did not answer after {self.retry.attempts} attempts"
-            return errors.BackendUnavailable(
-                f"cloud {self.cloud_name} of center {self.center} {waited}: {details(error)}",
-                field="endpoint",
-            )
-        if status in (HTTP_UNAUTHORIZED, HTTP_FORBIDDEN):
-            return errors.OperationFailed(
-                f"cloud {self.cloud_name} of center {self.center} refused the request on {what}: "
-                f"{details(error)}",
-                field="credentials",
-            )
-        if status == HTTP_BAD_REQUEST:
-            return errors.InvalidInput(f"{what} {where}: {details(error)}", field=field)
-        return errors.OperationFailed(f"{what} {where}: {details(error)}", field=field)
+def caller(
+    *, center: str, cloud_name: str, clock: clocks.Clock, retry: RetryPolicy
+) -> shared.Caller[RetryPolicy]:
+    """The caller of one center's cloud: ``call(operation, what=..., project=...)``."""
+    rules = shared.Rules(
+        raises=(openstack.exceptions.SDKException, keystoneauth1.exceptions.ClientException),
+        retryable=is_retryable,
+        retry_after_s=retry_after_s,
+        translate=functools.partial(translate, cloud_name=cloud_name),
+    )
+    return shared.Caller(rules, center=center, clock=clock, retry=retry)

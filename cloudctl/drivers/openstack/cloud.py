@@ -21,7 +21,8 @@ Invariants:
   ``network``),
   ``operation_timeout_s`` (how long a create or delete may take to settle, default 300),
   ``poll_interval_s`` (how often it is checked meanwhile, default 0.5).
-- Every call goes through ``calls.Caller``; nothing from the SDK escapes.
+- Every call goes through the shared ``drivers.calls.Caller`` with the rules of ``calls``;
+  nothing from the SDK escapes.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ class Cloud:
         self.admin = connection
         self.settings = settings
         self.clock = clock
-        self.caller = calls.Caller(center=center, cloud_name=self.cloud_name, clock=clock, retry=retry)
+        self.caller = calls.caller(center=center, cloud_name=self.cloud_name, clock=clock, retry=retry)
         self._lock = threading.Lock()
         self._project_ids: dict[tuple[str, str], str] = {}
         self._project_names: dict[str, str] = {}

@@ -4,6 +4,7 @@ Shared by ``drivers.s3`` and ``drivers.dns``, the two drivers that speak AWS API
 
 Invariants:
 
+- Calls go through the shared ``drivers.calls.Caller`` with the rules here (``caller``).
 - botocore's own retries are off (``total_max_attempts=1``): ``Caller`` retries with
   tenacity, a few attempts with short exponential waits and jitter, never less than the
   server's ``Retry-After``, sleeping through the injected clock, so tests never sleep and
@@ -27,10 +28,9 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import email.utils
-import math
+import functools
 import threading
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import botocore.config  # type: ignore[import-untyped]  # no stubs installed: Any at this boundary
 import botocore.exceptions  # type: ignore[import-untyped]
@@ -39,9 +39,8 @@ import botocore.session  # type: ignore[import-untyped]
 
 from cloudctl import clock as clocks
 from cloudctl import errors
+from cloudctl.drivers import calls as shared
 from cloudctl.drivers import pacing
-
-T = TypeVar("T")
 
 NOT_FOUND_CODES = frozenset(
     {"404", "NotFound", "NoSuchBucket", "NoSuchKey", "NoSuchVersion", "NoSuchHostedZone"}
@@ -71,6 +70,12 @@ THROTTLING_CODES = frozenset(
 DENIED_CODES = frozenset(
     {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidClientTokenId"}
 )
+CONNECTION_ERRORS = (
+    botocore.exceptions.ConnectionError,
+    botocore.exceptions.HTTPClientError,
+    botocore.exceptions.IncompleteReadError,
+)
+"""What botocore raises when the endpoint did not answer (timeouts included)."""
 HTTP_NOT_FOUND = 404
 HTTP_CONFLICT = 409
 HTTP_TOO_MANY_REQUESTS = 429
@@ -183,12 +188,7 @@ def retry_after_s(error: BaseException, *, now: float) -> float | None:
 
 
 def is_retryable(error: BaseException) -> bool:
-    if isinstance(
-        error,
-        botocore.exceptions.ConnectionError
-        | botocore.exceptions.HTTPClientError
-        | botocore.exceptions.IncompleteReadError,
-    ):
+    if isinstance(error, CONNECTION_ERRORS):
         return True
     if isinstance(error, botocore.exceptions.ClientError):
         status = http_status(error)
@@ -200,64 +200,44 @@ def is_retryable(error: BaseException) -> bool:
     return False
 
 
-class Caller:
-    """Runs one API call with retries and maps whatever it raises to ``cloudctl.errors``."""
-
-    def __init__(
-        self, *, center: str, service: str, endpoint_url: str, clock: clocks.Clock, retry: RetryPolicy
-    ):
-        self._center = center
-        self._service = service
-        self._endpoint_url = endpoint_url
-        self._clock = clock
-        self._retry = retry
-        self._pacing = pacing.Pacing(
-            retry,
-            clock=clock,
-            retryable=is_retryable,
-            server_asks_s=lambda error: retry_after_s(error, now=clock.now()),
+def translate(
+    error: BaseException, failed: shared.Failed, *, service: str, endpoint_url: str
+) -> errors.CloudctlError:
+    """What the last error of a call to ``service`` at ``endpoint_url`` means in cloudctl."""
+    named = f"{service} of center {failed.center}"
+    if not isinstance(error, botocore.exceptions.ClientError):
+        return errors.BackendUnavailable(
+            f"{named} at {endpoint_url} {failed.gave_up('did not answer')}: {error}",
+            field="endpoint_url",
         )
+    code = error_code(error)
+    status = http_status(error)
+    message = error.response.get("Error", {}).get("Message") or code
+    subject, field = failed.subject, failed.field
+    if code in NOT_FOUND_CODES or status == HTTP_NOT_FOUND:
+        return failed.not_found()
+    if code in CONFLICT_CODES or status == HTTP_CONFLICT:
+        return errors.Conflict(f"{subject}: {message} ({code})", field=field)
+    if is_retryable(error):
+        return errors.BackendUnavailable(
+            f"{named} {failed.gave_up('kept failing')}: {message} ({code or status})",
+            field="endpoint_url",
+        )
+    if code in DENIED_CODES:
+        return errors.OperationFailed(
+            f"{named} refused the credentials: {message} ({code})", field="credentials"
+        )
+    return errors.InvalidInput(f"{subject}: {message} ({code or status})", field=field)
 
-    def call(self, operation: Callable[[], T], *, what: str) -> T:
-        """``operation()``, retried; ``what`` names its subject in error messages (``bucket b``)."""
-        try:
-            return self._pacing.run(operation)
-        except botocore.exceptions.ClientError as error:
-            raise self.translate(error, what=what) from error
-        except (
-            botocore.exceptions.ConnectionError,
-            botocore.exceptions.HTTPClientError,
-            botocore.exceptions.IncompleteReadError,
-        ) as error:
-            raise errors.BackendUnavailable(
-                f"{self._service} of center {self._center} at {self._endpoint_url} did not answer "
-                f"after {self._retry.attempts} attempts: {error}",
-                field="endpoint_url",
-            ) from error
 
-    def translate(self, error: botocore.exceptions.ClientError, *, what: str) -> errors.CloudctlError:
-        code = error_code(error)
-        status = http_status(error)
-        message = error.response.get("Error", {}).get("Message") or code
-        where = f"in center {self._center}"
-        field = what.split(" ", 1)[0]
-        if code in NOT_FOUND_CODES or status == HTTP_NOT_FOUND:
-            return errors.NotFound(f"no {what} {where}", field=field)
-        if code in CONFLICT_CODES or status == HTTP_CONFLICT:
-            return errors.Conflict(f"{what} {where}: {message} ({code})", field=field)
-        if is_retryable(error):
-            asked_s = self._pacing.asked_too_much(error)
-            if asked_s is not None:
-                waited = f"asked to retry after {math.ceil(asked_s)} s, more than allowed"
-            else:
-                waited = f"kept failing after {self._retry.attempts} attempts"
-            return errors.BackendUnavailable(
-                f"{self._service} of center {self._center} {waited}: {message} ({code or status})",
-                field="endpoint_url",
-            )
-        if code in DENIED_CODES:
-            return errors.OperationFailed(
-                f"{self._service} of center {self._center} refused the credentials: {message} ({code})",
-                field="credentials",
-            )
-        return errors.InvalidInput(f"{what} {where}: {message} ({code or status})", field=field)
+def caller(
+    *, center: str, service: str, endpoint_url: str, clock: clocks.Clock, retry: RetryPolicy
+) -> shared.Caller[RetryPolicy]:
+    """The caller of ``service`` (named in errors: ``"object storage"``) at ``endpoint_url``."""
+    rules = shared.Rules(
+        raises=(botocore.exceptions.ClientError, *CONNECTION_ERRORS),
+        retryable=is_retryable,
+        retry_after_s=retry_after_s,
+        translate=functools.partial(translate, service=service, endpoint_url=endpoint_url),
+    )
+    return shared.Caller(rules, center=center, clock=clock, retry=retry)

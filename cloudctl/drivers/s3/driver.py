@@ -23,7 +23,8 @@ Invariants:
   ``delete_object`` leaves the object's history (a delete marker) in a versioned bucket.
 - ``create_bucket`` of an existing bucket raises ``errors.Conflict`` even on S3 servers
   that answer 200 to re-creating one's own bucket (us-east-1 semantics): it asks first.
-- Every call is retried and mapped by ``calls.Caller``; nothing from botocore escapes.
+- Every call is retried and mapped by the shared ``drivers.calls.Caller`` with the rules of ``calls``;
+  nothing from botocore escapes.
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ class S3ObjectStorage:
             max_pool_connections=2 * HEAD_PARALLELISM,
             s3_path_style=True,
         )
-        self._caller = calls.Caller(
+        self._caller = calls.caller(
             center=center,
             service="object storage",
             endpoint_url=endpoint_url,

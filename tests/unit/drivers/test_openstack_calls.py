@@ -20,6 +20,7 @@ import requests
 from cloudctl import clock as clocks
 from cloudctl import errors
 from cloudctl.drivers import base
+from cloudctl.drivers import calls as shared
 from cloudctl.drivers import openstack as openstack_driver
 from cloudctl.drivers.openstack import block_storage, calls, compute
 
@@ -37,8 +38,8 @@ def sdk_error(status: int, body: dict[str, object]) -> openstack.exceptions.SDKE
     raise AssertionError(f"no error for HTTP {status}")
 
 
-def make_caller(clock: clocks.Clock, *, attempts: int = 3) -> calls.Caller:
-    return calls.Caller(
+def make_caller(clock: clocks.Clock, *, attempts: int = 3) -> shared.Caller[calls.RetryPolicy]:
+    return calls.caller(
         center="qd-a", cloud_name="qd-a", clock=clock, retry=calls.RetryPolicy(attempts=attempts)
     )
 
