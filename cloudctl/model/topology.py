@@ -138,6 +138,9 @@ class S3Backend(_Strict):
     region: str = "us-east-1"
     access_key_env: str = "AWS_ACCESS_KEY_ID"
     secret_key_env: str = "AWS_SECRET_ACCESS_KEY"
+    iam_account_id: Annotated[str, Field(pattern=r"^[0-9]{12}$")] = "123456789012"
+    """The account whose IAM users (``user/<department>``) stand for departments in the bucket
+    policies of data grants: twelve digits, as the storage's IAM names it."""
     calls: ClientCallSettings = ClientCallSettings()
 
 

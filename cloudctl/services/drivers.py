@@ -130,6 +130,7 @@ def _center_drivers(ctx: ctx_module.Context, center: str) -> base.CenterDrivers:
             retry=dataclasses.replace(
                 s3.RetryPolicy(), **_retry_overrides(backends.s3.calls, timeout_field="read_timeout_s")
             ),
+            account_id=backends.s3.iam_account_id,
         )
     if names[topo.Capability.TRAFFIC] == "dns" and backends.dns is not None:
         from cloudctl.drivers import dns, s3

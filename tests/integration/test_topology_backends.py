@@ -27,7 +27,7 @@ def with_real_backends(tmp_path: Path, endpoint_url: str) -> Path:
     for center in data["centers"]:
         if center["name"] == "qd-a":
             center["drivers"] = {"object_storage": "s3"}
-            center["backends"] = {"s3": {"endpoint_url": endpoint_url}}
+            center["backends"] = {"s3": {"endpoint_url": endpoint_url, "iam_account_id": "210987654321"}}
         if center["role"] == "management":
             center["drivers"] = {"traffic": "dns"}
             center["backends"] = {"dns": {"endpoint_url": endpoint_url}}
@@ -50,7 +50,10 @@ def test_a_bucket_ordered_in_an_s3_backed_center_is_made_on_s3(
     ctx = ctx_module.Context(settings=settings, clock=clocks.SystemClock(), _store=store)
     try:
         setup.initialise(ctx)
-        assert type(drivers.center_drivers(ctx, "qd-a").object_storage._inner).__name__ == "S3ObjectStorage"
+        s3_storage = drivers.center_drivers(ctx, "qd-a").object_storage._inner
+        assert type(s3_storage).__name__ == "S3ObjectStorage"
+        # Data grants name the topology's IAM account in their bucket policies.
+        assert s3_storage.account_id == "210987654321"
         assert (
             type(drivers.center_drivers(ctx, "qd-b").object_storage._inner).__name__
             == "SimulatedObjectStorage"
@@ -87,3 +90,8 @@ def test_a_real_driver_without_its_endpoint_is_refused_naming_the_field() -> Non
     with pytest.raises(errors.TopologyError) as unknown:
         topology.from_data(data)
     assert unknown.value.field == "centers[1].drivers.object_storage"
+    data["centers"][1]["drivers"] = {"object_storage": "s3"}
+    data["centers"][1]["backends"] = {"s3": {"endpoint_url": "http://s3.local", "iam_account_id": "12ab"}}
+    with pytest.raises(errors.TopologyError) as bad_account:
+        topology.from_data(data)
+    assert bad_account.value.field == "centers[1].backends.s3.iam_account_id"
