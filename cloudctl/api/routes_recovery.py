@@ -19,7 +19,7 @@ from cloudctl import errors
 from cloudctl.api import app as app_module
 from cloudctl.model import recovery as recovery_model
 from cloudctl.services import context as ctx_module
-from cloudctl.services import identity, recovery, replication_points
+from cloudctl.services import identity, recovery, replication_points, restores
 
 log = logging.getLogger("cloudctl.api.recovery")
 
@@ -89,6 +89,28 @@ class FailbackCreate(_Body):
     """true: only answer the plan (``run_id`` null); nothing is started or changed."""
     hooks: list[recovery_model.Hook] = Field(default_factory=list)
     """Hooks to run around the steps (placed in the plan in the order given); empty: none."""
+
+
+class RestoreCreate(_Body):
+    """Restore a workload to the newest recovery point at or before a time."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"at": "2026-11-18T02:20:00Z", "to_center": None, "dry_run": True}]}
+    )
+
+    at: str = Field(
+        description="ISO 8601 time (``Z`` or an offset; none is UTC), not in the future: the point used "
+        "is the newest consistent at or before it",
+        examples=["2026-11-18T02:20:00Z"],
+    )
+    to_center: str | None = Field(
+        default=None,
+        description="The center to restore in: one holding a recovery point of the workload (default: the "
+        "one whose point is newest, where the DR copy lives)",
+        examples=["dz-dr"],
+    )
+    dry_run: bool = False
+    """true: only answer the point that would be used and the data it loses; nothing is changed."""
 
 
 class ProtectionPage(BaseModel):
@@ -205,6 +227,32 @@ def router() -> APIRouter:
         recovery.authorize_read(ctx, principal)
         points = replication_points.list_points(ctx, workload_id=workload, department=department)
         return PointsPage(data=points, count=len(points))
+
+    @routes.post("/workloads/{workload_id}/restore", tags=["operators"])
+    def restore_workload(
+        ctx: app_module.ContextDep,
+        principal: app_module.PrincipalDep,
+        workload_id: Annotated[
+            str, Path(description="The workload to restore", examples=[recovery.SILVER_EXAMPLE_ID])
+        ],
+        body: RestoreCreate,
+    ) -> restores.RestorePublic:
+        """Restore a workload to the newest recovery point at or before ``at`` (``dry_run``: only the point).
+
+        Makes the point's volumes from its snapshots and rewinds the workload's object data to it, in
+        the center holding the point; answers what it made and the data lost up to ``at``. Needs
+        ``failover.run`` on that center; an unknown workload is 404; a bad or future ``at``, or one with
+        no point at or before it, and a ``to_center`` holding no point of the workload are 422 naming
+        the field; each changes nothing.
+        """
+        return restores.restore(
+            ctx,
+            principal=principal,
+            workload_id=workload_id,
+            at=body.at,
+            to_center=body.to_center,
+            dry_run=body.dry_run,
+        )
 
     @routes.post("/failover/runs", status_code=202, tags=["operators"])
     def start_failover(
