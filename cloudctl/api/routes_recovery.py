@@ -75,6 +75,19 @@ class FailoverCreate(_Body):
     """true: only answer the plan (``run_id`` null); nothing is started or changed."""
     hooks: list[recovery_model.Hook] = Field(default_factory=list)
     """Hooks to run around the steps (placed in the plan in the order given); empty: none."""
+    point: str | None = Field(
+        default=None,
+        description="Recover to this recovery point (``<center>/<workload>@<seq>``, as ``POST "
+        "/v1/workloads/{id}/restore`` names it): only its workload, in the center holding it; null: "
+        "the newest data each target holds",
+        examples=["dz-dr/wl-001a1e8c1e2f88d04a6b3@48213"],
+    )
+    at: str | None = Field(
+        default=None,
+        description="Recover each workload to its newest recovery point at or before this ISO 8601 time, "
+        "in the center it goes to (not with ``point``); null: the newest data each target holds",
+        examples=["2026-11-18T02:20:00Z"],
+    )
 
 
 class FailbackCreate(_Body):
@@ -264,7 +277,9 @@ def router() -> APIRouter:
         """Plan a failover and run it after the answer (``dry_run``: only the plan).
 
         Needs ``failover.run`` on every center left; bad input (unknown or management centers, a
-        missing ``planned``, a planned failover of a center that is down) is 422 and changes nothing.
+        missing ``planned``, a planned failover of a center that is down, a ``point`` that does not
+        exist or is another workload's or department's, an ``at`` in the future or with no point at
+        or before it) is 422 (404 for an unknown point) naming the field and changes nothing.
         """
         plan = recovery.plan_failover(
             ctx,
@@ -275,6 +290,8 @@ def router() -> APIRouter:
             department=body.department,
             dry_run=body.dry_run,
             hooks=tuple(body.hooks),
+            point=body.point,
+            at=body.at,
         )
         if plan.run_id:
             background.add_task(_run_in_background, ctx, plan.run_id, principal)

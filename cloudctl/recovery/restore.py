@@ -33,6 +33,7 @@ Invariants:
 from __future__ import annotations
 
 import dataclasses
+import datetime
 from typing import Any
 
 from cloudctl import clock as clocks
@@ -93,6 +94,31 @@ class Result:
     missing: tuple[str, ...]
     """Keys whose bytes at the point are no longer kept in the center."""
     loss: Loss
+
+
+def parse_time(text: str, *, field: str = "at") -> float:
+    """An ISO 8601 time (``Z`` or an offset; none is UTC) as epoch seconds; ``InvalidInput`` if not one."""
+    try:
+        moment = datetime.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise errors.InvalidInput(
+            f"{text!r} is not an ISO 8601 time (e.g. 2026-11-18T02:20:00Z)", field=field
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.timestamp()
+
+
+def parse_point_id(text: str) -> tuple[str, str, int]:
+    """``(center, workload, seq)`` of a recovery point id ``<center>/<workload>@<seq>``."""
+    center, _slash, rest = text.partition("/")
+    workload_id, _at, seq = rest.rpartition("@")
+    if not (center and workload_id and seq.isdigit()):
+        raise errors.InvalidInput(
+            f"{text!r} is not a recovery point id (<center>/<workload>@<seq>, e.g. dz-dr/wl-7f3a@48213)",
+            field="point",
+        )
+    return center, workload_id, int(seq)
 
 
 def recovery_points(
@@ -190,7 +216,7 @@ def restore(
 ) -> Result:
     """Make the point's volumes and rewind the data bucket in the point's center (see the module)."""
     volumes = _make_volumes(env, workload, point)
-    rewound, removed, missing = rewind_objects(env, workload, point)
+    rewound, removed, missing = rewind_objects(env, workload.id, center=point.center, seq=point.seq)
     return Result(
         point=point,
         to_center=point.center,
@@ -239,18 +265,18 @@ def _make_volumes(
 
 
 def rewind_objects(
-    env: repl.Environment, workload: requests.WorkloadRecord, point: RecoveryPoint
+    env: repl.Environment, workload_id: str, *, center: str, seq: int
 ) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-    """Bring the data bucket in the point's center to the change log at ``point.seq``:
+    """Bring the workload's data bucket in ``center`` to its change log at ``seq``:
     ``(rewound, removed, missing)`` keys."""
-    storage = env.drivers_for(point.center).object_storage
-    bucket = repl.data_bucket(workload.id)
+    storage = env.drivers_for(center).object_storage
+    bucket = repl.data_bucket(workload_id)
     with env.store.read() as tx:
-        changes = replication.changes_after(tx, workload_id=workload.id, seq=0)
+        changes = replication.changes_after(tx, workload_id=workload_id, seq=0)
     wanted: dict[str, replication.Change] = {}
     later: set[str] = set()
     for change in changes:
-        if change.seq <= point.seq:
+        if change.seq <= seq:
             wanted[change.key] = change
         else:
             later.add(change.key)

@@ -16,7 +16,6 @@ A restore (not a dry run) is audited (``workload.restore``, outcome ``success`` 
 
 from __future__ import annotations
 
-import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -113,15 +112,7 @@ class RestorePublic(BaseModel):
 
 def parse_time(text: str, *, field: str = "at") -> float:
     """An ISO 8601 time (``Z`` or an offset; none is UTC) as epoch seconds; ``InvalidInput`` if not one."""
-    try:
-        moment = datetime.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise errors.InvalidInput(
-            f"{text!r} is not an ISO 8601 time (e.g. 2026-11-18T02:20:00Z)", field=field
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.UTC)
-    return moment.timestamp()
+    return engine.parse_time(text, field=field)
 
 
 def _workload(ctx: ctx_module.Context, workload_id: str) -> requests.WorkloadRecord:

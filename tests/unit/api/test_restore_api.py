@@ -69,3 +69,32 @@ def test_an_operator_restores_a_workload_to_the_point_before_an_attack(
     )
     assert [v["name"] for v in answer["volumes"]] == restored_volumes(ctx) == [f"rs-{workload}-0-3"]
     assert dr_bytes(ctx, workload, "case/1") == b"version two"
+
+
+def test_a_failover_dry_run_at_a_time_names_each_workloads_point(
+    ctx: ctx_module.Context, client: TestClient
+) -> None:
+    workload, _at_seq3, attack = attack_workload(ctx)
+    body = {
+        "from_centers": ["qd-a"],
+        "to_center": "dz-dr",
+        "planned": False,
+        "dry_run": True,
+        "at": clocks.isoformat(attack),
+    }
+    plan = client.post("/v1/failover/runs", json=body, headers=token(ctx, "sysadmin"))
+    assert plan.status_code == 202, plan.text
+    points = [(s["workload_id"], s["point"]) for s in plan.json()["steps"] if s["action"] == "promote"]
+    assert points == [
+        (workload, {"id": f"dz-dr/{workload}@3", "seq": 3, "consistent_at": points[0][1]["consistent_at"]})
+    ]
+    both = client.post(
+        "/v1/failover/runs", json={**body, "point": f"dz-dr/{workload}@3"}, headers=token(ctx, "sysadmin")
+    )
+    assert (both.status_code, both.json()["field"]) == (422, "point")
+    unknown = client.post(
+        "/v1/failover/runs",
+        json={**body, "at": None, "point": f"dz-dr/{workload}@2"},
+        headers=token(ctx, "sysadmin"),
+    )
+    assert (unknown.status_code, unknown.json()["field"]) == (404, "point")

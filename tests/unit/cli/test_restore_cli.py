@@ -52,6 +52,13 @@ def test_restore_from_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert f"would restore in dz-dr to point dz-dr/{workload}@1" in shown
     assert "data lost up to" in shown
 
+    failover = cli(
+        "failover", "run", "--from", "qd-a", "--to", "dz-dr", "--unplanned", "--dry-run", "--at", at
+    )
+    assert f"{workload}: dz-dr/{workload}@1 (seq 1" in failover.stdout
+    refused = cli("failover", "run", "--from", "qd-a", "--unplanned", "--point", "dz-dr/wl-nope@1", code=2)
+    assert one_line_error(refused).startswith("error: point: ")
+
     done = cli.json("restore", workload, "--at", at)
     assert [v["name"] for v in done["volumes"]] == [f"rs-{workload}-0-1"]
     assert (done["objects_missing"], done["dry_run"]) == ([], False)
