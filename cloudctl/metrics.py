@@ -98,6 +98,21 @@ FAILOVER_ADDRESSES = Counter(
     ["from_center", "to_center", "outcome"],
     registry=REGISTRY,
 )
+RESTORES = Counter(
+    "cloudctl_restores_total",
+    "Point-in-time restores of a workload, by the center restored into and outcome (success, "
+    "failed: a backend refused part of it; missing: some data at the point was no longer kept).",
+    ["center", "outcome"],
+    registry=REGISTRY,
+)
+RESTORE_DATA_LOST = Histogram(
+    "cloudctl_restore_data_lost_seconds",
+    "Seconds of writes a restore gave up: between the recovery point's consistency time and the "
+    "time asked for, by the center restored into.",
+    ["center"],
+    buckets=(0, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 7 * 24 * 3600),
+    registry=REGISTRY,
+)
 HOUSEKEEPING_RUNS = Counter(
     "cloudctl_housekeeping_runs_total",
     "Runs of the leader's periodic passes, by pass and outcome (done or error).",

@@ -112,6 +112,7 @@ _ACTIONS = {
     "reject_request": "request.reject",
     "cancel_request": "request.cancel",
     "delete_workload": "workload.delete",
+    "restore_workload": "workload.restore",
     "create_org_node": "org.create",
     "delete_org_node": "org.delete",
     "set_quota": "quota.set",

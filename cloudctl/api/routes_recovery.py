@@ -19,7 +19,7 @@ from cloudctl import errors
 from cloudctl.api import app as app_module
 from cloudctl.model import recovery as recovery_model
 from cloudctl.services import context as ctx_module
-from cloudctl.services import identity, recovery, replication_points
+from cloudctl.services import identity, recovery, replication_points, restores
 
 log = logging.getLogger("cloudctl.api.recovery")
 
@@ -75,6 +75,19 @@ class FailoverCreate(_Body):
     """true: only answer the plan (``run_id`` null); nothing is started or changed."""
     hooks: list[recovery_model.Hook] = Field(default_factory=list)
     """Hooks to run around the steps (placed in the plan in the order given); empty: none."""
+    point: str | None = Field(
+        default=None,
+        description="Recover to this recovery point (``<center>/<workload>@<seq>``, as ``POST "
+        "/v1/workloads/{id}/restore`` names it): only its workload, in the center holding it; null: "
+        "the newest data each target holds",
+        examples=["dz-dr/wl-001a1e8c1e2f88d04a6b3@48213"],
+    )
+    at: str | None = Field(
+        default=None,
+        description="Recover each workload to its newest recovery point at or before this ISO 8601 time, "
+        "in the center it goes to (not with ``point``); null: the newest data each target holds",
+        examples=["2026-11-18T02:20:00Z"],
+    )
 
 
 class FailbackCreate(_Body):
@@ -89,6 +102,28 @@ class FailbackCreate(_Body):
     """true: only answer the plan (``run_id`` null); nothing is started or changed."""
     hooks: list[recovery_model.Hook] = Field(default_factory=list)
     """Hooks to run around the steps (placed in the plan in the order given); empty: none."""
+
+
+class RestoreCreate(_Body):
+    """Restore a workload to the newest recovery point at or before a time."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"at": "2026-11-18T02:20:00Z", "to_center": None, "dry_run": True}]}
+    )
+
+    at: str = Field(
+        description="ISO 8601 time (``Z`` or an offset; none is UTC), not in the future: the point used "
+        "is the newest consistent at or before it",
+        examples=["2026-11-18T02:20:00Z"],
+    )
+    to_center: str | None = Field(
+        default=None,
+        description="The center to restore in: one holding a recovery point of the workload (default: the "
+        "one whose point is newest, where the DR copy lives)",
+        examples=["dz-dr"],
+    )
+    dry_run: bool = False
+    """true: only answer the point that would be used and the data it loses; nothing is changed."""
 
 
 class ProtectionPage(BaseModel):
@@ -206,6 +241,32 @@ def router() -> APIRouter:
         points = replication_points.list_points(ctx, workload_id=workload, department=department)
         return PointsPage(data=points, count=len(points))
 
+    @routes.post("/workloads/{workload_id}/restore", tags=["operators"])
+    def restore_workload(
+        ctx: app_module.ContextDep,
+        principal: app_module.PrincipalDep,
+        workload_id: Annotated[
+            str, Path(description="The workload to restore", examples=[recovery.SILVER_EXAMPLE_ID])
+        ],
+        body: RestoreCreate,
+    ) -> restores.RestorePublic:
+        """Restore a workload to the newest recovery point at or before ``at`` (``dry_run``: only the point).
+
+        Makes the point's volumes from its snapshots and rewinds the workload's object data to it, in
+        the center holding the point; answers what it made and the data lost up to ``at``. Needs
+        ``failover.run`` on that center; an unknown workload is 404; a bad or future ``at``, or one with
+        no point at or before it, and a ``to_center`` holding no point of the workload are 422 naming
+        the field; each changes nothing.
+        """
+        return restores.restore(
+            ctx,
+            principal=principal,
+            workload_id=workload_id,
+            at=body.at,
+            to_center=body.to_center,
+            dry_run=body.dry_run,
+        )
+
     @routes.post("/failover/runs", status_code=202, tags=["operators"])
     def start_failover(
         ctx: app_module.ContextDep,
@@ -216,7 +277,9 @@ def router() -> APIRouter:
         """Plan a failover and run it after the answer (``dry_run``: only the plan).
 
         Needs ``failover.run`` on every center left; bad input (unknown or management centers, a
-        missing ``planned``, a planned failover of a center that is down) is 422 and changes nothing.
+        missing ``planned``, a planned failover of a center that is down, a ``point`` that does not
+        exist or is another workload's or department's, an ``at`` in the future or with no point at
+        or before it) is 422 (404 for an unknown point) naming the field and changes nothing.
         """
         plan = recovery.plan_failover(
             ctx,
@@ -227,6 +290,8 @@ def router() -> APIRouter:
             department=body.department,
             dry_run=body.dry_run,
             hooks=tuple(body.hooks),
+            point=body.point,
+            at=body.at,
         )
         if plan.run_id:
             background.add_task(_run_in_background, ctx, plan.run_id, principal)

@@ -219,6 +219,16 @@ def _render_plan(plan: dict[str, Any]) -> None:
             ],
         )
     )
+    chosen = [s for s in steps if s.point is not None]
+    if chosen:
+        output.stdout.print("Recovery points (what each workload starts from):", highlight=False)
+    for s in chosen:
+        assert s.point is not None
+        output.stdout.print(
+            f"  {s.workload_id}: {s.point.id} (seq {s.point.seq}, consistent at {s.point.consistent_at})",
+            highlight=False,
+            soft_wrap=True,
+        )
     mapped = [(s, mapping) for s in steps for mapping in s.addresses or []]
     if mapped:
         output.stdout.print("Addresses (network maps of the topology):", highlight=False)
@@ -333,6 +343,14 @@ PlannedOption = Annotated[
         show_default=False,
     ),
 ]
+PointOption = Annotated[
+    str | None,
+    typer.Option("--point", metavar="ID", help="Recover to this recovery point (<center>/<workload>@<seq>)."),
+]
+AtOption = Annotated[
+    str | None,
+    typer.Option("--at", metavar="TIME", help="Recover to the newest point at or before this ISO 8601 time."),
+]
 DeptOption = Annotated[str | None, typer.Option(metavar="DEPT", help="Only this department's workloads.")]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Show the plan; change nothing.")]
 HooksOption = Annotated[
@@ -393,6 +411,8 @@ def _failover(
     dry_run: bool,
     hooks_file: Path | None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    point: str | None = None,
+    at: str | None = None,
 ) -> None:
     state = common.state_of(ctx)
     body = {
@@ -402,6 +422,8 @@ def _failover(
         "department": dept,
         "dry_run": dry_run,
         "hooks": _hooks(hooks_file),
+        "point": point,
+        "at": at,
     }
     _start(state, "/v1/failover/runs", body, dry_run=dry_run, deadline_s=timeout_s)
 
@@ -415,6 +437,8 @@ def failover_alias(
     dept: Annotated[str | None, typer.Option(hidden=True)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", hidden=True)] = False,
     hooks_file: Annotated[Path | None, typer.Option("--hooks", hidden=True)] = None,
+    point: Annotated[str | None, typer.Option("--point", hidden=True)] = None,
+    at: Annotated[str | None, typer.Option("--at", hidden=True)] = None,
 ) -> None:
     """Move workloads off a center (`failover run`), and find, inspect and finish runs.
 
@@ -433,6 +457,8 @@ def failover_alias(
         dept=dept,
         dry_run=dry_run,
         hooks_file=hooks_file,
+        point=point,
+        at=at,
     )
 
 
@@ -446,9 +472,14 @@ def failover_run(
     dry_run: DryRunOption = False,
     hooks_file: HooksOption = None,
     timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
+    point: PointOption = None,
+    at: AtOption = None,
 ) -> None:
     """Move the workloads off a center (sysadmin): the run id and recovery plan are shown, then its
     progress as the management center runs it step by step.
+
+    `--point ID` recovers that point's workload to it; `--at TIME` each workload to its newest
+    recovery point at or before TIME (in the center it goes to); the plan names each point.
 
     Exit 0 when every step ran; 1 when a workload could not be recovered, a hook stopped the
     run, or a step failed (the run is then interrupted and `failover resume RUN` finishes it).
@@ -462,6 +493,8 @@ def failover_run(
         dry_run=dry_run,
         hooks_file=hooks_file,
         timeout_s=timeout_s,
+        point=point,
+        at=at,
     )
 
 

@@ -61,6 +61,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "commands_recovery",
         "Move workloads off a center (`failover run`), and find, inspect and finish runs.",
     ),
+    "restore": (
+        "commands_restore",
+        "Restore a workload's volumes and data to the newest recovery point at or before a time.",
+    ),
     "drill": (
         "commands_drill",
         "DR drills: plans and schedules, runs that measure RPO/RTO, and their reports.",

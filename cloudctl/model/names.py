@@ -7,7 +7,9 @@ A workload ``wl-…`` owns, in the department's project of each center it is pla
 - ``replica-<logical name>``: the replica of a protected volume in a copy center
   (``recovery.snapshots``), the logical name being one of the names above;
 - ``rp-<logical name>-<seq>``: a replication point's snapshot of that replica, and the volume a
-  failover makes from it (``recovery.materialise``).
+  failover makes from it (``recovery.materialise``);
+- ``rs-<logical name>-<seq>``: the volume a restore makes from that point's snapshot
+  (``recovery.restore``).
 
 Every name starts, after its prefix, with ``<workload>-``; workload ids are unique and never
 reused, so ``owned_by`` finds what a workload left behind without reading the store.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 REPLICA_PREFIX = "replica-"
 POINT_PREFIX = "rp-"
+RESTORE_PREFIX = "rs-"
 
 
 def resource_name(workload_id: str, index: int) -> str:
@@ -36,6 +39,13 @@ def snapshot_name(logical_name: str, seq: int) -> str:
     return f"{POINT_PREFIX}{logical_name}-{seq}"
 
 
+def restored_name(logical_name: str, seq: int) -> str:
+    """The name of the volume a restore makes from a volume's point at ``seq``."""
+    return f"{RESTORE_PREFIX}{logical_name}-{seq}"
+
+
 def owned_by(name: str, workload_id: str) -> bool:
     """Whether a backend resource called ``name`` is one of the workload's (by the rules above)."""
-    return name.startswith(tuple(f"{prefix}{workload_id}-" for prefix in ("", REPLICA_PREFIX, POINT_PREFIX)))
+    return name.startswith(
+        tuple(f"{prefix}{workload_id}-" for prefix in ("", REPLICA_PREFIX, POINT_PREFIX, RESTORE_PREFIX))
+    )

@@ -202,6 +202,27 @@ class AddressMapping(BaseModel):
     """true: the same address (a stretched network); false: re-mapped."""
 
 
+class PointChoice(BaseModel):
+    """The recovery point a ``promote`` step starts the workload from, chosen with the plan
+    (``failover --point`` or ``--at``): its volumes are made from that point's snapshots and its
+    object data in the target is rewound to it."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        use_attribute_docstrings=True,
+        json_schema_extra={
+            "examples": [{"id": "dz-dr/wl-7f3a@48213", "seq": 48213, "consistent_at": "2026-11-18T02:14:31Z"}]
+        },
+    )
+
+    id: str
+    """``<center>/<workload>@<seq>``: the center holding it (the step's target), the change-log position."""
+    seq: int
+    """The workload's change-log position the point holds; later writes are lost."""
+    consistent_at: str
+    """When the copy was consistent up to ``seq`` (ISO 8601 UTC)."""
+
+
 class RecoveryStep(BaseModel):
     """One step of a recovery plan, stored with the run as JSON."""
 
@@ -228,6 +249,9 @@ class RecoveryStep(BaseModel):
     addresses: list[AddressMapping] | None = None
     """A ``promote`` step's servers whose addresses the topology's network maps carry over
     (kept or re-mapped); null when none does."""
+    point: PointChoice | None = None
+    """A ``promote`` step of a failover to a chosen point (``--point``/``--at``): the recovery point
+    it starts from; null: the newest data the target holds."""
 
     def numbered(self, index: int) -> RecoveryStep:
         subject = self.workload_id or f"hook-{self.hook.when if self.hook else ''}"

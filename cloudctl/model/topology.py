@@ -8,7 +8,8 @@ stored:
 - names of centers, sites, tiers, offerings and org nodes are unique;
 - exactly one management center, at least one local cloud center; links and
   tiers name only declared centers;
-- each tier's RPO/RTO targets fall inside the GB/T 20988 level it declares;
+- each tier's RPO/RTO targets fall inside the GB/T 20988 level it declares, and its
+  ``point_retention`` windows grow (each ``until_s`` longer than the one before);
 - org ids are ASCII slugs; a quota names a declared center or ``all``;
 - a child's limit never exceeds an ancestor's limit for the same resource on
   the same center, nor an ancestor's all-centers limit;
@@ -242,6 +243,16 @@ class DrCopy(enum.StrEnum):
     NONE = "none"
 
 
+class RetentionWindow(_Strict):
+    """One window of a tier's replication-point retention: the points younger than ``until_s``
+    (and older than the window before) keep one per ``every_s`` (0: every point)."""
+
+    every_s: NonNegative = 0
+    """Keep the newest point of each ``every_s``-long slice of time (UTC-aligned); 0: every point."""
+    until_s: Annotated[int, Field(gt=0)]
+    """The age (seconds since the point was consistent) up to which this window applies."""
+
+
 class Tier(_Strict):
     name: Slug
     display_name: str
@@ -257,6 +268,10 @@ class Tier(_Strict):
     deleted_retention_days: Annotated[int, Field(ge=1)] = 30
     """How long the copies of this tier keep deleted and overwritten object versions (so a
     mass delete is recoverable), and a deleted workload's buckets stay before they go."""
+    point_retention: list[RetentionWindow] = Field(default_factory=list)
+    """Which replication points the DR copy keeps, by age: windows of growing ``until_s`` (e.g.
+    every point for 24 h, then one an hour for 7 days); a point older than the last window goes,
+    the newest is always kept. Empty: the newest ``replication_points_kept`` points."""
 
     @property
     def reserves_dr_headroom(self) -> bool:
@@ -683,6 +698,14 @@ def _check_tiers(topology: Topology) -> None:
                 f"level {level.level} (RPO {level.rpo}, RTO {level.rto})",
                 field=f"{field}.gbt20988_level",
             )
+        previous = 0
+        for number, window in enumerate(tier.point_retention):
+            if window.until_s <= previous:
+                raise errors.TopologyError(
+                    f"must be longer than the window before ({previous} s)",
+                    field=f"{field}.point_retention[{number}].until_s",
+                )
+            previous = window.until_s
 
 
 def _check_networks(topology: Topology, centers: set[str]) -> None:

@@ -40,6 +40,11 @@ Invariants:
 - Unplanned failover accepts the loss the tier allows and reports it: the
   acknowledged writes the target never received (``writes_lost``) and the age of
   the oldest of them (``rpo_s``).
+- A ``promote`` step that names a recovery point (``PointChoice``, chosen with the plan by
+  ``failover --point``/``--at``) starts from it instead of the newest data the target holds:
+  its volumes are made from that point's snapshots, the workload's data bucket in the target is
+  rewound to the point's ``seq`` (``restore.rewind_objects``), and every write after the point
+  counts in ``writes_lost``.
 - A ``promote`` step carries the addresses its servers take in the target (``address_plan``:
   from the addresses recorded where they served and the topology's network maps, never read
   from the center being left); they are fixed with the plan, so a resumed run makes the same.
@@ -61,7 +66,7 @@ from cloudctl.model import recovery as model
 from cloudctl.model import states
 from cloudctl.model import topology as topo
 from cloudctl.recovery import hooks as hook_calls
-from cloudctl.recovery import materialise, traffic
+from cloudctl.recovery import materialise, restore, traffic
 from cloudctl.recovery import replication as repl
 from cloudctl.store import quotas, recovery, replication, requests
 
@@ -509,6 +514,7 @@ def _do(
                 mode=run.mode,
                 launched=launched or {},
                 addresses=step.addresses or [],
+                point=step.point,
             )
         case Action.SWITCH_TRAFFIC:
             return _switch_traffic(env, workload_id, target=target, left=left)
@@ -558,6 +564,7 @@ def _promote(
     mode: str,
     launched: Launched,
     addresses: list[model.AddressMapping],
+    point: model.PointChoice | None = None,
 ) -> dict[str, Any]:
     now = env.clock.now()
     with env.store.read() as tx:
@@ -568,6 +575,8 @@ def _promote(
             [s.last_seq for s in streams if s.target == target]
             + [latest if target in repl.serving_centers(workload) else 0]
         )
+        if point is not None:
+            at_target = point.seq  # a failover to a chosen point: what came after it is given up
         lost = replication.changes_after(tx, workload_id=workload_id, seq=at_target)
     by_center = {p.center: p for p in workload.placements}
     placement = by_center[target]
@@ -585,6 +594,9 @@ def _promote(
         made = materialise.recover_volumes(
             env, workload, target=target, left=left, seq=at_target, resources=made
         )
+    rewound: tuple[str, ...] = ()
+    if point is not None:
+        rewound, _removed, _missing = restore.rewind_objects(env, workload_id, center=target, seq=point.seq)
     with env.store.transaction() as tx:
         current = requests.get_workload(tx, workload_id, for_update=True)
         quotas.commit_reservations(tx, [by_center[target].reservation_id], now=now)
@@ -617,6 +629,9 @@ def _promote(
     }
     if addresses:
         outcome["addresses"] = [mapping.model_dump(mode="json") for mapping in addresses]
+    if point is not None:
+        outcome["point"] = point.id
+        outcome["objects_rewound"] = len(rewound)
     return outcome
 
 

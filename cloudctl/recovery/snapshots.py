@@ -28,10 +28,13 @@ Invariants:
 - A backend that refuses or does not answer fails neither the pass nor the other volumes:
   the point is recorded ``failed`` with the error, and the next call takes it again at the
   stream's consistent point then (a newer point supersedes an older failed one).
-- Retention: each replica keeps its newest ``keep`` ready points (``keep`` >= 1, so the newest
-  is never deleted), counted after the new point is made; an older one loses its snapshot
-  first, then its record. A snapshot that cannot be deleted now keeps its record and is
-  deleted by a later call.
+- Retention: where the workload's tier declares ``point_retention`` windows, a replica keeps,
+  of its ready points by age (now minus ``consistent_at``), every one or the newest of each
+  ``every_s`` slice within each window, and none older than the last window (``kept_by_windows``);
+  elsewhere it keeps its newest ``keep`` ready points (``keep`` >= 1). Either way the newest is
+  never deleted, and points are counted after the new one is made; an older one loses its
+  snapshot first, then its record. A snapshot that cannot be deleted now keeps its record and
+  is deleted by a later call.
 - Only ready workloads take points; deleting a workload deletes its volumes (replicas
   included: they are ``volume`` resources of their placement) with their snapshots, then its
   points (``reconcile.provisioning``).
@@ -173,7 +176,15 @@ def take_points(env: repl.Environment, results: Sequence[repl.PassResult], *, ke
                 report=report,
             )
             now_known = [point for point in existing if point.id != taken.id] + [taken]
-            _prune(env, storage, now_known, seq=stream.last_seq, keep=keep, report=report)
+            _prune(
+                env,
+                storage,
+                now_known,
+                seq=stream.last_seq,
+                keep=keep,
+                windows=env.topology.tier(workload.tier).point_retention,
+                report=report,
+            )
     for stream in synced:
         # A sync standby holds replicas too (no points: its copy is consistent with every write).
         workload = workloads.get(stream.workload_id)
@@ -292,13 +303,54 @@ def _prune(
     *,
     seq: int,
     keep: int,
+    windows: Sequence[topo.RetentionWindow] = (),
     report: Report,
 ) -> None:
-    """Drop the failed points ``seq`` supersedes and the ready ones beyond the newest ``keep``."""
+    """Drop the failed points ``seq`` supersedes and the ready ones retention lets go: those the
+    tier's ``windows`` keep not, or (without windows) those beyond the newest ``keep``."""
     ready = sorted((p for p in points if p.state == points_store.READY), key=lambda p: p.seq, reverse=True)
+    if windows:
+        kept = kept_by_windows(
+            [(p.seq, p.consistent_at) for p in ready], windows=windows, now=env.clock.now()
+        )
+        dropped = [p for p in ready if p.seq not in kept]
+    else:
+        dropped = ready[keep:]
     superseded = [p for p in points if p.state == points_store.FAILED and p.seq < seq]
-    for point in [*ready[keep:], *superseded]:
+    for point in [*dropped, *superseded]:
         _discard(env, storage, point, report)
+
+
+def kept_by_windows(
+    points: Sequence[tuple[int, float | None]], *, windows: Sequence[topo.RetentionWindow], now: float
+) -> set[int]:
+    """The ``seq`` of the points (``(seq, consistent_at)``) the retention ``windows`` keep at ``now``.
+
+    A point of age ``now - consistent_at`` falls in the first window whose ``until_s`` it does not
+    exceed; that window keeps it if its ``every_s`` is 0, else only if it is the newest point of
+    its ``every_s`` slice (slices aligned on the epoch, so they do not move as time passes). A point
+    older than every window is not kept; the newest point (highest ``seq``) always is, and a point
+    whose consistency time is unknown is kept while it is the newest only.
+    """
+    if not points:
+        return set()
+    kept = {max(seq for seq, _at in points)}
+    newest_in_slice: dict[tuple[int, int], int] = {}
+    for seq, at in points:
+        if at is None:
+            continue
+        age = max(now - at, 0.0)
+        index = next((i for i, window in enumerate(windows) if age <= window.until_s), None)
+        if index is None:
+            continue
+        every = windows[index].every_s
+        if every == 0:
+            kept.add(seq)
+            continue
+        slot = (index, int(at // every))
+        if seq > newest_in_slice.get(slot, -1):
+            newest_in_slice[slot] = seq
+    return kept | set(newest_in_slice.values())
 
 
 def _discard(

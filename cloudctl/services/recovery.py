@@ -25,7 +25,7 @@ from cloudctl import errors, metrics
 from cloudctl.model import recovery as recovery_model
 from cloudctl.model import states
 from cloudctl.model import topology as topo
-from cloudctl.recovery import failover
+from cloudctl.recovery import failover, restore
 from cloudctl.recovery import replication as repl
 from cloudctl.services import audit, drivers, identity
 from cloudctl.services import context as ctx_module
@@ -724,9 +724,16 @@ def plan_failover(
     workload_ids: list[str] | None = None,
     dry_run: bool = False,
     hooks: tuple[recovery_model.Hook, ...] = (),
+    point: str | None = None,
+    at: str | None = None,
 ) -> PlanPublic:
     """The recovery plan for leaving ``from_centers`` (or ``from_center``); stored as a run unless
-    ``dry_run``. Names are checked first, then the mode."""
+    ``dry_run``. Names are checked first, then the mode.
+
+    ``point`` (a recovery point id) or ``at`` (an ISO 8601 time) recover to a chosen point
+    instead of the newest data the target holds: ``point`` recovers its own workload only (in
+    the center holding it), ``at`` each workload to its newest point at or before the time in
+    the center it goes to; each ``promote`` step names its point (``PointChoice``)."""
     leaving = list(dict.fromkeys([*([from_center] if from_center else []), *(from_centers or [])]))
     if not leaving:
         raise errors.InvalidInput("name the center to leave", field="from")
@@ -738,12 +745,15 @@ def plan_failover(
             raise errors.InvalidInput("cannot fail over a center to itself", field="to")
     _department_checked(ctx, department)
     _hooks_checked(ctx, hooks)
+    env = environment(ctx)
+    chosen, moment = _point_asked(env, point=point, at=at, department=department, workload_ids=workload_ids)
+    if chosen is not None:
+        workload_ids = [chosen.workload_id]
     if planned is None:
         raise errors.InvalidInput("say --planned or --unplanned", field="mode")
     for center in leaving:
         authorize_center(ctx, principal, center, action="failover.run")
     mode = failover.PLANNED if planned else failover.UNPLANNED
-    env = environment(ctx)
     centers_health = health(ctx)
     down = [center for center in leaving if not centers_health.center_up(center)]
     if planned and down:
@@ -759,6 +769,8 @@ def plan_failover(
         workload_ids=workload_ids,
         health=centers_health,
     )
+    if chosen is not None or moment is not None:
+        steps = _to_points(env, steps, chosen=chosen, at=moment, leaving=leaving)
     steps = recovery_model.place_hooks(steps, hooks)
     run_id = None
     if not dry_run:
@@ -795,6 +807,86 @@ def plan_failover(
         steps=steps,
         stranded=stranded,
     )
+
+
+def _point_asked(
+    env: repl.Environment,
+    *,
+    point: str | None,
+    at: str | None,
+    department: str | None,
+    workload_ids: list[str] | None,
+) -> tuple[restore.RecoveryPoint | None, float | None]:
+    """The recovery point named (``point``) or the time (``at``) a failover recovers to, checked."""
+    if point is not None and at is not None:
+        raise errors.InvalidInput("give a point or a time, not both", field="point")
+    if at is not None:
+        moment = restore.parse_time(at)
+        if moment > env.clock.now():
+            raise errors.InvalidInput(
+                f"{clocks.isoformat(moment)} is in the future (now {clocks.isoformat(env.clock.now())})",
+                field="at",
+            )
+        return None, moment
+    if point is None:
+        return None, None
+    _center, workload_id, _seq = restore.parse_point_id(point)
+    with env.store.read() as tx:
+        owner = requests.find_workload(tx, workload_id)
+    if owner is None:
+        raise errors.NotFound(f"no recovery point {point!r}: no workload {workload_id!r}", field="point")
+    if workload_ids is not None and workload_id not in workload_ids:
+        raise errors.InvalidInput(
+            f"{point} is a point of workload {workload_id}, not of {', '.join(workload_ids)}", field="point"
+        )
+    if department is not None and owner.department != department:
+        raise errors.InvalidInput(
+            f"{point} is a point of a workload of {owner.department}, not of {department}", field="point"
+        )
+    return restore.find_point(env, owner, point), None
+
+
+def _to_points(
+    env: repl.Environment,
+    steps: list[recovery_model.RecoveryStep],
+    *,
+    chosen: restore.RecoveryPoint | None,
+    at: float | None,
+    leaving: list[str],
+) -> list[recovery_model.RecoveryStep]:
+    """``steps`` with each ``promote`` naming the recovery point it starts from."""
+    promotes = [s for s in steps if s.action is recovery_model.StepAction.PROMOTE]
+    if chosen is not None and not any(s.workload_id == chosen.workload_id for s in promotes):
+        raise errors.InvalidInput(
+            f"workload {chosen.workload_id} of point {chosen.id} does not serve in {', '.join(leaving)}",
+            field="point",
+        )
+    result = []
+    for planned_step in steps:
+        step = planned_step
+        if step.action is recovery_model.StepAction.PROMOTE:
+            with env.store.read() as tx:
+                workload = requests.get_workload(tx, step.workload_id)
+            if chosen is not None:
+                if step.target != chosen.center:
+                    raise errors.InvalidInput(
+                        f"{chosen.id} is in {chosen.center}; the failover takes {step.workload_id} to "
+                        f"{step.target} (say --to {chosen.center})",
+                        field="point",
+                    )
+                found = chosen
+            else:
+                assert at is not None
+                found = restore.choose_point(env, workload, at=at, center=step.target)
+            step = step.model_copy(
+                update={
+                    "point": recovery_model.PointChoice(
+                        id=found.id, seq=found.seq, consistent_at=clocks.isoformat(found.consistent_at)
+                    )
+                }
+            )
+        result.append(step)
+    return result
 
 
 def execute(

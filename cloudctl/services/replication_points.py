@@ -2,8 +2,9 @@
 
 Invariants: points are taken right after the replication passes that call for them
 (``take_points``, called by the serve loop and ``cloudctl replication run`` with the passes'
-results), on the same recovery environment as the passes; how many each volume keeps is
-the ``replication_points_kept`` setting. A point that could not be taken never fails the
+results), on the same recovery environment as the passes; which each volume keeps is its
+tier's ``point_retention`` windows, or, for a tier without, the newest
+``replication_points_kept``. A point that could not be taken never fails the
 caller: it is logged, recorded ``failed`` and taken by a later call.
 """
 

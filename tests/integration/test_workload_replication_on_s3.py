@@ -168,3 +168,50 @@ def test_a_deleted_workloads_buckets_leave_both_servers_after_the_retention(
 
     assert bucket not in bucket_names(source)
     assert bucket not in bucket_names(dr)
+
+
+def test_a_restore_rewinds_the_dr_bucket_to_the_point_before_an_attack(
+    ctx: ctx_module.Context,
+    moto_servers_by_center: dict[str, moto_servers.MotoServer],
+    source_center: str,
+    target_center: str,
+) -> None:
+    from cloudctl.services import replication_points, restores
+
+    source = moto_servers.raw_client(moto_servers_by_center[source_center])
+    dr = moto_servers.raw_client(moto_servers_by_center[target_center])
+    silver = ready_silver(ctx, source_center)
+    bucket = repl.data_bucket(silver)
+
+    def ship() -> None:
+        advance(ctx, 301)
+        replication_points.take_points(ctx, recovery.run_due(ctx))
+
+    recovery.write(ctx, silver, key="case/1", data=b"version one")
+    ship()
+    recovery.write(ctx, silver, key="case/1", data=b"version two")
+    recovery.write(ctx, silver, key="case/2", data=b"second case")
+    ship()
+    advance(ctx, 60)
+    attack = clocks.isoformat(ctx.clock.now())
+    advance(ctx, 1)
+    recovery.write(ctx, silver, key="case/2", data=b"\x00encrypted\x00")
+    recovery.write(ctx, silver, key="README.encrypted", data=b"pay up")
+    source.put_object(Bucket=bucket, Key="case/1", Body=b"overwritten by another client")
+    ship()
+    assert bodies(dr, bucket)["case/1"] == b"overwritten by another client"
+
+    done = restores.restore(ctx, principal=OPS, workload_id=silver, at=attack)
+
+    assert (done.point, done.changes_lost) == (f"{target_center}/{silver}@3", 0)
+    assert (done.objects_rewound, done.objects_removed, done.objects_missing) == (
+        ["case/1", "case/2"],
+        ["README.encrypted"],
+        [],
+    )
+    assert bodies(dr, bucket) == {"case/1": b"version two", "case/2": b"second case"}
+    versions = dr.list_object_versions(Bucket=bucket)
+    assert {v["Key"] for v in versions.get("Versions", []) if not v["IsLatest"]} >= {
+        "case/2",
+        "README.encrypted",
+    }

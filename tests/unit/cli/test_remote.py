@@ -271,6 +271,7 @@ ENDPOINTS = {
     "failover show": ("GET", "/v1/failover/runs/{run_id}"),
     "failover resume": ("POST", "/v1/failover/runs/{run_id}/resume"),
     "failback": ("POST", "/v1/failback/runs"),
+    "restore": ("POST", "/v1/workloads/{workload_id}/restore"),
     "drill run": ("POST", "/v1/drills/runs"),
     "drill resume": ("POST", "/v1/drills/runs/{run_id}/resume"),
     "drill history": ("GET", "/v1/drills/runs"),

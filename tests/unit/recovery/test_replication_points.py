@@ -137,7 +137,16 @@ def test_no_point_is_taken_while_nothing_changed(ctx: ctx_module.Context) -> Non
     assert snapshot_names(ctx) == [f"rp-{workload}-0-1"]
 
 
+def without_windows(ctx: ctx_module.Context, tier: str) -> None:
+    """The tier keeps the newest ``replication_points_kept`` points (it declares no retention window)."""
+    tiers = [
+        t.model_copy(update={"point_retention": []}) if t.name == tier else t for t in ctx.topology.tiers
+    ]
+    ctx.__dict__["topology"] = ctx.topology.model_copy(update={"tiers": tiers})
+
+
 def test_retention_keeps_the_newest_points_and_deletes_the_older_snapshots(ctx: ctx_module.Context) -> None:
+    without_windows(ctx, "silver")
     ctx.settings.replication_points_kept = 2
     workload = ready_workload(ctx)
     for n in range(1, 5):
@@ -153,6 +162,7 @@ def test_retention_keeps_the_newest_points_and_deletes_the_older_snapshots(ctx: 
 
 
 def test_keeping_fewer_than_one_point_is_refused_naming_the_setting(ctx: ctx_module.Context) -> None:
+    without_windows(ctx, "silver")
     ctx.settings.replication_points_kept = 0
     workload = ready_workload(ctx)
     results = ship(ctx, workload, "case/1")

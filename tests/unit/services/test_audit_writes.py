@@ -242,6 +242,36 @@ WRITE_CASES = [
     ),
     ("scrub_replicas", "POST", "/v1/replication/scrub", "hrss", None, 403, "replication.scrub", "denied"),
     (
+        "restore_workload",
+        "POST",
+        "/v1/workloads/wl-nosuch/restore",
+        "sysadmin",
+        {"at": "2026-01-01T00:00:00Z"},
+        404,
+        "workload.restore",
+        "refused",
+    ),
+    (
+        "restore_workload",
+        "POST",
+        "/v1/workloads/{approved_workload}/restore",
+        "sysadmin",
+        {"at": "not a time"},
+        422,
+        "workload.restore",
+        "refused",
+    ),
+    (
+        "restore_workload",
+        "POST",
+        "/v1/workloads/wl-nosuch/restore",
+        "sysadmin",
+        {"dry_run": True},
+        422,
+        "workload.restore",
+        "refused",
+    ),
+    (
         "resume_run",
         "POST",
         "/v1/failover/runs/run-nosuch/resume",
@@ -545,6 +575,7 @@ COMMANDS = [
     (("failover", "run", "--from", "qd-b", "--planned"), 0, "failover.run", ("started", "success")),
     (("failover", "--from", "mgmt", "--planned"), 2, "failover.run", "refused"),
     (("replication", "scrub"), 0, "replication.scrub", "success"),
+    (("restore", "wl-nosuch", "--at", "2026-01-01T00:00:00Z"), 2, "workload.restore", "refused"),
 ]
 
 
