@@ -17,7 +17,10 @@ Invariants:
   concurrent processes serialise instead of losing updates. A row the transaction
   holds (locked by such a ``get``, or written by it) is read from the database once:
   nobody else can change it before the end. ``get_many`` never locks: it reads the
-  given keys of one ``(center, kind)`` in one statement.
+  given keys of one ``(center, kind)`` in one statement. The ``put``s of a
+  transaction are held and written together, in one statement, before the first
+  read of a kind they touch and at the end of the block (sorted by address), so
+  every read still sees the transaction's own writes.
 - ``put`` is an upsert and ``insert`` an insert-unless-present (``ON CONFLICT``);
   ``updated_at`` is the injected clock's time of the write.
 - ``list`` (and ``keys``, which reads only the keys) matches ``key_prefix`` exactly
@@ -146,7 +149,9 @@ class StoreBackedState:
             layer.commit()
             return
         with self.store.transaction() as connection:
-            yield StoreStateTransaction(connection, clock=self._clock, lock_rows=True)
+            transaction = StoreStateTransaction(connection, clock=self._clock, lock_rows=True)
+            yield transaction
+            transaction.flush()
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[StoreStateTransaction | _UnitTransaction]:
@@ -169,6 +174,24 @@ class StoreStateTransaction:
         self._dialect = connection.dialect.name
         self._held: dict[Address, Doc] = {}
         """Rows this write transaction holds (locked or written), as they are now."""
+        self._pending: dict[Address, dict[str, Any]] = {}
+        """Puts not written yet: the values of their upsert, by address."""
+
+    def flush(self, center: str | None = None, kind: str | None = None) -> None:
+        """Write the held puts, in one statement; only if one touches ``(center, kind)`` if given."""
+        if not self._pending:
+            return
+        if kind is not None and not any((c, k) == (center, kind) for c, k, _key in self._pending):
+            return
+        puts = [values for _address, values in sorted(self._pending.items())]
+        self._pending = {}
+        upsert = _UPSERT.get(self._dialect)
+        if upsert is not None:
+            self._connection.execute(upsert, puts)
+            return
+        for values in puts:
+            if self._connection.execute(_UPDATE, values).rowcount == 0:
+                self._connection.execute(sa.insert(_table), values)
 
     def get(self, center: str, kind: str, key: str) -> Doc | None:
         held = self._held.get((center, kind, key))
@@ -188,19 +211,17 @@ class StoreStateTransaction:
     def get_many(self, center: str, kind: str, keys: Sequence[str]) -> dict[str, Doc]:
         if not keys:
             return {}
+        self.flush(center, kind)
         rows = self._connection.execute(_GET_MANY, {"center": center, "kind": kind, "keys": list(keys)})
         return {str(key): _as_doc(value) for key, value in rows}
 
     def put(self, center: str, kind: str, key: str, doc: Doc) -> None:
-        values = _values(center, kind, key, doc, at=self._clock.now())
-        upsert = _UPSERT.get(self._dialect)
-        if upsert is not None:
-            self._connection.execute(upsert, values)
-        elif self._connection.execute(_UPDATE, values).rowcount == 0:
-            self._connection.execute(sa.insert(_table), values)
+        self._pending[(center, kind, key)] = _values(center, kind, key, _clone(doc), at=self._clock.now())
         self._held[(center, kind, key)] = _clone(doc)
 
     def insert(self, center: str, kind: str, key: str, doc: Doc) -> bool:
+        if (center, kind, key) in self._pending:
+            return False  # this transaction put it
         created = _insert_row(self._connection, _values(center, kind, key, doc, at=self._clock.now()))
         if created:
             self._held[(center, kind, key)] = _clone(doc)
@@ -208,14 +229,17 @@ class StoreStateTransaction:
 
     def delete(self, center: str, kind: str, key: str) -> bool:
         self._held.pop((center, kind, key), None)
+        was_put = self._pending.pop((center, kind, key), None) is not None
         result = self._connection.execute(_DELETE, {"center": center, "kind": kind, "key": key})
-        return result.rowcount > 0
+        return was_put or result.rowcount > 0
 
     def list(self, center: str, kind: str, *, key_prefix: str = "") -> DocList:
+        self.flush(center, kind)
         rows = _list_rows(self._connection, center, kind, key_prefix)
         return [doc for _, doc in sorted(rows, key=lambda row: row[0])]
 
     def keys(self, center: str, kind: str, *, key_prefix: str = "") -> KeyList:
+        self.flush(center, kind)
         query = _KEYS
         if key_prefix:
             query = query.where(_table.c.key.startswith(key_prefix, autoescape=True))
@@ -224,6 +248,7 @@ class StoreStateTransaction:
 
     def find_by(self, center: str, kind: str, *, field: str, value: str) -> Doc | None:
         # The database compares the field; Python re-checks (JSON text comparison is loose).
+        self.flush(center, kind)
         query = _LIST.where(_table.c.doc[field].as_string() == value).order_by(_table.c.key)
         for _key, found in self._connection.execute(query, {"center": center, "kind": kind}):
             doc = _as_doc(found)

@@ -247,3 +247,40 @@ def test_keys_are_those_list_returns_without_the_documents(backend: sim.StateBac
         assert transaction.keys("*", "port", key_prefix="net-a/") == ["net-a/10.0.0.1", "net-a/10.0.0.3"]
         assert transaction.keys("*", "port") == [doc["key"] for doc in transaction.list("*", "port")]
     assert backend.keys("*", "server") == []
+
+
+def test_the_puts_of_a_write_transaction_are_written_together_and_read_back(
+    stored_backend: simulator_state.StoreBackedState,
+) -> None:
+    writes: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.lstrip().upper().startswith("INSERT"):
+            writes.append(statement)
+
+    engine = stored_backend.store.engine
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        with stored_backend.transaction() as transaction:
+            transaction.put("east", "usage", "center", {"vcpu": 1})
+            transaction.put("east", "server", "s1", {"name": "web"})
+            assert writes == []
+            assert transaction.find_by("east", "server", field="name", value="web") == {"name": "web"}
+            assert len(writes) == 1  # both, before the servers were read
+            transaction.put("east", "server", "s2", {"name": "db"})
+            transaction.put("*", "port", "net/10.0.0.2", {"address": "10.0.0.2"})
+            assert transaction.insert("east", "server", "s2", {"name": "other"}) is False
+            assert transaction.keys("*", "port") == ["net/10.0.0.2"]
+            transaction.put("east", "usage", "center", {"vcpu": 2})
+            assert transaction.delete("east", "usage", "center") is True
+            transaction.put("east", "usage", "center", {"vcpu": 3})
+        assert len(writes) == 3
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+
+    assert stored_backend.get("east", "usage", "center") == {"vcpu": 3}
+    assert [doc["name"] for doc in stored_backend.list("east", "server")] == ["web", "db"]
+    with pytest.raises(RuntimeError), stored_backend.transaction() as transaction:
+        transaction.put("east", "server", "s3", {"name": "lost"})
+        raise RuntimeError("abort")
+    assert stored_backend.get("east", "server", "s3") is None
