@@ -678,6 +678,26 @@ def _observed(
     return marked
 
 
+AUDITED_MAPPINGS = 50
+"""Address mappings and chosen points named one by one in a failover's audit record; beyond
+that the record counts them (the run itself keeps every one)."""
+
+
+def _carried_over(steps: list[recovery_model.RecoveryStep]) -> dict[str, Any]:
+    """What the audit record of a started failover says of addresses and recovery points."""
+    mappings = [m for step in steps for m in step.addresses or []]
+    points = [step.point for step in steps if step.point is not None]
+    return {
+        "addresses_kept": sum(1 for m in mappings if m.kept),
+        "addresses_remapped": sum(1 for m in mappings if not m.kept),
+        "addresses": [
+            f"{m.server}: {m.old_address} ({m.from_center}/{m.network}) -> {m.new_address} ({m.to_network})"
+            for m in mappings[:AUDITED_MAPPINGS]
+        ],
+        "points": [point.id for point in points[:AUDITED_MAPPINGS]],
+    }
+
+
 def _audit_end(
     ctx: ctx_module.Context, principal: identity.Principal, run: recovery.RecoveryRun, *, tx: Any = None
 ) -> None:
@@ -795,7 +815,13 @@ def plan_failover(
             target_type="Center",
             target_id=run.from_center,
             outcome="started",
-            detail={"run": run.id, "mode": mode, "to": to_center or "", "steps": len(steps)},
+            detail={
+                "run": run.id,
+                "mode": mode,
+                "to": to_center or "",
+                "steps": len(steps),
+                **_carried_over(steps),
+            },
         )
     return PlanPublic(
         run_id=run_id,

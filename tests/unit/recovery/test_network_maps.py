@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 import yaml
 
 from cloudctl import clock as clocks
@@ -16,7 +17,7 @@ from cloudctl.recovery import traffic
 from cloudctl.services import context as ctx_module
 from cloudctl.services import drivers, faults, identity, provisioning, recovery, setup
 from cloudctl.services import requests as requests_service
-from cloudctl.store import db
+from cloudctl.store import db, schema
 from cloudctl.store import recovery as recovery_store
 from cloudctl.store import requests as requests_store
 from tests.conftest import POLICIES, TOPOLOGY
@@ -114,6 +115,19 @@ def test_an_unplanned_failover_to_dr_remaps_the_address_into_its_range(ctx: ctx_
     with ctx.read() as tx:
         stored = recovery_store.get_run(tx, plan.run_id or "")
     assert stored.result["workloads"][silver]["addresses"][0]["new_address"] == mapped
+    with ctx.read() as tx:
+        (started,) = [
+            row.detail
+            for row in tx.execute(
+                sa.select(schema.audit_records).where(
+                    schema.audit_records.c.action == "failover.run",
+                    schema.audit_records.c.outcome == "started",
+                )
+            )
+        ]
+    assert (started["run"], started["addresses_kept"], started["addresses_remapped"]) == (plan.run_id, 0, 1)
+    assert started["addresses"] == [f"{silver}-0: {home_address} (qd-a/gov-apps) -> {mapped} (gov-apps-dr)"]
+    assert started["points"] == []
 
 
 def test_a_failback_after_a_failover_to_dr_brings_the_server_home_at_its_old_address(
