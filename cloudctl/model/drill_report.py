@@ -12,7 +12,9 @@ passes only when
 
 Every objective missed is a ``Miss`` in the result; ``passed`` is true exactly when
 there is none. A drill passes when it measured at least one tier, every tier and every
-workload passed, and every pre/post check passed.
+workload passed, and every pre/post check passed; a drill that lost the management site
+also needs its management state within its RPO, and a ransomware drill every canary back
+to a recovery point before the attack with its data there intact (``RansomwareResult``).
 
 Invariants: every figure is measured, never copied from a target;
 ``gbt20988_level_achieved`` is the highest level whose bounds contain both measured
@@ -225,7 +227,9 @@ class PointRecovery(BaseModel):
     model_config = ConfigDict(use_attribute_docstrings=True)
 
     workload_id: str
+    """The canary workload."""
     tier: str
+    """Its tier."""
     point: str | None
     """The recovery point chosen (``<center>/<workload>@<seq>``): the newest consistent at or before
     the attack; ``None`` when the canary had none (or could not be recovered)."""

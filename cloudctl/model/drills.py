@@ -143,6 +143,7 @@ class Ransomware(_Timed):
 
     kind: Literal["ransomware"]
     mode: Literal["corrupt", "delete"] = "corrupt"
+    """``corrupt``: the keys are overwritten (encrypted); ``delete``: they are deleted."""
     fraction: Annotated[float, Field(gt=0, le=1)] = 1.0
     """The share of each canary's keys the attack reaches (the oldest first); 1: every key."""
 

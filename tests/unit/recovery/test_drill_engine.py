@@ -15,9 +15,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 from cloudctl import clock as clocks
 from cloudctl import errors
+from cloudctl.cli import drill_views
 from cloudctl.model import drill_formats, drill_report, drills
 from cloudctl.model import topology as topo
 from cloudctl.recovery.drills import engine, platform, progress
@@ -500,6 +502,11 @@ def test_ransomware_recovers_to_the_newest_point_before_the_attack_and_says_what
     assert "## Recovery points" in markdown and "dz-dr/w-gold-0@19" in markdown
     assert "dz-dr/w-gold-0@19" in drill_formats.to_html(report)
     assert b"recovery point" in drill_formats.junit_xml(report)
+    console = Console(width=120, record=True)
+    for renderable in drill_views.render_console(report):
+        console.print(renderable)
+    shown = console.export_text()
+    assert "dz-dr/w-gold-0@19" in shown and "ransomware: corrupt at" in shown
 
 
 def test_ransomware_deleting_a_fraction_hits_the_oldest_keys() -> None:
@@ -552,3 +559,30 @@ def test_ransomware_is_a_plans_only_fault() -> None:
     with pytest.raises(errors.InvalidInput) as caught:
         plan(scenario={"kind": "ransomware", "fraction": 0})
     assert caught.value.field == "scenario.fraction"
+
+
+@pytest.mark.parametrize("stop_at", ["fault injected", "data attacked", "recovery of qd-a to "])
+def test_a_ransomware_drill_stopped_mid_recovery_resumes_without_a_second_attack_or_plan(
+    stop_at: str,
+) -> None:
+    class Stopped(BaseException):
+        pass
+
+    world = ScriptedPlatform()
+
+    def stop(step: drill_report.TimelineStep) -> None:
+        if step.step.startswith(stop_at):
+            raise Stopped
+
+    with pytest.raises(Stopped):
+        run(world, ransomware_plan(), on_step=stop)
+    saved = progress.Progress.model_validate(world.saved[-1])
+    world.clock = clocks.ManualClock(start=saved.clock_at)
+    report = engine.run(engine.Drill(world, saved))
+
+    assert len(world.attacked) == 21  # attacked once
+    assert world.plans == ["qd-a"]  # one failover run
+    assert report.ransomware is not None
+    (point,) = report.ransomware.workloads
+    assert (point.point, point.data_lost_s, point.writes_lost) == ("dz-dr/w-gold-0@19", 10.778, 2)
+    assert report.passed
