@@ -136,10 +136,11 @@ class IsolatedFailoverTest(_Timed):
 
 
 class Ransomware(_Timed):
-    """At ``at_s`` the canaries' acknowledged data where they serve is overwritten (``corrupt``) or
-    deleted (``delete``), a ``fraction`` of their keys; each canary is then recovered to its newest
-    recovery point consistent before the attack (a failover to that time, as an operator would run
-    it). From the warm-up on the drill takes a recovery point after every replication pass."""
+    """At ``at_s`` the canaries' acknowledged data where they serve, and in their copies, is
+    overwritten (``corrupt``) or deleted (``delete``), a ``fraction`` of their keys; each canary
+    is then recovered to its newest recovery point consistent before the attack (a failover to
+    that time, as an operator would run it). From the warm-up on the drill takes a recovery
+    point after every replication pass."""
 
     kind: Literal["ransomware"]
     mode: Literal["corrupt", "delete"] = "corrupt"

@@ -870,9 +870,16 @@ class _ServicePlatform:
 
     def attack(self, fault: drills.Ransomware, workload_ids: Sequence[str]) -> int:
         """Overwrite or delete the oldest keys of each canary's write log in its data bucket where it
-        serves, straight through the storage (an attacker writes no change log)."""
+        serves, straight through the storage (an attacker writes no change log), and in each of its
+        copies, as replication ships an overwrite within one interval: the recovery has to rewind
+        the DR copy by its kept versions, not merely find it untouched."""
         env = self._env()
         hit = 0
+        with self.ctx.read() as tx:
+            streams = replication.list_streams(tx, workload_ids=list(workload_ids))
+        copies: dict[str, set[str]] = {}
+        for stream in streams:
+            copies.setdefault(stream.workload_id, set()).add(stream.target)
         for workload_id in workload_ids:
             center = self.serving_center(workload_id)
             if center is None:
@@ -881,13 +888,14 @@ class _ServicePlatform:
                 changes = replication.changes_after(tx, workload_id=workload_id, seq=0)
             keys = list(dict.fromkeys(change.key for change in changes))
             reached = keys[: max(1, int(len(keys) * fault.fraction))] if keys else []
-            storage = env.drivers_for(center).object_storage
             bucket = repl.data_bucket(workload_id)
-            for key in reached:
-                if fault.mode == "delete":
-                    storage.delete_object(bucket, key=key, ignore_missing=True)
-                else:
-                    storage.put_object(bucket, key=key, data=b"encrypted by the drill " + key.encode())
+            for where in [center, *sorted(copies.get(workload_id, set()) - {center})]:
+                storage = env.drivers_for(where).object_storage
+                for key in reached:
+                    if fault.mode == "delete":
+                        storage.delete_object(bucket, key=key, ignore_missing=True)
+                    else:
+                        storage.put_object(bucket, key=key, data=b"encrypted by the drill " + key.encode())
             hit += len(reached)
         return hit
 

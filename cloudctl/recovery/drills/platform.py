@@ -125,7 +125,8 @@ class Platform(Protocol):
 
     def attack(self, fault: drills.Ransomware, workload_ids: Sequence[str]) -> int:
         """Overwrite or delete (``fault.mode``) the oldest ``fault.fraction`` of each workload's
-        acknowledged keys where it serves, past its write log; how many keys were hit."""
+        acknowledged keys where it serves and in its copies, past its write log; how many keys
+        (per workload, counted once) were hit."""
         ...
 
     def lose_management(self, fault: drills.LoseManagementSite) -> drill_report.ManagementResult:
