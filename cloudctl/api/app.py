@@ -86,6 +86,25 @@ def _restore_nulls(spec: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
+def _catalog_limits(spec: dict[str, Any], context: ctx_module.Context) -> dict[str, Any]:
+    """Document the topology's data classes and count limit on an order's body (in place).
+
+    The body model leaves both to the topology, which admission checks them against; the schema
+    lists what this deployment accepts. A topology that cannot be read leaves the schema as it is.
+    """
+    schemas = spec.get("components", {}).get("schemas", {})
+    body = schemas.get(RequestCreateBody.__name__, {}).get("properties", {})
+    if not body:
+        return spec
+    try:
+        topology = context.topology
+    except errors.CloudctlError:
+        return spec
+    body.get("data_class", {})["enum"] = list(topology.data_classes)
+    body.get("count", {})["maximum"] = topology.catalog_limits.max_count
+    return spec
+
+
 class Page(BaseModel, Generic[T]):
     """One page of a list, oldest or newest first as the operation says."""
 
@@ -276,7 +295,7 @@ def create_app(
     openapi = app.openapi
 
     def openapi_with_nulls() -> dict[str, Any]:
-        return _restore_nulls(openapi())
+        return _catalog_limits(_restore_nulls(openapi()), context)
 
     app.openapi = openapi_with_nulls  # type: ignore[method-assign]
     app.add_exception_handler(errors.CloudctlError, problems.from_error)  # type: ignore[arg-type]

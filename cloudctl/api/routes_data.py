@@ -40,7 +40,7 @@ class ItemCreate(BaseModel):
     kind: str = Field(max_length=20)
     """``bucket-prefix`` or ``dataset``."""
     data_class: str = Field(max_length=20)
-    """``public``, ``internal``, ``sensitive`` or ``secret``."""
+    """A data class of the topology (as shipped ``public``, ``internal``, ``sensitive`` or ``secret``)."""
     description: str = Field(max_length=1000)
     """What the data is, 1 to 1000 characters."""
     owner: str | None = Field(default=None, max_length=40)

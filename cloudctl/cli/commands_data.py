@@ -81,7 +81,10 @@ def items_show(ctx: typer.Context, item_id: ItemArgument) -> None:
 def items_publish(
     ctx: typer.Context,
     item_id: Annotated[str, typer.Argument(metavar="ID", help="The new item's id (a-z, 0-9, '-').")],
-    data_class: Annotated[str, typer.Option("--class", help="public, internal, sensitive or secret.")],
+    data_class: Annotated[
+        str,
+        typer.Option("--class", help="A data class of the topology (public, internal, sensitive, secret)."),
+    ],
     description: Annotated[str, typer.Option("--description", help="What the data is.")],
     workload: Annotated[
         str | None, typer.Option("--workload", help="Your bucket workload holding the data (with --prefix).")

@@ -9,6 +9,9 @@ Invariants:
 - a bucket prefix is relative, ends with ``/`` and names no ``..`` segment, so a grant covers
   exactly the keys under it and nothing beside it;
 - an expiry lies after the moment of the request and at most ``MAX_GRANT_DAYS`` later.
+
+The data classes an item and a grant name are the topology's (``Topology.data_classes``); the
+services check them there.
 """
 
 from __future__ import annotations
@@ -17,9 +20,6 @@ import enum
 import re
 
 from cloudctl import errors
-
-DATA_CLASSES = ("public", "internal", "sensitive", "secret")
-"""The data classes, least strict first (as requests and placement know them)."""
 
 MAX_GRANT_DAYS = 366
 """The longest a grant may run: sharing is renewed, never open-ended."""
@@ -68,13 +68,6 @@ def check_item_id(item_id: str) -> None:
     if not _ITEM_ID.match(item_id):
         raise errors.InvalidInput(
             f"{item_id!r} is not an item id (3-60 of a-z, 0-9, '-', starting with a letter)", field="id"
-        )
-
-
-def check_data_class(data_class: str, *, field: str = "data_class") -> None:
-    if data_class not in DATA_CLASSES:
-        raise errors.InvalidInput(
-            f"unknown data class {data_class!r} (known: {', '.join(DATA_CLASSES)})", field=field
         )
 
 

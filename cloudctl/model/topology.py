@@ -20,7 +20,12 @@ stored:
   a network map (``network_maps``) joins two declared networks of two different centers,
   a stretched one joins equal subnets (addresses kept), a re-mapped one subnets of one size
   (the host part is kept unless ``addresses`` pins it), every pinned address lies in its
-  subnet, and no two maps of one pair of centers overlap on either end.
+  subnet, and no two maps of one pair of centers overlap on either end;
+- the data classes (``data_classes``) are the one list of them: at least one, unique lower-case
+  ids, ordered least to most strict (the order a grant's consumer class must keep: at least as
+  strict as the item's), defaulting to ``DEFAULT_DATA_CLASSES``;
+- ``catalog_limits.max_count`` is the one bound on the units of one request (default
+  ``DEFAULT_MAX_COUNT``); an offering's own ``max_count`` may only lower it.
 """
 
 from __future__ import annotations
@@ -285,6 +290,22 @@ class OfferingKind(enum.StrEnum):
     NAMESPACE = "namespace"
 
 
+DEFAULT_DATA_CLASSES: tuple[str, ...] = ("public", "internal", "sensitive", "secret")
+"""The data classes of a topology that declares none, least strict first."""
+
+DEFAULT_MAX_COUNT = 100
+"""The most units of an offering one request may order, where the topology sets no limit."""
+
+Count = Annotated[int, Field(ge=1)]
+
+
+class CatalogLimits(_Strict):
+    """Bounds on what one request may order from the catalog (``catalog_limits``)."""
+
+    max_count: Count = DEFAULT_MAX_COUNT
+    """The most units of an offering one request may order (an offering's own may be lower)."""
+
+
 class Offering(_Strict):
     name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9.-]{0,39}$")]
     kind: OfferingKind
@@ -293,6 +314,8 @@ class Offering(_Strict):
     ram_gb: NonNegative = 0
     volume_gb: NonNegative = 0
     object_gb: NonNegative = 0
+    max_count: Count | None = None
+    """The most units of this offering one request may order; ``None``: ``catalog_limits.max_count``."""
 
     def amounts(self) -> quotas.Amounts:
         """Quota consumed by one unit of this offering in one center."""
@@ -448,6 +471,10 @@ class Topology(_Strict):
     tiers: tuple[Tier, ...]
     catalog: tuple[Offering, ...]
     org: OrgNode
+    catalog_limits: CatalogLimits = CatalogLimits()
+    """Bounds on one request from the catalog."""
+    data_classes: tuple[Slug, ...] = DEFAULT_DATA_CLASSES
+    """The data classes requests, data items and grants declare, least strict first."""
     pricing: Pricing | None = None
     capacity_planning: CapacityPlanning = CapacityPlanning()
     traffic_zone: Annotated[str, Field(pattern=DNS_ZONE, max_length=200)] | None = None
@@ -486,6 +513,18 @@ class Topology(_Strict):
                 return offering
         known = ", ".join(o.name for o in self.catalog)
         raise errors.NotFound(f"no offering {name!r} (known: {known})", field="offering")
+
+    def max_count(self, offering: Offering) -> int:
+        """The most units of ``offering`` one request may order."""
+        if offering.max_count is not None:
+            return offering.max_count
+        return self.catalog_limits.max_count
+
+    def check_data_class(self, data_class: str, *, field: str = "data_class") -> None:
+        """Refuse a data class the topology does not declare (``InvalidInput`` naming ``field``)."""
+        if data_class not in self.data_classes:
+            known = ", ".join(self.data_classes)
+            raise errors.InvalidInput(f"unknown data class {data_class!r} (known: {known})", field=field)
 
     def links_of(self, center: str) -> list[Link]:
         return [link for link in self.links if center in link.between]
@@ -613,6 +652,7 @@ def check(topology: Topology) -> None:
     _check_unique("tiers", [t.name for t in topology.tiers])
     _check_unique("catalog", [o.name for o in topology.catalog])
     _check_unique("gbt20988_levels", [lvl.level for lvl in topology.gbt20988_levels])
+    _check_catalog_limits(topology)
     sites = {s.name for s in topology.sites}
     centers = {c.name for c in topology.centers}
     for index, center in enumerate(topology.centers):
@@ -658,6 +698,19 @@ def _check_drivers(center: Center, *, field: str) -> None:
         if name in ("s3", "dns") and getattr(center.backends, name) is None:
             raise errors.TopologyError(
                 f"driver {name!r} needs backends.{name}.endpoint_url", field=f"{field}.backends.{name}"
+            )
+
+
+def _check_catalog_limits(topology: Topology) -> None:
+    if not topology.data_classes:
+        raise errors.TopologyError("declare at least one data class", field="data_classes")
+    _check_unique("data_classes", list(topology.data_classes))
+    limit = topology.catalog_limits.max_count
+    for index, offering in enumerate(topology.catalog):
+        if offering.max_count is not None and offering.max_count > limit:
+            raise errors.TopologyError(
+                f"{offering.max_count} exceeds catalog_limits.max_count {limit}",
+                field=f"catalog[{index}].max_count",
             )
 
 

@@ -12,7 +12,9 @@ Invariants:
   (Cedar's default deny) has no policy ids and the reason ``NO_POLICY_PERMITS``;
 - a policy that fails to evaluate never lets a request through (fail closed);
 - an unknown action, role or ill-typed request is bad input (``errors.InvalidInput`` naming
-  the field), never a silent deny; a broken policy file names the file and line.
+  the field), never a silent deny; a broken policy file names the file and line;
+- the data classes are handed in at load (the topology's ``data_classes``, least strict first);
+  a placement for a data class outside them is bad input naming ``data_class``.
 """
 
 from __future__ import annotations
@@ -76,8 +78,6 @@ DEPARTMENT_ROLES = frozenset({"dept-admin", "dept-user"})
 
 OWNED_TYPES = frozenset({"Request", "Workload", "Quota", "Token", "OrgNode", "DataItem", "DataGrant"})
 """Resource types that belong to an org node: their entities carry ``owner`` and ``owner_path``."""
-
-DATA_CLASSES = ("public", "internal", "sensitive", "secret")
 
 DECISION_CACHE_SIZE = 20_000
 """Decisions remembered per engine; the cache starts afresh when full."""
@@ -159,6 +159,7 @@ class PolicyEngine:
         schema: cedar.Schema,
         policies: Mapping[str, PolicyInfo],
         files: tuple[Path, ...],
+        data_classes: tuple[str, ...] = topology.DEFAULT_DATA_CLASSES,
     ) -> None:
         self._policy_set = policy_set
         self._schema = schema
@@ -167,12 +168,17 @@ class PolicyEngine:
         """Every loaded policy by its ``@id``, in file order."""
         self.files = files
         """The files read (schema first), each exactly once, at load."""
+        self.data_classes = data_classes
+        """The data classes placement knows, least strict first (the topology's)."""
         self._decisions: dict[Hashable, Decision] = {}
 
     @classmethod
-    def load(cls, directory: Path) -> PolicyEngine:
-        """Read, parse and validate the schema and policies of ``directory``, once."""
-        return _load(directory)
+    def load(
+        cls, directory: Path, *, data_classes: tuple[str, ...] = topology.DEFAULT_DATA_CLASSES
+    ) -> PolicyEngine:
+        """Read, parse and validate the schema and policies of ``directory``, once; ``data_classes``
+        are the topology's (``Topology.data_classes``)."""
+        return _load(directory, data_classes=data_classes)
 
     # --- decisions --------------------------------------------------------------------------
 
@@ -259,6 +265,11 @@ class PolicyEngine:
         self, *, principal: Principal, data_class: str, tier: str, centers: Iterable[Resource]
     ) -> dict[str, Decision]:
         """``placement.place`` for each center (by center id), for data of ``data_class`` in ``tier``."""
+        if data_class not in self.data_classes:
+            known = ", ".join(self.data_classes)
+            raise errors.InvalidInput(
+                f"unknown data class {data_class!r} (known: {known})", field="data_class"
+            )
         context = {"data_class": data_class, "tier": tier}
         return {
             center.id: self.decide(
@@ -405,7 +416,7 @@ def _read(path: Path) -> str:
         raise errors.InvalidInput(f"cannot read ({error})", field=str(path)) from None
 
 
-def _load(directory: Path) -> PolicyEngine:
+def _load(directory: Path, *, data_classes: tuple[str, ...]) -> PolicyEngine:
     if not directory.is_dir():
         raise errors.InvalidInput("not a directory of Cedar policies", field=str(directory))
     schema_path = directory / SCHEMA_FILE
@@ -423,6 +434,7 @@ def _load(directory: Path) -> PolicyEngine:
         schema=schema,
         policies=policies,
         files=(schema_path, *policy_paths),
+        data_classes=data_classes,
     )
 
 

@@ -8,7 +8,7 @@ Invariants:
 - Department principals carry their org path, so policies scope them to their subtree;
   a department asking for another department's object gets ``NotFound``, never the
   object and never a hint that it exists (``hide_as_missing``).
-- The policy engine is parsed once per context and reused.
+- The policy engine is parsed once per context and reused; it knows the topology's data classes.
 """
 
 from __future__ import annotations
@@ -40,10 +40,13 @@ def os_user() -> str:
 
 
 def policies(ctx: ctx_module.Context) -> policy_engine.PolicyEngine:
-    engine = ctx.cache.get("policy_engine")
+    # Keyed by the topology's data classes: a topology applied with other classes loads anew.
+    data_classes = ctx.topology.data_classes
+    key = "policy_engine:" + ",".join(data_classes)
+    engine = ctx.cache.get(key)
     if engine is None:
-        engine = policy_engine.PolicyEngine.load(ctx.settings.policies)
-        ctx.cache["policy_engine"] = engine
+        engine = policy_engine.PolicyEngine.load(ctx.settings.policies, data_classes=data_classes)
+        ctx.cache[key] = engine
     assert isinstance(engine, policy_engine.PolicyEngine)
     return engine
 

@@ -1,7 +1,8 @@
 """The catalog departments order from, and the protection tiers they choose between.
 
 Invariant: the catalog is the topology's, as stored at init; nothing outside it
-can be requested (policy ``catalog-only``).
+can be requested (policy ``catalog-only``). Its data classes and the most units of an offering
+one request may order are the topology's too (``data_classes``, ``catalog_limits``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from cloudctl.model import topology as topo
 from cloudctl.services import context as ctx_module
 from cloudctl.services import identity
 
@@ -18,6 +20,7 @@ OFFERING_EXAMPLE: dict[str, Any] = {
     "kind": "vm",
     "display_name": "云主机 4核8G",
     "consumes": {"vcpu": 4, "ram_gb": 8, "volume_gb": 80, "instances": 1},
+    "max_count": topo.DEFAULT_MAX_COUNT,
 }
 TIER_EXAMPLE: dict[str, Any] = {
     "name": "gold",
@@ -37,6 +40,7 @@ CATALOG_EXAMPLE: dict[str, Any] = {
             "kind": "bucket",
             "display_name": "对象存储 100G",
             "consumes": {"object_gb": 100},
+            "max_count": topo.DEFAULT_MAX_COUNT,
         },
     ],
     "tiers": [
@@ -64,7 +68,7 @@ CATALOG_EXAMPLE: dict[str, Any] = {
             "gbt20988_level": 4,
         },
     ],
-    "data_classes": ["public", "internal", "sensitive", "secret"],
+    "data_classes": list(topo.DEFAULT_DATA_CLASSES),
 }
 
 
@@ -83,6 +87,9 @@ class OfferingPublic(BaseModel):
     """The name shown to departments, from the topology (e.g. ``云主机 4核8G``)."""
     consumes: dict[str, int]
     """Quota one unit consumes in each center it is placed in."""
+    max_count: int
+    """The most units one request may order: the offering's own ``max_count``, else the topology's
+    ``catalog_limits.max_count`` (100 as shipped)."""
 
 
 class TierPublic(BaseModel):
@@ -120,12 +127,11 @@ class CatalogPublic(BaseModel):
     tiers: list[TierPublic]
     """The protection tiers, in the topology's order (most protected first)."""
     data_classes: list[str]
-    """The data classes a request may declare, least sensitive first."""
+    """The data classes a request may declare, least strict first (the topology's ``data_classes``)."""
 
 
 def catalog(ctx: ctx_module.Context, *, principal: identity.Principal) -> CatalogPublic:
     from cloudctl.model import quotas as q
-    from cloudctl.services import requests
 
     identity.authorize(
         ctx, principal=principal, action="catalog.read", resource_type="Catalog", resource_id="catalog"
@@ -134,7 +140,11 @@ def catalog(ctx: ctx_module.Context, *, principal: identity.Principal) -> Catalo
     return CatalogPublic(
         offerings=[
             OfferingPublic(
-                name=o.name, kind=o.kind.value, display_name=o.display_name, consumes=q.as_names(o.amounts())
+                name=o.name,
+                kind=o.kind.value,
+                display_name=o.display_name,
+                consumes=q.as_names(o.amounts()),
+                max_count=topology.max_count(o),
             )
             for o in topology.catalog
         ],
@@ -151,5 +161,5 @@ def catalog(ctx: ctx_module.Context, *, principal: identity.Principal) -> Catalo
             )
             for t in topology.tiers
         ],
-        data_classes=list(requests.DATA_CLASSES),
+        data_classes=list(topology.data_classes),
     )

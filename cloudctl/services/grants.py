@@ -95,7 +95,7 @@ class ItemPublic(BaseModel):
     dataset: str | None
     """For ``dataset``: the dataset's name in the provider's catalogue."""
     data_class: str
-    """``public``, ``internal``, ``sensitive`` or ``secret``."""
+    """A data class of the topology (as shipped ``public``, ``internal``, ``sensitive`` or ``secret``)."""
     description: str
     """What the data is, for consumers browsing the catalog."""
     published_by: str
@@ -331,7 +331,7 @@ def publish(
 ) -> ItemPublic:
     """Publish a data item of ``owner`` (default: the caller's department)."""
     model.check_item_id(item_id)
-    model.check_data_class(data_class)
+    ctx.topology.check_data_class(data_class)
     if kind not in set(model.ItemKind):
         raise errors.InvalidInput(f"{kind!r} is not an item kind ({', '.join(model.ItemKind)})", field="kind")
     if not description.strip() or len(description) > model.MAX_DESCRIPTION_CHARS:
@@ -436,7 +436,7 @@ def request_grant(
                 field="item",
             )
         holding_class = consumer_data_class or item.data_class
-        model.check_data_class(holding_class, field="consumer_data_class")
+        ctx.topology.check_data_class(holding_class, field="consumer_data_class")
         grant_id = requests_service.new_id("grant", now)
         resource = _grant_resource(
             tx, grant_id=grant_id, provider=item.owner, consumer=consumer, data_class=item.data_class
@@ -757,7 +757,7 @@ def metric_families(ctx: ctx_module.Context) -> Iterator[Any]:
     )
     with ctx.read() as tx:
         published, live = store.counts_by_class(tx)
-    for data_class in model.DATA_CLASSES:
+    for data_class in ctx.topology.data_classes:
         items.add_metric([data_class], published.get(data_class, 0))
         active.add_metric([data_class], live.get(data_class, 0))
     yield items

@@ -13,6 +13,9 @@ Invariants:
 - ``Idempotency-Key``: the same key with the same body returns the request it
   created; with another body it is refused (``Conflict``).
 - Quota held by a request is released when it is rejected, cancelled or fails.
+- The data classes and the most units of one request are the topology's
+  (``Topology.data_classes``, ``Topology.max_count``): checked at admission, one line naming
+  ``data_class`` or ``count``.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import json
 import secrets
 import threading
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -40,8 +43,6 @@ from cloudctl.services import context as ctx_module
 from cloudctl.store import audit as audit_store
 from cloudctl.store import orgs, quotas, requests
 
-DATA_CLASSES = ("public", "internal", "sensitive", "secret")
-MAX_COUNT = 100
 LIVE_STATES = ("pending-approval", "approved", "provisioning")
 
 
@@ -49,11 +50,23 @@ class RequestCreate(BaseModel):
     """What a department asks for."""
 
     offering: str = Field(description="A catalog offering's name (``GET /v1/catalog``), e.g. ``vm.medium``")
-    count: int = Field(default=1, ge=1, le=100, description="How many units of the offering, 1 to 100")
+    count: int = Field(
+        default=1,
+        ge=1,
+        description=(
+            "How many units of the offering, 1 to the topology's limit (``catalog_limits.max_count``, "
+            "or the offering's own ``max_count``; 100 as shipped)"
+        ),
+    )
     tier: str = Field(description="The protection tier: ``platinum``, ``gold``, ``silver`` or ``bronze``")
-    data_class: Literal["public", "internal", "sensitive", "secret"] = Field(
+    data_class: str = Field(
         default="internal",
-        description="How sensitive the data is: ``public``, ``internal``, ``sensitive`` or ``secret``",
+        max_length=40,
+        description=(
+            "How sensitive the data is: one of the topology's data classes, least strict first "
+            "(``GET /v1/catalog`` lists them; as shipped ``public``, ``internal``, ``sensitive`` or "
+            "``secret``)"
+        ),
     )
     preferred_center: str | None = Field(
         default=None,
@@ -166,11 +179,12 @@ class RequestPublic(BaseModel):
     offering: str
     """The catalog offering ordered (e.g. ``vm.medium``)."""
     count: int
-    """How many units of the offering, 1 to 100."""
+    """How many units of the offering, 1 to the topology's limit (100 as shipped)."""
     tier: str
     """The protection tier: ``platinum``, ``gold``, ``silver`` or ``bronze``."""
     data_class: str
-    """``public``, ``internal``, ``sensitive`` or ``secret``."""
+    """One of the topology's data classes (as shipped ``public``, ``internal``, ``sensitive`` or
+    ``secret``)."""
     preferred_center: str | None
     """The local center the department asked to serve from; ``null``: placement chose."""
     name: str
@@ -210,12 +224,10 @@ def _validate(ctx: ctx_module.Context, body: RequestCreate) -> tuple[topo.Offeri
     topology = ctx.topology
     offering = topology.offering(body.offering)
     tier = topology.tier(body.tier)
-    if not 1 <= body.count <= MAX_COUNT:
-        raise errors.InvalidInput(f"must be between 1 and {MAX_COUNT}", field="count")
-    if body.data_class not in DATA_CLASSES:
-        raise errors.InvalidInput(
-            f"unknown data class {body.data_class!r} (known: {', '.join(DATA_CLASSES)})", field="data_class"
-        )
+    most = topology.max_count(offering)
+    if not 1 <= body.count <= most:
+        raise errors.InvalidInput(f"must be between 1 and {most}", field="count")
+    topology.check_data_class(body.data_class)
     if body.preferred_center is not None:
         topology.center(body.preferred_center)
     if body.name and (len(body.name) > 40 or not topo.is_slug(body.name)):

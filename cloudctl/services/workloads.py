@@ -105,11 +105,11 @@ class WorkloadPublic(BaseModel):
     offering: str
     """The catalog offering it runs (e.g. ``vm.medium``)."""
     count: int
-    """How many units of the offering, 1 to 100."""
+    """How many units of the offering, 1 to the topology's limit (100 as shipped)."""
     tier: str
     """The protection tier: ``platinum``, ``gold``, ``silver`` or ``bronze``."""
     data_class: str
-    """``public``, ``internal``, ``sensitive`` or ``secret``."""
+    """A data class of the topology (as shipped ``public``, ``internal``, ``sensitive`` or ``secret``)."""
     state: str
     """``pending-approval``, ``approved``, ``provisioning``, ``ready``, ``failed``, ``deleting``,
     ``deleted``, ``rejected`` or ``cancelled``."""

@@ -7,18 +7,25 @@ sibling layers and import neither each other; the services hand one to the other
 
 Invariants:
 
-- Each verb alone runs in its own transaction (``get``/``list`` in a read
-  snapshot, ``put``/``delete`` in a write transaction); ``transaction()`` groups
+- Each verb alone runs in its own transaction (``get``/``list``/``get_many`` in a
+  read snapshot, ``put``/``delete`` in a write transaction); ``transaction()`` groups
   verbs into one write transaction, committed at the end of the block and rolled
-  back on any error.
+  back on any error; ``reading()`` groups reading verbs into one read snapshot.
 - Inside ``transaction()``, ``get`` locks the row it reads (``SELECT ... FOR
   UPDATE`` on PostgreSQL; on SQLite the whole write transaction already holds the
   database lock from ``BEGIN IMMEDIATE``), so read-check-write sequences of
-  concurrent processes serialise instead of losing updates.
+  concurrent processes serialise instead of losing updates. A row the transaction
+  holds (locked by such a ``get``, or written by it) is read from the database once:
+  nobody else can change it before the end. ``get_many`` never locks: it reads the
+  given keys of one ``(center, kind)`` in one statement. The ``put``s of a
+  transaction are held and written together, in one statement, before the first
+  read of a kind they touch and at the end of the block (sorted by address), so
+  every read still sees the transaction's own writes.
 - ``put`` is an upsert and ``insert`` an insert-unless-present (``ON CONFLICT``);
   ``updated_at`` is the injected clock's time of the write.
-- ``list`` matches ``key_prefix`` exactly (case-sensitive, no wildcards) and sorts
-  by key in code-point order whatever the database's collation.
+- ``list`` (and ``keys``, which reads only the keys) matches ``key_prefix`` exactly
+  (case-sensitive, no wildcards) and sorts by key in code-point order whatever the
+  database's collation.
 - Inside a ``Store.unit_of_work()`` the documents are written back, not through:
   every verb runs in the unit's transaction, what it reads is remembered for the
   rest of the unit (a document is read from the database once; on PostgreSQL a row
@@ -33,7 +40,7 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -45,6 +52,7 @@ from cloudctl.store import db, schema
 
 Doc = dict[str, Any]
 DocList = list[Doc]
+KeyList = list[str]
 
 _table = schema.sim_objects
 _UNIT_STATE = "sim_objects"
@@ -56,8 +64,16 @@ _ADDRESS = (
 )
 _GET = sa.select(_table.c.doc).where(*_ADDRESS)
 _GET_LOCKED = _GET.with_for_update()
+_GET_MANY = sa.select(_table.c.key, _table.c.doc).where(
+    _table.c.center == sa.bindparam("center"),
+    _table.c.kind == sa.bindparam("kind"),
+    _table.c.key.in_(sa.bindparam("keys", expanding=True)),
+)
 _DELETE = sa.delete(_table).where(*_ADDRESS)
 _LIST = sa.select(_table.c.key, _table.c.doc).where(
+    _table.c.center == sa.bindparam("center"), _table.c.kind == sa.bindparam("kind")
+)
+_KEYS = sa.select(_table.c.key).where(
     _table.c.center == sa.bindparam("center"), _table.c.kind == sa.bindparam("kind")
 )
 _UPDATE = (
@@ -93,8 +109,12 @@ class StoreBackedState:
         self._clock: clocks.Clock = clock if clock is not None else clocks.SystemClock()
 
     def get(self, center: str, kind: str, key: str) -> Doc | None:
-        with self._reading() as verbs:
+        with self.reading() as verbs:
             return verbs.get(center, kind, key)
+
+    def get_many(self, center: str, kind: str, keys: Sequence[str]) -> dict[str, Doc]:
+        with self.reading() as verbs:
+            return verbs.get_many(center, kind, keys)
 
     def put(self, center: str, kind: str, key: str, doc: Doc) -> None:
         with self.transaction() as transaction:
@@ -109,12 +129,16 @@ class StoreBackedState:
             return transaction.delete(center, kind, key)
 
     def list(self, center: str, kind: str, *, key_prefix: str = "") -> DocList:
-        with self._reading() as verbs:
+        with self.reading() as verbs:
             return verbs.list(center, kind, key_prefix=key_prefix)
 
     def find_by(self, center: str, kind: str, *, field: str, value: str) -> Doc | None:
-        with self._reading() as verbs:
+        with self.reading() as verbs:
             return verbs.find_by(center, kind, field=field, value=value)
+
+    def keys(self, center: str, kind: str, *, key_prefix: str = "") -> KeyList:
+        with self.reading() as verbs:
+            return verbs.keys(center, kind, key_prefix=key_prefix)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[StoreStateTransaction | _UnitTransaction]:
@@ -125,10 +149,12 @@ class StoreBackedState:
             layer.commit()
             return
         with self.store.transaction() as connection:
-            yield StoreStateTransaction(connection, clock=self._clock, lock_rows=True)
+            transaction = StoreStateTransaction(connection, clock=self._clock, lock_rows=True)
+            yield transaction
+            transaction.flush()
 
     @contextlib.contextmanager
-    def _reading(self) -> Iterator[StoreStateTransaction | _UnitTransaction]:
+    def reading(self) -> Iterator[StoreStateTransaction | _UnitTransaction]:
         """Verbs for reading alone: the unit's, or a read snapshot's."""
         unit = self.store.current_unit()
         if unit is not None:
@@ -146,34 +172,83 @@ class StoreStateTransaction:
         self._clock = clock
         self._lock_rows = lock_rows
         self._dialect = connection.dialect.name
+        self._held: dict[Address, Doc] = {}
+        """Rows this write transaction holds (locked or written), as they are now."""
+        self._pending: dict[Address, dict[str, Any]] = {}
+        """Puts not written yet: the values of their upsert, by address."""
+
+    def flush(self, center: str | None = None, kind: str | None = None) -> None:
+        """Write the held puts, in one statement; only if one touches ``(center, kind)`` if given."""
+        if not self._pending:
+            return
+        if kind is not None and not any((c, k) == (center, kind) for c, k, _key in self._pending):
+            return
+        puts = [values for _address, values in sorted(self._pending.items())]
+        self._pending = {}
+        upsert = _UPSERT.get(self._dialect)
+        if upsert is not None:
+            self._connection.execute(upsert, puts)
+            return
+        for values in puts:
+            if self._connection.execute(_UPDATE, values).rowcount == 0:
+                self._connection.execute(sa.insert(_table), values)
 
     def get(self, center: str, kind: str, key: str) -> Doc | None:
+        held = self._held.get((center, kind, key))
+        if held is not None:
+            copy: Doc = _clone(held)
+            return copy
         query = _GET_LOCKED if self._lock_rows and self._dialect == "postgresql" else _GET
         found = self._connection.execute(query, {"center": center, "kind": kind, "key": key})
         value = found.scalar_one_or_none()
-        return None if value is None else _as_doc(value)
+        if value is None:
+            return None  # a missing row locks nothing: read it again next time
+        doc = _as_doc(value)
+        if self._lock_rows:
+            self._held[(center, kind, key)] = _clone(doc)
+        return doc
+
+    def get_many(self, center: str, kind: str, keys: Sequence[str]) -> dict[str, Doc]:
+        if not keys:
+            return {}
+        self.flush(center, kind)
+        rows = self._connection.execute(_GET_MANY, {"center": center, "kind": kind, "keys": list(keys)})
+        return {str(key): _as_doc(value) for key, value in rows}
 
     def put(self, center: str, kind: str, key: str, doc: Doc) -> None:
-        values = _values(center, kind, key, doc, at=self._clock.now())
-        upsert = _UPSERT.get(self._dialect)
-        if upsert is not None:
-            self._connection.execute(upsert, values)
-        elif self._connection.execute(_UPDATE, values).rowcount == 0:
-            self._connection.execute(sa.insert(_table), values)
+        self._pending[(center, kind, key)] = _values(center, kind, key, _clone(doc), at=self._clock.now())
+        self._held[(center, kind, key)] = _clone(doc)
 
     def insert(self, center: str, kind: str, key: str, doc: Doc) -> bool:
-        return _insert_row(self._connection, _values(center, kind, key, doc, at=self._clock.now()))
+        if (center, kind, key) in self._pending:
+            return False  # this transaction put it
+        created = _insert_row(self._connection, _values(center, kind, key, doc, at=self._clock.now()))
+        if created:
+            self._held[(center, kind, key)] = _clone(doc)
+        return created
 
     def delete(self, center: str, kind: str, key: str) -> bool:
+        self._held.pop((center, kind, key), None)
+        was_put = self._pending.pop((center, kind, key), None) is not None
         result = self._connection.execute(_DELETE, {"center": center, "kind": kind, "key": key})
-        return result.rowcount > 0
+        return was_put or result.rowcount > 0
 
     def list(self, center: str, kind: str, *, key_prefix: str = "") -> DocList:
+        self.flush(center, kind)
         rows = _list_rows(self._connection, center, kind, key_prefix)
         return [doc for _, doc in sorted(rows, key=lambda row: row[0])]
 
+    def keys(self, center: str, kind: str, *, key_prefix: str = "") -> KeyList:
+        self.flush(center, kind)
+        query = _KEYS
+        if key_prefix:
+            query = query.where(_table.c.key.startswith(key_prefix, autoescape=True))
+        found = self._connection.execute(query, {"center": center, "kind": kind}).scalars()
+        return sorted(key for key in map(str, found) if key.startswith(key_prefix))
+
     def find_by(self, center: str, kind: str, *, field: str, value: str) -> Doc | None:
         # The database compares the field; Python re-checks (JSON text comparison is loose).
+        self.flush(center, kind)
         query = _LIST.where(_table.c.doc[field].as_string() == value).order_by(_table.c.key)
         for _key, found in self._connection.execute(query, {"center": center, "kind": kind}):
             doc = _as_doc(found)
@@ -219,6 +294,17 @@ class _UnitState:
         entry = (None if found is None else _as_doc(found), lock)
         docs[key] = entry
         return entry
+
+    def load_many(self, center: str, kind: str, keys: Sequence[str]) -> dict[str, Entry]:
+        """The entries of ``keys``, those the unit does not know yet read in one statement."""
+        docs = self.known(center, kind)
+        unknown = [key for key in dict.fromkeys(keys) if key not in docs]
+        if unknown:
+            rows = self.connection.execute(_GET_MANY, {"center": center, "kind": kind, "keys": unknown})
+            found = {str(key): _as_doc(value) for key, value in rows}
+            for key in unknown:
+                docs[key] = (found.get(key), False)
+        return {key: docs[key] for key in keys}
 
     def load_listing(self, center: str, kind: str, key_prefix: str) -> dict[str, Entry]:
         docs = self.known(center, kind)
@@ -330,6 +416,16 @@ class _UnitTransaction:
         doc = self._current(center, kind, key)
         return None if doc is None else _clone(doc)
 
+    def get_many(self, center: str, kind: str, keys: Sequence[str]) -> dict[str, Doc]:
+        entries = self._state.load_many(center, kind, keys)
+        found: dict[str, Doc] = {}
+        for key in keys:
+            staged = self._staged.get((center, kind, key))
+            doc = staged[1] if staged is not None else entries[key][0]
+            if doc is not None:
+                found[key] = _clone(doc)
+        return found
+
     def put(self, center: str, kind: str, key: str, doc: Doc) -> None:
         self._stage(center, kind, key, "put", _clone(doc))
 
@@ -347,6 +443,9 @@ class _UnitTransaction:
     def list(self, center: str, kind: str, *, key_prefix: str = "") -> DocList:
         visible = self._visible(center, kind, key_prefix)
         return [_clone(doc) for _key, doc in sorted(visible.items())]
+
+    def keys(self, center: str, kind: str, *, key_prefix: str = "") -> KeyList:
+        return sorted(self._visible(center, kind, key_prefix))
 
     def find_by(self, center: str, kind: str, *, field: str, value: str) -> Doc | None:
         visible = self._visible(center, kind, "")

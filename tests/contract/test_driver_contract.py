@@ -343,6 +343,9 @@ def test_project_quota_refuses_a_server_beyond_it(
     compute.set_project_quota(project, amounts={"vcpu": 2, "instances": 5})
     server = compute.create_server(name=unique("contract-vm"), project=project, vcpu=2, ram_gb=1, disk_gb=1)
     cleanup(lambda: compute.delete_server(server.id))
+    # Nova counts a server's cores once it is scheduled into a cell (the instance record): on a
+    # busy machine that is after create_server returns, so wait for the server to be active.
+    compute.wait_for_status(server.id, status=base.ServerStatus.ACTIVE, timeout_s=300, poll_interval_s=0.5)
     assert compute.get_project_quota(project).used["vcpu"] == 2
     with pytest.raises(errors.QuotaExceeded):
         compute.create_server(name=unique("contract-vm"), project=project, vcpu=1, ram_gb=1, disk_gb=1)

@@ -43,15 +43,13 @@ class SimulatedCompute:
 
     def set_project_quota(self, project: str, *, amounts: Mapping[str, int]) -> base.ProjectQuota:
         limits = quotas.as_names(quotas.amounts_from(amounts, field="amounts"))
-        self._core.operate("set_project_quota")
-        with self._core.writing() as transaction:
+        with self._core.writing("set_project_quota") as transaction:
             transaction.put(self.name, KIND_PROJECT_QUOTA, project, {"project": project, "limits": limits})
             used = self._core.project_used(transaction, project)
         return base.ProjectQuota(project=project, center=self.name, limits=limits, used=used)
 
     def get_project_quota(self, project: str) -> base.ProjectQuota:
-        self._core.operate("get_project_quota")
-        with self._core.backend.transaction() as transaction:
+        with self._core.reading("get_project_quota") as transaction:
             quota = transaction.get(self.name, KIND_PROJECT_QUOTA, project)
             used = self._core.project_used(transaction, project)
         limits: dict[str, int] = dict(quota["limits"]) if quota else {}
@@ -72,22 +70,21 @@ class SimulatedCompute:
     ) -> base.Server:
         sim_core.check_sizes(vcpu=vcpu, ram_gb=ram_gb, disk_gb=disk_gb)
         subnet = _port_subnet(port)
-        self._core.operate("create_server")
-        now = self._core.clock.now()
-        doc: state.Doc = {
-            "id": uuid.uuid4().hex,
-            "name": name,
-            "project": project,
-            "vcpu": vcpu,
-            "ram_gb": ram_gb,
-            "disk_gb": disk_gb,
-            "status": base.ServerStatus.BUILD.value,
-            "ready_at": now + self._server_boot_s,
-            "created_at": now,
-            "metadata": dict(metadata or {}),
-            "addresses": [],
-        }
-        with self._core.writing() as transaction:
+        with self._core.writing("create_server") as transaction:
+            now = self._core.clock.now()
+            doc: state.Doc = {
+                "id": uuid.uuid4().hex,
+                "name": name,
+                "project": project,
+                "vcpu": vcpu,
+                "ram_gb": ram_gb,
+                "disk_gb": disk_gb,
+                "status": base.ServerStatus.BUILD.value,
+                "ready_at": now + self._server_boot_s,
+                "created_at": now,
+                "metadata": dict(metadata or {}),
+                "addresses": [],
+            }
             if transaction.find_by(self.name, KIND_SERVER, field="name", value=name):
                 raise errors.Conflict(f"a server named {name!r} exists in center {self.name}", field="name")
             deltas = {"vcpu": vcpu, "ram_gb": ram_gb, "volume_gb": disk_gb, "instances": 1}
@@ -110,12 +107,18 @@ class SimulatedCompute:
         segment, which the centers a network is stretched over share. The address of a server of
         the same name in another center of the segment moves to this one (the server moved)."""
         segment = port.segment or f"{self.name}/{port.network}"
+        prefix = f"{segment}/"
+        # Only the held keys are read (a key is the segment and the address), and only the
+        # document of the address taken, so allocating stays cheap as the segment fills up.
         held = {
-            doc["address"]: doc
-            for doc in transaction.list(state.GLOBAL_CENTER, KIND_PORT, key_prefix=f"{segment}/")
+            key[len(prefix) :] for key in transaction.keys(state.GLOBAL_CENTER, KIND_PORT, key_prefix=prefix)
         }
+        moved_from: state.Doc | None = None
         if port.address is not None:
-            holder = held.get(port.address)
+            address = port.address
+            if address in held:
+                moved_from = transaction.get(state.GLOBAL_CENTER, KIND_PORT, f"{prefix}{address}")
+            holder = moved_from
             if holder is not None and (holder["server_name"], holder["center"]) == (
                 server["name"],
                 self.name,
@@ -126,17 +129,13 @@ class SimulatedCompute:
                     f"{port.address} is in use on network {port.network} of center {self.name}",
                     field="address",
                 )
-            address = port.address
         else:
-            hosts = (str(host) for host in subnet.hosts())
-            next(hosts, None)  # the gateway's
-            address = next((host for host in hosts if host not in held), "")
+            address = _lowest_free_host(subnet, held)
             if not address:
                 raise errors.Conflict(
                     f"network {port.network} of center {self.name} is full", field="address"
                 )
-        key = f"{segment}/{address}"
-        moved_from = held.get(address)
+        key = f"{prefix}{address}"
         transaction.put(
             state.GLOBAL_CENTER,
             KIND_PORT,
@@ -203,8 +202,7 @@ class SimulatedCompute:
     # --- volumes of a server -----------------------------------------------------------
 
     def attach_volume(self, server_id: str, *, volume_id: str) -> None:
-        self._core.operate("attach_volume")
-        with self._core.writing() as transaction:
+        with self._core.writing("attach_volume") as transaction:
             self._core.required(transaction, KIND_SERVER, server_id, what="server")
             volume = self._core.required(transaction, KIND_VOLUME, volume_id, what="volume")
             attached_to = volume.get("attached_to")
@@ -233,8 +231,7 @@ class SimulatedCompute:
         return self._power(server_id, target=base.ServerStatus.SHUTOFF, operation="stop_server")
 
     def _power(self, server_id: str, *, target: base.ServerStatus, operation: str) -> base.Server:
-        self._core.operate(operation)
-        with self._core.writing() as transaction:
+        with self._core.writing(operation) as transaction:
             doc = self._core.required(transaction, KIND_SERVER, server_id, what="server")
             current = self._status(doc)
             if current not in (base.ServerStatus.ACTIVE, base.ServerStatus.SHUTOFF):
@@ -307,3 +304,18 @@ def _port_subnet(port: base.PortRequest | None) -> ipaddress.IPv4Network | None:
     if port.address is not None and sim_core.check_ipv4(port.address, field="port.address") not in subnet:
         raise errors.InvalidInput(f"{port.address} is outside {subnet}", field="port.address")
     return subnet
+
+
+def _lowest_free_host(subnet: ipaddress.IPv4Network, held: set[str]) -> str:
+    """The lowest host address of ``subnet`` after the gateway's (the first) not in ``held``;
+    ``""`` when there is none."""
+    hosts = subnet.hosts()
+    first = next(hosts, None)
+    if first is None:
+        return ""
+    last = int(subnet.broadcast_address) - 1 if subnet.prefixlen < 31 else int(subnet.broadcast_address)
+    for value in range(int(first) + 1, last + 1):
+        address = f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
+        if address not in held:
+            return address
+    return ""

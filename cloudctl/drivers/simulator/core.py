@@ -9,6 +9,11 @@ Every operation first meets the injected faults (``operate``: a center that is d
 raises ``errors.InjectedFault`` at once), then waits the center's
 ``simulator.latency_ms`` on the injected clock, then fails with the center's effective
 API error rate, and only then reads or changes state, in one backend transaction.
+An operation that names itself to ``reading(operation)`` or ``writing(operation)``
+meets its faults inside that transaction when the center has no latency (nothing to
+wait between the check and the work), so it reads the two faults and its state in one
+transaction instead of two; with a latency it meets them first, as ``operate`` does.
+Either way the faults are read from the backend by that very operation.
 
 Invariants:
 
@@ -124,10 +129,38 @@ class CenterCore:
         self.clock.sleep(self._latency_s)
         self._faults.roll(self.name, rate=rate, operation=operation)
 
+    def _meet_first(self, operation: str | None) -> str | None:
+        """Meet ``operation``'s faults and latency now if there is latency to wait; else
+        the operation left for its transaction to meet (``_meet``)."""
+        if operation is not None and self._latency_s > 0:
+            self.operate(operation)
+            return None
+        return operation
+
+    def _meet(self, operation: str | None, transaction: state.StateTransaction) -> None:
+        """Meet ``operation``'s faults inside its transaction (no latency to wait)."""
+        if operation is None:
+            return
+        rate = self._faults.check_reachable(
+            self.name, baseline_error_rate=self._baseline_error_rate, reader=transaction
+        )
+        self._faults.roll(self.name, rate=rate, operation=operation)
+
     @contextlib.contextmanager
-    def writing(self) -> Iterator[state.StateTransaction]:
-        """A transaction that holds this center's usage row (its writers' lock) first."""
+    def reading(self, operation: str) -> Iterator[state.StateTransaction]:
+        """``operation`` reading state: its faults and latency met, then one read snapshot."""
+        left = self._meet_first(operation)
+        with self.backend.reading() as transaction:
+            self._meet(left, transaction)
+            yield transaction
+
+    @contextlib.contextmanager
+    def writing(self, operation: str | None = None) -> Iterator[state.StateTransaction]:
+        """A transaction that holds this center's usage row (its writers' lock) first;
+        ``operation``'s faults and latency met before the lock is taken, if named."""
+        left = self._meet_first(operation)
         with self.backend.transaction() as transaction:
+            self._meet(left, transaction)
             # Lock the usage row first: on PostgreSQL it queues the other writers of this
             # center. A row that does not exist locks nothing, so make sure it exists.
             if transaction.get(self.name, KIND_USAGE, USAGE_KEY) is None:
@@ -151,20 +184,20 @@ class CenterCore:
 
     def fetch(self, operation: str, kind: str, key: str, *, what: str) -> state.Doc:
         """``operation`` on one document: it must exist (``NotFound`` naming ``what``)."""
-        self.operate(operation)
-        return self.require(self.backend.get(self.name, kind, key), what, key)
+        with self.reading(operation) as transaction:
+            return self.require(transaction.get(self.name, kind, key), what, key)
 
     def find_named(self, operation: str, kind: str, name: str) -> state.Doc | None:
         """``operation`` looking up a document of ``kind`` by its ``name`` field."""
-        self.operate(operation)
-        return self.backend.find_by(self.name, kind, field="name", value=name)
+        with self.reading(operation) as transaction:
+            return transaction.find_by(self.name, kind, field="name", value=name)
 
     def listed(
         self, operation: str, kind: str, *, field: str = "", value: str | None = None
     ) -> list[state.Doc]:
         """``operation`` listing ``kind`` in key order; those whose ``field`` is ``value`` if given."""
-        self.operate(operation)
-        docs = self.backend.list(self.name, kind)
+        with self.reading(operation) as transaction:
+            docs = transaction.list(self.name, kind)
         return [doc for doc in docs if value is None or doc[field] == value]
 
     def to_delete(
@@ -195,8 +228,7 @@ class CenterCore:
         """``operation`` deleting one document: ``release`` first frees (or refuses, by
         raising) what it holds, in the same transaction; quiet when it is gone if
         ``ignore_missing``, else ``NotFound`` naming ``what``."""
-        self.operate(operation)
-        with self.writing() as transaction:
+        with self.writing(operation) as transaction:
             doc = self.to_delete(transaction, kind, key, what=what, ignore_missing=ignore_missing)
             if doc is None:
                 return

@@ -11,7 +11,12 @@ clearing the record does not undo the damage, a scrub repairs it).
 Invariants:
 
 - Faults live only in the state backend (``GLOBAL_CENTER``, kind ``fault``), so a
-  fault injected by one process stops the operations of every other process.
+  fault injected by one process stops the operations of every other process: an
+  operation reads the faults it meets when it runs, never from a copy kept between
+  operations, so the very next operation after an injection (or a clear) sees it.
+- Meeting an operation reads exactly the two faults it depends on (the center's
+  ``center-down`` and ``api-error-rate``) by id, together and without locking them
+  (``get_many``), in the operation's own transaction when it has one (``reader``).
 - A fault's id is derived from what it names (``center-down:qd-a``,
   ``link-cut:qd-a~qd-b``, ``link-degraded:...``, ``api-error-rate:dz-dr``; link ends
   sorted), so injecting the same fault twice replaces it instead of stacking.
@@ -191,26 +196,41 @@ class FaultBook:
 
     def link_condition(self, a: str, b: str) -> tuple[LinkState, float]:
         """The link's state and the factor it is slowed by (1 unless degraded)."""
-        if self._backend.get(state.GLOBAL_CENTER, KIND, link_fault_id(FaultKind.LINK_CUT, a, b)):
-            return "cut", 1.0
+        cut_id = link_fault_id(FaultKind.LINK_CUT, a, b)
         degraded_id = link_fault_id(FaultKind.LINK_DEGRADED, a, b)
-        degraded = self._backend.get(state.GLOBAL_CENTER, KIND, degraded_id)
+        found = self._backend.get_many(state.GLOBAL_CENTER, KIND, [cut_id, degraded_id])
+        if cut_id in found:
+            return "cut", 1.0
+        degraded = found.get(degraded_id)
         if degraded:
             return "degraded", float(degraded["factor"])
         return "up", 1.0
 
     # --- meeting an operation ----------------------------------------------------------
 
-    def check_reachable(self, center: str, *, baseline_error_rate: float) -> float:
-        """Raise ``InjectedFault`` if the center is down; else its effective error rate."""
-        docs = self._backend.list(state.GLOBAL_CENTER, KIND)
-        by_id = {doc["id"]: doc for doc in docs}
-        down = by_id.get(center_fault_id(FaultKind.CENTER_DOWN, center))
+    def check_reachable(
+        self,
+        center: str,
+        *,
+        baseline_error_rate: float,
+        reader: state.StateTransaction | None = None,
+    ) -> float:
+        """Raise ``InjectedFault`` if the center is down; else its effective error rate.
+
+        The two faults are read through ``reader`` (the operation's transaction) if
+        given, else in a snapshot of their own.
+        """
+        down_id = center_fault_id(FaultKind.CENTER_DOWN, center)
+        rate_id = center_fault_id(FaultKind.API_ERROR_RATE, center)
+        by_id = (reader if reader is not None else self._backend).get_many(
+            state.GLOBAL_CENTER, KIND, [down_id, rate_id]
+        )
+        down = by_id.get(down_id)
         if down:
             raise errors.InjectedFault(
                 f"center {center} is down (injected fault {down['id']})", field="center"
             )
-        rate_fault = by_id.get(center_fault_id(FaultKind.API_ERROR_RATE, center))
+        rate_fault = by_id.get(rate_id)
         return float(rate_fault["rate"]) if rate_fault else baseline_error_rate
 
     def roll(self, center: str, *, rate: float, operation: str) -> None:

@@ -15,6 +15,12 @@ Invariants every backend keeps:
 - ``find_by`` returns the first of those documents (in key order) whose string
   field ``field`` equals ``value``, or ``None``: a lookup by name that need not
   copy every document of the kind.
+- ``keys`` returns the keys ``list`` would, without reading the documents.
+- ``get_many`` returns those of the given keys of one ``(center, kind)`` that
+  exist, by key, read together (one statement on a database) and never locking a
+  row, even inside ``transaction()``: how an operation reads the faults it meets.
+- ``reading()`` yields the verbs over one read snapshot (no writes, no row
+  locks): the reads of one operation share it instead of each paying for its own.
 - ``transaction()`` yields a handle with the same verbs whose writes become
   visible together when the block ends without an error and not at all otherwise;
   transactions of one backend are serialised (or, on PostgreSQL, a ``get`` inside
@@ -33,7 +39,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 GLOBAL_CENTER = "*"
@@ -41,6 +47,7 @@ GLOBAL_CENTER = "*"
 
 Doc = dict[str, Any]
 DocList = list[Doc]
+KeyList = list[str]
 
 
 class StateTransaction(Protocol):
@@ -64,11 +71,23 @@ class StateTransaction(Protocol):
 
     def find_by(self, center: str, kind: str, *, field: str, value: str) -> Doc | None: ...
 
+    def keys(self, center: str, kind: str, *, key_prefix: str = "") -> KeyList:
+        """The keys of the documents ``list`` would return, in the same order."""
+        ...
+
+    def get_many(self, center: str, kind: str, keys: Sequence[str]) -> dict[str, Doc]:
+        """Those of ``keys`` that exist, by key; never locks a row."""
+        ...
+
 
 class StateBackend(StateTransaction, Protocol):
     """A document store: each verb alone is its own transaction."""
 
     def transaction(self) -> contextlib.AbstractContextManager[StateTransaction]: ...
+
+    def reading(self) -> contextlib.AbstractContextManager[StateTransaction]:
+        """The verbs over one read snapshot; only the reading verbs may be used."""
+        ...
 
 
 _DocTexts = dict[str, str]
@@ -110,12 +129,25 @@ class InMemoryState:
         with self.transaction() as transaction:
             return transaction.find_by(center, kind, field=field, value=value)
 
+    def get_many(self, center: str, kind: str, keys: Sequence[str]) -> dict[str, Doc]:
+        with self.transaction() as transaction:
+            return transaction.get_many(center, kind, keys)
+
+    def keys(self, center: str, kind: str, *, key_prefix: str = "") -> KeyList:
+        with self.transaction() as transaction:
+            return transaction.keys(center, kind, key_prefix=key_prefix)
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[_InMemoryTransaction]:
         with self._lock:
             transaction = _InMemoryTransaction(self._texts)
             yield transaction
             transaction.apply()
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[_InMemoryTransaction]:
+        with self._lock:
+            yield _InMemoryTransaction(self._texts)
 
 
 class _InMemoryTransaction:
@@ -160,6 +192,17 @@ class _InMemoryTransaction:
 
     def find_by(self, center: str, kind: str, *, field: str, value: str) -> Doc | None:
         return next((doc for doc in self.list(center, kind) if doc.get(field) == value), None)
+
+    def get_many(self, center: str, kind: str, keys: Sequence[str]) -> dict[str, Doc]:
+        found = {key: self.get(center, kind, key) for key in keys}
+        return {key: doc for key, doc in found.items() if doc is not None}
+
+    def keys(self, center: str, kind: str, *, key_prefix: str = "") -> KeyList:
+        merged: dict[str, str | None] = dict(self._texts.get((center, kind), {}))
+        merged.update(self._staged.get((center, kind), {}))
+        return [
+            key for key, text in sorted(merged.items()) if text is not None and key.startswith(key_prefix)
+        ]
 
     def apply(self) -> None:
         for address, changes in self._staged.items():

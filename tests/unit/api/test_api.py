@@ -161,6 +161,23 @@ def test_bad_input_is_422_naming_the_field(ctx: ctx_module.Context, client: Test
     assert (unknown.status_code, unknown.json()["field"]) == (404, "tier")
     paged = client.get("/v1/requests", params={"limit": 0}, headers=hrss)
     assert (paged.status_code, paged.json()["field"]) == (422, "limit")
+    base = {"offering": "vm.small", "tier": "silver"}
+    too_many = client.post("/v1/requests", json={**base, "count": 101}, headers=hrss)
+    assert (too_many.status_code, too_many.json()["detail"]) == (422, "count: must be between 1 and 100")
+    unknown_class = client.post("/v1/requests", json={**base, "data_class": "top-secret"}, headers=hrss)
+    assert (unknown_class.status_code, unknown_class.json()["field"]) == (422, "data_class")
+    assert client.get("/v1/requests", headers=hrss).json()["count"] == 0
+
+
+def test_the_catalog_and_the_schema_show_the_topologys_classes_and_limit(
+    ctx: ctx_module.Context, client: TestClient
+) -> None:
+    catalog = client.get("/v1/catalog", headers=token(ctx, "dept-admin", "hrss")).json()
+    assert catalog["data_classes"] == list(ctx.topology.data_classes)
+    assert {offering["max_count"] for offering in catalog["offerings"]} == {100}
+    body = client.get("/openapi.json").json()["components"]["schemas"]["RequestCreateBody"]["properties"]
+    assert body["data_class"]["enum"] == ["public", "internal", "sensitive", "secret"]
+    assert body["count"]["maximum"] == 100
 
 
 def test_separation_of_powers(ctx: ctx_module.Context, client: TestClient) -> None:

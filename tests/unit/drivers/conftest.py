@@ -6,7 +6,8 @@ migrated SQLite file and over the real PostgreSQL (the session database of
 more on each database with the whole test inside one ``Store.unit_of_work()``,
 where documents are written back at the end instead of through.
 ``shared_backend`` leaves out the unit of work, for tests whose threads must see
-each other's writes while they run.
+each other's writes while they run; ``stored_backend`` is ``StoreBackedState`` alone
+on each database, for tests that count or race its statements.
 """
 
 from __future__ import annotations
@@ -52,6 +53,16 @@ def shared_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[s
     if request.param == "memory":
         yield sim.InMemoryState()
         return
+    store = _open(request, tmp_path, str(request.param))
+    yield simulator_state.StoreBackedState(store)
+    store.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def stored_backend(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[simulator_state.StoreBackedState]:
+    """``StoreBackedState`` on each database, outside a unit of work."""
     store = _open(request, tmp_path, str(request.param))
     yield simulator_state.StoreBackedState(store)
     store.dispose()

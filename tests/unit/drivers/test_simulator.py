@@ -675,3 +675,58 @@ def test_two_processes_on_one_sqlite_file_share_the_simulation(tmp_path: Path) -
     finally:
         for store in stores:
             store.dispose()
+
+
+@pytest.mark.parametrize("east_latency_ms", [0.0, 5.0])
+def test_a_fault_injected_through_another_store_stops_the_very_next_operation(
+    stored_backend: simulator_state.StoreBackedState, east_latency_ms: float
+) -> None:
+    """The CLI and ``serve`` are two processes: two ``Store`` instances on one database."""
+    other_store = db.Store(stored_backend.store.url)
+    clock = clocks.ManualClock()
+    topo = make_topology(east_latency_ms=east_latency_ms)
+    serving = sim.Simulator(topo, backend=stored_backend, clock=clock, server_boot_s=0)
+    cli = sim.Simulator(topo, backend=simulator_state.StoreBackedState(other_store), clock=clock)
+    east = serving.drivers("east")
+    try:
+        server = new_server(east, "web")
+        assert east.compute.find_server("web") == server
+
+        cli.center_down("east")
+        for operation in (
+            lambda: east.compute.find_server("web"),
+            lambda: east.compute.get_server(server.id),
+            east.compute.list_servers,
+            lambda: new_server(east, "db"),
+            lambda: east.compute.delete_server(server.id),
+        ):
+            with pytest.raises(errors.InjectedFault, match="east is down"):
+                operation()
+        assert serving.capacity_used("east")["instances"] == 1
+
+        cli.clear_all()
+        assert east.compute.get_server(server.id) == server
+        cli.api_error_rate("east", rate=1)
+        with pytest.raises(errors.InjectedFault, match="error rate"):
+            east.compute.find_server("web")
+        with pytest.raises(errors.InjectedFault, match="error rate"):
+            new_server(east, "db")
+        cli.clear_all()
+        assert new_server(east, "db").name == "db"
+        assert serving.capacity_used("east")["instances"] == 2
+    finally:
+        other_store.dispose()
+
+
+def test_a_center_that_is_down_fails_before_its_latency_is_waited() -> None:
+    clock = clocks.ManualClock()
+    slow = sim.Simulator(make_topology(east_latency_ms=60_000), clock=clock)
+    slow.center_down("east")
+    started_s = clock.now()
+
+    with pytest.raises(errors.InjectedFault):
+        slow.drivers("east").compute.find_server("web")
+    with pytest.raises(errors.InjectedFault):
+        new_server(slow.drivers("east"), "web")
+
+    assert clock.now() == started_s

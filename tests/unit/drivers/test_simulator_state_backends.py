@@ -5,8 +5,10 @@ from __future__ import annotations
 import threading
 
 import pytest
+import sqlalchemy as sa
 
 from cloudctl.drivers import simulator as sim
+from cloudctl.store import db, simulator_state
 
 
 def test_a_put_document_is_read_back_as_a_copy(backend: sim.StateBackend) -> None:
@@ -141,3 +143,144 @@ def test_insert_creates_but_never_replaces(backend: sim.StateBackend) -> None:
 
     assert backend.get("east", "usage", "center") == {"vcpu": 1}
     assert backend.get("east", "usage", "other") == {"vcpu": 4}
+
+
+def test_get_many_returns_the_keys_that_exist_as_copies(backend: sim.StateBackend) -> None:
+    backend.put("*", "fault", "center-down:east", {"id": "center-down:east", "tags": ["a"]})
+    backend.put("*", "fault", "center-down:west", {"id": "center-down:west"})
+    backend.put("east", "fault", "api-error-rate:east", {"id": "elsewhere"})
+
+    found = backend.get_many("*", "fault", ["center-down:east", "api-error-rate:east"])
+    assert found == {"center-down:east": {"id": "center-down:east", "tags": ["a"]}}
+    found["center-down:east"]["tags"].append("changed")
+    assert backend.get("*", "fault", "center-down:east") == {"id": "center-down:east", "tags": ["a"]}
+    assert backend.get_many("*", "fault", []) == {}
+
+    with backend.transaction() as transaction:
+        transaction.delete("*", "fault", "center-down:east")
+        transaction.put("*", "fault", "api-error-rate:east", {"id": "api-error-rate:east"})
+        seen = transaction.get_many("*", "fault", ["center-down:east", "api-error-rate:east"])
+        assert seen == {"api-error-rate:east": {"id": "api-error-rate:east"}}
+    with backend.reading() as snapshot:
+        assert snapshot.get_many("*", "fault", ["center-down:east", "center-down:west"]) == {
+            "center-down:west": {"id": "center-down:west"}
+        }
+        assert snapshot.get("*", "fault", "api-error-rate:east") == {"id": "api-error-rate:east"}
+        assert [doc["id"] for doc in snapshot.list("*", "fault")] == [
+            "api-error-rate:east",
+            "center-down:west",
+        ]
+
+
+def test_a_write_transaction_reads_what_it_holds_back_from_itself(backend: sim.StateBackend) -> None:
+    backend.put("east", "usage", "center", {"vcpu": 1, "tags": []})
+    with backend.transaction() as transaction:
+        first = transaction.get("east", "usage", "center")
+        assert first == {"vcpu": 1, "tags": []}
+        first["tags"].append("not stored")
+        assert transaction.get("east", "usage", "center") == {"vcpu": 1, "tags": []}
+        transaction.put("east", "usage", "center", {"vcpu": 2, "tags": []})
+        assert transaction.get("east", "usage", "center") == {"vcpu": 2, "tags": []}
+        transaction.delete("east", "usage", "center")
+        assert transaction.get("east", "usage", "center") is None
+        assert transaction.insert("east", "usage", "center", {"vcpu": 3}) is True
+        assert transaction.get("east", "usage", "center") == {"vcpu": 3}
+
+    assert backend.get("east", "usage", "center") == {"vcpu": 3}
+
+
+def test_a_row_a_write_transaction_holds_is_read_from_the_database_once(
+    stored_backend: simulator_state.StoreBackedState,
+) -> None:
+    stored_backend.put("east", "usage", "center", {"vcpu": 1})
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    engine = stored_backend.store.engine
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        with stored_backend.transaction() as transaction:
+            transaction.get("east", "usage", "center")
+            transaction.get("east", "usage", "center")
+            transaction.put("east", "usage", "center", {"vcpu": 2})
+            assert transaction.get("east", "usage", "center") == {"vcpu": 2}
+            transaction.get_many("*", "fault", ["center-down:east", "api-error-rate:east"])
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+
+    selects = [statement for statement in statements if statement.lstrip().upper().startswith("SELECT")]
+    assert len(selects) == 2  # the usage row once, the two faults together once
+
+
+def test_get_many_inside_a_write_transaction_locks_no_row(pg_database_url: str) -> None:
+    store = db.Store(pg_database_url)
+    backend = simulator_state.StoreBackedState(store)
+    backend.put("*", "fault", "center-down:east", {"id": "center-down:east"})
+    cleared = threading.Event()
+
+    def clear() -> None:
+        backend.delete("*", "fault", "center-down:east")
+        cleared.set()
+
+    try:
+        with backend.transaction() as transaction:
+            assert transaction.get_many("*", "fault", ["center-down:east"]) != {}
+            other = threading.Thread(target=clear)
+            other.start()
+            other.join(timeout=30)
+            assert cleared.is_set()  # the other writer did not wait for this transaction
+    finally:
+        backend.delete("*", "fault", "center-down:east")
+        store.dispose()
+
+
+def test_keys_are_those_list_returns_without_the_documents(backend: sim.StateBackend) -> None:
+    for key in ("net-a/10.0.0.3", "net-a/10.0.0.2", "net-ab/10.0.0.9", "NET-A/10.0.0.4"):
+        backend.put("*", "port", key, {"key": key})
+
+    assert backend.keys("*", "port", key_prefix="net-a/") == ["net-a/10.0.0.2", "net-a/10.0.0.3"]
+    with backend.transaction() as transaction:
+        transaction.delete("*", "port", "net-a/10.0.0.2")
+        transaction.put("*", "port", "net-a/10.0.0.1", {"key": "net-a/10.0.0.1"})
+        assert transaction.keys("*", "port", key_prefix="net-a/") == ["net-a/10.0.0.1", "net-a/10.0.0.3"]
+        assert transaction.keys("*", "port") == [doc["key"] for doc in transaction.list("*", "port")]
+    assert backend.keys("*", "server") == []
+
+
+def test_the_puts_of_a_write_transaction_are_written_together_and_read_back(
+    stored_backend: simulator_state.StoreBackedState,
+) -> None:
+    writes: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.lstrip().upper().startswith("INSERT"):
+            writes.append(statement)
+
+    engine = stored_backend.store.engine
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        with stored_backend.transaction() as transaction:
+            transaction.put("east", "usage", "center", {"vcpu": 1})
+            transaction.put("east", "server", "s1", {"name": "web"})
+            assert writes == []
+            assert transaction.find_by("east", "server", field="name", value="web") == {"name": "web"}
+            assert len(writes) == 1  # both, before the servers were read
+            transaction.put("east", "server", "s2", {"name": "db"})
+            transaction.put("*", "port", "net/10.0.0.2", {"address": "10.0.0.2"})
+            assert transaction.insert("east", "server", "s2", {"name": "other"}) is False
+            assert transaction.keys("*", "port") == ["net/10.0.0.2"]
+            transaction.put("east", "usage", "center", {"vcpu": 2})
+            assert transaction.delete("east", "usage", "center") is True
+            transaction.put("east", "usage", "center", {"vcpu": 3})
+        assert len(writes) == 3
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+
+    assert stored_backend.get("east", "usage", "center") == {"vcpu": 3}
+    assert [doc["name"] for doc in stored_backend.list("east", "server")] == ["web", "db"]
+    with pytest.raises(RuntimeError), stored_backend.transaction() as transaction:
+        transaction.put("east", "server", "s3", {"name": "lost"})
+        raise RuntimeError("abort")
+    assert stored_backend.get("east", "server", "s3") is None

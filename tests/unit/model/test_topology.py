@@ -180,3 +180,60 @@ def test_a_department_with_children_is_rejected_naming_where(raw: dict[str, Any]
     index = data["org"]["children"].index(bureau)
     assert error.field == f"org.children[{index}].children[0].children"
     assert f"department '{department['id']}' cannot have children ('sub-office')" in error.reason
+
+
+def test_data_classes_and_the_count_limit_are_declared_in_the_topology() -> None:
+    parsed = topology.parse(TOPOLOGY.read_text(encoding="utf-8"))
+    assert parsed.data_classes == ("public", "internal", "sensitive", "secret")
+    assert parsed.catalog_limits.max_count == 100
+    assert parsed.max_count(parsed.offering("vm.small")) == 100
+
+
+def test_an_older_topology_without_them_gets_the_defaults(raw: dict[str, Any]) -> None:
+    data = copy.deepcopy(raw)
+    data.pop("data_classes", None)
+    data.pop("catalog_limits", None)
+    parsed = topology.from_data(data)
+    assert parsed.data_classes == topology.DEFAULT_DATA_CLASSES
+    assert parsed.catalog_limits.max_count == topology.DEFAULT_MAX_COUNT
+
+
+def test_an_offering_may_lower_the_count_limit_only(raw: dict[str, Any]) -> None:
+    data = copy.deepcopy(raw)
+    data["catalog_limits"] = {"max_count": 20}
+    data["catalog"][1]["max_count"] = 5
+    parsed = topology.from_data(data)
+    assert parsed.max_count(parsed.catalog[0]) == 20
+    assert parsed.max_count(parsed.catalog[1]) == 5
+    data["catalog"][1]["max_count"] = 21
+    error = rejected(data)
+    assert (error.field, error.reason) == ("catalog[1].max_count", "21 exceeds catalog_limits.max_count 20")
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "reason"),
+    [
+        ({"data_classes": []}, "data_classes", "declare at least one data class"),
+        ({"data_classes": ["public", "internal", "public"]}, "data_classes[2]", "duplicate name 'public'"),
+        ({"data_classes": ["Public"]}, "data_classes[0]", "must be a lower-case ASCII id"),
+        ({"catalog_limits": {"max_count": 0}}, "catalog_limits.max_count", "greater than or equal to 1"),
+        ({"catalog_limits": {"max": 10}}, "catalog_limits.max", "unknown field"),
+    ],
+)
+def test_bad_data_classes_or_limits_name_their_path(
+    raw: dict[str, Any], change: dict[str, Any], field: str, reason: str
+) -> None:
+    error = rejected({**copy.deepcopy(raw), **change})
+    assert error.field == field
+    assert reason in error.reason
+    assert "\n" not in error.one_line()
+
+
+def test_an_unknown_data_class_names_the_field_and_the_known_ones() -> None:
+    parsed = topology.parse(TOPOLOGY.read_text(encoding="utf-8"))
+    parsed.check_data_class("secret")
+    with pytest.raises(errors.InvalidInput) as caught:
+        parsed.check_data_class("top-secret", field="consumer_data_class")
+    assert caught.value.one_line() == (
+        "consumer_data_class: unknown data class 'top-secret' (known: public, internal, sensitive, secret)"
+    )

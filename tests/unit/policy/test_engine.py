@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from cloudctl import errors
+from cloudctl.model import topology
 from cloudctl.policy import engine
 from tests.conftest import ROOT
 
@@ -353,3 +354,14 @@ def test_require_placement_accepts_a_tier_whose_centers_are_all_allowed(shipped:
     shipped.require_placement(
         principal=DEPT_USER, data_class="internal", tier="silver", centers=[QD_A, DZ_DR]
     )
+
+
+def test_the_data_classes_are_handed_in_and_placement_refuses_others(shipped: engine.PolicyEngine) -> None:
+    assert shipped.data_classes == topology.DEFAULT_DATA_CLASSES
+    narrow = engine.PolicyEngine.load(POLICIES, data_classes=("internal", "secret"))
+    assert narrow.data_classes == ("internal", "secret")
+    narrow.require_placement(principal=DEPT_USER, data_class="internal", tier="silver", centers=[QD_A])
+    with pytest.raises(errors.InvalidInput) as caught:
+        narrow.require_placement(principal=DEPT_USER, data_class="public", tier="silver", centers=[QD_A])
+
+    assert caught.value.one_line() == "data_class: unknown data class 'public' (known: internal, secret)"

@@ -9,6 +9,7 @@ import pydantic
 import pytest
 
 from cloudctl import errors
+from cloudctl.model import topology as topo
 from cloudctl.services import context as ctx_module
 from cloudctl.services import identity, provisioning, workloads
 from cloudctl.services import quotas as quotas_service
@@ -235,10 +236,38 @@ def test_bad_input_names_the_field(ctx: ctx_module.Context) -> None:
         with pytest.raises(errors.InvalidInput) as caught:
             submit(ctx, **fields)
         assert caught.value.field == field, field
-    for field, value in {"count": 0, "data_class": "top-secret"}.items():
-        with pytest.raises(pydantic.ValidationError) as invalid:
-            requests_service.RequestCreate(offering="vm.small", tier="silver", **{field: value})
-        assert invalid.value.errors()[0]["loc"] == (field,)
+    with pytest.raises(pydantic.ValidationError) as invalid:
+        requests_service.RequestCreate(offering="vm.small", tier="silver", count=0)
+    assert invalid.value.errors()[0]["loc"] == ("count",)
+    # The count limit and the data classes are the topology's: admission checks them.
+    with pytest.raises(errors.InvalidInput) as caught:
+        submit(ctx, count=101)
+    assert caught.value.one_line() == "count: must be between 1 and 100"
+    with pytest.raises(errors.InvalidInput) as caught:
+        submit(ctx, data_class="top-secret")
+    assert caught.value.one_line() == (
+        "data_class: unknown data class 'top-secret' (known: public, internal, sensitive, secret)"
+    )
+    assert requests_service.list_requests(ctx, principal=BIGDATA)[0] == []
+
+
+def test_the_count_limit_is_the_topologys(ctx: ctx_module.Context) -> None:
+    shipped = ctx.topology
+    catalog = tuple(
+        offering.model_copy(update={"max_count": 2}) if offering.name == "vm.large" else offering
+        for offering in shipped.catalog
+    )
+    ctx.__dict__["topology"] = shipped.model_copy(
+        update={"catalog_limits": topo.CatalogLimits(max_count=3), "catalog": catalog}
+    )
+    assert submit(ctx, count=3).count == 3
+    with pytest.raises(errors.InvalidInput) as caught:
+        submit(ctx, count=4)
+    assert caught.value.one_line() == "count: must be between 1 and 3"
+    with pytest.raises(errors.InvalidInput) as caught:
+        submit(ctx, offering="vm.large", count=3)
+    assert caught.value.one_line() == "count: must be between 1 and 2"
+    assert len(requests_service.list_requests(ctx, principal=BIGDATA)[0]) == 1
 
 
 def test_lists_page_with_a_cursor(ctx: ctx_module.Context) -> None:
