@@ -214,6 +214,28 @@ def render_console(report: drill_report.DrillReport, *, max_workloads: int = 20)
         style = "green" if report.management.met else "red"
         line = drill_formats.management_summary(report.management)
         renderables.append(Text(f"management state: {line}", style=style))
+    if report.ransomware is not None:
+        attack = report.ransomware
+        renderables.append(
+            table(
+                "recovery points (ransomware)",
+                ["workload", "tier", "point", "lost s", "lost writes", "intact"],
+                [
+                    [
+                        short_id(w.workload_id),
+                        w.tier,
+                        w.point or f"none: {w.reason}",
+                        drill_formats.seconds(w.data_lost_s),
+                        str(w.writes_lost),
+                        "yes" if w.intact else "NO",
+                    ]
+                    for w in attack.workloads[:max_workloads]
+                ],
+                [w.point is None or not w.intact for w in attack.workloads[:max_workloads]],
+            )
+        )
+        style = "green" if attack.passed else "red"
+        renderables.append(Text(f"ransomware: {drill_formats.ransomware_summary(attack)}", style=style))
     for item in report.tiers_not_measured:
         renderables.append(Text(f"not measured: {item.tier} ({item.reason})", style="yellow"))
     for missed in drill_formats.missed(report):

@@ -66,7 +66,67 @@ def missed(report: drill_report.DrillReport) -> list[Missed]:
             objective="RPO", measured=state.rpo_s, target=state.rpo_target_s, reason=reason
         )
         found.append(Missed("management state", miss))
+    if report.ransomware is not None:
+        for point in report.ransomware.workloads:
+            if point.point is None:
+                miss = drill_report.Miss(
+                    objective="recovered",
+                    measured=None,
+                    target=None,
+                    reason=f"not recovered to a point before the attack: {point.reason}",
+                )
+                found.append(Missed(f"workload {point.workload_id}", miss))
+            elif not point.intact:
+                miss = drill_report.Miss(
+                    objective="data",
+                    measured=None,
+                    target=None,
+                    reason=f"the data up to {point.point} does not read back as acknowledged",
+                )
+                found.append(Missed(f"workload {point.workload_id}", miss))
     return found
+
+
+RANSOMWARE_COLUMNS = (
+    "workload",
+    "tier",
+    "point",
+    "consistent at",
+    "recovered in",
+    "data lost s",
+    "writes lost",
+    "writes to point",
+    "intact",
+)
+
+
+def ransomware_summary(state: drill_report.RansomwareResult) -> str:
+    """``corrupt at 2026-…Z: 12 keys hit; 2 of 2 canaries back to a point, intact; up to 95 s lost``."""
+    back = [w for w in state.workloads if w.point is not None]
+    intact = sum(w.intact for w in back)
+    worst = max((w.data_lost_s or 0.0 for w in back), default=None)
+    return (
+        f"{state.mode} at {state.attacked_at}: {state.keys_attacked} keys hit; "
+        f"{len(back)} of {len(state.workloads)} canaries back to a point, {intact} intact; "
+        f"up to {seconds(worst)} s and {sum(w.writes_lost for w in back)} writes given up"
+    )
+
+
+def ransomware_rows(state: drill_report.RansomwareResult) -> list[list[str]]:
+    return [
+        [
+            w.workload_id,
+            w.tier,
+            w.point or f"none ({w.reason})",
+            w.consistent_at or "–",
+            w.recovered_in or "–",
+            seconds(w.data_lost_s),
+            str(w.writes_lost),
+            str(w.writes_to_point),
+            "yes" if w.intact else "NO",
+        ]
+        for w in state.workloads
+    ]
 
 
 def management_summary(state: drill_report.ManagementResult) -> str:
@@ -211,6 +271,8 @@ def summary_pairs(report: drill_report.DrillReport) -> list[tuple[str, str]]:
         pairs.insert(0, ("run", report.run_id))
     if report.management is not None:
         pairs.append(("management state", management_summary(report.management)))
+    if report.ransomware is not None:
+        pairs.append(("ransomware", ransomware_summary(report.ransomware)))
     if report.tiers_not_measured:
         pairs.append(
             (
@@ -257,6 +319,9 @@ def to_markdown(report: drill_report.DrillReport) -> str:
     if report.faults:
         lines += ["", "## Faults", ""]
         lines += _md_table(FAULT_COLUMNS, fault_rows(report))
+    if report.ransomware is not None:
+        lines += ["", "## Recovery points", ""]
+        lines += _md_table(RANSOMWARE_COLUMNS, ransomware_rows(report.ransomware))
     lines += ["", "## Per workload", ""]
     lines += _md_table(WORKLOAD_COLUMNS, [workload_row(w) for w in report.workloads])
     if report.checks:
@@ -288,7 +353,7 @@ svg .band{fill:#f6f8fa} svg .band.faults{fill:#fff1e5} svg .band.recover{fill:#e
 
 NUMERIC = {
     c
-    for c in (*TIER_COLUMNS, *WORKLOAD_COLUMNS, *FAULT_COLUMNS)
+    for c in (*TIER_COLUMNS, *WORKLOAD_COLUMNS, *FAULT_COLUMNS, *RANSOMWARE_COLUMNS)
     if c.endswith((" s", "acked", "lost", "workloads", "hit", "allowed")) or c == "#"
 }
 
@@ -409,6 +474,15 @@ def to_html(report: drill_report.DrillReport) -> str:
     if report.faults:
         sections.append("<h2>Faults</h2>")
         sections.append(_html_table(FAULT_COLUMNS, fault_rows(report), [False] * len(report.faults)))
+    if report.ransomware is not None:
+        sections.append("<h2>Recovery points</h2>")
+        sections.append(
+            _html_table(
+                RANSOMWARE_COLUMNS,
+                ransomware_rows(report.ransomware),
+                [w.point is None or not w.intact for w in report.ransomware.workloads],
+            )
+        )
     sections.append("<h2>Per workload</h2>")
     sections.append(
         _html_table(
@@ -512,6 +586,20 @@ def to_junit(report: drill_report.DrillReport) -> ET.Element:
             None if state.met else f"RPO {seconds(state.rpo_s)} s > target {seconds(state.rpo_target_s)} s",
             management_summary(state),
         )
+    if report.ransomware is not None:
+        for point in report.ransomware.workloads:
+            failure = None
+            if point.point is None:
+                failure = f"not recovered to a point: {point.reason}"
+            elif not point.intact:
+                failure = f"the data up to {point.point} does not read back as acknowledged"
+            add_case(
+                f"drill.{report.plan}.ransomware",
+                f"workload {point.workload_id} recovery point",
+                failure,
+                f"point {point.point}, consistent at {point.consistent_at}, "
+                f"{seconds(point.data_lost_s)} s and {point.writes_lost} writes given up",
+            )
     for check in report.checks:
         add_case(
             f"drill.{report.plan}.checks",

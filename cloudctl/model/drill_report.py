@@ -12,7 +12,9 @@ passes only when
 
 Every objective missed is a ``Miss`` in the result; ``passed`` is true exactly when
 there is none. A drill passes when it measured at least one tier, every tier and every
-workload passed, and every pre/post check passed.
+workload passed, and every pre/post check passed; a drill that lost the management site
+also needs its management state within its RPO, and a ransomware drill every canary back
+to a recovery point before the attack with its data there intact (``RansomwareResult``).
 
 Invariants: every figure is measured, never copied from a target;
 ``gbt20988_level_achieved`` is the highest level whose bounds contain both measured
@@ -172,7 +174,7 @@ class FaultResult(BaseModel):
     """The fault's place in the plan: 0 is the ``scenario``, 1 and on its ``faults`` in order."""
     kind: str
     """``lose-local-center``, ``lose-both-local-centers``, ``lose-management-site``, ``cut-dr-link``,
-    ``degrade-link`` or ``test-failover``."""
+    ``degrade-link``, ``test-failover`` or ``ransomware``."""
     summary: str
     """The fault in words, e.g. ``lose local center qd-a``."""
     injected_offset_s: float | None
@@ -217,6 +219,57 @@ class ManagementResult(BaseModel):
     """The plan's target for the management state's RPO (``scenario.management_rpo_s``)."""
     met: bool
     """``rpo_s`` is within ``rpo_target_s``; the drill fails otherwise."""
+
+
+class PointRecovery(BaseModel):
+    """One canary after a ransomware attack: the recovery point it went back to and what that lost."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    workload_id: str
+    """The canary workload."""
+    tier: str
+    """Its tier."""
+    point: str | None
+    """The recovery point chosen (``<center>/<workload>@<seq>``): the newest consistent at or before
+    the attack; ``None`` when the canary had none (or could not be recovered)."""
+    point_seq: int | None = None
+    """The point's change-log ``seq``."""
+    consistent_at: str | None = None
+    """The point's consistency time (the write time of the newest change it holds), ISO 8601 UTC."""
+    recovered_in: str | None = None
+    """The center the canary serves from after the recovery."""
+    data_lost_s: float | None = None
+    """The attack's time minus the point's consistency time: the seconds of writes given up."""
+    writes_lost: int = 0
+    """Acknowledged writes after the point and at or before the attack (given up with it)."""
+    writes_to_point: int = 0
+    """Acknowledged writes at or before the point: the data the recovery must hold."""
+    intact: bool = False
+    """Every write up to the point reads back where the canary serves, bytes as acknowledged."""
+    reason: str | None = None
+    """Why the canary was not recovered to a point, one line; ``None`` when it was."""
+
+
+class RansomwareResult(BaseModel):
+    """A ransomware drill: the attack, and each canary's recovery to the point before it.
+
+    On the drill's clock. Passed when every canary went back to a point and reads back intact;
+    the seconds and writes given up are reported, judged by the tiers' RPO like any loss.
+    """
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    attacked_at: str
+    """When the attack struck (ISO 8601 UTC): the time recovery went back before."""
+    mode: str
+    """``corrupt`` (keys overwritten) or ``delete`` (keys deleted)."""
+    keys_attacked: int
+    """Canary keys overwritten or deleted, over every canary."""
+    workloads: list[PointRecovery]
+    """One per canary."""
+    passed: bool
+    """Every canary went back to a point and its data up to the point reads back intact."""
 
 
 _PLATINUM: dict[str, Any] = {
@@ -430,6 +483,9 @@ class DrillReport(BaseModel):
     """The plan's ``canary.seed``: where in the write interval the canary writes fell."""
     management: ManagementResult | None = None
     """Drills that lose the management center's site: its state's RPO; ``None`` for the others."""
+    ransomware: RansomwareResult | None = None
+    """Ransomware drills: the point each canary went back to and the data that lost; ``None`` for
+    the others."""
 
 
 # --- the rule ----------------------------------------------------------------------------------

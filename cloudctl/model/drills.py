@@ -12,7 +12,8 @@ Invariants:
 - a plan that parses has exactly one way of scoping (departments and/or tiers, or
   ``all: true``), a schedule that croniter accepts (five fields, UTC) or none, a
   degrade factor above 1, checks that are each exactly one probe, and at most one
-  fault that loses centers (``scenario`` and ``faults`` together);
+  fault that loses centers (``scenario`` and ``faults`` together); a test failover or a
+  ransomware attack is a plan's only fault;
 - a plan that passes ``check_against`` warms up for at least the replication interval
   of every tier it measures, so a measured RPO is never bounded by the warm-up window;
 - effective targets are the topology's per-tier targets, replaced field by field by
@@ -134,6 +135,26 @@ class IsolatedFailoverTest(_Timed):
         return f"test failover into an isolated copy in {self.center or 'the DR center'}"
 
 
+class Ransomware(_Timed):
+    """At ``at_s`` the canaries' acknowledged data where they serve, and in their copies, is
+    overwritten (``corrupt``) or deleted (``delete``), a ``fraction`` of their keys; each canary
+    is then recovered to its newest recovery point consistent before the attack (a failover to
+    that time, as an operator would run it). From the warm-up on the drill takes a recovery
+    point after every replication pass."""
+
+    kind: Literal["ransomware"]
+    mode: Literal["corrupt", "delete"] = "corrupt"
+    """``corrupt``: the keys are overwritten (encrypted); ``delete``: they are deleted."""
+    fraction: Annotated[float, Field(gt=0, le=1)] = 1.0
+    """The share of each canary's keys the attack reaches (the oldest first); 1: every key."""
+
+    @property
+    def summary(self) -> str:
+        what = "corrupt" if self.mode == "corrupt" else "delete"
+        share = "every" if self.fraction == 1 else f"{self.fraction:.0%} of the"
+        return f"ransomware: {what} {share} canary key, recover to the last point before it"
+
+
 AnyScenario = (
     LoseLocalCenter
     | LoseBothLocalCenters
@@ -141,6 +162,7 @@ AnyScenario = (
     | CutDrLink
     | DegradeLink
     | IsolatedFailoverTest
+    | Ransomware
 )
 Scenario = Annotated[AnyScenario, Field(discriminator="kind")]
 
@@ -157,6 +179,7 @@ SCENARIO_KINDS = (
     "cut-dr-link",
     "degrade-link",
     "test-failover",
+    "ransomware",
 )
 
 
@@ -420,6 +443,11 @@ def check_against(plan: DrillPlan, topology: topo.Topology) -> None:
                 "a test failover touches no production, so it is a plan's only fault",
                 field=f"faults[{index}].kind",
             )
+        if isinstance(fault, Ransomware) or isinstance(plan.scenario, Ransomware):
+            raise errors.InvalidInput(
+                "a ransomware attack is measured against the points before it, so it is a plan's only fault",
+                field=f"faults[{index}].kind",
+            )
         losses += isinstance(fault, LOSSES)
         if losses > 1:
             raise errors.InvalidInput(
@@ -499,6 +527,8 @@ def _check_fault(scenario: AnyScenario, topology: topo.Topology) -> None:
             raise errors.InvalidInput(f"no link joins {a!r} and {b!r}", field="scenario.between")
     elif isinstance(scenario, IsolatedFailoverTest):
         _require_dr_center(topology, scenario.center, field="scenario.center")
+    elif isinstance(scenario, Ransomware):
+        _require_dr_center(topology, None, field="scenario.kind")
 
 
 def _require_center(topology: topo.Topology, name: str, *, field: str) -> topo.Center:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import hashlib
 import os
 import secrets
@@ -38,8 +39,19 @@ from cloudctl.drivers import base
 from cloudctl.model import drill_report, drills
 from cloudctl.model import topology as topo
 from cloudctl.recovery import replication as repl
+from cloudctl.recovery import restore
 from cloudctl.recovery.drills import checks, engine, platform, progress
-from cloudctl.services import audit, faults, identity, mgmt, provisioning, recovery, status, workloads
+from cloudctl.services import (
+    audit,
+    faults,
+    identity,
+    mgmt,
+    provisioning,
+    recovery,
+    replication_points,
+    status,
+    workloads,
+)
 from cloudctl.services import context as ctx_module
 from cloudctl.services import requests as requests_service
 from cloudctl.store import orgs, replication
@@ -755,8 +767,10 @@ class _ServicePlatform:
                 self._acknowledged["changes"][f"{write.workload_id}:{outcome.seq}"] = now
         return [outcome.at if isinstance(outcome, repl.Ack) else None for outcome in outcomes]
 
-    def replicate_due(self, workload_ids: Sequence[str]) -> None:
-        repl.run_due(self._env(), workload_ids=list(workload_ids))
+    def replicate_due(self, workload_ids: Sequence[str], *, points: bool = False) -> None:
+        results = repl.run_due(self._env(), workload_ids=list(workload_ids))
+        if points:
+            replication_points.take_points(self.ctx, results)
 
     def acknowledged_writes(self, workload_id: str) -> list[platform.Acknowledged]:
         with self.ctx.read() as tx:
@@ -854,6 +868,37 @@ class _ServicePlatform:
             met=rpo_s <= fault.management_rpo_s,
         )
 
+    def attack(self, fault: drills.Ransomware, workload_ids: Sequence[str]) -> int:
+        """Overwrite or delete the oldest keys of each canary's write log in its data bucket where it
+        serves, straight through the storage (an attacker writes no change log), and in each of its
+        copies, as replication ships an overwrite within one interval: the recovery has to rewind
+        the DR copy by its kept versions, not merely find it untouched."""
+        env = self._env()
+        hit = 0
+        with self.ctx.read() as tx:
+            streams = replication.list_streams(tx, workload_ids=list(workload_ids))
+        copies: dict[str, set[str]] = {}
+        for stream in streams:
+            copies.setdefault(stream.workload_id, set()).add(stream.target)
+        for workload_id in workload_ids:
+            center = self.serving_center(workload_id)
+            if center is None:
+                continue
+            with self.ctx.read() as tx:
+                changes = replication.changes_after(tx, workload_id=workload_id, seq=0)
+            keys = list(dict.fromkeys(change.key for change in changes))
+            reached = keys[: max(1, int(len(keys) * fault.fraction))] if keys else []
+            bucket = repl.data_bucket(workload_id)
+            for where in [center, *sorted(copies.get(workload_id, set()) - {center})]:
+                storage = env.drivers_for(where).object_storage
+                for key in reached:
+                    if fault.mode == "delete":
+                        storage.delete_object(bucket, key=key, ignore_missing=True)
+                    else:
+                        storage.put_object(bucket, key=key, data=b"encrypted by the drill " + key.encode())
+            hit += len(reached)
+        return hit
+
     def clear(self, fault_ids: Sequence[str]) -> None:
         known = {fault.id for fault in faults.list_faults(self.ctx)}
         for fault_id in fault_ids:
@@ -861,7 +906,7 @@ class _ServicePlatform:
                 faults.clear(self.ctx, fault_id=fault_id)
 
     def plan_failover(
-        self, *, center: str, to_center: str | None, workload_ids: Sequence[str]
+        self, *, center: str, to_center: str | None, workload_ids: Sequence[str], at: float | None = None
     ) -> platform.FailoverPlanned:
         plan = recovery.plan_failover(
             self.ctx,
@@ -870,12 +915,22 @@ class _ServicePlatform:
             to_center=to_center,
             planned=False,
             workload_ids=list(workload_ids),
+            at=None if at is None else _exact_time(at),
         )
         stranded = {
             item["workload_id"]: str(item.get("reason") or "no copy to recover from")
             for item in plan.stranded
         }
-        return platform.FailoverPlanned(run_id=plan.run_id or "", stranded=stranded)
+        chosen: dict[str, platform.PointChosen] = {}
+        env = self._env()
+        for step in plan.steps:
+            if step.point is None:
+                continue
+            with self.ctx.read() as tx:
+                workload = requests_store.get_workload(tx, step.workload_id)
+            found = restore.find_point(env, workload, step.point.id)  # its exact consistency time
+            chosen[step.workload_id] = platform.PointChosen(found.id, found.seq, found.consistent_at)
+        return platform.FailoverPlanned(run_id=plan.run_id or "", stranded=stranded, points=chosen)
 
     def execute_failover(self, run_id: str) -> dict[str, platform.Served]:
         run = recovery.execute(self.ctx, run_id)
@@ -929,6 +984,11 @@ class _ServicePlatform:
         if settings.database_url:
             environment["CLOUDCTL_DATABASE_URL"] = settings.database_url
         return checks.CommandProbe(name=check.label, spec=check.command, environment=environment)
+
+
+def _exact_time(at: float) -> str:
+    """``at`` as ISO 8601 UTC to the microsecond (a drill's instants fall between seconds)."""
+    return datetime.datetime.fromtimestamp(at, tz=datetime.UTC).isoformat()
 
 
 class _BuiltinCheck:

@@ -12,8 +12,8 @@ import pytest
 
 from cloudctl import clock as clocks
 from cloudctl import errors
+from cloudctl.model import drill_formats, drills
 from cloudctl.model import drill_report as report_model
-from cloudctl.model import drills
 from cloudctl.services import context as ctx_module
 from cloudctl.services import drills as drill_service
 from cloudctl.services import faults, setup
@@ -146,6 +146,34 @@ def test_losing_a_local_center_on_postgresql(pg_database_url: str, tmp_path: Pat
     store.dispose()
 
 
+@pytest.mark.parametrize(("mode", "fraction"), [("corrupt", 1.0), ("delete", 0.5)])
+def test_ransomware_recovers_each_canary_to_its_last_point_before_the_attack(
+    sqlite_ctx: ctx_module.Context, mode: str, fraction: float
+) -> None:
+    """Silver copies to DR every 300 s; the drill takes a point at every pass. The attack, 420 s
+    after a 600 s warm-up, overwrites (or deletes) canary keys in qd-a and in the dz-dr copy; the
+    failover to that time takes the canary to dz-dr, rewound to the newest point at or before
+    the attack, and what it gave up is measured by reading every write back."""
+    plan = load("ransomware", warmup_s=600.0)
+    attack = plan.scenario.model_copy(update={"mode": mode, "fraction": fraction})
+    report = drill_service.run_drill(sqlite_ctx, plan=plan.model_copy(update={"scenario": attack}))
+    assert report.ransomware is not None, report.timeline
+    assert report.ransomware.mode == mode
+    (point,) = report.ransomware.workloads
+    assert point.point is not None, point.reason
+    assert point.point.startswith("dz-dr/") and point.recovered_in == "dz-dr"
+    assert point.intact
+    # At most one silver interval (and the transfer) is given up, and at least one write.
+    assert point.data_lost_s is not None and 0 < point.data_lost_s <= 300 + 60
+    assert point.writes_lost > 0 and point.writes_to_point > 0
+    acknowledged = point.writes_to_point + point.writes_lost  # one key per write
+    assert report.ransomware.keys_attacked == max(1, int(acknowledged * fraction))
+    (workload,) = report.workloads
+    assert (workload.writes_acknowledged, workload.writes_lost) == (acknowledged, point.writes_lost)
+    assert report.passed, [m.describe() for m in drill_formats.missed(report)]
+    leaves_nothing_behind(sqlite_ctx)
+
+
 def test_every_shipped_plan_is_exercised() -> None:
     shipped = {path.stem for path in Path(PLANS).glob("*.yaml")}
     assert shipped == {
@@ -157,6 +185,7 @@ def test_every_shipped_plan_is_exercised() -> None:
         "degrade-then-lose-qd-a",
         "cut-dr-then-lose-both",
         "lose-qingdao-site",  # on two real PostgreSQL clusters: tests/integration/test_mgmt_pair.py
+        "ransomware",
     }
 
 

@@ -9,11 +9,17 @@
   is recovered the moment it strikes (detection time is not modelled): one failover run
   per lost center, its id saved before it runs. A link fault is restored after its
   outage, and what the copies across it lacked just then is recorded (data at risk).
+  A ransomware attack overwrites or deletes the canaries' data where they serve, then one
+  failover run per serving center takes them to the DR center, each to its newest recovery
+  point consistent at or before the attack; a ransomware drill (only) takes recovery points
+  after every replication pass from the warm-up on.
 - **recover**: after a link came back, writes and passes go on until every copy across
   it holds every write acknowledged before the restore (catch-up), or until twice the
   longest catch-up its tiers allow. A test failover brings its isolated copies up here.
 - **measure**: every acknowledged write up to each canary's fault is read back where the
-  canary serves (or from its isolated copy); then the post-checks.
+  canary serves (or from its isolated copy); then the post-checks. After a ransomware attack,
+  each canary's point, the seconds and writes it gave up before the attack, and whether every
+  write up to the point reads back intact.
 - **clean-up**: faults cleared, canaries deleted.
 
 Invariants: the progress is saved after every phase and inside the long ones (each batch
@@ -156,6 +162,7 @@ def write_until(drill: Drill, until: float, *, stop: Callable[[], bool] | None =
     ticks_per_unit = max(WRITES_PER_UNIT // len(canaries), 1) if own_clock else 1
     ids = [canary.workload_id for canary in canaries]
     interval = 1.0 / drill.plan.canary.writes_per_s
+    points = takes_points(drill.plan)
     done = False
     while not done:
         with drill.platform.unit():
@@ -164,7 +171,10 @@ def write_until(drill: Drill, until: float, *, stop: Callable[[], bool] | None =
                 due = [c for c in canaries if c.next_write_at <= now and c.next_write_at < until]
                 if due:
                     _write(drill, due, interval)
-                drill.platform.replicate_due(ids)
+                if points:
+                    drill.platform.replicate_due(ids, points=True)
+                else:
+                    drill.platform.replicate_due(ids)
                 track_catch_up(drill)
                 if stop is not None and stop():
                     done = True
@@ -176,6 +186,12 @@ def write_until(drill: Drill, until: float, *, stop: Callable[[], bool] | None =
                     break
                 drill.clock.sleep(max(upcoming - drill.clock.now(), 0.0))
             drill.save()
+
+
+def takes_points(plan: drills.DrillPlan) -> bool:
+    """Whether the drill takes recovery points after its replication passes: a ransomware drill
+    recovers to one. Other drills take none, so their passes and timings stay as they were."""
+    return any(isinstance(fault, drills.Ransomware) for fault in plan.all_faults)
 
 
 def track_catch_up(drill: Drill) -> bool:
@@ -276,6 +292,13 @@ def strike(drill: Drill) -> None:
         ]
         for fault in unfinished:  # a loss whose recovery a kill interrupted
             _recover_from_loss(drill, fault)
+        for fault in drill.progress.faults:  # an attack whose recovery a kill interrupted
+            if (
+                fault.injected_at is not None
+                and isinstance(fault.spec, drills.Ransomware)
+                and not fault.recovered
+            ):
+                _recover_to_point(drill, fault)
         if not events:
             return
         at, kind, fault = min(events, key=lambda event: (event[0], event[1], event[2].index))
@@ -319,6 +342,8 @@ def _inject(drill: Drill, fault: progress.Fault) -> None:
     drill.note("fault injected", f"#{fault.index} {spec.summary}")
     if fault.lost_centers:
         _recover_from_loss(drill, fault)
+    elif isinstance(spec, drills.Ransomware):
+        _recover_to_point(drill, fault)
     elif isinstance(spec, drills.IsolatedFailoverTest):
         _isolated_copies(drill, fault)
 
@@ -367,6 +392,70 @@ def _recover_from_loss(drill: Drill, fault: progress.Fault) -> None:
         "recovery finished",
         f"{len(recovered)} recovered" + (f", {len(stranded)} could not be recovered" if stranded else ""),
     )
+
+
+def _recover_to_point(drill: Drill, fault: progress.Fault) -> None:
+    """The attack, then one failover per serving center to the DR center, each canary to its newest
+    recovery point consistent at or before the attack (as an operator runs ``failover --at``)."""
+    spec = fault.spec
+    assert isinstance(spec, drills.Ransomware) and fault.injected_at is not None
+    attacked_at = fault.injected_at
+    canaries = [c for c in drill.progress.canaries if c.stranded_reason is None]
+    if fault.keys_attacked is None:
+        fault.keys_attacked = drill.platform.attack(spec, [c.workload_id for c in canaries])
+        drill.save()
+        done = "overwritten" if spec.mode == "corrupt" else "deleted"
+        drill.note("data attacked", f"{fault.keys_attacked} canary keys {done}")
+    dr_center = drill.platform.topology.centers_with_role(topo.CenterRole.DR)[0].name
+    by_center: dict[str, list[progress.Canary]] = {}
+    for canary in canaries:
+        if canary.loss_at is None:
+            serving = canary.writes_to or drill.platform.serving_center(canary.workload_id) or canary.home
+            by_center.setdefault(serving, []).append(canary)
+    for center, group in sorted(by_center.items()):
+        if center not in fault.failover_runs:
+            try:
+                planned = drill.platform.plan_failover(
+                    center=center,
+                    to_center=dr_center,
+                    workload_ids=[c.workload_id for c in group],
+                    at=attacked_at,
+                )
+            except errors.CloudctlError as error:
+                for canary in group:
+                    canary.stranded_reason, canary.loss_at = error.one_line(), attacked_at
+                fault.failover_runs[center] = ""
+                drill.save()
+                drill.note(f"recovery of {center} to a point refused", error.one_line())
+                continue
+            fault.failover_runs[center] = planned.run_id
+            for workload_id, chosen in planned.points.items():
+                fault.points[workload_id] = (chosen.id, chosen.seq, chosen.consistent_at)
+            for canary in group:
+                if canary.workload_id in planned.stranded:
+                    canary.stranded_reason = planned.stranded[canary.workload_id]
+                    canary.loss_at = attacked_at
+            drill.save()
+            drill.note(
+                f"recovery of {center} to {clocks.isoformat(attacked_at)} planned",
+                f"{len(planned.points)} to a point, {len(planned.stranded)} stranded",
+            )
+        if not fault.failover_runs[center]:
+            continue
+        served = drill.platform.execute_failover(fault.failover_runs[center])
+        for canary in group:
+            where = served.get(canary.workload_id)
+            canary.loss_at = attacked_at
+            if where is not None:
+                canary.recovered_in = canary.writes_to = where.center
+                canary.served_at = where.at
+            elif canary.stranded_reason is None:
+                canary.stranded_reason = "the failover to a point did not serve it"
+        drill.save()
+    fault.recovered = True
+    drill.save()
+    recovered = [c for c in canaries if c.served_at is not None]
+    drill.note("recovery to a point finished", f"{len(recovered)} of {len(canaries)} recovered")
 
 
 def _isolated_copies(drill: Drill, fault: progress.Fault) -> None:
@@ -457,12 +546,25 @@ def measure_all(drill: Drill) -> None:
         drill.progress.measured_at = drill.clock.now()
     measured_at = drill.progress.measured_at
     results: list[drill_report.WorkloadResult] = []
+    read_back: dict[str, list[tuple[platform.Acknowledged, bool]]] = {}
     canaries = drill.progress.canaries
     for start in range(0, len(canaries), BATCH):
         with drill.platform.unit():
             for canary in canaries[start : start + BATCH]:
-                results.append(_measure(drill, canary, targets[canary.tier], measured_at))
+                result, read_back[canary.workload_id] = _measure(
+                    drill, canary, targets[canary.tier], measured_at
+                )
+                results.append(result)
     drill.progress.workloads = results
+    attack = next((f for f in drill.progress.faults if isinstance(f.spec, drills.Ransomware)), None)
+    if attack is not None and attack.injected_at is not None:
+        drill.progress.ransomware = _point_recoveries(drill, attack, read_back)
+        summary = drill.progress.ransomware
+        drill.note(
+            "recovery points measured",
+            f"{sum(w.intact for w in summary.workloads)} of {len(summary.workloads)} canaries intact "
+            f"at their point; {sum(w.writes_lost for w in summary.workloads)} writes given up",
+        )
     lost = sum(result.writes_lost for result in results)
     drill.note(
         "measured", f"{lost} of {sum(r.writes_acknowledged for r in results)} acknowledged writes lost"
@@ -470,9 +572,57 @@ def measure_all(drill: Drill) -> None:
     run_checks(drill, "post")
 
 
+def _point_recoveries(
+    drill: Drill, fault: progress.Fault, read_back: dict[str, list[tuple[platform.Acknowledged, bool]]]
+) -> drill_report.RansomwareResult:
+    """Per canary: the point it went back to, what that gave up before the attack, and whether
+    every write up to the point reads back as acknowledged where it serves now."""
+    spec = fault.spec
+    assert isinstance(spec, drills.Ransomware) and fault.injected_at is not None
+    attacked_at = fault.injected_at
+    found = []
+    for canary in drill.progress.canaries:
+        chosen = fault.points.get(canary.workload_id)
+        pairs = read_back.get(canary.workload_id, [])
+        if chosen is None or canary.stranded_reason is not None:
+            found.append(
+                drill_report.PointRecovery(
+                    workload_id=canary.workload_id,
+                    tier=canary.tier,
+                    point=None,
+                    reason=canary.stranded_reason or "no recovery point chosen",
+                )
+            )
+            continue
+        point, seq, consistent_at = chosen
+        to_point = [held for write, held in pairs if write.at <= consistent_at]
+        given_up = [write for write, _held in pairs if consistent_at < write.at <= attacked_at]
+        found.append(
+            drill_report.PointRecovery(
+                workload_id=canary.workload_id,
+                tier=canary.tier,
+                point=point,
+                point_seq=seq,
+                consistent_at=clocks.isoformat(consistent_at),
+                recovered_in=canary.recovered_in,
+                data_lost_s=round(max(attacked_at - consistent_at, 0.0), 3),
+                writes_lost=len(given_up),
+                writes_to_point=len(to_point),
+                intact=all(to_point),
+            )
+        )
+    return drill_report.RansomwareResult(
+        attacked_at=clocks.isoformat(attacked_at),
+        mode=spec.mode,
+        keys_attacked=fault.keys_attacked or 0,
+        workloads=found,
+        passed=bool(found) and all(w.point is not None and w.intact for w in found),
+    )
+
+
 def _measure(
     drill: Drill, canary: progress.Canary, target: drills.EffectiveTarget, measured_at: float
-) -> drill_report.WorkloadResult:
+) -> tuple[drill_report.WorkloadResult, list[tuple[platform.Acknowledged, bool]]]:
     writes = drill.platform.acknowledged_writes(canary.workload_id)
     reference = measured_at if canary.loss_at is None else canary.loss_at
     considered = [write for write in writes if write.at <= reference]
@@ -486,7 +636,7 @@ def _measure(
     held = (
         drill.platform.holds(center, canary.workload_id, considered) if center else [False] * len(considered)
     )
-    return measure.workload_result(
+    result = measure.workload_result(
         canary,
         target=target,
         topology=drill.platform.topology,
@@ -495,6 +645,7 @@ def _measure(
         measured_at=measured_at,
         faults=drill.progress.faults,
     )
+    return result, list(zip(considered, held, strict=True))
 
 
 # --- clean-up -----------------------------------------------------------------------------------------
@@ -600,7 +751,8 @@ def report(drill: Drill) -> drill_report.DrillReport:
         finished_at=clocks.isoformat(drill.clock.now()),
         simulated_time=plan.simulated_time,
         passed=drill_report.drill_passed(tiers, drill.progress.workloads, drill.progress.checks)
-        and (drill.progress.management is None or drill.progress.management.met),
+        and (drill.progress.management is None or drill.progress.management.met)
+        and (drill.progress.ransomware is None or drill.progress.ransomware.passed),
         tiers=tiers,
         workloads=drill.progress.workloads,
         checks=drill.progress.checks,
@@ -610,4 +762,5 @@ def report(drill: Drill) -> drill_report.DrillReport:
         tiers_not_measured=not_measured,
         seed=plan.canary.seed,
         management=drill.progress.management,
+        ransomware=drill.progress.ransomware,
     )

@@ -53,10 +53,21 @@ class Acknowledged:
 
 
 @dataclasses.dataclass(frozen=True)
+class PointChosen:
+    """The recovery point a failover to a time recovers a workload to."""
+
+    id: str
+    seq: int
+    consistent_at: float
+
+
+@dataclasses.dataclass(frozen=True)
 class FailoverPlanned:
     run_id: str
     stranded: dict[str, str]
     """Workload id → why it cannot be recovered."""
+    points: dict[str, PointChosen] = dataclasses.field(default_factory=dict)
+    """A failover to a time: workload id → the point it recovers to."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,7 +113,9 @@ class Platform(Protocol):
         """Each write's acknowledgement time, or ``None`` when its center refused it."""
         ...
 
-    def replicate_due(self, workload_ids: Sequence[str]) -> None: ...
+    def replicate_due(self, workload_ids: Sequence[str], *, points: bool = False) -> None:
+        """The replication passes due; with ``points``, the recovery points they call for too."""
+        ...
 
     def inject(self, fault: drills.AnyScenario) -> list[str]:
         """Break what ``fault`` breaks; the ids of the faults injected."""
@@ -110,14 +123,23 @@ class Platform(Protocol):
 
     def clear(self, fault_ids: Sequence[str]) -> None: ...
 
+    def attack(self, fault: drills.Ransomware, workload_ids: Sequence[str]) -> int:
+        """Overwrite or delete (``fault.mode``) the oldest ``fault.fraction`` of each workload's
+        acknowledged keys where it serves and in its copies, past its write log; how many keys
+        (per workload, counted once) were hit."""
+        ...
+
     def lose_management(self, fault: drills.LoseManagementSite) -> drill_report.ManagementResult:
         """The management center's site is lost: promote its DR standby, fence the lost site's
         database, go on against the promoted one, and say which acknowledged records it lacks."""
         ...
 
     def plan_failover(
-        self, *, center: str, to_center: str | None, workload_ids: Sequence[str]
-    ) -> FailoverPlanned: ...
+        self, *, center: str, to_center: str | None, workload_ids: Sequence[str], at: float | None = None
+    ) -> FailoverPlanned:
+        """Plan an unplanned failover out of ``center``; with ``at``, each workload to its newest
+        recovery point consistent at or before that time (in ``to_center``)."""
+        ...
 
     def execute_failover(self, run_id: str) -> dict[str, Served]:
         """Run (or resume) a planned failover; where and when each workload served again."""

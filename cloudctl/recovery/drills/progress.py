@@ -57,6 +57,10 @@ class Fault(BaseModel):
     caught_up_at: dict[str, float] = Field(default_factory=dict)
     write_latency_s: float = 0.0
     """The longest a round of canary writes took to be acknowledged while the fault was active."""
+    keys_attacked: int | None = None
+    """Ransomware: the canary keys overwritten or deleted (set once: the attack never repeats)."""
+    points: dict[str, tuple[str, int, float]] = Field(default_factory=dict)
+    """Ransomware: per canary, the recovery point its failover went back to (id, seq, consistent_at)."""
 
     @property
     def active(self) -> bool:
@@ -93,6 +97,8 @@ class Progress(BaseModel):
     cleanup_problems: list[str] = Field(default_factory=list)
     management: drill_report.ManagementResult | None = None
     """Set once the management center's site was lost and its DR standby promoted (never twice)."""
+    ransomware: drill_report.RansomwareResult | None = None
+    """Set when a ransomware drill measured each canary's recovery to its point."""
 
     def finished(self, phase: str) -> bool:
         return bool(self.phase) and PHASE_NAMES.index(self.phase) >= PHASE_NAMES.index(phase)

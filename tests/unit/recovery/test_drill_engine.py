@@ -15,8 +15,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 from cloudctl import clock as clocks
+from cloudctl import errors
+from cloudctl.cli import drill_views
 from cloudctl.model import drill_formats, drill_report, drills
 from cloudctl.model import topology as topo
 from cloudctl.recovery.drills import engine, platform, progress
@@ -46,6 +49,18 @@ class ScriptedPlatform:
         self.targets: dict[str, str | None] = {}
         self.management_rpo_s = 0.0
         """What the promoted management database lacked, as the RPO ``lose_management`` reports."""
+        self.passes: list[bool] = []
+        """Per replication pass: whether it was asked to take recovery points."""
+        self.point_every_s = 30.0
+        """A recovery point at the first pass at or after each multiple of this since the start."""
+        self.next_point_at = START + self.point_every_s
+        self.points: dict[str, list[tuple[int, float]]] = {}
+        """Per workload: its recovery points in the DR center (seq, consistent_at), oldest first."""
+        self.attacked: list[str] = []
+        self.rewound: dict[str, tuple[float, float]] = {}
+        """Per workload recovered to a point: (the point's consistent_at, when it served again)."""
+        self.damaged_at_point: set[str] = set()
+        """Workloads whose data at their point does not read back (a point that does not restore)."""
 
     def unit(self) -> contextlib.AbstractContextManager[object]:
         return contextlib.nullcontext()
@@ -71,8 +86,25 @@ class ScriptedPlatform:
             self.log[write.workload_id].append(platform.Acknowledged(write.key, sha, now))
         return [now for _ in writes]
 
-    def replicate_due(self, workload_ids: Sequence[str]) -> None:
-        return None
+    def replicate_due(self, workload_ids: Sequence[str], *, points: bool = False) -> None:
+        self.passes.append(points)
+        now = self.clock.now()
+        if points and now >= self.next_point_at:
+            while self.next_point_at <= now:
+                self.next_point_at += self.point_every_s
+            for workload_id in workload_ids:
+                held = [write.at for write in self.log[workload_id] if write.at <= now]
+                if held:
+                    self.points.setdefault(workload_id, []).append((len(held), max(held)))
+
+    def attack(self, fault: drills.Ransomware, workload_ids: Sequence[str]) -> int:
+        hit = 0
+        for workload_id in workload_ids:
+            keys = [write.key for write in self.log[workload_id]]
+            reached = keys[: max(1, int(len(keys) * fault.fraction))] if keys else []
+            self.attacked += [f"{workload_id}/{key}" for key in reached]
+            hit += len(reached)
+        return hit
 
     def inject(self, fault: drills.AnyScenario) -> list[str]:
         self.injected.append(fault.kind)
@@ -96,13 +128,23 @@ class ScriptedPlatform:
         )
 
     def plan_failover(
-        self, *, center: str, to_center: str | None, workload_ids: Sequence[str]
+        self, *, center: str, to_center: str | None, workload_ids: Sequence[str], at: float | None = None
     ) -> platform.FailoverPlanned:
         self.plans.append(center)
         self.targets[center] = to_center
+        chosen: dict[str, platform.PointChosen] = {}
+        if at is not None:
+            for workload_id in workload_ids:
+                before = [(seq, t) for seq, t in self.points.get(workload_id, []) if t <= at]
+                if before:
+                    seq, consistent_at = before[-1]
+                    point = f"{to_center}/{workload_id}@{seq}"
+                    chosen[workload_id] = platform.PointChosen(point, seq, consistent_at)
+                    self.rewound[workload_id] = (consistent_at, at + self.recovery_takes_s)
         return platform.FailoverPlanned(
             run_id=f"run-{center}",
             stranded={w: why for w, why in self.stranded.items() if w in workload_ids},
+            points=chosen,
         )
 
     def execute_failover(self, run_id: str) -> dict[str, platform.Served]:
@@ -125,8 +167,12 @@ class ScriptedPlatform:
         return list(self.log[workload_id])
 
     def holds(self, center: str, workload_id: str, writes: Sequence[platform.Acknowledged]) -> list[bool]:
+        if workload_id in self.rewound:  # recovered to a point: what it held then, and writes since
+            point_at, served_at = self.rewound[workload_id]
+            damaged = workload_id in self.damaged_at_point
+            return [(w.at <= point_at and not damaged) or w.at >= served_at for w in writes]
         until = self.holds_until(center, workload_id)
-        return [write.at <= until for write in writes]
+        return [write.at <= until and f"{workload_id}/{write.key}" not in self.attacked for write in writes]
 
     def oldest_pending_at(self, workload_ids: Sequence[str], *, link: tuple[str, str]) -> dict[str, float]:
         now = self.clock.now()
@@ -395,3 +441,148 @@ def test_a_drill_that_fails_cleans_up_and_raises() -> None:
         run(world, plan())
     assert world.deleted == ["w-gold-0"]
     assert world.cleared == ["lose-local-center:1"]
+
+
+# --- ransomware ------------------------------------------------------------------------------------
+
+
+def ransomware_plan(**scenario: Any) -> drills.DrillPlan:
+    """Gold in qd-a, a write every 5 s, a 60 s warm-up, the attack 45 s later (105 s after the start)."""
+    return plan(
+        name="ransomware",
+        scenario={"kind": "ransomware", "at_s": 45, **scenario},
+        canary={"writes_per_s": 0.2, "warmup_s": 60},
+        targets={"gold": {"rpo_s": 60, "rto_s": 60}},
+    )
+
+
+def test_ransomware_recovers_to_the_newest_point_before_the_attack_and_says_what_that_lost() -> None:
+    """The plan's seed puts the first write 4.222 s after the start: writes at 4.222, 9.222, …
+    (start-relative). Passes run at each write and at the warm-up's end (60); a point is taken
+    at the first pass at or after every 30 s: at 34.222 (7th write), at 60 (holding the 12th,
+    written at 59.222) and at 94.222 (19th); the attack strikes at 105. Before the attack 21
+    writes were acknowledged (up to 104.222); the point at 94.222 holds 19 of them: 2 writes
+    given up, and 105 − 94.222 = 10.778 s."""
+    world = ScriptedPlatform()
+    report = run(world, ransomware_plan())
+
+    first = first_write_at(world)
+    assert first - START == pytest.approx(4.222, abs=1e-6)
+    attacked_at = START + 105
+    assert report.scenario == "ransomware"
+    assert report.faults[0].injected_offset_s == 105
+    assert world.plans == ["qd-a"] and world.targets == {"qd-a": "dz-dr"}
+    assert world.points["w-gold-0"] == [(7, first + 30), (12, first + 55), (19, first + 90)]
+    assert len(world.attacked) == 21  # every key acknowledged before the attack
+
+    assert report.ransomware is not None
+    assert report.ransomware.mode == "corrupt"
+    assert report.ransomware.keys_attacked == 21
+    assert report.ransomware.attacked_at == clocks.isoformat(attacked_at)
+    (point,) = report.ransomware.workloads
+    assert point.point == "dz-dr/w-gold-0@19"
+    assert point.point_seq == 19
+    assert point.consistent_at == clocks.isoformat(first + 90)
+    assert point.data_lost_s == 10.778
+    assert (point.writes_to_point, point.writes_lost) == (19, 2)
+    assert point.intact and point.recovered_in == "dz-dr"
+    assert report.ransomware.passed
+
+    # The usual figures agree: the two writes after the point are lost where it serves now.
+    (workload,) = report.workloads
+    assert (workload.writes_acknowledged, workload.writes_lost) == (21, 2)
+    assert workload.rpo_measured_s == 5.778  # 105 − 99.222: the oldest write given up
+    assert workload.rto_measured_s == 5.0
+    assert report.passed
+    assert "data attacked" in [step.step for step in report.timeline]
+    # Every pass of a ransomware drill takes points.
+    assert world.passes and all(world.passes)
+
+    markdown = drill_formats.to_markdown(report)
+    assert "## Recovery points" in markdown and "dz-dr/w-gold-0@19" in markdown
+    assert "dz-dr/w-gold-0@19" in drill_formats.to_html(report)
+    assert b"recovery point" in drill_formats.junit_xml(report)
+    console = Console(width=120, record=True)
+    for renderable in drill_views.render_console(report):
+        console.print(renderable)
+    shown = console.export_text()
+    assert "dz-dr/w-gold-0@19" in shown and "ransomware: corrupt at" in shown
+
+
+def test_ransomware_deleting_a_fraction_hits_the_oldest_keys() -> None:
+    world = ScriptedPlatform()
+    report = run(world, ransomware_plan(mode="delete", fraction=0.5))
+    assert report.ransomware is not None
+    assert report.ransomware.mode == "delete"
+    assert report.ransomware.keys_attacked == 10  # half of 21, the oldest
+    assert world.attacked == [f"w-gold-0/canary/{n:08d}" for n in range(1, 11)]
+    assert report.ransomware.workloads[0].point == "dz-dr/w-gold-0@19"
+
+
+def test_a_point_that_does_not_read_back_fails_the_ransomware_drill() -> None:
+    world = ScriptedPlatform()
+    world.damaged_at_point.add("w-gold-0")
+    report = run(world, ransomware_plan())
+    assert report.ransomware is not None
+    (point,) = report.ransomware.workloads
+    assert point.point == "dz-dr/w-gold-0@19" and not point.intact
+    assert not report.ransomware.passed and not report.passed
+    assert "workload w-gold-0" in [m.subject for m in drill_formats.missed(report)]
+
+
+def test_ransomware_before_any_point_fails_the_drill() -> None:
+    """Points every 200 s: none before the attack at 105 s, so nothing to go back to."""
+    world = ScriptedPlatform()
+    world.point_every_s = 200.0
+    world.next_point_at = START + 200.0
+    report = run(world, ransomware_plan())
+    assert report.ransomware is not None
+    (point,) = report.ransomware.workloads
+    assert point.point is None and point.reason
+    assert not report.passed
+
+
+def test_a_drill_without_ransomware_takes_no_points() -> None:
+    world = ScriptedPlatform()
+    report = run(world, plan())
+    assert world.passes and not any(world.passes)
+    assert report.ransomware is None and world.points == {}
+
+
+def test_ransomware_is_a_plans_only_fault() -> None:
+    with pytest.raises(errors.InvalidInput) as caught:
+        plan(
+            scenario={"kind": "ransomware"},
+            faults=[{"kind": "cut-dr-link", "at_s": 10}],
+        )
+    assert caught.value.field == "faults[0].kind"
+    with pytest.raises(errors.InvalidInput) as caught:
+        plan(scenario={"kind": "ransomware", "fraction": 0})
+    assert caught.value.field == "scenario.fraction"
+
+
+@pytest.mark.parametrize("stop_at", ["fault injected", "data attacked", "recovery of qd-a to "])
+def test_a_ransomware_drill_stopped_mid_recovery_resumes_without_a_second_attack_or_plan(
+    stop_at: str,
+) -> None:
+    class Stopped(BaseException):
+        pass
+
+    world = ScriptedPlatform()
+
+    def stop(step: drill_report.TimelineStep) -> None:
+        if step.step.startswith(stop_at):
+            raise Stopped
+
+    with pytest.raises(Stopped):
+        run(world, ransomware_plan(), on_step=stop)
+    saved = progress.Progress.model_validate(world.saved[-1])
+    world.clock = clocks.ManualClock(start=saved.clock_at)
+    report = engine.run(engine.Drill(world, saved))
+
+    assert len(world.attacked) == 21  # attacked once
+    assert world.plans == ["qd-a"]  # one failover run
+    assert report.ransomware is not None
+    (point,) = report.ransomware.workloads
+    assert (point.point, point.data_lost_s, point.writes_lost) == ("dz-dr/w-gold-0@19", 10.778, 2)
+    assert report.passed
