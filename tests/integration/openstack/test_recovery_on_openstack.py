@@ -29,6 +29,7 @@ from cloudctl.services import (
     provisioning,
     recovery,
     replication_points,
+    restores,
     setup,
     workloads,
 )
@@ -130,6 +131,24 @@ def test_points_live_in_dr_and_an_unplanned_failover_recovers_the_volume_there(
         assert (recovered.size, recovered.snapshot_id, recovered.status) == (100, point.id, "available")
         project = dr.identity.find_project("hrss", domain_id="default")
         assert recovered.project_id == project.id
+
+
+def test_a_restore_makes_the_volume_in_dr_from_the_cinder_snapshot_of_the_point_before_the_time(
+    ctx: ctx_module.Context, clouds: Path, cleanup: Cleanup
+) -> None:
+    workload = provision(ctx, cleanup, offering="volume.100g", tier="silver", name="os-restore")
+    ship(ctx, workload, "case/1", interval_s=300)
+    before_second = clocks.isoformat(ctx.clock.now())
+    ship(ctx, workload, "case/2", interval_s=300)
+    done = restores.restore(ctx, principal=OPS, workload_id=workload, at=before_second)
+    volume_name = f"{workload}-0"
+    assert (done.point, done.seq, done.center, done.changes_lost) == (f"dz-dr/{workload}@1", 1, "dz-dr", 0)
+    with region(clouds, "dz-dr") as dr:
+        (point,) = dr.block_storage.snapshots(all_projects=True, name=f"rp-{volume_name}-1")
+        (restored,) = dr.block_storage.volumes(all_projects=True, name=f"rs-{volume_name}-1")
+        assert (restored.snapshot_id, restored.size, restored.id) == (point.id, 100, done.volumes[0].id)
+    _delete(ctx, workload)
+    assert_nothing_left(clouds, [workload])  # the restored volume goes with the workload
 
 
 def test_a_gold_standby_is_cold_and_a_failover_makes_the_server_its_volume_and_its_port(
