@@ -158,9 +158,11 @@ def take_points(env: repl.Environment, results: Sequence[repl.PassResult], *, ke
             if s.mode == repl.SYNC
         ]
     report = Report(taken=[], failed=[], pruned=[])
-    by_volume: dict[tuple[str, str, str], list[points_store.ReplicationPoint]] = {}
+    # A point's series: its workload's in one center, of one protected volume or of the bucket.
+    series: dict[tuple[str, str, str, str], list[points_store.ReplicationPoint]] = {}
     for point in known:
-        by_volume.setdefault((point.workload_id, point.center, point.volume_name), []).append(point)
+        key = (point.workload_id, point.center, point.kind, point.volume_name)
+        series.setdefault(key, []).append(point)
     copies: set[tuple[str, str]] = set()
     for stream in sorted(candidates.values(), key=lambda s: s.id):
         workload = workloads.get(stream.workload_id)
@@ -171,7 +173,7 @@ def take_points(env: repl.Environment, results: Sequence[repl.PassResult], *, ke
         windows = env.topology.tier(workload.tier).point_retention
         volumes = protected_volumes(env.topology, workload, stream.source)
         if not volumes:
-            existing = by_volume.get((workload.id, stream.target, ""), [])
+            existing = series.get((workload.id, stream.target, points_store.PointKind.OBJECTS, ""), [])
             taken = _take_objects(env, workload=workload, stream=stream, existing=existing, report=report)
             now_known = [point for point in existing if point.id != taken.id] + [taken]
             _prune(env, storage, now_known, seq=stream.last_seq, keep=keep, windows=windows, report=report)
@@ -183,7 +185,9 @@ def take_points(env: repl.Environment, results: Sequence[repl.PassResult], *, ke
                     env, workload=workload, stream=stream, protected=protected, error=error, report=report
                 )
                 continue
-            existing = by_volume.get((workload.id, stream.target, protected.name), [])
+            existing = series.get(
+                (workload.id, stream.target, points_store.PointKind.VOLUME, protected.name), []
+            )
             taken = _take_one(
                 env,
                 storage=storage,

@@ -1,7 +1,8 @@
 """Recovery points of a workload with no volume (an object-storage offering) on the simulator
 centers, with a manual clock: each DR pass that reaches a new consistent point records one
-objects point in the DR center, retention prunes them by the tier's windows, and a restore or a
-failover to a time brings the Dezhou bucket back to exactly the bytes it held at the point."""
+objects point in the DR center, retention prunes them by the tier's windows, and a restore (or a
+failover to a named point) brings the Dezhou bucket back to exactly the bytes it held at the point.
+A failover to a time is tested for both kinds of workload in ``test_failover_to_point``."""
 
 from __future__ import annotations
 
@@ -12,9 +13,18 @@ from cloudctl import errors
 from cloudctl.model import topology as topo
 from cloudctl.recovery import replication as repl
 from cloudctl.services import context as ctx_module
-from cloudctl.services import drivers, faults, identity, recovery, replication_points, restores
+from cloudctl.services import (
+    drivers,
+    faults,
+    identity,
+    provisioning,
+    recovery,
+    replication_points,
+    restores,
+    workloads,
+)
 from cloudctl.store import replication_points as points_store
-from tests.unit.recovery.test_replication_points import next_interval, ready_workload, storage
+from tests.unit.recovery.test_replication_points import HRSS, next_interval, ready_workload, storage
 from tests.unit.recovery.test_restore import (
     attack_workload,
     audit_actions,
@@ -218,3 +228,13 @@ def test_a_failover_to_a_named_point_of_a_bucket_workload(ctx: ctx_module.Contex
     )
     assert recovery.execute(ctx, run.run_id or "").workloads[workload]["point"] == f"dz-dr/{workload}@1"
     assert dr_objects(ctx, workload) == {"case/1": b"version one"}
+
+
+def test_deleting_the_workload_deletes_its_objects_points(ctx: ctx_module.Context) -> None:
+    workload = bucket_workload(ctx)
+    write(ctx, workload, "case/1", b"one")
+    ship_points(ctx, workload)
+    assert len(points_of(ctx, workload)) == 1
+    workloads.delete(ctx, principal=HRSS, workload_id=workload)
+    assert provisioning.run_pending(ctx)[workload].done
+    assert replication_points.list_points(ctx, workload_id=workload) == []
