@@ -86,12 +86,8 @@ def test_a_bucket_ordered_in_an_s3_backed_center_is_made_on_s3(
             workload_id=workload.id,
             prefix="cases/",
         )
-        consumer = identity.Principal(
-            id="c",
-            role="dept-user",
-            department="civil-assistance",
-            department_path=("qingdao", "civil-affairs", "civil-assistance"),
-        )
+        path = ("qingdao", "civil-affairs", "civil-assistance")
+        consumer = identity.Principal(id="c", role="dept-user", department=path[-1], department_path=path)
         asked = grants.request_grant(
             ctx,
             principal=consumer,

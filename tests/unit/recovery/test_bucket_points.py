@@ -13,19 +13,11 @@ from cloudctl import errors
 from cloudctl.model import topology as topo
 from cloudctl.recovery import replication as repl
 from cloudctl.services import context as ctx_module
-from cloudctl.services import (
-    drivers,
-    faults,
-    identity,
-    provisioning,
-    recovery,
-    replication_points,
-    restores,
-    workloads,
-)
+from cloudctl.services import drivers, faults, provisioning, recovery, replication_points, restores, workloads
 from cloudctl.store import replication_points as points_store
 from tests.unit.recovery.test_replication_points import HRSS, next_interval, ready_workload, storage
 from tests.unit.recovery.test_restore import (
+    SYSADMIN,
     attack_workload,
     audit_actions,
     dr_objects,
@@ -34,7 +26,6 @@ from tests.unit.recovery.test_restore import (
     write,
 )
 
-OPS = identity.local_operator("sysadmin")
 OBJECTS = points_store.PointKind.OBJECTS
 
 
@@ -174,7 +165,7 @@ def test_a_restore_rewinds_the_dezhou_bucket_to_exactly_its_bytes_at_the_point_b
     workload, attack = attack_bucket(ctx)
     assert dr_objects(ctx, workload) == AFTER_ATTACK
 
-    done = restores.restore(ctx, principal=OPS, workload_id=workload, at=clocks.isoformat(attack))
+    done = restores.restore(ctx, principal=SYSADMIN, workload_id=workload, at=clocks.isoformat(attack))
 
     assert (done.point, done.center, done.seq, done.volumes) == (f"dz-dr/{workload}@3", "dz-dr", 3, [])
     assert (done.changes_lost, done.keys_lost) == (1, ["case/4"])
@@ -188,7 +179,9 @@ def test_a_restore_rewinds_the_dezhou_bucket_to_exactly_its_bytes_at_the_point_b
     assert storage(ctx, "dz-dr").list_volumes() == []
     assert audit_actions(ctx) == [("workload.restore", "success")]
 
-    earlier = restores.restore(ctx, principal=OPS, workload_id=workload, at=clocks.isoformat(attack - 400))
+    earlier = restores.restore(
+        ctx, principal=SYSADMIN, workload_id=workload, at=clocks.isoformat(attack - 400)
+    )
     assert earlier.seq == 1
     assert dr_objects(ctx, workload) == {"case/1": b"version one"}
 
@@ -197,7 +190,7 @@ def test_a_dry_run_names_the_point_and_changes_nothing(ctx: ctx_module.Context) 
     workload, attack = attack_bucket(ctx)
     versions = kept_versions(ctx, workload)
     plan = restores.restore(
-        ctx, principal=OPS, workload_id=workload, at=clocks.isoformat(attack), dry_run=True
+        ctx, principal=SYSADMIN, workload_id=workload, at=clocks.isoformat(attack), dry_run=True
     )
     assert (plan.point, plan.dry_run, plan.volumes, plan.changes_lost) == (f"dz-dr/{workload}@3", True, [], 1)
     assert dr_objects(ctx, workload) == AFTER_ATTACK
@@ -209,12 +202,12 @@ def test_without_a_point_before_the_time_a_restore_is_refused_in_one_line(ctx: c
     workload = bucket_workload(ctx)
     write(ctx, workload, "case/1", b"one")
     with pytest.raises(errors.InvalidInput) as none_yet:
-        restores.restore(ctx, principal=OPS, workload_id=workload, at=clocks.isoformat(now(ctx)))
+        restores.restore(ctx, principal=SYSADMIN, workload_id=workload, at=clocks.isoformat(now(ctx)))
     assert none_yet.value.field == "at" and "\n" not in none_yet.value.one_line()
     ship_points(ctx, workload)
     with pytest.raises(errors.InvalidInput) as wrong_center:
         restores.restore(
-            ctx, principal=OPS, workload_id=workload, at=clocks.isoformat(now(ctx)), to_center="qd-a"
+            ctx, principal=SYSADMIN, workload_id=workload, at=clocks.isoformat(now(ctx)), to_center="qd-a"
         )
     assert wrong_center.value.field == "to"
     assert "its points are in dz-dr" in wrong_center.value.one_line()
@@ -224,7 +217,12 @@ def test_without_a_point_before_the_time_a_restore_is_refused_in_one_line(ctx: c
 def test_a_failover_to_a_named_point_of_a_bucket_workload(ctx: ctx_module.Context) -> None:
     workload, _attack = attack_bucket(ctx)
     run = recovery.plan_failover(
-        ctx, principal=OPS, from_center="qd-a", to_center="dz-dr", planned=False, point=f"dz-dr/{workload}@1"
+        ctx,
+        principal=SYSADMIN,
+        from_center="qd-a",
+        to_center="dz-dr",
+        planned=False,
+        point=f"dz-dr/{workload}@1",
     )
     assert recovery.execute(ctx, run.run_id or "").workloads[workload]["point"] == f"dz-dr/{workload}@1"
     assert dr_objects(ctx, workload) == {"case/1": b"version one"}
