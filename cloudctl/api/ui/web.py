@@ -31,6 +31,7 @@ from fastapi.templating import Jinja2Templates
 from cloudctl import errors
 from cloudctl.api import problems
 from cloudctl.api.ui import sessions as sessions_module
+from cloudctl.model import states
 from cloudctl.services import context as ctx_module
 from cloudctl.services import identity
 
@@ -64,6 +65,7 @@ STATE_NAMES = {
     "refused": ("拒绝", "refused"),
 }
 templates.env.globals["state_names"] = STATE_NAMES
+templates.env.globals["DrillRunState"] = states.DrillRunState
 templates.env.filters["compact_json"] = lambda value: json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 CONTENT_SECURITY_POLICY = (
