@@ -228,7 +228,7 @@ PROTECTION_EXAMPLE: dict[str, Any] = {
     "department": "hrss-insurance",
     "tier": "gold",
     "serving_in": ["qd-a"],
-    "protection": "protected",
+    "protection": states.Protection.PROTECTED,
     "reason": "",
     "streams": [STREAM_EXAMPLE, SYNC_STREAM_EXAMPLE],
 }

@@ -24,8 +24,8 @@ as ``file:line``, each string constant whose value is the value of a member of t
    "async"``), which defines a state again outside the model (``NOT_STATES`` names the few
    that are something else, and says what).
 
-A name "says it holds a state" when its last word is ``state``, ``role``, ``mode`` or
-``health``, or their plural (``state``, ``link_state``, ``SERVING_ROLES``, ``old.role``).
+A name "says it holds a state" when its last word is ``state``, ``role``, ``mode``,
+``health`` or ``protection``, or their plural (``state``, ``link_state``, ``SERVING_ROLES``, ``old.role``).
 ``status`` is left out on purpose: here it names a backend resource's status or the
 readiness answer, which are not model states. In each position a value is looked through
 conditional expressions, ``and``/``or``, tuples, lists, sets and calls of
@@ -110,7 +110,7 @@ NOT_STATES = {
 MIGRATIONS = "cloudctl/store/migrations/"
 """A migration is history: it keeps the strings it wrote even if an enum is renamed later."""
 
-_STATE_WORD = re.compile(r"(?:^|_)(?:state|role|mode|health)s?$", re.IGNORECASE)
+_STATE_WORD = re.compile(r"(?:^|_)(?:state|role|mode|health|protection)s?$", re.IGNORECASE)
 _COLLECTION_CALLS = frozenset({"frozenset", "set", "tuple", "list"})
 _IN_METHODS = frozenset({"in_", "not_in", "notin_"})
 _COMPARISONS = (ast.Eq, ast.NotEq, ast.In, ast.NotIn, ast.Is, ast.IsNot)
