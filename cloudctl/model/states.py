@@ -86,9 +86,8 @@ class StreamMode(enum.StrEnum):
     SYNC = "sync"
     """Between the local centers: a write is acknowledged when both hold it."""
     ASYNC = "async"
-    """To the DR center, every ``dr_interval_s``."""
     BACKUP = "backup"
-    """To the DR center as periodic copies."""
+    """Both copy to the DR center every ``dr_interval_s``, as the tier's ``dr_copy`` says."""
 
 
 class PointState(enum.StrEnum):
@@ -144,6 +143,7 @@ class DatabaseRole(enum.StrEnum):
     FENCED = "fenced"
     """A former primary that refuses writes."""
     UNREACHABLE = "unreachable"
+    """Shown, never stored: the server did not answer."""
 
 
 class RunState(enum.StrEnum):
