@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from cloudctl import clock as clocks
+from cloudctl.model import states
 from cloudctl.recovery import replication as repl
 from cloudctl.recovery import snapshots
 from cloudctl.services import context as ctx_module
@@ -38,7 +39,7 @@ POINT_EXAMPLE: dict[str, Any] = {
     "snapshot_name": f"rp-{recovery.WORKLOAD_EXAMPLE_ID}-0-48213",
     "seq": 48213,
     "consistent_at": "2026-11-18T02:14:31Z",
-    "state": "ready",
+    "state": states.PointState.READY,
     "last_error": "",
     "taken_at": "2026-11-18T02:14:33Z",
 }
