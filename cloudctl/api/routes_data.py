@@ -12,6 +12,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloudctl.api import app as app_module
+from cloudctl.model import grants as model
 from cloudctl.services import grants
 
 
@@ -188,7 +189,7 @@ def router() -> APIRouter:
             str | None,
             Query(
                 description="Only grants in this state: requested, active, expired or revoked",
-                examples=["active"],
+                examples=[model.GrantState.ACTIVE],
             ),
         ] = None,
     ) -> GrantsPage:

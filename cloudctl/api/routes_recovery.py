@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cloudctl import errors
 from cloudctl.api import app as app_module
 from cloudctl.model import recovery as recovery_model
+from cloudctl.model import states
 from cloudctl.services import context as ctx_module
 from cloudctl.services import identity, recovery, replication_points, restores
 
@@ -326,7 +327,7 @@ def router() -> APIRouter:
             str | None,
             Query(
                 description="Only runs in this state: running, paused, interrupted, done or failed",
-                examples=["interrupted"],
+                examples=[states.RunState.INTERRUPTED],
             ),
         ] = None,
         kind: Annotated[

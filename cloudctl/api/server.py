@@ -29,6 +29,7 @@ from fastapi import FastAPI
 from cloudctl import errors, logs
 from cloudctl import settings as settings_module
 from cloudctl.api import app as api_app
+from cloudctl.model import states
 from cloudctl.services import context as ctx_module
 from cloudctl.services import identity, leader
 from cloudctl.services import provisioning as provisioning_service
@@ -68,7 +69,7 @@ def serve(
         log.info(
             "replica %s started as %s",
             leadership.replica_id,
-            "leader" if leadership.is_leader else "follower",
+            states.ReplicaRole.LEADER if leadership.is_leader else states.ReplicaRole.FOLLOWER,
         )
         try:
             if workers > 1:

@@ -9,6 +9,7 @@ import typer
 
 from cloudctl import errors
 from cloudctl.cli import common, output
+from cloudctl.model import states
 
 centers_app = typer.Typer(
     help="The centers of the topology: role, site, health, capacity.", no_args_is_help=True
@@ -75,7 +76,13 @@ def status(ctx: typer.Context) -> None:
 
 
 def _health(value: str) -> str:
-    colour = {"up": "green", "down": "red", "degraded": "yellow", "cut": "red"}.get(value, "white")
+    colours: dict[str, str] = {
+        states.CenterHealth.UP: "green",
+        states.CenterHealth.DOWN: "red",
+        states.LinkState.DEGRADED: "yellow",
+        states.LinkState.CUT: "red",
+    }
+    colour = colours.get(value, "white")
     return f"[{colour}]{value}[/]"
 
 

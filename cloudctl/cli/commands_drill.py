@@ -26,6 +26,7 @@ import typer
 from cloudctl import clock as clocks
 from cloudctl import errors
 from cloudctl.cli import client, common, output
+from cloudctl.model import states
 
 if TYPE_CHECKING:
     from cloudctl.model import drill_report
@@ -397,12 +398,12 @@ def _follow_and_finish(
 
         final = client.wait_for(
             lambda: api.get(f"/v1/drills/runs/{client.segment(run_id)}"),
-            done=lambda run: run["state"] != "running",
+            done=lambda run: run["state"] != states.DrillRunState.RUNNING,
             deadline_s=deadline_s,
             what=f"drill {run_id}",
             on_poll=show,
         )
-    if final["state"] != "done":
+    if final["state"] != states.DrillRunState.DONE:
         raise errors.OperationFailed(
             f"drill {run_id} is {final['state']}"
             + (f" ({final['error']})" if final.get("error") else "")

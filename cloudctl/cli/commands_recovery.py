@@ -18,6 +18,7 @@ import typer
 
 from cloudctl import errors
 from cloudctl.cli import client, common, output
+from cloudctl.model import states
 
 if TYPE_CHECKING:
     from cloudctl.model import recovery as recovery_model
@@ -83,7 +84,10 @@ def replication_status(
             [],
         )
         for workload in found:
-            verdict_style = {"degraded": "yellow", "unprotected": "bold red"}.get(workload["protection"])
+            verdict_style = {
+                states.Protection.DEGRADED: "yellow",
+                states.Protection.UNPROTECTED: "bold red",
+            }.get(workload["protection"])
             if not workload["streams"]:
                 row = [workload["workload_id"], workload["tier"], workload["protection"], "–"]
                 table.add_row(*row, style=verdict_style)
@@ -103,7 +107,7 @@ def replication_status(
                 )
         output.stdout.print(table)
         for workload in found:
-            if workload["protection"] != "protected":
+            if workload["protection"] != states.Protection.PROTECTED:
                 output.stdout.print(
                     f"[bold red]{workload['protection']}[/] {workload['workload_id']} ({workload['tier']}): "
                     + workload["reason"],
@@ -163,7 +167,7 @@ def replication_points_list(
             None, ["workload", "center", "volume or bucket", "snapshot", "seq", "consistent at", "state"], []
         )
         for point in points:
-            failed = point["state"] != "ready"
+            failed = point["state"] != states.PointState.READY
             table.add_row(
                 point["workload_id"],
                 point["center"],
@@ -260,7 +264,7 @@ def _started(run_id: str, kind: str) -> None:
     )
 
 
-RUNNING = "running"
+RUNNING = states.RunState.RUNNING
 
 
 def _follow(state: common.State, run_id: str, total: int, *, deadline_s: float) -> dict[str, Any]:
@@ -320,7 +324,7 @@ def _render_run(run: dict[str, Any]) -> None:
 
 def _finish(state: common.State, run: dict[str, Any], *, stranded: bool = False) -> None:
     state.emit(run, lambda: _render_run(run))
-    if run["state"] != "done" or stranded:
+    if run["state"] != states.RunState.DONE or stranded:
         raise typer.Exit(1)
 
 
@@ -538,7 +542,10 @@ def failover_list(
                 f"{run['steps_done']}/{run['steps_total']}",
                 run["started_by"] or "–",
                 run["started_at"],
-                style="bold red" if run["state"] in ("interrupted", "failed", "paused") else None,
+                style="bold red"
+                if run["state"]
+                in (states.RunState.INTERRUPTED, states.RunState.FAILED, states.RunState.PAUSED)
+                else None,
             )
         output.stdout.print(table)
         for run in runs:

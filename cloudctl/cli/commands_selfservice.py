@@ -18,6 +18,7 @@ import typer
 
 from cloudctl import errors
 from cloudctl.cli import client, common, output
+from cloudctl.model import states
 
 token_app = typer.Typer(help="Bearer tokens for departments and operators.", no_args_is_help=True)
 request_app = typer.Typer(
@@ -204,7 +205,7 @@ def request_approve(
     state.emit(item, lambda: render_request(item))
 
 
-WAITING_STATES = frozenset({"approved", "provisioning"})
+WAITING_STATES = frozenset({states.WorkloadState.APPROVED, states.WorkloadState.PROVISIONING})
 """Request states on the way to ``ready`` (or ``failed``), which ``approve --wait`` waits out."""
 
 

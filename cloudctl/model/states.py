@@ -1,5 +1,10 @@
 """Domain states and roles of workloads, placements, replication streams and recovery runs.
 
+Every state or role the rest of the package stores, compares or shows is a member of one of
+the enums here (or of ``model.grants.GrantState``); code outside the model names the member,
+never its string (``tests/unit/test_no_state_literals.py`` checks it). A request moves through
+the same ``WorkloadState``s as its workload.
+
 Each kind of state is an enum, and the moves each allows are written here once, as a
 table (``*_TRANSITIONS``) checked by ``check_transition``. The role a placement plays in
 each center follows from its tier (``home_roles``); failover and failback move roles
@@ -75,6 +80,72 @@ class StreamState(enum.StrEnum):
     BROKEN = "broken"
 
 
+class StreamMode(enum.StrEnum):
+    """How a replication stream copies its workload's data."""
+
+    SYNC = "sync"
+    """Between the local centers: a write is acknowledged when both hold it."""
+    ASYNC = "async"
+    BACKUP = "backup"
+    """Both copy to the DR center every ``dr_interval_s``, as the tier's ``dr_copy`` says."""
+
+
+class PointState(enum.StrEnum):
+    """A replication point (one volume snapshot in the DR center)."""
+
+    READY = "ready"
+    """The snapshot exists."""
+    FAILED = "failed"
+    """The backend refused or did not answer; the next pass tries again."""
+
+
+class ReplicaRole(enum.StrEnum):
+    """What one ``cloudctl serve`` replica is doing, as its heartbeat row says."""
+
+    LEADER = "leader"
+    FOLLOWER = "follower"
+    STOPPED = "stopped"
+    LOST = "lost"
+    """Shown, never stored: a replica that is not stopped but has not beaten for too long."""
+
+
+class CenterHealth(enum.StrEnum):
+    """What the management center observes of a center."""
+
+    UP = "up"
+    DOWN = "down"
+    UNHEALTHY = "unhealthy"
+    """It answers, but its calls keep failing (its circuit breaker is open)."""
+
+
+class LinkState(enum.StrEnum):
+    """What the management center observes of a link between two centers."""
+
+    UP = "up"
+    DEGRADED = "degraded"
+    CUT = "cut"
+
+
+class Protection(enum.StrEnum):
+    """How well a workload's copies protect it now, against what its tier asks."""
+
+    PROTECTED = "protected"
+    DEGRADED = "degraded"
+    """Some of the copies its tier asks for are missing or unhealthy."""
+    UNPROTECTED = "unprotected"
+
+
+class DatabaseRole(enum.StrEnum):
+    """The role of a management database server, as ``cloudctl mgmt status`` sees it."""
+
+    PRIMARY = "primary"
+    STANDBY = "standby"
+    FENCED = "fenced"
+    """A former primary that refuses writes."""
+    UNREACHABLE = "unreachable"
+    """Shown, never stored: the server did not answer."""
+
+
 class RunState(enum.StrEnum):
     """A failover or failback run."""
 
@@ -86,6 +157,18 @@ class RunState(enum.StrEnum):
     DONE = "done"
     FAILED = "failed"
     """A step or a hook with ``on_failure: abort`` failed; the run stops there."""
+
+
+class DrillRunState(enum.StrEnum):
+    """A drill run."""
+
+    RUNNING = "running"
+    INTERRUPTED = "interrupted"
+    """The process running it died; ``drill resume`` continues it."""
+    DONE = "done"
+    """It finished and has a report (which may say it did not pass)."""
+    FAILED = "failed"
+    """It stopped on an error before it could report."""
 
 
 S = TypeVar("S", bound=enum.StrEnum)

@@ -935,7 +935,7 @@ def hand_back(env: repl.Environment, workload_id: str, *, center: str) -> None:
     with env.store.read() as tx:
         workload = requests.get_workload(tx, workload_id)
     placement = next(p for p in workload.placements if p.center == center)
-    if placement.role not in {"standby", "dr"}:
+    if placement.role not in {states.PlacementRole.STANDBY, states.PlacementRole.DR}:
         return
     drivers = env.drivers_for(center)
     stood_in = [r for r in placement.resources if r["kind"] == "server" or "point" in r]

@@ -36,12 +36,13 @@ from pathlib import Path
 from cloudctl import clock as clocks
 from cloudctl import errors
 from cloudctl.drivers import base
+from cloudctl.model import states
 from cloudctl.model import topology as topo
 from cloudctl.recovery import object_sync
 from cloudctl.store import db, replication, requests
 
-SERVING_ROLES = ("primary", "active")
-SYNC, ASYNC, BACKUP = "sync", "async", "backup"
+SERVING_ROLES = (states.PlacementRole.PRIMARY, states.PlacementRole.ACTIVE)
+SYNC, ASYNC, BACKUP = states.StreamMode.SYNC, states.StreamMode.ASYNC, states.StreamMode.BACKUP
 
 Transport = Callable[[str, str, str, str], int]
 """``(source_center, target_center, bucket, key) -> bytes moved``; raises ``BackendUnavailable``."""
@@ -94,7 +95,11 @@ def data_bucket(workload_id: str) -> str:
 
 
 def serving_centers(workload: requests.WorkloadRecord) -> list[str]:
-    return [p.center for p in workload.placements if p.role in SERVING_ROLES and p.state == "ready"]
+    return [
+        p.center
+        for p in workload.placements
+        if p.role in SERVING_ROLES and p.state == states.PlacementState.READY
+    ]
 
 
 def streams_for(
@@ -110,11 +115,11 @@ def streams_for(
     planned: list[tuple[str, str, str, float | None]] = []
     if tier.local is topo.LocalPlacement.ACTIVE_ACTIVE and len(serving) > 1:
         planned.append((serving[0], serving[1], SYNC, None))
-    elif tier.local is topo.LocalPlacement.SYNC_STANDBY and "standby" in roles:
-        planned.append((source, roles["standby"], SYNC, None))
-    if tier.dr_copy is not topo.DrCopy.NONE and "dr" in roles:
+    elif tier.local is topo.LocalPlacement.SYNC_STANDBY and states.PlacementRole.STANDBY in roles:
+        planned.append((source, roles[states.PlacementRole.STANDBY], SYNC, None))
+    if tier.dr_copy is not topo.DrCopy.NONE and states.PlacementRole.DR in roles:
         mode = ASYNC if tier.dr_copy is topo.DrCopy.ASYNC else BACKUP
-        planned.append((source, roles["dr"], mode, float(tier.dr_interval_s or 0)))
+        planned.append((source, roles[states.PlacementRole.DR], mode, float(tier.dr_interval_s or 0)))
     return planned
 
 
@@ -151,7 +156,7 @@ def ensure_streams(env: Environment, workload_id: str) -> list[replication.Strea
                         target=target,
                         mode=mode,
                         interval_s=interval_s,
-                        state="healthy",
+                        state=states.StreamState.HEALTHY,
                         last_seq=replication.last_seq(tx, workload_id=workload_id),
                         last_consistent_at=now,
                         last_pass_at=now,
@@ -222,7 +227,7 @@ def write_many(env: Environment, writes: Sequence[Write]) -> list[Ack | errors.B
                 copies.append(partner)
             except errors.BackendUnavailable as error:
                 degraded.append(partner)
-                _mark(env, stream.id, state="degraded", error=error.one_line())
+                _mark(env, stream.id, state=states.StreamState.DEGRADED, error=error.one_line())
         outcomes.append((source, copies, degraded))
     now = env.clock.now()
     acknowledged = [
@@ -274,7 +279,11 @@ def _advance_sync_streams(
         for stream in _sync_streams(streams[item.workload_id], source):
             partner = stream.target if stream.source == source else stream.source
             state = advanced.get(stream.id, current[stream.id])
-            if partner in copies and state.state == "healthy" and state.last_seq == change.seq - 1:
+            if (
+                partner in copies
+                and state.state == states.StreamState.HEALTHY
+                and state.last_seq == change.seq - 1
+            ):
                 advanced[stream.id] = dataclasses.replace(
                     state,
                     last_seq=change.seq,
@@ -345,9 +354,13 @@ def replicate(env: Environment, stream_id: str, *, batch: int = 10_000) -> PassR
     caught_up = not error and len(pending) < batch
     with env.store.transaction() as tx:
         current = replication.get_stream(tx, stream_id, for_update=True)
-        state = "healthy" if caught_up else ("broken" if error else "lagging")
+        state = (
+            states.StreamState.HEALTHY
+            if caught_up
+            else (states.StreamState.BROKEN if error else states.StreamState.LAGGING)
+        )
         if current.mode == SYNC and error:
-            state = "degraded"
+            state = states.StreamState.DEGRADED
         replication.update_stream(
             tx,
             stream_id,

@@ -42,6 +42,7 @@ from pydantic import BaseModel, ConfigDict
 
 from cloudctl import clock as clocks
 from cloudctl import errors
+from cloudctl.model import states
 from cloudctl.services import access, audit_keys, pages, public
 from cloudctl.services import context as ctx_module
 from cloudctl.store import audit
@@ -321,7 +322,7 @@ AUDIT_RECORD_EXAMPLE: dict[str, Any] = {
     "target_type": "Request",
     "target_id": "req-001a2433a99553b7d04e9",
     "outcome": "success",
-    "detail": {"count": 2, "offering": "vm.medium", "state": "approved", "tier": "gold"},
+    "detail": {"count": 2, "offering": "vm.medium", "state": states.WorkloadState.APPROVED, "tier": "gold"},
     "request_id": "8f6728b962f8e4872d155f7195457a25",
     "source": "10.20.3.17",
     "key_id": "k20261101-3c3e91",

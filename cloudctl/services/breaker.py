@@ -23,6 +23,7 @@ from typing import Any
 
 from cloudctl import clock as clocks
 from cloudctl import errors
+from cloudctl.model import states
 
 FAILURES_TO_OPEN = 5
 COOLDOWN_S = 60.0
@@ -83,13 +84,13 @@ class Breakers:
             if opening:
                 circuit.open_until = self._clock.now() + self.cooldown_s
         if opening:
-            self._on_change(center, "unhealthy")
+            self._on_change(center, states.CenterHealth.UNHEALTHY)
 
     def succeeded(self, center: str) -> None:
         with self._lock:
             circuit = self._circuits.pop(center, None)
         if circuit is not None and circuit.open_until is not None:
-            self._on_change(center, "up")
+            self._on_change(center, states.CenterHealth.UP)
 
 
 class Guarded:

@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict
 from cloudctl import clock as clocks
 from cloudctl import errors
 from cloudctl.drivers import base
-from cloudctl.model import drill_report, drills
+from cloudctl.model import drill_report, drills, states
 from cloudctl.model import topology as topo
 from cloudctl.recovery import replication as repl
 from cloudctl.recovery import restore
@@ -190,7 +190,7 @@ RUN_EXAMPLE: dict[str, Any] = {
     "id": "drill-001a1eaaa7dde4c91b0",
     "plan": "lose-qd-a",
     "scenario": "lose-local-center",
-    "state": "done",
+    "state": states.DrillRunState.DONE,
     "passed": True,
     "started_at": "2026-11-17T18:00:04Z",
     "started_at_s": 1794938404.318,
@@ -268,10 +268,10 @@ def _owner_alive(owner: str) -> bool:
 
 
 def _state(run: recovery_store.DrillRun) -> str:
-    if run.state == "running":
+    if run.state == states.DrillRunState.RUNNING:
         owner = str((run.report.get("progress") or {}).get("owner") or "")
         if owner and not _owner_alive(owner):
-            return "interrupted"
+            return states.DrillRunState.INTERRUPTED
     return run.state
 
 
@@ -315,7 +315,7 @@ DETAIL_EXAMPLE: dict[str, Any] = {**RUN_EXAMPLE, "timeline": drill_report.REPORT
 STARTED_EXAMPLE: dict[str, Any] = {
     **RUN_EXAMPLE,
     "id": "drill-001a1ec6f9cc3e08b51",
-    "state": "running",
+    "state": states.DrillRunState.RUNNING,
     "passed": None,
     "started_at": "2026-11-18T02:15:00Z",
     "started_at_s": 1794968100.035,
@@ -370,7 +370,7 @@ def read_report(
     _authorize(ctx, principal)
     with ctx.read() as tx:
         run = recovery_store.get_drill_run(tx, run_id)
-    if run.state != "done":
+    if run.state != states.DrillRunState.DONE:
         raise errors.Conflict(f"drill run {run_id} is {_state(run)}; it has no report yet", field="run")
     return drill_report.DrillReport.model_validate(run.report)
 
@@ -442,7 +442,7 @@ def start_drill(
                 id=run_id,
                 plan=plan.name,
                 scenario=_scenario(plan),
-                state="running",
+                state=states.DrillRunState.RUNNING,
                 passed=None,
                 report={},
                 started_at=started,
@@ -490,7 +490,7 @@ def start_resume(
     with ctx.transaction() as tx:
         run = recovery_store.get_drill_run(tx, run_id, for_update=True)
         state = _state(run)
-        if state != "interrupted":
+        if state != states.DrillRunState.INTERRUPTED:
             raise errors.Conflict(
                 f"drill run {run_id} is {state}; only an interrupted drill can be resumed", field="run"
             )
@@ -499,7 +499,10 @@ def start_resume(
             raise errors.Conflict(f"drill run {run_id} saved no progress to resume from", field="run")
         restored = progress.Progress.model_validate(saved).model_copy(update={"owner": _owner()})
         recovery_store.update_drill_run(
-            tx, run_id, state="running", report={"progress": restored.model_dump(mode="json")}
+            tx,
+            run_id,
+            state=states.DrillRunState.RUNNING,
+            report={"progress": restored.model_dump(mode="json")},
         )
     platform_ = _ServicePlatform(ctx, run_id, restored.plan, at=restored.clock_at)
     drill = engine.Drill(platform_, restored, on_step)
@@ -520,16 +523,33 @@ def _run(
             if isinstance(error, errors.CloudctlError)
             else f"{type(error).__name__}: {error}"
         )
-        _finish(ctx, run_id, state="failed", passed=False, report={"progress": _dump(drill), "error": reason})
+        _finish(
+            ctx,
+            run_id,
+            state=states.DrillRunState.FAILED,
+            passed=False,
+            report={"progress": _dump(drill), "error": reason},
+        )
         _audit(ctx, operator, run_id, plan, outcome="failed", passed=False)
         raise
     except BaseException:
         with contextlib.suppress(Exception):
             _finish(
-                ctx, run_id, state="interrupted", passed=None, report={"progress": _dump(drill)}, done=False
+                ctx,
+                run_id,
+                state=states.DrillRunState.INTERRUPTED,
+                passed=None,
+                report={"progress": _dump(drill)},
+                done=False,
             )
         raise
-    _finish(ctx, run_id, state="done", passed=report.passed, report=report.model_dump(mode="json"))
+    _finish(
+        ctx,
+        run_id,
+        state=states.DrillRunState.DONE,
+        passed=report.passed,
+        report=report.model_dump(mode="json"),
+    )
     _audit(
         ctx, operator, run_id, plan, outcome="success" if report.passed else "failed", passed=report.passed
     )
@@ -686,7 +706,7 @@ class _ServicePlatform:
         made = []
         for request in self._admit_all(self._departments(plan), bodies):
             self._acknowledged["requests"][request.id] = recovery.WALL_CLOCK.now()
-            if request.state == "pending-approval":
+            if request.state == states.WorkloadState.PENDING_APPROVAL:
                 requests_service.approve(self.ctx, principal=self.sysadmin, request_id=request.id)
             result = provisioning.reconcile(self.ctx, kind="request", object_id=request.id)
             if not result.done:
@@ -743,7 +763,10 @@ class _ServicePlatform:
             records = {w.id: w for w in requests_store.list_workloads(tx, ids=list(workload_ids))}
         for workload_id in workload_ids:
             record = records.get(workload_id)
-            if record is None or record.state in ("deleting", "deleted"):
+            if record is None or record.state in (
+                states.WorkloadState.DELETING,
+                states.WorkloadState.DELETED,
+            ):
                 continue
             try:
                 workloads.delete(
@@ -1002,7 +1025,9 @@ class _BuiltinCheck:
     def run(self) -> platform.CheckOutcome:
         try:
             if self.kind == "centers-up":
-                down = [c.name for c in status.overview(self.ctx).centers if c.health != "up"]
+                down = [
+                    c.name for c in status.overview(self.ctx).centers if c.health != states.CenterHealth.UP
+                ]
                 if down:
                     return platform.CheckOutcome(False, f"down: {', '.join(down)}")
                 return platform.CheckOutcome(True, f"all {len(self.ctx.topology.centers)} centers up")
@@ -1039,7 +1064,9 @@ class DrillRunSummary(BaseModel):
 
 def _run_summary(run: recovery_store.DrillRun) -> DrillRunSummary:
     saved = run.report.get("progress") or {}
-    phase = progress.PHASE_NAMES[-1] if run.state == "done" else str(saved.get("phase") or "")
+    phase = (
+        progress.PHASE_NAMES[-1] if run.state == states.DrillRunState.DONE else str(saved.get("phase") or "")
+    )
     timeline = run.report.get("timeline") or saved.get("timeline") or []
     return DrillRunSummary(
         id=run.id,
@@ -1075,6 +1102,6 @@ def drill_run_report(
             run = recovery_store.get_drill_run(tx, run_id)
         except errors.NotFound:
             run = None
-    if run is None or run.state != "done" or not run.report.get("plan"):
+    if run is None or run.state != states.DrillRunState.DONE or not run.report.get("plan"):
         raise errors.NotFound(f"no finished drill run {run_id!r}", field="run")
     return drill_report.DrillReport.model_validate(run.report)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from cloudctl import errors
 from cloudctl.drivers import base
 from cloudctl.model import quotas as q
+from cloudctl.model import states
 from cloudctl.model import topology as topo
 from cloudctl.services import breaker
 from cloudctl.services import context as ctx_module
@@ -223,13 +224,13 @@ class Observer:
 
     def center_health(self, center: str) -> str:
         """``down`` when the simulator says so, or when a real backend of the center does not answer."""
-        if self._simulator.center_health(center) == "down":
-            return "down"
-        if breakers(self._ctx).is_open(center) or self._stored_state(center) == "unhealthy":
-            return "unhealthy"
+        if states.CenterHealth(self._simulator.center_health(center)) is states.CenterHealth.DOWN:
+            return states.CenterHealth.DOWN
+        if breakers(self._ctx).is_open(center) or self._stored_state(center) == states.CenterHealth.UNHEALTHY:
+            return states.CenterHealth.UNHEALTHY
         if any(name != SIMULATOR for name in self._ctx.topology.center(center).drivers.values()):
-            return "up" if self._real_backends_answer(center) else "down"
-        return "up"
+            return states.CenterHealth.UP if self._real_backends_answer(center) else states.CenterHealth.DOWN
+        return states.CenterHealth.UP
 
     def _stored_state(self, center: str) -> str:
         from cloudctl.store import centers

@@ -63,7 +63,7 @@ GRANT_EXAMPLE: dict[str, Any] = {
     "data_class": "sensitive",
     "consumer_data_class": "sensitive",
     "purpose": "social-assistance",
-    "state": "active",
+    "state": model.GrantState.ACTIVE,
     "needs_bureau": True,
     "provider_approved_by": "token:3f9c2a7d5e41b086",
     "bureau_approved_by": "token:9d1e0c4b7a2f3e58",

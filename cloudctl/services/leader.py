@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from cloudctl import errors, metrics
+from cloudctl.model import states
 from cloudctl.services import context as ctx_module
 from cloudctl.services import housekeeping
 from cloudctl.services import provisioning as provisioning_service
@@ -168,7 +169,7 @@ class Leadership:
                 leases.release(
                     tx, name=leases.LEADER, holder=self.replica_id, epoch=epoch, now=self._ctx.clock.now()
                 )
-            self._heartbeat(tx, role="stopped", epoch=None)
+            self._heartbeat(tx, role=states.ReplicaRole.STOPPED, epoch=None)
         if self._leader_ctx is not None:
             self._leader_ctx.close()
             self._leader_ctx = None
@@ -194,7 +195,9 @@ class Leadership:
                 )
                 leading = lease.holder == self.replica_id
                 self._heartbeat(
-                    tx, role="leader" if leading else "follower", epoch=lease.epoch if leading else None
+                    tx,
+                    role=states.ReplicaRole.LEADER if leading else states.ReplicaRole.FOLLOWER,
+                    epoch=lease.epoch if leading else None,
                 )
                 if leading:
                     leases.delete_replicas(tx, heartbeat_before=self._ctx.clock.now() - FORGET_AFTER_S)

@@ -37,6 +37,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from cloudctl import errors
+from cloudctl.model import states
 from cloudctl.services import context as ctx_module
 from cloudctl.store import pg_replication
 
@@ -178,9 +179,16 @@ def _server(url: str) -> ServerPublic:
         state = pg_replication.server_state(url)
     except errors.BackendUnavailable as error:
         return ServerPublic(
-            url=url.split("@", 1)[-1], reachable=False, role="unreachable", error=error.reason
+            url=url.split("@", 1)[-1],
+            reachable=False,
+            role=states.DatabaseRole.UNREACHABLE,
+            error=error.reason,
         )
-    role = "standby" if state.in_recovery else ("fenced" if state.read_only else "primary")
+    role = (
+        states.DatabaseRole.STANDBY
+        if state.in_recovery
+        else (states.DatabaseRole.FENCED if state.read_only else states.DatabaseRole.PRIMARY)
+    )
     return ServerPublic(
         url=state.url, reachable=True, role=role, timeline=state.timeline, wal_lsn=state.wal_lsn
     )
@@ -206,7 +214,7 @@ def status(ctx: ctx_module.Context, *, standby: str | None) -> MgmtStatusPublic:
     receiver = None
     lag_bytes: int | None = None
     delay: float | None = None
-    if standby_view.reachable and standby_view.role == "standby":
+    if standby_view.reachable and standby_view.role == states.DatabaseRole.STANDBY:
         state = pg_replication.receiver_state(dr)
         receiver = state.status
         delay = state.replay_delay_s
@@ -267,9 +275,9 @@ def promote(
     sessions = 0
     lag: int | None = None
     old_state = _server(old) if old else None
-    if old and old_state is not None and old_state.role == "fenced":
+    if old and old_state is not None and old_state.role == states.DatabaseRole.FENCED:
         fenced = True
-    elif old and old_state is not None and old_state.role == "primary":
+    elif old and old_state is not None and old_state.role == states.DatabaseRole.PRIMARY:
         sessions = pg_replication.fence(old, reason=reason)
         fenced = True
         if pg_replication.server_state(dr).in_recovery:
@@ -283,7 +291,7 @@ def promote(
         note = (
             "the old primary refuses writes (restarts included); point every serve at the promoted database"
         )
-    elif old_state is not None and old_state.role == "standby":
+    elif old_state is not None and old_state.role == states.DatabaseRole.STANDBY:
         note = "the old primary is a standby already; nothing to fence"
     else:
         note = (
@@ -351,7 +359,7 @@ def fence(ctx: ctx_module.Context, *, url: str, operator: str, why: str = "") ->
     mark: dict[str, object] = {"fenced_at": now, "by": operator, "host": socket.gethostname(), "reason": why}
     ended = pg_replication.fence(url, reason=mark)
     here = ctx.settings.database_url
-    if here and _where(here) != _where(url) and _server(here).role == "primary":
+    if here and _where(here) != _where(url) and _server(here).role == states.DatabaseRole.PRIMARY:
         record_break_glass(ctx, here, why=why, action="mgmt.fence", target_id=_where(url), detail=mark)
     return ended
 

@@ -30,6 +30,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from cloudctl import metrics
 from cloudctl.model import quotas as q
+from cloudctl.model import states
 from cloudctl.recovery import replication as repl
 from cloudctl.services import audit as audit_service
 from cloudctl.services import capacity, grants, identity, showback
@@ -39,6 +40,8 @@ from cloudctl.store import orgs, quotas, recovery, replication, requests
 
 AUDIT_VERIFY_EVERY_S = 60.0
 _STREAM_LABELS = ["department", "tier", "source", "target", "mode"]
+LINK_UP_VALUES: dict[str, float] = {states.LinkState.UP: 1.0, states.LinkState.DEGRADED: 0.5}
+"""``cloudctl_link_up`` by link state; a cut link is 0."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,7 +116,10 @@ class StateCollector(Collector):
             labels=["center", "resource", "kind"],
         )
         for center in overview.centers:
-            up.add_metric([center.name, center.role, center.site], 1.0 if center.health == "up" else 0.0)
+            up.add_metric(
+                [center.name, center.role, center.site],
+                1.0 if center.health == states.CenterHealth.UP else 0.0,
+            )
             for resource, cap in center.capacity.items():
                 for kind, value in (("total", cap.total), ("allocated", cap.allocated), ("used", cap.used)):
                     capacity.add_metric([center.name, resource, kind], float(value))
@@ -121,7 +127,7 @@ class StateCollector(Collector):
             "cloudctl_link_up", "1 when a link is up, 0.5 degraded, 0 cut.", labels=["a", "b", "mode"]
         )
         for link in overview.links:
-            link_up.add_metric([*link.between, link.mode], {"up": 1.0, "degraded": 0.5}.get(link.state, 0.0))
+            link_up.add_metric([*link.between, link.mode], LINK_UP_VALUES.get(link.state, 0.0))
         yield up
         yield capacity
         yield link_up

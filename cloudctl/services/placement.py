@@ -23,6 +23,7 @@ from collections.abc import Mapping
 
 from cloudctl import errors
 from cloudctl.model import quotas as q
+from cloudctl.model import states
 from cloudctl.model import topology as topo
 from cloudctl.policy import engine as policy_engine
 from cloudctl.services import capacity, identity
@@ -59,16 +60,18 @@ def plan(
             field="preferred_center",
         )
     if tier.local is topo.LocalPlacement.ACTIVE_ACTIVE:
-        placements = [Placement(center=name, role="active", amounts=amounts) for name in local]
+        placements = [
+            Placement(center=name, role=states.PlacementRole.ACTIVE, amounts=amounts) for name in local
+        ]
     else:
         ranked = sorted(local, key=lambda name: _room(headroom_vcpu.get(name)), reverse=True)
         primary = preferred_center or ranked[0]
-        placements = [Placement(center=primary, role="primary", amounts=amounts)]
+        placements = [Placement(center=primary, role=states.PlacementRole.PRIMARY, amounts=amounts)]
         if tier.local is topo.LocalPlacement.SYNC_STANDBY:
             standby = next(name for name in ranked if name != primary)
-            placements.append(Placement(center=standby, role="standby", amounts=amounts))
+            placements.append(Placement(center=standby, role=states.PlacementRole.STANDBY, amounts=amounts))
     if tier.dr_copy is not topo.DrCopy.NONE:
-        placements += [Placement(center=name, role="dr", amounts=amounts) for name in dr]
+        placements += [Placement(center=name, role=states.PlacementRole.DR, amounts=amounts) for name in dr]
     engine = identity.policies(ctx)
     engine.require_placement(
         principal=principal,

@@ -67,7 +67,7 @@ def environment(ctx: ctx_module.Context) -> repl.Environment:
 
 def health(ctx: ctx_module.Context) -> failover.Health:
     observer = drivers.observer(ctx)
-    return failover.Health(center_up=lambda center: observer.center_health(center) == "up")
+    return failover.Health(center_up=lambda center: observer.center_health(center) == states.CenterHealth.UP)
 
 
 # --- replication -------------------------------------------------------------------------------------
@@ -85,8 +85,8 @@ STREAM_EXAMPLE: dict[str, Any] = {
     "tier": "gold",
     "source": "qd-a",
     "target": "dz-dr",
-    "mode": "async",
-    "state": "healthy",
+    "mode": states.StreamMode.ASYNC,
+    "state": states.StreamState.HEALTHY,
     "last_consistent_at": "2026-11-18T02:14:31Z",
     "lag_s": 29.0,
     "rpo_target_s": 60.0,
@@ -100,7 +100,7 @@ SYNC_STREAM_EXAMPLE: dict[str, Any] = {
     **STREAM_EXAMPLE,
     "id": f"{WORKLOAD_EXAMPLE_ID}:qd-a>qd-b",
     "target": "qd-b",
-    "mode": "sync",
+    "mode": states.StreamMode.SYNC,
     "last_consistent_at": "2026-11-18T02:15:00Z",
     "lag_s": 0.0,
     "rpo_target_s": 0.0,
@@ -166,7 +166,9 @@ def protect_workloads(ctx: ctx_module.Context, workload_ids: list[str]) -> int:
     """Create the streams of these workloads (ready ones; idempotent); how many have streams now."""
     env = environment(ctx)
     with ctx.read() as tx:
-        workloads = [w for w in requests.list_workloads(tx, ids=workload_ids) if w.state == "ready"]
+        workloads = [
+            w for w in requests.list_workloads(tx, ids=workload_ids) if w.state == states.WorkloadState.READY
+        ]
     made = 0
     for workload in workloads:
         if repl.streams_for(ctx.topology, workload):
@@ -226,7 +228,7 @@ PROTECTION_EXAMPLE: dict[str, Any] = {
     "department": "hrss-insurance",
     "tier": "gold",
     "serving_in": ["qd-a"],
-    "protection": "protected",
+    "protection": states.Protection.PROTECTED,
     "reason": "",
     "streams": [STREAM_EXAMPLE, SYNC_STREAM_EXAMPLE],
 }
@@ -257,7 +259,11 @@ class ProtectionPublic(BaseModel):
     """The workload's streams, whatever their state."""
 
 
-PROTECTED, DEGRADED, UNPROTECTED = "protected", "degraded", "unprotected"
+PROTECTED, DEGRADED, UNPROTECTED = (
+    states.Protection.PROTECTED,
+    states.Protection.DEGRADED,
+    states.Protection.UNPROTECTED,
+)
 PROTECTION_STATES = (PROTECTED, DEGRADED, UNPROTECTED)
 _STREAM_OK = (states.StreamState.HEALTHY, states.StreamState.LAGGING)
 
@@ -343,7 +349,9 @@ def protection(
 
 def protection_counts(ctx: ctx_module.Context) -> dict[tuple[str, str], int]:
     """``{(tier, protection): ready workloads}`` for every tier and protection state (zeros included)."""
-    counts = {(t.name, verdict): 0 for t in ctx.topology.tiers for verdict in PROTECTION_STATES}
+    counts: dict[tuple[str, str], int] = {
+        (t.name, verdict): 0 for t in ctx.topology.tiers for verdict in PROTECTION_STATES
+    }
     found, by_workload = _ready_workloads(ctx, department=None, tier=None)
     for workload in found:
         verdict, _reason = _judge(ctx.topology, workload, by_workload.get(workload.id, []))
@@ -443,7 +451,7 @@ RUN_EXAMPLE: dict[str, Any] = {
     "from_center": "qd-a",
     "from_centers": ["qd-a"],
     "to_center": None,
-    "state": "done",
+    "state": states.RunState.DONE,
     "steps_total": 6,
     "steps_done": 6,
     "next_step": None,

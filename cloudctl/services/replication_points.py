@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from cloudctl import clock as clocks
+from cloudctl.model import states
 from cloudctl.recovery import replication as repl
 from cloudctl.recovery import snapshots
 from cloudctl.services import context as ctx_module
@@ -41,7 +42,7 @@ POINT_EXAMPLE: dict[str, Any] = {
     "bucket": None,
     "seq": 48213,
     "consistent_at": "2026-11-18T02:14:31Z",
-    "state": "ready",
+    "state": states.PointState.READY,
     "last_error": "",
     "taken_at": "2026-11-18T02:14:33Z",
 }

@@ -28,6 +28,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from cloudctl import errors, metrics
+from cloudctl.model import states
 from cloudctl.recovery import replication as repl
 from cloudctl.recovery import traffic
 from cloudctl.services import audit, identity
@@ -214,7 +215,9 @@ def retire_deleted(ctx: ctx_module.Context) -> RetirementReport:
         ]
     ids = sorted({name.removeprefix(DATA_BUCKET_PREFIX) for names in by_center.values() for name in names})
     with ctx.read() as tx:
-        deleted = {w.id: w for w in requests.list_workloads(tx, ids=ids, states=["deleted"])}
+        deleted = {
+            w.id: w for w in requests.list_workloads(tx, ids=ids, states=[states.WorkloadState.DELETED])
+        }
     emptied: list[str] = []
     removed: list[str] = []
     now = ctx.clock.now()
@@ -244,11 +247,11 @@ def _retire_records(ctx: ctx_module.Context, env: repl.Environment) -> int:
         return 0
     with ctx.read() as tx:
         workloads = requests.list_workloads(tx, departments=sorted({n.rsplit(".", 1)[-1] for n in names}))
-    live = {traffic.record_name(w) for w in workloads if w.state != "deleted"}
+    live = {traffic.record_name(w) for w in workloads if w.state != states.WorkloadState.DELETED}
     removed = 0
     for workload in workloads:
         name = traffic.record_name(workload)
-        if workload.state == "deleted" and name in names and name not in live:
+        if workload.state == states.WorkloadState.DELETED and name in names and name not in live:
             removed += traffic.remove(driver, ctx.topology, workload)
             names.discard(name)
     return removed

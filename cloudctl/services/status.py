@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict
 
 from cloudctl import clock as clocks
 from cloudctl.model import quotas as q
+from cloudctl.model import states
+from cloudctl.model import topology as topo
 from cloudctl.services import context as ctx_module
 from cloudctl.services import drivers as drivers_service
 from cloudctl.services import leader
@@ -39,8 +41,8 @@ CENTER_EXAMPLE: dict[str, Any] = {
     "name": "qd-a",
     "display_name": "青岛政务云中心A",
     "site": "qingdao",
-    "role": "local",
-    "health": "up",
+    "role": topo.CenterRole.LOCAL,
+    "health": states.CenterHealth.UP,
     "drivers": DRIVERS_EXAMPLE,
     "capacity": {
         "vcpu": CAPACITY_EXAMPLE,
@@ -52,17 +54,17 @@ CENTER_EXAMPLE: dict[str, Any] = {
 }
 LINK_EXAMPLE: dict[str, Any] = {
     "between": ["qd-a", "dz-dr"],
-    "mode": "async",
+    "mode": topo.LinkMode.ASYNC,
     "rtt_ms": 8.0,
     "bandwidth_mbps": 10000,
-    "state": "up",
+    "state": states.LinkState.UP,
 }
 REPLICA_EXAMPLE: dict[str, Any] = {
     "id": "mgmt-1:4242:9f3a1c",
     "host": "mgmt-1",
     "pid": 4242,
     "api_url": "http://10.0.0.11:8080",
-    "role": "leader",
+    "role": states.ReplicaRole.LEADER,
     "epoch": 3,
     "started_at": "2026-11-26T11:58:02Z",
     "heartbeat_age_s": 0.4,
@@ -72,7 +74,7 @@ FOLLOWER_EXAMPLE: dict[str, Any] = {
     "host": "mgmt-2",
     "pid": 3117,
     "api_url": "http://10.0.0.12:8080",
-    "role": "follower",
+    "role": states.ReplicaRole.FOLLOWER,
     "epoch": None,
     "started_at": "2026-11-26T11:58:05Z",
     "heartbeat_age_s": 0.9,
@@ -86,8 +88,8 @@ STATUS_EXAMPLE: dict[str, Any] = {
             "name": "mgmt",
             "display_name": "政务云管理中心",
             "site": "qingdao",
-            "role": "management",
-            "health": "up",
+            "role": topo.CenterRole.MANAGEMENT,
+            "health": states.CenterHealth.UP,
             "drivers": dict.fromkeys(DRIVERS_EXAMPLE, "simulator"),
             "capacity": {
                 "vcpu": {"total": 256, "allocated": 0, "used": 0},
@@ -114,8 +116,8 @@ STATUS_EXAMPLE: dict[str, Any] = {
             "name": "dz-dr",
             "display_name": "德州异地灾备中心",
             "site": "dezhou",
-            "role": "dr",
-            "health": "up",
+            "role": topo.CenterRole.DR,
+            "health": states.CenterHealth.UP,
             "drivers": DRIVERS_EXAMPLE,
             "capacity": {
                 "vcpu": {"total": 3072, "allocated": 1460, "used": 96},
@@ -127,35 +129,41 @@ STATUS_EXAMPLE: dict[str, Any] = {
         },
     ],
     "links": [
-        {"between": ["qd-a", "qd-b"], "mode": "sync", "rtt_ms": 0.6, "bandwidth_mbps": 100000, "state": "up"},
+        {
+            "between": ["qd-a", "qd-b"],
+            "mode": topo.LinkMode.SYNC,
+            "rtt_ms": 0.6,
+            "bandwidth_mbps": 100000,
+            "state": states.LinkState.UP,
+        },
         LINK_EXAMPLE,
         {
             "between": ["qd-b", "dz-dr"],
-            "mode": "async",
+            "mode": topo.LinkMode.ASYNC,
             "rtt_ms": 8.0,
             "bandwidth_mbps": 10000,
-            "state": "up",
+            "state": states.LinkState.UP,
         },
         {
             "between": ["mgmt", "qd-a"],
-            "mode": "control",
+            "mode": topo.LinkMode.CONTROL,
             "rtt_ms": 0.5,
             "bandwidth_mbps": 10000,
-            "state": "up",
+            "state": states.LinkState.UP,
         },
         {
             "between": ["mgmt", "qd-b"],
-            "mode": "control",
+            "mode": topo.LinkMode.CONTROL,
             "rtt_ms": 0.5,
             "bandwidth_mbps": 10000,
-            "state": "up",
+            "state": states.LinkState.UP,
         },
         {
             "between": ["mgmt", "dz-dr"],
-            "mode": "control",
+            "mode": topo.LinkMode.CONTROL,
             "rtt_ms": 8.5,
             "bandwidth_mbps": 1000,
-            "state": "up",
+            "state": states.LinkState.UP,
         },
     ],
     "replicas": [REPLICA_EXAMPLE, FOLLOWER_EXAMPLE],
@@ -163,7 +171,7 @@ STATUS_EXAMPLE: dict[str, Any] = {
 READINESS_EXAMPLE: dict[str, Any] = {
     "status": "ready",
     "replica": "mgmt-1:4242:9f3a1c",
-    "role": "leader",
+    "role": states.ReplicaRole.LEADER,
     "replicas": [REPLICA_EXAMPLE, FOLLOWER_EXAMPLE],
 }
 
@@ -290,7 +298,11 @@ def replicas(ctx: ctx_module.Context) -> list[ReplicaPublic]:
     result = []
     for row in rows:
         age_s = max(now - row.heartbeat_at, 0.0)
-        role = row.role if row.role == "stopped" or age_s < STALE_AFTER_S else "lost"
+        role = (
+            row.role
+            if row.role == states.ReplicaRole.STOPPED or age_s < STALE_AFTER_S
+            else states.ReplicaRole.LOST
+        )
         result.append(
             ReplicaPublic(
                 id=row.id,
@@ -298,7 +310,7 @@ def replicas(ctx: ctx_module.Context) -> list[ReplicaPublic]:
                 pid=row.pid,
                 api_url=row.api_url,
                 role=role,
-                epoch=row.epoch if role == "leader" else None,
+                epoch=row.epoch if role == states.ReplicaRole.LEADER else None,
                 started_at=clocks.isoformat(row.started_at),
                 heartbeat_age_s=round(age_s, 1),
             )

@@ -18,7 +18,12 @@ from cloudctl.services import context as ctx_module
 from cloudctl.services import requests as requests_service
 from cloudctl.store import orgs, quotas, requests
 
-DELETABLE_STATES = ("ready", "failed", "pending-approval", "approved")
+DELETABLE_STATES = (
+    states.WorkloadState.READY,
+    states.WorkloadState.FAILED,
+    states.WorkloadState.PENDING_APPROVAL,
+    states.WorkloadState.APPROVED,
+)
 
 
 PROTECTION_EXAMPLE: dict[str, Any] = {
@@ -39,22 +44,22 @@ WORKLOAD_EXAMPLE: dict[str, Any] = {
     "count": 2,
     "tier": "gold",
     "data_class": "internal",
-    "state": "ready",
+    "state": states.WorkloadState.READY,
     "reasons": [],
     "placements": [
         {
             "center": "dz-dr",
-            "role": "dr",
+            "role": states.PlacementRole.DR,
             "amounts": {"vcpu": 8, "ram_gb": 16, "volume_gb": 160, "instances": 2},
-            "state": "reserved",
+            "state": states.PlacementState.RESERVED,
             "resources": [],
         },
         requests_service.PLACEMENT_EXAMPLE,
         {
             "center": "qd-b",
-            "role": "standby",
+            "role": states.PlacementRole.STANDBY,
             "amounts": {"vcpu": 8, "ram_gb": 16, "volume_gb": 160, "instances": 2},
-            "state": "reserved",
+            "state": states.PlacementState.RESERVED,
             "resources": [],
         },
     ],
@@ -147,7 +152,10 @@ def _public(ctx: ctx_module.Context, tx: Any, record: requests.WorkloadRecord) -
                 rto_target_s=tier.rto_target_s,
                 gbt20988_level=tier.gbt20988_level,
                 recovery_centers=[
-                    p.center for p in record.placements if p.role in ("standby", "dr", "active")
+                    p.center
+                    for p in record.placements
+                    if p.role
+                    in (states.PlacementRole.STANDBY, states.PlacementRole.DR, states.PlacementRole.ACTIVE)
                 ],
             ),
         }
@@ -225,7 +233,7 @@ def delete(ctx: ctx_module.Context, *, principal: identity.Principal, workload_i
     with ctx.transaction() as tx:
         record = _owned(ctx, tx, principal=principal, workload_id=workload_id, action="workload.delete")
         record = requests.get_workload(tx, workload_id, for_update=True)
-        if record.state in ("deleting", "deleted"):
+        if record.state in (states.WorkloadState.DELETING, states.WorkloadState.DELETED):
             return _public(ctx, tx, record)
         if record.state not in DELETABLE_STATES:
             raise errors.Conflict(
@@ -233,8 +241,10 @@ def delete(ctx: ctx_module.Context, *, principal: identity.Principal, workload_i
             )
         request = requests.get_request(tx, record.request_id, for_update=True)
         if request.state in requests_service.LIVE_STATES:
-            requests.update_request(tx, request, state="cancelled", step="cancelled", now=now)
-        record = requests.update_workload(tx, record, state="deleting", now=now)
+            requests.update_request(
+                tx, request, state=states.WorkloadState.CANCELLED, step="cancelled", now=now
+            )
+        record = requests.update_workload(tx, record, state=states.WorkloadState.DELETING, now=now)
         audit.record(
             ctx,
             principal=principal,

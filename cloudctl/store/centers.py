@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from cloudctl import errors
 from cloudctl.model import quotas as q
+from cloudctl.model import states
 from cloudctl.model import topology as topo
 from cloudctl.store import quotas, schema
 
@@ -50,7 +51,9 @@ def sync_topology(tx: sa.Connection, topology: topo.Topology, *, now: float) -> 
         if center.name in known:
             tx.execute(schema.centers.update().where(schema.centers.c.name == center.name).values(**values))
         else:
-            tx.execute(schema.centers.insert().values(name=center.name, state="up", **values))
+            tx.execute(
+                schema.centers.insert().values(name=center.name, state=states.CenterHealth.UP, **values)
+            )
             quotas.add_center(tx, center=center.name)
         tx.execute(schema.center_capacity.delete().where(schema.center_capacity.c.center == center.name))
         tx.execute(

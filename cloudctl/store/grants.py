@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from cloudctl import errors
+from cloudctl.model import grants as model
 from cloudctl.store import schema
 
 
@@ -135,7 +136,7 @@ def counts_by_class(tx: sa.Connection) -> tuple[dict[str, int], dict[str, int]]:
         row.data_class: int(row.n)
         for row in tx.execute(
             sa.select(grants.c.data_class, sa.func.count().label("n"))
-            .where(grants.c.state == "active")
+            .where(grants.c.state == model.GrantState.ACTIVE)
             .group_by(grants.c.data_class)
         )
     }

@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from cloudctl import errors
+from cloudctl.model import states
 from cloudctl.store import db, schema
 
 
@@ -299,7 +300,7 @@ def unprotected_ready_workloads(tx: sa.Connection) -> list[str]:
     workloads = schema.workloads
     query = (
         sa.select(workloads.c.id)
-        .where(workloads.c.state == "ready")
+        .where(workloads.c.state == states.WorkloadState.READY)
         .where(~sa.exists().where(streams.c.workload_id == workloads.c.id))
         .order_by(workloads.c.id)
     )
@@ -311,12 +312,21 @@ def due_streams(tx: sa.Connection, *, now: float, workload_ids: Iterable[str] | 
     table = schema.replication_streams
     query = (
         sa.select(table)
-        .where(table.c.state.in_(["healthy", "degraded", "lagging", "broken"]))
+        .where(
+            table.c.state.in_(
+                [
+                    states.StreamState.HEALTHY,
+                    states.StreamState.DEGRADED,
+                    states.StreamState.LAGGING,
+                    states.StreamState.BROKEN,
+                ]
+            )
+        )
         .where(
             sa.or_(
-                sa.and_(table.c.mode == "sync", table.c.state != "healthy"),
+                sa.and_(table.c.mode == states.StreamMode.SYNC, table.c.state != states.StreamState.HEALTHY),
                 sa.and_(
-                    table.c.mode != "sync",
+                    table.c.mode != states.StreamMode.SYNC,
                     sa.or_(
                         table.c.last_pass_at.is_(None),
                         table.c.interval_s.is_(None),

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from cloudctl.model import states
+
 metadata = sa.MetaData(
     naming_convention={
         "ix": "ix_%(column_0_label)s",
@@ -43,7 +45,7 @@ centers = sa.Table(
     sa.Column("display_name", sa.String(200), nullable=False),
     sa.Column("site", sa.String(40), nullable=False),
     sa.Column("role", sa.String(20), nullable=False),
-    sa.Column("state", sa.String(20), nullable=False, server_default="up"),
+    sa.Column("state", sa.String(20), nullable=False, server_default=states.CenterHealth.UP),
     sa.Column("updated_at", sa.Float, nullable=False),
 )
 

@@ -447,6 +447,7 @@ def test_runs_and_drill_reports_show_what_the_services_hold(
     runs = sysadmin.get("/ui/runs").text
     assert str(failover.run_id) in runs
     assert run_id in runs and "lose-qd-a" in runs
+    assert f'href="/ui/drills/{run_id}"' in runs  # a done drill links to its report
     reports = sysadmin.get("/ui/drills").text
     assert f"/ui/drills/{run_id}" in reports
     page = sysadmin.get(f"/ui/drills/{run_id}")

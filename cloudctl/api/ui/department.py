@@ -15,6 +15,7 @@ from fastapi import APIRouter, Form, Query, Request, Response
 
 from cloudctl import errors
 from cloudctl.api.ui import web
+from cloudctl.model import states
 from cloudctl.model import topology as topo
 from cloudctl.services import catalog, workloads
 from cloudctl.services import quotas as quotas_service
@@ -24,8 +25,23 @@ from cloudctl.services import requests as requests_service
 router = APIRouter(route_class=web.PortalRoute)
 
 LIFECYCLE = ("submitted", "policy-checked", "quota-reserved", "pending-approval", "approved", "provisioning")
-FINAL_STATES = ("ready", "rejected", "cancelled", "failed", "deleting", "deleted")
-REQUEST_STATES = ("pending-approval", "approved", "provisioning", "ready", "rejected", "cancelled", "failed")
+FINAL_STATES = (
+    states.WorkloadState.READY,
+    states.WorkloadState.REJECTED,
+    states.WorkloadState.CANCELLED,
+    states.WorkloadState.FAILED,
+    states.WorkloadState.DELETING,
+    states.WorkloadState.DELETED,
+)
+REQUEST_STATES = (
+    states.WorkloadState.PENDING_APPROVAL,
+    states.WorkloadState.APPROVED,
+    states.WorkloadState.PROVISIONING,
+    states.WorkloadState.READY,
+    states.WorkloadState.REJECTED,
+    states.WorkloadState.CANCELLED,
+    states.WorkloadState.FAILED,
+)
 DATA_CLASS_NAMES = {
     "public": ("公开", "public"),
     "internal": ("内部", "internal"),
@@ -193,7 +209,7 @@ def _lifecycle(shown: requests_service.RequestPublic) -> list[tuple[str, str | N
     to_come = [
         name
         for name in (*LIFECYCLE, "ready")
-        if name not in done and (name != "pending-approval" or shown.needs_approval)
+        if name not in done and (name != states.WorkloadState.PENDING_APPROVAL or shown.needs_approval)
     ]
     return steps + [(name, None) for name in to_come]
 
@@ -208,7 +224,7 @@ def request_page(request: Request, visitor: web.VisitorDep, ctx: web.ContextDep,
         shown=shown,
         lifecycle=_lifecycle(shown),
         live=shown.state not in FINAL_STATES,
-        cancellable=shown.state in ("pending-approval", "approved"),
+        cancellable=shown.state in (states.WorkloadState.PENDING_APPROVAL, states.WorkloadState.APPROVED),
     )
 
 
@@ -221,7 +237,9 @@ def request_cancel(visitor: web.CheckedVisitorDep, ctx: web.ContextDep, request_
 
 def _current_rpo(ctx: Any, items: list[workloads.WorkloadPublic]) -> dict[str, list[Any]]:
     """Copies of the listed workloads (ready or being deleted) with their current RPO, by workload id."""
-    wanted = [item.id for item in items if item.state in ("ready", "deleting")]
+    wanted = [
+        item.id for item in items if item.state in (states.WorkloadState.READY, states.WorkloadState.DELETING)
+    ]
     return dict(recovery_service.current_rpo(ctx, workload_ids=wanted))
 
 
@@ -248,7 +266,15 @@ def workloads_page(
         streams=_current_rpo(ctx, items),
         next_cursor=next_cursor,
         state=state,
-        live=any(item.state in ("approved", "provisioning", "deleting") for item in items),
+        live=any(
+            item.state
+            in (
+                states.WorkloadState.APPROVED,
+                states.WorkloadState.PROVISIONING,
+                states.WorkloadState.DELETING,
+            )
+            for item in items
+        ),
     )
 
 
@@ -264,7 +290,8 @@ def workload_page(
         shown=shown,
         streams=_current_rpo(ctx, [shown]).get(shown.id, []),
         deletable=shown.state in workloads.DELETABLE_STATES,
-        live=shown.state in ("approved", "provisioning", "deleting"),
+        live=shown.state
+        in (states.WorkloadState.APPROVED, states.WorkloadState.PROVISIONING, states.WorkloadState.DELETING),
     )
 
 

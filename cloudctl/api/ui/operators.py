@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse
 
 from cloudctl import errors
 from cloudctl.api.ui import web
-from cloudctl.model import drill_formats
+from cloudctl.model import drill_formats, states
 from cloudctl.services import audit, drills
 from cloudctl.services import recovery as recovery_service
 from cloudctl.services import requests as requests_service
@@ -41,7 +41,11 @@ def approvals_page(
     cursor: Annotated[str, Query(max_length=200)] = "",
 ) -> Response:
     pending, next_cursor = requests_service.list_requests(
-        ctx, principal=visitor.principal, state="pending-approval", limit=PAGE_SIZE, cursor=cursor or None
+        ctx,
+        principal=visitor.principal,
+        state=states.WorkloadState.PENDING_APPROVAL,
+        limit=PAGE_SIZE,
+        cursor=cursor or None,
     )
     return web.render(request, visitor, "approvals.html", pending=pending, next_cursor=next_cursor)
 
@@ -101,13 +105,19 @@ def runs_page(
 ) -> Response:
     runs = failover_runs(ctx, principal=visitor.principal, run_id=run)
     drill_runs = drills.recent_drill_runs(ctx, principal=visitor.principal)
-    live = any(r.state == "running" for r in runs) or any(d.state == "running" for d in drill_runs)
+    live = any(r.state == states.RunState.RUNNING for r in runs) or any(
+        d.state == states.DrillRunState.RUNNING for d in drill_runs
+    )
     return web.render(request, visitor, "runs.html", runs=runs, drill_runs=drill_runs, run=run, live=live)
 
 
 @router.get("/drills")
 def drill_reports_page(request: Request, visitor: web.VisitorDep, ctx: web.ContextDep) -> Response:
-    finished = [d for d in drills.recent_drill_runs(ctx, principal=visitor.principal) if d.state == "done"]
+    finished = [
+        d
+        for d in drills.recent_drill_runs(ctx, principal=visitor.principal)
+        if d.state == states.DrillRunState.DONE
+    ]
     latest: dict[str, drills.DrillRunSummary] = {}
     for summary in finished:
         latest.setdefault(summary.plan, summary)

@@ -31,6 +31,7 @@ from fastapi.templating import Jinja2Templates
 from cloudctl import errors
 from cloudctl.api import problems
 from cloudctl.api.ui import sessions as sessions_module
+from cloudctl.model import states
 from cloudctl.services import context as ctx_module
 from cloudctl.services import identity
 
@@ -38,32 +39,33 @@ HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(
     env=jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
 )
-STATE_NAMES = {
+STATE_NAMES: dict[str, tuple[str, str]] = {
     "submitted": ("已提交", "submitted"),
     "policy-checked": ("策略检查通过", "policy checked"),
     "quota-reserved": ("配额已预留", "quota reserved"),
-    "pending-approval": ("待审批", "pending approval"),
-    "approved": ("已批准", "approved"),
-    "provisioning": ("开通中", "provisioning"),
-    "ready": ("可用", "ready"),
-    "rejected": ("已驳回", "rejected"),
-    "cancelled": ("已撤销", "cancelled"),
-    "failed": ("失败", "failed"),
-    "deleting": ("删除中", "deleting"),
-    "deleted": ("已删除", "deleted"),
-    "reserved": ("已预留", "reserved"),
-    "running": ("进行中", "running"),
-    "done": ("已完成", "done"),
+    states.WorkloadState.PENDING_APPROVAL: ("待审批", "pending approval"),
+    states.WorkloadState.APPROVED: ("已批准", "approved"),
+    states.WorkloadState.PROVISIONING: ("开通中", "provisioning"),
+    states.WorkloadState.READY: ("可用", "ready"),
+    states.WorkloadState.REJECTED: ("已驳回", "rejected"),
+    states.WorkloadState.CANCELLED: ("已撤销", "cancelled"),
+    states.WorkloadState.FAILED: ("失败", "failed"),
+    states.WorkloadState.DELETING: ("删除中", "deleting"),
+    states.WorkloadState.DELETED: ("已删除", "deleted"),
+    states.PlacementState.RESERVED: ("已预留", "reserved"),
+    states.RunState.RUNNING: ("进行中", "running"),
+    states.RunState.DONE: ("已完成", "done"),
     "passed": ("通过", "passed"),
-    "up": ("正常", "up"),
-    "down": ("故障", "down"),
-    "degraded": ("降级", "degraded"),
-    "cut": ("中断", "cut"),
+    states.CenterHealth.UP: ("正常", "up"),
+    states.CenterHealth.DOWN: ("故障", "down"),
+    states.LinkState.DEGRADED: ("降级", "degraded"),
+    states.LinkState.CUT: ("中断", "cut"),
     "success": ("成功", "success"),
     "denied": ("拒绝", "denied"),
     "refused": ("拒绝", "refused"),
 }
 templates.env.globals["state_names"] = STATE_NAMES
+templates.env.globals["DrillRunState"] = states.DrillRunState
 templates.env.filters["compact_json"] = lambda value: json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 CONTENT_SECURITY_POLICY = (
