@@ -40,6 +40,7 @@ from typing import Any
 from cloudctl import clock as clocks
 from cloudctl import errors
 from cloudctl.drivers import base
+from cloudctl.model import states
 from cloudctl.model.names import restored_name
 from cloudctl.recovery import replication as repl
 from cloudctl.recovery import snapshots
@@ -128,7 +129,7 @@ def recovery_points(
 ) -> list[RecoveryPoint]:
     """The workload's recovery points (in ``center``, if given), oldest first."""
     with env.store.read() as tx:
-        known = points_store.list_points(tx, workload_ids=[workload.id], states=[points_store.READY])
+        known = points_store.list_points(tx, workload_ids=[workload.id], states=[states.PointState.READY])
     protected = {
         item.name
         for serving in repl.serving_centers(workload) or [p.center for p in workload.placements]

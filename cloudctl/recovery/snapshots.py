@@ -142,7 +142,7 @@ def take_points(env: repl.Environment, results: Sequence[repl.PassResult], *, ke
             field="replication_points_kept",
         )
     with env.store.read() as tx:
-        failed = points_store.list_points(tx, states=[points_store.FAILED])
+        failed = points_store.list_points(tx, states=[states.PointState.FAILED])
         passed = [result.stream_id for result in results]
         streams = replication.list_streams(tx, ids=passed) if passed else []
         retried = sorted({point.workload_id for point in failed})
@@ -246,7 +246,7 @@ def _take_one(
         snapshot_name=name,
     )
     current = next((known for known in existing if known.id == point.id), None)
-    if current is not None and current.state == points_store.READY:
+    if current is not None and current.state == states.PointState.READY:
         return current
     try:
         snapshot = find_snapshot(storage, volume_id=volume["id"], name=name) or storage.create_snapshot(
@@ -256,7 +256,7 @@ def _take_one(
         point = dataclasses.replace(point, last_error=error.one_line())
     else:
         point = dataclasses.replace(
-            point, snapshot_id=snapshot.id, state=points_store.READY, taken_at=env.clock.now()
+            point, snapshot_id=snapshot.id, state=states.PointState.READY, taken_at=env.clock.now()
         )
     return _record(env, point, report)
 
@@ -281,7 +281,7 @@ def _take_objects(
         kind=points_store.PointKind.OBJECTS,
     )
     current = next((known for known in existing if known.id == point.id), None)
-    if current is not None and current.state == points_store.READY:
+    if current is not None and current.state == states.PointState.READY:
         return current
     try:
         held = env.drivers_for(stream.target).object_storage.get_bucket(bucket)
@@ -289,7 +289,7 @@ def _take_objects(
         point = dataclasses.replace(point, last_error=error.one_line())
     else:
         if held.versioning:
-            point = dataclasses.replace(point, state=points_store.READY, taken_at=env.clock.now())
+            point = dataclasses.replace(point, state=states.PointState.READY, taken_at=env.clock.now())
         else:
             point = dataclasses.replace(
                 point, last_error=f"bucket {bucket} in {stream.target} keeps no object versions"
@@ -344,7 +344,7 @@ def _unready(
         snapshot_id=None,
         seq=stream.last_seq,
         consistent_at=stream.last_consistent_at,
-        state=points_store.FAILED,
+        state=states.PointState.FAILED,
         last_error="",
         taken_at=None,
         created_at=now,
@@ -359,7 +359,7 @@ def _record(
     """Record the point as it now stands, and count it in the report as taken or failed."""
     with env.store.transaction() as tx:
         recorded = points_store.upsert_point(tx, dataclasses.replace(point, updated_at=env.clock.now()))
-    (report.taken if recorded.state == points_store.READY else report.failed).append(recorded)
+    (report.taken if recorded.state == states.PointState.READY else report.failed).append(recorded)
     return recorded
 
 
@@ -380,7 +380,9 @@ def _prune(
 ) -> None:
     """Drop the failed points ``seq`` supersedes and the ready ones retention lets go: those the
     tier's ``windows`` keep not, or (without windows) those beyond the newest ``keep``."""
-    ready = sorted((p for p in points if p.state == points_store.READY), key=lambda p: p.seq, reverse=True)
+    ready = sorted(
+        (p for p in points if p.state == states.PointState.READY), key=lambda p: p.seq, reverse=True
+    )
     if windows:
         kept = kept_by_windows(
             [(p.seq, p.consistent_at) for p in ready], windows=windows, now=env.clock.now()
@@ -388,7 +390,7 @@ def _prune(
         dropped = [p for p in ready if p.seq not in kept]
     else:
         dropped = ready[keep:]
-    superseded = [p for p in points if p.state == points_store.FAILED and p.seq < seq]
+    superseded = [p for p in points if p.state == states.PointState.FAILED and p.seq < seq]
     for point in [*dropped, *superseded]:
         _discard(env, storage, point, report)
 

@@ -32,9 +32,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from cloudctl import errors
+from cloudctl.model import states
 from cloudctl.store import schema
-
-READY, FAILED = "ready", "failed"
 
 
 class PointKind(enum.StrEnum):
@@ -58,7 +57,7 @@ class ReplicationPoint:
     snapshot_id: str | None
     seq: int
     consistent_at: float | None
-    state: str
+    state: states.PointState
     last_error: str
     taken_at: float | None
     """When cloudctl found the snapshot made (``None`` while the point is failed)."""
@@ -89,7 +88,7 @@ def _point(row: Any) -> ReplicationPoint:
         snapshot_id=row.snapshot_id,
         seq=int(row.seq),
         consistent_at=None if row.consistent_at is None else float(row.consistent_at),
-        state=row.state,
+        state=states.PointState(row.state),
         last_error=row.last_error,
         taken_at=None if row.taken_at is None else float(row.taken_at),
         created_at=float(row.created_at),
