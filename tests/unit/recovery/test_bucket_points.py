@@ -216,15 +216,11 @@ def test_without_a_point_before_the_time_a_restore_is_refused_in_one_line(ctx: c
 
 def test_a_failover_to_a_named_point_of_a_bucket_workload(ctx: ctx_module.Context) -> None:
     workload, _attack = attack_bucket(ctx)
+    point = f"dz-dr/{workload}@1"
     run = recovery.plan_failover(
-        ctx,
-        principal=SYSADMIN,
-        from_center="qd-a",
-        to_center="dz-dr",
-        planned=False,
-        point=f"dz-dr/{workload}@1",
+        ctx, principal=SYSADMIN, from_center="qd-a", to_center="dz-dr", planned=False, point=point
     )
-    assert recovery.execute(ctx, run.run_id or "").workloads[workload]["point"] == f"dz-dr/{workload}@1"
+    assert recovery.execute(ctx, run.run_id or "").workloads[workload]["point"] == point
     assert dr_objects(ctx, workload) == {"case/1": b"version one"}
 
 
