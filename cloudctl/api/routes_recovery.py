@@ -234,7 +234,8 @@ def router() -> APIRouter:
         ] = None,
         department: DepartmentQuery = None,
     ) -> PointsPage:
-        """Replication points: the volume snapshots taken when a DR copy reached a consistent point.
+        """Replication points: the volume snapshots taken when a DR copy reached a consistent point,
+        and for a workload with no volume its DR bucket's kept versions then (``kind``: ``objects``).
 
         Operators only (``center.read``); an unknown workload or department is 404.
         """

@@ -157,20 +157,21 @@ def replication_points_list(
     workload: Annotated[str | None, typer.Option(help="Only this workload's points.")] = None,
     dept: Annotated[str | None, typer.Option(help="Only this department's points.")] = None,
 ) -> None:
-    """Replication points: the volume snapshots taken when a DR copy reached a consistent point."""
+    """Replication points: the volume snapshots taken when a DR copy reached a consistent point
+    (a workload with no volume: its DR bucket's kept versions at that point)."""
     state = common.state_of(ctx)
     points = state.api().get("/v1/replication/points", workload=workload, department=dept)["data"]
 
     def render() -> None:
         table = output.table(
-            None, ["workload", "center", "volume", "snapshot", "seq", "consistent at", "state"], []
+            None, ["workload", "center", "volume or bucket", "snapshot", "seq", "consistent at", "state"], []
         )
         for point in points:
             failed = point["state"] != states.PointState.READY
             table.add_row(
                 point["workload_id"],
                 point["center"],
-                point["volume_name"],
+                point["volume_name"] or point["bucket"],
                 point["snapshot_name"] if point["snapshot_id"] else "–",
                 str(point["seq"]),
                 point["consistent_at"] or "–",

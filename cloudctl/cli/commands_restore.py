@@ -55,10 +55,11 @@ def restore(
             f"{done['workload_id']} {verb} in {done['center']} to point {done['point']} "
             f"(seq {done['seq']}, consistent at {done['consistent_at']})"
         )
-        table = output.table(None, ["volume", "of", "from snapshot", "id"], [])
-        for volume in done["volumes"]:
-            table.add_row(volume["name"], volume["of"], volume["restored_from"], volume["id"] or "–")
-        output.stdout.print(table)
+        if done["volumes"]:  # a workload with no volume recovers its bucket only
+            table = output.table(None, ["volume", "of", "from snapshot", "id"], [])
+            for volume in done["volumes"]:
+                table.add_row(volume["name"], volume["of"], volume["restored_from"], volume["id"] or "–")
+            output.stdout.print(table)
         if not done["dry_run"]:
             output.stdout.print(
                 f"objects: {len(done['objects_rewound'])} rewound, {len(done['objects_removed'])} removed, "

@@ -34,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from cloudctl.model import names
+from cloudctl.model import names, states
 from cloudctl.recovery import replication as repl
 from cloudctl.recovery import snapshots
 from cloudctl.store import replication, requests
@@ -104,7 +104,7 @@ def _point(
     point_id = points_store.point_id(target, name)
     with env.store.read() as tx:
         known = points_store.find_point(tx, point_id)
-    if known is not None and known.state == points_store.READY and known.snapshot_id is not None:
+    if known is not None and known.state == states.PointState.READY and known.snapshot_id is not None:
         return known
     snapshot = snapshots.find_snapshot(
         storage, volume_id=replica["id"], name=name
@@ -124,7 +124,7 @@ def _point(
         snapshot_id=snapshot.id,
         seq=seq,
         consistent_at=consistent_at,
-        state=points_store.READY,
+        state=states.PointState.READY,
         last_error="",
         taken_at=now,
         created_at=now,

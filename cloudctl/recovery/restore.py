@@ -2,14 +2,15 @@
 
 A **recovery point** of a workload is one ``seq`` of its change log at which every protected
 volume has a ``ready`` replication point (``recovery.snapshots``) in one center, the center
-that holds its DR copy. Its ``consistent_at`` is the write time of the newest change the copy
-held then. ``choose_point`` picks, for a time ``at``, the newest recovery point with
-``consistent_at <= at``; ``restore`` then, in that center:
+that holds its DR copy; a workload with no protected volume (an object-storage offering) has
+one where its data bucket there has a ``ready`` objects point. Its ``consistent_at`` is the
+write time of the newest change the copy held then. ``choose_point`` picks, for a time ``at``,
+the newest recovery point with ``consistent_at <= at``; ``restore`` then, in that center:
 
 1. makes a volume from each volume's snapshot at the point, named ``rs-<logical name>-<seq>``
    (``model.names.restored_name``), and records it among the placement's resources there
    (``restored_from``: the replication point's id), so deleting the workload deletes it; the
-   replicas and their points are left as they are;
+   replicas and their points are left as they are (a workload with no volume: nothing);
 2. rewinds the workload's data bucket there (``data-<workload>``, versioned, kept for the
    tier's ``deleted_retention_days``) to the point: for each key of the change log, the
    newest change with ``seq <= point`` names the bytes it held (their sha256); the kept
@@ -39,6 +40,7 @@ from typing import Any
 from cloudctl import clock as clocks
 from cloudctl import errors
 from cloudctl.drivers import base
+from cloudctl.model import states
 from cloudctl.model.names import restored_name
 from cloudctl.recovery import replication as repl
 from cloudctl.recovery import snapshots
@@ -48,7 +50,8 @@ from cloudctl.store import replication_points as points_store
 
 @dataclasses.dataclass(frozen=True)
 class RecoveryPoint:
-    """One ``seq`` of a workload at which every protected volume has a ready point in ``center``."""
+    """One ``seq`` of a workload at which every protected volume has a ready point in ``center``
+    (``volumes``), or, for a workload with none, its data bucket there has one (``volumes`` empty)."""
 
     workload_id: str
     department: str
@@ -126,22 +129,27 @@ def recovery_points(
 ) -> list[RecoveryPoint]:
     """The workload's recovery points (in ``center``, if given), oldest first."""
     with env.store.read() as tx:
-        known = points_store.list_points(tx, workload_ids=[workload.id], states=[points_store.READY])
+        known = points_store.list_points(tx, workload_ids=[workload.id], states=[states.PointState.READY])
     protected = {
         item.name
         for serving in repl.serving_centers(workload) or [p.center for p in workload.placements]
         for item in snapshots.protected_volumes(env.topology, workload, serving)
     }
+    # A workload with volumes recovers from their snapshots; one without, from its bucket's versions.
+    wanted = points_store.PointKind.VOLUME if protected else points_store.PointKind.OBJECTS
     grouped: dict[tuple[str, int], list[points_store.ReplicationPoint]] = {}
     for point in known:
-        if point.snapshot_id is None or (center is not None and point.center != center):
+        if point.kind is not wanted or (center is not None and point.center != center):
+            continue
+        if wanted is points_store.PointKind.VOLUME and point.snapshot_id is None:
             continue
         grouped.setdefault((point.center, point.seq), []).append(point)
     found = []
-    for (where, seq), volumes in grouped.items():
-        times = [p.consistent_at for p in volumes if p.consistent_at is not None]
-        if not times or not protected <= {p.volume_name for p in volumes}:
+    for (where, seq), members in grouped.items():
+        times = [p.consistent_at for p in members if p.consistent_at is not None]
+        if not times or not protected <= {p.volume_name for p in members}:
             continue  # a volume missed this point: it cannot restore the workload whole
+        volumes = [p for p in members if p.kind is points_store.PointKind.VOLUME]
         found.append(
             RecoveryPoint(
                 workload_id=workload.id,
@@ -243,6 +251,8 @@ def _volume_item(point: points_store.ReplicationPoint, *, volume_id: str | None)
 def _make_volumes(
     env: repl.Environment, workload: requests.WorkloadRecord, point: RecoveryPoint
 ) -> list[dict[str, Any]]:
+    if not point.volumes:
+        return []
     storage = env.drivers_for(point.center).block_storage
     size_gb = env.topology.offering(workload.offering).volume_gb
     made = []

@@ -1,5 +1,6 @@
 """Replication points: a snapshot of each protected volume's replica, in the center that holds
-the copy, whenever the workload's DR copy reaches a new consistent point.
+the copy, whenever the workload's DR copy reaches a new consistent point; for a workload with
+no volume, a record of its data bucket there at that point.
 
 What is protected: each ``volume`` resource of the workload's serving placement, and each
 server's disk (its size is the offering's ``volume_gb``), each known by its *logical name*
@@ -20,21 +21,31 @@ that has no replication point yet, each replica in the stream's *target* gets a 
 the source center. Sync streams take no points (their consistent point moves with every
 write); a failover takes one of the replica when it recovers from it (``recovery.materialise``).
 
+A workload with no protected volume (an object-storage offering, a namespace) keeps its data
+in its versioned data bucket (``data-<workload>``), which the DR pass copies to the stream's
+target, where overwritten and deleted versions are kept. Such a workload gets one **objects
+point** per new consistent ``seq`` in the stream's target instead (``PointKind.OBJECTS``,
+id ``<center>/data-<workload>@<seq>``): the data at the point is the versions that bucket
+keeps, which ``recovery.restore`` rewinds to. Taking it costs one read of the bucket there,
+which must answer and keep versions; nothing is made.
+
 Invariants:
 - Idempotent: a replica and a point's snapshot are looked up by name before one is made, so
   results handed in twice, or a process killed between a create and its record, never give
-  one volume two replicas nor one point two snapshots; a point already ``ready`` costs no
-  backend call.
+  one volume two replicas nor one point two snapshots; a point already ``ready`` (of either
+  kind) costs no backend call and records nothing.
 - A backend that refuses or does not answer fails neither the pass nor the other volumes:
   the point is recorded ``failed`` with the error, and the next call takes it again at the
   stream's consistent point then (a newer point supersedes an older failed one).
-- Retention: where the workload's tier declares ``point_retention`` windows, a replica keeps,
+- Retention: where the workload's tier declares ``point_retention`` windows, a replica (or,
+  for an objects point, the workload's bucket in that center) keeps,
   of its ready points by age (now minus ``consistent_at``), every one or the newest of each
   ``every_s`` slice within each window, and none older than the last window (``kept_by_windows``);
   elsewhere it keeps its newest ``keep`` ready points (``keep`` >= 1). Either way the newest is
   never deleted, and points are counted after the new one is made; an older one loses its
-  snapshot first, then its record. A snapshot that cannot be deleted now keeps its record and
-  is deleted by a later call.
+  snapshot first, then its record (an objects point, only its record: the bucket's versions
+  follow the tier's ``deleted_retention_days``). A snapshot that cannot be deleted now keeps
+  its record and is deleted by a later call.
 - Only ready workloads take points; deleting a workload deletes its volumes (replicas
   included: they are ``volume`` resources of their placement) with their snapshots, then its
   points (``reconcile.provisioning``).
@@ -48,6 +59,7 @@ from typing import Any
 
 from cloudctl import errors
 from cloudctl.drivers import base
+from cloudctl.model import states
 from cloudctl.model import topology as topo
 from cloudctl.model.names import replica_name, snapshot_name
 from cloudctl.recovery import replication as repl
@@ -130,7 +142,7 @@ def take_points(env: repl.Environment, results: Sequence[repl.PassResult], *, ke
             field="replication_points_kept",
         )
     with env.store.read() as tx:
-        failed = points_store.list_points(tx, states=[points_store.FAILED])
+        failed = points_store.list_points(tx, states=[states.PointState.FAILED])
         passed = [result.stream_id for result in results]
         streams = replication.list_streams(tx, ids=passed) if passed else []
         retried = sorted({point.workload_id for point in failed})
@@ -146,25 +158,36 @@ def take_points(env: repl.Environment, results: Sequence[repl.PassResult], *, ke
             if s.mode == repl.SYNC
         ]
     report = Report(taken=[], failed=[], pruned=[])
-    by_volume: dict[tuple[str, str], list[points_store.ReplicationPoint]] = {}
+    # A point's series: its workload's in one center, of one protected volume or of the bucket.
+    series: dict[tuple[str, str, str, str], list[points_store.ReplicationPoint]] = {}
     for point in known:
-        by_volume.setdefault((point.center, point.volume_name), []).append(point)
+        key = (point.workload_id, point.center, point.kind, point.volume_name)
+        series.setdefault(key, []).append(point)
     copies: set[tuple[str, str]] = set()
     for stream in sorted(candidates.values(), key=lambda s: s.id):
         workload = workloads.get(stream.workload_id)
-        if workload is None or workload.state != "ready":
+        if workload is None or workload.state != states.WorkloadState.READY:
             continue
         copies.add((workload.id, stream.target))
         storage = env.drivers_for(stream.target).block_storage
-        for protected in protected_volumes(env.topology, workload, stream.source):
+        windows = env.topology.tier(workload.tier).point_retention
+        volumes = protected_volumes(env.topology, workload, stream.source)
+        if not volumes:
+            existing = series.get((workload.id, stream.target, points_store.PointKind.OBJECTS, ""), [])
+            taken = _take_objects(env, workload=workload, stream=stream, existing=existing, report=report)
+            now_known = [point for point in existing if point.id != taken.id] + [taken]
+            _prune(env, storage, now_known, seq=stream.last_seq, keep=keep, windows=windows, report=report)
+        for protected in volumes:
             try:
                 replica = ensure_replica(env, workload=workload, center=stream.target, protected=protected)
             except errors.CloudctlError as error:
-                report.failed.append(
-                    _record_failure(env, workload=workload, stream=stream, protected=protected, error=error)
+                _record_failure(
+                    env, workload=workload, stream=stream, protected=protected, error=error, report=report
                 )
                 continue
-            existing = by_volume.get((stream.target, protected.name), [])
+            existing = series.get(
+                (workload.id, stream.target, points_store.PointKind.VOLUME, protected.name), []
+            )
             taken = _take_one(
                 env,
                 storage=storage,
@@ -176,19 +199,11 @@ def take_points(env: repl.Environment, results: Sequence[repl.PassResult], *, ke
                 report=report,
             )
             now_known = [point for point in existing if point.id != taken.id] + [taken]
-            _prune(
-                env,
-                storage,
-                now_known,
-                seq=stream.last_seq,
-                keep=keep,
-                windows=env.topology.tier(workload.tier).point_retention,
-                report=report,
-            )
+            _prune(env, storage, now_known, seq=stream.last_seq, keep=keep, windows=windows, report=report)
     for stream in synced:
         # A sync standby holds replicas too (no points: its copy is consistent with every write).
         workload = workloads.get(stream.workload_id)
-        if workload is None or workload.state != "ready":
+        if workload is None or workload.state != states.WorkloadState.READY:
             continue
         for protected in protected_volumes(env.topology, workload, stream.source):
             try:
@@ -199,7 +214,7 @@ def take_points(env: repl.Environment, results: Sequence[repl.PassResult], *, ke
         workload = workloads.get(point.workload_id)
         if (
             workload is not None
-            and workload.state == "ready"
+            and workload.state == states.WorkloadState.READY
             and (point.workload_id, point.center) not in copies
         ):
             # Its center no longer holds a copy the workload's DR stream feeds (after a failover).
@@ -221,28 +236,18 @@ def _take_one(
     """The point of the replica ``volume`` (in the stream's target) at the stream's consistent
     point, taken now unless it is ready."""
     name = snapshot_name(logical_name, stream.last_seq)
-    point_id = points_store.point_id(stream.target, name)
-    current = next((point for point in existing if point.id == point_id), None)
-    if current is not None and current.state == points_store.READY:
-        return current
-    now = env.clock.now()
-    point = points_store.ReplicationPoint(
-        id=point_id,
-        workload_id=workload.id,
-        department=workload.department,
-        center=stream.target,
+    point = _unready(
+        env,
+        point_id=points_store.point_id(stream.target, name),
+        workload=workload,
+        stream=stream,
         volume_id=volume["id"],
         volume_name=logical_name,
         snapshot_name=name,
-        snapshot_id=None,
-        seq=stream.last_seq,
-        consistent_at=stream.last_consistent_at,
-        state=points_store.FAILED,
-        last_error="",
-        taken_at=None,
-        created_at=now,
-        updated_at=now,
     )
+    current = next((known for known in existing if known.id == point.id), None)
+    if current is not None and current.state == states.PointState.READY:
+        return current
     try:
         snapshot = find_snapshot(storage, volume_id=volume["id"], name=name) or storage.create_snapshot(
             volume["id"], name=name
@@ -251,12 +256,45 @@ def _take_one(
         point = dataclasses.replace(point, last_error=error.one_line())
     else:
         point = dataclasses.replace(
-            point, snapshot_id=snapshot.id, state=points_store.READY, taken_at=env.clock.now()
+            point, snapshot_id=snapshot.id, state=states.PointState.READY, taken_at=env.clock.now()
         )
-    with env.store.transaction() as tx:
-        recorded = points_store.upsert_point(tx, dataclasses.replace(point, updated_at=env.clock.now()))
-    (report.taken if recorded.state == points_store.READY else report.failed).append(recorded)
-    return recorded
+    return _record(env, point, report)
+
+
+def _take_objects(
+    env: repl.Environment,
+    *,
+    workload: requests.WorkloadRecord,
+    stream: replication.Stream,
+    existing: list[points_store.ReplicationPoint],
+    report: Report,
+) -> points_store.ReplicationPoint:
+    """The objects point of the workload's data bucket in the stream's target at the stream's
+    consistent point, recorded now unless it is ready: ready once the bucket there answers and
+    keeps versions (what a restore rewinds with)."""
+    bucket = repl.data_bucket(workload.id)
+    point = _unready(
+        env,
+        point_id=points_store.objects_point_id(stream.target, bucket, stream.last_seq),
+        workload=workload,
+        stream=stream,
+        kind=points_store.PointKind.OBJECTS,
+    )
+    current = next((known for known in existing if known.id == point.id), None)
+    if current is not None and current.state == states.PointState.READY:
+        return current
+    try:
+        held = env.drivers_for(stream.target).object_storage.get_bucket(bucket)
+    except errors.CloudctlError as error:
+        point = dataclasses.replace(point, last_error=error.one_line())
+    else:
+        if held.versioning:
+            point = dataclasses.replace(point, state=states.PointState.READY, taken_at=env.clock.now())
+        else:
+            point = dataclasses.replace(
+                point, last_error=f"bucket {bucket} in {stream.target} keeps no object versions"
+            )
+    return _record(env, point, report)
 
 
 def _record_failure(
@@ -266,29 +304,63 @@ def _record_failure(
     stream: replication.Stream,
     protected: Protected,
     error: errors.CloudctlError,
+    report: Report,
 ) -> points_store.ReplicationPoint:
     """A point that could not be taken because its replica could not be made (taken again next pass)."""
-    now = env.clock.now()
     name = snapshot_name(protected.name, stream.last_seq)
-    point = points_store.ReplicationPoint(
-        id=points_store.point_id(stream.target, name),
+    point = _unready(
+        env,
+        point_id=points_store.point_id(stream.target, name),
+        workload=workload,
+        stream=stream,
+        volume_name=protected.name,
+        snapshot_name=name,
+    )
+    return _record(env, dataclasses.replace(point, last_error=f"replica: {error.one_line()}"), report)
+
+
+def _unready(
+    env: repl.Environment,
+    *,
+    point_id: str,
+    workload: requests.WorkloadRecord,
+    stream: replication.Stream,
+    kind: points_store.PointKind = points_store.PointKind.VOLUME,
+    volume_id: str = "",
+    volume_name: str = "",
+    snapshot_name: str = "",
+) -> points_store.ReplicationPoint:
+    """The record of the workload's point at the stream's consistent point in its target, before
+    it is taken (``failed``, no error yet)."""
+    now = env.clock.now()
+    return points_store.ReplicationPoint(
+        id=point_id,
         workload_id=workload.id,
         department=workload.department,
         center=stream.target,
-        volume_id="",
-        volume_name=protected.name,
-        snapshot_name=name,
+        volume_id=volume_id,
+        volume_name=volume_name,
+        snapshot_name=snapshot_name,
         snapshot_id=None,
         seq=stream.last_seq,
         consistent_at=stream.last_consistent_at,
-        state=points_store.FAILED,
-        last_error=f"replica: {error.one_line()}",
+        state=states.PointState.FAILED,
+        last_error="",
         taken_at=None,
         created_at=now,
         updated_at=now,
+        kind=kind,
     )
+
+
+def _record(
+    env: repl.Environment, point: points_store.ReplicationPoint, report: Report
+) -> points_store.ReplicationPoint:
+    """Record the point as it now stands, and count it in the report as taken or failed."""
     with env.store.transaction() as tx:
-        return points_store.upsert_point(tx, point)
+        recorded = points_store.upsert_point(tx, dataclasses.replace(point, updated_at=env.clock.now()))
+    (report.taken if recorded.state == states.PointState.READY else report.failed).append(recorded)
+    return recorded
 
 
 def find_snapshot(storage: base.BlockStorage, *, volume_id: str, name: str) -> base.Snapshot | None:
@@ -308,7 +380,9 @@ def _prune(
 ) -> None:
     """Drop the failed points ``seq`` supersedes and the ready ones retention lets go: those the
     tier's ``windows`` keep not, or (without windows) those beyond the newest ``keep``."""
-    ready = sorted((p for p in points if p.state == points_store.READY), key=lambda p: p.seq, reverse=True)
+    ready = sorted(
+        (p for p in points if p.state == states.PointState.READY), key=lambda p: p.seq, reverse=True
+    )
     if windows:
         kept = kept_by_windows(
             [(p.seq, p.consistent_at) for p in ready], windows=windows, now=env.clock.now()
@@ -316,7 +390,7 @@ def _prune(
         dropped = [p for p in ready if p.seq not in kept]
     else:
         dropped = ready[keep:]
-    superseded = [p for p in points if p.state == points_store.FAILED and p.seq < seq]
+    superseded = [p for p in points if p.state == states.PointState.FAILED and p.seq < seq]
     for point in [*dropped, *superseded]:
         _discard(env, storage, point, report)
 
@@ -356,10 +430,11 @@ def kept_by_windows(
 def _discard(
     env: repl.Environment, storage: base.BlockStorage, point: points_store.ReplicationPoint, report: Report
 ) -> None:
-    """Delete the point's snapshot (if it was made), then its record; leave both for later on an error."""
+    """Delete the point's snapshot (if it was made), then its record; leave both for later on an error.
+    An objects point has no snapshot: the versions it stands for are the bucket's to expire."""
     try:
         snapshot_id = point.snapshot_id
-        if snapshot_id is None and point.volume_id:
+        if snapshot_id is None and point.kind is points_store.PointKind.VOLUME and point.volume_id:
             found = find_snapshot(storage, volume_id=point.volume_id, name=point.snapshot_name)
             snapshot_id = None if found is None else found.id
         if snapshot_id is not None:

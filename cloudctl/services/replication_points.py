@@ -1,9 +1,10 @@
-"""Replication points (volume snapshots at DR consistent points) as operators drive and see them.
+"""Replication points (volume snapshots at DR consistent points, and for a workload with no
+volume its data bucket's kept versions there) as operators drive and see them.
 
 Invariants: points are taken right after the replication passes that call for them
 (``take_points``, called by the serve loop and ``cloudctl replication run`` with the passes'
 results), on the same recovery environment as the passes; which each volume keeps is its
-tier's ``point_retention`` windows, or, for a tier without, the newest
+tier's ``point_retention`` windows (each workload's bucket likewise), or, for a tier without, the newest
 ``replication_points_kept``. A point that could not be taken never fails the
 caller: it is logged, recorded ``failed`` and taken by a later call.
 """
@@ -33,10 +34,12 @@ POINT_EXAMPLE: dict[str, Any] = {
     "workload_id": recovery.WORKLOAD_EXAMPLE_ID,
     "department": "hrss-insurance",
     "center": "dz-dr",
+    "kind": "volume",
     "volume_id": "9f1ad043-0f89-4405-82cf-36b9bf9fdf51",
     "volume_name": f"{recovery.WORKLOAD_EXAMPLE_ID}-0",
     "snapshot_id": "a6b0dd50-a681-4437-a1c0-3d5fe156896c",
     "snapshot_name": f"rp-{recovery.WORKLOAD_EXAMPLE_ID}-0-48213",
+    "bucket": None,
     "seq": 48213,
     "consistent_at": "2026-11-18T02:14:31Z",
     "state": states.PointState.READY,
@@ -46,27 +49,35 @@ POINT_EXAMPLE: dict[str, Any] = {
 
 
 class PointPublic(BaseModel):
-    """A replication point: a snapshot of a replica volume, taken when its copy was consistent."""
+    """A replication point: a snapshot of a replica volume, or (a workload with no volume) its data
+    bucket's kept versions, recorded when its copy was consistent."""
 
     model_config = ConfigDict(use_attribute_docstrings=True, json_schema_extra={"examples": [POINT_EXAMPLE]})
 
     id: str
-    """``<center>/<snapshot name>``."""
+    """``<center>/<snapshot name>``; an ``objects`` point: ``<center>/<bucket>@<seq>``."""
     workload_id: str
-    """The workload whose volume the point is of."""
+    """The workload whose data the point holds."""
     department: str
     """The org node (department) that owns the workload."""
     center: str
     """Where the snapshot is: the center that holds the copy (the DR center; a failover's own point
     is in the center it recovered into)."""
+    kind: points_store.PointKind
+    """``volume``: a snapshot of one protected volume's replica; ``objects``: the versions the
+    workload's data bucket keeps in ``center`` (a workload with no volume)."""
     volume_id: str
-    """The replica the snapshot is of, in ``center``."""
+    """The replica the snapshot is of, in ``center``; empty for an ``objects`` point."""
     volume_name: str
-    """The protected volume (or server disk) the replica copies."""
+    """The protected volume (or server disk) the replica copies; empty for an ``objects`` point."""
     snapshot_id: str | None
-    """``None`` while the point is ``failed`` and its snapshot is not known to exist."""
+    """``None`` while the point is ``failed`` and its snapshot is not known to exist, and for an
+    ``objects`` point."""
     snapshot_name: str
-    """``rp-<volume name>-<seq>``: the same on every retry of the same point."""
+    """``rp-<volume name>-<seq>``: the same on every retry of the same point; empty for an
+    ``objects`` point."""
+    bucket: str | None
+    """An ``objects`` point's bucket in ``center`` (``data-<workload>``); null for a volume point."""
     seq: int
     """The workload's change-log position the DR copy was consistent up to."""
     consistent_at: str | None
@@ -74,9 +85,10 @@ class PointPublic(BaseModel):
     state: str
     """``ready`` or ``failed`` (taken again by the next replication pass)."""
     last_error: str
-    """Why the snapshot could not be taken; empty when ``ready``."""
+    """Why the point could not be taken; empty when ``ready``."""
     taken_at: str | None
-    """When cloudctl found the snapshot made (ISO 8601 UTC); null while the point is ``failed``."""
+    """When cloudctl found the snapshot made (an ``objects`` point: the bucket there answered,
+    versioned; ISO 8601 UTC); null while the point is ``failed``."""
 
 
 def _public(point: points_store.ReplicationPoint) -> PointPublic:
@@ -85,10 +97,12 @@ def _public(point: points_store.ReplicationPoint) -> PointPublic:
         workload_id=point.workload_id,
         department=point.department,
         center=point.center,
+        kind=point.kind,
         volume_id=point.volume_id,
         volume_name=point.volume_name,
         snapshot_id=point.snapshot_id,
         snapshot_name=point.snapshot_name,
+        bucket=repl.data_bucket(point.workload_id) if point.kind is points_store.PointKind.OBJECTS else None,
         seq=point.seq,
         consistent_at=None if point.consistent_at is None else clocks.isoformat(point.consistent_at),
         state=point.state,

@@ -2,8 +2,9 @@
 
 ``restore`` picks the newest recovery point consistent at or before the time asked for
 (``recovery.restore``), in the center that holds the workload's DR copy or the one named,
-then makes the point's volumes there and rewinds the workload's object data there to it; a
-dry run only answers which point it would use and what that loses.
+then makes the point's volumes there (none for a workload with no volume, whose points are
+of its bucket) and rewinds the workload's object data there to it; a dry run only answers
+which point it would use and what that loses.
 
 Invariants: input is checked before anything changes (the workload, the time: ISO 8601 and
 not in the future, the center: one that holds a recovery point of the workload, the point
@@ -95,7 +96,8 @@ class RestorePublic(BaseModel):
     dry_run: bool
     """true: nothing was made or changed; the answer says what a restore would do."""
     volumes: list[RestoredVolumePublic]
-    """The volumes made from the point's snapshots (one per protected volume)."""
+    """The volumes made from the point's snapshots (one per protected volume; none for a workload
+    with no volume)."""
     objects_rewound: list[str]
     """Keys of the data bucket made to hold their bytes at the point again (empty in a dry run)."""
     objects_removed: list[str]

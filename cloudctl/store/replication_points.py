@@ -1,29 +1,48 @@
-"""Replication points: the volume snapshots taken when a workload's DR copy reached a consistent point.
+"""Replication points: what a workload's DR copy holds of it at a consistent point, per center.
+
+A point is of one of two kinds (``PointKind``):
+
+- ``volume``: one snapshot of one protected volume's replica in one center at one ``seq`` of
+  the workload's change log; its id is ``<center>/<snapshot name>`` and the snapshot name is
+  derived from the volume's name and the ``seq`` (see ``recovery.snapshots``);
+- ``objects``: for a workload with no volume, its data bucket in one center at one ``seq``:
+  the object versions that bucket keeps are the data. It has no volume and no snapshot
+  (``volume_id``, ``volume_name`` and ``snapshot_name`` empty, ``snapshot_id`` null); its id
+  is ``<center>/<bucket>@<seq>``.
 
 Invariants:
-- A point is one snapshot of one volume in one center at one ``seq`` of the workload's
-  change log; its id is ``<center>/<snapshot name>`` and the snapshot name is derived
-  from the volume's name and the ``seq`` (see ``recovery.snapshots``), so recording the
-  same point twice updates one row instead of adding a second.
-- ``state`` is ``ready`` (the snapshot exists, ``snapshot_id`` names it) or ``failed``
-  (the backend refused or did not answer; ``snapshot_id`` may be unknown and
-  ``last_error`` says why); a failed point is tried again by the next pass.
-- Rows go when their snapshot goes: retention deletes the snapshot first, then the row;
-  deleting a workload deletes its rows once its volumes (and their snapshots) are gone.
+- A point's id is derived from what it is of and its ``seq``, so recording the same point
+  twice updates one row instead of adding a second.
+- ``state`` is ``ready`` (a volume point's snapshot exists and ``snapshot_id`` names it; an
+  objects point's bucket answered, versioned, in its center) or ``failed`` (the backend
+  refused or did not answer; ``last_error`` says why); a failed point is tried again by the
+  next pass.
+- Rows go when their snapshot goes: retention deletes the snapshot first, then the row (an
+  objects point has only its row); deleting a workload deletes its rows once its volumes
+  (and their snapshots) are gone.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
 
 from cloudctl import errors
+from cloudctl.model import states
 from cloudctl.store import schema
 
-READY, FAILED = "ready", "failed"
+
+class PointKind(enum.StrEnum):
+    """What a replication point holds of its workload."""
+
+    VOLUME = "volume"
+    """A snapshot of one protected volume's replica."""
+    OBJECTS = "objects"
+    """The versions the workload's data bucket keeps (a workload with no volume)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,16 +57,23 @@ class ReplicationPoint:
     snapshot_id: str | None
     seq: int
     consistent_at: float | None
-    state: str
+    state: states.PointState
     last_error: str
     taken_at: float | None
     """When cloudctl found the snapshot made (``None`` while the point is failed)."""
     created_at: float
     updated_at: float
+    kind: PointKind = PointKind.VOLUME
 
 
 def point_id(center: str, snapshot_name: str) -> str:
+    """The id of a volume point: ``<center>/<snapshot name>``."""
     return f"{center}/{snapshot_name}"
+
+
+def objects_point_id(center: str, bucket: str, seq: int) -> str:
+    """The id of an objects point: ``<center>/<bucket>@<seq>``."""
+    return f"{center}/{bucket}@{seq}"
 
 
 def _point(row: Any) -> ReplicationPoint:
@@ -62,11 +88,12 @@ def _point(row: Any) -> ReplicationPoint:
         snapshot_id=row.snapshot_id,
         seq=int(row.seq),
         consistent_at=None if row.consistent_at is None else float(row.consistent_at),
-        state=row.state,
+        state=states.PointState(row.state),
         last_error=row.last_error,
         taken_at=None if row.taken_at is None else float(row.taken_at),
         created_at=float(row.created_at),
         updated_at=float(row.updated_at),
+        kind=PointKind(row.kind),
     )
 
 

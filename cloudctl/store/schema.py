@@ -322,6 +322,7 @@ replication_points = sa.Table(
     sa.Column("workload_id", sa.String(40), nullable=False, index=True),
     sa.Column("department", sa.String(40), nullable=False, index=True),
     sa.Column("center", sa.String(40), nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False, server_default="volume"),
     sa.Column("volume_id", sa.String(64), nullable=False),
     sa.Column("volume_name", sa.String(100), nullable=False),
     sa.Column("snapshot_name", sa.String(160), nullable=False),

@@ -3,6 +3,7 @@ traffic on a Route 53 API (moto servers), the rest on the simulator."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from cloudctl import errors
 from cloudctl import settings as settings_module
 from cloudctl.model import topology
 from cloudctl.services import context as ctx_module
-from cloudctl.services import drivers, identity, provisioning, setup, workloads
+from cloudctl.services import drivers, grants, identity, provisioning, setup, workloads
 from cloudctl.services import requests as requests_service
 from cloudctl.store import db
 from tests.conftest import POLICIES, TOPOLOGY
@@ -52,8 +53,6 @@ def test_a_bucket_ordered_in_an_s3_backed_center_is_made_on_s3(
         setup.initialise(ctx)
         s3_storage = drivers.center_drivers(ctx, "qd-a").object_storage._inner
         assert type(s3_storage).__name__ == "S3ObjectStorage"
-        # Data grants name the topology's IAM account in their bucket policies.
-        assert s3_storage.account_id == "210987654321"
         assert (
             type(drivers.center_drivers(ctx, "qd-b").object_storage._inner).__name__
             == "SimulatedObjectStorage"
@@ -74,6 +73,34 @@ def test_a_bucket_ordered_in_an_s3_backed_center_is_made_on_s3(
             region_name=moto_servers.REGION,
         )
         assert bucket in {b["Name"] for b in client.list_buckets()["Buckets"]}
+
+        # A data grant on that bucket is a bucket policy naming the topology's IAM account.
+        grants.publish(
+            ctx,
+            principal=principal,
+            item_id="hrss-cases",
+            owner=None,
+            kind="bucket-prefix",
+            data_class="internal",
+            description="case files",
+            workload_id=workload.id,
+            prefix="cases/",
+        )
+        path = ("qingdao", "civil-affairs", "civil-assistance")
+        consumer = identity.Principal(id="c", role="dept-user", department=path[-1], department_path=path)
+        asked = grants.request_grant(
+            ctx,
+            principal=consumer,
+            item_id="hrss-cases",
+            purpose="social-assistance",
+            expires_at=clocks.isoformat(ctx.clock.now() + 86400),
+        )
+        assert grants.approve(ctx, principal=principal, grant_id=asked.id).state == "active"
+        policy = json.loads(client.get_bucket_policy(Bucket=bucket)["Policy"])
+        granted = [s for s in policy["Statement"] if s["Sid"].startswith("CloudctlGrant")]
+        assert [s["Principal"] for s in granted] == [
+            {"AWS": "arn:aws:iam::210987654321:user/civil-assistance"}
+        ] * 2
         assert type(drivers.center_drivers(ctx, "mgmt").traffic._inner).__name__ == "Route53Traffic"
     finally:
         ctx.close()

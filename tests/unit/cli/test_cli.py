@@ -379,13 +379,16 @@ def test_replication_points_from_the_cli(ready: Cli, tmp_path: Path, monkeypatch
     principal = identity.Principal(
         id="t", role="dept-admin", department="hrss", department_path=("qingdao", "hrss")
     )
-    body = requests_service.RequestCreate(offering="volume.100g", tier="silver", preferred_center="qd-a")
-    request, _ = requests_service.submit(ctx, principal=principal, body=body)
-    provisioning.reconcile(ctx, kind="request", object_id=request.id)
-    workload = request.workload_id or ""
-    recovery.write(ctx, workload, key="case/1", data=b"record 1")
+    made = []
+    for offering in ("volume.100g", "bucket.100g"):
+        body = requests_service.RequestCreate(offering=offering, tier="silver", preferred_center="qd-a")
+        request, _ = requests_service.submit(ctx, principal=principal, body=body)
+        provisioning.reconcile(ctx, kind="request", object_id=request.id)
+        made.append(request.workload_id or "")
+        recovery.write(ctx, made[-1], key="case/1", data=b"record 1")
+    workload, bucket_only = made
     ctx.close()
-    assert "1 replication point(s) taken, 0 failed" in ready("replication", "run").stdout
+    assert "2 replication point(s) taken, 0 failed" in ready("replication", "run").stdout
     points = ready.json("replication", "points", "--workload", workload)
     assert [(p["center"], p["volume_name"], p["snapshot_name"], p["seq"], p["state"]) for p in points] == [
         ("dz-dr", f"{workload}-0", f"rp-{workload}-0-1", 1, "ready")
@@ -395,17 +398,30 @@ def test_replication_points_from_the_cli(ready: Cli, tmp_path: Path, monkeypatch
         "workload_id",
         "department",
         "center",
+        "kind",
         "volume_id",
         "volume_name",
         "snapshot_id",
         "snapshot_name",
+        "bucket",
         "seq",
         "consistent_at",
         "state",
         "last_error",
         "taken_at",
     }
-    assert [p["id"] for p in ready.json("replication", "points", "--dept", "hrss")] == [points[0]["id"]]
+    (objects,) = ready.json("replication", "points", "--workload", bucket_only)
+    assert (objects["id"], objects["kind"], objects["bucket"], objects["seq"], objects["state"]) == (
+        f"dz-dr/data-{bucket_only}@1",
+        "objects",
+        f"data-{bucket_only}",
+        1,
+        "ready",
+    )
+    assert (points[0]["kind"], points[0]["bucket"]) == ("volume", None)
+    assert sorted(p["id"] for p in ready.json("replication", "points", "--dept", "hrss")) == sorted(
+        [points[0]["id"], objects["id"]]
+    )
     assert ready.json("replication", "points", "--dept", "psb") == []
     monkeypatch.setenv("COLUMNS", "200")  # wide enough for whole ids
     (row,) = [line for line in ready("replication", "points").stdout.splitlines() if workload in line]
@@ -416,6 +432,16 @@ def test_replication_points_from_the_cli(ready: Cli, tmp_path: Path, monkeypatch
         f"rp-{workload}-0-1",
         "1",
         points[0]["consistent_at"],
+        "ready",
+    ]
+    (row,) = [line for line in ready("replication", "points").stdout.splitlines() if bucket_only in line]
+    assert [cell.strip() for cell in row.split("│")[1:-1]] == [
+        bucket_only,
+        "dz-dr",
+        f"data-{bucket_only}",
+        "–",
+        "1",
+        objects["consistent_at"],
         "ready",
     ]
     result = ready("replication", "points", "--workload", "w-nope", code=2)

@@ -12,7 +12,7 @@ from cloudctl import clock
 from tests.unit.cli.test_cli import Cli, one_line_error
 
 
-def protected_workload(cli: Cli, tmp_path: Path) -> str:
+def protected_workload(cli: Cli, tmp_path: Path, *, offering: str = "volume.100g") -> str:
     """A silver workload of hrss with one write, written an hour before the CLI's clock."""
     from cloudctl.services import identity, provisioning, recovery
     from cloudctl.services import requests as requests_service
@@ -24,7 +24,7 @@ def protected_workload(cli: Cli, tmp_path: Path) -> str:
     principal = identity.Principal(
         id="t", role="dept-admin", department="hrss", department_path=("qingdao", "hrss")
     )
-    body = requests_service.RequestCreate(offering="volume.100g", tier="silver", preferred_center="qd-a")
+    body = requests_service.RequestCreate(offering=offering, tier="silver", preferred_center="qd-a")
     request, _ = requests_service.submit(ctx, principal=principal, body=body)
     provisioning.reconcile(ctx, kind="request", object_id=request.id)
     workload = request.workload_id or ""
@@ -73,3 +73,28 @@ def test_restore_from_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         assert one_line_error(result).startswith(f"error: {field}: "), result.stderr
     result = cli("restore", "wl-nope", "--at", at, code=2)
     assert one_line_error(result) == "error: workload: no workload 'wl-nope'"
+
+
+def test_restore_of_a_workload_with_no_volume_from_the_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    cli = Cli(tmp_path / "home")
+    cli("init")
+    workload = protected_workload(cli, tmp_path, offering="bucket.100g")
+    at = clock.isoformat(time.time())
+    refused = cli("restore", workload, "--at", at, code=2)  # no DR pass yet: no point
+    assert one_line_error(refused).startswith("error: at: ")
+    assert "1 replication point(s) taken, 0 failed" in cli("replication", "run").stdout
+    at = clock.isoformat(time.time())
+
+    shown = cli("restore", workload, "--at", at, "--dry-run").stdout
+    assert f"would restore in dz-dr to point dz-dr/{workload}@1" in shown
+    assert "from snapshot" not in shown  # no volume to make
+    failover = cli(
+        "failover", "run", "--from", "qd-a", "--to", "dz-dr", "--unplanned", "--dry-run", "--at", at
+    )
+    assert f"{workload}: dz-dr/{workload}@1 (seq 1" in failover.stdout
+
+    done = cli.json("restore", workload, "--at", at)
+    assert (done["point"], done["volumes"], done["objects_missing"]) == (f"dz-dr/{workload}@1", [], [])

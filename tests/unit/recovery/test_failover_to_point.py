@@ -11,7 +11,7 @@ from cloudctl import errors
 from cloudctl.services import context as ctx_module
 from cloudctl.services import identity, recovery, workloads
 from tests.unit.recovery.test_replication_points import HRSS, ready_workload
-from tests.unit.recovery.test_restore import attack_workload, dr_bytes
+from tests.unit.recovery.test_restore import attack_workload, dr_bytes, dr_objects
 
 OPS = identity.local_operator("sysadmin")
 
@@ -24,9 +24,13 @@ def promotes(plan: recovery.PlanPublic) -> list[tuple[str, str, str | None]]:
     ]
 
 
-def test_a_failover_at_a_time_recovers_to_the_newest_point_before_it(ctx: ctx_module.Context) -> None:
-    workload, _at_seq3, attack = attack_workload(ctx)
+@pytest.mark.parametrize("offering", ["volume.100g", "bucket.100g"])
+def test_a_failover_at_a_time_recovers_to_the_newest_point_before_it(
+    ctx: ctx_module.Context, offering: str
+) -> None:
+    workload, _at_seq3, attack = attack_workload(ctx, offering=offering)
     at = clocks.isoformat(attack)
+    attacked = dr_objects(ctx, workload)
 
     plan = recovery.plan_failover(
         ctx, principal=OPS, from_center="qd-a", to_center="dz-dr", planned=False, at=at, dry_run=True
@@ -35,6 +39,7 @@ def test_a_failover_at_a_time_recovers_to_the_newest_point_before_it(ctx: ctx_mo
     (step,) = [s for s in plan.steps if s.point is not None]
     assert step.point is not None and step.point.seq == 3
     assert recovery.list_runs(ctx, principal=OPS) == []  # a dry run starts nothing
+    assert dr_objects(ctx, workload) == attacked
 
     run = recovery.plan_failover(
         ctx, principal=OPS, from_center="qd-a", to_center="dz-dr", planned=False, at=at
@@ -47,12 +52,12 @@ def test_a_failover_at_a_time_recovers_to_the_newest_point_before_it(ctx: ctx_mo
         3,  # the write after the point, and the attack's two
         1,
     )
-    assert dr_bytes(ctx, workload, "case/1") == b"version two"
-    assert dr_bytes(ctx, workload, "README.encrypted") is None
+    assert dr_objects(ctx, workload) == {"case/1": b"version two", "case/2": b"second case"}
     placement = next(
         p for p in workloads.get(ctx, principal=HRSS, workload_id=workload).placements if p.center == "dz-dr"
     )
-    assert f"rp-{workload}-0-3" in [i["name"] for i in placement.resources]
+    made = [i["name"] for i in placement.resources if "point" in i]
+    assert made == ([f"rp-{workload}-0-3"] if offering == "volume.100g" else [])  # no volume: none made
     assert placement.role in ("primary", "active")
 
 

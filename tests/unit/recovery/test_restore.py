@@ -49,6 +49,13 @@ def dr_bytes(ctx: ctx_module.Context, workload: str, key: str) -> bytes | None:
     return data
 
 
+def dr_objects(ctx: ctx_module.Context, workload: str, center: str = "dz-dr") -> dict[str, bytes]:
+    """Every current object of the workload's data bucket in ``center``, read through its driver."""
+    objects = drivers.simulator(ctx).drivers(center).object_storage
+    bucket = repl.data_bucket(workload)
+    return {item.key: objects.get_object(bucket, key=item.key)[0] for item in objects.list_objects(bucket)}
+
+
 def restored_volumes(ctx: ctx_module.Context) -> list[str]:
     return sorted(v.name for v in storage(ctx, "dz-dr").list_volumes() if v.name.startswith("rs-"))
 
@@ -65,13 +72,13 @@ def attacked(ctx: ctx_module.Context) -> tuple[str, float, float]:
     return attack_workload(ctx)
 
 
-def attack_workload(ctx: ctx_module.Context) -> tuple[str, float, float]:
+def attack_workload(ctx: ctx_module.Context, *, offering: str = "volume.100g") -> tuple[str, float, float]:
     """A silver workload with points at seq 1 and 3, one write after the second point, then at
     ``T`` a ransomware overwrite and note, shipped with a point of their own (seq 6).
 
     Returns ``(workload, consistent_at of seq 3 to the second, T)``.
     """
-    workload = ready_workload(ctx)
+    workload = ready_workload(ctx, offering=offering)
     write(ctx, workload, "case/1", b"version one")
     ship_points(ctx, workload)
     write(ctx, workload, "case/1", b"version two")
