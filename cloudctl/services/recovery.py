@@ -50,10 +50,8 @@ def environment(ctx: ctx_module.Context) -> repl.Environment:
     # Steps commit together only where waits take no time: a transaction held across real
     # server boots would keep every other writer of the store waiting.
     manual_clock = isinstance(ctx.clock, clocks.ManualClock)
-    if simulated:
-        transport = repl.simulator_transport(drivers.simulator(ctx).copy_object)
-    else:
-        transport = repl.driver_transport(lambda center: drivers.center_drivers(ctx, center))
+    # Real backends copy through their drivers (the environment's default transport).
+    transport = repl.simulator_transport(drivers.simulator(ctx).copy_object) if simulated else None
     return repl.Environment(
         store=ctx.store,
         topology=ctx.topology,
