@@ -20,7 +20,7 @@ The contract every implementation keeps (``tests/contract`` checks it):
 - Stored bytes come back exactly as written or not at all: a read whose sha256
   does not match raises ``ChecksumMismatchError``.
 - What every backend does alike is written once here: the argument checks of a call
-  (``check_record``, ``check_dns_name``, ``check_ipv4``) and waiting for a server
+  (``check_record_target``, ``check_record_values``, ``check_ipv4``) and waiting for a server
   (``wait_for_server_status``).
 """
 
@@ -449,24 +449,20 @@ def check_ipv4(value: str, *, field: str) -> ipaddress.IPv4Address:
         raise errors.InvalidInput(f"not an IPv4 address: {value!r}", field=field) from None
 
 
-def check_record(
-    zone: str,
-    *,
-    name: str,
-    target_center: str,
-    centers: Collection[str],
-    weight: int,
-    ttl_s: int,
-    address: str | None,
-) -> str | None:
-    """The checks of ``Traffic.upsert_record`` that every backend makes before it changes anything:
-    DNS names, a known target center, weight 0..``MAX_DNS_WEIGHT``, a TTL not negative, an IPv4
-    address. Returns the address in its canonical form (``None`` when none was given)."""
+def check_record_target(zone: str, *, name: str, target_center: str, centers: Collection[str]) -> None:
+    """Where ``Traffic.upsert_record`` puts a record, checked by every backend before it changes
+    anything: DNS names, and a target among ``centers``."""
     check_dns_name(zone, field="zone")
     check_dns_name(name, field="name")
     if target_center not in centers:
         known = ", ".join(sorted(centers))
         raise errors.NotFound(f"no center {target_center!r} (known: {known})", field="target_center")
+
+
+def check_record_values(*, weight: int, ttl_s: int, address: str | None) -> str | None:
+    """What ``Traffic.upsert_record`` records, checked by every backend before it changes anything:
+    weight 0..``MAX_DNS_WEIGHT``, a TTL not negative, an IPv4 address. Returns the address in its
+    canonical form (``None`` when none was given)."""
     if not 0 <= weight <= MAX_DNS_WEIGHT:
         raise errors.InvalidInput(f"must be 0..{MAX_DNS_WEIGHT}, not {weight}", field="weight")
     if ttl_s < 0:

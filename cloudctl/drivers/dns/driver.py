@@ -117,21 +117,14 @@ class Route53Traffic:
         ttl_s: int = 60,
         address: str | None = None,
     ) -> base.DnsRecord:
-        address = base.check_record(
-            zone,
-            name=name,
-            target_center=target_center,
-            centers=self._centers,
-            weight=weight,
-            ttl_s=ttl_s,
-            address=address,
-        )
+        base.check_record_target(zone, name=name, target_center=target_center, centers=self._centers)
         if name.lower().startswith(f"{META_LABEL}."):
             raise errors.InvalidInput(f"names under {META_LABEL}. are cloudctl's own", field="name")
         if self._addresses and target_center not in self._addresses:
             raise errors.InvalidInput(
                 f"no address for center {target_center} in center_addresses", field="target_center"
             )
+        address = base.check_record_values(weight=weight, ttl_s=ttl_s, address=address)
         zone_id = self._ensure_zone(zone)
         record = base.DnsRecord(
             zone=zone,

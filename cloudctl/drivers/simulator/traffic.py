@@ -35,15 +35,8 @@ class SimulatedTraffic:
         ttl_s: int = 60,
         address: str | None = None,
     ) -> base.DnsRecord:
-        address = base.check_record(
-            zone,
-            name=name,
-            target_center=target_center,
-            centers=self._known_centers,
-            weight=weight,
-            ttl_s=ttl_s,
-            address=address,
-        )
+        base.check_record_target(zone, name=name, target_center=target_center, centers=self._known_centers)
+        address = base.check_record_values(weight=weight, ttl_s=ttl_s, address=address)
         self._core.operate("upsert_record")
         doc: state.Doc = {
             "zone": zone,
