@@ -24,9 +24,7 @@ import contextlib
 import dataclasses
 import datetime
 import hashlib
-import os
 import secrets
-import socket
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -250,27 +248,10 @@ class DrillRunPublic(BaseModel):
     """Per tier measured; empty until the run is ``done``."""
 
 
-def _owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _owner_alive(owner: str) -> bool:
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return True  # another machine's run: it cannot be told from here
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _state(run: recovery_store.DrillRun) -> str:
     if run.state == "running":
         owner = str((run.report.get("progress") or {}).get("owner") or "")
-        if owner and not _owner_alive(owner):
+        if owner and recovery.owner_alive(owner) is False:  # another machine's run: taken as alive
             return "interrupted"
     return run.state
 
@@ -449,7 +430,9 @@ def start_drill(
                 finished_at=None,
             ),
         )
-    state = progress.Progress(run_id=run_id, plan=plan, owner=_owner(), started_at=started, clock_at=started)
+    state = progress.Progress(
+        run_id=run_id, plan=plan, owner=recovery.owner(), started_at=started, clock_at=started
+    )
     drill = engine.Drill(_ServicePlatform(ctx, run_id, plan, at=started), state, on_step)
     drill.note("drill started", f"{_summary(plan)}; scope {plan.scope.summary}")
     drill.save()
@@ -497,7 +480,7 @@ def start_resume(
         saved = run.report.get("progress")
         if not saved:
             raise errors.Conflict(f"drill run {run_id} saved no progress to resume from", field="run")
-        restored = progress.Progress.model_validate(saved).model_copy(update={"owner": _owner()})
+        restored = progress.Progress.model_validate(saved).model_copy(update={"owner": recovery.owner()})
         recovery_store.update_drill_run(
             tx, run_id, state="running", report={"progress": restored.model_dump(mode="json")}
         )

@@ -29,6 +29,7 @@ from cloudctl.recovery import failover, restore
 from cloudctl.recovery import replication as repl
 from cloudctl.services import audit, drivers, identity
 from cloudctl.services import context as ctx_module
+from cloudctl.services import status as status_service
 from cloudctl.store import orgs, recovery, replication, requests
 
 RUN_LEASE_S = 900.0
@@ -612,17 +613,6 @@ def authorize_center(
     )
 
 
-def authorize_read(ctx: ctx_module.Context, principal: identity.Principal) -> None:
-    identity.authorize(
-        ctx,
-        principal=principal,
-        action="center.read",
-        resource_type="Center",
-        resource_id="all",
-        attributes={"name": "all", "role": "all", "site": "all"},
-    )
-
-
 def _workload_center(ctx: ctx_module.Context, name: str, *, field: str) -> topo.Center:
     """A center that can run workloads, named by the operator in ``field``."""
     try:
@@ -639,18 +629,27 @@ def owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def owner_alive(owner: str) -> bool | None:
+    """Whether the process ``owner`` (``host:pid``, see ``owner``) still runs; ``None`` when it is
+    another machine's (it cannot be told from here)."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _owner_alive(run: recovery.RecoveryRun) -> bool:
     if not run.owner:
         return False
-    host, _, pid = run.owner.rpartition(":")
-    if host == socket.gethostname() and pid.isdigit():
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+    alive = owner_alive(run.owner)
+    if alive is not None:
+        return alive
     return run.heartbeat_at is not None and WALL_CLOCK.now() - run.heartbeat_at < RUN_LEASE_S
 
 
@@ -1026,7 +1025,7 @@ def list_runs(
     limit: int = 50,
 ) -> list[RunPublic]:
     """Failover and failback runs, newest first; runs whose process died show as interrupted."""
-    authorize_read(ctx, principal)
+    status_service.authorize_supervision(ctx, principal=principal)
     if state is not None and state not in {s.value for s in states.RunState}:
         known = ", ".join(s.value for s in states.RunState)
         raise errors.InvalidInput(f"no run state {state!r} (known: {known})", field="state")
@@ -1048,7 +1047,7 @@ def get_run(
 ) -> RunDetailPublic:
     """One run with its plan and the steps done."""
     actor = principal or identity.local_operator("sysadmin")
-    authorize_read(ctx, actor)
+    status_service.authorize_supervision(ctx, principal=actor)
     return _detail(_observed(ctx, _get(ctx, run_id), actor))
 
 
