@@ -122,10 +122,7 @@ ContextArgument = Annotated[
 
 @config_app.command("use-context")
 @common.handles_errors
-def use_context(
-    ctx: typer.Context,
-    name: ContextArgument,
-) -> None:
+def use_context(ctx: typer.Context, name: ContextArgument) -> None:
     """Make a context current: later commands talk to its management center as its identity."""
     state = common.state_of(ctx)
     config = contexts.load()
@@ -137,10 +134,7 @@ def use_context(
 
 @config_app.command("delete-context")
 @common.handles_errors
-def delete_context(
-    ctx: typer.Context,
-    name: ContextArgument,
-) -> None:
+def delete_context(ctx: typer.Context, name: ContextArgument) -> None:
     """Forget a context and its token (the token stays valid at the server: a secadmin revokes it)."""
     state = common.state_of(ctx)
     config = contexts.load()

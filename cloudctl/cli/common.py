@@ -232,9 +232,4 @@ NO_CONTEXT = (
 
 
 def read_token_file(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8").strip()
-    except OSError as error:
-        raise errors.InvalidInput(
-            f"cannot read {str(path)!r}: {error.strerror}", field="token-file"
-        ) from None
+    return errors.read_input_file(path, field="token-file").strip()

@@ -64,12 +64,7 @@ OnStep = engine.OnStep
 
 def read_plan(path: Path) -> drills.DrillPlan:
     """Parse one plan file; errors name the path inside the file. Its name must be its file's."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise errors.InvalidInput(f"no such file {str(path)!r}", field="plan") from None
-    except OSError as error:
-        raise errors.InvalidInput(f"cannot read {str(path)!r}: {error.strerror}", field="plan") from None
+    text = errors.read_input_file(path, field="plan")
     plan = drills.parse(text)
     if plan.name != path.stem:
         raise errors.InvalidInput(

@@ -1112,11 +1112,7 @@ def plan_failback(
 
 def read_hooks(path: Path) -> tuple[recovery_model.Hook, ...]:
     """The hooks of a YAML file; ``InvalidInput`` naming the file's path of what is wrong."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise errors.InvalidInput(f"cannot read {path}: {error.strerror or error}", field="hooks") from None
-    return recovery_model.parse_hooks(text)
+    return recovery_model.parse_hooks(errors.read_input_file(path, field="hooks"))
 
 
 # --- current RPO of given workloads (the portal's workload pages) -------------------------------------
