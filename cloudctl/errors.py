@@ -15,13 +15,15 @@ The exception tree, drawn once::
     └── BackendUnavailable    (exit 3) a backend or the store did not answer after retries
         └── InjectedFault              the simulator refused on purpose (fault injection)
 
-Every error renders as one line: ``<field>: <reason>`` when a field is known.
+Every error renders as one line: ``<field>: <reason>`` when a field is known; a file the
+user names is read by ``read_input_file``, so that a missing or unreadable one is such a line too.
 Nothing here imports anything but the standard library, so every layer may use it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 
@@ -43,6 +45,16 @@ class InvalidInput(CloudctlError):
     """Input that cannot be accepted as given; nothing was changed."""
 
     exit_code = 2
+
+
+def read_input_file(path: Path, *, field: str) -> str:
+    """The text (UTF-8) of a file the user named; missing or unreadable: ``InvalidInput`` of ``field``."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidInput(f"no such file {str(path)!r}", field=field) from None
+    except OSError as error:
+        raise InvalidInput(f"cannot read {str(path)!r}: {error.strerror or error}", field=field) from None
 
 
 class TopologyError(InvalidInput):

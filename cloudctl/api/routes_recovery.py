@@ -20,7 +20,7 @@ from cloudctl.api import app as app_module
 from cloudctl.model import recovery as recovery_model
 from cloudctl.model import states
 from cloudctl.services import context as ctx_module
-from cloudctl.services import identity, recovery, replication_points, restores
+from cloudctl.services import identity, recovery, replication_points, restores, status
 
 log = logging.getLogger("cloudctl.api.recovery")
 
@@ -217,7 +217,7 @@ def router() -> APIRouter:
 
         Operators only (``center.read``).
         """
-        recovery.authorize_read(ctx, principal)
+        status.authorize_supervision(ctx, principal=principal)
         found = recovery.protection(ctx, department=department, tier=tier, unprotected_only=unprotected)
         return ProtectionPage(data=found, count=len(found))
 
@@ -239,7 +239,7 @@ def router() -> APIRouter:
 
         Operators only (``center.read``); an unknown workload or department is 404.
         """
-        recovery.authorize_read(ctx, principal)
+        status.authorize_supervision(ctx, principal=principal)
         points = replication_points.list_points(ctx, workload_id=workload, department=department)
         return PointsPage(data=points, count=len(points))
 

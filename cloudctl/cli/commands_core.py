@@ -178,15 +178,10 @@ def centers_list(ctx: typer.Context) -> None:
     """Every center with its role, site and health."""
     state = common.state_of(ctx)
     result = state.api().get("/v1/status")["centers"]
-    state.emit(
+    state.emit_table(
         result,
-        lambda: output.stdout.print(
-            output.table(
-                None,
-                ["center", "name", "role", "site", "health"],
-                [[c["name"], c["display_name"], c["role"], c["site"], _health(c["health"])] for c in result],
-            )
-        ),
+        ["center", "name", "role", "site", "health"],
+        lambda c: [c["name"], c["display_name"], c["role"], c["site"], _health(c["health"])],
     )
 
 

@@ -283,26 +283,10 @@ def sim_faults(ctx: typer.Context) -> None:
     state = common.state_of(ctx)
     state.operator()
     items = faults.list_faults(state.context)
-    state.emit(
+    state.emit_table(
         items,
-        lambda: output.stdout.print(
-            output.table(
-                None,
-                ["fault", "kind", "center", "link", "factor", "rate", "injected"],
-                [
-                    [
-                        f.id,
-                        f.kind,
-                        f.center,
-                        " ↔ ".join(f.link or []) or None,
-                        f.factor,
-                        f.rate,
-                        f.injected_at,
-                    ]
-                    for f in items
-                ],
-            )
-        ),
+        ["fault", "kind", "center", "link", "factor", "rate", "injected"],
+        lambda f: [f.id, f.kind, f.center, " ↔ ".join(f.link or []) or None, f.factor, f.rate, f.injected_at],
     )
 
 

@@ -315,12 +315,7 @@ def drill_run(
     exit 1 if any objective is missed."""
     state = common.state_of(ctx)
     path = _plan_file(reference, directory)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise errors.InvalidInput(f"no such file {str(path)!r}", field="plan") from None
-    except OSError as error:
-        raise errors.InvalidInput(f"cannot read {str(path)!r}: {error.strerror}", field="plan") from None
+    text = errors.read_input_file(path, field="plan")
     started = state.api().post("/v1/drills/runs", {"plan_yaml": text, "file_name": path.name})
     output.stderr.print(
         f"drill run {started['id']} started; "

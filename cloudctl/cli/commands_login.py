@@ -97,15 +97,10 @@ def get_contexts(ctx: typer.Context) -> None:
         {"name": c.name, "api": c.api, "current": c.name == config.current, "has_token": bool(c.token)}
         for c in sorted(config.contexts.values(), key=lambda c: c.name)
     ]
-    state.emit(
+    state.emit_table(
         items,
-        lambda: output.stdout.print(
-            output.table(
-                None,
-                ["current", "name", "api"],
-                [["*" if item["current"] else "", item["name"], item["api"]] for item in items],
-            )
-        ),
+        ["current", "name", "api"],
+        lambda item: ["*" if item["current"] else "", item["name"], item["api"]],
     )
 
 
@@ -120,12 +115,14 @@ def current_context(ctx: typer.Context) -> None:
     state.emit({"name": config.current}, lambda: output.stdout.print(config.current, highlight=False))
 
 
+ContextArgument = Annotated[
+    str, typer.Argument(metavar="NAME", help="A context `config get-contexts` lists.")
+]
+
+
 @config_app.command("use-context")
 @common.handles_errors
-def use_context(
-    ctx: typer.Context,
-    name: Annotated[str, typer.Argument(metavar="NAME", help="A context `config get-contexts` lists.")],
-) -> None:
+def use_context(ctx: typer.Context, name: ContextArgument) -> None:
     """Make a context current: later commands talk to its management center as its identity."""
     state = common.state_of(ctx)
     config = contexts.load()
@@ -137,10 +134,7 @@ def use_context(
 
 @config_app.command("delete-context")
 @common.handles_errors
-def delete_context(
-    ctx: typer.Context,
-    name: Annotated[str, typer.Argument(metavar="NAME", help="A context `config get-contexts` lists.")],
-) -> None:
+def delete_context(ctx: typer.Context, name: ContextArgument) -> None:
     """Forget a context and its token (the token stays valid at the server: a secadmin revokes it)."""
     state = common.state_of(ctx)
     config = contexts.load()

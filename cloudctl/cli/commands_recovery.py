@@ -386,10 +386,7 @@ def _hooks(path: Path | None) -> list[dict[str, Any]]:
         return []
     from cloudctl.model import recovery as recovery_model
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise errors.InvalidInput(f"cannot read {path}: {error.strerror or error}", field="hooks") from None
+    text = errors.read_input_file(path, field="hooks")
     return [hook.model_dump(mode="json", exclude_none=True) for hook in recovery_model.parse_hooks(text)]
 
 

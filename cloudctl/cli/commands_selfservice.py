@@ -81,26 +81,18 @@ def token_list(
     """Tokens, never their secrets (secadmin)."""
     state = common.state_of(ctx)
     items = state.api().get("/v1/tokens", include_revoked=all_tokens)["data"]
-    state.emit(
+    state.emit_table(
         items,
-        lambda: output.stdout.print(
-            output.table(
-                None,
-                ["token", "name", "role", "department", "created", "expires", "revoked"],
-                [
-                    [
-                        t["id"],
-                        t["name"],
-                        t["role"],
-                        t["department"] or "–",
-                        t["created_at"],
-                        t["expires_at"],
-                        t["revoked_at"],
-                    ]
-                    for t in items
-                ],
-            )
-        ),
+        ["token", "name", "role", "department", "created", "expires", "revoked"],
+        lambda t: [
+            t["id"],
+            t["name"],
+            t["role"],
+            t["department"] or "–",
+            t["created_at"],
+            t["expires_at"],
+            t["revoked_at"],
+        ],
     )
 
 
@@ -153,15 +145,10 @@ def request_list(
     state = common.state_of(ctx)
     pages = state.api().pages("/v1/requests", page_size=min(limit, 200), state=state_filter, department=dept)
     items = list(itertools.islice(pages, limit))
-    state.emit(
+    state.emit_table(
         items,
-        lambda: output.stdout.print(
-            output.table(
-                None,
-                ["request", "department", "offering", "count", "tier", "state"],
-                [[r["id"], r["department"], r["offering"], r["count"], r["tier"], r["state"]] for r in items],
-            )
-        ),
+        ["request", "department", "offering", "count", "tier", "state"],
+        lambda r: [r["id"], r["department"], r["offering"], r["count"], r["tier"], r["state"]],
     )
 
 
@@ -272,26 +259,18 @@ def workload_list(
         "/v1/workloads", page_size=min(limit, 200), department=dept, state=state_filter, tier=tier
     )
     items = list(itertools.islice(pages, limit))
-    state.emit(
+    state.emit_table(
         items,
-        lambda: output.stdout.print(
-            output.table(
-                None,
-                ["workload", "name", "department", "offering", "tier", "state", "centers"],
-                [
-                    [
-                        w["id"],
-                        w["name"],
-                        w["department"],
-                        f"{w['count']} × {w['offering']}",
-                        w["tier"],
-                        w["state"],
-                        ", ".join(f"{p['center']}:{p['role']}" for p in w["placements"]),
-                    ]
-                    for w in items
-                ],
-            )
-        ),
+        ["workload", "name", "department", "offering", "tier", "state", "centers"],
+        lambda w: [
+            w["id"],
+            w["name"],
+            w["department"],
+            f"{w['count']} × {w['offering']}",
+            w["tier"],
+            w["state"],
+            ", ".join(f"{p['center']}:{p['role']}" for p in w["placements"]),
+        ],
     )
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -97,6 +97,14 @@ class State:
             output.emit_data(value, self.fmt)
         else:
             render()
+
+    def emit_table(
+        self, items: Sequence[Any], columns: Sequence[str], row: Callable[[Any], Sequence[Any]]
+    ) -> None:
+        """Print ``items`` as JSON/YAML, or for people as a table of ``columns``, one ``row`` an item."""
+        self.emit(
+            items, lambda: output.stdout.print(output.table(None, columns, [row(item) for item in items]))
+        )
 
     # --- who acts, and how the API is reached -------------------------------------------------
 
@@ -224,9 +232,4 @@ NO_CONTEXT = (
 
 
 def read_token_file(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8").strip()
-    except OSError as error:
-        raise errors.InvalidInput(
-            f"cannot read {str(path)!r}: {error.strerror}", field="token-file"
-        ) from None
+    return errors.read_input_file(path, field="token-file").strip()

@@ -19,15 +19,21 @@ The contract every implementation keeps (``tests/contract`` checks it):
   (the simulator's injected faults raise its subclass ``errors.InjectedFault``).
 - Stored bytes come back exactly as written or not at all: a read whose sha256
   does not match raises ``ChecksumMismatchError``.
+- What every backend does alike is written once here: the argument checks of a call
+  (``check_record_target``, ``check_record_values``, ``check_ipv4``) and waiting for a server
+  (``wait_for_server_status``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Mapping
+import ipaddress
+import re
+from collections.abc import Callable, Collection, Mapping
 from typing import Protocol
 
+from cloudctl import clock as clocks
 from cloudctl import errors
 
 
@@ -155,6 +161,36 @@ class Compute(Protocol):
         ...
 
     def get_project_quota(self, project: str) -> ProjectQuota: ...
+
+
+def wait_for_server_status(
+    get_server: Callable[[str], Server],
+    server_id: str,
+    *,
+    status: ServerStatus,
+    timeout_s: float,
+    poll_interval_s: float,
+    clock: clocks.Clock,
+) -> Server:
+    """``Compute.wait_for_status`` for a backend: poll ``get_server`` on ``clock`` until the server
+    has ``status``; ``errors.OperationFailed`` when it goes to error or the time runs out."""
+    deadline = clock.now() + timeout_s
+    while True:
+        server = get_server(server_id)
+        if server.status is status:
+            return server
+        if server.status is ServerStatus.ERROR:
+            raise errors.OperationFailed(
+                f"server {server_id} went to error while waiting for {status.value}", field="status"
+            )
+        remaining_s = deadline - clock.now()
+        if remaining_s <= 0:
+            raise errors.OperationFailed(
+                f"server {server_id} still {server.status.value} after {timeout_s:g} s, "
+                f"waiting for {status.value}",
+                field="status",
+            )
+        clock.sleep(min(poll_interval_s, remaining_s))
 
 
 # --- block storage ------------------------------------------------------------------------
@@ -393,6 +429,45 @@ class DnsRecord:
     address: str | None = None
     """The IPv4 address the record points at when it points at the workload's own address;
     ``None``: the center's endpoint (or the driver's address for the center)."""
+
+
+MAX_DNS_WEIGHT = 255
+_DNS_NAME = re.compile(r"^[A-Za-z0-9_*]([A-Za-z0-9_.-]{0,251}[A-Za-z0-9])?$")
+
+
+def check_dns_name(value: str, *, field: str) -> None:
+    """``errors.InvalidInput`` unless ``value`` is a DNS name (labels of letters, digits, ``_``,
+    ``-``, a leading ``*``) with no ``/`` (a record's key joins zone, name and center with it)."""
+    if not _DNS_NAME.match(value) or "/" in value:
+        raise errors.InvalidInput(f"{value!r} is not a DNS name", field=field)
+
+
+def check_ipv4(value: str, *, field: str) -> ipaddress.IPv4Address:
+    try:
+        return ipaddress.IPv4Address(value)
+    except ValueError:
+        raise errors.InvalidInput(f"not an IPv4 address: {value!r}", field=field) from None
+
+
+def check_record_target(zone: str, *, name: str, target_center: str, centers: Collection[str]) -> None:
+    """Where ``Traffic.upsert_record`` puts a record, checked by every backend before it changes
+    anything: DNS names, and a target among ``centers``."""
+    check_dns_name(zone, field="zone")
+    check_dns_name(name, field="name")
+    if target_center not in centers:
+        known = ", ".join(sorted(centers))
+        raise errors.NotFound(f"no center {target_center!r} (known: {known})", field="target_center")
+
+
+def check_record_values(*, weight: int, ttl_s: int, address: str | None) -> str | None:
+    """What ``Traffic.upsert_record`` records, checked by every backend before it changes anything:
+    weight 0..``MAX_DNS_WEIGHT``, a TTL not negative, an IPv4 address. Returns the address in its
+    canonical form (``None`` when none was given)."""
+    if not 0 <= weight <= MAX_DNS_WEIGHT:
+        raise errors.InvalidInput(f"must be 0..{MAX_DNS_WEIGHT}, not {weight}", field="weight")
+    if ttl_s < 0:
+        raise errors.InvalidInput(f"must not be negative, not {ttl_s}", field="ttl_s")
+    return None if address is None else str(check_ipv4(address, field="address"))
 
 
 class Traffic(Protocol):

@@ -69,21 +69,13 @@ def missed(report: drill_report.DrillReport) -> list[Missed]:
     if report.ransomware is not None:
         for point in report.ransomware.workloads:
             if point.point is None:
-                miss = drill_report.Miss(
-                    objective="recovered",
-                    measured=None,
-                    target=None,
-                    reason=f"not recovered to a point before the attack: {point.reason}",
-                )
-                found.append(Missed(f"workload {point.workload_id}", miss))
+                objective, reason = "recovered", f"not recovered to a point before the attack: {point.reason}"
             elif not point.intact:
-                miss = drill_report.Miss(
-                    objective="data",
-                    measured=None,
-                    target=None,
-                    reason=f"the data up to {point.point} does not read back as acknowledged",
-                )
-                found.append(Missed(f"workload {point.workload_id}", miss))
+                objective, reason = "data", f"the data up to {point.point} does not read back as acknowledged"
+            else:
+                continue
+            miss = drill_report.Miss(objective=objective, measured=None, target=None, reason=reason)
+            found.append(Missed(f"workload {point.workload_id}", miss))
     return found
 
 

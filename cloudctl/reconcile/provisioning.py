@@ -29,12 +29,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from cloudctl import clock as clocks
-from cloudctl import errors, metrics
+from cloudctl import engines, errors, metrics
 from cloudctl.drivers import base
 from cloudctl.model import names
 from cloudctl.model import topology as topo
-from cloudctl.store import db, quotas, replication, requests
+from cloudctl.store import quotas, replication, requests
 from cloudctl.store import replication_points as points_store
 
 CREATING_ROLES = ("primary", "active")
@@ -51,14 +50,9 @@ class Result:
     message: str = ""
 
 
-@dataclasses.dataclass(frozen=True)
-class Environment:
-    """What a reconciler needs, handed in by the services layer."""
-
-    store: db.Store
-    topology: topo.Topology
-    drivers_for: Callable[[str], base.CenterDrivers]
-    clock: clocks.Clock
+Environment = engines.Environment[Any]
+"""What a reconciler needs, handed in by the services layer: the engines' one environment (a
+reconciler reads no replication manifests, whatever their type)."""
 
 
 def _timed(name: str, work: Callable[[], Result]) -> Result:

@@ -33,8 +33,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from cloudctl import clock as clocks
-from cloudctl import errors
+from cloudctl import engines, errors
 from cloudctl.drivers import base
 from cloudctl.model import states
 from cloudctl.model import topology as topo
@@ -44,26 +43,9 @@ from cloudctl.store import db, replication, requests
 SERVING_ROLES = (states.PlacementRole.PRIMARY, states.PlacementRole.ACTIVE)
 SYNC, ASYNC, BACKUP = states.StreamMode.SYNC, states.StreamMode.ASYNC, states.StreamMode.BACKUP
 
-Transport = Callable[[str, str, str, str], int]
-"""``(source_center, target_center, bucket, key) -> bytes moved``; raises ``BackendUnavailable``."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Environment:
-    store: db.Store
-    topology: topo.Topology
-    drivers_for: Callable[[str], base.CenterDrivers]
-    transport: Transport
-    clock: clocks.Clock
-    steps_per_commit: int = 1
-    """How many recovery steps may commit together in one unit of work. 1 where a
-    backend acts outside the store (each action's record commits at once); more where
-    every center is simulated, since the simulator's state commits (or rolls back)
-    with the record of what was done to it."""
-    manifests: Callable[[str], object_sync.Manifest] | None = None
-    """The manifest of each stream (by id): what its target held after the last pass, so a
-    pass lists the source only and a scrub tells a damaged copy from a changed source.
-    ``None``: each pass lists both sides."""
+Transport = engines.Transport
+Environment = engines.Environment[object_sync.Manifest]
+"""The engines' one environment, with the object sync's manifests (see ``engines``)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,7 +205,7 @@ def write_many(env: Environment, writes: Sequence[Write]) -> list[Ack | errors.B
         for stream in _sync_streams(streams[item.workload_id], source):
             partner = stream.target if stream.source == source else stream.source
             try:
-                env.transport(source, partner, bucket, item.key)
+                env.copy_object(source, partner, bucket, item.key)
                 copies.append(partner)
             except errors.BackendUnavailable as error:
                 degraded.append(partner)
@@ -401,7 +383,7 @@ def _sweep(
         manifest=env.manifests(stream.id) if env.manifests is not None else None,
         delete_extraneous=stream.mode != SYNC,
         verify_target_bytes=verify,
-        copy=lambda key: env.transport(stream.source, stream.target, bucket, key),
+        copy=lambda key: env.copy_object(stream.source, stream.target, bucket, key),
         synced_since=shipped,
         clock=env.clock,
     )
@@ -413,11 +395,11 @@ def _copy_verified(
     """Copy one object and check the target holds the change's bytes; re-send once on a mismatch.
 
     The bytes moved, whether a re-send was needed, and what the target holds now."""
-    moved = env.transport(stream.source, stream.target, bucket, change.key)
+    moved = env.copy_object(stream.source, stream.target, bucket, change.key)
     held = _holds(env, stream.target, bucket, change)
     if held is not None:
         return moved, False, held
-    moved += env.transport(stream.source, stream.target, bucket, change.key)
+    moved += env.copy_object(stream.source, stream.target, bucket, change.key)
     held = _holds(env, stream.target, bucket, change)
     if held is not None:
         return moved, True, held
@@ -517,17 +499,5 @@ def simulator_transport(copy_object: Callable[..., object]) -> Transport:
     def transport(source: str, target: str, bucket: str, key: str) -> int:
         moved = copy_object(source_center=source, target_center=target, bucket=bucket, key=key)
         return int(getattr(moved, "size_bytes", 0))
-
-    return transport
-
-
-def driver_transport(drivers_for: Callable[[str], base.CenterDrivers]) -> Transport:
-    """A transport for real backends: one verified read at the source, one write at the target
-    whose digests come from the read (``put_replica``: nothing hashed twice, no HEAD)."""
-
-    def transport(source: str, target: str, bucket: str, key: str) -> int:
-        data, info = drivers_for(source).object_storage.get_object(bucket, key=key)
-        drivers_for(target).object_storage.put_replica(bucket, data=data, source=info)
-        return len(data)
 
     return transport

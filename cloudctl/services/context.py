@@ -133,15 +133,7 @@ class Context:
 
     def read_topology_file(self, path: Path | None = None) -> topo.Topology:
         path = path or self.settings.topology
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise errors.InvalidInput(f"no such file {str(path)!r}", field="topology") from None
-        except OSError as error:
-            raise errors.InvalidInput(
-                f"cannot read {str(path)!r}: {error.strerror}", field="topology"
-            ) from None
-        return topo.parse(text)
+        return topo.parse(errors.read_input_file(path, field="topology"))
 
     @functools.cached_property
     def topology(self) -> topo.Topology:

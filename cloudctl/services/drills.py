@@ -24,9 +24,7 @@ import contextlib
 import dataclasses
 import datetime
 import hashlib
-import os
 import secrets
-import socket
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -66,12 +64,7 @@ OnStep = engine.OnStep
 
 def read_plan(path: Path) -> drills.DrillPlan:
     """Parse one plan file; errors name the path inside the file. Its name must be its file's."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise errors.InvalidInput(f"no such file {str(path)!r}", field="plan") from None
-    except OSError as error:
-        raise errors.InvalidInput(f"cannot read {str(path)!r}: {error.strerror}", field="plan") from None
+    text = errors.read_input_file(path, field="plan")
     plan = drills.parse(text)
     if plan.name != path.stem:
         raise errors.InvalidInput(
@@ -250,27 +243,10 @@ class DrillRunPublic(BaseModel):
     """Per tier measured; empty until the run is ``done``."""
 
 
-def _owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _owner_alive(owner: str) -> bool:
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return True  # another machine's run: it cannot be told from here
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _state(run: recovery_store.DrillRun) -> str:
     if run.state == states.DrillRunState.RUNNING:
         owner = str((run.report.get("progress") or {}).get("owner") or "")
-        if owner and not _owner_alive(owner):
+        if owner and recovery.owner_alive(owner) is False:  # another machine's run: taken as alive
             return states.DrillRunState.INTERRUPTED
     return run.state
 
@@ -449,7 +425,9 @@ def start_drill(
                 finished_at=None,
             ),
         )
-    state = progress.Progress(run_id=run_id, plan=plan, owner=_owner(), started_at=started, clock_at=started)
+    state = progress.Progress(
+        run_id=run_id, plan=plan, owner=recovery.owner(), started_at=started, clock_at=started
+    )
     drill = engine.Drill(_ServicePlatform(ctx, run_id, plan, at=started), state, on_step)
     drill.note("drill started", f"{_summary(plan)}; scope {plan.scope.summary}")
     drill.save()
@@ -497,7 +475,7 @@ def start_resume(
         saved = run.report.get("progress")
         if not saved:
             raise errors.Conflict(f"drill run {run_id} saved no progress to resume from", field="run")
-        restored = progress.Progress.model_validate(saved).model_copy(update={"owner": _owner()})
+        restored = progress.Progress.model_validate(saved).model_copy(update={"owner": recovery.owner()})
         recovery_store.update_drill_run(
             tx,
             run_id,

@@ -12,7 +12,7 @@ the circuit breakers' thresholds are settings (``breaker_failures_to_open``,
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from cloudctl import errors
 from cloudctl.drivers import base
@@ -24,6 +24,7 @@ from cloudctl.services import context as ctx_module
 
 if TYPE_CHECKING:
     from cloudctl.drivers import openstack as openstack_driver
+    from cloudctl.drivers import s3 as s3_driver
     from cloudctl.drivers import simulator as simulator_driver
 
 SIMULATOR = "simulator"
@@ -123,29 +124,15 @@ def _center_drivers(ctx: ctx_module.Context, center: str) -> base.CenterDrivers:
         from cloudctl.drivers import s3
 
         object_storage = s3.S3ObjectStorage(
-            center=center,
-            endpoint_url=backends.s3.endpoint_url,
-            access_key=_secret(backends.s3.access_key_env, center=center),
-            secret_key=_secret(backends.s3.secret_key_env, center=center),
-            region=backends.s3.region,
-            retry=dataclasses.replace(
-                s3.RetryPolicy(), **_retry_overrides(backends.s3.calls, timeout_field="read_timeout_s")
-            ),
-            account_id=backends.s3.iam_account_id,
+            center=center, account_id=backends.s3.iam_account_id, **_aws_endpoint(backends.s3, center=center)
         )
     if names[topo.Capability.TRAFFIC] == "dns" and backends.dns is not None:
-        from cloudctl.drivers import dns, s3
+        from cloudctl.drivers import dns
 
         traffic = dns.Route53Traffic(
             center=center,
-            endpoint_url=backends.dns.endpoint_url,
-            access_key=_secret(backends.dns.access_key_env, center=center),
-            secret_key=_secret(backends.dns.secret_key_env, center=center),
-            region=backends.dns.region,
             centers=[known.name for known in ctx.topology.centers],
-            retry=dataclasses.replace(
-                s3.RetryPolicy(), **_retry_overrides(backends.dns.calls, timeout_field="read_timeout_s")
-            ),
+            **_aws_endpoint(backends.dns, center=center),
         )
     if names[topo.Capability.CONTAINERS] == "kubernetes":
         from pathlib import Path
@@ -172,6 +159,30 @@ def _center_drivers(ctx: ctx_module.Context, center: str) -> base.CenterDrivers:
     )
     ctx.cache[key] = built
     return built
+
+
+class _AwsEndpoint(TypedDict):
+    endpoint_url: str
+    access_key: str
+    secret_key: str
+    region: str
+    retry: s3_driver.RetryPolicy
+
+
+def _aws_endpoint(settings: topo.S3Backend, *, center: str) -> _AwsEndpoint:
+    """What the S3 and the Route 53 drivers both take from their endpoint's settings: where it is,
+    the credentials from the environment variables named, and the tuned call policy."""
+    from cloudctl.drivers import s3
+
+    return _AwsEndpoint(
+        endpoint_url=settings.endpoint_url,
+        access_key=_secret(settings.access_key_env, center=center),
+        secret_key=_secret(settings.secret_key_env, center=center),
+        region=settings.region,
+        retry=dataclasses.replace(
+            s3.RetryPolicy(), **_retry_overrides(settings.calls, timeout_field="read_timeout_s")
+        ),
+    )
 
 
 def _retry_overrides(calls: topo.CallSettings, *, timeout_field: str) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from cloudctl.recovery import failover, restore
 from cloudctl.recovery import replication as repl
 from cloudctl.services import audit, drivers, identity
 from cloudctl.services import context as ctx_module
+from cloudctl.services import status as status_service
 from cloudctl.store import orgs, recovery, replication, requests
 
 RUN_LEASE_S = 900.0
@@ -50,10 +51,8 @@ def environment(ctx: ctx_module.Context) -> repl.Environment:
     # Steps commit together only where waits take no time: a transaction held across real
     # server boots would keep every other writer of the store waiting.
     manual_clock = isinstance(ctx.clock, clocks.ManualClock)
-    if simulated:
-        transport = repl.simulator_transport(drivers.simulator(ctx).copy_object)
-    else:
-        transport = repl.driver_transport(lambda center: drivers.center_drivers(ctx, center))
+    # Real backends copy through their drivers (the environment's default transport).
+    transport = repl.simulator_transport(drivers.simulator(ctx).copy_object) if simulated else None
     return repl.Environment(
         store=ctx.store,
         topology=ctx.topology,
@@ -622,17 +621,6 @@ def authorize_center(
     )
 
 
-def authorize_read(ctx: ctx_module.Context, principal: identity.Principal) -> None:
-    identity.authorize(
-        ctx,
-        principal=principal,
-        action="center.read",
-        resource_type="Center",
-        resource_id="all",
-        attributes={"name": "all", "role": "all", "site": "all"},
-    )
-
-
 def _workload_center(ctx: ctx_module.Context, name: str, *, field: str) -> topo.Center:
     """A center that can run workloads, named by the operator in ``field``."""
     try:
@@ -649,18 +637,27 @@ def owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def owner_alive(owner: str) -> bool | None:
+    """Whether the process ``owner`` (``host:pid``, see ``owner``) still runs; ``None`` when it is
+    another machine's (it cannot be told from here)."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _owner_alive(run: recovery.RecoveryRun) -> bool:
     if not run.owner:
         return False
-    host, _, pid = run.owner.rpartition(":")
-    if host == socket.gethostname() and pid.isdigit():
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+    alive = owner_alive(run.owner)
+    if alive is not None:
+        return alive
     return run.heartbeat_at is not None and WALL_CLOCK.now() - run.heartbeat_at < RUN_LEASE_S
 
 
@@ -1036,7 +1033,7 @@ def list_runs(
     limit: int = 50,
 ) -> list[RunPublic]:
     """Failover and failback runs, newest first; runs whose process died show as interrupted."""
-    authorize_read(ctx, principal)
+    status_service.authorize_supervision(ctx, principal=principal)
     if state is not None and state not in {s.value for s in states.RunState}:
         known = ", ".join(s.value for s in states.RunState)
         raise errors.InvalidInput(f"no run state {state!r} (known: {known})", field="state")
@@ -1058,7 +1055,7 @@ def get_run(
 ) -> RunDetailPublic:
     """One run with its plan and the steps done."""
     actor = principal or identity.local_operator("sysadmin")
-    authorize_read(ctx, actor)
+    status_service.authorize_supervision(ctx, principal=actor)
     return _detail(_observed(ctx, _get(ctx, run_id), actor))
 
 
@@ -1123,11 +1120,7 @@ def plan_failback(
 
 def read_hooks(path: Path) -> tuple[recovery_model.Hook, ...]:
     """The hooks of a YAML file; ``InvalidInput`` naming the file's path of what is wrong."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise errors.InvalidInput(f"cannot read {path}: {error.strerror or error}", field="hooks") from None
-    return recovery_model.parse_hooks(text)
+    return recovery_model.parse_hooks(errors.read_input_file(path, field="hooks"))
 
 
 # --- current RPO of given workloads (the portal's workload pages) -------------------------------------

@@ -184,13 +184,9 @@ class _Money:
 
 
 @dataclasses.dataclass(frozen=True)
-class PricedLine:
-    node_id: str
-    center: str
-    tier: str
-    resource: q.Resource
-    allocated_unit_hours: int
-    consumed_unit_hours: int
+class PricedLine(usage.MonthTotal):
+    """A month total with what its unit-hours cost at the rate of its resource, tier and center."""
+
     allocated_fen: int
     consumed_fen: int
 
@@ -224,12 +220,7 @@ def price_lines(prices: topo.Pricing, totals: Iterable[usage.MonthTotal]) -> lis
         rate = pricing.rate(prices, resource=total.resource, tier=total.tier, center=total.center)
         lines.append(
             PricedLine(
-                node_id=total.node_id,
-                center=total.center,
-                tier=total.tier,
-                resource=total.resource,
-                allocated_unit_hours=total.allocated_unit_hours,
-                consumed_unit_hours=total.consumed_unit_hours,
+                **dataclasses.asdict(total),
                 allocated_fen=pricing.line_fen(total.allocated_unit_hours, rate),
                 consumed_fen=pricing.line_fen(total.consumed_unit_hours, rate),
             )

@@ -33,7 +33,6 @@ Invariants:
 from __future__ import annotations
 
 import functools
-import ipaddress
 import re
 import threading
 import uuid
@@ -49,9 +48,7 @@ DEFAULT_REGION = "us-east-1"
 DEFAULT_ENDPOINT_TEMPLATE = "{name}.{center}.{zone}"
 META_LABEL = "_cloudctl"
 """First label of the companion TXT record that keeps a record's ``updated_at``."""
-MAX_WEIGHT = 255
 FULL_WEIGHT = 100
-_DNS_LABELS = re.compile(r"^[A-Za-z0-9_*]([A-Za-z0-9_.-]{0,251}[A-Za-z0-9])?$")
 _OCTAL_ESCAPE = re.compile(r"\\(\d{3})")
 
 RecordSet = dict[str, Any]
@@ -120,18 +117,14 @@ class Route53Traffic:
         ttl_s: int = 60,
         address: str | None = None,
     ) -> base.DnsRecord:
-        _check_dns_name(zone, field="zone")
-        _check_dns_name(name, field="name")
-        self._check_target(target_center)
-        if address is not None:
-            try:
-                address = str(ipaddress.IPv4Address(address))
-            except ValueError:
-                raise errors.InvalidInput(f"not an IPv4 address: {address!r}", field="address") from None
-        if not 0 <= weight <= MAX_WEIGHT:
-            raise errors.InvalidInput(f"must be 0..{MAX_WEIGHT}, not {weight}", field="weight")
-        if ttl_s < 0:
-            raise errors.InvalidInput(f"must not be negative, not {ttl_s}", field="ttl_s")
+        base.check_record_target(zone, name=name, target_center=target_center, centers=self._centers)
+        if name.lower().startswith(f"{META_LABEL}."):
+            raise errors.InvalidInput(f"names under {META_LABEL}. are cloudctl's own", field="name")
+        if self._addresses and target_center not in self._addresses:
+            raise errors.InvalidInput(
+                f"no address for center {target_center} in center_addresses", field="target_center"
+            )
+        address = base.check_record_values(weight=weight, ttl_s=ttl_s, address=address)
         zone_id = self._ensure_zone(zone)
         record = base.DnsRecord(
             zone=zone,
@@ -278,15 +271,6 @@ class Route53Traffic:
 
     # --- records -----------------------------------------------------------------------
 
-    def _check_target(self, target_center: str) -> None:
-        if target_center not in self._centers:
-            known = ", ".join(sorted(self._centers))
-            raise errors.NotFound(f"no center {target_center!r} (known: {known})", field="target_center")
-        if self._addresses and target_center not in self._addresses:
-            raise errors.InvalidInput(
-                f"no address for center {target_center} in center_addresses", field="target_center"
-            )
-
     def _value(self, record: base.DnsRecord) -> str:
         if self._addresses:
             return record.address or self._addresses[record.target_center]
@@ -390,10 +374,3 @@ def _updated_at(record_set: RecordSet) -> float:
             except ValueError:
                 return 0.0
     return 0.0
-
-
-def _check_dns_name(value: str, *, field: str) -> None:
-    if not _DNS_LABELS.match(value) or "/" in value:
-        raise errors.InvalidInput(f"{value!r} is not a DNS name", field=field)
-    if field == "name" and value.lower().startswith(f"{META_LABEL}."):
-        raise errors.InvalidInput(f"names under {META_LABEL}. are cloudctl's own", field=field)

@@ -19,6 +19,7 @@ Invariants:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from cloudctl import errors
@@ -98,21 +99,7 @@ class OpenStackBlockStorage:
                 f"volume {volume_id} still has snapshots: {', '.join(s.id for s in snapshots)}",
                 field="volume",
             )
-        try:
-            self._cloud.call(
-                lambda: self._cloud.admin.block_storage.delete_volume(volume_id, ignore_missing=False),
-                what=f"volume {volume_id}",
-            )
-        except errors.NotFound:
-            if ignore_missing:
-                return
-            raise
-        except errors.InvalidInput as refused:
-            # Cinder answers 400 for a volume it cannot delete now (snapshots, attached, busy).
-            raise errors.Conflict(refused.reason, field="volume") from refused
-        self._cloud.wait_until(
-            lambda: not self._volume_exists(volume_id), what=f"deletion of volume {volume_id}"
-        )
+        self._delete("volume", volume_id, exists=self._volume_exists, ignore_missing=ignore_missing)
 
     def _settled_volume(self, volume_id: str) -> base.Volume:
         settled: list[Any] = []
@@ -143,6 +130,26 @@ class OpenStackBlockStorage:
             ),
             what="volumes",
         )
+
+    def _delete(
+        self, kind: str, item_id: str, *, exists: Callable[[str], bool], ignore_missing: bool
+    ) -> None:
+        """Cinder's ``delete_<kind>``, then wait until ``exists`` says it is gone. Cinder answers 400
+        for what it cannot delete now (snapshots, attached, busy): that is ``errors.Conflict``."""
+        try:
+            self._cloud.call(
+                lambda: getattr(self._cloud.admin.block_storage, f"delete_{kind}")(
+                    item_id, ignore_missing=False
+                ),
+                what=f"{kind} {item_id}",
+            )
+        except errors.NotFound:
+            if ignore_missing:
+                return
+            raise
+        except errors.InvalidInput as refused:
+            raise errors.Conflict(refused.reason, field=kind) from refused
+        self._cloud.wait_until(lambda: not exists(item_id), what=f"deletion of {kind} {item_id}")
 
     def _volume_exists(self, volume_id: str) -> bool:
         try:
@@ -203,20 +210,7 @@ class OpenStackBlockStorage:
         return [self._snapshot(snapshot) for snapshot in found]
 
     def delete_snapshot(self, snapshot_id: str, *, ignore_missing: bool = True) -> None:
-        try:
-            self._cloud.call(
-                lambda: self._cloud.admin.block_storage.delete_snapshot(snapshot_id, ignore_missing=False),
-                what=f"snapshot {snapshot_id}",
-            )
-        except errors.NotFound:
-            if ignore_missing:
-                return
-            raise
-        except errors.InvalidInput as refused:
-            raise errors.Conflict(refused.reason, field="snapshot") from refused
-        self._cloud.wait_until(
-            lambda: not self._snapshot_exists(snapshot_id), what=f"deletion of snapshot {snapshot_id}"
-        )
+        self._delete("snapshot", snapshot_id, exists=self._snapshot_exists, ignore_missing=ignore_missing)
 
     def _cinder_snapshot(self, snapshot_id: str) -> Any:
         return self._cloud.call(

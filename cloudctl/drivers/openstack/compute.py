@@ -205,24 +205,14 @@ class OpenStackCompute:
         timeout_s: float,
         poll_interval_s: float = 2.0,
     ) -> base.Server:
-        clock = self._cloud.clock
-        deadline = clock.now() + timeout_s
-        while True:
-            server = self.get_server(server_id)
-            if server.status is status:
-                return server
-            if server.status is base.ServerStatus.ERROR:
-                raise errors.OperationFailed(
-                    f"server {server_id} went to error while waiting for {status.value}", field="status"
-                )
-            remaining_s = deadline - clock.now()
-            if remaining_s <= 0:
-                raise errors.OperationFailed(
-                    f"server {server_id} still {server.status.value} after {timeout_s:g} s, "
-                    f"waiting for {status.value}",
-                    field="status",
-                )
-            clock.sleep(min(poll_interval_s, remaining_s))
+        return base.wait_for_server_status(
+            self.get_server,
+            server_id,
+            status=status,
+            timeout_s=timeout_s,
+            poll_interval_s=poll_interval_s,
+            clock=self._cloud.clock,
+        )
 
     def attach_volume(self, server_id: str, *, volume_id: str) -> None:
         """Nova attaches the Cinder volume; returns once Cinder reports it ``in-use`` on the server."""

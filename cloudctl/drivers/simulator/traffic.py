@@ -11,17 +11,10 @@ Invariants:
 
 from __future__ import annotations
 
-import re
-
-from cloudctl import errors
 from cloudctl.drivers import base
 from cloudctl.drivers.simulator import core as sim_core
 from cloudctl.drivers.simulator import state
 from cloudctl.drivers.simulator.core import KIND_DNS_RECORD
-
-MAX_DNS_WEIGHT = 255
-
-_DNS_LABELS = re.compile(r"^[A-Za-z0-9_*]([A-Za-z0-9_.-]{0,251}[A-Za-z0-9])?$")
 
 
 class SimulatedTraffic:
@@ -42,17 +35,8 @@ class SimulatedTraffic:
         ttl_s: int = 60,
         address: str | None = None,
     ) -> base.DnsRecord:
-        _check_dns_name(zone, field="zone")
-        _check_dns_name(name, field="name")
-        if target_center not in self._known_centers:
-            known = ", ".join(sorted(self._known_centers))
-            raise errors.NotFound(f"no center {target_center!r} (known: {known})", field="target_center")
-        if not 0 <= weight <= MAX_DNS_WEIGHT:
-            raise errors.InvalidInput(f"must be 0..{MAX_DNS_WEIGHT}, not {weight}", field="weight")
-        if ttl_s < 0:
-            raise errors.InvalidInput(f"must not be negative, not {ttl_s}", field="ttl_s")
-        if address is not None:
-            sim_core.check_ipv4(address, field="address")
+        base.check_record_target(zone, name=name, target_center=target_center, centers=self._known_centers)
+        address = base.check_record_values(weight=weight, ttl_s=ttl_s, address=address)
         self._core.operate("upsert_record")
         doc: state.Doc = {
             "zone": zone,
@@ -100,8 +84,3 @@ def _record(doc: state.Doc) -> base.DnsRecord:
         updated_at=doc["updated_at"],
         address=doc.get("address"),
     )
-
-
-def _check_dns_name(value: str, *, field: str) -> None:
-    if not _DNS_LABELS.match(value) or "/" in value:
-        raise errors.InvalidInput(f"{value!r} is not a DNS name", field=field)
