@@ -377,19 +377,23 @@ def _follow_and_finish(
     api = state.api()
     run_id, plan = started["id"], started["plan"]
     narrate = not output.stderr.is_terminal  # logs (CI) get one line per step; terminals a live line
-    shown = 0
+    shown: set[tuple[str, str, str]] = set()
     with output.stderr.status(Text(f"drill {plan}: starting")) as status:
 
         def show(run: dict[str, Any]) -> None:
-            nonlocal shown
-            for step in run["timeline"][shown:]:
+            # Steps are known by what they say, not by position: each is shown once, whichever
+            # poll first carries it.
+            for step in run["timeline"]:
+                key = (step["at"], step["step"], step.get("detail") or "")
+                if key in shown:
+                    continue
+                shown.add(key)
                 line = f"drill {plan} [{step['offset_s']:9.1f} s] {step['step']}"
                 if step.get("detail"):
                     line += f" — {step['detail']}"
                 status.update(Text(line))
                 if narrate:
                     output.stderr.print(line, highlight=False, markup=False)
-            shown = len(run["timeline"])
 
         final = client.wait_for(
             lambda: api.get(f"/v1/drills/runs/{client.segment(run_id)}"),

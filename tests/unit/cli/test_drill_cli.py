@@ -100,7 +100,8 @@ class FakeEngine:
         for step in self.report.timeline:
             drill.note(step.step, step.detail)
             drill.save()
-        return self.report.model_copy(update={"plan": drill.plan.name})
+        # As the engine does, the report's timeline is the run's own (``drill started`` first).
+        return self.report.model_copy(update={"plan": drill.plan.name, "timeline": drill.progress.timeline})
 
 
 @pytest.fixture
@@ -376,7 +377,10 @@ def test_a_drill_that_misses_an_objective_exits_1_and_still_leaves_its_reports(
 def test_run_reports_each_step_as_it_happens(ready: Cli, engine: FakeEngine, tmp_path: Path) -> None:
     result = ready("drill", "run", "lose-qd-a", "--dir", str(PLAN_DIR), "--report-dir", str(tmp_path / "r"))
     assert "fault injected — qd-a down" in result.stderr
-    assert result.stderr.index("canary writes started") < result.stderr.index("workloads serving")
+    steps = ["drill started", "canary writes started", "fault injected", "workloads serving"]
+    # Each step once, in order, however the polls fell against the run.
+    assert [result.stderr.count(f"] {step}") for step in steps] == [1, 1, 1, 1]
+    assert sorted(steps, key=result.stderr.index) == steps
 
 
 def test_a_plan_named_unlike_its_file_exits_2_and_runs_nothing(
