@@ -46,6 +46,7 @@ from cloudctl.model import states
 from cloudctl.services import access, audit_keys, pages, public
 from cloudctl.services import context as ctx_module
 from cloudctl.store import audit
+from cloudctl.store.db import Transaction
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -171,7 +172,7 @@ def record(
     target_id: str,
     outcome: str,
     detail: dict[str, Any] | None = None,
-    tx: Any = None,
+    tx: Transaction | None = None,
 ) -> None:
     item = entry(
         ctx,
@@ -185,7 +186,9 @@ def record(
     append_entries(ctx, [item], tx=tx)
 
 
-def append_entries(ctx: ctx_module.Context, items: list[audit.Entry], *, tx: Any = None) -> None:
+def append_entries(
+    ctx: ctx_module.Context, items: list[audit.Entry], *, tx: Transaction | None = None
+) -> None:
     """Append several records at once (one head update), in ``tx`` or in their own transaction."""
     key = signing_keys(ctx).current()
     if tx is not None:
@@ -471,7 +474,7 @@ def _newest_checkpoint(
     return newest, None
 
 
-def _against_checkpoint(tx: Any, checkpoint: audit_keys.Checkpoint, head_seq: int) -> str | None:
+def _against_checkpoint(tx: Transaction, checkpoint: audit_keys.Checkpoint, head_seq: int) -> str | None:
     anchor_seq, anchor_hash = audit.anchor(tx)
     if checkpoint.seq > head_seq:
         return (

@@ -86,14 +86,14 @@ class Context:
         return retry(operation)
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[Any]:
+    def transaction(self) -> Iterator[db.Transaction]:
         """A write transaction on a store that has been initialised."""
         self.require_initialised()
         with self.store.transaction() as tx:
             yield tx
 
     @contextlib.contextmanager
-    def read(self) -> Iterator[Any]:
+    def read(self) -> Iterator[db.Transaction]:
         self.require_initialised()
         with self.store.read() as tx:
             yield tx

@@ -36,6 +36,7 @@ from cloudctl.services import context as ctx_module
 from cloudctl.services import requests as requests_service
 from cloudctl.store import grants as store
 from cloudctl.store import orgs, requests
+from cloudctl.store.db import Transaction
 
 log = logging.getLogger("cloudctl.grants")
 
@@ -153,12 +154,12 @@ class GrantPublic(BaseModel):
 # --- reading ----------------------------------------------------------------------------------
 
 
-def _path(tx: Any, node_id: str) -> tuple[str, ...]:
+def _path(tx: Transaction, node_id: str) -> tuple[str, ...]:
     node = orgs.find_node(tx, node_id)
     return tuple(node.ancestor_ids) if node else (node_id,)
 
 
-def _item_resource(tx: Any, item: store.ItemRecord) -> dict[str, Any]:
+def _item_resource(tx: Transaction, item: store.ItemRecord) -> dict[str, Any]:
     return {
         "resource_type": "DataItem",
         "resource_id": item.id,
@@ -169,7 +170,7 @@ def _item_resource(tx: Any, item: store.ItemRecord) -> dict[str, Any]:
 
 
 def _grant_resource(
-    tx: Any, *, grant_id: str, provider: str, consumer: str, data_class: str
+    tx: Transaction, *, grant_id: str, provider: str, consumer: str, data_class: str
 ) -> dict[str, Any]:
     return {
         "resource_type": "DataGrant",
@@ -200,7 +201,7 @@ def _allowed(
 
 
 def _visible_item(
-    ctx: ctx_module.Context, tx: Any, *, principal: identity.Principal, item_id: str
+    ctx: ctx_module.Context, tx: Transaction, *, principal: identity.Principal, item_id: str
 ) -> store.ItemRecord:
     item = store.find_item(tx, item_id)
     if item is None or not _allowed(
@@ -210,7 +211,7 @@ def _visible_item(
     return item
 
 
-def _grant_of(tx: Any, record: store.GrantRecord) -> dict[str, Any]:
+def _grant_of(tx: Transaction, record: store.GrantRecord) -> dict[str, Any]:
     return _grant_resource(
         tx,
         grant_id=record.id,
@@ -222,7 +223,7 @@ def _grant_of(tx: Any, record: store.GrantRecord) -> dict[str, Any]:
 
 def _visible_grant(
     ctx: ctx_module.Context,
-    tx: Any,
+    tx: Transaction,
     *,
     principal: identity.Principal,
     grant_id: str,
@@ -236,7 +237,7 @@ def _visible_grant(
     return record
 
 
-def _item_public(tx: Any, item: store.ItemRecord) -> ItemPublic:
+def _item_public(tx: Transaction, item: store.ItemRecord) -> ItemPublic:
     active = store.list_grants(tx, item_id=item.id, states=[model.GrantState.ACTIVE])
     return ItemPublic(
         id=item.id,
@@ -661,7 +662,7 @@ def expire_due(ctx: ctx_module.Context) -> list[str]:
 
 def _end(
     ctx: ctx_module.Context,
-    tx: Any,
+    tx: Transaction,
     record: store.GrantRecord,
     *,
     state: model.GrantState,
@@ -691,7 +692,7 @@ def _end(
     return ended
 
 
-def _locked(tx: Any, grant_id: str) -> store.GrantRecord:
+def _locked(tx: Transaction, grant_id: str) -> store.GrantRecord:
     record = store.find_grant(tx, grant_id, for_update=True)
     if record is None:
         raise errors.NotFound(f"no data grant {grant_id!r}", field="grant")
@@ -706,7 +707,7 @@ def _withdraw(ctx: ctx_module.Context, record: store.GrantRecord) -> None:
         )
 
 
-def _buckets_of(tx: Any, item: store.ItemRecord) -> Iterator[dict[str, str]]:
+def _buckets_of(tx: Transaction, item: store.ItemRecord) -> Iterator[dict[str, str]]:
     workload = requests.find_workload(tx, item.workload_id or "")
     if workload is None:
         return

@@ -45,6 +45,7 @@ from cloudctl.services import context as ctx_module
 from cloudctl.services import housekeeping
 from cloudctl.services import provisioning as provisioning_service
 from cloudctl.store import leases, pg_replication
+from cloudctl.store.db import Transaction
 
 log = logging.getLogger("cloudctl.leader")
 
@@ -301,7 +302,7 @@ class Leadership:
         self._loops = []
         return stopped
 
-    def _heartbeat(self, tx: Any, *, role: str, epoch: int | None) -> None:
+    def _heartbeat(self, tx: Transaction, *, role: str, epoch: int | None) -> None:
         leases.upsert_replica(
             tx,
             leases.ReplicaRecord(

@@ -31,6 +31,7 @@ from cloudctl.services import audit, drivers, identity
 from cloudctl.services import context as ctx_module
 from cloudctl.services import status as status_service
 from cloudctl.store import orgs, recovery, replication, requests
+from cloudctl.store.db import Transaction
 
 RUN_LEASE_S = 900.0
 """A run on another host that has recorded no step for this long is taken as interrupted
@@ -704,7 +705,11 @@ def _carried_over(steps: list[recovery_model.RecoveryStep]) -> dict[str, Any]:
 
 
 def _audit_end(
-    ctx: ctx_module.Context, principal: identity.Principal, run: recovery.RecoveryRun, *, tx: Any = None
+    ctx: ctx_module.Context,
+    principal: identity.Principal,
+    run: recovery.RecoveryRun,
+    *,
+    tx: Transaction | None = None,
 ) -> None:
     outcome = {
         states.RunState.DONE: "success",

@@ -25,7 +25,6 @@ import logging
 import math
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any
 
 from cloudctl import clock as clocks
 from cloudctl import errors
@@ -36,6 +35,7 @@ from cloudctl.services import audit, identity
 from cloudctl.services import context as ctx_module
 from cloudctl.services import drivers as drivers_service
 from cloudctl.store import centers, requests, usage
+from cloudctl.store.db import Transaction
 
 log = logging.getLogger("cloudctl.usage")
 
@@ -92,7 +92,7 @@ def record_due(
     return PassResult(recorded=recorded, skipped=skipped, behind_hours=len(due) - len(chosen))
 
 
-def _initialised_at(tx: Any) -> float | None:
+def _initialised_at(tx: Transaction) -> float | None:
     text = centers.get_setting(tx, ctx_module.INITIALISED_KEY)
     if text is None:
         return None

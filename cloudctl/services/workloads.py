@@ -17,6 +17,7 @@ from cloudctl.services import audit, identity, pages, public
 from cloudctl.services import context as ctx_module
 from cloudctl.services import requests as requests_service
 from cloudctl.store import orgs, quotas, requests
+from cloudctl.store.db import Transaction
 
 DELETABLE_STATES = (
     states.WorkloadState.READY,
@@ -130,7 +131,7 @@ class WorkloadPublic(BaseModel):
     """When its state or placements last changed (ISO 8601, UTC, to the second)."""
 
 
-def _public(ctx: ctx_module.Context, tx: Any, record: requests.WorkloadRecord) -> WorkloadPublic:
+def _public(ctx: ctx_module.Context, tx: Transaction, record: requests.WorkloadRecord) -> WorkloadPublic:
     tier = ctx.topology.tier(record.tier)
     reservations = {
         p.reservation_id: quotas.find_reservation(tx, p.reservation_id) for p in record.placements
@@ -163,7 +164,7 @@ def _public(ctx: ctx_module.Context, tx: Any, record: requests.WorkloadRecord) -
 
 
 def _owned(
-    ctx: ctx_module.Context, tx: Any, *, principal: identity.Principal, workload_id: str, action: str
+    ctx: ctx_module.Context, tx: Transaction, *, principal: identity.Principal, workload_id: str, action: str
 ) -> requests.WorkloadRecord:
     record = requests.find_workload(tx, workload_id)
     if record is None:

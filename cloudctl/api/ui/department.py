@@ -21,6 +21,8 @@ from cloudctl.services import catalog, workloads
 from cloudctl.services import quotas as quotas_service
 from cloudctl.services import recovery as recovery_service
 from cloudctl.services import requests as requests_service
+from cloudctl.services.context import Context
+from cloudctl.services.identity import Principal
 
 router = APIRouter(route_class=web.PortalRoute)
 
@@ -53,7 +55,7 @@ WORKLOADS_PAGE_SIZE = 20
 """Workload rows carry placements and copies: a shorter page keeps it within the render budget."""
 
 
-def catalog_prices(ctx: Any, *, principal: Any) -> dict[str, str] | None:
+def catalog_prices(ctx: Context, *, principal: Principal) -> dict[str, str] | None:
     """Prices per offering name, or ``None`` while no showback exists.
 
     The hook for showback: once a service prices the catalog, return its price per offering
@@ -79,7 +81,7 @@ def catalog_page(request: Request, visitor: web.VisitorDep, ctx: web.ContextDep)
 def _order_form(
     request: Request,
     visitor: web.Visitor,
-    ctx: Any,
+    ctx: Context,
     *,
     values: dict[str, Any],
     problem: str = "",
@@ -235,7 +237,7 @@ def request_cancel(visitor: web.CheckedVisitorDep, ctx: web.ContextDep, request_
     return web.redirect(f"/ui/requests/{request_id}")
 
 
-def _current_rpo(ctx: Any, items: list[workloads.WorkloadPublic]) -> dict[str, list[Any]]:
+def _current_rpo(ctx: Context, items: list[workloads.WorkloadPublic]) -> dict[str, list[Any]]:
     """Copies of the listed workloads (ready or being deleted) with their current RPO, by workload id."""
     wanted = [
         item.id for item in items if item.state in (states.WorkloadState.READY, states.WorkloadState.DELETING)

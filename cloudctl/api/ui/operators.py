@@ -9,7 +9,7 @@ as a page (403, or 404 for what a department may not know exists).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import pydantic
 from fastapi import APIRouter, Form, Query, Request, Response
@@ -22,6 +22,8 @@ from cloudctl.services import audit, drills
 from cloudctl.services import recovery as recovery_service
 from cloudctl.services import requests as requests_service
 from cloudctl.services import status as status_service
+from cloudctl.services.context import Context
+from cloudctl.services.identity import Principal
 
 router = APIRouter(route_class=web.PortalRoute)
 
@@ -84,7 +86,7 @@ def centers_page(request: Request, visitor: web.VisitorDep, ctx: web.ContextDep)
     return web.render(request, visitor, "centers.html", overview=overview)
 
 
-def failover_runs(ctx: Any, *, principal: Any, run_id: str) -> list[recovery_service.RunPublic]:
+def failover_runs(ctx: Context, *, principal: Principal, run_id: str) -> list[recovery_service.RunPublic]:
     """The failover and failback runs to show: every unfinished one, and the one asked for.
 
     The services list unfinished runs only; when they list finished ones too, show those here.
