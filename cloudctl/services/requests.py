@@ -422,7 +422,7 @@ def _prepare(
     """
     offering, tier = _validate(ctx, body)
     department = _department_of(ctx, principal, body)
-    ranks_centers = tier.local is not topo.LocalPlacement.ACTIVE_ACTIVE and body.preferred_center is None
+    ranks_centers = _ranks_centers(tier, body)
     owner_path = principal.department_path if department == principal.department else ()
     if not owner_path:
         owner_path = tuple(orgs.get_node(read(), department, field="department").ancestor_ids)
@@ -630,7 +630,7 @@ def _check_jobs(
     earlier request with its idempotency key.
     """
     checked: list[tuple[_Job, _Ticket]] = []
-    headroom: dict[str, dict[str, int | None]] = {}
+    headroom = _headroom_of_departments(ctx, tx, jobs)
     for job in jobs:
         try:
             ticket = job.context.run(_check, ctx, lambda: tx, job, headroom)
@@ -645,6 +645,34 @@ def _check_jobs(
         else:
             job.finish((ticket, False))
     return checked
+
+
+def _headroom_of_departments(
+    ctx: ctx_module.Context, tx: Any, jobs: list[_Job]
+) -> dict[str, dict[str, int | None]]:
+    """The vCPU headroom of every department whose order placement will rank centers by it,
+    read in one statement for the batch (``_prepare`` reads any other it needs itself)."""
+    chains: dict[str, tuple[str, ...]] = {}
+    for job in jobs:
+        principal, body = job.principal, job.body
+        if not principal.department_path or body.department not in (None, principal.department):
+            continue
+        tier = next((tier for tier in ctx.topology.tiers if tier.name == body.tier), None)
+        if tier is not None and _ranks_centers(tier, body):
+            chains[principal.department] = principal.department_path
+    if not chains:
+        return {}
+    return quotas.headroom_many(
+        tx,
+        chains=chains,
+        centers=[c.name for c in ctx.topology.centers_with_role(topo.CenterRole.LOCAL)],
+        resource=q.Resource.VCPU,
+    )
+
+
+def _ranks_centers(tier: topo.Tier, body: RequestCreate) -> bool:
+    """Whether placement chooses the center by headroom (not active-active, no preference)."""
+    return tier.local is not topo.LocalPlacement.ACTIVE_ACTIVE and body.preferred_center is None
 
 
 def _check(
