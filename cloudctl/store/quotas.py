@@ -166,8 +166,10 @@ _ADD_RESERVED_ROWS = sa.text(
     " FROM unnest(CAST(:nodes AS VARCHAR[]), CAST(:centers AS VARCHAR[]),"
     " CAST(:resources AS VARCHAR[]), CAST(:deltas AS BIGINT[])) AS d(node_id, center, resource, delta)"
     " WHERE c.node_id = d.node_id AND c.center = d.center AND c.resource = d.resource"
+    " AND c.node_id = ANY(CAST(:nodes AS VARCHAR[]))"
 )
-"""PostgreSQL: one statement adds to ``reserved`` of many counter rows (one array element a row)."""
+"""PostgreSQL: one statement adds to ``reserved`` of many counter rows (one array element a row).
+The ``ANY`` on the nodes lets the planner reach the rows by the primary key on a large table."""
 _LIMIT_OF_COUNTER = sa.and_(
     schema.quota_limits.c.node_id == schema.quota_counters.c.node_id,
     schema.quota_limits.c.center == schema.quota_counters.c.center,
