@@ -351,9 +351,41 @@ def measure_backend(
                 load.stop()
                 for server in servers.values():
                     server.stop()
+            cleanup = counter_cleanup(context) if backend == "postgres" else None
         finally:
             context.close()
-    return {label: [r.summary() for r in results] for label, results in measured.items()}
+    summaries: dict[str, Any] = {label: [r.summary() for r in results] for label, results in measured.items()}
+    if cleanup is not None:
+        summaries["counter_cleanup"] = cleanup
+    return summaries
+
+
+def counter_cleanup(context: Any) -> dict[str, Any]:
+    """Whether PostgreSQL could clean the quota counters' old row versions during the run.
+
+    Every admission batch writes a new version of each counter row it moves. Pruning and
+    vacuum remove the old ones only behind the oldest snapshot of the whole server: a
+    transaction left open in any database, with autovacuum off, lets them pile up, and each
+    lock and update of a counter then walks more versions (admission slows as the run goes on).
+    """
+    with context.store.engine.connect() as connection:
+        updated, hot, dead, live = connection.exec_driver_sql(
+            "SELECT n_tup_upd, n_tup_hot_upd, n_dead_tup, n_live_tup FROM pg_stat_user_tables "
+            "WHERE relname = 'quota_counters'"
+        ).one()
+        oldest_s = connection.exec_driver_sql(
+            "SELECT coalesce(max(extract(epoch FROM now() - xact_start)), 0) FROM pg_stat_activity "
+            "WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()"
+        ).scalar_one()
+        autovacuum = connection.exec_driver_sql("SHOW autovacuum").scalar_one()
+    return {
+        "quota_counters_updates": int(updated),
+        "quota_counters_hot_updates": int(hot),
+        "quota_counters_dead_versions": int(dead),
+        "quota_counters_live_rows": int(live),
+        "oldest_open_transaction_s": round(float(oldest_s), 1),
+        "autovacuum": autovacuum,
+    }
 
 
 def _median_of(rounds: list[dict[str, Any]], key: str) -> float | None:
@@ -440,6 +472,14 @@ def run(*, size: int | None = None, smoke: bool = False, rounds: int | None = No
                 baseline=_median_of(noop, "client_cpu_share"),
                 meaning="client CPU per wall second, admission rounds / no-op rounds",
             )
+            cleanup = measured.get("counter_cleanup")
+            if cleanup and cleanup["quota_counters_dead_versions"] > 10 * cleanup["quota_counters_live_rows"]:
+                result.notes.append(
+                    f"{backend}: {cleanup['quota_counters_dead_versions']:,} old versions of "
+                    f"{cleanup['quota_counters_live_rows']:,} quota counter rows were left uncleaned "
+                    f"(autovacuum {cleanup['autovacuum']}, oldest open transaction on the server "
+                    f"{cleanup['oldest_open_transaction_s']:g} s): admission slowed as the run went on"
+                )
             failures = sum(r["failed"] for r in admission + measured["admission_1"])
             if failures:
                 statuses = [r["statuses"] for r in admission]

@@ -11,12 +11,19 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import enum
 import functools
 import importlib
+import types
+import typing
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import typer._coercion
+import typer._param_types
 import typer.core
 import typer.main
 from typer import _click as click
@@ -142,6 +149,65 @@ class LazyGroup(typer.core.TyperGroup):
         for name, command in typer.main.get_group(declared).commands.items():
             self.add_command(command, name)
         self._loaded.add(module_name)
+
+
+@dataclasses.dataclass(frozen=True)
+class _PlainCoercion(typer._coercion.RuntimeParam):
+    """Typer's coercion of one option, without importing pydantic for a value that needs none.
+
+    Typer builds a pydantic ``TypeAdapter`` for every option it reads, defaults included:
+    importing pydantic costs more than the rest of a remote command's start. A value already
+    of the option's type, a string for a ``str`` option, a path for a ``Path`` one and one of
+    an enum's choices, each checked by typer's own rules, need no adapter; anything else (a
+    wrong choice: typer words the error) goes to typer's.
+    """
+
+    plain: type
+
+    def _coerce_value(self, value: Any, param: Any, ctx: click.Context) -> Any:
+        if self.plain is Path and isinstance(value, str | Path):
+            return typer._param_types.coerce_cli_path(
+                Path(value), self.parameter_info, path_type=Path, param=param, ctx=ctx
+            )
+        if isinstance(value, self.plain) and (self.plain is bool or not isinstance(value, bool)):
+            return value
+        if issubclass(self.plain, enum.Enum) and isinstance(value, str):
+            with contextlib.suppress(ValueError):  # typer's own coercion words the error
+                return typer._param_types.coerce_cli_choice(
+                    value,
+                    choices=list(self.plain),
+                    case_sensitive=self.parameter_info.case_sensitive,
+                    ctx=ctx,
+                )
+        return typer._coercion.build_runtime_param(param.type_descriptor)._coerce_value(value, param, ctx)
+
+
+def _plain_type(annotation: Any) -> type | None:
+    """``str``, ``bool``, ``Path`` or an enum, alone or ``| None``: the types ``_PlainCoercion`` reads."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        others = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        annotation = others[0] if len(others) == 1 else None
+    if annotation in (str, bool, Path) or (
+        isinstance(annotation, type) and issubclass(annotation, enum.Enum)
+    ):
+        return typing.cast(type, annotation)
+    return None
+
+
+def _runtime_param(param: Any) -> typer._coercion.RuntimeParam:
+    """``_TyperParameter.get_runtime_param`` with ``_PlainCoercion`` where it applies."""
+    if param._runtime_param is None:
+        descriptor = param.type_descriptor
+        info = descriptor.parameter_info
+        plain = _plain_type(descriptor.annotation)
+        custom = info.parser is not None or info.path_type is not None
+        if plain is None or custom or param.multiple or param.nargs != 1:
+            param._runtime_param = typer._coercion.build_runtime_param(descriptor)
+        else:
+            param._runtime_param = _PlainCoercion(
+                parameter_info=info, annotation=descriptor.annotation, plain=plain
+            )
+    return typing.cast(typer._coercion.RuntimeParam, param._runtime_param)
 
 
 app = typer.Typer(
@@ -291,6 +357,8 @@ def command() -> LazyGroup:
     """The root click command of ``app`` (built once), whose commands load on demand."""
     built = typer.main.get_command(app)
     assert isinstance(built, LazyGroup)
+    # Every option of every command, the help options included, reads through ``_PlainCoercion``.
+    typer.core._TyperParameter.get_runtime_param = _runtime_param  # type: ignore[method-assign,assignment]
     return built
 
 

@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cloudctl import errors
 from cloudctl.model import quotas as q
+from cloudctl.model import states
 from cloudctl.model import topology as topo
 from cloudctl.policy import engine as policy_engine
 from cloudctl.services import audit, identity, pages, placement, public
@@ -43,7 +44,11 @@ from cloudctl.services import context as ctx_module
 from cloudctl.store import audit as audit_store
 from cloudctl.store import orgs, quotas, requests
 
-LIVE_STATES = ("pending-approval", "approved", "provisioning")
+LIVE_STATES = (
+    states.WorkloadState.PENDING_APPROVAL,
+    states.WorkloadState.APPROVED,
+    states.WorkloadState.PROVISIONING,
+)
 
 
 class RequestCreate(BaseModel):
@@ -422,7 +427,7 @@ def _prepare(
     """
     offering, tier = _validate(ctx, body)
     department = _department_of(ctx, principal, body)
-    ranks_centers = tier.local is not topo.LocalPlacement.ACTIVE_ACTIVE and body.preferred_center is None
+    ranks_centers = _ranks_centers(tier, body)
     owner_path = principal.department_path if department == principal.department else ()
     if not owner_path:
         owner_path = tuple(orgs.get_node(read(), department, field="department").ancestor_ids)
@@ -630,7 +635,7 @@ def _check_jobs(
     earlier request with its idempotency key.
     """
     checked: list[tuple[_Job, _Ticket]] = []
-    headroom: dict[str, dict[str, int | None]] = {}
+    headroom = _headroom_of_departments(ctx, tx, jobs)
     for job in jobs:
         try:
             ticket = job.context.run(_check, ctx, lambda: tx, job, headroom)
@@ -645,6 +650,34 @@ def _check_jobs(
         else:
             job.finish((ticket, False))
     return checked
+
+
+def _headroom_of_departments(
+    ctx: ctx_module.Context, tx: Any, jobs: list[_Job]
+) -> dict[str, dict[str, int | None]]:
+    """The vCPU headroom of every department whose order placement will rank centers by it,
+    read in one statement for the batch (``_prepare`` reads any other it needs itself)."""
+    chains: dict[str, tuple[str, ...]] = {}
+    for job in jobs:
+        principal, body = job.principal, job.body
+        if not principal.department_path or body.department not in (None, principal.department):
+            continue
+        tier = next((tier for tier in ctx.topology.tiers if tier.name == body.tier), None)
+        if tier is not None and _ranks_centers(tier, body):
+            chains[principal.department] = principal.department_path
+    if not chains:
+        return {}
+    return quotas.headroom_many(
+        tx,
+        chains=chains,
+        centers=[c.name for c in ctx.topology.centers_with_role(topo.CenterRole.LOCAL)],
+        resource=q.Resource.VCPU,
+    )
+
+
+def _ranks_centers(tier: topo.Tier, body: RequestCreate) -> bool:
+    """Whether placement chooses the center by headroom (not active-active, no preference)."""
+    return tier.local is not topo.LocalPlacement.ACTIVE_ACTIVE and body.preferred_center is None
 
 
 def _check(
@@ -768,7 +801,9 @@ def _admitted(
     admission = ticket.admission
     body, now = admission.body, admission.now
     needs_approval = not admission.approval.allowed
-    final_state = "pending-approval" if needs_approval else "approved"
+    final_state = (
+        states.WorkloadState.PENDING_APPROVAL if needs_approval else states.WorkloadState.APPROVED
+    ).value
     steps: list[dict[str, Any]] = [
         {"step": step, "at": now} for step in ("submitted", "policy-checked", "quota-reserved")
     ]
@@ -817,7 +852,7 @@ def _admitted(
                 role=p.role,
                 reservation_id=reservation.id,
                 resources=[],
-                state="reserved",
+                state=states.PlacementState.RESERVED.value,
             )
             for p, reservation in zip(admission.planned, reservations, strict=True)
         ],
@@ -967,13 +1002,15 @@ def _decide(
     reason: str | None,
 ) -> RequestPublic:
     allowed_from = {
-        "request.approve": ("pending-approval",),
-        "request.reject": ("pending-approval",),
-        "request.cancel": ("pending-approval", "approved"),
+        "request.approve": (states.WorkloadState.PENDING_APPROVAL,),
+        "request.reject": (states.WorkloadState.PENDING_APPROVAL,),
+        "request.cancel": (states.WorkloadState.PENDING_APPROVAL, states.WorkloadState.APPROVED),
     }[action]
-    target = {"request.approve": "approved", "request.reject": "rejected", "request.cancel": "cancelled"}[
-        action
-    ]
+    target = {
+        "request.approve": states.WorkloadState.APPROVED,
+        "request.reject": states.WorkloadState.REJECTED,
+        "request.cancel": states.WorkloadState.CANCELLED,
+    }[action].value
     now = ctx.clock.now()
     with ctx.transaction() as tx:
         record = _owned_request(ctx, tx, principal=principal, request_id=request_id, action=action)
@@ -987,8 +1024,8 @@ def _decide(
         reasons = record.reasons if reason is None else [*record.reasons, reason]
         updated = requests.update_request(tx, record, state=target, reasons=reasons, step=target, now=now)
         workload = requests.get_workload(tx, record.workload_id or "", for_update=True)
-        if target == "approved":
-            requests.update_workload(tx, workload, state="approved", now=now)
+        if target == states.WorkloadState.APPROVED:
+            requests.update_workload(tx, workload, state=target, now=now)
         else:
             quotas.release_reservations(tx, [p.reservation_id for p in workload.placements], now=now)
             requests.update_workload(tx, workload, state=target, reasons=reasons, now=now)

@@ -126,6 +126,8 @@ class Store:
             event.listen(engine, "begin", _sqlite_begin_immediate)
             return engine
         engine = sa.create_engine(self.url, **bounds)
+        # Many rows of one insert go as one multi-row INSERT, not one statement a row.
+        engine.dialect.use_insertmanyvalues_wo_returning = True
         event.listen(engine, "connect", _note_checkin)  # a new connection needs no ping
         event.listen(engine, "checkin", _note_checkin)
         event.listen(engine, "checkout", functools.partial(_ping_when_idle, engine.dialect))

@@ -161,6 +161,15 @@ _ADD_RESERVED = (
     .values(reserved=schema.quota_counters.c.reserved + _DELTA)
 )
 _RESOURCES_BY_NAME = {resource.value: resource for resource in q.RESOURCES}
+_ADD_RESERVED_ROWS = sa.text(
+    "UPDATE quota_counters AS c SET reserved = c.reserved + d.delta"
+    " FROM unnest(CAST(:nodes AS VARCHAR[]), CAST(:centers AS VARCHAR[]),"
+    " CAST(:resources AS VARCHAR[]), CAST(:deltas AS BIGINT[])) AS d(node_id, center, resource, delta)"
+    " WHERE c.node_id = d.node_id AND c.center = d.center AND c.resource = d.resource"
+    " AND c.node_id = ANY(CAST(:nodes AS VARCHAR[]))"
+)
+"""PostgreSQL: one statement adds to ``reserved`` of many counter rows (one array element a row).
+The ``ANY`` on the nodes lets the planner reach the rows by the primary key on a large table."""
 _LIMIT_OF_COUNTER = sa.and_(
     schema.quota_limits.c.node_id == schema.quota_counters.c.node_id,
     schema.quota_limits.c.center == schema.quota_counters.c.center,
@@ -242,6 +251,7 @@ def get_counters(
 
 _HEADROOM_ROWS = (
     sa.select(
+        schema.quota_counters.c.node_id,
         schema.quota_counters.c.center,
         schema.quota_counters.c.used + schema.quota_counters.c.reserved,
         schema.quota_limits.c.limit_value,
@@ -261,18 +271,35 @@ def headroom(
     The least free amount over every limited node of the chain, on the center and on all
     centers; ``None`` where nothing limits it. One statement, only the limited rows.
     """
-    free: dict[str, int] = {}
-    for center, in_use, limit in tx.execute(
-        _HEADROOM_ROWS, {"chain": list(chain), "centers": [*centers, ALL], "resource": resource.value}
-    ):
-        room = max(int(limit) - int(in_use), 0)
-        free[str(center)] = min(room, free.get(str(center), room))
-    overall = free.get(ALL)
-    result: dict[str, int | None] = {}
-    for center in centers:
-        bounds = [value for value in (free.get(center), overall) if value is not None]
-        result[center] = min(bounds) if bounds else None
-    return result
+    return headroom_many(tx, chains={"": chain}, centers=centers, resource=resource)[""]
+
+
+def headroom_many(
+    tx: sa.Connection, *, chains: Mapping[str, Sequence[str]], centers: Sequence[str], resource: q.Resource
+) -> dict[str, dict[str, int | None]]:
+    """``headroom`` of several chains (by any name, e.g. the department), in one statement."""
+    nodes = sorted({node for chain in chains.values() for node in chain})
+    free_of_node: dict[str, dict[str, int]] = {}
+    if nodes:
+        for node, center, in_use, limit in tx.execute(
+            _HEADROOM_ROWS, {"chain": nodes, "centers": [*centers, ALL], "resource": resource.value}
+        ):
+            room = max(int(limit) - int(in_use), 0)
+            free = free_of_node.setdefault(str(node), {})
+            free[str(center)] = min(room, free.get(str(center), room))
+    answers: dict[str, dict[str, int | None]] = {}
+    for name, chain in chains.items():
+        free_in_chain: dict[str, int] = {}
+        for node in chain:
+            for center, room in free_of_node.get(node, {}).items():
+                free_in_chain[center] = min(room, free_in_chain.get(center, room))
+        overall = free_in_chain.get(ALL)
+        answer: dict[str, int | None] = {}
+        for center in centers:
+            bounds = [value for value in (free_in_chain.get(center), overall) if value is not None]
+            answer[center] = min(bounds) if bounds else None
+        answers[name] = answer
+    return answers
 
 
 def ancestor_ids(tx: sa.Connection, *, node_id: str) -> list[str]:
@@ -631,7 +658,19 @@ _NO_DELTAS = dict.fromkeys(_DELTA_PARAM.values(), 0)
 
 
 def _add_reserved(tx: sa.Connection, deltas: Mapping[LimitKey, int]) -> None:
-    """Add to ``reserved`` of the counter rows: one parameter set per (node, center key)."""
+    """Add to ``reserved`` of the counter rows: on PostgreSQL in one statement, elsewhere one
+    parameter set per (node, center key)."""
+    if tx.dialect.name == "postgresql":
+        moved = sorted(
+            (node, key, resource.value, value) for (node, key, resource), value in deltas.items() if value
+        )
+        if moved:
+            nodes, keys, resources, values = (list(column) for column in zip(*moved, strict=True))
+            tx.execute(
+                _ADD_RESERVED_ROWS,
+                {"nodes": nodes, "centers": keys, "resources": resources, "deltas": values},
+            )
+        return
     per_row: dict[tuple[str, str], dict[str, Any]] = {}
     for (node, key, resource), value in deltas.items():
         if value:

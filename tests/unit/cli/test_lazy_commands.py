@@ -57,3 +57,44 @@ def test_a_command_runs_after_its_module_is_loaded_on_demand() -> None:
     assert dept is not None
     assert "quota" in group.commands  # its module registers both
     assert group.get_command(context, "no-such-command") is None
+
+
+def _options_read(argv: list[str]) -> str:
+    """Run the root command with ``argv`` in a fresh interpreter; what it printed, and whether
+    pydantic was imported to read the options."""
+    probe = (
+        "import sys\n"
+        "from cloudctl.cli import main\n"
+        "import typer.core\n"
+        "from typer._click import globals as click\n"
+        "group = main.command()\n"
+        "def echo() -> None:\n"
+        "    state = click.get_current_context().find_root().params\n"
+        "    print({name: repr(state[name]) for name in ('home', 'output_format', 'database_url')})\n"
+        "group.add_command(typer.core.TyperCommand('echo-options', callback=echo), 'echo-options')\n"
+        "try:\n"
+        f"    group.main({argv!r}, prog_name='cloudctl')\n"
+        "except SystemExit as done:\n"
+        "    print('EXIT', done.code)\n"
+        "print('PYDANTIC', any(m.split('.')[0] == 'pydantic' for m in sys.modules))\n"
+    )
+    finished = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=False
+    )
+    return finished.stdout + finished.stderr
+
+
+def test_plain_options_are_read_without_pydantic_and_to_the_same_values() -> None:
+    printed = _options_read(["--home", "/tmp/h", "-o", "json", "--database-url", "sqlite://", "echo-options"])
+    assert "'home': \"PosixPath('/tmp/h')\"" in printed
+    assert "'output_format': \"<Format.JSON: 'json'>\"" in printed
+    assert "'database_url': \"'sqlite://'\"" in printed
+    assert "EXIT 0" in printed
+    assert "PYDANTIC False" in printed
+
+
+def test_a_wrong_choice_is_refused_in_typer_own_words() -> None:
+    printed = _options_read(["-o", "jsn", "echo-options"])
+    assert "EXIT 2" in printed
+    assert "'jsn' is not one of" in printed
+    assert "--output" in printed

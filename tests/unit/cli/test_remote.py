@@ -337,7 +337,9 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def test_a_remote_command_against_a_real_serve_imports_no_store_and_no_driver(tmp_path: Path) -> None:
+def test_a_remote_command_against_a_real_serve_imports_no_store_no_driver_and_no_pydantic(
+    tmp_path: Path,
+) -> None:
     cloudctl = [
         sys.executable,
         "-m",
@@ -381,7 +383,8 @@ def test_a_remote_command_against_a_real_serve_imports_no_store_and_no_driver(tm
         probe = (
             "import sys; from cloudctl.cli import main; sys.argv = ['cloudctl', 'status', '-o', 'json']\n"
             "try:\n    main.run()\nexcept SystemExit as done:\n    assert not done.code, done.code\n"
-            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'fastapi', 'uvicorn')"
+            "heavy = sorted(m for m in sys.modules"
+            " if m.split('.')[0] in ('sqlalchemy', 'fastapi', 'uvicorn', 'pydantic')"
             " or m.startswith(('cloudctl.store', 'cloudctl.drivers', 'cloudctl.services', 'cloudctl.api')))\n"
             "print('HEAVY', heavy, file=sys.stderr)\nassert not heavy, heavy\n"
         )
