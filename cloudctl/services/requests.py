@@ -99,9 +99,9 @@ class RequestCreate(BaseModel):
 STEP_EXAMPLE: dict[str, Any] = {"step": "quota-reserved", "at": "2026-12-04T22:44:03Z", "detail": None}
 PLACEMENT_EXAMPLE: dict[str, Any] = {
     "center": "qd-a",
-    "role": "primary",
+    "role": states.PlacementRole.PRIMARY,
     "amounts": {"vcpu": 8, "ram_gb": 16, "volume_gb": 160, "instances": 2},
-    "state": "ready",
+    "state": states.PlacementState.READY,
     "resources": [
         {"kind": "server", "name": "wl-001a2433a995562feca1c-0", "id": "3f6c2a9e8d1b4c07a5e2f9b1c4d8e6a0"},
         {"kind": "server", "name": "wl-001a2433a995562feca1c-1", "id": "b82e4d15c9a34f6e8d07a1c3e5f92b74"},
@@ -116,7 +116,7 @@ REQUEST_EXAMPLE: dict[str, Any] = {
     "data_class": "internal",
     "preferred_center": None,
     "name": "social-insurance-portal",
-    "state": "ready",
+    "state": states.WorkloadState.READY,
     "needs_approval": False,
     "approval_policy_ids": ["approval-auto-small"],
     "reasons": [],

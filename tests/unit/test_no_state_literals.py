@@ -87,14 +87,6 @@ EXEMPT_PATHS = frozenset(
         "cloudctl/store/requests.py",
         "cloudctl/store/simulator_state.py",
         "cloudctl/store/db.py",
-        "cloudctl/services/requests.py",
-        "cloudctl/store/quotas.py",
-        "cloudctl/api/app.py",
-        "cloudctl/services/identity.py",
-        "cloudctl/store/audit.py",
-        "cloudctl/drivers/base.py",
-        "cloudctl/drivers/openstack/",
-        "cloudctl/drivers/dns/",
     }
 )
 

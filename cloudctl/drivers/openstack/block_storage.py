@@ -28,6 +28,8 @@ from cloudctl.drivers.openstack import cloud as cloud_module
 from cloudctl.drivers.openstack import compute
 
 _CREATING = frozenset({"creating", "downloading"})
+SNAPSHOT_CREATING = "creating"
+"""Cinder's word for a snapshot still being made (OpenStack's vocabulary, not a cloudctl state)."""
 
 
 def volume_status(cinder_status: str | None) -> base.VolumeStatus:
@@ -186,7 +188,7 @@ class OpenStackBlockStorage:
         def done() -> bool:
             found = self._cinder_snapshot(snapshot_id)
             settled[:] = [found]
-            return (found.status or "").lower() != "creating"
+            return (found.status or "").lower() != SNAPSHOT_CREATING
 
         self._cloud.wait_until(done, what=f"creation of snapshot {snapshot_id}")
         if (settled[0].status or "").lower() != "available":

@@ -64,6 +64,8 @@ RAM_MIB_KEY = "compute.ram_mib"
 VOLUMES_KEY = "block_storage.volumes"
 SNAPSHOTS_KEY = "block_storage.snapshots"
 OBJECT_GB_TAG_PREFIX = "cloudctl:object_gb="
+IMAGE_USABLE = "active"
+"""Glance's status of an image servers can boot from (OpenStack's vocabulary, not a cloudctl state)."""
 
 _STATUS = {
     "ACTIVE": base.ServerStatus.ACTIVE,
@@ -337,7 +339,7 @@ class OpenStackCompute:
         images = self._cloud.call(
             lambda: list(self._cloud.admin.image.images(name=name)), what=f"image {name}"
         )
-        active = [image for image in images if image.status == "active"]
+        active = [image for image in images if image.status == IMAGE_USABLE]
         if not active:
             raise errors.OperationFailed(
                 f"cloud {self._cloud.cloud_name} of center {self.center} has no active image {name!r} "
