@@ -32,12 +32,12 @@ from typing import Any
 from cloudctl import clock as clocks
 from cloudctl import errors, metrics
 from cloudctl.drivers import base
-from cloudctl.model import names
+from cloudctl.model import names, states
 from cloudctl.model import topology as topo
 from cloudctl.store import db, quotas, replication, requests
 from cloudctl.store import replication_points as points_store
 
-CREATING_ROLES = ("primary", "active")
+CREATING_ROLES = (states.PlacementRole.PRIMARY, states.PlacementRole.ACTIVE)
 RETRY_AFTER_S = 5.0
 SERVER_ACTIVE_TIMEOUT_S = 600.0
 ID_BATCH = 5000
@@ -79,26 +79,32 @@ def reconcile_request(env: Environment, request_id: str) -> Result:
 
 
 def _reconcile_request(env: Environment, request_id: str) -> Result:
-    with env.store.read() as tx:
-        request = requests.get_request(tx, request_id)
-        if request.state not in ("approved", "provisioning"):
+    # One transaction reads the request and, if it was just approved, moves it on: the lock
+    # taken for the move is the read (nobody can slip in between).
+    with env.store.transaction() as tx:
+        request = requests.get_request(tx, request_id, for_update=True)
+        if request.state not in (states.WorkloadState.APPROVED, states.WorkloadState.PROVISIONING):
             return Result(done=True, message=f"nothing to do in state {request.state}")
         if request.workload_id is None:
             raise errors.OperationFailed(f"request {request_id} has no workload", field="request")
-        workload = requests.get_workload(tx, request.workload_id)
-    if request.state == "approved":
-        now = env.clock.now()
-        with env.store.transaction() as tx:
-            current = requests.get_request(tx, request_id, for_update=True)
-            workload = requests.get_workload(tx, request.workload_id, for_update=True)
-            if current.state == "approved":
-                requests.update_request(tx, current, state="provisioning", step="provisioning", now=now)
-                requests.update_workload(tx, workload, state="provisioning", now=now)
+        workload = requests.get_workload(tx, request.workload_id, for_update=True)
+        if request.state == states.WorkloadState.APPROVED:
+            now = env.clock.now()
+            request = requests.update_request(
+                tx,
+                request,
+                state=states.WorkloadState.PROVISIONING,
+                step=states.WorkloadState.PROVISIONING,
+                now=now,
+            )
+            workload = requests.update_workload(
+                tx, workload, state=states.WorkloadState.PROVISIONING, now=now, with_placements=False
+            )
     offering = env.topology.offering(workload.offering)
     made: dict[str, list[dict[str, Any]]] = {}
     try:
         for placement in workload.placements:
-            if placement.role in CREATING_ROLES and placement.state != "ready":
+            if placement.role in CREATING_ROLES and placement.state != states.PlacementState.READY:
                 made[placement.center] = _provision_placement(env, workload, placement, offering)
     except errors.QuotaExceeded as error:
         return _fail(env, request_id, f"capacity refused: {error.one_line()}")
@@ -107,18 +113,29 @@ def _reconcile_request(env: Environment, request_id: str) -> Result:
     except (errors.Conflict, errors.InvalidInput, errors.OperationFailed) as error:
         return _fail(env, request_id, error.one_line())
     now = env.clock.now()
+    # Inside one unit of work the rows locked above are still held, as they were written:
+    # only a transaction of its own has to read them again.
+    held = env.store.current_unit() is not None
     with env.store.transaction() as tx:
         for center, resources in made.items():
             requests.update_placement(
-                tx, workload_id=workload.id, center=center, values={"resources": resources, "state": "ready"}
+                tx,
+                workload_id=workload.id,
+                center=center,
+                values={"resources": resources, "state": states.PlacementState.READY},
             )
-        workload = requests.get_workload(tx, request.workload_id, for_update=True)
+        if not held:
+            workload = requests.get_workload(tx, workload.id, for_update=True)
+            request = requests.get_request(tx, request_id, for_update=True)
         created = [p.reservation_id for p in workload.placements if p.role in CREATING_ROLES]
         quotas.commit_reservations(tx, created, now=now)
-        requests.update_workload(tx, workload, state="ready", now=now)
-        current = requests.get_request(tx, request_id, for_update=True)
-        requests.update_request(tx, current, state="ready", step="ready", now=now)
-    return Result(done=True, message="ready")
+        requests.update_workload(
+            tx, workload, state=states.WorkloadState.READY, now=now, with_placements=False
+        )
+        requests.update_request(
+            tx, request, state=states.WorkloadState.READY, step=states.WorkloadState.READY, now=now
+        )
+    return Result(done=True, message=states.WorkloadState.READY)
 
 
 def _provision_placement(
@@ -142,13 +159,15 @@ def _provision_placement(
         if name in existing:
             continue
         made.append(_create_one(drivers, workload, offering, name, network=network, segment=segment))
+        if env.store.current_unit() is not None:
+            continue  # the resource and its record are kept together, when the unit commits
         # Persist each resource as soon as it exists: a crash leaves no orphan behind.
         with env.store.transaction() as tx:
             requests.update_placement(
                 tx,
                 workload_id=workload.id,
                 center=placement.center,
-                values={"resources": made, "state": "creating"},
+                values={"resources": made, "state": states.PlacementState.CREATING},
             )
     for item in made:
         if item["kind"] == "server":
@@ -224,10 +243,22 @@ def _fail(env: Environment, request_id: str, reason: str) -> Result:
     with env.store.transaction() as tx:
         workload = requests.get_workload(tx, workload.id, for_update=True)
         quotas.release_reservations(tx, [p.reservation_id for p in workload.placements], now=now)
-        requests.update_workload(tx, workload, state="failed", reasons=[*workload.reasons, reason], now=now)
+        requests.update_workload(
+            tx,
+            workload,
+            state=states.WorkloadState.FAILED,
+            reasons=[*workload.reasons, reason],
+            now=now,
+            with_placements=False,
+        )
         current = requests.get_request(tx, request_id, for_update=True)
         requests.update_request(
-            tx, current, state="failed", reasons=[*current.reasons, reason], step="failed", now=now
+            tx,
+            current,
+            state=states.WorkloadState.FAILED,
+            reasons=[*current.reasons, reason],
+            step=states.WorkloadState.FAILED,
+            now=now,
         )
     return Result(done=True, message=reason)
 
@@ -256,7 +287,7 @@ def _delete_resources(env: Environment, workload: requests.WorkloadRecord) -> No
                     tx,
                     workload_id=workload.id,
                     center=placement.center,
-                    values={"resources": remaining, "state": "deleting"},
+                    values={"resources": remaining, "state": states.PlacementState.DELETING},
                 )
     if env.topology.offering(workload.offering).volume_gb > 0:
         _sweep_volumes(env, workload)
@@ -297,7 +328,7 @@ def _reconcile_workload(env: Environment, workload_id: str) -> Result:
     """A workload marked ``deleting``: remove its resources, then release its quota."""
     with env.store.read() as tx:
         workload = requests.get_workload(tx, workload_id)
-    if workload.state != "deleting":
+    if workload.state != states.WorkloadState.DELETING:
         return Result(done=True, message=f"nothing to do in state {workload.state}")
     try:
         _delete_resources(env, workload)
@@ -306,7 +337,7 @@ def _reconcile_workload(env: Environment, workload_id: str) -> Result:
     now = env.clock.now()
     with env.store.transaction() as tx:
         workload = requests.get_workload(tx, workload_id, for_update=True)
-        if workload.state != "deleting":
+        if workload.state != states.WorkloadState.DELETING:
             return Result(done=True)
         quotas.release_reservations(tx, [p.reservation_id for p in workload.placements], now=now)
         for placement in workload.placements:
@@ -314,12 +345,14 @@ def _reconcile_workload(env: Environment, workload_id: str) -> Result:
                 tx,
                 workload_id=workload_id,
                 center=placement.center,
-                values={"resources": [], "state": "deleted"},
+                values={"resources": [], "state": states.PlacementState.DELETED},
             )
         replication.delete_streams(tx, workload_id=workload_id)
         points_store.delete_points(tx, workload_id=workload_id)
-        requests.update_workload(tx, workload, state="deleted", now=now)
-    return Result(done=True, message="deleted")
+        requests.update_workload(
+            tx, workload, state=states.WorkloadState.DELETED, now=now, with_placements=False
+        )
+    return Result(done=True, message=states.WorkloadState.DELETED)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -335,14 +368,16 @@ class WorkItem:
 def pending_work(env: Environment) -> list[WorkItem]:
     """Requests to provision and workloads to delete, oldest first, with the centers each touches."""
     with env.store.read() as tx:
-        pending = requests.list_requests(tx, states=["approved", "provisioning"])
+        pending = requests.list_requests(
+            tx, states=[states.WorkloadState.APPROVED, states.WorkloadState.PROVISIONING]
+        )
         workload_ids = [r.workload_id for r in pending if r.workload_id is not None]
         by_id = {
             workload.id: workload
             for start in range(0, len(workload_ids), ID_BATCH)
             for workload in requests.list_workloads(tx, ids=workload_ids[start : start + ID_BATCH])
         }
-        deleting = requests.list_workloads(tx, states=["deleting"])
+        deleting = requests.list_workloads(tx, states=[states.WorkloadState.DELETING])
     work = []
     for request in pending:
         workload = by_id.get(request.workload_id or "")

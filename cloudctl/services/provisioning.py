@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import logging
 import threading
 import time
 
 from cloudctl import metrics
+from cloudctl.model import states
 from cloudctl.model import topology as topo
 from cloudctl.reconcile import provisioning, quota_sync
 from cloudctl.services import context as ctx_module
@@ -43,10 +45,41 @@ def environment(ctx: ctx_module.Context) -> provisioning.Environment:
     )
 
 
+def each_in_one_transaction(ctx: ctx_module.Context) -> bool:
+    """Whether each object may be reconciled in one store transaction (``Store.unit_of_work``).
+
+    So it may when every capability of every center is the simulator over this very store
+    and answers at once (no latency, servers active as soon as they exist): nothing is then
+    waited for while the transaction is open, an order costs one commit instead of one per
+    step, and a process killed midway leaves none of it behind (its simulated resources
+    are rows of the same transaction). A real backend, or a simulator that makes its
+    callers wait, gets one transaction per step, as each step must be kept before the next.
+    """
+    from cloudctl.store import simulator_state
+
+    for center in ctx.topology.centers:
+        if any(center.drivers.get(c, drivers.SIMULATOR) != drivers.SIMULATOR for c in topo.Capability):
+            return False
+    simulated = drivers.simulator(ctx)
+    backend = simulated.backend
+    if not isinstance(backend, simulator_state.StoreBackedState) or backend.store is not ctx.store:
+        return False
+    return all(simulated.answers_at_once(center.name) for center in ctx.topology.centers)
+
+
+def _reconcile_one(
+    env: provisioning.Environment, kind: str, object_id: str, *, in_one_transaction: bool
+) -> provisioning.Result:
+    # No savepoints: the reconcilers let every error raised inside a transaction leave it.
+    with env.store.unit_of_work(savepoints=False) if in_one_transaction else contextlib.nullcontext():
+        return provisioning.reconcile_once(env, kind, object_id)
+
+
 def reconcile(ctx: ctx_module.Context, *, kind: str, object_id: str) -> provisioning.Result:
     """Reconcile one object; a workload that became ready gets its replication streams."""
-    result = provisioning.reconcile_once(environment(ctx), kind, object_id)
-    if result.done and result.message == "ready":
+    env = environment(ctx)
+    result = _reconcile_one(env, kind, object_id, in_one_transaction=each_in_one_transaction(ctx))
+    if result.done and result.message == states.WorkloadState.READY:
         from cloudctl.services import recovery
         from cloudctl.store import requests
 
@@ -71,15 +104,19 @@ def backlog(ctx: ctx_module.Context) -> dict[str, int]:
 
     with ctx.read() as tx:
         by_state = requests.count_by_state(tx)
-        deleting = len(requests.list_workloads(tx, states=["deleting"]))
-    return {"request": by_state.get("approved", 0) + by_state.get("provisioning", 0), "workload": deleting}
+        deleting = len(requests.list_workloads(tx, states=[states.WorkloadState.DELETING]))
+    in_flight = by_state.get(states.WorkloadState.APPROVED, 0) + by_state.get(
+        states.WorkloadState.PROVISIONING, 0
+    )
+    return {"request": in_flight, "workload": deleting}
 
 
 def run_pending(ctx: ctx_module.Context) -> dict[str, provisioning.Result]:
     """One pass over everything in flight; what each object's reconcile returned."""
     env = environment(ctx)
+    in_one_transaction = each_in_one_transaction(ctx)
     return {
-        item.object_id: provisioning.reconcile_once(env, item.kind, item.object_id)
+        item.object_id: _reconcile_one(env, item.kind, item.object_id, in_one_transaction=in_one_transaction)
         for item in provisioning.pending_work(env)
     }
 
@@ -160,6 +197,7 @@ class Provisioner:
         self._scanned_at = float("-inf")
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._thread: threading.Thread | None = None
+        self._in_one_transaction: bool | None = None
         self.finished = 0
 
     def start(self) -> None:
@@ -208,6 +246,8 @@ class Provisioner:
         queue and comes back with the next read once it is due.
         """
         env = environment(self._ctx)
+        if self._in_one_transaction is None:
+            self._in_one_transaction = each_in_one_transaction(self._ctx)
         now = self._ctx.clock.now()
         # Paced in real time, like the loop's waits: the context's clock may be a manual one.
         if time.monotonic() - self._scanned_at >= (RESCAN_BUSY_S if self._queues else self._interval_s):
@@ -244,7 +284,9 @@ class Provisioner:
         try:
             if self._stop.is_set():
                 return
-            result = provisioning.reconcile_once(env, item.kind, item.object_id)
+            result = _reconcile_one(
+                env, item.kind, item.object_id, in_one_transaction=bool(self._in_one_transaction)
+            )
         except Exception:
             log.exception("reconcile of %s %s failed; retrying later", item.kind, item.object_id)
             self._not_before[item.object_id] = now + 10 * self._interval_s
@@ -272,8 +314,8 @@ class Provisioner:
 
 
 def _outcome(result: provisioning.Result) -> str:
-    if result.message == "ready":
-        return "ready"
-    if result.message == "deleted":
-        return "deleted"
-    return "failed" if result.message and not result.message.startswith("nothing") else "done"
+    if result.message in (states.WorkloadState.READY, states.WorkloadState.DELETED):
+        return str(result.message)
+    if result.message and not result.message.startswith("nothing"):
+        return states.WorkloadState.FAILED.value
+    return "done"

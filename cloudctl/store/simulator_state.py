@@ -112,9 +112,9 @@ class StoreBackedState:
         with self.reading() as verbs:
             return verbs.get(center, kind, key)
 
-    def get_many(self, center: str, kind: str, keys: Sequence[str]) -> dict[str, Doc]:
+    def get_many(self, center: str, kind: str, keys: Sequence[str], *, fresh: bool = False) -> dict[str, Doc]:
         with self.reading() as verbs:
-            return verbs.get_many(center, kind, keys)
+            return verbs.get_many(center, kind, keys, fresh=fresh)
 
     def put(self, center: str, kind: str, key: str, doc: Doc) -> None:
         with self.transaction() as transaction:
@@ -208,7 +208,8 @@ class StoreStateTransaction:
             self._held[(center, kind, key)] = _clone(doc)
         return doc
 
-    def get_many(self, center: str, kind: str, keys: Sequence[str]) -> dict[str, Doc]:
+    def get_many(self, center: str, kind: str, keys: Sequence[str], *, fresh: bool = False) -> dict[str, Doc]:
+        # Always read from the database: ``fresh`` changes nothing here.
         if not keys:
             return {}
         self.flush(center, kind)
@@ -295,16 +296,46 @@ class _UnitState:
         docs[key] = entry
         return entry
 
-    def load_many(self, center: str, kind: str, keys: Sequence[str]) -> dict[str, Entry]:
-        """The entries of ``keys``, those the unit does not know yet read in one statement."""
+    def load_many(
+        self, center: str, kind: str, keys: Sequence[str], *, fresh: bool = False
+    ) -> dict[str, Entry]:
+        """The entries of ``keys``, those the unit does not know yet read in one statement;
+        with ``fresh``, also those it read before without holding them, read again."""
         docs = self.known(center, kind)
-        unknown = [key for key in dict.fromkeys(keys) if key not in docs]
+        unknown = [key for key in dict.fromkeys(keys) if key not in docs or (fresh and not docs[key][1])]
         if unknown:
             rows = self.connection.execute(_GET_MANY, {"center": center, "kind": kind, "keys": unknown})
             found = {str(key): _as_doc(value) for key, value in rows}
             for key in unknown:
                 docs[key] = (found.get(key), False)
         return {key: docs[key] for key in keys}
+
+    def load_matching(self, center: str, kind: str, *, field: str, value: str) -> list[str]:
+        """The keys of the documents whose ``field`` is ``value`` in the database now (one
+        statement, not a listing of the kind), learnt; one the unit holds stays as it has it."""
+        docs = self.known(center, kind)
+        query = _LIST.where(_table.c.doc[field].as_string() == value)
+        keys = []
+        for key, found in self.connection.execute(query, {"center": center, "kind": kind}):
+            keys.append(str(key))
+            entry = docs.get(str(key))
+            if entry is None or not entry[1]:
+                docs[str(key)] = (_as_doc(found), False)
+        return keys
+
+    def held(self, center: str, kind: str) -> Iterator[tuple[str, Doc | None]]:
+        """The documents of ``(center, kind)`` the unit holds (locked or written), by key."""
+        for key, (doc, locked) in self.known(center, kind).items():
+            if locked:
+                yield key, doc
+
+    def stored_keys(self, center: str, kind: str, key_prefix: str) -> set[str]:
+        """The keys under ``key_prefix`` in the database now (keys only, one statement)."""
+        query = _KEYS
+        if key_prefix:
+            query = query.where(_table.c.key.startswith(key_prefix, autoescape=True))
+        found = self.connection.execute(query, {"center": center, "kind": kind}).scalars()
+        return {key for key in map(str, found) if key.startswith(key_prefix)}
 
     def load_listing(self, center: str, kind: str, key_prefix: str) -> dict[str, Entry]:
         docs = self.known(center, kind)
@@ -416,8 +447,8 @@ class _UnitTransaction:
         doc = self._current(center, kind, key)
         return None if doc is None else _clone(doc)
 
-    def get_many(self, center: str, kind: str, keys: Sequence[str]) -> dict[str, Doc]:
-        entries = self._state.load_many(center, kind, keys)
+    def get_many(self, center: str, kind: str, keys: Sequence[str], *, fresh: bool = False) -> dict[str, Doc]:
+        entries = self._state.load_many(center, kind, keys, fresh=fresh)
         found: dict[str, Doc] = {}
         for key in keys:
             staged = self._staged.get((center, kind, key))
@@ -445,13 +476,36 @@ class _UnitTransaction:
         return [_clone(doc) for _key, doc in sorted(visible.items())]
 
     def keys(self, center: str, kind: str, *, key_prefix: str = "") -> KeyList:
-        return sorted(self._visible(center, kind, key_prefix))
+        # The database's keys, corrected by the documents the unit holds or this transaction
+        # staged: the documents themselves are not read (a segment's ports may be thousands).
+        visible = self._state.stored_keys(center, kind, key_prefix)
+        for key, doc in [*self._state.held(center, kind), *self._staged_in(center, kind)]:
+            if not key.startswith(key_prefix):
+                continue
+            if doc is None:
+                visible.discard(key)
+            else:
+                visible.add(key)
+        return sorted(visible)
 
     def find_by(self, center: str, kind: str, *, field: str, value: str) -> Doc | None:
-        visible = self._visible(center, kind, "")
-        matches = [key for key, doc in visible.items() if doc.get(field) == value]
-        found: Doc | None = _clone(visible[min(matches)]) if matches else None
+        # Only the matching rows are read, never the whole kind: looking up one server by name
+        # must not cost more as the center fills up.
+        known = self._state.known(center, kind)
+        docs = {
+            key: known[key][0] for key in self._state.load_matching(center, kind, field=field, value=value)
+        }
+        docs.update(self._state.held(center, kind))
+        docs.update(self._staged_in(center, kind))
+        matches = [key for key, doc in docs.items() if doc is not None and doc.get(field) == value]
+        found: Doc | None = _clone(docs[min(matches)]) if matches else None
         return found
+
+    def _staged_in(self, center: str, kind: str) -> Iterator[tuple[str, Doc | None]]:
+        """What this transaction staged in ``(center, kind)``, by key (``None``: deleted)."""
+        for (s_center, s_kind, key), (_operation, doc) in self._staged.items():
+            if (s_center, s_kind) == (center, kind):
+                yield key, doc
 
     def _visible(self, center: str, kind: str, key_prefix: str) -> dict[str, Doc]:
         """The documents under ``key_prefix`` as this transaction sees them (not copies)."""

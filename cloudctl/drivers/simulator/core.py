@@ -121,6 +121,11 @@ class CenterCore:
         self._baseline_error_rate = center.simulator.error_rate
         self._faults = fault_book
 
+    @property
+    def latency_s(self) -> float:
+        """How long each operation on this center waits (``simulator.latency_ms``)."""
+        return self._latency_s
+
     # --- operations and transactions ---------------------------------------------------
 
     def operate(self, operation: str) -> None:

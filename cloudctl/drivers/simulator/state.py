@@ -75,8 +75,10 @@ class StateTransaction(Protocol):
         """The keys of the documents ``list`` would return, in the same order."""
         ...
 
-    def get_many(self, center: str, kind: str, keys: Sequence[str]) -> dict[str, Doc]:
-        """Those of ``keys`` that exist, by key; never locks a row."""
+    def get_many(self, center: str, kind: str, keys: Sequence[str], *, fresh: bool = False) -> dict[str, Doc]:
+        """Those of ``keys`` that exist, by key; never locks a row. ``fresh``: as they are in
+        the backend now, even where a transaction that remembers what it read read them before
+        (its own writes still show)."""
         ...
 
 
@@ -129,7 +131,7 @@ class InMemoryState:
         with self.transaction() as transaction:
             return transaction.find_by(center, kind, field=field, value=value)
 
-    def get_many(self, center: str, kind: str, keys: Sequence[str]) -> dict[str, Doc]:
+    def get_many(self, center: str, kind: str, keys: Sequence[str], *, fresh: bool = False) -> dict[str, Doc]:
         with self.transaction() as transaction:
             return transaction.get_many(center, kind, keys)
 
@@ -193,7 +195,7 @@ class _InMemoryTransaction:
     def find_by(self, center: str, kind: str, *, field: str, value: str) -> Doc | None:
         return next((doc for doc in self.list(center, kind) if doc.get(field) == value), None)
 
-    def get_many(self, center: str, kind: str, keys: Sequence[str]) -> dict[str, Doc]:
+    def get_many(self, center: str, kind: str, keys: Sequence[str], *, fresh: bool = False) -> dict[str, Doc]:
         found = {key: self.get(center, kind, key) for key in keys}
         return {key: doc for key, doc in found.items() if doc is not None}
 
