@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-import contextlib
 import dataclasses
 import logging
 import threading
@@ -45,15 +44,15 @@ def environment(ctx: ctx_module.Context) -> provisioning.Environment:
     )
 
 
-def each_in_one_transaction(ctx: ctx_module.Context) -> bool:
-    """Whether each object may be reconciled in one store transaction (``Store.unit_of_work``).
+def steps_grouped(ctx: ctx_module.Context) -> bool:
+    """Whether the provisioning reconciler may order a resource and record it in one store
+    transaction (``reconcile.provisioning.reconcile_request``'s ``group_steps``).
 
     So it may when every capability of every center is the simulator over this very store
     and answers at once (no latency, servers active as soon as they exist): nothing is then
-    waited for while the transaction is open, an order costs one commit instead of one per
-    step, and a process killed midway leaves none of it behind (its simulated resources
-    are rows of the same transaction). A real backend, or a simulator that makes its
-    callers wait, gets one transaction per step, as each step must be kept before the next.
+    waited for while the transaction is open, and the simulated resource is a row of the
+    same transaction as its record. A real backend, or a simulator that makes its callers
+    wait, gets a transaction per step.
     """
     from cloudctl.store import simulator_state
 
@@ -67,18 +66,10 @@ def each_in_one_transaction(ctx: ctx_module.Context) -> bool:
     return all(simulated.answers_at_once(center.name) for center in ctx.topology.centers)
 
 
-def _reconcile_one(
-    env: provisioning.Environment, kind: str, object_id: str, *, in_one_transaction: bool
-) -> provisioning.Result:
-    # No savepoints: the reconcilers let every error raised inside a transaction leave it.
-    with env.store.unit_of_work(savepoints=False) if in_one_transaction else contextlib.nullcontext():
-        return provisioning.reconcile_once(env, kind, object_id)
-
-
 def reconcile(ctx: ctx_module.Context, *, kind: str, object_id: str) -> provisioning.Result:
     """Reconcile one object; a workload that became ready gets its replication streams."""
     env = environment(ctx)
-    result = _reconcile_one(env, kind, object_id, in_one_transaction=each_in_one_transaction(ctx))
+    result = provisioning.reconcile_once(env, kind, object_id, group_steps=steps_grouped(ctx))
     if result.done and result.message == states.WorkloadState.READY:
         from cloudctl.services import recovery
         from cloudctl.store import requests
@@ -114,9 +105,9 @@ def backlog(ctx: ctx_module.Context) -> dict[str, int]:
 def run_pending(ctx: ctx_module.Context) -> dict[str, provisioning.Result]:
     """One pass over everything in flight; what each object's reconcile returned."""
     env = environment(ctx)
-    in_one_transaction = each_in_one_transaction(ctx)
+    grouped = steps_grouped(ctx)
     return {
-        item.object_id: _reconcile_one(env, item.kind, item.object_id, in_one_transaction=in_one_transaction)
+        item.object_id: provisioning.reconcile_once(env, item.kind, item.object_id, group_steps=grouped)
         for item in provisioning.pending_work(env)
     }
 
@@ -197,7 +188,7 @@ class Provisioner:
         self._scanned_at = float("-inf")
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._thread: threading.Thread | None = None
-        self._in_one_transaction: bool | None = None
+        self._steps_grouped: bool | None = None
         self.finished = 0
 
     def start(self) -> None:
@@ -246,8 +237,8 @@ class Provisioner:
         queue and comes back with the next read once it is due.
         """
         env = environment(self._ctx)
-        if self._in_one_transaction is None:
-            self._in_one_transaction = each_in_one_transaction(self._ctx)
+        if self._steps_grouped is None:
+            self._steps_grouped = steps_grouped(self._ctx)
         now = self._ctx.clock.now()
         # Paced in real time, like the loop's waits: the context's clock may be a manual one.
         if time.monotonic() - self._scanned_at >= (RESCAN_BUSY_S if self._queues else self._interval_s):
@@ -284,8 +275,8 @@ class Provisioner:
         try:
             if self._stop.is_set():
                 return
-            result = _reconcile_one(
-                env, item.kind, item.object_id, in_one_transaction=bool(self._in_one_transaction)
+            result = provisioning.reconcile_once(
+                env, item.kind, item.object_id, group_steps=bool(self._steps_grouped)
             )
         except Exception:
             log.exception("reconcile of %s %s failed; retrying later", item.kind, item.object_id)

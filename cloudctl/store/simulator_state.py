@@ -124,6 +124,10 @@ class StoreBackedState:
         with self.transaction() as transaction:
             return transaction.insert(center, kind, key, doc)
 
+    def hold(self, center: str, kind: str, key: str, *, empty: Doc) -> None:
+        with self.transaction() as transaction:
+            transaction.hold(center, kind, key, empty=empty)
+
     def delete(self, center: str, kind: str, key: str) -> bool:
         with self.transaction() as transaction:
             return transaction.delete(center, kind, key)
@@ -228,6 +232,11 @@ class StoreStateTransaction:
             self._held[(center, kind, key)] = _clone(doc)
         return created
 
+    def hold(self, center: str, kind: str, key: str, *, empty: Doc) -> None:
+        if self.get(center, kind, key) is None:
+            self.insert(center, kind, key, empty)
+            self.get(center, kind, key)
+
     def delete(self, center: str, kind: str, key: str) -> bool:
         self._held.pop((center, kind, key), None)
         was_put = self._pending.pop((center, kind, key), None) is not None
@@ -328,6 +337,21 @@ class _UnitState:
         for key, (doc, locked) in self.known(center, kind).items():
             if locked:
                 yield key, doc
+
+    def insert_now(self, center: str, kind: str, key: str, doc: Doc) -> bool:
+        """Insert the document in the database now unless it is there; whether this did. The
+        unit holds a row it inserted; one it did not is read (and locked) again when next asked."""
+        docs = self.known(center, kind)
+        if not _insert_row(self.connection, _values(center, kind, key, doc, at=self.clock.now())):
+            docs.pop(key, None)
+            return False
+        docs[key] = (_clone(doc), True)
+
+        def forget() -> None:
+            docs.pop(key, None)
+
+        self.unit.on_rollback(forget)
+        return True
 
     def stored_keys(self, center: str, kind: str, key_prefix: str) -> set[str]:
         """The keys under ``key_prefix`` in the database now (keys only, one statement)."""
@@ -465,6 +489,17 @@ class _UnitTransaction:
             return False
         self._stage(center, kind, key, "insert", _clone(doc))
         return True
+
+    def hold(self, center: str, kind: str, key: str, *, empty: Doc) -> None:
+        if self._current(center, kind, key) is not None:
+            return
+        if (center, kind, key) in self._staged or (center, kind, key) in self._state.pending:
+            self._stage(center, kind, key, "insert", _clone(empty))
+            return
+        # The lock row is written at once, not held back with the unit's writes: a row that is
+        # not in the database locks nothing, and two units would both go ahead.
+        if not self._state.insert_now(center, kind, key, empty):
+            self._current(center, kind, key)  # another transaction made it: wait for its lock
 
     def delete(self, center: str, kind: str, key: str) -> bool:
         existed = self._current(center, kind, key) is not None

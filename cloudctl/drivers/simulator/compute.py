@@ -12,9 +12,11 @@ Invariants:
 - A server is ``build`` until ``server_boot_s`` after its creation, then ``active``;
   the status is computed on read from the clock, so nothing needs to tick.
 - An address is held by one server per segment (``GLOBAL_CENTER``, kind ``port``): the
-  centers a network is stretched over share it, and a server of the same name created
-  in another center of the segment takes the address over (the server moved); deleting
-  that server hands it back to the one that held it first, if it still exists.
+  centers a network is stretched over share it and allocate from it under the segment's
+  lock (kind ``segment``), so two servers created at once never get the same address. A
+  server of the same name created in another center of the segment takes the address over
+  (the server moved); deleting that server hands it back to the one that held it first, if
+  it still exists.
 """
 
 from __future__ import annotations
@@ -27,7 +29,13 @@ from cloudctl import errors
 from cloudctl.drivers import base
 from cloudctl.drivers.simulator import core as sim_core
 from cloudctl.drivers.simulator import state
-from cloudctl.drivers.simulator.core import KIND_PORT, KIND_PROJECT_QUOTA, KIND_SERVER, KIND_VOLUME
+from cloudctl.drivers.simulator.core import (
+    KIND_PORT,
+    KIND_PROJECT_QUOTA,
+    KIND_SEGMENT,
+    KIND_SERVER,
+    KIND_VOLUME,
+)
 from cloudctl.model import quotas
 
 
@@ -108,6 +116,9 @@ class SimulatedCompute:
         the same name in another center of the segment moves to this one (the server moved)."""
         segment = port.segment or f"{self.name}/{port.network}"
         prefix = f"{segment}/"
+        # The centers a segment is stretched over allocate from it under their own usage locks:
+        # the segment's lock makes two of them at once take different addresses.
+        transaction.hold(state.GLOBAL_CENTER, KIND_SEGMENT, segment, empty={"segment": segment})
         # Only the held keys are read (a key is the segment and the address), and only the
         # document of the address taken, so allocating stays cheap as the segment fills up.
         held = {

@@ -67,6 +67,12 @@ class StateTransaction(Protocol):
         """Remove the document; whether there was one."""
         ...
 
+    def hold(self, center: str, kind: str, key: str, *, empty: Doc) -> None:
+        """Lock the document until the transaction ends (a lock row: on PostgreSQL the other
+        transactions that hold it wait), creating it as ``empty`` first if there is none, at once
+        even where other writes are held back to the end."""
+        ...
+
     def list(self, center: str, kind: str, *, key_prefix: str = "") -> DocList: ...
 
     def find_by(self, center: str, kind: str, *, field: str, value: str) -> Doc | None: ...
@@ -123,6 +129,10 @@ class InMemoryState:
         with self.transaction() as transaction:
             return transaction.delete(center, kind, key)
 
+    def hold(self, center: str, kind: str, key: str, *, empty: Doc) -> None:
+        with self.transaction() as transaction:
+            transaction.hold(center, kind, key, empty=empty)
+
     def list(self, center: str, kind: str, *, key_prefix: str = "") -> DocList:
         with self.transaction() as transaction:
             return transaction.list(center, kind, key_prefix=key_prefix)
@@ -164,6 +174,10 @@ class _InMemoryTransaction:
         if key in staged:
             return staged[key]
         return self._texts.get((center, kind), {}).get(key)
+
+    def hold(self, center: str, kind: str, key: str, *, empty: Doc) -> None:
+        # The transactions of this backend take turns: creating the document is enough.
+        self.insert(center, kind, key, empty)
 
     def get(self, center: str, kind: str, key: str) -> Doc | None:
         text = self._current(center, kind, key)
