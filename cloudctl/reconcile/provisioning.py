@@ -10,7 +10,9 @@ Invariants:
 - Idempotent: resources are named ``<workload>-<n>`` and looked up before being
   created, so running a step twice (or resuming after a crash) creates nothing twice.
 - Each step is persisted before the next starts (request ``steps``, placement
-  ``resources``); a killed process resumes where the store says it was.
+  ``resources``); a killed process resumes where the store says it was. With
+  ``group_steps`` (drivers whose state is in the same store and that wait for nothing),
+  ordering a resource and recording it are one transaction.
 - Quota is committed only once a placement's resources exist, and released only
   after they are gone; a deleted workload's replication streams go with it, and so do
   its volumes' snapshots (replication points) and their records. After the listed
@@ -167,13 +169,7 @@ def _provision_placement(
         # Nothing is caught inside the group, so it needs no savepoints.
         with env.store.unit_of_work(savepoints=False) if group_steps else contextlib.nullcontext():
             made.append(_create_one(drivers, workload, offering, name, network=network, segment=segment))
-            with env.store.transaction() as tx:
-                requests.update_placement(
-                    tx,
-                    workload_id=workload.id,
-                    center=placement.center,
-                    values={"resources": made, "state": states.PlacementState.CREATING},
-                )
+            _record_resources(env, workload.id, placement.center, made, state=states.PlacementState.CREATING)
     for item in made:
         if item["kind"] == "server":
             server = drivers.compute.wait_for_status(
@@ -182,6 +178,21 @@ def _provision_placement(
             if item.get("network") and server.addresses:
                 item["address"] = server.addresses[0]
     return made
+
+
+def _record_resources(
+    env: Environment,
+    workload_id: str,
+    center: str,
+    resources: list[dict[str, Any]],
+    *,
+    state: states.PlacementState,
+) -> None:
+    """Keep what the placement in ``center`` holds now (in a transaction of its own, or the unit's)."""
+    with env.store.transaction() as tx:
+        requests.update_placement(
+            tx, workload_id=workload_id, center=center, values={"resources": resources, "state": state}
+        )
 
 
 def _create_one(
@@ -287,13 +298,9 @@ def _delete_resources(env: Environment, workload: requests.WorkloadRecord) -> No
             elif kind == "namespace":
                 drivers.containers.delete_namespace(resource_id, ignore_missing=True)
             remaining.remove(item)
-            with env.store.transaction() as tx:
-                requests.update_placement(
-                    tx,
-                    workload_id=workload.id,
-                    center=placement.center,
-                    values={"resources": remaining, "state": states.PlacementState.DELETING},
-                )
+            _record_resources(
+                env, workload.id, placement.center, remaining, state=states.PlacementState.DELETING
+            )
     if env.topology.offering(workload.offering).volume_gb > 0:
         _sweep_volumes(env, workload)
 

@@ -11,7 +11,8 @@ Invariants: the work comes from the store (level-based: a restarted process, or 
 leader, finds what was in flight); one object is never reconciled by two workers of one
 process at once (and two processes never both lead: ``services.leader``); a stop request
 lets each worker finish the step it is in and then returns — nothing is left half-written
-because every step is its own transaction. Each object is retried no sooner than its
+because every step is its own transaction (on an instant simulator, a resource and its
+record share one: ``steps_grouped``). Each object is retried no sooner than its
 ``requeue_after_s``.
 """
 

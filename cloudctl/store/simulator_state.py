@@ -34,7 +34,12 @@ Invariants:
   commits, then written in a few bulk statements. A ``transaction()`` that fails
   leaves nothing behind, and neither does a store savepoint around it that rolls
   back. An ``insert`` that finds at commit that another process inserted the same
-  document first fails the unit (``errors.Conflict``): it never replaces.
+  document first fails the unit (``errors.Conflict``): it never replaces. Three verbs
+  read through even so: ``find_by`` reads the rows whose field matches and ``keys`` only
+  the keys (never the whole kind, which grows with every server), ``get_many(fresh=True)``
+  reads its documents again (an operation meets the faults as they are when it runs), and
+  ``hold`` writes a missing lock row at once (a row not in the database locks nothing).
+  The documents the unit holds (locked or written) win over what these read.
 """
 
 from __future__ import annotations
