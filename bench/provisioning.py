@@ -30,6 +30,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from bench import common, population
+from cloudctl.model import states
 from cloudctl.reconcile import provisioning as reconciler
 from cloudctl.services import context as ctx_module
 from cloudctl.services import provisioning
@@ -52,7 +53,7 @@ def admitted_template(context: ctx_module.Context, *, center: str) -> population
     request, _created = requests_service.submit(
         context, principal=population.department_principal(context, DEPARTMENT), body=body
     )
-    assert request.workload_id is not None and request.state == "approved", request.state
+    assert request.workload_id is not None and request.state == states.WorkloadState.APPROVED, request.state
     template = population.template_of(context, request.workload_id)
     with context.store.transaction() as tx:
         tx.execute(sa.text("DELETE FROM placements WHERE workload_id = :id"), {"id": request.workload_id})
@@ -73,10 +74,15 @@ def admit_backlog(
         tx.execute(
             schema.requests.update()
             .where(schema.requests.c.workload_id.in_(workloads))
-            .values(state="approved", steps=[{"step": "submitted", "at": context.clock.now()}])
+            .values(
+                state=states.WorkloadState.APPROVED,
+                steps=[{"step": "submitted", "at": context.clock.now()}],
+            )
         )
         tx.execute(
-            schema.workloads.update().where(schema.workloads.c.id.in_(workloads)).values(state="approved")
+            schema.workloads.update()
+            .where(schema.workloads.c.id.in_(workloads))
+            .values(state=states.WorkloadState.APPROVED)
         )
     return [f"req-{prefix}-{index:08d}" for index in range(count)]
 
@@ -88,7 +94,10 @@ def ready_count(context: ctx_module.Context, prefix: str) -> int:
             tx.execute(
                 sa.select(sa.func.count())
                 .select_from(schema.requests)
-                .where(schema.requests.c.state == "ready", schema.requests.c.id.like(f"req-{prefix}-%"))
+                .where(
+                    schema.requests.c.state == states.WorkloadState.READY,
+                    schema.requests.c.id.like(f"req-{prefix}-%"),
+                )
             ).scalar_one()
         )
 

@@ -10,7 +10,9 @@ Invariants:
 - Idempotent: resources are named ``<workload>-<n>`` and looked up before being
   created, so running a step twice (or resuming after a crash) creates nothing twice.
 - Each step is persisted before the next starts (request ``steps``, placement
-  ``resources``); a killed process resumes where the store says it was.
+  ``resources``); a killed process resumes where the store says it was. With
+  ``group_steps`` (drivers whose state is in the same store and that wait for nothing),
+  ordering a resource and recording it are one transaction.
 - Quota is committed only once a placement's resources exist, and released only
   after they are gone; a deleted workload's replication streams go with it, and so do
   its volumes' snapshots (replication points) and their records. After the listed
@@ -24,6 +26,7 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections.abc import Callable
@@ -31,12 +34,12 @@ from typing import Any
 
 from cloudctl import engines, errors, metrics
 from cloudctl.drivers import base
-from cloudctl.model import names
+from cloudctl.model import names, states
 from cloudctl.model import topology as topo
 from cloudctl.store import quotas, replication, requests
 from cloudctl.store import replication_points as points_store
 
-CREATING_ROLES = ("primary", "active")
+CREATING_ROLES = (states.PlacementRole.PRIMARY, states.PlacementRole.ACTIVE)
 RETRY_AFTER_S = 5.0
 SERVER_ACTIVE_TIMEOUT_S = 600.0
 ID_BATCH = 5000
@@ -68,32 +71,44 @@ def _timed(name: str, work: Callable[[], Result]) -> Result:
     return result
 
 
-def reconcile_request(env: Environment, request_id: str) -> Result:
-    return _timed("provisioning", lambda: _reconcile_request(env, request_id))
+def reconcile_request(env: Environment, request_id: str, *, group_steps: bool = False) -> Result:
+    """Provision an approved request. ``group_steps``: order each resource and record it in one
+    store transaction, for drivers that keep their state in the same store and wait for nothing
+    (the simulator at zero latency): one commit instead of two, and a process killed between
+    the two cannot leave a resource that is not recorded."""
+    return _timed("provisioning", lambda: _reconcile_request(env, request_id, group_steps=group_steps))
 
 
-def _reconcile_request(env: Environment, request_id: str) -> Result:
-    with env.store.read() as tx:
-        request = requests.get_request(tx, request_id)
-        if request.state not in ("approved", "provisioning"):
+def _reconcile_request(env: Environment, request_id: str, *, group_steps: bool) -> Result:
+    # One transaction reads the request and, if it was just approved, moves it on: the lock
+    # taken for the move is the read (nobody can slip in between).
+    with env.store.transaction() as tx:
+        request = requests.get_request(tx, request_id, for_update=True)
+        if request.state not in (states.WorkloadState.APPROVED, states.WorkloadState.PROVISIONING):
             return Result(done=True, message=f"nothing to do in state {request.state}")
         if request.workload_id is None:
             raise errors.OperationFailed(f"request {request_id} has no workload", field="request")
-        workload = requests.get_workload(tx, request.workload_id)
-    if request.state == "approved":
-        now = env.clock.now()
-        with env.store.transaction() as tx:
-            current = requests.get_request(tx, request_id, for_update=True)
-            workload = requests.get_workload(tx, request.workload_id, for_update=True)
-            if current.state == "approved":
-                requests.update_request(tx, current, state="provisioning", step="provisioning", now=now)
-                requests.update_workload(tx, workload, state="provisioning", now=now)
+        workload = requests.get_workload(tx, request.workload_id, for_update=True)
+        if request.state == states.WorkloadState.APPROVED:
+            now = env.clock.now()
+            request = requests.update_request(
+                tx,
+                request,
+                state=states.WorkloadState.PROVISIONING,
+                step=states.WorkloadState.PROVISIONING,
+                now=now,
+            )
+            workload = requests.update_workload(
+                tx, workload, state=states.WorkloadState.PROVISIONING, now=now, with_placements=False
+            )
     offering = env.topology.offering(workload.offering)
     made: dict[str, list[dict[str, Any]]] = {}
     try:
         for placement in workload.placements:
-            if placement.role in CREATING_ROLES and placement.state != "ready":
-                made[placement.center] = _provision_placement(env, workload, placement, offering)
+            if placement.role in CREATING_ROLES and placement.state != states.PlacementState.READY:
+                made[placement.center] = _provision_placement(
+                    env, workload, placement, offering, group_steps=group_steps
+                )
     except errors.QuotaExceeded as error:
         return _fail(env, request_id, f"capacity refused: {error.one_line()}")
     except errors.BackendUnavailable as error:
@@ -104,15 +119,22 @@ def _reconcile_request(env: Environment, request_id: str) -> Result:
     with env.store.transaction() as tx:
         for center, resources in made.items():
             requests.update_placement(
-                tx, workload_id=workload.id, center=center, values={"resources": resources, "state": "ready"}
+                tx,
+                workload_id=workload.id,
+                center=center,
+                values={"resources": resources, "state": states.PlacementState.READY},
             )
-        workload = requests.get_workload(tx, request.workload_id, for_update=True)
+        workload = requests.get_workload(tx, workload.id, for_update=True)
+        request = requests.get_request(tx, request_id, for_update=True)
         created = [p.reservation_id for p in workload.placements if p.role in CREATING_ROLES]
         quotas.commit_reservations(tx, created, now=now)
-        requests.update_workload(tx, workload, state="ready", now=now)
-        current = requests.get_request(tx, request_id, for_update=True)
-        requests.update_request(tx, current, state="ready", step="ready", now=now)
-    return Result(done=True, message="ready")
+        requests.update_workload(
+            tx, workload, state=states.WorkloadState.READY, now=now, with_placements=False
+        )
+        requests.update_request(
+            tx, request, state=states.WorkloadState.READY, step=states.WorkloadState.READY, now=now
+        )
+    return Result(done=True, message=states.WorkloadState.READY)
 
 
 def _provision_placement(
@@ -120,6 +142,8 @@ def _provision_placement(
     workload: requests.WorkloadRecord,
     placement: requests.PlacementRecord,
     offering: topo.Offering,
+    *,
+    group_steps: bool,
 ) -> list[dict[str, Any]]:
     """Order every resource of the placement, then wait for them together (servers boot side
     by side in the backend instead of one after another); the resources, all usable.
@@ -135,15 +159,11 @@ def _provision_placement(
         name = names.resource_name(workload.id, index)
         if name in existing:
             continue
-        made.append(_create_one(drivers, workload, offering, name, network=network, segment=segment))
-        # Persist each resource as soon as it exists: a crash leaves no orphan behind.
-        with env.store.transaction() as tx:
-            requests.update_placement(
-                tx,
-                workload_id=workload.id,
-                center=placement.center,
-                values={"resources": made, "state": "creating"},
-            )
+        # Persist each resource as soon as it exists (or with it): a crash leaves no orphan behind.
+        # Nothing is caught inside the group, so it needs no savepoints.
+        with env.store.unit_of_work(savepoints=False) if group_steps else contextlib.nullcontext():
+            made.append(_create_one(drivers, workload, offering, name, network=network, segment=segment))
+            _record_resources(env, workload.id, placement.center, made, state=states.PlacementState.CREATING)
     for item in made:
         if item["kind"] == "server":
             server = drivers.compute.wait_for_status(
@@ -152,6 +172,21 @@ def _provision_placement(
             if item.get("network") and server.addresses:
                 item["address"] = server.addresses[0]
     return made
+
+
+def _record_resources(
+    env: Environment,
+    workload_id: str,
+    center: str,
+    resources: list[dict[str, Any]],
+    *,
+    state: states.PlacementState,
+) -> None:
+    """Keep what the placement in ``center`` holds now (in a transaction of its own, or the unit's)."""
+    with env.store.transaction() as tx:
+        requests.update_placement(
+            tx, workload_id=workload_id, center=center, values={"resources": resources, "state": state}
+        )
 
 
 def _create_one(
@@ -218,10 +253,22 @@ def _fail(env: Environment, request_id: str, reason: str) -> Result:
     with env.store.transaction() as tx:
         workload = requests.get_workload(tx, workload.id, for_update=True)
         quotas.release_reservations(tx, [p.reservation_id for p in workload.placements], now=now)
-        requests.update_workload(tx, workload, state="failed", reasons=[*workload.reasons, reason], now=now)
+        requests.update_workload(
+            tx,
+            workload,
+            state=states.WorkloadState.FAILED,
+            reasons=[*workload.reasons, reason],
+            now=now,
+            with_placements=False,
+        )
         current = requests.get_request(tx, request_id, for_update=True)
         requests.update_request(
-            tx, current, state="failed", reasons=[*current.reasons, reason], step="failed", now=now
+            tx,
+            current,
+            state=states.WorkloadState.FAILED,
+            reasons=[*current.reasons, reason],
+            step=states.WorkloadState.FAILED,
+            now=now,
         )
     return Result(done=True, message=reason)
 
@@ -245,13 +292,9 @@ def _delete_resources(env: Environment, workload: requests.WorkloadRecord) -> No
             elif kind == "namespace":
                 drivers.containers.delete_namespace(resource_id, ignore_missing=True)
             remaining.remove(item)
-            with env.store.transaction() as tx:
-                requests.update_placement(
-                    tx,
-                    workload_id=workload.id,
-                    center=placement.center,
-                    values={"resources": remaining, "state": "deleting"},
-                )
+            _record_resources(
+                env, workload.id, placement.center, remaining, state=states.PlacementState.DELETING
+            )
     if env.topology.offering(workload.offering).volume_gb > 0:
         _sweep_volumes(env, workload)
 
@@ -291,7 +334,7 @@ def _reconcile_workload(env: Environment, workload_id: str) -> Result:
     """A workload marked ``deleting``: remove its resources, then release its quota."""
     with env.store.read() as tx:
         workload = requests.get_workload(tx, workload_id)
-    if workload.state != "deleting":
+    if workload.state != states.WorkloadState.DELETING:
         return Result(done=True, message=f"nothing to do in state {workload.state}")
     try:
         _delete_resources(env, workload)
@@ -300,7 +343,7 @@ def _reconcile_workload(env: Environment, workload_id: str) -> Result:
     now = env.clock.now()
     with env.store.transaction() as tx:
         workload = requests.get_workload(tx, workload_id, for_update=True)
-        if workload.state != "deleting":
+        if workload.state != states.WorkloadState.DELETING:
             return Result(done=True)
         quotas.release_reservations(tx, [p.reservation_id for p in workload.placements], now=now)
         for placement in workload.placements:
@@ -308,12 +351,14 @@ def _reconcile_workload(env: Environment, workload_id: str) -> Result:
                 tx,
                 workload_id=workload_id,
                 center=placement.center,
-                values={"resources": [], "state": "deleted"},
+                values={"resources": [], "state": states.PlacementState.DELETED},
             )
         replication.delete_streams(tx, workload_id=workload_id)
         points_store.delete_points(tx, workload_id=workload_id)
-        requests.update_workload(tx, workload, state="deleted", now=now)
-    return Result(done=True, message="deleted")
+        requests.update_workload(
+            tx, workload, state=states.WorkloadState.DELETED, now=now, with_placements=False
+        )
+    return Result(done=True, message=states.WorkloadState.DELETED)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -329,14 +374,16 @@ class WorkItem:
 def pending_work(env: Environment) -> list[WorkItem]:
     """Requests to provision and workloads to delete, oldest first, with the centers each touches."""
     with env.store.read() as tx:
-        pending = requests.list_requests(tx, states=["approved", "provisioning"])
+        pending = requests.list_requests(
+            tx, states=[states.WorkloadState.APPROVED, states.WorkloadState.PROVISIONING]
+        )
         workload_ids = [r.workload_id for r in pending if r.workload_id is not None]
         by_id = {
             workload.id: workload
             for start in range(0, len(workload_ids), ID_BATCH)
             for workload in requests.list_workloads(tx, ids=workload_ids[start : start + ID_BATCH])
         }
-        deleting = requests.list_workloads(tx, states=["deleting"])
+        deleting = requests.list_workloads(tx, states=[states.WorkloadState.DELETING])
     work = []
     for request in pending:
         workload = by_id.get(request.workload_id or "")
@@ -353,7 +400,7 @@ def pending_work(env: Environment) -> list[WorkItem]:
     return work
 
 
-def reconcile_once(env: Environment, kind: str, object_id: str) -> Result:
+def reconcile_once(env: Environment, kind: str, object_id: str, *, group_steps: bool = False) -> Result:
     if kind == "request":
-        return reconcile_request(env, object_id)
+        return reconcile_request(env, object_id, group_steps=group_steps)
     return reconcile_workload(env, object_id)

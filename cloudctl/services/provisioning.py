@@ -11,7 +11,8 @@ Invariants: the work comes from the store (level-based: a restarted process, or 
 leader, finds what was in flight); one object is never reconciled by two workers of one
 process at once (and two processes never both lead: ``services.leader``); a stop request
 lets each worker finish the step it is in and then returns — nothing is left half-written
-because every step is its own transaction. Each object is retried no sooner than its
+because every step is its own transaction (on an instant simulator, a resource and its
+record share one: ``steps_grouped``). Each object is retried no sooner than its
 ``requeue_after_s``.
 """
 
@@ -25,6 +26,7 @@ import threading
 import time
 
 from cloudctl import metrics
+from cloudctl.model import states
 from cloudctl.model import topology as topo
 from cloudctl.reconcile import provisioning, quota_sync
 from cloudctl.services import context as ctx_module
@@ -43,10 +45,33 @@ def environment(ctx: ctx_module.Context) -> provisioning.Environment:
     )
 
 
+def steps_grouped(ctx: ctx_module.Context) -> bool:
+    """Whether the provisioning reconciler may order a resource and record it in one store
+    transaction (``reconcile.provisioning.reconcile_request``'s ``group_steps``).
+
+    So it may when every capability of every center is the simulator over this very store
+    and answers at once (no latency, servers active as soon as they exist): nothing is then
+    waited for while the transaction is open, and the simulated resource is a row of the
+    same transaction as its record. A real backend, or a simulator that makes its callers
+    wait, gets a transaction per step.
+    """
+    from cloudctl.store import simulator_state
+
+    for center in ctx.topology.centers:
+        if any(center.drivers.get(c, drivers.SIMULATOR) != drivers.SIMULATOR for c in topo.Capability):
+            return False
+    simulated = drivers.simulator(ctx)
+    backend = simulated.backend
+    if not isinstance(backend, simulator_state.StoreBackedState) or backend.store is not ctx.store:
+        return False
+    return all(simulated.answers_at_once(center.name) for center in ctx.topology.centers)
+
+
 def reconcile(ctx: ctx_module.Context, *, kind: str, object_id: str) -> provisioning.Result:
     """Reconcile one object; a workload that became ready gets its replication streams."""
-    result = provisioning.reconcile_once(environment(ctx), kind, object_id)
-    if result.done and result.message == "ready":
+    env = environment(ctx)
+    result = provisioning.reconcile_once(env, kind, object_id, group_steps=steps_grouped(ctx))
+    if result.done and result.message == states.WorkloadState.READY:
         from cloudctl.services import recovery
         from cloudctl.store import requests
 
@@ -71,15 +96,19 @@ def backlog(ctx: ctx_module.Context) -> dict[str, int]:
 
     with ctx.read() as tx:
         by_state = requests.count_by_state(tx)
-        deleting = len(requests.list_workloads(tx, states=["deleting"]))
-    return {"request": by_state.get("approved", 0) + by_state.get("provisioning", 0), "workload": deleting}
+        deleting = len(requests.list_workloads(tx, states=[states.WorkloadState.DELETING]))
+    in_flight = by_state.get(states.WorkloadState.APPROVED, 0) + by_state.get(
+        states.WorkloadState.PROVISIONING, 0
+    )
+    return {"request": in_flight, "workload": deleting}
 
 
 def run_pending(ctx: ctx_module.Context) -> dict[str, provisioning.Result]:
     """One pass over everything in flight; what each object's reconcile returned."""
     env = environment(ctx)
+    grouped = steps_grouped(ctx)
     return {
-        item.object_id: provisioning.reconcile_once(env, item.kind, item.object_id)
+        item.object_id: provisioning.reconcile_once(env, item.kind, item.object_id, group_steps=grouped)
         for item in provisioning.pending_work(env)
     }
 
@@ -160,6 +189,7 @@ class Provisioner:
         self._scanned_at = float("-inf")
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._thread: threading.Thread | None = None
+        self._steps_grouped: bool | None = None
         self.finished = 0
 
     def start(self) -> None:
@@ -208,6 +238,8 @@ class Provisioner:
         queue and comes back with the next read once it is due.
         """
         env = environment(self._ctx)
+        if self._steps_grouped is None:
+            self._steps_grouped = steps_grouped(self._ctx)
         now = self._ctx.clock.now()
         # Paced in real time, like the loop's waits: the context's clock may be a manual one.
         if time.monotonic() - self._scanned_at >= (RESCAN_BUSY_S if self._queues else self._interval_s):
@@ -244,7 +276,9 @@ class Provisioner:
         try:
             if self._stop.is_set():
                 return
-            result = provisioning.reconcile_once(env, item.kind, item.object_id)
+            result = provisioning.reconcile_once(
+                env, item.kind, item.object_id, group_steps=bool(self._steps_grouped)
+            )
         except Exception:
             log.exception("reconcile of %s %s failed; retrying later", item.kind, item.object_id)
             self._not_before[item.object_id] = now + 10 * self._interval_s
@@ -272,8 +306,8 @@ class Provisioner:
 
 
 def _outcome(result: provisioning.Result) -> str:
-    if result.message == "ready":
-        return "ready"
-    if result.message == "deleted":
-        return "deleted"
-    return "failed" if result.message and not result.message.startswith("nothing") else "done"
+    if result.message in (states.WorkloadState.READY, states.WorkloadState.DELETED):
+        return str(result.message)
+    if result.message and not result.message.startswith("nothing"):
+        return states.WorkloadState.FAILED.value
+    return "done"

@@ -11,7 +11,10 @@ Invariants:
   savepoint (an error inside it undoes only its own writes), a nested ``read()``
   sees the unit's writes, and everything commits together at the end of the block.
   Other threads are unaffected (on SQLite they queue on the database lock until the
-  unit commits, so a unit must not wait on another thread's writes).
+  unit commits, so a unit must not wait on another thread's writes). A unit opened with
+  ``savepoints=False`` joins nested transactions to its own without a savepoint (two
+  statements fewer each): an error inside one then undoes the whole unit, so it is for
+  work that lets every error leave the block.
 - An unreachable database raises ``errors.BackendUnavailable`` (exit code 3). On
   PostgreSQL a pooled connection that sat idle for ``IDLE_PING_AFTER_S`` is pinged before it
   is handed out (a dead one is replaced, as ``pool_pre_ping`` would); one back from use a
@@ -139,19 +142,21 @@ class Store:
         return PoolStatus(size=self.pool.size, max_overflow=self.pool.max_overflow, in_use=in_use)
 
     @contextlib.contextmanager
-    def unit_of_work(self) -> Iterator[UnitOfWork]:
+    def unit_of_work(self, *, savepoints: bool = True) -> Iterator[UnitOfWork]:
         """One database transaction for everything this thread does inside the block.
 
         Nested units join the outer one. Use it around many small writes that belong
         together (a tick of a simulated drill, a batch of reconciliations): each
-        would otherwise pay for its own transaction.
+        would otherwise pay for its own transaction. ``savepoints=False``: a nested
+        ``transaction()`` is not a savepoint, for work that catches no error raised
+        inside one and goes on (the unit's whole transaction is undone instead).
         """
         current = self.current_unit()
         if current is not None:
             yield current
             return
         with self.transaction() as connection:
-            unit = UnitOfWork(connection)
+            unit = UnitOfWork(connection, savepoints=savepoints)
             self._ambient.unit = unit
             try:
                 yield unit
@@ -169,7 +174,7 @@ class Store:
         """A read-write transaction: committed on success, rolled back on any error."""
         unit = self.current_unit()
         if unit is not None:
-            with unit.savepoint():
+            with unit.savepoint() if unit.savepoints else contextlib.nullcontext():
                 yield unit.connection
             return
         with (
@@ -283,8 +288,10 @@ class UnitOfWork:
     what the cache learned inside it.
     """
 
-    def __init__(self, connection: sa.Connection) -> None:
+    def __init__(self, connection: sa.Connection, *, savepoints: bool = True) -> None:
         self.connection = connection
+        self.savepoints = savepoints
+        """Whether a nested ``Store.transaction()`` is a savepoint of the unit."""
         self._caches: dict[str, dict[Any, Any]] = {}
         self._undo: list[list[Callable[[], None]]] = []
         self._flushes: dict[str, Callable[[sa.Connection], None]] = {}

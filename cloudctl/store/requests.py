@@ -284,8 +284,11 @@ def list_workloads(
 
 
 def update_workload(
-    tx: sa.Connection, current: WorkloadRecord, *, now: float, **changes: Any
+    tx: sa.Connection, current: WorkloadRecord, *, now: float, with_placements: bool = True, **changes: Any
 ) -> WorkloadRecord:
+    """Write ``changes`` if nobody changed the workload since ``current`` was read; the record
+    as written, its placements read again (``with_placements=False``: kept as in ``current``,
+    for a caller that does not look at them)."""
     values = {**changes, "updated_at": now, "resource_version": current.resource_version + 1}
     result = db.update_values(
         tx,
@@ -295,6 +298,8 @@ def update_workload(
     )
     if result.rowcount != 1:
         raise errors.Conflict(f"workload {current.id!r} changed while it was being updated", field="workload")
+    if not with_placements:
+        return dataclasses.replace(current, **values)
     # The placements may have changed since ``current`` was read (``update_placement``).
     return dataclasses.replace(current, **values, placements=_placements(tx, [current.id])[current.id])
 

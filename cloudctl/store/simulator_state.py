@@ -34,7 +34,12 @@ Invariants:
   commits, then written in a few bulk statements. A ``transaction()`` that fails
   leaves nothing behind, and neither does a store savepoint around it that rolls
   back. An ``insert`` that finds at commit that another process inserted the same
-  document first fails the unit (``errors.Conflict``): it never replaces.
+  document first fails the unit (``errors.Conflict``): it never replaces. Three verbs
+  read through even so: ``find_by`` reads the rows whose field matches and ``keys`` only
+  the keys (never the whole kind, which grows with every server), ``get_many(fresh=True)``
+  reads its documents again (an operation meets the faults as they are when it runs), and
+  ``hold`` writes a missing lock row at once (a row not in the database locks nothing).
+  The documents the unit holds (locked or written) win over what these read.
 """
 
 from __future__ import annotations
@@ -112,9 +117,9 @@ class StoreBackedState:
         with self.reading() as verbs:
             return verbs.get(center, kind, key)
 
-    def get_many(self, center: str, kind: str, keys: Sequence[str]) -> dict[str, Doc]:
+    def get_many(self, center: str, kind: str, keys: Sequence[str], *, fresh: bool = False) -> dict[str, Doc]:
         with self.reading() as verbs:
-            return verbs.get_many(center, kind, keys)
+            return verbs.get_many(center, kind, keys, fresh=fresh)
 
     def put(self, center: str, kind: str, key: str, doc: Doc) -> None:
         with self.transaction() as transaction:
@@ -123,6 +128,10 @@ class StoreBackedState:
     def insert(self, center: str, kind: str, key: str, doc: Doc) -> bool:
         with self.transaction() as transaction:
             return transaction.insert(center, kind, key, doc)
+
+    def hold(self, center: str, kind: str, key: str, *, empty: Doc) -> None:
+        with self.transaction() as transaction:
+            transaction.hold(center, kind, key, empty=empty)
 
     def delete(self, center: str, kind: str, key: str) -> bool:
         with self.transaction() as transaction:
@@ -208,7 +217,8 @@ class StoreStateTransaction:
             self._held[(center, kind, key)] = _clone(doc)
         return doc
 
-    def get_many(self, center: str, kind: str, keys: Sequence[str]) -> dict[str, Doc]:
+    def get_many(self, center: str, kind: str, keys: Sequence[str], *, fresh: bool = False) -> dict[str, Doc]:
+        # Always read from the database: ``fresh`` changes nothing here.
         if not keys:
             return {}
         self.flush(center, kind)
@@ -226,6 +236,11 @@ class StoreStateTransaction:
         if created:
             self._held[(center, kind, key)] = _clone(doc)
         return created
+
+    def hold(self, center: str, kind: str, key: str, *, empty: Doc) -> None:
+        if self.get(center, kind, key) is None:
+            self.insert(center, kind, key, empty)
+            self.get(center, kind, key)
 
     def delete(self, center: str, kind: str, key: str) -> bool:
         self._held.pop((center, kind, key), None)
@@ -295,16 +310,61 @@ class _UnitState:
         docs[key] = entry
         return entry
 
-    def load_many(self, center: str, kind: str, keys: Sequence[str]) -> dict[str, Entry]:
-        """The entries of ``keys``, those the unit does not know yet read in one statement."""
+    def load_many(
+        self, center: str, kind: str, keys: Sequence[str], *, fresh: bool = False
+    ) -> dict[str, Entry]:
+        """The entries of ``keys``, those the unit does not know yet read in one statement;
+        with ``fresh``, also those it read before without holding them, read again."""
         docs = self.known(center, kind)
-        unknown = [key for key in dict.fromkeys(keys) if key not in docs]
+        unknown = [key for key in dict.fromkeys(keys) if key not in docs or (fresh and not docs[key][1])]
         if unknown:
             rows = self.connection.execute(_GET_MANY, {"center": center, "kind": kind, "keys": unknown})
             found = {str(key): _as_doc(value) for key, value in rows}
             for key in unknown:
                 docs[key] = (found.get(key), False)
         return {key: docs[key] for key in keys}
+
+    def load_matching(self, center: str, kind: str, *, field: str, value: str) -> list[str]:
+        """The keys of the documents whose ``field`` is ``value`` in the database now (one
+        statement, not a listing of the kind), learnt; one the unit holds stays as it has it."""
+        docs = self.known(center, kind)
+        query = _LIST.where(_table.c.doc[field].as_string() == value)
+        keys = []
+        for key, found in self.connection.execute(query, {"center": center, "kind": kind}):
+            keys.append(str(key))
+            entry = docs.get(str(key))
+            if entry is None or not entry[1]:
+                docs[str(key)] = (_as_doc(found), False)
+        return keys
+
+    def held(self, center: str, kind: str) -> Iterator[tuple[str, Doc | None]]:
+        """The documents of ``(center, kind)`` the unit holds (locked or written), by key."""
+        for key, (doc, locked) in self.known(center, kind).items():
+            if locked:
+                yield key, doc
+
+    def insert_now(self, center: str, kind: str, key: str, doc: Doc) -> bool:
+        """Insert the document in the database now unless it is there; whether this did. The
+        unit holds a row it inserted; one it did not is read (and locked) again when next asked."""
+        docs = self.known(center, kind)
+        if not _insert_row(self.connection, _values(center, kind, key, doc, at=self.clock.now())):
+            docs.pop(key, None)
+            return False
+        docs[key] = (_clone(doc), True)
+
+        def forget() -> None:
+            docs.pop(key, None)
+
+        self.unit.on_rollback(forget)
+        return True
+
+    def stored_keys(self, center: str, kind: str, key_prefix: str) -> set[str]:
+        """The keys under ``key_prefix`` in the database now (keys only, one statement)."""
+        query = _KEYS
+        if key_prefix:
+            query = query.where(_table.c.key.startswith(key_prefix, autoescape=True))
+        found = self.connection.execute(query, {"center": center, "kind": kind}).scalars()
+        return {key for key in map(str, found) if key.startswith(key_prefix)}
 
     def load_listing(self, center: str, kind: str, key_prefix: str) -> dict[str, Entry]:
         docs = self.known(center, kind)
@@ -416,8 +476,8 @@ class _UnitTransaction:
         doc = self._current(center, kind, key)
         return None if doc is None else _clone(doc)
 
-    def get_many(self, center: str, kind: str, keys: Sequence[str]) -> dict[str, Doc]:
-        entries = self._state.load_many(center, kind, keys)
+    def get_many(self, center: str, kind: str, keys: Sequence[str], *, fresh: bool = False) -> dict[str, Doc]:
+        entries = self._state.load_many(center, kind, keys, fresh=fresh)
         found: dict[str, Doc] = {}
         for key in keys:
             staged = self._staged.get((center, kind, key))
@@ -435,6 +495,17 @@ class _UnitTransaction:
         self._stage(center, kind, key, "insert", _clone(doc))
         return True
 
+    def hold(self, center: str, kind: str, key: str, *, empty: Doc) -> None:
+        if self._current(center, kind, key) is not None:
+            return
+        if (center, kind, key) in self._staged or (center, kind, key) in self._state.pending:
+            self._stage(center, kind, key, "insert", _clone(empty))
+            return
+        # The lock row is written at once, not held back with the unit's writes: a row that is
+        # not in the database locks nothing, and two units would both go ahead.
+        if not self._state.insert_now(center, kind, key, empty):
+            self._current(center, kind, key)  # another transaction made it: wait for its lock
+
     def delete(self, center: str, kind: str, key: str) -> bool:
         existed = self._current(center, kind, key) is not None
         self._stage(center, kind, key, "delete", None)
@@ -445,13 +516,36 @@ class _UnitTransaction:
         return [_clone(doc) for _key, doc in sorted(visible.items())]
 
     def keys(self, center: str, kind: str, *, key_prefix: str = "") -> KeyList:
-        return sorted(self._visible(center, kind, key_prefix))
+        # The database's keys, corrected by the documents the unit holds or this transaction
+        # staged: the documents themselves are not read (a segment's ports may be thousands).
+        visible = self._state.stored_keys(center, kind, key_prefix)
+        for key, doc in [*self._state.held(center, kind), *self._staged_in(center, kind)]:
+            if not key.startswith(key_prefix):
+                continue
+            if doc is None:
+                visible.discard(key)
+            else:
+                visible.add(key)
+        return sorted(visible)
 
     def find_by(self, center: str, kind: str, *, field: str, value: str) -> Doc | None:
-        visible = self._visible(center, kind, "")
-        matches = [key for key, doc in visible.items() if doc.get(field) == value]
-        found: Doc | None = _clone(visible[min(matches)]) if matches else None
+        # Only the matching rows are read, never the whole kind: looking up one server by name
+        # must not cost more as the center fills up.
+        known = self._state.known(center, kind)
+        docs = {
+            key: known[key][0] for key in self._state.load_matching(center, kind, field=field, value=value)
+        }
+        docs.update(self._state.held(center, kind))
+        docs.update(self._staged_in(center, kind))
+        matches = [key for key, doc in docs.items() if doc is not None and doc.get(field) == value]
+        found: Doc | None = _clone(docs[min(matches)]) if matches else None
         return found
+
+    def _staged_in(self, center: str, kind: str) -> Iterator[tuple[str, Doc | None]]:
+        """What this transaction staged in ``(center, kind)``, by key (``None``: deleted)."""
+        for (s_center, s_kind, key), (_operation, doc) in self._staged.items():
+            if (s_center, s_kind) == (center, kind):
+                yield key, doc
 
     def _visible(self, center: str, kind: str, key_prefix: str) -> dict[str, Doc]:
         """The documents under ``key_prefix`` as this transaction sees them (not copies)."""

@@ -37,11 +37,18 @@ class SimulatedCenter:
     def __init__(self, core: CenterCore, *, known_centers: frozenset[str], server_boot_s: float) -> None:
         self.name = core.name
         self.core = core
+        self._server_boot_s = server_boot_s
         self.compute = SimulatedCompute(self.core, server_boot_s=server_boot_s)
         self.block_storage = SimulatedBlockStorage(self.core)
         self.object_storage = SimulatedObjectStorage(self.core)
         self.containers = SimulatedContainers(self.core)
         self.traffic = SimulatedTraffic(self.core, known_centers=known_centers)
+
+    @property
+    def answers_at_once(self) -> bool:
+        """Whether nothing on this center is waited for: no latency on its operations, and
+        servers active as soon as they exist."""
+        return self.core.latency_s == 0 and self._server_boot_s == 0
 
     def capacity_total(self) -> dict[str, int]:
         return self.core.capacity_total()

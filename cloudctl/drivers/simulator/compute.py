@@ -12,9 +12,11 @@ Invariants:
 - A server is ``build`` until ``server_boot_s`` after its creation, then ``active``;
   the status is computed on read from the clock, so nothing needs to tick.
 - An address is held by one server per segment (``GLOBAL_CENTER``, kind ``port``): the
-  centers a network is stretched over share it, and a server of the same name created
-  in another center of the segment takes the address over (the server moved); deleting
-  that server hands it back to the one that held it first, if it still exists.
+  centers a network is stretched over share it and allocate from it under the segment's
+  lock (kind ``segment``), so two servers created at once never get the same address. A
+  server of the same name created in another center of the segment takes the address over
+  (the server moved); deleting that server hands it back to the one that held it first, if
+  it still exists.
 """
 
 from __future__ import annotations
@@ -27,7 +29,13 @@ from cloudctl import errors
 from cloudctl.drivers import base
 from cloudctl.drivers.simulator import core as sim_core
 from cloudctl.drivers.simulator import state
-from cloudctl.drivers.simulator.core import KIND_PORT, KIND_PROJECT_QUOTA, KIND_SERVER, KIND_VOLUME
+from cloudctl.drivers.simulator.core import (
+    KIND_PORT,
+    KIND_PROJECT_QUOTA,
+    KIND_SEGMENT,
+    KIND_SERVER,
+    KIND_VOLUME,
+)
 from cloudctl.model import quotas
 
 
@@ -108,16 +116,17 @@ class SimulatedCompute:
         the same name in another center of the segment moves to this one (the server moved)."""
         segment = port.segment or f"{self.name}/{port.network}"
         prefix = f"{segment}/"
-        # Only the held keys are read (a key is the segment and the address), and only the
-        # document of the address taken, so allocating stays cheap as the segment fills up.
-        held = {
-            key[len(prefix) :] for key in transaction.keys(state.GLOBAL_CENTER, KIND_PORT, key_prefix=prefix)
-        }
+        # The centers a segment is stretched over allocate from it under their own usage locks:
+        # the segment's lock makes two of them at once take different addresses.
+        transaction.hold(state.GLOBAL_CENTER, KIND_SEGMENT, segment, empty={"segment": segment})
+        # Only the candidate addresses are read, from the lowest that may be free (the segment
+        # document's ``free_from``: every host below it is held), so allocating stays cheap as
+        # the segment fills up.
+        lock = transaction.get(state.GLOBAL_CENTER, KIND_SEGMENT, segment) or {"segment": segment}
         moved_from: state.Doc | None = None
         if port.address is not None:
             address = port.address
-            if address in held:
-                moved_from = transaction.get(state.GLOBAL_CENTER, KIND_PORT, f"{prefix}{address}")
+            moved_from = transaction.get(state.GLOBAL_CENTER, KIND_PORT, f"{prefix}{address}")
             holder = moved_from
             if holder is not None and (holder["server_name"], holder["center"]) == (
                 server["name"],
@@ -130,11 +139,13 @@ class SimulatedCompute:
                     field="address",
                 )
         else:
-            address = _lowest_free_host(subnet, held)
+            address = _lowest_free_host(transaction, subnet, prefix, free_from=lock.get("free_from", 0))
             if not address:
                 raise errors.Conflict(
                     f"network {port.network} of center {self.name} is full", field="address"
                 )
+            lock["free_from"] = int(ipaddress.IPv4Address(address)) + 1
+            transaction.put(state.GLOBAL_CENTER, KIND_SEGMENT, segment, lock)
         key = f"{prefix}{address}"
         transaction.put(
             state.GLOBAL_CENTER,
@@ -198,6 +209,7 @@ class SimulatedCompute:
                 transaction.put(state.GLOBAL_CENTER, KIND_PORT, key, before)  # it held it first
             else:
                 transaction.delete(state.GLOBAL_CENTER, KIND_PORT, key)
+                _address_freed(transaction, port["segment"], port["address"])
 
     # --- volumes of a server -----------------------------------------------------------
 
@@ -295,16 +307,37 @@ def _port_subnet(port: base.PortRequest | None) -> ipaddress.IPv4Network | None:
     return subnet
 
 
-def _lowest_free_host(subnet: ipaddress.IPv4Network, held: set[str]) -> str:
-    """The lowest host address of ``subnet`` after the gateway's (the first) not in ``held``;
-    ``""`` when there is none."""
+ADDRESS_WINDOW = 32
+"""Candidate addresses read together when looking for the lowest free one."""
+
+
+def _lowest_free_host(
+    transaction: state.StateTransaction, subnet: ipaddress.IPv4Network, prefix: str, *, free_from: int
+) -> str:
+    """The lowest host address of ``subnet`` after the gateway's (the first), from ``free_from``
+    on, that holds no port under ``prefix``; ``""`` when there is none."""
     hosts = subnet.hosts()
     first = next(hosts, None)
     if first is None:
         return ""
     last = int(subnet.broadcast_address) - 1 if subnet.prefixlen < 31 else int(subnet.broadcast_address)
-    for value in range(int(first) + 1, last + 1):
-        address = f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
-        if address not in held:
-            return address
+    value = max(int(first) + 1, free_from)
+    while value <= last:
+        window = [str(ipaddress.IPv4Address(v)) for v in range(value, min(value + ADDRESS_WINDOW, last + 1))]
+        held = transaction.get_many(
+            state.GLOBAL_CENTER, KIND_PORT, [f"{prefix}{address}" for address in window], fresh=True
+        )
+        for address in window:
+            if f"{prefix}{address}" not in held:
+                return address
+        value += ADDRESS_WINDOW
     return ""
+
+
+def _address_freed(transaction: state.StateTransaction, segment: str, address: str) -> None:
+    """Lower the segment's ``free_from`` to an address given back, under the segment's lock."""
+    transaction.hold(state.GLOBAL_CENTER, KIND_SEGMENT, segment, empty={"segment": segment})
+    lock = transaction.get(state.GLOBAL_CENTER, KIND_SEGMENT, segment) or {"segment": segment}
+    value = int(ipaddress.IPv4Address(address))
+    if lock.get("free_from", 0) > value:
+        transaction.put(state.GLOBAL_CENTER, KIND_SEGMENT, segment, {**lock, "free_from": value})

@@ -65,6 +65,8 @@ KIND_OBJECT_VERSION = "object-version"
 KIND_NAMESPACE = "namespace"
 KIND_DNS_RECORD = "dns-record"
 KIND_PORT = "port"
+KIND_SEGMENT = "segment"
+"""One document per L2 segment (``GLOBAL_CENTER``): the lock its address allocations take."""
 USAGE_KEY = "center"
 
 ENFORCED_PROJECT_RESOURCES = (
@@ -121,6 +123,11 @@ class CenterCore:
         self._baseline_error_rate = center.simulator.error_rate
         self._faults = fault_book
 
+    @property
+    def latency_s(self) -> float:
+        """How long each operation on this center waits (``simulator.latency_ms``)."""
+        return self._latency_s
+
     # --- operations and transactions ---------------------------------------------------
 
     def operate(self, operation: str) -> None:
@@ -161,11 +168,8 @@ class CenterCore:
         left = self._meet_first(operation)
         with self.backend.transaction() as transaction:
             self._meet(left, transaction)
-            # Lock the usage row first: on PostgreSQL it queues the other writers of this
-            # center. A row that does not exist locks nothing, so make sure it exists.
-            if transaction.get(self.name, KIND_USAGE, USAGE_KEY) is None:
-                transaction.insert(self.name, KIND_USAGE, USAGE_KEY, dict.fromkeys(_USAGE_FIELDS, 0))
-                transaction.get(self.name, KIND_USAGE, USAGE_KEY)
+            # Lock the usage row first: on PostgreSQL it queues the other writers of this center.
+            transaction.hold(self.name, KIND_USAGE, USAGE_KEY, empty=dict.fromkeys(_USAGE_FIELDS, 0))
             yield transaction
 
     # --- reading documents -------------------------------------------------------------

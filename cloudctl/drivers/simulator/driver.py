@@ -103,6 +103,10 @@ class Simulator:
             traffic=simulated.traffic,
         )
 
+    def answers_at_once(self, center: str) -> bool:
+        """Whether nothing on the center is waited for (no latency, servers active at once)."""
+        return self.center(center).answers_at_once
+
     def capacity_used(self, center: str) -> dict[str, int]:
         """Resources in use in the center, by resource name (all five, zeros included)."""
         return self.center(center).capacity_used()

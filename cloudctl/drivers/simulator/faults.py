@@ -16,7 +16,8 @@ Invariants:
   operations, so the very next operation after an injection (or a clear) sees it.
 - Meeting an operation reads exactly the two faults it depends on (the center's
   ``center-down`` and ``api-error-rate``) by id, together and without locking them
-  (``get_many``), in the operation's own transaction when it has one (``reader``).
+  (``get_many``), in the operation's own transaction when it has one (``reader``), and
+  afresh even when that transaction is part of a longer unit that read them before.
 - A fault's id is derived from what it names (``center-down:qd-a``,
   ``link-cut:qd-a~qd-b``, ``link-degraded:...``, ``api-error-rate:dz-dr``; link ends
   sorted), so injecting the same fault twice replaces it instead of stacking.
@@ -223,7 +224,7 @@ class FaultBook:
         down_id = center_fault_id(FaultKind.CENTER_DOWN, center)
         rate_id = center_fault_id(FaultKind.API_ERROR_RATE, center)
         by_id = (reader if reader is not None else self._backend).get_many(
-            state.GLOBAL_CENTER, KIND, [down_id, rate_id]
+            state.GLOBAL_CENTER, KIND, [down_id, rate_id], fresh=True
         )
         down = by_id.get(down_id)
         if down:

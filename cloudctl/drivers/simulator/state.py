@@ -67,6 +67,12 @@ class StateTransaction(Protocol):
         """Remove the document; whether there was one."""
         ...
 
+    def hold(self, center: str, kind: str, key: str, *, empty: Doc) -> None:
+        """Lock the document until the transaction ends (a lock row: on PostgreSQL the other
+        transactions that hold it wait), creating it as ``empty`` first if there is none, at once
+        even where other writes are held back to the end."""
+        ...
+
     def list(self, center: str, kind: str, *, key_prefix: str = "") -> DocList: ...
 
     def find_by(self, center: str, kind: str, *, field: str, value: str) -> Doc | None: ...
@@ -75,8 +81,10 @@ class StateTransaction(Protocol):
         """The keys of the documents ``list`` would return, in the same order."""
         ...
 
-    def get_many(self, center: str, kind: str, keys: Sequence[str]) -> dict[str, Doc]:
-        """Those of ``keys`` that exist, by key; never locks a row."""
+    def get_many(self, center: str, kind: str, keys: Sequence[str], *, fresh: bool = False) -> dict[str, Doc]:
+        """Those of ``keys`` that exist, by key; never locks a row. ``fresh``: as they are in
+        the backend now, even where a transaction that remembers what it read read them before
+        (its own writes still show)."""
         ...
 
 
@@ -121,6 +129,10 @@ class InMemoryState:
         with self.transaction() as transaction:
             return transaction.delete(center, kind, key)
 
+    def hold(self, center: str, kind: str, key: str, *, empty: Doc) -> None:
+        with self.transaction() as transaction:
+            transaction.hold(center, kind, key, empty=empty)
+
     def list(self, center: str, kind: str, *, key_prefix: str = "") -> DocList:
         with self.transaction() as transaction:
             return transaction.list(center, kind, key_prefix=key_prefix)
@@ -129,7 +141,7 @@ class InMemoryState:
         with self.transaction() as transaction:
             return transaction.find_by(center, kind, field=field, value=value)
 
-    def get_many(self, center: str, kind: str, keys: Sequence[str]) -> dict[str, Doc]:
+    def get_many(self, center: str, kind: str, keys: Sequence[str], *, fresh: bool = False) -> dict[str, Doc]:
         with self.transaction() as transaction:
             return transaction.get_many(center, kind, keys)
 
@@ -163,6 +175,10 @@ class _InMemoryTransaction:
             return staged[key]
         return self._texts.get((center, kind), {}).get(key)
 
+    def hold(self, center: str, kind: str, key: str, *, empty: Doc) -> None:
+        # The transactions of this backend take turns: creating the document is enough.
+        self.insert(center, kind, key, empty)
+
     def get(self, center: str, kind: str, key: str) -> Doc | None:
         text = self._current(center, kind, key)
         return None if text is None else _load(text)
@@ -193,7 +209,7 @@ class _InMemoryTransaction:
     def find_by(self, center: str, kind: str, *, field: str, value: str) -> Doc | None:
         return next((doc for doc in self.list(center, kind) if doc.get(field) == value), None)
 
-    def get_many(self, center: str, kind: str, keys: Sequence[str]) -> dict[str, Doc]:
+    def get_many(self, center: str, kind: str, keys: Sequence[str], *, fresh: bool = False) -> dict[str, Doc]:
         found = {key: self.get(center, kind, key) for key in keys}
         return {key: doc for key, doc in found.items() if doc is not None}
 
