@@ -21,7 +21,7 @@ The contract every implementation keeps (``tests/contract`` checks it):
   does not match raises ``ChecksumMismatchError``.
 - What every backend does alike is written once here: the argument checks of a call
   (``check_record_target``, ``check_record_values``, ``check_ipv4``) and waiting for a server
-  (``wait_for_server_status``).
+  (``ServerWaits``).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import dataclasses
 import enum
 import ipaddress
 import re
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from typing import Protocol
 
 from cloudctl import clock as clocks
@@ -163,34 +163,44 @@ class Compute(Protocol):
     def get_project_quota(self, project: str) -> ProjectQuota: ...
 
 
-def wait_for_server_status(
-    get_server: Callable[[str], Server],
-    server_id: str,
-    *,
-    status: ServerStatus,
-    timeout_s: float,
-    poll_interval_s: float,
-    clock: clocks.Clock,
-) -> Server:
-    """``Compute.wait_for_status`` for a backend: poll ``get_server`` on ``clock`` until the server
-    has ``status``; ``errors.OperationFailed`` when it goes to error or the time runs out."""
-    deadline = clock.now() + timeout_s
-    while True:
-        server = get_server(server_id)
-        if server.status is status:
-            return server
-        if server.status is ServerStatus.ERROR:
-            raise errors.OperationFailed(
-                f"server {server_id} went to error while waiting for {status.value}", field="status"
-            )
-        remaining_s = deadline - clock.now()
-        if remaining_s <= 0:
-            raise errors.OperationFailed(
-                f"server {server_id} still {server.status.value} after {timeout_s:g} s, "
-                f"waiting for {status.value}",
-                field="status",
-            )
-        clock.sleep(min(poll_interval_s, remaining_s))
+class ServerWaits:
+    """``Compute.wait_for_status`` written once: a backend's compute class mixes it in and gives
+    ``get_server`` and the clock its waits run on (``_waits_on``)."""
+
+    def get_server(self, server_id: str) -> Server:
+        raise NotImplementedError
+
+    def _waits_on(self) -> clocks.Clock:
+        raise NotImplementedError
+
+    def wait_for_status(
+        self,
+        server_id: str,
+        *,
+        status: ServerStatus,
+        timeout_s: float,
+        poll_interval_s: float = 2.0,
+    ) -> Server:
+        """Poll until the server has ``status``; ``errors.OperationFailed`` when it goes to error or
+        the time runs out."""
+        clock = self._waits_on()
+        deadline = clock.now() + timeout_s
+        while True:
+            server = self.get_server(server_id)
+            if server.status is status:
+                return server
+            if server.status is ServerStatus.ERROR:
+                raise errors.OperationFailed(
+                    f"server {server_id} went to error while waiting for {status.value}", field="status"
+                )
+            remaining_s = deadline - clock.now()
+            if remaining_s <= 0:
+                raise errors.OperationFailed(
+                    f"server {server_id} still {server.status.value} after {timeout_s:g} s, "
+                    f"waiting for {status.value}",
+                    field="status",
+                )
+            clock.sleep(min(poll_interval_s, remaining_s))
 
 
 # --- block storage ------------------------------------------------------------------------
@@ -440,6 +450,13 @@ def check_dns_name(value: str, *, field: str) -> None:
     ``-``, a leading ``*``) with no ``/`` (a record's key joins zone, name and center with it)."""
     if not _DNS_NAME.match(value) or "/" in value:
         raise errors.InvalidInput(f"{value!r} is not a DNS name", field=field)
+
+
+def check_sizes(**sizes: int) -> None:
+    """Sizes a backend is asked for (vCPUs, GB): whole numbers, none negative."""
+    for field, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise errors.InvalidInput(f"must be a whole number >= 0, not {value!r}", field=field)
 
 
 def check_ipv4(value: str, *, field: str) -> ipaddress.IPv4Address:

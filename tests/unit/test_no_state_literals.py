@@ -42,9 +42,6 @@ The portal's Jinja templates get the same rule for comparisons: a template compa
 with the enum the page passes (``d.state == DrillRunState.DONE``), never with a quoted
 value. A quoted word given to the ``state(...)`` label macro (``state("passed")``) is not a
 comparison: it names the label a drill's verdict is shown with.
-
-``EXEMPT_PATHS`` is temporary: those modules are being converted at the same time on other
-branches; the list goes once that work is merged.
 """
 
 from __future__ import annotations
@@ -76,19 +73,6 @@ STATE_ENUMS: tuple[type[enum.StrEnum], ...] = (
     grants.GrantState,
 )
 STATE_VALUES = frozenset(member.value for kind in STATE_ENUMS for member in kind)
-
-# TEMPORARY: modules whose literals are being replaced on other branches at the same time.
-# Remove each entry (and then this list) once that work is merged into main.
-EXEMPT_PATHS = frozenset(
-    {
-        "cloudctl/reconcile/provisioning.py",
-        "cloudctl/services/provisioning.py",
-        "cloudctl/drivers/simulator/",
-        "cloudctl/store/requests.py",
-        "cloudctl/store/simulator_state.py",
-        "cloudctl/store/db.py",
-    }
-)
 
 NOT_STATES = {
     ("cloudctl/store/leases.py", "LEADER"): "the name of the leader's lease, which no replica role renames",
@@ -247,8 +231,6 @@ def _checked_files() -> Iterator[tuple[str, Path]]:
     for path in sorted(PACKAGE.rglob("*.py")):
         relative = path.relative_to(root).as_posix()
         if relative.startswith(("cloudctl/model/", MIGRATIONS)):
-            continue
-        if any(relative == exempt or relative.startswith(exempt) for exempt in EXEMPT_PATHS if exempt):
             continue
         yield relative, path
 

@@ -98,7 +98,7 @@ class KubernetesContainers:
         self, name: str, *, vcpu: int, ram_gb: int, department: str | None = None
     ) -> base.Namespace:
         """Make the namespace and its four companions; ``department`` defaults to ``name``."""
-        _check_sizes(vcpu=vcpu, ram_gb=ram_gb)
+        base.check_sizes(vcpu=vcpu, ram_gb=ram_gb)
         department = department if department is not None else name
         token = uuid.uuid4().hex
         body = manifests.namespace(name, department=department, token=token)
@@ -193,7 +193,7 @@ class KubernetesContainers:
             raise errors.NotFound(f"no namespace {name} in center {self.center}", field="namespace")
 
     def set_namespace_quota(self, name: str, *, vcpu: int, ram_gb: int) -> base.Namespace:
-        _check_sizes(vcpu=vcpu, ram_gb=ram_gb)
+        base.check_sizes(vcpu=vcpu, ram_gb=ram_gb)
         namespace = self._read_managed_namespace(name)
         try:
             quota = self._replace_quota(name, vcpu=vcpu, ram_gb=ram_gb)
@@ -334,9 +334,3 @@ def load_configuration(*, kubeconfig: Path | None, context: str) -> kubernetes.c
     configuration.retries = False
     configuration.client_go_retries = False
     return configuration
-
-
-def _check_sizes(**sizes: int) -> None:
-    for field, value in sizes.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise errors.InvalidInput(f"must be a whole number >= 0, not {value!r}", field=field)

@@ -49,6 +49,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from cloudctl import clock as clocks
 from cloudctl import errors
 from cloudctl.drivers import base
 from cloudctl.drivers.openstack import cloud as cloud_module
@@ -109,7 +110,7 @@ def server_status(nova_status: str | None) -> base.ServerStatus:
     return _STATUS.get((nova_status or "").upper(), base.ServerStatus.BUILD)
 
 
-class OpenStackCompute:
+class OpenStackCompute(base.ServerWaits):
     """Servers and project quotas of one center's OpenStack cloud."""
 
     def __init__(self, cloud: cloud_module.Cloud) -> None:
@@ -199,22 +200,8 @@ class OpenStackCompute:
     def stop_server(self, server_id: str) -> base.Server:
         return self._power(server_id, target=base.ServerStatus.SHUTOFF)
 
-    def wait_for_status(
-        self,
-        server_id: str,
-        *,
-        status: base.ServerStatus,
-        timeout_s: float,
-        poll_interval_s: float = 2.0,
-    ) -> base.Server:
-        return base.wait_for_server_status(
-            self.get_server,
-            server_id,
-            status=status,
-            timeout_s=timeout_s,
-            poll_interval_s=poll_interval_s,
-            clock=self._cloud.clock,
-        )
+    def _waits_on(self) -> clocks.Clock:
+        return self._cloud.clock
 
     def attach_volume(self, server_id: str, *, volume_id: str) -> None:
         """Nova attaches the Cinder volume; returns once Cinder reports it ``in-use`` on the server."""
@@ -488,8 +475,6 @@ def _regex_char(char: str) -> str:
 
 
 def _check_sizes(**sizes: int) -> None:
-    for field, value in sizes.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise errors.InvalidInput(f"must be a whole number >= 0, not {value!r}", field=field)
+    base.check_sizes(**sizes)
     if sizes["vcpu"] < 1 or sizes["ram_gb"] < 1:
         raise errors.InvalidInput("an OpenStack server needs at least 1 vCPU and 1 GB of RAM", field="vcpu")

@@ -25,6 +25,7 @@ import ipaddress
 import uuid
 from collections.abc import Mapping
 
+from cloudctl import clock as clocks
 from cloudctl import errors
 from cloudctl.drivers import base
 from cloudctl.drivers.simulator import core as sim_core
@@ -39,7 +40,7 @@ from cloudctl.drivers.simulator.core import (
 from cloudctl.model import quotas
 
 
-class SimulatedCompute:
+class SimulatedCompute(base.ServerWaits):
     """The simulator's ``base.Compute`` for one center."""
 
     def __init__(self, core: sim_core.CenterCore, *, server_boot_s: float) -> None:
@@ -76,7 +77,7 @@ class SimulatedCompute:
         metadata: Mapping[str, str] | None = None,
         port: base.PortRequest | None = None,
     ) -> base.Server:
-        sim_core.check_sizes(vcpu=vcpu, ram_gb=ram_gb, disk_gb=disk_gb)
+        base.check_sizes(vcpu=vcpu, ram_gb=ram_gb, disk_gb=disk_gb)
         subnet = _port_subnet(port)
         with self._core.writing("create_server") as transaction:
             now = self._core.clock.now()
@@ -255,22 +256,8 @@ class SimulatedCompute:
             transaction.put(self.name, KIND_SERVER, server_id, doc)
         return self._server(doc)
 
-    def wait_for_status(
-        self,
-        server_id: str,
-        *,
-        status: base.ServerStatus,
-        timeout_s: float,
-        poll_interval_s: float = 2.0,
-    ) -> base.Server:
-        return base.wait_for_server_status(
-            self.get_server,
-            server_id,
-            status=status,
-            timeout_s=timeout_s,
-            poll_interval_s=poll_interval_s,
-            clock=self._core.clock,
-        )
+    def _waits_on(self) -> clocks.Clock:
+        return self._core.clock
 
     def _status(self, doc: state.Doc) -> base.ServerStatus:
         status = base.ServerStatus(doc["status"])
@@ -302,7 +289,7 @@ def _port_subnet(port: base.PortRequest | None) -> ipaddress.IPv4Network | None:
         subnet = ipaddress.IPv4Network(port.subnet)
     except ValueError:
         raise errors.InvalidInput(f"not an IPv4 subnet: {port.subnet!r}", field="port.subnet") from None
-    if port.address is not None and sim_core.check_ipv4(port.address, field="port.address") not in subnet:
+    if port.address is not None and base.check_ipv4(port.address, field="port.address") not in subnet:
         raise errors.InvalidInput(f"{port.address} is outside {subnet}", field="port.address")
     return subnet
 

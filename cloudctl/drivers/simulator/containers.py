@@ -25,7 +25,7 @@ class SimulatedContainers:
         self.name = core.name
 
     def create_namespace(self, name: str, *, vcpu: int, ram_gb: int) -> base.Namespace:
-        sim_core.check_sizes(vcpu=vcpu, ram_gb=ram_gb)
+        base.check_sizes(vcpu=vcpu, ram_gb=ram_gb)
         self._core.operate("create_namespace")
         doc = {"name": name, "vcpu": vcpu, "ram_gb": ram_gb, "created_at": self._core.clock.now()}
         with self._core.writing() as transaction:
@@ -54,7 +54,7 @@ class SimulatedContainers:
         )
 
     def set_namespace_quota(self, name: str, *, vcpu: int, ram_gb: int) -> base.Namespace:
-        sim_core.check_sizes(vcpu=vcpu, ram_gb=ram_gb)
+        base.check_sizes(vcpu=vcpu, ram_gb=ram_gb)
         self._core.operate("set_namespace_quota")
         with self._core.writing() as transaction:
             doc = self._core.required(transaction, KIND_NAMESPACE, name, what="namespace")

@@ -39,7 +39,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import ipaddress
 import math
 from collections.abc import Callable, Iterator, Mapping
 
@@ -89,19 +88,6 @@ def object_gb(object_bytes: int) -> int:
 
 def encode(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
-
-
-def check_sizes(**sizes: int) -> None:
-    for field, value in sizes.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise errors.InvalidInput(f"must be a whole number >= 0, not {value!r}", field=field)
-
-
-def check_ipv4(value: str, *, field: str) -> ipaddress.IPv4Address:
-    try:
-        return ipaddress.IPv4Address(value)
-    except ValueError:
-        raise errors.InvalidInput(f"not an IPv4 address: {value!r}", field=field) from None
 
 
 class CenterCore:

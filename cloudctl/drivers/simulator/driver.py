@@ -32,6 +32,7 @@ from cloudctl.drivers import base
 from cloudctl.drivers.simulator import center as sim_center
 from cloudctl.drivers.simulator import core as sim_core
 from cloudctl.drivers.simulator import faults, state
+from cloudctl.model import states
 from cloudctl.model import topology as topo
 
 DEFAULT_SERVER_BOOT_S = 2.0
@@ -48,7 +49,7 @@ class Transfer:
     target_center: str
     size_bytes: int
     duration_s: float
-    link_state: faults.LinkState
+    link_state: states.LinkState
     object_info: base.ObjectInfo | None = None
     """The copy as stored in the target center, for ``copy_object``."""
 
@@ -147,11 +148,11 @@ class Simulator:
     def list_faults(self) -> list[faults.Fault]:
         return self.fault_book.list_faults()
 
-    def center_health(self, center: str) -> faults.CenterHealth:
+    def center_health(self, center: str) -> states.CenterHealth:
         self.topology.center(center)
         return self.fault_book.center_health(center)
 
-    def link_state(self, a: str, b: str) -> faults.LinkState:
+    def link_state(self, a: str, b: str) -> states.LinkState:
         self._link(a, b)
         return self.fault_book.link_condition(a, b)[0]
 
@@ -171,10 +172,10 @@ class Simulator:
             raise errors.InvalidInput(f"must not be negative, not {size_bytes}", field="size_bytes")
         link = self._link(source_center, target_center)
         for end in (source_center, target_center):
-            if self.fault_book.center_health(end) == "down":
+            if self.fault_book.center_health(end) is states.CenterHealth.DOWN:
                 raise errors.InjectedFault(f"center {end} is down", field="center")
         link_state, factor = self.fault_book.link_condition(source_center, target_center)
-        if link_state == "cut":
+        if link_state is states.LinkState.CUT:
             raise errors.InjectedFault(f"link {link.name} is cut (injected fault)", field="link")
         bandwidth_bits_per_s = link.bandwidth_mbps * BITS_PER_MEGABIT / factor
         duration_s = link.rtt_ms / 1000 * factor + size_bytes * BITS_PER_BYTE / bandwidth_bits_per_s

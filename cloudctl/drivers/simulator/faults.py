@@ -32,16 +32,13 @@ from __future__ import annotations
 import dataclasses
 import enum
 import random
-from typing import Literal
 
 from cloudctl import clock as clocks
 from cloudctl import errors
 from cloudctl.drivers.simulator import state
+from cloudctl.model.states import CenterHealth, LinkState
 
 KIND = "fault"
-
-CenterHealth = Literal["up", "down"]
-LinkState = Literal["up", "cut", "degraded"]
 
 
 class FaultKind(enum.StrEnum):
@@ -193,7 +190,9 @@ class FaultBook:
 
     def center_health(self, center: str) -> CenterHealth:
         fault_id = center_fault_id(FaultKind.CENTER_DOWN, center)
-        return "down" if self._backend.get(state.GLOBAL_CENTER, KIND, fault_id) else "up"
+        return (
+            CenterHealth.DOWN if self._backend.get(state.GLOBAL_CENTER, KIND, fault_id) else CenterHealth.UP
+        )
 
     def link_condition(self, a: str, b: str) -> tuple[LinkState, float]:
         """The link's state and the factor it is slowed by (1 unless degraded)."""
@@ -201,11 +200,11 @@ class FaultBook:
         degraded_id = link_fault_id(FaultKind.LINK_DEGRADED, a, b)
         found = self._backend.get_many(state.GLOBAL_CENTER, KIND, [cut_id, degraded_id])
         if cut_id in found:
-            return "cut", 1.0
+            return LinkState.CUT, 1.0
         degraded = found.get(degraded_id)
         if degraded:
-            return "degraded", float(degraded["factor"])
-        return "up", 1.0
+            return LinkState.DEGRADED, float(degraded["factor"])
+        return LinkState.UP, 1.0
 
     # --- meeting an operation ----------------------------------------------------------
 
