@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import ipaddress
 import math
 import os
 import platform
@@ -228,6 +229,10 @@ def wait_until(predicate: Callable[[], bool], *, timeout_s: float, what: str) ->
 # --- the bench topology -----------------------------------------------------------------------
 
 
+BENCH_PREFIX = 14
+"""The prefix length of the bench topology's networks (each /20 widened to the /14 holding it)."""
+
+
 def bench_topology_text(*, scale: int = QUOTA_SCALE) -> str:
     """The shipped topology with zero simulator latency and ``scale`` times the city's quota and capacity."""
     document = yaml.safe_load(SHIPPED_TOPOLOGY.read_text(encoding="utf-8"))
@@ -238,6 +243,9 @@ def bench_topology_text(*, scale: int = QUOTA_SCALE) -> str:
         {key: (value * scale if key != "center" else value) for key, value in spec.items()}
         for spec in document["org"]["quotas"]
     ]
+    for network in document.get("networks", []):
+        # Room for a 10,000-workload backlog: the city's /20s hold 4,093 servers each.
+        network["subnet"] = str(ipaddress.ip_network(network["subnet"]).supernet(new_prefix=BENCH_PREFIX))
     return yaml.safe_dump(document, allow_unicode=True, sort_keys=False)
 
 
