@@ -23,10 +23,13 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from cloudctl import errors
-from cloudctl.model import topology as topo
+
+if TYPE_CHECKING:  # the topology (pydantic) is imported where a layout is worked out: a remote
+    # CLI command names states without paying for pydantic
+    from cloudctl.model import topology as topo
 
 
 class WorkloadState(enum.StrEnum):
@@ -238,6 +241,8 @@ def home_roles(
     ``serving_center`` is the local center a tier with one serving center was placed in
     (``None`` for active-active). The DR center always holds the DR copy.
     """
+    from cloudctl.model import topology as topo
+
     roles: dict[str, PlacementRole] = {}
     for center in centers:
         if topology.center(center).role is topo.CenterRole.DR:

@@ -748,12 +748,25 @@ def _set_state(tx: sa.Connection, reservation_id: str, state: ReservationState, 
     )
 
 
-def _settle(
+_COUNTS: dict[ReservationState, tuple[int, int]] = {
+    ReservationState.RESERVED: (1, 0),
+    ReservationState.COMMITTED: (0, 1),
+    ReservationState.RELEASED: (0, 0),
+}
+"""What a reservation in each state counts, per unit of its amounts: (reserved, used)."""
+
+
+def _move(
     tx: sa.Connection, reservation_ids: list[str], *, to: ReservationState, now: float
 ) -> list[Reservation]:
-    """Move reservations forward (to committed or released), locking every counter row in one go."""
+    """Move reservations to ``to``, locking every counter row they touch in one go; each counter
+    changes by what ``to`` counts minus what the old state did. A reservation already in ``to``
+    is left; committing a released one is a conflict; only committed usage goes back to a hold."""
     reservations = _lock_reservations(tx, reservation_ids)
-    moving = [r for r in reservations if r.state is not to]
+    if to is ReservationState.RESERVED:
+        moving = [r for r in reservations if r.state is ReservationState.COMMITTED]
+    else:
+        moving = [r for r in reservations if r.state is not to]
     if to is ReservationState.COMMITTED:
         for reservation in moving:
             if reservation.state is ReservationState.RELEASED:
@@ -767,17 +780,16 @@ def _settle(
         centers=sorted({r.center for r in moving} | {ALL}),
         resources={resource for r in moving for resource in r.amounts},
     )
+    held_to, used_to = _COUNTS[to]
     for reservation in moving:
-        held, used = (-1, 0) if reservation.state is ReservationState.RESERVED else (0, -1)
-        if to is ReservationState.COMMITTED:
-            used = 1
+        held_from, used_from = _COUNTS[reservation.state]
         _adjust(
             tx,
             chain=chains[reservation.node_id],
             center=reservation.center,
             amounts=reservation.amounts,
-            reserved_sign=held,
-            used_sign=used,
+            reserved_sign=held_to - held_from,
+            used_sign=used_to - used_from,
         )
         _set_state(tx, reservation.id, to, now)
     return [dataclasses.replace(r, state=to, updated_at=now) if r in moving else r for r in reservations]
@@ -785,20 +797,20 @@ def _settle(
 
 def commit_reservation(tx: sa.Connection, reservation_id: str, *, now: float) -> Reservation:
     """Turn held quota into usage (the resources now exist); committing twice changes nothing."""
-    return _settle(tx, [reservation_id], to=ReservationState.COMMITTED, now=now)[0]
+    return _move(tx, [reservation_id], to=ReservationState.COMMITTED, now=now)[0]
 
 
 def release_reservation(tx: sa.Connection, reservation_id: str, *, now: float) -> Reservation:
     """Give back held quota or usage; releasing twice changes nothing."""
-    return _settle(tx, [reservation_id], to=ReservationState.RELEASED, now=now)[0]
+    return _move(tx, [reservation_id], to=ReservationState.RELEASED, now=now)[0]
 
 
 def commit_reservations(tx: sa.Connection, reservation_ids: list[str], *, now: float) -> list[Reservation]:
-    return _settle(tx, reservation_ids, to=ReservationState.COMMITTED, now=now)
+    return _move(tx, reservation_ids, to=ReservationState.COMMITTED, now=now)
 
 
 def release_reservations(tx: sa.Connection, reservation_ids: list[str], *, now: float) -> list[Reservation]:
-    return _settle(tx, reservation_ids, to=ReservationState.RELEASED, now=now)
+    return _move(tx, reservation_ids, to=ReservationState.RELEASED, now=now)
 
 
 def list_reservations(
@@ -823,28 +835,4 @@ def list_reservations(
 def hold_reservations(tx: sa.Connection, reservation_ids: list[str], *, now: float) -> list[Reservation]:
     """Turn usage back into a hold (committed → reserved): a recovery center handing its
     workload back keeps the failover headroom without running anything."""
-    reservations = _lock_reservations(tx, reservation_ids)
-    moving = [r for r in reservations if r.state is ReservationState.COMMITTED]
-    if not moving:
-        return reservations
-    chains = {r.node_id: ancestor_ids(tx, node_id=r.node_id) for r in moving}
-    _lock_counters(
-        tx,
-        node_ids=sorted({node for chain in chains.values() for node in chain}),
-        centers=sorted({r.center for r in moving} | {ALL}),
-        resources={resource for r in moving for resource in r.amounts},
-    )
-    for reservation in moving:
-        _adjust(
-            tx,
-            chain=chains[reservation.node_id],
-            center=reservation.center,
-            amounts=reservation.amounts,
-            reserved_sign=1,
-            used_sign=-1,
-        )
-        _set_state(tx, reservation.id, ReservationState.RESERVED, now)
-    return [
-        dataclasses.replace(r, state=ReservationState.RESERVED, updated_at=now) if r in moving else r
-        for r in reservations
-    ]
+    return _move(tx, reservation_ids, to=ReservationState.RESERVED, now=now)
