@@ -182,33 +182,31 @@ def restore(
     recovery.authorize_center(ctx, principal, point.center, action="failover.run")
     if dry_run:
         return _public(engine.plan(env, workload, point, at=moment), at=moment, dry_run=True)
-    try:
-        result = engine.restore(env, workload, point, at=moment)
-    except errors.CloudctlError as error:
-        metrics.RESTORES.labels(center=point.center, outcome="failed").inc()
+
+    def record(outcome: str, detail: dict[str, object]) -> None:
         audit.record(
             ctx,
             principal=principal,
             action="workload.restore",
             target_type="Workload",
             target_id=workload_id,
-            outcome="failed",
-            detail={"point": point.id, "at": clocks.isoformat(moment), "error": error.one_line()},
+            outcome=outcome,
+            detail={"point": point.id, **detail},
         )
+
+    try:
+        result = engine.restore(env, workload, point, at=moment)
+    except errors.CloudctlError as error:
+        metrics.RESTORES.labels(center=point.center, outcome="failed").inc()
+        record("failed", {"at": clocks.isoformat(moment), "error": error.one_line()})
         audit.mark_recorded(error)
         raise
     metrics.RESTORES.labels(center=point.center, outcome="missing" if result.missing else "success").inc()
     metrics.RESTORE_DATA_LOST.labels(center=point.center).observe(result.loss.seconds)
     public = _public(result, at=moment, dry_run=False)
-    audit.record(
-        ctx,
-        principal=principal,
-        action="workload.restore",
-        target_type="Workload",
-        target_id=workload_id,
-        outcome="success",
-        detail={
-            "point": point.id,
+    record(
+        "success",
+        {
             "at": public.at,
             "volumes": len(public.volumes),
             "objects_rewound": len(public.objects_rewound),
