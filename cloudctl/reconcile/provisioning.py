@@ -146,7 +146,8 @@ def _provision_placement(
     group_steps: bool,
 ) -> list[dict[str, Any]]:
     """Order every resource of the placement, then wait for them together (servers boot side
-    by side in the backend instead of one after another); the resources, all usable.
+    by side in the backend instead of one after another); the resources, all usable. A server
+    the backend said was active when it was found or created is not asked again.
 
     The caller marks the placement ready in the transaction that finishes the request.
     """
@@ -155,6 +156,7 @@ def _provision_placement(
     existing = {item["name"] for item in made}
     network = env.topology.workload_network(placement.center)
     segment = env.topology.segment(placement.center, network.name) if network else ""
+    active: dict[str, base.Server] = {}
     for index in range(workload.count):
         name = names.resource_name(workload.id, index)
         if name in existing:
@@ -162,11 +164,14 @@ def _provision_placement(
         # Persist each resource as soon as it exists (or with it): a crash leaves no orphan behind.
         # Nothing is caught inside the group, so it needs no savepoints.
         with env.store.unit_of_work(savepoints=False) if group_steps else contextlib.nullcontext():
-            made.append(_create_one(drivers, workload, offering, name, network=network, segment=segment))
+            item, server = _create_one(drivers, workload, offering, name, network=network, segment=segment)
+            made.append(item)
+            if server is not None and server.status is base.ServerStatus.ACTIVE:
+                active[server.id] = server
             _record_resources(env, workload.id, placement.center, made, state=states.PlacementState.CREATING)
     for item in made:
         if item["kind"] == "server":
-            server = drivers.compute.wait_for_status(
+            server = active.get(item["id"]) or drivers.compute.wait_for_status(
                 item["id"], status=base.ServerStatus.ACTIVE, timeout_s=SERVER_ACTIVE_TIMEOUT_S
             )
             if item.get("network") and server.addresses:
@@ -197,8 +202,9 @@ def _create_one(
     *,
     network: topo.Network | None,
     segment: str,
-) -> dict[str, Any]:
-    """Find or order one resource; servers are ordered here and waited for by the caller.
+) -> tuple[dict[str, Any], base.Server | None]:
+    """Find or order one resource; servers are ordered here and waited for by the caller (the
+    server as the backend answered is returned with its record, ``None`` for other kinds).
 
     A server gets its port on the center's workload network when the topology declares one;
     its network is recorded with it (its address once it is active), which is what a failover
@@ -221,23 +227,23 @@ def _create_one(
         made = {"kind": "server", "name": name, "id": server.id}
         if network is not None:
             made["network"] = network.name
-        return made
+        return made, server
     if kind is topo.OfferingKind.VOLUME:
         volume = drivers.block_storage.find_volume(name) or drivers.block_storage.create_volume(
             name=name, project=workload.department, size_gb=offering.volume_gb
         )
-        return {"kind": "volume", "name": name, "id": volume.id}
+        return {"kind": "volume", "name": name, "id": volume.id}, None
     if kind is topo.OfferingKind.BUCKET:
         try:
             bucket = drivers.object_storage.get_bucket(name)
         except errors.NotFound:
             bucket = drivers.object_storage.create_bucket(name, versioning=True)
-        return {"kind": "bucket", "name": name, "id": bucket.name}
+        return {"kind": "bucket", "name": name, "id": bucket.name}, None
     try:
         namespace = drivers.containers.get_namespace(name)
     except errors.NotFound:
         namespace = drivers.containers.create_namespace(name, vcpu=offering.vcpu, ram_gb=offering.ram_gb)
-    return {"kind": "namespace", "name": name, "id": namespace.name}
+    return {"kind": "namespace", "name": name, "id": namespace.name}, None
 
 
 def _fail(env: Environment, request_id: str, reason: str) -> Result:

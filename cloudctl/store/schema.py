@@ -123,6 +123,10 @@ sim_objects = sa.Table(
     sa.Column("key", sa.String(400), primary_key=True),
     sa.Column("doc", sa.JSON, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
+    # The document's string ``name`` field, kept beside it so that a lookup by name is an index
+    # probe, not a comparison of every document of the kind (``find_by``).
+    sa.Column("name", sa.Text, nullable=True),
+    sa.Index("ix_sim_objects_name", "center", "kind", "name"),
 )
 
 requests = sa.Table(

@@ -284,3 +284,21 @@ def test_the_puts_of_a_write_transaction_are_written_together_and_read_back(
         transaction.put("east", "server", "s3", {"name": "lost"})
         raise RuntimeError("abort")
     assert stored_backend.get("east", "server", "s3") is None
+
+
+def test_find_by_follows_a_document_whose_name_changes(backend: sim.StateBackend) -> None:
+    backend.put("east", "server", "a", {"name": "web", "status": "BUILD"})
+    backend.put("east", "server", "a", {"name": "api", "status": "ACTIVE"})
+    backend.put("east", "server", "b", {"name": "db", "status": "ACTIVE"})
+    with backend.transaction() as transaction:
+        transaction.put("east", "server", "b", {"status": "ACTIVE"})
+
+    assert backend.find_by("east", "server", field="name", value="web") is None
+    assert backend.find_by("east", "server", field="name", value="api") == {"name": "api", "status": "ACTIVE"}
+    assert backend.find_by("east", "server", field="name", value="db") is None
+    # A field other than the name is compared too.
+    assert backend.find_by("east", "server", field="status", value="ACTIVE") == {
+        "name": "api",
+        "status": "ACTIVE",
+    }
+    assert backend.find_by("east", "server", field="status", value="BUILD") is None
