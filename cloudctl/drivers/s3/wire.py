@@ -11,8 +11,9 @@ own parts where it matters:
   payload is not signed: ``UNSIGNED-PAYLOAD``, as the client does);
 - it is sent on a botocore ``URLLib3Session`` (a pool of urllib3 connections made like the
   client's: its timeouts, certificate bundle and the environment's proxies), the body in
-  one block; a server that answers ``Connection: close`` (moto) gets a new connection per
-  request, any other keeps them open;
+  one block; the answer's body is read in one block through botocore's ``StreamingBody``
+  (its length checked, as the client checks it). A server that answers
+  ``Connection: close`` (moto) gets a new connection per request, any other keeps them open;
 - failures surface as what the client raises: botocore's connection errors, and a
   ``ClientError`` carrying the S3 error code, the HTTP status and the headers, so the
   driver's ``Caller`` retries and maps them exactly as it does the client's;
@@ -36,6 +37,7 @@ import botocore.awsrequest  # type: ignore[import-untyped]
 import botocore.credentials  # type: ignore[import-untyped]
 import botocore.exceptions  # type: ignore[import-untyped]
 import botocore.httpsession  # type: ignore[import-untyped]
+import botocore.response  # type: ignore[import-untyped]
 import botocore.utils  # type: ignore[import-untyped]
 
 HTTP_OK = 200
@@ -142,12 +144,15 @@ class ObjectWire:
         )
         request.context["client_config"] = self._client_config  # payload signing as the client's
         self._signer.add_auth(request)
-        response = self._session.send(request.prepare())  # reads the whole body; errors as botocore's
+        prepared = request.prepare()
+        prepared.stream_output = True  # the body is read below in one block, not 64 KiB at a time
+        response = self._session.send(prepared)
+        # Read as the client reads a streamed body: the length checked, urllib3's errors as botocore's.
+        length = response.headers.get("Content-Length")
+        content = botocore.response.StreamingBody(response.raw, int(length) if length else None).read()
         if HTTP_OK <= response.status_code < HTTP_REDIRECT:
-            return Answer(status=response.status_code, headers=response.headers, body=response.content)
-        raise client_error(
-            operation, status=response.status_code, headers=response.headers, body=response.content
-        )
+            return Answer(status=response.status_code, headers=response.headers, body=content)
+        raise client_error(operation, status=response.status_code, headers=response.headers, body=content)
 
 
 def client_error(operation: str, *, status: int, headers: Mapping[str, str], body: bytes) -> Any:
