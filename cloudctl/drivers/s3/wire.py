@@ -98,9 +98,6 @@ class ObjectWire:
             proxies_config=client_config.proxies_config,
         )
 
-    def close(self) -> None:
-        self._session.close()
-
     def get_object(self, bucket: str, key: str) -> Answer:
         return self._send("GetObject", "GET", self._object_path(bucket, key))
 
