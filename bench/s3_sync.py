@@ -11,9 +11,11 @@ Each round, baseline first:
 2. 1% of the source objects (at least one) rewritten with new bytes;
 3. **incremental**: ``rclone sync`` and ``sync_bucket`` again.
 
-``sync_bucket`` runs with its default parallelism; rclone with ``--transfers`` and
-``--checkers`` set to the same number, and ``--checksum`` so that, like ``sync_bucket``, it
-decides by content (MD5/ETag and size) rather than modification time. The full pass uses
+``sync_bucket`` runs with its default parallelism (at most 8 GETs at the source and 8 PUTs
+at the target at once); rclone with ``--transfers`` and ``--checkers`` set to the same number
+(8 transfers, each streaming a GET into a PUT: also 8 requests per side), and ``--checksum``
+so that, like ``sync_bucket``, it decides by content (MD5/ETag and size) rather than
+modification time. The full pass uses
 fresh drivers; both use a ``JsonFileManifest`` (removed before the full pass, whose target
 was emptied), so the incremental pass lists the source only, while rclone lists both sides.
 Where a goal (``GOALS``) is missed, that pass is run once more under cProfile and the

@@ -13,10 +13,13 @@ One pass:
    listed too, and created with the source's versioning if missing.
 2. Decide per source key by content (ETag and size, as ``rclone --checksum`` does):
    **unchanged** when the target holds the same; **copy** otherwise.
-3. Copy in parallel (a thread pool of ``parallelism`` workers): one GET from the source
-   (the driver verifies the bytes against their sha256), one PUT at the target
-   (``put_replica``: the digests come from the source, the target server checks the
-   bytes against Content-MD5). No HEAD before or after; each byte is hashed once.
+3. Copy in parallel: one GET from the source (the driver verifies the bytes against their
+   sha256), one PUT at the target (``put_replica``: the digests come from the source, the
+   target server checks the bytes against Content-MD5). No HEAD before or after; each
+   byte is hashed once. ``parallelism`` bounds each side: at most that many requests to
+   the source and that many to the target at once (as each of rclone's ``--transfers``
+   reads from one side while it writes to the other), so one object is read while
+   another is written; at most ``2 * parallelism`` objects are held in memory.
 4. With ``delete_extraneous`` (the default), delete target keys the source lacks (in a
    versioned target this leaves a delete marker: the history stays for its retention).
 5. With ``verify_target_bytes`` (a scrub), every unchanged object is also read back from
@@ -301,7 +304,15 @@ def sync_bucket(
             }
     finally:
         source_entries = listing.result()
-    replicator = _Replicator(source=source, target=target, bucket=bucket, manifest=manifest, copier=copy)
+    replicator = _Replicator(
+        source=source,
+        target=target,
+        bucket=bucket,
+        manifest=manifest,
+        copier=copy,
+        reads=threading.BoundedSemaphore(parallelism),
+        writes=threading.BoundedSemaphore(parallelism),
+    )
 
     settled: list[_Outcome] = []
     work: list[Callable[[], _Outcome]] = []
@@ -385,6 +396,10 @@ class _Replicator:
     bucket: str
     manifest: Manifest | None
     copier: Copier | None
+    reads: threading.BoundedSemaphore
+    """Held for each request to the source, and for reads at the target (a scrub)."""
+    writes: threading.BoundedSemaphore
+    """Held for each write or delete at the target."""
 
     def copy(self, entry: base.ObjectEntry, *, action: SyncAction) -> _Outcome:
         try:
@@ -395,7 +410,8 @@ class _Replicator:
 
     def verify_or_resend(self, entry: base.ObjectEntry, recorded: Synced) -> _Outcome:
         try:
-            _data, info = self.target.get_object(self.bucket, key=entry.key)  # verifies the sha256
+            with self.reads:
+                _data, info = self.target.get_object(self.bucket, key=entry.key)  # verifies the sha256
         except (base.ChecksumMismatchError, errors.NotFound):  # damaged, or deleted behind our back
             return self.copy(entry, action=SyncAction.RESENT)
         except errors.CloudctlError as error:
@@ -408,7 +424,8 @@ class _Replicator:
 
     def delete(self, key: str) -> _Outcome:
         try:
-            self.target.delete_object(self.bucket, key=key, ignore_missing=True)
+            with self.writes:
+                self.target.delete_object(self.bucket, key=key, ignore_missing=True)
         except errors.CloudctlError as error:
             return _Outcome(key, SyncAction.FAILED, 0, error=f"delete at target: {error}")
         return _Outcome(key, SyncAction.DELETED, 0)
@@ -416,11 +433,14 @@ class _Replicator:
     def _send(self, entry: base.ObjectEntry) -> tuple[Synced, int]:
         """Copy one object, verified on arrival; what the target now holds and the bytes sent."""
         if self.copier is not None:
-            moved = self.copier(entry.key)
+            with self.writes:
+                moved = self.copier(entry.key)
             synced = Synced(key=entry.key, etag=entry.etag, size_bytes=entry.size_bytes)
         else:
-            data, current = self.source.get_object(self.bucket, key=entry.key)  # verified: its sha256
-            self.target.put_replica(self.bucket, data=data, source=current)  # checked: Content-MD5
+            with self.reads:
+                data, current = self.source.get_object(self.bucket, key=entry.key)  # verified: its sha256
+            with self.writes:
+                self.target.put_replica(self.bucket, data=data, source=current)  # checked: Content-MD5
             synced = Synced(
                 key=entry.key, etag=current.etag, size_bytes=current.size_bytes, sha256=current.sha256
             )
@@ -465,7 +485,10 @@ def _run(
         for job in work:
             progressed(job())
         return outcomes
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="object-sync")
+    # Twice the workers: each side's semaphore lets ``parallelism`` of them at it at once.
+    pool = concurrent.futures.ThreadPoolExecutor(
+        max_workers=2 * parallelism, thread_name_prefix="object-sync"
+    )
     try:
         futures = [pool.submit(job) for job in work]
         for future in concurrent.futures.as_completed(futures):

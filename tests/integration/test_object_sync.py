@@ -10,9 +10,13 @@ sync works between two different drivers (simulator to S3).
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import functools
 import hashlib
+import threading
+import typing
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -282,3 +286,82 @@ def test_a_bucket_syncs_from_a_simulated_center_to_a_real_s3_center(
     assert report.succeeded, report.errors
     assert report.objects_copied == 30
     assert contents_of(target, bucket) == contents_of(source, bucket)
+
+
+WAIT_S = 30.0
+
+
+class Gauge:
+    """How many calls are in progress, and the most seen at once."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.now = 0
+        self.most = 0
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[int]:
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+            now = self.now
+        try:
+            yield now
+        finally:
+            with self.lock:
+                self.now -= 1
+
+
+class Watched:
+    """A driver whose GETs and PUTs are counted; each PUT waits until a GET has run while
+    every PUT slot was taken (at most once for ``WAIT_S``: after that nothing waits)."""
+
+    def __init__(self, storage: s3.S3ObjectStorage, *, parallelism: int, reads: Gauge, writes: Gauge) -> None:
+        self.storage = storage
+        self.parallelism = parallelism
+        self.reads, self.writes = reads, writes
+        self.read_while_writes_full = threading.Event()
+        self.waited_out = threading.Event()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.storage, name)
+
+    def get_object(self, bucket: str, *, key: str) -> tuple[bytes, base.ObjectInfo]:
+        with self.reads.held():
+            if self.writes.now >= self.parallelism:
+                self.read_while_writes_full.set()
+            return self.storage.get_object(bucket, key=key)
+
+    def put_replica(self, bucket: str, *, data: bytes, source: base.ObjectInfo) -> base.ObjectInfo:
+        with self.writes.held():
+            if not self.waited_out.is_set() and not self.read_while_writes_full.wait(timeout=WAIT_S):
+                self.waited_out.set()
+            return self.storage.put_replica(bucket, data=data, source=source)
+
+
+def test_parallelism_bounds_each_side_and_reads_go_on_while_the_writes_are_busy(
+    source: s3.S3ObjectStorage,
+    target: s3.S3ObjectStorage,
+    bucket: str,
+    servers: tuple[moto_servers.MotoServer, moto_servers.MotoServer],
+) -> None:
+    contents = fill(source, bucket, count=12)
+    reads, writes = Gauge(), Gauge()
+    parallelism = 2
+    watched_source = Watched(source, parallelism=parallelism, reads=reads, writes=writes)
+    watched_target = Watched(target, parallelism=parallelism, reads=reads, writes=writes)
+    watched_target.read_while_writes_full = watched_source.read_while_writes_full
+
+    report = object_sync.sync_bucket(
+        source=typing.cast(base.ObjectStorage, watched_source),
+        target=typing.cast(base.ObjectStorage, watched_target),
+        bucket=bucket,
+        parallelism=parallelism,
+    )
+
+    assert report.succeeded, report.errors
+    assert report.objects_copied == len(contents)
+    assert watched_source.read_while_writes_full.is_set()  # a GET ran while both PUTs were in progress
+    assert reads.most <= parallelism and writes.most <= parallelism
+    raw = moto_servers.raw_client(servers[1])
+    assert {key: raw.get_object(Bucket=bucket, Key=key)["Body"].read() for key in contents} == contents

@@ -8,14 +8,18 @@ objects written by other tools, and one server per center.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 import uuid
+from pathlib import Path
 
+import botocore.config
 import pytest
 
 from cloudctl import clock as clocks
 from cloudctl import errors
 from cloudctl.drivers import s3
+from cloudctl.drivers.s3 import wire
 from tests.integration import conftest, moto_servers
 
 
@@ -118,3 +122,109 @@ def test_each_center_has_its_own_server(
 ) -> None:
     assert bucket in [found.name for found in object_storage(source_center).list_buckets()]
     assert bucket not in [found.name for found in object_storage(target_center).list_buckets()]
+
+
+ODD_KEYS = ["dept/a b+c%d", "dept/数据/2026-12-04", "dept/~tilde=equals&amp", "dept/(1) [x]"]
+
+
+def test_keys_of_any_characters_go_through_put_get_and_listing_as_boto3_sees_them(
+    storage: s3.S3ObjectStorage, server: moto_servers.MotoServer, bucket: str
+) -> None:
+    contents = {key: f"bytes of {key}".encode() for key in ODD_KEYS}
+    for key, data in contents.items():
+        storage.put_object(bucket, key=key, data=data)
+
+    raw = moto_servers.raw_client(server)
+    for key, data in contents.items():
+        assert raw.get_object(Bucket=bucket, Key=key)["Body"].read() == data
+        assert storage.get_object(bucket, key=key)[0] == data
+    listed = {entry.key: entry.etag for entry in storage.list_object_entries(bucket, prefix="dept/")}
+    seen = raw.list_objects_v2(Bucket=bucket, Prefix="dept/")["Contents"]
+    assert listed == {entry["Key"]: entry["ETag"].strip('"') for entry in seen}
+    assert set(listed) == set(contents)
+
+
+def test_a_listing_is_read_page_by_page(server: moto_servers.MotoServer, bucket: str) -> None:
+    raw = moto_servers.raw_client(server)
+    keys = [f"page/{index:02d}" for index in range(5)]
+    for key in keys:
+        raw.put_object(Bucket=bucket, Key=key, Body=key.encode())
+    client_config = botocore.config.Config(connect_timeout=3, read_timeout=30)
+    object_wire = wire.ObjectWire(
+        endpoint_url=server.endpoint_url,
+        access_key=moto_servers.ACCESS_KEY,
+        secret_key=moto_servers.SECRET_KEY,
+        region=moto_servers.REGION,
+        client_config=client_config,
+        verify=True,
+        max_pool_connections=2,
+    )
+    request_tokens: list[str | None] = [None]
+    found: list[str] = []
+    while True:
+        page = object_wire.list_objects_page(
+            bucket, prefix="page/", continuation_token=request_tokens[-1], max_keys=2
+        )
+        found.extend(listed.key for listed in page.objects)
+        if page.next_token is None:
+            break
+        request_tokens.append(page.next_token)
+
+    assert found == keys
+    assert len(request_tokens) == 3
+
+
+def test_a_missing_object_is_not_found_and_bytes_other_than_the_md5_are_not_taken_as_stored(
+    storage: s3.S3ObjectStorage, bucket: str
+) -> None:
+    with pytest.raises(errors.NotFound):
+        storage.get_object(bucket, key="never-written")
+    source = storage.put_object(bucket, key="ledger", data=b"ledger line\n")
+    # moto stores a body whatever its Content-MD5 (S3 refuses it): the ETag it answers gives it away.
+    with pytest.raises(errors.OperationFailed, match="stored other bytes than sent"):
+        storage.put_replica(bucket, data=b"other line\n!", source=source)
+
+
+def test_a_server_that_checks_signatures_accepts_the_data_path_and_refuses_a_wrong_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    # moto checks SigV4 signatures against its IAM users once this many requests were let through
+    # unchecked: the start-up probe, then the three below that make a user with a key.
+    monkeypatch.setenv("INITIAL_NO_AUTH_ACTION_COUNT", "4")
+    [server] = moto_servers.start(["qd-a"], log_dir=tmp_path)
+    request.addfinalizer(lambda: moto_servers.stop([server]))
+    iam = moto_servers.raw_client(server, "iam")
+    iam.create_user(UserName="replicator")
+    everything = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
+    }
+    iam.put_user_policy(UserName="replicator", PolicyName="s3", PolicyDocument=json.dumps(everything))
+    key = iam.create_access_key(UserName="replicator")["AccessKey"]
+
+    def storage(secret_key: str) -> s3.S3ObjectStorage:
+        return s3.S3ObjectStorage(
+            center="qd-a",
+            endpoint_url=server.endpoint_url,
+            access_key=key["AccessKeyId"],
+            secret_key=secret_key,
+            region=moto_servers.REGION,
+            retry=s3.RetryPolicy(attempts=1),
+        )
+
+    signed = storage(key["SecretAccessKey"])
+    signed.create_bucket("signed", versioning=False)
+    for odd_key in ODD_KEYS:
+        signed.put_object("signed", key=odd_key, data=odd_key.encode())
+        assert signed.get_object("signed", key=odd_key)[0] == odd_key.encode()
+    assert sorted(entry.key for entry in signed.list_object_entries("signed", prefix="dept/")) == sorted(
+        ODD_KEYS
+    )
+
+    forged = storage("not-the-secret")
+    with pytest.raises(errors.OperationFailed, match="SignatureDoesNotMatch"):
+        forged.get_object("signed", key=ODD_KEYS[0])
+    with pytest.raises(errors.OperationFailed, match="SignatureDoesNotMatch"):
+        forged.put_object("signed", key="forged", data=b"forged")
+    with pytest.raises(errors.OperationFailed, match="SignatureDoesNotMatch"):
+        forged.list_object_entries("signed")

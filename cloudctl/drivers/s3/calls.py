@@ -29,6 +29,7 @@ import dataclasses
 import datetime
 import email.utils
 import functools
+import os
 import threading
 from typing import Any
 
@@ -131,6 +132,16 @@ def make_client(
             aws_secret_access_key=secret_key,
             config=config,
         )
+
+
+def certificate_verification() -> bool | str:
+    """How a client made by ``make_client`` checks TLS certificates, as botocore decides it: the
+    ``ca_bundle`` setting (``AWS_CA_BUNDLE``), else ``REQUESTS_CA_BUNDLE``, else the default bundle."""
+    with _session_lock:
+        bundle = _shared_session().get_config_variable("ca_bundle")
+    if bundle:
+        return str(bundle)
+    return os.environ.get("REQUESTS_CA_BUNDLE") or True
 
 
 _session_lock = threading.Lock()

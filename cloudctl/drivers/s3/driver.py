@@ -23,6 +23,10 @@ Invariants:
   ``delete_object`` leaves the object's history (a delete marker) in a versioned bucket.
 - ``create_bucket`` of an existing bucket raises ``errors.Conflict`` even on S3 servers
   that answer 200 to re-creating one's own bucket (us-east-1 semantics): it asks first.
+- The data path (``get_object``, the PUTs of ``put_object`` and ``put_replica``, and the pages
+  of ``list_object_entries``) goes through ``wire.ObjectWire``: the same requests, signed by
+  botocore's signer and sent on a pooled connection without the client's per-request cost;
+  everything else goes through the botocore client.
 - Every call is retried and mapped by the shared ``drivers.calls.Caller`` with the rules of ``calls``;
   nothing from botocore escapes.
 """
@@ -43,7 +47,7 @@ from typing import Any
 from cloudctl import clock as clocks
 from cloudctl import errors
 from cloudctl.drivers import base
-from cloudctl.drivers.s3 import calls
+from cloudctl.drivers.s3 import calls, wire
 
 SHA256_METADATA_KEY = "sha256"
 """User metadata key of the sha256; on the wire the header ``x-amz-meta-sha256``."""
@@ -102,6 +106,15 @@ class S3ObjectStorage:
             retry=retry,
             max_pool_connections=2 * HEAD_PARALLELISM,
             s3_path_style=True,
+        )
+        self._wire = wire.ObjectWire(
+            endpoint_url=endpoint_url,
+            access_key=access_key,
+            secret_key=secret_key,
+            region=region,
+            client_config=self._client.meta.config,
+            verify=calls.certificate_verification(),
+            max_pool_connections=2 * HEAD_PARALLELISM,
         )
         self._caller = calls.caller(
             center=center,
@@ -253,16 +266,14 @@ class S3ObjectStorage:
         """One PUT guarded by Content-MD5; no HEAD after it when the answer dates the write."""
         what = f"object {bucket}/{key}"
         try:
+            headers = {
+                "Content-MD5": base64.b64encode(bytes.fromhex(md5_hex)).decode("ascii"),
+                f"x-amz-meta-{SHA256_METADATA_KEY}": sha256,
+            }
             answer = self._caller.call(
-                lambda: self._client.put_object(
-                    Bucket=bucket,
-                    Key=key,
-                    Body=data,
-                    ContentMD5=base64.b64encode(bytes.fromhex(md5_hex)).decode("ascii"),
-                    Metadata={SHA256_METADATA_KEY: sha256},
-                ),
+                lambda: self._wire.put_object(bucket, key, body=data, headers=headers),
                 what=f"bucket {bucket}",
-            )
+            ).headers
         except errors.InvalidInput as refused:
             if "BadDigest" not in str(refused) and "InvalidDigest" not in str(refused):
                 raise
@@ -272,16 +283,16 @@ class S3ObjectStorage:
                 expected_sha256=sha256,
                 actual_sha256=hashlib.sha256(data).hexdigest(),
             ) from refused
-        stored_etag = _etag(answer)
+        stored_etag = answer.get("ETag", "").strip('"')
         if stored_etag != md5_hex:
             raise errors.OperationFailed(
                 f"center {self.center} stored other bytes than sent for {bucket}/{key}: "
                 f"ETag {stored_etag}, MD5 sent {md5_hex}",
                 field="checksum",
             )
-        headers = answer.get("ResponseMetadata", {}).get("HTTPHeaders", {})
-        if "last-modified" not in headers:
-            return self._head(bucket, key=key, version_id=answer.get("VersionId"))
+        version_id = answer.get("x-amz-version-id")
+        if "last-modified" not in answer:
+            return self._head(bucket, key=key, version_id=version_id)
         info = base.ObjectInfo(
             bucket=bucket,
             key=key,
@@ -289,8 +300,8 @@ class S3ObjectStorage:
             size_bytes=len(data),
             sha256=sha256,
             etag=stored_etag,
-            version_id=answer.get("VersionId") or UNVERSIONED,
-            modified_at=_epoch_s(email.utils.parsedate_to_datetime(headers["last-modified"])),
+            version_id=version_id or UNVERSIONED,
+            modified_at=_epoch_s(email.utils.parsedate_to_datetime(answer["last-modified"])),
         )
         self._remember(info)
         return info
@@ -298,14 +309,11 @@ class S3ObjectStorage:
     def get_object(self, bucket: str, *, key: str) -> tuple[bytes, base.ObjectInfo]:
         what = f"object {bucket}/{key}"
 
-        def read() -> tuple[dict[str, Any], bytes]:
-            response = self._client.get_object(Bucket=bucket, Key=key)
-            return response, response["Body"].read()
-
-        response, data = self._caller.call(read, what=what)
+        answer = self._caller.call(lambda: self._wire.get_object(bucket, key), what=what)
+        data, headers = answer.body, answer.headers
         actual_sha256 = hashlib.sha256(data).hexdigest()
-        recorded_sha256 = response.get("Metadata", {}).get(SHA256_METADATA_KEY)
-        etag = _etag(response)
+        recorded_sha256 = headers.get(f"x-amz-meta-{SHA256_METADATA_KEY}")
+        etag = headers.get("ETag", "").strip('"')
         if recorded_sha256 is not None and recorded_sha256 != actual_sha256:
             raise base.ChecksumMismatchError(
                 center=self.center, what=what, expected_sha256=recorded_sha256, actual_sha256=actual_sha256
@@ -323,7 +331,21 @@ class S3ObjectStorage:
                 expected_sha256=recorded_sha256 or actual_sha256,
                 actual_sha256=actual_sha256,
             )
-        info = self._info(bucket, key=key, headers=response, size_bytes=len(data), sha256=actual_sha256)
+        if "last-modified" not in headers:
+            raise errors.OperationFailed(
+                f"center {self.center} answered a GET of {bucket}/{key} without Last-Modified",
+                field="endpoint_url",
+            )
+        info = base.ObjectInfo(
+            bucket=bucket,
+            key=key,
+            center=self.center,
+            size_bytes=len(data),
+            sha256=actual_sha256,
+            etag=etag,
+            version_id=headers.get("x-amz-version-id") or UNVERSIONED,
+            modified_at=_epoch_s(email.utils.parsedate_to_datetime(headers["last-modified"])),
+        )
         self._remember(info)
         return data, info
 
@@ -369,16 +391,27 @@ class S3ObjectStorage:
         )
 
     def list_object_entries(self, bucket: str, *, prefix: str = "") -> list[base.ObjectEntry]:
-        return [
-            base.ObjectEntry(
-                key=entry["Key"],
-                size_bytes=int(entry["Size"]),
-                etag=_etag(entry),
-                modified_at=_epoch_s(entry["LastModified"]),
+        entries: list[base.ObjectEntry] = []
+        token: str | None = None
+        while True:
+            page = self._caller.call(
+                functools.partial(
+                    self._wire.list_objects_page, bucket, prefix=prefix, continuation_token=token
+                ),
+                what=f"bucket {bucket}",
             )
-            for page in self._pages("list_objects_v2", Bucket=bucket, Prefix=prefix)
-            for entry in page.get("Contents", [])
-        ]
+            entries.extend(
+                base.ObjectEntry(
+                    key=listed.key,
+                    size_bytes=listed.size_bytes,
+                    etag=listed.etag,
+                    modified_at=_epoch_s(listed.last_modified),
+                )
+                for listed in page.objects
+            )
+            if page.next_token is None:
+                return entries
+            token = page.next_token
 
     def set_retention(self, bucket: str, *, days: int) -> None:
         if days < 1:
