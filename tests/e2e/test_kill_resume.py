@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -88,13 +89,33 @@ def live_reservations(store: db.Store) -> list[quotas.Reservation]:
         )
 
 
+GATE = """
+import pathlib, sys, threading
+entered, opened = (pathlib.Path(arg) for arg in sys.argv[1:3])
+entered.touch()
+pause = threading.Event()
+for _ in range(3000):  # at most 300 s, then the check fails
+    if opened.exists():
+        sys.exit(0)
+    pause.wait(0.1)
+sys.exit(1)
+"""
+"""A pre-check that holds the drill at the end of its warm-up until the test opens it."""
+
+
 def test_a_drill_killed_during_its_warm_up_is_finished_by_drill_resume(home: Path, tmp_path: Path) -> None:
+    # The warm-up ends with its pre-checks; this one says it has started, then waits for the
+    # gate to open. The drill is killed while it waits: inside the warm-up whatever the machine's
+    # speed, every canary write of the warm-up made and saved, the fault not yet struck.
+    entered, opened = tmp_path / "gate-entered", tmp_path / "gate-opened"
+    gate = {"argv": [sys.executable, "-c", GATE, str(entered), str(opened)], "timeout_s": 600}
     plan = {
         "name": "kill-and-resume",
         "description": "lose qd-a; killed during the warm-up, then resumed",
         "scenario": {"kind": "lose-local-center", "center": "qd-a"},
         "scope": {"tiers": ["platinum", "gold"]},
-        "canary": {"writes_per_s": 1, "warmup_s": 3600, "object_bytes": 512, "workloads_per_tier": 5},
+        "canary": {"writes_per_s": 1, "warmup_s": 60, "object_bytes": 512, "workloads_per_tier": 5},
+        "steps": [{"pre": [{"name": "gate", "command": gate}]}],
         "simulated_time": True,
     }
     plan_file = tmp_path / "kill-and-resume.yaml"
@@ -102,15 +123,18 @@ def test_a_drill_killed_during_its_warm_up_is_finished_by_drill_resume(home: Pat
     store = db.Store(db.sqlite_url(home))
     run = cloudctl(home)
 
-    def phase() -> str:
+    def saved() -> dict[str, Any]:
         with store.read() as tx:
             runs = recovery.list_drill_runs(tx, plan="kill-and-resume")
-        return str(runs[0].report.get("progress", {}).get("phase", "")) if runs else ""
+        return dict(runs[0].report.get("progress", {})) if runs else {}
 
     first = run("drill", "run", str(plan_file))
-    poll(lambda: phase() == "prepare", what="the drill to finish making its canaries")
+    poll(entered.exists, what="the drill to reach its pre-check")
     killed(first)
-    assert phase() == "prepare"  # killed in the warm-up, before the fault
+    opened.touch()  # lets the orphaned check exit, and the resumed drill's check pass at once
+    interrupted = saved()
+    assert interrupted["phase"] == "prepare"  # killed in the warm-up, before the fault
+    assert interrupted["sequence"] == 600  # its writes made: 60 s at 1 write/s to 10 canaries
     shown = subprocess.run(
         [
             sys.executable,
@@ -139,7 +163,11 @@ def test_a_drill_killed_during_its_warm_up_is_finished_by_drill_resume(home: Pat
         canaries = [r for r in requests.list_requests(tx) if r.name.startswith("drill-")]
     assert (done.state, done.passed) == ("done", True)
     assert len(canaries) == 10  # the resumed drill made no second set
-    assert all(w["writes_lost"] == 0 for w in done.report["workloads"])
+    workloads = done.report["workloads"]
+    assert [w["writes_acknowledged"] for w in workloads] == [60] * 10  # no write made twice
+    assert all(w["writes_lost"] == 0 for w in workloads)
+    assert [w["recovered_in"] for w in workloads] == ["qd-b"] * 10
+    assert [(c["name"], c["phase"], c["passed"]) for c in done.report["checks"]] == [("gate", "pre", True)]
     assert live_reservations(store) == []
     ctx = make_context(store, clocks.SystemClock(), home)
     assert faults.list_faults(ctx) == []

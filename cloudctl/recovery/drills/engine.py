@@ -151,7 +151,10 @@ def _home_center(plan: drills.DrillPlan, topology: topo.Topology) -> str:
 
 def write_until(drill: Drill, until: float, *, stop: Callable[[], bool] | None = None) -> None:
     """Canary writes as they fall due before ``until``, with the replication passes due, until
-    ``until`` (or until ``stop()`` says so after a tick); the progress is saved after each unit."""
+    ``until`` (or until ``stop()`` says so after a tick); the progress is saved after each unit.
+
+    Up to ``BATCH`` canaries, a unit holds several ticks (``WRITES_PER_UNIT`` writes); more
+    canaries, a tick's writes are one unit and its passes go in units of their own."""
     canaries = drill.progress.canaries
     if drill.clock.now() >= until:
         return
@@ -160,32 +163,50 @@ def write_until(drill: Drill, until: float, *, stop: Callable[[], bool] | None =
         return
     own_clock = isinstance(drill.clock, clocks.ManualClock)
     ticks_per_unit = max(WRITES_PER_UNIT // len(canaries), 1) if own_clock else 1
-    ids = [canary.workload_id for canary in canaries]
+    passes_apart = own_clock and len(canaries) > BATCH
     interval = 1.0 / drill.plan.canary.writes_per_s
-    points = takes_points(drill.plan)
     done = False
     while not done:
         with drill.platform.unit():
             for _tick in range(ticks_per_unit):
-                now = drill.clock.now()
-                due = [c for c in canaries if c.next_write_at <= now and c.next_write_at < until]
-                if due:
-                    _write(drill, due, interval)
-                if points:
-                    drill.platform.replicate_due(ids, points=True)
-                else:
-                    drill.platform.replicate_due(ids)
-                track_catch_up(drill)
-                if stop is not None and stop():
-                    done = True
+                _write_due(drill, until, interval)
+                if passes_apart:
                     break
-                upcoming = min(canary.next_write_at for canary in canaries)
-                if upcoming >= until:
-                    drill.clock.sleep(max(until - drill.clock.now(), 0.0))
-                    done = True
+                done = _passes_then_sleep(drill, until, stop)
+                if done:
                     break
-                drill.clock.sleep(max(upcoming - drill.clock.now(), 0.0))
             drill.save()
+        if passes_apart:
+            done = _passes_then_sleep(drill, until, stop)
+            if done:
+                drill.save()
+
+
+def _write_due(drill: Drill, until: float, interval: float) -> None:
+    now = drill.clock.now()
+    due = [c for c in drill.progress.canaries if c.next_write_at <= now and c.next_write_at < until]
+    if due:
+        _write(drill, due, interval)
+
+
+def _passes_then_sleep(drill: Drill, until: float, stop: Callable[[], bool] | None) -> bool:
+    """The replication passes due now, then the clock on to the next write (or ``until``);
+    whether the writing is done."""
+    canaries = drill.progress.canaries
+    ids = [canary.workload_id for canary in canaries]
+    if takes_points(drill.plan):
+        drill.platform.replicate_due(ids, points=True)
+    else:
+        drill.platform.replicate_due(ids)
+    track_catch_up(drill)
+    if stop is not None and stop():
+        return True
+    upcoming = min(canary.next_write_at for canary in canaries)
+    if upcoming >= until:
+        drill.clock.sleep(max(until - drill.clock.now(), 0.0))
+        return True
+    drill.clock.sleep(max(upcoming - drill.clock.now(), 0.0))
+    return False
 
 
 def takes_points(plan: drills.DrillPlan) -> bool:

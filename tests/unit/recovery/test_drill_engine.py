@@ -430,6 +430,41 @@ def test_a_drill_stopped_after_its_fault_resumes_from_its_save_without_repeating
     assert world.deleted == ["w-gold-0"]
 
 
+def test_a_drill_stopped_in_the_middle_of_its_warm_up_writes_resumes_them_on_schedule(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Stopped at its first save inside the warm-up's writes, the resumed drill makes the rest:
+    the same writes at the same times as a drill never stopped, none twice, none skipped."""
+
+    class Stopped(BaseException):
+        pass
+
+    monkeypatch.setattr(engine, "WRITES_PER_UNIT", 10)  # a save every 10 ticks of the warm-up
+    two_canaries = plan(canary={"writes_per_s": 1, "warmup_s": 60, "workloads_per_tier": 2})
+    whole = ScriptedPlatform()
+    run(whole, two_canaries)
+
+    world = ScriptedPlatform()
+
+    def stop_inside_the_warm_up(state: object) -> None:
+        ScriptedPlatform.save(world, state)
+        if world.saved[-1]["phase"] == "prepare" and world.saved[-1]["sequence"] > 0:
+            raise Stopped
+
+    world.save = stop_inside_the_warm_up  # type: ignore[method-assign]
+    with pytest.raises(Stopped):
+        run(world, two_canaries)
+    saved = progress.Progress.model_validate(world.saved[-1])
+    assert 0 < saved.sequence < 120  # part of the warm-up's writes made
+
+    world.save = lambda state: ScriptedPlatform.save(world, state)  # type: ignore[method-assign]
+    world.clock = clocks.ManualClock(start=saved.clock_at)
+    report = engine.run(engine.Drill(world, saved))
+    assert world.log == whole.log
+    assert [w.writes_acknowledged for w in report.workloads] == [60, 60]
+    assert [spec.index for spec in world.made] == [0, 1]  # no second set of canaries
+
+
 def test_a_drill_that_fails_cleans_up_and_raises() -> None:
     world = ScriptedPlatform()
 
