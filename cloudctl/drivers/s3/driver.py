@@ -41,7 +41,7 @@ import hashlib
 import json
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from cloudctl import clock as clocks
@@ -290,21 +290,9 @@ class S3ObjectStorage:
                 f"ETag {stored_etag}, MD5 sent {md5_hex}",
                 field="checksum",
             )
-        version_id = answer.get("x-amz-version-id")
         if "last-modified" not in answer:
-            return self._head(bucket, key=key, version_id=version_id)
-        info = base.ObjectInfo(
-            bucket=bucket,
-            key=key,
-            center=self.center,
-            size_bytes=len(data),
-            sha256=sha256,
-            etag=stored_etag,
-            version_id=version_id or UNVERSIONED,
-            modified_at=_epoch_s(email.utils.parsedate_to_datetime(answer["last-modified"])),
-        )
-        self._remember(info)
-        return info
+            return self._head(bucket, key=key, version_id=answer.get("x-amz-version-id"))
+        return self._answered(bucket, key, answer, size_bytes=len(data), sha256=sha256, etag=stored_etag)
 
     def get_object(self, bucket: str, *, key: str) -> tuple[bytes, base.ObjectInfo]:
         what = f"object {bucket}/{key}"
@@ -336,18 +324,25 @@ class S3ObjectStorage:
                 f"center {self.center} answered a GET of {bucket}/{key} without Last-Modified",
                 field="endpoint_url",
             )
+        info = self._answered(bucket, key, headers, size_bytes=len(data), sha256=actual_sha256, etag=etag)
+        return data, info
+
+    def _answered(
+        self, bucket: str, key: str, headers: Mapping[str, str], *, size_bytes: int, sha256: str, etag: str
+    ) -> base.ObjectInfo:
+        """The object a GET or PUT answered with ``headers`` (its version and time), remembered."""
         info = base.ObjectInfo(
             bucket=bucket,
             key=key,
             center=self.center,
-            size_bytes=len(data),
-            sha256=actual_sha256,
+            size_bytes=size_bytes,
+            sha256=sha256,
             etag=etag,
             version_id=headers.get("x-amz-version-id") or UNVERSIONED,
             modified_at=_epoch_s(email.utils.parsedate_to_datetime(headers["last-modified"])),
         )
         self._remember(info)
-        return data, info
+        return info
 
     def head_object(self, bucket: str, *, key: str) -> base.ObjectInfo:
         return self._head(bucket, key=key, version_id=None)
