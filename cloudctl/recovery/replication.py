@@ -458,12 +458,25 @@ def scrub(env: Environment, stream_id: str) -> PassResult:
     )
 
 
-def run_due(env: Environment, *, workload_ids: list[str] | None = None) -> list[PassResult]:
+def run_due(
+    env: Environment, *, workload_ids: list[str] | None = None, per_unit: int | None = None
+) -> list[PassResult]:
     """One pass over every stream that is due (sync streams that fell behind, others whose
-    interval passed), or only over those of ``workload_ids``."""
+    interval passed), or only over those of ``workload_ids``.
+
+    ``per_unit``: the passes go that many to a store unit of work (one transaction), for a
+    caller whose waits take no time; what a unit holds is searched by every listing in it, so
+    the units are kept small rather than one for all.
+    """
     with env.store.read() as tx:
         due = replication.due_streams(tx, now=env.clock.now(), workload_ids=workload_ids)
-    return [replicate(env, stream.id) for stream in due]
+    if per_unit is None:
+        return [replicate(env, stream.id) for stream in due]
+    results: list[PassResult] = []
+    for start in range(0, len(due), per_unit):
+        with env.store.unit_of_work():
+            results += [replicate(env, stream.id) for stream in due[start : start + per_unit]]
+    return results
 
 
 def lag_target_s(stream: replication.Stream, *, rpo_target_s: float) -> float:

@@ -769,17 +769,10 @@ class _ServicePlatform:
         return [outcome.at if isinstance(outcome, repl.Ack) else None for outcome in outcomes]
 
     def replicate_due(self, workload_ids: Sequence[str], *, points: bool = False) -> None:
-        # The streams due now, each passed in turn (as ``repl.run_due``); on the drill's own
-        # clock, outside a unit the engine holds, ``engine.BATCH`` passes to a unit: what a
-        # unit holds is searched by every listing in it, so one unit per round would cost the
-        # square of the canaries.
-        env = self._env()
-        with self.ctx.read() as tx:
-            due = replication.due_streams(tx, now=self.clock.now(), workload_ids=list(workload_ids))
-        results = []
-        for start in range(0, len(due), engine.BATCH):
-            with self.unit():
-                results += [repl.replicate(env, stream.id) for stream in due[start : start + engine.BATCH]]
+        # On the drill's own clock, ``engine.BATCH`` passes to a unit of work (waits take no
+        # time there); one unit for a whole round would cost the square of the canaries.
+        per_unit = engine.BATCH if self.own_clock else None
+        results = repl.run_due(self._env(), workload_ids=list(workload_ids), per_unit=per_unit)
         if points:
             replication_points.take_points(self.ctx, results)
 
