@@ -26,6 +26,7 @@ The contract every implementation keeps (``tests/contract`` checks it):
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import enum
 import ipaddress
@@ -163,15 +164,16 @@ class Compute(Protocol):
     def get_project_quota(self, project: str) -> ProjectQuota: ...
 
 
-class ServerWaits:
+class ServerWaits(abc.ABC):
     """``Compute.wait_for_status`` written once: a backend's compute class mixes it in and gives
-    ``get_server`` and the clock its waits run on (``_waits_on``)."""
+    ``get_server`` and the clock its waits run on (``_waits_on``); a class that lacks either
+    cannot be made."""
 
-    def get_server(self, server_id: str) -> Server:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def get_server(self, server_id: str) -> Server: ...
 
-    def _waits_on(self) -> clocks.Clock:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _waits_on(self) -> clocks.Clock: ...
 
     def wait_for_status(
         self,
