@@ -283,7 +283,7 @@ class S3ObjectStorage:
                 expected_sha256=sha256,
                 actual_sha256=hashlib.sha256(data).hexdigest(),
             ) from refused
-        stored_etag = answer.get("ETag", "").strip('"')
+        stored_etag = _etag(answer)
         if stored_etag != md5_hex:
             raise errors.OperationFailed(
                 f"center {self.center} stored other bytes than sent for {bucket}/{key}: "
@@ -301,7 +301,7 @@ class S3ObjectStorage:
         data, headers = answer.body, answer.headers
         actual_sha256 = hashlib.sha256(data).hexdigest()
         recorded_sha256 = headers.get(f"x-amz-meta-{SHA256_METADATA_KEY}")
-        etag = headers.get("ETag", "").strip('"')
+        etag = _etag(headers)
         if recorded_sha256 is not None and recorded_sha256 != actual_sha256:
             raise base.ChecksumMismatchError(
                 center=self.center, what=what, expected_sha256=recorded_sha256, actual_sha256=actual_sha256
@@ -330,7 +330,8 @@ class S3ObjectStorage:
     def _answered(
         self, bucket: str, key: str, headers: Mapping[str, str], *, size_bytes: int, sha256: str, etag: str
     ) -> base.ObjectInfo:
-        """The object a GET or PUT answered with ``headers`` (its version and time), remembered."""
+        """The object a GET, PUT or HEAD answered with ``headers`` (the HTTP headers: its version
+        and time), remembered."""
         info = base.ObjectInfo(
             bucket=bucket,
             key=key,
@@ -534,31 +535,20 @@ class S3ObjectStorage:
         sha256 = headers.get("Metadata", {}).get(SHA256_METADATA_KEY)
         if sha256 is None:
             return self.get_object(bucket, key=key)[1]  # written by another tool: compute it
-        info = self._info(
-            bucket, key=key, headers=headers, size_bytes=headers["ContentLength"], sha256=sha256
+        return self._answered(
+            bucket,
+            key,
+            headers["ResponseMetadata"]["HTTPHeaders"],
+            size_bytes=headers["ContentLength"],
+            sha256=sha256,
+            etag=_etag(headers),
         )
-        self._remember(info)
-        return info
 
     def _head_if_present(self, bucket: str, *, key: str) -> base.ObjectInfo | None:
         try:
             return self._head(bucket, key=key, version_id=None)
         except errors.NotFound:
             return None  # deleted since the listing
-
-    def _info(
-        self, bucket: str, *, key: str, headers: dict[str, Any], size_bytes: int, sha256: str
-    ) -> base.ObjectInfo:
-        return base.ObjectInfo(
-            bucket=bucket,
-            key=key,
-            center=self.center,
-            size_bytes=size_bytes,
-            sha256=sha256,
-            etag=_etag(headers),
-            version_id=headers.get("VersionId") or UNVERSIONED,
-            modified_at=_epoch_s(headers["LastModified"]),
-        )
 
     # --- plumbing ----------------------------------------------------------------------
 
@@ -669,7 +659,7 @@ def _version(entry: dict[str, Any], *, deleted: bool) -> base.ObjectVersion:
     )
 
 
-def _etag(headers: dict[str, Any]) -> str:
+def _etag(headers: Mapping[str, Any]) -> str:
     return str(headers.get("ETag", "")).strip('"')
 
 
