@@ -52,6 +52,7 @@ import functools
 import json
 import os
 import threading
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -312,6 +313,7 @@ def sync_bucket(
         copier=copy,
         reads=threading.BoundedSemaphore(parallelism),
         writes=threading.BoundedSemaphore(parallelism),
+        streams=isinstance(source, base.ObjectStreams) and isinstance(target, base.ObjectStreams),
     )
 
     settled: list[_Outcome] = []
@@ -400,6 +402,8 @@ class _Replicator:
     """Held for each request to the source, and for reads at the target (a scrub)."""
     writes: threading.BoundedSemaphore
     """Held for each write or delete at the target."""
+    streams: bool = False
+    """Both sides stream: each copy's GET is sent on as its PUT's body while it arrives."""
 
     def copy(self, entry: base.ObjectEntry, *, action: SyncAction) -> _Outcome:
         try:
@@ -437,17 +441,34 @@ class _Replicator:
                 moved = self.copier(entry.key)
             synced = Synced(key=entry.key, etag=entry.etag, size_bytes=entry.size_bytes)
         else:
-            with self.reads:
-                data, current = self.source.get_object(self.bucket, key=entry.key)  # verified: its sha256
-            with self.writes:
-                self.target.put_replica(self.bucket, data=data, source=current)  # checked: Content-MD5
+            current = self._streamed(entry) if self.streams else None
+            if current is None:
+                with self.reads:
+                    data, current = self.source.get_object(self.bucket, key=entry.key)  # verified: its sha256
+                with self.writes:
+                    self.target.put_replica(self.bucket, data=data, source=current)  # checked: Content-MD5
             synced = Synced(
                 key=entry.key, etag=current.etag, size_bytes=current.size_bytes, sha256=current.sha256
             )
-            moved = len(data)
+            moved = current.size_bytes
         if self.manifest is not None:
             self.manifest.record(synced)
         return synced, moved
+
+    def _streamed(self, entry: base.ObjectEntry) -> base.ObjectInfo | None:
+        """Copy one object with its GET streamed into its PUT: what the source held, verified;
+        ``None`` when the stream broke (it cannot be replayed: the caller copies it again, a
+        request at a time, each retried by its driver)."""
+        source = typing.cast(base.ObjectStreams, self.source)  # ``streams`` says both sides stream
+        target = typing.cast(base.ObjectStreams, self.target)
+        try:
+            with self.reads, self.writes, source.read_object(self.bucket, key=entry.key) as stream:
+                target.put_replica_stream(self.bucket, stream=stream)
+        except errors.BackendUnavailable:
+            return None
+        if stream.verified is None:  # a target that did not read the stream to its end
+            raise errors.OperationFailed(f"the copy of {self.bucket}/{entry.key} was not verified")
+        return stream.verified
 
 
 def _is_md5(etag: str) -> bool:

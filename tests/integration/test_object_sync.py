@@ -324,6 +324,8 @@ class Watched:
         self.waited_out = threading.Event()
 
     def __getattr__(self, name: str) -> object:
+        if name in ("read_object", "put_replica_stream"):  # watched: the copy a request at a time
+            raise AttributeError(name)
         return getattr(self.storage, name)
 
     def get_object(self, bucket: str, *, key: str) -> tuple[bytes, base.ObjectInfo]:
