@@ -394,6 +394,15 @@ class ObjectStorage(Protocol):
         ...
 
 
+@runtime_checkable
+class ObjectListingPages(Protocol):
+    """Object storage whose listing can be read a page at a time, the first page early."""
+
+    def list_object_pages(self, bucket: str, *, prefix: str = "") -> Iterator[list[ObjectEntry]]:
+        """``list_object_entries`` page by page, in key order, as each page is answered."""
+        ...
+
+
 @dataclasses.dataclass
 class ObjectStream:
     """An object being read: what its answer said, and its bytes as they arrive.

@@ -56,6 +56,8 @@ SHA256_METADATA_KEY = "sha256"
 UNVERSIONED = "null"
 MAX_OBJECT_KEY_BYTES = 1024
 HEAD_PARALLELISM = 16
+FIRST_PAGE_KEYS = 125
+"""The first page of ``list_object_pages``; each next one is twice as large, up to 1,000."""
 STREAM_BLOCK_BYTES = 256 * 1024
 """The blocks a streamed copy reads from the source and sends on: a few per MiB object, so the
 PUT is under way while the GET still arrives."""
@@ -523,16 +525,35 @@ class S3ObjectStorage:
         )
 
     def list_object_entries(self, bucket: str, *, prefix: str = "") -> list[base.ObjectEntry]:
-        entries: list[base.ObjectEntry] = []
+        return [
+            entry
+            for page in self._entry_pages(bucket, prefix=prefix, first_page_keys=wire.LISTING_PAGE_KEYS)
+            for entry in page
+        ]
+
+    def list_object_pages(self, bucket: str, *, prefix: str = "") -> Iterator[list[base.ObjectEntry]]:
+        """The listing's pages growing from ``FIRST_PAGE_KEYS`` keys to the largest a server
+        answers: the first keys come early (a sync starts copying them while the rest is
+        listed), a large bucket still takes few requests."""
+        return self._entry_pages(bucket, prefix=prefix, first_page_keys=FIRST_PAGE_KEYS)
+
+    def _entry_pages(
+        self, bucket: str, *, prefix: str, first_page_keys: int
+    ) -> Iterator[list[base.ObjectEntry]]:
         token: str | None = None
+        page_keys = first_page_keys
         while True:
             page = self._caller.call(
                 functools.partial(
-                    self._wire.list_objects_page, bucket, prefix=prefix, continuation_token=token
+                    self._wire.list_objects_page,
+                    bucket,
+                    prefix=prefix,
+                    continuation_token=token,
+                    max_keys=page_keys,
                 ),
                 what=f"bucket {bucket}",
             )
-            entries.extend(
+            yield [
                 base.ObjectEntry(
                     key=listed.key,
                     size_bytes=listed.size_bytes,
@@ -540,10 +561,11 @@ class S3ObjectStorage:
                     modified_at=_epoch_s(listed.last_modified),
                 )
                 for listed in page.objects
-            )
+            ]
             if page.next_token is None:
-                return entries
+                return
             token = page.next_token
+            page_keys = min(2 * page_keys, wire.LISTING_PAGE_KEYS)
 
     def set_retention(self, bucket: str, *, days: int) -> None:
         if days < 1:
