@@ -7,19 +7,25 @@ copies a bucket from a source center to a target center through any two
 
 One pass:
 
-1. List the source bucket (one request per page, no HEAD per object). What the target
-   holds is taken from the ``Manifest`` of the last pass when there is one, so a pass
-   lists the source only; without one (the first pass, or a lost manifest) the target is
-   listed too, and created with the source's versioning if missing.
+1. List the source bucket (one request per page, no HEAD per object; pages as the source
+   gives them, ``base.ObjectListingPages``, so the copies of one page start while the next
+   is listed). What the target holds is taken from the ``Manifest`` of the last pass when
+   there is one, so a pass lists the source only; without one (the first pass, or a lost
+   manifest) the target is listed too, and created with the source's versioning if missing.
 2. Decide per source key by content (ETag and size, as ``rclone --checksum`` does):
    **unchanged** when the target holds the same; **copy** otherwise.
 3. Copy in parallel: one GET from the source (the driver verifies the bytes against their
-   sha256), one PUT at the target (``put_replica``: the digests come from the source, the
-   target server checks the bytes against Content-MD5). No HEAD before or after; each
-   byte is hashed once. ``parallelism`` bounds each side: at most that many requests to
-   the source and that many to the target at once (as each of rclone's ``--transfers``
-   reads from one side while it writes to the other), so one object is read while
-   another is written; at most ``2 * parallelism`` objects are held in memory.
+   sha256), one PUT at the target (the digests come from the source, the target server
+   checks the bytes against Content-MD5, the driver the ETag it answers). No HEAD before
+   or after; each byte is hashed once. When both drivers stream (``base.ObjectStreams``),
+   the GET's body is the PUT's body as it arrives, block by block, its last block held
+   back until the whole matched the sha256: wrong bytes end the PUT short and the target
+   keeps what it held. A stream that breaks (it cannot be replayed) is copied again a
+   request at a time, each request retried by its driver. Otherwise the object is read
+   whole, then put (``put_replica``). ``parallelism`` bounds each side: at most that
+   many requests to the source and that many to the target at once (a streamed copy
+   holds one of each, as each of rclone's ``--transfers``); at most ``2 * parallelism``
+   objects are held in memory.
 4. With ``delete_extraneous`` (the default), delete target keys the source lacks (in a
    versioned target this leaves a delete marker: the history stays for its retention).
 5. With ``verify_target_bytes`` (a scrub), every unchanged object is also read back from

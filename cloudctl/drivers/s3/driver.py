@@ -27,6 +27,13 @@ Invariants:
   of ``list_object_entries``) goes through ``wire.ObjectWire``: the same requests, signed by
   botocore's signer and sent on a pooled connection without the client's per-request cost;
   everything else goes through the botocore client.
+- A streamed copy (``read_object`` into another center's ``put_replica_stream``) sends the
+  GET's body as the PUT's while it arrives, in ``STREAM_BLOCK_BYTES`` blocks, with the
+  source's recorded sha256 and its ETag as Content-MD5 ahead of the body; ``read_object``
+  hashes each block once and holds the last back until the whole matched the recorded
+  sha256, so wrong bytes (or a read that breaks off) end the PUT short of its
+  Content-Length and the server stores nothing. The ETag the PUT answers is checked as
+  for any PUT. An object without a recorded sha256 or an MD5 ETag is read whole, then put.
 - Every call is retried and mapped by the shared ``drivers.calls.Caller`` with the rules of ``calls``;
   nothing from botocore escapes.
 """

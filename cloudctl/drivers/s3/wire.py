@@ -18,7 +18,11 @@ own parts where it matters:
   ``ClientError`` carrying the S3 error code, the HTTP status and the headers, so the
   driver's ``Caller`` retries and maps them exactly as it does the client's;
 - a ``ListObjectsV2`` page is parsed with ``xml.etree`` (keys URL-encoded on the wire and
-  decoded here, as botocore does).
+  decoded here, as botocore does);
+- a GET can be left open and its body read block by block (``open_object``), and a PUT's
+  body sent block by block from any iterable (``put_object_blocks``, its ``Content-Length``
+  given up front): an exception from the blocks closes the connection before the body
+  ends and is raised as it was.
 
 Addressing is path-style, as the driver's client. Only the S3 driver uses this module.
 """
