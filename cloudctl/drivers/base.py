@@ -27,7 +27,6 @@ The contract every implementation keeps (``tests/contract`` checks it):
 from __future__ import annotations
 
 import abc
-import contextlib
 import dataclasses
 import enum
 import ipaddress
@@ -400,41 +399,6 @@ class ObjectListingPages(Protocol):
 
     def list_object_pages(self, bucket: str, *, prefix: str = "") -> Iterator[list[ObjectEntry]]:
         """``list_object_entries`` page by page, in key order, as each page is answered."""
-        ...
-
-
-@dataclasses.dataclass
-class ObjectStream:
-    """An object being read: what its answer said, and its bytes as they arrive.
-
-    ``info.sha256`` is the sha256 recorded with the object (``""`` when none is); ``blocks``
-    yields the bytes, each block once the next has arrived and the last only once the whole
-    matched the recorded sha256 (or, with none recorded, an MD5 ETag): whoever consumes the
-    blocks never gets all of wrong bytes, and gets ``ChecksumMismatchError`` instead of the
-    last block. After the last block ``verified`` is ``info`` with the sha256 of the bytes.
-    """
-
-    info: ObjectInfo
-    blocks: Iterator[bytes]
-    verified: ObjectInfo | None = None
-
-
-@runtime_checkable
-class ObjectStreams(Protocol):
-    """Object storage that copies an object while reading it: a GET streamed into a PUT."""
-
-    def read_object(self, bucket: str, *, key: str) -> contextlib.AbstractContextManager[ObjectStream]:
-        """The object opened for reading (``ObjectStream``); the read is given up on leaving."""
-        ...
-
-    def put_replica_stream(self, bucket: str, *, stream: ObjectStream) -> ObjectInfo:
-        """``put_replica`` of an object as it is read: its bytes sent as ``stream`` yields them.
-
-        When ``stream`` raises (wrong bytes, a broken read) the write is given up before its
-        end, the store keeps what it held, and that error is raised. The write is not retried
-        (its bytes cannot be read twice): ``errors.BackendUnavailable`` means the copy may be
-        done again from a new read.
-        """
         ...
 
 

@@ -15,17 +15,12 @@ One pass:
 2. Decide per source key by content (ETag and size, as ``rclone --checksum`` does):
    **unchanged** when the target holds the same; **copy** otherwise.
 3. Copy in parallel: one GET from the source (the driver verifies the bytes against their
-   sha256), one PUT at the target (the digests come from the source, the target server
-   checks the bytes against Content-MD5, the driver the ETag it answers). No HEAD before
-   or after; each byte is hashed once. When both drivers stream (``base.ObjectStreams``),
-   the GET's body is the PUT's body as it arrives, block by block, its last block held
-   back until the whole matched the sha256: wrong bytes end the PUT short and the target
-   keeps what it held. A stream that breaks (it cannot be replayed) is copied again a
-   request at a time, each request retried by its driver. Otherwise the object is read
-   whole, then put (``put_replica``). ``parallelism`` bounds each side: at most that
-   many requests to the source and that many to the target at once (a streamed copy
-   holds one of each, as each of rclone's ``--transfers``); at most ``2 * parallelism``
-   objects are held in memory.
+   sha256), one PUT at the target (``put_replica``: the digests come from the source, the
+   target server checks the bytes against Content-MD5). No HEAD before or after; each
+   byte is hashed once. ``parallelism`` bounds each side: at most that many requests to
+   the source and that many to the target at once (as each of rclone's ``--transfers``
+   reads from one side while it writes to the other), so one object is read while
+   another is written; at most ``2 * parallelism`` objects are held in memory.
 4. With ``delete_extraneous`` (the default), delete target keys the source lacks (in a
    versioned target this leaves a delete marker: the history stays for its retention).
 5. With ``verify_target_bytes`` (a scrub), every unchanged object is also read back from
@@ -322,7 +317,6 @@ def sync_bucket(
         copier=copy,
         reads=threading.BoundedSemaphore(parallelism),
         writes=threading.BoundedSemaphore(parallelism),
-        streams=isinstance(source, base.ObjectStreams) and isinstance(target, base.ObjectStreams),
     )
 
     settled: list[_Outcome] = []
@@ -504,8 +498,6 @@ class _Replicator:
     """Held for each request to the source, and for reads at the target (a scrub)."""
     writes: threading.BoundedSemaphore
     """Held for each write or delete at the target."""
-    streams: bool = False
-    """Both sides stream: each copy's GET is sent on as its PUT's body while it arrives."""
 
     def copy(self, entry: base.ObjectEntry, *, action: SyncAction) -> _Outcome:
         try:
@@ -543,34 +535,17 @@ class _Replicator:
                 moved = self.copier(entry.key)
             synced = Synced(key=entry.key, etag=entry.etag, size_bytes=entry.size_bytes)
         else:
-            current = self._streamed(entry) if self.streams else None
-            if current is None:
-                with self.reads:
-                    data, current = self.source.get_object(self.bucket, key=entry.key)  # verified: its sha256
-                with self.writes:
-                    self.target.put_replica(self.bucket, data=data, source=current)  # checked: Content-MD5
+            with self.reads:
+                data, current = self.source.get_object(self.bucket, key=entry.key)  # verified: its sha256
+            with self.writes:
+                self.target.put_replica(self.bucket, data=data, source=current)  # checked: Content-MD5
             synced = Synced(
                 key=entry.key, etag=current.etag, size_bytes=current.size_bytes, sha256=current.sha256
             )
-            moved = current.size_bytes
+            moved = len(data)
         if self.manifest is not None:
             self.manifest.record(synced)
         return synced, moved
-
-    def _streamed(self, entry: base.ObjectEntry) -> base.ObjectInfo | None:
-        """Copy one object with its GET streamed into its PUT: what the source held, verified;
-        ``None`` when the stream broke (it cannot be replayed: the caller copies it again, a
-        request at a time, each retried by its driver)."""
-        source = typing.cast(base.ObjectStreams, self.source)  # ``streams`` says both sides stream
-        target = typing.cast(base.ObjectStreams, self.target)
-        try:
-            with self.reads, self.writes, source.read_object(self.bucket, key=entry.key) as stream:
-                target.put_replica_stream(self.bucket, stream=stream)
-        except errors.BackendUnavailable:
-            return None
-        if stream.verified is None:  # a target that did not read the stream to its end
-            raise errors.OperationFailed(f"the copy of {self.bucket}/{entry.key} was not verified")
-        return stream.verified
 
 
 def _is_md5(etag: str) -> bool:

@@ -27,13 +27,8 @@ Invariants:
   of ``list_object_entries``) goes through ``wire.ObjectWire``: the same requests, signed by
   botocore's signer and sent on a pooled connection without the client's per-request cost;
   everything else goes through the botocore client.
-- A streamed copy (``read_object`` into another center's ``put_replica_stream``) sends the
-  GET's body as the PUT's while it arrives, in ``STREAM_BLOCK_BYTES`` blocks, with the
-  source's recorded sha256 and its ETag as Content-MD5 ahead of the body; ``read_object``
-  hashes each block once and holds the last back until the whole matched the recorded
-  sha256, so wrong bytes (or a read that breaks off) end the PUT short of its
-  Content-Length and the server stores nothing. The ETag the PUT answers is checked as
-  for any PUT. An object without a recorded sha256 or an MD5 ETag is read whole, then put.
+- ``list_object_pages`` reads the listing in pages that grow from ``FIRST_PAGE_KEYS`` keys to
+  1,000, so a sync can start on the first keys while the rest is listed.
 - Every call is retried and mapped by the shared ``drivers.calls.Caller`` with the rules of ``calls``;
   nothing from botocore escapes.
 """
@@ -42,8 +37,6 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
-import contextlib
-import dataclasses
 import email.utils
 import functools
 import hashlib
@@ -65,9 +58,6 @@ MAX_OBJECT_KEY_BYTES = 1024
 HEAD_PARALLELISM = 16
 FIRST_PAGE_KEYS = 125
 """The first page of ``list_object_pages``; each next one is twice as large, up to 1,000."""
-STREAM_BLOCK_BYTES = 256 * 1024
-"""The blocks a streamed copy reads from the source and sends on: a few per MiB object, so the
-PUT is under way while the GET still arrives."""
 DELETE_BATCH_SIZE = 1000
 CHECKSUM_CACHE_MAX_ENTRIES = 200_000
 DEFAULT_REGION = "us-east-1"
@@ -278,88 +268,25 @@ class S3ObjectStorage:
 
     def _put(self, bucket: str, *, key: str, data: bytes, sha256: str, md5_hex: str) -> base.ObjectInfo:
         """One PUT guarded by Content-MD5; no HEAD after it when the answer dates the write."""
+        what = f"object {bucket}/{key}"
         try:
+            headers = {
+                "Content-MD5": base64.b64encode(bytes.fromhex(md5_hex)).decode("ascii"),
+                f"x-amz-meta-{SHA256_METADATA_KEY}": sha256,
+            }
             answer = self._caller.call(
-                lambda: self._wire.put_object(
-                    bucket, key, body=data, headers=_put_headers(sha256=sha256, md5_hex=md5_hex)
-                ),
+                lambda: self._wire.put_object(bucket, key, body=data, headers=headers),
                 what=f"bucket {bucket}",
-            )
+            ).headers
         except errors.InvalidInput as refused:
-            mismatch = self._refused_digest(
-                refused, bucket=bucket, key=key, md5_hex=md5_hex, sha256=sha256, data=data
-            )
-            if mismatch is refused:
+            if "BadDigest" not in str(refused) and "InvalidDigest" not in str(refused):
                 raise
-            raise mismatch from refused
-        return self._stored(
-            bucket, key=key, answer=answer.headers, size_bytes=len(data), sha256=sha256, md5_hex=md5_hex
-        )
-
-    def put_replica_stream(self, bucket: str, *, stream: base.ObjectStream) -> base.ObjectInfo:
-        source = stream.info
-        _check_object_key(source.key)
-        if not source.sha256 or not _is_plain_md5(source.etag):
-            # Neither digest known before the bytes are: Content-MD5 and the sha256 metadata go
-            # ahead of the body, so the object is read whole (verified, hashed once) and put.
-            data = b"".join(stream.blocks)
-            if stream.verified is None:
-                raise errors.OperationFailed(f"the read of {source.bucket}/{source.key} was not verified")
-            return self.put_replica(bucket, data=data, source=stream.verified)
-        what = f"bucket {bucket}"
-        try:
-            answer = self._wire.put_object_blocks(
-                bucket,
-                source.key,
-                blocks=stream.blocks,
-                size_bytes=source.size_bytes,
-                headers=_put_headers(sha256=source.sha256, md5_hex=source.etag),
-            )
-        except self._caller.rules.raises as error:  # once: its bytes cannot be sent again
-            translated = self._caller.translate(error, what=what)
-            if isinstance(translated, errors.InvalidInput):
-                raise self._refused_digest(
-                    translated,
-                    bucket=bucket,
-                    key=source.key,
-                    md5_hex=source.etag,
-                    sha256=source.sha256,
-                    data=None,
-                ) from error
-            raise translated from error
-        return self._stored(
-            bucket,
-            key=source.key,
-            answer=answer.headers,
-            size_bytes=source.size_bytes,
-            sha256=source.sha256,
-            md5_hex=source.etag,
-        )
-
-    def _refused_digest(
-        self,
-        refused: errors.InvalidInput,
-        *,
-        bucket: str,
-        key: str,
-        md5_hex: str,
-        sha256: str,
-        data: bytes | None,
-    ) -> errors.CloudctlError:
-        """A refused PUT: ``ChecksumMismatchError`` when the server refused the bytes by their MD5."""
-        if "BadDigest" not in str(refused) and "InvalidDigest" not in str(refused):
-            return refused
-        return base.ChecksumMismatchError(
-            center=self.center,
-            what=f"object {bucket}/{key} (the server refused the bytes: they are not the MD5 {md5_hex})",
-            expected_sha256=sha256,
-            actual_sha256=hashlib.sha256(data).hexdigest() if data is not None else "(not computed)",
-        )
-
-    def _stored(
-        self, bucket: str, *, key: str, answer: Mapping[str, str], size_bytes: int, sha256: str, md5_hex: str
-    ) -> base.ObjectInfo:
-        """What a PUT's answer says was stored, checked: its ETag is the MD5 that was sent."""
+            raise base.ChecksumMismatchError(
+                center=self.center,
+                what=f"{what} (the server refused the bytes: they are not the MD5 {md5_hex})",
+                expected_sha256=sha256,
+                actual_sha256=hashlib.sha256(data).hexdigest(),
+            ) from refused
         stored_etag = _etag(answer)
         if stored_etag != md5_hex:
             raise errors.OperationFailed(
@@ -369,70 +296,7 @@ class S3ObjectStorage:
             )
         if "last-modified" not in answer:
             return self._head(bucket, key=key, version_id=answer.get("x-amz-version-id"))
-        return self._answered(bucket, key, answer, size_bytes=size_bytes, sha256=sha256, etag=stored_etag)
-
-    @contextlib.contextmanager
-    def read_object(self, bucket: str, *, key: str) -> Iterator[base.ObjectStream]:
-        what = f"object {bucket}/{key}"
-        opened = self._caller.call(lambda: self._wire.open_object(bucket, key), what=what)
-        try:
-            headers = opened.headers
-            if "last-modified" not in headers:
-                raise errors.OperationFailed(
-                    f"center {self.center} answered a GET of {bucket}/{key} without Last-Modified",
-                    field="endpoint_url",
-                )
-            info = self._info(
-                bucket,
-                key,
-                headers,
-                size_bytes=int(headers["content-length"]),
-                sha256=headers.get(f"x-amz-meta-{SHA256_METADATA_KEY}") or "",
-                etag=_etag(headers),
-            )
-            stream = base.ObjectStream(info=info, blocks=iter(()))
-            stream.blocks = self._verified_blocks(opened, stream=stream, what=what)
-            yield stream
-        finally:
-            opened.close()
-
-    def _verified_blocks(
-        self, opened: wire.OpenedObject, *, stream: base.ObjectStream, what: str
-    ) -> Iterator[bytes]:
-        """The body block by block, each held until the next arrives, the last until all is verified."""
-        recorded = stream.info
-        sha256 = hashlib.sha256()
-        md5 = None if recorded.sha256 else hashlib.md5(usedforsecurity=False)
-        held: bytes | None = None
-        try:
-            for block in opened.blocks(STREAM_BLOCK_BYTES):
-                sha256.update(block)
-                if md5 is not None:
-                    md5.update(block)
-                if held is not None:
-                    yield held
-                held = block
-        except self._caller.rules.raises as error:
-            raise errors.BackendUnavailable(
-                f"object storage of center {self.center}: the read of {what} broke off: {error}",
-                field="endpoint_url",
-            ) from error
-        actual_sha256 = sha256.hexdigest()
-        if recorded.sha256 and recorded.sha256 != actual_sha256:
-            raise base.ChecksumMismatchError(
-                center=self.center, what=what, expected_sha256=recorded.sha256, actual_sha256=actual_sha256
-            )
-        if md5 is not None and _is_plain_md5(recorded.etag) and md5.hexdigest() != recorded.etag:
-            raise base.ChecksumMismatchError(
-                center=self.center,
-                what=f"{what} (bytes differ from the ETag {recorded.etag})",
-                expected_sha256=actual_sha256,
-                actual_sha256=actual_sha256,
-            )
-        stream.verified = dataclasses.replace(recorded, sha256=actual_sha256)
-        self._remember(stream.verified)
-        if held is not None:
-            yield held
+        return self._answered(bucket, key, answer, size_bytes=len(data), sha256=sha256, etag=stored_etag)
 
     def get_object(self, bucket: str, *, key: str) -> tuple[bytes, base.ObjectInfo]:
         what = f"object {bucket}/{key}"
@@ -472,14 +336,7 @@ class S3ObjectStorage:
     ) -> base.ObjectInfo:
         """The object a GET, PUT or HEAD answered with ``headers`` (the HTTP headers: its version
         and time), remembered."""
-        info = self._info(bucket, key, headers, size_bytes=size_bytes, sha256=sha256, etag=etag)
-        self._remember(info)
-        return info
-
-    def _info(
-        self, bucket: str, key: str, headers: Mapping[str, str], *, size_bytes: int, sha256: str, etag: str
-    ) -> base.ObjectInfo:
-        return base.ObjectInfo(
+        info = base.ObjectInfo(
             bucket=bucket,
             key=key,
             center=self.center,
@@ -489,6 +346,8 @@ class S3ObjectStorage:
             version_id=headers.get("x-amz-version-id") or UNVERSIONED,
             modified_at=_epoch_s(email.utils.parsedate_to_datetime(headers["last-modified"])),
         )
+        self._remember(info)
+        return info
 
     def head_object(self, bucket: str, *, key: str) -> base.ObjectInfo:
         return self._head(bucket, key=key, version_id=None)
@@ -822,13 +681,6 @@ def _version(entry: dict[str, Any], *, deleted: bool) -> base.ObjectVersion:
         etag="" if deleted else _etag(entry),
         modified_at=_epoch_s(entry["LastModified"]),
     )
-
-
-def _put_headers(*, sha256: str, md5_hex: str) -> dict[str, str]:
-    return {
-        "Content-MD5": base64.b64encode(bytes.fromhex(md5_hex)).decode("ascii"),
-        f"x-amz-meta-{SHA256_METADATA_KEY}": sha256,
-    }
 
 
 def _etag(headers: Mapping[str, Any]) -> str:

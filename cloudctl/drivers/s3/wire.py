@@ -18,11 +18,7 @@ own parts where it matters:
   ``ClientError`` carrying the S3 error code, the HTTP status and the headers, so the
   driver's ``Caller`` retries and maps them exactly as it does the client's;
 - a ``ListObjectsV2`` page is parsed with ``xml.etree`` (keys URL-encoded on the wire and
-  decoded here, as botocore does);
-- a GET can be left open and its body read block by block (``open_object``), and a PUT's
-  body sent block by block from any iterable (``put_object_blocks``, its ``Content-Length``
-  given up front): an exception from the blocks closes the connection before the body
-  ends and is raised as it was.
+  decoded here, as botocore does).
 
 Addressing is path-style, as the driver's client. Only the S3 driver uses this module.
 """
@@ -32,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import urllib.parse
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 from xml.etree import ElementTree
 
@@ -56,28 +52,6 @@ class Answer:
     status: int
     headers: Mapping[str, str]
     body: bytes
-
-
-@dataclasses.dataclass(frozen=True)
-class OpenedObject:
-    """A GET answered: its headers (case-insensitive), its body still to be read in blocks."""
-
-    headers: Mapping[str, str]
-    body: Any
-    """botocore's ``StreamingBody`` over the connection: its length checked at the end."""
-
-    def blocks(self, block_bytes: int) -> Iterator[bytes]:
-        """The body as it arrives; raises botocore's connection errors when the answer breaks off."""
-        return self.body.iter_chunks(block_bytes)  # type: ignore[no-any-return]
-
-    def close(self) -> None:
-        """Give the connection up; a body left unread closes it (nothing else may read from it)."""
-        self.body.close()
-
-
-class BodyAborted(Exception):
-    """Raised into a PUT's body to end it short: the server sees the connection close before
-    ``Content-Length`` bytes, so it stores nothing."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,43 +101,8 @@ class ObjectWire:
     def get_object(self, bucket: str, key: str) -> Answer:
         return self._send("GetObject", "GET", self._object_path(bucket, key))
 
-    def open_object(self, bucket: str, key: str) -> OpenedObject:
-        """A GET whose body is left on the connection, to be read in blocks; close it when done."""
-        response = self._respond("GET", self._object_path(bucket, key))
-        length = response.headers.get("Content-Length")
-        body = botocore.response.StreamingBody(response.raw, int(length) if length else None)
-        if HTTP_OK <= response.status_code < HTTP_REDIRECT:
-            return OpenedObject(headers=response.headers, body=body)
-        content = body.read()
-        raise client_error("GetObject", status=response.status_code, headers=response.headers, body=content)
-
     def put_object(self, bucket: str, key: str, *, body: bytes, headers: Mapping[str, str]) -> Answer:
         return self._send("PutObject", "PUT", self._object_path(bucket, key), body=body, headers=headers)
-
-    def put_object_blocks(
-        self, bucket: str, key: str, *, blocks: Iterable[bytes], size_bytes: int, headers: Mapping[str, str]
-    ) -> Answer:
-        """A PUT of ``size_bytes`` whose body is sent block by block as ``blocks`` yields them.
-
-        When ``blocks`` raises, the PUT is given up before its last byte (the connection is
-        closed, so the server stores nothing) and that exception is raised here, as it was.
-        """
-        raised: list[BaseException] = []
-
-        def body() -> Iterator[bytes]:
-            try:
-                yield from blocks
-            except Exception as error:
-                raised.append(error)
-                raise BodyAborted from error
-
-        sized = {**headers, "Content-Length": str(size_bytes)}
-        try:
-            return self._send("PutObject", "PUT", self._object_path(bucket, key), body=body(), headers=sized)
-        except Exception:
-            if raised:
-                raise raised[0] from None
-            raise
 
     def list_objects_page(
         self,
@@ -193,36 +132,24 @@ class ObjectWire:
         method: str,
         path: str,
         *,
-        body: bytes | Iterable[bytes] = b"",
+        body: bytes = b"",
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
     ) -> Answer:
-        response = self._respond(method, path, body=body, headers=headers, params=params)
-        # Read as the client reads a streamed body: the length checked, urllib3's errors as botocore's.
-        length = response.headers.get("Content-Length")
-        content = botocore.response.StreamingBody(response.raw, int(length) if length else None).read()
-        if HTTP_OK <= response.status_code < HTTP_REDIRECT:
-            return Answer(status=response.status_code, headers=response.headers, body=content)
-        raise client_error(operation, status=response.status_code, headers=response.headers, body=content)
-
-    def _respond(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: bytes | Iterable[bytes] = b"",
-        headers: Mapping[str, str] | None = None,
-        params: Mapping[str, str] | None = None,
-    ) -> Any:
-        """The request signed and sent; the answer with its body not yet read."""
         request = botocore.awsrequest.AWSRequest(
             method=method, url=self._origin + path, headers=dict(headers or {}), data=body, params=params
         )
         request.context["client_config"] = self._client_config  # payload signing as the client's
         self._signer.add_auth(request)
         prepared = request.prepare()
-        prepared.stream_output = True  # the caller reads the body: in one block, or block by block
-        return self._session.send(prepared)
+        prepared.stream_output = True  # the body is read below in one block, not 64 KiB at a time
+        response = self._session.send(prepared)
+        # Read as the client reads a streamed body: the length checked, urllib3's errors as botocore's.
+        length = response.headers.get("Content-Length")
+        content = botocore.response.StreamingBody(response.raw, int(length) if length else None).read()
+        if HTTP_OK <= response.status_code < HTTP_REDIRECT:
+            return Answer(status=response.status_code, headers=response.headers, body=content)
+        raise client_error(operation, status=response.status_code, headers=response.headers, body=content)
 
 
 def client_error(operation: str, *, status: int, headers: Mapping[str, str], body: bytes) -> Any:
