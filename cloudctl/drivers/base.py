@@ -31,8 +31,8 @@ import dataclasses
 import enum
 import ipaddress
 import re
-from collections.abc import Collection, Iterator, Mapping
-from typing import Protocol, runtime_checkable
+from collections.abc import Collection, Mapping
+from typing import Protocol
 
 from cloudctl import clock as clocks
 from cloudctl import errors
@@ -390,15 +390,6 @@ class ObjectStorage(Protocol):
 
     def list_prefix_grants(self, bucket: str) -> list[PrefixGrant]:
         """The grants the backend holds on the bucket, by grant id."""
-        ...
-
-
-@runtime_checkable
-class ObjectListingPages(Protocol):
-    """Object storage whose listing can be read a page at a time, the first page early."""
-
-    def list_object_pages(self, bucket: str, *, prefix: str = "") -> Iterator[list[ObjectEntry]]:
-        """``list_object_entries`` page by page, in key order, as each page is answered."""
         ...
 
 

@@ -7,11 +7,10 @@ copies a bucket from a source center to a target center through any two
 
 One pass:
 
-1. List the source bucket (one request per page, no HEAD per object; pages as the source
-   gives them, ``base.ObjectListingPages``, so the copies of one page start while the next
-   is listed). What the target holds is taken from the ``Manifest`` of the last pass when
-   there is one, so a pass lists the source only; without one (the first pass, or a lost
-   manifest) the target is listed too, and created with the source's versioning if missing.
+1. List the source bucket (one request per page, no HEAD per object). What the target
+   holds is taken from the ``Manifest`` of the last pass when there is one, so a pass
+   lists the source only; without one (the first pass, or a lost manifest) the target is
+   listed too, and created with the source's versioning if missing.
 2. Decide per source key by content (ETag and size, as ``rclone --checksum`` does):
    **unchanged** when the target holds the same; **copy** otherwise.
 3. Copy in parallel: one GET from the source (the driver verifies the bytes against their
@@ -52,10 +51,8 @@ import enum
 import functools
 import json
 import os
-import queue
 import threading
-import typing
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -286,9 +283,8 @@ def sync_bucket(
     started_at = clock.now()
 
     # The source listing is the longest request of an incremental pass: with workers to
-    # spare it runs while the buckets are looked up and the manifest is read, and the copies
-    # of one page start while the next pages are still being listed.
-    listing = _Listing(source, bucket, background=parallelism > 1)
+    # spare it runs while the buckets are looked up and the manifest is read.
+    listing = _Prefetch(lambda: source.list_object_entries(bucket), background=parallelism > 1)
     try:
         source_bucket = source.get_bucket(bucket)
         try:
@@ -306,9 +302,8 @@ def sync_bucket(
                 entry.key: Synced(key=entry.key, etag=entry.etag, size_bytes=entry.size_bytes)
                 for entry in target.list_object_entries(bucket)
             }
-    except BaseException:
-        listing.close()
-        raise
+    finally:
+        source_entries = listing.result()
     replicator = _Replicator(
         source=source,
         target=target,
@@ -320,40 +315,33 @@ def sync_bucket(
     )
 
     settled: list[_Outcome] = []
-    work = _Work(parallelism)
-    present: set[str] = set()
-    try:
-        try:
-            for page in listing.pages():
-                for entry in page:
-                    present.add(entry.key)
-                    at_target = known.get(entry.key)
-                    if at_target is None or (at_target.etag, at_target.size_bytes) != (
-                        entry.etag,
-                        entry.size_bytes,
-                    ):
-                        work.add(functools.partial(replicator.copy, entry, action=SyncAction.COPIED))
-                    elif verify_target_bytes:
-                        work.add(functools.partial(replicator.verify_or_resend, entry, at_target))
-                    else:
-                        settled.append(
-                            _Outcome(entry.key, SyncAction.UNCHANGED, entry.size_bytes, synced=at_target)
-                        )
-        finally:
-            listing.close()
-        extraneous = sorted(set(known) - present)
-        if delete_extraneous:
-            for key in extraneous:
-                work.add(functools.partial(replicator.delete, key))
-        outcomes = work.outcomes(settled=settled, on_progress=on_progress)
-    finally:
-        work.close()
+    work: list[Callable[[], _Outcome]] = []
+    for entry in source_entries:
+        at_target = known.get(entry.key)
+        if at_target is None or (at_target.etag, at_target.size_bytes) != (entry.etag, entry.size_bytes):
+            work.append(functools.partial(replicator.copy, entry, action=SyncAction.COPIED))
+        elif verify_target_bytes:
+            work.append(functools.partial(replicator.verify_or_resend, entry, at_target))
+        else:
+            settled.append(_Outcome(entry.key, SyncAction.UNCHANGED, entry.size_bytes, synced=at_target))
+    present = {entry.key for entry in source_entries}
+    extraneous = sorted(set(known) - present)
+    if delete_extraneous:
+        work.extend(functools.partial(replicator.delete, key) for key in extraneous)
+
+    outcomes = _run(
+        settled=settled,
+        work=work,
+        parallelism=parallelism,
+        on_progress=on_progress,
+        objects_total=len(settled) + len(work),
+    )
     report = _report(
         outcomes,
         bucket=bucket,
         source_center=source_bucket.center,
         target_center=target_bucket.center,
-        objects_examined=len(present),
+        objects_examined=len(source_entries),
         duration_s=clock.now() - started_at,
     )
     # Copies were recorded as they landed; the whole manifest is written again only when
@@ -364,112 +352,26 @@ def sync_bucket(
     return report
 
 
-_LISTED = object()
-"""Put on a listing's queue after its last page."""
+class _Prefetch:
+    """``work()`` started now in a thread of its own (or run at once); ``result()`` waits for it."""
 
-
-class _Listing:
-    """The source's listing page by page, read in a thread of its own (or in the caller's).
-
-    Pages come from ``list_object_pages`` where the source has it (``base.ObjectListingPages``),
-    else the whole ``list_object_entries`` as one page.
-    """
-
-    def __init__(self, source: base.ObjectStorage, bucket: str, *, background: bool) -> None:
-        self._source = source
-        self._bucket = bucket
+    def __init__(self, work: Callable[[], list[base.ObjectEntry]], *, background: bool) -> None:
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         if background:
             self._pool = concurrent.futures.ThreadPoolExecutor(
                 max_workers=1, thread_name_prefix="object-list"
             )
-            self._pool.submit(self._read)
+            self._future = self._pool.submit(work)
+        else:
+            self._work = work
 
-    def pages(self) -> Iterator[list[base.ObjectEntry]]:
+    def result(self) -> list[base.ObjectEntry]:
         if self._pool is None:
-            yield from self._source_pages()
-            return
-        while (page := self._queue.get()) is not _LISTED:
-            if isinstance(page, BaseException):
-                raise page
-            yield typing.cast(list[base.ObjectEntry], page)
-
-    def close(self) -> None:
-        """Wait for the reading thread (a listing is not given up half-way)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-
-    def _read(self) -> None:
+            return self._work()
         try:
-            for page in self._source_pages():
-                self._queue.put(page)
-        except BaseException as error:  # raised in the thread that reads the pages
-            self._queue.put(error)
-        else:
-            self._queue.put(_LISTED)
-
-    def _source_pages(self) -> Iterator[list[base.ObjectEntry]]:
-        if isinstance(self._source, base.ObjectListingPages):
-            yield from self._source.list_object_pages(self._bucket)
-        else:
-            yield self._source.list_object_entries(self._bucket)
-
-
-class _Work:
-    """The work of a pass: with ``parallelism`` above 1 each job starts as it is added (on
-    ``2 * parallelism`` workers: each side's semaphore lets ``parallelism`` of them at it at
-    once); with 1, the jobs run in the calling thread once all are known (a pass run inside the
-    caller's store transaction, a simulated center's state in a unit of work, must not wait on
-    that transaction's locks)."""
-
-    def __init__(self, parallelism: int) -> None:
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        if parallelism > 1:
-            self._pool = concurrent.futures.ThreadPoolExecutor(
-                max_workers=2 * parallelism, thread_name_prefix="object-sync"
-            )
-        self._jobs: list[Callable[[], _Outcome]] = []
-        self._futures: list[concurrent.futures.Future[_Outcome]] = []
-
-    def add(self, job: Callable[[], _Outcome]) -> None:
-        if self._pool is None:
-            self._jobs.append(job)
-        else:
-            self._futures.append(self._pool.submit(job))
-
-    def outcomes(
-        self, *, settled: list[_Outcome], on_progress: Callable[[SyncProgress], None] | None
-    ) -> list[_Outcome]:
-        """Every outcome, ``on_progress`` called in this thread after each."""
-        outcomes: list[_Outcome] = []
-        objects_total = len(settled) + len(self._jobs) + len(self._futures)
-
-        def progressed(outcome: _Outcome) -> None:
-            outcomes.append(outcome)
-            if on_progress is not None:
-                on_progress(
-                    SyncProgress(
-                        key=outcome.key,
-                        action=outcome.action,
-                        size_bytes=outcome.size_bytes,
-                        objects_done=len(outcomes),
-                        objects_total=objects_total,
-                    )
-                )
-
-        for outcome in settled:
-            progressed(outcome)
-        for job in self._jobs:
-            progressed(job())
-        for future in concurrent.futures.as_completed(self._futures):
-            progressed(future.result())
-        return outcomes
-
-    def close(self) -> None:
-        """On an exception (on_progress raising, a bug) start nothing new; let running copies end."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            return self._future.result()
+        finally:
+            self._pool.shutdown(wait=True)
 
 
 def _manifest_after(
@@ -550,6 +452,51 @@ class _Replicator:
 
 def _is_md5(etag: str) -> bool:
     return len(etag) == 32 and all(character in "0123456789abcdef" for character in etag)
+
+
+def _run(
+    *,
+    settled: list[_Outcome],
+    work: list[Callable[[], _Outcome]],
+    parallelism: int,
+    on_progress: Callable[[SyncProgress], None] | None,
+    objects_total: int,
+) -> list[_Outcome]:
+    outcomes: list[_Outcome] = []
+
+    def progressed(outcome: _Outcome) -> None:
+        outcomes.append(outcome)
+        if on_progress is not None:
+            on_progress(
+                SyncProgress(
+                    key=outcome.key,
+                    action=outcome.action,
+                    size_bytes=outcome.size_bytes,
+                    objects_done=len(outcomes),
+                    objects_total=objects_total,
+                )
+            )
+
+    for outcome in settled:
+        progressed(outcome)
+    if parallelism == 1:
+        # One worker is the calling thread: a pass run inside the caller's store transaction (a
+        # simulated center's state in a unit of work) must not wait on that transaction's locks.
+        for job in work:
+            progressed(job())
+        return outcomes
+    # Twice the workers: each side's semaphore lets ``parallelism`` of them at it at once.
+    pool = concurrent.futures.ThreadPoolExecutor(
+        max_workers=2 * parallelism, thread_name_prefix="object-sync"
+    )
+    try:
+        futures = [pool.submit(job) for job in work]
+        for future in concurrent.futures.as_completed(futures):
+            progressed(future.result())
+    finally:
+        # On an exception (on_progress raising, a bug) start nothing new; let running copies end.
+        pool.shutdown(wait=True, cancel_futures=True)
+    return outcomes
 
 
 def _report(

@@ -3,8 +3,11 @@
 Specifies, against real HTTP endpoints: a full pass copies everything; an incremental
 pass copies exactly the changed objects; a target copy replaced behind cloudctl's back
 is detected from the listings and re-sent; a pass interrupted mid-way resumes from its
-file checkpoint; deletions at the source are propagated (or not, when asked); and the
-sync works between two different drivers (simulator to S3).
+file checkpoint; deletions at the source are propagated (or not, when asked); the
+sync works between two different drivers (simulator to S3); bytes at the source that miss
+their sha256 are reported and leave the target's last good copy; a GET that breaks off
+part-way (a TCP relay cuts it) leaves nothing at the target nor in the manifest, or lands
+whole when a retry gets through; keys of any characters arrive with their bytes.
 """
 
 from __future__ import annotations

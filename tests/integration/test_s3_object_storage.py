@@ -19,7 +19,6 @@ import pytest
 from cloudctl import clock as clocks
 from cloudctl import errors
 from cloudctl.drivers import s3
-from cloudctl.drivers.s3 import driver as s3_driver
 from cloudctl.drivers.s3 import wire
 from tests.integration import conftest, moto_servers
 
@@ -229,18 +228,3 @@ def test_a_server_that_checks_signatures_accepts_the_data_path_and_refuses_a_wro
         forged.put_object("signed", key="forged", data=b"forged")
     with pytest.raises(errors.OperationFailed, match="SignatureDoesNotMatch"):
         forged.list_object_entries("signed")
-
-
-def test_listing_pages_grow_from_the_first_page_and_add_up_to_the_whole_listing(
-    storage: s3.S3ObjectStorage, bucket: str
-) -> None:
-    keys = [f"dept/{index:04d}" for index in range(400)]
-    for key in keys:
-        storage.put_object(bucket, key=key, data=key.encode())
-
-    pages = list(storage.list_object_pages(bucket, prefix="dept/"))
-
-    first = s3_driver.FIRST_PAGE_KEYS
-    assert [len(page) for page in pages] == [first, 2 * first, 400 - 3 * first]
-    assert [entry for page in pages for entry in page] == storage.list_object_entries(bucket, prefix="dept/")
-    assert [entry.key for page in pages for entry in page] == keys

@@ -27,8 +27,6 @@ Invariants:
   of ``list_object_entries``) goes through ``wire.ObjectWire``: the same requests, signed by
   botocore's signer and sent on a pooled connection without the client's per-request cost;
   everything else goes through the botocore client.
-- ``list_object_pages`` reads the listing in pages that grow from ``FIRST_PAGE_KEYS`` keys to
-  1,000, so a sync can start on the first keys while the rest is listed.
 - Every call is retried and mapped by the shared ``drivers.calls.Caller`` with the rules of ``calls``;
   nothing from botocore escapes.
 """
@@ -56,8 +54,6 @@ SHA256_METADATA_KEY = "sha256"
 UNVERSIONED = "null"
 MAX_OBJECT_KEY_BYTES = 1024
 HEAD_PARALLELISM = 16
-FIRST_PAGE_KEYS = 125
-"""The first page of ``list_object_pages``; each next one is twice as large, up to 1,000."""
 DELETE_BATCH_SIZE = 1000
 CHECKSUM_CACHE_MAX_ENTRIES = 200_000
 DEFAULT_REGION = "us-east-1"
@@ -391,35 +387,16 @@ class S3ObjectStorage:
         )
 
     def list_object_entries(self, bucket: str, *, prefix: str = "") -> list[base.ObjectEntry]:
-        return [
-            entry
-            for page in self._entry_pages(bucket, prefix=prefix, first_page_keys=wire.LISTING_PAGE_KEYS)
-            for entry in page
-        ]
-
-    def list_object_pages(self, bucket: str, *, prefix: str = "") -> Iterator[list[base.ObjectEntry]]:
-        """The listing's pages growing from ``FIRST_PAGE_KEYS`` keys to the largest a server
-        answers: the first keys come early (a sync starts copying them while the rest is
-        listed), a large bucket still takes few requests."""
-        return self._entry_pages(bucket, prefix=prefix, first_page_keys=FIRST_PAGE_KEYS)
-
-    def _entry_pages(
-        self, bucket: str, *, prefix: str, first_page_keys: int
-    ) -> Iterator[list[base.ObjectEntry]]:
+        entries: list[base.ObjectEntry] = []
         token: str | None = None
-        page_keys = first_page_keys
         while True:
             page = self._caller.call(
                 functools.partial(
-                    self._wire.list_objects_page,
-                    bucket,
-                    prefix=prefix,
-                    continuation_token=token,
-                    max_keys=page_keys,
+                    self._wire.list_objects_page, bucket, prefix=prefix, continuation_token=token
                 ),
                 what=f"bucket {bucket}",
             )
-            yield [
+            entries.extend(
                 base.ObjectEntry(
                     key=listed.key,
                     size_bytes=listed.size_bytes,
@@ -427,11 +404,10 @@ class S3ObjectStorage:
                     modified_at=_epoch_s(listed.last_modified),
                 )
                 for listed in page.objects
-            ]
+            )
             if page.next_token is None:
-                return
+                return entries
             token = page.next_token
-            page_keys = min(2 * page_keys, wire.LISTING_PAGE_KEYS)
 
     def set_retention(self, bucket: str, *, days: int) -> None:
         if days < 1:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import threading
-import typing
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -323,60 +321,3 @@ def test_a_file_manifest_keeps_one_line_per_key_once_records_pile_up(tmp_path: P
         "hot": object_sync.Synced(key="hot", etag="e199", size_bytes=199)
     }
     assert len(manifest.path.read_text(encoding="utf-8").splitlines()) == 1
-
-
-class PagedSource:
-    """A source whose listing comes in two pages; the second is answered only once a key of
-    the first has landed at ``landed`` (or after ``WAIT_S``, which the test then fails)."""
-
-    WAIT_S = 30.0
-
-    def __init__(self, storage: base.ObjectStorage, landed: threading.Event) -> None:
-        self.storage = storage
-        self.landed = landed
-        self.waited_out = False
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.storage, name)
-
-    def list_object_pages(self, bucket: str, *, prefix: str = "") -> Iterator[list[base.ObjectEntry]]:
-        entries = self.storage.list_object_entries(bucket, prefix=prefix)
-        yield entries[:1]
-        self.waited_out = not self.landed.wait(timeout=self.WAIT_S)
-        yield entries[1:]
-
-
-class LandingTarget:
-    """A target that sets ``landed`` after each stored replica."""
-
-    def __init__(self, storage: base.ObjectStorage, landed: threading.Event) -> None:
-        self.storage = storage
-        self.landed = landed
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.storage, name)
-
-    def put_replica(self, bucket: str, *, data: bytes, source: base.ObjectInfo) -> base.ObjectInfo:
-        stored = self.storage.put_replica(bucket, data=data, source=source)
-        self.landed.set()
-        return stored
-
-
-def test_copies_of_a_listed_page_start_while_the_next_page_is_listed(
-    source: base.ObjectStorage, target: base.ObjectStorage
-) -> None:
-    contents = fill(source, count=5)
-    landed = threading.Event()
-    paged = PagedSource(source, landed)
-
-    report = object_sync.sync_bucket(
-        source=typing.cast(base.ObjectStorage, paged),
-        target=typing.cast(base.ObjectStorage, LandingTarget(target, landed)),
-        bucket=BUCKET,
-        parallelism=2,
-    )
-
-    assert report.succeeded, report.errors
-    assert not paged.waited_out  # the first page's copy landed before the second page was read
-    assert report.objects_examined == report.objects_copied == len(contents)
-    assert {key: target.get_object(BUCKET, key=key)[0] for key in contents} == contents
