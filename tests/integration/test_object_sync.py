@@ -3,8 +3,11 @@
 Specifies, against real HTTP endpoints: a full pass copies everything; an incremental
 pass copies exactly the changed objects; a target copy replaced behind cloudctl's back
 is detected from the listings and re-sent; a pass interrupted mid-way resumes from its
-file checkpoint; deletions at the source are propagated (or not, when asked); and the
-sync works between two different drivers (simulator to S3).
+file checkpoint; deletions at the source are propagated (or not, when asked); the
+sync works between two different drivers (simulator to S3); bytes at the source that miss
+their sha256 are reported and leave the target's last good copy; a GET that breaks off
+part-way (a TCP relay cuts it) leaves nothing at the target nor in the manifest, or lands
+whole when a retry gets through; keys of any characters arrive with their bytes.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ import concurrent.futures
 import contextlib
 import functools
 import hashlib
+import socket
 import threading
 import typing
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -365,3 +369,196 @@ def test_parallelism_bounds_each_side_and_reads_go_on_while_the_writes_are_busy(
     assert reads.most <= parallelism and writes.most <= parallelism
     raw = moto_servers.raw_client(servers[1])
     assert {key: raw.get_object(Bucket=bucket, Key=key)["Body"].read() for key in contents} == contents
+
+
+# --- wrong bytes and broken reads at the source -------------------------------------------
+
+LARGE_BYTES = 640 * 1024
+"""Objects large enough for a read to break off part-way (``CUT_AFTER_BYTES``)."""
+CUT_AFTER_BYTES = 512 * 1024
+ODD_KEYS = ["dept/a b+c%d", "dept/数据/2026-12-04", "dept/~tilde=equals&amp", "dept/(1) [x]"]
+
+
+def large_payload(index: int, *, version: int = 1) -> bytes:
+    return hashlib.sha256(f"{index}/{version}".encode()).digest() * (LARGE_BYTES // 32)
+
+
+class BreakingProxy:
+    """A TCP relay in front of one S3 server that cuts the answers to GETs of one object path
+    after ``cut_after_bytes`` (the connection closes mid-body, as a failing link would), the
+    first ``breaks`` times; everything else it relays whole."""
+
+    def __init__(
+        self, upstream: moto_servers.MotoServer, *, path: str, cut_after_bytes: int, breaks: int
+    ) -> None:
+        self.upstream_port = upstream.port
+        self.request_line = f"GET {path} ".encode()
+        self.cut_after_bytes = cut_after_bytes
+        self.breaks_left = breaks
+        self.broken = 0
+        self.lock = threading.Lock()
+        self.listener = socket.create_server((moto_servers.LOOPBACK, 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{moto_servers.LOOPBACK}:{self.port}"
+
+    def close(self) -> None:
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
+
+    def _relay(self, client: socket.socket) -> None:
+        with client, socket.create_connection((moto_servers.LOOPBACK, self.upstream_port)) as upstream:
+            first = client.recv(65536)
+            with self.lock:
+                cut = first.startswith(self.request_line) and self.breaks_left > 0
+                if cut:
+                    self.breaks_left -= 1
+                    self.broken += 1
+            upstream.sendall(first)
+            threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
+            relayed = 0
+            while data := upstream.recv(65536):
+                if cut and relayed + len(data) >= self.cut_after_bytes:
+                    client.sendall(data[: self.cut_after_bytes - relayed])
+                    # Shut down, not only closed: the pipe thread's pending recv would hold it open.
+                    client.shutdown(socket.SHUT_RDWR)
+                    return
+                client.sendall(data)
+                relayed += len(data)
+
+    @staticmethod
+    def _pipe(reader: socket.socket, writer: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := reader.recv(65536):
+                writer.sendall(data)
+
+
+@pytest.fixture
+def proxied_source(
+    servers: tuple[moto_servers.MotoServer, moto_servers.MotoServer],
+    source_center: str,
+    clock: clocks.ManualClock,
+    request: pytest.FixtureRequest,
+) -> Callable[[str, int], tuple[s3.S3ObjectStorage, BreakingProxy]]:
+    """``proxied_source(path, breaks)``: a driver of the source center whose GETs of ``path``
+    break off mid-body ``breaks`` times."""
+
+    def make(path: str, breaks: int) -> tuple[s3.S3ObjectStorage, BreakingProxy]:
+        proxy = BreakingProxy(servers[0], path=path, cut_after_bytes=CUT_AFTER_BYTES, breaks=breaks)
+        request.addfinalizer(proxy.close)
+        storage = s3.S3ObjectStorage(
+            center=source_center,
+            endpoint_url=proxy.endpoint_url,
+            access_key=moto_servers.ACCESS_KEY,
+            secret_key=moto_servers.SECRET_KEY,
+            region=moto_servers.REGION,
+            clock=clock,
+        )
+        return storage, proxy
+
+    return make
+
+
+def test_source_bytes_that_miss_their_sha256_are_reported_and_the_target_keeps_its_last_good_copy(
+    source: s3.S3ObjectStorage,
+    target: s3.S3ObjectStorage,
+    bucket: str,
+    servers: tuple[moto_servers.MotoServer, moto_servers.MotoServer],
+    tmp_path: Path,
+) -> None:
+    good = large_payload(1)
+    written = source.put_object(bucket, key="ledger", data=good)
+    manifest = object_sync.JsonFileManifest(tmp_path / "manifest.jsonl")
+    assert object_sync.sync_bucket(source=source, target=target, bucket=bucket, manifest=manifest).succeeded
+    # Other bytes under the same key, carrying the old sha256: damage the listing cannot see.
+    raw_source = moto_servers.raw_client(servers[0])
+    raw_source.put_object(
+        Bucket=bucket, Key="ledger", Body=large_payload(2), Metadata={"sha256": written.sha256}
+    )
+
+    report = object_sync.sync_bucket(source=source, target=target, bucket=bucket, manifest=manifest)
+
+    assert [error.key for error in report.errors] == ["ledger"]
+    assert "sha256" in report.errors[0].reason
+    assert report.objects_copied == 0
+    raw_target = moto_servers.raw_client(servers[1])
+    assert raw_target.get_object(Bucket=bucket, Key="ledger")["Body"].read() == good
+    recorded = manifest.load()
+    assert recorded is not None and recorded["ledger"].sha256 == written.sha256
+
+
+def test_a_get_that_breaks_off_part_way_leaves_no_object_at_the_target_nor_in_the_manifest(
+    source: s3.S3ObjectStorage,
+    target: s3.S3ObjectStorage,
+    bucket: str,
+    servers: tuple[moto_servers.MotoServer, moto_servers.MotoServer],
+    proxied_source: Callable[[str, int], tuple[s3.S3ObjectStorage, BreakingProxy]],
+    tmp_path: Path,
+) -> None:
+    source.put_object(bucket, key="whole", data=large_payload(1))
+    source.put_object(bucket, key="broken", data=large_payload(2))
+    breaking, proxy = proxied_source(f"/{bucket}/broken", 1000)
+    manifest = object_sync.JsonFileManifest(tmp_path / "manifest.jsonl")
+
+    report = object_sync.sync_bucket(source=breaking, target=target, bucket=bucket, manifest=manifest)
+
+    assert [error.key for error in report.errors] == ["broken"]
+    assert proxy.broken == s3.RetryPolicy().attempts  # each attempt of the GET broke off
+    raw_target = moto_servers.raw_client(servers[1])
+    assert sorted(
+        entry["Key"] for entry in raw_target.list_objects_v2(Bucket=bucket).get("Contents", [])
+    ) == ["whole"]
+    recorded = manifest.load()
+    assert recorded is not None and sorted(recorded) == ["whole"]
+
+
+def test_a_get_that_breaks_off_once_is_copied_again_and_lands_whole(
+    source: s3.S3ObjectStorage,
+    target: s3.S3ObjectStorage,
+    bucket: str,
+    servers: tuple[moto_servers.MotoServer, moto_servers.MotoServer],
+    proxied_source: Callable[[str, int], tuple[s3.S3ObjectStorage, BreakingProxy]],
+) -> None:
+    data = large_payload(3)
+    source.put_object(bucket, key="flaky", data=data)
+    breaking, proxy = proxied_source(f"/{bucket}/flaky", 1)
+
+    report = object_sync.sync_bucket(source=breaking, target=target, bucket=bucket)
+
+    assert report.succeeded, report.errors
+    assert report.copied_keys == ("flaky",)
+    assert proxy.broken == 1
+    raw_target = moto_servers.raw_client(servers[1])
+    assert raw_target.get_object(Bucket=bucket, Key="flaky")["Body"].read() == data
+
+
+def test_keys_of_any_characters_are_copied_across_with_their_bytes_and_sha256(
+    source: s3.S3ObjectStorage,
+    target: s3.S3ObjectStorage,
+    bucket: str,
+    servers: tuple[moto_servers.MotoServer, moto_servers.MotoServer],
+) -> None:
+    contents = {key: large_payload(index) for index, key in enumerate(ODD_KEYS)}
+    for key, data in contents.items():
+        source.put_object(bucket, key=key, data=data)
+
+    report = object_sync.sync_bucket(source=source, target=target, bucket=bucket)
+
+    assert report.succeeded, report.errors
+    assert sorted(report.copied_keys) == sorted(ODD_KEYS)
+    raw_target = moto_servers.raw_client(servers[1])
+    for key, data in contents.items():
+        answer = raw_target.get_object(Bucket=bucket, Key=key)
+        assert answer["Body"].read() == data
+        assert answer["Metadata"]["sha256"] == hashlib.sha256(data).hexdigest()
+        assert answer["ETag"].strip('"') == hashlib.md5(data, usedforsecurity=False).hexdigest()
