@@ -24,6 +24,8 @@ Baselines, in the same rounds (noop, subject, bare noop, raw; repeated; medians)
 
 The HTTP clients are 32 keep-alive connections of one asyncio process (``bench/load.py``),
 not threads of this one: it reports the CPU it used per round, to show it is not the limit.
+Each round also records the serving process's own CPU per answered call (from ``/proc``, all
+its threads): on a shared machine it moves much less with the load than throughput does.
 
 Each round is bounded by a request count and a time limit, whichever comes first. Run for
 SQLite and PostgreSQL (a database created for the run and dropped after it).
@@ -35,6 +37,7 @@ import concurrent.futures
 import dataclasses
 import itertools
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -75,6 +78,8 @@ class RoundResult:
     statuses: dict[str, int]
     client_cpu_s: float | None = None
     """CPU the load generator spent in the burst (``None``: clients in this process)."""
+    server_cpu_s: float | None = None
+    """CPU the serving process spent in the burst, all its threads (``None``: not measured)."""
 
     @property
     def throughput_per_s(self) -> float:
@@ -93,6 +98,9 @@ class RoundResult:
             "client_cpu_share": None
             if self.client_cpu_s is None or self.elapsed_s <= 0
             else round(self.client_cpu_s / self.elapsed_s, 3),
+            "server_cpu_ms_per_call": None
+            if self.server_cpu_s is None or not self.completed
+            else round(self.server_cpu_s / self.completed * 1e3, 3),
             "statuses": self.statuses,
         }
 
@@ -224,6 +232,11 @@ class Server:
         except httpx.HTTPError:
             return False
 
+    def cpu_s(self) -> float:
+        """User and system CPU the server process has used so far (its ``/proc`` entry)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
@@ -326,9 +339,11 @@ def measure_backend(
 
                 def http(label: str, clients: int, count: int, limit_s: float) -> RoundResult:
                     url, path, requests = targets[label]
-                    return load.burst(
+                    before = servers[label].cpu_s()
+                    result = load.burst(
                         url, path, requests=requests, connections=clients, count=count, time_limit_s=limit_s
                     )
+                    return dataclasses.replace(result, server_cpu_s=servers[label].cpu_s() - before)
 
                 def raw(worker: int) -> str:
                     common.raw_update(context.store, row=worker)
@@ -464,6 +479,14 @@ def run(*, size: int | None = None, smoke: bool = False, rounds: int | None = No
                 subject=_median_of(measured["admission_1"], "p50_ms"),
                 baseline=_median_of(measured["noop_1"], "p50_ms"),
                 meaning="times the no-op latency (one client)",
+            )
+            result.add(
+                f"{backend}: server CPU per call, admission vs no-op endpoint",
+                unit="ms",
+                subject=_median_of(admission, "server_cpu_ms_per_call"),
+                baseline=_median_of(noop, "server_cpu_ms_per_call"),
+                meaning="the serving process's CPU (all threads) per answered call, 32 clients; "
+                "less sensitive to the machine's load than throughput",
             )
             result.add(
                 f"{backend}: load generator CPU share, admission vs no-op rounds",

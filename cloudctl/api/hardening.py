@@ -23,7 +23,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-import os
 import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
@@ -32,6 +31,7 @@ from typing import Any
 from cloudctl import logs, metrics
 from cloudctl import settings as settings_module
 from cloudctl.api import problems
+from cloudctl.model import ids
 from cloudctl.services import audit
 
 Scope = MutableMapping[str, Any]
@@ -134,7 +134,7 @@ class Hardening:
                 forwarded.append(value.decode("latin-1"))
             elif name == b"content-length":
                 content_length = int(value) if value.isdigit() else None
-        request_id = request_id or os.urandom(16).hex()
+        request_id = request_id or ids.random_hex(32)
         client = scope.get("client")
         source = source_address(client[0] if client else "unknown", forwarded, self.trusted)
         scope.setdefault("state", {})["source"] = source

@@ -456,6 +456,7 @@ def authenticate(ctx: ctx_module.Context, *, authorization: str | None, source: 
     ``source`` is the caller's address after the trusted-proxy rule.
     """
     checked = _check_bearer(ctx, authorization)
+    assert checked is not None
     tracker = lockouts(ctx)
     key = f"token:{checked.token_id}" if checked.known else f"source:{source}"
     remaining = tracker.remaining_s(key) if checked.known or checked.reason is not None else 0.0
@@ -543,7 +544,27 @@ def flush_failed_authentications(ctx: ctx_module.Context, *, everything: bool = 
     return len(bursts)
 
 
-def _check_bearer(ctx: ctx_module.Context, authorization: str | None) -> _Checked:
+def authenticate_cached(ctx: ctx_module.Context, *, authorization: str | None) -> Principal | None:
+    """``authenticate``'s principal when it needs nothing but memory, else ``None``.
+
+    It answers only a valid bearer token read from the store within ``TOKEN_CACHE_TTL_S``
+    and not locked out: what ``authenticate`` would answer without a read or a write. Anything
+    else (a token not in the cache, or any failure, which is counted and audited) is ``None``:
+    call ``authenticate``, off the event loop. The event loop answers most calls this way
+    instead of handing each to a worker thread.
+    """
+    checked = _check_bearer(ctx, authorization, cached_only=True)
+    if checked is None or checked.reason is not None or checked.principal is None:
+        return None
+    if lockouts(ctx).remaining_s(f"token:{checked.token_id}") > 0:
+        return None
+    return checked.principal
+
+
+def _check_bearer(
+    ctx: ctx_module.Context, authorization: str | None, *, cached_only: bool = False
+) -> _Checked | None:
+    """What the header proves; ``None`` when ``cached_only`` and the token is not in the cache."""
     if not authorization:
         return _Checked("missing bearer token", "", known=False)
     scheme, _, value = authorization.partition(" ")
@@ -554,7 +575,9 @@ def _check_bearer(ctx: ctx_module.Context, authorization: str | None) -> _Checke
         return _Checked(
             "malformed bearer token", token_id if TOKEN_ID.fullmatch(token_id) else "", known=False
         )
-    cached = cached_token(ctx, token_id)
+    cached = _fresh_in_cache(ctx, token_id) if cached_only else cached_token(ctx, token_id)
+    if cached is None:
+        return None
     record, node = cached.record, cached.node
     if record is None:
         return _Checked("unknown token id", token_id, known=False)
@@ -592,11 +615,11 @@ class CachedToken:
 
 def cached_token(ctx: ctx_module.Context, token_id: str) -> CachedToken:
     """A token and its department node, from the cache or from one read of the store."""
+    entry = _fresh_in_cache(ctx, token_id)
+    if entry is not None:
+        return entry
     entries: dict[str, CachedToken] = ctx.cache.setdefault("tokens", {})
     now = ctx.clock.now()
-    entry = entries.get(token_id)
-    if entry is not None and 0 <= now - entry.read_at < TOKEN_CACHE_TTL_S:
-        return entry
     with ctx.read() as tx:
         record = tokens.find_token(tx, token_id)
         node = orgs.find_node(tx, record.department) if record is not None and record.department else None
@@ -606,6 +629,15 @@ def cached_token(ctx: ctx_module.Context, token_id: str) -> CachedToken:
             entries.clear()
         entries[token_id] = entry
     return entry
+
+
+def _fresh_in_cache(ctx: ctx_module.Context, token_id: str) -> CachedToken | None:
+    """The cached token read within ``TOKEN_CACHE_TTL_S``, or ``None``."""
+    entry = ctx.cache.get("tokens", {}).get(token_id)
+    if entry is not None and 0 <= ctx.clock.now() - entry.read_at < TOKEN_CACHE_TTL_S:
+        assert isinstance(entry, CachedToken)
+        return entry
+    return None
 
 
 def forget_token(ctx: ctx_module.Context, token_id: str | None = None) -> None:

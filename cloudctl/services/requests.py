@@ -27,16 +27,16 @@ import contextvars
 import dataclasses
 import hashlib
 import json
-import secrets
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloudctl import errors
+from cloudctl.model import ids, states
 from cloudctl.model import quotas as q
-from cloudctl.model import states
 from cloudctl.model import topology as topo
 from cloudctl.policy import engine as policy_engine
 from cloudctl.services import audit, identity, pages, placement, public
@@ -221,8 +221,12 @@ def _public(record: requests.RequestRecord) -> RequestPublic:
 
 
 def new_id(prefix: str, now: float) -> str:
-    """Ids that sort by creation time (for stable pagination), then random."""
-    return f"{prefix}-{int(now * 1000):013x}{secrets.token_hex(4)}"
+    """Ids that sort by creation time (for stable pagination), then random.
+
+    The random part tells apart ids of one millisecond; it guards nothing (who may read a request
+    is checked on every read), so it needs no system call (``model.ids``).
+    """
+    return f"{prefix}-{int(now * 1000):013x}{ids.random_hex(8)}"
 
 
 def _validate(ctx: ctx_module.Context, body: RequestCreate) -> tuple[topo.Offering, topo.Tier]:
@@ -293,19 +297,51 @@ async def submit_async(
     """``submit`` for an event loop: waiting for the admission thread does not block the loop."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[None] = loop.create_future()
-
-    def notify(_job: _Job) -> None:
-        loop.call_soon_threadsafe(_wake, future)
-
-    job = _Job(principal, body, idempotency_key, contextvars.copy_context(), notify)
+    waker = _waker_of(loop)
+    job = _Job(principal, body, idempotency_key, contextvars.copy_context(), lambda _job: waker.wake(future))
     _admitter(ctx).queue(job)
     await future
     return job.result()
 
 
-def _wake(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
+class _LoopWaker:
+    """Wakes the waiting coroutines of one event loop from the admission thread.
+
+    ``call_soon_threadsafe`` writes to the loop's wake-up pipe: a system call (which releases
+    the interpreter's lock) on the admission thread and a read on the loop, for every call. The
+    futures a batch settles are gathered instead, and the loop is woken once to settle them all.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._ready: list[asyncio.Future[None]] = []
+
+    def wake(self, future: asyncio.Future[None]) -> None:
+        with self._lock:
+            self._ready.append(future)
+            first = len(self._ready) == 1
+        if first:
+            self._loop.call_soon_threadsafe(self._settle)
+
+    def _settle(self) -> None:
+        with self._lock:
+            ready, self._ready = self._ready, []
+        for future in ready:
+            if not future.done():
+                future.set_result(None)
+
+
+_WAKERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopWaker] = weakref.WeakKeyDictionary()
+_WAKERS_LOCK = threading.Lock()
+
+
+def _waker_of(loop: asyncio.AbstractEventLoop) -> _LoopWaker:
+    waker = _WAKERS.get(loop)
+    if waker is None:
+        with _WAKERS_LOCK:
+            waker = _WAKERS.setdefault(loop, _LoopWaker(loop))
+    return waker
 
 
 def _ignore(_job: _Job) -> None:

@@ -39,7 +39,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cloudctl.store import db, schema
+from cloudctl.store import bulk, db, schema
 
 GENESIS = "0" * 64
 LEGACY_THROUGH_KEY = "audit_legacy_through"
@@ -160,7 +160,7 @@ def append_many(tx: sa.Connection, entries: Sequence[Entry], *, key: SigningKey)
         record = dataclasses.replace(draft, hash=record_mac(key.secret, prev_hash, _fields(draft)))
         records.append(record)
         prev_hash = record.hash
-    tx.execute(schema.audit_records.insert(), [_as_dict(record, _RECORD_FIELDS) for record in records])
+    bulk.insert_rows(tx, schema.audit_records, [_as_dict(record, _RECORD_FIELDS) for record in records])
     db.update_values(tx, schema.audit_head, where={"id": _HEAD_ID}, values={"seq": seq, "hash": prev_hash})
     return records
 

@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from cloudctl import errors
-from cloudctl.store import db, schema
+from cloudctl.store import bulk, db, schema
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,7 +122,7 @@ def insert_request(tx: sa.Connection, record: RequestRecord) -> RequestRecord:
 def insert_requests(tx: sa.Connection, records: Sequence[RequestRecord]) -> None:
     """Several requests in one statement."""
     if records:
-        tx.execute(schema.requests.insert(), [_row(record) for record in records])
+        bulk.insert_rows(tx, schema.requests, [_row(record) for record in records])
 
 
 def find_request(tx: sa.Connection, request_id: str, *, for_update: bool = False) -> RequestRecord | None:
@@ -235,9 +235,8 @@ def insert_workloads(tx: sa.Connection, records: Sequence[WorkloadRecord]) -> No
         return
     rows = [_row(record, leave_out="placements") for record in records]
     placements = [_row(placement) for record in records for placement in record.placements]
-    tx.execute(schema.workloads.insert(), rows)
-    if placements:
-        tx.execute(schema.placements.insert(), placements)
+    bulk.insert_rows(tx, schema.workloads, rows)
+    bulk.insert_rows(tx, schema.placements, placements)
 
 
 def find_workload(tx: sa.Connection, workload_id: str, *, for_update: bool = False) -> WorkloadRecord | None:
