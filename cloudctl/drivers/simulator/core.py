@@ -65,7 +65,10 @@ KIND_NAMESPACE = "namespace"
 KIND_DNS_RECORD = "dns-record"
 KIND_PORT = "port"
 KIND_SEGMENT = "segment"
-"""One document per L2 segment (``GLOBAL_CENTER``): the lock its address allocations take."""
+"""One document per L2 segment (``GLOBAL_CENTER``): its ``free_from``, below which every host
+is held or given back (written by earlier versions; read when a process first allocates)."""
+KIND_FREED_ADDRESS = "freed-address"
+"""An address given back on a segment (``GLOBAL_CENTER``, keyed as its port): taken first."""
 USAGE_KEY = "center"
 
 ENFORCED_PROJECT_RESOURCES = (
