@@ -91,7 +91,7 @@ class SimulatedCompute(base.ServerWaits):
         subnet = _port_subnet(port)
         taken = ""
         try:
-            with self._core.writing("create_server") as transaction:
+            with self._core.writing("create_server", lock_now=False) as transaction:
                 now = self._core.clock.now()
                 doc: state.Doc = {
                     "id": uuid.uuid4().hex,
@@ -106,6 +106,14 @@ class SimulatedCompute(base.ServerWaits):
                     "metadata": dict(metadata or {}),
                     "addresses": [],
                 }
+                # A free address first: claiming it takes no lock, so the center's writers
+                # queue for the usage row only behind what must be checked under it. One asked
+                # for may be a server's that moved: it is taken over under the lock, as before.
+                claim_first = port is not None and port.address is None
+                if port is not None and subnet is not None and claim_first:
+                    taken = self._take_address(transaction, port, subnet, server=doc)
+                    doc["addresses"] = [taken]
+                self._core.hold_usage(transaction)
                 if transaction.find_by(self.name, KIND_SERVER, field="name", value=name):
                     raise errors.Conflict(
                         f"a server named {name!r} exists in center {self.name}", field="name"
@@ -113,9 +121,8 @@ class SimulatedCompute(base.ServerWaits):
                 deltas = {"vcpu": vcpu, "ram_gb": ram_gb, "volume_gb": disk_gb, "instances": 1}
                 self._core.charge_project(transaction, project, deltas)
                 self._core.consume(transaction, **deltas)
-                if port is not None and subnet is not None:
-                    taken = self._take_address(transaction, port, subnet, server=doc)
-                    doc["addresses"] = [taken]
+                if port is not None and subnet is not None and not claim_first:
+                    doc["addresses"] = [self._take_address(transaction, port, subnet, server=doc)]
                 transaction.put(self.name, KIND_SERVER, doc["id"], doc)
         except BaseException:
             if port is not None and port.address is None and taken:
