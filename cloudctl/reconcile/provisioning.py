@@ -13,6 +13,9 @@ Invariants:
   ``resources``); a killed process resumes where the store says it was. With
   ``group_steps`` (drivers whose state is in the same store and that wait for nothing),
   ordering a resource and recording it are one transaction.
+- The last step (records marked ready, quota committed) is one transaction, the quota
+  counters locked last in it; steps of several orders may share one transaction (``finish``,
+  ``create``: group commit), which changes nothing of what each step does.
 - Quota is committed only once a placement's resources exist, and released only
   after they are gone; a deleted workload's replication streams go with it, and so do
   its volumes' snapshots (replication points) and their records. After the listed
@@ -26,8 +29,8 @@ Invariants:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -36,7 +39,7 @@ from cloudctl import engines, errors, metrics
 from cloudctl.drivers import base
 from cloudctl.model import names, states
 from cloudctl.model import topology as topo
-from cloudctl.store import quotas, replication, requests
+from cloudctl.store import db, quotas, replication, requests
 from cloudctl.store import replication_points as points_store
 
 CREATING_ROLES = (states.PlacementRole.PRIMARY, states.PlacementRole.ACTIVE)
@@ -71,15 +74,80 @@ def _timed(name: str, work: Callable[[], Result]) -> Result:
     return result
 
 
-def reconcile_request(env: Environment, request_id: str, *, group_steps: bool = False) -> Result:
+LastStep = Callable[[db.Transaction], list[str]]
+"""An order's last step in a store transaction: its records marked ready; the reservations whose
+quota it commits (the finisher commits them, last)."""
+Finisher = Callable[[LastStep], None]
+"""Runs a last step and commits its reservations in one transaction: the step's own
+(``_finish_alone``), or one shared with the last steps of other orders finishing at the same
+time (``services.provisioning``'s group finisher), so the quota counters every order
+commits to are locked, and the transaction committed, once for all of them."""
+
+
+Created = tuple[dict[str, Any], base.Server | None]
+"""A resource ordered and recorded: its record, and the server as the backend answered (``None``
+for other kinds)."""
+CreateStep = Callable[[], Created]
+"""One resource found or ordered, and the placement's record of it written."""
+Creator = Callable[[str, CreateStep], Created]
+"""Runs a create step of a center in one unit of work (``group_steps``): its own
+(``_create_alone``), or one shared with other orders' create steps of the same center
+(``services.provisioning``'s group creator): the center's writers take its usage row one after
+another, so a unit for several takes it, and commits, once."""
+
+
+def _create_alone(env: Environment) -> Creator:
+    def create(center: str, step: CreateStep) -> Created:
+        with env.store.unit_of_work(savepoints=False):
+            return step()
+
+    return create
+
+
+def _finish_alone(env: Environment) -> Finisher:
+    def finish(step: LastStep) -> None:
+        with env.store.transaction() as tx:
+            commit_last_steps(tx, [step], now=env.clock.now())
+
+    return finish
+
+
+def commit_last_steps(tx: db.Transaction, steps: list[LastStep], *, now: float) -> None:
+    """Run ``steps`` in ``tx``, then commit their reservations together: the quota counters
+    (shared by every order of a department, on every center) are locked last, so they are
+    held for one statement per reservation and the commit only."""
+    reservation_ids = [reservation_id for step in steps for reservation_id in step(tx)]
+    quotas.commit_reservations(tx, reservation_ids, now=now)
+
+
+def reconcile_request(
+    env: Environment,
+    request_id: str,
+    *,
+    group_steps: bool = False,
+    finish: Finisher | None = None,
+    create: Creator | None = None,
+) -> Result:
     """Provision an approved request. ``group_steps``: order each resource and record it in one
     store transaction, for drivers that keep their state in the same store and wait for nothing
     (the simulator at zero latency): one commit instead of two, and a process killed between
-    the two cannot leave a resource that is not recorded."""
-    return _timed("provisioning", lambda: _reconcile_request(env, request_id, group_steps=group_steps))
+    the two cannot leave a resource that is not recorded. ``finish``: how the last step (the
+    records marked ready, the quota committed) runs; in a transaction of its own by default.
+    ``create``: how a grouped step runs; in a unit of work of its own by default."""
+    return _timed(
+        "provisioning",
+        lambda: _reconcile_request(env, request_id, group_steps=group_steps, finish=finish, create=create),
+    )
 
 
-def _reconcile_request(env: Environment, request_id: str, *, group_steps: bool) -> Result:
+def _reconcile_request(
+    env: Environment,
+    request_id: str,
+    *,
+    group_steps: bool,
+    finish: Finisher | None,
+    create: Creator | None,
+) -> Result:
     # One transaction reads the request and, if it was just approved, moves it on: the lock
     # taken for the move is the read (nobody can slip in between).
     with env.store.transaction() as tx:
@@ -107,7 +175,7 @@ def _reconcile_request(env: Environment, request_id: str, *, group_steps: bool) 
         for placement in workload.placements:
             if placement.role in CREATING_ROLES and placement.state != states.PlacementState.READY:
                 made[placement.center] = _provision_placement(
-                    env, workload, placement, offering, group_steps=group_steps
+                    env, workload, placement, offering, group_steps=group_steps, create=create
                 )
     except errors.QuotaExceeded as error:
         return _fail(env, request_id, f"capacity refused: {error.one_line()}")
@@ -115,8 +183,9 @@ def _reconcile_request(env: Environment, request_id: str, *, group_steps: bool) 
         return Result(done=False, requeue_after_s=RETRY_AFTER_S, message=error.one_line())
     except (errors.Conflict, errors.InvalidInput, errors.OperationFailed) as error:
         return _fail(env, request_id, error.one_line())
-    now = env.clock.now()
-    with env.store.transaction() as tx:
+
+    def last_step(tx: db.Transaction) -> list[str]:
+        now = env.clock.now()
         for center, resources in made.items():
             requests.update_placement(
                 tx,
@@ -124,16 +193,15 @@ def _reconcile_request(env: Environment, request_id: str, *, group_steps: bool) 
                 center=center,
                 values={"resources": resources, "state": states.PlacementState.READY},
             )
-        workload = requests.get_workload(tx, workload.id, for_update=True)
-        request = requests.get_request(tx, request_id, for_update=True)
-        created = [p.reservation_id for p in workload.placements if p.role in CREATING_ROLES]
-        quotas.commit_reservations(tx, created, now=now)
-        requests.update_workload(
-            tx, workload, state=states.WorkloadState.READY, now=now, with_placements=False
-        )
+        ready = requests.get_workload(tx, workload.id, for_update=True)
+        current = requests.get_request(tx, request_id, for_update=True)
+        requests.update_workload(tx, ready, state=states.WorkloadState.READY, now=now, with_placements=False)
         requests.update_request(
-            tx, request, state=states.WorkloadState.READY, step=states.WorkloadState.READY, now=now
+            tx, current, state=states.WorkloadState.READY, step=states.WorkloadState.READY, now=now
         )
+        return [p.reservation_id for p in ready.placements if p.role in CREATING_ROLES]
+
+    (finish or _finish_alone(env))(last_step)
     return Result(done=True, message=states.WorkloadState.READY)
 
 
@@ -144,6 +212,7 @@ def _provision_placement(
     offering: topo.Offering,
     *,
     group_steps: bool,
+    create: Creator | None,
 ) -> list[dict[str, Any]]:
     """Order every resource of the placement, then wait for them together (servers boot side
     by side in the backend instead of one after another); the resources, all usable. A server
@@ -162,13 +231,26 @@ def _provision_placement(
         if name in existing:
             continue
         # Persist each resource as soon as it exists (or with it): a crash leaves no orphan behind.
-        # Nothing is caught inside the group, so it needs no savepoints.
-        with env.store.unit_of_work(savepoints=False) if group_steps else contextlib.nullcontext():
-            item, server = _create_one(drivers, workload, offering, name, network=network, segment=segment)
-            made.append(item)
-            if server is not None and server.status is base.ServerStatus.ACTIVE:
-                active[server.id] = server
-            _record_resources(env, workload.id, placement.center, made, state=states.PlacementState.CREATING)
+        create_and_record = functools.partial(
+            _create_and_record,
+            env,
+            drivers,
+            workload,
+            offering,
+            name,
+            center=placement.center,
+            before=list(made),
+            network=network,
+            segment=segment,
+        )
+        if group_steps:
+            # Nothing is caught inside the group, so it needs no savepoints.
+            item, server = (create or _create_alone(env))(placement.center, create_and_record)
+        else:
+            item, server = create_and_record()
+        made.append(item)
+        if server is not None and server.status is base.ServerStatus.ACTIVE:
+            active[server.id] = server
     for item in made:
         if item["kind"] == "server":
             server = active.get(item["id"]) or drivers.compute.wait_for_status(
@@ -177,6 +259,24 @@ def _provision_placement(
             if item.get("network") and server.addresses:
                 item["address"] = server.addresses[0]
     return made
+
+
+def _create_and_record(
+    env: Environment,
+    drivers: base.CenterDrivers,
+    workload: requests.WorkloadRecord,
+    offering: topo.Offering,
+    name: str,
+    *,
+    center: str,
+    before: list[dict[str, Any]],
+    network: topo.Network | None,
+    segment: str,
+) -> Created:
+    """Find or order one resource, and record the placement's resources with it."""
+    item, server = _create_one(drivers, workload, offering, name, network=network, segment=segment)
+    _record_resources(env, workload.id, center, [*before, item], state=states.PlacementState.CREATING)
+    return item, server
 
 
 def _record_resources(
@@ -406,7 +506,15 @@ def pending_work(env: Environment) -> list[WorkItem]:
     return work
 
 
-def reconcile_once(env: Environment, kind: str, object_id: str, *, group_steps: bool = False) -> Result:
+def reconcile_once(
+    env: Environment,
+    kind: str,
+    object_id: str,
+    *,
+    group_steps: bool = False,
+    finish: Finisher | None = None,
+    create: Creator | None = None,
+) -> Result:
     if kind == "request":
-        return reconcile_request(env, object_id, group_steps=group_steps)
+        return reconcile_request(env, object_id, group_steps=group_steps, finish=finish, create=create)
     return reconcile_workload(env, object_id)

@@ -12,8 +12,9 @@ leader, finds what was in flight); one object is never reconciled by two workers
 process at once (and two processes never both lead: ``services.leader``); a stop request
 lets each worker finish the step it is in and then returns — nothing is left half-written
 because every step is its own transaction (on an instant simulator, a resource and its
-record share one: ``steps_grouped``). Each object is retried no sooner than its
-``requeue_after_s``.
+record share one: ``steps_grouped``), or shares one with the same step of other objects
+(``GroupFinisher``, ``GroupCreator``: group commit), which commits or fails as a whole. Each
+object is retried no sooner than its ``requeue_after_s``.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ import dataclasses
 import logging
 import threading
 import time
+import typing
 
-from cloudctl import metrics
+from cloudctl import errors, metrics
 from cloudctl.model import states
 from cloudctl.model import topology as topo
 from cloudctl.reconcile import provisioning, quota_sync
@@ -113,6 +115,153 @@ def run_pending(ctx: ctx_module.Context) -> dict[str, provisioning.Result]:
     }
 
 
+Item = typing.TypeVar("Item")
+Outcome = typing.TypeVar("Outcome")
+
+
+class _Batches(typing.Generic[Item, Outcome]):
+    """Group commit: an item handed in under one key while a batch of that key runs waits,
+    and the next to go runs everything queued under its key (``run_together``); other keys
+    run side by side. A batch that fails is run again one item at a time (``run_alone``), so
+    one item's error is its own caller's. Each caller gets its own item's outcome."""
+
+    def __init__(
+        self,
+        run_together: typing.Callable[[list[Item]], list[Outcome]],
+        run_alone: typing.Callable[[Item], Outcome],
+    ) -> None:
+        self._run_together = run_together
+        self._run_alone = run_alone
+        self._changed = threading.Condition()
+        self._queues: dict[str, list[_Piece[Item, Outcome]]] = {}
+        self._running: set[str] = set()
+        self.batches = 0
+        """Transactions committed (a test's view of the grouping)."""
+
+    def waiting(self, key: str) -> int:
+        """Items handed in under ``key`` and queued behind the batch running."""
+        with self._changed:
+            return len(self._queues.get(key, ()))
+
+    def run(self, key: str, item: Item) -> Outcome:
+        mine: _Piece[Item, Outcome] = _Piece(item)
+        batch: list[_Piece[Item, Outcome]] = []
+        with self._changed:
+            self._queues.setdefault(key, []).append(mine)
+            while key in self._running and not mine.done:
+                self._changed.wait()
+            if not mine.done:
+                batch = self._queues.pop(key)
+                self._running.add(key)
+        if batch:
+            try:
+                self._run(batch)
+            except BaseException as error:
+                for piece in batch:
+                    if piece.error is None and not piece.finished:
+                        piece.error = errors.OperationFailed(
+                            f"the batch was interrupted: {error!r}", field="provisioning"
+                        )
+                raise
+            finally:
+                with self._changed:
+                    self._running.discard(key)
+                    for piece in batch:
+                        piece.done = True
+                    self._changed.notify_all()
+        if mine.error is not None:
+            raise mine.error
+        return typing.cast(Outcome, mine.outcome)
+
+    def _run(self, batch: list[_Piece[Item, Outcome]]) -> None:
+        if len(batch) > 1:
+            try:
+                outcomes = self._run_together([piece.item for piece in batch])
+            except Exception:
+                log.info("a batch of %d failed; running its items one at a time", len(batch))
+            else:
+                self.batches += 1
+                for piece, outcome in zip(batch, outcomes, strict=True):
+                    piece.outcome, piece.finished = outcome, True
+                return
+        for piece in batch:
+            try:
+                piece.outcome, piece.finished = self._run_alone(piece.item), True
+                self.batches += 1
+            except Exception as error:
+                piece.error = error
+
+
+@dataclasses.dataclass
+class _Piece(typing.Generic[Item, Outcome]):
+    item: Item
+    outcome: Outcome | None = None
+    finished: bool = False
+    done: bool = False
+    error: Exception | None = None
+
+
+class GroupFinisher:
+    """The last steps of orders finishing at the same time, run in one transaction
+    (``reconcile.provisioning.Finisher``). Every order of a department commits quota to the
+    same counter rows (and to their all-centers totals), so one transaction each would queue
+    them all behind one another's commits; a batch locks them, and commits, once."""
+
+    def __init__(self, ctx: ctx_module.Context) -> None:
+        self._ctx = ctx
+        self._batches: _Batches[provisioning.LastStep, None] = _Batches(self._together, self._alone)
+
+    @property
+    def batches(self) -> int:
+        return self._batches.batches
+
+    @property
+    def waiting(self) -> int:
+        return self._batches.waiting("")
+
+    def __call__(self, step: provisioning.LastStep) -> None:
+        self._batches.run("", step)
+
+    def _together(self, steps: list[provisioning.LastStep]) -> list[None]:
+        with self._ctx.store.transaction() as tx:
+            provisioning.commit_last_steps(tx, steps, now=self._ctx.clock.now())
+        return [None for _ in steps]
+
+    def _alone(self, step: provisioning.LastStep) -> None:
+        self._together([step])
+
+
+class GroupCreator:
+    """Resources of orders of one center ordered at the same time, each made and recorded
+    in one unit of work with the others (``reconcile.provisioning.Creator``; used on an
+    instant simulator over this store, ``steps_grouped``). Every creation in a center locks
+    the center's usage row until it commits, so they run one after another whatever the
+    number of workers; one unit for those queued takes the lock, and commits, once."""
+
+    def __init__(self, ctx: ctx_module.Context) -> None:
+        self._ctx = ctx
+        self._batches: _Batches[provisioning.CreateStep, provisioning.Created] = _Batches(
+            self._together, self._alone
+        )
+
+    @property
+    def batches(self) -> int:
+        return self._batches.batches
+
+    def waiting(self, center: str) -> int:
+        return self._batches.waiting(center)
+
+    def __call__(self, center: str, step: provisioning.CreateStep) -> provisioning.Created:
+        return self._batches.run(center, step)
+
+    def _together(self, steps: list[provisioning.CreateStep]) -> list[provisioning.Created]:
+        with self._ctx.store.unit_of_work(savepoints=False):
+            return [step() for step in steps]
+
+    def _alone(self, step: provisioning.CreateStep) -> provisioning.Created:
+        return self._together([step])[0]
+
+
 RESCAN_BUSY_S = 10.0
 """While a backlog lasts, how often it is read again from the store."""
 
@@ -190,6 +339,8 @@ class Provisioner:
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._thread: threading.Thread | None = None
         self._steps_grouped: bool | None = None
+        self.finisher = GroupFinisher(ctx)
+        self.creator = GroupCreator(ctx)
         self.finished = 0
 
     def start(self) -> None:
@@ -277,7 +428,12 @@ class Provisioner:
             if self._stop.is_set():
                 return
             result = provisioning.reconcile_once(
-                env, item.kind, item.object_id, group_steps=bool(self._steps_grouped)
+                env,
+                item.kind,
+                item.object_id,
+                group_steps=bool(self._steps_grouped),
+                finish=self.finisher,
+                create=self.creator,
             )
         except Exception:
             log.exception("reconcile of %s %s failed; retrying later", item.kind, item.object_id)

@@ -42,7 +42,8 @@ Invariants:
   read through even so: ``find_by`` reads the rows whose field matches and ``keys`` only
   the keys (never the whole kind, which grows with every server), ``get_many(fresh=True)``
   reads its documents again (an operation meets the faults as they are when it runs), and
-  ``hold`` writes a missing lock row at once (a row not in the database locks nothing).
+  ``hold`` writes a missing lock row at once (a row not in the database locks nothing), and
+  so does ``claim`` its document (a claim nobody can see claims nothing).
   The documents the unit holds (locked or written) win over what these read.
 """
 
@@ -140,6 +141,9 @@ class StoreBackedState:
     def insert(self, center: str, kind: str, key: str, doc: Doc) -> bool:
         with self.transaction() as transaction:
             return transaction.insert(center, kind, key, doc)
+
+    def claim(self, center: str, kind: str, key: str, doc: Doc) -> bool:
+        return self.insert(center, kind, key, doc)
 
     def hold(self, center: str, kind: str, key: str, *, empty: Doc) -> None:
         with self.transaction() as transaction:
@@ -248,6 +252,9 @@ class StoreStateTransaction:
         if created:
             self._held[(center, kind, key)] = _clone(doc)
         return created
+
+    def claim(self, center: str, kind: str, key: str, doc: Doc) -> bool:
+        return self.insert(center, kind, key, doc)  # an insert here reaches the database at once
 
     def hold(self, center: str, kind: str, key: str, *, empty: Doc) -> None:
         if self.get(center, kind, key) is None:
@@ -504,6 +511,15 @@ class _UnitTransaction:
             return False
         self._stage(center, kind, key, "insert", _clone(doc))
         return True
+
+    def claim(self, center: str, kind: str, key: str, doc: Doc) -> bool:
+        if (center, kind, key) in self._staged or (center, kind, key) in self._state.pending:
+            return self.insert(center, kind, key, doc)
+        known = self._state.known(center, kind).get(key)
+        if known is not None and known[1] and known[0] is not None:
+            return False  # the unit holds it
+        # Written at once, not with the unit's writes: a claim nobody can see claims nothing.
+        return self._state.insert_now(center, kind, key, doc)
 
     def hold(self, center: str, kind: str, key: str, *, empty: Doc) -> None:
         if self._current(center, kind, key) is not None:

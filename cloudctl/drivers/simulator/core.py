@@ -65,7 +65,10 @@ KIND_NAMESPACE = "namespace"
 KIND_DNS_RECORD = "dns-record"
 KIND_PORT = "port"
 KIND_SEGMENT = "segment"
-"""One document per L2 segment (``GLOBAL_CENTER``): the lock its address allocations take."""
+"""One document per L2 segment (``GLOBAL_CENTER``): its ``free_from``, below which every host
+is held or given back (written by earlier versions; read when a process first allocates)."""
+KIND_FREED_ADDRESS = "freed-address"
+"""An address given back on a segment (``GLOBAL_CENTER``, keyed as its port): taken first."""
 USAGE_KEY = "center"
 
 ENFORCED_PROJECT_RESOURCES = (
@@ -148,15 +151,24 @@ class CenterCore:
             yield transaction
 
     @contextlib.contextmanager
-    def writing(self, operation: str | None = None) -> Iterator[state.StateTransaction]:
+    def writing(
+        self, operation: str | None = None, *, lock_now: bool = True
+    ) -> Iterator[state.StateTransaction]:
         """A transaction that holds this center's usage row (its writers' lock) first;
-        ``operation``'s faults and latency met before the lock is taken, if named."""
+        ``operation``'s faults and latency met before the lock is taken, if named. With
+        ``lock_now=False`` the caller takes the lock (``hold_usage``) before it reads or
+        writes anything of the center: what it does before may only be a claim (``claim``)
+        that needs no lock."""
         left = self._meet_first(operation)
         with self.backend.transaction() as transaction:
             self._meet(left, transaction)
-            # Lock the usage row first: on PostgreSQL it queues the other writers of this center.
-            transaction.hold(self.name, KIND_USAGE, USAGE_KEY, empty=dict.fromkeys(_USAGE_FIELDS, 0))
+            if lock_now:
+                self.hold_usage(transaction)
             yield transaction
+
+    def hold_usage(self, transaction: state.StateTransaction) -> None:
+        """Lock the usage row: on PostgreSQL it queues the other writers of this center."""
+        transaction.hold(self.name, KIND_USAGE, USAGE_KEY, empty=dict.fromkeys(_USAGE_FIELDS, 0))
 
     # --- reading documents -------------------------------------------------------------
 

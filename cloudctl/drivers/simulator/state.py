@@ -29,6 +29,11 @@ Invariants every backend keeps:
 - ``insert`` never replaces: of two concurrent inserts of one address, one
   creates the document and the other returns ``False`` (a lock row can therefore
   be created safely before it is locked).
+- ``claim`` is an ``insert`` that reaches the backend at once, even where other writes
+  are held back to the end: a document's address is unique, so the document is a claim
+  other transactions meet while this one is still open (on PostgreSQL a concurrent
+  ``claim`` of the same address waits for this transaction's end, then returns
+  ``False`` if it committed). Taking one of many candidates needs no lock row then.
 
 ``GLOBAL_CENTER`` is the center key of state that belongs to no single center
 (faults, which may name a link between two centers).
@@ -65,6 +70,10 @@ class StateTransaction(Protocol):
 
     def delete(self, center: str, kind: str, key: str) -> bool:
         """Remove the document; whether there was one."""
+        ...
+
+    def claim(self, center: str, kind: str, key: str, doc: Doc) -> bool:
+        """Create the document now unless there is one (never held back); whether it did."""
         ...
 
     def hold(self, center: str, kind: str, key: str, *, empty: Doc) -> None:
@@ -129,6 +138,9 @@ class InMemoryState:
         with self.transaction() as transaction:
             return transaction.delete(center, kind, key)
 
+    def claim(self, center: str, kind: str, key: str, doc: Doc) -> bool:
+        return self.insert(center, kind, key, doc)
+
     def hold(self, center: str, kind: str, key: str, *, empty: Doc) -> None:
         with self.transaction() as transaction:
             transaction.hold(center, kind, key, empty=empty)
@@ -191,6 +203,10 @@ class _InMemoryTransaction:
             return False
         self.put(center, kind, key, doc)
         return True
+
+    def claim(self, center: str, kind: str, key: str, doc: Doc) -> bool:
+        # The transactions of this backend take turns: nobody can meet the claim before the end.
+        return self.insert(center, kind, key, doc)
 
     def delete(self, center: str, kind: str, key: str) -> bool:
         existed = self._current(center, kind, key) is not None
