@@ -33,6 +33,10 @@ Invariants:
   healthy region keeps running, so its clients never see the others come up. The first
   region's files, ports and fingerprint are those of the one-region stack this grew from, so a
   checkout that knows only one region sees the first region as the same running stack.
+- A stack whose processes all run but that is only slow (an API that took longer than the
+  health check's 3 s, a worker or agent not reported up) is waited for, up to
+  ``SETTLE_TIMEOUT_S``, before ``start`` restarts anything: restarting a region under the tests
+  that use it breaks them. Workers count as down only after 600 s without a heartbeat.
 - ``start`` ends with every region healthy (it checks them all again) or exits non-zero.
 - Package scripts never start a service nor configure a database: installs run with
   ``DEBIAN_FRONTEND=noninteractive``, the packages' database questions preseeded to "no"
@@ -1257,6 +1261,28 @@ def region_problems(region: Region) -> list[str]:
     return found
 
 
+SETTLE_TIMEOUT_S = 180.0
+"""How long a stack whose processes all run may take to answer and report again before `start`
+restarts it: on a loaded machine an API can be slower than a health check's 3 s and a worker's
+heartbeat late, and restarting a region under the tests that use it breaks them."""
+HARD_PROBLEMS = (": not running", "configuration: ")
+
+
+def settled(wrong: dict[str, list[str]]) -> dict[str, list[str]]:
+    """``wrong`` again after waiting (bounded) for problems that only mean slow: a process that
+    runs but did not answer in time, a worker or agent not reported up. A process that is gone
+    or runs another configuration is returned at once."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    while wrong and time.monotonic() < deadline:
+        found = [line for lines in wrong.values() for line in lines]
+        if any(mark in line for line in found for mark in HARD_PROBLEMS):
+            return wrong
+        log(f"waiting for a slow stack before restarting it: {'; '.join(found)}")
+        time.sleep(10 * POLL_INTERVAL_S)
+        wrong = problems()
+    return wrong
+
+
 def start(*, fresh: bool) -> None:
     started_at = time.monotonic()
 
@@ -1264,7 +1290,7 @@ def start(*, fresh: bool) -> None:
         return f"{time.monotonic() - started_at:.1f} s"
 
     with locked():
-        wrong = {} if fresh else problems()
+        wrong = {} if fresh else settled(problems())
         if not fresh and not wrong:
             clouds_yaml_path().write_text(clouds_yaml(["cloudctl-openstack"]), encoding="utf-8")
             log(f"reusing the stack that is up ({elapsed()})")

@@ -12,12 +12,13 @@ PostgreSQL server ``scripts/ensure-postgres.sh`` makes answer, and fail loudly w
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support import processes
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE_TIMEOUT_S = 300
@@ -34,13 +35,10 @@ BENCHMARKS = (
 
 
 def run_smoke(name: str, output: Path) -> dict[str, Any]:
-    finished = subprocess.run(
+    finished = processes.run_bounded(
         [sys.executable, "-m", "bench", name, "--smoke", "--output", str(output)],
         cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=SMOKE_TIMEOUT_S,
-        check=False,
+        timeout_s=SMOKE_TIMEOUT_S,
     )
     assert finished.returncode == 0, (
         f"python -m bench {name} --smoke failed:\n{finished.stdout}\n{finished.stderr}"

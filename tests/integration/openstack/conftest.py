@@ -31,6 +31,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.filterwarnings(SDK_WARNINGS))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def stack_up() -> None:
+    """Each module starts on a stack that is up: a service that died under an earlier module
+    is started again (and said so in ``stack.py``'s output) instead of failing every test after."""
+    stack.start_or_reuse()
+
+
 @pytest.fixture(scope="session")
 def openstack_center() -> str:
     shipped = topology.parse(TOPOLOGY_FILE.read_text(encoding="utf-8"))

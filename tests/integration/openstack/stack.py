@@ -1,7 +1,8 @@
 """The loopback OpenStack of ``scripts/openstack/stack``, made to answer for the tests.
 
-``ensure_up()`` runs ``stack.py start`` once per test process (a stack that is already up
-and healthy is reused in a second or two) and fails the tests loudly, with the script's
+``ensure_up()`` runs ``stack.py start`` once per test process, ``start_or_reuse()`` each time
+it is called (a stack that is already up and healthy is reused in a second or two, one that is
+only slow is waited for, a service that died is started again) and fails the tests loudly, with the script's
 output, when it cannot be brought up: the OpenStack tests never skip. ``write_clouds_yaml``
 writes ``clouds.yaml`` entries named after centers, the n-th center in the stack's n-th region
 (a cloud of its own: its own Nova, Cinder and Neutron), with cloudctl's settings as the stack
@@ -22,32 +23,37 @@ import yaml
 
 from cloudctl import clock as clocks
 from cloudctl.drivers import openstack as openstack_driver
+from tests.support import processes
 
 ROOT = Path(__file__).resolve().parents[3]
 STACK_SCRIPT = ROOT / "scripts" / "openstack" / "stack.py"
-START_TIMEOUT_S = 1800.0
+START_TIMEOUT_S = 840.0
 """Covers installing Debian's packages on a new machine (a few minutes) and a cold start of the
-three regions (a few minutes on a loaded machine: Nova's schemas take longest)."""
+three regions (a few minutes on a loaded machine: Nova's schemas take longest), inside the
+suite's 900 s for one test."""
 
 
 @functools.cache
 def ensure_up() -> None:
+    """``start_or_reuse`` once per process."""
+    start_or_reuse()
+
+
+def start_or_reuse() -> None:
+    """``stack.py start``: reuses a healthy stack (waiting a while for a slow one), restarts
+    what is down; fails the calling test with the script's output when it cannot. The output
+    is printed: a test that fails after a restart shows it with its captured output."""
     try:
-        done = subprocess.run(
-            [sys.executable, str(STACK_SCRIPT), "start"],
-            capture_output=True,
-            text=True,
-            timeout=START_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"{STACK_SCRIPT} start took more than {START_TIMEOUT_S:g} s", pytrace=False)
+        done = processes.run_bounded([sys.executable, str(STACK_SCRIPT), "start"], timeout_s=START_TIMEOUT_S)
+    except processes.Timeout as timeout:
+        pytest.fail(f"{timeout}:\n{timeout.output}", pytrace=False)
     if done.returncode != 0:
         pytest.fail(
             f"the loopback OpenStack did not come up ({STACK_SCRIPT} start, exit code {done.returncode}):\n"
             f"{done.stdout}{done.stderr}",
             pytrace=False,
         )
+    print(f"{done.stdout}{done.stderr}", end="")
 
 
 def write_clouds_yaml(path: Path, *, centers: list[str], **settings: object) -> Path:
