@@ -115,8 +115,13 @@ def _finish_alone(env: Environment) -> Finisher:
 def commit_last_steps(tx: db.Transaction, steps: list[LastStep], *, now: float) -> None:
     """Run ``steps`` in ``tx``, then commit their reservations together: the quota counters
     (shared by every order of a department, on every center) are locked last, so they are
-    held for one statement per reservation and the commit only."""
-    reservation_ids = [reservation_id for step in steps for reservation_id in step(tx)]
+    held for a few statements and the commit only. The orders' own last steps (``OrderReady``)
+    run together, one statement per table for all of them."""
+    orders = [step for step in steps if isinstance(step, OrderReady)]
+    reservation_ids = _orders_ready(tx, orders, now=now) if orders else []
+    reservation_ids += [
+        reservation_id for step in steps if not isinstance(step, OrderReady) for reservation_id in step(tx)
+    ]
     quotas.commit_reservations(tx, reservation_ids, now=now)
 
 
@@ -184,25 +189,55 @@ def _reconcile_request(
     except (errors.Conflict, errors.InvalidInput, errors.OperationFailed) as error:
         return _fail(env, request_id, error.one_line())
 
-    def last_step(tx: db.Transaction) -> list[str]:
-        now = env.clock.now()
-        for center, resources in made.items():
-            requests.update_placement(
-                tx,
-                workload_id=workload.id,
-                center=center,
-                values={"resources": resources, "state": states.PlacementState.READY},
-            )
-        ready = requests.get_workload(tx, workload.id, for_update=True)
-        current = requests.get_request(tx, request_id, for_update=True)
-        requests.update_workload(tx, ready, state=states.WorkloadState.READY, now=now, with_placements=False)
-        requests.update_request(
-            tx, current, state=states.WorkloadState.READY, step=states.WorkloadState.READY, now=now
-        )
-        return [p.reservation_id for p in ready.placements if p.role in CREATING_ROLES]
-
+    last_step = OrderReady(request_id=request_id, workload_id=workload.id, made=made, clock=env.clock.now)
     (finish or _finish_alone(env))(last_step)
     return Result(done=True, message=states.WorkloadState.READY)
+
+
+@dataclasses.dataclass(frozen=True)
+class OrderReady:
+    """An order's last step (a ``LastStep``): its placements' resources recorded and the
+    placements ready, the workload and the request (locked, in this order) marked ready; the
+    reservations of its creating placements. Several of them in one transaction
+    (``commit_last_steps``) read and write their records with one statement per table for all."""
+
+    request_id: str
+    workload_id: str
+    made: dict[str, list[dict[str, Any]]]
+    """The resources of each placement provisioned, by center."""
+    clock: Callable[[], float]
+
+    def __call__(self, tx: db.Transaction) -> list[str]:
+        return _orders_ready(tx, [self], now=self.clock())
+
+
+def _orders_ready(tx: db.Transaction, steps: list[OrderReady], *, now: float) -> list[str]:
+    requests.update_placements(
+        tx,
+        [
+            (step.workload_id, center, {"resources": resources, "state": states.PlacementState.READY})
+            for step in steps
+            for center, resources in step.made.items()
+        ],
+    )
+    workloads = requests.lock_workloads(tx, [step.workload_id for step in steps])
+    current = requests.lock_requests(tx, [step.request_id for step in steps])
+    requests.update_workloads(
+        tx, [workloads[step.workload_id] for step in steps], state=states.WorkloadState.READY, now=now
+    )
+    requests.update_requests(
+        tx,
+        [current[step.request_id] for step in steps],
+        state=states.WorkloadState.READY,
+        step=states.WorkloadState.READY,
+        now=now,
+    )
+    return [
+        placement.reservation_id
+        for step in steps
+        for placement in workloads[step.workload_id].placements
+        if placement.role in CREATING_ROLES
+    ]
 
 
 def _provision_placement(
