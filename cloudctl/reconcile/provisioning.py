@@ -14,8 +14,8 @@ Invariants:
   ``group_steps`` (drivers whose state is in the same store and that wait for nothing),
   ordering a resource and recording it are one transaction.
 - The last step (records marked ready, quota committed) is one transaction, the quota
-  counters locked last in it; steps of several orders may share one transaction (``finish``,
-  ``create``: group commit), which changes nothing of what each step does.
+  counters locked last in it; steps of several orders may share one transaction (``start``,
+  ``finish``, ``create``: group commit), which changes nothing of what each step does.
 - Quota is committed only once a placement's resources exist, and released only
   after they are gone; a deleted workload's replication streams go with it, and so do
   its volumes' snapshots (replication points) and their records. After the listed
@@ -96,6 +96,64 @@ Creator = Callable[[str, CreateStep], Created]
 another, so a unit for several takes it, and commits, once."""
 
 
+Starter = Callable[[str], "requests.WorkloadRecord | Result"]
+"""Runs an order's first step (``start_orders``): in a transaction of its own (``_start_alone``),
+or in one shared with the first steps of other orders starting at the same time
+(``services.provisioning``'s group starter)."""
+
+
+def start_orders(
+    tx: db.Transaction, request_ids: list[str], *, now: float
+) -> list[requests.WorkloadRecord | Result]:
+    """The orders' first step, in ``tx``: each request read and, if it was just approved, moved
+    to provisioning with its workload; the lock taken for the move is the read (nobody can slip
+    in between). For each order its workload (placements included) as it now stands, or the
+    ``Result`` of an order with nothing to do. The requests are locked first, then their
+    workloads, each in the order of their ids, one statement for all of them."""
+    current = requests.lock_requests(tx, request_ids)
+    active = [
+        current[request_id]
+        for request_id in request_ids
+        if current[request_id].state in (states.WorkloadState.APPROVED, states.WorkloadState.PROVISIONING)
+    ]
+    for request in active:
+        if request.workload_id is None:
+            raise errors.OperationFailed(f"request {request.id} has no workload", field="request")
+    workloads = (
+        requests.lock_workloads(tx, [request.workload_id or "" for request in active]) if active else {}
+    )
+    approved = [request for request in active if request.state == states.WorkloadState.APPROVED]
+    if approved:
+        requests.update_requests(
+            tx,
+            approved,
+            state=states.WorkloadState.PROVISIONING,
+            step=states.WorkloadState.PROVISIONING,
+            now=now,
+        )
+        moved = requests.update_workloads(
+            tx,
+            [workloads[request.workload_id or ""] for request in approved],
+            state=states.WorkloadState.PROVISIONING,
+            now=now,
+        )
+        workloads.update({workload.id: workload for workload in moved})
+    return [
+        workloads[current[request_id].workload_id or ""]
+        if current[request_id].state in (states.WorkloadState.APPROVED, states.WorkloadState.PROVISIONING)
+        else Result(done=True, message=f"nothing to do in state {current[request_id].state}")
+        for request_id in request_ids
+    ]
+
+
+def _start_alone(env: Environment) -> Starter:
+    def start(request_id: str) -> requests.WorkloadRecord | Result:
+        with env.store.transaction() as tx:
+            return start_orders(tx, [request_id], now=env.clock.now())[0]
+
+    return start
+
+
 def _create_alone(env: Environment) -> Creator:
     def create(center: str, step: CreateStep) -> Created:
         with env.store.unit_of_work(savepoints=False):
@@ -132,16 +190,21 @@ def reconcile_request(
     group_steps: bool = False,
     finish: Finisher | None = None,
     create: Creator | None = None,
+    start: Starter | None = None,
 ) -> Result:
     """Provision an approved request. ``group_steps``: order each resource and record it in one
     store transaction, for drivers that keep their state in the same store and wait for nothing
     (the simulator at zero latency): one commit instead of two, and a process killed between
     the two cannot leave a resource that is not recorded. ``finish``: how the last step (the
     records marked ready, the quota committed) runs; in a transaction of its own by default.
-    ``create``: how a grouped step runs; in a unit of work of its own by default."""
+    ``create``: how a grouped step runs; in a unit of work of its own by default. ``start``: how
+    the first step (the request read and moved to provisioning) runs; in a transaction of its
+    own by default."""
     return _timed(
         "provisioning",
-        lambda: _reconcile_request(env, request_id, group_steps=group_steps, finish=finish, create=create),
+        lambda: _reconcile_request(
+            env, request_id, group_steps=group_steps, finish=finish, create=create, start=start
+        ),
     )
 
 
@@ -152,28 +215,12 @@ def _reconcile_request(
     group_steps: bool,
     finish: Finisher | None,
     create: Creator | None,
+    start: Starter | None,
 ) -> Result:
-    # One transaction reads the request and, if it was just approved, moves it on: the lock
-    # taken for the move is the read (nobody can slip in between).
-    with env.store.transaction() as tx:
-        request = requests.get_request(tx, request_id, for_update=True)
-        if request.state not in (states.WorkloadState.APPROVED, states.WorkloadState.PROVISIONING):
-            return Result(done=True, message=f"nothing to do in state {request.state}")
-        if request.workload_id is None:
-            raise errors.OperationFailed(f"request {request_id} has no workload", field="request")
-        workload = requests.get_workload(tx, request.workload_id, for_update=True)
-        if request.state == states.WorkloadState.APPROVED:
-            now = env.clock.now()
-            request = requests.update_request(
-                tx,
-                request,
-                state=states.WorkloadState.PROVISIONING,
-                step=states.WorkloadState.PROVISIONING,
-                now=now,
-            )
-            workload = requests.update_workload(
-                tx, workload, state=states.WorkloadState.PROVISIONING, now=now, with_placements=False
-            )
+    started = (start or _start_alone(env))(request_id)
+    if isinstance(started, Result):
+        return started
+    workload = started
     offering = env.topology.offering(workload.offering)
     made: dict[str, list[dict[str, Any]]] = {}
     try:
@@ -549,7 +596,10 @@ def reconcile_once(
     group_steps: bool = False,
     finish: Finisher | None = None,
     create: Creator | None = None,
+    start: Starter | None = None,
 ) -> Result:
     if kind == "request":
-        return reconcile_request(env, object_id, group_steps=group_steps, finish=finish, create=create)
+        return reconcile_request(
+            env, object_id, group_steps=group_steps, finish=finish, create=create, start=start
+        )
     return reconcile_workload(env, object_id)

@@ -386,18 +386,20 @@ def update_workload(
 
 def update_workloads(
     tx: sa.Connection, currents: Sequence[WorkloadRecord], *, now: float, **changes: Any
-) -> None:
+) -> list[WorkloadRecord]:
     """``update_workload(..., with_placements=False)`` for several workloads with the same
     ``changes``, in one statement run for each; ``Conflict`` if any changed since it was read."""
-    rows = [
-        (
-            {"id": current.id, "resource_version": current.resource_version},
-            {**changes, "updated_at": now, "resource_version": current.resource_version + 1},
-        )
+    values = [
+        {**changes, "updated_at": now, "resource_version": current.resource_version + 1}
         for current in currents
+    ]
+    rows = [
+        ({"id": current.id, "resource_version": current.resource_version}, value)
+        for current, value in zip(currents, values, strict=True)
     ]
     if _update_many(tx, schema.workloads, rows) != len(rows):
         raise errors.Conflict("a workload changed while it was being updated", field="workload")
+    return [dataclasses.replace(current, **value) for current, value in zip(currents, values, strict=True)]
 
 
 def update_placements(tx: sa.Connection, changes: Sequence[tuple[str, str, Mapping[str, Any]]]) -> None:
