@@ -197,20 +197,9 @@ def _request_values(
 def _update_many(
     tx: sa.Connection, table: sa.Table, rows: list[tuple[dict[str, Any], dict[str, Any]]]
 ) -> int:
-    """``(where, values)`` pairs of one shape, written with one statement executed for every row;
-    how many rows matched in all."""
-    if not rows:
-        return 0
-    where, values = rows[0]
-    statement = db.update_where(table, tuple(where), tuple(values))
-    params = [
-        {
-            **{f"key_{key}": value for key, value in where.items()},
-            **{f"set_{c}": v for c, v in values.items()},
-        }
-        for where, values in rows
-    ]
-    return int(tx.execute(statement, params).rowcount)
+    """``(where, values)`` pairs of one shape, written together (``bulk.update_rows``); how many
+    rows matched in all."""
+    return bulk.update_rows(tx, table, rows)
 
 
 def update_requests(
