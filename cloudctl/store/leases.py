@@ -30,12 +30,17 @@ import dataclasses
 import functools
 import threading
 import time
+import typing
 import zlib
 from collections.abc import Iterator
+from typing import Any
 
 import sqlalchemy as sa
 
 from cloudctl.store import db, schema
+
+if typing.TYPE_CHECKING:
+    import psycopg
 
 LEADER = "leader"
 """The lease of the reconcilers and periodic passes of ``cloudctl serve``."""
@@ -100,13 +105,11 @@ def _fenced_holder(tx: db.Transaction, name: str) -> tuple[str, int] | None:
         return None if current is None else (current.holder, current.epoch)
     # The driver's cursor, not SQLAlchemy's statement machinery: every fenced transaction of
     # the leader pays this check, and a query string of two statements has no parameters.
-    cursor = tx.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
+    driver = typing.cast("psycopg.Connection[Any]", tx.connection.dbapi_connection)
+    with driver.cursor() as cursor:
         cursor.execute(_fence_statements(name), prepare=False)
         cursor.nextset()
         row = cursor.fetchone()
-    finally:
-        cursor.close()
     return None if row is None else (str(row[0]), int(row[1]))
 
 
