@@ -45,8 +45,6 @@ from cloudctl.store import replication_points as points_store
 CREATING_ROLES = (states.PlacementRole.PRIMARY, states.PlacementRole.ACTIVE)
 RETRY_AFTER_S = 5.0
 SERVER_ACTIVE_TIMEOUT_S = 600.0
-ID_BATCH = 5000
-"""Ids per ``IN (...)`` list: well under SQLite's limit on bound parameters."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -562,21 +560,20 @@ class WorkItem:
 def pending_work(env: Environment) -> list[WorkItem]:
     """Requests to provision and workloads to delete, oldest first, with the centers each touches."""
     with env.store.read() as tx:
-        pending = requests.list_requests(
+        # Only the ids and the placements' centers and roles: a backlog of thousands is read
+        # again every few seconds while it lasts.
+        pending = requests.placements_of_requests(
             tx, states=[states.WorkloadState.APPROVED, states.WorkloadState.PROVISIONING]
         )
-        workload_ids = [r.workload_id for r in pending if r.workload_id is not None]
-        by_id = {
-            workload.id: workload
-            for start in range(0, len(workload_ids), ID_BATCH)
-            for workload in requests.list_workloads(tx, ids=workload_ids[start : start + ID_BATCH])
-        }
         deleting = requests.list_workloads(tx, states=[states.WorkloadState.DELETING])
-    work = []
-    for request in pending:
-        workload = by_id.get(request.workload_id or "")
-        centers = tuple(p.center for p in workload.placements if p.role in CREATING_ROLES) if workload else ()
-        work.append(WorkItem(kind="request", object_id=request.id, centers=centers))
+    work = [
+        WorkItem(
+            kind="request",
+            object_id=request_id,
+            centers=tuple(center for center, role in placements if role in CREATING_ROLES),
+        )
+        for request_id, placements in pending.items()
+    ]
     work += [
         WorkItem(
             kind="workload",

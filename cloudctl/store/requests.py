@@ -222,6 +222,30 @@ def update_requests(
     return [dataclasses.replace(current, **value) for current, value in zip(currents, values, strict=True)]
 
 
+_PENDING_PLACEMENTS = (
+    sa.select(schema.requests.c.id, schema.placements.c.center, schema.placements.c.role)
+    .select_from(
+        schema.requests.outerjoin(
+            schema.placements, schema.placements.c.workload_id == schema.requests.c.workload_id
+        )
+    )
+    .where(schema.requests.c.state.in_(sa.bindparam("states", expanding=True)))
+    .order_by(schema.requests.c.id, schema.placements.c.center)
+)
+
+
+def placements_of_requests(tx: sa.Connection, *, states: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
+    """The requests in ``states``, by id in order, each with ``(center, role)`` of its workload's
+    placements in the order of their centers (none if it has no workload): one statement that
+    reads three columns, not the records."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    for request_id, center, role in tx.execute(_PENDING_PLACEMENTS, {"states": list(states)}):
+        placements = found.setdefault(str(request_id), [])
+        if center is not None:
+            placements.append((str(center), str(role)))
+    return found
+
+
 def update_request(
     tx: sa.Connection, current: RequestRecord, *, step: str | None = None, now: float, **changes: Any
 ) -> RequestRecord:

@@ -102,3 +102,18 @@ def test_orders_started_and_finished_together_end_as_an_order_alone(ctx: ctx_mod
     assert _difference(_counters(ctx), before) == {
         key: (3 * used, 3 * reserved) for key, (used, reserved) in one.items()
     }
+
+
+def test_the_backlog_lists_each_order_oldest_first_with_the_centers_it_creates_in(
+    ctx: ctx_module.Context,
+) -> None:
+    ordered = [_submit(ctx, f"backlog-{index}") for index in range(3)]
+    provisioning.reconcile(ctx, kind="request", object_id=ordered[1])  # ready: no longer pending
+    with ctx.store.read() as tx:
+        expected = []
+        for request_id in sorted([ordered[0], ordered[2]]):
+            workload = requests.get_workload(tx, requests.get_request(tx, request_id).workload_id or "")
+            centers = tuple(p.center for p in workload.placements if p.role in reconciler.CREATING_ROLES)
+            assert centers
+            expected.append(reconciler.WorkItem(kind="request", object_id=request_id, centers=centers))
+    assert reconciler.pending_work(provisioning.environment(ctx)) == expected
