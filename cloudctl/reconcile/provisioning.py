@@ -14,8 +14,8 @@ Invariants:
   ``group_steps`` (drivers whose state is in the same store and that wait for nothing),
   ordering a resource and recording it are one transaction.
 - The last step (records marked ready, quota committed) is one transaction, the quota
-  counters locked last in it; steps of several orders may share one transaction (``finish``,
-  ``create``: group commit), which changes nothing of what each step does.
+  counters locked last in it; steps of several orders may share one transaction (``start``,
+  ``finish``, ``create``: group commit), which changes nothing of what each step does.
 - Quota is committed only once a placement's resources exist, and released only
   after they are gone; a deleted workload's replication streams go with it, and so do
   its volumes' snapshots (replication points) and their records. After the listed
@@ -45,8 +45,6 @@ from cloudctl.store import replication_points as points_store
 CREATING_ROLES = (states.PlacementRole.PRIMARY, states.PlacementRole.ACTIVE)
 RETRY_AFTER_S = 5.0
 SERVER_ACTIVE_TIMEOUT_S = 600.0
-ID_BATCH = 5000
-"""Ids per ``IN (...)`` list: well under SQLite's limit on bound parameters."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +94,64 @@ Creator = Callable[[str, CreateStep], Created]
 another, so a unit for several takes it, and commits, once."""
 
 
+Starter = Callable[[str], "requests.WorkloadRecord | Result"]
+"""Runs an order's first step (``start_orders``): in a transaction of its own (``_start_alone``),
+or in one shared with the first steps of other orders starting at the same time
+(``services.provisioning``'s group starter)."""
+
+
+def start_orders(
+    tx: db.Transaction, request_ids: list[str], *, now: float
+) -> list[requests.WorkloadRecord | Result]:
+    """The orders' first step, in ``tx``: each request read and, if it was just approved, moved
+    to provisioning with its workload; the lock taken for the move is the read (nobody can slip
+    in between). For each order its workload (placements included) as it now stands, or the
+    ``Result`` of an order with nothing to do. The requests are locked first, then their
+    workloads, each in the order of their ids, one statement for all of them."""
+    current = requests.lock_requests(tx, request_ids)
+    active = [
+        current[request_id]
+        for request_id in request_ids
+        if current[request_id].state in (states.WorkloadState.APPROVED, states.WorkloadState.PROVISIONING)
+    ]
+    for request in active:
+        if request.workload_id is None:
+            raise errors.OperationFailed(f"request {request.id} has no workload", field="request")
+    workloads = (
+        requests.lock_workloads(tx, [request.workload_id or "" for request in active]) if active else {}
+    )
+    approved = [request for request in active if request.state == states.WorkloadState.APPROVED]
+    if approved:
+        requests.update_requests(
+            tx,
+            approved,
+            state=states.WorkloadState.PROVISIONING,
+            step=states.WorkloadState.PROVISIONING,
+            now=now,
+        )
+        moved = requests.update_workloads(
+            tx,
+            [workloads[request.workload_id or ""] for request in approved],
+            state=states.WorkloadState.PROVISIONING,
+            now=now,
+        )
+        workloads.update({workload.id: workload for workload in moved})
+    return [
+        workloads[current[request_id].workload_id or ""]
+        if current[request_id].state in (states.WorkloadState.APPROVED, states.WorkloadState.PROVISIONING)
+        else Result(done=True, message=f"nothing to do in state {current[request_id].state}")
+        for request_id in request_ids
+    ]
+
+
+def _start_alone(env: Environment) -> Starter:
+    def start(request_id: str) -> requests.WorkloadRecord | Result:
+        with env.store.transaction() as tx:
+            return start_orders(tx, [request_id], now=env.clock.now())[0]
+
+    return start
+
+
 def _create_alone(env: Environment) -> Creator:
     def create(center: str, step: CreateStep) -> Created:
         with env.store.unit_of_work(savepoints=False):
@@ -115,8 +171,13 @@ def _finish_alone(env: Environment) -> Finisher:
 def commit_last_steps(tx: db.Transaction, steps: list[LastStep], *, now: float) -> None:
     """Run ``steps`` in ``tx``, then commit their reservations together: the quota counters
     (shared by every order of a department, on every center) are locked last, so they are
-    held for one statement per reservation and the commit only."""
-    reservation_ids = [reservation_id for step in steps for reservation_id in step(tx)]
+    held for a few statements and the commit only. The orders' own last steps (``OrderReady``)
+    run together, one statement per table for all of them."""
+    orders = [step for step in steps if isinstance(step, OrderReady)]
+    reservation_ids = _orders_ready(tx, orders, now=now) if orders else []
+    reservation_ids += [
+        reservation_id for step in steps if not isinstance(step, OrderReady) for reservation_id in step(tx)
+    ]
     quotas.commit_reservations(tx, reservation_ids, now=now)
 
 
@@ -127,16 +188,21 @@ def reconcile_request(
     group_steps: bool = False,
     finish: Finisher | None = None,
     create: Creator | None = None,
+    start: Starter | None = None,
 ) -> Result:
     """Provision an approved request. ``group_steps``: order each resource and record it in one
     store transaction, for drivers that keep their state in the same store and wait for nothing
     (the simulator at zero latency): one commit instead of two, and a process killed between
     the two cannot leave a resource that is not recorded. ``finish``: how the last step (the
     records marked ready, the quota committed) runs; in a transaction of its own by default.
-    ``create``: how a grouped step runs; in a unit of work of its own by default."""
+    ``create``: how a grouped step runs; in a unit of work of its own by default. ``start``: how
+    the first step (the request read and moved to provisioning) runs; in a transaction of its
+    own by default."""
     return _timed(
         "provisioning",
-        lambda: _reconcile_request(env, request_id, group_steps=group_steps, finish=finish, create=create),
+        lambda: _reconcile_request(
+            env, request_id, group_steps=group_steps, finish=finish, create=create, start=start
+        ),
     )
 
 
@@ -147,28 +213,12 @@ def _reconcile_request(
     group_steps: bool,
     finish: Finisher | None,
     create: Creator | None,
+    start: Starter | None,
 ) -> Result:
-    # One transaction reads the request and, if it was just approved, moves it on: the lock
-    # taken for the move is the read (nobody can slip in between).
-    with env.store.transaction() as tx:
-        request = requests.get_request(tx, request_id, for_update=True)
-        if request.state not in (states.WorkloadState.APPROVED, states.WorkloadState.PROVISIONING):
-            return Result(done=True, message=f"nothing to do in state {request.state}")
-        if request.workload_id is None:
-            raise errors.OperationFailed(f"request {request_id} has no workload", field="request")
-        workload = requests.get_workload(tx, request.workload_id, for_update=True)
-        if request.state == states.WorkloadState.APPROVED:
-            now = env.clock.now()
-            request = requests.update_request(
-                tx,
-                request,
-                state=states.WorkloadState.PROVISIONING,
-                step=states.WorkloadState.PROVISIONING,
-                now=now,
-            )
-            workload = requests.update_workload(
-                tx, workload, state=states.WorkloadState.PROVISIONING, now=now, with_placements=False
-            )
+    started = (start or _start_alone(env))(request_id)
+    if isinstance(started, Result):
+        return started
+    workload = started
     offering = env.topology.offering(workload.offering)
     made: dict[str, list[dict[str, Any]]] = {}
     try:
@@ -184,25 +234,55 @@ def _reconcile_request(
     except (errors.Conflict, errors.InvalidInput, errors.OperationFailed) as error:
         return _fail(env, request_id, error.one_line())
 
-    def last_step(tx: db.Transaction) -> list[str]:
-        now = env.clock.now()
-        for center, resources in made.items():
-            requests.update_placement(
-                tx,
-                workload_id=workload.id,
-                center=center,
-                values={"resources": resources, "state": states.PlacementState.READY},
-            )
-        ready = requests.get_workload(tx, workload.id, for_update=True)
-        current = requests.get_request(tx, request_id, for_update=True)
-        requests.update_workload(tx, ready, state=states.WorkloadState.READY, now=now, with_placements=False)
-        requests.update_request(
-            tx, current, state=states.WorkloadState.READY, step=states.WorkloadState.READY, now=now
-        )
-        return [p.reservation_id for p in ready.placements if p.role in CREATING_ROLES]
-
+    last_step = OrderReady(request_id=request_id, workload_id=workload.id, made=made, clock=env.clock.now)
     (finish or _finish_alone(env))(last_step)
     return Result(done=True, message=states.WorkloadState.READY)
+
+
+@dataclasses.dataclass(frozen=True)
+class OrderReady:
+    """An order's last step (a ``LastStep``): its placements' resources recorded and the
+    placements ready, the workload and the request (locked, in this order) marked ready; the
+    reservations of its creating placements. Several of them in one transaction
+    (``commit_last_steps``) read and write their records with one statement per table for all."""
+
+    request_id: str
+    workload_id: str
+    made: dict[str, list[dict[str, Any]]]
+    """The resources of each placement provisioned, by center."""
+    clock: Callable[[], float]
+
+    def __call__(self, tx: db.Transaction) -> list[str]:
+        return _orders_ready(tx, [self], now=self.clock())
+
+
+def _orders_ready(tx: db.Transaction, steps: list[OrderReady], *, now: float) -> list[str]:
+    requests.update_placements(
+        tx,
+        [
+            (step.workload_id, center, {"resources": resources, "state": states.PlacementState.READY})
+            for step in steps
+            for center, resources in step.made.items()
+        ],
+    )
+    workloads = requests.lock_workloads(tx, [step.workload_id for step in steps])
+    current = requests.lock_requests(tx, [step.request_id for step in steps])
+    requests.update_workloads(
+        tx, [workloads[step.workload_id] for step in steps], state=states.WorkloadState.READY, now=now
+    )
+    requests.update_requests(
+        tx,
+        [current[step.request_id] for step in steps],
+        state=states.WorkloadState.READY,
+        step=states.WorkloadState.READY,
+        now=now,
+    )
+    return [
+        placement.reservation_id
+        for step in steps
+        for placement in workloads[step.workload_id].placements
+        if placement.role in CREATING_ROLES
+    ]
 
 
 def _provision_placement(
@@ -480,21 +560,20 @@ class WorkItem:
 def pending_work(env: Environment) -> list[WorkItem]:
     """Requests to provision and workloads to delete, oldest first, with the centers each touches."""
     with env.store.read() as tx:
-        pending = requests.list_requests(
+        # Only the ids and the placements' centers and roles: a backlog of thousands is read
+        # again every few seconds while it lasts.
+        pending = requests.placements_of_requests(
             tx, states=[states.WorkloadState.APPROVED, states.WorkloadState.PROVISIONING]
         )
-        workload_ids = [r.workload_id for r in pending if r.workload_id is not None]
-        by_id = {
-            workload.id: workload
-            for start in range(0, len(workload_ids), ID_BATCH)
-            for workload in requests.list_workloads(tx, ids=workload_ids[start : start + ID_BATCH])
-        }
         deleting = requests.list_workloads(tx, states=[states.WorkloadState.DELETING])
-    work = []
-    for request in pending:
-        workload = by_id.get(request.workload_id or "")
-        centers = tuple(p.center for p in workload.placements if p.role in CREATING_ROLES) if workload else ()
-        work.append(WorkItem(kind="request", object_id=request.id, centers=centers))
+    work = [
+        WorkItem(
+            kind="request",
+            object_id=request_id,
+            centers=tuple(center for center, role in placements if role in CREATING_ROLES),
+        )
+        for request_id, placements in pending.items()
+    ]
     work += [
         WorkItem(
             kind="workload",
@@ -514,7 +593,10 @@ def reconcile_once(
     group_steps: bool = False,
     finish: Finisher | None = None,
     create: Creator | None = None,
+    start: Starter | None = None,
 ) -> Result:
     if kind == "request":
-        return reconcile_request(env, object_id, group_steps=group_steps, finish=finish, create=create)
+        return reconcile_request(
+            env, object_id, group_steps=group_steps, finish=finish, create=create, start=start
+        )
     return reconcile_workload(env, object_id)

@@ -13,8 +13,8 @@ process at once (and two processes never both lead: ``services.leader``); a stop
 lets each worker finish the step it is in and then returns — nothing is left half-written
 because every step is its own transaction (on an instant simulator, a resource and its
 record share one: ``steps_grouped``), or shares one with the same step of other objects
-(``GroupFinisher``, ``GroupCreator``: group commit), which commits or fails as a whole. Each
-object is retried no sooner than its ``requeue_after_s``.
+(``GroupStarter``, ``GroupFinisher``, ``GroupCreator``: group commit), which commits or fails
+as a whole. Each object is retried no sooner than its ``requeue_after_s``.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from cloudctl.model import topology as topo
 from cloudctl.reconcile import provisioning, quota_sync
 from cloudctl.services import context as ctx_module
 from cloudctl.services import drivers
+from cloudctl.store import requests
 
 log = logging.getLogger("cloudctl.reconcile")
 
@@ -231,6 +232,37 @@ class GroupFinisher:
         self._together([step])
 
 
+class GroupStarter:
+    """The first steps of orders starting at the same time (each request read and moved to
+    provisioning with its workload, ``reconcile.provisioning.start_orders``), run in one
+    transaction: the requests and workloads are read, and written, one statement per table for
+    all of them, and the fenced store checks its lease once for them all."""
+
+    def __init__(self, ctx: ctx_module.Context) -> None:
+        self._ctx = ctx
+        self._batches: _Batches[str, requests.WorkloadRecord | provisioning.Result] = _Batches(
+            self._together, self._alone
+        )
+
+    @property
+    def batches(self) -> int:
+        return self._batches.batches
+
+    @property
+    def waiting(self) -> int:
+        return self._batches.waiting("")
+
+    def __call__(self, request_id: str) -> requests.WorkloadRecord | provisioning.Result:
+        return self._batches.run("", request_id)
+
+    def _together(self, request_ids: list[str]) -> list[requests.WorkloadRecord | provisioning.Result]:
+        with self._ctx.store.transaction() as tx:
+            return provisioning.start_orders(tx, request_ids, now=self._ctx.clock.now())
+
+    def _alone(self, request_id: str) -> requests.WorkloadRecord | provisioning.Result:
+        return self._together([request_id])[0]
+
+
 class GroupCreator:
     """Resources of orders of one center ordered at the same time, each made and recorded
     in one unit of work with the others (``reconcile.provisioning.Creator``; used on an
@@ -339,6 +371,7 @@ class Provisioner:
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._thread: threading.Thread | None = None
         self._steps_grouped: bool | None = None
+        self.starter = GroupStarter(ctx)
         self.finisher = GroupFinisher(ctx)
         self.creator = GroupCreator(ctx)
         self.finished = 0
@@ -434,6 +467,7 @@ class Provisioner:
                 group_steps=bool(self._steps_grouped),
                 finish=self.finisher,
                 create=self.creator,
+                start=self.starter,
             )
         except Exception:
             log.exception("reconcile of %s %s failed; retrying later", item.kind, item.object_id)

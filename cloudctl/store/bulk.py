@@ -1,4 +1,5 @@
-"""Many rows into one table in one round trip, at the least CPU of this process.
+"""Many rows into one table (or many rows of it updated) in one round trip, at the least CPU
+of this process.
 
 SQLAlchemy sends the rows of one insert as one multi-row ``INSERT … VALUES (…), (…), …``
 (``db``: ``use_insertmanyvalues_wo_returning``). On PostgreSQL that statement's text is new for
@@ -19,6 +20,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+
+from cloudctl.store import db
 
 
 def insert_rows(tx: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -52,3 +55,50 @@ def _postgres_insert(
         f" VALUES ({', '.join(values)})"
     )
     return statement, json_columns
+
+
+def update_rows(
+    tx: sa.Connection, table: sa.Table, rows: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]
+) -> int:
+    """Set the ``values`` of the row each ``(where, values)`` pair names by equality (every pair
+    with the same keys and the same columns); how many rows matched in all.
+
+    On PostgreSQL one statement for them all (``UPDATE … FROM json_array_elements(…)``: the
+    pairs as one JSON parameter, each row reached by its key, typed as its column; JSON columns
+    take the value as it is), else one statement executed for each pair.
+    """
+    if not rows:
+        return 0
+    where, values = rows[0]
+    if tx.dialect.name != "postgresql" or len(rows) == 1:
+        params = [
+            {**{f"key_{k}": v for k, v in where.items()}, **{f"set_{c}": v for c, v in values.items()}}
+            for where, values in rows
+        ]
+        statement = db.update_where(table, tuple(where), tuple(values))
+        return int(tx.execute(statement, params[0] if len(params) == 1 else params).rowcount)
+    together = _postgres_update(tx.dialect, table, tuple(where), tuple(values))
+    records = [[*where.values(), *values.values()] for where, values in rows]
+    return int(tx.execute(together, {"rows": json.dumps(records)}).rowcount)
+
+
+@functools.lru_cache(maxsize=64)
+def _postgres_update(
+    dialect: sa.Dialect, table: sa.Table, keys: tuple[str, ...], columns: tuple[str, ...]
+) -> sa.TextClause:
+    preparer = dialect.identifier_preparer
+    names = [*keys, *columns]
+    fields = ", ".join(
+        f"(r ->> {index})::{table.c[name].type.compile(dialect=dialect)}"
+        if not isinstance(table.c[name].type, sa.JSON)
+        else f"(r -> {index})::{table.c[name].type.compile(dialect=dialect)}"
+        for index, name in enumerate(names)
+    )
+    aliases = ", ".join(f"v{index}" for index in range(len(names)))
+    assignments = ", ".join(f"{preparer.quote(name)} = d.v{len(keys) + i}" for i, name in enumerate(columns))
+    matches = " AND ".join(f"t.{preparer.quote(name)} = d.v{index}" for index, name in enumerate(keys))
+    return sa.text(
+        f"UPDATE {preparer.format_table(table)} AS t SET {assignments}"
+        f" FROM (SELECT {fields} FROM json_array_elements(CAST(:rows AS json)) AS r) AS d({aliases})"
+        f" WHERE {matches}"
+    )

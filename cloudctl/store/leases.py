@@ -27,14 +27,20 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import threading
 import time
+import typing
 import zlib
 from collections.abc import Iterator
+from typing import Any
 
 import sqlalchemy as sa
 
 from cloudctl.store import db, schema
+
+if typing.TYPE_CHECKING:
+    import psycopg
 
 LEADER = "leader"
 """The lease of the reconcilers and periodic passes of ``cloudctl serve``."""
@@ -67,13 +73,44 @@ def get_lease(tx: db.Transaction, name: str, *, for_update: bool = False) -> Lea
     return Lease(**row) if row is not None else None
 
 
+def _epoch_key(name: str) -> int:
+    return zlib.crc32(f"cloudctl.lease.{name}".encode())
+
+
 def _epoch_lock(tx: db.Transaction, name: str, *, shared: bool) -> None:
     """The advisory lock that orders fenced writes against a change of epoch (PostgreSQL)."""
     if tx.dialect.name != "postgresql":
         return
     function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
-    key = zlib.crc32(f"cloudctl.lease.{name}".encode())
-    tx.execute(sa.text(f"SELECT {function}(:key)"), {"key": key})
+    tx.execute(sa.text(f"SELECT {function}(:key)"), {"key": _epoch_key(name)})
+
+
+@functools.cache
+def _fence_statements(name: str) -> str:
+    """PostgreSQL: the epoch lock taken shared, then the lease's holder and epoch read, as two
+    statements of one query string (one round trip). Each statement of such a string takes its
+    own snapshot, so the read sees a takeover that committed while the lock was waited for (one
+    statement reading after taking the lock in it would not). The name is the code's constant."""
+    quoted = name.replace("'", "''")
+    return (
+        f"SELECT pg_advisory_xact_lock_shared({_epoch_key(name)});"
+        f" SELECT holder, epoch FROM leases WHERE name = '{quoted}'"
+    )
+
+
+def _fenced_holder(tx: db.Transaction, name: str) -> tuple[str, int] | None:
+    """Take the epoch lock shared (PostgreSQL), then read who holds the lease: ``(holder, epoch)``."""
+    if tx.dialect.name != "postgresql":
+        current = get_lease(tx, name)
+        return None if current is None else (current.holder, current.epoch)
+    # The driver's cursor, not SQLAlchemy's statement machinery: every fenced transaction of
+    # the leader pays this check, and a query string of two statements has no parameters.
+    driver = typing.cast("psycopg.Connection[Any]", tx.connection.dbapi_connection)
+    with driver.cursor() as cursor:
+        cursor.execute(_fence_statements(name), prepare=False)
+        cursor.nextset()
+        row = cursor.fetchone()
+    return None if row is None else (str(row[0]), int(row[1]))
 
 
 def acquire(tx: db.Transaction, *, name: str, holder: str, ttl_s: float, now: float) -> Lease:
@@ -118,10 +155,9 @@ def release(tx: db.Transaction, *, name: str, holder: str, epoch: int, now: floa
 def check_fence(tx: db.Transaction, *, name: str, holder: str, epoch: int) -> None:
     """Raise ``LeaseLost`` unless ``holder`` holds ``epoch`` of the lease; until the transaction
     ends, no other holder can take the lease."""
-    _epoch_lock(tx, name, shared=True)
-    current = get_lease(tx, name)
-    if current is None or current.holder != holder or current.epoch != epoch:
-        now_holder = "nobody" if current is None else f"{current.holder} (epoch {current.epoch})"
+    current = _fenced_holder(tx, name)
+    if current is None or current != (holder, epoch):
+        now_holder = "nobody" if current is None else f"{current[0]} (epoch {current[1]})"
         raise LeaseLost(f"lease {name!r} of epoch {epoch} is lost; {now_holder} holds it now")
 
 

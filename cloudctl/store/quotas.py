@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from cloudctl import errors
 from cloudctl.model import ids
 from cloudctl.model import quotas as q
-from cloudctl.store import bulk, db, schema
+from cloudctl.store import bulk, schema
 
 ALL = q.ALL_CENTERS
 
@@ -729,13 +729,20 @@ def _lock_reservations(tx: sa.Connection, reservation_ids: list[str]) -> list[Re
     return [found[reservation_id] for reservation_id in reservation_ids]
 
 
-def _set_state(tx: sa.Connection, reservation_id: str, state: ReservationState, now: float) -> None:
-    db.update_values(
-        tx,
-        schema.reservations,
-        where={"id": reservation_id},
-        values={"state": state.value, "updated_at": now},
-    )
+_SET_STATES = (
+    schema.reservations.update()
+    .where(schema.reservations.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .values(state=sa.bindparam("state"), updated_at=sa.bindparam("now"))
+)
+_SET_STATES_BATCH = 500
+"""Ids per statement of ``_set_states``: well under SQLite's limit on bound parameters."""
+
+
+def _set_states(tx: sa.Connection, reservation_ids: list[str], state: ReservationState, now: float) -> None:
+    """Move the reservations to ``state``: one statement per ``_SET_STATES_BATCH`` of them."""
+    for start in range(0, len(reservation_ids), _SET_STATES_BATCH):
+        ids = reservation_ids[start : start + _SET_STATES_BATCH]
+        tx.execute(_SET_STATES, {"ids": ids, "state": state.value, "now": now})
 
 
 _COUNTS: dict[ReservationState, tuple[int, int]] = {
@@ -763,25 +770,35 @@ def _move(
                 raise errors.Conflict(f"reservation {reservation.id!r} was released", field="reservation")
     if not moving:
         return reservations
-    chains = {r.node_id: ancestor_ids(tx, node_id=r.node_id) for r in moving}
+    chains: dict[str, list[str]] = {}
+    for reservation in moving:
+        if reservation.node_id not in chains:
+            chains[reservation.node_id] = ancestor_ids(tx, node_id=reservation.node_id)
     _lock_counters(
         tx,
         node_ids=sorted({node for chain in chains.values() for node in chain}),
         centers=sorted({r.center for r in moving} | {ALL}),
         resources={resource for r in moving for resource in r.amounts},
     )
-    held_to, used_to = _COUNTS[to]
+    # Reservations of one node and center moving from one state change the same counters by
+    # the same signs: their amounts are added up and the counters changed once for them all.
+    totals: dict[tuple[str, str, ReservationState], dict[q.Resource, int]] = {}
     for reservation in moving:
-        held_from, used_from = _COUNTS[reservation.state]
+        amounts = totals.setdefault((reservation.node_id, reservation.center, reservation.state), {})
+        for resource, amount in reservation.amounts.items():
+            amounts[resource] = amounts.get(resource, 0) + amount
+    held_to, used_to = _COUNTS[to]
+    for (node_id, center, state), amounts in totals.items():
+        held_from, used_from = _COUNTS[state]
         _adjust(
             tx,
-            chain=chains[reservation.node_id],
-            center=reservation.center,
-            amounts=reservation.amounts,
+            chain=chains[node_id],
+            center=center,
+            amounts=amounts,
             reserved_sign=held_to - held_from,
             used_sign=used_to - used_from,
         )
-        _set_state(tx, reservation.id, to, now)
+    _set_states(tx, [reservation.id for reservation in moving], to, now)
     return [dataclasses.replace(r, state=to, updated_at=now) if r in moving else r for r in reservations]
 
 

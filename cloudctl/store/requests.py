@@ -98,6 +98,18 @@ _FIND_REQUEST = sa.select(schema.requests).where(schema.requests.c.id == sa.bind
 _FIND_REQUEST_LOCKED = _FIND_REQUEST.with_for_update()
 _FIND_WORKLOAD = sa.select(schema.workloads).where(schema.workloads.c.id == sa.bindparam("id"))
 _FIND_WORKLOAD_LOCKED = _FIND_WORKLOAD.with_for_update()
+_LOCK_REQUESTS = (
+    sa.select(schema.requests)
+    .where(schema.requests.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .order_by(schema.requests.c.id)
+    .with_for_update()
+)
+_LOCK_WORKLOADS = (
+    sa.select(schema.workloads)
+    .where(schema.workloads.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .order_by(schema.workloads.c.id)
+    .with_for_update()
+)
 _PLACEMENTS = (
     sa.select(schema.placements)
     .where(schema.placements.c.workload_id.in_(sa.bindparam("ids", expanding=True)))
@@ -159,16 +171,86 @@ def list_requests(
     return [_request(row) for row in tx.execute(query)]
 
 
-def update_request(
-    tx: sa.Connection, current: RequestRecord, *, step: str | None = None, now: float, **changes: Any
-) -> RequestRecord:
-    """Write ``changes`` (and append ``step``) if nobody changed the request since ``current`` was read."""
+def lock_requests(tx: sa.Connection, request_ids: Sequence[str]) -> dict[str, RequestRecord]:
+    """The requests, locked for update in the order of their ids, in one statement; ``NotFound``
+    if one is missing."""
+    rows = tx.execute(_LOCK_REQUESTS, {"ids": list(request_ids)}).all()
+    found = {row.id: _request(row) for row in rows}
+    for request_id in request_ids:
+        if request_id not in found:
+            raise errors.NotFound(f"no request {request_id!r}", field="request")
+    return found
+
+
+def _request_values(
+    current: RequestRecord, *, step: str | None, now: float, changes: dict[str, Any]
+) -> dict[str, Any]:
     values = dict(changes)
     if step is not None:
         values["steps"] = [*current.steps, {"step": step, "at": now, **changes.get("_detail", {})}]
     values.pop("_detail", None)
     values["updated_at"] = now
     values["resource_version"] = current.resource_version + 1
+    return values
+
+
+def _update_many(
+    tx: sa.Connection, table: sa.Table, rows: list[tuple[dict[str, Any], dict[str, Any]]]
+) -> int:
+    """``(where, values)`` pairs of one shape, written together (``bulk.update_rows``); how many
+    rows matched in all."""
+    return bulk.update_rows(tx, table, rows)
+
+
+def update_requests(
+    tx: sa.Connection,
+    currents: Sequence[RequestRecord],
+    *,
+    step: str | None = None,
+    now: float,
+    **changes: Any,
+) -> list[RequestRecord]:
+    """``update_request`` for several requests with the same ``changes``, in one statement run for
+    each; ``Conflict`` (and nothing kept, the transaction failing) if any changed since it was read."""
+    values = [_request_values(current, step=step, now=now, changes=changes) for current in currents]
+    rows = [
+        ({"id": current.id, "resource_version": current.resource_version}, value)
+        for current, value in zip(currents, values, strict=True)
+    ]
+    if _update_many(tx, schema.requests, rows) != len(rows):
+        raise errors.Conflict("a request changed while it was being updated", field="request")
+    return [dataclasses.replace(current, **value) for current, value in zip(currents, values, strict=True)]
+
+
+_PENDING_PLACEMENTS = (
+    sa.select(schema.requests.c.id, schema.placements.c.center, schema.placements.c.role)
+    .select_from(
+        schema.requests.outerjoin(
+            schema.placements, schema.placements.c.workload_id == schema.requests.c.workload_id
+        )
+    )
+    .where(schema.requests.c.state.in_(sa.bindparam("states", expanding=True)))
+    .order_by(schema.requests.c.id, schema.placements.c.center)
+)
+
+
+def placements_of_requests(tx: sa.Connection, *, states: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
+    """The requests in ``states``, by id in order, each with ``(center, role)`` of its workload's
+    placements in the order of their centers (none if it has no workload): one statement that
+    reads three columns, not the records."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    for request_id, center, role in tx.execute(_PENDING_PLACEMENTS, {"states": list(states)}):
+        placements = found.setdefault(str(request_id), [])
+        if center is not None:
+            placements.append((str(center), str(role)))
+    return found
+
+
+def update_request(
+    tx: sa.Connection, current: RequestRecord, *, step: str | None = None, now: float, **changes: Any
+) -> RequestRecord:
+    """Write ``changes`` (and append ``step``) if nobody changed the request since ``current`` was read."""
+    values = _request_values(current, step=step, now=now, changes=changes)
     result = db.update_values(
         tx,
         schema.requests,
@@ -247,6 +329,18 @@ def find_workload(tx: sa.Connection, workload_id: str, *, for_update: bool = Fal
     return _workload(row, _placements(tx, [workload_id])[workload_id])
 
 
+def lock_workloads(tx: sa.Connection, workload_ids: Sequence[str]) -> dict[str, WorkloadRecord]:
+    """The workloads, locked for update in the order of their ids, with their placements (two
+    statements in all); ``NotFound`` if one is missing."""
+    rows = tx.execute(_LOCK_WORKLOADS, {"ids": list(workload_ids)}).all()
+    placements = _placements(tx, [row.id for row in rows])
+    found = {row.id: _workload(row, placements[row.id]) for row in rows}
+    for workload_id in workload_ids:
+        if workload_id not in found:
+            raise errors.NotFound(f"no workload {workload_id!r}", field="workload")
+    return found
+
+
 def get_workload(tx: sa.Connection, workload_id: str, *, for_update: bool = False) -> WorkloadRecord:
     record = find_workload(tx, workload_id, for_update=for_update)
     if record is None:
@@ -301,6 +395,37 @@ def update_workload(
         return dataclasses.replace(current, **values)
     # The placements may have changed since ``current`` was read (``update_placement``).
     return dataclasses.replace(current, **values, placements=_placements(tx, [current.id])[current.id])
+
+
+def update_workloads(
+    tx: sa.Connection, currents: Sequence[WorkloadRecord], *, now: float, **changes: Any
+) -> list[WorkloadRecord]:
+    """``update_workload(..., with_placements=False)`` for several workloads with the same
+    ``changes``, in one statement run for each; ``Conflict`` if any changed since it was read."""
+    values = [
+        {**changes, "updated_at": now, "resource_version": current.resource_version + 1}
+        for current in currents
+    ]
+    rows = [
+        ({"id": current.id, "resource_version": current.resource_version}, value)
+        for current, value in zip(currents, values, strict=True)
+    ]
+    if _update_many(tx, schema.workloads, rows) != len(rows):
+        raise errors.Conflict("a workload changed while it was being updated", field="workload")
+    return [dataclasses.replace(current, **value) for current, value in zip(currents, values, strict=True)]
+
+
+def update_placements(tx: sa.Connection, changes: Sequence[tuple[str, str, Mapping[str, Any]]]) -> None:
+    """``update_placement`` for several ``(workload_id, center, values)`` whose values name the
+    same columns, in one statement run for each."""
+    _update_many(
+        tx,
+        schema.placements,
+        [
+            ({"workload_id": workload_id, "center": center}, dict(values))
+            for workload_id, center, values in changes
+        ],
+    )
 
 
 def update_placement(tx: sa.Connection, *, workload_id: str, center: str, values: Mapping[str, Any]) -> None:

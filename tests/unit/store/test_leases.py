@@ -161,6 +161,48 @@ def test_a_takeover_waits_for_the_fenced_write_in_flight_to_commit(pg_database_u
         store.dispose()
 
 
+@pytest.mark.postgres
+def test_a_fenced_write_begun_during_a_takeover_fails_once_the_takeover_commits(pg_database_url: str) -> None:
+    """A fenced transaction that begins while a takeover holds the epoch lock waits for it, then
+    reads the lease as the takeover left it (not as it stood when its check began), and fails."""
+    store = db.Store(pg_database_url)
+    with store.transaction() as tx:
+        tx.execute(schema.leases.delete())
+        tx.execute(schema.settings.delete().where(schema.settings.c.key.like("fence-%")))
+    fence = leases.Fence(name=leases.LEADER, holder="a")
+    fenced_store = leases.FencedStore(pg_database_url, fence=fence)
+    fence.grant(epoch=take(store, "a", now=NOW).epoch, valid_for_s=3600, since_monotonic=time.monotonic())
+    failures: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            with fenced_store.transaction() as tx:
+                tx.execute(schema.settings.insert().values(key="fence-during", value="by a"))
+        except BaseException as error:  # handed to the test's assertions
+            failures.append(error)
+
+    try:
+        with store.transaction() as tx:
+            taken = leases.acquire(tx, name=leases.LEADER, holder="b", ttl_s=TTL_S, now=NOW + TTL_S)
+            assert (taken.holder, taken.epoch) == ("b", 2)
+            writer = threading.Thread(target=write)
+            writer.start()
+            writer.join(0.5)
+            assert writer.is_alive(), "the fenced transaction did not wait for the takeover"
+        writer.join(60)
+        assert len(failures) == 1 and isinstance(failures[0], leases.LeaseLost), failures
+        assert "b (epoch 2) holds it now" in str(failures[0])
+        with store.read() as tx:
+            keys = set(tx.execute(sa.select(schema.settings.c.key)).scalars())
+        assert "fence-during" not in keys
+    finally:
+        fenced_store.dispose()
+        with store.transaction() as tx:
+            tx.execute(schema.leases.delete())
+            tx.execute(schema.settings.delete().where(schema.settings.c.key.like("fence-%")))
+        store.dispose()
+
+
 def test_replica_rows_are_upserted_and_forgotten_when_silent(store: db.Store) -> None:
     record = leases.ReplicaRecord(
         id="host:1:abc",
