@@ -202,15 +202,13 @@ class _Piece(typing.Generic[Item, Outcome]):
     error: Exception | None = None
 
 
-class GroupFinisher:
-    """The last steps of orders finishing at the same time, run in one transaction
-    (``reconcile.provisioning.Finisher``). Every order of a department commits quota to the
-    same counter rows (and to their all-centers totals), so one transaction each would queue
-    them all behind one another's commits; a batch locks them, and commits, once."""
+class _OneBatch(typing.Generic[Item, Outcome]):
+    """Group commit of one kind of step under one key: ``__call__`` runs an item with those
+    handed in at the same time (``_together``, one transaction), alone when that batch fails."""
 
     def __init__(self, ctx: ctx_module.Context) -> None:
         self._ctx = ctx
-        self._batches: _Batches[provisioning.LastStep, None] = _Batches(self._together, self._alone)
+        self._batches: _Batches[Item, Outcome] = _Batches(self._together, self._alone)
 
     @property
     def batches(self) -> int:
@@ -220,47 +218,37 @@ class GroupFinisher:
     def waiting(self) -> int:
         return self._batches.waiting("")
 
-    def __call__(self, step: provisioning.LastStep) -> None:
-        self._batches.run("", step)
+    def __call__(self, item: Item) -> Outcome:
+        return self._batches.run("", item)
+
+    def _together(self, items: list[Item]) -> list[Outcome]:
+        raise NotImplementedError
+
+    def _alone(self, item: Item) -> Outcome:
+        return self._together([item])[0]
+
+
+class GroupFinisher(_OneBatch[provisioning.LastStep, None]):
+    """The last steps of orders finishing at the same time, run in one transaction
+    (``reconcile.provisioning.Finisher``). Every order of a department commits quota to the
+    same counter rows (and to their all-centers totals), so one transaction each would queue
+    them all behind one another's commits; a batch locks them, and commits, once."""
 
     def _together(self, steps: list[provisioning.LastStep]) -> list[None]:
         with self._ctx.store.transaction() as tx:
             provisioning.commit_last_steps(tx, steps, now=self._ctx.clock.now())
         return [None for _ in steps]
 
-    def _alone(self, step: provisioning.LastStep) -> None:
-        self._together([step])
 
-
-class GroupStarter:
+class GroupStarter(_OneBatch[str, requests.WorkloadRecord | provisioning.Result]):
     """The first steps of orders starting at the same time (each request read and moved to
     provisioning with its workload, ``reconcile.provisioning.start_orders``), run in one
     transaction: the requests and workloads are read, and written, one statement per table for
     all of them, and the fenced store checks its lease once for them all."""
 
-    def __init__(self, ctx: ctx_module.Context) -> None:
-        self._ctx = ctx
-        self._batches: _Batches[str, requests.WorkloadRecord | provisioning.Result] = _Batches(
-            self._together, self._alone
-        )
-
-    @property
-    def batches(self) -> int:
-        return self._batches.batches
-
-    @property
-    def waiting(self) -> int:
-        return self._batches.waiting("")
-
-    def __call__(self, request_id: str) -> requests.WorkloadRecord | provisioning.Result:
-        return self._batches.run("", request_id)
-
     def _together(self, request_ids: list[str]) -> list[requests.WorkloadRecord | provisioning.Result]:
         with self._ctx.store.transaction() as tx:
             return provisioning.start_orders(tx, request_ids, now=self._ctx.clock.now())
-
-    def _alone(self, request_id: str) -> requests.WorkloadRecord | provisioning.Result:
-        return self._together([request_id])[0]
 
 
 class GroupCreator:

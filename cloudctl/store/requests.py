@@ -12,6 +12,7 @@ Invariants:
 from __future__ import annotations
 
 import dataclasses
+import typing
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -194,12 +195,23 @@ def _request_values(
     return values
 
 
-def _update_many(
-    tx: sa.Connection, table: sa.Table, rows: list[tuple[dict[str, Any], dict[str, Any]]]
-) -> int:
-    """``(where, values)`` pairs of one shape, written together (``bulk.update_rows``); how many
-    rows matched in all."""
-    return bulk.update_rows(tx, table, rows)
+Versioned = typing.TypeVar("Versioned", RequestRecord, WorkloadRecord)
+
+
+def _update_versioned(
+    tx: sa.Connection, table: sa.Table, currents: Sequence[Versioned], values: list[dict[str, Any]]
+) -> list[Versioned]:
+    """Each record's ``values`` written if nobody changed it since it was read (its id and
+    ``resource_version``), all together (``bulk.update_rows``); ``Conflict`` (and nothing kept,
+    the transaction failing) if any changed; the records as written."""
+    rows = [
+        ({"id": current.id, "resource_version": current.resource_version}, value)
+        for current, value in zip(currents, values, strict=True)
+    ]
+    if bulk.update_rows(tx, table, rows) != len(rows):
+        kind = str(table.name).removesuffix("s")
+        raise errors.Conflict(f"a {kind} changed while it was being updated", field=kind)
+    return [dataclasses.replace(current, **value) for current, value in zip(currents, values, strict=True)]
 
 
 def update_requests(
@@ -213,13 +225,7 @@ def update_requests(
     """``update_request`` for several requests with the same ``changes``, in one statement run for
     each; ``Conflict`` (and nothing kept, the transaction failing) if any changed since it was read."""
     values = [_request_values(current, step=step, now=now, changes=changes) for current in currents]
-    rows = [
-        ({"id": current.id, "resource_version": current.resource_version}, value)
-        for current, value in zip(currents, values, strict=True)
-    ]
-    if _update_many(tx, schema.requests, rows) != len(rows):
-        raise errors.Conflict("a request changed while it was being updated", field="request")
-    return [dataclasses.replace(current, **value) for current, value in zip(currents, values, strict=True)]
+    return _update_versioned(tx, schema.requests, currents, values)
 
 
 _PENDING_PLACEMENTS = (
@@ -406,19 +412,13 @@ def update_workloads(
         {**changes, "updated_at": now, "resource_version": current.resource_version + 1}
         for current in currents
     ]
-    rows = [
-        ({"id": current.id, "resource_version": current.resource_version}, value)
-        for current, value in zip(currents, values, strict=True)
-    ]
-    if _update_many(tx, schema.workloads, rows) != len(rows):
-        raise errors.Conflict("a workload changed while it was being updated", field="workload")
-    return [dataclasses.replace(current, **value) for current, value in zip(currents, values, strict=True)]
+    return _update_versioned(tx, schema.workloads, currents, values)
 
 
 def update_placements(tx: sa.Connection, changes: Sequence[tuple[str, str, Mapping[str, Any]]]) -> None:
     """``update_placement`` for several ``(workload_id, center, values)`` whose values name the
     same columns, in one statement run for each."""
-    _update_many(
+    bulk.update_rows(
         tx,
         schema.placements,
         [

@@ -126,52 +126,60 @@ def test_a_unit_of_work_is_fenced_once_when_it_begins(
     assert settings_rows(store) == {"one": "x", "two": "x"}
 
 
-@pytest.mark.postgres
-def test_a_takeover_waits_for_the_fenced_write_in_flight_to_commit(pg_database_url: str) -> None:
-    """The fence check holds the epoch lock shared: the write that passed it commits before
-    another replica's epoch begins, and every write after that fails."""
+@pytest.fixture
+def held_by_a(pg_database_url: str) -> Iterator[tuple[db.Store, leases.FencedStore]]:
+    """A plain store and a fenced one whose fence ``a`` holds (epoch 1) on an empty lease table;
+    the leases and the ``fence-*`` settings rows are removed again after."""
     store = db.Store(pg_database_url)
-    with store.transaction() as tx:
-        tx.execute(schema.leases.delete())
-        tx.execute(schema.settings.delete().where(schema.settings.c.key.like("fence-%")))
-    fence = leases.Fence(name=leases.LEADER, holder="a")
-    fenced_store = leases.FencedStore(pg_database_url, fence=fence)
-    fence.grant(epoch=take(store, "a", now=NOW).epoch, valid_for_s=3600, since_monotonic=time.monotonic())
-    taken: list[leases.Lease] = []
-    try:
-        with fenced_store.transaction() as tx:
-            tx.execute(schema.settings.insert().values(key="fence-in-flight", value="by a"))
-            takeover = threading.Thread(target=lambda: taken.append(take(store, "b", now=NOW + TTL_S)))
-            takeover.start()
-            takeover.join(0.5)
-            assert takeover.is_alive(), "the takeover did not wait for the fenced transaction"
-        takeover.join(60)
-        assert [(lease.holder, lease.epoch) for lease in taken] == [("b", 2)]
-        with pytest.raises(leases.LeaseLost), fenced_store.transaction() as tx:
-            tx.execute(schema.settings.insert().values(key="fence-after", value="by a"))
-        with store.read() as tx:
-            keys = set(tx.execute(sa.select(schema.settings.c.key)).scalars())
-        assert "fence-in-flight" in keys
-        assert "fence-after" not in keys
-    finally:
-        fenced_store.dispose()
+
+    def clean() -> None:
         with store.transaction() as tx:
             tx.execute(schema.leases.delete())
             tx.execute(schema.settings.delete().where(schema.settings.c.key.like("fence-%")))
+
+    clean()
+    fence = leases.Fence(name=leases.LEADER, holder="a")
+    fenced_store = leases.FencedStore(pg_database_url, fence=fence)
+    fence.grant(epoch=take(store, "a", now=NOW).epoch, valid_for_s=3600, since_monotonic=time.monotonic())
+    try:
+        yield store, fenced_store
+    finally:
+        fenced_store.dispose()
+        clean()
         store.dispose()
 
 
 @pytest.mark.postgres
-def test_a_fenced_write_begun_during_a_takeover_fails_once_the_takeover_commits(pg_database_url: str) -> None:
+def test_a_takeover_waits_for_the_fenced_write_in_flight_to_commit(
+    held_by_a: tuple[db.Store, leases.FencedStore],
+) -> None:
+    """The fence check holds the epoch lock shared: the write that passed it commits before
+    another replica's epoch begins, and every write after that fails."""
+    store, fenced_store = held_by_a
+    taken: list[leases.Lease] = []
+    with fenced_store.transaction() as tx:
+        tx.execute(schema.settings.insert().values(key="fence-in-flight", value="by a"))
+        takeover = threading.Thread(target=lambda: taken.append(take(store, "b", now=NOW + TTL_S)))
+        takeover.start()
+        takeover.join(0.5)
+        assert takeover.is_alive(), "the takeover did not wait for the fenced transaction"
+    takeover.join(60)
+    assert [(lease.holder, lease.epoch) for lease in taken] == [("b", 2)]
+    with pytest.raises(leases.LeaseLost), fenced_store.transaction() as tx:
+        tx.execute(schema.settings.insert().values(key="fence-after", value="by a"))
+    with store.read() as tx:
+        keys = set(tx.execute(sa.select(schema.settings.c.key)).scalars())
+    assert "fence-in-flight" in keys
+    assert "fence-after" not in keys
+
+
+@pytest.mark.postgres
+def test_a_fenced_write_begun_during_a_takeover_fails_once_the_takeover_commits(
+    held_by_a: tuple[db.Store, leases.FencedStore],
+) -> None:
     """A fenced transaction that begins while a takeover holds the epoch lock waits for it, then
     reads the lease as the takeover left it (not as it stood when its check began), and fails."""
-    store = db.Store(pg_database_url)
-    with store.transaction() as tx:
-        tx.execute(schema.leases.delete())
-        tx.execute(schema.settings.delete().where(schema.settings.c.key.like("fence-%")))
-    fence = leases.Fence(name=leases.LEADER, holder="a")
-    fenced_store = leases.FencedStore(pg_database_url, fence=fence)
-    fence.grant(epoch=take(store, "a", now=NOW).epoch, valid_for_s=3600, since_monotonic=time.monotonic())
+    store, fenced_store = held_by_a
     failures: list[BaseException] = []
 
     def write() -> None:
@@ -181,26 +189,19 @@ def test_a_fenced_write_begun_during_a_takeover_fails_once_the_takeover_commits(
         except BaseException as error:  # handed to the test's assertions
             failures.append(error)
 
-    try:
-        with store.transaction() as tx:
-            taken = leases.acquire(tx, name=leases.LEADER, holder="b", ttl_s=TTL_S, now=NOW + TTL_S)
-            assert (taken.holder, taken.epoch) == ("b", 2)
-            writer = threading.Thread(target=write)
-            writer.start()
-            writer.join(0.5)
-            assert writer.is_alive(), "the fenced transaction did not wait for the takeover"
-        writer.join(60)
-        assert len(failures) == 1 and isinstance(failures[0], leases.LeaseLost), failures
-        assert "b (epoch 2) holds it now" in str(failures[0])
-        with store.read() as tx:
-            keys = set(tx.execute(sa.select(schema.settings.c.key)).scalars())
-        assert "fence-during" not in keys
-    finally:
-        fenced_store.dispose()
-        with store.transaction() as tx:
-            tx.execute(schema.leases.delete())
-            tx.execute(schema.settings.delete().where(schema.settings.c.key.like("fence-%")))
-        store.dispose()
+    with store.transaction() as tx:
+        taken = leases.acquire(tx, name=leases.LEADER, holder="b", ttl_s=TTL_S, now=NOW + TTL_S)
+        assert (taken.holder, taken.epoch) == ("b", 2)
+        writer = threading.Thread(target=write)
+        writer.start()
+        writer.join(0.5)
+        assert writer.is_alive(), "the fenced transaction did not wait for the takeover"
+    writer.join(60)
+    assert len(failures) == 1 and isinstance(failures[0], leases.LeaseLost), failures
+    assert "b (epoch 2) holds it now" in str(failures[0])
+    with store.read() as tx:
+        keys = set(tx.execute(sa.select(schema.settings.c.key)).scalars())
+    assert "fence-during" not in keys
 
 
 def test_replica_rows_are_upserted_and_forgotten_when_silent(store: db.Store) -> None:
