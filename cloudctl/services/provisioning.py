@@ -204,11 +204,11 @@ class _Piece(typing.Generic[Item, Outcome]):
 
 class _OneBatch(typing.Generic[Item, Outcome]):
     """Group commit of one kind of step under one key: ``__call__`` runs an item with those
-    handed in at the same time (``_together``, one transaction), alone when that batch fails."""
+    handed in at the same time (``together``, one transaction), alone when that batch fails."""
 
-    def __init__(self, ctx: ctx_module.Context) -> None:
-        self._ctx = ctx
-        self._batches: _Batches[Item, Outcome] = _Batches(self._together, self._alone)
+    def __init__(self, together: typing.Callable[[list[Item]], list[Outcome]]) -> None:
+        self._together = together
+        self._batches: _Batches[Item, Outcome] = _Batches(together, self._alone)
 
     @property
     def batches(self) -> int:
@@ -221,9 +221,6 @@ class _OneBatch(typing.Generic[Item, Outcome]):
     def __call__(self, item: Item) -> Outcome:
         return self._batches.run("", item)
 
-    def _together(self, items: list[Item]) -> list[Outcome]:
-        raise NotImplementedError
-
     def _alone(self, item: Item) -> Outcome:
         return self._together([item])[0]
 
@@ -234,7 +231,11 @@ class GroupFinisher(_OneBatch[provisioning.LastStep, None]):
     same counter rows (and to their all-centers totals), so one transaction each would queue
     them all behind one another's commits; a batch locks them, and commits, once."""
 
-    def _together(self, steps: list[provisioning.LastStep]) -> list[None]:
+    def __init__(self, ctx: ctx_module.Context) -> None:
+        self._ctx = ctx
+        super().__init__(self._finish)
+
+    def _finish(self, steps: list[provisioning.LastStep]) -> list[None]:
         with self._ctx.store.transaction() as tx:
             provisioning.commit_last_steps(tx, steps, now=self._ctx.clock.now())
         return [None for _ in steps]
@@ -246,7 +247,11 @@ class GroupStarter(_OneBatch[str, requests.WorkloadRecord | provisioning.Result]
     transaction: the requests and workloads are read, and written, one statement per table for
     all of them, and the fenced store checks its lease once for them all."""
 
-    def _together(self, request_ids: list[str]) -> list[requests.WorkloadRecord | provisioning.Result]:
+    def __init__(self, ctx: ctx_module.Context) -> None:
+        self._ctx = ctx
+        super().__init__(self._start)
+
+    def _start(self, request_ids: list[str]) -> list[requests.WorkloadRecord | provisioning.Result]:
         with self._ctx.store.transaction() as tx:
             return provisioning.start_orders(tx, request_ids, now=self._ctx.clock.now())
 
