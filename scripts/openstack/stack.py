@@ -317,6 +317,23 @@ class Service:
         return log_dir() / f"{self.name}.log"
 
 
+def write_config(path: Path, text: str, *, mode: int = 0o600) -> None:
+    """Write a service's configuration file whole, and only if it changed.
+
+    ``services()`` is called again while services start (to wait for them and to check them);
+    a file truncated and rewritten in place could be read empty by a service starting at that
+    moment (uWSGI then finds no ``[uwsgi]`` section and exits), so the new text goes to a file
+    beside it that replaces the old one in one rename.
+    """
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staged = path.with_name(f".{path.name}.new")
+    staged.write_text(text, encoding="utf-8")
+    staged.chmod(mode)
+    os.replace(staged, path)
+
+
 def uwsgi(name: str, *, port: int, wsgi_file: str, env: dict[str, str], region: str = REGION) -> Service:
     ini = etc_dir() / f"{name}-uwsgi.ini"
     lines = [
@@ -340,8 +357,7 @@ def uwsgi(name: str, *, port: int, wsgi_file: str, env: dict[str, str], region: 
         f"wsgi-file = {wsgi_file}",
         *(f"env = {key}={value}" for key, value in env.items()),
     ]
-    ini.parent.mkdir(parents=True, exist_ok=True)
-    ini.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_config(ini, "\n".join(lines) + "\n", mode=0o644)
     return Service(name=name, argv=("/usr/bin/uwsgi", "--ini", str(ini)), port=port, region=region)
 
 
@@ -777,9 +793,7 @@ def render_configs() -> None:
         text = string.Template((TEMPLATES / name).read_text(encoding="utf-8")).substitute(
             values, authtoken=section
         )
-        target = etc_dir() / name
-        target.write_text(text, encoding="utf-8")
-        target.chmod(0o600)
+        write_config(etc_dir() / name, text)
     shutil.copyfile("/etc/nova/api-paste.ini", etc_dir() / "api-paste.ini")
     for sub in ("keystone", "glance/images", "glance/staging", "glance/tasks", "neutron", "nova", "cinder"):
         (lib_dir() / sub).mkdir(parents=True, exist_ok=True)
@@ -803,9 +817,7 @@ def render_region_configs(region: Region) -> None:
     target_dir.mkdir(parents=True, exist_ok=True)
     for template in sorted(REGION_TEMPLATES.iterdir()):
         text = string.Template(template.read_text(encoding="utf-8")).substitute(values)
-        target = target_dir / template.name
-        target.write_text(text, encoding="utf-8")
-        target.chmod(0o600)
+        write_config(target_dir / template.name, text)
     for sub in ("neutron", "nova", "cinder"):
         (region.lib / sub).mkdir(parents=True, exist_ok=True)
 

@@ -107,3 +107,22 @@ def test_a_stack_that_stays_slow_is_restarted_after_the_bound(
 
     assert stack_script.settled(slow) == slow
     assert 0 < len(asked) <= stack_script.SETTLE_TIMEOUT_S / 10
+
+
+def test_a_service_configuration_is_replaced_whole_and_left_alone_when_unchanged(
+    stack_script: types.ModuleType, tmp_path: Path
+) -> None:
+    """A service starting while ``services()`` is asked again must never read its file empty."""
+    ini = tmp_path / "etc" / "keystone-uwsgi.ini"
+    stack_script.write_config(ini, "[uwsgi]\nprocesses = 1\n", mode=0o644)
+    first = ini.stat()
+    assert ini.read_text() == "[uwsgi]\nprocesses = 1\n" and first.st_mode & 0o777 == 0o644
+
+    stack_script.write_config(ini, "[uwsgi]\nprocesses = 1\n", mode=0o644)
+    assert ini.stat().st_ino == first.st_ino and ini.stat().st_mtime_ns == first.st_mtime_ns
+
+    stack_script.write_config(ini, "[uwsgi]\nprocesses = 2\n")
+    second = ini.stat()
+    assert second.st_ino != first.st_ino, "rewritten in place, not replaced by a rename"
+    assert ini.read_text() == "[uwsgi]\nprocesses = 2\n" and second.st_mode & 0o777 == 0o600
+    assert sorted(path.name for path in ini.parent.iterdir()) == ["keystone-uwsgi.ini"]
