@@ -149,6 +149,30 @@ def held_by_a(pg_database_url: str) -> Iterator[tuple[db.Store, leases.FencedSto
         store.dispose()
 
 
+WAIT_DEADLINE_S = 60.0
+
+
+def wait_until_it_waits_for_a_lock(store: db.Store, thread: threading.Thread, failure: str) -> None:
+    """Return once a session of the test's database waits for a lock (PostgreSQL says so), while
+    ``thread`` is still running; fail if the thread ends first. However slow the machine, a thread
+    that does not wait ends, and one that waits is seen waiting."""
+    deadline = time.monotonic() + WAIT_DEADLINE_S
+    while True:
+        with store.read() as tx:
+            waiting = tx.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            ).scalar_one()
+        if waiting:
+            assert thread.is_alive(), failure
+            return
+        assert thread.is_alive(), failure
+        assert time.monotonic() < deadline, f"{failure} (nor ended, in {WAIT_DEADLINE_S:.0f} s)"
+        time.sleep(0.01)  # polling a condition, with the deadline above
+
+
 @pytest.mark.postgres
 def test_a_takeover_waits_for_the_fenced_write_in_flight_to_commit(
     held_by_a: tuple[db.Store, leases.FencedStore],
@@ -161,8 +185,7 @@ def test_a_takeover_waits_for_the_fenced_write_in_flight_to_commit(
         tx.execute(schema.settings.insert().values(key="fence-in-flight", value="by a"))
         takeover = threading.Thread(target=lambda: taken.append(take(store, "b", now=NOW + TTL_S)))
         takeover.start()
-        takeover.join(0.5)
-        assert takeover.is_alive(), "the takeover did not wait for the fenced transaction"
+        wait_until_it_waits_for_a_lock(store, takeover, "the takeover did not wait for the fenced write")
     takeover.join(60)
     assert [(lease.holder, lease.epoch) for lease in taken] == [("b", 2)]
     with pytest.raises(leases.LeaseLost), fenced_store.transaction() as tx:
@@ -194,8 +217,7 @@ def test_a_fenced_write_begun_during_a_takeover_fails_once_the_takeover_commits(
         assert (taken.holder, taken.epoch) == ("b", 2)
         writer = threading.Thread(target=write)
         writer.start()
-        writer.join(0.5)
-        assert writer.is_alive(), "the fenced transaction did not wait for the takeover"
+        wait_until_it_waits_for_a_lock(store, writer, "the fenced transaction did not wait for the takeover")
     writer.join(60)
     assert len(failures) == 1 and isinstance(failures[0], leases.LeaseLost), failures
     assert "b (epoch 2) holds it now" in str(failures[0])
