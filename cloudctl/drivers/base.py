@@ -329,6 +329,9 @@ class PrefixGrant:
 class ObjectStorage(Protocol):
     """Buckets and the objects in them."""
 
+    center: str
+    """The center the buckets are in."""
+
     def create_bucket(self, name: str, *, versioning: bool = True) -> Bucket: ...
 
     def get_bucket(self, name: str) -> Bucket: ...

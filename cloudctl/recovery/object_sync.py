@@ -54,7 +54,7 @@ import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from cloudctl import clock as clocks
 from cloudctl import errors
@@ -62,6 +62,8 @@ from cloudctl.drivers import base
 
 DEFAULT_PARALLELISM = 8
 COMPACT_SLACK_LINES = 64
+
+T = TypeVar("T")
 
 
 # --- manifests ---------------------------------------------------------------------------
@@ -283,15 +285,19 @@ def sync_bucket(
     started_at = clock.now()
 
     # The source listing is the longest request of an incremental pass: with workers to
-    # spare it runs while the buckets are looked up and the manifest is read.
-    listing = _Prefetch(lambda: source.list_object_entries(bucket), background=parallelism > 1)
+    # spare it runs while the target bucket is looked up and the manifest is read. The source
+    # is asked nothing else meanwhile (its listing says whether the bucket is there); its
+    # bucket is looked up only to make a missing target bucket like it.
+    background = parallelism > 1
+    listing = _Prefetch(lambda: source.list_object_entries(bucket), background=background)
+    target_lookup = _Prefetch(lambda: _bucket_or_none(target, bucket), background=background)
     try:
-        source_bucket = source.get_bucket(bucket)
-        try:
-            target_bucket = target.get_bucket(bucket)
-        except errors.NotFound:
-            target_bucket = target.create_bucket(bucket, versioning=source_bucket.versioning)
-        recorded = manifest.load() if manifest is not None else None
+        found = target_lookup.result()
+        if found is None:
+            versioning = source.get_bucket(bucket).versioning
+            target.create_bucket(bucket, versioning=versioning)
+        # A target bucket made now holds nothing, whatever the manifest remembers of the old one.
+        recorded = manifest.load() if manifest is not None and found is not None else None
         known = recorded
         if manifest is not None and recorded is not None:
             for synced in synced_since:
@@ -303,6 +309,7 @@ def sync_bucket(
                 for entry in target.list_object_entries(bucket)
             }
     finally:
+        target_lookup.close()
         source_entries = listing.result()
     replicator = _Replicator(
         source=source,
@@ -339,8 +346,8 @@ def sync_bucket(
     report = _report(
         outcomes,
         bucket=bucket,
-        source_center=source_bucket.center,
-        target_center=target_bucket.center,
+        source_center=source.center,
+        target_center=target.center,
         objects_examined=len(source_entries),
         duration_s=clock.now() - started_at,
     )
@@ -352,25 +359,36 @@ def sync_bucket(
     return report
 
 
-class _Prefetch:
+def _bucket_or_none(storage: base.ObjectStorage, bucket: str) -> base.Bucket | None:
+    try:
+        return storage.get_bucket(bucket)
+    except errors.NotFound:
+        return None
+
+
+class _Prefetch(Generic[T]):
     """``work()`` started now in a thread of its own (or run at once); ``result()`` waits for it."""
 
-    def __init__(self, work: Callable[[], list[base.ObjectEntry]], *, background: bool) -> None:
+    def __init__(self, work: Callable[[], T], *, background: bool) -> None:
+        self._work = work
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         if background:
             self._pool = concurrent.futures.ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix="object-list"
+                max_workers=1, thread_name_prefix="object-sync"
             )
             self._future = self._pool.submit(work)
-        else:
-            self._work = work
 
-    def result(self) -> list[base.ObjectEntry]:
+    def result(self) -> T:
         if self._pool is None:
             return self._work()
         try:
             return self._future.result()
         finally:
+            self.close()
+
+    def close(self) -> None:
+        """Wait for the work to end, whatever it returns or raises (after ``result``, nothing)."""
+        if self._pool is not None:
             self._pool.shutdown(wait=True)
 
 

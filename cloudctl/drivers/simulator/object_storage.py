@@ -47,6 +47,7 @@ class SimulatedObjectStorage:
     def __init__(self, core: sim_core.CenterCore) -> None:
         self._core = core
         self.name = core.name
+        self.center = core.name
 
     # --- buckets -----------------------------------------------------------------------
 

@@ -321,3 +321,71 @@ def test_a_file_manifest_keeps_one_line_per_key_once_records_pile_up(tmp_path: P
         "hot": object_sync.Synced(key="hot", etag="e199", size_bytes=199)
     }
     assert len(manifest.path.read_text(encoding="utf-8").splitlines()) == 1
+
+
+class MeetingAt:
+    """An object storage whose named calls each wait at ``barrier`` before they run."""
+
+    def __init__(self, storage: base.ObjectStorage, barrier: threading.Barrier, *names: str) -> None:
+        self._storage = storage
+        self._barrier = barrier
+        self._names = names
+
+    def __getattr__(self, name: str) -> object:
+        found = getattr(self._storage, name)
+        if name not in self._names:
+            return found
+
+        def met(*args: object, **kwargs: object) -> object:
+            self._barrier.wait()
+            return found(*args, **kwargs)
+
+        return met
+
+
+def test_the_source_is_listed_while_the_target_bucket_is_looked_up_and_asked_nothing_else(
+    source: base.ObjectStorage, target: base.ObjectStorage
+) -> None:
+    """Each of the two waits for the other before it answers: a pass that made them one after
+    the other would break the barrier (after its generous timeout) instead of syncing. The
+    source bucket is not looked up when the target's is there (its listing says it exists)."""
+    fill(source, count=5)
+    target.create_bucket(BUCKET)
+    barrier = threading.Barrier(2, timeout=60)
+    meeting_source = MeetingAt(source, barrier, "list_object_entries")
+    meeting_target = MeetingAt(target, barrier, "get_bucket")
+    lookups: list[str] = []
+    meeting_source.get_bucket = lambda name: lookups.append(name) or source.get_bucket(name)  # type: ignore[attr-defined]
+
+    report = object_sync.sync_bucket(
+        source=meeting_source,  # type: ignore[arg-type]
+        target=meeting_target,  # type: ignore[arg-type]
+        bucket=BUCKET,
+        manifest=object_sync.InMemoryManifest(),
+    )
+
+    assert (report.objects_copied, report.source_center, report.target_center) == (
+        5,
+        source.center,
+        target.center,
+    )
+    assert lookups == []
+    assert contents_of(target) == contents_of(source)
+
+
+def test_a_target_bucket_that_is_gone_is_made_again_though_the_manifest_says_all_is_there(
+    source: base.ObjectStorage, target: base.ObjectStorage
+) -> None:
+    fill(source, count=5)
+    manifest = object_sync.InMemoryManifest()
+    object_sync.sync_bucket(source=source, target=target, bucket=BUCKET, manifest=manifest)
+    for key in [info.key for info in target.list_objects(BUCKET)]:
+        target.delete_object(BUCKET, key=key)
+    target.delete_bucket(BUCKET)
+
+    object_sync.sync_bucket(source=source, target=target, bucket=BUCKET, manifest=manifest)
+
+    assert target.get_bucket(BUCKET).versioning == source.get_bucket(BUCKET).versioning
+    assert sorted(info.key for info in target.list_objects(BUCKET)) == sorted(
+        info.key for info in source.list_objects(BUCKET)
+    )
