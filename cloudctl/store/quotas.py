@@ -171,7 +171,7 @@ _ADD_RESERVED_ROWS = sa.text(
     " FROM (SELECT r ->> 0 AS node_id, r ->> 1 AS center, r ->> 2 AS resource,"
     " CAST(r ->> 3 AS BIGINT) AS delta FROM json_array_elements(CAST(:rows AS JSON)) AS r) AS d"
     " WHERE c.node_id = d.node_id AND c.center = d.center AND c.resource = d.resource"
-    " AND c.node_id = ANY(ARRAY(SELECT r ->> 0 FROM json_array_elements(CAST(:rows AS JSON)) AS r))"
+    " AND c.node_id = ANY(ARRAY(SELECT DISTINCT r ->> 0 FROM json_array_elements(CAST(:rows AS JSON)) AS r))"
 )
 """PostgreSQL: one statement adds to ``reserved`` of many counter rows (one JSON array a row: one
 text parameter, where four arrays cost psycopg a Python loop over every element). The ``ANY``
