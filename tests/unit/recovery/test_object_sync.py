@@ -125,12 +125,20 @@ def test_a_copy_damaged_at_rest_is_found_by_reading_back_and_resent(
     assert target.get_object(BUCKET, key=key_of(6))[0] == payload(6)
 
 
+def synced_with_a_manifest(
+    source: base.ObjectStorage, target: base.ObjectStorage, *, count: int
+) -> object_sync.InMemoryManifest:
+    """``count`` objects at the source, synced once to the target; the manifest of that pass."""
+    fill(source, count=count)
+    manifest = object_sync.InMemoryManifest()
+    object_sync.sync_bucket(source=source, target=target, bucket=BUCKET, manifest=manifest)
+    return manifest
+
+
 def test_a_target_copy_replaced_with_other_bytes_is_found_by_a_scrub_and_resent(
     source: base.ObjectStorage, target: base.ObjectStorage
 ) -> None:
-    fill(source, count=5)
-    manifest = object_sync.InMemoryManifest()
-    object_sync.sync_bucket(source=source, target=target, bucket=BUCKET, manifest=manifest)
+    manifest = synced_with_a_manifest(source, target, count=5)
     target.put_object(BUCKET, key=key_of(2), data=b"written over by another client")
 
     # The manifest says the target holds the source's bytes: only reading finds out.
@@ -376,9 +384,7 @@ def test_the_source_is_listed_while_the_target_bucket_is_looked_up_and_asked_not
 def test_a_target_bucket_that_is_gone_is_made_again_though_the_manifest_says_all_is_there(
     source: base.ObjectStorage, target: base.ObjectStorage
 ) -> None:
-    fill(source, count=5)
-    manifest = object_sync.InMemoryManifest()
-    object_sync.sync_bucket(source=source, target=target, bucket=BUCKET, manifest=manifest)
+    manifest = synced_with_a_manifest(source, target, count=5)
     for key in [info.key for info in target.list_objects(BUCKET)]:
         target.delete_object(BUCKET, key=key)
     target.delete_bucket(BUCKET)
