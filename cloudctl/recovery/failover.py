@@ -72,6 +72,10 @@ from cloudctl.store import quotas, recovery, replication, requests
 
 PLANNED, UNPLANNED = "planned", "unplanned"
 SERVER_ACTIVE_TIMEOUT_S = 600.0
+BEAT_EVERY_S = 10.0
+"""A run's sign of life is written with a step at most this often: writing it rewrites the run's
+row, its whole plan included, so at every step a large run spent half its time on it. A run is
+taken as dead only after ``services.recovery.RUN_LEASE_S`` (900 s) without one."""
 READY = states.PlacementState.READY
 Action = model.StepAction
 
@@ -416,7 +420,8 @@ def execute(
             states.RUN_TRANSITIONS, states.RunState(run.state), states.RunState.RUNNING, field="run"
         )
         recovery.update_run(tx, run_id, state=states.RunState.RUNNING)
-        recovery.claim_run(tx, run_id, owner=owner, alive_at=beat())
+        last_beat = beat()
+        recovery.claim_run(tx, run_id, owner=owner, alive_at=last_beat)
     done = {entry["id"] for entry in run.progress}
     # A run's result holds what its finished steps did, workload by workload.
     results: dict[str, Any] = {key: dict(value) for key, value in run.result.get("workloads", {}).items()}
@@ -443,7 +448,10 @@ def execute(
                     with env.store.transaction() as tx:
                         at = env.clock.now()
                         recovery.record_step(tx, run_id=run_id, step_id=step.id, at=at, outcome=outcome)
-                        recovery.beat(tx, run_id, alive_at=beat())
+                        alive = beat()
+                        if alive - last_beat >= BEAT_EVERY_S:
+                            recovery.beat(tx, run_id, alive_at=alive)
+                            last_beat = alive
                     finished.append(step)
                     if stop is not None:
                         break

@@ -42,7 +42,8 @@ class RecoveryRun:
     owner: str = ""
     """``host:pid`` of the process running the run ("" while none does)."""
     heartbeat_at: float | None = None
-    """Wall-clock time of the owner's last sign of life (start, each step)."""
+    """Wall-clock time of the owner's last sign of life (its start, then with a step at most every
+    ``failover.BEAT_EVERY_S``)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -429,3 +429,34 @@ def test_a_workload_without_a_healthy_copy_shows_unprotected_with_the_reason_and
     assert 'cloudctl_workloads_protection{protection="unprotected",tier="silver"} 1.0' in exposition
     assert 'cloudctl_workloads_protection{protection="degraded",tier="gold"} 1.0' in exposition
     assert 'cloudctl_workloads_protection{protection="unprotected",tier="gold"} 0.0' in exposition
+
+
+def test_a_long_run_writes_its_sign_of_life_at_most_every_few_seconds_not_with_each_step(
+    ctx: ctx_module.Context, store: Any
+) -> None:
+    """Each heartbeat rewrites the run's row, plan included: a large run paid for it at each step."""
+    for _ in range(3):
+        ready_workload(ctx, "gold")
+    plan = recovery.plan_failover(ctx, principal=OPS, from_center="qd-a", planned=True)
+    seconds = iter(range(1_000, 2_000, 4))  # the owner's clock: 4 s later at each look
+    beats: list[Any] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, params: Any, *_rest: Any) -> None:
+        if statement.startswith("UPDATE recovery_runs SET heartbeat_at"):
+            beats.append(params)
+
+    sa.event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        done = failover.execute(
+            recovery.environment(ctx),
+            plan.run_id or "",
+            owner="here:1",
+            alive_at=lambda: float(next(seconds)),
+        )
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", count)
+
+    assert (done.state, len(done.progress), len(done.plan)) == ("done", 12, 12)
+    # Claimed at 1,000 s; steps seen at 1,004 … 1,048 s; a beat once 10 s have passed since the last.
+    assert len(beats) == 4
+    assert done.heartbeat_at == 1_048.0
