@@ -38,6 +38,7 @@ import dataclasses
 import itertools
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -63,6 +64,10 @@ SERVER_START_TIMEOUT_S = 60.0
 SINGLE_CLIENT_COUNT = 300
 SMOKE_SINGLE_CLIENT_COUNT = 20
 BACKENDS = ("sqlite", "postgres")
+THREAD_BATCHES = 40
+"""Batches per round when the admission thread is measured alone (and profiled)."""
+SMOKE_THREAD_BATCHES = 2
+PROFILE_BUDGET_S = 60.0
 DEPARTMENTS = 24
 """At least 20 departments; half at depth 3 below the root, half at depth 4."""
 
@@ -287,8 +292,17 @@ def create_department_tree(context: Any, *, count: int) -> list[str]:
 
 
 def measure_backend(
-    backend: str, *, size: int, single_count: int, rounds: int, time_limit_s: float, workdir: Path
+    backend: str,
+    *,
+    size: int,
+    single_count: int,
+    rounds: int,
+    time_limit_s: float,
+    thread_batches: int,
+    workdir: Path,
 ) -> dict[str, Any]:
+    """The HTTP rounds against the no-op and cloudctl servers, the store's raw write rounds,
+    then the admission thread alone in this process (``admission_thread.measure``)."""
     with common.throwaway_database(backend) as database_url:
         home = workdir / backend
         home.mkdir()
@@ -367,11 +381,21 @@ def measure_backend(
                 for server in servers.values():
                     server.stop()
             cleanup = counter_cleanup(context) if backend == "postgres" else None
+            from bench import admission_thread  # it builds on this module's departments and orders
+
+            in_process = admission_thread.measure(
+                context,
+                departments,
+                batches=thread_batches,
+                rounds=rounds,
+                profile_budget_s=PROFILE_BUDGET_S,
+            )
         finally:
             context.close()
     summaries: dict[str, Any] = {label: [r.summary() for r in results] for label, results in measured.items()}
     if cleanup is not None:
         summaries["counter_cleanup"] = cleanup
+    summaries["admission_thread"] = in_process
     return summaries
 
 
@@ -401,6 +425,23 @@ def counter_cleanup(context: Any) -> dict[str, Any]:
         "oldest_open_transaction_s": round(float(oldest_s), 1),
         "autovacuum": autovacuum,
     }
+
+
+def _admission_thread_note(backend: str, figures: dict[str, Any]) -> str:
+    """Where an admission's time goes in the serving process, from ``admission_thread.measure``."""
+    batch, alone, profile = figures["batched"], figures["alone"], figures["profile_batched"]
+    hot = profile["top_cumulative_in_cloudctl"][1:6]  # the first is the batch itself
+    top = ", ".join(f"{entry['function']} {entry['cumulative_s']:.2f} s" for entry in hot)
+    return (
+        f"{backend}: the admission thread alone (in process): CPU "
+        f"{statistics.median(batch['cpu_ms_per_admission']):.2f} ms and wall "
+        f"{statistics.median(batch['wall_ms_per_admission']):.2f} ms per admission in batches of "
+        f"{figures['batch_size']}, "
+        f"{statistics.median(alone['cpu_ms_per_admission']):.2f} and "
+        f"{statistics.median(alone['wall_ms_per_admission']):.2f} ms in batches of one (the one-client "
+        f"case); profile of the batches ({profile['profiled_s']} s, details.{backend}.admission_thread): "
+        f"most cumulative time in {top}"
+    )
 
 
 def _median_of(rounds: list[dict[str, Any]], key: str) -> float | None:
@@ -440,9 +481,11 @@ def run(*, size: int | None = None, smoke: bool = False, rounds: int | None = No
                 single_count=single_count,
                 rounds=rounds,
                 time_limit_s=time_limit_s,
+                thread_batches=SMOKE_THREAD_BATCHES if smoke else THREAD_BATCHES,
                 workdir=workdir,
             )
             result.details[backend] = measured
+            result.notes.append(_admission_thread_note(backend, measured["admission_thread"]))
             admission, noop, raw = measured["admission"], measured["noop"], measured["raw"]
             result.add(
                 f"{backend}: throughput vs no-op endpoint",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +49,22 @@ def run_smoke(name: str, output: Path) -> dict[str, Any]:
     return document
 
 
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], dict[str, Any]]:
+    """``smoke(name)``: the results document of one smoke run of ``name``, run once a module."""
+    documents: dict[str, dict[str, Any]] = {}
+
+    def document_of(name: str) -> dict[str, Any]:
+        if name not in documents:
+            documents[name] = run_smoke(name, tmp_path_factory.mktemp(name) / "results.json")
+        return documents[name]
+
+    return document_of
+
+
 @pytest.mark.parametrize("name", BENCHMARKS)
-def test_smoke_run_writes_well_formed_results(name: str, tmp_path: Path) -> None:
-    document = run_smoke(name, tmp_path / "results.json")
+def test_smoke_run_writes_well_formed_results(name: str, smoke: Callable[[str], dict[str, Any]]) -> None:
+    document = smoke(name)
 
     assert set(document) >= {"generated_at", "command", "machine", "benchmarks"}
     assert document["machine"]["python"]
@@ -65,9 +79,29 @@ def test_smoke_run_writes_well_formed_results(name: str, tmp_path: Path) -> None
             assert figure["ratio"] == pytest.approx(figure["subject"] / figure["baseline"], rel=1e-2)
 
 
-def test_s3_sync_smoke_run_says_it_did_not_use_rclone(tmp_path: Path) -> None:
-    document = run_smoke("s3-sync", tmp_path / "results.json")
+def test_s3_sync_smoke_run_says_it_did_not_use_rclone(smoke: Callable[[str], dict[str, Any]]) -> None:
+    document = smoke("s3-sync")
 
     result = document["benchmarks"]["s3-sync"]
     assert "rclone not used" in result["baseline"]
     assert any("not rclone" in note for note in result["notes"])
+
+
+def test_admission_smoke_run_says_where_an_admission_goes_on_each_store(
+    smoke: Callable[[str], dict[str, Any]],
+) -> None:
+    result = smoke("admission")["benchmarks"]["admission"]
+
+    for backend in ("sqlite", "postgres"):
+        alone = result["details"][backend]["admission_thread"]
+        assert alone["batch_size"] == 24
+        for label in ("batched", "alone"):
+            assert all(ms > 0 for ms in alone[label]["cpu_ms_per_admission"]), alone
+            assert all(ms > 0 for ms in alone[label]["wall_ms_per_admission"]), alone
+        profile = alone["profile_batched"]
+        assert profile["finished"]
+        assert any(
+            entry["function"].startswith("cloudctl/services/requests.py")
+            for entry in profile["top_cumulative_in_cloudctl"]
+        ), profile
+        assert any(note.startswith(f"{backend}: the admission thread alone") for note in result["notes"])
