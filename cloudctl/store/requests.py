@@ -222,8 +222,9 @@ def update_requests(
     now: float,
     **changes: Any,
 ) -> list[RequestRecord]:
-    """``update_request`` for several requests with the same ``changes``, in one statement run for
-    each; ``Conflict`` (and nothing kept, the transaction failing) if any changed since it was read."""
+    """``update_request`` for several requests with the same ``changes``, together
+    (``bulk.update_rows``); ``Conflict`` (and nothing kept, the transaction failing) if any changed
+    since it was read."""
     values = [_request_values(current, step=step, now=now, changes=changes) for current in currents]
     return _update_versioned(tx, schema.requests, currents, values)
 
@@ -407,7 +408,7 @@ def update_workloads(
     tx: sa.Connection, currents: Sequence[WorkloadRecord], *, now: float, **changes: Any
 ) -> list[WorkloadRecord]:
     """``update_workload(..., with_placements=False)`` for several workloads with the same
-    ``changes``, in one statement run for each; ``Conflict`` if any changed since it was read."""
+    ``changes``, together (``bulk.update_rows``); ``Conflict`` if any changed since it was read."""
     values = [
         {**changes, "updated_at": now, "resource_version": current.resource_version + 1}
         for current in currents
@@ -417,7 +418,7 @@ def update_workloads(
 
 def update_placements(tx: sa.Connection, changes: Sequence[tuple[str, str, Mapping[str, Any]]]) -> None:
     """``update_placement`` for several ``(workload_id, center, values)`` whose values name the
-    same columns, in one statement run for each."""
+    same columns, together (``bulk.update_rows``)."""
     bulk.update_rows(
         tx,
         schema.placements,

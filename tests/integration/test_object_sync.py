@@ -161,6 +161,28 @@ def test_with_a_manifest_a_replaced_target_copy_is_found_by_a_scrub_and_resent(
     assert body == source.get_object(bucket, key=key)[0]
 
 
+def test_a_target_bucket_deleted_behind_our_back_is_made_again_and_filled_whole(
+    source: s3.S3ObjectStorage,
+    target: s3.S3ObjectStorage,
+    bucket: str,
+    servers: tuple[moto_servers.MotoServer, moto_servers.MotoServer],
+) -> None:
+    """The manifest says the target holds everything; the bucket is gone (removed with boto3,
+    not through cloudctl): the pass must not believe the manifest, and boto3 finds every object."""
+    contents = fill(source, bucket, count=10)
+    manifest = object_sync.InMemoryManifest()
+    object_sync.sync_bucket(source=source, target=target, bucket=bucket, manifest=manifest)
+    moto_servers.purge_bucket(servers[1], bucket)
+
+    report = object_sync.sync_bucket(source=source, target=target, bucket=bucket, manifest=manifest)
+
+    assert (report.objects_copied, report.objects_unchanged) == (10, 0), report.errors
+    raw = moto_servers.raw_client(servers[1])
+    assert raw.get_bucket_versioning(Bucket=bucket).get("Status") == "Enabled"
+    for key, data in contents.items():
+        assert raw.get_object(Bucket=bucket, Key=key)["Body"].read() == data
+
+
 def request_lines(server: moto_servers.MotoServer, method: str) -> int:
     """How many ``method`` requests the server has logged so far."""
     text = server.log_path.read_text(encoding="utf-8", errors="replace")
