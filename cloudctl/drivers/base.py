@@ -248,7 +248,9 @@ class BlockStorage(Protocol):
 
     def find_volume(self, name: str) -> Volume | None: ...
 
-    def list_volumes(self, *, project: str | None = None) -> list[Volume]: ...
+    def list_volumes(self, *, project: str | None = None, name_contains: str = "") -> list[Volume]:
+        """The volumes (of ``project`` if given) whose name contains ``name_contains``."""
+        ...
 
     def delete_volume(self, volume_id: str, *, ignore_missing: bool = True) -> None:
         """Delete a volume; ``errors.Conflict`` while it still has snapshots."""

@@ -126,7 +126,14 @@ sim_objects = sa.Table(
     # The document's string ``name`` field, kept beside it so that a lookup by name is an index
     # probe, not a comparison of every document of the kind (``find_by``).
     sa.Column("name", sa.Text, nullable=True),
+    # The fields a document is looked up by as a member of another (a volume by the server it is
+    # attached to, a snapshot by its volume): a server's or a volume's deletion then reads its
+    # members, not every volume or snapshot of the center (``find_all_by``).
+    sa.Column("attached_to", sa.Text, nullable=True),
+    sa.Column("volume_id", sa.Text, nullable=True),
     sa.Index("ix_sim_objects_name", "center", "kind", "name"),
+    sa.Index("ix_sim_objects_attached_to", "center", "kind", "attached_to"),
+    sa.Index("ix_sim_objects_volume_id", "center", "kind", "volume_id"),
 )
 
 requests = sa.Table(

@@ -50,7 +50,8 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+import functools
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -58,6 +59,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from cloudctl import clock as clocks
 from cloudctl import errors
+from cloudctl.model import documents
 from cloudctl.store import db, schema
 
 Doc = dict[str, Any]
@@ -66,8 +68,10 @@ KeyList = list[str]
 
 _table = schema.sim_objects
 _UNIT_STATE = "sim_objects"
-NAME_FIELD = "name"
+NAME_FIELD = documents.NAME_FIELD
 """The document field the table keeps in its indexed ``name`` column too (when a string)."""
+COLUMN_FIELDS = (NAME_FIELD, "attached_to", "volume_id")
+"""The document fields the table keeps in indexed columns of the same name (when strings)."""
 
 _ADDRESS = (
     _table.c.center == sa.bindparam("center"),
@@ -91,7 +95,11 @@ _KEYS = sa.select(_table.c.key).where(
 _UPDATE = (
     sa.update(_table)
     .where(*_ADDRESS)
-    .values(doc=sa.bindparam("doc"), updated_at=sa.bindparam("updated_at"), name=sa.bindparam("name"))
+    .values(
+        doc=sa.bindparam("doc"),
+        updated_at=sa.bindparam("updated_at"),
+        **{field: sa.bindparam(field) for field in COLUMN_FIELDS},
+    )
 )
 
 
@@ -101,7 +109,7 @@ def _upsert(insert: Any) -> Any:
         set_={
             "doc": insert.excluded.doc,
             "updated_at": insert.excluded.updated_at,
-            "name": insert.excluded.name,
+            **{field: insert.excluded[field] for field in COLUMN_FIELDS},
         },
     )
 
@@ -160,6 +168,12 @@ class StoreBackedState:
     def find_by(self, center: str, kind: str, *, field: str, value: str) -> Doc | None:
         with self.reading() as verbs:
             return verbs.find_by(center, kind, field=field, value=value)
+
+    def find_all_by(
+        self, center: str, kind: str, *, where: Mapping[str, str], name_contains: str = ""
+    ) -> DocList:
+        with self.reading() as verbs:
+            return verbs.find_all_by(center, kind, where=where, name_contains=name_contains)
 
     def keys(self, center: str, kind: str, *, key_prefix: str = "") -> KeyList:
         with self.reading() as verbs:
@@ -281,13 +295,18 @@ class StoreStateTransaction:
         return sorted(key for key in map(str, found) if key.startswith(key_prefix))
 
     def find_by(self, center: str, kind: str, *, field: str, value: str) -> Doc | None:
-        # The database compares the field; Python re-checks (JSON text comparison is loose).
+        return next(iter(self.find_all_by(center, kind, where={field: value})), None)
+
+    def find_all_by(
+        self, center: str, kind: str, *, where: Mapping[str, str], name_contains: str = ""
+    ) -> DocList:
+        # The database narrows the rows; Python decides (JSON text comparison is loose).
         self.flush(center, kind)
-        for _key, found in self._connection.execute(_matching(center, kind, field, value)):
-            doc = _as_doc(found)
-            if doc.get(field) == value:
-                return doc
-        return None
+        found = (
+            _as_doc(doc)
+            for _key, doc in self._connection.execute(*_searching(center, kind, where, name_contains))
+        )
+        return [doc for doc in found if documents.matches(doc, where, name_contains)]
 
 
 # --- inside a unit of work ----------------------------------------------------------------------
@@ -309,6 +328,34 @@ class _UnitState:
         self.listed: dict[tuple[str, str], set[str]] = {}
         self.pending: dict[Address, str] = {}
         """Writes held back until the unit commits: ``put``, ``insert`` or ``delete``."""
+        self.pending_keys: dict[tuple[str, str], set[str]] = {}
+        """The keys of ``pending`` by ``(center, kind)``: what the database does not show yet."""
+
+    def set_pending(self, address: Address, operation: str | None) -> None:
+        """Hold back ``operation`` on ``address`` (``None``: no write any more)."""
+        center, kind, key = address
+        if operation is None:
+            self.pending.pop(address, None)
+            self.pending_keys.get((center, kind), set()).discard(key)
+        else:
+            self.pending[address] = operation
+            self.pending_keys.setdefault((center, kind), set()).add(key)
+
+    def search(
+        self, center: str, kind: str, where: Mapping[str, str], name_contains: str
+    ) -> dict[str, Doc | None]:
+        """The documents that may match a search as the unit sees them, by key: the database's
+        rows that may match (one statement, learnt; one the unit holds stays as it has it),
+        and every document the unit still has to write in ``(center, kind)`` (``None``: deleted)."""
+        docs = self.known(center, kind)
+        found: dict[str, Doc | None] = {}
+        for key, value in self.connection.execute(*_searching(center, kind, where, name_contains)):
+            entry = docs.get(str(key))
+            if entry is None or not entry[1]:
+                entry = docs[str(key)] = (_as_doc(value), False)
+            found[str(key)] = entry[0]
+        found.update(self.unwritten(center, kind))
+        return found
 
     def known(self, center: str, kind: str) -> dict[str, Entry]:
         docs = self.docs.get((center, kind))
@@ -342,23 +389,12 @@ class _UnitState:
                 docs[key] = (found.get(key), False)
         return {key: docs[key] for key in keys}
 
-    def load_matching(self, center: str, kind: str, *, field: str, value: str) -> list[str]:
-        """The keys of the documents whose ``field`` is ``value`` in the database now (one
-        statement, not a listing of the kind), learnt; one the unit holds stays as it has it."""
+    def unwritten(self, center: str, kind: str) -> Iterator[tuple[str, Doc | None]]:
+        """The documents of ``(center, kind)`` the unit still has to write, by key (``None``:
+        deleted): where the database is not what the unit sees."""
         docs = self.known(center, kind)
-        keys = []
-        for key, found in self.connection.execute(_matching(center, kind, field, value)):
-            keys.append(str(key))
-            entry = docs.get(str(key))
-            if entry is None or not entry[1]:
-                docs[str(key)] = (_as_doc(found), False)
-        return keys
-
-    def held(self, center: str, kind: str) -> Iterator[tuple[str, Doc | None]]:
-        """The documents of ``(center, kind)`` the unit holds (locked or written), by key."""
-        for key, (doc, locked) in self.known(center, kind).items():
-            if locked:
-                yield key, doc
+        for key in self.pending_keys.get((center, kind), ()):
+            yield key, docs[key][0]
 
     def insert_now(self, center: str, kind: str, key: str, doc: Doc) -> bool:
         """Insert the document in the database now unless it is there; whether this did. The
@@ -402,11 +438,7 @@ class _UnitState:
             if remember:
                 undo.append((address, docs.get(key), self.pending.get(address)))
             docs[key] = (doc, True)
-            merged = _merge(self.pending.get(address), operation)
-            if merged is None:
-                self.pending.pop(address, None)
-            else:
-                self.pending[address] = merged
+            self.set_pending(address, _merge(self.pending.get(address), operation))
 
         def forget() -> None:
             for (center, kind, key), entry, operation in reversed(undo):
@@ -415,10 +447,7 @@ class _UnitState:
                     self.listed.pop((center, kind), None)
                 else:
                     self.known(center, kind)[key] = entry
-                if operation is None:
-                    self.pending.pop((center, kind, key), None)
-                else:
-                    self.pending[(center, kind, key)] = operation
+                self.set_pending((center, kind, key), operation)
 
         if remember:
             self.unit.on_rollback(forget)
@@ -453,6 +482,7 @@ class _UnitState:
                     field="simulator",
                 )
         self.pending.clear()
+        self.pending_keys.clear()
 
 
 def _merge(before: str | None, after: str) -> str | None:
@@ -545,7 +575,7 @@ class _UnitTransaction:
         # The database's keys, corrected by the documents the unit holds or this transaction
         # staged: the documents themselves are not read (a segment's ports may be thousands).
         visible = self._state.stored_keys(center, kind, key_prefix)
-        for key, doc in [*self._state.held(center, kind), *self._staged_in(center, kind)]:
+        for key, doc in [*self._state.unwritten(center, kind), *self._staged_in(center, kind)]:
             if not key.startswith(key_prefix):
                 continue
             if doc is None:
@@ -555,17 +585,21 @@ class _UnitTransaction:
         return sorted(visible)
 
     def find_by(self, center: str, kind: str, *, field: str, value: str) -> Doc | None:
-        # Only the matching rows are read, never the whole kind: looking up one server by name
-        # must not cost more as the center fills up.
-        known = self._state.known(center, kind)
-        docs = {
-            key: known[key][0] for key in self._state.load_matching(center, kind, field=field, value=value)
-        }
-        docs.update(self._state.held(center, kind))
+        return next(iter(self.find_all_by(center, kind, where={field: value})), None)
+
+    def find_all_by(
+        self, center: str, kind: str, *, where: Mapping[str, str], name_contains: str = ""
+    ) -> DocList:
+        # Only the rows that may match are read, never the whole kind (looking up one server by
+        # name, or a volume's snapshots, must not cost more as the center fills up); then what
+        # the unit and this transaction still have to write.
+        docs = self._state.search(center, kind, where, name_contains)
         docs.update(self._staged_in(center, kind))
-        matches = [key for key, doc in docs.items() if doc is not None and doc.get(field) == value]
-        found: Doc | None = _clone(docs[min(matches)]) if matches else None
-        return found
+        return [
+            _clone(doc)
+            for _key, doc in sorted(docs.items())
+            if doc is not None and documents.matches(doc, where, name_contains)
+        ]
 
     def _staged_in(self, center: str, kind: str) -> Iterator[tuple[str, Doc | None]]:
         """What this transaction staged in ``(center, kind)``, by key (``None``: deleted)."""
@@ -597,25 +631,44 @@ class _UnitTransaction:
 
 
 def _values(center: str, kind: str, key: str, doc: Doc, *, at: float) -> dict[str, Any]:
-    name = doc.get(NAME_FIELD)
+    columns = {field: doc.get(field) for field in COLUMN_FIELDS}
     return {
         "center": center,
         "kind": kind,
         "key": key,
         "doc": doc,
         "updated_at": at,
-        "name": name if isinstance(name, str) else None,
+        **{field: value if isinstance(value, str) else None for field, value in columns.items()},
     }
 
 
-def _matching(center: str, kind: str, field: str, value: str) -> sa.Select[tuple[Any, Any]]:
-    """The rows of ``(center, kind)`` whose ``field`` may be ``value``, by key: the ``name``
-    field through its indexed column, any other by comparing the JSON of every row."""
-    by_column = field == NAME_FIELD
-    matches = _table.c.name == value if by_column else _table.c.doc[field].as_string() == value
+def _searching(
+    center: str, kind: str, where: Mapping[str, str], name_contains: str
+) -> tuple[sa.Select[tuple[Any, Any]], dict[str, str]]:
+    """The rows of ``(center, kind)`` that may match a search (``documents.matches`` decides),
+    as a statement and its parameters."""
+    parameters = {"center": center, "kind": kind}
+    parameters.update({f"v{index}": value for index, value in enumerate(where.values())})
+    if name_contains:
+        escaped = name_contains.replace("/", "//").replace("%", "/%").replace("_", "/_")
+        parameters["pattern"] = f"%{escaped}%"
+    return _search_statement(tuple(where), bool(name_contains)), parameters
+
+
+@functools.lru_cache(maxsize=64)
+def _search_statement(fields: tuple[str, ...], by_name: bool) -> sa.Select[tuple[Any, Any]]:
+    """The ``COLUMN_FIELDS`` through their indexed columns, any other field by comparing the
+    JSON of every row; part of the name by LIKE (case-insensitively on SQLite)."""
+    conditions = [
+        (_table.c[field] if field in COLUMN_FIELDS else _table.c.doc[field].as_string())
+        == sa.bindparam(f"v{index}")
+        for index, field in enumerate(fields)
+    ]
+    if by_name:
+        conditions.append(_table.c.name.like(sa.bindparam("pattern"), escape="/"))
     return (
         sa.select(_table.c.key, _table.c.doc)
-        .where(_table.c.center == center, _table.c.kind == kind, matches)
+        .where(_table.c.center == sa.bindparam("center"), _table.c.kind == sa.bindparam("kind"), *conditions)
         .order_by(_table.c.key)
     )
 

@@ -84,8 +84,10 @@ class SimulatedBlockStorage:
         doc = self._core.find_named("find_volume", KIND_VOLUME, name)
         return self._volume(doc) if doc else None
 
-    def list_volumes(self, *, project: str | None = None) -> list[base.Volume]:
-        docs = self._core.listed("list_volumes", KIND_VOLUME, field="project", value=project)
+    def list_volumes(self, *, project: str | None = None, name_contains: str = "") -> list[base.Volume]:
+        docs = self._core.listed(
+            "list_volumes", KIND_VOLUME, field="project", value=project, name_contains=name_contains
+        )
         return [self._volume(doc) for doc in docs]
 
     def delete_volume(self, volume_id: str, *, ignore_missing: bool = True) -> None:
@@ -103,8 +105,7 @@ class SimulatedBlockStorage:
         volume_id = doc["id"]
         snapshots = [
             snapshot["id"]
-            for snapshot in transaction.list(self.name, KIND_SNAPSHOT)
-            if snapshot["volume_id"] == volume_id
+            for snapshot in transaction.find_all_by(self.name, KIND_SNAPSHOT, where={"volume_id": volume_id})
         ]
         if snapshots:
             raise errors.Conflict(

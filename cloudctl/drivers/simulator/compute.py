@@ -260,10 +260,9 @@ class SimulatedCompute(base.ServerWaits):
         }
         self._core.charge_project(transaction, doc["project"], deltas)
         self._core.consume(transaction, **deltas)
-        for volume in transaction.list(self.name, KIND_VOLUME):
-            if volume.get("attached_to") == server_id:
-                detached = {**volume, "attached_to": None, "status": base.VolumeStatus.AVAILABLE.value}
-                transaction.put(self.name, KIND_VOLUME, volume["id"], detached)
+        for volume in transaction.find_all_by(self.name, KIND_VOLUME, where={"attached_to": server_id}):
+            detached = {**volume, "attached_to": None, "status": base.VolumeStatus.AVAILABLE.value}
+            transaction.put(self.name, KIND_VOLUME, volume["id"], detached)
         for key in doc.get("port_keys", ()):
             port = transaction.get(state.GLOBAL_CENTER, KIND_PORT, key)
             if port is None or port["server_id"] != server_id:
@@ -296,8 +295,8 @@ class SimulatedCompute(base.ServerWaits):
 
     def attached_volumes(self, server_id: str) -> list[str]:
         self._core.fetch("attached_volumes", KIND_SERVER, server_id, what="server")
-        volumes = self._core.backend.list(self.name, KIND_VOLUME)
-        return sorted(volume["id"] for volume in volumes if volume.get("attached_to") == server_id)
+        volumes = self._core.backend.find_all_by(self.name, KIND_VOLUME, where={"attached_to": server_id})
+        return sorted(volume["id"] for volume in volumes)
 
     # --- power and status --------------------------------------------------------------
 

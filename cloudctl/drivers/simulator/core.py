@@ -195,12 +195,21 @@ class CenterCore:
             return transaction.find_by(self.name, kind, field="name", value=name)
 
     def listed(
-        self, operation: str, kind: str, *, field: str = "", value: str | None = None
+        self,
+        operation: str,
+        kind: str,
+        *,
+        field: str = "",
+        value: str | None = None,
+        name_contains: str = "",
     ) -> list[state.Doc]:
-        """``operation`` listing ``kind`` in key order; those whose ``field`` is ``value`` if given."""
+        """``operation`` listing ``kind`` in key order; those whose ``field`` is ``value`` if given,
+        and whose name contains ``name_contains``."""
         with self.reading(operation) as transaction:
-            docs = transaction.list(self.name, kind)
-        return [doc for doc in docs if value is None or doc[field] == value]
+            if value is None and not name_contains:
+                return transaction.list(self.name, kind)
+            where = {} if value is None else {field: value}
+            return transaction.find_all_by(self.name, kind, where=where, name_contains=name_contains)
 
     def to_delete(
         self,

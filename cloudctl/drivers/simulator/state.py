@@ -44,8 +44,10 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
+
+from cloudctl.model import documents
 
 GLOBAL_CENTER = "*"
 """Center key of documents that belong to the whole simulated world."""
@@ -85,6 +87,14 @@ class StateTransaction(Protocol):
     def list(self, center: str, kind: str, *, key_prefix: str = "") -> DocList: ...
 
     def find_by(self, center: str, kind: str, *, field: str, value: str) -> Doc | None: ...
+
+    def find_all_by(
+        self, center: str, kind: str, *, where: Mapping[str, str], name_contains: str = ""
+    ) -> DocList:
+        """The documents whose fields are as ``where`` says and whose ``name`` contains
+        ``name_contains``, in key order: what ``list`` would return, filtered, without copying
+        the others (a center's volumes may be thousands)."""
+        ...
 
     def keys(self, center: str, kind: str, *, key_prefix: str = "") -> KeyList:
         """The keys of the documents ``list`` would return, in the same order."""
@@ -152,6 +162,12 @@ class InMemoryState:
     def find_by(self, center: str, kind: str, *, field: str, value: str) -> Doc | None:
         with self.transaction() as transaction:
             return transaction.find_by(center, kind, field=field, value=value)
+
+    def find_all_by(
+        self, center: str, kind: str, *, where: Mapping[str, str], name_contains: str = ""
+    ) -> DocList:
+        with self.transaction() as transaction:
+            return transaction.find_all_by(center, kind, where=where, name_contains=name_contains)
 
     def get_many(self, center: str, kind: str, keys: Sequence[str], *, fresh: bool = False) -> dict[str, Doc]:
         with self.transaction() as transaction:
@@ -223,7 +239,12 @@ class _InMemoryTransaction:
         ]
 
     def find_by(self, center: str, kind: str, *, field: str, value: str) -> Doc | None:
-        return next((doc for doc in self.list(center, kind) if doc.get(field) == value), None)
+        return next(iter(self.find_all_by(center, kind, where={field: value})), None)
+
+    def find_all_by(
+        self, center: str, kind: str, *, where: Mapping[str, str], name_contains: str = ""
+    ) -> DocList:
+        return [doc for doc in self.list(center, kind) if documents.matches(doc, where, name_contains)]
 
     def get_many(self, center: str, kind: str, keys: Sequence[str], *, fresh: bool = False) -> dict[str, Doc]:
         found = {key: self.get(center, kind, key) for key in keys}
