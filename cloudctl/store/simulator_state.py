@@ -288,11 +288,7 @@ class StoreStateTransaction:
 
     def keys(self, center: str, kind: str, *, key_prefix: str = "") -> KeyList:
         self.flush(center, kind)
-        query = _KEYS
-        if key_prefix:
-            query = query.where(_table.c.key.startswith(key_prefix, autoescape=True))
-        found = self._connection.execute(query, {"center": center, "kind": kind}).scalars()
-        return sorted(key for key in map(str, found) if key.startswith(key_prefix))
+        return sorted(_stored_keys(self._connection, center, kind, key_prefix))
 
     def find_by(self, center: str, kind: str, *, field: str, value: str) -> Doc | None:
         return next(iter(self.find_all_by(center, kind, where={field: value})), None)
@@ -411,11 +407,7 @@ class _UnitState:
 
     def stored_keys(self, center: str, kind: str, key_prefix: str) -> set[str]:
         """The keys under ``key_prefix`` in the database now (keys only, one statement)."""
-        query = _KEYS
-        if key_prefix:
-            query = query.where(_table.c.key.startswith(key_prefix, autoescape=True))
-        found = self.connection.execute(query, {"center": center, "kind": kind}).scalars()
-        return {key for key in map(str, found) if key.startswith(key_prefix)}
+        return _stored_keys(self.connection, center, kind, key_prefix)
 
     def load_listing(self, center: str, kind: str, key_prefix: str) -> dict[str, Entry]:
         docs = self.known(center, kind)
@@ -683,11 +675,29 @@ def _insert_row(connection: sa.Connection, values: dict[str, Any]) -> bool:
     return True
 
 
+def _under(query: Any, key_prefix: str, dialect: str) -> Any:
+    """``query`` narrowed to the keys that may start with ``key_prefix`` (the caller decides
+    exactly). On SQLite a range of the primary key: keys compare as their bytes there, so every
+    key that starts with the prefix lies between it and the prefix with its last character
+    raised, and SQLite probes its index (a ``LIKE`` of a bound pattern reads every key of the
+    kind). Elsewhere ``LIKE``: under a linguistic collation a range is not a prefix."""
+    if not key_prefix:
+        return query
+    last = ord(key_prefix[-1])
+    if dialect == "sqlite" and last < 0x10FFFF:
+        above = key_prefix[:-1] + chr(last + 1)
+        return query.where(_table.c.key >= key_prefix, _table.c.key < above)
+    return query.where(_table.c.key.startswith(key_prefix, autoescape=True))
+
+
+def _stored_keys(connection: sa.Connection, center: str, kind: str, key_prefix: str) -> set[str]:
+    query = _under(_KEYS, key_prefix, connection.dialect.name)
+    found = connection.execute(query, {"center": center, "kind": kind}).scalars()
+    return {key for key in map(str, found) if key.startswith(key_prefix)}
+
+
 def _list_rows(connection: sa.Connection, center: str, kind: str, key_prefix: str) -> list[tuple[str, Doc]]:
-    query = _LIST
-    if key_prefix:
-        # LIKE narrows the rows (case-insensitively on SQLite); Python decides exactly.
-        query = query.where(_table.c.key.startswith(key_prefix, autoescape=True))
+    query = _under(_LIST, key_prefix, connection.dialect.name)
     return [
         (str(key), _as_doc(value))
         for key, value in connection.execute(query, {"center": center, "kind": kind})

@@ -47,19 +47,37 @@ def test_delete_says_whether_there_was_a_document(backend: sim.StateBackend) -> 
 
 
 def test_list_matches_the_prefix_exactly_and_sorts_by_key(backend: sim.StateBackend) -> None:
-    for key in ("a/b", "a/B", "a/%x", "a_b", "ab", "a/b/2", "a/b/1"):
+    for key in (
+        "a/b",
+        "a/B",
+        "a/%x",
+        "a_b",
+        "ab",
+        "a/b/2",
+        "a/b/1",
+        "a/bc",
+        "a/b\u00ff",
+        "a/b\U0001f600",
+        "a/c",
+    ):
         backend.put("east", "object", key, {"key": key})
     backend.put("west", "object", "a/b", {"key": "elsewhere"})
 
     def keys(prefix: str) -> list[str]:
         return [doc["key"] for doc in backend.list("east", "object", key_prefix=prefix)]
 
-    assert keys("") == ["a/%x", "a/B", "a/b", "a/b/1", "a/b/2", "a_b", "ab"]
-    assert keys("a/b") == ["a/b", "a/b/1", "a/b/2"]
+    assert keys("") == [
+        "a/%x", "a/B", "a/b", "a/b/1", "a/b/2", "a/bc", "a/b\u00ff", "a/b\U0001f600", "a/c", "a_b", "ab",
+    ]  # fmt: skip
+    assert keys("a/b") == ["a/b", "a/b/1", "a/b/2", "a/bc", "a/b\u00ff", "a/b\U0001f600"]
+    assert keys("a/b/") == ["a/b/1", "a/b/2"]
+    assert keys("a/b\u00ff") == ["a/b\u00ff"]
     assert keys("a/B") == ["a/B"]
     assert keys("a_") == ["a_b"]
     assert keys("a/%") == ["a/%x"]
     assert keys("zzz") == []
+    assert backend.keys("east", "object", key_prefix="a/b/") == ["a/b/1", "a/b/2"]
+    assert backend.keys("east", "object", key_prefix="a/b\u00ff") == ["a/b\u00ff"]
 
 
 def test_find_by_returns_the_first_exact_match_by_key_as_a_copy(backend: sim.StateBackend) -> None:

@@ -125,38 +125,3 @@ def test_documents_stored_before_0013_are_found_by_what_they_are_members_of_afte
         assert state.find_all_by("east", "volume", where={"attached_to": "5"}) == []
     finally:
         store.dispose()
-
-
-@pytest.mark.parametrize(
-    ("kind", "field", "index"),
-    [
-        ("server", "name", "ix_sim_objects_name"),
-        ("volume", "attached_to", "ix_sim_objects_attached_to"),
-        ("snapshot", "volume_id", "ix_sim_objects_volume_id"),
-    ],
-)
-def test_a_lookup_by_a_column_field_probes_its_index_on_sqlite(
-    tmp_path: Path, kind: str, field: str, index: str
-) -> None:
-    store = db.Store(db.sqlite_url(tmp_path))
-    store.migrate()
-    seen: list[tuple[str, object]] = []
-
-    def remember(_conn: object, _cursor: object, statement: str, parameters: object, *_: object) -> None:
-        if "FROM sim_objects" in statement:
-            seen.append((statement, parameters))
-
-    try:
-        state = simulator_state.StoreBackedState(store)
-        state.put("east", kind, "k1", {"name": "web", field: "x"})
-        sa.event.listen(store.engine, "before_cursor_execute", remember)
-        assert state.find_all_by("east", kind, where={field: "x"}) == [{"name": "web", field: "x"}]
-        sa.event.remove(store.engine, "before_cursor_execute", remember)
-        [(statement, parameters)] = seen
-        with store.read() as connection:
-            plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()  # type: ignore[arg-type]
-        assert [row[-1] for row in plan] == [
-            f"SEARCH sim_objects USING INDEX {index} (center=? AND kind=? AND {field}=?)"
-        ]
-    finally:
-        store.dispose()
