@@ -31,7 +31,7 @@ import dataclasses
 import enum
 import ipaddress
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Protocol
 
 from cloudctl import clock as clocks
@@ -248,8 +248,9 @@ class BlockStorage(Protocol):
 
     def find_volume(self, name: str) -> Volume | None: ...
 
-    def list_volumes(self, *, project: str | None = None, name_contains: str = "") -> list[Volume]:
-        """The volumes (of ``project`` if given) whose name contains ``name_contains``."""
+    def list_volumes(self, *, project: str | None = None, name_prefixes: Sequence[str] = ()) -> list[Volume]:
+        """The volumes (of ``project`` if given) whose name starts with one of ``name_prefixes``
+        (if any are given)."""
         ...
 
     def delete_volume(self, volume_id: str, *, ignore_missing: bool = True) -> None:

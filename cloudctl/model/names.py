@@ -44,8 +44,11 @@ def restored_name(logical_name: str, seq: int) -> str:
     return f"{RESTORE_PREFIX}{logical_name}-{seq}"
 
 
+def owned_prefixes(workload_id: str) -> tuple[str, ...]:
+    """What the name of each of the workload's backend resources starts with (by the rules above)."""
+    return tuple(f"{prefix}{workload_id}-" for prefix in ("", REPLICA_PREFIX, POINT_PREFIX, RESTORE_PREFIX))
+
+
 def owned_by(name: str, workload_id: str) -> bool:
     """Whether a backend resource called ``name`` is one of the workload's (by the rules above)."""
-    return name.startswith(
-        tuple(f"{prefix}{workload_id}-" for prefix in ("", REPLICA_PREFIX, POINT_PREFIX, RESTORE_PREFIX))
-    )
+    return name.startswith(owned_prefixes(workload_id))

@@ -491,10 +491,10 @@ def _sweep_volumes(env: Environment, workload: requests.WorkloadRecord) -> None:
     every center the workload was placed in, and deleted with their snapshots."""
     for center in dict.fromkeys(p.center for p in workload.placements):
         storage = env.drivers_for(center).block_storage
-        for volume in storage.list_volumes(project=workload.department, name_contains=f"{workload.id}-"):
-            if names.owned_by(volume.name, workload.id):
-                _delete_snapshots(storage, volume.id)
-                storage.delete_volume(volume.id, ignore_missing=True)
+        owned = names.owned_prefixes(workload.id)
+        for volume in storage.list_volumes(project=workload.department, name_prefixes=owned):
+            _delete_snapshots(storage, volume.id)
+            storage.delete_volume(volume.id, ignore_missing=True)
 
 
 def _delete_snapshots(storage: base.BlockStorage, volume_id: str) -> None:

@@ -170,10 +170,10 @@ class StoreBackedState:
             return verbs.find_by(center, kind, field=field, value=value)
 
     def find_all_by(
-        self, center: str, kind: str, *, where: Mapping[str, str], name_contains: str = ""
+        self, center: str, kind: str, *, where: Mapping[str, str], name_prefixes: Sequence[str] = ()
     ) -> DocList:
         with self.reading() as verbs:
-            return verbs.find_all_by(center, kind, where=where, name_contains=name_contains)
+            return verbs.find_all_by(center, kind, where=where, name_prefixes=name_prefixes)
 
     def keys(self, center: str, kind: str, *, key_prefix: str = "") -> KeyList:
         with self.reading() as verbs:
@@ -294,13 +294,14 @@ class StoreStateTransaction:
         return next(iter(self.find_all_by(center, kind, where={field: value})), None)
 
     def find_all_by(
-        self, center: str, kind: str, *, where: Mapping[str, str], name_contains: str = ""
+        self, center: str, kind: str, *, where: Mapping[str, str], name_prefixes: Sequence[str] = ()
     ) -> DocList:
         # The database narrows the rows; Python decides (JSON text comparison is loose).
         self.flush(center, kind)
-        rows = self._connection.execute(*_searching(center, kind, where, name_contains))
+        search = _searching(center, kind, where, name_prefixes, dialect=self._dialect)
+        rows = self._connection.execute(*search)
         found = (_as_doc(doc) for _key, doc in sorted(rows, key=lambda row: str(row[0])))
-        return [doc for doc in found if documents.matches(doc, where, name_contains)]
+        return [doc for doc in found if documents.matches(doc, where, name_prefixes)]
 
 
 # --- inside a unit of work ----------------------------------------------------------------------
@@ -336,14 +337,15 @@ class _UnitState:
             self.pending_keys.setdefault((center, kind), set()).add(key)
 
     def search(
-        self, center: str, kind: str, where: Mapping[str, str], name_contains: str
+        self, center: str, kind: str, where: Mapping[str, str], name_prefixes: Sequence[str]
     ) -> dict[str, Doc | None]:
         """The documents that may match a search as the unit sees them, by key: the database's
         rows that may match (one statement, learnt; one the unit holds stays as it has it),
         and every document the unit still has to write in ``(center, kind)`` (``None``: deleted)."""
         docs = self.known(center, kind)
         found: dict[str, Doc | None] = {}
-        for key, value in self.connection.execute(*_searching(center, kind, where, name_contains)):
+        search = _searching(center, kind, where, name_prefixes, dialect=self.dialect)
+        for key, value in self.connection.execute(*search):
             entry = docs.get(str(key))
             if entry is None or not entry[1]:
                 entry = docs[str(key)] = (_as_doc(value), False)
@@ -578,17 +580,17 @@ class _UnitTransaction:
         return next(iter(self.find_all_by(center, kind, where={field: value})), None)
 
     def find_all_by(
-        self, center: str, kind: str, *, where: Mapping[str, str], name_contains: str = ""
+        self, center: str, kind: str, *, where: Mapping[str, str], name_prefixes: Sequence[str] = ()
     ) -> DocList:
         # Only the rows that may match are read, never the whole kind (looking up one server by
         # name, or a volume's snapshots, must not cost more as the center fills up); then what
         # the unit and this transaction still have to write.
-        docs = self._state.search(center, kind, where, name_contains)
+        docs = self._state.search(center, kind, where, name_prefixes)
         docs.update(self._staged_in(center, kind))
         return [
             _clone(doc)
             for _key, doc in sorted(docs.items())
-            if doc is not None and documents.matches(doc, where, name_contains)
+            if doc is not None and documents.matches(doc, where, name_prefixes)
         ]
 
     def _staged_in(self, center: str, kind: str) -> Iterator[tuple[str, Doc | None]]:
@@ -633,34 +635,57 @@ def _values(center: str, kind: str, key: str, doc: Doc, *, at: float) -> dict[st
 
 
 def _searching(
-    center: str, kind: str, where: Mapping[str, str], name_contains: str
+    center: str, kind: str, where: Mapping[str, str], name_prefixes: Sequence[str], *, dialect: str
 ) -> tuple[sa.Select[tuple[Any, Any]], dict[str, str]]:
     """The rows of ``(center, kind)`` that may match a search (``documents.matches`` decides),
     as a statement and its parameters."""
     parameters = {"center": center, "kind": kind}
     parameters.update({f"v{index}": value for index, value in enumerate(where.values())})
-    if name_contains:
-        escaped = name_contains.replace("/", "//").replace("%", "/%").replace("_", "/_")
-        parameters["pattern"] = f"%{escaped}%"
-    return _search_statement(tuple(where), bool(name_contains)), parameters
+    above = [_above(prefix) for prefix in name_prefixes]
+    ranges = dialect == "sqlite" and None not in above
+    for index, prefix in enumerate(name_prefixes):
+        if ranges:
+            parameters[f"lo{index}"], parameters[f"hi{index}"] = prefix, str(above[index])
+        else:
+            parameters[f"lo{index}"] = _escaped(prefix) + "%"
+    return _search_statement(tuple(where), len(name_prefixes), ranges=ranges), parameters
 
 
 @functools.lru_cache(maxsize=64)
-def _search_statement(fields: tuple[str, ...], by_name: bool) -> sa.Select[tuple[Any, Any]]:
+def _search_statement(fields: tuple[str, ...], prefixes: int, *, ranges: bool) -> sa.Select[tuple[Any, Any]]:
     """The ``COLUMN_FIELDS`` through their indexed columns, any other field by comparing the
-    JSON of every row; part of the name by LIKE (case-insensitively on SQLite). Unordered: with
-    ``ORDER BY key`` SQLite walks the primary key's index over the whole kind instead of probing
-    the column's (the caller sorts the few rows found)."""
-    conditions = [
+    JSON of every row; the name's prefixes as ranges of its index (``ranges``, see ``_above``)
+    or by LIKE. Unordered: with ``ORDER BY key`` SQLite walks the primary key's index over the
+    whole kind instead of probing the column's (the caller sorts the few rows found)."""
+    conditions: list[sa.ColumnElement[bool]] = [
         (_table.c[field] if field in COLUMN_FIELDS else _table.c.doc[field].as_string())
         == sa.bindparam(f"v{index}")
         for index, field in enumerate(fields)
     ]
-    if by_name:
-        conditions.append(_table.c.name.like(sa.bindparam("pattern"), escape="/"))
+    name = _table.c.name
+    starts = [
+        sa.and_(name >= sa.bindparam(f"lo{index}"), name < sa.bindparam(f"hi{index}"))
+        if ranges
+        else name.like(sa.bindparam(f"lo{index}"), escape="/")
+        for index in range(prefixes)
+    ]
+    if starts:
+        conditions.append(sa.or_(*starts))
     return sa.select(_table.c.key, _table.c.doc).where(
         _table.c.center == sa.bindparam("center"), _table.c.kind == sa.bindparam("kind"), *conditions
     )
+
+
+def _above(prefix: str) -> str | None:
+    """The least text above every text that starts with ``prefix``, in the order of code points
+    (SQLite's order of text: its bytes); ``None`` if there is none."""
+    last = ord(prefix[-1]) if prefix else 0x10FFFF
+    return prefix[:-1] + chr(last + 1) if last < 0x10FFFF else None
+
+
+def _escaped(text: str) -> str:
+    """``text`` as literal text in a LIKE pattern with ``ESCAPE '/'``."""
+    return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
 
 
 def _insert_row(connection: sa.Connection, values: dict[str, Any]) -> bool:
@@ -677,15 +702,13 @@ def _insert_row(connection: sa.Connection, values: dict[str, Any]) -> bool:
 
 def _under(query: Any, key_prefix: str, dialect: str) -> Any:
     """``query`` narrowed to the keys that may start with ``key_prefix`` (the caller decides
-    exactly). On SQLite a range of the primary key: keys compare as their bytes there, so every
-    key that starts with the prefix lies between it and the prefix with its last character
-    raised, and SQLite probes its index (a ``LIKE`` of a bound pattern reads every key of the
-    kind). Elsewhere ``LIKE``: under a linguistic collation a range is not a prefix."""
+    exactly). On SQLite a range of the primary key (``_above``), which SQLite probes (a ``LIKE``
+    of a bound pattern reads every key of the kind). Elsewhere ``LIKE``: under a linguistic
+    collation a range is not a prefix."""
     if not key_prefix:
         return query
-    last = ord(key_prefix[-1])
-    if dialect == "sqlite" and last < 0x10FFFF:
-        above = key_prefix[:-1] + chr(last + 1)
+    above = _above(key_prefix)
+    if dialect == "sqlite" and above is not None:
         return query.where(_table.c.key >= key_prefix, _table.c.key < above)
     return query.where(_table.c.key.startswith(key_prefix, autoescape=True))
 

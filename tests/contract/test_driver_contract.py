@@ -363,8 +363,8 @@ def test_volume_and_snapshot_lifecycle(compute_drivers: ComputeUnderTest, cleanu
     assert storage.get_volume(volume.id) == volume
     assert storage.find_volume(volume.name) == volume
     assert storage.list_volumes(project=project) == [volume]
-    assert storage.list_volumes(project=project, name_contains=volume.name[len("contract-") :]) == [volume]
-    assert storage.list_volumes(project=project, name_contains=f"{volume.name}-") == []
+    assert storage.list_volumes(project=project, name_prefixes=["nothing-", volume.name[:-2]]) == [volume]
+    assert storage.list_volumes(project=project, name_prefixes=[f"{volume.name}-", volume.name[1:]]) == []
 
     snapshot = storage.create_snapshot(volume.id, name=unique("contract-snap"))
     cleanup(lambda: storage.delete_snapshot(snapshot.id))

@@ -19,7 +19,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from cloudctl import errors
@@ -80,7 +80,9 @@ class OpenStackBlockStorage:
         matches = [volume for volume in self._cinder_volumes(name=name) if volume.name == name]
         return self._volume(matches[0]) if matches else None
 
-    def list_volumes(self, *, project: str | None = None, name_contains: str = "") -> list[base.Volume]:
+    def list_volumes(
+        self, *, project: str | None = None, name_prefixes: Sequence[str] = ()
+    ) -> list[base.Volume]:
         # Cinder's own filter on part of a name needs microversion 3.34 and the cloud's
         # resource-filter settings to allow it: the listing is filtered here instead.
         if project is None:
@@ -90,7 +92,10 @@ class OpenStackBlockStorage:
             if project_id is None:
                 return []
             volumes = self._cinder_volumes(project_id=project_id)
-        return [self._volume(volume) for volume in volumes if name_contains in (volume.name or "")]
+        starts = tuple(name_prefixes)
+        return [
+            self._volume(volume) for volume in volumes if not starts or (volume.name or "").startswith(starts)
+        ]
 
     def delete_volume(self, volume_id: str, *, ignore_missing: bool = True) -> None:
         try:

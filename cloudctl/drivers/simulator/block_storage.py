@@ -20,6 +20,7 @@ Invariants:
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from cloudctl import errors
 from cloudctl.drivers import base
@@ -84,9 +85,11 @@ class SimulatedBlockStorage:
         doc = self._core.find_named("find_volume", KIND_VOLUME, name)
         return self._volume(doc) if doc else None
 
-    def list_volumes(self, *, project: str | None = None, name_contains: str = "") -> list[base.Volume]:
+    def list_volumes(
+        self, *, project: str | None = None, name_prefixes: Sequence[str] = ()
+    ) -> list[base.Volume]:
         docs = self._core.listed(
-            "list_volumes", KIND_VOLUME, field="project", value=project, name_contains=name_contains
+            "list_volumes", KIND_VOLUME, field="project", value=project, name_prefixes=name_prefixes
         )
         return [self._volume(doc) for doc in docs]
 

@@ -40,7 +40,7 @@ import base64
 import contextlib
 import hashlib
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from cloudctl import clock as clocks
 from cloudctl import errors
@@ -201,15 +201,15 @@ class CenterCore:
         *,
         field: str = "",
         value: str | None = None,
-        name_contains: str = "",
+        name_prefixes: Sequence[str] = (),
     ) -> list[state.Doc]:
         """``operation`` listing ``kind`` in key order; those whose ``field`` is ``value`` if given,
-        and whose name contains ``name_contains``."""
+        and whose name starts with one of ``name_prefixes`` if any."""
         with self.reading(operation) as transaction:
-            if value is None and not name_contains:
+            if value is None and not name_prefixes:
                 return transaction.list(self.name, kind)
             where = {} if value is None else {field: value}
-            return transaction.find_all_by(self.name, kind, where=where, name_contains=name_contains)
+            return transaction.find_all_by(self.name, kind, where=where, name_prefixes=name_prefixes)
 
     def to_delete(
         self,

@@ -89,10 +89,10 @@ class StateTransaction(Protocol):
     def find_by(self, center: str, kind: str, *, field: str, value: str) -> Doc | None: ...
 
     def find_all_by(
-        self, center: str, kind: str, *, where: Mapping[str, str], name_contains: str = ""
+        self, center: str, kind: str, *, where: Mapping[str, str], name_prefixes: Sequence[str] = ()
     ) -> DocList:
-        """The documents whose fields are as ``where`` says and whose ``name`` contains
-        ``name_contains``, in key order: what ``list`` would return, filtered, without copying
+        """The documents whose fields are as ``where`` says and whose ``name`` starts with one
+        of ``name_prefixes`` (if any), in key order: what ``list`` would return, filtered, without copying
         the others (a center's volumes may be thousands)."""
         ...
 
@@ -164,10 +164,10 @@ class InMemoryState:
             return transaction.find_by(center, kind, field=field, value=value)
 
     def find_all_by(
-        self, center: str, kind: str, *, where: Mapping[str, str], name_contains: str = ""
+        self, center: str, kind: str, *, where: Mapping[str, str], name_prefixes: Sequence[str] = ()
     ) -> DocList:
         with self.transaction() as transaction:
-            return transaction.find_all_by(center, kind, where=where, name_contains=name_contains)
+            return transaction.find_all_by(center, kind, where=where, name_prefixes=name_prefixes)
 
     def get_many(self, center: str, kind: str, keys: Sequence[str], *, fresh: bool = False) -> dict[str, Doc]:
         with self.transaction() as transaction:
@@ -242,9 +242,9 @@ class _InMemoryTransaction:
         return next(iter(self.find_all_by(center, kind, where={field: value})), None)
 
     def find_all_by(
-        self, center: str, kind: str, *, where: Mapping[str, str], name_contains: str = ""
+        self, center: str, kind: str, *, where: Mapping[str, str], name_prefixes: Sequence[str] = ()
     ) -> DocList:
-        return [doc for doc in self.list(center, kind) if documents.matches(doc, where, name_contains)]
+        return [doc for doc in self.list(center, kind) if documents.matches(doc, where, name_prefixes)]
 
     def get_many(self, center: str, kind: str, keys: Sequence[str], *, fresh: bool = False) -> dict[str, Doc]:
         found = {key: self.get(center, kind, key) for key in keys}

@@ -328,19 +328,24 @@ def test_find_all_by_returns_every_match_in_key_order_as_copies(backend: sim.Sta
     backend.put("east", "volume", "v2", {"name": "wl-10-0", "project": "q", "attached_to": "s2"})
     backend.put("east", "volume", "v4", {"name": "wl_1%0", "project": "p", "attached_to": None})
     backend.put("east", "volume", "v5", {"name": "WL-1-0", "project": 7, "attached_to": "s1"})
+    backend.put("east", "volume", "v7", {"name": "wl-1\u00ff", "project": "p"})
+    backend.put("east", "volume", "v8", {"name": 3, "project": "p"})
     backend.put("west", "volume", "v6", {"name": "wl-1-0", "project": "p", "attached_to": "s1"})
 
-    def names(*, where: dict[str, str], name_contains: str = "") -> list[str]:
-        found = backend.find_all_by("east", "volume", where=where, name_contains=name_contains)
+    def names(*, where: dict[str, str], name_prefixes: tuple[str, ...] = ()) -> list[object]:
+        found = backend.find_all_by("east", "volume", where=where, name_prefixes=name_prefixes)
         return [doc["name"] for doc in found]
 
-    # A field kept in a column, one compared in the JSON, both, and part of the name.
+    # A field kept in a column, one compared in the JSON, both, and the start of the name.
     assert names(where={"attached_to": "s1"}) == ["replica-wl-1-0", "wl-1-0", "WL-1-0"]
-    assert names(where={"project": "p"}) == ["replica-wl-1-0", "wl-1-0", "wl_1%0"]
+    assert names(where={"project": "p"}) == ["replica-wl-1-0", "wl-1-0", "wl_1%0", "wl-1\u00ff", 3]
     assert names(where={"project": "p", "attached_to": "s1"}) == ["replica-wl-1-0", "wl-1-0"]
-    assert names(where={"project": "p"}, name_contains="wl-1-") == ["replica-wl-1-0", "wl-1-0"]
-    assert names(where={}, name_contains="wl-1-") == ["replica-wl-1-0", "wl-1-0"]  # exact case
-    assert names(where={}, name_contains="_1%") == ["wl_1%0"]  # LIKE's wildcards are plain text
+    owned = ("wl-1-", "replica-wl-1-")
+    assert names(where={"project": "p"}, name_prefixes=owned) == ["replica-wl-1-0", "wl-1-0"]
+    assert names(where={}, name_prefixes=owned) == ["replica-wl-1-0", "wl-1-0"]  # exact case
+    assert names(where={}, name_prefixes=("wl_1%",)) == ["wl_1%0"]  # LIKE's wildcards are plain text
+    assert names(where={}, name_prefixes=("wl-1\u00ff",)) == ["wl-1\u00ff"]
+    assert names(where={}, name_prefixes=("wl-1",)) == ["wl-10-0", "wl-1-0", "wl-1\u00ff"]  # by key
     assert names(where={"project": "7"}) == []  # not the number 7
     assert names(where={"attached_to": "s9"}) == []
 
@@ -352,7 +357,9 @@ def test_find_all_by_returns_every_match_in_key_order_as_copies(backend: sim.Sta
         transaction.delete("east", "volume", "v1")
         transaction.put("east", "volume", "v3", {"name": "wl-1-0", "project": "p", "attached_to": None})
         transaction.put("east", "volume", "v0", {"name": "rp-wl-1-0-3", "project": "p", "attached_to": "s1"})
-        seen = transaction.find_all_by("east", "volume", where={"attached_to": "s1"}, name_contains="wl-1-")
+        seen = transaction.find_all_by(
+            "east", "volume", where={"attached_to": "s1"}, name_prefixes=("rp-wl-1-", "wl-1-")
+        )
         assert [doc["name"] for doc in seen] == ["rp-wl-1-0-3"]
     assert names(where={"attached_to": "s1"}) == ["rp-wl-1-0-3", "WL-1-0"]
-    assert names(where={"attached_to": "s1"}, name_contains="wl-1-") == ["rp-wl-1-0-3"]
+    assert names(where={"attached_to": "s1"}, name_prefixes=("rp-wl-1-",)) == ["rp-wl-1-0-3"]

@@ -75,3 +75,21 @@ def test_a_listing_under_a_key_prefix_probes_the_primary_key(
     [step] = plan_of(state, lookup)
     assert step.startswith("SEARCH sim_objects USING")
     assert "INDEX sqlite_autoindex_sim_objects_1 (center=? AND kind=? AND key>? AND key<?)" in step
+
+
+def test_a_search_by_the_start_of_a_name_probes_the_name_index(
+    state: simulator_state.StoreBackedState,
+) -> None:
+    for index, name in enumerate(("wl-1-0", "replica-wl-1-0", "wl-10-0", "rp-wl-1-0-3", "web")):
+        state.put("east", "volume", f"v{index}", {"name": name, "project": "p"})
+
+    def lookup() -> None:
+        found = state.find_all_by(
+            "east", "volume", where={"project": "p"}, name_prefixes=("wl-1-", "replica-wl-1-")
+        )
+        assert [doc["name"] for doc in found] == ["wl-1-0", "replica-wl-1-0"]
+
+    steps = plan_of(state, lookup)
+    probe = "INDEX ix_sim_objects_name (center=? AND kind=? AND name>? AND name<?)"
+    assert sum(probe in step for step in steps) == 2, steps
+    assert not any(step.startswith("SCAN") for step in steps), steps
