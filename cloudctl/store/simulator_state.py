@@ -299,8 +299,8 @@ class StoreStateTransaction:
         # The database narrows the rows; Python decides (JSON text comparison is loose).
         self.flush(center, kind)
         search = _searching(center, kind, where, name_prefixes, dialect=self._dialect)
-        rows = self._connection.execute(*search)
-        found = (_as_doc(doc) for _key, doc in sorted(rows, key=lambda row: str(row[0])))
+        rows = {str(key): doc for key, doc in self._connection.execute(*search)}
+        found = (_as_doc(doc) for _key, doc in sorted(rows.items()))
         return [doc for doc in found if documents.matches(doc, where, name_prefixes)]
 
 
@@ -636,9 +636,9 @@ def _values(center: str, kind: str, key: str, doc: Doc, *, at: float) -> dict[st
 
 def _searching(
     center: str, kind: str, where: Mapping[str, str], name_prefixes: Sequence[str], *, dialect: str
-) -> tuple[sa.Select[tuple[Any, Any]], dict[str, str]]:
+) -> tuple[sa.Executable, dict[str, str]]:
     """The rows of ``(center, kind)`` that may match a search (``documents.matches`` decides),
-    as a statement and its parameters."""
+    as a statement and its parameters (a row may come twice)."""
     parameters = {"center": center, "kind": kind}
     parameters.update({f"v{index}": value for index, value in enumerate(where.values())})
     above = [_above(prefix) for prefix in name_prefixes]
@@ -652,11 +652,13 @@ def _searching(
 
 
 @functools.lru_cache(maxsize=64)
-def _search_statement(fields: tuple[str, ...], prefixes: int, *, ranges: bool) -> sa.Select[tuple[Any, Any]]:
+def _search_statement(fields: tuple[str, ...], prefixes: int, *, ranges: bool) -> sa.Executable:
     """The ``COLUMN_FIELDS`` through their indexed columns, any other field by comparing the
     JSON of every row; the name's prefixes as ranges of its index (``ranges``, see ``_above``)
-    or by LIKE. Unordered: with ``ORDER BY key`` SQLite walks the primary key's index over the
-    whole kind instead of probing the column's (the caller sorts the few rows found)."""
+    or by LIKE, one ``SELECT`` each under ``UNION ALL`` (SQLite walks the whole kind for three
+    ranges ORed in one; a row may come twice). Unordered: with ``ORDER BY key`` SQLite walks the
+    primary key's index over the whole kind instead of probing the column's (the caller sorts
+    the few rows found)."""
     conditions: list[sa.ColumnElement[bool]] = [
         (_table.c[field] if field in COLUMN_FIELDS else _table.c.doc[field].as_string())
         == sa.bindparam(f"v{index}")
@@ -669,11 +671,12 @@ def _search_statement(fields: tuple[str, ...], prefixes: int, *, ranges: bool) -
         else name.like(sa.bindparam(f"lo{index}"), escape="/")
         for index in range(prefixes)
     ]
-    if starts:
-        conditions.append(sa.or_(*starts))
-    return sa.select(_table.c.key, _table.c.doc).where(
+    rows = sa.select(_table.c.key, _table.c.doc).where(
         _table.c.center == sa.bindparam("center"), _table.c.kind == sa.bindparam("kind"), *conditions
     )
+    if not starts:
+        return rows
+    return sa.union_all(*(rows.where(start) for start in starts))
 
 
 def _above(prefix: str) -> str | None:
