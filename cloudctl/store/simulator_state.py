@@ -24,9 +24,11 @@ Invariants:
 - ``put`` is an upsert and ``insert`` an insert-unless-present (``ON CONFLICT``);
   ``updated_at`` is the injected clock's time of the write, and the ``name`` column is the
   document's ``name`` field when that is a string (else ``NULL``), written with it.
-- ``find_by`` on the ``name`` field probes the index on ``(center, kind, name)``: looking a
-  server up by name costs the same with ten servers in the center as with ten thousand.
-  Any other field is compared in the JSON of every document of the kind.
+- ``find_by`` and ``find_all_by`` on the ``name``, ``attached_to`` or ``volume_id`` field probe
+  the index on ``(center, kind, <field>)`` (``COLUMN_FIELDS``), and a search by the start of
+  the name probes the name's: looking a server up by name, or a volume's snapshots, costs the
+  same with ten in the center as with ten thousand. Any other field is compared in the JSON of
+  every document of the kind.
 - ``list`` (and ``keys``, which reads only the keys) matches ``key_prefix`` exactly
   (case-sensitive, no wildcards) and sorts by key in code-point order whatever the
   database's collation.
@@ -39,8 +41,9 @@ Invariants:
   leaves nothing behind, and neither does a store savepoint around it that rolls
   back. An ``insert`` that finds at commit that another process inserted the same
   document first fails the unit (``errors.Conflict``): it never replaces. Three verbs
-  read through even so: ``find_by`` reads the rows whose field matches and ``keys`` only
-  the keys (never the whole kind, which grows with every server), ``get_many(fresh=True)``
+  read through even so: ``find_by`` and ``find_all_by`` read the rows that may match (first
+  writing what the unit holds back of that kind, unless inside a store savepoint) and ``keys``
+  only the keys (never the whole kind, which grows with every server), ``get_many(fresh=True)``
   reads its documents again (an operation meets the faults as they are when it runs), and
   ``hold`` writes a missing lock row at once (a row not in the database locks nothing), and
   so does ``claim`` its document (a claim nobody can see claims nothing).
@@ -342,6 +345,11 @@ class _UnitState:
         """The documents that may match a search as the unit sees them, by key: the database's
         rows that may match (one statement, learnt; one the unit holds stays as it has it),
         and every document the unit still has to write in ``(center, kind)`` (``None``: deleted)."""
+        if not self.unit.in_savepoint:
+            # Written first, so that the database answers for them too: what the unit holds
+            # back may be thousands (a failover's), too many to compare with each search. Not
+            # inside a store savepoint, whose rollback would undo writes it did not make.
+            self.flush(self.connection, only=(center, kind))
         docs = self.known(center, kind)
         found: dict[str, Doc | None] = {}
         search = _searching(center, kind, where, name_prefixes, dialect=self.dialect)
@@ -444,11 +452,17 @@ class _UnitState:
         if remember:
             self.unit.on_rollback(forget)
 
-    def flush(self, connection: sa.Connection) -> None:
-        """Write what the unit held back: deletes, then upserts, then inserts that must be new."""
+    def flush(self, connection: sa.Connection, *, only: tuple[str, str] | None = None) -> None:
+        """Write what the unit held back (of ``(center, kind)`` ``only``, if given): deletes,
+        then upserts, then inserts that must be new."""
         at = self.clock.now()
         deletes, puts, inserts = [], [], []
-        for (center, kind, key), operation in sorted(self.pending.items()):
+        if only is None:
+            addresses = sorted(self.pending.items())
+        else:
+            keys = self.pending_keys.pop(only, set())
+            addresses = sorted(((*only, key), self.pending.pop((*only, key))) for key in keys)
+        for (center, kind, key), operation in addresses:
             doc = self.known(center, kind)[key][0]
             if operation == "delete" or doc is None:
                 deletes.append({"center": center, "kind": kind, "key": key})
@@ -473,8 +487,9 @@ class _UnitState:
                     "was created by another process meanwhile",
                     field="simulator",
                 )
-        self.pending.clear()
-        self.pending_keys.clear()
+        if only is None:
+            self.pending.clear()
+            self.pending_keys.clear()
 
 
 def _merge(before: str | None, after: str) -> str | None:

@@ -363,3 +363,32 @@ def test_find_all_by_returns_every_match_in_key_order_as_copies(backend: sim.Sta
         assert [doc["name"] for doc in seen] == ["rp-wl-1-0-3"]
     assert names(where={"attached_to": "s1"}) == ["rp-wl-1-0-3", "WL-1-0"]
     assert names(where={"attached_to": "s1"}, name_prefixes=("rp-wl-1-",)) == ["rp-wl-1-0-3"]
+
+
+def test_a_search_in_a_unit_sees_what_the_unit_holds_back_and_a_savepoint_rolled_back_loses_nothing_else(
+    stored_backend: simulator_state.StoreBackedState,
+) -> None:
+    store = stored_backend.store
+
+    def names() -> list[str]:
+        return [
+            doc["name"] for doc in stored_backend.find_all_by("east", "volume", where={"attached_to": "s1"})
+        ]
+
+    with store.unit_of_work():
+        stored_backend.put("east", "volume", "v1", {"name": "a", "attached_to": "s1"})
+        stored_backend.put("east", "volume", "v4", {"name": "d", "attached_to": "s1"})
+        with pytest.raises(RuntimeError), store.transaction():  # a store savepoint
+            stored_backend.put("east", "volume", "v2", {"name": "b", "attached_to": "s1"})
+            stored_backend.delete("east", "volume", "v4")
+            assert names() == ["a", "b"]
+            raise RuntimeError("rolled back")
+        assert names() == ["a", "d"]  # held back before the savepoint: neither lost nor changed
+        stored_backend.delete("east", "volume", "v4")
+        stored_backend.put("east", "volume", "v3", {"name": "c", "attached_to": "s1"})
+        assert names() == ["a", "c"]
+        stored_backend.put("east", "volume", "v3", {"name": "c", "attached_to": "s2"})
+        assert names() == ["a"]
+    assert names() == ["a"]
+    assert stored_backend.get("east", "volume", "v3") == {"name": "c", "attached_to": "s2"}
+    assert stored_backend.get("east", "volume", "v2") is None
