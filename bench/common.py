@@ -190,22 +190,31 @@ def time_budget(seconds: float) -> Iterator[None]:
     """Interrupt the block with ``BudgetExceeded`` after ``seconds`` (main thread only).
 
     The alarm repeats every second until the block is left, so ``finally`` clauses inside
-    the interrupted code (a drill's cleanup) cannot run on unbounded either.
+    the interrupted code (a drill's cleanup) cannot run on unbounded either. Once it has gone
+    off, whatever the block raises is ``BudgetExceeded``: the interrupted code may have wrapped
+    it (SQLAlchemy does, when the alarm strikes inside a statement).
     """
     if threading.current_thread() is not threading.main_thread():
         raise RuntimeError("time_budget needs the main thread (it uses SIGALRM)")
-    armed = {"on": True}
+    state = {"armed": True, "fired": False}
 
     def interrupt(_signum: int, _frame: object) -> None:
-        if armed["on"]:
+        if state["armed"]:
+            state["fired"] = True
             raise BudgetExceeded(f"over the budget of {seconds:g} s")
 
     previous = signal.signal(signal.SIGALRM, interrupt)
     signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)
     try:
         yield
+    except BudgetExceeded:
+        raise
+    except Exception as error:
+        if state["fired"]:
+            raise BudgetExceeded(f"over the budget of {seconds:g} s") from error
+        raise
     finally:
-        armed["on"] = False
+        state["armed"] = False
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
 
