@@ -3,11 +3,15 @@ the center the placement chose, and deleting the workload removes it before the 
 
 from __future__ import annotations
 
+import contextlib
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from cloudctl import clock as clocks
 from cloudctl import settings as settings_module
 from cloudctl.drivers import base
+from cloudctl.model import names
 from cloudctl.services import context as ctx_module
 from cloudctl.services import drivers, identity, provisioning, setup, workloads
 from cloudctl.services import requests as requests_service
@@ -25,6 +29,7 @@ def test_a_request_is_provisioned_on_openstack_and_deleted_again(tmp_path: Path)
         home=tmp_path, topology=OPENSTACK_TOPOLOGY, policies=POLICIES, clouds_yaml=clouds
     )
     ctx = ctx_module.Context(settings=settings, clock=clocks.SystemClock(), _store=store)
+    ctx_cleanup: list[Callable[[], None]] = []
     try:
         setup.initialise(ctx)
         principal = identity.Principal(
@@ -43,10 +48,28 @@ def test_a_request_is_provisioned_on_openstack_and_deleted_again(tmp_path: Path)
         assert type(compute._inner).__name__ == "OpenStackCompute"  # behind its circuit breaker
         assert compute.get_server(server_id).status is base.ServerStatus.ACTIVE
 
+        # A replica made by a process killed before it recorded it: only its name says whose it is.
+        storage = drivers.center_drivers(ctx, "qd-a").block_storage
+        stray = storage.create_volume(name=names.replica_name(f"{workload.id}-0"), project="hrss", size_gb=1)
+        other_name = names.replica_name(f"wl-other{uuid.uuid4().hex[:12]}-0")
+        other = storage.create_volume(name=other_name, project="hrss", size_gb=1)
+        ctx_cleanup.append(lambda: storage.delete_volume(other.id))
+
         workloads.delete(ctx, principal=principal, workload_id=workload.id)
         assert provisioning.run_pending(ctx)[workload.id].done
         assert compute.find_server(f"{workload.id}-0") is None
+        # Asked of Cinder and Nova through openstacksdk: the workload's own are gone, another's kept.
+        with contextlib.closing(stack.sdk_connection(cloud="qd-a", clouds_yaml=clouds)) as sdk:
+            left = {
+                v.name for v in sdk.block_storage.volumes(all_projects=True) if workload.id in (v.name or "")
+            }
+            assert left == set()
+            assert sdk.block_storage.find_volume(stray.id, ignore_missing=True) is None
+            assert sdk.block_storage.get_volume(other.id).name == other.name
+            assert list(sdk.compute.servers(all_projects=True, name=f"{workload.id}-0")) == []
     finally:
+        for undo in ctx_cleanup:
+            undo()
         ctx.close()
 
 
