@@ -47,14 +47,22 @@ class InvalidInput(CloudctlError):
     exit_code = 2
 
 
+def named_path(path: Path) -> str:
+    """``path`` as an error names it: quoted, and where a relative path was looked for."""
+    if path.is_absolute():
+        return repr(str(path))
+    return f"{str(path)!r} (relative to {str(Path.cwd())!r})"
+
+
 def read_input_file(path: Path, *, field: str) -> str:
     """The text (UTF-8) of a file the user named; missing or unreadable: ``InvalidInput`` of ``field``."""
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise InvalidInput(f"no such file {str(path)!r}", field=field) from None
+        raise InvalidInput(f"no such file {named_path(path)}", field=field) from None
     except OSError as error:
-        raise InvalidInput(f"cannot read {str(path)!r}: {error.strerror or error}", field=field) from None
+        reason = f"cannot read {named_path(path)}: {error.strerror or error}"
+        raise InvalidInput(reason, field=field) from None
 
 
 class TopologyError(InvalidInput):

@@ -409,16 +409,17 @@ def _readable(message: str, *, entities_json: str) -> str:
 
 def _read(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise errors.InvalidInput("no such file", field=str(path)) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise errors.InvalidInput(f"cannot read ({error})", field=str(path)) from None
+        return errors.read_input_file(path, field="policies")
+    except UnicodeDecodeError as error:
+        reason = f"cannot read {errors.named_path(path)}: {error}"
+        raise errors.InvalidInput(reason, field="policies") from None
 
 
 def _load(directory: Path, *, data_classes: tuple[str, ...]) -> PolicyEngine:
     if not directory.is_dir():
-        raise errors.InvalidInput("not a directory of Cedar policies", field=str(directory))
+        raise errors.InvalidInput(
+            f"no directory of Cedar policies at {errors.named_path(directory)}", field="policies"
+        )
     schema_path = directory / SCHEMA_FILE
     schema_text = _read(schema_path)
     policy_paths = sorted(directory.glob(POLICY_GLOB))

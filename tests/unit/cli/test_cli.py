@@ -78,6 +78,35 @@ def test_an_invalid_topology_exits_2_naming_the_path_and_writes_nothing(cli: Cli
     assert not (cli.home / "state.db").exists()
 
 
+def test_default_files_missing_from_the_working_directory_are_named_with_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run away from a checkout, the default topology and policies are relative paths: the error
+    says where they were looked for, so the operator knows to pass ``--topology``/``--policies``."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    runner = CliRunner()
+    home = ["--home", str(tmp_path / "home")]
+
+    init = runner.invoke(main.app, [*home, "init"])
+    assert init.exit_code == 2
+    assert one_line_error(init) == (
+        f"error: topology: no such file 'infra/topology.yaml' (relative to {str(elsewhere)!r})"
+    )
+    assert not (tmp_path / "home" / "state.db").exists()
+
+    assert runner.invoke(main.app, [*home, "--topology", str(TOPOLOGY), "init"]).exit_code == 0
+    refused = runner.invoke(main.app, [*home, "--as", "secadmin", "--reason", "probe", "token", "list"])
+    assert refused.exit_code == 2
+    assert one_line_error(refused) == (
+        f"error: policies: no directory of Cedar policies at 'policies' (relative to {str(elsewhere)!r})"
+    )
+    break_glass = ["--as", "secadmin", "--reason", "probe"]
+    listed = runner.invoke(main.app, [*home, "--policies", str(POLICIES), *break_glass, "token", "list"])
+    assert listed.exit_code == 0, listed.stderr
+
+
 def test_commands_before_init_say_to_run_init(cli: Cli) -> None:
     result = cli("status", code=2)
     assert "run `cloudctl init` first" in one_line_error(result)

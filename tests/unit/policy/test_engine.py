@@ -197,7 +197,21 @@ def test_a_missing_schema_is_refused(tmp_path: Path) -> None:
 
     error = refused_load(directory)
 
-    assert error.field == str(directory / engine.SCHEMA_FILE)
+    assert error.field == "policies"
+    assert error.reason == f"no such file {str(directory / engine.SCHEMA_FILE)!r}"
+
+
+def test_a_missing_directory_is_refused_naming_where_it_was_looked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    relative = refused_load(Path("policies"))
+    absolute = refused_load(tmp_path / "elsewhere")
+
+    assert relative.field == absolute.field == "policies"
+    assert relative.reason == f"no directory of Cedar policies at 'policies' (relative to {str(tmp_path)!r})"
+    assert absolute.reason == f"no directory of Cedar policies at {str(tmp_path / 'elsewhere')!r}"
 
 
 # --- malformed requests are bad input ------------------------------------------------------
