@@ -157,7 +157,7 @@ def render_status(result: dict[str, Any]) -> None:
         output.stdout.print(
             output.table(
                 "Management center replicas (cloudctl serve)",
-                ["replica", "api", "role", "epoch", "heartbeat s ago"],
+                ["replica", "api", "role", "epoch", "heartbeat s ago", "policies"],
                 [
                     [
                         r["id"],
@@ -165,11 +165,28 @@ def render_status(result: dict[str, Any]) -> None:
                         r["role"],
                         r["epoch"] if r["epoch"] is not None else "–",
                         r["heartbeat_age_s"],
+                        _policies_cell(r),
                     ]
                     for r in result["replicas"]
                 ],
             )
         )
+        differ = [r["id"] for r in result["replicas"] if r.get("policies_differ")]
+        if differ:
+            output.stderr.print(
+                f"warning: {', '.join(differ)} decide(s) with other Cedar policies than the leader "
+                "(with no leader: the newest replica): make the policies directory the same on every replica "
+                "and restart the ones that differ",
+                highlight=False,
+                markup=False,
+            )
+
+
+def _policies_cell(replica: dict[str, Any]) -> str:
+    """The first 12 hex digits of its policies' sha256, marked when they differ from the leader's."""
+    sha = replica.get("policies_sha256")
+    shown = f"{sha[:12]}…" if sha else "–"
+    return f"{shown} ≠ leader" if replica.get("policies_differ") else shown
 
 
 @centers_app.command("list")

@@ -19,6 +19,7 @@ Invariants:
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -159,6 +160,7 @@ class PolicyEngine:
         schema: cedar.Schema,
         policies: Mapping[str, PolicyInfo],
         files: tuple[Path, ...],
+        digest: str,
         data_classes: tuple[str, ...] = topology.DEFAULT_DATA_CLASSES,
     ) -> None:
         self._policy_set = policy_set
@@ -168,6 +170,9 @@ class PolicyEngine:
         """Every loaded policy by its ``@id``, in file order."""
         self.files = files
         """The files read (schema first), each exactly once, at load."""
+        self.digest = digest
+        """sha256 (hex) of what was read: each file's name and text, in ``files``' order. Two
+        processes with the same digest decide alike; serve replicas report theirs."""
         self.data_classes = data_classes
         """The data classes placement knows, least strict first (the topology's)."""
         self._decisions: dict[Hashable, Decision] = {}
@@ -435,8 +440,17 @@ def _load(directory: Path, *, data_classes: tuple[str, ...]) -> PolicyEngine:
         schema=schema,
         policies=policies,
         files=(schema_path, *policy_paths),
+        digest=_digest({schema_path: schema_text, **texts}),
         data_classes=data_classes,
     )
+
+
+def _digest(texts: Mapping[Path, str]) -> str:
+    """sha256 of each file's name (not its directory) and text, in order, each part ended by NUL."""
+    digest = hashlib.sha256()
+    for path, text in texts.items():
+        digest.update(path.name.encode() + b"\0" + text.encode() + b"\0")
+    return digest.hexdigest()
 
 
 def _parse(path: Path, text: str, parse: Callable[[str], _Parsed]) -> _Parsed:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import functools
 import logging
 import os
 import socket
@@ -41,8 +42,8 @@ from typing import IO, Any
 
 from cloudctl import errors, metrics
 from cloudctl.model import states
+from cloudctl.services import access, housekeeping
 from cloudctl.services import context as ctx_module
-from cloudctl.services import housekeeping
 from cloudctl.services import provisioning as provisioning_service
 from cloudctl.store import leases, pg_replication
 from cloudctl.store.db import Transaction
@@ -150,6 +151,12 @@ class Leadership:
     def is_leader(self) -> bool:
         return self.epoch is not None
 
+    @functools.cached_property
+    def policies_sha256(self) -> str:
+        """The digest of the policies this process decides with, for its heartbeat. Read before a
+        heartbeat's transaction opens: loading them may read the store (the topology's data classes)."""
+        return access.policies(self._ctx).digest
+
     # --- running ----------------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -165,12 +172,13 @@ class Leadership:
         stopped = self._stop_loops(timeout_s=timeout_s)
         epoch = self.epoch
         self._demote()
+        policies_sha256 = self.policies_sha256
         with contextlib.suppress(errors.BackendUnavailable), self._ctx.store.transaction() as tx:
             if epoch is not None:
                 leases.release(
                     tx, name=leases.LEADER, holder=self.replica_id, epoch=epoch, now=self._ctx.clock.now()
                 )
-            self._heartbeat(tx, role=states.ReplicaRole.STOPPED, epoch=None)
+            self._heartbeat(tx, role=states.ReplicaRole.STOPPED, epoch=None, policies_sha256=policies_sha256)
         if self._leader_ctx is not None:
             self._leader_ctx.close()
             self._leader_ctx = None
@@ -185,6 +193,7 @@ class Leadership:
         began = time.monotonic()
         if self.superseded_by is not None or self._peer_promoted():
             return
+        policies_sha256 = self.policies_sha256
         try:
             with self._ctx.store.transaction() as tx:
                 lease = leases.acquire(
@@ -199,6 +208,7 @@ class Leadership:
                     tx,
                     role=states.ReplicaRole.LEADER if leading else states.ReplicaRole.FOLLOWER,
                     epoch=lease.epoch if leading else None,
+                    policies_sha256=policies_sha256,
                 )
                 if leading:
                     leases.delete_replicas(tx, heartbeat_before=self._ctx.clock.now() - FORGET_AFTER_S)
@@ -302,7 +312,7 @@ class Leadership:
         self._loops = []
         return stopped
 
-    def _heartbeat(self, tx: Transaction, *, role: str, epoch: int | None) -> None:
+    def _heartbeat(self, tx: Transaction, *, role: str, epoch: int | None, policies_sha256: str) -> None:
         leases.upsert_replica(
             tx,
             leases.ReplicaRecord(
@@ -314,5 +324,6 @@ class Leadership:
                 epoch=epoch,
                 started_at=self._started_at,
                 heartbeat_at=self._ctx.clock.now(),
+                policies_sha256=policies_sha256,
             ),
         )

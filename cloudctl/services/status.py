@@ -68,6 +68,8 @@ REPLICA_EXAMPLE: dict[str, Any] = {
     "epoch": 3,
     "started_at": "2026-11-26T11:58:02Z",
     "heartbeat_age_s": 0.4,
+    "policies_sha256": "5f0c9d2e8a41b7c3d6e9f1a2b4c8d0e3f5a7b9c1d3e5f7a9b1c3d5e7f9a1b3c5",
+    "policies_differ": False,
 }
 FOLLOWER_EXAMPLE: dict[str, Any] = {
     "id": "mgmt-2:3117:41c7e0",
@@ -78,6 +80,8 @@ FOLLOWER_EXAMPLE: dict[str, Any] = {
     "epoch": None,
     "started_at": "2026-11-26T11:58:05Z",
     "heartbeat_age_s": 0.9,
+    "policies_sha256": "5f0c9d2e8a41b7c3d6e9f1a2b4c8d0e3f5a7b9c1d3e5f7a9b1c3d5e7f9a1b3c5",
+    "policies_differ": False,
 }
 STATUS_EXAMPLE: dict[str, Any] = {
     "topology": "qingdao-gov-cloud",
@@ -252,6 +256,13 @@ class ReplicaPublic(BaseModel):
     """When the process started (ISO 8601, UTC)."""
     heartbeat_age_s: float
     """Seconds since its last heartbeat, to a tenth of a second."""
+    policies_sha256: str | None = None
+    """sha256 of the Cedar schema and policies it decides with (each file's name and text);
+    ``None`` for a replica that did not report it (one started before this field existed)."""
+    policies_differ: bool = False
+    """It is running (``leader`` or ``follower``) and decides with other policies than the
+    leader, or, with no leader running, than the replica started last: two replicas would
+    answer the same call differently."""
 
 
 class StatusPublic(BaseModel):
@@ -295,27 +306,41 @@ def replicas(ctx: ctx_module.Context) -> list[ReplicaPublic]:
     now = ctx.clock.now()
     with ctx.read() as tx:
         rows = leases.list_replicas(tx)
-    result = []
-    for row in rows:
-        age_s = max(now - row.heartbeat_at, 0.0)
-        role = (
-            row.role
-            if row.role == states.ReplicaRole.STOPPED or age_s < STALE_AFTER_S
-            else states.ReplicaRole.LOST
+    roles = {row.id: _role(row, now=now) for row in rows}
+    running = [row for row in rows if roles[row.id] in _RUNNING]
+    leaders = [row for row in running if roles[row.id] == states.ReplicaRole.LEADER]
+    newest = sorted(running, key=lambda row: (row.started_at, row.id))[-1:]
+    reference = (leaders or newest)[0] if running else None
+    return [
+        ReplicaPublic(
+            id=row.id,
+            host=row.host,
+            pid=row.pid,
+            api_url=row.api_url,
+            role=roles[row.id],
+            epoch=row.epoch if roles[row.id] == states.ReplicaRole.LEADER else None,
+            started_at=clocks.isoformat(row.started_at),
+            heartbeat_age_s=round(max(now - row.heartbeat_at, 0.0), 1),
+            policies_sha256=row.policies_sha256,
+            policies_differ=(
+                reference is not None
+                and roles[row.id] in _RUNNING
+                and row.policies_sha256 != reference.policies_sha256
+            ),
         )
-        result.append(
-            ReplicaPublic(
-                id=row.id,
-                host=row.host,
-                pid=row.pid,
-                api_url=row.api_url,
-                role=role,
-                epoch=row.epoch if role == states.ReplicaRole.LEADER else None,
-                started_at=clocks.isoformat(row.started_at),
-                heartbeat_age_s=round(age_s, 1),
-            )
-        )
-    return result
+        for row in rows
+    ]
+
+
+_RUNNING = (states.ReplicaRole.LEADER, states.ReplicaRole.FOLLOWER)
+
+
+def _role(row: leases.ReplicaRecord, *, now: float) -> str:
+    """Its recorded role, or ``lost`` when a replica that did not stop has been silent too long."""
+    age_s = max(now - row.heartbeat_at, 0.0)
+    if row.role == states.ReplicaRole.STOPPED or age_s < STALE_AFTER_S:
+        return row.role
+    return states.ReplicaRole.LOST
 
 
 def readiness(ctx: ctx_module.Context) -> ReadinessPublic:

@@ -235,6 +235,8 @@ class ReplicaRecord:
     epoch: int | None
     started_at: float
     heartbeat_at: float
+    policies_sha256: str | None = None
+    """``PolicyEngine.digest`` of the policies it decides with; ``None`` from before migration 0014."""
 
 
 def upsert_replica(tx: db.Transaction, record: ReplicaRecord) -> None:

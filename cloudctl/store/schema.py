@@ -401,6 +401,7 @@ replicas = sa.Table(
     sa.Column("epoch", sa.BigInteger, nullable=True),
     sa.Column("started_at", sa.Float, nullable=False),
     sa.Column("heartbeat_at", sa.Float, nullable=False),
+    sa.Column("policies_sha256", sa.String(64), nullable=True),
 )
 
 data_items = sa.Table(

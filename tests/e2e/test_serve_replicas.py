@@ -26,7 +26,7 @@ import pytest
 import sqlalchemy as sa
 
 from cloudctl import clock as clocks
-from cloudctl.services import identity, setup
+from cloudctl.services import access, identity, setup
 from cloudctl.store import db
 from tests.conftest import POLICIES, TOPOLOGY, make_context
 from tests.e2e.test_serve_crash import free_port, poll
@@ -110,6 +110,8 @@ def test_the_leader_of_three_replicas_killed_under_load_is_replaced_and_nothing_
     ready = readiness(ports[0])
     assert ready is not None
     assert sorted(str(r["role"]) for r in ready["replicas"]) == ["follower", "follower", "leader"]
+    shipped = access.policies(ctx).digest  # the three read the same policies directory
+    assert [(r["policies_sha256"], r["policies_differ"]) for r in ready["replicas"]] == [(shipped, False)] * 3
     leader_index = [role_of(p) for p in ports].index("leader")
     leader_port, leader_process = started[leader_index]
     survivors = [p for p in ports if p != leader_port]

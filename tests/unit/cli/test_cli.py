@@ -112,6 +112,54 @@ def test_commands_before_init_say_to_run_init(cli: Cli) -> None:
     assert "run `cloudctl init` first" in one_line_error(result)
 
 
+def test_status_warns_of_a_replica_deciding_with_other_policies(ready: Cli) -> None:
+    from cloudctl import settings as settings_module
+    from cloudctl.services import context as ctx_module
+    from cloudctl.store import leases
+
+    ctx = ctx_module.open_context(
+        settings_module.Settings(home=ready.home, topology=TOPOLOGY, policies=POLICIES)
+    )
+    beat = ctx.clock.now() + 3600  # a heartbeat ahead of the clock never goes stale while the test runs
+    rows = [
+        ("mgmt-1", "leader", "a" * 64),
+        ("mgmt-2", "follower", "a" * 64),
+        ("mgmt-3", "follower", "b" * 64),
+    ]
+    with ctx.store.transaction() as tx:
+        for index, (host, role, sha) in enumerate(rows):
+            leases.upsert_replica(
+                tx,
+                leases.ReplicaRecord(
+                    id=f"{host}:1:abcdef",
+                    host=host,
+                    pid=1,
+                    api_url=f"http://{host}:8080",
+                    role=role,
+                    epoch=1 if role == "leader" else None,
+                    started_at=beat - 60 + index,
+                    heartbeat_at=beat,
+                    policies_sha256=sha,
+                ),
+            )
+    ctx.close()
+
+    result = ready("status")
+    shown = ready.json("status")["replicas"]
+
+    assert result.stdout.count("≠ leader") == 1  # the table's cells wrap: the mark is on one row
+    assert one_line_error(result) == (
+        "warning: mgmt-3:1:abcdef decide(s) with other Cedar policies than the leader (with no leader: "
+        "the newest replica): make the policies directory the same on every replica and restart the ones "
+        "that differ"
+    )
+    assert [(r["host"], r["policies_sha256"][:1], r["policies_differ"]) for r in shown] == [
+        ("mgmt-1", "a", False),
+        ("mgmt-2", "a", False),
+        ("mgmt-3", "b", True),
+    ]
+
+
 def test_status_json_has_the_documented_shape(ready: Cli) -> None:
     status = ready.json("status")
     assert set(status) == {"topology", "display_name", "generated_at", "centers", "links", "replicas"}

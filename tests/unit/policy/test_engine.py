@@ -201,6 +201,21 @@ def test_a_missing_schema_is_refused(tmp_path: Path) -> None:
     assert error.reason == f"no such file {str(directory / engine.SCHEMA_FILE)!r}"
 
 
+def test_the_digest_is_of_the_files_read_not_of_where_they_lie(tmp_path: Path) -> None:
+    for name in ("one", "copy", "renamed", "changed"):
+        (tmp_path / name).mkdir()
+    one = policy_dir(tmp_path / "one", {"a.cedar": GOOD_POLICY})
+    copy = policy_dir(tmp_path / "copy", {"a.cedar": GOOD_POLICY})
+    renamed = policy_dir(tmp_path / "renamed", {"b.cedar": GOOD_POLICY})
+    changed = policy_dir(tmp_path / "changed", {"a.cedar": GOOD_POLICY + "\n// reviewed\n"})
+
+    digests = [engine.PolicyEngine.load(d).digest for d in (one, copy, renamed, changed)]
+
+    assert digests[0] == digests[1]
+    assert len({digests[0], digests[2], digests[3]}) == 3
+    assert all(len(d) == 64 and int(d, 16) >= 0 for d in digests)
+
+
 def test_a_missing_directory_is_refused_naming_where_it_was_looked_for(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,8 +13,8 @@ import pytest
 
 from cloudctl.drivers import base
 from cloudctl.reconcile import provisioning as reconciler
+from cloudctl.services import access, housekeeping, identity, leader, provisioning
 from cloudctl.services import context as ctx_module
-from cloudctl.services import housekeeping, identity, leader, provisioning
 from cloudctl.services import requests as requests_service
 from cloudctl.store import leases, requests
 
@@ -146,3 +146,4 @@ def test_a_replica_that_loses_the_lease_stops_its_loops_and_writes_nothing(ctx: 
     with ctx.read() as tx:
         (row,) = leases.list_replicas(tx)
     assert row.role == "stopped"
+    assert row.policies_sha256 == access.policies(ctx).digest  # what it decided with
