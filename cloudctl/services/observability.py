@@ -60,6 +60,7 @@ class StateCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         started = time.perf_counter()
         yield from self._center_families()
+        yield self._replica_policies_family()
         yield from self._quota_families()
         yield self._requests_family()
         yield self._provisioning_backlog_family()
@@ -131,6 +132,17 @@ class StateCollector(Collector):
         yield up
         yield capacity
         yield link_up
+
+    def _replica_policies_family(self) -> GaugeMetricFamily:
+        differ = GaugeMetricFamily(
+            "cloudctl_replica_policies_differ",
+            "1 for a running serve replica whose Cedar policies (sha256) differ from the leader's, else 0.",
+            labels=["replica", "api_url"],
+        )
+        for replica in status_service.replicas(self._ctx):
+            if replica.role in (states.ReplicaRole.LEADER, states.ReplicaRole.FOLLOWER):
+                differ.add_metric([replica.id, replica.api_url], 1.0 if replica.policies_differ else 0.0)
+        return differ
 
     # --- quotas and requests ---------------------------------------------------------------------------
 

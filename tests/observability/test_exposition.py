@@ -17,7 +17,7 @@ from cloudctl.services import audit as audit_service
 from cloudctl.services import context as ctx_module
 from cloudctl.services import identity, observability
 from cloudctl.services import requests as requests_service
-from cloudctl.store import audit, recovery, replication, schema
+from cloudctl.store import audit, leases, recovery, replication, schema
 from tests.observability import conftest
 from tests.support import operators
 
@@ -25,6 +25,7 @@ STATE_FAMILIES = {
     "cloudctl_center_up",
     "cloudctl_center_capacity",
     "cloudctl_link_up",
+    "cloudctl_replica_policies_differ",
     "cloudctl_quota_limit",
     "cloudctl_quota_used",
     "cloudctl_quota_reserved",
@@ -120,6 +121,39 @@ def test_centers_and_quota_limits_come_from_the_topology(ctx: ctx_module.Context
     limits = conftest.samples(ctx, "cloudctl_quota_limit")
     spec = ctx.topology.org.quotas[1]
     assert limits[labels(node=ctx.topology.org.id, center=spec.center, resource="vcpu")] == spec.vcpu
+
+
+def test_a_running_replica_with_other_policies_than_the_leader_is_1(ctx: ctx_module.Context) -> None:
+    now = ctx.clock.now()
+    rows = [
+        ("mgmt-1", "leader", "a"),
+        ("mgmt-2", "follower", "b"),
+        ("mgmt-3", "follower", "a"),
+        ("mgmt-4", "stopped", "b"),
+    ]
+    with ctx.transaction() as tx:
+        for index, (host, role, digit) in enumerate(rows):
+            leases.upsert_replica(
+                tx,
+                leases.ReplicaRecord(
+                    id=f"{host}:1:abcdef",
+                    host=host,
+                    pid=1,
+                    api_url=f"http://{host}:8080",
+                    role=role,
+                    epoch=2 if role == "leader" else None,
+                    started_at=now - 60 + index,
+                    heartbeat_at=now,
+                    policies_sha256=digit * 64,
+                ),
+            )
+
+    differ = conftest.samples(ctx, "cloudctl_replica_policies_differ")
+
+    assert differ == {  # a stopped replica decides nothing: no series
+        labels(replica=f"{host}:1:abcdef", api_url=f"http://{host}:8080"): value
+        for host, value in (("mgmt-1", 0.0), ("mgmt-2", 1.0), ("mgmt-3", 0.0))
+    }
 
 
 def test_rpo_and_rto_targets_are_the_tiers_of_the_topology(ctx: ctx_module.Context) -> None:
