@@ -56,6 +56,12 @@ def init(
             "(use --force to re-apply the topology)",
             "valid": f"{result.topology_file} is valid: {result.centers} centers",
         }
+        if result.schema_upgraded_from is not None:
+            output.stdout.print(
+                f"upgraded the schema of {result.store} from revision {result.schema_upgraded_from}; "
+                "what it held is kept",
+                highlight=False,
+            )
         output.stdout.print(messages[result.outcome], highlight=False)
         if result.stored_topology_differs:
             output.stdout.print(

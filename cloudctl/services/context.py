@@ -113,9 +113,25 @@ class Context:
 
     def require_initialised(self) -> None:
         if not self._initialised:
-            raise errors.InvalidInput(
-                f"no cloudctl state at {self.describe_store()}; run `cloudctl init` first", field="home"
-            )
+            raise errors.InvalidInput(self._not_initialised(), field="home")
+
+    def require_known_schema(self) -> None:
+        """Refuse a store written by a newer cloudctl (a schema revision this one does not know)."""
+        from cloudctl.store import migrations
+
+        revision = self.retrying(self.store.schema_revision)
+        if revision is not None and revision not in migrations.script_revisions():
+            raise errors.InvalidInput(self._not_initialised(revision), field="home")
+
+    def _not_initialised(self, revision: str | None = None) -> str:
+        """Why the store cannot be used as it is: no state, or state of another schema revision."""
+        from cloudctl.store import migrations
+
+        revision = revision or self.retrying(self.store.schema_revision)
+        wrong = migrations.behind_or_ahead(revision)
+        if wrong is not None:
+            return f"the cloudctl state at {self.describe_store()} {wrong}"
+        return f"no cloudctl state at {self.describe_store()}; run `cloudctl init` first"
 
     @functools.cached_property
     def _initialised(self) -> bool:

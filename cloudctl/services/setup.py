@@ -37,6 +37,8 @@ class InitResult:
     org_nodes_created: int
     limits_set: int
     stored_topology_differs: bool = False
+    schema_upgraded_from: str | None = None
+    """The schema revision the store was at when ``init`` upgraded it (state kept); else ``None``."""
 
     def as_json(self) -> dict[str, object]:
         return dataclasses.asdict(self)
@@ -60,7 +62,11 @@ def initialise(
     )
     if dry_run:
         return base
+    ctx.require_known_schema()
+    before = ctx.retrying(ctx.store.schema_revision)
     ctx.retrying(ctx.store.migrate)
+    after = ctx.retrying(ctx.store.schema_revision)
+    base = dataclasses.replace(base, schema_upgraded_from=before if before not in (None, after) else None)
     already = ctx.is_initialised()
     if already and not force:
         with ctx.store.read() as tx:

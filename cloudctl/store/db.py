@@ -227,6 +227,13 @@ class Store:
         with self._unavailable_as_error():
             return migrations.is_current(self.engine)
 
+    def schema_revision(self) -> str | None:
+        """The migration revision the database is at; ``None``: it holds no schema of ours."""
+        from cloudctl.store import migrations
+
+        with self._unavailable_as_error():
+            return migrations.current_revision(self.engine)
+
 
 class WriterQueueTimeout(Exception):
     """A writer waited for its turn longer than the store's busy timeout."""

@@ -44,6 +44,14 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> None:
         command.upgrade(_config(connection), revision)
 
 
+def downgrade(engine: sa.Engine, revision: str) -> None:
+    """Back to ``revision`` (``-1``: the one before): how a store written by an older cloudctl looks."""
+    from alembic import command
+
+    with engine.begin() as connection:
+        command.downgrade(_config(connection), revision)
+
+
 def head_revision() -> str | None:
     from alembic.script import ScriptDirectory
 
@@ -51,8 +59,8 @@ def head_revision() -> str | None:
 
 
 @functools.cache
-def script_head() -> str | None:
-    """The newest revision in ``versions/``: the one no other revision names as its parent."""
+def _scripts() -> tuple[frozenset[str], frozenset[str]]:
+    """Every revision in ``versions/``, and every one another names as its parent."""
     revisions: set[str] = set()
     parents: set[str] = set()
     for path in _VERSIONS.glob("*.py"):
@@ -64,7 +72,19 @@ def script_head() -> str | None:
         parent = _DOWN_REVISION.search(text)
         if parent is not None and parent.group(2):
             parents.add(parent.group(2))
-    heads = revisions - parents
+    return frozenset(revisions), frozenset(parents)
+
+
+def script_revisions() -> frozenset[str]:
+    """The revisions this cloudctl knows: a database at another was written by a newer one."""
+    return _scripts()[0]
+
+
+@functools.cache
+def script_head() -> str | None:
+    """The newest revision in ``versions/``: the one no other revision names as its parent."""
+    revisions, parents = _scripts()
+    heads = set(revisions - parents)
     if len(heads) > 1:
         raise RuntimeError(f"the migrations have several heads: {', '.join(sorted(heads))}")
     return heads.pop() if heads else None
@@ -79,3 +99,20 @@ def current_revision(engine: sa.Engine) -> str | None:
 
 def is_current(engine: sa.Engine) -> bool:
     return current_revision(engine) == script_head()
+
+
+def behind_or_ahead(revision: str | None) -> str | None:
+    """What is wrong with a database at ``revision`` for this cloudctl, in words; ``None``: nothing
+    (it is current) or nothing migrations can say (no schema at all)."""
+    head = script_head()
+    if revision is None or revision == head:
+        return None
+    if revision in script_revisions():
+        return (
+            f"is at schema revision {revision} and this cloudctl needs {head}: run `cloudctl init` "
+            "to upgrade it in place (what it holds is kept)"
+        )
+    return (
+        f"is at schema revision {revision}, which this cloudctl does not know (its newest is {head}): "
+        "it was written by a newer cloudctl; run that one or a newer one"
+    )

@@ -107,6 +107,55 @@ def test_default_files_missing_from_the_working_directory_are_named_with_it(
     assert listed.exit_code == 0, listed.stderr
 
 
+def test_state_of_the_previous_schema_is_named_and_init_upgrades_it_keeping_it(ready: Cli) -> None:
+    from cloudctl.store import db, migrations
+
+    token = ready.json("token", "create", "--role", "auditor", "--name", "kept")["token"]["id"]
+    store = db.Store(db.sqlite_url(ready.home))
+    migrations.downgrade(store.engine, "-1")  # as the cloudctl before this one left it
+    previous = migrations.current_revision(store.engine)
+    head = migrations.script_head()
+    assert previous is not None and previous != head
+
+    refused = ready("token", "list", code=2)
+    assert one_line_error(refused) == (
+        f"error: home: the cloudctl state at {ready.home / 'state.db'} is at schema revision {previous} "
+        f"and this cloudctl needs {head}: run `cloudctl init` to upgrade it in place (what it holds is kept)"
+    )
+    upgraded = ready("init")
+    said = " ".join(upgraded.stdout.split())  # the console wraps long lines
+    assert (
+        f"upgraded the schema of {ready.home / 'state.db'} from revision {previous}; what it held is kept"
+        in said
+    )
+    assert migrations.current_revision(store.engine) == head
+    assert [t["id"] for t in ready.json("token", "list")] == [token]
+    assert ready.json("init")["schema_upgraded_from"] is None  # once only
+    store.dispose()
+
+
+def test_state_written_by_a_newer_cloudctl_is_refused_and_left_alone(ready: Cli) -> None:
+    import sqlalchemy as sa
+
+    from cloudctl.store import db, migrations
+
+    store = db.Store(db.sqlite_url(ready.home))
+    with store.engine.begin() as connection:
+        connection.execute(sa.text("UPDATE alembic_version SET version_num = 'f00d'"))
+    head = migrations.script_head()
+    expected = (
+        f"error: home: the cloudctl state at {ready.home / 'state.db'} is at schema revision f00d, which "
+        f"this cloudctl does not know (its newest is {head}): it was written by a newer cloudctl; run that "
+        "one or a newer one"
+    )
+
+    assert one_line_error(ready("status", code=2)) == expected
+    assert one_line_error(ready("init", code=2)) == expected
+    assert one_line_error(ready("init", "--force", code=2)) == expected
+    assert migrations.current_revision(store.engine) == "f00d"
+    store.dispose()
+
+
 def test_commands_before_init_say_to_run_init(cli: Cli) -> None:
     result = cli("status", code=2)
     assert "run `cloudctl init` first" in one_line_error(result)
