@@ -17,9 +17,9 @@ from cloudctl.services import audit as audit_service
 from cloudctl.services import context as ctx_module
 from cloudctl.services import identity, observability
 from cloudctl.services import requests as requests_service
-from cloudctl.store import audit, leases, recovery, replication, schema
+from cloudctl.store import audit, recovery, replication, schema
 from tests.observability import conftest
-from tests.support import operators
+from tests.support import operators, replicas
 
 STATE_FAMILIES = {
     "cloudctl_center_up",
@@ -131,22 +131,15 @@ def test_a_running_replica_with_other_policies_than_the_leader_is_1(ctx: ctx_mod
         ("mgmt-3", "follower", "a"),
         ("mgmt-4", "stopped", "b"),
     ]
-    with ctx.transaction() as tx:
-        for index, (host, role, digit) in enumerate(rows):
-            leases.upsert_replica(
-                tx,
-                leases.ReplicaRecord(
-                    id=f"{host}:1:abcdef",
-                    host=host,
-                    pid=1,
-                    api_url=f"http://{host}:8080",
-                    role=role,
-                    epoch=2 if role == "leader" else None,
-                    started_at=now - 60 + index,
-                    heartbeat_at=now,
-                    policies_sha256=digit * 64,
-                ),
+    replicas.record(
+        ctx,
+        (
+            replicas.replica(
+                host, role=role, started_at=now - 60 + index, heartbeat_at=now, policies=digit * 64
             )
+            for index, (host, role, digit) in enumerate(rows)
+        ),
+    )
 
     differ = conftest.samples(ctx, "cloudctl_replica_policies_differ")
 

@@ -164,7 +164,7 @@ def test_commands_before_init_say_to_run_init(cli: Cli) -> None:
 def test_status_warns_of_a_replica_deciding_with_other_policies(ready: Cli) -> None:
     from cloudctl import settings as settings_module
     from cloudctl.services import context as ctx_module
-    from cloudctl.store import leases
+    from tests.support import replicas
 
     ctx = ctx_module.open_context(
         settings_module.Settings(home=ready.home, topology=TOPOLOGY, policies=POLICIES)
@@ -175,22 +175,13 @@ def test_status_warns_of_a_replica_deciding_with_other_policies(ready: Cli) -> N
         ("mgmt-2", "follower", "a" * 64),
         ("mgmt-3", "follower", "b" * 64),
     ]
-    with ctx.store.transaction() as tx:
-        for index, (host, role, sha) in enumerate(rows):
-            leases.upsert_replica(
-                tx,
-                leases.ReplicaRecord(
-                    id=f"{host}:1:abcdef",
-                    host=host,
-                    pid=1,
-                    api_url=f"http://{host}:8080",
-                    role=role,
-                    epoch=1 if role == "leader" else None,
-                    started_at=beat - 60 + index,
-                    heartbeat_at=beat,
-                    policies_sha256=sha,
-                ),
-            )
+    replicas.record(
+        ctx,
+        (
+            replicas.replica(host, role=role, started_at=beat - 60 + index, heartbeat_at=beat, policies=sha)
+            for index, (host, role, sha) in enumerate(rows)
+        ),
+    )
     ctx.close()
 
     result = ready("status")
