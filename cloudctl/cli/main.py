@@ -210,6 +210,34 @@ def _runtime_param(param: Any) -> typer._coercion.RuntimeParam:
     return typing.cast(typer._coercion.RuntimeParam, param._runtime_param)
 
 
+def usage_line(error: click.exceptions.UsageError) -> str:
+    """A usage error as bad input is said everywhere else: ``error: <field>: <reason>``, one line,
+    with the command's help named instead of its usage printed."""
+    see = f" (see '{error.ctx.command_path} --help')" if error.ctx is not None else ""
+    param = getattr(error, "param", None)
+    field = "usage"
+    if param is not None and param.param_type_name == "option":
+        field = param.opts[0].lstrip("-")  # as typed: --ram-gb is ram-gb
+    elif param is not None:
+        field = param.get_error_hint().strip("'").lower()  # as the usage shows it: NODE is node
+    if isinstance(error, click.exceptions.MissingParameter) and param is not None:
+        reason = "required"
+    elif isinstance(error, click.exceptions.BadParameter) and param is not None:
+        reason = error.message
+    else:
+        reason = error.format_message()
+    return f"error: {field}: {reason.rstrip('.')}{see}"
+
+
+def _show_usage_error(self: click.exceptions.UsageError, file: typing.IO[Any] | None = None) -> None:
+    click.utils.echo(usage_line(self), file=file, err=file is None)
+
+
+# A usage error (a missing or malformed argument, an unknown option or command) is one line,
+# however the command is run (``run``, or ``app`` under a test runner).
+click.exceptions.UsageError.show = _show_usage_error  # type: ignore[method-assign]
+
+
 app = typer.Typer(
     name="cloudctl",
     cls=LazyGroup,

@@ -156,6 +156,41 @@ def test_state_written_by_a_newer_cloudctl_is_refused_and_left_alone(ready: Cli)
     store.dispose()
 
 
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["quota", "set"], "error: node: required (see 'cloudctl quota set --help')"),
+        (
+            ["quota", "reserve", "hrss-insurance", "--vcpu", "2"],
+            "error: center: required (see 'cloudctl quota reserve --help')",
+        ),
+        (
+            ["quota", "set", "hrss-insurance", "--center", "qd-a", "--ram-gb", "lots"],
+            "error: ram-gb: Input should be a valid integer, unable to parse string as an integer "
+            "(see 'cloudctl quota set --help')",
+        ),
+        (
+            ["quota", "set", "hrss-insurance", "--center", "qd-a", "--vcpu", "-5"],
+            "error: vcpu: Input should be greater than or equal to 0 (see 'cloudctl quota set --help')",
+        ),
+        (
+            ["quota", "set", "hrss-insurance", "--bogus"],
+            "error: usage: No such option: --bogus (see 'cloudctl quota set --help')",
+        ),
+        (["bogus"], "error: usage: No such command 'bogus' (see 'cloudctl --help')"),
+    ],
+)
+def test_a_usage_error_is_one_line_naming_the_field_and_changes_nothing(
+    ready: Cli, args: list[str], expected: str
+) -> None:
+    before = ready.json("quota", "show", "hrss-insurance", "--center", "qd-a")
+
+    result = ready(*args, code=2)
+
+    assert one_line_error(result) == expected
+    assert ready.json("quota", "show", "hrss-insurance", "--center", "qd-a") == before
+
+
 def test_commands_before_init_say_to_run_init(cli: Cli) -> None:
     result = cli("status", code=2)
     assert "run `cloudctl init` first" in one_line_error(result)
