@@ -115,13 +115,15 @@ class Context:
         if not self._initialised:
             raise errors.InvalidInput(self._not_initialised(), field="home")
 
-    def require_known_schema(self) -> None:
-        """Refuse a store written by a newer cloudctl (a schema revision this one does not know)."""
+    def require_known_schema(self) -> str | None:
+        """The store's schema revision (``None``: none yet); refused when a newer cloudctl wrote it
+        (a revision this one does not know)."""
         from cloudctl.store import migrations
 
         revision = self.retrying(self.store.schema_revision)
         if revision is not None and revision not in migrations.script_revisions():
             raise errors.InvalidInput(self._not_initialised(revision), field="home")
+        return revision
 
     def _not_initialised(self, revision: str | None = None) -> str:
         """Why the store cannot be used as it is: no state, or state of another schema revision."""

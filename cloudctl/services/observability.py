@@ -140,7 +140,7 @@ class StateCollector(Collector):
             labels=["replica", "api_url"],
         )
         for replica in status_service.replicas(self._ctx):
-            if replica.role in (states.ReplicaRole.LEADER, states.ReplicaRole.FOLLOWER):
+            if replica.role in status_service.RUNNING:
                 differ.add_metric([replica.id, replica.api_url], 1.0 if replica.policies_differ else 0.0)
         return differ
 

@@ -62,8 +62,7 @@ def initialise(
     )
     if dry_run:
         return base
-    ctx.require_known_schema()
-    before = ctx.retrying(ctx.store.schema_revision)
+    before = ctx.require_known_schema()
     ctx.retrying(ctx.store.migrate)
     after = ctx.retrying(ctx.store.schema_revision)
     base = dataclasses.replace(base, schema_upgraded_from=before if before not in (None, after) else None)

@@ -307,7 +307,7 @@ def replicas(ctx: ctx_module.Context) -> list[ReplicaPublic]:
     with ctx.read() as tx:
         rows = leases.list_replicas(tx)
     roles = {row.id: _role(row, now=now) for row in rows}
-    running = [row for row in rows if roles[row.id] in _RUNNING]
+    running = [row for row in rows if roles[row.id] in RUNNING]
     leaders = [row for row in running if roles[row.id] == states.ReplicaRole.LEADER]
     newest = sorted(running, key=lambda row: (row.started_at, row.id))[-1:]
     reference = (leaders or newest)[0] if running else None
@@ -324,7 +324,7 @@ def replicas(ctx: ctx_module.Context) -> list[ReplicaPublic]:
             policies_sha256=row.policies_sha256,
             policies_differ=(
                 reference is not None
-                and roles[row.id] in _RUNNING
+                and roles[row.id] in RUNNING
                 and row.policies_sha256 != reference.policies_sha256
             ),
         )
@@ -332,7 +332,8 @@ def replicas(ctx: ctx_module.Context) -> list[ReplicaPublic]:
     ]
 
 
-_RUNNING = (states.ReplicaRole.LEADER, states.ReplicaRole.FOLLOWER)
+RUNNING = (states.ReplicaRole.LEADER, states.ReplicaRole.FOLLOWER)
+"""The roles of a replica that serves and decides (not stopped, not lost)."""
 
 
 def _role(row: leases.ReplicaRecord, *, now: float) -> str:

@@ -112,6 +112,9 @@ def test_the_leader_of_three_replicas_killed_under_load_is_replaced_and_nothing_
     assert sorted(str(r["role"]) for r in ready["replicas"]) == ["follower", "follower", "leader"]
     shipped = access.policies(ctx).digest  # the three read the same policies directory
     assert [(r["policies_sha256"], r["policies_differ"]) for r in ready["replicas"]] == [(shipped, False)] * 3
+    with store.read() as tx:  # and wrote it to PostgreSQL, as a plain SELECT reads it
+        stored = tx.execute(sa.text("SELECT policies_sha256 FROM replicas")).scalars().all()
+    assert stored == [shipped] * 3
     leader_index = [role_of(p) for p in ports].index("leader")
     leader_port, leader_process = started[leader_index]
     survivors = [p for p in ports if p != leader_port]
