@@ -56,7 +56,12 @@ class TokenCreate(BaseModel):
     role: str = Field(max_length=20, description="dept-admin, dept-user, sysadmin, secadmin or auditor")
     department: str | None = Field(default=None, max_length=40, description="For dept-admin and dept-user")
     name: str = Field(default="", max_length=100, description="A name to recognise the token by")
-    expires_in_s: float | None = Field(default=None, gt=0, description="Expire after this many seconds")
+    expires_in_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=identity.MAX_TOKEN_LIFETIME_S,
+        description="Expire after this many seconds, at most ten years; leave out for no expiry",
+    )
 
 
 class TokensPage(BaseModel):

@@ -54,6 +54,8 @@ authorize = access.authorize
 department_path = access.department_path
 
 TOKEN_PREFIX = "cct_"
+MAX_TOKEN_LIFETIME_S = 10 * 365 * 86400
+"""Ten years: a token that should outlive that is issued without an expiry."""
 TOKEN_ID = re.compile(r"[0-9a-f]{8,32}")
 """What a token id looks like; anything else in a header is malformed and never stored."""
 ANONYMOUS = Principal(id="anonymous", role="anonymous")
@@ -151,8 +153,11 @@ def create_token(
         raise errors.InvalidInput(f"a {role} token belongs to a department; name it", field="dept")
     if role in OPERATOR_ROLES and department:
         raise errors.InvalidInput(f"a {role} token belongs to no department", field="dept")
-    if expires_in_s is not None and expires_in_s <= 0:
-        raise errors.InvalidInput("must be positive", field="expires_in_s")
+    if expires_in_s is not None and not 0 < expires_in_s <= MAX_TOKEN_LIFETIME_S:
+        raise errors.InvalidInput(
+            f"must be positive and at most {MAX_TOKEN_LIFETIME_S} (ten years); leave out for no expiry",
+            field="expires_in_s",
+        )
     if len(name) > 100:
         raise errors.InvalidInput("at most 100 characters", field="name")
     owner_path = department_path(ctx, department) if department else ()

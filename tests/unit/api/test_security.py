@@ -321,3 +321,22 @@ def test_a_foreign_id_and_a_missing_id_answer_the_same_404(
     same("/v1/quota?department={}", "samr", "nosuch")
     same("/v1/requests?department={}", "samr", "nosuch")
     same("/v1/workloads?department={}", "samr", "nosuch")
+
+
+# --- input the store or the clock cannot hold ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("expires_in_s", [1e20, 315_360_001])
+def test_a_token_expiry_beyond_ten_years_is_422_and_issues_nothing(
+    ctx: ctx_module.Context, client: TestClient, expires_in_s: float
+) -> None:
+    _, secadmin = bearer(ctx, "secadmin")
+    before = client.get("/v1/tokens", headers=secadmin).json()["count"]
+    body = {"role": "dept-user", "department": "samr", "expires_in_s": expires_in_s}
+    refused = client.post("/v1/tokens", json=body, headers=secadmin)
+    assert (refused.status_code, refused.json()["field"]) == (422, "expires_in_s")
+    listed = client.get("/v1/tokens", headers=secadmin)
+    assert (listed.status_code, listed.json()["count"]) == (200, before)
+    with pytest.raises(errors.InvalidInput) as direct:
+        identity.create_token(ctx, principal=OPS, role="auditor", expires_in_s=expires_in_s)
+    assert direct.value.field == "expires_in_s"
