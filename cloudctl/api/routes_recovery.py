@@ -256,7 +256,8 @@ def router() -> APIRouter:
 
         Makes the point's volumes from its snapshots and rewinds the workload's object data to it, in
         the center holding the point; answers what it made and the data lost up to ``at``. Needs
-        ``failover.run`` on that center; an unknown workload is 404; a bad or future ``at``, or one with
+        ``failover.run`` on the management center (asked first: a department is refused 403 whatever
+        the workload) and on that center; an unknown workload is 404; a bad or future ``at``, or one with
         no point at or before it, and a ``to_center`` holding no point of the workload are 422 naming
         the field; each changes nothing.
         """

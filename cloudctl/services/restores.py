@@ -9,7 +9,8 @@ which point it would use and what that loses.
 Invariants: input is checked before anything changes (the workload, the time: ISO 8601 and
 not in the future, the center: one that holds a recovery point of the workload, the point
 existing before the time), each refusal a one-line error naming its field (``workload``,
-``at``, ``to``). The caller needs ``failover.run`` on the center restored into (operators).
+``at``, ``to``). The caller needs ``failover.run`` on the management center, asked before the
+workload is read, and on the center restored into (operators).
 A restore (not a dry run) is audited (``workload.restore``, outcome ``success`` or
 ``failed``), refusals too, and counted in ``cloudctl_restores_total`` and
 ``cloudctl_restore_data_lost_seconds``.
@@ -25,6 +26,7 @@ from cloudctl import clock as clocks
 from cloudctl import errors, metrics
 from cloudctl.model import states
 from cloudctl.recovery import restore as engine
+from cloudctl.recovery import traffic
 from cloudctl.services import audit, identity, recovery
 from cloudctl.services import context as ctx_module
 from cloudctl.store import requests
@@ -164,6 +166,9 @@ def restore(
     dry_run: bool = False,
 ) -> RestorePublic:
     """Restore the workload to the newest point at or before ``at`` (see the module)."""
+    # Operators only, whatever the workload: refused before it is looked up, so a department
+    # learns nothing of another's workloads (their existence, state or recovery points).
+    recovery.authorize_center(ctx, principal, traffic.traffic_center(ctx.topology), action="failover.run")
     workload = _workload(ctx, workload_id)
     moment = parse_time(at)
     env = recovery.environment(ctx)

@@ -98,3 +98,21 @@ def test_a_failover_dry_run_at_a_time_names_each_workloads_point(
         headers=token(ctx, "sysadmin"),
     )
     assert (unknown.status_code, unknown.json()["field"]) == (404, "point")
+
+
+def test_a_department_is_refused_a_restore_before_anything_is_looked_up(
+    ctx: ctx_module.Context, client: TestClient
+) -> None:
+    order = {"offering": "vm.small", "count": 1, "tier": "bronze"}
+    foreign = client.post("/v1/requests", json=order, headers=token(ctx, "dept-admin", "samr")).json()
+    at = {"at": "2026-01-01T00:00:00Z"}
+    for role in ("dept-admin", "dept-user"):
+        hrss = token(ctx, role, "hrss")
+        answers = [
+            client.post(f"/v1/workloads/{foreign['workload_id']}/restore", json=at, headers=hrss),
+            client.post("/v1/workloads/wl-nosuch/restore", json=at, headers=hrss),
+            client.post(f"/v1/workloads/{foreign['workload_id']}/restore", json={"at": "soon"}, headers=hrss),
+        ]
+        assert [a.status_code for a in answers] == [403, 403, 403], [a.text for a in answers]
+        assert len({a.json()["detail"] for a in answers}) == 1
+        assert foreign["workload_id"] not in answers[0].json()["detail"]
