@@ -54,6 +54,7 @@ def router() -> APIRouter:
             int,
             Query(
                 ge=0,
+                le=audit.MAX_SEQ,
                 description="Records after this ``seq`` (the last one of an earlier copy); 0: all",
                 examples=[48212],
             ),

@@ -56,6 +56,8 @@ MAX_ACTOR = 100
 MAX_SOURCE = 64
 MAX_REQUEST_ID = 64
 MAX_DETAIL_CHARS = 4000
+MAX_SEQ = 2**63 - 1
+"""The largest seq the store can hold (a signed 64-bit integer on SQLite and PostgreSQL)."""
 
 
 class Actor(Protocol):
@@ -443,7 +445,7 @@ def list_page(
     outcome: str | None = None,
 ) -> tuple[list[AuditRecordPublic], str | None]:
     """One page of records after ``cursor`` (the seq the previous page ended at)."""
-    if cursor is not None and not cursor.isdigit():
+    if cursor is not None and not (cursor.isascii() and cursor.isdigit() and int(cursor) <= MAX_SEQ):
         raise errors.InvalidInput("not a cursor this list returned", field="cursor")
     return pages.one_page(
         lambda size: list_records(

@@ -340,3 +340,22 @@ def test_a_token_expiry_beyond_ten_years_is_422_and_issues_nothing(
     with pytest.raises(errors.InvalidInput) as direct:
         identity.create_token(ctx, principal=OPS, role="auditor", expires_in_s=expires_in_s)
     assert direct.value.field == "expires_in_s"
+
+
+@pytest.mark.parametrize("cursor", ["99999999999999999999999", "9223372036854775808", "\u00b2", "\u0661"])
+def test_an_audit_cursor_the_list_never_returned_is_422(
+    ctx: ctx_module.Context, client: TestClient, cursor: str
+) -> None:
+    _, auditor = bearer(ctx, "auditor")
+    refused = client.get("/v1/audit", params={"cursor": cursor}, headers=auditor)
+    assert (refused.status_code, refused.json()["field"]) == (422, "cursor")
+
+
+def test_an_audit_export_after_a_seq_the_store_cannot_hold_is_422(
+    ctx: ctx_module.Context, client: TestClient
+) -> None:
+    _, auditor = bearer(ctx, "auditor")
+    refused = client.get("/v1/audit/export", params={"after": 2**63}, headers=auditor)
+    assert (refused.status_code, refused.json()["field"]) == (422, "after")
+    last = client.get("/v1/audit/export", params={"after": 2**63 - 1}, headers=auditor)
+    assert (last.status_code, last.text) == (200, "")
