@@ -9,6 +9,9 @@ Invariants:
   answered 431; a body larger than ``max_body_bytes`` 413, without reading more of it than
   the limit (a ``Content-Length`` over the limit is refused before any byte is read).
 - A JSON body nested deeper than ``MAX_JSON_DEPTH`` is answered 422 before it is parsed.
+- A NUL character (U+0000) in the path, a query parameter or a string of a JSON body is
+  answered 422 naming where (``path``, the parameter, the body field): PostgreSQL's text
+  cannot hold one, so no route must pass it on to the store.
 - ``X-Request-ID`` is kept when it is 1 to 64 characters of ``[A-Za-z0-9._:-]``, otherwise
   replaced by a fresh id; the response carries the id in force, and every audit record and
   log line of the request is tagged with it.
@@ -25,6 +28,7 @@ import json
 import logging
 import re
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
@@ -99,6 +103,44 @@ def json_depth_exceeds(body: bytes, limit: int) -> bool:
     return False
 
 
+NUL_ESCAPE = b"\\u0000"
+"""How a NUL character is written in JSON text (a raw one is not valid JSON)."""
+
+
+def nul_character_at(path: str, query_string: bytes, body: bytes) -> str | None:
+    """Where the request holds a NUL character: ``path``, a query parameter's name, or a JSON
+    body field's dotted path (``from_centers.0``); ``None`` when nowhere."""
+    if "\x00" in path:
+        return "path"
+    if b"%00" in query_string:
+        for name, value in urllib.parse.parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+            if "\x00" in name or "\x00" in value:
+                return name.replace("\x00", "") or "query"
+    if NUL_ESCAPE in body:
+        try:
+            document = json.loads(body)
+        except ValueError:
+            return None  # not JSON: the route names what is wrong with it
+        return _nul_character_in(document, ())
+    return None
+
+
+def _nul_character_in(value: Any, where: tuple[str, ...]) -> str | None:
+    """The dotted path of the first string holding a NUL (of the object, for a key holding one)."""
+    if isinstance(value, str):
+        return (".".join(where) or "body") if "\x00" in value else None
+    children = (
+        value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    )
+    for key, item in children:
+        if "\x00" in str(key):
+            return ".".join(where) or "body"
+        found = _nul_character_in(item, (*where, str(key)))
+        if found is not None:
+            return found
+    return None
+
+
 class _TooLarge(Exception):
     pass
 
@@ -135,6 +177,7 @@ class Hardening:
             elif name == b"content-length":
                 content_length = int(value) if value.isdigit() else None
         request_id = request_id or ids.random_hex(32)
+        field = "body"
         client = scope.get("client")
         source = source_address(client[0] if client else "unknown", forwarded, self.trusted)
         scope.setdefault("state", {})["source"] = source
@@ -159,10 +202,14 @@ class Hardening:
                         refusal = ("body-too-large", 413, f"the body is larger than {self.max_body} bytes")
                     else:
                         receive_next, body = body_receive
+                        nul_at = nul_character_at(scope.get("path", ""), scope.get("query_string", b""), body)
                         if json_depth_exceeds(body, MAX_JSON_DEPTH):
                             refusal = ("too-deep", 422, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+                        elif nul_at is not None:
+                            refusal = ("nul-character", 422, "must not contain the NUL character (U+0000)")
+                            field = nul_at
                 if refusal is not None:
-                    await self._refuse(scope, send_tagged, *refusal)
+                    await self._refuse(scope, send_tagged, *refusal, field=field)
                 else:
                     await self.app(scope, receive_next, send_tagged)
             finally:
@@ -208,18 +255,20 @@ class Hardening:
 
         return replay, body
 
-    async def _refuse(self, scope: Scope, send: Send, reason: str, status: int, detail: str) -> None:
+    async def _refuse(
+        self, scope: Scope, send: Send, reason: str, status: int, detail: str, *, field: str = "body"
+    ) -> None:
         metrics.API_REFUSED_EARLY.labels(reason=reason).inc()
         kind = {413: "payload-too-large", 431: "headers-too-large"}.get(status, "invalid-input")
         body = {
             "type": f"https://cloudctl.example/problems/{kind}",
             "title": kind.replace("-", " "),
             "status": status,
-            "detail": f"body: {detail}" if status == 422 else detail,
+            "detail": f"{field}: {detail}" if status == 422 else detail,
             "instance": scope.get("path", ""),
         }
         if status == 422:
-            body["field"] = "body"
+            body["field"] = field
         encoded = json.dumps(body).encode()
         await send(
             {

@@ -359,3 +359,47 @@ def test_an_audit_export_after_a_seq_the_store_cannot_hold_is_422(
     assert (refused.status_code, refused.json()["field"]) == (422, "after")
     last = client.get("/v1/audit/export", params={"after": 2**63 - 1}, headers=auditor)
     assert (last.status_code, last.text) == (200, "")
+
+
+@pytest.mark.parametrize(
+    ("role", "method", "path", "body", "field"),
+    [
+        ("dept-admin", "GET", "/v1/requests?cursor=%00", None, "cursor"),
+        ("dept-admin", "GET", "/v1/workloads?tier=gold%00", None, "tier"),
+        ("dept-admin", "GET", "/v1/requests/req-%00", None, "path"),
+        ("auditor", "GET", "/v1/audit?action=request.create%00", None, "action"),
+        (
+            "sysadmin",
+            "POST",
+            "/v1/org/nodes",
+            {"id": "nul-office", "display_name": "a\x00", "parent": "shinan"},
+            "display_name",
+        ),
+        ("secadmin", "POST", "/v1/tokens", {"role": "auditor", "name": "a\x00b"}, "name"),
+        ("dept-admin", "POST", "/v1/requests", order(name="\x00"), "name"),
+        (
+            "sysadmin",
+            "POST",
+            "/v1/failover/runs",
+            {"from_centers": ["qd-a\x00"], "planned": True},
+            "from_centers.0",
+        ),
+    ],
+)
+def test_a_nul_character_anywhere_is_422_naming_where_and_changes_nothing(
+    ctx: ctx_module.Context,
+    client: TestClient,
+    role: str,
+    method: str,
+    path: str,
+    body: dict[str, object] | None,
+    field: str,
+) -> None:
+    """No store can hold U+0000 alike (PostgreSQL's text cannot): it is refused at the door."""
+    _, headers = bearer(ctx, role, "hrss" if role.startswith("dept-") else None)
+    before = audit_rows(ctx, "token.create")
+    refused = client.request(method, path, json=body, headers=headers)
+    assert (refused.status_code, refused.json()["field"]) == (422, field), refused.text
+    assert refused.json()["detail"] == f"{field}: must not contain the NUL character (U+0000)"
+    assert audit_rows(ctx, "token.create") == before
+    assert "nul-office" not in [node.id for node in orgs.list_nodes(ctx)]
