@@ -29,7 +29,7 @@ NO_TIER = "-"
 """The tier of quota held without a workload (a reservation an operator made directly)."""
 
 _FEN = decimal.Decimal("0.01")
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+_MONTH = re.compile(r"^([0-9]{4})-([0-9]{2})$")
 
 
 def rate(pricing: topo.Pricing, *, resource: quotas.Resource, tier: str, center: str) -> decimal.Decimal:
@@ -89,11 +89,11 @@ def parse_month(text: str, *, now: float, field: str = "month") -> Month:
     if not 1 <= month <= 12 or year < 1970:
         raise errors.InvalidInput(f"{text!r} is not a month (YYYY-MM, e.g. 2026-11)", field=field)
     start = calendar.timegm((year, month, 1, 0, 0, 0))
-    next_year, next_month = (year + 1, 1) if month == 12 else (year, month + 1)
-    end = calendar.timegm((next_year, next_month, 1, 0, 0, 0))
-    if start > now:
+    if start > now:  # first: the end of 9999-12 is past any date
         current = month_of(now).name
         raise errors.InvalidInput(f"{text} has not begun (the current month is {current})", field=field)
+    next_year, next_month = (year + 1, 1) if month == 12 else (year, month + 1)
+    end = calendar.timegm((next_year, next_month, 1, 0, 0, 0))
     return Month(name=f"{year:04d}-{month:02d}", start=start, end=end)
 
 

@@ -84,3 +84,11 @@ def test_bad_input_is_a_problem_naming_the_field(billed: ctx_module.Context, cli
         assert (answer.status_code, answer.json()["field"]) == (422, field), answer.text
     this_month = client.get("/v1/showback", headers=ops)  # no month: this month, billed to date
     assert (this_month.status_code, this_month.json()["month_to_date"]) == (200, True)
+
+
+@pytest.mark.parametrize("month", ["9999-12", "\uff12\uff10\uff12\uff16-01"])
+def test_a_month_no_bill_can_have_is_422_naming_it(
+    ctx: ctx_module.Context, client: TestClient, month: str
+) -> None:
+    refused = client.get("/v1/showback", params={"month": month}, headers=token(ctx, "dept-user", "hrss"))
+    assert (refused.status_code, refused.json()["field"]) == (422, "month")

@@ -106,10 +106,16 @@ def test_a_month_is_its_utc_hours_and_must_have_begun() -> None:
     with pytest.raises(errors.InvalidInput, match="2026-12 has not begun") as future:
         pricing.parse_month("2026-12", now=NOV_15)
     assert future.value.field == "month"
-    for bad in ("2026-13", "2026-00", "26-11", "2026/11", "november", ""):
+    for bad in ("2026-13", "2026-00", "26-11", "2026/11", "november", "", "\uff12\uff10\uff12\uff16-11"):
         with pytest.raises(errors.InvalidInput, match="is not a month") as caught:
             pricing.parse_month(bad, now=NOV_15)
         assert caught.value.field == "month"
+
+
+def test_the_last_month_a_date_can_hold_has_not_begun_rather_than_failing() -> None:
+    with pytest.raises(errors.InvalidInput, match="9999-12 has not begun") as future:
+        pricing.parse_month("9999-12", now=NOV_15)
+    assert future.value.field == "month"
 
 
 # --- forecast ------------------------------------------------------------------------------------------
