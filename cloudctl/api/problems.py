@@ -136,10 +136,8 @@ def audit_refused_write(request: Request, error: BaseException) -> None:
     )
     principal = getattr(request.state, "principal", None) or identity.ANONYMOUS
     if isinstance(error, RequestValidationError):
-        first = error.errors()[0] if error.errors() else {}
-        location = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
-        reason = f"{'.'.join(location) or 'body'}: {first.get('msg', 'invalid')}"
-        error = errors.InvalidInput(reason.split(": ", 1)[1], field=reason.split(": ", 1)[0])
+        field, message = _field_and_reason(error)
+        error = errors.InvalidInput(message, field=field or "body")
     context = request.app.state.context
     audit.record_refusal(
         context,
@@ -206,12 +204,23 @@ def from_error(request: Request, error: errors.CloudctlError) -> JSONResponse:
     )
 
 
+def _field_and_reason(error: RequestValidationError) -> tuple[str | None, str]:
+    """The input at fault and why, from the first validation error: a body that is not JSON, or
+    not an object, is the ``body`` itself (FastAPI puts a character position in its location)."""
+    first: dict[str, Any] = error.errors()[0] if error.errors() else {"loc": (), "msg": "invalid request"}
+    where = tuple(first.get("loc", ()))
+    if first.get("type") == "json_invalid":
+        position = where[-1] if len(where) > 1 else "?"
+        why = (first.get("ctx") or {}).get("error", "unreadable")
+        return "body", f"not valid JSON ({why}, at character {position})"
+    location = [str(part) for part in where if part not in ("body", "query", "path", "header")]
+    field = ".".join(location) or ("body" if where[:1] == ("body",) else None)
+    return field, str(first.get("msg", "invalid"))
+
+
 def from_validation(request: Request, error: RequestValidationError) -> JSONResponse:
     audit_refused_write(request, error)
-    first = error.errors()[0] if error.errors() else {"loc": (), "msg": "invalid request"}
-    location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path", "header")]
-    field = ".".join(location) or None
-    message = str(first.get("msg", "invalid"))
+    field, message = _field_and_reason(error)
     return problem(
         status=422,
         kind="invalid-input",

@@ -403,3 +403,24 @@ def test_a_nul_character_anywhere_is_422_naming_where_and_changes_nothing(
     assert refused.json()["detail"] == f"{field}: must not contain the NUL character (U+0000)"
     assert audit_rows(ctx, "token.create") == before
     assert "nul-office" not in [node.id for node in orgs.list_nodes(ctx)]
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b'{"offering": "vm.small", "count": 1', "not valid JSON (Expecting ',' delimiter, at character 35)"),
+        (
+            b'[{"offering": "vm.small"}]',
+            "Input should be a valid dictionary or object to extract fields from",
+        ),
+        (b"", "Field required"),
+    ],
+)
+def test_a_body_that_is_no_json_object_is_422_naming_the_body(
+    ctx: ctx_module.Context, client: TestClient, content: bytes, reason: str
+) -> None:
+    _, hrss = bearer(ctx, "dept-admin", "hrss")
+    headers = {**hrss, "Content-Type": "application/json"}
+    refused = client.post("/v1/requests", content=content, headers=headers)
+    assert (refused.status_code, refused.json()["field"]) == (422, "body"), refused.text
+    assert refused.json()["detail"] == f"body: {reason}"
