@@ -971,6 +971,10 @@ def list_requests(
     cursor: str | None = None,
 ) -> tuple[list[RequestPublic], str | None]:
     """A page of requests the principal may see, and the cursor of the next page (or ``None``)."""
+    if state is not None and state not in set(states.WorkloadState):
+        raise errors.InvalidInput(
+            f"{state!r} is not a request state ({', '.join(states.WorkloadState)})", field="state"
+        )
     departments = visible_departments(
         ctx, principal=principal, department=department, action="request.read", resource_type="Request"
     )
@@ -1005,7 +1009,11 @@ def visible_departments(
     identity.authorize(
         ctx, principal=principal, action=action, resource_type=resource_type, resource_id="all"
     )
-    return None if department is None else [department]
+    if department is None:
+        return None
+    with ctx.read() as tx:  # a typo is refused, never answered with an empty list
+        orgs.get_node(tx, department, field="department")
+    return [department]
 
 
 @audit.audits_refusals(action="request.approve", target_type="Request", target="request_id")

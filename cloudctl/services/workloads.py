@@ -208,6 +208,8 @@ def list_workloads(
             else f"{state!r} is not a workload state ({', '.join(states.LISTED_WORKLOAD_STATES)})",
             field="state",
         )
+    if tier is not None:
+        ctx.topology.tier(tier)
     departments = requests_service.visible_departments(
         ctx, principal=principal, department=department, action="workload.read", resource_type="Workload"
     )

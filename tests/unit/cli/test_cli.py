@@ -191,6 +191,22 @@ def test_a_usage_error_is_one_line_naming_the_field_and_changes_nothing(
     assert ready.json("quota", "show", "hrss-insurance", "--center", "qd-a") == before
 
 
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["request", "list", "--state", "bogus"], "error: state: 'bogus' is not a request state ("),
+        (["request", "list", "--dept", "bogus"], "error: dept: no org node 'bogus'"),
+        (["workload", "list", "--tier", "bogus"], "error: tier: no tier 'bogus' (known: "),
+        (["workload", "list", "--dept", "bogus"], "error: dept: no org node 'bogus'"),
+    ],
+)
+def test_a_list_filter_with_an_unknown_value_is_refused_not_answered_empty(
+    ready: Cli, args: list[str], expected: str
+) -> None:
+    """A typo in a filter must not look like "nothing pending": it names the option instead."""
+    assert one_line_error(ready(*args, code=2)).startswith(expected)
+
+
 def test_commands_before_init_say_to_run_init(cli: Cli) -> None:
     result = cli("status", code=2)
     assert "run `cloudctl init` first" in one_line_error(result)
