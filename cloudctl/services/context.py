@@ -51,7 +51,13 @@ class Context:
             from cloudctl.store import db
 
             if self.settings.uses_default_sqlite:
-                self.settings.home.mkdir(parents=True, exist_ok=True)
+                try:
+                    self.settings.home.mkdir(parents=True, exist_ok=True)
+                except OSError as error:
+                    raise errors.InvalidInput(
+                        f"cannot make the state directory {self.settings.home}: {error.strerror}",
+                        field="home",
+                    ) from None
             pool = db.PoolSettings(
                 size=self.settings.db_pool_size,
                 max_overflow=self.settings.db_pool_max_overflow,

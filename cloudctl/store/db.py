@@ -21,6 +21,8 @@ Invariants:
   moment ago is not, which saves a round trip per transaction under load. A connection
   that breaks in use raises ``BackendUnavailable`` once and SQLAlchemy discards the pool's
   older connections with it, so callers that retry (reconcilers, clients) get fresh ones.
+- A store the database cannot read (SQLite: a file that is not a database, or damaged)
+  raises ``errors.InvalidInput`` naming where it is; it is not retried, nor touched.
 - The store never opens more than ``pool.size + pool.max_overflow`` connections,
   whatever the number of threads: a caller that finds them all in use waits up to
   ``pool.timeout_s`` for one to come back, then gets ``errors.BackendUnavailable``.
@@ -210,6 +212,22 @@ class Store:
                 f"all {self.pool.limit} store connections stayed in use for {self.pool.timeout_s:g} s",
                 field="database",
             ) from error
+        except exc.DatabaseError as error:
+            # The base class itself, not its kinds (integrity, programming, ...): SQLite says so of
+            # a file that is not a database or whose pages are damaged. Retrying cannot mend it,
+            # and the file is left as it is for whoever restores it.
+            if type(error) is not exc.DatabaseError:
+                raise
+            raise errors.InvalidInput(
+                f"the store at {self.describe()} cannot be read ({_first_line(error)}): "
+                "restore it from a backup",
+                field="database",
+            ) from error
+
+    def describe(self) -> str:
+        """Where the store is, without credentials: a SQLite file's path, or the server's URL."""
+        url = self.engine.url
+        return str(url.database) if self.is_sqlite else url.render_as_string(hide_password=True)
 
     def dispose(self) -> None:
         self.engine.dispose()

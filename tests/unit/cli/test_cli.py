@@ -207,6 +207,29 @@ def test_a_list_filter_with_an_unknown_value_is_refused_not_answered_empty(
     assert one_line_error(ready(*args, code=2)).startswith(expected)
 
 
+def test_a_state_file_that_is_not_a_database_is_one_line_and_kept_as_it_is(cli: Cli) -> None:
+    cli.home.mkdir()
+    damaged = b"\x00not a cloudctl store\xff" * 512
+    (cli.home / "state.db").write_bytes(damaged)
+
+    for args in (["status"], ["init"]):
+        result = cli(*args, code=2)
+        assert one_line_error(result) == (
+            f"error: database: the store at {cli.home / 'state.db'} cannot be read (file is not a "
+            "database): restore it from a backup"
+        )
+    assert (cli.home / "state.db").read_bytes() == damaged
+
+
+def test_a_home_that_is_not_a_directory_is_one_line(cli: Cli) -> None:
+    cli.home.write_text("a file, not a directory\n", encoding="utf-8")
+
+    result = cli("init", code=2)
+
+    assert one_line_error(result) == f"error: home: cannot make the state directory {cli.home}: File exists"
+    assert cli.home.read_text(encoding="utf-8") == "a file, not a directory\n"
+
+
 def test_commands_before_init_say_to_run_init(cli: Cli) -> None:
     result = cli("status", code=2)
     assert "run `cloudctl init` first" in one_line_error(result)
