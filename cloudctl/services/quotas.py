@@ -252,6 +252,8 @@ def reserve(
         raise errors.InvalidInput("a reservation is made on one center, not all", field="center")
     center_key(ctx, center)
     parsed = q.amounts_from(amounts)
+    if not any(parsed.values()):
+        raise errors.InvalidInput("name at least one resource to reserve, more than 0", field="amounts")
     with ctx.transaction() as tx:
         reservation = quotas.reserve(
             tx, node_id=node_id, center=center, amounts=parsed, purpose=purpose, now=ctx.clock.now()

@@ -355,6 +355,13 @@ def test_reserve_commit_release_round_trip(ready: Cli) -> None:
     assert ready.json("quota", "reservations") == []
 
 
+@pytest.mark.parametrize("amounts", [[], ["--vcpu", "0"]])
+def test_a_reservation_of_nothing_is_refused_and_holds_nothing(ready: Cli, amounts: list[str]) -> None:
+    result = ready("quota", "reserve", "psb-traffic", "--center", "qd-b", *amounts, code=2)
+    assert one_line_error(result) == "error: amounts: name at least one resource to reserve, more than 0"
+    assert ready.json("quota", "reservations") == []
+
+
 def test_a_refused_reservation_names_the_node_and_resource(ready: Cli) -> None:
     result = ready("quota", "reserve", "psb-household", "--center", "qd-a", "--instances", "9", code=2)
     assert one_line_error(result).startswith(
