@@ -150,9 +150,9 @@ def create_token(
     if role not in ROLES:
         raise errors.InvalidInput(f"unknown role {role!r} (known: {', '.join(ROLES)})", field="role")
     if role in DEPARTMENT_ROLES and not department:
-        raise errors.InvalidInput(f"a {role} token belongs to a department; name it", field="dept")
+        raise errors.InvalidInput(f"a {role} token belongs to a department; name it", field="department")
     if role in OPERATOR_ROLES and department:
-        raise errors.InvalidInput(f"a {role} token belongs to no department", field="dept")
+        raise errors.InvalidInput(f"a {role} token belongs to no department", field="department")
     if expires_in_s is not None and not 0 < expires_in_s <= MAX_TOKEN_LIFETIME_S:
         raise errors.InvalidInput(
             f"must be positive and at most {MAX_TOKEN_LIFETIME_S} (ten years); leave out for no expiry",
@@ -187,7 +187,7 @@ def create_token(
     )
     with ctx.transaction() as tx:
         if department:
-            orgs.get_node(tx, department, field="dept")  # not deleted since its path was read
+            orgs.get_node(tx, department, field="department")  # not deleted since its path was read
         tokens.insert_token(tx, record)
         audit.record(
             ctx,
@@ -224,6 +224,7 @@ def revoke_token(ctx: ctx_module.Context, *, principal: Principal, token_id: str
         resource_id=token_id,
         owner=current.department,
         owner_path=owner_path,
+        hide_as_missing=True,  # another department's token is answered as a missing one
     )
     with ctx.transaction() as tx:
         record = tokens.revoke_token(tx, token_id, now=ctx.clock.now())

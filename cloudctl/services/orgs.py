@@ -76,7 +76,7 @@ def _public(node: orgs.OrgNode, children: list[str] | None = None) -> OrgNodePub
 def list_nodes(ctx: ctx_module.Context, *, under: str | None = None) -> list[OrgNodePublic]:
     """Every node in tree order, each with the ids of its children."""
     with ctx.read() as tx:
-        nodes = orgs.list_nodes(tx, under=under)
+        nodes = orgs.list_nodes(tx, under=under, field="under")
     children: dict[str, list[str]] = {}
     for node in nodes:
         if node.parent_id is not None:

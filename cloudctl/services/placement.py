@@ -40,6 +40,16 @@ class Placement:
     """Set when this placement would take the center past its capacity threshold."""
 
 
+def check_preferred_center(topology: topo.Topology, preferred_center: str | None) -> None:
+    """A preferred center is one of the local cloud centers (an unknown name too is refused so)."""
+    local = [center.name for center in topology.centers_with_role(topo.CenterRole.LOCAL)]
+    if preferred_center is not None and preferred_center not in local:
+        raise errors.InvalidInput(
+            f"{preferred_center!r} is not a local cloud center (local: {', '.join(local)})",
+            field="preferred_center",
+        )
+
+
 def plan(
     ctx: ctx_module.Context,
     *,
@@ -54,11 +64,7 @@ def plan(
     topology = ctx.topology
     local = [center.name for center in topology.centers_with_role(topo.CenterRole.LOCAL)]
     dr = [center.name for center in topology.centers_with_role(topo.CenterRole.DR)]
-    if preferred_center is not None and preferred_center not in local:
-        raise errors.InvalidInput(
-            f"{preferred_center!r} is not a local cloud center (local: {', '.join(local)})",
-            field="preferred_center",
-        )
+    check_preferred_center(topology, preferred_center)
     if tier.local is topo.LocalPlacement.ACTIVE_ACTIVE:
         placements = [
             Placement(center=name, role=states.PlacementRole.ACTIVE, amounts=amounts) for name in local

@@ -129,7 +129,7 @@ def list_points(
         if workload_id is not None:
             requests.get_workload(tx, workload_id)
         if department is not None:
-            orgs.get_node(tx, department, field="dept")
+            orgs.get_node(tx, department, field="department")
         found = points_store.list_points(
             tx,
             workload_ids=[workload_id] if workload_id is not None else None,

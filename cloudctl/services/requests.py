@@ -237,8 +237,7 @@ def _validate(ctx: ctx_module.Context, body: RequestCreate) -> tuple[topo.Offeri
     if not 1 <= body.count <= most:
         raise errors.InvalidInput(f"must be between 1 and {most}", field="count")
     topology.check_data_class(body.data_class)
-    if body.preferred_center is not None:
-        topology.center(body.preferred_center)
+    placement.check_preferred_center(topology, body.preferred_center)
     if body.name and (len(body.name) > 40 or not topo.is_slug(body.name)):
         raise errors.InvalidInput("lower-case ASCII letters, digits and '-', at most 40", field="name")
     return offering, tier

@@ -64,11 +64,12 @@ def get_node(tx: sa.Connection, node_id: str, *, field: str = "node") -> OrgNode
     return node
 
 
-def list_nodes(tx: sa.Connection, *, under: str | None = None) -> list[OrgNode]:
-    """Nodes in tree order (parents before children, siblings by id); ``under`` limits to a subtree."""
+def list_nodes(tx: sa.Connection, *, under: str | None = None, field: str = "node") -> list[OrgNode]:
+    """Nodes in tree order (parents before children, siblings by id); ``under`` limits to a subtree
+    (an unknown one is refused naming ``field``)."""
     query = sa.select(schema.org_nodes).order_by(schema.org_nodes.c.path)
     if under is not None:
-        root = get_node(tx, under)
+        root = get_node(tx, under, field=field)
         query = query.where(schema.org_nodes.c.path.startswith(root.path, autoescape=True))
     return [_row_to_node(row) for row in tx.execute(query)]
 

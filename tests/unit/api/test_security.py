@@ -424,3 +424,67 @@ def test_a_body_that_is_no_json_object_is_422_naming_the_body(
     refused = client.post("/v1/requests", content=content, headers=headers)
     assert (refused.status_code, refused.json()["field"]) == (422, "body"), refused.text
     assert refused.json()["detail"] == f"body: {reason}"
+
+
+# --- filters and fields: a refusal names what the caller sent ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("role", "path", "status", "field"),
+    [
+        ("dept-admin", "/v1/requests?state=bogus", 422, "state"),
+        ("dept-admin", "/v1/workloads?tier=bogus", 404, "tier"),  # a name, as on /v1/replication/status
+    ],
+)
+def test_a_filter_no_item_can_match_is_refused_naming_it(
+    ctx: ctx_module.Context, client: TestClient, role: str, path: str, status: int, field: str
+) -> None:
+    _, token = bearer(ctx, role, "hrss" if role.startswith("dept") else None)
+    refused = client.get(path, headers=token)
+    assert (refused.status_code, refused.json()["field"]) == (status, field), refused.text
+    assert "bogus" in refused.json()["detail"]
+    good = path.replace("bogus", {"state": "ready", "tier": "gold"}[field])
+    assert client.get(good, headers=token).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/v1/replication/points?department=nosuch", "department"),
+        ("/v1/replication/status?department=nosuch", "department"),
+        ("/v1/org/nodes?under=nosuch", "under"),
+    ],
+)
+def test_an_unknown_id_in_a_query_names_the_parameter(
+    ctx: ctx_module.Context, client: TestClient, path: str, field: str
+) -> None:
+    _, sysadmin = bearer(ctx, "sysadmin")
+    refused = client.get(path, headers=sysadmin)
+    assert (refused.status_code, refused.json()["field"]) == (404, field), refused.text
+
+
+def test_an_unknown_preferred_center_is_422_naming_it_like_any_other_center_not_allowed(
+    ctx: ctx_module.Context, client: TestClient
+) -> None:
+    _, hrss = bearer(ctx, "dept-admin", "hrss")
+    for center in ("nosuch", "dz-dr"):
+        refused = client.post("/v1/requests", json=order(preferred_center=center), headers=hrss)
+        assert (refused.status_code, refused.json()["field"]) == (422, "preferred_center"), refused.text
+        assert "local" in refused.json()["detail"]
+    assert client.get("/v1/requests", headers=hrss).json()["count"] == 0
+
+
+def test_a_department_revoking_another_departments_token_is_answered_as_for_a_missing_one(
+    ctx: ctx_module.Context, client: TestClient
+) -> None:
+    foreign, _ = bearer(ctx, "dept-user", "samr")
+    _, hrss = bearer(ctx, "dept-admin", "hrss")
+    one = client.post(f"/v1/tokens/{foreign}/revoke", headers=hrss)
+    two = client.post(f"/v1/tokens/{'0' * 16}/revoke", headers=hrss)
+    assert one.status_code == two.status_code == 404, (one.text, two.text)
+    assert one.json()["detail"].replace(foreign, "ID") == two.json()["detail"].replace("0" * 16, "ID")
+    with ctx.read() as tx:
+        revoked = tx.execute(
+            sa.select(schema.tokens.c.revoked_at).where(schema.tokens.c.id == foreign)
+        ).scalar()
+    assert revoked is None
