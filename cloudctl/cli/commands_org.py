@@ -267,7 +267,7 @@ def quota_reserve(
     from cloudctl.services import quotas as quotas_service
 
     state = common.state_of(ctx)
-    state.operator()
+    principal = state.operator()
     amounts = {
         name: value
         for name, value in {
@@ -280,7 +280,7 @@ def quota_reserve(
         if value
     }
     reservation = quotas_service.reserve(
-        state.context, node_id, center=center, amounts=amounts, purpose=purpose
+        state.context, node_id=node_id, center=center, amounts=amounts, purpose=purpose, principal=principal
     )
     state.emit(reservation, lambda: _render_reservation(reservation))
 
@@ -294,8 +294,8 @@ def quota_commit(
     from cloudctl.services import quotas as quotas_service
 
     state = common.state_of(ctx)
-    state.operator()
-    reservation = quotas_service.commit(state.context, reservation_id)
+    principal = state.operator()
+    reservation = quotas_service.commit(state.context, reservation_id=reservation_id, principal=principal)
     state.emit(reservation, lambda: _render_reservation(reservation))
 
 
@@ -308,8 +308,8 @@ def quota_release(
     from cloudctl.services import quotas as quotas_service
 
     state = common.state_of(ctx)
-    state.operator()
-    reservation = quotas_service.release(state.context, reservation_id)
+    principal = state.operator()
+    reservation = quotas_service.release(state.context, reservation_id=reservation_id, principal=principal)
     state.emit(reservation, lambda: _render_reservation(reservation))
 
 

@@ -19,6 +19,7 @@ from cloudctl.model import quotas as q
 from cloudctl.services import access, audit
 from cloudctl.services import context as ctx_module
 from cloudctl.store import orgs, quotas
+from cloudctl.store.db import Transaction
 
 QUOTA_EXAMPLE: dict[str, Any] = {
     "node": "hrss-insurance",
@@ -245,9 +246,21 @@ def set_quota(
     return show_quota(ctx, node_id, center=center)
 
 
+@audit.audits_refusals(action="quota.reserve", target_type="Quota", target="node_id")
 def reserve(
-    ctx: ctx_module.Context, node_id: str, *, center: str, amounts: Mapping[str, int], purpose: str = ""
+    ctx: ctx_module.Context,
+    node_id: str,
+    *,
+    center: str,
+    amounts: Mapping[str, int],
+    purpose: str = "",
+    principal: access.Principal | None = None,
 ) -> ReservationPublic:
+    """Hold quota of one node on one center; the sysadmin's, as setting limits is; audited.
+
+    ``principal`` defaults to the local sysadmin (the operator's console)."""
+    principal = principal or access.local_operator("sysadmin")
+    access.authorize(ctx, principal=principal, action="quota.set", resource_type="Quota", resource_id=node_id)
     if center == "all":
         raise errors.InvalidInput("a reservation is made on one center, not all", field="center")
     center_key(ctx, center)
@@ -258,17 +271,67 @@ def reserve(
         reservation = quotas.reserve(
             tx, node_id=node_id, center=center, amounts=parsed, purpose=purpose, now=ctx.clock.now()
         )
+        _record_reservation(ctx, tx, reservation, action="quota.reserve", principal=principal)
     return _public_reservation(reservation)
 
 
-def commit(ctx: ctx_module.Context, reservation_id: str) -> ReservationPublic:
+@audit.audits_refusals(action="quota.commit", target_type="Reservation", target="reservation_id")
+def commit(
+    ctx: ctx_module.Context, reservation_id: str, *, principal: access.Principal | None = None
+) -> ReservationPublic:
+    """Turn a reservation into usage; audited. ``principal`` as for ``reserve``."""
+    principal = _reservation_authorized(ctx, reservation_id, principal=principal)
     with ctx.transaction() as tx:
-        return _public_reservation(quotas.commit_reservation(tx, reservation_id, now=ctx.clock.now()))
+        reservation = quotas.commit_reservation(tx, reservation_id, now=ctx.clock.now())
+        _record_reservation(ctx, tx, reservation, action="quota.commit", principal=principal)
+    return _public_reservation(reservation)
 
 
-def release(ctx: ctx_module.Context, reservation_id: str) -> ReservationPublic:
+@audit.audits_refusals(action="quota.release", target_type="Reservation", target="reservation_id")
+def release(
+    ctx: ctx_module.Context, reservation_id: str, *, principal: access.Principal | None = None
+) -> ReservationPublic:
+    """Give a reservation's quota back; audited. ``principal`` as for ``reserve``."""
+    principal = _reservation_authorized(ctx, reservation_id, principal=principal)
     with ctx.transaction() as tx:
-        return _public_reservation(quotas.release_reservation(tx, reservation_id, now=ctx.clock.now()))
+        reservation = quotas.release_reservation(tx, reservation_id, now=ctx.clock.now())
+        _record_reservation(ctx, tx, reservation, action="quota.release", principal=principal)
+    return _public_reservation(reservation)
+
+
+def _reservation_authorized(
+    ctx: ctx_module.Context, reservation_id: str, *, principal: access.Principal | None
+) -> access.Principal:
+    principal = principal or access.local_operator("sysadmin")
+    with ctx.read() as tx:
+        node_id = quotas.get_reservation(tx, reservation_id).node_id
+    access.authorize(ctx, principal=principal, action="quota.set", resource_type="Quota", resource_id=node_id)
+    return principal
+
+
+def _record_reservation(
+    ctx: ctx_module.Context,
+    tx: Transaction,
+    reservation: quotas.Reservation,
+    *,
+    action: str,
+    principal: access.Principal,
+) -> None:
+    audit.record(
+        ctx,
+        principal=principal,
+        action=action,
+        target_type="Quota",
+        target_id=reservation.node_id,
+        outcome="success",
+        detail={
+            "reservation": reservation.id,
+            "center": reservation.center,
+            "amounts": q.as_names(reservation.amounts),
+            "purpose": reservation.purpose,
+        },
+        tx=tx,
+    )
 
 
 def list_reservations(

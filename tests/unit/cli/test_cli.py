@@ -23,12 +23,12 @@ class Cli:
         self.database_url = database_url
         self.runner = CliRunner()
 
-    def __call__(self, *args: str, code: int = 0) -> Any:
+    def __call__(self, *args: str, code: int = 0, role: str | None = None) -> Any:
         argv = ["--home", str(self.home), "--topology", str(TOPOLOGY), "--policies", str(POLICIES)]
         argv.append("--simulated-time")  # waits advance a simulated clock: no test sleeps
         if self.database_url:
             argv += ["--database-url", self.database_url]
-        argv += operators.break_glass(list(args))
+        argv += operators.break_glass(list(args), role=role)
         result = self.runner.invoke(main.app, argv + main.hoist_global_options(list(args)))
         assert result.exit_code == code, (
             f"exit {result.exit_code}\nstdout: {result.stdout}\nstderr: {result.stderr}"
@@ -360,6 +360,30 @@ def test_a_reservation_of_nothing_is_refused_and_holds_nothing(ready: Cli, amoun
     result = ready("quota", "reserve", "psb-traffic", "--center", "qd-b", *amounts, code=2)
     assert one_line_error(result) == "error: amounts: name at least one resource to reserve, more than 0"
     assert ready.json("quota", "reservations") == []
+
+
+def test_reservations_are_the_sysadmins_and_each_is_audited(ready: Cli) -> None:
+    held = ready.json("quota", "reserve", "psb-traffic", "--center", "qd-b", "--vcpu", "4")
+    ready.json("quota", "commit", held["id"])
+    for role in ("auditor", "secadmin"):
+        for args in (["reserve", "psb-traffic", "--center", "qd-b", "--vcpu", "1"], ["release", held["id"]]):
+            refused = ready("quota", *args, code=2, role=role)
+            assert one_line_error(refused).startswith("error: quota.set: denied by operations-sysadmin-only")
+    ready.json("quota", "release", held["id"])
+
+    assert [r["id"] for r in ready.json("quota", "reservations", "--all")] == [held["id"]]
+    records = [r for r in ready.json("audit", "list") if r["action"].startswith("quota.")]
+    assert [(r["action"], r["role"], r["outcome"]) for r in records] == [
+        ("quota.reserve", "sysadmin", "success"),
+        ("quota.commit", "sysadmin", "success"),
+        ("quota.reserve", "auditor", "denied"),
+        ("quota.release", "auditor", "denied"),
+        ("quota.reserve", "secadmin", "denied"),
+        ("quota.release", "secadmin", "denied"),
+        ("quota.release", "sysadmin", "success"),
+    ]
+    assert records[0]["target_id"] == "psb-traffic"
+    assert records[0]["detail"]["reservation"] == held["id"]
 
 
 def test_a_refused_reservation_names_the_node_and_resource(ready: Cli) -> None:
