@@ -226,8 +226,11 @@ class Client:
         self._transport.close()
 
 
-def segment(value: str) -> str:
-    """An id as one path segment (``/`` and the rest escaped)."""
+def segment(value: str, *, field: str) -> str:
+    """An id as one path segment (the rest escaped); refused naming ``field`` when it cannot be
+    one (empty, or with a ``/``, which the API would read as a path of its own)."""
+    if not value.strip() or "/" in value:
+        raise errors.InvalidInput(f"{value!r} is not an id", field=field)
     return quote(value, safe="")
 
 

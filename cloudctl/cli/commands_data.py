@@ -72,7 +72,7 @@ def items_list(ctx: typer.Context) -> None:
 def items_show(ctx: typer.Context, item_id: ItemArgument) -> None:
     """One data item."""
     state = common.state_of(ctx)
-    item = state.api().get(f"/v1/data/items/{client.segment(item_id)}")
+    item = state.api().get(f"/v1/data/items/{client.segment(item_id, field='item')}")
     state.emit(item, lambda: _items_table([item]))
 
 
@@ -134,7 +134,7 @@ def grants_list(
 def grants_show(ctx: typer.Context, grant_id: GrantArgument) -> None:
     """One grant: its approvals, state and where it is enforced."""
     state = common.state_of(ctx)
-    grant = state.api().get(f"/v1/data/grants/{client.segment(grant_id)}")
+    grant = state.api().get(f"/v1/data/grants/{client.segment(grant_id, field='grant')}")
     state.emit(grant, lambda: _grants_table([grant]))
 
 
@@ -168,7 +168,7 @@ def grants_request(
 def grants_approve(ctx: typer.Context, grant_id: GrantArgument) -> None:
     """Approve a grant: as the provider, then as the big-data bureau where needed."""
     state = common.state_of(ctx)
-    grant = state.api().post(f"/v1/data/grants/{client.segment(grant_id)}/approve", None)
+    grant = state.api().post(f"/v1/data/grants/{client.segment(grant_id, field='grant')}/approve", None)
     state.emit(grant, lambda: output.stdout.print(f"{grant['id']} is {grant['state']}"))
 
 
@@ -177,7 +177,7 @@ def grants_approve(ctx: typer.Context, grant_id: GrantArgument) -> None:
 def grants_use(ctx: typer.Context, grant_id: GrantArgument) -> None:
     """Record a use of an active grant (audited), as the consumer; prints where to read."""
     state = common.state_of(ctx)
-    grant = state.api().post(f"/v1/data/grants/{client.segment(grant_id)}/use", None)
+    grant = state.api().post(f"/v1/data/grants/{client.segment(grant_id, field='grant')}/use", None)
 
     def show() -> None:
         places = ", ".join(f"bucket {e['bucket']} in {e['center']}" for e in grant["enforced_in"])
@@ -195,5 +195,7 @@ def grants_revoke(
 ) -> None:
     """Revoke a grant now; its bucket policies are taken away."""
     state = common.state_of(ctx)
-    grant = state.api().post(f"/v1/data/grants/{client.segment(grant_id)}/revoke", {"reason": reason})
+    grant = state.api().post(
+        f"/v1/data/grants/{client.segment(grant_id, field='grant')}/revoke", {"reason": reason}
+    )
     state.emit(grant, lambda: output.stdout.print(f"{grant['id']} is {grant['state']}"))

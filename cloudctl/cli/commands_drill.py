@@ -336,7 +336,7 @@ def drill_resume(
 ) -> None:
     """Finish a drill killed mid-way, from its last finished phase; exit 1 if an objective is missed."""
     state = common.state_of(ctx)
-    started = state.api().post(f"/v1/drills/runs/{client.segment(run_id)}/resume")
+    started = state.api().post(f"/v1/drills/runs/{client.segment(run_id, field='run')}/resume")
     _follow_and_finish(state, started, report_dir=report_dir, junit=junit, deadline_s=timeout_s)
 
 
@@ -359,7 +359,7 @@ def drill_report_command(
 def _report(state: common.State, run_id: str) -> drill_report.DrillReport:
     from cloudctl.model import drill_report
 
-    data = state.api().get(f"/v1/drills/runs/{client.segment(run_id)}/report")
+    data = state.api().get(f"/v1/drills/runs/{client.segment(run_id, field='run')}/report")
     return drill_report.DrillReport.model_validate(data)
 
 
@@ -396,7 +396,7 @@ def _follow_and_finish(
                     output.stderr.print(line, highlight=False, markup=False)
 
         final = client.wait_for(
-            lambda: api.get(f"/v1/drills/runs/{client.segment(run_id)}"),
+            lambda: api.get(f"/v1/drills/runs/{client.segment(run_id, field='run')}"),
             done=lambda run: run["state"] != states.DrillRunState.RUNNING,
             deadline_s=deadline_s,
             what=f"drill {run_id}",

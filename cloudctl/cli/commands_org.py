@@ -77,7 +77,7 @@ def dept_show(ctx: typer.Context, node_id: NodeArgument) -> None:
     """One org node: its place in the tree, children and quota headroom."""
     state = common.state_of(ctx)
     api = state.api()
-    node = api.get(f"/v1/org/nodes/{client.segment(node_id)}")
+    node = api.get(f"/v1/org/nodes/{client.segment(node_id, field='node')}")
     quota = api.get("/v1/quota", department=node_id)
 
     def render() -> None:
@@ -121,7 +121,9 @@ def dept_delete(
 ) -> None:
     """Delete an org node that has no children and nothing in use; its tokens are revoked."""
     state = common.state_of(ctx)
-    result = state.api().delete(f"/v1/org/nodes/{client.segment(node_id)}", ignore_missing=ignore_missing)
+    result = state.api().delete(
+        f"/v1/org/nodes/{client.segment(node_id, field='node')}", ignore_missing=ignore_missing
+    )
     state.emit(
         result,
         lambda: output.stdout.print(
@@ -200,7 +202,9 @@ def quota_set(
     limits = _amounts(vcpu=vcpu, ram_gb=ram_gb, volume_gb=volume_gb, object_gb=object_gb, instances=instances)
     for name in unset or []:
         limits[name] = None
-    quota = state.api().put(f"/v1/quota/{client.segment(node_id)}", {"center": center, "limits": limits})
+    quota = state.api().put(
+        f"/v1/quota/{client.segment(node_id, field='node')}", {"center": center, "limits": limits}
+    )
     state.emit(quota, lambda: render_quota(quota))
 
 

@@ -272,7 +272,7 @@ def _follow(state: common.State, run_id: str, total: int, *, deadline_s: float) 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     api = state.api()
-    path = f"/v1/failover/runs/{client.segment(run_id)}"
+    path = f"/v1/failover/runs/{client.segment(run_id, field='run')}"
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -506,7 +506,7 @@ def failover_resume(
 ) -> None:
     """Finish an interrupted or paused failover or failback from its first step not done."""
     state = common.state_of(ctx)
-    current = state.api().post(f"/v1/failover/runs/{client.segment(run_id)}/resume")
+    current = state.api().post(f"/v1/failover/runs/{client.segment(run_id, field='run')}/resume")
     run = _follow(state, run_id, current["steps_total"], deadline_s=timeout_s)
     _finish(state, run)
 
@@ -556,7 +556,7 @@ def failover_list(
 def failover_show(ctx: typer.Context, run_id: RunArgument) -> None:
     """One run: its plan, the steps done (with their outcomes), hooks, and how to resume it."""
     state = common.state_of(ctx)
-    run = state.api().get(f"/v1/failover/runs/{client.segment(run_id)}")
+    run = state.api().get(f"/v1/failover/runs/{client.segment(run_id, field='run')}")
 
     def render() -> None:
         output.stdout.print(

@@ -45,7 +45,7 @@ def restore(
     """
     state = common.state_of(ctx)
     done = state.api().post(
-        f"/v1/workloads/{client.segment(workload)}/restore",
+        f"/v1/workloads/{client.segment(workload, field='workload')}/restore",
         {"at": at, "to_center": to_center, "dry_run": dry_run},
     )
 

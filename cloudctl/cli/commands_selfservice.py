@@ -104,7 +104,7 @@ def token_revoke(
 ) -> None:
     """Revoke a token at once (secadmin); requests carrying it are refused from now on."""
     state = common.state_of(ctx)
-    revoked = state.api().post(f"/v1/tokens/{client.segment(token_id)}/revoke")
+    revoked = state.api().post(f"/v1/tokens/{client.segment(token_id, field='token')}/revoke")
     state.emit(revoked, lambda: output.stdout.print(f"revoked {revoked['id']} at {revoked['revoked_at']}"))
 
 
@@ -157,7 +157,7 @@ def request_list(
 def request_show(ctx: typer.Context, request_id: RequestArgument) -> None:
     """One request and its lifecycle, step by step."""
     state = common.state_of(ctx)
-    item = state.api().get(f"/v1/requests/{client.segment(request_id)}")
+    item = state.api().get(f"/v1/requests/{client.segment(request_id, field='request')}")
     state.emit(item, lambda: render_request(item))
 
 
@@ -179,7 +179,7 @@ def request_approve(
     """Approve a request that waits for an operator (sysadmin); `cloudctl serve` provisions it."""
     state = common.state_of(ctx)
     api = state.api()
-    path = f"/v1/requests/{client.segment(request_id)}"
+    path = f"/v1/requests/{client.segment(request_id, field='request')}"
     item = api.post(f"{path}/approve")
     if wait_s:
         with output.stderr.status(f"provisioning {request_id}…"):
@@ -205,7 +205,9 @@ def request_reject(
 ) -> None:
     """Reject a request that waits for an operator (sysadmin); its quota is released."""
     state = common.state_of(ctx)
-    item = state.api().post(f"/v1/requests/{client.segment(request_id)}/reject", {"reason": reason})
+    item = state.api().post(
+        f"/v1/requests/{client.segment(request_id, field='request')}/reject", {"reason": reason}
+    )
     state.emit(item, lambda: render_request(item))
 
 
@@ -284,7 +286,7 @@ def workload_show(
 ) -> None:
     """One workload: placement per center and protection."""
     state = common.state_of(ctx)
-    item = state.api().get(f"/v1/workloads/{client.segment(workload_id)}")
+    item = state.api().get(f"/v1/workloads/{client.segment(workload_id, field='workload')}")
     state.emit(item, lambda: render_workload(item))
 
 

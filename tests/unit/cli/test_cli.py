@@ -230,6 +230,21 @@ def test_a_home_that_is_not_a_directory_is_one_line(cli: Cli) -> None:
     assert cli.home.read_text(encoding="utf-8") == "a file, not a directory\n"
 
 
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (["request", "approve", ""], "request"),
+        (["workload", "show", "../../v1/tokens"], "workload"),
+        (["dept", "show", "hrss/x"], "node"),
+        (["failover", "show", "/"], "run"),
+    ],
+)
+def test_an_id_that_cannot_be_one_names_its_argument(ready: Cli, args: list[str], field: str) -> None:
+    """An id is one path segment of the API: an empty one or one with '/' names the argument,
+    not the API's bare "Not Found"."""
+    assert one_line_error(ready(*args, code=2)) == f"error: {field}: {args[-1]!r} is not an id"
+
+
 def test_commands_before_init_say_to_run_init(cli: Cli) -> None:
     result = cli("status", code=2)
     assert "run `cloudctl init` first" in one_line_error(result)
