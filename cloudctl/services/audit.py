@@ -291,6 +291,13 @@ def record_break_glass(
     """
     if role not in access.ROLES:
         raise errors.InvalidInput(f"unknown role {role!r} (known: {', '.join(access.ROLES)})", field="as")
+    if token_id is None and role not in access.OPERATOR_ROLES:
+        # A role alone names no department: only a department's token says which one it is.
+        raise errors.InvalidInput(
+            f"{role!r} is not an operator's role ({', '.join(access.OPERATOR_ROLES)}): a department breaks "
+            "glass with its token (`--break-glass`)",
+            field="as",
+        )
     if not reason.strip():
         raise errors.InvalidInput("say why direct access is needed", field="reason")
     principal = access.Principal(id=f"breakglass:{access.os_user()}", role=role)

@@ -138,6 +138,21 @@ def test_break_glass_needs_a_reason_and_an_identity(remote: Remote, tmp_path: Pa
     assert "unknown role" in remote(*home, "--as", "root", "--reason", "flood", "status", code=2).stderr
 
 
+def test_break_glass_by_role_is_an_operators_a_department_breaks_glass_with_its_token(
+    remote: Remote, tmp_path: Path
+) -> None:
+    """``--as dept-admin`` would name no department: it is refused before anything is recorded."""
+    home = ["--home", str(tmp_path / "home")]
+    remote(*home, "init")
+    refused = remote(*home, "--as", "dept-admin", "--reason", "flood", "workload", "list", code=2)
+    assert refused.stderr.strip() == (
+        "error: as: 'dept-admin' is not an operator's role (sysadmin, secadmin, auditor): a department "
+        "breaks glass with its token (`--break-glass`)"
+    )
+    audited = remote(*home, "--as", "auditor", "--reason", "check", "audit", "list", "-o", "json").stdout
+    assert [record["role"] for record in json.loads(audited)] == ["auditor"]
+
+
 def test_a_data_grant_from_publish_to_use_on_the_command_line(remote: Remote) -> None:
     provider, consumer, outsider = (
         remote.token("dept-admin", department) for department in ("samr", "approval", "hrss-insurance")
