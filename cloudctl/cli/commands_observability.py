@@ -39,6 +39,10 @@ def metrics(
 ) -> None:
     """Print the Prometheus exposition of the state (the same series as /metrics)."""
     state = common.state_of(ctx)
+    if state.wants_data:  # a program asking for JSON must not be handed another format
+        raise errors.InvalidInput(
+            "metrics prints the Prometheus text exposition only: leave out -o", field="output"
+        )
     text = state.api().call("GET", "/metrics", accept="text/plain").body
     if write is None:
         sys.stdout.buffer.write(text)

@@ -245,6 +245,15 @@ def test_an_id_that_cannot_be_one_names_its_argument(ready: Cli, args: list[str]
     assert one_line_error(ready(*args, code=2)) == f"error: {field}: {args[-1]!r} is not an id"
 
 
+@pytest.mark.parametrize("fmt", ["json", "yaml"])
+def test_metrics_asked_for_data_is_refused_rather_than_printing_the_exposition(ready: Cli, fmt: str) -> None:
+    result = ready("metrics", "-o", fmt, code=2)
+    assert result.stdout == ""
+    assert one_line_error(result) == (
+        "error: output: metrics prints the Prometheus text exposition only: leave out -o"
+    )
+
+
 def test_commands_before_init_say_to_run_init(cli: Cli) -> None:
     result = cli("status", code=2)
     assert "run `cloudctl init` first" in one_line_error(result)
