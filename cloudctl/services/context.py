@@ -106,8 +106,18 @@ class Context:
 
     # --- initialisation and topology ----------------------------------------------------------
 
+    @property
+    def _holds_no_state_file(self) -> bool:
+        """The default SQLite store's file does not exist: nothing to open, nor to create."""
+        if self._store is not None or not self.settings.uses_default_sqlite:
+            return False
+        return not (self.settings.home / "state.db").exists()
+
     def is_initialised(self) -> bool:
         from cloudctl.store import centers
+
+        if self._holds_no_state_file:
+            return False  # opening would create the file, and the home, for a command refused anyway
 
         def probe() -> bool:
             if not self.store.is_migrated():
@@ -135,7 +145,8 @@ class Context:
         """Why the store cannot be used as it is: no state, or state of another schema revision."""
         from cloudctl.store import migrations
 
-        revision = revision or self.retrying(self.store.schema_revision)
+        if revision is None and not self._holds_no_state_file:
+            revision = self.retrying(self.store.schema_revision)
         wrong = migrations.behind_or_ahead(revision)
         if wrong is not None:
             return f"the cloudctl state at {self.describe_store()} {wrong}"

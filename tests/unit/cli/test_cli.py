@@ -259,6 +259,13 @@ def test_commands_before_init_say_to_run_init(cli: Cli) -> None:
     assert "run `cloudctl init` first" in one_line_error(result)
 
 
+def test_a_command_on_a_home_that_does_not_exist_creates_nothing(cli: Cli) -> None:
+    """A mistyped ``--home`` is refused; no empty state is left behind to be mistaken for one."""
+    for args in (["status"], ["token", "list"], ["workload", "list"]):
+        assert "run `cloudctl init` first" in one_line_error(cli(*args, code=2))
+    assert not cli.home.exists()
+
+
 def test_status_warns_of_a_replica_deciding_with_other_policies(ready: Cli) -> None:
     from cloudctl import settings as settings_module
     from cloudctl.services import context as ctx_module
