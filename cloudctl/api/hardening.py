@@ -17,7 +17,9 @@ Invariants:
   log line of the request is tagged with it.
 - The source address is the peer's. ``X-Forwarded-For`` is believed only when the peer is a
   trusted proxy (``settings.trusted_proxies``); then the source is the nearest address in the
-  header that is not itself a trusted proxy.
+  header that is not itself a trusted proxy. From a trusted proxy, ``X-Forwarded-Proto``
+  (its nearest value, ``http`` or ``https``) is also the request's scheme: TLS that ends at
+  the proxy still makes the portal's cookies ``Secure``.
 - Every answer is counted in ``cloudctl_api_requests_total`` by route template and logged.
 """
 
@@ -165,6 +167,7 @@ class Hardening:
         headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
         request_id = ""
         forwarded: list[str] = []
+        forwarded_proto = ""
         content_length: int | None = None
         header_bytes = 0
         for name, value in headers:
@@ -174,12 +177,17 @@ class Hardening:
                 request_id = candidate if REQUEST_ID.fullmatch(candidate) else ""
             elif name == b"x-forwarded-for":
                 forwarded.append(value.decode("latin-1"))
+            elif name == b"x-forwarded-proto":
+                forwarded_proto = value.decode("latin-1").rsplit(",", 1)[-1].strip().lower()
             elif name == b"content-length":
                 content_length = int(value) if value.isdigit() else None
         request_id = request_id or ids.random_hex(32)
         field = "body"
         client = scope.get("client")
-        source = source_address(client[0] if client else "unknown", forwarded, self.trusted)
+        peer = client[0] if client else "unknown"
+        source = source_address(peer, forwarded, self.trusted)
+        if forwarded_proto in ("http", "https") and _is_trusted(peer, self.trusted):
+            scope["scheme"] = forwarded_proto
         scope.setdefault("state", {})["source"] = source
         status_holder = [500]
 

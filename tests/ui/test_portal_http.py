@@ -6,6 +6,7 @@ at the HTTP level, and outcomes in the store are read with SQLAlchemy on the raw
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from cloudctl.api import app as api_app
 from cloudctl.api.ui import department
 from cloudctl.api.ui import sessions as portal_sessions
 from cloudctl.model import drills as drill_plans
@@ -84,6 +86,28 @@ def test_the_session_cookie_is_secure_over_tls(portal_ctx: ctx_module.Context, b
     )
     cookie = next(c for c in answer.headers.get_list("set-cookie") if c.startswith("cloudctl_session="))
     assert "secure" in {part.strip().lower() for part in cookie.split(";")}
+
+
+@pytest.mark.parametrize(("peer", "secure"), [("10.0.0.5", True), ("192.0.2.9", False)])
+def test_the_session_cookie_is_secure_behind_a_trusted_tls_proxy(
+    portal_ctx: ctx_module.Context, peer: str, secure: bool
+) -> None:
+    # TLS ends at the proxy (docs/operations.md); the proxy says so in X-Forwarded-Proto.
+    portal_ctx.settings.trusted_proxies = [ipaddress.ip_network("10.0.0.5/32")]
+    forwarded = {"X-Forwarded-Proto": "https"}
+    with TestClient(api_app.create_app(context=portal_ctx), client=(peer, 50000)) as client:
+        form = client.get("/ui/login", headers=forwarded)
+        login_cookie = form.headers["set-cookie"]
+        answer = client.post(
+            "/ui/login",
+            data={"token": issue(portal_ctx, "dept-user", "psb"), "csrf_token": csrf_of(form.text)},
+            headers={**forwarded, "Cookie": login_cookie.split(";")[0]},
+            follow_redirects=False,
+        )
+    assert answer.status_code == 303, answer.text
+    cookie = next(c for c in answer.headers.get_list("set-cookie") if c.startswith("cloudctl_session="))
+    assert ("secure" in {part.strip().lower() for part in login_cookie.split(";")}) is secure
+    assert ("secure" in {part.strip().lower() for part in cookie.split(";")}) is secure
 
 
 def test_a_wrong_token_is_refused_audited_and_starts_no_session(
