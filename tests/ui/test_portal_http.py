@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from cloudctl.api import app as api_app
-from cloudctl.api.ui import department
+from cloudctl.api.ui import department, web
 from cloudctl.api.ui import sessions as portal_sessions
 from cloudctl.model import drills as drill_plans
 from cloudctl.services import context as ctx_module
@@ -245,6 +245,40 @@ def test_markup_in_an_order_is_refused_and_echoed_escaped(
     assert "name:" in answer.text
     assert XSS not in answer.text
     assert ESCAPED in answer.text
+
+
+@pytest.mark.parametrize(
+    ("page", "field", "value"),
+    [
+        ("/ui/login", "token", "x" * 501),
+        ("/ui/login", "next", "/ui/" + "a" * 500),
+        ("/ui/order", "idempotency_key", "k" * 201),
+    ],
+)
+def test_an_oversized_form_field_is_named_on_a_portal_page_and_changes_nothing(
+    portal_ctx: ctx_module.Context, browser_like: Browser, page: str, field: str, value: str
+) -> None:
+    client = browser_like(token=None if page == "/ui/login" else issue(portal_ctx, "dept-admin", "hrss"))
+    signed_in_before = client.cookies.get(portal_sessions.COOKIE)
+    answer = post_form(client, page, page, {"offering": "vm.small", "tier": "silver", field: value})
+    assert answer.status_code == 422
+    assert answer.headers["content-type"].startswith("text/html")
+    assert answer.headers["content-security-policy"] == web.CONTENT_SECURITY_POLICY
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert f"{field}: String should have at most" in answer.text
+    assert raw(portal_ctx, "SELECT count(*) FROM requests")[0][0] == 0
+    assert client.cookies.get(portal_sessions.COOKIE) == signed_in_before
+
+
+def test_an_oversized_query_on_a_portal_page_is_named_on_a_portal_page(
+    portal_ctx: ctx_module.Context, browser_like: Browser
+) -> None:
+    client = browser_like(token=issue(portal_ctx, "dept-user", "hrss"))
+    answer = client.get("/ui/requests", params={"state": "s" * 41})
+    assert answer.status_code == 422
+    assert answer.headers["content-type"].startswith("text/html")
+    assert answer.headers["cache-control"] == "no-store"
+    assert "state: String should have at most 40 characters" in answer.text
 
 
 def test_markup_in_a_stored_workload_name_and_a_rejection_reason_is_escaped_everywhere(

@@ -9,7 +9,8 @@ Invariants:
   data safe. Every answer carries a Content-Security-Policy that allows no inline script
   and no other origin.
 - A refusal by the services is shown as a page with the status the API would answer
-  (``problems.from_error``), never a traceback.
+  (``problems.from_error``), never a traceback; so is a form or query field the route
+  itself refuses (too long, say): a 422 page naming the field, with the same headers.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Annotated, Any
 import jinja2
 import pydantic
 from fastapi import Depends, Form, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
@@ -214,10 +216,10 @@ def error_status(request: Request, error: errors.CloudctlError) -> int:
     return problems.from_error(request, error).status_code
 
 
-def validation_message(error: pydantic.ValidationError) -> tuple[str, str]:
+def validation_message(error: pydantic.ValidationError | RequestValidationError) -> tuple[str, str]:
     """The first problem of a form as (field, message)."""
     first = error.errors()[0]
-    field = ".".join(str(part) for part in first.get("loc", ()))
+    field = ".".join(str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path"))
     return field, str(first.get("msg", "invalid"))
 
 
@@ -253,6 +255,18 @@ class PortalRoute(APIRoute):
                     "/ui/login" + (f"?{urllib.parse.urlencode(query)}" if query else ""), status_code=303
                 )
                 response.delete_cookie(sessions_module.COOKIE, path=sessions_module.COOKIE_PATH)
+            except RequestValidationError as invalid:
+                problems.audit_refused_write(request, invalid)
+                field, message = validation_message(invalid)
+                response = render(
+                    request,
+                    getattr(request.state, "visitor", None),
+                    "error.html",
+                    status_code=422,
+                    status=422,
+                    detail=f"{field}: {message}",
+                    error=None,
+                )
             except CsrfRejected:
                 response = render(
                     request,
