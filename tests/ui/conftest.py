@@ -54,10 +54,12 @@ def sign_in(client: TestClient, token: str) -> None:
     assert answer.status_code == 303, answer.text
 
 
-def post_form(client: TestClient, page: str, action: str, data: dict[str, str]) -> httpx.Response:
+def post_form(
+    client: TestClient, page: str, action: str, data: dict[str, str], *, follow: bool = False
+) -> httpx.Response:
     """Submit a form as a browser does: take the CSRF token from ``page``, POST to ``action``."""
     token = csrf_of(client.get(page).text)
-    return client.post(action, data={**data, "csrf_token": token}, follow_redirects=False)
+    return client.post(action, data={**data, "csrf_token": token}, follow_redirects=follow)
 
 
 @pytest.fixture

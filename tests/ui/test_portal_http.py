@@ -22,7 +22,7 @@ from cloudctl.services import context as ctx_module
 from cloudctl.services import drills, identity, orgs, recovery
 from cloudctl.services import requests as requests_service
 from tests.conftest import ROOT
-from tests.ui.conftest import csrf_of, issue, post_form, sign_in
+from tests.ui.conftest import SECADMIN, csrf_of, issue, post_form, sign_in
 
 XSS = '<script>alert("xss")</script><img src=x onerror=alert(1)>'
 ESCAPED = "&lt;script&gt;alert(&#34;xss&#34;)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;"
@@ -176,6 +176,20 @@ def test_a_revoked_token_ends_its_session_at_the_next_page(
     answer = client.get("/ui/catalog", follow_redirects=False)
     assert answer.status_code == 303
     assert "revoked+token" in answer.headers["location"]
+
+
+def test_the_sign_in_page_shows_only_notices_the_portal_wrote(
+    portal_ctx: ctx_module.Context, browser_like: Browser
+) -> None:
+    spoofed = "令牌已过期 Token expired: mail it to helpdesk@evil.example for a new one"
+    client = browser_like()
+    assert "evil.example" not in client.get("/ui/login", params={"notice": spoofed}).text
+    issued = identity.create_token(portal_ctx, principal=SECADMIN, role="dept-user", department="hrss")
+    signed_out = browser_like(token=issued.secret)
+    assert "已退出 Signed out" in post_form(signed_out, "/ui/catalog", "/ui/logout", {}, follow=True).text
+    revoked = browser_like(token=issued.secret)
+    identity.revoke_token(portal_ctx, principal=SECADMIN, token_id=issued.token.id)
+    assert "revoked token" in revoked.get("/ui/catalog").text
 
 
 def test_a_form_without_the_session_csrf_token_changes_nothing(

@@ -13,11 +13,15 @@ Invariants:
   the session at once. Sessions end after ``IDLE_S`` without use or ``ABSOLUTE_S`` after
   sign-in, whichever comes first; a restart signs everyone out. Several API replicas need
   sticky sessions (or a shared session store behind ``SessionStore``'s methods).
+- The sign-in page shows a notice (signed out, why a session ended) only when its address
+  carries the notice's MAC under this process's key: a link from anywhere else cannot put
+  its own words on the portal.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import hmac
 import secrets
 import threading
@@ -59,6 +63,7 @@ class SessionStore:
         self._clock = clock
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
+        self._notice_key = secrets.token_bytes(32)
 
     def start(self, *, bearer: str, replacing: str | None) -> Session:
         """A new session for ``bearer``; the session id the browser came with is forgotten."""
@@ -93,6 +98,13 @@ class SessionStore:
         if session_id:
             with self._lock:
                 self._sessions.pop(session_id, None)
+
+    def notice_mac(self, notice: str) -> str:
+        """What the sign-in page's address carries beside ``notice`` to have it shown."""
+        return hmac.new(self._notice_key, notice.encode(), hashlib.sha256).hexdigest()
+
+    def is_own_notice(self, notice: str, mac: str) -> bool:
+        return same_secret(self.notice_mac(notice), mac)
 
     def __len__(self) -> int:
         with self._lock:

@@ -7,7 +7,6 @@ replaces whatever id the browser sent (no session fixation). Sign-in and sign-ou
 
 from __future__ import annotations
 
-import urllib.parse
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request, Response
@@ -59,8 +58,10 @@ def login_page(
     request: Request,
     next_url: Annotated[str, Query(alias="next", max_length=500)] = "",
     notice: Annotated[str, Query(max_length=300)] = "",
+    mac: Annotated[str, Query(max_length=100)] = "",
 ) -> Response:
-    return _login_page(request, next_url=next_url, notice=notice)
+    own_notice = notice if web.session_store(request).is_own_notice(notice, mac) else ""
+    return _login_page(request, next_url=next_url, notice=own_notice)
 
 
 @router.post("/login")
@@ -116,7 +117,7 @@ def logout(request: Request, visitor: web.CheckedVisitorDep, ctx: web.ContextDep
         target_id=visitor.principal.id.removeprefix("token:"),
         outcome="success",
     )
-    response = web.redirect("/ui/login?" + urllib.parse.urlencode({"notice": "已退出 Signed out"}))
+    response = web.redirect(web.login_url(request, notice="已退出 Signed out"))
     response.delete_cookie(sessions_module.COOKIE, path=sessions_module.COOKIE_PATH)
     return response
 

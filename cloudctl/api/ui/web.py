@@ -201,6 +201,14 @@ def secure_cookie(request: Request) -> bool:
     return request.url.scheme == "https"
 
 
+def login_url(request: Request, *, next_url: str = "", notice: str = "") -> str:
+    """The sign-in page's address, returning to ``next_url``, showing ``notice`` (signed here)."""
+    query = {"next": next_url} if next_url else {}
+    if notice:
+        query |= {"notice": notice, "mac": session_store(request).notice_mac(notice)}
+    return "/ui/login" + (f"?{urllib.parse.urlencode(query)}" if query else "")
+
+
 def safe_next(value: str | None) -> str:
     """A local portal path to go to after sign-in; anything else (another host) is ignored."""
     if not value:
@@ -248,11 +256,13 @@ class PortalRoute(APIRoute):
                 response = await handler(request)
             except SignedOut as signed_out:
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-                query = {"next": target} if request.method == "GET" else {}
-                if signed_out.notice:
-                    query["notice"] = signed_out.notice
                 response = RedirectResponse(
-                    "/ui/login" + (f"?{urllib.parse.urlencode(query)}" if query else ""), status_code=303
+                    login_url(
+                        request,
+                        next_url=target if request.method == "GET" else "",
+                        notice=signed_out.notice,
+                    ),
+                    status_code=303,
                 )
                 response.delete_cookie(sessions_module.COOKIE, path=sessions_module.COOKIE_PATH)
             except RequestValidationError as invalid:
