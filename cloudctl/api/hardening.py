@@ -20,6 +20,8 @@ Invariants:
   header that is not itself a trusted proxy. From a trusted proxy, ``X-Forwarded-Proto``
   (its nearest value, ``http`` or ``https``) is also the request's scheme: TLS that ends at
   the proxy still makes the portal's cookies ``Secure``.
+- Every answer carries ``X-Content-Type-Options: nosniff``: no browser reads a JSON problem
+  that echoes a path, or a static script, as anything but its declared type.
 - Every answer is counted in ``cloudctl_api_requests_total`` by route template and logged.
 """
 
@@ -49,6 +51,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,64}")
 MAX_JSON_DEPTH = 32
 MAX_FORWARDED_HOPS = 16
+OWN_HEADERS = (b"x-request-id", b"x-content-type-options")
 access_log = logging.getLogger("cloudctl.api.access")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -196,8 +199,9 @@ class Hardening:
                 status_holder[0] = message["status"]
                 message.setdefault("headers", [])
                 message["headers"] = [
-                    *[(k, v) for k, v in message["headers"] if k.lower() != b"x-request-id"],
+                    *[(k, v) for k, v in message["headers"] if k.lower() not in OWN_HEADERS],
                     (b"x-request-id", request_id.encode()),
+                    (b"x-content-type-options", b"nosniff"),
                 ]
             await send(message)
 

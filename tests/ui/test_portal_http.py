@@ -483,6 +483,17 @@ def test_the_portal_calls_the_same_services_as_the_api(
     assert calls == ["hrss"]
 
 
+def test_the_portals_script_style_and_refusals_are_never_sniffed(browser_like: Browser) -> None:
+    client = browser_like()
+    answers = [
+        client.get("/ui/static/portal.js"),
+        client.get("/ui/static/portal.css"),
+        client.get("/ui/requests/<script>alert(1)</script>"),  # no such page: the API's 404 problem
+        client.get("/ui/logout"),  # 405
+    ]
+    assert [answer.headers.get("x-content-type-options") for answer in answers] == ["nosniff"] * 4
+
+
 def test_the_api_reference_is_served_from_the_package(browser_like: Browser) -> None:
     client = browser_like()
     swagger = client.get("/docs").text
