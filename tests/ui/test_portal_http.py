@@ -267,6 +267,8 @@ def test_markup_in_an_order_is_refused_and_echoed_escaped(
         ("/ui/login", "token", "x" * 501),
         ("/ui/login", "next", "/ui/" + "a" * 500),
         ("/ui/order", "idempotency_key", "k" * 201),
+        ("/ui/order", "offering", "<b>vm</b>" * 10_000),
+        ("/ui/order", "preferred_center", "qd-" * 10_000),
     ],
 )
 def test_an_oversized_form_field_is_named_on_a_portal_page_and_changes_nothing(
@@ -280,6 +282,7 @@ def test_an_oversized_form_field_is_named_on_a_portal_page_and_changes_nothing(
     assert answer.headers["content-security-policy"] == web.CONTENT_SECURITY_POLICY
     assert answer.headers["x-content-type-options"] == "nosniff"
     assert f"{field}: String should have at most" in answer.text
+    assert value not in answer.text
     assert raw(portal_ctx, "SELECT count(*) FROM requests")[0][0] == 0
     assert client.cookies.get(portal_sessions.COOKIE) == signed_in_before
 

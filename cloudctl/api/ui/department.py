@@ -51,6 +51,9 @@ DATA_CLASS_NAMES = {
     "secret": ("涉密", "secret"),
 }
 PAGE_SIZE = 50
+FIELD_MAX_CHARS = 100
+"""The longest offering, tier, data class, center or name the order form takes: longer ones
+are refused naming the field, before any lookup echoes them back."""
 WORKLOADS_PAGE_SIZE = 20
 """Workload rows carry placements and copies: a shorter page keeps it within the render budget."""
 
@@ -126,12 +129,12 @@ def order_submit(
     request: Request,
     visitor: web.CheckedVisitorDep,
     ctx: web.ContextDep,
-    offering: Annotated[str, Form()] = "",
-    count: Annotated[str, Form()] = "1",
-    tier: Annotated[str, Form()] = "",
-    data_class: Annotated[str, Form()] = "internal",
-    preferred_center: Annotated[str, Form()] = "",
-    name: Annotated[str, Form()] = "",
+    offering: Annotated[str, Form(max_length=FIELD_MAX_CHARS)] = "",
+    count: Annotated[str, Form(max_length=FIELD_MAX_CHARS)] = "1",
+    tier: Annotated[str, Form(max_length=FIELD_MAX_CHARS)] = "",
+    data_class: Annotated[str, Form(max_length=FIELD_MAX_CHARS)] = "internal",
+    preferred_center: Annotated[str, Form(max_length=FIELD_MAX_CHARS)] = "",
+    name: Annotated[str, Form(max_length=FIELD_MAX_CHARS)] = "",
     idempotency_key: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     values = {
