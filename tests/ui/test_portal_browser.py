@@ -277,6 +277,7 @@ def test_every_form_works_without_javascript(
     expect(page.locator("#workload-live").get_by_text("删除中").first).to_be_visible()
     page.get_by_role("button", name="退出").click()
     expect(page.get_by_label("API 令牌")).to_be_visible()
+    expect(page.get_by_role("status")).to_contain_text("已退出 Signed out")
 
 
 def test_markup_in_a_rejection_reason_runs_nowhere(
