@@ -138,6 +138,9 @@ def _config(app: FastAPI | str, *, host: str, port: int, **extra: object) -> uvi
         log_level="info",
         log_config=None,
         access_log=False,
+        # uvicorn would believe X-Forwarded-* from loopback by default; cloudctl believes
+        # them from CLOUDCTL_TRUSTED_PROXIES alone (api/hardening.py).
+        proxy_headers=False,
         timeout_graceful_shutdown=30,
         **extra,  # type: ignore[arg-type]
     )

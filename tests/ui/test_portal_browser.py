@@ -3,7 +3,8 @@
 A real ``cloudctl serve`` (API, portal and reconcile loop) runs on loopback over an initialised
 SQLite home; chromium (``scripts/ensure-browser.sh`` installs it, never Playwright) signs in as
 a department, orders and watches the request become ready, is refused another department's
-pages; sysadmin approves; the auditor reads the log. axe-core (npm, injected into the page)
+pages; sysadmin approves; the auditor reads the log; a token guesser at the sign-in form is
+throttled however it fills ``X-Forwarded-For``. axe-core (npm, injected into the page)
 finds no WCAG 2 A/AA violation — labels and contrast among them — on the main pages. The test
 only polls (bounded), it never sleeps for time.
 
@@ -29,6 +30,7 @@ from cloudctl.services import identity, setup
 from cloudctl.store import db
 from tests.conftest import POLICIES, ROOT, TOPOLOGY, make_context
 from tests.e2e.test_serve_crash import free_port, poll
+from tests.ui.conftest import csrf_of
 
 CHROMIUM = Path(os.environ.get("CLOUDCTL_CHROMIUM", "/usr/bin/chromium"))
 AXE = Path(
@@ -301,6 +303,23 @@ def test_markup_in_a_rejection_reason_runs_nowhere(
     expect(department.locator("ul.reasons")).to_contain_text(XSS)  # shown as text
     expect(department.locator("ul.reasons img")).to_have_count(0)
     assert dialogs == []
+
+
+def test_a_guesser_at_the_served_sign_in_form_cannot_forward_its_way_out_of_the_throttle(
+    portal: Portal,
+) -> None:
+    # No CLOUDCTL_TRUSTED_PROXIES: X-Forwarded-For is no one's word, not even a loopback peer's.
+    statuses = []
+    with httpx.Client(base_url=portal.url) as client:
+        for hop in range(6):
+            form = client.get("/ui/login")
+            answer = client.post(
+                "/ui/login",
+                data={"token": f"cct_{hop:016x}.{'g' * 43}", "csrf_token": csrf_of(form.text)},
+                headers={"X-Forwarded-For": f"198.51.100.{hop}"},
+            )
+            statuses.append(answer.status_code)
+    assert statuses[-1] == 429, statuses
 
 
 def test_the_api_reference_renders_with_nothing_from_outside(
