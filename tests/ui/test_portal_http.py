@@ -8,20 +8,23 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from cloudctl import clock as clocks
 from cloudctl.api import app as api_app
 from cloudctl.api.ui import department, web
 from cloudctl.api.ui import sessions as portal_sessions
 from cloudctl.model import drills as drill_plans
 from cloudctl.services import context as ctx_module
-from cloudctl.services import drills, identity, orgs, recovery
+from cloudctl.services import drills, identity, orgs, recovery, setup
 from cloudctl.services import requests as requests_service
-from tests.conftest import ROOT
+from cloudctl.store import db
+from tests.conftest import ROOT, make_context
 from tests.ui.conftest import SECADMIN, csrf_of, issue, post_form, sign_in
 
 XSS = '<script>alert("xss")</script><img src=x onerror=alert(1)>'
@@ -162,6 +165,28 @@ def test_signing_out_ends_the_session(portal_ctx: ctx_module.Context, browser_li
     replay = browser_like()
     replay.cookies.set(portal_sessions.COOKIE, session_id, domain="testserver.local", path="/ui")
     assert replay.get("/ui/catalog", follow_redirects=False).status_code == 303
+
+
+@pytest.mark.parametrize(("between", "then"), [({}, 200), ({"X-Portal-Refresh": "1"}, 303)])
+def test_a_session_idles_out_though_the_page_refreshes_itself(
+    tmp_path: Path, between: dict[str, str], then: int
+) -> None:
+    # A live page (a request waiting for approval) refreshes itself every few seconds; that
+    # is the script's doing, not the visitor's, so it must not keep the session alive.
+    store = db.Store(db.sqlite_url(tmp_path))
+    store.migrate()
+    clock = clocks.ManualClock()
+    ctx = make_context(store, clock, tmp_path)
+    setup.initialise(ctx)
+    try:
+        with TestClient(api_app.create_app(context=ctx)) as client:
+            sign_in(client, issue(ctx, "dept-admin", "hrss"))
+            clock.advance(portal_sessions.IDLE_S * 2 / 3)
+            assert client.get("/ui/requests", headers=between, follow_redirects=False).status_code == 200
+            clock.advance(portal_sessions.IDLE_S * 2 / 3)
+            assert client.get("/ui/requests", follow_redirects=False).status_code == then
+    finally:
+        store.dispose()
 
 
 def test_a_revoked_token_ends_its_session_at_the_next_page(

@@ -11,8 +11,9 @@ Invariants:
 - The token a department signed in with stays in this process's memory only: each page
   authenticates it again with ``identity.authenticate``, so a revoked or expired token ends
   the session at once. Sessions end after ``IDLE_S`` without use or ``ABSOLUTE_S`` after
-  sign-in, whichever comes first; a restart signs everyone out. Several API replicas need
-  sticky sessions (or a shared session store behind ``SessionStore``'s methods).
+  sign-in, whichever comes first; a page's own refresh of its live region (``REFRESH_HEADER``)
+  is not use. A restart signs everyone out. Several API replicas need sticky sessions (or a
+  shared session store behind ``SessionStore``'s methods).
 - The sign-in page shows a notice (signed out, why a session ended) only when its address
   carries the notice's MAC under this process's key: a link from anywhere else cannot put
   its own words on the portal.
@@ -34,6 +35,8 @@ COOKIE_PATH = "/ui"
 IDLE_S = 30 * 60.0
 ABSOLUTE_S = 8 * 3600.0
 MAX_SESSIONS = 10_000
+REFRESH_HEADER = "X-Portal-Refresh"
+"""Sent by portal.js when it refreshes a live region: the script is busy, not the visitor."""
 
 
 @dataclasses.dataclass
@@ -79,8 +82,8 @@ class SessionStore:
             self._sessions[session.id] = session
         return session
 
-    def find(self, session_id: str | None) -> Session | None:
-        """The live session of this id (and mark it used), or ``None``."""
+    def find(self, session_id: str | None, *, used: bool = True) -> Session | None:
+        """The live session of this id (marked used, if ``used``), or ``None``."""
         if not session_id:
             return None
         now = self._clock.now()
@@ -91,7 +94,8 @@ class SessionStore:
             if now - session.seen_at > IDLE_S or now - session.created_at > ABSOLUTE_S:
                 del self._sessions[session_id]
                 return None
-            session.seen_at = now
+            if used:
+                session.seen_at = now
             return session
 
     def end(self, session_id: str | None) -> None:

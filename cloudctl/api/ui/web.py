@@ -139,7 +139,10 @@ def client_of(request: Request) -> str:
 
 def _visitor(request: Request) -> Visitor:
     store = session_store(request)
-    session = store.find(request.cookies.get(sessions_module.COOKIE))
+    session = store.find(
+        request.cookies.get(sessions_module.COOKIE),
+        used=sessions_module.REFRESH_HEADER not in request.headers,
+    )
     if session is None:
         raise SignedOut()
     try:

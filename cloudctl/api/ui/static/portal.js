@@ -14,7 +14,9 @@
     if (!liveRegions().length) {
       return;
     }
-    fetch(window.location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+    // The refresh header: this request is the script's, so it does not keep the session alive.
+    var headers = { "Accept": "text/html", "X-Portal-Refresh": "1" };
+    fetch(window.location.href, { credentials: "same-origin", headers: headers })
       .then(function (response) {
         if (!response.ok || response.redirected) {
           throw new Error("status " + response.status);
