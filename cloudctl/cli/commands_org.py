@@ -216,10 +216,14 @@ def quota_sync(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the drift; correct nothing.")] = False,
 ) -> None:
     """Keep the centers' project quotas equal to the quota tree: show and correct drift."""
-    from cloudctl.services import provisioning
+    from cloudctl.services import access, provisioning
 
     state = common.state_of(ctx)
-    state.operator()
+    principal = state.operator()
+    if not dry_run:  # showing the drift is reading; correcting it is setting quota
+        access.authorize(
+            state.context, principal=principal, action="quota.set", resource_type="Quota", resource_id="all"
+        )
     results = provisioning.sync_quotas(state.context, center=center, dry_run=dry_run)
     data = [
         {

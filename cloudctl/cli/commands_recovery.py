@@ -128,7 +128,7 @@ def replication_run(ctx: typer.Context) -> None:
     from cloudctl.services import recovery, replication_points
 
     state = common.state_of(ctx)
-    state.operator()
+    recovery.authorize_operations(state.context, state.operator(), action="failover.run")
     results = recovery.run_due(state.context)
     points = replication_points.take_points(state.context, results)
     summary = [

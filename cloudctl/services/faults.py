@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from cloudctl import clock as clocks
 from cloudctl import errors
-from cloudctl.services import access, audit, drivers
+from cloudctl.services import access, audit, drivers, recovery
 from cloudctl.services import context as ctx_module
 
 if TYPE_CHECKING:
@@ -62,12 +62,13 @@ def inject(
     principal: access.Principal | None = None,
 ) -> FaultPublic:
     """Inject a fault; ``principal`` defaults to the local sysadmin (drills, the console)."""
+    principal = _authorized(ctx, principal)
     fault = _inject(
         ctx, kind=kind, center=center, peer=peer, factor=factor, rate=rate, workload=workload, key=key
     )
     audit.record(
         ctx,
-        principal=principal or access.local_operator("sysadmin"),
+        principal=principal,
         action="fault.inject",
         target_type="Fault",
         target_id=fault.id,
@@ -148,6 +149,14 @@ def _corrupt_replica(
     return simulator.corrupt_replica(center, bucket=bucket, key=chosen)
 
 
+def _authorized(ctx: ctx_module.Context, principal: access.Principal | None) -> access.Principal:
+    """Faults are a drill's: ``drill.run`` on the management center (the sysadmin's); ``principal``
+    defaults to the local sysadmin."""
+    principal = principal or access.local_operator("sysadmin")
+    recovery.authorize_operations(ctx, principal, action="drill.run")
+    return principal
+
+
 def list_faults(ctx: ctx_module.Context) -> list[FaultPublic]:
     return [_public(fault) for fault in drivers.simulator(ctx).list_faults()]
 
@@ -157,6 +166,7 @@ def clear(
     ctx: ctx_module.Context, *, fault_id: str | None = None, principal: access.Principal | None = None
 ) -> int:
     """Clear one fault (by id) or, without an id, every fault; returns how many were cleared."""
+    principal = _authorized(ctx, principal)
     simulator = drivers.simulator(ctx)
     if fault_id is None:
         cleared = simulator.clear_all()
@@ -168,7 +178,7 @@ def clear(
         cleared = 1
     audit.record(
         ctx,
-        principal=principal or access.local_operator("sysadmin"),
+        principal=principal,
         action="fault.clear",
         target_type="Fault",
         target_id=fault_id or "all",

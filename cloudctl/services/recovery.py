@@ -25,7 +25,7 @@ from cloudctl import errors, metrics
 from cloudctl.model import recovery as recovery_model
 from cloudctl.model import states
 from cloudctl.model import topology as topo
-from cloudctl.recovery import failover, restore
+from cloudctl.recovery import failover, restore, traffic
 from cloudctl.recovery import replication as repl
 from cloudctl.services import audit, drivers, identity
 from cloudctl.services import context as ctx_module
@@ -620,6 +620,12 @@ def authorize_center(
         resource_id=center,
         attributes={"name": center, "role": topology_center.role.value, "site": topology_center.site},
     )
+
+
+def authorize_operations(ctx: ctx_module.Context, principal: identity.Principal, *, action: str) -> None:
+    """May ``principal`` run ``action`` on the city's recovery as a whole? It is asked of the
+    management center, where the traffic steering lives; ``PolicyDenied`` if not."""
+    authorize_center(ctx, principal, traffic.traffic_center(ctx.topology), action=action)
 
 
 def _workload_center(ctx: ctx_module.Context, name: str, *, field: str) -> topo.Center:

@@ -86,9 +86,7 @@ def scrub(
 ) -> list[ScrubPublic]:
     """Scrub every stream (of one workload, if given); the findings per stream."""
     # Operators only, whatever there is to scrub: refused before anything is looked up.
-    recovery_service.authorize_center(
-        ctx, principal, traffic.traffic_center(ctx.topology), action="failover.run"
-    )
+    recovery_service.authorize_operations(ctx, principal, action="failover.run")
     with ctx.read() as tx:
         if workload_id is not None:
             requests.get_workload(tx, workload_id)  # NotFound names the workload

@@ -26,7 +26,6 @@ from cloudctl import clock as clocks
 from cloudctl import errors, metrics
 from cloudctl.model import states
 from cloudctl.recovery import restore as engine
-from cloudctl.recovery import traffic
 from cloudctl.services import audit, identity, recovery
 from cloudctl.services import context as ctx_module
 from cloudctl.store import requests
@@ -168,7 +167,7 @@ def restore(
     """Restore the workload to the newest point at or before ``at`` (see the module)."""
     # Operators only, whatever the workload: refused before it is looked up, so a department
     # learns nothing of another's workloads (their existence, state or recovery points).
-    recovery.authorize_center(ctx, principal, traffic.traffic_center(ctx.topology), action="failover.run")
+    recovery.authorize_operations(ctx, principal, action="failover.run")
     workload = _workload(ctx, workload_id)
     moment = parse_time(at)
     env = recovery.environment(ctx)

@@ -417,6 +417,25 @@ def test_reservations_are_the_sysadmins_and_each_is_audited(ready: Cli) -> None:
     assert records[0]["detail"]["reservation"] == held["id"]
 
 
+@pytest.mark.parametrize(
+    ("args", "action"),
+    [
+        (("sim", "inject", "center-down", "--center", "qd-a"), "drill.run"),
+        (("sim", "clear"), "drill.run"),
+        (("replication", "run"), "failover.run"),
+        (("quota", "sync"), "quota.set"),
+    ],
+)
+def test_commands_that_change_the_centers_are_the_sysadmins(
+    ready: Cli, args: tuple[str, ...], action: str
+) -> None:
+    for role in ("auditor", "secadmin"):
+        refused = ready(*args, code=2, role=role)
+        assert one_line_error(refused).startswith(f"error: {action}: denied by "), refused.stderr
+    assert ready.json("sim", "faults") == []  # nothing injected by a refused role
+    ready(*args)  # the sysadmin's
+
+
 def test_a_refused_reservation_names_the_node_and_resource(ready: Cli) -> None:
     result = ready("quota", "reserve", "psb-household", "--center", "qd-a", "--instances", "9", code=2)
     assert one_line_error(result).startswith(
