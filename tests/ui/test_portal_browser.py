@@ -46,6 +46,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 WAIT_MS = 120_000
+expect.set_options(timeout=WAIT_MS)  # its own default is 5 s: under load a page takes longer
 SCREENSHOTS = os.environ.get("CLOUDCTL_PORTAL_SCREENSHOTS")
 XSS = '<script>alert("xss")</script><img src=x onerror=alert(1)>'
 
