@@ -52,7 +52,7 @@ class Context:
 
             if self.settings.uses_default_sqlite:
                 try:
-                    self.settings.home.mkdir(parents=True, exist_ok=True)
+                    self.settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
                 except OSError as error:
                     raise errors.InvalidInput(
                         f"cannot make the state directory {self.settings.home}: {error.strerror}",

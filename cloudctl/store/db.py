@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -103,6 +104,15 @@ class PoolStatus:
     in_use: int
 
 
+def _private_file(database: str | None) -> None:
+    """Make a SQLite store's file, where there is none yet, readable by its owner only: it holds
+    the token hashes and every department's records (SQLite gives its WAL files the same mode)."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    with contextlib.suppress(FileExistsError, FileNotFoundError):
+        os.close(os.open(database, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+
+
 class Store:
     """A handle on the durable store; cheap to keep, one per process."""
 
@@ -122,6 +132,7 @@ class Store:
             "pool_timeout": self.pool.timeout_s,
         }
         if self.is_sqlite:
+            _private_file(sa.engine.make_url(self.url).database)
             engine = sa.create_engine(
                 self.url,
                 connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +56,13 @@ def one_line_error(result: Any) -> str:
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.stderr
     return lines[0]
+
+
+def test_the_state_is_readable_by_its_owner_alone(cli: Cli) -> None:
+    cli("init")
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in cli.home.iterdir()}
+    assert modes["state.db"] == 0o600
+    assert stat.S_IMODE(cli.home.stat().st_mode) == 0o700
 
 
 def test_init_creates_the_state_and_is_safe_to_run_again(cli: Cli) -> None:
