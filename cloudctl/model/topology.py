@@ -35,6 +35,7 @@ import decimal
 import enum
 import ipaddress
 import re
+import unicodedata
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
@@ -954,3 +955,10 @@ def bounding_limit(
 
 def is_slug(value: str) -> bool:
     return bool(_SLUG_RE.match(value))
+
+
+def check_one_line(value: str, *, field: str) -> None:
+    """A name or a reason a person reads in a table, a log line or a page: no line breaks, tabs
+    or other control characters (Unicode category Cc), which would break or forge those lines."""
+    if any(unicodedata.category(character) == "Cc" for character in value):
+        raise errors.InvalidInput("must be one line without control characters", field=field)

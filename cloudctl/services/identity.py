@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict
 
 from cloudctl import clock as clocks
 from cloudctl import errors, metrics
+from cloudctl.model import topology as topo
 from cloudctl.services import access, audit
 from cloudctl.services import context as ctx_module
 from cloudctl.store import orgs, tokens
@@ -160,6 +161,7 @@ def create_token(
         )
     if len(name) > 100:
         raise errors.InvalidInput("at most 100 characters", field="name")
+    topo.check_one_line(name, field="name")
     owner_path = department_path(ctx, department) if department else ()
     authorize(
         ctx,

@@ -117,6 +117,7 @@ def create_node(
         )
     if not display_name.strip():
         raise errors.InvalidInput("must not be empty", field="name")
+    topo.check_one_line(display_name, field="name")
     try:
         kind_value = topo.OrgKind(kind).value
     except ValueError:

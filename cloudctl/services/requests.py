@@ -1026,6 +1026,7 @@ def reject(
 ) -> RequestPublic:
     if not reason.strip():
         raise errors.InvalidInput("say why the request is rejected", field="reason")
+    topo.check_one_line(reason, field="reason")
     return _decide(ctx, principal=principal, request_id=request_id, action="request.reject", reason=reason)
 
 

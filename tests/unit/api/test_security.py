@@ -488,3 +488,26 @@ def test_a_department_revoking_another_departments_token_is_answered_as_for_a_mi
             sa.select(schema.tokens.c.revoked_at).where(schema.tokens.c.id == foreign)
         ).scalar()
     assert revoked is None
+
+
+@pytest.mark.parametrize("text", ["two\nlines", "tab\there", "bell\x07", "carriage\rreturn", "c1\x85"])
+def test_a_name_or_a_reason_with_a_control_character_is_422_and_changes_nothing(
+    ctx: ctx_module.Context, client: TestClient, text: str
+) -> None:
+    _, sysadmin = bearer(ctx, "sysadmin")
+    _, secadmin = bearer(ctx, "secadmin")
+    _, hrss = bearer(ctx, "dept-admin", "hrss")
+    node = {"id": "walk-office", "display_name": text, "parent": "shinan", "kind": "department"}
+    refused = client.post("/v1/org/nodes", json=node, headers=sysadmin)
+    assert (refused.status_code, refused.json()["field"]) == (422, "name"), refused.text
+    assert client.get("/v1/org/nodes/walk-office", headers=sysadmin).status_code == 404
+    tokens_before = client.get("/v1/tokens", headers=secadmin).json()["count"]
+    token = {"role": "auditor", "name": text}
+    refused = client.post("/v1/tokens", json=token, headers=secadmin)
+    assert (refused.status_code, refused.json()["field"]) == (422, "name"), refused.text
+    assert client.get("/v1/tokens", headers=secadmin).json()["count"] == tokens_before
+    big = client.post("/v1/requests", json=order(count=5), headers=hrss).json()
+    assert big["state"] == "pending-approval"  # over 4 instances waits for an operator
+    refused = client.post(f"/v1/requests/{big['id']}/reject", json={"reason": text}, headers=sysadmin)
+    assert (refused.status_code, refused.json()["field"]) == (422, "reason"), refused.text
+    assert client.get(f"/v1/requests/{big['id']}", headers=hrss).json()["state"] == "pending-approval"
