@@ -1,13 +1,17 @@
 """Time, injectable: every component that waits or timestamps takes a ``Clock``.
 
 ``SystemClock`` is real time; ``ManualClock`` only moves when told to, so tests
-and deterministic drills never sleep. Standard library only: every layer may use it.
+and deterministic drills never sleep, except inside its ``in_real_time`` block, where it
+also moves as real time does (what a real backend takes then counts). Standard library
+only: every layer may use it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -30,15 +34,35 @@ class SystemClock:
 
 
 class ManualClock:
-    """A clock that advances only when ``advance`` or ``sleep`` is called; thread-safe."""
+    """A clock that advances only when ``advance`` or ``sleep`` is called, or with real time
+    inside ``in_real_time``; thread-safe."""
 
     def __init__(self, start: float = 1_767_225_600.0) -> None:  # 2026-01-01T00:00:00Z
         self._now = start
+        self._real_since: float | None = None
         self._lock = threading.Lock()
 
     def now(self) -> float:
         with self._lock:
-            return self._now
+            if self._real_since is None:
+                return self._now
+            return self._now + time.monotonic() - self._real_since
+
+    @contextlib.contextmanager
+    def in_real_time(self) -> Iterator[None]:
+        """Inside the block the clock also moves as real time does: work that takes real time
+        (a real cloud booting a server) is not over in no time. Not reentrant."""
+        with self._lock:
+            if self._real_since is not None:
+                raise RuntimeError("already in real time")
+            self._real_since = time.monotonic()
+        try:
+            yield
+        finally:
+            with self._lock:
+                assert self._real_since is not None
+                self._now += time.monotonic() - self._real_since
+                self._real_since = None
 
     def sleep(self, seconds: float) -> None:
         self.advance(seconds)

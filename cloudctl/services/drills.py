@@ -15,6 +15,8 @@ Invariants:
   link transfers, replication intervals) advance it, so it is deterministic and takes
   seconds; on that clock the engine's units group its store writes into few
   transactions, and a kill loses the unit in flight whole, never half of it;
+- on a topology with a real backend, a recovery (failover, isolated copy) moves that
+  clock with real time as well, so its RTO counts what the real cloud took;
 - every run is authorised (``drill.run``) and audited.
 """
 
@@ -41,6 +43,7 @@ from cloudctl.recovery import restore
 from cloudctl.recovery.drills import checks, engine, platform, progress
 from cloudctl.services import (
     audit,
+    drivers,
     faults,
     identity,
     mgmt,
@@ -936,8 +939,20 @@ class _ServicePlatform:
             chosen[step.workload_id] = platform.PointChosen(found.id, found.seq, found.consistent_at)
         return platform.FailoverPlanned(run_id=plan.run_id or "", stranded=stranded, points=chosen)
 
+    def _in_recovery_time(self) -> contextlib.AbstractContextManager[object]:
+        """On its own clock a drill would see a real cloud recover in no time: there, the clock
+        also moves with real time while the recovery runs (a simulated center still advances it
+        by its simulated waits)."""
+        real = any(
+            name != drivers.SIMULATOR for center in self.topology.centers for name in center.drivers.values()
+        )
+        if real and isinstance(self.clock, clocks.ManualClock):
+            return self.clock.in_real_time()
+        return contextlib.nullcontext()
+
     def execute_failover(self, run_id: str) -> dict[str, platform.Served]:
-        run = recovery.execute(self.ctx, run_id)
+        with self._in_recovery_time():
+            run = recovery.execute(self.ctx, run_id)
         served = {}
         for workload_id, outcome in run.workloads.items():
             if "served_at" in outcome:
@@ -951,16 +966,17 @@ class _ServicePlatform:
             workload = requests_store.get_workload(tx, workload_id)
         offering = self.topology.offering(workload.offering)
         compute = self._env().drivers_for(center).compute
-        server = compute.create_server(
-            name=f"test-{workload_id}",
-            project=workload.department,
-            vcpu=offering.vcpu,
-            ram_gb=offering.ram_gb,
-            disk_gb=offering.volume_gb,
-            metadata={"drill": self.run_id, "isolated": "true"},
-        )
-        compute.wait_for_status(server.id, status=base.ServerStatus.ACTIVE, timeout_s=600)
-        served = platform.Served(center=center, at=self.clock.now())
+        with self._in_recovery_time():
+            server = compute.create_server(
+                name=f"test-{workload_id}",
+                project=workload.department,
+                vcpu=offering.vcpu,
+                ram_gb=offering.ram_gb,
+                disk_gb=offering.volume_gb,
+                metadata={"drill": self.run_id, "isolated": "true"},
+            )
+            compute.wait_for_status(server.id, status=base.ServerStatus.ACTIVE, timeout_s=600)
+            served = platform.Served(center=center, at=self.clock.now())
         compute.delete_server(server.id, ignore_missing=True)
         return served
 
