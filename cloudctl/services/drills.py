@@ -16,7 +16,8 @@ Invariants:
   seconds; on that clock the engine's units group its store writes into few
   transactions, and a kill loses the unit in flight whole, never half of it;
 - on a topology with a real backend, a recovery (failover, isolated copy) moves that
-  clock with real time as well, so its RTO counts what the real cloud took;
+  clock with real time as well, so its RTO counts what the real cloud took; a failover run
+  resumed after a kill goes on from its last step done, never from the clock saved before it;
 - every run is authorised (``drill.run``) and audited.
 """
 
@@ -951,6 +952,13 @@ class _ServicePlatform:
         return contextlib.nullcontext()
 
     def execute_failover(self, run_id: str) -> dict[str, platform.Served]:
+        with self.ctx.read() as tx:
+            steps_done = recovery_store.get_run(tx, run_id).progress
+        last_step_at = max((float(step["at"]) for step in steps_done), default=None)
+        if isinstance(self.clock, clocks.ManualClock) and last_step_at is not None:
+            # Resumed after a kill: the drill saved its clock before the run, and what the run did
+            # since is on the run's own steps; what is left of it cannot have come before them.
+            self.clock.advance(max(last_step_at - self.clock.now(), 0.0))
         with self._in_recovery_time():
             run = recovery.execute(self.ctx, run_id)
         served = {}

@@ -3,16 +3,25 @@ Nova through openstacksdk, not what cloudctl recorded of itself.
 
 The drill runs on its own clock (``simulated_time``, the plans' default), as CI runs it; the
 servers its recovery starts boot in a real Nova, whose own timestamps bound the RTO from below.
+A drill killed in the middle of its failover is resumed by ``cloudctl drill resume``: the run's
+steps, read back with SQL, never go back in time, and Nova made each server once.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime
+import json
+import os
+import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from cloudctl import clock as clocks
 from cloudctl import settings as settings_module
@@ -22,8 +31,11 @@ from cloudctl.services import drills as drill_service
 from cloudctl.services import setup
 from cloudctl.store import db
 from tests.conftest import POLICIES, ROOT
+from tests.e2e.test_kill_resume import finished, killed
+from tests.e2e.test_serve_crash import poll
 from tests.integration.openstack import stack
 from tests.integration.openstack.test_recovery_on_openstack import assert_nothing_left
+from tests.support import operators
 
 OPENSTACK_TOPOLOGY = ROOT / "infra" / "topology.openstack.yaml"
 LOSE_QD_A_GOLD = """
@@ -71,3 +83,61 @@ def test_a_drills_rto_on_openstack_counts_the_time_nova_took_to_boot_the_recover
     assert boot_s >= 1  # the rig's fake driver takes seconds to bring a server up
     assert canary.rto_measured_s is not None and canary.rto_measured_s >= boot_s
     assert_nothing_left(clouds, [canary.workload_id])
+
+
+def test_a_drill_killed_in_its_failover_on_openstack_resumes_without_going_back_in_time(
+    ctx: ctx_module.Context, clouds: Path, tmp_path: Path
+) -> None:
+    plan = yaml.safe_load(LOSE_QD_A_GOLD)
+    plan.update(
+        name="killed-in-its-failover",
+        scenario={**plan["scenario"], "at_s": 130},  # after the DR pass that ends the warm-up
+        scope={"departments": ["hrss"], "tiers": ["silver"]},  # recovered in dz-dr, one after another
+        canary={**plan["canary"], "warmup_s": 300, "workloads_per_tier": 2},
+    )
+    plan_file = tmp_path / "killed-in-its-failover.yaml"
+    plan_file.write_text(yaml.safe_dump(plan), encoding="utf-8")
+    environment = {
+        **os.environ,
+        "CLOUDCTL_HOME": str(tmp_path),
+        "CLOUDCTL_TOPOLOGY": str(OPENSTACK_TOPOLOGY),
+        "CLOUDCTL_POLICIES": str(POLICIES),
+        "CLOUDCTL_CLOUDS_YAML": str(clouds),
+    }
+
+    def cloudctl(*argv: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "cloudctl", *operators.break_glass(list(argv)), *argv],
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+
+    def sql(query: str) -> list[tuple[object, ...]]:
+        with contextlib.closing(sqlite3.connect(tmp_path / "state.db")) as database:
+            return database.execute(query).fetchall()
+
+    first = cloudctl("drill", "run", str(plan_file))
+    poll(lambda: bool(sql("SELECT 1 FROM recovery_steps")), what="the drill's failover to finish a step")
+    killed(first)
+    steps_at_kill = len(sql("SELECT 1 FROM recovery_steps"))
+    assert 1 <= steps_at_kill < 6  # killed with a canary still to recover
+
+    ((drill_id,),) = sql("SELECT id FROM drill_runs")
+    code, out = finished(cloudctl("drill", "resume", str(drill_id)))
+
+    assert code == 0, out
+    ats = [at for (at,) in sql("SELECT at FROM recovery_steps ORDER BY step_id")]
+    assert len(ats) == 6 and ats == sorted(ats)  # what the resumed run did came after the rest
+    ((started_at, report_json),) = sql("SELECT started_at, report FROM drill_runs")
+    report = json.loads(str(report_json))
+    (fault_s,) = [note["offset_s"] for note in report["timeline"] if note["step"] == "fault injected"]
+    last_served_s = max(w["rto_measured_s"] for w in report["workloads"])
+    assert last_served_s >= ats[-1] - float(str(started_at)) - fault_s - 0.01  # the last one served last
+    canaries = [w["workload_id"] for w in report["workloads"]]
+    with contextlib.closing(stack.sdk_connection(cloud="dz-dr", clouds_yaml=clouds)) as dr:
+        made = collections.Counter(
+            server.name for server in dr.compute.servers(all_projects=True, deleted=True)
+        )
+    assert [made[f"{workload_id}-0"] for workload_id in canaries] == [1, 1]  # none made twice
+    assert_nothing_left(clouds, canaries)
