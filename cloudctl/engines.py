@@ -18,7 +18,9 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from cloudctl import clock as clocks
+from cloudctl import errors
 from cloudctl.drivers import base
+from cloudctl.model import states
 from cloudctl.model import topology as topo
 from cloudctl.store import db
 
@@ -50,6 +52,10 @@ class Environment(Generic[ManifestT]):
     """The manifest of each stream (by id): what its target held after the last pass, so a
     pass lists the source only and a scrub tells a damaged copy from a changed source.
     ``None``: each pass lists both sides."""
+    link_state: Callable[[str, str], states.LinkState] | None = None
+    """The link between two centers as the injected faults leave it, for a copy through the
+    drivers: cloudctl's replication is the path the data takes, so a cut link stops it on real
+    backends too. ``None``: the transport judges the link."""
 
     def copy_object(self, source: str, target: str, bucket: str, key: str) -> int:
         """Copy ``bucket/key`` from center ``source`` to center ``target``; the bytes moved.
@@ -58,6 +64,8 @@ class Environment(Generic[ManifestT]):
         (``put_replica``: nothing hashed twice, no HEAD)."""
         if self.transport is not None:
             return self.transport(source, target, bucket, key)
+        if self.link_state is not None and self.link_state(source, target) is states.LinkState.CUT:
+            raise errors.InjectedFault(f"the link {source}~{target} is cut (injected fault)", field="link")
         data, info = self.drivers_for(source).object_storage.get_object(bucket, key=key)
         self.drivers_for(target).object_storage.put_replica(bucket, data=data, source=info)
         return len(data)

@@ -277,3 +277,27 @@ def test_a_bucket_only_workload_gets_points_and_a_restore_rewinds_its_dr_bucket(
     # upload/2 came by the sweep, not the change log: the restore leaves it as the copy holds it.
     assert bodies(dr, bucket) == {"case/1": b"version two", "upload/2": b"from another client"}
     assert bodies(source, bucket)["case/1"] == b"\x00encrypted\x00"  # the serving copy is not touched
+
+
+def test_a_cut_dr_link_stops_the_copy_to_s3_until_it_is_back(
+    ctx: ctx_module.Context, source_center: str, target_center: str, s3_clients: tuple[Any, Any]
+) -> None:
+    from cloudctl.services import faults
+
+    _source, target = s3_clients
+    workload = ready_silver(ctx, source_center)
+    bucket = repl.data_bucket(workload)
+    recovery.write(ctx, workload, key="before", data=b"shipped before the cut")
+    ship_with_points(ctx)
+    cut = faults.inject(ctx, kind="link-cut", center=source_center, peer=target_center)
+    recovery.write(ctx, workload, key="during", data=b"written while the line is cut")
+    advance(ctx, 301)
+    (during_cut,) = recovery.run_due(ctx)
+    assert "cut" in during_cut.error
+    assert bodies(target, bucket) == {"before": b"shipped before the cut"}  # nothing crossed the cut
+
+    faults.clear(ctx, fault_id=cut.id)
+    advance(ctx, 301)
+    (restored,) = recovery.run_due(ctx)
+    assert restored.error == ""
+    assert bodies(target, bucket)["during"] == b"written while the line is cut"
