@@ -8,7 +8,7 @@ on a center: the least free amount along its ancestor chain.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -280,11 +280,7 @@ def commit(
     ctx: ctx_module.Context, reservation_id: str, *, principal: access.Principal | None = None
 ) -> ReservationPublic:
     """Turn a reservation into usage; audited. ``principal`` as for ``reserve``."""
-    principal = _reservation_authorized(ctx, reservation_id, principal=principal)
-    with ctx.transaction() as tx:
-        reservation = quotas.commit_reservation(tx, reservation_id, now=ctx.clock.now())
-        _record_reservation(ctx, tx, reservation, action="quota.commit", principal=principal)
-    return _public_reservation(reservation)
+    return _settle(ctx, reservation_id, quotas.commit_reservation, action="quota.commit", principal=principal)
 
 
 @audit.audits_refusals(action="quota.release", target_type="Reservation", target="reservation_id")
@@ -292,10 +288,24 @@ def release(
     ctx: ctx_module.Context, reservation_id: str, *, principal: access.Principal | None = None
 ) -> ReservationPublic:
     """Give a reservation's quota back; audited. ``principal`` as for ``reserve``."""
+    return _settle(
+        ctx, reservation_id, quotas.release_reservation, action="quota.release", principal=principal
+    )
+
+
+def _settle(
+    ctx: ctx_module.Context,
+    reservation_id: str,
+    settle: Callable[..., quotas.Reservation],
+    *,
+    action: str,
+    principal: access.Principal | None,
+) -> ReservationPublic:
+    """Commit or release a reservation (``settle``) as ``principal`` may, audited as ``action``."""
     principal = _reservation_authorized(ctx, reservation_id, principal=principal)
     with ctx.transaction() as tx:
-        reservation = quotas.release_reservation(tx, reservation_id, now=ctx.clock.now())
-        _record_reservation(ctx, tx, reservation, action="quota.release", principal=principal)
+        reservation = settle(tx, reservation_id, now=ctx.clock.now())
+        _record_reservation(ctx, tx, reservation, action=action, principal=principal)
     return _public_reservation(reservation)
 
 

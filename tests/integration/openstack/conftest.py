@@ -12,11 +12,18 @@ from pathlib import Path
 
 import pytest
 
+from cloudctl import clock as clocks
+from cloudctl import settings as settings_module
 from cloudctl.drivers import openstack as openstack_driver
 from cloudctl.model import topology
+from cloudctl.services import context as ctx_module
+from cloudctl.services import setup
+from cloudctl.store import db
+from tests.conftest import POLICIES
 from tests.integration.openstack import stack
 
 TOPOLOGY_FILE = Path(__file__).resolve().parents[3] / "infra" / "topology.yaml"
+OPENSTACK_TOPOLOGY = TOPOLOGY_FILE.with_name("topology.openstack.yaml")
 SDK_WARNINGS = "ignore::PendingDeprecationWarning:openstack"
 """openstacksdk 4.22 warns about its own internals on every call (RemovedInSDK50Warning and
 RemovedInSDK60Warning, raised inside ``openstack.*`` with nothing a caller can change)."""
@@ -75,3 +82,23 @@ def cleanup() -> Iterator[Cleanup]:
     yield undos.append
     for undo in reversed(undos):
         undo()
+
+
+@pytest.fixture
+def openstack_clouds(tmp_path: Path) -> Path:
+    """A ``clouds.yaml`` naming the three cloud centers of ``infra/topology.openstack.yaml``."""
+    return stack.write_clouds_yaml(tmp_path / "clouds.yaml", centers=["qd-a", "qd-b", "dz-dr"])
+
+
+@pytest.fixture
+def openstack_ctx(tmp_path: Path, openstack_clouds: Path) -> Iterator[ctx_module.Context]:
+    """A context over ``infra/topology.openstack.yaml`` on a SQLite store, initialised, on a
+    manual clock started at now (the clouds' own timestamps stay comparable)."""
+    settings = settings_module.Settings(
+        home=tmp_path, topology=OPENSTACK_TOPOLOGY, policies=POLICIES, clouds_yaml=openstack_clouds
+    )
+    clock = clocks.ManualClock(start=clocks.SystemClock().now())
+    context = ctx_module.Context(settings=settings, clock=clock, _store=db.Store(db.sqlite_url(tmp_path)))
+    setup.initialise(context)
+    yield context
+    context.close()

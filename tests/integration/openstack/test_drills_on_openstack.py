@@ -17,19 +17,13 @@ import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import yaml
 
-from cloudctl import clock as clocks
-from cloudctl import settings as settings_module
 from cloudctl.model import drills
 from cloudctl.services import context as ctx_module
 from cloudctl.services import drills as drill_service
-from cloudctl.services import setup
-from cloudctl.store import db
 from tests.conftest import POLICIES, ROOT
 from tests.e2e.test_kill_resume import finished, killed
 from tests.e2e.test_serve_crash import poll
@@ -48,45 +42,28 @@ simulated_time: true
 """
 
 
-@pytest.fixture
-def clouds(tmp_path: Path) -> Path:
-    return stack.write_clouds_yaml(tmp_path / "clouds.yaml", centers=["qd-a", "qd-b", "dz-dr"])
-
-
-@pytest.fixture
-def ctx(tmp_path: Path, clouds: Path) -> Iterator[ctx_module.Context]:
-    settings = settings_module.Settings(
-        home=tmp_path, topology=OPENSTACK_TOPOLOGY, policies=POLICIES, clouds_yaml=clouds
-    )
-    clock = clocks.ManualClock(start=clocks.SystemClock().now())
-    context = ctx_module.Context(settings=settings, clock=clock, _store=db.Store(db.sqlite_url(tmp_path)))
-    setup.initialise(context)
-    yield context
-    context.close()
-
-
 def _instant(stamp: str) -> float:
     return datetime.datetime.fromisoformat(stamp).replace(tzinfo=datetime.UTC).timestamp()
 
 
 def test_a_drills_rto_on_openstack_counts_the_time_nova_took_to_boot_the_recovered_server(
-    ctx: ctx_module.Context, clouds: Path
+    openstack_ctx: ctx_module.Context, openstack_clouds: Path
 ) -> None:
-    report = drill_service.run_drill(ctx, plan=drills.parse(LOSE_QD_A_GOLD))
+    report = drill_service.run_drill(openstack_ctx, plan=drills.parse(LOSE_QD_A_GOLD))
     (canary,) = report.workloads
     assert (canary.recovered_in, canary.writes_lost) == ("qd-b", 0)
 
-    with contextlib.closing(stack.sdk_connection(cloud="qd-b", clouds_yaml=clouds)) as qd_b:
+    with contextlib.closing(stack.sdk_connection(cloud="qd-b", clouds_yaml=openstack_clouds)) as qd_b:
         # The drill deleted its canary: Nova still shows the server it booted for the recovery.
         (server,) = qd_b.compute.servers(all_projects=True, deleted=True, name=f"^{canary.workload_id}-0$")
         boot_s = _instant(server.launched_at) - _instant(server.created_at)
     assert boot_s >= 1  # the rig's fake driver takes seconds to bring a server up
     assert canary.rto_measured_s is not None and canary.rto_measured_s >= boot_s
-    assert_nothing_left(clouds, [canary.workload_id])
+    assert_nothing_left(openstack_clouds, [canary.workload_id])
 
 
 def test_a_drill_killed_in_its_failover_on_openstack_resumes_without_going_back_in_time(
-    ctx: ctx_module.Context, clouds: Path, tmp_path: Path
+    openstack_ctx: ctx_module.Context, openstack_clouds: Path, tmp_path: Path
 ) -> None:
     plan = yaml.safe_load(LOSE_QD_A_GOLD)
     plan.update(
@@ -102,7 +79,7 @@ def test_a_drill_killed_in_its_failover_on_openstack_resumes_without_going_back_
         "CLOUDCTL_HOME": str(tmp_path),
         "CLOUDCTL_TOPOLOGY": str(OPENSTACK_TOPOLOGY),
         "CLOUDCTL_POLICIES": str(POLICIES),
-        "CLOUDCTL_CLOUDS_YAML": str(clouds),
+        "CLOUDCTL_CLOUDS_YAML": str(openstack_clouds),
     }
 
     def cloudctl(*argv: str) -> subprocess.Popen[bytes]:
@@ -135,9 +112,9 @@ def test_a_drill_killed_in_its_failover_on_openstack_resumes_without_going_back_
     last_served_s = max(w["rto_measured_s"] for w in report["workloads"])
     assert last_served_s >= ats[-1] - float(str(started_at)) - fault_s - 0.01  # the last one served last
     canaries = [w["workload_id"] for w in report["workloads"]]
-    with contextlib.closing(stack.sdk_connection(cloud="dz-dr", clouds_yaml=clouds)) as dr:
+    with contextlib.closing(stack.sdk_connection(cloud="dz-dr", clouds_yaml=openstack_clouds)) as dr:
         made = collections.Counter(
             server.name for server in dr.compute.servers(all_projects=True, deleted=True)
         )
     assert [made[f"{workload_id}-0"] for workload_id in canaries] == [1, 1]  # none made twice
-    assert_nothing_left(clouds, canaries)
+    assert_nothing_left(openstack_clouds, canaries)

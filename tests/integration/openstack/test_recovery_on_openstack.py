@@ -19,7 +19,6 @@ import openstack.connection
 import pytest
 
 from cloudctl import clock as clocks
-from cloudctl import settings as settings_module
 from cloudctl.recovery import replication as repl
 from cloudctl.services import context as ctx_module
 from cloudctl.services import (
@@ -30,12 +29,10 @@ from cloudctl.services import (
     recovery,
     replication_points,
     restores,
-    setup,
     workloads,
 )
 from cloudctl.services import requests as requests_service
-from cloudctl.store import db
-from tests.conftest import POLICIES, ROOT
+from tests.conftest import ROOT
 from tests.integration.openstack import stack
 from tests.integration.openstack.conftest import Cleanup
 
@@ -45,20 +42,13 @@ OPS = identity.local_operator("sysadmin")
 
 
 @pytest.fixture
-def clouds(tmp_path: Path) -> Path:
-    return stack.write_clouds_yaml(tmp_path / "clouds.yaml", centers=["qd-a", "qd-b", "dz-dr"])
+def clouds(openstack_clouds: Path) -> Path:
+    return openstack_clouds
 
 
 @pytest.fixture
-def ctx(tmp_path: Path, clouds: Path) -> Iterator[ctx_module.Context]:
-    settings = settings_module.Settings(
-        home=tmp_path, topology=OPENSTACK_TOPOLOGY, policies=POLICIES, clouds_yaml=clouds
-    )
-    clock = clocks.ManualClock(start=clocks.SystemClock().now())
-    context = ctx_module.Context(settings=settings, clock=clock, _store=db.Store(db.sqlite_url(tmp_path)))
-    setup.initialise(context)
-    yield context
-    context.close()
+def ctx(openstack_ctx: ctx_module.Context) -> ctx_module.Context:
+    return openstack_ctx
 
 
 def provision(ctx: ctx_module.Context, cleanup: Cleanup, *, offering: str, tier: str, name: str) -> str:
