@@ -304,4 +304,4 @@ def test_listing_names_an_unknown_workload_or_department(ctx: ctx_module.Context
     assert unknown_workload.value.field == "workload"
     with pytest.raises(errors.NotFound) as unknown_dept:
         replication_points.list_points(ctx, department="nope")
-    assert unknown_dept.value.field == "dept"
+    assert unknown_dept.value.field == "department"
