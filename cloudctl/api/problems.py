@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import pydantic
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -136,7 +137,7 @@ def audit_refused_write(request: Request, error: BaseException) -> None:
     )
     principal = getattr(request.state, "principal", None) or identity.ANONYMOUS
     if isinstance(error, RequestValidationError):
-        field, message = _field_and_reason(error)
+        field, message = field_and_reason(error)
         error = errors.InvalidInput(message, field=field or "body")
     context = request.app.state.context
     audit.record_refusal(
@@ -204,10 +205,12 @@ def from_error(request: Request, error: errors.CloudctlError) -> JSONResponse:
     )
 
 
-def _field_and_reason(error: RequestValidationError) -> tuple[str | None, str]:
-    """The input at fault and why, from the first validation error: a body that is not JSON, or
-    not an object, is the ``body`` itself (FastAPI puts a character position in its location)."""
-    first: dict[str, Any] = error.errors()[0] if error.errors() else {"loc": (), "msg": "invalid request"}
+def field_and_reason(error: RequestValidationError | pydantic.ValidationError) -> tuple[str | None, str]:
+    """The input at fault and why, from the first validation error of a request or of a model
+    (the portal's forms): a body that is not JSON, or not an object, is the ``body`` itself
+    (FastAPI puts a character position in its location)."""
+    found: list[Any] = list(error.errors())
+    first: dict[str, Any] = dict(found[0]) if found else {"loc": (), "msg": "invalid request"}
     where = tuple(first.get("loc", ()))
     if first.get("type") == "json_invalid":
         position = where[-1] if len(where) > 1 else "?"
@@ -220,7 +223,7 @@ def _field_and_reason(error: RequestValidationError) -> tuple[str | None, str]:
 
 def from_validation(request: Request, error: RequestValidationError) -> JSONResponse:
     audit_refused_write(request, error)
-    field, message = _field_and_reason(error)
+    field, message = field_and_reason(error)
     return problem(
         status=422,
         kind="invalid-input",

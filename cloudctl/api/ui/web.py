@@ -228,10 +228,9 @@ def error_status(request: Request, error: errors.CloudctlError) -> int:
 
 
 def validation_message(error: pydantic.ValidationError | RequestValidationError) -> tuple[str, str]:
-    """The first problem of a form as (field, message)."""
-    first = error.errors()[0]
-    field = ".".join(str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path"))
-    return field, str(first.get("msg", "invalid"))
+    """The first problem of a form as (field, message), named as the API names it."""
+    field, message = problems.field_and_reason(error)
+    return field or "form", message
 
 
 def _error_page(request: Request, error: errors.CloudctlError) -> Response:
