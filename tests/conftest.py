@@ -8,6 +8,7 @@ The PostgreSQL server is the one ``scripts/ensure-postgres.sh`` made answer (its
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,12 +69,103 @@ def _empty(store: db.Store) -> None:
         tx.execute(sa.text(f"TRUNCATE {names} CASCADE"))
 
 
+class SqliteTemplates:
+    """SQLite stores made once per run and copied for each test: a migrated empty store, and
+    one initialised from the shipped topology at the manual clock's start. A copy is the same
+    file that migrating (or initialising) again would write, in a millisecond instead of a
+    third of a second; a test on its own clock still initialises its store itself."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._made: dict[str, Path] = {}
+        self._copies: dict[Path, tuple[str, int, int]] = {}
+
+    def _template(self, kind: str) -> Path:
+        if kind not in self._made:
+            home = self.directory / kind
+            home.mkdir()
+            template = db.Store(db.sqlite_url(home))
+            template.migrate()
+            if kind == "initialised":
+                setup.initialise(make_context(template, clocks.ManualClock(), home))
+            template.dispose()
+            self._made[kind] = Path(sa.engine.make_url(template.url).database or "")
+        return self._made[kind]
+
+    def copy(self, kind: str, store: db.Store) -> None:
+        """Make ``store``'s file hold what the ``kind`` template holds (mode 0600, as a new
+        store is made); its connections are closed first."""
+        store.dispose()
+        target = Path(sa.engine.make_url(store.url).database or "")
+        for leftover in (target.with_name(target.name + "-wal"), target.with_name(target.name + "-shm")):
+            leftover.unlink(missing_ok=True)
+        shutil.copyfile(self._template(kind), target)
+        target.chmod(0o600)
+        self._copies[target] = (kind, *self._stamp(target))
+
+    def untouched(self, kind: str, store: db.Store) -> bool:
+        """Whether ``store`` is a ``kind`` copy that nothing has written to since (its
+        connections are closed first, so what its WAL held is in the file)."""
+        store.dispose()
+        target = Path(sa.engine.make_url(store.url).database or "")
+        return target.exists() and self._copies.get(target) == (kind, *self._stamp(target))
+
+    @staticmethod
+    def _stamp(path: Path) -> tuple[int, int]:
+        status = path.stat()
+        return status.st_mtime_ns, status.st_size
+
+
+class PostgresInitialised:
+    """The rows initialising from the shipped topology writes, read from the run's PostgreSQL
+    database the first time a test initialises it and written back, in one transaction, for
+    each later test: the same rows in a tenth of the time. Only an empty store is filled this
+    way; anything else is initialised as before."""
+
+    def __init__(self) -> None:
+        self._rows: list[tuple[sa.Table, list[dict[str, object]]]] | None = None
+
+    def initialise(self, context: ctx_module.Context) -> None:
+        store = context.store
+        if not _holds_nothing(store):
+            setup.initialise(context)
+        elif self._rows is None:
+            setup.initialise(context)
+            with store.read() as connection:
+                self._rows = [
+                    (table, [dict(row) for row in connection.execute(table.select()).mappings()])
+                    for table in schema.metadata.sorted_tables
+                ]
+        else:
+            with store.transaction() as tx:
+                for table, rows in self._rows:
+                    if rows:
+                        tx.execute(table.insert(), rows)
+
+
+def _holds_nothing(store: db.Store) -> bool:
+    tables = schema.metadata.sorted_tables
+    anything = " OR ".join(f'EXISTS (SELECT 1 FROM "{table.name}")' for table in tables)
+    with store.read() as connection:
+        return not connection.execute(sa.text(f"SELECT {anything}")).scalar()
+
+
+@pytest.fixture(scope="session")
+def postgres_initialised() -> PostgresInitialised:
+    return PostgresInitialised()
+
+
+@pytest.fixture(scope="session")
+def sqlite_templates(tmp_path_factory: pytest.TempPathFactory) -> SqliteTemplates:
+    return SqliteTemplates(tmp_path_factory.mktemp("sqlite-templates"))
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[db.Store]:
     """An empty, migrated store on each backend."""
     if request.param == "sqlite":
         result = db.Store(db.sqlite_url(tmp_path))
-        result.migrate()
+        request.getfixturevalue("sqlite_templates").copy("migrated", result)
     else:
         result = db.Store(request.getfixturevalue("pg_database_url"))
         _empty(result)
@@ -94,8 +186,21 @@ def make_context(store: db.Store, clock: clocks.Clock, home: Path) -> ctx_module
 
 
 @pytest.fixture
-def ctx(store: db.Store, clock: clocks.ManualClock, tmp_path: Path) -> ctx_module.Context:
+def ctx(
+    request: pytest.FixtureRequest, store: db.Store, clock: clocks.ManualClock, tmp_path: Path
+) -> ctx_module.Context:
     """A services context initialised from the shipped topology, on each store backend."""
+    templates: SqliteTemplates = request.getfixturevalue("sqlite_templates")
+    if (
+        store.is_sqlite
+        and clock.now() == clocks.ManualClock().now()
+        and templates.untouched("migrated", store)
+    ):
+        templates.copy("initialised", store)
+        return make_context(store, clock, tmp_path)
     context = make_context(store, clock, tmp_path)
-    setup.initialise(context)
+    if not store.is_sqlite and clock.now() == clocks.ManualClock().now():
+        request.getfixturevalue("postgres_initialised").initialise(context)
+    else:
+        setup.initialise(context)
     return context
