@@ -117,30 +117,44 @@ class SqliteTemplates:
 
 
 class PostgresInitialised:
-    """The rows initialising from the shipped topology writes, read from the run's PostgreSQL
-    database the first time a test initialises it and written back, in one transaction, for
-    each later test: the same rows in a tenth of the time. Only an empty store is filled this
-    way; anything else is initialised as before."""
+    """The rows initialising from the shipped topology writes, copied aside on the run's
+    PostgreSQL database (a schema of its own that ``_empty`` leaves alone) the first time a
+    test initialises it, and copied back by the server, in one transaction, for each later
+    test: the same rows in a fraction of the time. Only an empty store is filled this way;
+    anything else is initialised as before."""
+
+    SCHEMA = "cloudctl_test_initialised"
 
     def __init__(self) -> None:
-        self._rows: list[tuple[sa.Table, list[dict[str, object]]]] | None = None
+        self._restore: str | None = None
 
     def initialise(self, context: ctx_module.Context) -> None:
         store = context.store
         if not _holds_nothing(store):
             setup.initialise(context)
-        elif self._rows is None:
+            return
+        if self._restore is None:
             setup.initialise(context)
-            with store.read() as connection:
-                self._rows = [
-                    (table, [dict(row) for row in connection.execute(table.select()).mappings()])
-                    for table in schema.metadata.sorted_tables
-                ]
-        else:
-            with store.transaction() as tx:
-                for table, rows in self._rows:
-                    if rows:
-                        tx.execute(table.insert(), rows)
+            self._restore = self._set_aside(store)
+            return
+        with store.transaction() as tx:
+            tx.execute(sa.text(self._restore))
+
+    def _set_aside(self, store: db.Store) -> str:
+        """Copy each table that initialising wrote into the side schema; the statement that
+        copies them back."""
+        restore = []
+        with store.transaction() as tx:
+            tx.execute(
+                sa.text(f'DROP SCHEMA IF EXISTS "{self.SCHEMA}" CASCADE; CREATE SCHEMA "{self.SCHEMA}"')
+            )
+            for table in schema.metadata.sorted_tables:
+                if tx.execute(sa.text(f'SELECT EXISTS (SELECT 1 FROM "{table.name}")')).scalar():
+                    tx.execute(
+                        sa.text(f'CREATE TABLE "{self.SCHEMA}"."{table.name}" AS TABLE "{table.name}"')
+                    )
+                    restore.append(f'INSERT INTO "{table.name}" SELECT * FROM "{self.SCHEMA}"."{table.name}"')
+        return "; ".join(restore)
 
 
 def _holds_nothing(store: db.Store) -> bool:

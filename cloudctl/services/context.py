@@ -187,13 +187,20 @@ TOPOLOGY_CACHE_DIR = "cache"
 """Under the home: parsed topologies, one file per topology text (and model version)."""
 
 
+_PARSED: dict[str, topo.Topology] = {}
+"""Topologies this process has parsed, by the same key as the entries on disk (a few at most)."""
+_PARSED_LIMIT = 8
+
+
 def parse_topology_cached(text: str, *, cache_dir: Path) -> topo.Topology:
-    """``topo.parse(text)``, remembered on disk by the hash of the text and of the model's code.
+    """``topo.parse(text)``, remembered by the hash of the text and of the model's code: in
+    this process, and on disk for the next command.
 
     Parsing and validating the YAML costs several times what reading back the parsed object
-    does, and every command pays it. The key changes with the text and with the model's
-    source, so a stale entry is never read; a cache that cannot be read or written is
-    skipped (the text is parsed as before).
+    does, and every command (and every context a process opens) pays it. The key changes with
+    the text and with the model's source, so a stale entry is never read; a cache that cannot
+    be read or written is skipped (the text is parsed as before). A topology is frozen, so one
+    parsed object serves every context that asks.
     """
     model_source = Path(topo.__file__)
     stamp = model_source.stat()
@@ -201,17 +208,35 @@ def parse_topology_cached(text: str, *, cache_dir: Path) -> topo.Topology:
         f"{stamp.st_mtime_ns}:{stamp.st_size}:{model_source}\0".encode() + text.encode()
     ).hexdigest()
     path = cache_dir / f"topology-{key[:32]}.pickle"
+    topology = _PARSED.get(key)
+    if topology is not None:
+        if not path.exists():
+            _write_entry(path, topology)
+        return topology
+    topology = _read_entry(path)
+    if topology is None:
+        topology = topo.parse(text)
+        _write_entry(path, topology)
+    if len(_PARSED) >= _PARSED_LIMIT:
+        _PARSED.clear()
+    _PARSED[key] = topology
+    return topology
+
+
+def _read_entry(path: Path) -> topo.Topology | None:
     with contextlib.suppress(OSError, pickle.UnpicklingError, EOFError, AttributeError, TypeError):
         cached = pickle.loads(path.read_bytes())
         if isinstance(cached, topo.Topology):
             return cached
-    topology = topo.parse(text)
+    return None
+
+
+def _write_entry(path: Path, topology: topo.Topology) -> None:
     with contextlib.suppress(OSError, pickle.PicklingError):
-        cache_dir.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(f".{os.getpid()}.partial")
         partial.write_bytes(pickle.dumps(topology, protocol=pickle.HIGHEST_PROTOCOL))
         partial.replace(path)
-    return topology
 
 
 def open_context(settings: settings_module.Settings, *, clock: clocks.Clock | None = None) -> Context:
