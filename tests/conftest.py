@@ -22,10 +22,34 @@ from cloudctl.services import context as ctx_module
 from cloudctl.services import setup
 from cloudctl.store import db, schema
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest-xdist gives its workers COLUMNS=80, and the CLI's console (made once a process)
+    # would keep a width it finds there for good; in one process, as a command runs, it
+    # measures the terminal (or takes a test's COLUMNS) each time it prints.
+    os.environ.pop("COLUMNS", None)
+
 ROOT = Path(__file__).resolve().parent.parent
 TOPOLOGY = ROOT / "infra" / "topology.yaml"
 POLICIES = ROOT / "policies"
 DEFAULT_PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+SHARED_STACK = (
+    "tests/integration/openstack/",
+    "tests/integration/test_fault_injection.py",
+    "tests/integration/test_tuned_backends.py",
+    "tests/contract/test_driver_contract.py",
+    "tests/bench/test_smoke.py",
+)
+"""Files whose tests reach the one loopback OpenStack (its projects, quotas, networks and
+servers are shared): ``scripts/check``'s workers run them one after another, on one worker."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The unit that ``--dist loadgroup`` hands one worker: the tests of one file (a file's
+    fixed ports, module-scoped servers and shared rows are never used by two workers at once),
+    and every test on the loopback OpenStack together."""
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group("openstack" if path.startswith(SHARED_STACK) else path))
 
 
 @pytest.fixture(scope="session")

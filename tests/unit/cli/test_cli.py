@@ -115,7 +115,9 @@ def test_default_files_missing_from_the_working_directory_are_named_with_it(
     assert listed.exit_code == 0, listed.stderr
 
 
-def test_state_of_the_previous_schema_is_named_and_init_upgrades_it_keeping_it(ready: Cli) -> None:
+def test_state_of_the_previous_schema_is_named_and_init_upgrades_it_keeping_it(
+    ready: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from cloudctl.store import db, migrations
 
     token = ready.json("token", "create", "--role", "auditor", "--name", "kept")["token"]["id"]
@@ -130,8 +132,9 @@ def test_state_of_the_previous_schema_is_named_and_init_upgrades_it_keeping_it(r
         f"error: home: the cloudctl state at {ready.home / 'state.db'} is at schema revision {previous} "
         f"and this cloudctl needs {head}: run `cloudctl init` to upgrade it in place (what it holds is kept)"
     )
+    monkeypatch.setenv("COLUMNS", "400")  # one line for the whole path, however deep the test's home
     upgraded = ready("init")
-    said = " ".join(upgraded.stdout.split())  # the console wraps long lines
+    said = " ".join(upgraded.stdout.split())
     assert (
         f"upgraded the schema of {ready.home / 'state.db'} from revision {previous}; what it held is kept"
         in said
