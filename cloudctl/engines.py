@@ -52,20 +52,29 @@ class Environment(Generic[ManifestT]):
     """The manifest of each stream (by id): what its target held after the last pass, so a
     pass lists the source only and a scrub tells a damaged copy from a changed source.
     ``None``: each pass lists both sides."""
-    link_state: Callable[[str, str], states.LinkState] | None = None
-    """The link between two centers as the injected faults leave it, for a copy through the
-    drivers: cloudctl's replication is the path the data takes, so a cut link stops it on real
-    backends too. ``None``: the transport judges the link."""
+    link_condition: Callable[[str, str], tuple[states.LinkState, float]] | None = None
+    """The link between two centers as the injected faults leave it (its state, and how many
+    times slower it is), for a copy through the drivers: cloudctl's replication is the path
+    the data takes, so a cut link stops it on real backends too, and a degraded one paces it.
+    ``None``: the transport judges the link."""
 
     def copy_object(self, source: str, target: str, bucket: str, key: str) -> int:
         """Copy ``bucket/key`` from center ``source`` to center ``target``; the bytes moved.
 
         Through the drivers, the target's digests come from the source's verified read
-        (``put_replica``: nothing hashed twice, no HEAD)."""
+        (``put_replica``: nothing hashed twice, no HEAD). Over a link degraded ``f`` times, the
+        copy then waits (on the clock) what the link's nominal time for it would take
+        ``f - 1`` times more, as the simulator's transfer does."""
         if self.transport is not None:
             return self.transport(source, target, bucket, key)
-        if self.link_state is not None and self.link_state(source, target) is states.LinkState.CUT:
+        state, slowdown = states.LinkState.UP, 1.0
+        if self.link_condition is not None:
+            state, slowdown = self.link_condition(source, target)
+        if state is states.LinkState.CUT:
             raise errors.InjectedFault(f"the link {source}~{target} is cut (injected fault)", field="link")
         data, info = self.drivers_for(source).object_storage.get_object(bucket, key=key)
         self.drivers_for(target).object_storage.put_replica(bucket, data=data, source=info)
+        link = self.topology.link(source, target)
+        if state is states.LinkState.DEGRADED and link is not None:
+            self.clock.sleep(link.transfer_s(len(data), slowdown=slowdown) - link.transfer_s(len(data)))
         return len(data)

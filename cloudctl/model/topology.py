@@ -213,6 +213,11 @@ class Link(_Strict):
     def joins(self, a: str, b: str) -> bool:
         return {a, b} == set(self.between)
 
+    def transfer_s(self, size_bytes: int, *, slowdown: float = 1.0) -> float:
+        """How long ``size_bytes`` take over this link: a round trip and the bytes at its
+        bandwidth, both ``slowdown`` times longer on a degraded link."""
+        return slowdown * (self.rtt_ms / 1000 + size_bytes * 8 / (self.bandwidth_mbps * 1_000_000))
+
 
 class DrLevel(_Strict):
     """One GB/T 20988 disaster-recovery level; ``None`` bounds are unbounded."""

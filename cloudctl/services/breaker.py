@@ -94,12 +94,19 @@ class Breakers:
 
 
 class Guarded:
-    """A driver whose every method call is counted by the center's circuit."""
+    """A driver whose every method call is counted by the center's circuit.
 
-    def __init__(self, inner: Any, *, center: str, breakers: Breakers) -> None:
+    ``gate``, when given, runs before each call and may refuse it (an injected fault on a
+    real backend); a refusal is counted like the backend's own.
+    """
+
+    def __init__(
+        self, inner: Any, *, center: str, breakers: Breakers, gate: Callable[[], None] | None = None
+    ) -> None:
         self._inner = inner
         self._center = center
         self._breakers = breakers
+        self._gate = gate
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._inner, name)
@@ -109,6 +116,8 @@ class Guarded:
         def call(*args: Any, **kwargs: Any) -> Any:
             self._breakers.before_call(self._center)
             try:
+                if self._gate is not None:
+                    self._gate()
                 result = attribute(*args, **kwargs)
             except errors.BackendUnavailable:
                 self._breakers.failed(self._center)

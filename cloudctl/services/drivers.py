@@ -12,6 +12,7 @@ the circuit breakers' thresholds are settings (``breaker_failures_to_open``,
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from cloudctl import errors
@@ -52,17 +53,42 @@ OPENSTACK = "openstack"
 
 
 def center_drivers(ctx: ctx_module.Context, center: str) -> base.CenterDrivers:
-    """The center's drivers behind its circuit breaker (see ``services.breaker``)."""
+    """The center's drivers behind its circuit breaker (see ``services.breaker``).
+
+    A real backend's driver also answers to the injected faults: while the center is down
+    (``faults.inject(kind="center-down")``), every call to it is refused as the simulator
+    refuses one, although its servers still answer. So a drill that loses a center on real
+    backends writes nothing to it and copies nothing from it, and what its failover counts as
+    lost is what losing the center would lose.
+    """
     raw = _center_drivers(ctx, center)
     guard = breakers(ctx)
+    names = ctx.topology.center(center).drivers
+    down = _refused_while_down(ctx, center)
+
+    def guarded(driver: Any, capability: topo.Capability) -> Any:
+        gate = None if names.get(capability, SIMULATOR) == SIMULATOR else down
+        return breaker.Guarded(driver, center=center, breakers=guard, gate=gate)
+
     return base.CenterDrivers(
         center=center,
-        compute=breaker.Guarded(raw.compute, center=center, breakers=guard),
-        block_storage=breaker.Guarded(raw.block_storage, center=center, breakers=guard),
-        object_storage=breaker.Guarded(raw.object_storage, center=center, breakers=guard),
-        containers=breaker.Guarded(raw.containers, center=center, breakers=guard),
-        traffic=breaker.Guarded(raw.traffic, center=center, breakers=guard),
+        compute=guarded(raw.compute, topo.Capability.COMPUTE),
+        block_storage=guarded(raw.block_storage, topo.Capability.BLOCK_STORAGE),
+        object_storage=guarded(raw.object_storage, topo.Capability.OBJECT_STORAGE),
+        containers=guarded(raw.containers, topo.Capability.CONTAINERS),
+        traffic=guarded(raw.traffic, topo.Capability.TRAFFIC),
     )
+
+
+def _refused_while_down(ctx: ctx_module.Context, center: str) -> Callable[[], None]:
+    """Raise ``InjectedFault`` while a ``center-down`` fault holds ``center`` (read afresh)."""
+    faults = simulator(ctx)
+
+    def gate() -> None:
+        if faults.center_health(center) is states.CenterHealth.DOWN:
+            raise errors.InjectedFault(f"center {center} is down (injected fault)", field="center")
+
+    return gate
 
 
 def breakers(ctx: ctx_module.Context) -> breaker.Breakers:

@@ -62,7 +62,7 @@ def environment(ctx: ctx_module.Context) -> repl.Environment:
         clock=ctx.clock,
         steps_per_commit=SIMULATED_STEPS_PER_COMMIT if simulated and manual_clock else 1,
         manifests=None if simulated else repl.file_manifests(ctx.settings.home / "replication" / "manifests"),
-        link_state=None if simulated else drivers.simulator(ctx).link_state,
+        link_condition=None if simulated else drivers.simulator(ctx).link_condition,
     )
 
 

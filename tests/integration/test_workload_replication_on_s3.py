@@ -301,3 +301,64 @@ def test_a_cut_dr_link_stops_the_copy_to_s3_until_it_is_back(
     (restored,) = recovery.run_due(ctx)
     assert restored.error == ""
     assert bodies(target, bucket)["during"] == b"written while the line is cut"
+
+
+def test_a_center_down_takes_no_write_and_ships_nothing_from_its_s3_until_it_is_back(
+    ctx: ctx_module.Context, source_center: str, target_center: str, s3_clients: tuple[Any, Any]
+) -> None:
+    """A drill's ``center-down`` holds for a center on real S3 as for a simulated one: the
+    server still answers, but cloudctl neither writes to it nor copies from it, so what a
+    failover then counts as lost is what a lost center would lose."""
+    from cloudctl import errors
+    from cloudctl.services import faults
+
+    source, target = s3_clients
+    workload = ready_silver(ctx, source_center)
+    bucket = repl.data_bucket(workload)
+    recovery.write(ctx, workload, key="before", data=b"shipped before the fault")
+    ship_with_points(ctx)
+    source.put_object(Bucket=bucket, Key="late", Body=b"written by another client, never shipped")
+    down = faults.inject(ctx, kind="center-down", center=source_center)
+
+    with pytest.raises(errors.BackendUnavailable, match=f"center {source_center} is down"):
+        recovery.write(ctx, workload, key="during", data=b"refused: the center is down")
+    advance(ctx, 301)
+    (while_down,) = recovery.run_due(ctx)
+
+    assert f"center {source_center} is down" in while_down.error
+    assert bodies(target, bucket) == {"before": b"shipped before the fault"}  # nothing left the center
+    assert "during" not in bodies(source, bucket)  # the refused write reached no server
+
+    faults.clear(ctx, fault_id=down.id)
+    advance(ctx, 301)
+    (back,) = recovery.run_due(ctx)
+    assert back.error == ""
+    assert bodies(target, bucket) == {
+        "before": b"shipped before the fault",
+        "late": b"written by another client, never shipped",
+    }
+
+
+def test_a_degraded_dr_link_paces_the_copy_to_s3_as_the_simulator_paces_its_own(
+    ctx: ctx_module.Context, source_center: str, target_center: str, s3_clients: tuple[Any, Any]
+) -> None:
+    from cloudctl.services import faults
+
+    _source, target = s3_clients
+    workload = ready_silver(ctx, source_center)
+    bucket = repl.data_bucket(workload)
+    ship_with_points(ctx)
+    faults.inject(ctx, kind="link-degraded", center=source_center, peer=target_center, factor=10)
+    data = b"x" * 5_000_000
+    recovery.write(ctx, workload, key="large", data=data)
+    advance(ctx, 301)
+    before = ctx.clock.now()
+
+    (degraded,) = recovery.run_due(ctx)
+
+    link = ctx.topology.link(source_center, target_center)
+    assert link is not None
+    # The copy took what the nominal link would take for it, nine times over, on the clock.
+    assert (degraded.copied, degraded.error) == (1, "")
+    assert ctx.clock.now() - before == pytest.approx(9 * link.transfer_s(len(data)), abs=1e-6)
+    assert bodies(target, bucket)["large"] == data

@@ -37,8 +37,6 @@ from cloudctl.model import topology as topo
 
 DEFAULT_SERVER_BOOT_S = 2.0
 """How long a simulated server stays in ``build`` before it is ``active``."""
-BITS_PER_BYTE = 8
-BITS_PER_MEGABIT = 1_000_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,8 +151,12 @@ class Simulator:
         return self.fault_book.center_health(center)
 
     def link_state(self, a: str, b: str) -> states.LinkState:
+        return self.link_condition(a, b)[0]
+
+    def link_condition(self, a: str, b: str) -> tuple[states.LinkState, float]:
+        """The link's state as the injected faults leave it, and how many times slower it is."""
         self._link(a, b)
-        return self.fault_book.link_condition(a, b)[0]
+        return self.fault_book.link_condition(a, b)
 
     def _link(self, a: str, b: str) -> topo.Link:
         self.topology.center(a)
@@ -177,8 +179,7 @@ class Simulator:
         link_state, factor = self.fault_book.link_condition(source_center, target_center)
         if link_state is states.LinkState.CUT:
             raise errors.InjectedFault(f"link {link.name} is cut (injected fault)", field="link")
-        bandwidth_bits_per_s = link.bandwidth_mbps * BITS_PER_MEGABIT / factor
-        duration_s = link.rtt_ms / 1000 * factor + size_bytes * BITS_PER_BYTE / bandwidth_bits_per_s
+        duration_s = link.transfer_s(size_bytes, slowdown=factor)
         self.clock.sleep(duration_s)
         return Transfer(
             source_center=source_center,
