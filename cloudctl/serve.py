@@ -44,16 +44,19 @@ def serve(
     """Run one replica of the management center: the HTTP API and /metrics; the reconcilers and
     periodic passes while the database elects it leader (Ctrl-C or SIGTERM stops cleanly)."""
     from cloudctl.api import server
-    from cloudctl.services import provisioning
+    from cloudctl.services import provisioning, scrape
 
     state = common.state_of(ctx)
     state.context.require_initialised()
+    scrape.token(state.context)  # made before the first scrape, so Prometheus can be given it
     server.serve(
         state.context,
         host=host,
         port=port,
         announce=lambda: output.stderr.print(
-            f"cloudctl serving on http://{host}:{port} (API under /v1, docs at /docs)"
+            f"cloudctl serving on http://{host}:{port} (API under /v1, docs at /docs; /metrics "
+            f"for the scrape token in {scrape.token_file(state.context)})",
+            soft_wrap=True,
         ),
         reconcile_interval_s=reconcile_interval_s,
         workers=workers,

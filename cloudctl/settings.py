@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     """The audit chain's key ring (``<key id> <base64 secret>`` lines, the last one signs), readable
     by the service user alone. Default ``<home>/audit.key``, created on first use; a file named
     here must exist."""
+    metrics_token_file: Path | None = None
+    """The scrape token Prometheus presents to read ``/metrics`` (one secret, readable by the
+    service user alone). Default ``<home>/metrics.token``, created on first use; a file named
+    here must exist (``services.scrape``)."""
     audit_key_provider: str | None = None
     """``module:factory`` of a key provider to use instead of the file (``factory(settings)``
     returns an object with ``current()`` and ``get(key_id)``, see ``services.audit_keys``)."""

@@ -201,10 +201,14 @@ class RequestCreateBody(requests_service.RequestCreate):
     )
 
 
+def _source(request: Request) -> str:
+    """The caller's address after the trusted-proxy rule (``api.hardening``)."""
+    return str(request.scope.get("state", {}).get("source") or audit.current_scope().source)
+
+
 def _principal(request: Request, context: ContextDep) -> identity.Principal:
-    source = request.scope.get("state", {}).get("source") or audit.current_scope().source
     principal = identity.authenticate(
-        context, authorization=request.headers.get("authorization"), source=source
+        context, authorization=request.headers.get("authorization"), source=_source(request)
     )
     request.state.principal = principal
     return principal
@@ -355,6 +359,21 @@ def _acting_as(principal: identity.Principal) -> Callable[[Request], identity.Pr
     return acting
 
 
+def _metrics_reader(request: Request, context: ContextDep) -> None:
+    """``/metrics`` for the scrape token or a person allowed ``center.read`` (``services.scrape``)."""
+    from cloudctl.services import scrape
+
+    scrape.authorize(context, authorization=request.headers.get("authorization"), source=_source(request))
+
+
+def _metrics_reading_as(principal: identity.Principal) -> Callable[[Request, ContextDep], None]:
+    def reading(request: Request, context: ContextDep) -> None:
+        request.state.principal = principal
+        status_service.authorize_supervision(context, principal=principal)
+
+    return reading
+
+
 PrincipalDep = Annotated[identity.Principal, Depends(_principal)]
 Limit = Annotated[int, Query(ge=1, le=200, description="Items per page, 1 to 200", examples=[50])]
 Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
@@ -442,6 +461,7 @@ def create_app(
     if acting_as is not None:
         app.dependency_overrides[_principal] = _acting_as(acting_as)
         app.dependency_overrides[_principal_async] = _acting_as(acting_as)
+        app.dependency_overrides[_metrics_reader] = _metrics_reading_as(acting_as)
 
     @app.get("/healthz", tags=["probes"])
     def healthz() -> Health:
@@ -481,8 +501,12 @@ def create_app(
         response_class=Response,
         responses={200: {"content": {"text/plain": {"example": METRICS_EXAMPLE}}}},
     )
-    def metrics_endpoint(ctx: ContextDep) -> Response:
-        """Prometheus exposition of the control plane and the state it supervises."""
+    def metrics_endpoint(ctx: ContextDep, _reader: Annotated[None, Depends(_metrics_reader)]) -> Response:
+        """Prometheus exposition of the control plane and the state it supervises.
+
+        For the scrape token (``Authorization: Bearer`` the secret of ``metrics_token_file``,
+        default ``<home>/metrics.token``) or a person the policies let read the centers
+        (``center.read``); 401 or 403 otherwise: it holds every department's quota."""
         from prometheus_client import CONTENT_TYPE_LATEST
 
         from cloudctl.services import observability

@@ -16,6 +16,7 @@ from prometheus_client import parser
 
 from cloudctl.api import app as api_app
 from cloudctl.services import context as ctx_module
+from cloudctl.services import scrape as scrape_service
 
 LIBRARY_PREFIXES = ("process_", "python_")
 SERIES_SUFFIXES = {
@@ -32,7 +33,7 @@ UNITS = {"second": "_seconds", "byte": "_bytes"}
 def scrape(ctx: ctx_module.Context) -> str:
     with TestClient(api_app.create_app(context=ctx)) as client:
         client.get("/healthz")  # at least one request measured
-        answer = client.get("/metrics")
+        answer = client.get("/metrics", headers={"Authorization": f"Bearer {scrape_service.token(ctx)}"})
     assert answer.status_code == 200
     return answer.text
 

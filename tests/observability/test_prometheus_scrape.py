@@ -21,7 +21,7 @@ import yaml
 from cloudctl import clock as clocks
 from cloudctl import metrics
 from cloudctl.services import context as ctx_module
-from cloudctl.services import housekeeping, identity
+from cloudctl.services import housekeeping, identity, scrape
 from tests.observability import conftest
 
 T = TypeVar("T")
@@ -44,10 +44,12 @@ def wait_for(what: str, probe: Callable[[], T | None], *, process: subprocess.Po
 
 @pytest.fixture
 def prometheus(
-    prometheus_binary: str, server_url: str, tmp_path: Path
+    prometheus_binary: str, server_url: str, ctx: ctx_module.Context, tmp_path: Path
 ) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
-    """Prometheus scraping ``server_url`` every second with the shipped rules; its URL, process, log."""
+    """Prometheus scraping ``server_url`` every second with the shipped rules and the API's scrape
+    token (from its file, as ``dashboards/prometheus.yml`` reads it); its URL, process, log."""
     rules = conftest.DASHBOARDS / "alerts.rules.yml"
+    scrape.token(ctx)  # made on first use, as the first scrape would make it
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "900ms"},
         "rule_files": [str(rules)],
@@ -55,6 +57,7 @@ def prometheus(
             {
                 "job_name": "cloudctl",
                 "metrics_path": "/metrics",
+                "authorization": {"type": "Bearer", "credentials_file": str(scrape.token_file(ctx))},
                 "static_configs": [{"targets": [server_url.removeprefix("http://")]}],
             }
         ],

@@ -34,8 +34,29 @@ def test_probes_and_openapi_answer_without_a_token(client: TestClient) -> None:
     assert client.get("/readyz").json()["status"] == "ready"
     spec = client.get("/openapi.json").json()
     assert "/v1/requests" in spec["paths"]
-    metrics = client.get("/metrics").text
-    assert 'cloudctl_center_up{center="qd-a",role="local",site="qingdao"} 1.0' in metrics
+
+
+def test_metrics_are_for_the_scrape_token_and_the_operators_who_read_the_centers(
+    ctx: ctx_module.Context, client: TestClient
+) -> None:
+    """Every department's quota gauges are in /metrics: no department, nor anyone without a
+    token, reads them; Prometheus' scrape token and the sysadmin do."""
+    from cloudctl.services import scrape
+
+    center_up = 'cloudctl_center_up{center="qd-a",role="local",site="qingdao"} 1.0'
+    secret = scrape.token(ctx)
+    assert scrape.token_file(ctx).stat().st_mode & 0o777 == 0o600
+    scraped = client.get("/metrics", headers={"Authorization": f"Bearer {secret}"})
+    assert scraped.status_code == 200 and center_up in scraped.text
+    assert center_up in client.get("/metrics", headers=token(ctx, "sysadmin")).text
+
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers={"Authorization": f"Bearer {secret[:-1]}x"}).status_code == 401
+    assert client.get("/metrics", headers={"Authorization": secret}).status_code == 401
+    for role, department in (("dept-admin", "hrss"), ("dept-user", "hrss"), ("secadmin", None)):
+        refused = client.get("/metrics", headers=token(ctx, role, department))
+        assert refused.status_code == 403, role
+        assert "cloudctl_quota" not in refused.text
 
 
 def test_readyz_answers_503_until_the_store_is_initialised(tmp_path: Path) -> None:

@@ -1,0 +1,86 @@
+"""Who may read ``/metrics``: the scrape token, or a person the policies let read the centers.
+
+``/metrics`` carries every department's quota gauges and every center's health, capacity and
+links: what ``/v1/quota`` shows a department of its own subtree only, and ``/v1/status`` the
+sysadmin only. So it is not open to whoever reaches the port.
+
+- Prometheus presents the **scrape token** as a bearer token (``authorization: {type: Bearer,
+  credentials_file: …}`` in its scrape config). It is a random secret in
+  ``settings.metrics_token_file`` (default ``<home>/metrics.token``), made on first use and
+  readable by the service user alone; replicas that share the file share the token. It reads
+  ``/metrics`` and nothing else. A token made here looks like a person's (``cct_scrape.…``), so
+  secret scanners and ``cloudctl --token-file`` know it: a cron job writes the textfile with
+  ``cloudctl --token-file <home>/metrics.token metrics --write …``.
+- A person's own token reads it too when the policies let them read the centers
+  (``center.read``, as ``/v1/status``): that is what ``cloudctl metrics`` sends.
+
+Invariants: the token is compared in constant time; anything else is authenticated as a person
+(so a wrong secret counts toward the source's throttle, as at every other endpoint) and refused
+401 or 403 before any state is read.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+import stat
+from pathlib import Path
+
+from cloudctl import errors
+from cloudctl.services import context as ctx_module
+from cloudctl.services import identity, status
+
+FIELD = "metrics_token_file"
+_BEARER = "bearer "
+
+
+def token_file(ctx: ctx_module.Context) -> Path:
+    return ctx.settings.metrics_token_file or ctx.settings.home / "metrics.token"
+
+
+def token(ctx: ctx_module.Context) -> str:
+    """The scrape token; made (0600) on first use when the file is the default one."""
+    path = token_file(ctx)
+    if ctx.settings.metrics_token_file is None and not path.exists():
+        _create(path)
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise errors.InvalidInput(f"no scrape token at {str(path)!r}", field=FIELD) from None
+    except OSError as error:
+        raise errors.InvalidInput(f"cannot read {str(path)!r}: {error.strerror}", field=FIELD) from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise errors.InvalidInput(
+            f"{str(path)!r} is open to other users (mode {stat.S_IMODE(mode):04o}); "
+            "make it readable by the service user alone (chmod 600)",
+            field=FIELD,
+        )
+    if len(text) < 32 or not text.isascii() or any(c.isspace() for c in text):
+        raise errors.InvalidInput(
+            f"{str(path)!r} must hold one secret of at least 32 characters and no spaces", field=FIELD
+        )
+    return text
+
+
+def authorize(ctx: ctx_module.Context, *, authorization: str | None, source: str) -> None:
+    """Let the scrape token or a person allowed ``center.read`` through; raise otherwise."""
+    expected = token(ctx).encode()
+    given = authorization or ""
+    if given[: len(_BEARER)].lower() == _BEARER and hmac.compare_digest(
+        given[len(_BEARER) :].strip().encode(), expected
+    ):
+        return
+    principal = identity.authenticate(ctx, authorization=authorization, source=source)
+    status.authorize_supervision(ctx, principal=principal)
+
+
+def _create(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return  # another replica made it first
+    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+        out.write(f"{identity.TOKEN_PREFIX}scrape.{secrets.token_urlsafe(32)}\n")
