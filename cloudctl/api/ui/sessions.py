@@ -12,8 +12,9 @@ Invariants:
   authenticates it again with ``identity.authenticate``, so a revoked or expired token ends
   the session at once. Sessions end after ``IDLE_S`` without use or ``ABSOLUTE_S`` after
   sign-in, whichever comes first; a page's own refresh of its live region (``REFRESH_HEADER``)
-  is not use. A restart signs everyone out. Several API replicas need sticky sessions (or a
-  shared session store behind ``SessionStore``'s methods).
+  is not use. One token holds at most ``SESSIONS_PER_TOKEN`` sessions (its own idle-longest
+  one ends first), the process ``MAX_SESSIONS``. A restart signs everyone out. Several API
+  replicas need sticky sessions (or a shared session store behind ``SessionStore``'s methods).
 - The sign-in page shows a notice (signed out, why a session ended) only when its address
   carries the notice's MAC under this process's key: a link from anywhere else cannot put
   its own words on the portal.
@@ -35,6 +36,10 @@ COOKIE_PATH = "/ui"
 IDLE_S = 30 * 60.0
 ABSOLUTE_S = 8 * 3600.0
 MAX_SESSIONS = 10_000
+"""Sessions this process keeps; past that, a new one ends the session idle longest ..."""
+SESSIONS_PER_TOKEN = 16
+"""... but one token holds at most this many: its next sign-in ends its own session idle
+longest, so one token signing in over and over cannot sign anyone else out."""
 REFRESH_HEADER = "X-Portal-Refresh"
 """Sent by portal.js when it refreshes a live region: the script is busy, not the visitor."""
 
@@ -76,7 +81,10 @@ class SessionStore:
             if replacing is not None:
                 self._sessions.pop(replacing, None)
             self._expire(now)
-            if len(self._sessions) >= MAX_SESSIONS:
+            own = [s for s in self._sessions.values() if s.bearer == bearer]
+            if len(own) >= SESSIONS_PER_TOKEN:
+                del self._sessions[min(own, key=lambda s: s.seen_at).id]
+            elif len(self._sessions) >= MAX_SESSIONS:
                 oldest = min(self._sessions.values(), key=lambda s: s.seen_at)
                 del self._sessions[oldest.id]
             self._sessions[session.id] = session
