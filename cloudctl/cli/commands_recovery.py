@@ -315,6 +315,15 @@ def _render_run(run: dict[str, Any]) -> None:
         for workload_id, outcome in run["workloads"].items()
     ]
     output.stdout.print(output.table(None, ["workload", "serves in", "writes lost", "data loss s"], rows))
+    for workload_id, outcome in run["workloads"].items():
+        if outcome.get("superseded_count"):
+            output.stdout.print(
+                f"{workload_id}: the resync replaced {outcome['superseded_count']} object(s) "
+                f"{outcome['resynced_to']} held; its bucket keeps them as versions "
+                f"(`cloudctl failover show {run['id']} -o json` names them)",
+                highlight=False,
+                soft_wrap=True,
+            )
     for hook in run["hooks"]:
         verdict = "ok" if hook.get("ok") else f"[bold red]failed[/] ({hook.get('error', '')})"
         output.stdout.print(f"hook {hook.get('when')} {hook.get('scope')}: {hook.get('hook')}: {verdict}")

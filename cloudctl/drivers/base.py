@@ -277,6 +277,10 @@ class Bucket:
     created_at: float
 
 
+UNVERSIONED = "null"
+"""The version id of an object in a bucket that keeps no versions (S3's own spelling)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class ObjectInfo:
     """What is known of a stored object without its bytes.

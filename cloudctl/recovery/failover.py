@@ -876,7 +876,13 @@ def _reprotect(env: repl.Environment, workload_id: str) -> dict[str, Any]:
 
 def _resync(env: repl.Environment, workload_id: str, *, center: str) -> dict[str, Any]:
     """Reverse replication into the returning ``center`` until it holds every acknowledged write,
-    each object it should hold read back and repaired if it differs."""
+    each object it should hold read back and repaired if it differs.
+
+    The outcome names (``superseded``, at most ``SUPERSEDED_LISTED``; ``superseded_count`` all)
+    each object the returning center held whose bytes the resync replaced or removed, with the
+    version id its bucket keeps it under (``None`` where the bucket kept none): the writes a
+    failover counted as lost are not destroyed by coming home. The returning bucket gets the
+    tier's retention first (``set_retention``), as a DR copy has it, so it keeps them that long."""
     with env.store.transaction() as tx:
         workload = requests.get_workload(tx, workload_id, for_update=True)
         here = next(p for p in workload.placements if p.center == center)
@@ -889,10 +895,14 @@ def _resync(env: repl.Environment, workload_id: str, *, center: str) -> dict[str
                 values={"state": states.PlacementState.RESERVED},
             )
     storage = env.drivers_for(center).object_storage
+    bucket = repl.data_bucket(workload_id)
     try:
-        storage.get_bucket(repl.data_bucket(workload_id))
+        storage.get_bucket(bucket)
     except errors.NotFound:
-        storage.create_bucket(repl.data_bucket(workload_id), versioning=True)
+        storage.create_bucket(bucket, versioning=True)
+    # What the resync replaces here is kept as the DR copy keeps what its source overwrites.
+    storage.set_retention(bucket, days=env.topology.tier(workload.tier).deleted_retention_days)
+    held = _current_versions(storage.list_object_versions(bucket))
     _reprotect(env, workload_id)
     shipped = repaired = 0
     for stream in _streams_to(env, workload_id, center):
@@ -908,7 +918,37 @@ def _resync(env: repl.Environment, workload_id: str, *, center: str) -> dict[str
                     break
         # What the center held before it was left is not trusted: re-read it all, repair what differs.
         repaired += repl.scrub(env, stream.id).resent
-    return {"resynced_to": center, "resynced_objects": shipped + repaired, "repaired_objects": repaired}
+    # What the resync replaced with other bytes or removed: a versioned bucket keeps each as a
+    # noncurrent version (the writes a failover counted as lost among them), named here.
+    versions = storage.list_object_versions(bucket)
+    now_held = _current_versions(versions)
+    kept = {(item.key, item.version_id) for item in versions if not item.deleted}
+    superseded = [
+        {
+            "key": key,
+            "version_id": version if (key, version) in kept and version != base.UNVERSIONED else None,
+        }
+        for key, (version, etag) in sorted(held.items())
+        if now_held.get(key, ("", ""))[1] != etag
+    ]
+    return {
+        "resynced_to": center,
+        "resynced_objects": shipped + repaired,
+        "repaired_objects": repaired,
+        "superseded_count": len(superseded),
+        "superseded": superseded[:SUPERSEDED_LISTED],
+    }
+
+
+SUPERSEDED_LISTED = 1000
+"""How many superseded versions a resync step names (it counts them all)."""
+
+
+def _current_versions(versions: Iterable[base.ObjectVersion]) -> dict[str, tuple[str, str]]:
+    """The current version (its id and etag) of each object of a bucket's version listing."""
+    return {
+        item.key: (item.version_id, item.etag) for item in versions if item.is_latest and not item.deleted
+    }
 
 
 def _restore_home(env: repl.Environment, workload_id: str, *, center: str) -> dict[str, Any]:

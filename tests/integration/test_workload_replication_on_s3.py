@@ -362,3 +362,37 @@ def test_a_degraded_dr_link_paces_the_copy_to_s3_as_the_simulator_paces_its_own(
     assert (degraded.copied, degraded.error) == (1, "")
     assert ctx.clock.now() - before == pytest.approx(9 * link.transfer_s(len(data)), abs=1e-6)
     assert bodies(target, bucket)["large"] == data
+
+
+def test_writes_a_failover_lost_stay_at_home_as_versions_the_failback_names(
+    ctx: ctx_module.Context, source_center: str, target_center: str, s3_clients: tuple[Any, Any]
+) -> None:
+    """Home is lost before its last writes ship; the DR copy serves; home comes back and the
+    failback resyncs it from the DR copy. What the failover counted as lost is not destroyed:
+    each lost object stays in the home bucket as the version the failback step names."""
+    from cloudctl.services import faults
+
+    home, _dr = s3_clients
+    workload = ready_silver(ctx, source_center)
+    bucket = repl.data_bucket(workload)
+    recovery.write(ctx, workload, key="case/1", data=b"first, shipped")
+    ship_with_points(ctx)
+    recovery.write(ctx, workload, key="case/1", data=b"second, lost")
+    recovery.write(ctx, workload, key="case/2", data=b"new, lost")
+    down = faults.inject(ctx, kind="center-down", center=source_center)
+    plan = recovery.plan_failover(ctx, principal=OPS, from_center=source_center, planned=False)
+    failed_over = recovery.execute(ctx, plan.run_id or "")
+    assert (failed_over.state, failed_over.workloads[workload]["writes_lost"]) == ("done", 2)
+    faults.clear(ctx, fault_id=down.id)
+    advance(ctx, 301)
+
+    back = recovery.plan_failback(ctx, principal=OPS, to_center=source_center)
+    run = recovery.execute(ctx, back.run_id or "")
+
+    assert run.state == "done"
+    assert bodies(home, bucket) == {"case/1": b"first, shipped"}  # home holds what the DR copy served
+    resynced = run.workloads[workload]
+    kept = {item["key"]: item["version_id"] for item in resynced["superseded"]}
+    assert set(kept) == {"case/1", "case/2"} and resynced["superseded_count"] == 2
+    for key, lost in (("case/1", b"second, lost"), ("case/2", b"new, lost")):
+        assert home.get_object(Bucket=bucket, Key=key, VersionId=kept[key])["Body"].read() == lost

@@ -51,7 +51,7 @@ from cloudctl.drivers.s3 import calls, wire
 
 SHA256_METADATA_KEY = "sha256"
 """User metadata key of the sha256; on the wire the header ``x-amz-meta-sha256``."""
-UNVERSIONED = "null"
+UNVERSIONED = base.UNVERSIONED
 MAX_OBJECT_KEY_BYTES = 1024
 HEAD_PARALLELISM = 16
 DELETE_BATCH_SIZE = 1000

@@ -35,7 +35,7 @@ from cloudctl.drivers.simulator.core import KIND_BUCKET, KIND_OBJECT, KIND_OBJEC
 
 MAX_OBJECT_KEY_CHARS = 300
 """Longest object key the simulator stores (its state keys hold ``bucket/key``)."""
-UNVERSIONED = "null"
+UNVERSIONED = base.UNVERSIONED
 SECONDS_PER_DAY = 86400
 
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")

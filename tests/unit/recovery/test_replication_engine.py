@@ -186,9 +186,10 @@ def test_failback_reprotects_then_returns_and_the_stand_in_hands_back(ctx: ctx_m
     recovery.write(ctx, silver, key="case/1", data=b"before the outage")
     advance(ctx, 301)
     recovery.run_due(ctx)
+    lost = recovery.write(ctx, silver, key="case/0", data=b"acknowledged in qd-a, never shipped")
     faults.inject(ctx, kind="center-down", center="qd-a")
     plan = recovery.plan_failover(ctx, principal=OPS, from_center="qd-a", planned=False)
-    recovery.execute(ctx, plan.run_id or "")
+    assert recovery.execute(ctx, plan.run_id or "").workloads[silver]["writes_lost"] == 1
     recovery.write(ctx, silver, key="case/2", data=b"written in Dezhou")
     with pytest.raises(errors.InvalidInput):
         recovery.plan_failback(ctx, principal=OPS, to_center="qd-a")
@@ -200,6 +201,16 @@ def test_failback_reprotects_then_returns_and_the_stand_in_hands_back(ctx: ctx_m
     run = recovery.execute(ctx, back.run_id or "")
     outcome = run.workloads[silver]
     assert (outcome["resynced_objects"], outcome["repaired_objects"]) == (2, 1)  # case/2, and case/1 repaired
+    # The lost write left qd-a's current objects but not its bucket; the damaged copy repaired
+    # with the same bytes supersedes nothing.
+    storage = drivers.simulator(ctx).drivers("qd-a").object_storage
+    (kept,) = outcome["superseded"]
+    assert (kept["key"], outcome["superseded_count"]) == ("case/0", 1)
+    versions = storage.list_object_versions(repl.data_bucket(silver), prefix="case/0")
+    assert [(v.version_id, v.is_latest, v.deleted) for v in versions if not v.deleted] == [
+        (kept["version_id"], False, False)
+    ]
+    assert lost.center == "qd-a"
     home = workloads.get(ctx, principal=HRSS, workload_id=silver)
     roles = {p.center: (p.role, p.state) for p in home.placements}
     assert roles["qd-a"] == ("primary", "ready")
