@@ -499,7 +499,10 @@ def create_app(
         "/metrics",
         tags=["probes"],
         response_class=Response,
-        responses={200: {"content": {"text/plain": {"example": METRICS_EXAMPLE}}}},
+        responses={
+            200: {"content": {"text/plain": {"example": METRICS_EXAMPLE}}},
+            **problems.documented_errors(),
+        },
     )
     def metrics_endpoint(ctx: ContextDep, _reader: Annotated[None, Depends(_metrics_reader)]) -> Response:
         """Prometheus exposition of the control plane and the state it supervises.
