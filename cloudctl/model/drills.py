@@ -35,8 +35,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from cloudctl import errors
 from cloudctl.model import topology as topo
 
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
 PositiveSeconds = Annotated[float, Field(gt=0)]
 NonNegativeSeconds = Annotated[float, Field(ge=0)]
 
@@ -379,7 +377,7 @@ class EffectiveTarget(_Strict):
 def parse(text: str) -> DrillPlan:
     """Parse and validate a drill plan's YAML; raise ``InvalidInput`` naming the path and reason."""
     try:
-        raw = yaml.load(text, Loader=_LOADER)  # a safe loader, in C where libyaml is there
+        raw = topo.load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "(file)"

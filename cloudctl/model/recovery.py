@@ -295,7 +295,7 @@ def place_hooks(steps: list[RecoveryStep], hooks: tuple[Hook, ...]) -> list[Reco
 def parse_hooks(text: str) -> tuple[Hook, ...]:
     """The hooks of a YAML file (``hooks: [...]``); ``InvalidInput`` naming the path of what is wrong."""
     try:
-        raw = yaml.safe_load(text)
+        raw = topo.load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "(file)"

@@ -53,6 +53,11 @@ DNS_ZONE = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
+MAX_YAML_DEPTH = 100
+"""How deep a YAML file the user hands cloudctl may nest (its top mapping is level 1)."""
+MAX_YAML_ALIASED_NODES = 100_000
+"""How many nodes a YAML file's aliases may add to what it writes out."""
+
 Slug = Annotated[str, Field(pattern=SLUG, description="lower-case ASCII id used in commands and URLs")]
 NonNegative = Annotated[int, Field(ge=0)]
 
@@ -608,10 +613,52 @@ class Topology(_Strict):
 # --- parsing and cross-checks -------------------------------------------------------------
 
 
+def load_yaml(text: str) -> Any:
+    """The data of a YAML file the user names, read by a safe loader (in C where libyaml is there).
+
+    Its events are walked first, and a file nested deeper than ``MAX_YAML_DEPTH`` or whose aliases
+    add more than ``MAX_YAML_ALIASED_NODES`` nodes is refused as a syntax error is (a
+    ``yaml.MarkedYAMLError``): libyaml's composer recurses on the C stack and crashes the process
+    tens of thousands of levels down (Python's, a thousand), and a few kilobytes of aliases of
+    aliases make billions of nodes for validation to walk.
+    """
+    sizes: dict[str, int] = {}  # an anchor's node: how many nodes it holds, aliases expanded
+    open_nodes: list[tuple[str | None, int]] = []  # the collections open: anchor, nodes so far
+    added = 0
+    for event in yaml.parse(text, Loader=_LOADER):
+        size = 0
+        anchor: str | None = None
+        if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+            if len(open_nodes) >= MAX_YAML_DEPTH:
+                raise _yaml_refusal(f"nested deeper than {MAX_YAML_DEPTH} levels", event)
+            open_nodes.append((event.anchor, 1))
+        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            anchor, size = open_nodes.pop()
+        elif isinstance(event, yaml.ScalarEvent):
+            anchor, size = event.anchor, 1
+        elif isinstance(event, yaml.AliasEvent):
+            size = sizes.get(event.anchor or "", 1)
+            added += size
+            if added > MAX_YAML_ALIASED_NODES:
+                raise _yaml_refusal(f"aliases expand to more than {MAX_YAML_ALIASED_NODES} nodes", event)
+        if anchor is not None:
+            sizes[anchor] = size
+        if size and open_nodes:
+            parent, held = open_nodes[-1]
+            open_nodes[-1] = (parent, held + size)
+    return yaml.load(text, Loader=_LOADER)
+
+
+def _yaml_refusal(problem: str, event: yaml.Event) -> yaml.MarkedYAMLError:
+    at = event.start_mark
+    mark = None if at is None else yaml.Mark("<text>", at.index, at.line, at.column, None, 0)
+    return yaml.MarkedYAMLError(problem=problem, problem_mark=mark)
+
+
 def parse(text: str) -> Topology:
     """Parse and validate topology YAML; raise ``TopologyError`` naming the path and reason."""
     try:
-        raw = yaml.load(text, Loader=_LOADER)  # a safe loader, in C where libyaml is there
+        raw = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "file"

@@ -345,6 +345,18 @@ def test_invalid_yaml_names_the_line() -> None:
     assert caught.value.field.startswith("line ")
 
 
+def test_a_plan_nested_too_deep_is_one_line() -> None:
+    with pytest.raises(errors.InvalidInput) as caught:
+        drills.parse("name: x\nsteps: " + "[" * 101 + "]" * 101)
+    assert caught.value.one_line() == "line 2: not valid YAML (nested deeper than 100 levels)"
+
+
+def test_a_plan_nested_to_the_bound_is_validated() -> None:
+    with pytest.raises(errors.InvalidInput) as caught:
+        drills.parse(yaml.safe_dump(BASE) + "targets: " + "[" * 99 + "]" * 99)  # 100 levels, the plan's own
+    assert caught.value.field == "targets"
+
+
 def test_a_plan_that_is_not_a_mapping_is_refused() -> None:
     assert rejected(["name"]).field == "(top)"
 

@@ -84,3 +84,9 @@ def test_hooks_go_before_the_first_and_after_the_last_step_they_are_bound_to() -
         "around-run",
     ]
     assert [s.id.split(":")[0] for s in placed] == [f"{i:04d}" for i in range(7)]
+
+
+def test_a_hooks_file_nested_too_deep_is_one_line() -> None:
+    with pytest.raises(errors.InvalidInput) as caught:
+        model.parse_hooks("hooks: " + "[" * 5_000 + "]" * 5_000)
+    assert caught.value.one_line().startswith("line 1: not valid YAML (nested deeper than 100 levels")

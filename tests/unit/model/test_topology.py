@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -161,6 +163,32 @@ def test_broken_yaml_names_the_line() -> None:
         topology.parse("version: 1\ncenters: [\n")
     assert caught.value.field is not None
     assert caught.value.field.startswith("line ")
+
+
+def test_yaml_nested_too_deep_is_one_line_not_a_crash() -> None:
+    # libyaml's composer recurses on the C stack: tens of thousands of brackets killed the process
+    script = "import sys; from cloudctl import errors; from cloudctl.model import topology\n"
+    script += "try:\n    topology.parse('centers: ' + '[' * 50_000 + ']' * 50_000)\n"
+    script += "except errors.TopologyError as error:\n    print(error.one_line())\n"
+    argv = [sys.executable, "-c", script]
+    done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-500:]
+    assert done.stdout.startswith("line 1: not valid YAML (nested deeper than 100 levels")
+
+
+def test_aliases_that_expand_past_the_bound_are_refused_before_validation() -> None:
+    # a few kilobytes of aliases of aliases: the org tree below holds a million nodes to validate
+    lines = ["org:", "  id: city", "  display_name: x", "  kind: city", "  children:"]
+    lines.append("    - &n0 {id: leaf, display_name: x, kind: department}")
+    for level in range(1, 7):
+        children = ", ".join([f"*n{level - 1}"] * 10)
+        lines.append(
+            f"    - &n{level} {{id: n{level}, display_name: x, kind: bureau, children: [{children}]}}"
+        )
+    with pytest.raises(errors.TopologyError) as caught:
+        topology.parse("\n".join(lines) + "\n")
+    assert caught.value.field is not None and caught.value.field.startswith("line ")
+    assert "aliases expand to more than 100000 nodes" in caught.value.reason
 
 
 def test_offering_amounts_count_an_instance_per_vm() -> None:
