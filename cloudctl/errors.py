@@ -55,13 +55,18 @@ def named_path(path: Path) -> str:
 
 
 def read_input_file(path: Path, *, field: str) -> str:
-    """The text (UTF-8) of a file the user named; missing or unreadable: ``InvalidInput`` of ``field``."""
+    """The text (UTF-8) of a file the user named; missing, unreadable or not UTF-8: ``InvalidInput``
+    of ``field``."""
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InvalidInput(f"no such file {named_path(path)}", field=field) from None
     except OSError as error:
         reason = f"cannot read {named_path(path)}: {error.strerror or error}"
+        raise InvalidInput(reason, field=field) from None
+    except UnicodeDecodeError as error:
+        byte = error.object[error.start]
+        reason = f"cannot read {named_path(path)}: not UTF-8 text (byte 0x{byte:02x} at offset {error.start})"
         raise InvalidInput(reason, field=field) from None
 
 

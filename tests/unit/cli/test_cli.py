@@ -86,6 +86,27 @@ def test_an_invalid_topology_exits_2_naming_the_path_and_writes_nothing(cli: Cli
     assert not (cli.home / "state.db").exists()
 
 
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (["init", "{file}"], "topology"),
+        (["drill", "show", "{file}"], "plan"),
+        (["drill", "run", "{file}"], "plan"),
+        (["failover", "run", "--from", "qd-a", "--planned", "--dry-run", "--hooks", "{file}"], "hooks"),
+        (["login", "--api", "http://127.0.0.1:9", "--token-file", "{file}"], "token-file"),
+    ],
+)
+def test_a_file_that_is_not_utf8_is_one_line_naming_it(
+    ready: Cli, tmp_path: Path, args: list[str], field: str
+) -> None:
+    binary = tmp_path / "latin1.yaml"
+    binary.write_bytes("name: caf\u00e9\n".encode("latin-1"))
+    result = ready(*[arg.format(file=binary) for arg in args], code=2)
+    assert one_line_error(result) == (
+        f"error: {field}: cannot read {str(binary)!r}: not UTF-8 text (byte 0xe9 at offset 9)"
+    )
+
+
 def test_default_files_missing_from_the_working_directory_are_named_with_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
