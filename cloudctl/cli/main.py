@@ -353,6 +353,8 @@ _GLOBAL_FLAGS = {"--simulated-time"}
 """Options that may follow the command. The break-glass options (``--as``, ``--reason``,
 ``--break-glass``, ``--token-file``) stand before it, where nothing can mistake them for a
 command's own (``request reject --reason``, ``login --token-file``)."""
+_GLOBAL_ATTACHED = {f"-o{choice}" for choice in output.Format}
+"""``-o`` with its value attached (``-ojson``); another text (``--reason -ops``) is a command's."""
 
 
 def hoist_global_options(argv: list[str]) -> list[str]:
@@ -366,11 +368,13 @@ def hoist_global_options(argv: list[str]) -> list[str]:
             rest.extend(argv[index:])
             break
         name = arg.split("=", 1)[0]
-        if arg in _GLOBAL_FLAGS:
+        if arg in _GLOBAL_FLAGS or arg in _GLOBAL_ATTACHED:
             front.append(arg)
         elif name in _GLOBAL_OPTIONS:
-            if "=" in arg or index + 1 >= len(argv):
+            if "=" in arg:
                 front.append(arg)
+            elif index + 1 >= len(argv):
+                return [*front, arg]  # its value is missing: said so, not read from the command's name
             else:
                 front.extend(argv[index : index + 2])
                 index += 1

@@ -363,6 +363,21 @@ def test_global_options_may_follow_the_command(ready: Cli) -> None:
     assert yaml.safe_load(ready("centers", "list", "--output", "yaml").stdout)[0]["name"] == "mgmt"
 
 
+@pytest.mark.parametrize(
+    "args", [["status", "-o"], ["dept", "list", "--output"], ["quota", "show", "x", "--home"]]
+)
+def test_a_global_option_at_the_end_without_its_value_is_named_as_missing_it(
+    ready: Cli, args: list[str]
+) -> None:
+    result = ready(*args, code=2)
+    assert one_line_error(result) == f"error: usage: Option {args[-1]!r} requires an argument"
+
+
+def test_a_short_global_option_may_follow_the_command_with_its_value_attached(ready: Cli) -> None:
+    assert main.hoist_global_options(["status", "-ojson"]) == ["-ojson", "status"]
+    assert json.loads(ready("centers", "list", "-ojson").stdout)[0]["name"] == "mgmt"
+
+
 def test_centers_show_names_an_unknown_center(ready: Cli) -> None:
     shown = ready.json("centers", "show", "dz-dr")
     assert shown["center"]["role"] == "dr"
