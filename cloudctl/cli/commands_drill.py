@@ -316,6 +316,7 @@ def drill_run(
     state = common.state_of(ctx)
     path = _plan_file(reference, directory)
     text = errors.read_input_file(path, field="plan")
+    _check_destinations(report_dir=report_dir, junit=junit)
     started = state.api().post("/v1/drills/runs", {"plan_yaml": text, "file_name": path.name})
     output.stderr.print(
         f"drill run {started['id']} started; "
@@ -336,6 +337,7 @@ def drill_resume(
 ) -> None:
     """Finish a drill killed mid-way, from its last finished phase; exit 1 if an objective is missed."""
     state = common.state_of(ctx)
+    _check_destinations(report_dir=report_dir, junit=junit)
     started = state.api().post(f"/v1/drills/runs/{client.segment(run_id, field='run')}/resume")
     _follow_and_finish(state, started, report_dir=report_dir, junit=junit, deadline_s=timeout_s)
 
@@ -353,7 +355,23 @@ def drill_report_command(
     """The report of a finished drill run: shown, and written as JSON, Markdown, HTML and JUnit files;
     exit 1 if it missed an objective."""
     state = common.state_of(ctx)
+    _check_destinations(report_dir=report_dir, junit=junit)
     _finish(state, _report(state, run_id), report_dir=report_dir, junit=junit)
+
+
+def _check_destinations(*, report_dir: Path | None, junit: Path | None) -> None:
+    """Refuse, before anything runs, a report directory or JUnit file that cannot be made there."""
+    for path, field, directory in ((report_dir, "report-dir", True), (junit, "junit", False)):
+        if path is None:
+            continue
+        if path.exists():
+            if path.is_dir() != directory:
+                being = "is not" if directory else "is"
+                raise errors.InvalidInput(f"{errors.named_path(path)} {being} a directory", field=field)
+            continue
+        above = next(parent for parent in path.parents if parent.exists())
+        if not above.is_dir():
+            raise errors.InvalidInput(f"{errors.named_path(above)} is not a directory", field=field)
 
 
 def _report(state: common.State, run_id: str) -> drill_report.DrillReport:
@@ -419,9 +437,17 @@ def _finish(
     from cloudctl.cli import drill_views
 
     target = report_dir or state.home / "drills" / f"{report.plan}-{_stamp(report.started_at)}"
-    files = drill_views.write_report(report, directory=target)
-    if junit is not None:
-        drill_views.write_junit(report, junit)
+    field = "report-dir"
+    try:
+        files = drill_views.write_report(report, directory=target)
+        if junit is not None:
+            field = "junit"
+            drill_views.write_junit(report, junit)
+    except OSError as error:
+        where = errors.named_path(Path(error.filename)) if error.filename else errors.named_path(target)
+        raise errors.OperationFailed(
+            f"cannot write {where}: {error.strerror or error}", field=field
+        ) from None
 
     def render() -> None:
         for renderable in drill_views.render_console(report):

@@ -418,6 +418,43 @@ def test_a_bad_plan_exits_2_naming_the_field_and_runs_nothing(
     assert engine.plans == []
 
 
+@pytest.mark.parametrize(
+    ("option", "where", "reason"),
+    [
+        ("--report-dir", "a-file", "is not a directory"),
+        ("--report-dir", "a-file/reports", "is not a directory"),
+        ("--junit", "a-directory", "is a directory"),
+        ("--junit", "a-file/junit.xml", "is not a directory"),
+    ],
+)
+def test_a_report_destination_that_cannot_be_written_exits_2_and_runs_nothing(
+    ready: Cli, engine: FakeEngine, tmp_path: Path, option: str, where: str, reason: str
+) -> None:
+    (tmp_path / "a-file").write_text("kept\n", encoding="utf-8")
+    (tmp_path / "a-directory").mkdir()
+    result = ready("drill", "run", "lose-qd-a", "--dir", str(PLAN_DIR), option, str(tmp_path / where), code=2)
+    named = tmp_path / where.split("/", maxsplit=1)[0]
+    assert one_line_error(result) == f"error: {option.lstrip('-')}: {str(named)!r} {reason}"
+    assert engine.plans == []
+    assert ready.json("drill", "history") == []
+    assert (tmp_path / "a-file").read_text(encoding="utf-8") == "kept\n"
+
+
+def test_reports_that_cannot_be_written_after_the_run_are_one_line(
+    ready: Cli, engine: FakeEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(self: Path, *args: Any, **kwargs: Any) -> None:
+        raise OSError(28, "No space left on device", str(self))
+
+    monkeypatch.setattr(Path, "write_text", full)
+    result = ready("drill", "run", "lose-qd-a", "--dir", str(PLAN_DIR), "--report-dir", str(tmp_path), code=1)
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"error: report-dir: cannot write {str(tmp_path / 'report.json')!r}: No space left on device"
+    )
+    assert [plan.name for plan in engine.plans] == ["lose-qd-a"]
+
+
 def test_a_missing_plan_file_exits_2(ready: Cli, engine: FakeEngine, tmp_path: Path) -> None:
     result = ready("drill", "run", str(tmp_path / "nowhere.yaml"), code=2)
     assert one_line_error(result).startswith("error: plan: no such file")
