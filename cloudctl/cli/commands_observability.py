@@ -8,6 +8,7 @@ never reads half a file.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import tempfile
@@ -43,6 +44,8 @@ def metrics(
         raise errors.InvalidInput(
             "metrics prints the Prometheus text exposition only: leave out -o", field="output"
         )
+    if write is not None:
+        _check_destination(write)
     text = state.api().call("GET", "/metrics", accept="text/plain").body
     if write is None:
         sys.stdout.buffer.write(text)
@@ -52,6 +55,20 @@ def metrics(
         _write_atomically(path=write, data=text)
     except OSError as error:
         raise errors.InvalidInput(f"cannot write {str(write)!r}: {error.strerror}", field="write") from None
+
+
+def _check_destination(path: Path) -> None:
+    """Refuse, before the state is read (or glass broken), a file that cannot be written there."""
+    directory = path.parent if str(path.parent) else Path(".")
+    problem = None
+    if path.is_dir():
+        problem = errno.EISDIR
+    elif not directory.is_dir():
+        nearest = next((above for above in (directory, *directory.parents) if above.exists()), None)
+        problem = errno.ENOTDIR if nearest is not None and not nearest.is_dir() else errno.ENOENT
+    if problem is not None:
+        reason = f"cannot write {str(path)!r}: {os.strerror(problem)}"
+        raise errors.InvalidInput(reason, field="write")
 
 
 def _write_atomically(*, path: Path, data: bytes) -> None:

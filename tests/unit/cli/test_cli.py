@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -284,6 +285,31 @@ def test_metrics_asked_for_data_is_refused_rather_than_printing_the_exposition(r
     assert one_line_error(result) == (
         "error: output: metrics prints the Prometheus text exposition only: leave out -o"
     )
+
+
+@pytest.mark.parametrize(
+    ("where", "reason"),
+    [
+        ("no/x.prom", "No such file or directory"),
+        ("a-file/x.prom", "Not a directory"),
+        ("", "Is a directory"),
+    ],
+)
+def test_metrics_write_to_a_place_it_cannot_is_refused_before_breaking_glass(
+    ready: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str, reason: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-file").write_text("kept\n", encoding="utf-8")
+    before = audit_count(ready)
+    result = ready("metrics", "--write", where, code=2)
+    assert one_line_error(result) == f"error: write: cannot write {str(Path(where))!r}: {reason}"
+    assert audit_count(ready) == before  # not even the break-glass: nothing was done
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a-file", "home"]
+
+
+def audit_count(cli: Cli) -> int:
+    with sqlite3.connect(cli.home / "state.db") as db:
+        return int(db.execute("SELECT count(*) FROM audit_records").fetchone()[0])
 
 
 def test_commands_before_init_say_to_run_init(cli: Cli) -> None:
