@@ -72,8 +72,10 @@ def check_url(url: str, *, field: str = "api") -> str:
 
 
 def check_token(token: str, *, field: str = "token") -> str:
+    """``token`` stripped, once it can be one: ``cct_`` and printable ASCII (it goes in a header)."""
     token = token.strip()
-    if not token.startswith("cct_") or any(ch.isspace() for ch in token) or len(token) > 200:
+    printable = token.isascii() and token.isprintable() and not any(ch.isspace() for ch in token)
+    if not token.startswith("cct_") or not printable or len(token) > 200:
         raise errors.InvalidInput("not a cloudctl token (they start with cct_)", field=field)
     return token
 
@@ -157,6 +159,8 @@ def resolve(
     environ = dict(os.environ) if environ is None else environ
     api = environ.get("CLOUDCTL_API", "").strip()
     token = environ.get("CLOUDCTL_TOKEN", "").strip()
+    if token:
+        token = check_token(token, field="CLOUDCTL_TOKEN")
     chosen = load(path).context(context_name) if (context_name or not (api and token)) else None
     if chosen is None and not api:
         if token:
@@ -167,5 +171,6 @@ def resolve(
         return None
     name = chosen.name if chosen else "environment"
     api = check_url(api or (chosen.api if chosen else ""))
-    token = token or (chosen.token if chosen else "")
+    if not token and chosen is not None and chosen.token:
+        token = check_token(chosen.token, field=f"contexts.{chosen.name}.token")
     return Context(name=name, api=api, token=token)

@@ -312,6 +312,35 @@ def audit_count(cli: Cli) -> int:
         return int(db.execute("SELECT count(*) FROM audit_records").fetchone()[0])
 
 
+@pytest.mark.parametrize("token", ["cct_abc\nX-Injected: 1", "cct_\u4e2d\u6587", "cct_a\x1bb"])
+@pytest.mark.parametrize("source", ["CLOUDCTL_TOKEN", "token-file", "context"])
+def test_a_token_that_cannot_be_a_header_is_refused_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, token: str, source: str
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv("CLOUDCTL_TOKEN", raising=False)
+    monkeypatch.delenv("CLOUDCTL_API", raising=False)
+    api = "http://127.0.0.1:9"  # nothing listens: the token must be refused before any call
+    argv = ["status"]
+    if source == "CLOUDCTL_TOKEN":
+        monkeypatch.setenv("CLOUDCTL_API", api)
+        monkeypatch.setenv("CLOUDCTL_TOKEN", token)
+    elif source == "token-file":
+        monkeypatch.setenv("CLOUDCTL_API", api)
+        (tmp_path / "token").write_text(token, encoding="utf-8")
+        argv = ["--token-file", str(tmp_path / "token"), "status"]
+    else:
+        from cloudctl.cli import contexts
+
+        config = contexts.Config(path=contexts.config_path(), current="mgmt")
+        config.contexts["mgmt"] = contexts.Context(name="mgmt", api=api, token=token)
+        contexts.save(config)
+    result = CliRunner().invoke(main.app, argv)
+    assert result.exit_code == 2, (result.exception, result.stderr)
+    field = {"CLOUDCTL_TOKEN": "CLOUDCTL_TOKEN", "token-file": "token-file", "context": "contexts.mgmt.token"}
+    assert one_line_error(result) == f"error: {field[source]}: not a cloudctl token (they start with cct_)"
+
+
 def test_commands_before_init_say_to_run_init(cli: Cli) -> None:
     result = cli("status", code=2)
     assert "run `cloudctl init` first" in one_line_error(result)
