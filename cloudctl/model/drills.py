@@ -35,8 +35,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from cloudctl import errors
 from cloudctl.model import topology as topo
 
-PositiveSeconds = Annotated[float, Field(gt=0)]
-NonNegativeSeconds = Annotated[float, Field(ge=0)]
+PositiveSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegativeSeconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
 class _Strict(BaseModel):
@@ -88,7 +88,7 @@ class LoseManagementSite(_Timed):
     kind: Literal["lose-management-site"]
     recover_in: topo.Slug | None = None
     """The DR center to recover in; ``None``: the topology's DR center (there must be one)."""
-    management_rpo_s: Annotated[float, Field(ge=0)] = 5.0
+    management_rpo_s: NonNegativeSeconds = 5.0
     """The management state's RPO target in wall-clock seconds (asynchronous streaming)."""
 
     @property
@@ -114,7 +114,7 @@ class DegradeLink(_LinkFault):
 
     kind: Literal["degrade-link"]
     between: tuple[topo.Slug, topo.Slug]
-    factor: Annotated[float, Field(gt=1)]
+    factor: Annotated[float, Field(gt=1, allow_inf_nan=False)]
 
     @property
     def summary(self) -> str:

@@ -357,6 +357,25 @@ def test_a_plan_nested_to_the_bound_is_validated() -> None:
     assert caught.value.field == "targets"
 
 
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"canary": {"warmup_s": float("inf")}}, "canary.warmup_s"),
+        ({"canary": {"writes_per_s": float("inf")}}, "canary.writes_per_s"),
+        ({"scenario": {"kind": "cut-dr-link", "center": "qd-a", "restore_after_s": float("inf")}}, None),
+        ({"scenario": {"kind": "lose-local-center", "center": "qd-a", "at_s": float("inf")}}, None),
+        ({"faults": [{"kind": "degrade-link", "between": ["qd-a", "qd-b"], "factor": float("inf")}]}, None),
+        ({"targets": {"gold": {"rpo_s": float("inf")}}}, "targets.gold.rpo_s"),
+    ],
+)
+def test_an_infinite_duration_or_rate_is_refused(changes: dict[str, Any], field: str | None) -> None:
+    # an infinite warm-up wrote canaries for ever: the drill never ended
+    error = rejected(plan_with(**changes))
+    assert error.reason == "input should be a finite number"
+    if field is not None:
+        assert error.field == field
+
+
 def test_a_plan_that_is_not_a_mapping_is_refused() -> None:
     assert rejected(["name"]).field == "(top)"
 
