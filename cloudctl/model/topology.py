@@ -616,14 +616,15 @@ class Topology(_Strict):
 def load_yaml(text: str) -> Any:
     """The data of a YAML file the user names, read by a safe loader (in C where libyaml is there).
 
-    Its events are walked first, and a file nested deeper than ``MAX_YAML_DEPTH`` or whose aliases
-    add more than ``MAX_YAML_ALIASED_NODES`` nodes is refused as a syntax error is (a
-    ``yaml.MarkedYAMLError``): libyaml's composer recurses on the C stack and crashes the process
-    tens of thousands of levels down (Python's, a thousand), and a few kilobytes of aliases of
-    aliases make billions of nodes for validation to walk.
+    Its events are walked first, and a file nested deeper than ``MAX_YAML_DEPTH``, whose aliases
+    add more than ``MAX_YAML_ALIASED_NODES`` nodes, or with a key twice in one mapping is refused
+    as a syntax error is (a ``yaml.MarkedYAMLError``): libyaml's composer recurses on the C stack
+    and crashes the process tens of thousands of levels down (Python's, a thousand), a few
+    kilobytes of aliases of aliases make billions of nodes for validation to walk, and of two
+    equal keys the loader keeps the last without a word.
     """
     sizes: dict[str, int] = {}  # an anchor's node: how many nodes it holds, aliases expanded
-    open_nodes: list[tuple[str | None, int]] = []  # the collections open: anchor, nodes so far
+    open_nodes: list[_OpenNode] = []
     added = 0
     for event in yaml.parse(text, Loader=_LOADER):
         size = 0
@@ -631,9 +632,12 @@ def load_yaml(text: str) -> Any:
         if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
             if len(open_nodes) >= MAX_YAML_DEPTH:
                 raise _yaml_refusal(f"nested deeper than {MAX_YAML_DEPTH} levels", event)
-            open_nodes.append((event.anchor, 1))
-        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
-            anchor, size = open_nodes.pop()
+            keys: set[str] | None = set() if isinstance(event, yaml.MappingStartEvent) else None
+            open_nodes.append(_OpenNode(anchor=event.anchor, keys=keys))
+            continue
+        if isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            closed = open_nodes.pop()
+            anchor, size = closed.anchor, closed.size
         elif isinstance(event, yaml.ScalarEvent):
             anchor, size = event.anchor, 1
         elif isinstance(event, yaml.AliasEvent):
@@ -641,12 +645,30 @@ def load_yaml(text: str) -> Any:
             added += size
             if added > MAX_YAML_ALIASED_NODES:
                 raise _yaml_refusal(f"aliases expand to more than {MAX_YAML_ALIASED_NODES} nodes", event)
+        else:
+            continue
         if anchor is not None:
             sizes[anchor] = size
-        if size and open_nodes:
-            parent, held = open_nodes[-1]
-            open_nodes[-1] = (parent, held + size)
+        if open_nodes:
+            parent = open_nodes[-1]
+            parent.size += size
+            if parent.keys is not None and parent.children % 2 == 0 and isinstance(event, yaml.ScalarEvent):
+                if event.value in parent.keys:
+                    raise _yaml_refusal(f"duplicate key {event.value!r}", event)
+                parent.keys.add(event.value)
+            parent.children += 1
     return yaml.load(text, Loader=_LOADER)
+
+
+@dataclasses.dataclass
+class _OpenNode:
+    """A collection ``load_yaml`` is inside: its anchor, the nodes it holds so far (aliases
+    expanded), and for a mapping the keys seen (its even children are keys)."""
+
+    anchor: str | None
+    keys: set[str] | None
+    size: int = 1
+    children: int = 0
 
 
 def _yaml_refusal(problem: str, event: yaml.Event) -> yaml.MarkedYAMLError:

@@ -376,6 +376,13 @@ def test_an_infinite_duration_or_rate_is_refused(changes: dict[str, Any], field:
         assert error.field == field
 
 
+def test_a_plan_with_a_key_given_twice_is_refused() -> None:
+    text = yaml.safe_dump(BASE, sort_keys=False) + "scope:\n  tiers: [bronze]\n"
+    with pytest.raises(errors.InvalidInput) as caught:
+        drills.parse(text)
+    assert caught.value.reason == "not valid YAML (duplicate key 'scope')"
+
+
 def test_a_plan_that_is_not_a_mapping_is_refused() -> None:
     assert rejected(["name"]).field == "(top)"
 

@@ -191,6 +191,19 @@ def test_aliases_that_expand_past_the_bound_are_refused_before_validation() -> N
     assert "aliases expand to more than 100000 nodes" in caught.value.reason
 
 
+def test_a_key_given_twice_is_refused_naming_its_second_line() -> None:
+    # YAML keeps the last of two equal keys: a second `centers:` block dropped the first unsaid
+    text = TOPOLOGY.read_text(encoding="utf-8") + "centers: []\n"
+    with pytest.raises(errors.TopologyError) as caught:
+        topology.parse(text)
+    assert caught.value.one_line() == (
+        f"line {text.count(chr(10))}: not valid YAML (duplicate key 'centers')"
+    )
+    with pytest.raises(errors.TopologyError) as caught:
+        topology.parse("sites:\n  - {name: a, name: b}\n")
+    assert caught.value.one_line() == "line 2: not valid YAML (duplicate key 'name')"
+
+
 def test_offering_amounts_count_an_instance_per_vm() -> None:
     parsed = topology.parse(TOPOLOGY.read_text(encoding="utf-8"))
     small = parsed.offering("vm.small")
