@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from cloudctl import errors
 from cloudctl.cli import common, output
 from cloudctl.model import states
+
+if TYPE_CHECKING:
+    from rich.text import Text
 
 centers_app = typer.Typer(
     help="The centers of the topology: role, site, health, capacity.", no_args_is_help=True
@@ -81,7 +84,9 @@ def status(ctx: typer.Context) -> None:
     state.emit(result, lambda: render_status(result))
 
 
-def _health(value: str) -> str:
+def _health(value: str) -> Text:
+    from rich.text import Text
+
     colours: dict[str, str] = {
         states.CenterHealth.UP: "green",
         states.CenterHealth.DOWN: "red",
@@ -89,7 +94,7 @@ def _health(value: str) -> str:
         states.LinkState.CUT: "red",
     }
     colour = colours.get(value, "white")
-    return f"[{colour}]{value}[/]"
+    return Text(value, style=colour)
 
 
 def _drivers(drivers: dict[str, str]) -> str:
@@ -105,7 +110,7 @@ def _drivers(drivers: dict[str, str]) -> str:
 def render_status(result: dict[str, Any]) -> None:
     """``GET /v1/status`` (``StatusPublic`` as JSON) for people."""
     output.stdout.print(
-        f"[bold]{result['display_name']}[/] ({result['topology']}) at {result['generated_at']}"
+        f"[bold]{output.escape(result['display_name'])}[/] ({result['topology']}) at {result['generated_at']}"
     )
     centers = result["centers"]
     output.stdout.print(
@@ -222,8 +227,8 @@ def centers_show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="C
 
     def render() -> None:
         output.stdout.print(
-            f"[bold]{center['name']}[/] {center['display_name']} — role {center['role']}, "
-            f"site {center['site']}, health {_health(center['health'])}"
+            f"[bold]{center['name']}[/] {output.escape(center['display_name'])} — role {center['role']}, "
+            f"site {center['site']}, health {_health(center['health']).markup}"
         )
         output.stdout.print(
             output.table(

@@ -147,7 +147,7 @@ def drill_show(
     )
 
     def render() -> None:
-        output.stdout.print(f"[bold]{plan.name}[/] ({path})", highlight=False)
+        output.stdout.print(f"[bold]{plan.name}[/] ({output.escape(path)})", highlight=False)
         if plan.description:
             output.stdout.print(f"  {plan.description}", highlight=False, markup=False)
         output.stdout.print(f"  scenario: {plan.scenario.summary}", highlight=False, markup=False)

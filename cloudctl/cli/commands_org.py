@@ -82,7 +82,8 @@ def dept_show(ctx: typer.Context, node_id: NodeArgument) -> None:
 
     def render() -> None:
         output.stdout.print(
-            f"[bold]{node['id']}[/] {node['display_name']} — {node['kind']}, path {' / '.join(node['path'])}",
+            f"[bold]{node['id']}[/] {output.escape(node['display_name'])} — {node['kind']}, "
+            f"path {' / '.join(node['path'])}",
             highlight=False,
         )
         output.stdout.print(f"children: {', '.join(node['children']) or 'none'}", highlight=False)
@@ -106,7 +107,10 @@ def dept_create(
         "/v1/org/nodes", {"id": node_id, "display_name": name, "parent": parent, "kind": kind}
     )
     state.emit(
-        node, lambda: output.stdout.print(f"created {node['id']} ({node['display_name']}) under {parent}")
+        node,
+        lambda: output.stdout.print(
+            f"created {node['id']} ({node['display_name']}) under {parent}", highlight=False, markup=False
+        ),
     )
 
 

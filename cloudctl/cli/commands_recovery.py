@@ -246,7 +246,8 @@ def _render_plan(plan: dict[str, Any]) -> None:
         )
     for stranded in plan["stranded"]:
         output.stdout.print(
-            f"[yellow]cannot recover[/] {stranded['workload_id']} ({stranded['tier']}): {stranded['reason']}",
+            f"[yellow]cannot recover[/] {stranded['workload_id']} ({stranded['tier']}): "
+            f"{output.escape(stranded['reason'])}",
             highlight=False,
         )
 
@@ -325,8 +326,11 @@ def _render_run(run: dict[str, Any]) -> None:
                 soft_wrap=True,
             )
     for hook in run["hooks"]:
-        verdict = "ok" if hook.get("ok") else f"[bold red]failed[/] ({hook.get('error', '')})"
-        output.stdout.print(f"hook {hook.get('when')} {hook.get('scope')}: {hook.get('hook')}: {verdict}")
+        verdict = (
+            "ok" if hook.get("ok") else f"[bold red]failed[/] ({output.escape(str(hook.get('error', '')))})"
+        )
+        what = output.escape(f"hook {hook.get('when')} {hook.get('scope')}: {hook.get('hook')}")
+        output.stdout.print(f"{what}: {verdict}")
     if run["resume"]:
         output.stdout.print(f"[yellow]{run['state']}[/]: finish it with `{run['resume']}`", highlight=False)
 

@@ -119,9 +119,9 @@ def render_request(item: dict[str, Any]) -> None:
         highlight=False,
     )
     for step in item["steps"]:
-        output.stdout.print(f"  {step['at']}  {step['step']}", highlight=False)
+        output.stdout.print(f"  {step['at']}  {step['step']}", highlight=False, markup=False)
     for reason in item["reasons"]:
-        output.stdout.print(f"  reason: {reason}", highlight=False)
+        output.stdout.print(f"  reason: {reason}", highlight=False, markup=False)
     if item["approval_policy_ids"]:
         output.stdout.print(
             f"  approval decided by: {', '.join(item['approval_policy_ids'])}", highlight=False
@@ -218,7 +218,7 @@ def render_workload(item: dict[str, Any]) -> None:
     """A workload (``WorkloadPublic`` as JSON): placement per center and protection."""
     protection = item["protection"]
     output.stdout.print(
-        f"[bold]{item['id']}[/] {item['name']} ({item['department']}): {item['count']} × "
+        f"[bold]{item['id']}[/] {output.escape(item['name'])} ({item['department']}): {item['count']} × "
         f"{item['offering']} — [bold]{item['state']}[/]",
         highlight=False,
     )

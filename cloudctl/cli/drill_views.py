@@ -132,7 +132,7 @@ def render_console(report: drill_report.DrillReport, *, max_workloads: int = 20)
             numeric = "/" in column or column.endswith(" s")
             result.add_column(column, justify="right" if numeric else "left", no_wrap=True)
         for row, row_failed in zip(rows, failed, strict=True):
-            result.add_row(*row, style="red" if row_failed else None)
+            result.add_row(*map(Text, row), style="red" if row_failed else None)  # text, not markup
         return result
 
     def level(result: drill_report.Objectives) -> str:

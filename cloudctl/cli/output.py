@@ -95,15 +95,27 @@ NUMERIC_COLUMNS = frozenset(
 
 
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], **options: Any) -> Table:
+    """A table of ``rows``: a cell is shown as its text, never read as markup (names hold ``[``);
+    a rich ``Text`` cell keeps its style."""
     from rich.table import Table
+    from rich.text import Text
 
     result = Table(title=title, title_justify="left", header_style="bold", **options)
     for column in columns:
         numeric = column in NUMERIC_COLUMNS
         result.add_column(column, justify="right" if numeric else "left")
     for row in rows:
-        result.add_row(*["–" if cell is None else str(cell) for cell in row])
+        result.add_row(
+            *[cell if isinstance(cell, Text) else Text("–" if cell is None else str(cell)) for cell in row]
+        )
     return result
+
+
+def escape(text: Any) -> str:
+    """``text`` as it reads, in a line printed with markup: a name may hold ``[``."""
+    from rich.markup import escape as markup_escape
+
+    return markup_escape(str(text))
 
 
 def error(message: str) -> None:

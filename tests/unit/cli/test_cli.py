@@ -452,6 +452,18 @@ def test_dept_create_show_list_delete(ready: Cli) -> None:
     assert one_line_error(result) == "error: node: no org node 'shinan-edu'"
 
 
+def test_names_with_brackets_are_shown_as_typed_not_read_as_markup(ready: Cli) -> None:
+    # "[/]" closed nothing: the command that made the name ended in a traceback, and every later
+    # table or line that showed it too (`token list` for good); "[red]" vanished into a colour
+    name = "ops[/] [red]x"
+    created = ready("dept", "create", "shinan-ops", "--name", name, "--parent", "shinan")
+    assert f"({name})" in created.stdout
+    assert name in ready("dept", "show", "shinan-ops").stdout
+    ready("token", "create", "--role", "auditor", "--name", name)
+    listed = ready("token", "list").stdout  # the name's cell wraps at its space
+    assert "ops[/]" in listed and "[red]x" in listed
+
+
 def test_dept_delete_refuses_a_node_with_children(ready: Cli) -> None:
     result = ready("dept", "delete", "shinan", code=2)
     assert "still has children" in one_line_error(result)

@@ -261,6 +261,16 @@ def test_console_rendering_shows_the_verdict_and_the_figures() -> None:
     assert "failed: post-check audit verify: record 7: hash mismatch" in text
 
 
+def test_console_rendering_shows_a_check_named_with_brackets_as_named() -> None:
+    # a check's name is the plan's free text: "[/]" in it ended the report in a traceback
+    report = failed_report()
+    report.checks[0].name = "probe [/] [red]x"
+    console = Console(file=io.StringIO(), width=200, record=True)
+    for renderable in drill_views.render_console(report):
+        console.print(renderable)
+    assert "probe [/] [red]x" in console.export_text()
+
+
 def test_console_tables_fit_80_columns_with_one_row_per_workload() -> None:
     long_ids = failed_report()
     for workload in long_ids.workloads:
