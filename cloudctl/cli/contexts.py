@@ -106,7 +106,7 @@ def load(path: Path | None = None) -> Config:
         raise errors.InvalidInput(f"cannot read {path}: {error.strerror}", field="config") from None
     try:
         data = yaml.safe_load(raw) or {}
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):  # nested past Python's stack: not a config we wrote
         raise errors.InvalidInput(f"{path} is not valid YAML", field="config") from None
     if not isinstance(data, dict) or not isinstance(data.get("contexts") or {}, dict):
         raise errors.InvalidInput(f"{path}: expected a mapping with `contexts`", field="config")

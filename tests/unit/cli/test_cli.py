@@ -341,6 +341,17 @@ def test_a_token_that_cannot_be_a_header_is_refused_in_one_line(
     assert one_line_error(result) == f"error: {field[source]}: not a cloudctl token (they start with cct_)"
 
 
+def test_a_config_file_nested_too_deep_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    path = tmp_path / "cloudctl" / "config.yaml"
+    path.parent.mkdir()
+    path.write_text("contexts: " + "[" * 5000 + "]" * 5000 + "\n", encoding="utf-8")
+    path.chmod(0o600)
+    result = CliRunner().invoke(main.app, ["config", "get-contexts"])
+    assert result.exit_code == 2, result.exception
+    assert one_line_error(result) == f"error: config: {path} is not valid YAML"
+
+
 def test_commands_before_init_say_to_run_init(cli: Cli) -> None:
     result = cli("status", code=2)
     assert "run `cloudctl init` first" in one_line_error(result)
