@@ -58,11 +58,17 @@ class AsgiTransport:
         answered = threading.Event()
         reply: dict[str, Any] = {"status": 500, "headers": {}, "body": bytearray()}
         failure: list[BaseException] = []
+        sent: list[asyncio.Event] = []  # the response's last body is sent (made on the app's loop)
 
         async def receive() -> dict[str, Any]:
             if not reply.get("received"):
                 reply["received"] = True
                 return {"type": "http.request", "body": body or b"", "more_body": False}
+            # The client stays until the answer is whole: a streamed response (the audit export)
+            # listens for the disconnect while it sends, and stops at it.
+            if not sent:
+                sent.append(asyncio.Event())
+            await sent[0].wait()
             return {"type": "http.disconnect"}
 
         async def send(message: dict[str, Any]) -> None:
@@ -76,6 +82,9 @@ class AsgiTransport:
                 reply["body"].extend(message.get("body", b""))
                 if not message.get("more_body", False):
                     answered.set()
+                    if not sent:
+                        sent.append(asyncio.Event())
+                    sent[0].set()
 
         def run() -> None:
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -49,3 +50,18 @@ def test_a_rotated_key_signs_what_follows(tmp_path: Path) -> None:
     assert own[-1]["action"] == "quota.set" and own[-1]["key_id"] == rotated["key_id"]
     verified = cli.json("audit", "verify")
     assert verified["ok"] and verified["key_ids"] == [records[0]["key_id"], rotated["key_id"]]
+
+
+def test_an_export_at_the_console_holds_every_record(tmp_path: Path) -> None:
+    # the in-process API said the client had gone once the request was read: the streamed
+    # export stopped before its first line, and an empty file was reported as "0 record(s)"
+    cli = Cli(tmp_path / "home")
+    cli("init")
+    cli("dept", "create", "cli-office", "--name", "命令行办公室", "--parent", "shinan")
+    target = tmp_path / "export" / "audit.jsonl"
+    exported = cli.json("audit", "export", "--file", str(target))
+    with sqlite3.connect(tmp_path / "home" / "state.db") as raw:
+        seqs = [row[0] for row in raw.execute("SELECT seq FROM audit_records ORDER BY seq")]
+    lines = target.read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["seq"] for line in lines] == seqs
+    assert (exported["records"], exported["last_seq"]) == (len(seqs), seqs[-1])
