@@ -8,6 +8,7 @@ act on the database and the key ring directly (break-glass).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -348,6 +349,7 @@ def audit_export(
 ) -> None:
     """Export the audit log as JSON lines, one record per line with its hashes (auditor)."""
     state = common.state_of(ctx)
+    _check_destination(output_file)
     reply = state.api().call(
         "GET", "/v1/audit/export", params={"after": after}, accept="application/x-ndjson"
     )
@@ -365,17 +367,31 @@ def audit_export(
     )
 
 
+def _check_destination(path: Path) -> None:
+    """Refuse, before glass is broken or the log read, a file that cannot be written there."""
+    nearest = next(above for above in (path, *path.parents) if above.exists())
+    if nearest == path and path.is_dir():
+        raise errors.InvalidInput(f"cannot write {str(path)!r}: Is a directory", field="file")
+    if nearest != path and not nearest.is_dir():
+        raise errors.InvalidInput(f"cannot write {str(path)!r}: Not a directory", field="file")
+
+
 def _write_replacing(path: Path, data: bytes) -> None:
-    """Write beside the file, sync, then rename: a reader never sees half an export."""
+    """Write beside the file (its owner's alone: the log holds every department's records), sync,
+    then rename: a reader never sees half an export, and a failed one leaves nothing."""
+    partial = path.with_name(path.name + ".partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".partial")
-        with partial.open("wb") as handle:
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o600)  # a partial file left by an older cloudctl
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         partial.replace(path)
     except OSError as error:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
         raise errors.InvalidInput(f"cannot write {str(path)!r}: {error.strerror}", field="file") from None
 
 

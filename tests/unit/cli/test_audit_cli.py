@@ -65,3 +65,23 @@ def test_an_export_at_the_console_holds_every_record(tmp_path: Path) -> None:
     lines = target.read_text(encoding="utf-8").splitlines()
     assert [json.loads(line)["seq"] for line in lines] == seqs
     assert (exported["records"], exported["last_seq"]) == (len(seqs), seqs[-1])
+
+
+def test_an_export_is_its_owners_alone_and_a_bad_destination_leaves_nothing(tmp_path: Path) -> None:
+    cli = Cli(tmp_path / "home")
+    cli("init")
+    target = tmp_path / "audit.jsonl"
+    cli("audit", "export", "--file", str(target))
+    assert oct(target.stat().st_mode & 0o777) == "0o600"  # every department's records
+
+    (tmp_path / "a-directory").mkdir()
+    with sqlite3.connect(tmp_path / "home" / "state.db") as raw:
+        before = raw.execute("SELECT count(*) FROM audit_records").fetchone()[0]
+    result = cli("audit", "export", "--file", str(tmp_path / "a-directory"), code=2)
+    assert (
+        result.stderr.strip()
+        == f"error: file: cannot write {str(tmp_path / 'a-directory')!r}: Is a directory"
+    )
+    with sqlite3.connect(tmp_path / "home" / "state.db") as raw:
+        assert raw.execute("SELECT count(*) FROM audit_records").fetchone()[0] == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a-directory", "audit.jsonl", "home"]
