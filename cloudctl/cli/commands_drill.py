@@ -56,6 +56,9 @@ def _parse_time(value: str, *, field: str) -> float:
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=datetime.UTC)
+    # a schedule's fire times around it must be dates too (year 1 has no year before it)
+    if not (1970 <= parsed.year <= 9998 and 1970 <= parsed.astimezone(datetime.UTC).year <= 9998):
+        raise errors.InvalidInput(f"{value!r} is out of range (from 1970 to 9998, UTC)", field=field)
     return parsed.timestamp()
 
 

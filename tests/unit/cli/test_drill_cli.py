@@ -336,6 +336,18 @@ def test_due_with_a_time_that_is_not_iso_exits_2(cli: Cli) -> None:
     assert one_line_error(result).startswith("error: at: 'tonight' is not an ISO 8601 time")
 
 
+@pytest.mark.parametrize(
+    ("option", "when"),
+    [("--at", "0001-01-01T00:00:00Z"), ("--at", "9999-12-31T23:59:59Z"), ("--since", "0001-01-01")],
+)
+def test_due_with_a_time_out_of_range_exits_2(cli: Cli, option: str, when: str) -> None:
+    # a schedule's fire times before year 1 or after 9999 ended in a traceback
+    result = cli("drill", "due", option, when, "--dir", str(PLAN_DIR), code=2)
+    assert one_line_error(result) == (
+        f"error: {option.lstrip('-')}: {when!r} is out of range (from 1970 to 9998, UTC)"
+    )
+
+
 # --- run ---------------------------------------------------------------------------------------------
 
 
