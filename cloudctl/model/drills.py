@@ -347,6 +347,10 @@ class DrillPlan(_Strict):
                 f"{value!r} is not a cron expression (five fields: minute hour day-of-month month "
                 "day-of-week, in UTC)"
             )
+        try:  # a day no month has (30 February) passes croniter's check, and fires never
+            croniter.croniter(expression, datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)).get_next(float)
+        except croniter.CroniterBadDateError:
+            raise ValueError(f"{value!r} never fires (no such day in that month)") from None
         return expression
 
     @property

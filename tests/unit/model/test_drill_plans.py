@@ -383,6 +383,20 @@ def test_a_plan_with_a_key_given_twice_is_refused() -> None:
     assert caught.value.reason == "not valid YAML (duplicate key 'scope')"
 
 
+@pytest.mark.parametrize("schedule", ["0 0 30 2 *", "0 0 31 4 *"])
+def test_a_schedule_that_never_fires_is_refused(schedule: str) -> None:
+    # `drill list` and `drill due` (the CI job's) ended in croniter's traceback reckoning it
+    error = rejected(plan_with(schedule=schedule))
+    assert (error.field, error.reason) == (
+        "schedule",
+        f"{schedule!r} never fires (no such day in that month)",
+    )
+
+
+def test_a_schedule_on_the_29th_of_february_is_kept() -> None:
+    assert drills.from_data(plan_with(schedule="0 0 29 2 *")).schedule == "0 0 29 2 *"
+
+
 def test_a_plan_that_is_not_a_mapping_is_refused() -> None:
     assert rejected(["name"]).field == "(top)"
 
