@@ -613,15 +613,15 @@ class Topology(_Strict):
 # --- parsing and cross-checks -------------------------------------------------------------
 
 
-def load_yaml(text: str) -> Any:
+def load_yaml(text: str, *, duplicate_keys: bool = False) -> Any:
     """The data of a YAML file the user names, read by a safe loader (in C where libyaml is there).
 
     Its events are walked first, and a file nested deeper than ``MAX_YAML_DEPTH``, whose aliases
-    add more than ``MAX_YAML_ALIASED_NODES`` nodes, or with a key twice in one mapping is refused
-    as a syntax error is (a ``yaml.MarkedYAMLError``): libyaml's composer recurses on the C stack
-    and crashes the process tens of thousands of levels down (Python's, a thousand), a few
-    kilobytes of aliases of aliases make billions of nodes for validation to walk, and of two
-    equal keys the loader keeps the last without a word.
+    add more than ``MAX_YAML_ALIASED_NODES`` nodes, or (unless ``duplicate_keys``) with a key
+    twice in one mapping is refused as a syntax error is (a ``yaml.MarkedYAMLError``): libyaml's
+    composer recurses on the C stack and crashes the process tens of thousands of levels down
+    (Python's, a thousand), a few kilobytes of aliases of aliases make billions of nodes for
+    validation to walk, and of two equal keys the loader keeps the last without a word.
     """
     sizes: dict[str, int] = {}  # an anchor's node: how many nodes it holds, aliases expanded
     open_nodes: list[_OpenNode] = []
@@ -652,7 +652,9 @@ def load_yaml(text: str) -> Any:
         if open_nodes:
             parent = open_nodes[-1]
             parent.size += size
-            if parent.keys is not None and parent.children % 2 == 0 and isinstance(event, yaml.ScalarEvent):
+            is_key = parent.keys is not None and parent.children % 2 == 0
+            if is_key and not duplicate_keys and isinstance(event, yaml.ScalarEvent):
+                assert parent.keys is not None
                 if event.value in parent.keys:
                     raise _yaml_refusal(f"duplicate key {event.value!r}", event)
                 parent.keys.add(event.value)
@@ -677,10 +679,14 @@ def _yaml_refusal(problem: str, event: yaml.Event) -> yaml.MarkedYAMLError:
     return yaml.MarkedYAMLError(problem=problem, problem_mark=mark)
 
 
-def parse(text: str) -> Topology:
-    """Parse and validate topology YAML; raise ``TopologyError`` naming the path and reason."""
+def parse(text: str, *, stored: bool = False) -> Topology:
+    """Parse and validate topology YAML; raise ``TopologyError`` naming the path and reason.
+
+    ``stored``: the copy a store was initialised with, read as it was accepted then (a key given
+    twice in it keeps the last, as before such files were refused), so no upgrade locks a city
+    out of its own store; a file handed in now is read strictly."""
     try:
-        raw = load_yaml(text)
+        raw = load_yaml(text, duplicate_keys=stored)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "file"

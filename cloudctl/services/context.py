@@ -193,7 +193,7 @@ _PARSED_LIMIT = 8
 
 
 def parse_topology_cached(text: str, *, cache_dir: Path) -> topo.Topology:
-    """``topo.parse(text)``, remembered by the hash of the text and of the model's code: in
+    """``topo.parse(text, stored=True)``, remembered by the hash of the text and of the model's code: in
     this process, and on disk for the next command.
 
     Parsing and validating the YAML costs several times what reading back the parsed object
@@ -215,7 +215,7 @@ def parse_topology_cached(text: str, *, cache_dir: Path) -> topo.Topology:
         return topology
     topology = _read_entry(path)
     if topology is None:
-        topology = topo.parse(text)
+        topology = topo.parse(text, stored=True)
         _write_entry(path, topology)
     if len(_PARSED) >= _PARSED_LIMIT:
         _PARSED.clear()

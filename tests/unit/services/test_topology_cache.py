@@ -79,3 +79,20 @@ def test_the_process_keeps_a_few_topologies_at_most(tmp_path: Path) -> None:
         assert ctx_module.parse_topology_cached(renamed, cache_dir=tmp_path).display_name.endswith(str(n))
 
     assert len(ctx_module._PARSED) <= ctx_module._PARSED_LIMIT
+
+
+def test_a_stored_topology_with_a_key_given_twice_is_read_as_it_was_accepted(tmp_path: Path) -> None:
+    """Files handed in now refuse a key given twice; a store initialised from one before still
+    opens, its stored copy read as then (the last key kept)."""
+    import yaml
+
+    from cloudctl import errors
+
+    text = TOPOLOGY.read_text(encoding="utf-8")
+    twice = text.replace("\nlinks:", "\nlinks: []\nlinks:", 1)
+    with pytest.raises(errors.TopologyError, match="duplicate key 'links'"):
+        topo.parse(twice)
+
+    stored = ctx_module.parse_topology_cached(twice, cache_dir=tmp_path)
+
+    assert stored == topo.from_data(yaml.safe_load(twice)) == topo.parse(text)
