@@ -765,7 +765,8 @@ def plan_failover(
     at: str | None = None,
 ) -> PlanPublic:
     """The recovery plan for leaving ``from_centers`` (or ``from_center``); stored as a run unless
-    ``dry_run``. Names are checked first, then the mode.
+    ``dry_run``. Center names are checked first, then the caller is authorised, then the names the
+    store holds and the mode.
 
     ``point`` (a recovery point id) or ``at`` (an ISO 8601 time) recover to a chosen point
     instead of the newest data the target holds: ``point`` recovers its own workload only (in
@@ -780,6 +781,10 @@ def plan_failover(
         _workload_center(ctx, to_center, field="to")
         if to_center in leaving:
             raise errors.InvalidInput("cannot fail over a center to itself", field="to")
+    # Asked before the store is read: a caller who may not fail over learns nothing of the
+    # departments, workloads or points its input names.
+    for center in leaving:
+        authorize_center(ctx, principal, center, action="failover.run")
     _department_checked(ctx, department)
     _hooks_checked(ctx, hooks)
     env = environment(ctx)
@@ -788,8 +793,6 @@ def plan_failover(
         workload_ids = [chosen.workload_id]
     if planned is None:
         raise errors.InvalidInput("say --planned or --unplanned", field="mode")
-    for center in leaving:
-        authorize_center(ctx, principal, center, action="failover.run")
     mode = failover.PLANNED if planned else failover.UNPLANNED
     centers_health = health(ctx)
     down = [center for center in leaving if not centers_health.center_up(center)]

@@ -5,17 +5,23 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from cloudctl.api import app as api_app
 from cloudctl.services import context as ctx_module
 from cloudctl.services import faults, identity, provisioning
 from cloudctl.services import requests as requests_service
+from cloudctl.store import schema
 
 SECADMIN = identity.local_operator("secadmin")
 HRSS = identity.Principal(
     id="t:hrss", role="dept-admin", department="hrss", department_path=("qingdao", "hrss")
 )
+SAMR = identity.Principal(
+    id="t:samr", role="dept-admin", department="samr", department_path=("qingdao", "samr")
+)
+NOT_OPERATORS = (("dept-admin", "hrss"), ("dept-user", "hrss"), ("secadmin", None), ("auditor", None))
 
 
 @pytest.fixture
@@ -29,9 +35,9 @@ def token(ctx: ctx_module.Context, role: str, department: str | None = None) -> 
     return {"Authorization": f"Bearer {issued.secret}"}
 
 
-def ready_workload(ctx: ctx_module.Context, tier: str) -> str:
+def ready_workload(ctx: ctx_module.Context, tier: str, principal: identity.Principal = HRSS) -> str:
     body = requests_service.RequestCreate(offering="vm.small", tier=tier, preferred_center="qd-a")
-    request, _ = requests_service.submit(ctx, principal=HRSS, body=body)
+    request, _ = requests_service.submit(ctx, principal=principal, body=body)
     assert provisioning.reconcile(ctx, kind="request", object_id=request.id).done
     return request.workload_id or ""
 
@@ -76,6 +82,38 @@ def test_departments_neither_see_nor_start_recovery_runs(ctx: ctx_module.Context
     assert client.get("/v1/replication/status", headers=hrss).status_code == 403
     denied = client.post("/v1/failover/runs", json={"from_centers": ["qd-a"], "planned": True}, headers=hrss)
     assert denied.status_code == 403
+
+
+def audit_outcomes(ctx: ctx_module.Context, action: str) -> list[str]:
+    table = schema.audit_records
+    with ctx.read() as tx:
+        found = tx.execute(sa.select(table.c.outcome).where(table.c.action == action).order_by(table.c.seq))
+        return list(found.scalars())
+
+
+def test_a_caller_who_may_not_fail_over_is_refused_before_any_name_is_looked_up(
+    ctx: ctx_module.Context, client: TestClient
+) -> None:
+    """The point's workload, its department and the department filter are the store's: a caller
+    without ``failover.run`` gets the same 403 whatever they name, and no run is stored."""
+    foreign = ready_workload(ctx, "silver", principal=SAMR)
+    leave = {"from_centers": ["qd-a"], "planned": True}
+    bodies = [
+        {**leave, "point": f"dz-dr/{foreign}@1"},
+        {**leave, "point": "dz-dr/wl-nosuch@1"},
+        {**leave, "point": f"dz-dr/{foreign}@1", "department": "hrss"},
+        {**leave, "department": "nosuch"},
+        {**leave, "department": "samr"},
+        {"from_centers": ["qd-a"], "planned": None, "department": "nosuch", "dry_run": True},
+    ]
+    for role, department in NOT_OPERATORS:
+        headers = token(ctx, role, department)
+        answers = [client.post("/v1/failover/runs", json=body, headers=headers) for body in bodies]
+        assert [a.status_code for a in answers] == [403] * len(bodies), [a.text for a in answers]
+        assert len({a.json()["detail"] for a in answers}) == 1
+        assert not any(foreign in a.text or "samr" in a.text for a in answers)
+    assert audit_outcomes(ctx, "failover.run") == ["denied"] * len(bodies) * len(NOT_OPERATORS)
+    assert client.get("/v1/failover/runs", headers=token(ctx, "sysadmin")).json()["count"] == 0
 
 
 def test_a_failover_dry_run_answers_each_servers_address_mapping(
