@@ -981,6 +981,9 @@ def check_resumable(
     ctx: ctx_module.Context, *, run_id: str, principal: identity.Principal
 ) -> recovery.RecoveryRun:
     """The run, if ``principal`` may resume it and it is paused or interrupted; ``Conflict`` if not."""
+    # Operators only, whatever the run: refused before it is read, so a caller who may not
+    # resume learns nothing of the runs and marks none interrupted.
+    authorize_operations(ctx, principal, action="failover.run")
     current = _observed(ctx, _get(ctx, run_id), principal)
     centers = _centers_of(current) or [current.to_center or ""]
     authorize_center(ctx, principal, centers[0], action="failover.run")

@@ -9,9 +9,11 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from cloudctl.api import app as api_app
+from cloudctl.model import states
 from cloudctl.services import context as ctx_module
 from cloudctl.services import faults, identity, provisioning
 from cloudctl.services import requests as requests_service
+from cloudctl.store import recovery as recovery_store
 from cloudctl.store import schema
 
 SECADMIN = identity.local_operator("secadmin")
@@ -114,6 +116,34 @@ def test_a_caller_who_may_not_fail_over_is_refused_before_any_name_is_looked_up(
         assert not any(foreign in a.text or "samr" in a.text for a in answers)
     assert audit_outcomes(ctx, "failover.run") == ["denied"] * len(bodies) * len(NOT_OPERATORS)
     assert client.get("/v1/failover/runs", headers=token(ctx, "sysadmin")).json()["count"] == 0
+
+
+def test_a_caller_who_may_not_resume_a_run_is_refused_before_the_run_is_read(
+    ctx: ctx_module.Context, client: TestClient
+) -> None:
+    """A run whose owner is gone is marked interrupted when read; a refused caller reads none: it
+    cannot tell a run from a missing id, nor mark the run interrupted in its own name."""
+    ready_workload(ctx, "silver")
+    started = client.post(
+        "/v1/failover/runs", json={"from_centers": ["qd-a"], "planned": True}, headers=token(ctx, "sysadmin")
+    )
+    run_id = started.json()["run_id"]
+    with ctx.transaction() as tx:  # as if its process had died on another host mid-run
+        recovery_store.update_run(tx, run_id, state=states.RunState.RUNNING)
+        recovery_store.claim_run(tx, run_id, owner="elsewhere:1", alive_at=0.0)
+    before = audit_outcomes(ctx, "failover.run")
+    for role, department in NOT_OPERATORS:
+        headers = token(ctx, role, department)
+        answers = [
+            client.post(f"/v1/failover/runs/{run_id}/resume", headers=headers),
+            client.post("/v1/failover/runs/failover-nosuch/resume", headers=headers),
+        ]
+        assert [a.status_code for a in answers] == [403, 403], [a.text for a in answers]
+        assert answers[0].json()["detail"] == answers[1].json()["detail"]
+    assert audit_outcomes(ctx, "failover.resume") == ["denied"] * 2 * len(NOT_OPERATORS)
+    assert audit_outcomes(ctx, "failover.run") == before
+    with ctx.read() as tx:
+        assert recovery_store.get_run(tx, run_id).state == states.RunState.RUNNING
 
 
 def test_a_failover_dry_run_answers_each_servers_address_mapping(
