@@ -122,6 +122,7 @@ def router() -> APIRouter:
         the answer (202) is the run just recorded, ``running``, and the drill goes on in this
         process. Sysadmins only (``drill.run``); the start, the end and every refusal are audited.
         """
+        drills.authorize_start(ctx, principal=principal)
         try:
             plan = drills.plan_from_text(ctx, body.plan_yaml, file_name=body.file_name)
         except errors.InvalidInput as error:

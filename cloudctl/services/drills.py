@@ -355,6 +355,13 @@ def read_report(
     return drill_report.DrillReport.model_validate(run.report)
 
 
+@audit.audits_refusals(action="drill.run", target_type="Drill")
+def authorize_start(ctx: ctx_module.Context, *, principal: identity.Principal) -> None:
+    """May ``principal`` start a drill? Asked before a plan sent over HTTP is checked: checking it
+    reads the store (its departments), which a caller who may not run drills learns nothing of."""
+    _authorize(ctx, principal)
+
+
 def plan_from_text(ctx: ctx_module.Context, text: str, *, file_name: str | None = None) -> drills.DrillPlan:
     """A plan sent as its YAML (by a remote client), checked as ``read_plan`` and ``check_plan`` do."""
     plan = drills.parse(text)
@@ -407,12 +414,12 @@ def start_drill(
     """Check the plan, authorise, record the run and its start; the drill itself runs in ``finish``
     (the API answers with the run id in between)."""
     ctx.require_initialised()
+    operator = principal or identity.local_operator("sysadmin")
+    _authorize(ctx, operator)  # before the plan's departments and the standby are read
     check_plan(ctx, plan)
     for index, fault in enumerate(plan.all_faults):  # what only this management center can tell
         if isinstance(fault, drills.LoseManagementSite):
             mgmt.check_standby(ctx, field="scenario.kind" if index == 0 else f"faults[{index - 1}].kind")
-    operator = principal or identity.local_operator("sysadmin")
-    _authorize(ctx, operator)
     started = ctx.clock.now()
     run_id = f"drill-{int(started * 1000):013x}{secrets.token_hex(3)}"
     with ctx.transaction() as tx:

@@ -1,0 +1,61 @@
+"""``/v1/drills/runs``: who may start a drill, and what a refused caller learns."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from cloudctl.api import app as api_app
+from cloudctl.services import context as ctx_module
+from cloudctl.services import identity
+from cloudctl.store import schema
+
+SECADMIN = identity.local_operator("secadmin")
+PLAN = (Path(__file__).parents[3] / "dr" / "drills" / "lose-qd-a.yaml").read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def client(ctx: ctx_module.Context) -> Iterator[TestClient]:
+    with TestClient(api_app.create_app(context=ctx)) as test_client:
+        yield test_client
+
+
+def token(ctx: ctx_module.Context, role: str, department: str | None = None) -> dict[str, str]:
+    issued = identity.create_token(ctx, principal=SECADMIN, role=role, department=department)
+    return {"Authorization": f"Bearer {issued.secret}"}
+
+
+def scoped_to(department: str) -> str:
+    return PLAN.replace(
+        "  tiers: [platinum, gold]\n", f"  tiers: [platinum, gold]\n  departments: [{department}]\n"
+    )
+
+
+def test_a_caller_who_may_not_run_drills_is_refused_before_the_plans_departments_are_read(
+    ctx: ctx_module.Context, client: TestClient
+) -> None:
+    """Checking a plan reads the store's departments: a caller without ``drill.run`` gets the same
+    403 for a department that exists and one that does not, and no run is recorded."""
+    assert scoped_to("samr") != PLAN
+    for role, department in (
+        ("dept-admin", "hrss"),
+        ("dept-user", "hrss"),
+        ("secadmin", None),
+        ("auditor", None),
+    ):
+        headers = token(ctx, role, department)
+        answers = [
+            client.post("/v1/drills/runs", json={"plan_yaml": scoped_to(name)}, headers=headers)
+            for name in ("samr", "nosuch")
+        ]
+        assert [a.status_code for a in answers] == [403, 403], [a.text for a in answers]
+        assert answers[0].json()["detail"] == answers[1].json()["detail"]
+    table = schema.audit_records
+    with ctx.read() as tx:
+        outcomes = tx.execute(sa.select(table.c.outcome).where(table.c.action == "drill.run")).scalars()
+        assert list(outcomes) == ["denied"] * 8
+        assert tx.execute(sa.select(sa.func.count()).select_from(schema.drill_runs)).scalar() == 0
