@@ -16,12 +16,15 @@ sysadmin only. So it is not open to whoever reaches the port.
 
 Invariants: the token is compared in constant time; anything else is authenticated as a person
 (so a wrong secret counts toward the source's throttle, as at every other endpoint) and refused
-401 or 403 before any state is read.
+401 or 403 before any state is read. A token file that cannot be used (missing, open to other
+users, not one secret) accepts no scrape token and is logged; it does not change what anyone
+else is answered, and a refusal never names the file.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 import os
 import secrets
 import stat
@@ -30,6 +33,8 @@ from pathlib import Path
 from cloudctl import errors
 from cloudctl.services import context as ctx_module
 from cloudctl.services import identity, status
+
+log = logging.getLogger("cloudctl.scrape")
 
 FIELD = "metrics_token_file"
 _BEARER = "bearer "
@@ -66,14 +71,20 @@ def token(ctx: ctx_module.Context) -> str:
 
 def authorize(ctx: ctx_module.Context, *, authorization: str | None, source: str) -> None:
     """Let the scrape token or a person allowed ``center.read`` through; raise otherwise."""
-    expected = token(ctx).encode()
     given = authorization or ""
-    if given[: len(_BEARER)].lower() == _BEARER and hmac.compare_digest(
-        given[len(_BEARER) :].strip().encode(), expected
-    ):
+    if given[: len(_BEARER)].lower() == _BEARER and _is_scrape_token(ctx, given[len(_BEARER) :].strip()):
         return
     principal = identity.authenticate(ctx, authorization=authorization, source=source)
     status.authorize_supervision(ctx, principal=principal)
+
+
+def _is_scrape_token(ctx: ctx_module.Context, given: str) -> bool:
+    try:
+        expected = token(ctx)
+    except errors.InvalidInput as unusable:
+        log.warning("/metrics accepts no scrape token: %s", unusable.one_line())
+        return False
+    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 def _create(path: Path) -> None:

@@ -59,6 +59,35 @@ def test_metrics_are_for_the_scrape_token_and_the_operators_who_read_the_centers
         assert "cloudctl_quota" not in refused.text
 
 
+@pytest.mark.parametrize("fault", ["open to others", "empty", "missing"])
+def test_an_unusable_scrape_token_file_lets_no_scrape_token_in_and_changes_nothing_else(
+    ctx: ctx_module.Context, client: TestClient, fault: str
+) -> None:
+    """A token file open to other users, empty or gone accepts no scrape token; the operators
+    still read /metrics, everyone else is refused as before, and no answer names the file."""
+    from cloudctl.services import scrape
+
+    secret = scrape.token(ctx)
+    path = scrape.token_file(ctx)
+    if fault == "open to others":
+        path.chmod(0o644)
+    elif fault == "empty":
+        path.write_text("\n", encoding="utf-8")
+    else:
+        ctx.settings.metrics_token_file = path.with_name("elsewhere.token")
+    center_up = 'cloudctl_center_up{center="qd-a",role="local",site="qingdao"}'
+
+    assert center_up in client.get("/metrics", headers=token(ctx, "sysadmin")).text
+    refused = [
+        client.get("/metrics"),
+        client.get("/metrics", headers={"Authorization": f"Bearer {secret}"}),
+        client.get("/metrics", headers={"Authorization": "Bearer "}),
+        client.get("/metrics", headers=token(ctx, "dept-admin", "hrss")),
+    ]
+    assert [answer.status_code for answer in refused] == [401, 401, 401, 403], [a.text for a in refused]
+    assert not any(str(path.parent) in a.text or "cloudctl_" in a.text for a in refused)
+
+
 def test_readyz_answers_503_until_the_store_is_initialised(tmp_path: Path) -> None:
     settings = settings_module.Settings(home=tmp_path, topology=TOPOLOGY, policies=POLICIES)
     empty = ctx_module.Context(settings=settings, clock=clocks.ManualClock(start=0))
