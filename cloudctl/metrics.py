@@ -73,7 +73,7 @@ AUTH_LOCKOUTS = Counter(
 API_REFUSED_EARLY = Counter(
     "cloudctl_api_refused_total",
     "Requests refused by the API's limits before any route ran, by reason "
-    "(body-too-large, headers-too-large, too-deep, nul-character).",
+    "(body-too-large, headers-too-large, too-deep, nul-character, lone-surrogate).",
     ["reason"],
     registry=REGISTRY,
 )

@@ -11,7 +11,9 @@ Invariants:
 - A JSON body nested deeper than ``MAX_JSON_DEPTH`` is answered 422 before it is parsed.
 - A NUL character (U+0000) in the path, a query parameter or a string of a JSON body is
   answered 422 naming where (``path``, the parameter, the body field): PostgreSQL's text
-  cannot hold one, so no route must pass it on to the store.
+  cannot hold one, so no route must pass it on to the store. A lone surrogate (U+D800 to U+DFFF,
+  written ``\\ud800`` in JSON with no partner) in a string of a JSON body is answered so too: no
+  UTF-8 text holds one, so neither the store, the audit chain nor an answer echoing it could.
 - ``X-Request-ID`` is kept when it is 1 to 64 characters of ``[A-Za-z0-9._:-]``, otherwise
   replaced by a fresh id; the response carries the id in force, and every audit record and
   log line of the request is tagged with it.
@@ -132,15 +134,37 @@ def nul_character_at(path: str, query_string: bytes, body: bytes) -> str | None:
 
 def _nul_character_in(value: Any, where: tuple[str, ...]) -> str | None:
     """The dotted path of the first string holding a NUL (of the object, for a key holding one)."""
+    return _first_string_holding(value, where, lambda text: "\x00" in text)
+
+
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+"""How a surrogate is written in JSON text (raw, it is not UTF-8, so not valid JSON)."""
+SURROGATE = re.compile("[\ud800-\udfff]")
+"""A surrogate left in a decoded string: JSON decodes a pair into the one character it stands for."""
+
+
+def lone_surrogate_at(body: bytes) -> str | None:
+    """The dotted path of the first JSON body string holding a lone surrogate; ``None`` when none."""
+    if SURROGATE_ESCAPE.search(body) is None:
+        return None
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None  # not JSON: the route names what is wrong with it
+    return _first_string_holding(document, (), lambda text: SURROGATE.search(text) is not None)
+
+
+def _first_string_holding(value: Any, where: tuple[str, ...], holds: Callable[[str], bool]) -> str | None:
+    """The dotted path of the first string that ``holds`` (of the object, for such a key)."""
     if isinstance(value, str):
-        return (".".join(where) or "body") if "\x00" in value else None
+        return (".".join(where) or "body") if holds(value) else None
     children = (
         value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
     )
     for key, item in children:
-        if "\x00" in str(key):
+        if holds(str(key)):
             return ".".join(where) or "body"
-        found = _nul_character_in(item, (*where, str(key)))
+        found = _first_string_holding(item, (*where, str(key)), holds)
         if found is not None:
             return found
     return None
@@ -220,6 +244,13 @@ class Hardening:
                         elif nul_at is not None:
                             refusal = ("nul-character", 422, "must not contain the NUL character (U+0000)")
                             field = nul_at
+                        elif (surrogate_at := lone_surrogate_at(body)) is not None:
+                            refusal = (
+                                "lone-surrogate",
+                                422,
+                                "must not contain a lone surrogate (U+D800 to U+DFFF)",
+                            )
+                            field = surrogate_at
                 if refusal is not None:
                     await self._refuse(scope, send_tagged, *refusal, field=field)
                 else:

@@ -406,6 +406,35 @@ def test_a_nul_character_anywhere_is_422_naming_where_and_changes_nothing(
 
 
 @pytest.mark.parametrize(
+    ("role", "path", "body", "field"),
+    [
+        ("sysadmin", "/v1/failback/runs", '{"to_center": "qd-a\\ud800"}', "to_center"),
+        ("sysadmin", "/v1/failover/runs", '{"from_centers": ["\\udfff"], "planned": true}', "from_centers.0"),
+        ("dept-admin", "/v1/requests", '{"offering": "vm.small", "name": "\\uDBFF"}', "name"),
+        ("secadmin", "/v1/tokens", '{"role": "auditor", "\\ud800": 1}', "body"),
+    ],
+)
+def test_a_lone_surrogate_in_a_body_is_422_naming_where_and_changes_nothing(
+    ctx: ctx_module.Context, client: TestClient, role: str, path: str, body: str, field: str
+) -> None:
+    """No UTF-8 text holds half a surrogate pair: not the store, the audit chain, nor an answer."""
+    _, headers = bearer(ctx, role, "hrss" if role.startswith("dept-") else None)
+    before = [audit_rows(ctx, action) for action in ("token.create", "failback.run", "failover.run")]
+    refused = client.post(
+        path, content=body.encode(), headers={**headers, "Content-Type": "application/json"}
+    )
+    assert (refused.status_code, refused.json()["field"]) == (422, field), refused.text
+    assert refused.json()["detail"] == f"{field}: must not contain a lone surrogate (U+D800 to U+DFFF)"
+    assert [audit_rows(ctx, action) for action in ("token.create", "failback.run", "failover.run")] == before
+    paired = client.post(
+        "/v1/failback/runs",
+        content=b'{"to_center": "\\ud83d\\ude00"}',
+        headers={**headers, "Content-Type": "application/json"},
+    )
+    assert (paired.status_code, paired.json()["field"]) == (422, "to"), paired.text  # a pair is one character
+
+
+@pytest.mark.parametrize(
     ("content", "reason"),
     [
         (b'{"offering": "vm.small", "count": 1', "not valid JSON (Expecting ',' delimiter, at character 35)"),
