@@ -623,6 +623,16 @@ def load_yaml(text: str, *, duplicate_keys: bool = False) -> Any:
     (Python's, a thousand), a few kilobytes of aliases of aliases make billions of nodes for
     validation to walk, and of two equal keys the loader keeps the last without a word.
     """
+    try:
+        return _load_bounded(text, duplicate_keys=duplicate_keys)
+    except yaml.reader.ReaderError as refused:  # a character YAML refuses: one line naming its line
+        line = text.count("\n", 0, refused.position)
+        mark = yaml.Mark("<text>", refused.position, line, 0, None, 0)
+        problem = f"character {chr(refused.character)!r}: {refused.reason}"
+        raise yaml.MarkedYAMLError(problem=problem, problem_mark=mark) from None
+
+
+def _load_bounded(text: str, *, duplicate_keys: bool) -> Any:
     sizes: dict[str, int] = {}  # an anchor's node: how many nodes it holds, aliases expanded
     open_nodes: list[_OpenNode] = []
     added = 0

@@ -59,3 +59,17 @@ def test_a_caller_who_may_not_run_drills_is_refused_before_the_plans_departments
         outcomes = tx.execute(sa.select(table.c.outcome).where(table.c.action == "drill.run")).scalars()
         assert list(outcomes) == ["denied"] * 8
         assert tx.execute(sa.select(sa.func.count()).select_from(schema.drill_runs)).scalar() == 0
+
+
+@pytest.mark.parametrize("character", ["\x7f", "\x07", "\ufffe"])
+def test_a_plan_holding_a_character_yaml_refuses_is_one_line_naming_its_line(
+    ctx: ctx_module.Context, client: TestClient, character: str
+) -> None:
+    plan = PLAN.replace("name: lose-qd-a\n", f"name: lose-qd-a\ndescription: a{character}\n", 1)
+    refused = client.post("/v1/drills/runs", json={"plan_yaml": plan}, headers=token(ctx, "sysadmin"))
+    line = plan[: plan.index(character)].count("\n") + 1
+    assert (refused.status_code, refused.json()["field"]) == (422, f"line {line}"), refused.text
+    assert "\n" not in refused.json()["detail"]
+    assert "control characters are not allowed" in refused.json()["detail"]
+    with ctx.read() as tx:
+        assert tx.execute(sa.select(sa.func.count()).select_from(schema.drill_runs)).scalar() == 0
