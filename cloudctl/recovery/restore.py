@@ -116,7 +116,7 @@ def parse_point_id(text: str) -> tuple[str, str, int]:
     """``(center, workload, seq)`` of a recovery point id ``<center>/<workload>@<seq>``."""
     center, _slash, rest = text.partition("/")
     workload_id, _at, seq = rest.rpartition("@")
-    if not (center and workload_id and seq.isdigit()):
+    if not (center and workload_id and seq.isascii() and seq.isdigit()):  # not "²": int() refuses it
         raise errors.InvalidInput(
             f"{text!r} is not a recovery point id (<center>/<workload>@<seq>, e.g. dz-dr/wl-7f3a@48213)",
             field="point",

@@ -116,3 +116,21 @@ def test_a_department_is_refused_a_restore_before_anything_is_looked_up(
         assert [a.status_code for a in answers] == [403, 403, 403], [a.text for a in answers]
         assert len({a.json()["detail"] for a in answers}) == 1
         assert foreign["workload_id"] not in answers[0].json()["detail"]
+
+
+@pytest.mark.parametrize("seq", ["\u00b2", "\u0661", "-1", "1.0", ""])
+def test_a_failover_to_a_point_whose_seq_is_no_ascii_number_is_422_and_starts_nothing(
+    ctx: ctx_module.Context, client: TestClient, seq: str
+) -> None:
+    workload, _at_seq3, _attack = attack_workload(ctx)
+    operator = token(ctx, "sysadmin")
+    body = {
+        "from_centers": ["qd-a"],
+        "to_center": "dz-dr",
+        "planned": False,
+        "point": f"dz-dr/{workload}@{seq}",
+    }
+    refused = client.post("/v1/failover/runs", json=body, headers=operator)
+    assert (refused.status_code, refused.json()["field"]) == (422, "point"), refused.text
+    assert "is not a recovery point id" in refused.json()["detail"]
+    assert client.get("/v1/failover/runs", headers=operator).json()["count"] == 0
