@@ -73,3 +73,18 @@ def test_a_plan_holding_a_character_yaml_refuses_is_one_line_naming_its_line(
     assert "control characters are not allowed" in refused.json()["detail"]
     with ctx.read() as tx:
         assert tx.execute(sa.select(sa.func.count()).select_from(schema.drill_runs)).scalar() == 0
+
+
+@pytest.mark.parametrize(
+    ("setting", "field"),
+    [("writes_per_s: 5", "canary.writes_per_s"), ("warmup_s: 120", "canary.warmup_s")],
+)
+def test_a_plan_with_an_infinite_rate_or_time_is_422_and_records_no_run(
+    ctx: ctx_module.Context, client: TestClient, setting: str, field: str
+) -> None:
+    """Such a drill would never end, and no store holds the number in its saved progress."""
+    plan = PLAN.replace(setting, f"{setting.partition(':')[0]}: .inf")
+    refused = client.post("/v1/drills/runs", json={"plan_yaml": plan}, headers=token(ctx, "sysadmin"))
+    assert (refused.status_code, refused.json()["field"]) == (422, field), refused.text
+    with ctx.read() as tx:
+        assert tx.execute(sa.select(sa.func.count()).select_from(schema.drill_runs)).scalar() == 0
