@@ -21,7 +21,7 @@ import pytest
 
 from cloudctl import clock as clocks
 from cloudctl.recovery import replication as repl
-from cloudctl.services import audit, identity, provisioning, recovery, replication_scrub, workloads
+from cloudctl.services import audit, faults, identity, provisioning, recovery, replication_scrub, workloads
 from cloudctl.services import context as ctx_module
 from cloudctl.services import requests as requests_service
 from tests.integration import conftest, moto_servers
@@ -67,6 +67,15 @@ def s3_clients(
     """boto3 clients of the source center's S3 server and the DR center's."""
     servers = moto_servers_by_center
     return moto_servers.raw_client(servers[source_center]), moto_servers.raw_client(servers[target_center])
+
+
+def shipped_silver(ctx: ctx_module.Context, source_center: str, **writes: bytes) -> tuple[str, str]:
+    """A silver workload in ``source_center`` and its bucket, ``writes`` (key: bytes) shipped."""
+    workload = ready_silver(ctx, source_center)
+    for key, data in writes.items():
+        recovery.write(ctx, workload, key=key, data=data)
+    ship_with_points(ctx)
+    return workload, repl.data_bucket(workload)
 
 
 def ship_with_points(ctx: ctx_module.Context) -> None:
@@ -282,13 +291,8 @@ def test_a_bucket_only_workload_gets_points_and_a_restore_rewinds_its_dr_bucket(
 def test_a_cut_dr_link_stops_the_copy_to_s3_until_it_is_back(
     ctx: ctx_module.Context, source_center: str, target_center: str, s3_clients: tuple[Any, Any]
 ) -> None:
-    from cloudctl.services import faults
-
     _source, target = s3_clients
-    workload = ready_silver(ctx, source_center)
-    bucket = repl.data_bucket(workload)
-    recovery.write(ctx, workload, key="before", data=b"shipped before the cut")
-    ship_with_points(ctx)
+    workload, bucket = shipped_silver(ctx, source_center, before=b"shipped before the cut")
     cut = faults.inject(ctx, kind="link-cut", center=source_center, peer=target_center)
     recovery.write(ctx, workload, key="during", data=b"written while the line is cut")
     advance(ctx, 301)
@@ -310,13 +314,8 @@ def test_a_center_down_takes_no_write_and_ships_nothing_from_its_s3_until_it_is_
     server still answers, but cloudctl neither writes to it nor copies from it, so what a
     failover then counts as lost is what a lost center would lose."""
     from cloudctl import errors
-    from cloudctl.services import faults
-
     source, target = s3_clients
-    workload = ready_silver(ctx, source_center)
-    bucket = repl.data_bucket(workload)
-    recovery.write(ctx, workload, key="before", data=b"shipped before the fault")
-    ship_with_points(ctx)
+    workload, bucket = shipped_silver(ctx, source_center, before=b"shipped before the fault")
     source.put_object(Bucket=bucket, Key="late", Body=b"written by another client, never shipped")
     down = faults.inject(ctx, kind="center-down", center=source_center)
 
@@ -342,12 +341,8 @@ def test_a_center_down_takes_no_write_and_ships_nothing_from_its_s3_until_it_is_
 def test_a_degraded_dr_link_paces_the_copy_to_s3_as_the_simulator_paces_its_own(
     ctx: ctx_module.Context, source_center: str, target_center: str, s3_clients: tuple[Any, Any]
 ) -> None:
-    from cloudctl.services import faults
-
     _source, target = s3_clients
-    workload = ready_silver(ctx, source_center)
-    bucket = repl.data_bucket(workload)
-    ship_with_points(ctx)
+    workload, bucket = shipped_silver(ctx, source_center)
     faults.inject(ctx, kind="link-degraded", center=source_center, peer=target_center, factor=10)
     data = b"x" * 5_000_000
     recovery.write(ctx, workload, key="large", data=data)
@@ -370,13 +365,8 @@ def test_writes_a_failover_lost_stay_at_home_as_versions_the_failback_names(
     """Home is lost before its last writes ship; the DR copy serves; home comes back and the
     failback resyncs it from the DR copy. What the failover counted as lost is not destroyed:
     each lost object stays in the home bucket as the version the failback step names."""
-    from cloudctl.services import faults
-
     home, _dr = s3_clients
-    workload = ready_silver(ctx, source_center)
-    bucket = repl.data_bucket(workload)
-    recovery.write(ctx, workload, key="case/1", data=b"first, shipped")
-    ship_with_points(ctx)
+    workload, bucket = shipped_silver(ctx, source_center, **{"case/1": b"first, shipped"})
     recovery.write(ctx, workload, key="case/1", data=b"second, lost")
     recovery.write(ctx, workload, key="case/2", data=b"new, lost")
     down = faults.inject(ctx, kind="center-down", center=source_center)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,12 +15,6 @@ from cloudctl.services import identity
 from tests.conftest import POLICIES, TOPOLOGY
 
 OPS = identity.local_operator("secadmin")
-
-
-@pytest.fixture
-def client(ctx: ctx_module.Context) -> Iterator[TestClient]:
-    with TestClient(api_app.create_app(context=ctx)) as test_client:
-        yield test_client
 
 
 def token(ctx: ctx_module.Context, role: str, department: str | None = None) -> dict[str, str]:

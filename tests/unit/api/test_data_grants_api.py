@@ -4,7 +4,6 @@ periodic pass, revocation, the audit trail, bad input and hidden ids."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,7 +12,6 @@ from fastapi.testclient import TestClient
 
 from cloudctl import clock as clocks
 from cloudctl import errors
-from cloudctl.api import app as api_app
 from cloudctl.services import context as ctx_module
 from cloudctl.services import drivers, housekeeping, identity, observability, provisioning
 from cloudctl.store import schema
@@ -21,12 +19,6 @@ from cloudctl.store import schema
 OPS = identity.local_operator("secadmin")
 PROVIDER = "hrss-insurance"
 CONSUMER = "civil-assistance"
-
-
-@pytest.fixture
-def client(ctx: ctx_module.Context) -> Iterator[TestClient]:
-    with TestClient(api_app.create_app(context=ctx)) as test_client:
-        yield test_client
 
 
 def bearer(ctx: ctx_module.Context, role: str, department: str | None = None) -> dict[str, str]:

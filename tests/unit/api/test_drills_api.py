@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from cloudctl.api import app as api_app
 from cloudctl.services import context as ctx_module
-from cloudctl.services import identity
 from cloudctl.store import schema
+from tests.support.bearer import token
 
-SECADMIN = identity.local_operator("secadmin")
 PLAN = (Path(__file__).parents[3] / "dr" / "drills" / "lose-qd-a.yaml").read_text(encoding="utf-8")
-
-
-@pytest.fixture
-def client(ctx: ctx_module.Context) -> Iterator[TestClient]:
-    with TestClient(api_app.create_app(context=ctx)) as test_client:
-        yield test_client
-
-
-def token(ctx: ctx_module.Context, role: str, department: str | None = None) -> dict[str, str]:
-    issued = identity.create_token(ctx, principal=SECADMIN, role=role, department=department)
-    return {"Authorization": f"Bearer {issued.secret}"}
 
 
 def scoped_to(department: str) -> str:

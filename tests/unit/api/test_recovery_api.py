@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from cloudctl.api import app as api_app
 from cloudctl.model import states
 from cloudctl.services import context as ctx_module
 from cloudctl.services import faults, identity, provisioning
 from cloudctl.services import requests as requests_service
 from cloudctl.store import recovery as recovery_store
 from cloudctl.store import schema
+from tests.support.bearer import token
 
-SECADMIN = identity.local_operator("secadmin")
 HRSS = identity.Principal(
     id="t:hrss", role="dept-admin", department="hrss", department_path=("qingdao", "hrss")
 )
@@ -24,17 +20,6 @@ SAMR = identity.Principal(
     id="t:samr", role="dept-admin", department="samr", department_path=("qingdao", "samr")
 )
 NOT_OPERATORS = (("dept-admin", "hrss"), ("dept-user", "hrss"), ("secadmin", None), ("auditor", None))
-
-
-@pytest.fixture
-def client(ctx: ctx_module.Context) -> Iterator[TestClient]:
-    with TestClient(api_app.create_app(context=ctx)) as test_client:
-        yield test_client
-
-
-def token(ctx: ctx_module.Context, role: str, department: str | None = None) -> dict[str, str]:
-    issued = identity.create_token(ctx, principal=SECADMIN, role=role, department=department)
-    return {"Authorization": f"Bearer {issued.secret}"}
 
 
 def ready_workload(ctx: ctx_module.Context, tier: str, principal: identity.Principal = HRSS) -> str:

@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from fastapi.testclient import TestClient
 
 from cloudctl import clock as clocks
-from cloudctl.api import app as api_app
 from cloudctl.services import context as ctx_module
 from cloudctl.services import faults, identity, provisioning, recovery
 from cloudctl.services import requests as requests_service
+from tests.support.bearer import token
 
-SECADMIN = identity.local_operator("secadmin")
 HRSS = identity.Principal(
     id="t:hrss", role="dept-admin", department="hrss", department_path=("qingdao", "hrss")
 )
-
-
-@pytest.fixture
-def client(ctx: ctx_module.Context) -> Iterator[TestClient]:
-    with TestClient(api_app.create_app(context=ctx)) as test_client:
-        yield test_client
-
-
-def token(ctx: ctx_module.Context, role: str, department: str | None = None) -> dict[str, str]:
-    issued = identity.create_token(ctx, principal=SECADMIN, role=role, department=department)
-    return {"Authorization": f"Bearer {issued.secret}"}
 
 
 def test_an_operator_scrubs_a_workloads_replicas_and_a_department_may_not(

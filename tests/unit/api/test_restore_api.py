@@ -3,29 +3,13 @@ department may not; bad input is 422 naming the field and changes nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
 
 from cloudctl import clock as clocks
-from cloudctl.api import app as api_app
 from cloudctl.services import context as ctx_module
-from cloudctl.services import identity
+from tests.support.bearer import token
 from tests.unit.recovery.test_restore import attack_workload, dr_bytes, restored_volumes
-
-SECADMIN = identity.local_operator("secadmin")
-
-
-@pytest.fixture
-def client(ctx: ctx_module.Context) -> Iterator[TestClient]:
-    with TestClient(api_app.create_app(context=ctx)) as test_client:
-        yield test_client
-
-
-def token(ctx: ctx_module.Context, role: str, department: str | None = None) -> dict[str, str]:
-    issued = identity.create_token(ctx, principal=SECADMIN, role=role, department=department)
-    return {"Authorization": f"Bearer {issued.secret}"}
 
 
 def test_an_operator_restores_a_workload_to_the_point_before_an_attack(

@@ -21,12 +21,6 @@ OPS = identity.local_operator("secadmin")
 UNKNOWN = f"Bearer cct_{'0' * 16}.{'x' * 43}"
 
 
-@pytest.fixture
-def client(ctx: ctx_module.Context) -> Iterator[TestClient]:
-    with TestClient(api_app.create_app(context=ctx)) as test_client:
-        yield test_client
-
-
 def bearer(ctx: ctx_module.Context, role: str, department: str | None = None) -> tuple[str, dict[str, str]]:
     issued = identity.create_token(ctx, principal=OPS, role=role, department=department)
     return issued.token.id, {"Authorization": f"Bearer {issued.secret}"}

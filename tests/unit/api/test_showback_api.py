@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
 
 from cloudctl import clock as clocks
-from cloudctl.api import app as api_app
 from cloudctl.services import context as ctx_module
 from cloudctl.services import quotas as quotas_service
 from cloudctl.services import usage
 from tests.unit.api.test_api import token
-
-
-@pytest.fixture
-def client(ctx: ctx_module.Context) -> Iterator[TestClient]:
-    with TestClient(api_app.create_app(context=ctx)) as test_client:
-        yield test_client
 
 
 @pytest.fixture
