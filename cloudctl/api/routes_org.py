@@ -12,6 +12,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloudctl.api import app as app_module
+from cloudctl.model import quotas as q
 from cloudctl.services import orgs
 from cloudctl.services import quotas as quotas_service
 
@@ -81,7 +82,7 @@ class QuotaUpdate(BaseModel):
     )
 
     center: str = Field(max_length=40, description="A center name, or `all` for the sum over every center")
-    limits: dict[str, Annotated[int, Field(ge=0)] | None] = Field(
+    limits: dict[str, Annotated[int, Field(ge=0, le=q.MAX_AMOUNT)] | None] = Field(
         description="Resource → limit; null removes the node's own limit for that resource"
     )
 

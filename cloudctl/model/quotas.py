@@ -1,6 +1,6 @@
 """Quota resources and amounts.
 
-Invariants kept here: an amount is a non-negative whole number of the
+Invariants kept here: an amount is a whole number from 0 to ``MAX_AMOUNT`` of the
 resource's unit (vCPUs, GB, instances); ``ALL_CENTERS`` is the center key of a
 limit that spans every center.
 """
@@ -14,6 +14,18 @@ from cloudctl import errors
 
 ALL_CENTERS = "*"
 """Center key of a limit that applies to the sum over all centers."""
+MAX_AMOUNT = 2**53 - 1
+"""The largest amount a limit or a reservation may give: far beyond any center (9 × 10¹⁵ GB), the
+largest whole number JSON readers keep exactly, and small enough that a city's sums of them
+stay within the store's 64-bit integers."""
+
+
+def check_amount(value: int, *, field: str) -> None:
+    """``InvalidInput`` naming ``field`` unless ``value`` is 0 to ``MAX_AMOUNT``."""
+    if value < 0:
+        raise errors.InvalidInput("must not be negative", field=field)
+    if value > MAX_AMOUNT:
+        raise errors.InvalidInput(f"must be at most {MAX_AMOUNT}", field=field)
 
 
 class Resource(enum.StrEnum):

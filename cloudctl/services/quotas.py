@@ -227,8 +227,8 @@ def set_quota(
     key = center_key(ctx, center)
     parsed = {q.parse_resource(name, field="limits"): value for name, value in limits.items()}
     for resource, value in parsed.items():
-        if value is not None and value < 0:
-            raise errors.InvalidInput("must not be negative", field=f"limits.{resource.value}")
+        if value is not None:
+            q.check_amount(value, field=f"limits.{resource.value}")
     if not parsed:
         raise errors.InvalidInput("name at least one resource to set", field="limits")
     with ctx.transaction() as tx:

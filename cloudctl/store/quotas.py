@@ -532,8 +532,7 @@ def hold_each(
             if ask.center == ALL:
                 raise errors.InvalidInput("a reservation is made on one center, not all", field="center")
             for resource, value in ask.amounts.items():
-                if value < 0:
-                    raise errors.InvalidInput("must not be negative", field=f"amounts.{resource.value}")
+                q.check_amount(value, field=f"amounts.{resource.value}")
     chains = _chains(tx, {ask.node_id for group in groups for ask in group})
     wanted = [[q.nonzero(ask.amounts) for ask in group] for group in groups]
     nodes = sorted({node for chain in chains.values() for node in chain})

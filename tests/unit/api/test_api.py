@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cloudctl import clock as clocks
+from cloudctl import errors
 from cloudctl import settings as settings_module
 from cloudctl.api import app as api_app
 from cloudctl.services import context as ctx_module
@@ -259,3 +260,26 @@ def test_deleting_a_workload_is_accepted_and_finishes_in_the_reconciler(
     assert (deleting.status_code, deleting.json()["state"]) == (202, "deleting")
     provisioning.run_pending(ctx)
     assert client.get(f"/v1/workloads/{request['workload_id']}", headers=hrss).json()["state"] == "deleted"
+
+
+@pytest.mark.parametrize("value", [2**53, 2**63, 10**30])
+def test_a_limit_beyond_what_the_store_can_sum_is_422_naming_it_and_changes_nothing(
+    ctx: ctx_module.Context, client: TestClient, value: int
+) -> None:
+    from cloudctl.model import quotas as q
+    from cloudctl.services import quotas as quotas_service
+
+    before = quotas_service.show_quota(ctx, "hrss", center="qd-a")
+    answer = client.put(
+        "/v1/quota/hrss", json={"center": "qd-a", "limits": {"vcpu": value}}, headers=token(ctx, "sysadmin")
+    )
+
+    assert answer.status_code == 422 and answer.json()["field"] == "limits.vcpu", answer.text
+    assert quotas_service.show_quota(ctx, "hrss", center="qd-a") == before
+    with pytest.raises(errors.InvalidInput, match=f"at most {q.MAX_AMOUNT}") as refused:  # the console's path
+        quotas_service.set_quota(ctx, "hrss", center="qd-a", limits={"vcpu": value})
+    assert refused.value.field == "limits.vcpu"
+    with pytest.raises(errors.InvalidInput) as held:
+        quotas_service.reserve(ctx, "hrss", center="qd-a", amounts={"vcpu": value})
+    assert held.value.field == "amounts.vcpu"
+    assert quotas_service.show_quota(ctx, "hrss", center="qd-a") == before
