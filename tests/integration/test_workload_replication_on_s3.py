@@ -314,6 +314,7 @@ def test_a_center_down_takes_no_write_and_ships_nothing_from_its_s3_until_it_is_
     server still answers, but cloudctl neither writes to it nor copies from it, so what a
     failover then counts as lost is what a lost center would lose."""
     from cloudctl import errors
+
     source, target = s3_clients
     workload, bucket = shipped_silver(ctx, source_center, before=b"shipped before the fault")
     source.put_object(Bucket=bucket, Key="late", Body=b"written by another client, never shipped")
