@@ -37,6 +37,8 @@ from cloudctl.model import topology as topo
 
 PositiveSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegativeSeconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+MAX_CANARY_OBJECT_BYTES = 64 * 1024 * 1024
+"""The largest canary object: each is held in memory while it is written and checked."""
 
 
 class _Strict(BaseModel):
@@ -250,7 +252,8 @@ class Canary(_Strict):
     """Writes per second to each canary workload."""
     warmup_s: NonNegativeSeconds = 120.0
     """Seconds (simulated when ``simulated_time``) of writes before the first fault."""
-    object_bytes: Annotated[int, Field(gt=0)] = 4096
+    object_bytes: Annotated[int, Field(gt=0, le=MAX_CANARY_OBJECT_BYTES)] = 4096
+    """Bytes of each canary object."""
     workloads_per_tier: Annotated[int, Field(ge=1)] = 1
     """Canaries per tier; those of an active-active tier are spread over the local centers."""
     seed: int = 0
@@ -491,6 +494,28 @@ def check_against(plan: DrillPlan, topology: topo.Topology) -> None:
             )
     if not tiers_measured(plan, topology):
         raise errors.InvalidInput("the plan measures no tier", field="targets")
+    _check_canary_writes(plan, topology)
+
+
+MAX_CANARY_WRITES = 10_000_000
+"""The most canary writes a plan may ask for up to its last fault: every one is an object written,
+recorded and checked, so a plan beyond it would run for days (or never end)."""
+
+
+def _check_canary_writes(plan: DrillPlan, topology: topo.Topology) -> None:
+    """Refuse a plan whose canaries would write more than ``MAX_CANARY_WRITES`` objects before its
+    last fault strikes (the warm-up and the faults' offsets, every canary of every measured tier)."""
+    canary = plan.canary
+    last_fault_s = max(fault.at_s for fault in plan.all_faults)
+    canaries = canary.workloads_per_tier * len(tiers_measured(plan, topology))
+    writes = canary.writes_per_s * (canary.warmup_s + last_fault_s) * canaries
+    if writes > MAX_CANARY_WRITES:
+        raise errors.InvalidInput(
+            f"{canaries} canaries writing {canary.writes_per_s:g}/s for {canary.warmup_s + last_fault_s:g} s "
+            f"would write {writes:.3g} objects before the last fault; at most {MAX_CANARY_WRITES:,} "
+            "(fewer canaries, a lower rate or a shorter warm-up)",
+            field="canary",
+        )
 
 
 def _check_scenario(scenario: AnyScenario, topology: topo.Topology, *, field: str) -> None:

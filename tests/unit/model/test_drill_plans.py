@@ -453,3 +453,31 @@ def test_the_example_plan_in_the_dr_readme_is_valid(shipped_topology: topology.T
     plan = drills.parse(example)
     drills.check_against(plan, shipped_topology)
     assert any(check.http is not None for check in plan.steps[0].pre)
+
+
+@pytest.mark.parametrize(
+    "canary",
+    [
+        {"warmup_s": 1e300},  # finite, and no drill would end
+        {"writes_per_s": 1000, "warmup_s": 86400, "workloads_per_tier": 1},
+        {"writes_per_s": 1, "warmup_s": 3600, "workloads_per_tier": 10_000},
+    ],
+)
+def test_a_plan_whose_canaries_would_write_past_the_bound_is_refused_naming_the_canary(
+    canary: dict[str, float], shipped_topology: topology.Topology
+) -> None:
+    error = rejected_by(plan_with(canary=canary), shipped_topology)
+    assert error.field == "canary"
+    assert f"at most {drills.MAX_CANARY_WRITES:,}" in error.reason
+
+
+def test_a_plan_just_within_the_canary_bound_is_kept(shipped_topology: topology.Topology) -> None:
+    # 2 tiers x 1,000 canaries x 5 writes/s x 1,000 s = exactly the bound: kept
+    canary = {"writes_per_s": 5, "warmup_s": 1000, "workloads_per_tier": 1000}
+    drills.check_against(drills.from_data(plan_with(canary=canary)), shipped_topology)
+    assert drills.MAX_CANARY_WRITES == 2 * 1000 * 5 * 1000
+
+
+def test_a_canary_object_over_64_mib_is_refused() -> None:
+    error = rejected(plan_with(canary={"object_bytes": 64 * 1024 * 1024 + 1}))
+    assert error.field == "canary.object_bytes"
