@@ -2,8 +2,8 @@
 
 Invariant: prints exactly what the management center's ``/metrics`` serves (breaking glass:
 the API in this process over the same store, whose process counters are zero);
-``--write FILE`` replaces the file atomically (write beside it, then rename), so a collector
-never reads half a file.
+``--write FILE`` replaces the file atomically (write beside it, flushed to disk, then rename), so a
+collector never reads half a file, nor an empty one after a power cut.
 """
 
 from __future__ import annotations
@@ -77,8 +77,15 @@ def _write_atomically(*, path: Path, data: bytes) -> None:
     try:
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())  # a power cut leaves the old file or the new one, never an empty one
         os.chmod(temporary, 0o644)
         os.replace(temporary, path)
+        directory_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(directory_fd)  # and the rename itself is durable
+        finally:
+            os.close(directory_fd)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import math
 import os
 from pathlib import Path
 from typing import Annotated, Any
@@ -42,6 +43,9 @@ def register(app: typer.Typer) -> None:
 
 # --- tokens ----------------------------------------------------------------------------------------
 
+TOKEN_DAYS_MAX = 3650.0
+"""The longest expiry a token may be given, ten years (the API's ``expires_in_s`` bound)."""
+
 
 @token_app.command("create")
 @common.handles_errors
@@ -51,10 +55,13 @@ def token_create(
     dept: Annotated[str | None, typer.Option(help="The department (for dept-admin and dept-user).")] = None,
     name: Annotated[str, typer.Option(help="A name to recognise the token by.")] = "",
     expires_in_days: Annotated[
-        float | None, typer.Option(min=0.001, help="Expire after this many days.")
+        float | None,
+        typer.Option(min=0.001, max=TOKEN_DAYS_MAX, help="Expire after this many days (at most ten years)."),
     ] = None,
 ) -> None:
     """Issue a bearer token (secadmin); the secret is printed once and only its salted hash is kept."""
+    if expires_in_days is not None and math.isnan(expires_in_days):
+        raise errors.InvalidInput("must be a number of days, not nan", field="expires-in-days")
     state = common.state_of(ctx)
     body = {
         "role": role,

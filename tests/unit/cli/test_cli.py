@@ -617,6 +617,13 @@ def test_tokens_are_shown_once_and_listed_without_secrets(ready: Cli) -> None:
     assert ready.json("token", "list") == []
 
 
+@pytest.mark.parametrize("days", ["inf", "nan", "3651", "0"])
+def test_a_token_expiry_out_of_range_is_refused_naming_the_option(ready: Cli, days: str) -> None:
+    result = ready("token", "create", "--role", "auditor", "--expires-in-days", days, code=2)
+    assert "expires-in-days" in result.output and "expires_in_s" not in result.output
+    assert ready.json("token", "list") == []
+
+
 def test_operators_approve_and_provision_from_the_cli(ready: Cli, tmp_path: Path) -> None:
     from cloudctl import clock
     from cloudctl.services import identity
