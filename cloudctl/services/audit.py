@@ -281,6 +281,10 @@ def audits_refusals(
     return decorate
 
 
+MAX_REASON_CHARS = 500
+"""The longest reason a break-glass use may give (it is read in the auditor's tables)."""
+
+
 def record_break_glass(
     ctx: ctx_module.Context, *, role: str, reason: str, token_id: str | None = None
 ) -> access.Principal:
@@ -300,6 +304,11 @@ def record_break_glass(
         )
     if not reason.strip():
         raise errors.InvalidInput("say why direct access is needed", field="reason")
+    if len(reason) > MAX_REASON_CHARS:
+        raise errors.InvalidInput(f"at most {MAX_REASON_CHARS} characters", field="reason")
+    from cloudctl.model import topology as topo
+
+    topo.check_one_line(reason, field="reason")  # the auditor reads it in a table: no escapes, no lines
     principal = access.Principal(id=f"breakglass:{access.os_user()}", role=role)
     item = entry(
         ctx,

@@ -633,3 +633,21 @@ def test_break_glass_is_recorded_with_os_user_host_and_reason_and_counted(ctx: c
         row.detail["reason"] == "API down during the flood" and row.detail["os_user"] and row.detail["host"]
     )
     assert "cloudctl_break_glass_total 1.0" in observability.exposition(ctx).decode()
+
+
+@pytest.mark.parametrize(
+    "reason",
+    ["fine\x1b[2K\x1b[1Ahidden", "two\nlines", "tab\there", "x" * 501],
+    ids=["escape", "newline", "tab", "long"],
+)
+def test_a_break_glass_reason_the_auditor_could_not_read_as_given_is_refused_and_records_nothing(
+    ctx: ctx_module.Context, reason: str
+) -> None:
+    from cloudctl.services import audit
+
+    with pytest.raises(errors.InvalidInput) as refused:
+        audit.record_break_glass(ctx, role="sysadmin", reason=reason)
+    assert refused.value.field == "reason"
+    table = schema.audit_records
+    with ctx.read() as tx:
+        assert tx.execute(sa.select(table).where(table.c.action == "break-glass")).all() == []
