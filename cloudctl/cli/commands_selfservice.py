@@ -8,18 +8,16 @@ act on the database and the key ring directly (break-glass).
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import math
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from cloudctl import errors
-from cloudctl.cli import client, common, output
+from cloudctl.cli import client, common, files, output
 from cloudctl.model import states
 
 token_app = typer.Typer(help="Bearer tokens for departments and operators.", no_args_is_help=True)
@@ -356,13 +354,14 @@ def audit_export(
 ) -> None:
     """Export the audit log as JSON lines, one record per line with its hashes (auditor)."""
     state = common.state_of(ctx)
-    _check_destination(output_file)
+    files.check_writable(output_file, field="file", make_parents=True)
     reply = state.api().call(
         "GET", "/v1/audit/export", params={"after": after}, accept="application/x-ndjson"
     )
     lines = reply.body.decode("utf-8").splitlines()
     seqs = [json.loads(line)["seq"] for line in lines]
-    _write_replacing(output_file, reply.body)
+    # its owner's alone: the log holds every department's records
+    files.write_replacing(output_file, reply.body, mode=0o600, field="file", make_parents=True)
     result = {
         "path": str(output_file),
         "records": len(lines),
@@ -372,34 +371,6 @@ def audit_export(
     state.emit(
         result, lambda: output.stdout.print(f"exported {result['records']} record(s) to {result['path']}")
     )
-
-
-def _check_destination(path: Path) -> None:
-    """Refuse, before glass is broken or the log read, a file that cannot be written there."""
-    nearest = next(above for above in (path, *path.parents) if above.exists())
-    if nearest == path and path.is_dir():
-        raise errors.InvalidInput(f"cannot write {str(path)!r}: Is a directory", field="file")
-    if nearest != path and not nearest.is_dir():
-        raise errors.InvalidInput(f"cannot write {str(path)!r}: Not a directory", field="file")
-
-
-def _write_replacing(path: Path, data: bytes) -> None:
-    """Write beside the file (its owner's alone: the log holds every department's records), sync,
-    then rename: a reader never sees half an export, and a failed one leaves nothing."""
-    partial = path.with_name(path.name + ".partial")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "wb") as handle:
-            os.fchmod(handle.fileno(), 0o600)  # a partial file left by an older cloudctl
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        partial.replace(path)
-    except OSError as error:
-        with contextlib.suppress(OSError):
-            partial.unlink(missing_ok=True)
-        raise errors.InvalidInput(f"cannot write {str(path)!r}: {error.strerror}", field="file") from None
 
 
 @audit_app.command("verify")
