@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cloudctl import errors
 from cloudctl import settings as settings_module
-from cloudctl.api import docs_assets, hardening, problems, ui
+from cloudctl.api import docs_assets, hardening, problems
 from cloudctl.services import audit, catalog, identity, workloads
 from cloudctl.services import context as ctx_module
 from cloudctl.services import quotas as quotas_service
@@ -543,7 +543,10 @@ def create_app(
     for module in routers:
         app.include_router(module.router(), prefix="/v1", responses=problems.documented_errors())
     docs_assets.install(app)
-    ui.install(app)
+    if acting_as is None:  # break-glass commands call /v1 only: no portal to build for them
+        from cloudctl.api import ui
+
+        ui.install(app)
     return app
 
 

@@ -1,4 +1,5 @@
-"""``/v1/org/nodes`` and ``PUT /v1/quota/{node_id}``: the org tree and its limits, for operators.
+"""``/v1/org/nodes``, ``PUT /v1/quota/{node_id}`` and ``/v1/reservations``: the org tree, its
+limits and the quota operators hold by hand.
 
 Every call goes through ``services.orgs`` and ``services.quotas``, which authorise (``org.read``,
 ``org.manage``, ``quota.set``: the sysadmin's powers) and audit each write, refused or not.
@@ -87,6 +88,56 @@ class QuotaUpdate(BaseModel):
     )
 
 
+class ReservationCreate(BaseModel):
+    """Quota to hold for one org node on one center (a sysadmin's ``quota.set``)."""
+
+    model_config = ConfigDict(
+        **app_module.STRICT,
+        use_attribute_docstrings=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "node": "hrss-insurance",
+                    "center": "qd-a",
+                    "amounts": {"vcpu": 16, "ram_gb": 32},
+                    "purpose": "社保卡系统扩容",
+                }
+            ]
+        },
+    )
+
+    node: str = Field(max_length=40, description="The org node whose quota (and every ancestor's) to hold")
+    center: str = Field(max_length=40, description="The center the resources will live in (not `all`)")
+    amounts: dict[str, Annotated[int, Field(ge=0, le=q.MAX_AMOUNT)]] = Field(
+        max_length=5, description="Resource → amount to hold; at least one above 0"
+    )
+    purpose: str = Field(default="", max_length=500, description="Why, for the record")
+
+
+ReservationIdPath = Annotated[
+    str,
+    Path(max_length=64, description="The reservation's id", examples=["42113841c0d95b7e6a3f28e1d04c9b77"]),
+]
+
+
+class ReservationsPage(BaseModel):
+    """Reservations, oldest first, all on one page."""
+
+    model_config = ConfigDict(
+        use_attribute_docstrings=True,
+        json_schema_extra={
+            "examples": [{"data": [quotas_service.RESERVATION_EXAMPLE], "count": 1, "next_cursor": None}]
+        },
+    )
+
+    data: list[quotas_service.ReservationPublic]
+    """The reservations, oldest first."""
+    count: int
+    """How many ``data`` holds."""
+    next_cursor: str | None = None
+    """Always null: every reservation asked for is on this page."""
+
+
 NodeIdPath = Annotated[
     str, Path(description="The org node's id (as in ``infra/topology.yaml``)", examples=["shinan-health"])
 ]
@@ -162,5 +213,58 @@ def router() -> APIRouter:
         return quotas_service.set_quota(
             ctx, node_id=node_id, center=body.center, limits=body.limits, principal=principal
         )
+
+    @routes.get("/reservations")
+    def list_reservations(
+        ctx: app_module.ContextDep,
+        principal: app_module.PrincipalDep,
+        node: Annotated[
+            str | None,
+            Query(
+                max_length=40, description="Only this org node's; omitted: every node's", examples=["hrss"]
+            ),
+        ] = None,
+        all_states: Annotated[
+            bool, Query(alias="all", description="Include released reservations", examples=[True])
+        ] = False,
+    ) -> ReservationsPage:
+        """Live reservations (reserved or committed), of one node or of all.
+
+        ``quota.read``: a department sees its own subtree's (another's node is 404, as a missing one
+        is); every node's at once is for operators."""
+        items = quotas_service.list_reservations(
+            ctx, node_id=node, live_only=not all_states, principal=principal
+        )
+        return ReservationsPage(data=items, count=len(items))
+
+    @routes.post("/reservations", status_code=201)
+    def create_reservation(
+        ctx: app_module.ContextDep, principal: app_module.PrincipalDep, body: ReservationCreate
+    ) -> quotas_service.ReservationPublic:
+        """Hold quota for a node on a center (``quota.set``, audited, refusals too).
+
+        Refused with 409 naming the ancestor and resource that ran out; nothing is held then."""
+        return quotas_service.reserve(
+            ctx,
+            node_id=body.node,
+            center=body.center,
+            amounts=body.amounts,
+            purpose=body.purpose,
+            principal=principal,
+        )
+
+    @routes.post("/reservations/{reservation_id}/commit")
+    def commit_reservation(
+        ctx: app_module.ContextDep, principal: app_module.PrincipalDep, reservation_id: ReservationIdPath
+    ) -> quotas_service.ReservationPublic:
+        """Turn a reservation into usage: the resources exist now (``quota.set``, audited)."""
+        return quotas_service.commit(ctx, reservation_id=reservation_id, principal=principal)
+
+    @routes.post("/reservations/{reservation_id}/release")
+    def release_reservation(
+        ctx: app_module.ContextDep, principal: app_module.PrincipalDep, reservation_id: ReservationIdPath
+    ) -> quotas_service.ReservationPublic:
+        """Give a reservation (or the usage it became) back to the tree (``quota.set``, audited)."""
+        return quotas_service.release(ctx, reservation_id=reservation_id, principal=principal)
 
     return routes

@@ -1,20 +1,17 @@
 """``cloudctl dept`` and ``cloudctl quota``: the org tree and its hierarchical quotas.
 
-``dept`` and ``quota show|set`` go through the API (``/v1/org/nodes``, ``/v1/quota``);
-``quota sync|reserve|commit|release|reservations`` act on the database directly, as a
-break-glass identity (``--as ROLE --reason TEXT``).
+``dept`` and ``quota show|set|reserve|commit|release|reservations`` go through the API
+(``/v1/org/nodes``, ``/v1/quota``, ``/v1/reservations``); ``quota sync`` acts on the database and
+the centers directly, as a break-glass identity (``--as ROLE --reason TEXT``).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
 from cloudctl.cli import client, common, output
-
-if TYPE_CHECKING:
-    from cloudctl.services import quotas as quotas_service
 
 dept_app = typer.Typer(help="The org tree: city → district or bureau → department.", no_args_is_help=True)
 quota_app = typer.Typer(
@@ -276,52 +273,36 @@ def quota_reserve(
     purpose: Annotated[str, typer.Option(help="Why, for the record.")] = "",
 ) -> None:
     """Hold quota for a node on a center; refused with the ancestor and resource that ran out."""
-    from cloudctl.services import quotas as quotas_service
-
     state = common.state_of(ctx)
-    principal = state.operator()
-    amounts = {
-        name: value
-        for name, value in {
-            "vcpu": vcpu,
-            "ram_gb": ram_gb,
-            "volume_gb": volume_gb,
-            "object_gb": object_gb,
-            "instances": instances,
-        }.items()
-        if value
-    }
-    reservation = quotas_service.reserve(
-        state.context, node_id=node_id, center=center, amounts=amounts, purpose=purpose, principal=principal
+    amounts = _amounts(
+        vcpu=vcpu, ram_gb=ram_gb, volume_gb=volume_gb, object_gb=object_gb, instances=instances
     )
+    body = {"node": node_id, "center": center, "amounts": amounts, "purpose": purpose}
+    reservation = state.api().post("/v1/reservations", body)
     state.emit(reservation, lambda: _render_reservation(reservation))
+
+
+ReservationArgument = Annotated[str, typer.Argument(metavar="RESERVATION")]
 
 
 @quota_app.command("commit")
 @common.handles_errors
-def quota_commit(
-    ctx: typer.Context, reservation_id: Annotated[str, typer.Argument(metavar="RESERVATION")]
-) -> None:
+def quota_commit(ctx: typer.Context, reservation_id: ReservationArgument) -> None:
     """Turn a reservation into usage (the resources exist now)."""
-    from cloudctl.services import quotas as quotas_service
-
-    state = common.state_of(ctx)
-    principal = state.operator()
-    reservation = quotas_service.commit(state.context, reservation_id=reservation_id, principal=principal)
-    state.emit(reservation, lambda: _render_reservation(reservation))
+    _settle(ctx, reservation_id, "commit")
 
 
 @quota_app.command("release")
 @common.handles_errors
-def quota_release(
-    ctx: typer.Context, reservation_id: Annotated[str, typer.Argument(metavar="RESERVATION")]
-) -> None:
+def quota_release(ctx: typer.Context, reservation_id: ReservationArgument) -> None:
     """Give a reservation (or the usage it became) back to the tree."""
-    from cloudctl.services import quotas as quotas_service
+    _settle(ctx, reservation_id, "release")
 
+
+def _settle(ctx: typer.Context, reservation_id: str, verb: str) -> None:
     state = common.state_of(ctx)
-    principal = state.operator()
-    reservation = quotas_service.release(state.context, reservation_id=reservation_id, principal=principal)
+    path = f"/v1/reservations/{client.segment(reservation_id, field='reservation')}/{verb}"
+    reservation = state.api().post(path, {})
     state.emit(reservation, lambda: _render_reservation(reservation))
 
 
@@ -333,33 +314,37 @@ def quota_reservations(
     all_states: Annotated[bool, typer.Option("--all", help="Include released reservations.")] = False,
 ) -> None:
     """Live reservations (reserved or committed), of one node or of all."""
-    from cloudctl.services import quotas as quotas_service
-
     state = common.state_of(ctx)
-    state.operator()
-    items = quotas_service.list_reservations(state.context, node_id=node_id, live_only=not all_states)
+    page = state.api().get("/v1/reservations", node=node_id, all="true" if all_states else None)
+    items = page["data"]
     state.emit(items, lambda: _render_reservations(items))
 
 
-def _render_reservation(item: quotas_service.ReservationPublic) -> None:
-    amounts = ", ".join(f"{k}={v}" for k, v in item.amounts.items())
-    output.stdout.print(f"{item.state} {item.id}: {item.node} on {item.center}: {amounts}", highlight=False)
+def _render_reservation(item: dict[str, Any]) -> None:
+    output.stdout.print(
+        f"{item['state']} {item['id']}: {item['node']} on {item['center']}: {_amounts_text(item)}",
+        highlight=False,
+    )
 
 
-def _render_reservations(items: list[quotas_service.ReservationPublic]) -> None:
+def _amounts_text(item: dict[str, Any]) -> str:
+    return ", ".join(f"{name}={value}" for name, value in item["amounts"].items())
+
+
+def _render_reservations(items: list[dict[str, Any]]) -> None:
     output.stdout.print(
         output.table(
             None,
             ["reservation", "node", "center", "amounts", "state", "purpose", "updated"],
             [
                 [
-                    item.id,
-                    item.node,
-                    item.center,
-                    ", ".join(f"{k}={v}" for k, v in item.amounts.items()),
-                    item.state,
-                    item.purpose,
-                    item.updated_at,
+                    item["id"],
+                    item["node"],
+                    item["center"],
+                    _amounts_text(item),
+                    item["state"],
+                    item["purpose"],
+                    item["updated_at"],
                 ]
                 for item in items
             ],

@@ -159,14 +159,21 @@ class State:
             raise errors.InvalidInput(
                 "break-glass needs `--reason TEXT`: say why the API will not do", field="reason"
             )
-        token = "" if self.act_as else self.token()
+        token = "" if self.act_as else (self.token() or self._context_token())
         if self.act_as is None and not token:
             raise errors.InvalidInput(
-                "break-glass needs an identity: `--as ROLE`, or your token (`--token-file FILE` or "
-                "CLOUDCTL_TOKEN)",
+                "break-glass needs an identity: `--as ROLE`, or your token (`--token-file FILE`, "
+                "CLOUDCTL_TOKEN, or the context `cloudctl login` kept)",
                 field="as",
             )
         return token
+
+    def _context_token(self) -> str:
+        """The token of the context in use (``--context`` or the current one), if any."""
+        from cloudctl.cli import contexts
+
+        chosen = contexts.resolve(context_name=self.context_name)
+        return chosen.token if chosen is not None else ""
 
     def api(self) -> client_module.Client:
         """The API client: remote with the current context, or in process when breaking glass."""

@@ -120,15 +120,41 @@ class QuotaPublic(BaseModel):
     """The centers asked for: one, or every center in the topology's order followed by ``all``."""
 
 
+RESERVATION_EXAMPLE: dict[str, Any] = {
+    "id": "42113841c0d95b7e6a3f28e1d04c9b77",
+    "node": "hrss-insurance",
+    "center": "qd-a",
+    "amounts": {"vcpu": 16, "ram_gb": 32},
+    "state": "reserved",
+    "purpose": "社保卡系统扩容",
+    "created_at": "2026-12-07T09:30:00Z",
+    "updated_at": "2026-12-07T09:30:00Z",
+}
+
+
 class ReservationPublic(BaseModel):
+    """Quota an operator holds for one org node on one center, until it is committed or released."""
+
+    model_config = ConfigDict(
+        use_attribute_docstrings=True, json_schema_extra={"examples": [RESERVATION_EXAMPLE]}
+    )
+
     id: str
+    """The reservation's id, for commit and release."""
     node: str
+    """The org node whose quota (and every ancestor's) it holds."""
     center: str
+    """The center the resources will live in."""
     amounts: dict[str, int]
+    """Resource → amount held (GB for the sizes)."""
     state: str
+    """``reserved`` (held), ``committed`` (the resources exist: usage) or ``released`` (given back)."""
     purpose: str
+    """Why, as the operator gave it."""
     created_at: str
+    """When it was made (UTC, RFC 3339)."""
     updated_at: str
+    """When its state last changed (UTC, RFC 3339)."""
 
 
 def _public_reservation(reservation: quotas.Reservation) -> ReservationPublic:
@@ -313,6 +339,8 @@ def _reservation_authorized(
     ctx: ctx_module.Context, reservation_id: str, *, principal: access.Principal | None
 ) -> access.Principal:
     principal = principal or access.local_operator("sysadmin")
+    # Asked before the store is read, so that a refused caller cannot tell which ids exist.
+    access.authorize(ctx, principal=principal, action="quota.set", resource_type="Quota", resource_id="all")
     with ctx.read() as tx:
         node_id = quotas.get_reservation(tx, reservation_id).node_id
     access.authorize(ctx, principal=principal, action="quota.set", resource_type="Quota", resource_id=node_id)
@@ -345,29 +373,33 @@ def _record_reservation(
 
 
 def list_reservations(
-    ctx: ctx_module.Context, *, node_id: str | None = None, live_only: bool = True
+    ctx: ctx_module.Context,
+    *,
+    node_id: str | None = None,
+    live_only: bool = True,
+    principal: access.Principal | None = None,
 ) -> list[ReservationPublic]:
+    """Reservations of one node (``quota.read`` on it: a department its own subtree) or of all
+    (``quota.read`` of the whole tree: operators)."""
+    principal = principal or access.local_operator("sysadmin")
     states = [quotas.ReservationState.RESERVED, quotas.ReservationState.COMMITTED] if live_only else None
+    if node_id is None:
+        access.authorize(
+            ctx, principal=principal, action="quota.read", resource_type="Quota", resource_id="all"
+        )
+    else:
+        _authorize_node_read(ctx, principal, node_id)
     with ctx.read() as tx:
-        if node_id is not None:
-            orgs.get_node(tx, node_id)
         return [_public_reservation(r) for r in quotas.list_reservations(tx, node_id=node_id, states=states)]
 
 
-def department_quota(
-    ctx: ctx_module.Context, *, principal: Any, department: str | None = None, center: str | None = None
-) -> QuotaPublic:
-    """A node's quota as a principal may see it: departments their own subtree, operators any node."""
-    from cloudctl.services import identity
-
-    node_id = department or principal.department
-    if not node_id:
-        raise errors.InvalidInput("name the org node whose quota to show", field="department")
+def _authorize_node_read(ctx: ctx_module.Context, principal: Any, node_id: str) -> None:
+    """``quota.read`` of one node; for a department, a node outside its subtree is missing."""
     with ctx.read() as tx:
         node = orgs.find_node(tx, node_id)
     if node is None:
         raise errors.NotFound(f"no org node {node_id!r}", field="department")
-    identity.authorize(
+    access.authorize(
         ctx,
         principal=principal,
         action="quota.read",
@@ -377,4 +409,14 @@ def department_quota(
         owner_path=tuple(node.ancestor_ids),
         hide_as_missing=True,
     )
+
+
+def department_quota(
+    ctx: ctx_module.Context, *, principal: Any, department: str | None = None, center: str | None = None
+) -> QuotaPublic:
+    """A node's quota as a principal may see it: departments their own subtree, operators any node."""
+    node_id = department or principal.department
+    if not node_id:
+        raise errors.InvalidInput("name the org node whose quota to show", field="department")
+    _authorize_node_read(ctx, principal, node_id)
     return show_quota(ctx, node_id, center=center)

@@ -153,6 +153,35 @@ def test_break_glass_by_role_is_an_operators_a_department_breaks_glass_with_its_
     assert [record["role"] for record in json.loads(audited)] == ["auditor"]
 
 
+def test_break_glass_with_a_token_takes_the_logged_in_contexts(remote: Remote, tmp_path: Path) -> None:
+    """A person logged in breaks glass as themselves, with no token file or variable to set."""
+    home = ["--home", str(tmp_path / "home")]
+    remote(*home, "init")
+    issued = json.loads(
+        remote(*home, "--as", "secadmin", "--reason", "first token", "token", "create", "--role",
+               "sysadmin", "--name", "li.wei", "-o", "json").stdout
+    )  # fmt: skip
+    contexts.save(
+        contexts.Config(
+            path=config_file(tmp_path),
+            current="qingdao",
+            contexts={
+                "qingdao": contexts.Context(
+                    name="qingdao", api="https://mgmt.example:8443", token=issued["secret"]
+                )
+            },
+        )
+    )
+    remote(*home, "--break-glass", "--reason", "API down", "sim", "inject", "center-down", "--center", "qd-b")
+    records = json.loads(
+        remote(*home, "--as", "auditor", "--reason", "check", "audit", "list", "-o", "json").stdout
+    )
+    glass = [
+        (r["role"], r["target_id"], r["detail"]["reason"]) for r in records if r["action"] == "break-glass"
+    ]
+    assert glass[1] == ("sysadmin", f"token:{issued['token']['id']}", "API down")
+
+
 def test_a_data_grant_from_publish_to_use_on_the_command_line(remote: Remote) -> None:
     provider, consumer, outsider = (
         remote.token("dept-admin", department) for department in ("samr", "approval", "hrss-insurance")
@@ -305,15 +334,19 @@ ENDPOINTS = {
     "data grants approve": ("POST", "/v1/data/grants/{grant_id}/approve"),
     "data grants revoke": ("POST", "/v1/data/grants/{grant_id}/revoke"),
     "data grants use": ("POST", "/v1/data/grants/{grant_id}/use"),
+    "quota reserve": ("POST", "/v1/reservations"),
+    "quota commit": ("POST", "/v1/reservations/{reservation_id}/commit"),
+    "quota release": ("POST", "/v1/reservations/{reservation_id}/release"),
+    "quota reservations": ("GET", "/v1/reservations"),
 }
 LOCAL = {
     # Set-up, the client's own config, and what acts on the database or backends directly
     # (break-glass): nothing a remote operator needs the API for.
     "init", "serve", "demo", "login", "config get-contexts", "config use-context",
-    "config current-context", "config delete-context", "quota sync", "quota reserve", "quota commit",
-    "quota release", "quota reservations", "replication run", "audit retention", "audit checkpoint",
-    "audit key rotate", "sim inject", "sim faults", "sim clear", "infra preview", "infra up",
-    "infra refresh", "infra diff", "drill list", "drill show", "drill due", "capacity record",
+    "config current-context", "config delete-context", "quota sync", "replication run",
+    "audit retention", "audit checkpoint", "audit key rotate", "sim inject", "sim faults",
+    "sim clear", "infra preview", "infra up", "infra refresh", "infra diff", "drill list",
+    "drill show", "drill due", "capacity record",
     # The management database's DR copy: these act on the PostgreSQL servers themselves, so a
     # promotion works while the API (whose database is lost) is down; break-glass as sysadmin.
     "mgmt status", "mgmt promote", "mgmt fence", "mgmt failback",

@@ -22,6 +22,7 @@ from cloudctl.api import problems
 from cloudctl.cli import main
 from cloudctl.services import context as ctx_module
 from cloudctl.services import faults, identity, recovery
+from cloudctl.services import quotas as quotas_service
 from cloudctl.store import schema
 from tests.conftest import POLICIES, TOPOLOGY
 from tests.support import operators
@@ -344,6 +345,96 @@ WRITE_CASES = [
         "refused",
     ),
     (
+        "create_reservation",
+        "POST",
+        "/v1/reservations",
+        "sysadmin",
+        {"node": "hrss-insurance", "center": "qd-a", "amounts": {"vcpu": 2}},
+        201,
+        "quota.reserve",
+        "success",
+    ),
+    (
+        "create_reservation",
+        "POST",
+        "/v1/reservations",
+        "hrss",
+        {"node": "hrss-insurance", "center": "qd-a", "amounts": {"vcpu": 2}},
+        403,
+        "quota.reserve",
+        "denied",
+    ),
+    (
+        "create_reservation",
+        "POST",
+        "/v1/reservations",
+        "sysadmin",
+        {"node": "hrss-insurance", "center": "qd-a", "amounts": {"vcpu": "2"}},
+        422,
+        "quota.reserve",
+        "refused",
+    ),
+    (
+        "create_reservation",
+        "POST",
+        "/v1/reservations",
+        "sysadmin",
+        {"node": "hrss-employment", "center": "qd-a", "amounts": {"vcpu": 17}},
+        409,
+        "quota.reserve",
+        "refused",
+    ),
+    (
+        "commit_reservation",
+        "POST",
+        "/v1/reservations/{reservation}/commit",
+        "sysadmin",
+        None,
+        200,
+        "quota.commit",
+        "success",
+    ),
+    (
+        "commit_reservation",
+        "POST",
+        "/v1/reservations/{reservation}/commit",
+        "auditor",
+        None,
+        403,
+        "quota.commit",
+        "denied",
+    ),
+    (
+        "commit_reservation",
+        "POST",
+        f"/v1/reservations/{'0' * 32}/commit",
+        "sysadmin",
+        None,
+        404,
+        "quota.commit",
+        "refused",
+    ),
+    (
+        "release_reservation",
+        "POST",
+        "/v1/reservations/{reservation}/release",
+        "sysadmin",
+        None,
+        200,
+        "quota.release",
+        "success",
+    ),
+    (
+        "release_reservation",
+        "POST",
+        "/v1/reservations/{reservation}/release",
+        "hrss",
+        None,
+        403,
+        "quota.release",
+        "denied",
+    ),
+    (
         "create_token",
         "POST",
         "/v1/tokens",
@@ -510,6 +601,13 @@ def prepare(ctx: ctx_module.Context, client: TestClient) -> dict[str, str]:
         "/v1/requests", json={"offering": "vm.small", "tier": "bronze"}, headers=hrss
     ).json()
     client.post(f"/v1/requests/{cancelled['id']}/cancel", headers=hrss)
+    held = quotas_service.reserve(
+        ctx,
+        node_id="hrss-insurance",
+        center="qd-b",
+        amounts={"ram_gb": 4},
+        principal=identity.local_operator("sysadmin"),
+    )
     assert pending["state"] == "pending-approval", pending
     assert approved["state"] == "approved", approved
     return {
@@ -518,6 +616,7 @@ def prepare(ctx: ctx_module.Context, client: TestClient) -> dict[str, str]:
         "approved_workload": approved["workload_id"],
         "foreign": foreign["id"],
         "cancelled_workload": cancelled["workload_id"],
+        "reservation": held.id,
     }
 
 
