@@ -229,6 +229,32 @@ def usage_line(error: click.exceptions.UsageError) -> str:
     return f"error: {field}: {reason.rstrip('.')}{see}"
 
 
+_click_parse_args = click.core.Command.parse_args
+
+
+def _parse_args_once(self: click.Command, ctx: click.Context, args: list[str]) -> list[str]:
+    """``Command.parse_args``, refusing an option given twice (``--from qd-a --from qd-b``).
+
+    Click keeps the last value silently; for a command that fails a center over, the operator
+    who typed two must say which one they meant. Options made to repeat, counts and ``--help``
+    are not checked."""
+    if args and not ctx.resilient_parsing:
+        _opts, _rest, order = self.make_parser(ctx).parse_args(args=list(args))
+        seen: set[int] = set()
+        for param in order:
+            if param.param_type_name != "option" or param.multiple or param.is_eager:
+                continue
+            if getattr(param, "count", False):
+                continue
+            if id(param) in seen:
+                raise click.exceptions.BadParameter("given more than once: say it once", ctx=ctx, param=param)
+            seen.add(id(param))
+    return _click_parse_args(self, ctx, args)
+
+
+click.core.Command.parse_args = _parse_args_once  # type: ignore[method-assign]
+
+
 def _show_usage_error(self: click.exceptions.UsageError, file: typing.IO[Any] | None = None) -> None:
     click.utils.echo(usage_line(self), file=file, err=file is None)
 

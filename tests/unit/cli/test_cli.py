@@ -211,6 +211,19 @@ def test_state_written_by_a_newer_cloudctl_is_refused_and_left_alone(ready: Cli)
             "error: usage: No such option: --bogus (see 'cloudctl quota set --help')",
         ),
         (["bogus"], "error: usage: No such command 'bogus' (see 'cloudctl --help')"),
+        # An option given twice would keep the last value silently: which did the operator mean?
+        (
+            ["quota", "set", "hrss-insurance", "--center", "qd-a", "--vcpu", "8", "--vcpu=80"],
+            "error: vcpu: given more than once: say it once (see 'cloudctl quota set --help')",
+        ),
+        (
+            ["quota", "set", "hrss-insurance", "--center", "qd-a", "--center", "qd-b", "--vcpu", "8"],
+            "error: center: given more than once: say it once (see 'cloudctl quota set --help')",
+        ),
+        (
+            ["-o", "json", "quota", "set", "hrss-insurance", "--center", "qd-a", "--vcpu", "8", "-o", "yaml"],
+            "error: output: given more than once: say it once (see 'cloudctl --help')",
+        ),
     ],
 )
 def test_a_usage_error_is_one_line_naming_the_field_and_changes_nothing(
