@@ -233,10 +233,10 @@ _click_parse_args = click.core.Command.parse_args
 
 
 def _parse_args_once(self: click.Command, ctx: click.Context, args: list[str]) -> list[str]:
-    """``Command.parse_args``, refusing an option given twice (``--from qd-a --from qd-b``).
+    """``Command.parse_args``, refusing an option given twice (``--center qd-a --center qd-b``).
 
-    Click keeps the last value silently; for a command that fails a center over, the operator
-    who typed two must say which one they meant. Options made to repeat, counts and ``--help``
+    Click keeps the last value silently; for a command that acts on a center, the operator who
+    typed two must say which one they meant. Options made to repeat, counts and ``--help``
     are not checked."""
     if args and not ctx.resilient_parsing:
         _opts, _rest, order = self.make_parser(ctx).parse_args(args=list(args))
@@ -247,7 +247,8 @@ def _parse_args_once(self: click.Command, ctx: click.Context, args: list[str]) -
             if getattr(param, "count", False):
                 continue
             if id(param) in seen:
-                raise click.exceptions.BadParameter("given more than once: say it once", ctx=ctx, param=param)
+                named = typing.cast(typer.core._TyperParameter, param)
+                raise click.exceptions.BadParameter("given more than once: say it once", ctx=ctx, param=named)
             seen.add(id(param))
     return _click_parse_args(self, ctx, args)
 
