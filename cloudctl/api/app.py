@@ -411,6 +411,7 @@ Department = Annotated[
 RequestId = Annotated[
     str,
     Path(
+        max_length=64,
         description="The request's id, as ``POST /v1/requests`` returned it",
         examples=["req-001a2433a99553b7d04e9"],
     ),
@@ -418,7 +419,9 @@ RequestId = Annotated[
 WorkloadId = Annotated[
     str,
     Path(
-        description="The workload's id (a request's ``workload_id``)", examples=["wl-001a2433a995562feca1c"]
+        max_length=64,
+        description="The workload's id (a request's ``workload_id``)",
+        examples=["wl-001a2433a995562feca1c"],
     ),
 ]
 

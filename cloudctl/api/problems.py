@@ -81,6 +81,12 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
 ]
 
 
+MAX_TARGET_CHARS = 64
+"""The longest id a refused write's audit record names; a path parameter is refused beyond it."""
+MAX_INSTANCE_CHARS = 512
+"""The longest request path a problem echoes as its ``instance``: ids are at most 64 characters."""
+
+
 def problem(
     *,
     status: int,
@@ -97,7 +103,7 @@ def problem(
         "status": status,
         "detail": detail,
     }
-    if instance:
+    if instance and len(instance) <= MAX_INSTANCE_CHARS:  # a longer path names nothing we hold
         body["instance"] = instance
     body.update({key: value for key, value in extra.items() if value is not None})
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
@@ -138,6 +144,8 @@ def audit_refused_write(request: Request, error: BaseException) -> None:
     target_type, target_id = next(
         ((key.removesuffix("_id").capitalize(), str(value)) for key, value in params.items()), ("Api", "-")
     )
+    if len(target_id) > MAX_TARGET_CHARS:  # refused as no id: the record keeps its start, not 8 KB
+        target_id = target_id[: MAX_TARGET_CHARS - 1] + "…"
     principal = getattr(request.state, "principal", None) or identity.ANONYMOUS
     if isinstance(error, RequestValidationError):
         field, message = field_and_reason(error)

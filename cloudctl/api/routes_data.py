@@ -132,10 +132,12 @@ class GrantsPage(BaseModel):
 
 
 ItemId = Annotated[
-    str, Path(description="The data item's id, as listed", examples=["household-contributions"])
+    str,
+    Path(max_length=60, description="The data item's id, as listed", examples=["household-contributions"]),
 ]
 GrantId = Annotated[
-    str, Path(description="The grant's id, as listed", examples=["grant-001a2433a9955c0ffee11"])
+    str,
+    Path(max_length=64, description="The grant's id, as listed", examples=["grant-001a2433a9955c0ffee11"]),
 ]
 
 

@@ -56,6 +56,7 @@ CREATE_EXAMPLE: dict[str, Any] = {"plan_yaml": PLAN_YAML_EXAMPLE, "file_name": "
 RunId = Annotated[
     str,
     Path(
+        max_length=64,
         description="The drill run's id, as ``POST /v1/drills/runs`` or the run list gave it",
         examples=["drill-001a1eaaa7dde4c91b0"],
     ),

@@ -139,7 +139,12 @@ class ReservationsPage(BaseModel):
 
 
 NodeIdPath = Annotated[
-    str, Path(description="The org node's id (as in ``infra/topology.yaml``)", examples=["shinan-health"])
+    str,
+    Path(
+        max_length=40,
+        description="The org node's id (as in ``infra/topology.yaml``)",
+        examples=["shinan-health"],
+    ),
 ]
 
 

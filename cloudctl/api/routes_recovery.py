@@ -185,7 +185,11 @@ DepartmentQuery = Annotated[
 ]
 RunIdPath = Annotated[
     str,
-    Path(description="The run's id (``failover-…`` or ``failback-…``)", examples=[recovery.RUN_EXAMPLE_ID]),
+    Path(
+        max_length=64,
+        description="The run's id (``failover-…`` or ``failback-…``)",
+        examples=[recovery.RUN_EXAMPLE_ID],
+    ),
 ]
 
 
@@ -248,7 +252,8 @@ def router() -> APIRouter:
         ctx: app_module.ContextDep,
         principal: app_module.PrincipalDep,
         workload_id: Annotated[
-            str, Path(description="The workload to restore", examples=[recovery.SILVER_EXAMPLE_ID])
+            str,
+            Path(max_length=64, description="The workload to restore", examples=[recovery.SILVER_EXAMPLE_ID]),
         ],
         body: RestoreCreate,
     ) -> restores.RestorePublic:

@@ -123,7 +123,12 @@ def router() -> APIRouter:
         ctx: app_module.ContextDep,
         principal: app_module.PrincipalDep,
         token_id: Annotated[
-            str, Path(description="The token's id (16 hex digits, as listed)", examples=["3f9c2a7d5e41b086"])
+            str,
+            Path(
+                max_length=64,
+                description="The token's id (16 hex digits, as listed)",
+                examples=["3f9c2a7d5e41b086"],
+            ),
         ],
     ) -> identity.TokenPublic:
         """Revoke a token at once; requests carrying it are refused from now on.

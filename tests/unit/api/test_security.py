@@ -245,6 +245,32 @@ def test_a_long_request_id_never_reaches_the_audit_log(ctx: ctx_module.Context, 
     assert all(len(str(row["request_id"])) <= 64 for row in audit_rows(ctx, "request.create"))
 
 
+def test_an_id_in_a_path_longer_than_any_id_is_422_naming_it_and_never_echoed_whole(
+    ctx: ctx_module.Context, client: TestClient
+) -> None:
+    """Every ``{id}`` of every operation: an 8 KB id is no id (and no audit record carries it)."""
+    _, sysadmin = bearer(ctx, "sysadmin")
+    long = "a" * 8_000
+    spec = client.app.openapi()  # type: ignore[attr-defined]
+    walked = 0
+    for path, methods in spec["paths"].items():
+        names = [part[1:-1] for part in path.split("/") if part.startswith("{")]
+        for name in names:
+            url = path
+            for other in names:
+                url = url.replace(f"{{{other}}}", long if other == name else "x")
+            for method in methods:
+                response = client.request(method.upper(), url, headers=sysadmin, json={})
+                assert response.status_code == 422, (method, path, response.status_code)
+                assert response.json()["field"] == name, (method, path, response.json())
+                assert long not in response.text
+                walked += 1
+    assert walked >= 20
+    with ctx.read() as tx:
+        targets = tx.execute(sa.select(schema.audit_records.c.target_id)).scalars().all()
+    assert all(len(str(target)) <= 64 for target in targets)
+
+
 def test_an_unknown_body_field_is_422_naming_it(ctx: ctx_module.Context, client: TestClient) -> None:
     _, hrss = bearer(ctx, "dept-admin", "hrss")
     response = client.post("/v1/requests", json=order(colour="red"), headers=hrss)
