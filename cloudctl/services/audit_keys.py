@@ -29,7 +29,6 @@ import importlib
 import json
 import os
 import secrets
-import stat
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -37,6 +36,7 @@ from typing import Any, Protocol
 
 from cloudctl import errors
 from cloudctl import settings as settings_module
+from cloudctl.services import private_files
 from cloudctl.store import audit as audit_store
 
 SigningKey = audit_store.SigningKey
@@ -89,34 +89,14 @@ class FileKeyRing:
             id=new_key_id(datetime.datetime.now(tz=datetime.UTC).timestamp()), secret=secrets.token_bytes(32)
         )
         header = "# cloudctl audit key ring: <key id> <base64 secret>; the last key signs\n"
-        try:
-            descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return
-        with os.fdopen(descriptor, "w", encoding="utf-8") as out:
-            out.write(header + _line(key))
-            out.flush()
-            os.fsync(out.fileno())
+        private_files.create(self.path, header + _line(key))
 
     def _read(self) -> dict[str, bytes]:
-        try:
-            status = self.path.stat()
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise errors.InvalidInput(
-                f"no audit key ring at {str(self.path)!r}; create it with `cloudctl audit key rotate`",
-                field=self.FIELD,
-            ) from None
-        except OSError as error:
-            raise errors.InvalidInput(
-                f"cannot read {str(self.path)!r}: {error.strerror}", field=self.FIELD
-            ) from None
-        if status.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise errors.InvalidInput(
-                f"{str(self.path)!r} is open to other users (mode {stat.S_IMODE(status.st_mode):04o}); "
-                "make it readable by the service user alone (chmod 600)",
-                field=self.FIELD,
-            )
+        text = private_files.read(
+            self.path,
+            field=self.FIELD,
+            missing=f"no audit key ring at {str(self.path)!r}; create it with `cloudctl audit key rotate`",
+        )
         keys: dict[str, bytes] = {}
         for number, raw in enumerate(text.splitlines(), start=1):
             line = raw.split("#", 1)[0].strip()

@@ -25,14 +25,12 @@ from __future__ import annotations
 
 import hmac
 import logging
-import os
 import secrets
-import stat
 from pathlib import Path
 
 from cloudctl import errors
 from cloudctl.services import context as ctx_module
-from cloudctl.services import identity, status
+from cloudctl.services import identity, private_files, status
 
 log = logging.getLogger("cloudctl.scrape")
 
@@ -48,20 +46,8 @@ def token(ctx: ctx_module.Context) -> str:
     """The scrape token; made (0600) on first use when the file is the default one."""
     path = token_file(ctx)
     if ctx.settings.metrics_token_file is None and not path.exists():
-        _create(path)
-    try:
-        mode = path.stat().st_mode
-        text = path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        raise errors.InvalidInput(f"no scrape token at {str(path)!r}", field=FIELD) from None
-    except OSError as error:
-        raise errors.InvalidInput(f"cannot read {str(path)!r}: {error.strerror}", field=FIELD) from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise errors.InvalidInput(
-            f"{str(path)!r} is open to other users (mode {stat.S_IMODE(mode):04o}); "
-            "make it readable by the service user alone (chmod 600)",
-            field=FIELD,
-        )
+        private_files.create(path, f"{identity.TOKEN_PREFIX}scrape.{secrets.token_urlsafe(32)}\n")
+    text = private_files.read(path, field=FIELD, missing=f"no scrape token at {str(path)!r}").strip()
     if len(text) < 32 or not text.isascii() or any(c.isspace() for c in text):
         raise errors.InvalidInput(
             f"{str(path)!r} must hold one secret of at least 32 characters and no spaces", field=FIELD
@@ -85,13 +71,3 @@ def _is_scrape_token(ctx: ctx_module.Context, given: str) -> bool:
         log.warning("/metrics accepts no scrape token: %s", unusable.one_line())
         return False
     return hmac.compare_digest(given.encode(), expected.encode())
-
-
-def _create(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return  # another replica made it first
-    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
-        out.write(f"{identity.TOKEN_PREFIX}scrape.{secrets.token_urlsafe(32)}\n")
