@@ -14,8 +14,6 @@ import subprocess
 import time
 from typing import Any
 
-import httpx
-
 from cloudctl.model import recovery as model
 
 OUTPUT_KEPT_CHARS = 500
@@ -72,6 +70,8 @@ def _command(hook: model.Hook, command: model.CommandCall, about: dict[str, Any]
 
 
 def _http(hook: model.Hook, http: model.HttpCall, about: dict[str, Any]) -> dict[str, Any]:
+    import httpx  # only a run with an HTTP hook needs it; a command's start does not
+
     body = {**about, "when": hook.when, "hook": hook.label}
     try:
         if http.method == "POST":
