@@ -125,7 +125,7 @@ RESERVATION_EXAMPLE: dict[str, Any] = {
     "node": "hrss-insurance",
     "center": "qd-a",
     "amounts": {"vcpu": 16, "ram_gb": 32},
-    "state": "reserved",
+    "state": quotas.ReservationState.RESERVED.value,
     "purpose": "社保卡系统扩容",
     "created_at": "2026-12-07T09:30:00Z",
     "updated_at": "2026-12-07T09:30:00Z",
