@@ -10,7 +10,8 @@ away again.
 
 Invariants:
 - bad input (no purpose, an expiry not in the future, an unknown item, an item the consumer's
-  subtree owns) is one line naming the field, raised before anything is written;
+  subtree owns, a control character in an item's text or a revocation's reason) is one line
+  naming the field, raised before anything is written;
 - an item or grant the caller may not read answers ``NotFound`` exactly as a missing one;
 - every publish, request, approval, use, revocation and expiry is audited, refusals too; the
   record commits with the change it describes;
@@ -331,6 +332,9 @@ def publish(
     dataset: str | None = None,
 ) -> ItemPublic:
     """Publish a data item of ``owner`` (default: the caller's department)."""
+    texts = {"id": item_id, "dataset": dataset, "prefix": prefix, "description": description}
+    for field, text in texts.items():
+        topo.check_one_line(text or "", field=field)  # read in the catalog's tables and the audit log
     model.check_item_id(item_id)
     ctx.topology.check_data_class(data_class)
     if kind not in set(model.ItemKind):
@@ -595,6 +599,7 @@ def revoke(
     ctx: ctx_module.Context, *, principal: identity.Principal, grant_id: str, reason: str = ""
 ) -> GrantPublic:
     """End a live grant now and take its bucket policies away; revoking an ended grant changes nothing."""
+    topo.check_one_line(reason, field="reason")  # kept with the grant and in the audit log
     now = ctx.clock.now()
     with ctx.read() as tx:
         record = _visible_grant(ctx, tx, principal=principal, grant_id=grant_id)
