@@ -348,8 +348,10 @@ def publish(
         raise errors.InvalidInput("name the department that owns the data", field="owner")
     now = ctx.clock.now()
     with ctx.transaction() as tx:
-        if orgs.find_node(tx, owner) is None:
-            raise errors.NotFound(f"no org node {owner!r}", field="owner")
+        found = orgs.find_node(tx, owner)
+        identity.visible_node(
+            principal, owner, None if found is None else tuple(found.ancestor_ids), field="owner"
+        )
         if kind == model.ItemKind.BUCKET_PREFIX:
             if dataset is not None:
                 raise errors.InvalidInput("a bucket-prefix item names no dataset", field="dataset")
@@ -432,9 +434,12 @@ def request_grant(
     with ctx.transaction() as tx:
         item = _visible_item(ctx, tx, principal=principal, item_id=item_id)
         consumer_node = orgs.find_node(tx, consumer)
-        if consumer_node is None:
-            raise errors.NotFound(f"no org node {consumer!r}", field="consumer")
-        consumer_path = tuple(consumer_node.ancestor_ids)
+        consumer_path = identity.visible_node(
+            principal,
+            consumer,
+            None if consumer_node is None else tuple(consumer_node.ancestor_ids),
+            field="consumer",
+        )
         if item.owner in consumer_path or consumer in _path(tx, item.owner):
             raise errors.InvalidInput(
                 f"{consumer} owns {item_id} (or is above its owner {item.owner}): no grant is needed",

@@ -54,6 +54,18 @@ is_department = access.is_department
 authorize = access.authorize
 department_path = access.department_path
 
+
+def visible_node(
+    principal: Principal, node_id: str, path: tuple[str, ...] | None, *, field: str
+) -> tuple[str, ...]:
+    """The org path of ``node_id`` as read (``None``: no such node), or ``NotFound`` naming ``field``
+    when there is none or, to a department, when it lies outside its subtree: answered alike, so a
+    department learns nothing of which other departments exist."""
+    if path is None or (is_department(principal) and principal.department not in path):
+        raise errors.NotFound(f"no org node {node_id!r}", field=field)
+    return path
+
+
 TOKEN_PREFIX = "cct_"
 MAX_TOKEN_LIFETIME_S = 10 * 365 * 86400
 """Ten years: a token that should outlive that is issued without an expiry."""
@@ -163,6 +175,8 @@ def create_token(
         raise errors.InvalidInput("at most 100 characters", field="name")
     topo.check_one_line(name, field="name")
     owner_path = department_path(ctx, department) if department else ()
+    if department:
+        visible_node(principal, department, owner_path, field="department")
     authorize(
         ctx,
         principal=principal,

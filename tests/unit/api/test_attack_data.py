@@ -83,3 +83,51 @@ def test_a_revocation_reason_with_a_control_character_is_422_audited_once_and_re
     assert stored(ctx, schema.data_grants) == before
     assert before[0]["state"] == "requested"
     assert audited(ctx, "attack-revoke") == [("data.grant.revoke", "refused")]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field", "table", "action"),
+    [
+        ("/v1/data/items", {**ITEM, "owner": "{node}"}, "owner", schema.data_items, "data.item.publish"),
+        (
+            "/v1/data/grants",
+            {"item_id": "pension-rolls", "purpose": "statistics", "expires_at": "+30", "consumer": "{node}"},
+            "consumer",
+            schema.data_grants,
+            "data.grant.request",
+        ),
+        (
+            "/v1/tokens",
+            {"role": "dept-user", "department": "{node}"},
+            "department",
+            schema.tokens,
+            "token.create",
+        ),
+    ],
+)
+def test_a_department_naming_another_departments_node_is_answered_as_for_a_missing_one(
+    ctx: ctx_module.Context,
+    client: TestClient,
+    path: str,
+    body: dict[str, Any],
+    field: str,
+    table: sa.Table,
+    action: str,
+) -> None:
+    """It was 403 (no policy permits) for a node that exists and 404 for one that does not: a way
+    to learn which departments there are."""
+    provider = token(ctx, "dept-admin", "samr")
+    client.post("/v1/data/items", json={**ITEM, "id": "pension-rolls"}, headers=provider).raise_for_status()
+    caller = token(ctx, "dept-admin", CONSUMER)
+    before = stored(ctx, table)
+    answers = []
+    for node in ("samr", "nosuch"):
+        sent = {key: value.replace("{node}", node) for key, value in body.items()}
+        if sent.get("expires_at") == "+30":
+            sent["expires_at"] = clocks.isoformat(ctx.clock.now() + 30 * 86400)
+        answer = client.post(path, json=sent, headers={**caller, "X-Request-ID": f"attack-{node}"})
+        assert (answer.status_code, answer.json()["field"]) == (404, field), answer.text
+        answers.append({**answer.json(), "detail": answer.json()["detail"].replace(node, "NODE")})
+        assert audited(ctx, f"attack-{node}") == [(action, "refused")]
+    assert answers[0] == answers[1]
+    assert stored(ctx, table) == before
