@@ -446,6 +446,8 @@ def list_records(
     outcome: str | None = None,
 ) -> list[AuditRecordPublic]:
     _authorize_reading(ctx, principal, "audit.read")
+    if outcome is not None and outcome not in OUTCOMES:
+        raise errors.InvalidInput(f"{outcome!r} is not an outcome ({', '.join(OUTCOMES)})", field="outcome")
     with ctx.read() as tx:
         items = audit.list_records(tx, after_seq=after_seq, limit=limit, action=action, outcome=outcome)
     return [_public(item) for item in items]
