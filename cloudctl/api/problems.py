@@ -130,6 +130,15 @@ _ACTIONS = {
     "revoke_token": "token.revoke",
     "start_drill": "drill.run",
     "resume_drill": "drill.resume",
+    "start_failover": "failover.run",
+    "start_failback": "failback.run",
+    "resume_run": "failover.resume",
+    "scrub_replicas": "replication.scrub",
+    "publish_data_item": "data.item.publish",
+    "request_data_grant": "data.grant.request",
+    "approve_data_grant": "data.grant.approve",
+    "revoke_data_grant": "data.grant.revoke",
+    "use_data_grant": "data.grant.use",
 }
 """Audit action of each write route (by endpoint name); other routes are ``api.<name>``."""
 

@@ -62,22 +62,27 @@ class FailoverCreate(_Body):
 
     model_config = ConfigDict(json_schema_extra={"examples": [FAILOVER_EXAMPLE]})
 
-    from_centers: list[str] = Field(description="The centers to leave (at least one)")
-    to_center: str | None = Field(default=None, description="Where to go (default: the best copy)")
+    from_centers: list[Annotated[str, Field(max_length=40)]] = Field(
+        max_length=16, description="The centers to leave (at least one)"
+    )
+    to_center: str | None = Field(
+        default=None, max_length=40, description="Where to go (default: the best copy)"
+    )
     planned: bool | None = Field(
         default=None,
         description="true: planned, ships the last delta first (the centers left must be up); false: "
         "unplanned, accepts the tier's loss. Required in practice: omitted or null is 422, dry run too",
     )
-    department: str | None = None
+    department: str | None = Field(default=None, max_length=40)
     """Only this org node's workloads (its id, e.g. ``hrss-insurance``; not checked: an unknown id plans
     nothing); null: every department's."""
     dry_run: bool = False
     """true: only answer the plan (``run_id`` null); nothing is started or changed."""
-    hooks: list[recovery_model.Hook] = Field(default_factory=list)
+    hooks: list[recovery_model.Hook] = Field(default_factory=list, max_length=100)
     """Hooks to run around the steps (placed in the plan in the order given); empty: none."""
     point: str | None = Field(
         default=None,
+        max_length=200,
         description="Recover to this recovery point (``<center>/<workload>@<seq>``, as ``POST "
         "/v1/workloads/{id}/restore`` names it): only its workload, in the center holding it; null: "
         "the newest data each target holds",
@@ -85,6 +90,7 @@ class FailoverCreate(_Body):
     )
     at: str | None = Field(
         default=None,
+        max_length=64,
         description="Recover each workload to its newest recovery point at or before this ISO 8601 time, "
         "in the center it goes to (not with ``point``); null: the newest data each target holds",
         examples=["2026-11-18T02:20:00Z"],
@@ -98,10 +104,10 @@ class FailbackCreate(_Body):
         json_schema_extra={"examples": [{"to_center": "qd-a", "dry_run": False, "hooks": [_HOOK_IN]}]}
     )
 
-    to_center: str = Field(description="The center returning to service")
+    to_center: str = Field(max_length=40, description="The center returning to service")
     dry_run: bool = False
     """true: only answer the plan (``run_id`` null); nothing is started or changed."""
-    hooks: list[recovery_model.Hook] = Field(default_factory=list)
+    hooks: list[recovery_model.Hook] = Field(default_factory=list, max_length=100)
     """Hooks to run around the steps (placed in the plan in the order given); empty: none."""
 
 
@@ -113,12 +119,14 @@ class RestoreCreate(_Body):
     )
 
     at: str = Field(
+        max_length=64,
         description="ISO 8601 time (``Z`` or an offset; none is UTC), not in the future: the point used "
         "is the newest consistent at or before it",
         examples=["2026-11-18T02:20:00Z"],
     )
     to_center: str | None = Field(
         default=None,
+        max_length=40,
         description="The center to restore in: one holding a recovery point of the workload (default: the "
         "one whose point is newest, where the DR copy lives)",
         examples=["dz-dr"],
@@ -181,7 +189,11 @@ class RunsPage(BaseModel):
 
 DepartmentQuery = Annotated[
     str | None,
-    Query(description="Only this org node's workloads (a department id)", examples=["hrss-insurance"]),
+    Query(
+        max_length=40,
+        description="Only this org node's workloads (a department id)",
+        examples=["hrss-insurance"],
+    ),
 ]
 RunIdPath = Annotated[
     str,
@@ -211,7 +223,11 @@ def router() -> APIRouter:
         department: DepartmentQuery = None,
         tier: Annotated[
             str | None,
-            Query(description="Only this tier's workloads (an unknown tier is 404)", examples=["gold"]),
+            Query(
+                max_length=40,
+                description="Only this tier's workloads (an unknown tier is 404)",
+                examples=["gold"],
+            ),
         ] = None,
         unprotected: Annotated[
             bool, Query(description="Only workloads not fully protected", examples=[True])
@@ -232,6 +248,7 @@ def router() -> APIRouter:
         workload: Annotated[
             str | None,
             Query(
+                max_length=64,
                 description="Only this workload's points (an unknown id is 404)",
                 examples=[recovery.WORKLOAD_EXAMPLE_ID],
             ),
@@ -332,13 +349,18 @@ def router() -> APIRouter:
         state: Annotated[
             str | None,
             Query(
+                max_length=20,
                 description="Only runs in this state: running, paused, interrupted, done or failed",
                 examples=[states.RunState.INTERRUPTED],
             ),
         ] = None,
         kind: Annotated[
             str | None,
-            Query(description="Only runs of this kind: failover or failback", examples=["failover"]),
+            Query(
+                max_length=20,
+                description="Only runs of this kind: failover or failback",
+                examples=["failover"],
+            ),
         ] = None,
     ) -> RunsPage:
         """Failover and failback runs, newest first; one whose process died shows as interrupted.

@@ -25,6 +25,7 @@ def router() -> APIRouter:
         workload: Annotated[
             str | None,
             Query(
+                max_length=64,
                 description="Only this workload's streams (an unknown id is 404); omitted: every stream",
                 examples=[recovery.WORKLOAD_EXAMPLE_ID],
             ),

@@ -17,6 +17,7 @@ from cloudctl.services import capacity, identity, showback
 Month = Annotated[
     str | None,
     Query(
+        max_length=7,
         description="The month billed, YYYY-MM (UTC); default the current month, billed to date",
         examples=["2026-11"],
     ),
@@ -34,6 +35,7 @@ def router() -> APIRouter:
         department: Annotated[
             str | None,
             Query(
+                max_length=40,
                 description="The org node whose subtree is billed (city, bureau, district or department id); "
                 "default the caller's department, or the whole city for operators",
                 examples=["hrss"],
@@ -42,6 +44,7 @@ def router() -> APIRouter:
         by: Annotated[
             str | None,
             Query(
+                max_length=20,
                 description="Group the rows by bureau, district, center or tier; default the org tree "
                 "(``department``)",
                 examples=["center"],
@@ -65,7 +68,11 @@ def router() -> APIRouter:
         principal: PrincipalDep,
         center: Annotated[
             str | None,
-            Query(description="Only this center (its name); default every center", examples=["qd-a"]),
+            Query(
+                max_length=40,
+                description="Only this center (its name); default every center",
+                examples=["qd-a"],
+            ),
         ] = None,
     ) -> capacity.CapacityForecastPublic:
         """Each center's allocation trend, days until its threshold and the confidence (operators).

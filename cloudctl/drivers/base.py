@@ -460,7 +460,7 @@ _DNS_NAME = re.compile(r"^[A-Za-z0-9_*]([A-Za-z0-9_.-]{0,251}[A-Za-z0-9])?$")
 def check_dns_name(value: str, *, field: str) -> None:
     """``errors.InvalidInput`` unless ``value`` is a DNS name (labels of letters, digits, ``_``,
     ``-``, a leading ``*``) with no ``/`` (a record's key joins zone, name and center with it)."""
-    if not _DNS_NAME.match(value) or "/" in value:
+    if not _DNS_NAME.fullmatch(value) or "/" in value:
         raise errors.InvalidInput(f"{value!r} is not a DNS name", field=field)
 
 

@@ -65,7 +65,7 @@ def is_fully_approved(*, provider_approved: bool, needs_bureau: bool, bureau_app
 
 
 def check_item_id(item_id: str) -> None:
-    if not _ITEM_ID.match(item_id):
+    if not _ITEM_ID.fullmatch(item_id):
         raise errors.InvalidInput(
             f"{item_id!r} is not an item id (3-60 of a-z, 0-9, '-', starting with a letter)", field="id"
         )
@@ -96,7 +96,7 @@ def normalise_prefix(prefix: str) -> str:
 
 
 def check_dataset(dataset: str) -> None:
-    if not _DATASET.match(dataset):
+    if not _DATASET.fullmatch(dataset):
         raise errors.InvalidInput(
             f"{dataset!r} is not a dataset name (1-200 of letters, digits, '.', '_', '/', '-')",
             field="dataset",

@@ -82,7 +82,7 @@ class Month:
 
 def parse_month(text: str, *, now: float, field: str = "month") -> Month:
     """``2026-11`` → that month; refused when malformed or not yet begun at ``now``."""
-    match = _MONTH.match(text.strip())
+    match = _MONTH.fullmatch(text.strip())
     if match is None:
         raise errors.InvalidInput(f"{text!r} is not a month (YYYY-MM, e.g. 2026-11)", field=field)
     year, month = int(match.group(1)), int(match.group(2))

@@ -673,7 +673,7 @@ def _epoch_s(moment: Any) -> float:
 
 
 def _check_bucket_name(name: str) -> None:
-    if not _BUCKET_NAME.match(name) or ".." in name:
+    if not _BUCKET_NAME.fullmatch(name) or ".." in name:
         raise errors.InvalidInput(
             f"{name!r} is not a bucket name (3-63 of a-z, 0-9, '.', '-')", field="bucket"
         )

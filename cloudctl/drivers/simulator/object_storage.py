@@ -52,7 +52,7 @@ class SimulatedObjectStorage:
     # --- buckets -----------------------------------------------------------------------
 
     def create_bucket(self, name: str, *, versioning: bool = True) -> base.Bucket:
-        if not _BUCKET_NAME.match(name) or ".." in name:
+        if not _BUCKET_NAME.fullmatch(name) or ".." in name:
             raise errors.InvalidInput(
                 f"{name!r} is not a bucket name (3-63 of a-z, 0-9, '.', '-')", field="bucket"
             )
