@@ -74,8 +74,8 @@ class FailoverCreate(_Body):
         "unplanned, accepts the tier's loss. Required in practice: omitted or null is 422, dry run too",
     )
     department: str | None = Field(default=None, max_length=40)
-    """Only this org node's workloads (its id, e.g. ``hrss-insurance``; not checked: an unknown id plans
-    nothing); null: every department's."""
+    """Only this org node's workloads (its id, e.g. ``hrss-insurance``; an unknown id is 404); null:
+    every department's."""
     dry_run: bool = False
     """true: only answer the plan (``run_id`` null); nothing is started or changed."""
     hooks: list[recovery_model.Hook] = Field(default_factory=list, max_length=100)
