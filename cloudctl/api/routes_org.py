@@ -236,7 +236,7 @@ def router() -> APIRouter:
         """Live reservations (reserved or committed), of one node or of all.
 
         ``quota.read``: a department sees its own subtree's (another's node is 404, as a missing one
-        is); every node's at once is for operators."""
+        is; none named is its own department's); every node's at once is for operators."""
         items = quotas_service.list_reservations(
             ctx, node_id=node, live_only=not all_states, principal=principal
         )

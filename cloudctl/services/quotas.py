@@ -379,9 +379,11 @@ def list_reservations(
     live_only: bool = True,
     principal: access.Principal | None = None,
 ) -> list[ReservationPublic]:
-    """Reservations of one node (``quota.read`` on it: a department its own subtree) or of all
-    (``quota.read`` of the whole tree: operators)."""
+    """Reservations of one node (``quota.read`` on it: a department its own subtree; none named, its
+    own department) or of all (``quota.read`` of the whole tree: operators)."""
     principal = principal or access.local_operator("sysadmin")
+    if node_id is None and access.is_department(principal):
+        node_id = principal.department
     states = [quotas.ReservationState.RESERVED, quotas.ReservationState.COMMITTED] if live_only else None
     if node_id is None:
         access.authorize(

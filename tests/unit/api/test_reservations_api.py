@@ -122,7 +122,9 @@ def test_departments_see_their_own_subtree_and_change_nothing(
     assert theirs.json()["detail"].replace("hrss-insurance", "X") == missing.json()["detail"].replace(
         "nosuch", "X"
     )
-    assert client.get("/v1/reservations", headers=bureau).status_code == 403  # every node's: operators
+    own = client.get("/v1/reservations", headers=token(ctx, "dept-user", "hrss-insurance"))
+    assert [item["id"] for item in own.json()["data"]] == [held["id"]]  # none named: its own department's
+    assert client.get("/v1/reservations", headers=other).json()["data"] == []
 
     for role_token in (bureau, other, token(ctx, "auditor"), token(ctx, "secadmin")):
         assert client.post("/v1/reservations", json=HOLD, headers=role_token).status_code == 403
