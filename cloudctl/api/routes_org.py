@@ -226,7 +226,9 @@ def router() -> APIRouter:
         node: Annotated[
             str | None,
             Query(
-                max_length=40, description="Only this org node's; omitted: every node's", examples=["hrss"]
+                max_length=40,
+                description="Only this org node's; omitted: every node's (a department: its own)",
+                examples=["hrss"],
             ),
         ] = None,
         all_states: Annotated[
