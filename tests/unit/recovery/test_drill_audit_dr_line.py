@@ -1,0 +1,98 @@
+"""A DR line cut, audited on the services (simulated centers, the drill's own clock).
+
+``cut-dr-then-lose-both``: both Qingdao DR lines are cut at the warm-up's end and both
+Qingdao centers are lost 120 s later, recovering in dz-dr. Whatever the DR copy of a canary
+lacked at the cut it still lacks at the loss (the line is down, nothing ships), and it
+holds everything before that. So, with ``w0`` the write time of the oldest write the copy
+lacked at the cut, the answer is known once ``w0`` is read at the cut: RPO = loss − w0, and
+the writes lost are every write acknowledged from ``w0`` up to the loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cloudctl import clock as clocks
+from cloudctl.model import drill_report, drills
+from cloudctl.services import context as ctx_module
+from cloudctl.services import drills as drill_service
+from cloudctl.services import setup
+from cloudctl.store import db, replication
+from cloudctl.store import recovery as recovery_store
+from tests.conftest import ROOT, make_context
+
+PLANS = ROOT / "dr" / "drills"
+
+
+@pytest.fixture
+def sqlite_ctx(tmp_path: Path) -> Iterator[ctx_module.Context]:
+    store = db.Store(db.sqlite_url(tmp_path))
+    store.migrate()
+    context = make_context(store, clocks.ManualClock(), tmp_path)
+    setup.initialise(context)
+    yield context
+    store.dispose()
+
+
+def test_writes_lost_behind_a_cut_dr_line_are_exactly_those_the_copy_lacked_at_the_cut(
+    sqlite_ctx: ctx_module.Context,
+) -> None:
+    plan = drills.parse((PLANS / "cut-dr-then-lose-both.yaml").read_text(encoding="utf-8"))
+    plan = plan.model_copy(update={"steps": ()})
+    at_cut: dict[str, float] = {}
+    """Per canary: the write time of the oldest write its DR copy lacked when the line was cut."""
+    at_loss: dict[str, list[float]] = {}
+    """Per canary: the write times of every write acknowledged when both centers were lost."""
+
+    def canaries() -> list[str]:
+        with sqlite_ctx.read() as tx:
+            run = recovery_store.list_drill_runs(tx, plan=plan.name)[0]
+        return [canary["workload_id"] for canary in run.report["progress"]["canaries"]]
+
+    def on_step(step: drill_report.TimelineStep) -> None:
+        if step.step != "fault injected":
+            return
+        with sqlite_ctx.read() as tx:
+            if "cut" in step.detail:
+                for workload_id in canaries():
+                    (copy,) = [
+                        s
+                        for s in replication.list_streams(tx, workload_ids=[workload_id])
+                        if s.target == "dz-dr"
+                    ]
+                    oldest = replication.first_pending_at(tx, workload_id=workload_id, seq=copy.last_seq)
+                    assert oldest is not None  # one write a second, the copy ships every 30-60 s
+                    at_cut[workload_id] = oldest
+            else:
+                for workload_id in canaries():
+                    changes = replication.changes_after(tx, workload_id=workload_id, seq=0)
+                    at_loss[workload_id] = [change.at for change in changes]
+
+    report = drill_service.run_drill(sqlite_ctx, plan=plan, on_step=on_step)
+    with sqlite_ctx.read() as tx:
+        started = recovery_store.list_drill_runs(tx, plan=plan.name)[0].started_at
+
+    by_kind = {fault.kind: fault for fault in report.faults}
+    cut, loss = by_kind["cut-dr-link"], by_kind["lose-both-local-centers"]
+    assert cut.injected_offset_s is not None and loss.injected_offset_s is not None
+    assert loss.injected_offset_s - cut.injected_offset_s == pytest.approx(120, abs=1e-3)
+    lost_at = started + loss.injected_offset_s
+    assert set(at_cut) == set(at_loss) == {w.workload_id for w in report.workloads}
+    for workload in report.workloads:
+        w0 = at_cut[workload.workload_id]
+        writes = at_loss[workload.workload_id]
+        assert workload.recovered_in == "dz-dr"
+        assert workload.writes_acknowledged == len(writes)
+        assert workload.writes_lost == sum(1 for at in writes if at >= w0)
+        assert workload.writes_lost >= 120  # every write of the two minutes the line was down
+        assert workload.rpo_measured_s == pytest.approx(lost_at - w0, abs=2e-3)
+        assert workload.gbt20988_level_achieved == 5  # RPO of minutes, not 0
+    for tier in report.tiers:
+        mine = [w for w in report.workloads if w.tier == tier.tier]
+        assert tier.writes_lost == sum(w.writes_lost for w in mine)
+        assert tier.rpo_measured_s == max(w.rpo_measured_s or 0.0 for w in mine)
+    # The line came back after both of its local ends were lost: no copy left to catch up.
+    assert (cut.workloads_hit, cut.dr_exposure_s, cut.catch_up_s) == (len(report.workloads), None, None)
