@@ -7,8 +7,9 @@
   they fall due, for ``warmup_s``; then the pre-checks.
 - **faults**: the plan's faults at their offsets, writes going on between them. A loss
   is recovered the moment it strikes (detection time is not modelled): one failover run
-  per lost center, its id saved before it runs. A link fault is restored after its
-  outage, and what the copies across it lacked just then is recorded (data at risk).
+  per lost center, its id saved before it runs; a canary of a lost center that its run does
+  not serve again is not recovered. A link fault is restored after its outage, and what the
+  copies across it lacked just then is recorded (data at risk).
   A ransomware attack overwrites or deletes the canaries' data where they serve, then one
   failover run per serving center takes them to the DR center, each to its newest recovery
   point consistent at or before the attack; a ransomware drill (only) takes recovery points
@@ -409,6 +410,12 @@ def _recover_from_loss(drill: Drill, fault: progress.Fault) -> None:
             canary.loss_at = fault.injected_at
             canary.recovered_in = canary.writes_to = where.center
             canary.served_at = where.at
+        for canary in drill.progress.canaries:
+            # Served in the lost center and not served again by its failover (a hook stopped the
+            # run, a step failed): never recovered, whatever the center it used to serve in holds.
+            if canary.loss_at is None and (canary.writes_to or canary.home) == center:
+                canary.loss_at = fault.injected_at
+                canary.stranded_reason = "the failover did not serve it"
         drill.save()
     fault.recovered = True
     stranded = [c for c in drill.progress.canaries if c.stranded_reason and c.loss_at == fault.injected_at]

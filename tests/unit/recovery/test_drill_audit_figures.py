@@ -82,6 +82,31 @@ def test_a_recovery_slower_than_the_rto_target_fails_with_the_exact_rto_in_every
     assert "missed: tier gold RTO: measured 1000 s > target 900 s" in shown
 
 
+def test_a_canary_its_failover_never_served_again_is_not_reported_served_throughout() -> None:
+    """The failover run for qd-a ends without serving the gold canary anywhere (a hook stopped
+    it, a step failed) and without calling it stranded: the canary was not recovered. It has no
+    RTO and no center it was recovered in; the drill fails on it."""
+    world = ScriptedPlatform()
+
+    def serves_nobody(_run_id: str) -> dict[str, object]:
+        world.clock.advance(5.0)
+        return {}
+
+    world.execute_failover = serves_nobody  # type: ignore[assignment,method-assign]
+    report = run(world, plan())
+
+    (workload,) = report.workloads
+    assert workload.rto_measured_s is None
+    assert workload.recovered_in is None
+    assert workload.stranded_reason == "the failover did not serve it"
+    assert [m.objective for m in workload.missed] == ["recovered", "RPO", "RTO", "level"]
+    (tier,) = report.tiers
+    assert (tier.stranded, tier.rto_measured_s, tier.passed) == (1, None, False)
+    assert not report.passed
+    finished = next(step for step in report.timeline if step.step == "recovery finished")
+    assert finished.detail == "0 recovered, 1 could not be recovered"
+
+
 # --- the GB/T 20988 level --------------------------------------------------------------------------
 
 
