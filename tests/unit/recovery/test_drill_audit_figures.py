@@ -138,6 +138,22 @@ def test_the_level_follows_from_the_measured_figures_by_the_topologys_table(
     assert tier.passed and report.passed
 
 
+def test_the_level_is_the_one_the_reported_figures_earn() -> None:
+    """A failover of 3600.0004 s is reported as RTO 3600 s (to the millisecond), within the plan's
+    3600 s; the table gives 3600 s level 6, so the report says level 6 and passes, not level 5
+    against a figure that shows 3600."""
+    world = ScriptedPlatform()
+    world.recovery_takes_s = 3600.0004
+    report = run(world, plan(targets={"gold": {"rpo_s": 0, "rto_s": 3600, "level": 6}}))
+
+    for result in (*report.tiers, *report.workloads):
+        assert result.rto_measured_s == 3600.0
+        assert TOPOLOGY_MODEL.level_achieved(rto_s=3600.0, rpo_s=0.0) == 6
+        assert result.gbt20988_level_achieved == 6
+        assert result.missed == []
+    assert report.passed
+
+
 # --- what was not measured ----------------------------------------------------------------------------
 
 
