@@ -232,3 +232,22 @@ def test_a_cut_dr_line_reports_its_data_at_risk_and_catch_up_per_workload_tier_a
         "120",
         "45.8",
     ]
+
+
+def test_an_rto_missed_by_less_than_a_second_does_not_read_as_met_on_the_console() -> None:
+    """A failover of 900.4 s against gold's 900 s fails; the console's cell must not read
+    ``900/900`` beside FAILED, but what report.json holds."""
+    world = ScriptedPlatform()
+    world.recovery_takes_s = 900.4
+    report = run(world, plan())
+
+    (tier,) = report.tiers
+    assert (tier.rto_measured_s, tier.rto_target_s) == (900.4, 900.0)
+    assert [m.objective for m in tier.missed] == ["RTO"]
+    assert not report.passed
+    shown = console_text(report)
+    assert "900/900" not in shown
+    assert shown.count("900.4/900") == 2  # the tier and its workload
+    assert drill_views.pair(120.0, 120.0) == "120/120"
+    assert drill_views.pair(899.6, 900.0) == "899.6/900"  # a figure apart from its target looks apart
+    assert drill_views.pair(1000.0, 900.0) == "1000/900"
