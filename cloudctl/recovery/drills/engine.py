@@ -755,8 +755,14 @@ def report(drill: Drill) -> drill_report.DrillReport:
     for fault in sorted(drill.progress.faults, key=lambda f: f.index):
         exposure = list(fault.exposure_s.values())
         catch_ups = [at - (fault.restored_at or 0.0) for at in fault.caught_up_at.values()]
-        hit = len(fault.crossing) or sum(
-            1 for c in drill.progress.canaries if c.loss_at is not None and c.loss_at == fault.injected_at
+        # A link fault hits the canaries whose copies cross it; another fault, those it moved
+        # (a link fault that struck with a loss is not credited with the loss's canaries).
+        hit = (
+            len(fault.crossing)
+            if isinstance(fault.spec, drills.LINK_FAULTS)
+            else sum(
+                1 for c in drill.progress.canaries if c.loss_at is not None and c.loss_at == fault.injected_at
+            )
         )
         faults.append(
             drill_report.FaultResult(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -251,3 +252,32 @@ def test_an_rto_missed_by_less_than_a_second_does_not_read_as_met_on_the_console
     assert drill_views.pair(120.0, 120.0) == "120/120"
     assert drill_views.pair(899.6, 900.0) == "899.6/900"  # a figure apart from its target looks apart
     assert drill_views.pair(1000.0, 900.0) == "1000/900"
+
+
+def test_a_link_fault_that_struck_with_a_loss_hits_only_the_copies_crossing_it() -> None:
+    """The management link to qd-a is degraded at the warm-up's end, and qd-a is lost at the same
+    instant. No canary's copy crosses a control link: the degrade hit none; the loss hit the
+    gold canary."""
+    world = ScriptedPlatform()
+    copies = world.copies_across
+
+    def copies_across(ids: Sequence[str], *, link: tuple[str, str]) -> set[str]:
+        return set() if "mgmt" in link else copies(ids, link=link)
+
+    world.copies_across = copies_across  # type: ignore[method-assign]
+    report = run(
+        world,
+        plan(
+            scenario={
+                "kind": "degrade-link",
+                "between": ["mgmt", "qd-a"],
+                "factor": 10,
+                "restore_after_s": 60,
+            },
+            faults=[{"kind": "lose-local-center", "center": "qd-a"}],
+        ),
+    )
+
+    hits = {f.kind: (f.injected_offset_s, f.workloads_hit) for f in report.faults}
+    assert hits == {"degrade-link": (60.0, 0), "lose-local-center": (60.0, 1)}
+    assert drill_formats.fault_rows(report)[0][4] == "0"
