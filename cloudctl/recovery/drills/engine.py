@@ -16,7 +16,8 @@
   after every replication pass from the warm-up on.
 - **recover**: after a link came back, writes and passes go on until every copy across
   it holds every write acknowledged before the restore (catch-up), or until twice the
-  longest catch-up its tiers allow. A test failover brings its isolated copies up here.
+  longest catch-up its tiers allow; a copy that went with a center lost meanwhile is not
+  measured (it lacks nothing because it is gone). A test failover brings its isolated copies up here.
 - **measure**: every acknowledged write up to each canary's fault is read back where the
   canary serves (or from its isolated copy); then the post-checks. After a ransomware attack,
   each canary's point, the seconds and writes it gave up before the attack, and whether every
@@ -236,11 +237,23 @@ def track_catch_up(drill: Drill) -> bool:
         for link in fault.links:
             for workload_id, oldest in drill.platform.oldest_pending_at(behind, link=link).items():
                 pending[workload_id] = min(oldest, pending.get(workload_id, oldest))
+        lacking_none = [w for w in behind if w not in pending or pending[w] > (fault.restored_at or 0.0)]
+        still_across: set[str] = set()
+        for link in fault.links if lacking_none else []:
+            still_across |= drill.platform.copies_across(lacking_none, link=link)
         for workload_id in behind:
-            if workload_id not in pending or pending[workload_id] > (fault.restored_at or 0.0):
+            if workload_id not in lacking_none:
+                waiting = True
+            elif workload_id in still_across:
                 fault.caught_up_at[workload_id] = now
             else:
-                waiting = True
+                # Its copy across the link went with a center lost since the restore: it lacks
+                # nothing there because it is gone, so it cannot catch up and there is nothing to
+                # measure (as for a link to a center lost before the restore).
+                fault.catching_up.remove(workload_id)
+                drill.note(
+                    "copy gone before it caught up", f"#{fault.index} {workload_id}: its center was lost"
+                )
     return not waiting
 
 
@@ -565,6 +578,9 @@ def recover(drill: Drill) -> None:
         default=0.0,
     )
     behind = sum(len(fault.behind) for fault in restored)
+    if not behind and not any(fault.catching_up for fault in restored):
+        drill.note("no copy left to catch up", "their centers were lost after the link came back")
+        return
     drill.note(
         "copies caught up" if not behind else "copies did not catch up",
         f"slowest {slowest:g} s after the link came back" + (f"; {behind} still behind" if behind else ""),

@@ -67,8 +67,10 @@ def workload_result(
         for fault in crossing
         if canary.workload_id in fault.caught_up_at
     ]
-    exposures = [
-        fault.exposure_s[canary.workload_id] for fault in crossing if canary.workload_id in fault.exposure_s
+    exposures = [  # kept when its copy went with a center lost after the restore (not in ``crossing``)
+        fault.exposure_s[canary.workload_id]
+        for fault in faults
+        if fault.restored_at and canary.workload_id in fault.exposure_s
     ]
     figures = drill_report.Figures(
         rpo_target_s=target.rpo_target_s,

@@ -96,3 +96,62 @@ def test_writes_lost_behind_a_cut_dr_line_are_exactly_those_the_copy_lacked_at_t
         assert tier.rpo_measured_s == max(w.rpo_measured_s or 0.0 for w in mine)
     # The line came back after both of its local ends were lost: no copy left to catch up.
     assert (cut.workloads_hit, cut.dr_exposure_s, cut.catch_up_s) == (len(report.workloads), None, None)
+
+
+def test_a_copy_that_went_with_its_center_before_catching_up_is_not_reported_caught_up(
+    sqlite_ctx: ctx_module.Context,
+) -> None:
+    """qd-a's DR line is cut for 60 s after a 120 s warm-up; one second after it is back, qd-a
+    is lost and the gold canary serves from its synchronous standby in qd-b. Gold ships to DR
+    every 60 s, so no pass ran in that second: the copy across the restored line never caught
+    up, it went with qd-a. No catch-up is reported (nor judged); the data at risk when the line
+    came back is: the restore's time less the oldest write the copy lacked at the cut."""
+    plan = drills.DrillPlan.model_validate(
+        {
+            "name": "cut-then-lose-qd-a",
+            "scenario": {"kind": "cut-dr-link", "center": "qd-a", "restore_after_s": 60},
+            "faults": [{"kind": "lose-local-center", "center": "qd-a", "at_s": 61}],
+            "scope": {"departments": ["psb"], "tiers": ["gold"]},
+            "canary": {"writes_per_s": 1, "warmup_s": 120},
+        }
+    )
+    at_cut: list[float] = []
+
+    def on_step(step: drill_report.TimelineStep) -> None:
+        if step.step == "fault injected" and "cut" in step.detail:
+            with sqlite_ctx.read() as tx:
+                run = recovery_store.list_drill_runs(tx, plan=plan.name)[0]
+                (canary,) = run.report["progress"]["canaries"]
+                (copy,) = [
+                    s
+                    for s in replication.list_streams(tx, workload_ids=[canary["workload_id"]])
+                    if s.target == "dz-dr"
+                ]
+                oldest = replication.first_pending_at(tx, workload_id=copy.workload_id, seq=copy.last_seq)
+            assert oldest is not None
+            at_cut.append(oldest)
+
+    report = drill_service.run_drill(sqlite_ctx, plan=plan, on_step=on_step)
+    with sqlite_ctx.read() as tx:
+        started = recovery_store.list_drill_runs(tx, plan=plan.name)[0].started_at
+
+    by_kind = {fault.kind: fault for fault in report.faults}
+    cut = by_kind["cut-dr-link"]
+    assert cut.injected_offset_s is not None and cut.restored_offset_s is not None
+    assert cut.restored_offset_s - cut.injected_offset_s == pytest.approx(60, abs=1e-3)
+    (w0,) = at_cut
+    at_risk = started + cut.restored_offset_s - w0
+    assert at_risk > 60  # the whole outage, and what was written since the last pass before it
+    (tier,) = report.tiers
+    (workload,) = report.workloads
+    assert workload.recovered_in == "qd-b"
+    for result in (tier, workload):
+        assert (result.writes_lost, result.rpo_measured_s) == (0, 0.0)
+        assert (result.catch_up_s, result.catch_up_allowed_s) == (None, None)
+        assert result.dr_exposure_s == pytest.approx(at_risk, abs=2e-3)
+    assert cut.catch_up_s is None
+    assert cut.dr_exposure_s == pytest.approx(at_risk, abs=2e-3)
+    steps = [step.step for step in report.timeline]
+    assert "copy gone before it caught up" in steps
+    assert "copies caught up" not in steps
+    assert report.passed
