@@ -787,6 +787,10 @@ class _ServicePlatform:
         if points:
             replication_points.take_points(self.ctx, results)
 
+    def next_pass_at(self, workload_ids: Sequence[str], *, after: float) -> float | None:
+        with self.ctx.read() as tx:
+            return replication.next_pass_at(tx, after=after, workload_ids=workload_ids)
+
     def acknowledged_writes(self, workload_id: str) -> list[platform.Acknowledged]:
         with self.ctx.read() as tx:
             changes = replication.changes_after(tx, workload_id=workload_id, seq=0)

@@ -307,6 +307,22 @@ def unprotected_ready_workloads(tx: sa.Connection) -> list[str]:
     return [str(row[0]) for row in tx.execute(query)]
 
 
+def next_pass_at(tx: sa.Connection, *, after: float, workload_ids: Iterable[str]) -> float | None:
+    """When the next interval-driven pass of these workloads' streams falls due after ``after``
+    (``last_pass_at + interval_s``), or ``None`` when none will by its interval alone."""
+    table = schema.replication_streams
+    due = table.c.last_pass_at + table.c.interval_s
+    query = (
+        sa.select(sa.func.min(due))
+        .where(table.c.workload_id.in_(list(workload_ids)))
+        .where(table.c.mode != states.StreamMode.SYNC)
+        .where(table.c.state.in_(list(states.StreamState)))
+        .where(table.c.last_pass_at.is_not(None), table.c.interval_s.is_not(None), due > after)
+    )
+    found = tx.execute(query).scalar()
+    return None if found is None else float(found)
+
+
 def due_streams(tx: sa.Connection, *, now: float, workload_ids: Iterable[str] | None = None) -> list[Stream]:
     """Streams a pass should look at now: sync streams that fell behind, others whose interval passed."""
     table = schema.replication_streams

@@ -200,6 +200,18 @@ def _passes_then_sleep(drill: Drill, until: float, stop: Callable[[], bool] | No
     if stop is not None and stop():
         return True
     upcoming = min(canary.next_write_at for canary in canaries)
+    # A pass that falls due before the next write runs at its own time, not at that write: run
+    # then, a copy shipped every interval would take each write the moment it is made, and a
+    # drill writing no faster than that interval would report an RPO of 0 no async copy has.
+    ids = [canary.workload_id for canary in canaries]
+    while (
+        next_pass := drill.platform.next_pass_at(ids, after=drill.clock.now())
+    ) is not None and next_pass < min(upcoming, until):
+        drill.clock.sleep(max(next_pass - drill.clock.now(), 0.0))
+        _replicate_due(drill)
+        track_catch_up(drill)
+        if stop is not None and stop():
+            return True
     if upcoming >= until:
         drill.clock.sleep(max(until - drill.clock.now(), 0.0))
         # A pass that falls due after the last write but by ``until`` runs before what comes

@@ -117,6 +117,11 @@ class Platform(Protocol):
         """The replication passes due; with ``points``, the recovery points they call for too."""
         ...
 
+    def next_pass_at(self, workload_ids: Sequence[str], *, after: float) -> float | None:
+        """When the next pass of these workloads' copies falls due by its interval, after ``after``
+        (``None``: none will), so the drill runs it then and not at the next write."""
+        ...
+
     def inject(self, fault: drills.AnyScenario) -> list[str]:
         """Break what ``fault`` breaks; the ids of the faults injected."""
         ...

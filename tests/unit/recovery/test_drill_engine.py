@@ -86,6 +86,9 @@ class ScriptedPlatform:
             self.log[write.workload_id].append(platform.Acknowledged(write.key, sha, now))
         return [now for _ in writes]
 
+    def next_pass_at(self, workload_ids: Sequence[str], *, after: float) -> float | None:
+        return None  # its copies are scripted per write, not shipped by interval
+
     def replicate_due(self, workload_ids: Sequence[str], *, points: bool = False) -> None:
         self.passes.append(points)
         now = self.clock.now()
