@@ -27,6 +27,7 @@ import contextlib
 import dataclasses
 import datetime
 import hashlib
+import logging
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
@@ -61,6 +62,8 @@ from cloudctl.store import recovery as recovery_store
 from cloudctl.store import requests as requests_store
 
 OnStep = engine.OnStep
+
+log = logging.getLogger("cloudctl.drills")
 
 
 # --- plans on disk --------------------------------------------------------------------------------
@@ -979,25 +982,43 @@ class _ServicePlatform:
                 served[workload_id] = platform.Served(center=str(center), at=float(outcome["served_at"]))
         return served
 
-    def start_isolated_copy(self, workload_id: str, *, center: str) -> platform.Served:
-        """Servers up in ``center`` from its copy, marked isolated, then deleted: production untouched."""
-        with self.ctx.read() as tx:
-            workload = requests_store.get_workload(tx, workload_id)
-        offering = self.topology.offering(workload.offering)
+    def start_isolated_copies(
+        self, workload_ids: Sequence[str], *, center: str
+    ) -> dict[str, platform.Served | str]:
+        """Servers up in ``center`` from their copies, marked isolated, then deleted: production
+        untouched. Every server is asked for before any is waited for."""
         compute = self._env().drivers_for(center).compute
+        outcome: dict[str, platform.Served | str] = {}
+        made: dict[str, str] = {}
         with self._in_recovery_time():
-            server = compute.create_server(
-                name=f"test-{workload_id}",
-                project=workload.department,
-                vcpu=offering.vcpu,
-                ram_gb=offering.ram_gb,
-                disk_gb=offering.volume_gb,
-                metadata={"drill": self.run_id, "isolated": "true"},
-            )
-            compute.wait_for_status(server.id, status=base.ServerStatus.ACTIVE, timeout_s=600)
-            served = platform.Served(center=center, at=self.clock.now())
-        compute.delete_server(server.id, ignore_missing=True)
-        return served
+            for workload_id in workload_ids:
+                try:
+                    with self.ctx.read() as tx:
+                        workload = requests_store.get_workload(tx, workload_id)
+                    offering = self.topology.offering(workload.offering)
+                    made[workload_id] = compute.create_server(
+                        name=f"test-{workload_id}",
+                        project=workload.department,
+                        vcpu=offering.vcpu,
+                        ram_gb=offering.ram_gb,
+                        disk_gb=offering.volume_gb,
+                        metadata={"drill": self.run_id, "isolated": "true"},
+                    ).id
+                except errors.CloudctlError as error:
+                    outcome[workload_id] = error.one_line()
+            for workload_id, server_id in made.items():
+                try:
+                    compute.wait_for_status(server_id, status=base.ServerStatus.ACTIVE, timeout_s=600)
+                except errors.CloudctlError as error:
+                    outcome[workload_id] = error.one_line()
+                else:
+                    outcome[workload_id] = platform.Served(center=center, at=self.clock.now())
+        for server_id in made.values():
+            try:
+                compute.delete_server(server_id, ignore_missing=True)
+            except errors.CloudctlError as error:  # it served: a copy left running is said, not hidden
+                log.warning("isolated copy %s not deleted: %s", server_id, error.one_line())
+        return outcome
 
     # --- checks ---
 

@@ -160,8 +160,10 @@ class ScriptedPlatform:
             if home == center and w not in self.stranded
         }
 
-    def start_isolated_copy(self, workload_id: str, *, center: str) -> platform.Served:
-        return platform.Served(center, self.clock.now())
+    def start_isolated_copies(
+        self, workload_ids: Sequence[str], *, center: str
+    ) -> dict[str, platform.Served | str]:
+        return {workload_id: platform.Served(center, self.clock.now()) for workload_id in workload_ids}
 
     def serving_center(self, workload_id: str) -> str | None:
         return self.homes[workload_id]
