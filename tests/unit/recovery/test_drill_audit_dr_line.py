@@ -10,31 +10,16 @@ the writes lost are every write acknowledged from ``w0`` up to the loss.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
-from cloudctl import clock as clocks
 from cloudctl.model import drill_report, drills
 from cloudctl.services import context as ctx_module
 from cloudctl.services import drills as drill_service
-from cloudctl.services import setup
-from cloudctl.store import db, replication
 from cloudctl.store import recovery as recovery_store
-from tests.conftest import ROOT, make_context
+from cloudctl.store import replication
+from tests.conftest import ROOT
 
 PLANS = ROOT / "dr" / "drills"
-
-
-@pytest.fixture
-def sqlite_ctx(tmp_path: Path) -> Iterator[ctx_module.Context]:
-    store = db.Store(db.sqlite_url(tmp_path))
-    store.migrate()
-    context = make_context(store, clocks.ManualClock(), tmp_path)
-    setup.initialise(context)
-    yield context
-    store.dispose()
 
 
 def test_writes_lost_behind_a_cut_dr_line_are_exactly_those_the_copy_lacked_at_the_cut(

@@ -14,35 +14,21 @@ within one interval of the loss.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cloudctl import clock as clocks
 from cloudctl.model import drill_report, drills
 from cloudctl.recovery import replication as repl
 from cloudctl.services import context as ctx_module
 from cloudctl.services import drills as drill_service
-from cloudctl.services import setup
-from cloudctl.store import db, replication
 from cloudctl.store import recovery as recovery_store
-from tests.conftest import ROOT, make_context
+from cloudctl.store import replication
+from tests.conftest import ROOT
 
 PLAN = ROOT / "dr" / "drills" / "lose-both-local.yaml"
 INTERVAL_S = 60.0  # gold's dr_interval_s in infra/topology.yaml
 WRITE_EVERY_S = 90.0
-
-
-@pytest.fixture
-def sqlite_ctx(tmp_path: Path) -> Iterator[ctx_module.Context]:
-    store = db.Store(db.sqlite_url(tmp_path))
-    store.migrate()
-    context = make_context(store, clocks.ManualClock(), tmp_path)
-    setup.initialise(context)
-    yield context
-    store.dispose()
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
