@@ -100,7 +100,8 @@ class Result:
 
 
 def parse_time(text: str, *, field: str = "at") -> float:
-    """An ISO 8601 time (``Z`` or an offset; none is UTC) as epoch seconds; ``InvalidInput`` if not one."""
+    """An ISO 8601 time (``Z`` or an offset; none is UTC) as epoch seconds; ``InvalidInput`` if not
+    one, or if it lies outside the years 1 to 9999 in UTC (no answer could name it)."""
     try:
         moment = datetime.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
@@ -109,6 +110,10 @@ def parse_time(text: str, *, field: str = "at") -> float:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.UTC)
+    try:
+        clocks.isoformat(moment.timestamp())
+    except (ValueError, OverflowError, OSError):
+        raise errors.InvalidInput(f"{text!r} lies outside the years 1 to 9999 (UTC)", field=field) from None
     return moment.timestamp()
 
 

@@ -855,17 +855,6 @@ def plan_failover(
     )
 
 
-def parse_time(text: str, *, field: str = "at") -> float:
-    """An ISO 8601 time as epoch seconds (``restore.parse_time``), one the answers can name: a
-    time before the year 1 or after 9999 in UTC is ``InvalidInput``, not a failure to print it."""
-    moment = restore.parse_time(text, field=field)
-    try:
-        clocks.isoformat(moment)
-    except (ValueError, OverflowError, OSError):
-        raise errors.InvalidInput(f"{text!r} lies outside the years 1 to 9999 (UTC)", field=field) from None
-    return moment
-
-
 def _point_asked(
     env: repl.Environment,
     *,
@@ -878,7 +867,7 @@ def _point_asked(
     if point is not None and at is not None:
         raise errors.InvalidInput("give a point or a time, not both", field="point")
     if at is not None:
-        moment = parse_time(at)
+        moment = restore.parse_time(at)
         if moment > env.clock.now():
             raise errors.InvalidInput(
                 f"{clocks.isoformat(moment)} is in the future (now {clocks.isoformat(env.clock.now())})",

@@ -116,7 +116,7 @@ class RestorePublic(BaseModel):
 def parse_time(text: str, *, field: str = "at") -> float:
     """An ISO 8601 time (``Z`` or an offset; none is UTC) as epoch seconds; ``InvalidInput`` if not one
     (or if outside the years 1 to 9999 in UTC)."""
-    return recovery.parse_time(text, field=field)
+    return engine.parse_time(text, field=field)
 
 
 def _workload(ctx: ctx_module.Context, workload_id: str) -> requests.WorkloadRecord:
