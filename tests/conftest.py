@@ -43,13 +43,27 @@ SHARED_STACK = (
 servers are shared): ``scripts/check``'s workers run them one after another, on one worker."""
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The unit that ``--dist loadgroup`` hands one worker: the tests of one file (a file's
-    fixed ports, module-scoped servers and shared rows are never used by two workers at once),
-    and every test on the loopback OpenStack together."""
-    for item in items:
-        path = item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group("openstack" if path.startswith(SHARED_STACK) else path))
+def worker_unit(nodeid: str) -> str:
+    """The unit one worker runs, all its tests one after another: the tests of one file (a
+    file's fixed ports, module-scoped servers and shared rows are never used by two workers at
+    once), and every test on the loopback OpenStack together."""
+    path = nodeid.split("::", 1)[0]
+    return "openstack" if path.startswith(SHARED_STACK) else path
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """``scripts/check``'s ``--dist loadscope`` with ``worker_unit`` as the scope. (Marks that
+    ``--dist loadgroup`` reads are no use here: xdist 3.8 adds the group to a test's node id by
+    assigning ``_nodeid``, which pytest 9.2 no longer reads, so every test was handed out alone.)"""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByWorkerUnit(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return worker_unit(nodeid)
+
+    return ByWorkerUnit(config, log)
 
 
 @pytest.fixture(scope="session")
