@@ -55,6 +55,23 @@ def is_department(principal: Principal) -> bool:
     return principal.role in DEPARTMENT_ROLES
 
 
+def outside_subtree(principal: Principal, path: tuple[str, ...]) -> bool:
+    """Whether ``path`` (an org path from the root) lies outside a department principal's
+    subtree: what such a principal is told does not exist, never that it is refused."""
+    return is_department(principal) and principal.department not in path
+
+
+def visible_node(
+    principal: Principal, node_id: str, path: tuple[str, ...] | None, *, field: str
+) -> tuple[str, ...]:
+    """The org path of ``node_id`` as read (``None``: no such node), or ``NotFound`` naming ``field``
+    when there is none or, to a department, when it lies outside its subtree: answered alike, so a
+    department learns nothing of which other departments exist."""
+    if path is None or outside_subtree(principal, path):
+        raise errors.NotFound(f"no org node {node_id!r}", field=field)
+    return path
+
+
 _HIDDEN_AS = {"Quota": ("department", "org node"), "OrgNode": ("department", "org node")}
 """How an object hidden from a department is reported: exactly as a missing one of that id is
 (``field``, noun), so the answer tells nothing about which ids exist."""
@@ -81,7 +98,7 @@ def authorize(
     decision = policies(ctx).decide(principal=principal, action=action, resource=resource, context=context)
     if decision.allowed:
         return decision
-    if hide_as_missing and is_department(principal) and principal.department not in owner_path:
+    if hide_as_missing and outside_subtree(principal, owner_path):
         field, noun = _HIDDEN_AS.get(resource_type, (resource_type.lower(), resource_type.lower()))
         raise errors.NotFound(f"no {noun} {resource_id!r}", field=field)
     raise errors.PolicyDenied(decision, action=action)
