@@ -445,6 +445,10 @@ def execute(
                             stop = _stop_for(step.hook.on_failure)
                     else:
                         results.setdefault(step.workload_id, {}).update(outcome)
+                    ran = step
+                    if "addresses" in outcome:  # as served, which may differ from the plan
+                        served = [model.AddressMapping(**each) for each in outcome["addresses"]]
+                        ran = step.model_copy(update={"addresses": served})
                     with env.store.transaction() as tx:
                         at = env.clock.now()
                         recovery.record_step(tx, run_id=run_id, step_id=step.id, at=at, outcome=outcome)
@@ -452,7 +456,7 @@ def execute(
                         if alive - last_beat >= BEAT_EVERY_S:
                             recovery.beat(tx, run_id, alive_at=alive)
                             last_beat = alive
-                    finished.append(step)
+                    finished.append(ran)
                     if stop is not None:
                         break
             for step in finished:
@@ -636,11 +640,34 @@ def _promote(
         "rpo_s": rpo_s,
     }
     if addresses:
-        outcome["addresses"] = [mapping.model_dump(mode="json") for mapping in addresses]
+        served, held = _served_addresses(addresses, made)
+        outcome["addresses"] = [mapping.model_dump(mode="json") for mapping in served]
+        if held:
+            outcome["addresses_held_there"] = held
     if point is not None:
         outcome["point"] = point.id
         outcome["objects_rewound"] = len(rewound)
     return outcome
+
+
+def _served_addresses(
+    planned: list[model.AddressMapping], made: list[dict[str, Any]]
+) -> tuple[list[model.AddressMapping], list[dict[str, str]]]:
+    """The address each mapped server got in the recovery center, and the planned addresses
+    another server there held (the server then took one the backend picked)."""
+    got = {item["name"]: item.get("address") for item in made if item.get("kind") == "server"}
+    served: list[model.AddressMapping] = []
+    held: list[dict[str, str]] = []
+    for mapping in planned:
+        address = got.get(mapping.server)
+        if not address or address == mapping.new_address:
+            served.append(mapping)
+            continue
+        held.append({"server": mapping.server, "planned": mapping.new_address, "got": address})
+        served.append(
+            mapping.model_copy(update={"new_address": address, "kept": address == mapping.old_address})
+        )
+    return served, held
 
 
 Ports = Callable[[str], base.PortRequest | None]
@@ -734,17 +761,40 @@ def _launch_servers(
             continue
         servers.append(
             drivers.compute.find_server(name)
-            or drivers.compute.create_server(
-                name=name,
-                project=workload.department,
-                vcpu=offering.vcpu,
-                ram_gb=offering.ram_gb,
-                disk_gb=offering.volume_gb,
-                metadata={"workload": workload.id, "tier": workload.tier, "recovered": "true"},
-                port=ports(name),
-            )
+            or _create_server(drivers, workload, offering, name=name, port=ports(name))
         )
     return servers
+
+
+def _create_server(
+    drivers: base.CenterDrivers,
+    workload: requests.WorkloadRecord,
+    offering: topo.Offering,
+    *,
+    name: str,
+    port: base.PortRequest | None,
+) -> base.Server:
+    """One recovered server, at the address the plan mapped for it; where another server of the
+    recovery center holds that address, at one the backend picks: the workload is served all
+    the same, and the step's outcome says which address it got (``_served_addresses``)."""
+
+    def create(asked: base.PortRequest | None) -> base.Server:
+        return drivers.compute.create_server(
+            name=name,
+            project=workload.department,
+            vcpu=offering.vcpu,
+            ram_gb=offering.ram_gb,
+            disk_gb=offering.volume_gb,
+            metadata={"workload": workload.id, "tier": workload.tier, "recovered": "true"},
+            port=asked,
+        )
+
+    try:
+        return create(port)
+    except errors.Conflict as held:
+        if port is None or port.address is None or held.field != "address":
+            raise
+        return create(dataclasses.replace(port, address=None))
 
 
 def _start_servers(

@@ -527,8 +527,10 @@ class RunPublic(BaseModel):
     """The first step not done yet (where ``resume`` goes on)."""
     workloads: dict[str, Any]
     """Workload id → what its finished steps did (``served_in``, ``served_at`` in Unix seconds,
-    ``writes_lost``, ``rpo_s``, ``addresses`` (each server's address kept or re-mapped), ``traffic_to``,
-    ``traffic_address`` (the address the traffic record points at), ``streams``, ...)."""
+    ``writes_lost``, ``rpo_s``, ``addresses`` (each server's address as served there: kept or
+    re-mapped), ``addresses_held_there`` (planned addresses another server held, and what each
+    server got instead), ``traffic_to``, ``traffic_address`` (the address the traffic record
+    points at), ``streams``, ...)."""
     hooks: list[dict[str, Any]]
     """Outcome of each hook step run: ``step``, ``hook``, ``when``, ``scope``, ``on_failure``, ``elapsed_s``,
     ``ok`` and ``status`` (HTTP) or ``exit_code`` and ``output`` (command), ``error`` when not ok."""

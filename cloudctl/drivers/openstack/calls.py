@@ -14,7 +14,8 @@ Invariants:
   ``errors.NotFound``; 409 ``errors.Conflict``; Nova's 403 "Quota exceeded" and Cinder's
   413 become ``errors.QuotaExceeded`` naming cloudctl's resource (``vcpu``, ``ram_gb``,
   ``instances``, ``volume_gb``); Nova's 403 "Maximum number of ports exceeded" is an
-  ``errors.Conflict`` on ``network.ports`` (Neutron's quota, derived from the tree);
+  ``errors.Conflict`` on ``network.ports`` (Neutron's quota, derived from the tree); a fixed
+  address another port holds (Nova's 400, Neutron's 409) an ``errors.Conflict`` on ``address``;
   400 ``errors.InvalidInput``; refused credentials (401, other 403) ``errors.OperationFailed``;
   a cloud that stays unreachable or failing ``errors.BackendUnavailable``.
 - ``what`` names the subject of the call (``"server 1234"``); its first word becomes the
@@ -56,6 +57,10 @@ _CINDER_QUOTA = re.compile(
 _NOVA_RESOURCES = {"cores": "vcpu", "ram": "ram_gb", "instances": "instances"}
 _NOVA_PORT_LIMIT = "Maximum number of ports exceeded"
 """Nova's 403 when the project's Neutron port quota is used up (it gives no numbers)."""
+_ADDRESS_HELD = re.compile(
+    r"Fixed IP address \S+ is already in use|IP address \S+ already allocated in subnet"
+)
+"""Nova's 400 and Neutron's 409 when a fixed address asked for is held by another port."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,6 +152,8 @@ def translate(error: BaseException, failed: shared.Failed, *, cloud_name: str) -
             "(it drifted from the quota tree; `cloudctl quota sync` restores it)",
             field="network.ports",
         )
+    if status in (HTTP_BAD_REQUEST, HTTP_CONFLICT) and _ADDRESS_HELD.search(details(error)):
+        return errors.Conflict(f"{subject}: {details(error)}", field="address")
     if isinstance(error, openstack.exceptions.ConflictException) or status == HTTP_CONFLICT:
         return errors.Conflict(f"{subject}: {details(error)}", field=field)
     cloud = f"cloud {cloud_name} of center {failed.center}"

@@ -13,8 +13,8 @@ The network a server attaches to is the cloud's ``cloudctl.network`` setting:
 - ``none``: no network at all (the server boots without a NIC).
 
 A server made with a ``base.PortRequest`` whose ``address`` is set gets that fixed IP on the
-network above (a failover keeping or re-mapping the address it had); Neutron refuses one in use
-(409, ``errors.Conflict``) or outside the subnet (400).
+network above (a failover keeping or re-mapping the address it had); one another port holds is
+``errors.Conflict`` on ``address`` (Nova answers 400, Neutron 409), one outside the subnet 400.
 - any other name: an existing network of that name, shared by the cloud's operators; cloudctl
   neither makes nor changes it.
 

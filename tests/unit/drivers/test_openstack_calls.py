@@ -94,6 +94,25 @@ def test_nova_refusing_a_port_over_the_neutron_quota_is_a_conflict_on_ports(
     assert count == [1]
 
 
+@pytest.mark.parametrize(
+    "status, body",
+    [
+        (400, {"badRequest": {"message": "Fixed IP address 10.0.0.161 is already in use on instance b1f4."}}),
+        (409, {"NeutronError": {"message": "IP address 10.0.0.161 already allocated in subnet 7d2e"}}),
+    ],
+)
+def test_an_address_another_port_holds_is_a_conflict_on_the_address(
+    clock: clocks.ManualClock, status: int, body: dict[str, object]
+) -> None:
+    """What a failover keeping a server's address meets when another server took it there."""
+    operation, count = failing(sdk_error(status, body))
+    with pytest.raises(errors.Conflict) as raised:
+        make_caller(clock).call(operation, what="server wl-1-0", project="hrss")
+    assert raised.value.field == "address"
+    assert "10.0.0.161" in raised.value.one_line()
+    assert count == [1]
+
+
 def test_nova_ram_quota_refusal_is_counted_in_gb(clock: clocks.ManualClock) -> None:
     message = "Quota exceeded for ram: Requested 2048, but already used 7168 of 8192 ram"
     operation, _ = failing(sdk_error(403, {"forbidden": {"message": message, "code": 403}}))

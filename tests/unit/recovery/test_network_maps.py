@@ -13,6 +13,7 @@ import yaml
 from cloudctl import clock as clocks
 from cloudctl import metrics
 from cloudctl import settings as settings_module
+from cloudctl.drivers import base
 from cloudctl.recovery import traffic
 from cloudctl.services import context as ctx_module
 from cloudctl.services import drivers, faults, identity, provisioning, recovery, setup
@@ -128,6 +129,51 @@ def test_an_unplanned_failover_to_dr_remaps_the_address_into_its_range(ctx: ctx_
     assert (started["run"], started["addresses_kept"], started["addresses_remapped"]) == (plan.run_id, 0, 1)
     assert started["addresses"] == [f"{silver}-0: {home_address} (qd-a/gov-apps) -> {mapped} (gov-apps-dr)"]
     assert started["points"] == []
+
+
+def test_an_address_another_server_holds_in_the_recovery_center_does_not_stop_the_failover(
+    ctx: ctx_module.Context,
+) -> None:
+    """The mapped address is taken there (by a server the city made by hand, or another cloud's
+    allocation): the server is made at an address the backend picks, served and steered to, and
+    the run says which address it got and which it was planned at."""
+    silver = ready_workload(ctx, "silver")
+    (home_address,) = address_in(ctx, "qd-a", f"{silver}-0")
+    mapped = home_address.replace("10.16.", "10.80.", 1)
+    network = ctx.topology.network("dz-dr", "gov-apps-dr")
+    assert network is not None
+    dr = drivers.center_drivers(ctx, "dz-dr").compute
+    squatter = dr.create_server(
+        name="hand-made-0",
+        project="hrss",
+        vcpu=1,
+        ram_gb=1,
+        disk_gb=1,
+        port=base.PortRequest(
+            network="gov-apps-dr",
+            subnet=str(network.subnet),
+            address=mapped,
+            segment=ctx.topology.segment("dz-dr", "gov-apps-dr"),
+        ),
+    )
+    assert squatter.addresses == (mapped,)
+    before = counted("qd-a", "dz-dr", "remapped")
+    faults.inject(ctx, kind="center-down", center="qd-a")
+
+    plan = recovery.plan_failover(ctx, principal=OPS, from_center="qd-a", planned=False)
+    run = recovery.execute(ctx, plan.run_id or "")
+
+    assert run.state == "done"
+    (got,) = address_in(ctx, "dz-dr", f"{silver}-0")
+    assert got != mapped and got.startswith("10.80.")
+    assert address_in(ctx, "dz-dr", "hand-made-0") == (mapped,)  # the holder keeps it
+    outcome = run.workloads[silver]
+    assert [(m["old_address"], m["new_address"], m["kept"]) for m in outcome["addresses"]] == [
+        (home_address, got, False)
+    ]
+    assert outcome["addresses_held_there"] == [{"server": f"{silver}-0", "planned": mapped, "got": got}]
+    assert traffic_records(ctx, silver)["dz-dr"] == (100, got)
+    assert counted("qd-a", "dz-dr", "remapped") == before + 1
 
 
 def test_a_failback_after_a_failover_to_dr_brings_the_server_home_at_its_old_address(
