@@ -317,6 +317,14 @@ def _render_run(run: dict[str, Any]) -> None:
     ]
     output.stdout.print(output.table(None, ["workload", "serves in", "writes lost", "data loss s"], rows))
     for workload_id, outcome in run["workloads"].items():
+        for held in outcome.get("addresses_held_there", []):
+            output.stdout.print(
+                f"[yellow]{output.escape(workload_id)}[/]: {output.escape(held['server'])} got "
+                f"{output.escape(held['got'])}, not the planned {output.escape(held['planned'])}, "
+                "which another server there holds",
+                highlight=False,
+                soft_wrap=True,
+            )
         if outcome.get("superseded_count"):
             output.stdout.print(
                 f"{workload_id}: the resync replaced {outcome['superseded_count']} object(s) "

@@ -933,3 +933,27 @@ def test_overlapping_network_maps_exit_2_naming_the_path_and_write_nothing(cli: 
         "10.16.0.0/20 of qd-b is mapped to dz-dr twice"
     )
     assert not (cli.home / "state.db").exists()
+
+
+def test_a_failover_run_says_which_planned_addresses_another_server_held(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from cloudctl.cli import commands_recovery
+
+    held = {"server": "wl-7f3a-0", "planned": "10.80.0.2", "got": "10.80.0.3"}
+    run = {
+        "id": "run-1",
+        "state": "done",
+        "steps_done": 3,
+        "steps_total": 3,
+        "error": "",
+        "workloads": {"wl-7f3a": {"served_in": "dz-dr", "writes_lost": 0, "addresses_held_there": [held]}},
+        "hooks": [],
+        "resume": "",
+    }
+    commands_recovery._render_run(run)
+    shown = [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()]
+    assert (
+        "wl-7f3a: wl-7f3a-0 got 10.80.0.3, not the planned 10.80.0.2, which another server there holds"
+        in (shown)
+    )
