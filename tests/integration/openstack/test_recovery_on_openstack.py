@@ -19,6 +19,7 @@ import openstack.connection
 import pytest
 
 from cloudctl import clock as clocks
+from cloudctl.drivers import base
 from cloudctl.recovery import replication as repl
 from cloudctl.services import context as ctx_module
 from cloudctl.services import (
@@ -229,6 +230,49 @@ def test_a_gold_failover_keeps_the_servers_fixed_ip_on_the_stretched_tenant_netw
         (port,) = standby.network.ports(device_id=server.id)
         assert [fixed["ip_address"] for fixed in port.fixed_ips] == home_ips
         assert standby.network.get_network(port.network_id).name == "hrss-net"
+
+
+def test_a_gold_failover_whose_address_another_server_holds_in_qd_b_serves_at_another(
+    ctx: ctx_module.Context, clouds: Path, cleanup: Cleanup
+) -> None:
+    """qd-b's Neutron hands out its addresses without asking qd-a's: another server there may
+    hold the address the plan keeps. The failover still serves the workload, at an address
+    qd-b picks, and its run says so."""
+    workload = provision(ctx, cleanup, offering="vm.small", tier="gold", name="os-gold-held")
+    server_name = f"{workload}-0"
+    with region(clouds, "qd-a") as home:
+        (served,) = home.compute.servers(all_projects=True, name=f"^{server_name}$")
+        ((address,),) = [
+            [f["ip_address"] for f in p.fixed_ips] for p in home.network.ports(device_id=served.id)
+        ]
+    qd_b = drivers.center_drivers(ctx, "qd-b").compute
+    holder = qd_b.create_server(
+        name=f"hand-made-{workload}",
+        project="hrss",
+        vcpu=2,
+        ram_gb=4,
+        disk_gb=40,
+        port=base.PortRequest(network="tenant", subnet="10.0.0.0/24", address=address),
+    )
+    cleanup(lambda: qd_b.delete_server(holder.id))
+
+    plan = recovery.plan_failover(ctx, principal=OPS, from_center="qd-a", planned=True)
+    run = recovery.execute(ctx, plan.run_id or "")
+
+    assert run.state == "done"
+    with region(clouds, "qd-b") as standby:
+        (server,) = standby.compute.servers(all_projects=True, name=f"^{server_name}$")
+        ((got,),) = [
+            [f["ip_address"] for f in p.fixed_ips] for p in standby.network.ports(device_id=server.id)
+        ]
+        ((held,),) = [
+            [f["ip_address"] for f in p.fixed_ips] for p in standby.network.ports(device_id=holder.id)
+        ]
+    assert held == address and got != address
+    outcome = run.workloads[workload]
+    assert outcome["addresses_held_there"] == [{"server": server_name, "planned": address, "got": got}]
+    assert [(m["new_address"], m["kept"]) for m in outcome["addresses"]] == [(got, False)]
+    assert outcome["traffic_address"] == got
 
 
 def test_platinum_silver_and_bronze_come_home_after_losing_qd_a_and_a_second_failback_plans_nothing(
