@@ -105,6 +105,13 @@ class TenantProject(pulumi.ComponentResource):
             tenant_id=self.project.id,
             cidr=project.subnet_cidr,
             ip_version=4,
+            allocation_pools=None
+            if project.allocation_pool is None
+            else [
+                openstack.networking.SubnetAllocationPoolArgs(
+                    start=project.allocation_pool[0], end=project.allocation_pool[1]
+                )
+            ],
             opts=child,
         )
         self.register_outputs({"project_id": self.project.id, "network_id": self.network.id})

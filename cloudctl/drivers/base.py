@@ -94,6 +94,11 @@ class PortRequest:
     segment: str = ""
     """The L2 segment of the network: centers a network is stretched over share one, and an
     address is held once in it; empty: the network is this center's alone."""
+    pool: tuple[str, str] | None = None
+    """The addresses (first and last, both included) this center hands out on the network
+    itself (``Topology.allocation_pool``), so that centers whose networks a map joins never
+    pick the same one; ``None``: any of the subnet's. OpenStack makes it the subnet's allocation
+    pool; the simulator, whose segment is one address space, needs none."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -93,6 +93,10 @@ class Project(_Frozen):
     network_name: str
     subnet_name: str
     subnet_cidr: str
+    allocation_pool: tuple[str, str] | None = None
+    """The addresses Neutron hands out on the subnet (first, last): this center's slice of the
+    range its network maps share (``Topology.allocation_pool``), when the center's workload
+    network is the tenant network's range; ``None``: the whole subnet."""
 
 
 class Namespace(_Frozen):
@@ -291,6 +295,16 @@ def tenants_of(org: topo.OrgNode) -> list[tuple[topo.OrgNode, tuple[topo.OrgNode
 # --- declaring -------------------------------------------------------------------------------------
 
 
+def tenant_pool(topology: topo.Topology, center: str) -> tuple[str, str] | None:
+    """The allocation pool of the tenant subnets in ``center``: its slice of its workload
+    network's range when that network is the tenant range (``TENANT_SUBNET_CIDR``), as the
+    servers' ports ask for it (``drivers.base.PortRequest.pool``)."""
+    network = topology.workload_network(center)
+    if network is None or str(network.subnet) != TENANT_SUBNET_CIDR:
+        return None
+    return topology.allocation_pool(center, network.name)
+
+
 def declare(topology: topo.Topology, *, org: topo.OrgNode | None = None) -> Foundation:
     """The foundation of every center; ``org`` replaces the topology's quota tree (the store's, say)."""
     tree = topology.org if org is None else org
@@ -315,6 +329,7 @@ def declare(topology: topo.Topology, *, org: topo.OrgNode | None = None) -> Foun
                         network_name=node.id + NETWORK_SUFFIX,
                         subnet_name=node.id + SUBNET_SUFFIX,
                         subnet_cidr=TENANT_SUBNET_CIDR,
+                        allocation_pool=tenant_pool(topology, center.name),
                     )
                 )
             if Backend.KUBERNETES in backends:

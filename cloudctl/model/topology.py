@@ -557,6 +557,47 @@ class Topology(_Strict):
     def network(self, center: str, name: str) -> Network | None:
         return next((n for n in self.networks if n.center == center and n.name == name), None)
 
+    def allocation_pool(self, center: str, network: str) -> tuple[str, str] | None:
+        """The addresses a center's backend hands out itself on ``network`` (first and last,
+        both included); ``None`` when no network map joins the network to another center's, or
+        the subnets are too small to share.
+
+        The networks that maps join (stretched, or re-mapped by host part) each take their own
+        slice of the host range, in the order of their ``center/network`` names: an address
+        one center hands out is then never one another center of a stretched segment hands out,
+        nor one a failover re-maps a server onto. The host range leaves out the subnet's first
+        two addresses (network, gateway) and its last (broadcast); with subnets of different
+        sizes the smallest decides, so a host part is in one slice in every subnet. Pinned
+        addresses of a map (``addresses``) are the operators' to keep outside other slices."""
+        members = sorted(self._joined_by_maps(center, network))
+        if len(members) < 2:
+            return None
+        subnets = [found.subnet for c, n in members if (found := self.network(c, n)) is not None]
+        if len(subnets) != len(members):
+            return None
+        first_host, last_host = 2, min(subnet.num_addresses for subnet in subnets) - 2
+        share = (last_host - first_host + 1) // len(members)
+        if share < 1:
+            return None
+        index = members.index((center, network))
+        start = first_host + index * share
+        end = last_host if index == len(members) - 1 else start + share - 1
+        base = int(subnets[index].network_address)
+        return str(ipaddress.IPv4Address(base + start)), str(ipaddress.IPv4Address(base + end))
+
+    def _joined_by_maps(self, center: str, network: str) -> set[tuple[str, str]]:
+        """``(center, network)`` and every network a chain of network maps joins it to."""
+        joined = {(center, network)}
+        grew = True
+        while grew:
+            grew = False
+            for net_map in self.network_maps:
+                ends = {(end.center, end.network) for end in net_map.between}
+                if ends & joined and not ends <= joined:
+                    joined |= ends
+                    grew = True
+        return joined
+
     def segment(self, center: str, network: str) -> str:
         """The L2 segment of ``network`` in ``center``: the same for every center a stretched map
         joins it to (``qd-a/gov-apps+qd-b/gov-apps``), else its own (``dz-dr/gov-apps-dr``)."""

@@ -305,6 +305,7 @@ def _provision_placement(
     existing = {item["name"] for item in made}
     network = env.topology.workload_network(placement.center)
     segment = env.topology.segment(placement.center, network.name) if network else ""
+    pool = env.topology.allocation_pool(placement.center, network.name) if network else None
     active: dict[str, base.Server] = {}
     for index in range(workload.count):
         name = names.resource_name(workload.id, index)
@@ -322,6 +323,7 @@ def _provision_placement(
             before=list(made),
             network=network,
             segment=segment,
+            pool=pool,
         )
         if group_steps:
             # Nothing is caught inside the group, so it needs no savepoints.
@@ -352,9 +354,10 @@ def _create_and_record(
     before: list[dict[str, Any]],
     network: topo.Network | None,
     segment: str,
+    pool: tuple[str, str] | None,
 ) -> Created:
     """Find or order one resource, and record the placement's resources with it."""
-    item, server = _create_one(drivers, workload, offering, name, network=network, segment=segment)
+    item, server = _create_one(drivers, workload, offering, name, network=network, segment=segment, pool=pool)
     _record_resources(env, workload.id, center, [*before, item], state=states.PlacementState.CREATING)
     return item, server
 
@@ -382,6 +385,7 @@ def _create_one(
     *,
     network: topo.Network | None,
     segment: str,
+    pool: tuple[str, str] | None,
 ) -> tuple[dict[str, Any], base.Server | None]:
     """Find or order one resource; servers are ordered here and waited for by the caller (the
     server as the backend answered is returned with its record, ``None`` for other kinds).
@@ -402,7 +406,12 @@ def _create_one(
                 metadata={"workload": workload.id, "tier": workload.tier},
                 port=None
                 if network is None
-                else base.PortRequest(network=network.name, subnet=str(network.subnet), segment=segment),
+                else base.PortRequest(
+                    network=network.name,
+                    subnet=str(network.subnet),
+                    segment=segment,
+                    pool=pool,
+                ),
             )
         made = {"kind": "server", "name": name, "id": server.id}
         if network is not None:

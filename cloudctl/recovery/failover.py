@@ -693,6 +693,7 @@ def _ports(topology: topo.Topology, target: str, addresses: list[model.AddressMa
             subnet=str(declared.subnet),
             address=mapping.new_address if mapping else None,
             segment=topology.segment(target, name),
+            pool=topology.allocation_pool(target, name),
         )
 
     return port

@@ -223,3 +223,10 @@ def test_the_program_declares_the_stack_s_center(shipped: topo.Topology) -> None
     centers = {r.name for r in mocks.registered if r.typ == "cloudctl:infra:CenterFoundation"}
     assert centers == {center}
     assert len([r for r in mocks.registered if r.typ == PROJECT]) == len(tenants(shipped))
+
+
+def test_tenant_subnets_are_declared_with_their_centers_allocation_pool(declare: Declare) -> None:
+    openstack_topology = foundation_components.load_topology(TOPOLOGY.parent / "topology.openstack.yaml")
+    registered = declare(lambda: foundation_components.declare_center(openstack_topology, center="qd-b"))
+    pools = [subnet.inputs.get("allocationPools") for subnet in registered.of_type(SUBNET)]
+    assert pools and all(pool == [{"start": "10.0.0.170", "end": "10.0.0.254"}] for pool in pools), pools[:1]

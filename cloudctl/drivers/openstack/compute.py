@@ -141,7 +141,9 @@ class OpenStackCompute(base.ServerWaits):
         flavor_id = self._flavor_id(vcpu=vcpu, ram_gb=ram_gb, disk_gb=disk_gb)
         image_id = self._image_id()
         connection = self._cloud.project_connection(project)
-        networks = self._network.server_networks(project, fixed_ip=port.address if port else None)
+        networks = self._network.server_networks(
+            project, fixed_ip=port.address if port else None, pool=port.pool if port else None
+        )
         created = self._cloud.call(
             lambda: connection.compute.create_server(
                 name=name,

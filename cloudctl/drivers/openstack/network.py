@@ -15,6 +15,10 @@ The network a server attaches to is the cloud's ``cloudctl.network`` setting:
 A server made with a ``base.PortRequest`` whose ``address`` is set gets that fixed IP on the
 network above (a failover keeping or re-mapping the address it had); one another port holds is
 ``errors.Conflict`` on ``address`` (Nova answers 400, Neutron 409), one outside the subnet 400.
+A ``PortRequest``'s ``pool`` becomes the tenant subnet's allocation pool (made so, or narrowed to
+it when it differs), so Neutron hands out only that center's slice of the addresses a network map
+shares (``Topology.allocation_pool``): two centers never hand out the same one. Fixed addresses
+outside it are still given (a failover keeping one from the other slice).
 - any other name: an existing network of that name, shared by the cloud's operators; cloudctl
   neither makes nor changes it.
 
@@ -50,6 +54,7 @@ Invariants:
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -86,6 +91,17 @@ QUOTA_RESOURCES = (
 policies ...) are left as the cloud has them."""
 
 
+def allocation_pools(pool: tuple[str, str] | None, *, cidr: str) -> list[dict[str, str]] | None:
+    """Neutron's ``allocation_pools`` of a subnet of ``cidr`` for ``pool``; ``None`` when there
+    is no pool or it is not inside ``cidr`` (the subnet is then left as it is)."""
+    if pool is None:
+        return None
+    subnet = ipaddress.ip_network(cidr)
+    if not all(ipaddress.ip_address(end) in subnet for end in pool):
+        return None
+    return [{"start": pool[0], "end": pool[1]}]
+
+
 def quota_key(resource: str) -> str:
     return f"{QUOTA_KEY_PREFIX}{resource}"
 
@@ -112,14 +128,17 @@ class OpenStackNetwork:
 
     # --- the network servers attach to -----------------------------------------------------
 
-    def server_networks(self, project: str, *, fixed_ip: str | None = None) -> Any:
+    def server_networks(
+        self, project: str, *, fixed_ip: str | None = None, pool: tuple[str, str] | None = None
+    ) -> Any:
         """What Nova's ``create_server`` takes as ``networks`` for a server of ``project``;
-        ``fixed_ip``: the address its port gets (a failover keeping or re-mapping one)."""
+        ``fixed_ip``: the address its port gets (a failover keeping or re-mapping one); ``pool``:
+        the addresses this center hands out on the tenant network (``ensure_tenant_network``)."""
         setting = self._cloud.settings.network
         if setting == cloud_module.NO_NETWORK:
             return "none"
         if setting == cloud_module.TENANT_NETWORK:
-            network: dict[str, str] = {"uuid": self.ensure_tenant_network(project)}
+            network: dict[str, str] = {"uuid": self.ensure_tenant_network(project, pool=pool)}
         else:
             network = {"uuid": self._shared_network_id(setting)}
         if fixed_ip is not None:
@@ -133,8 +152,10 @@ class OpenStackNetwork:
             return None
         return self._find_network(project + foundation.NETWORK_SUFFIX, project_id=project_id)
 
-    def ensure_tenant_network(self, project: str) -> str:
-        """The id of the department's tenant network, made (with its subnet) when missing; idempotent."""
+    def ensure_tenant_network(self, project: str, *, pool: tuple[str, str] | None = None) -> str:
+        """The id of the department's tenant network, made (with its subnet) when missing; idempotent.
+        With a ``pool`` (first and last address), the subnet's allocation pool is that range, so
+        Neutron hands out only those; fixed addresses outside it are still given."""
         project_id = self._cloud.ensure_project(project)
         name = project + foundation.NETWORK_SUFFIX
         network_id = self._find_network(name, project_id=project_id)
@@ -154,18 +175,28 @@ class OpenStackNetwork:
                 network_id = self._find_network(name, project_id=project_id)
                 if network_id is None:
                     raise
-        self._ensure_subnet(project, network_id=network_id)
+        self._ensure_subnet(project, network_id=network_id, pool=pool)
         return network_id
 
-    def _ensure_subnet(self, project: str, *, network_id: str) -> None:
+    def _ensure_subnet(self, project: str, *, network_id: str, pool: tuple[str, str] | None) -> None:
         network = self._cloud.admin.network
         found = self._cloud.call(
             lambda: list(network.subnets(network_id=network_id, ip_version=4)), what=f"network {network_id}"
         )
+        wanted = allocation_pools(pool, cidr=foundation.TENANT_SUBNET_CIDR)
         if found:
+            subnet = found[0]
+            held = allocation_pools(pool, cidr=str(subnet.cidr))
+            if held is not None and list(subnet.allocation_pools or []) != held:
+                self._cloud.call(
+                    lambda: network.update_subnet(subnet, allocation_pools=held),
+                    what=f"subnet {subnet.name}",
+                    project=project,
+                )
             return
         connection = self._cloud.project_connection(project)
         name = project + foundation.SUBNET_SUFFIX
+        extra = {} if wanted is None else {"allocation_pools": wanted}
         self._cloud.call(
             lambda: connection.network.create_subnet(
                 network_id=network_id,
@@ -173,6 +204,7 @@ class OpenStackNetwork:
                 ip_version=4,
                 cidr=foundation.TENANT_SUBNET_CIDR,
                 is_dhcp_enabled=True,
+                **extra,
             ),
             what=f"subnet {name}",
             project=project,

@@ -12,6 +12,7 @@ cloudctl's own clock is a manual one (DR passes fall due without waiting).
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -88,6 +89,12 @@ def ship(ctx: ctx_module.Context, workload_id: str, key: str, *, interval_s: flo
     results = recovery.run_due(ctx)
     assert results and [r.error for r in results] == [""] * len(results)
     assert replication_points.take_points(ctx, results).failed == []
+
+
+def in_pool(address: str, pool: tuple[str, str] | None) -> bool:
+    assert pool is not None
+    first, last = (ipaddress.IPv4Address(end) for end in pool)
+    return first <= ipaddress.IPv4Address(address) <= last
 
 
 @contextlib.contextmanager
@@ -217,6 +224,7 @@ def test_a_gold_failover_keeps_the_servers_fixed_ip_on_the_stretched_tenant_netw
         (port,) = home.network.ports(device_id=served.id)
         home_ips = [fixed["ip_address"] for fixed in port.fixed_ips]
     assert len(home_ips) == 1
+    assert in_pool(home_ips[0], ctx.topology.allocation_pool("qd-a", "tenant"))  # 10.0.0.86 to .169
 
     plan = recovery.plan_failover(ctx, principal=OPS, from_center="qd-a", planned=True)
     (promote,) = [step for step in plan.steps if step.action == "promote"]
@@ -255,6 +263,7 @@ def test_a_gold_failover_whose_address_another_server_holds_in_qd_b_serves_at_an
         port=base.PortRequest(network="tenant", subnet="10.0.0.0/24", address=address),
     )
     cleanup(lambda: qd_b.delete_server(holder.id))
+    qd_b.wait_for_status(holder.id, status=base.ServerStatus.ACTIVE, timeout_s=300)  # its port is made
 
     plan = recovery.plan_failover(ctx, principal=OPS, from_center="qd-a", planned=True)
     run = recovery.execute(ctx, plan.run_id or "")
@@ -269,6 +278,7 @@ def test_a_gold_failover_whose_address_another_server_holds_in_qd_b_serves_at_an
             [f["ip_address"] for f in p.fixed_ips] for p in standby.network.ports(device_id=holder.id)
         ]
     assert held == address and got != address
+    assert in_pool(got, ctx.topology.allocation_pool("qd-b", "tenant"))  # qd-b's own: .170 to .254
     outcome = run.workloads[workload]
     assert outcome["addresses_held_there"] == [{"server": server_name, "planned": address, "got": got}]
     assert [(m["new_address"], m["kept"]) for m in outcome["addresses"]] == [(got, False)]

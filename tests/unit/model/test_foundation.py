@@ -179,3 +179,25 @@ def test_diff_names_each_changed_field_and_each_missing_resource(shipped: topo.T
     ]
     assert rest[0].name < first.name, "sorted by name within a kind"
     assert {d.center for d in differences} == {center.center}
+
+
+def test_tenant_subnets_hand_out_only_their_centers_slice_of_a_shared_range() -> None:
+    """On the OpenStack topology the tenant range 10.0.0.0/24 is the centers' workload network,
+    joined by maps: each center's tenant subnets hand out its own slice; on the shipped one the
+    workload network is another range, and the tenant subnets are left whole."""
+    openstack_topology = topo.parse((TOPOLOGY.parent / "topology.openstack.yaml").read_text(encoding="utf-8"))
+    pools = {
+        center.center: {project.allocation_pool for project in center.projects}
+        for center in foundation.declare(openstack_topology).centers
+    }
+    assert pools == {
+        "dz-dr": {("10.0.0.2", "10.0.0.85")},
+        "qd-a": {("10.0.0.86", "10.0.0.169")},
+        "qd-b": {("10.0.0.170", "10.0.0.254")},
+    }
+    shipped_topology = topo.parse(TOPOLOGY.read_text(encoding="utf-8"))
+    assert {
+        project.allocation_pool
+        for center in foundation.declare(shipped_topology).centers
+        for project in center.projects
+    } == {None}

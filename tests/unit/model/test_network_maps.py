@@ -88,6 +88,37 @@ def test_stretched_centers_share_one_segment_and_a_routed_center_has_its_own() -
     assert topology.workload_network("mgmt") is None
 
 
+def test_the_centers_a_map_joins_hand_out_addresses_from_slices_of_their_own() -> None:
+    """Three /20s joined by maps: 4,093 hosts (.0.2 to .15.254), 1,364 each in the order of
+    their names, the last taking the remainder; every address a center hands out is neither
+    one the stretched peer hands out nor one a failover to Dezhou maps a server onto."""
+    topology = topo.from_data(shipped())
+    pools = {
+        c: topology.allocation_pool(c, n)
+        for c, n in [("dz-dr", "gov-apps-dr"), ("qd-a", "gov-apps"), ("qd-b", "gov-apps")]
+    }
+    assert pools == {
+        "dz-dr": ("10.80.0.2", "10.80.5.85"),
+        "qd-a": ("10.16.5.86", "10.16.10.169"),
+        "qd-b": ("10.16.10.170", "10.16.15.254"),
+    }
+    qd_a_last = topology.move_address(
+        center="qd-a", network="gov-apps", address="10.16.10.169", to_center="dz-dr"
+    )
+    assert qd_a_last is not None and qd_a_last.new == "10.80.10.169"  # outside Dezhou's own slice
+
+
+def test_a_network_no_map_joins_has_no_pool_and_tiny_subnets_share_none() -> None:
+    data = shipped()
+    data["networks"].append({"center": "mgmt", "name": "ops", "subnet": "10.200.0.0/24"})
+    assert topo.from_data(data).allocation_pool("mgmt", "ops") is None
+    data = shipped()
+    for network in data["networks"]:
+        network["subnet"] = {"gov-apps": "10.16.0.0/30", "gov-apps-dr": "10.80.0.0/30"}[network["name"]]
+    data["network_maps"] = [m for m in data["network_maps"] if m.get("stretched")]
+    assert topo.from_data(data).allocation_pool("qd-a", "gov-apps") is None  # one host for two
+
+
 def test_a_topology_without_networks_maps_nothing() -> None:
     data = shipped()
     del data["networks"], data["network_maps"]
