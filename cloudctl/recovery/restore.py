@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import math
 from typing import Any
 
 from cloudctl import clock as clocks
@@ -180,12 +181,21 @@ def choose_point(
     before = [p for p in points if p.consistent_at <= at]
     if not before:
         where = f" in {center}" if center else ""
-        oldest = f" (the oldest is {clocks.isoformat(points[0].consistent_at)})" if points else ""
+        oldest = f" (the first time that reaches one is {first_time_reaching(points[0])})" if points else ""
         asked = clocks.isoformat(at)
         raise errors.InvalidInput(
             f"workload {workload.id} has no recovery point{where} at or before {asked}{oldest}", field="at"
         )
     return before[-1]
+
+
+def first_time_reaching(point: RecoveryPoint) -> str:
+    """The first whole second (ISO 8601 UTC) at or after the point's ``consistent_at``: the earliest
+    ``at`` that ``choose_point`` answers with it (or a newer point).
+
+    Times are shown to the second, cut (``clock.isoformat``): a point consistent a fraction of a
+    second after a second shows that second, which lies before the point."""
+    return clocks.isoformat(math.ceil(point.consistent_at))
 
 
 def find_point(env: repl.Environment, workload: requests.WorkloadRecord, point: str) -> RecoveryPoint:
