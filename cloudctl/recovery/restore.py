@@ -5,7 +5,10 @@ volume has a ``ready`` replication point (``recovery.snapshots``) in one center,
 that holds its DR copy; a workload with no protected volume (an object-storage offering) has
 one where its data bucket there has a ``ready`` objects point. Its ``consistent_at`` is the
 write time of the newest change the copy held then. ``choose_point`` picks, for a time ``at``,
-the newest recovery point with ``consistent_at <= at``; ``restore`` then, in that center:
+the newest recovery point with ``consistent_at <= at``, in the center asked for or else in a
+center that holds a copy of the workload: never, unless named, in a center it serves in (a
+failover or failback takes a point there of the disks it recovers, and restoring there would
+rewind the data served); ``restore`` then, in that center:
 
 1. makes a volume from each volume's snapshot at the point, named ``rs-<logical name>-<seq>``
    (``model.names.restored_name``), and records it among the placement's resources there
@@ -172,15 +175,19 @@ def recovery_points(
 def choose_point(
     env: repl.Environment, workload: requests.WorkloadRecord, *, at: float, center: str | None = None
 ) -> RecoveryPoint:
-    """The newest recovery point consistent at or before ``at``; ``InvalidInput`` (``at``) if none."""
+    """The newest recovery point consistent at or before ``at``, in ``center``, or without one in a
+    center that holds a copy (not one the workload serves in); ``InvalidInput`` (``at``) if none."""
     if at > env.clock.now():
         raise errors.InvalidInput(
             f"{clocks.isoformat(at)} is in the future (now {clocks.isoformat(env.clock.now())})", field="at"
         )
     points = recovery_points(env, workload, center=center)
+    if center is None:
+        serving = repl.serving_centers(workload)
+        points = [p for p in points if p.center not in serving]
     before = [p for p in points if p.consistent_at <= at]
     if not before:
-        where = f" in {center}" if center else ""
+        where = f" in {center}" if center else " in a center that holds a copy of it"
         oldest = f" (the first time that reaches one is {first_time_reaching(points[0])})" if points else ""
         asked = clocks.isoformat(at)
         raise errors.InvalidInput(

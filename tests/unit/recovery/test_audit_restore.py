@@ -226,3 +226,38 @@ def test_a_restore_after_failback_does_not_bring_back_a_write_the_failover_lost(
 
     assert (done.objects_rewound, done.objects_missing) == ([], [])
     assert dr_objects(ctx, workload, "qd-a") == home
+
+
+def test_a_restore_without_a_center_rewinds_the_dr_copy_not_the_serving_center_after_a_failback(
+    sqlite_ctx: ctx_module.Context,
+) -> None:
+    """A failback takes a point of the home center's disks as it promotes them (the recovered
+    volume's snapshot): a point in the center that serves. A restore that names no center
+    restores in the center that holds the DR copy; the data served is left as it is."""
+    ctx = sqlite_ctx
+    clock = clock_of(ctx)
+    workload = ready_workload(ctx, tier="silver", offering="volume.100g")
+    writes = [write(ctx, workload, "a/1", b"one")]
+    ship(ctx)
+    down = faults.inject(ctx, kind="center-down", center="qd-a").id
+    away = recovery.plan_failover(ctx, principal=OPS, from_centers=["qd-a"], planned=False)
+    assert recovery.execute(ctx, away.run_id or "").workloads[workload]["writes_lost"] == 0
+    clock.advance(20)
+    writes.append(write(ctx, workload, "b/1", b"written away"))
+    clock.advance(30)
+    faults.clear(ctx, fault_id=down)
+    back = recovery.plan_failback(ctx, principal=OPS, to_center="qd-a")
+    assert recovery.execute(ctx, back.run_id or "").state == "done"
+    assert [(p.center, p.seq) for p in points_of(ctx, workload)] == [("dz-dr", 1), ("qd-a", 2)]
+    clock.advance(60)
+    writes.append(write(ctx, workload, "c/1", b"written at home"))
+    serving = dr_objects(ctx, workload, "qd-a")
+    assert serving == held_at(writes, 3)
+    clock.advance(1)  # the time asked for is cut to the second: c/1 is before it
+
+    done = restores.restore(ctx, principal=OPS, workload_id=workload, at=clocks.isoformat(clock.now()))
+
+    assert (done.point, done.center, done.seq) == (f"dz-dr/{workload}@1", "dz-dr", 1)
+    assert (done.changes_lost, done.keys_lost) == (2, ["b/1", "c/1"])
+    assert dr_objects(ctx, workload, "qd-a") == serving
+    assert dr_objects(ctx, workload, "dz-dr") == held_at(writes, 1)
