@@ -112,7 +112,12 @@ def _point(
     now = env.clock.now()
     with env.store.read() as tx:
         streams = [s for s in replication.list_streams(tx, workload_ids=[workload.id]) if s.target == target]
-    consistent_at = max((s.last_consistent_at or 0.0 for s in streams), default=0.0) or None
+        consistent_at = snapshots.consistent_at(
+            tx,
+            workload_id=workload.id,
+            seq=seq,
+            otherwise=max((s.last_consistent_at or 0.0 for s in streams), default=0.0) or None,
+        )
     point = points_store.ReplicationPoint(
         id=point_id,
         workload_id=workload.id,

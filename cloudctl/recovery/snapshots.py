@@ -30,6 +30,8 @@ keeps, which ``recovery.restore`` rewinds to. Taking it costs one read of the bu
 which must answer and keep versions; nothing is made.
 
 Invariants:
+- A point's ``consistent_at`` is when its ``seq`` change was written (``consistent_at``, from
+  the change log), whichever pass, failover or failback takes it.
 - Idempotent: a replica and a point's snapshot are looked up by name before one is made, so
   results handed in twice, or a process killed between a create and its record, never give
   one volume two replicas nor one point two snapshots; a point already ``ready`` (of either
@@ -63,7 +65,7 @@ from cloudctl.model import states
 from cloudctl.model import topology as topo
 from cloudctl.model.names import replica_name, snapshot_name
 from cloudctl.recovery import replication as repl
-from cloudctl.store import replication, requests
+from cloudctl.store import db, replication, requests
 from cloudctl.store import replication_points as points_store
 
 POINT_MODES = (repl.ASYNC, repl.BACKUP)
@@ -148,7 +150,16 @@ def take_points(env: repl.Environment, results: Sequence[repl.PassResult], *, ke
         retried = sorted({point.workload_id for point in failed})
         if retried:
             streams += replication.list_streams(tx, workload_ids=retried)
-        candidates = {s.id: s for s in streams if s.mode in POINT_MODES and s.last_seq > 0}
+        candidates = {
+            s.id: dataclasses.replace(
+                s,
+                last_consistent_at=consistent_at(
+                    tx, workload_id=s.workload_id, seq=s.last_seq, otherwise=s.last_consistent_at
+                ),
+            )
+            for s in streams
+            if s.mode in POINT_MODES and s.last_seq > 0
+        }
         workload_ids = sorted({s.workload_id for s in candidates.values()} | set(retried))
         workloads = {w.id: w for w in requests.list_workloads(tx, ids=workload_ids)} if workload_ids else {}
         known = points_store.list_points(tx, workload_ids=workload_ids) if workload_ids else []
@@ -220,6 +231,17 @@ def take_points(env: repl.Environment, results: Sequence[repl.PassResult], *, ke
             # Its center no longer holds a copy the workload's DR stream feeds (after a failover).
             _discard(env, env.drivers_for(point.center).block_storage, point, report)
     return report
+
+
+def consistent_at(tx: db.Transaction, *, workload_id: str, seq: int, otherwise: float | None) -> float | None:
+    """The ``consistent_at`` of a point of the workload at ``seq``: when its change ``seq`` was
+    written (the change log); ``otherwise`` when the log has no such change (``seq`` 0).
+
+    Not a stream's ``last_consistent_at``: a stream rebuilt by a failover or failback starts at
+    the time it was rebuilt, later than the write it holds, and a point at that time would not
+    be chosen for an ``at`` between the two."""
+    found = replication.changes_after(tx, workload_id=workload_id, seq=seq - 1, limit=1)
+    return found[0].at if found and found[0].seq == seq else otherwise
 
 
 def _take_one(

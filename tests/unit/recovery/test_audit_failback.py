@@ -10,6 +10,7 @@ the data in qd-a is read back, not only the report.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from cloudctl import clock as clocks
 from cloudctl.recovery import failover
 from cloudctl.recovery import replication as repl
 from cloudctl.services import context as ctx_module
-from cloudctl.services import faults, identity, recovery
+from cloudctl.services import faults, identity, recovery, replication_points, restores
 from cloudctl.store import replication
 from tests.unit.recovery.test_replication_points import ready_workload
 from tests.unit.recovery.test_restore import dr_objects
@@ -137,3 +138,56 @@ def test_a_write_after_the_final_sync_is_lost_by_the_failback_and_its_age_is_the
     outcome = run.workloads[case.workload]
     assert (outcome["writes_lost"], outcome["rpo_s"]) == (1, 7.0)
     assert "late" not in dr_objects(ctx, case.workload, "qd-a")
+
+
+def test_the_points_taken_after_a_failback_are_consistent_when_their_newest_write_was_made(
+    away: tuple[ctx_module.Context, Away],
+) -> None:
+    """The failback's own point of the home disks and the DR center's first point after it both
+    hold the changes up to seq 5 (a/1 written away): each is consistent at that write's time,
+    not at the time the failback rebuilt the streams."""
+    ctx, case = away
+    back = recovery.plan_failback(ctx, principal=OPS, to_center="qd-a")
+    assert recovery.execute(ctx, back.run_id or "").state == "done"
+    clock_of(ctx).advance(SILVER_INTERVAL_S + 1)
+    replication_points.take_points(ctx, recovery.run_due(ctx))
+    with ctx.read() as tx:
+        (fifth,) = replication.changes_after(tx, workload_id=case.workload, seq=4)
+    assert (fifth.key, fifth.center) == ("a/1", "dz-dr")
+
+    points = replication_points.list_points(ctx, workload_id=case.workload)
+
+    assert [(p.center, p.seq, p.consistent_at) for p in points if p.seq == 5] == [
+        ("dz-dr", 5, clocks.isoformat(fifth.at)),
+        ("qd-a", 5, clocks.isoformat(fifth.at)),
+    ]
+    chosen = restores.restore(
+        ctx, principal=OPS, workload_id=case.workload, at=clocks.isoformat(math.ceil(fifth.at)), dry_run=True
+    )
+    assert (chosen.point, chosen.changes_lost) == (f"dz-dr/{case.workload}@5", 0)
+
+
+def test_a_failback_with_no_write_away_takes_its_point_at_the_newest_write_time(
+    sqlite_ctx: ctx_module.Context,
+) -> None:
+    """Nothing written while away: the home center's point at the failback holds seq 1, written
+    before the failover; it is consistent then, not when the failover rebuilt the streams."""
+    ctx = sqlite_ctx
+    clock = clock_of(ctx)
+    workload = ready_workload(ctx, tier="silver", offering="volume.100g")
+    first = recovery.write(ctx, workload, key="a/1", data=b"one")
+    clock.advance(SILVER_INTERVAL_S + 1)
+    replication_points.take_points(ctx, recovery.run_due(ctx))
+    clock.advance(100)
+    away = recovery.plan_failover(ctx, principal=OPS, from_centers=["qd-a"], planned=True)
+    assert recovery.execute(ctx, away.run_id or "").workloads[workload]["writes_lost"] == 0
+    clock.advance(100)
+    back = recovery.plan_failback(ctx, principal=OPS, to_center="qd-a")
+    assert recovery.execute(ctx, back.run_id or "").state == "done"
+
+    points = replication_points.list_points(ctx, workload_id=workload)
+
+    assert [(p.center, p.seq, p.consistent_at) for p in points] == [
+        ("dz-dr", 1, clocks.isoformat(first.at)),
+        ("qd-a", 1, clocks.isoformat(first.at)),
+    ]
