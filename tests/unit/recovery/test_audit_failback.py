@@ -19,7 +19,7 @@ from cloudctl import clock as clocks
 from cloudctl.recovery import failover
 from cloudctl.recovery import replication as repl
 from cloudctl.services import context as ctx_module
-from cloudctl.services import faults, identity, recovery, replication_points, restores
+from cloudctl.services import drivers, faults, identity, recovery, replication_points, restores
 from cloudctl.store import replication
 from tests.unit.recovery.test_replication_points import ready_workload
 from tests.unit.recovery.test_restore import dr_objects
@@ -191,3 +191,22 @@ def test_a_failback_with_no_write_away_takes_its_point_at_the_newest_write_time(
         ("dz-dr", 1, clocks.isoformat(first.at)),
         ("qd-a", 1, clocks.isoformat(first.at)),
     ]
+
+
+def test_an_object_damaged_in_the_returning_center_is_repaired_and_counted_once(
+    away: tuple[ctx_module.Context, Away],
+) -> None:
+    """a/2, shipped before the failover and not written since, is damaged in qd-a while it is
+    away: the resync re-reads it, repairs it, and counts it among the objects it resynced."""
+    ctx, case = away
+    drivers.simulator(ctx).corrupt_object("qd-a", bucket=repl.data_bucket(case.workload), key="a/2")
+    back = recovery.plan_failback(ctx, principal=OPS, to_center="qd-a")
+
+    outcome = recovery.execute(ctx, back.run_id or "").workloads[case.workload]
+
+    assert (outcome["resynced_objects"], outcome["repaired_objects"]) == (
+        3,
+        1,
+    )  # b/1 and a/1 shipped, a/2 repaired
+    assert (outcome["writes_lost"], outcome["superseded_count"]) == (0, 2)
+    assert dr_objects(ctx, case.workload, "qd-a") == case.at_home
