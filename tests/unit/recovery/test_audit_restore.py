@@ -261,3 +261,35 @@ def test_a_restore_without_a_center_rewinds_the_dr_copy_not_the_serving_center_a
     assert (done.changes_lost, done.keys_lost) == (2, ["b/1", "c/1"])
     assert dr_objects(ctx, workload, "qd-a") == serving
     assert dr_objects(ctx, workload, "dz-dr") == held_at(writes, 1)
+
+
+def test_bytes_the_copy_no_longer_keeps_are_reported_missing_and_the_key_left_as_it_is(
+    sqlite_ctx: ctx_module.Context,
+) -> None:
+    """With overwritten versions kept one day, the first bytes of case/1 expire in the DR copy
+    when it is written again two days later: a restore to the point that held them names
+    case/1 missing, leaves it as it is, and rewinds nothing else."""
+    ctx = sqlite_ctx
+    tiers = [
+        t.model_copy(update={"deleted_retention_days": 1}) if t.name == "silver" else t
+        for t in ctx.topology.tiers
+    ]
+    ctx.__dict__["topology"] = ctx.topology.model_copy(update={"tiers": tiers})
+    clock = clock_of(ctx)
+    workload = ready_workload(ctx, tier="silver", offering="volume.100g")
+    writes = [write(ctx, workload, "case/1", b"first"), write(ctx, workload, "case/2", b"two")]
+    ship(ctx)
+    clock.advance(3600)  # the next point in another hour: retention keeps both
+    writes.append(write(ctx, workload, "case/1", b"second"))
+    ship(ctx)
+    clock.advance(2 * 86_400)
+    writes.append(write(ctx, workload, "case/1", b"third"))
+    ship(ctx)
+    assert [p.seq for p in points_of(ctx, workload)] == [2, 3, 4]
+
+    at = math.ceil(writes[1].at)
+    done = restores.restore(ctx, principal=OPS, workload_id=workload, at=clocks.isoformat(at))
+
+    assert (done.seq, done.changes_lost, done.data_lost_s) == (2, 0, round(at - writes[1].at, 3))
+    assert (done.objects_rewound, done.objects_removed, done.objects_missing) == ([], [], ["case/1"])
+    assert dr_objects(ctx, workload) == {"case/1": b"third", "case/2": b"two"}
