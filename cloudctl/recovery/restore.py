@@ -182,12 +182,15 @@ def choose_point(
             f"{clocks.isoformat(at)} is in the future (now {clocks.isoformat(env.clock.now())})", field="at"
         )
     points = recovery_points(env, workload, center=center)
+    where = f" in {center}"
     if center is None:
         serving = repl.serving_centers(workload)
+        where = " in a center that holds a copy of it"
+        if any(p.center in serving and p.consistent_at <= at for p in points):
+            where += f" ({', '.join(serving)}, where it serves, is restored only when named)"
         points = [p for p in points if p.center not in serving]
     before = [p for p in points if p.consistent_at <= at]
     if not before:
-        where = f" in {center}" if center else " in a center that holds a copy of it"
         oldest = f" (the first time that reaches one is {first_time_reaching(points[0])})" if points else ""
         asked = clocks.isoformat(at)
         raise errors.InvalidInput(

@@ -293,3 +293,36 @@ def test_bytes_the_copy_no_longer_keeps_are_reported_missing_and_the_key_left_as
     assert (done.seq, done.changes_lost, done.data_lost_s) == (2, 0, round(at - writes[1].at, 3))
     assert (done.objects_rewound, done.objects_removed, done.objects_missing) == ([], [], ["case/1"])
     assert dr_objects(ctx, workload) == {"case/1": b"third", "case/2": b"two"}
+
+
+def test_while_failed_over_a_restore_naming_no_center_leaves_the_served_data_and_says_to_name_it(
+    sqlite_ctx: ctx_module.Context,
+) -> None:
+    """Served in dz-dr after a failover, before any pass has shipped to qd-a: the only points are
+    dz-dr's, where it serves. A restore naming no center is refused, naming ``at`` and the
+    center to name; naming it restores there."""
+    ctx = sqlite_ctx
+    clock = clock_of(ctx)
+    workload = ready_workload(ctx, tier="silver", offering="volume.100g")
+    writes = [write(ctx, workload, "a/1", b"one")]
+    ship(ctx)
+    away = recovery.plan_failover(ctx, principal=OPS, from_centers=["qd-a"], planned=True)
+    assert recovery.execute(ctx, away.run_id or "").state == "done"
+    clock.advance(10)
+    writes.append(write(ctx, workload, "b/1", b"written away"))
+    clock.advance(10)
+    served = dr_objects(ctx, workload, "dz-dr")
+    assert served == held_at(writes, 2)
+
+    with pytest.raises(errors.InvalidInput) as refused:
+        restores.restore(ctx, principal=OPS, workload_id=workload, at=clocks.isoformat(clock.now()))
+    assert refused.value.field == "at" and "\n" not in refused.value.one_line()
+    assert "dz-dr, where it serves, is restored only when named" in refused.value.reason
+    assert dr_objects(ctx, workload, "dz-dr") == served
+
+    done = restores.restore(
+        ctx, principal=OPS, workload_id=workload, at=clocks.isoformat(clock.now()), to_center="dz-dr"
+    )
+    assert (done.point, done.changes_lost, done.keys_lost) == (f"dz-dr/{workload}@1", 1, ["b/1"])
+    assert (done.objects_rewound, done.objects_removed, done.objects_missing) == ([], ["b/1"], [])
+    assert dr_objects(ctx, workload, "dz-dr") == held_at(writes, 1)
