@@ -44,7 +44,9 @@ Invariants:
   of its ready points by age (now minus ``consistent_at``), every one or the newest of each
   ``every_s`` slice within each window, and none older than the last window (``kept_by_windows``);
   elsewhere it keeps its newest ``keep`` ready points (``keep`` >= 1). Either way the newest is
-  never deleted, and points are counted after the new one is made; an older one loses its
+  never deleted, but in a center no point-taking stream feeds now (the home center's point a
+  failback took, the DR center's while the workload serves there), whose points only age out
+  by the windows; points are counted after the new one is made; an older one loses its
   snapshot first, then its record (an objects point, only its record: the bucket's versions
   follow the tier's ``deleted_retention_days``). A snapshot that cannot be deleted now keeps
   its record and is deleted by a later call.
@@ -163,11 +165,12 @@ def take_points(env: repl.Environment, results: Sequence[repl.PassResult], *, ke
         workload_ids = sorted({s.workload_id for s in candidates.values()} | set(retried))
         workloads = {w.id: w for w in requests.list_workloads(tx, ids=workload_ids)} if workload_ids else {}
         known = points_store.list_points(tx, workload_ids=workload_ids) if workload_ids else []
-        synced = [
-            s
-            for s in (replication.list_streams(tx, workload_ids=workload_ids) if workload_ids else [])
-            if s.mode == repl.SYNC
-        ]
+        theirs = replication.list_streams(tx, workload_ids=workload_ids) if workload_ids else []
+        synced = [s for s in theirs if s.mode == repl.SYNC]
+        fed: dict[str, set[str]] = {}
+        for s in theirs:
+            if s.mode in POINT_MODES:
+                fed.setdefault(s.workload_id, set()).add(s.target)
     report = Report(taken=[], failed=[], pruned=[])
     # A point's series: its workload's in one center, of one protected volume or of the bucket.
     series: dict[tuple[str, str, str, str], list[points_store.ReplicationPoint]] = {}
@@ -221,6 +224,25 @@ def take_points(env: repl.Environment, results: Sequence[repl.PassResult], *, ke
                 ensure_replica(env, workload=workload, center=stream.target, protected=protected)
             except errors.CloudctlError:
                 continue  # made by a later pass, or by the failover that needs it
+    for (workload_id, center, _kind, _name), points in series.items():
+        # A center no point-taking stream feeds now (where the workload serves, or the home center
+        # a failback took a point in) takes no new point: its points only age out.
+        workload = workloads.get(workload_id)
+        copies_now = fed.get(workload_id, set())
+        if workload is None or workload.state != states.WorkloadState.READY:
+            continue
+        if not copies_now or center in copies_now:
+            continue
+        _prune(
+            env,
+            env.drivers_for(center).block_storage,
+            points,
+            seq=0,
+            keep=keep,
+            windows=env.topology.tier(workload.tier).point_retention,
+            keep_newest=False,
+            report=report,
+        )
     for point in failed:
         workload = workloads.get(point.workload_id)
         if (
@@ -398,16 +420,21 @@ def _prune(
     seq: int,
     keep: int,
     windows: Sequence[topo.RetentionWindow] = (),
+    keep_newest: bool = True,
     report: Report,
 ) -> None:
     """Drop the failed points ``seq`` supersedes and the ready ones retention lets go: those the
-    tier's ``windows`` keep not, or (without windows) those beyond the newest ``keep``."""
+    tier's ``windows`` keep not (the newest too, unless ``keep_newest``), or (without windows)
+    those beyond the newest ``keep``."""
     ready = sorted(
         (p for p in points if p.state == states.PointState.READY), key=lambda p: p.seq, reverse=True
     )
     if windows:
         kept = kept_by_windows(
-            [(p.seq, p.consistent_at) for p in ready], windows=windows, now=env.clock.now()
+            [(p.seq, p.consistent_at) for p in ready],
+            windows=windows,
+            now=env.clock.now(),
+            keep_newest=keep_newest,
         )
         dropped = [p for p in ready if p.seq not in kept]
     else:
@@ -418,7 +445,11 @@ def _prune(
 
 
 def kept_by_windows(
-    points: Sequence[tuple[int, float | None]], *, windows: Sequence[topo.RetentionWindow], now: float
+    points: Sequence[tuple[int, float | None]],
+    *,
+    windows: Sequence[topo.RetentionWindow],
+    now: float,
+    keep_newest: bool = True,
 ) -> set[int]:
     """The ``seq`` of the points (``(seq, consistent_at)``) the retention ``windows`` keep at ``now``.
 
@@ -426,11 +457,12 @@ def kept_by_windows(
     exceed; that window keeps it if its ``every_s`` is 0, else only if it is the newest point of
     its ``every_s`` slice (slices aligned on the epoch, so they do not move as time passes). A point
     older than every window is not kept; the newest point (highest ``seq``) always is, and a point
-    whose consistency time is unknown is kept while it is the newest only.
+    whose consistency time is unknown is kept while it is the newest only (with ``keep_newest``
+    false, for a center that takes no new point, the newest is kept only as the others are).
     """
     if not points:
         return set()
-    kept = {max(seq for seq, _at in points)}
+    kept = {max(seq for seq, _at in points)} if keep_newest else set()
     newest_in_slice: dict[tuple[int, int], int] = {}
     for seq, at in points:
         if at is None:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from cloudctl import clock as clocks
 from cloudctl.services import context as ctx_module
-from cloudctl.services import recovery, replication_points
+from cloudctl.services import identity, recovery, replication_points
 from tests.unit.recovery.test_replication_points import ready_workload, snapshot_names
 
+OPS = identity.local_operator("sysadmin")
 SILVER_INTERVAL_S = 300.0
 DAY, WEEK = 86_400, 604_800
 
@@ -48,3 +49,34 @@ def test_the_points_kept_are_every_one_for_a_day_then_the_newest_of_each_hour_fo
     # A week later: 2, 4 and 5 are older than a week; 6 is the newest of its hour.
     assert ship_at(WEEK + 8100) == shown(6, 7)
     assert snapshot_names(ctx) == [f"rp-{workload}-0-6", f"rp-{workload}-0-7"]
+
+
+def test_the_point_a_failback_takes_in_the_home_center_is_let_go_by_the_same_retention(
+    sqlite_ctx: ctx_module.Context,
+) -> None:
+    """A failback takes a point of the home disks it promotes, in the home center, which no DR
+    pass feeds. The tier keeps no point older than a week: a week on, it is gone with its
+    snapshot, as the DR center's points of that time are."""
+    ctx = sqlite_ctx
+    clock = ctx.clock
+    assert isinstance(clock, clocks.ManualClock)
+    workload = ready_workload(ctx, tier="silver", offering="volume.100g")
+    recovery.write(ctx, workload, key="a/1", data=b"one")
+    clock.advance(SILVER_INTERVAL_S + 1)
+    replication_points.take_points(ctx, recovery.run_due(ctx))
+    away = recovery.plan_failover(ctx, principal=OPS, from_centers=["qd-a"], planned=True)
+    assert recovery.execute(ctx, away.run_id or "").state == "done"
+    recovery.write(ctx, workload, key="b/1", data=b"written away")
+    back = recovery.plan_failback(ctx, principal=OPS, to_center="qd-a")
+    assert recovery.execute(ctx, back.run_id or "").state == "done"
+    listed = replication_points.list_points(ctx, workload_id=workload)
+    assert [(p.center, p.seq) for p in listed] == [("dz-dr", 1), ("qd-a", 2)]
+
+    clock.advance(WEEK + 3600)
+    recovery.write(ctx, workload, key="c/1", data=b"a week later")
+    clock.advance(SILVER_INTERVAL_S + 1)
+    replication_points.take_points(ctx, recovery.run_due(ctx))
+
+    listed = replication_points.list_points(ctx, workload_id=workload)
+    assert [(p.center, p.seq) for p in listed] == [("dz-dr", 3)]
+    assert snapshot_names(ctx, "qd-a") == []
