@@ -210,3 +210,45 @@ def test_an_object_damaged_in_the_returning_center_is_repaired_and_counted_once(
     )  # b/1 and a/1 shipped, a/2 repaired
     assert (outcome["writes_lost"], outcome["superseded_count"]) == (0, 2)
     assert dr_objects(ctx, case.workload, "qd-a") == case.at_home
+
+
+def test_a_gold_failback_from_its_sync_standby_ships_the_writes_made_away_and_loses_none(
+    sqlite_ctx: ctx_module.Context,
+) -> None:
+    """Gold: qd-a lost, qd-b (the sync standby) serves and takes two writes, qd-a comes back.
+    The failback resyncs exactly those two into qd-a, loses nothing, and every center holds
+    every write; the points of seq 3 are consistent when b/2 was written."""
+    ctx = sqlite_ctx
+    clock = clock_of(ctx)
+    workload = ready_workload(ctx, tier="gold", offering="volume.100g")
+    recovery.write(ctx, workload, key="a/1", data=b"one")
+    clock.advance(61)
+    replication_points.take_points(ctx, recovery.run_due(ctx))
+    down = faults.inject(ctx, kind="center-down", center="qd-a").id
+    away = recovery.plan_failover(ctx, principal=OPS, from_centers=["qd-a"], planned=False)
+    assert recovery.execute(ctx, away.run_id or "").workloads[workload]["writes_lost"] == 0
+    clock.advance(5)
+    recovery.write(ctx, workload, key="b/1", data=b"away")
+    last = recovery.write(ctx, workload, key="b/2", data=b"away, too")
+    clock.advance(61)
+    replication_points.take_points(ctx, recovery.run_due(ctx))
+    faults.clear(ctx, fault_id=down)
+
+    back = recovery.plan_failback(ctx, principal=OPS, to_center="qd-a")
+    outcome = recovery.execute(ctx, back.run_id or "").workloads[workload]
+
+    assert (outcome["resynced_objects"], outcome["repaired_objects"], outcome["superseded_count"]) == (
+        2,
+        0,
+        0,
+    )
+    assert (outcome["writes_lost"], outcome["rpo_s"], outcome["served_in"]) == (0, 0.0, "qd-a")
+    everything = {"a/1": b"one", "b/1": b"away", "b/2": b"away, too"}
+    for center in ("qd-a", "qd-b", "dz-dr"):
+        assert dr_objects(ctx, workload, center) == everything, center
+    at_three = {
+        p.center: p.consistent_at
+        for p in replication_points.list_points(ctx, workload_id=workload)
+        if p.seq == 3
+    }
+    assert at_three == {"dz-dr": clocks.isoformat(last.at), "qd-a": clocks.isoformat(last.at)}
