@@ -86,6 +86,11 @@ class HttpTransport:
                 raise errors.BackendUnavailable(
                     f"cannot reach {self.base_url}: {reason}", field="api"
                 ) from None
+            except http.client.HTTPException:  # not HTTP, a cut-off body, a header line past 64 KB
+                self.close()
+                raise errors.BackendUnavailable(
+                    f"{self.base_url} did not answer as an HTTP server", field="api"
+                ) from None
             return Reply(
                 status=response.status,
                 headers={name.lower(): value for name, value in response.getheaders()},

@@ -64,7 +64,9 @@ def login(
     becomes the current one."""
     state = common.state_of(ctx)
     api = contexts.check_url(api)
-    context_name = name or contexts.default_name(api)
+    context_name = (
+        contexts.default_name(api) if name is None else contexts.check_context_name(name, field="name")
+    )
     config = contexts.load()
     token = _read_token(token_file or state.token_file, api)
     remote = client.Client(client.open_transport(api), token=token, api=api)
@@ -83,6 +85,7 @@ def login(
             + (f", {who['department']}" if who.get("department") else "")
             + f"); context {context_name} is current ({config.path})",
             highlight=False,
+            markup=False,
         ),
     )
 
@@ -112,7 +115,9 @@ def current_context(ctx: typer.Context) -> None:
     config = contexts.load()
     if config.current is None:
         raise errors.InvalidInput(common.NO_CONTEXT, field="context")
-    state.emit({"name": config.current}, lambda: output.stdout.print(config.current, highlight=False))
+    state.emit(
+        {"name": config.current}, lambda: output.stdout.print(config.current, highlight=False, markup=False)
+    )
 
 
 ContextArgument = Annotated[
@@ -129,7 +134,10 @@ def use_context(ctx: typer.Context, name: ContextArgument) -> None:
     config.context(name)
     config.current = name
     contexts.save(config)
-    state.emit({"name": name}, lambda: output.stdout.print(f"switched to context {name}", highlight=False))
+    state.emit(
+        {"name": name},
+        lambda: output.stdout.print(f"switched to context {name}", highlight=False, markup=False),
+    )
 
 
 @config_app.command("delete-context")
@@ -143,4 +151,7 @@ def delete_context(ctx: typer.Context, name: ContextArgument) -> None:
     if config.current == name:
         config.current = None
     contexts.save(config)
-    state.emit({"name": name, "deleted": True}, lambda: output.stdout.print(f"deleted context {name}"))
+    state.emit(
+        {"name": name, "deleted": True},
+        lambda: output.stdout.print(f"deleted context {name}", highlight=False, markup=False),
+    )

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import stat
 import tempfile
 from pathlib import Path
@@ -46,7 +47,7 @@ class Config:
     contexts: dict[str, Context] = dataclasses.field(default_factory=dict)
 
     def context(self, name: str | None = None) -> Context | None:
-        chosen = name or self.current
+        chosen = self.current if name is None else check_context_name(name)
         if chosen is None:
             return None
         if chosen not in self.contexts:
@@ -55,20 +56,53 @@ class Config:
         return self.contexts[chosen]
 
 
+CONTEXT_NAME = re.compile(r"[\w.:@-]{1,64}")
+"""A context's name: letters (any script), digits and ``_ . : @ -``, at most 64 (``host:port`` fits)."""
+
+
+def check_context_name(name: str, *, field: str = "context") -> str:
+    """``name`` once it can name a context: one word of ``CONTEXT_NAME``, nothing a terminal acts on."""
+    if not CONTEXT_NAME.fullmatch(name):
+        shown = repr(name) if len(name) <= 64 else f"{name[:64]!r}…"
+        raise errors.InvalidInput(
+            f"{shown} is not a context name: 1 to 64 letters, digits, '_', '.', ':', '@' or '-'", field=field
+        )
+    return name
+
+
 def config_path(environ: dict[str, str] | None = None) -> Path:
     environ = dict(os.environ) if environ is None else environ
     base = environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / "cloudctl" / "config.yaml"
 
 
+URL_MAX = 2048
+"""The longest API URL taken: a management center's address is a host, a port and a short prefix."""
+
+
 def check_url(url: str, *, field: str = "api") -> str:
-    """``http(s)://host[:port][/prefix]``, without a trailing slash."""
-    parts = urlsplit(url.strip())
+    """``http(s)://host[:port][/prefix]``, without a trailing slash: printable ASCII without spaces
+    (it goes in the request line), and a port that is a number from 1 to 65535."""
+    url = url.strip()
+    if len(url) > URL_MAX:
+        raise errors.InvalidInput(f"longer than {URL_MAX} characters", field=field)
+    if not (url.isascii() and url.isprintable()) or any(ch.isspace() for ch in url):
+        raise errors.InvalidInput(
+            f"{url!r} holds spaces, control or non-ASCII characters (percent-encode them, or use punycode)",
+            field=field,
+        )
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as error:  # a port out of range or not a number, an unclosed [IPv6 address
+        raise errors.InvalidInput(f"{url!r} is not a URL: {error}", field=field) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise errors.InvalidInput(f"{url!r} is not an http(s):// URL of a management center", field=field)
+    if port == 0:
+        raise errors.InvalidInput(f"{url!r}: port 0 is no port to connect to", field=field)
     if parts.query or parts.fragment:
         raise errors.InvalidInput(f"{url!r}: no query or fragment, please", field=field)
-    return url.strip().rstrip("/")
+    return url.rstrip("/")
 
 
 def check_token(token: str, *, field: str = "token") -> str:

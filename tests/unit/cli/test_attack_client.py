@@ -1,0 +1,176 @@
+"""The command line against a management center that misbehaves, and against careless input to
+``login`` and ``config``: one line naming the field, the documented exit code, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from cloudctl.cli import client, contexts, main
+
+TOKEN = "cct_0123456789abcdef.secret"
+
+
+def invoke(*args: str, stdin: str | None = None) -> Any:
+    result = CliRunner().invoke(main.app, main.hoist_global_options(list(args)), input=stdin)
+    assert not result.exception or isinstance(result.exception, SystemExit), result.exception
+    return result
+
+
+@pytest.fixture(autouse=True)
+def private_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("CLOUDCTL_API", raising=False)
+    monkeypatch.delenv("CLOUDCTL_TOKEN", raising=False)
+    return tmp_path / "xdg" / "cloudctl" / "config.yaml"
+
+
+@pytest.fixture
+def answering() -> Iterator[Any]:
+    """A loopback server that answers every connection with the given bytes, then closes it."""
+    servers: list[socket.socket] = []
+
+    def start(answer: bytes) -> str:
+        listener = socket.create_server(("127.0.0.1", 0))
+        servers.append(listener)
+
+        def serve() -> None:
+            while True:
+                try:
+                    connection, _ = listener.accept()
+                except OSError:
+                    return
+                with connection:
+                    connection.recv(65536)
+                    connection.sendall(answer)
+
+        threading.Thread(target=serve, daemon=True).start()
+        return f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+    yield start
+    for listener in servers:
+        listener.close()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HELLO WORLD\r\n\r\n",  # not HTTP
+        b"\x00\x01\x02",
+        b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{"a":',
+        b"HTTP/1.1 200 OK\r\nX: " + b"a" * 70000 + b"\r\n\r\n",  # a header line past 64 KB
+    ],
+    ids=["not-http", "binary", "cut-off-body", "huge-header"],
+)
+def test_an_answer_that_is_not_http_is_one_line_and_exit_3(
+    answer: bytes, answering: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = answering(answer)
+    monkeypatch.setenv("CLOUDCTL_API", api)
+    monkeypatch.setenv("CLOUDCTL_TOKEN", TOKEN)
+    result = invoke("centers", "list", "-o", "json")
+    assert result.exit_code == 3
+    assert result.stdout == ""
+    assert result.stderr == f"error: api: {api} did not answer as an HTTP server\n"
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://127.0.0.1:99999", "Port out of range"),
+        ("http://127.0.0.1:abc", "Port could not be cast"),
+        ("http://[::1", "Invalid IPv6 URL"),
+        ("http://127.0.0.1:0", "port 0"),
+        ("http://127.0.0.1:8080/\x1b[31m", "control or non-ASCII"),
+        ("http://127.0.0.1:8080/a b", "spaces"),
+        ("http://127.0.0.1:8080/" + "a" * 65536, "longer than 2048"),
+    ],
+)
+def test_login_refuses_an_api_url_that_cannot_be_requested(
+    url: str, reason: str, private_config: Path
+) -> None:
+    result = invoke("login", "--api", url, stdin=TOKEN + "\n")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: api: ") and reason in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and len(result.stderr) < 300
+    assert "\x1b" not in result.stderr
+    assert not private_config.exists()
+
+
+def test_an_api_url_from_the_environment_is_checked_the_same_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLOUDCTL_API", "http://127.0.0.1:70000")
+    monkeypatch.setenv("CLOUDCTL_TOKEN", TOKEN)
+    result = invoke("centers", "list")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: api: 'http://127.0.0.1:70000' is not a URL: Port out of range")
+
+
+class _Whoami:
+    """A transport whose API accepts every token as a sysadmin's."""
+
+    def request(
+        self, method: str, target: str, *, headers: dict[str, str], body: bytes | None
+    ) -> client.Reply:
+        answer = {"id": "token:0123456789abcdef", "role": "sysadmin", "department": None}
+        return client.Reply(status=200, headers={}, body=json.dumps(answer).encode())
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("name", ["[/]", "[bold red]ops", "a\nb", "ops\x1b[2J", "", "a" * 65536, "two words"])
+def test_login_refuses_a_context_name_that_is_not_one_word(
+    name: str, monkeypatch: pytest.MonkeyPatch, private_config: Path
+) -> None:
+    monkeypatch.setattr(client, "open_transport", lambda api: _Whoami())
+    result = invoke("login", "--api", "http://127.0.0.1:8080", "--name", name, stdin=TOKEN + "\n")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: name: ") and "is not a context name" in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and len(result.stderr) < 300
+    assert not private_config.exists()
+
+
+def test_a_context_name_is_printed_as_typed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(client, "open_transport", lambda api: _Whoami())
+    name = "青岛-mgmt@a.b:1"
+    result = invoke("login", "--api", "http://127.0.0.1:8080", "--name", name, stdin=TOKEN + "\n")
+    assert result.exit_code == 0, result.stderr
+    assert f"{name} is current" in result.stdout.replace("\n", "")
+    assert invoke("config", "use-context", name).stdout == f"switched to context {name}\n"
+    assert invoke("config", "current-context").stdout == f"{name}\n"
+    assert invoke("config", "delete-context", name).stdout == f"deleted context {name}\n"
+
+
+@pytest.mark.parametrize("command", ["use-context", "delete-context"])
+@pytest.mark.parametrize("name", ["", "[/]", "a" * 65536])
+def test_use_or_delete_context_refuses_a_name_that_cannot_be_one(
+    command: str, name: str, monkeypatch: pytest.MonkeyPatch, private_config: Path
+) -> None:
+    monkeypatch.setattr(client, "open_transport", lambda api: _Whoami())
+    invoke("login", "--api", "http://127.0.0.1:8080", "--name", "ops", stdin=TOKEN + "\n")
+    before = private_config.read_bytes()
+    result = invoke("config", command, name)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: context: ") and "is not a context name" in result.stderr
+    assert len(result.stderr) < 300
+    assert private_config.read_bytes() == before
+    assert contexts.load(private_config).current == "ops"
+
+
+def test_a_current_context_holding_markup_is_printed_as_it_reads(private_config: Path) -> None:
+    contexts.save(
+        contexts.Config(
+            path=private_config,
+            current="[/]",
+            contexts={"[/]": contexts.Context(name="[/]", api="http://127.0.0.1:8080", token=TOKEN)},
+        )
+    )
+    result = invoke("config", "current-context")
+    assert (result.exit_code, result.stdout) == (0, "[/]\n")
