@@ -143,7 +143,7 @@ def _error(reply: Reply, *, api: str) -> errors.CloudctlError:
         problem = None
     if not isinstance(problem, dict):
         problem = {"detail": f"{api} answered {reply.status} without a problem document"}
-    field = problem.get("field")
+    field = problem.get("field") if isinstance(problem.get("field"), str) else None
     detail = str(problem.get("detail") or problem.get("title") or f"HTTP {reply.status}")
     if field and detail.startswith(f"{field}: "):
         detail = detail[len(field) + 2 :]
@@ -153,23 +153,37 @@ def _error(reply: Reply, *, api: str) -> errors.CloudctlError:
     if reply.status == 429:
         detail = f"{detail}; try again after {reply.headers.get('retry-after', 'a while')} s"
     if reply.status == 403:
-        decision = _Decision(policy_ids=tuple(problem.get("policy_ids") or ()), reason=detail)
+        policy_ids = problem.get("policy_ids")
+        if not (isinstance(policy_ids, list) and all(isinstance(one, str) for one in policy_ids)):
+            policy_ids = []
+        decision = _Decision(policy_ids=tuple(policy_ids), reason=detail)
         return errors.PolicyDenied(decision, action=field or "action")
-    if reply.status == 409 and problem.get("shortfalls"):
-        shortfalls = [
-            errors.Shortfall(
-                node=s["node"],
-                center="*" if s["center"] == "all" else s["center"],
-                resource=s["resource"],
-                limit=s["limit"],
-                in_use=s["in_use"],
-                requested=s["requested"],
-            )
-            for s in problem["shortfalls"]
-        ]
+    shortfalls = _shortfalls(problem.get("shortfalls")) if reply.status == 409 else []
+    if shortfalls:
         return errors.QuotaExceeded(shortfalls)
     error_type = _ERRORS.get(reply.status, errors.OperationFailed)
     return error_type(detail, field=field)
+
+
+def _shortfalls(listed: Any) -> list[errors.Shortfall]:
+    """The shortfalls of a quota refusal; none when the problem's are not as the API documents them
+    (the refusal is then said by its detail alone)."""
+    if not isinstance(listed, list):
+        return []
+    try:
+        return [
+            errors.Shortfall(
+                node=str(s["node"]),
+                center="*" if s["center"] == "all" else str(s["center"]),
+                resource=str(s["resource"]),
+                limit=int(s["limit"]),
+                in_use=int(s["in_use"]),
+                requested=int(s["requested"]),
+            )
+            for s in listed
+        ]
+    except (KeyError, TypeError, ValueError):
+        return []
 
 
 class Client:
@@ -222,6 +236,8 @@ class Client:
         cursor = start
         while True:
             page = self.get(path, limit=page_size, cursor=cursor, **params)
+            if not (isinstance(page, dict) and isinstance(page.get("data"), list)):
+                raise errors.OperationFailed(f"the API answered {path} without a page of `data`", field="api")
             yield from page["data"]
             cursor = page.get("next_cursor")
             if not cursor:

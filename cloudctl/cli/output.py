@@ -11,7 +11,7 @@ import enum
 import functools
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -30,11 +30,36 @@ class Format(enum.StrEnum):
 CSV_COMMANDS = frozenset({"showback", "capacity"})
 
 
+_SPELLED_OUT = {
+    **{code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if code != 0x0A},
+    **{code: f"\\u{code:04x}" for code in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))},
+}
+"""Control characters (C0 but the line break, DEL, C1) and the bidirectional overrides, each
+spelled as its escape: a terminal would act on them (move the cursor, set the title, reorder a line)."""
+
+
+def visible(text: str) -> str:
+    """``text`` as it reads: nothing in it reaches the terminal as an instruction."""
+    return text.translate(_SPELLED_OUT)
+
+
 @functools.cache
 def _consoles() -> tuple[Console, Console]:
     from rich.console import Console
+    from rich.segment import Segment
 
-    return Console(soft_wrap=False), Console(stderr=True, soft_wrap=True)
+    class VisibleConsole(Console):
+        """A console whose text is shown, never obeyed: what it prints holds no escape sequence
+        but its own styles and cursor moves (names, reasons and errors come from the API, or
+        from whoever wrote to it)."""
+
+        def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+            return super()._render_buffer(
+                segment if segment.control else Segment(visible(segment.text), segment.style)
+                for segment in buffer
+            )
+
+    return VisibleConsole(soft_wrap=False), VisibleConsole(stderr=True, soft_wrap=True)
 
 
 def __getattr__(name: str) -> Any:
@@ -106,7 +131,10 @@ def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any
         result.add_column(column, justify="right" if numeric else "left")
     for row in rows:
         result.add_row(
-            *[cell if isinstance(cell, Text) else Text("–" if cell is None else str(cell)) for cell in row]
+            *[
+                cell if isinstance(cell, Text) else Text("–" if cell is None else visible(str(cell)))
+                for cell in row
+            ]
         )
     return result
 
@@ -118,10 +146,19 @@ def escape(text: Any) -> str:
     return markup_escape(str(text))
 
 
+ERROR_MAX = 1000
+"""The most of an error's message printed: a value echoed whole (a 64 KB name) tells nothing more."""
+
+
 def error(message: str) -> None:
+    """``message`` as one line on stderr: line breaks and control characters spelled out, cut
+    at ``ERROR_MAX`` characters."""
     from rich.markup import escape
 
-    _consoles()[1].print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    line = visible(message).replace("\n", "\\n")
+    if len(line) > ERROR_MAX:
+        line = f"{line[:ERROR_MAX]}… ({len(line) - ERROR_MAX} more characters)"
+    _consoles()[1].print(f"[bold red]error:[/] {escape(line)}", highlight=False)
 
 
 def number(value: int | None) -> str:

@@ -1,0 +1,157 @@
+"""What a remote command prints of what the API answered, and of what a person typed: text shown
+as it reads (no escape sequence, no markup obeyed), an error in one line, never a traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from cloudctl.cli import client, main, output
+
+TOKEN = "cct_0123456789abcdef.secret"
+HOSTILE = "x\x1b]0;pwned\x07\x1b[2J\x9b31m\u202eevil[bold red]y[/]"
+
+
+class Canned:
+    """A transport answering every request with one status and JSON body; it keeps the targets."""
+
+    def __init__(self, status: int, body: Any) -> None:
+        self.status = status
+        self.body = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.targets: list[str] = []
+
+    def request(
+        self, method: str, target: str, *, headers: dict[str, str], body: bytes | None
+    ) -> client.Reply:
+        self.targets.append(target)
+        return client.Reply(status=self.status, headers={}, body=self.body)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture(autouse=True)
+def logged_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("CLOUDCTL_API", "http://127.0.0.1:8080")
+    monkeypatch.setenv("CLOUDCTL_TOKEN", TOKEN)
+
+
+def answer(monkeypatch: pytest.MonkeyPatch, status: int, body: Any) -> Canned:
+    transport = Canned(status, body)
+    monkeypatch.setattr(client, "open_transport", lambda api: transport)
+    return transport
+
+
+def invoke(*args: str) -> Any:
+    result = CliRunner().invoke(main.app, main.hoist_global_options(list(args)))
+    assert not result.exception or isinstance(result.exception, SystemExit), repr(result.exception)
+    return result
+
+
+def assert_shown_not_obeyed(text: str) -> None:
+    assert not any(ch in text for ch in "\x1b\x07\x9b\u202e"), repr(text)
+
+
+def test_a_table_shows_control_characters_from_the_api_spelled_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    token = {
+        "id": "0123456789abcdef",
+        "name": HOSTILE,
+        "role": "auditor",
+        "department": None,
+        "created_at": "2026-12-01T00:00:00Z",
+        "expires_at": None,
+        "revoked_at": None,
+    }
+    answer(monkeypatch, 200, {"data": [token]})
+    result = CliRunner().invoke(main.app, ["token", "list"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.stderr
+    assert_shown_not_obeyed(result.stdout)
+    assert "x\\x1b]0;pwned\\x07\\x1b[2J\\x9b31m\\u202eevil[bold red]y[/]" in result.stdout
+
+
+def test_a_line_printed_with_markup_shows_control_characters_spelled_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    revoked = {"id": "0123456789abcdef\x1b[2J", "revoked_at": "2026-12-01T00:00:00Z\x9b2J"}
+    answer(monkeypatch, 200, revoked)
+    result = invoke("token", "revoke", "0123456789abcdef")
+    assert result.exit_code == 0, result.stderr
+    assert_shown_not_obeyed(result.stdout)
+    assert result.stdout == "revoked 0123456789abcdef\\x1b[2J at 2026-12-01T00:00:00Z\\x9b2J\n"
+
+
+@pytest.mark.parametrize("fmt", ["table", "json"])
+def test_an_api_error_is_one_line_without_escapes(monkeypatch: pytest.MonkeyPatch, fmt: str) -> None:
+    answer(monkeypatch, 422, {"detail": f"center: bad {HOSTILE}\nsecond line", "field": "center"})
+    result = invoke("-o", fmt, "centers", "list")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert_shown_not_obeyed(result.stderr)
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("error: center: bad x\\x1b]0;pwned") and "\\nsecond line" in result.stderr
+
+
+def test_an_api_error_echoing_a_huge_value_is_cut(monkeypatch: pytest.MonkeyPatch) -> None:
+    answer(monkeypatch, 404, {"detail": f"no center {'a' * 65536!r}", "field": "center"})
+    result = invoke("centers", "list")
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and len(result.stderr) < 1200
+    assert result.stderr.rstrip().endswith(" more characters)")
+
+
+@pytest.mark.parametrize(
+    ("status", "problem", "code"),
+    [
+        (422, {"detail": "bad", "field": ["center"]}, 2),
+        (422, {"detail": "bad", "field": {"a": 1}}, 2),
+        (403, {"detail": "denied", "policy_ids": 5}, 2),
+        (409, {"detail": "over quota", "shortfalls": [{"node": "x"}]}, 2),
+        (409, {"detail": "over quota", "shortfalls": "many"}, 2),
+        (
+            409,
+            {
+                "detail": "over quota",
+                "shortfalls": [
+                    {
+                        "node": "x",
+                        "center": "qd-a",
+                        "resource": "vcpu",
+                        "limit": "lots",
+                        "in_use": 1,
+                        "requested": 2,
+                    }
+                ],
+            },
+            2,
+        ),
+    ],
+)
+def test_a_problem_document_of_the_wrong_shape_is_still_one_line(
+    monkeypatch: pytest.MonkeyPatch, status: int, problem: dict[str, Any], code: int
+) -> None:
+    answer(monkeypatch, status, problem)
+    result = invoke("centers", "list")
+    assert result.exit_code == code
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
+    assert problem["detail"] in result.stderr
+
+
+@pytest.mark.parametrize("page", [[], {"data": None}, {"data": "x"}, "text"])
+def test_a_list_answered_without_a_page_is_one_line_and_exit_1(
+    monkeypatch: pytest.MonkeyPatch, page: Any
+) -> None:
+    answer(monkeypatch, 200, page)
+    result = invoke("-o", "json", "request", "list")
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr == "error: api: the API answered /v1/requests without a page of `data`\n"
+
+
+def test_visible_keeps_text_and_line_breaks() -> None:
+    assert output.visible("青岛 [bold] a\nb") == "青岛 [bold] a\nb"
+    assert output.visible("\x00\t\x7f\x85\u2066") == "\\x00\\x09\\x7f\\x85\\u2066"
