@@ -291,13 +291,18 @@ DEFAULT_TIMEOUT_S = 6 * 3600.0
 
 
 def _plan_file(reference: str, directory: Path) -> Path:
-    """The plan's file: a path, or ``directory/<name>.yaml``."""
+    """The plan's file: a path, or ``directory/<name>.yaml``. A name no file can have (too long,
+    holding a NUL) is no plan."""
     path = Path(reference)
-    if path.suffix in {".yaml", ".yml"} or path.exists():
-        return path
-    for candidate in (directory / f"{reference}.yaml", directory / f"{reference}.yml"):
-        if candidate.is_file():
-            return candidate
+    try:
+        if path.suffix in {".yaml", ".yml"} or path.exists():
+            return path
+        for candidate in (directory / f"{reference}.yaml", directory / f"{reference}.yml"):
+            if candidate.is_file():
+                return candidate
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise errors.InvalidInput(f"no drill plan can be named so: {reason}", field="plan") from None
     known = sorted(p.stem for p in directory.glob("*.y*ml")) if directory.is_dir() else []
     raise errors.NotFound(
         f"no drill plan {reference!r} in {directory} (known: {', '.join(known) or 'none'})", field="plan"

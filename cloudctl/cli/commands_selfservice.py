@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from cloudctl import errors
 from cloudctl.cli import client, common, files, output
 from cloudctl.model import states
 
@@ -58,8 +56,6 @@ def token_create(
     ] = None,
 ) -> None:
     """Issue a bearer token (secadmin); the secret is printed once and only its salted hash is kept."""
-    if expires_in_days is not None and math.isnan(expires_in_days):
-        raise errors.InvalidInput("must be a number of days, not nan", field="expires-in-days")
     state = common.state_of(ctx)
     body = {
         "role": role,

@@ -16,6 +16,7 @@ import dataclasses
 import enum
 import functools
 import importlib
+import math
 import types
 import typing
 from pathlib import Path
@@ -182,11 +183,17 @@ class _PlainCoercion(typer._coercion.RuntimeParam):
         return typer._coercion.build_runtime_param(param.type_descriptor)._coerce_value(value, param, ctx)
 
 
-def _plain_type(annotation: Any) -> type | None:
-    """``str``, ``bool``, ``Path`` or an enum, alone or ``| None``: the types ``_PlainCoercion`` reads."""
+def _without_none(annotation: Any) -> Any:
+    """``X`` for ``X | None``; any other annotation as it is."""
     if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
         others = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
-        annotation = others[0] if len(others) == 1 else None
+        return others[0] if len(others) == 1 else annotation
+    return annotation
+
+
+def _plain_type(annotation: Any) -> type | None:
+    """``str``, ``bool``, ``Path`` or an enum, alone or ``| None``: the types ``_PlainCoercion`` reads."""
+    annotation = _without_none(annotation)
     if annotation in (str, bool, Path) or (
         isinstance(annotation, type) and issubclass(annotation, enum.Enum)
     ):
@@ -232,14 +239,49 @@ def usage_line(error: click.exceptions.UsageError) -> str:
 _click_parse_args = click.core.Command.parse_args
 
 
+def _refuse_undecodable(ctx: click.Context, param: typer.core._TyperParameter, value: Any) -> None:
+    """Refuse a text value holding bytes that are not UTF-8 (``$'\\xff'``: Python keeps them as lone
+    surrogates, which no request can carry). A path may hold them: it names a file as it is."""
+    if _plain_type(param.type_descriptor.annotation) is Path:
+        return
+    for text in value if isinstance(value, list | tuple) else [value]:
+        if isinstance(text, str) and not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as error:
+                raise click.exceptions.BadParameter(
+                    f"not UTF-8 text (byte 0x{ord(text[error.start]) & 0xFF:02x} at {error.start})",
+                    ctx=ctx,
+                    param=param,
+                ) from None
+
+
+def _refuse_not_finite(ctx: click.Context, param: typer.core._TyperParameter, value: Any) -> None:
+    """Refuse ``nan`` and ``inf`` for a number of seconds, days or a rate: a wait of ``nan`` seconds
+    never ends, and none passes a range check (``nan < 1`` is false)."""
+    if _without_none(param.type_descriptor.annotation) is not float or not isinstance(value, str):
+        return
+    try:
+        number = float(value)
+    except ValueError:
+        return  # typer's coercion words the error
+    if not math.isfinite(number):
+        raise click.exceptions.BadParameter(f"must be a finite number, not {value!r}", ctx=ctx, param=param)
+
+
 def _parse_args_once(self: click.Command, ctx: click.Context, args: list[str]) -> list[str]:
-    """``Command.parse_args``, refusing an option given twice (``--center qd-a --center qd-b``).
+    """``Command.parse_args``, refusing an option given twice (``--center qd-a --center qd-b``),
+    text that is not UTF-8 and a number that is not finite.
 
     Click keeps the last value silently; for a command that acts on a center, the operator who
     typed two must say which one they meant. Options made to repeat, counts and ``--help``
     are not checked."""
     if args and not ctx.resilient_parsing:
-        _opts, _rest, order = self.make_parser(ctx).parse_args(args=list(args))
+        given, _rest, order = self.make_parser(ctx).parse_args(args=list(args))
+        for param in self.get_params(ctx):
+            named = typing.cast(typer.core._TyperParameter, param)
+            _refuse_undecodable(ctx, named, given.get(param.name))
+            _refuse_not_finite(ctx, named, given.get(param.name))
         seen: set[int] = set()
         for param in order:
             if param.param_type_name != "option" or param.multiple or param.is_eager:
