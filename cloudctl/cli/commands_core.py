@@ -64,13 +64,15 @@ def init(
                 f"upgraded the schema of {result.store} from revision {result.schema_upgraded_from}; "
                 "what it held is kept",
                 highlight=False,
+                markup=False,
             )
-        output.stdout.print(messages[result.outcome], highlight=False)
+        output.stdout.print(messages[result.outcome], highlight=False, markup=False)
         if result.stored_topology_differs:
             output.stdout.print(
                 f"note: {result.topology_file} differs from the topology stored at init; "
                 "`cloudctl init --force` applies it",
                 highlight=False,
+                markup=False,
             )
 
     state.emit(result, render)

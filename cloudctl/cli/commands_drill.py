@@ -462,7 +462,11 @@ def _finish(
             output.stdout.print(renderable)
 
     state.emit(report, render)
-    output.stderr.print(f"reports: {files.directory} (report.html, report.md, report.json, junit.xml)")
+    output.stderr.print(
+        f"reports: {files.directory} (report.html, report.md, report.json, junit.xml)",
+        highlight=False,
+        markup=False,
+    )
     if not report.passed:
         raise typer.Exit(1)
 

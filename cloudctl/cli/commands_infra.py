@@ -61,7 +61,8 @@ def _run(
 
 def render_run(result: infra_service.InfraRunPublic) -> None:
     output.stdout.print(
-        f"{result.operation} of stack [bold]{result.stack}[/] ({result.backend_url}): {result.outcome}",
+        f"{result.operation} of stack [bold]{output.escape(result.stack)}[/] "
+        f"({output.escape(result.backend_url)}): {result.outcome}",
         highlight=False,
     )
     output.stdout.print(
@@ -139,6 +140,7 @@ def render_diff(result: infra_service.InfraDiffPublic) -> None:
             f"no drift: the store matches the {result.resources_declared} resources "
             f"{result.topology_file} declares in {centers}",
             highlight=False,
+            markup=False,
         )
         return
     title = f"{_differences(len(result.differences))} between {result.topology_file} (declared) and the store"

@@ -77,7 +77,8 @@ def status(ctx: typer.Context, standby_url: StandbyOption = None) -> None:
         delay = "–" if result.replay_delay_s is None else f"{result.replay_delay_s:.1f} s"
         output.stdout.print(
             f"standby receiver: {result.receiver or 'not streaming'}; "
-            f"lag: {_lag(result.lag_bytes)}; last replayed commit {delay} old"
+            f"lag: {_lag(result.lag_bytes)}; last replayed commit {delay} old",
+            markup=False,
         )
 
     state.emit(result, render)
@@ -104,14 +105,15 @@ def promote(
 
     def render() -> None:
         verb = "promoted" if result.promoted_now else "was already primary:"
-        output.stdout.print(f"{verb} {result.promoted}")
+        output.stdout.print(f"{verb} {result.promoted}", markup=False)
         if result.old_primary:
             fenced = "fenced (read-only)" if result.old_primary_fenced else "not fenced"
             output.stdout.print(
                 f"old primary {result.old_primary}: {fenced}; {result.sessions_ended} session(s) ended; "
-                f"lag at promotion {_lag(result.lag_bytes_at_promotion)}"
+                f"lag at promotion {_lag(result.lag_bytes_at_promotion)}",
+                markup=False,
             )
-        output.stdout.print(result.note)
+        output.stdout.print(result.note, markup=False)
 
     state.emit(result, render)
 
@@ -130,7 +132,9 @@ def fence(
     ended = mgmt.fence(state.context, url=url, operator=operator, why=why)
     state.emit(
         {"fenced": url.split("@", 1)[-1], "sessions_ended": ended},
-        lambda: output.stdout.print(f"fenced {url.split('@', 1)[-1]} (read-only); {ended} session(s) ended"),
+        lambda: output.stdout.print(
+            f"fenced {url.split('@', 1)[-1]} (read-only); {ended} session(s) ended", markup=False
+        ),
     )
 
 
@@ -153,10 +157,11 @@ def failback(
 
     def render() -> None:
         if result.kept_aside:
-            output.stdout.print(f"kept the old data directory as {result.kept_aside}")
+            output.stdout.print(f"kept the old data directory as {result.kept_aside}", markup=False)
         output.stdout.print(
             f"{result.data_dir} re-seeded from {result.seeded_from}: "
-            f"{result.standby.url} is a {result.standby.role}"
+            f"{result.standby.url} is a {result.standby.role}",
+            markup=False,
         )
 
     state.emit(result, render)

@@ -365,7 +365,10 @@ def audit_export(
         "last_seq": seqs[-1] if seqs else None,
     }
     state.emit(
-        result, lambda: output.stdout.print(f"exported {result['records']} record(s) to {result['path']}")
+        result,
+        lambda: output.stdout.print(
+            f"exported {result['records']} record(s) to {result['path']}", highlight=False, markup=False
+        ),
     )
 
 
@@ -417,7 +420,9 @@ def audit_retention(
         result,
         lambda: output.stdout.print(
             f"archived and pruned {result.records} record(s)"
-            + (f" to {result.path}" if result.records else "")
+            + (f" to {result.path}" if result.records else ""),
+            highlight=False,
+            markup=False,
         ),
     )
 
@@ -436,10 +441,12 @@ def audit_checkpoint(ctx: typer.Context) -> None:
     def render() -> None:
         if result.written:
             output.stdout.print(
-                f"checkpoint of record {result.seq} signed with {result.key_id} in {result.path}"
+                f"checkpoint of record {result.seq} signed with {result.key_id} in {result.path}",
+                highlight=False,
+                markup=False,
             )
         else:
-            output.stdout.print(f"[red]no checkpoint written[/]: {result.problem}")
+            output.stdout.print(f"[red]no checkpoint written[/]: {output.escape(result.problem)}")
 
     state.emit(result, render)
     if not result.written:
@@ -455,5 +462,8 @@ def audit_key_rotate(ctx: typer.Context) -> None:
     state = common.state_of(ctx)
     result = audit_service.rotate_key(state.context, principal=state.operator())
     state.emit(
-        result, lambda: output.stdout.print(f"new records are signed with {result.key_id} ({result.path})")
+        result,
+        lambda: output.stdout.print(
+            f"new records are signed with {result.key_id} ({result.path})", highlight=False, markup=False
+        ),
     )

@@ -120,12 +120,13 @@ NUMERIC_COLUMNS = frozenset(
 
 
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], **options: Any) -> Table:
-    """A table of ``rows``: a cell is shown as its text, never read as markup (names hold ``[``);
-    a rich ``Text`` cell keeps its style."""
+    """A table of ``rows``: the title and a cell are shown as their text, never read as markup
+    (names and paths hold ``[``); a rich ``Text`` cell keeps its style."""
     from rich.table import Table
     from rich.text import Text
 
-    result = Table(title=title, title_justify="left", header_style="bold", **options)
+    shown_title = None if title is None else Text(visible(title), style="table.title")
+    result = Table(title=shown_title, title_justify="left", header_style="bold", **options)
     for column in columns:
         numeric = column in NUMERIC_COLUMNS
         result.add_column(column, justify="right" if numeric else "left")
