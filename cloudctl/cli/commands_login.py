@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
 
 def _read_token(token_file: Path | None, api: str) -> str:
     if token_file is not None:
-        return contexts.check_token(common.read_token_file(token_file), field="token-file")
+        return common.read_token_file(token_file)
     if not sys.stdin.isatty():
         return contexts.check_token(sys.stdin.readline(), field="stdin")
     import getpass

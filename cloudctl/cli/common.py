@@ -115,7 +115,7 @@ class State:
         from cloudctl.cli import contexts
 
         if self.token_file is not None:
-            return contexts.check_token(read_token_file(self.token_file), field="token-file")
+            return read_token_file(self.token_file)
         value = os.environ.get("CLOUDCTL_TOKEN", "").strip()
         return contexts.check_token(value, field="CLOUDCTL_TOKEN") if value else ""
 
@@ -239,4 +239,11 @@ NO_CONTEXT = (
 
 
 def read_token_file(path: Path) -> str:
-    return errors.read_input_file(path, field="token-file").strip()
+    """The token in ``path`` (``--token-file``), once it is one, in a file its owner alone can read."""
+    import os
+
+    from cloudctl.cli import contexts
+
+    token = contexts.check_token(errors.read_input_file(path, field="token-file"), field="token-file")
+    contexts.refuse_loose(path, os.stat(path), field="token-file")
+    return token

@@ -114,15 +114,17 @@ def check_token(token: str, *, field: str = "token") -> str:
     return token
 
 
-def _refuse_loose(path: Path, info: os.stat_result) -> None:
+def refuse_loose(path: Path, info: os.stat_result, *, field: str = "config") -> None:
+    """Refuse a file holding tokens (``info`` its status) that anyone but its owner, this user,
+    can read or write, as ssh refuses such a key."""
     if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise errors.InvalidInput(
             f"{path} is accessible by others (mode {stat.S_IMODE(info.st_mode):04o}); it holds tokens: "
             f"`chmod 600 {path}`",
-            field="config",
+            field=field,
         )
     if hasattr(os, "getuid") and info.st_uid != os.getuid():
-        raise errors.InvalidInput(f"{path} belongs to another user; it holds tokens", field="config")
+        raise errors.InvalidInput(f"{path} belongs to another user; it holds tokens", field=field)
 
 
 def load(path: Path | None = None) -> Config:
@@ -132,7 +134,7 @@ def load(path: Path | None = None) -> Config:
     path = path or config_path()
     try:
         with path.open("rb") as handle:
-            _refuse_loose(path, os.fstat(handle.fileno()))
+            refuse_loose(path, os.fstat(handle.fileno()))
             raw = handle.read()
     except FileNotFoundError:
         return Config(path=path)

@@ -174,3 +174,32 @@ def test_a_current_context_holding_markup_is_printed_as_it_reads(private_config:
     )
     result = invoke("config", "current-context")
     assert (result.exit_code, result.stdout) == (0, "[/]\n")
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620])
+@pytest.mark.parametrize("command", [["centers", "list"], ["login", "--api", "http://127.0.0.1:8080"]])
+def test_a_token_file_others_can_reach_is_refused(
+    mode: int, command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, private_config: Path
+) -> None:
+    monkeypatch.setenv("CLOUDCTL_API", "http://127.0.0.1:8080")
+    monkeypatch.setattr(client, "open_transport", lambda api: _Whoami())
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n", encoding="utf-8")
+    token_file.chmod(mode)
+    result = invoke("--token-file", str(token_file), *command)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: token-file: {token_file} is accessible by others (mode {mode:04o}); it holds tokens: "
+        f"`chmod 600 {token_file}`\n"
+    )
+    assert not private_config.exists()
+
+
+def test_a_token_file_for_its_owner_alone_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(client, "open_transport", lambda api: _Whoami())
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n", encoding="utf-8")
+    token_file.chmod(0o600)
+    result = invoke("--token-file", str(token_file), "login", "--api", "http://127.0.0.1:8080")
+    assert result.exit_code == 0, result.stderr
+    assert contexts.load(contexts.config_path()).contexts["127.0.0.1:8080"].token == TOKEN
