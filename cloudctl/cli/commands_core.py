@@ -140,13 +140,16 @@ def render_status(result: dict[str, Any]) -> None:
     for center in centers:
         for index, (resource, cap) in enumerate(center["capacity"].items()):
             share = f"{100 * cap['allocated'] / cap['total']:.0f}%" if cap["total"] else "–"
-            capacity.add_row(
-                center["name"] if index == 0 else "",
-                resource,
-                f"{cap['total']:,}",
-                f"{cap['allocated']:,}",
-                f"{cap['used']:,}",
-                share,
+            output.add_row(
+                capacity,
+                [
+                    center["name"] if index == 0 else "",
+                    resource,
+                    f"{cap['total']:,}",
+                    f"{cap['allocated']:,}",
+                    f"{cap['used']:,}",
+                    share,
+                ],
                 end_section=index == len(center["capacity"]) - 1,
             )
     output.stdout.print(capacity)

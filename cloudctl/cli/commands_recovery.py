@@ -90,27 +90,30 @@ def replication_status(
             }.get(workload["protection"])
             if not workload["streams"]:
                 row = [workload["workload_id"], workload["tier"], workload["protection"], "–"]
-                table.add_row(*row, style=verdict_style)
+                output.add_row(table, row, style=verdict_style)
             for s in workload["streams"]:
-                table.add_row(
-                    workload["workload_id"],
-                    workload["tier"],
-                    workload["protection"],
-                    f"{s['source']} → {s['target']}",
-                    s["mode"],
-                    s["state"],
-                    s["last_consistent_at"] or "–",
-                    f"{s['lag_s']:,.1f}",
-                    f"{s['rpo_target_s']:,.0f}",
-                    f"{s['bytes_copied'] / 2**20:,.2f}",
+                output.add_row(
+                    table,
+                    [
+                        workload["workload_id"],
+                        workload["tier"],
+                        workload["protection"],
+                        f"{s['source']} → {s['target']}",
+                        s["mode"],
+                        s["state"],
+                        s["last_consistent_at"] or "–",
+                        f"{s['lag_s']:,.1f}",
+                        f"{s['rpo_target_s']:,.0f}",
+                        f"{s['bytes_copied'] / 2**20:,.2f}",
+                    ],
                     style="bold red" if s["over_target"] else verdict_style,
                 )
         output.stdout.print(table)
         for workload in found:
             if workload["protection"] != states.Protection.PROTECTED:
                 output.stdout.print(
-                    f"[bold red]{workload['protection']}[/] {workload['workload_id']} ({workload['tier']}): "
-                    + workload["reason"],
+                    f"[bold red]{workload['protection']}[/] {output.escape(workload['workload_id'])} "
+                    f"({workload['tier']}): {output.escape(workload['reason'])}",
                     highlight=False,
                 )
         over = [s for w in found for s in w["streams"] if s["over_target"]]
@@ -168,16 +171,19 @@ def replication_points_list(
         )
         for point in points:
             failed = point["state"] != states.PointState.READY
-            table.add_row(
-                point["workload_id"],
-                point["center"],
-                point["volume_name"] or point["bucket"],
-                point["snapshot_name"] if point["snapshot_id"] else "–",
-                str(point["seq"]),
-                point["consistent_at"] or "–",
-                f"{point['state']}: {point['last_error']}"
-                if failed and point["last_error"]
-                else point["state"],
+            output.add_row(
+                table,
+                [
+                    point["workload_id"],
+                    point["center"],
+                    point["volume_name"] or point["bucket"],
+                    point["snapshot_name"] if point["snapshot_id"] else "–",
+                    str(point["seq"]),
+                    point["consistent_at"] or "–",
+                    f"{point['state']}: {point['last_error']}"
+                    if failed and point["last_error"]
+                    else point["state"],
+                ],
                 style="bold red" if failed else None,
             )
         output.stdout.print(table)
@@ -287,7 +293,12 @@ def _follow(state: common.State, run_id: str, total: int, *, deadline_s: float) 
         def show(run: dict[str, Any]) -> None:
             last = run["progress"][-1]["id"] if run["progress"] else ""
             subject = last.split(":", 1)[-1].replace(":", " ") if last else run["state"]
-            progress.update(task, completed=run["steps_done"], total=run["steps_total"], description=subject)
+            progress.update(
+                task,
+                completed=run["steps_done"],
+                total=run["steps_total"],
+                description=output.escape(subject),
+            )
 
         return dict(
             client.wait_for(
@@ -305,6 +316,7 @@ def _render_run(run: dict[str, Any]) -> None:
         f"run {run['id']}: {run['state']}, {run['steps_done']}/{run['steps_total']} steps"
         + (f" ({run['error']})" if run["error"] else ""),
         highlight=False,
+        markup=False,
     )
     rows = [
         [
@@ -340,7 +352,9 @@ def _render_run(run: dict[str, Any]) -> None:
         what = output.escape(f"hook {hook.get('when')} {hook.get('scope')}: {hook.get('hook')}")
         output.stdout.print(f"{what}: {verdict}")
     if run["resume"]:
-        output.stdout.print(f"[yellow]{run['state']}[/]: finish it with `{run['resume']}`", highlight=False)
+        output.stdout.print(
+            f"[yellow]{run['state']}[/]: finish it with `{output.escape(run['resume'])}`", highlight=False
+        )
 
 
 def _finish(state: common.State, run: dict[str, Any], *, stranded: bool = False) -> None:
@@ -551,15 +565,18 @@ def failover_list(
             None, ["run", "kind", "mode", "from → to", "state", "steps", "started by", "started at"], []
         )
         for run in runs:
-            table.add_row(
-                run["id"],
-                run["kind"],
-                run["mode"],
-                f"{run['from_center']} → {run['to_center'] or 'best copy'}",
-                run["state"],
-                f"{run['steps_done']}/{run['steps_total']}",
-                run["started_by"] or "–",
-                run["started_at"],
+            output.add_row(
+                table,
+                [
+                    run["id"],
+                    run["kind"],
+                    run["mode"],
+                    f"{run['from_center']} → {run['to_center'] or 'best copy'}",
+                    run["state"],
+                    f"{run['steps_done']}/{run['steps_total']}",
+                    run["started_by"] or "–",
+                    run["started_at"],
+                ],
                 style="bold red"
                 if run["state"]
                 in (states.RunState.INTERRUPTED, states.RunState.FAILED, states.RunState.PAUSED)
@@ -568,7 +585,9 @@ def failover_list(
         output.stdout.print(table)
         for run in runs:
             if run["resume"]:
-                output.stdout.print(f"{run['id']} is {run['state']}: `{run['resume']}`", highlight=False)
+                output.stdout.print(
+                    f"{run['id']} is {run['state']}: `{run['resume']}`", highlight=False, markup=False
+                )
 
     state.emit(runs, render)
 

@@ -27,11 +27,14 @@ def replication_scrub(
     def render() -> None:
         table = output.table(None, ["workload", "source → target", "mismatches repaired", "error"], [])
         for item in findings:
-            table.add_row(
-                item["workload_id"],
-                f"{item['source']} → {item['target']}",
-                ", ".join(item["mismatches"]) or "–",
-                item["error"] or "–",
+            output.add_row(
+                table,
+                [
+                    item["workload_id"],
+                    f"{item['source']} → {item['target']}",
+                    ", ".join(item["mismatches"]) or "–",
+                    item["error"] or "–",
+                ],
                 style="bold red" if item["error"] else ("yellow" if item["mismatches"] else None),
             )
         output.stdout.print(table)

@@ -53,21 +53,26 @@ def restore(
         verb = "would restore" if done["dry_run"] else "restored"
         output.stdout.print(
             f"{done['workload_id']} {verb} in {done['center']} to point {done['point']} "
-            f"(seq {done['seq']}, consistent at {done['consistent_at']})"
+            f"(seq {done['seq']}, consistent at {done['consistent_at']})",
+            markup=False,
         )
         if done["volumes"]:  # a workload with no volume recovers its bucket only
             table = output.table(None, ["volume", "of", "from snapshot", "id"], [])
             for volume in done["volumes"]:
-                table.add_row(volume["name"], volume["of"], volume["restored_from"], volume["id"] or "–")
+                output.add_row(
+                    table, [volume["name"], volume["of"], volume["restored_from"], volume["id"] or "–"]
+                )
             output.stdout.print(table)
         if not done["dry_run"]:
             output.stdout.print(
                 f"objects: {len(done['objects_rewound'])} rewound, {len(done['objects_removed'])} removed, "
                 f"{len(done['objects_missing'])} missing"
-                + (f" ({', '.join(done['objects_missing'])})" if done["objects_missing"] else "")
+                + (f" ({', '.join(done['objects_missing'])})" if done["objects_missing"] else ""),
+                markup=False,
             )
         output.stdout.print(
-            f"data lost up to {done['at']}: {done['changes_lost']} write(s), {done['data_lost_s']:g} s"
+            f"data lost up to {done['at']}: {done['changes_lost']} write(s), {done['data_lost_s']:g} s",
+            markup=False,
         )
 
     state.emit(done, render)

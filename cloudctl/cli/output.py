@@ -131,13 +131,23 @@ def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any
         numeric = column in NUMERIC_COLUMNS
         result.add_column(column, justify="right" if numeric else "left")
     for row in rows:
-        result.add_row(
-            *[
-                cell if isinstance(cell, Text) else Text("–" if cell is None else visible(str(cell)))
-                for cell in row
-            ]
-        )
+        add_row(result, row)
     return result
+
+
+def add_row(table: Table, cells: Sequence[Any], **options: Any) -> None:
+    """Add a row of ``cells`` to ``table``, each shown as its text (``None`` as a dash), never read
+    as markup: object keys, errors and names hold ``[``. A rich ``Text`` cell keeps its style;
+    ``options`` are ``Table.add_row``'s (``style``, ``end_section``)."""
+    from rich.text import Text
+
+    table.add_row(
+        *[
+            cell if isinstance(cell, Text) else Text("–" if cell is None else visible(str(cell)))
+            for cell in cells
+        ],
+        **options,
+    )
 
 
 def escape(text: Any) -> str:

@@ -63,3 +63,78 @@ def test_a_table_title_is_shown_as_its_text() -> None:
     console = Console(width=100, record=True)
     console.print(output.table("differences in /srv/topo[/]\x1b[2J.yaml", ["a"], [["1"]]))
     assert "differences in /srv/topo[/]\\x1b[2J.yaml" in console.export_text().replace("\n", "")
+
+
+class Canned:
+    """A transport answering every request with one JSON body."""
+
+    def __init__(self, body: Any) -> None:
+        self.body = json.dumps(body).encode()
+
+    def request(
+        self, method: str, target: str, *, headers: dict[str, str], body: bytes | None
+    ) -> client.Reply:
+        return client.Reply(status=200, headers={}, body=self.body)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def answering(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("CLOUDCTL_API", "http://127.0.0.1:8080")
+    monkeypatch.setenv("CLOUDCTL_TOKEN", TOKEN)
+    monkeypatch.setenv("COLUMNS", "300")
+
+    def answer(body: Any) -> None:
+        monkeypatch.setattr(client, "open_transport", lambda api: Canned(body))
+
+    return answer
+
+
+KEYS = ["reports/[/]2026.csv", "[bold red]ledger[/].xlsx"]
+"""Object keys a department chose: any text."""
+
+
+def test_restore_names_missing_objects_as_their_keys_read(answering: Any) -> None:
+    answering(
+        {
+            "workload_id": "wl-1",
+            "dry_run": False,
+            "center": "qd-a",
+            "point": "pt-1",
+            "seq": 3,
+            "consistent_at": "2026-12-01T00:00:00Z",
+            "volumes": [{"name": "[/]data", "of": "vm-1", "restored_from": "snap-1", "id": None}],
+            "objects_rewound": [],
+            "objects_removed": [],
+            "objects_missing": KEYS,
+            "at": "2026-12-01T00:00:00Z",
+            "changes_lost": 0,
+            "data_lost_s": 0.0,
+        }
+    )
+    result = invoke("restore", "wl-1", "--at", "2026-12-01T00:00:00Z")
+    assert result.exit_code == 1, result.stderr  # objects missing
+    assert f"2 missing ({', '.join(KEYS)})" in result.stdout
+    assert "[/]data" in result.stdout
+
+
+def test_scrub_shows_repaired_keys_and_errors_as_they_read(answering: Any) -> None:
+    answering(
+        {
+            "data": [
+                {
+                    "workload_id": "wl-1",
+                    "source": "qd-a",
+                    "target": "qd-b",
+                    "mismatches": KEYS,
+                    "error": "[/]",
+                }
+            ]
+        }
+    )
+    result = invoke("replication", "scrub")
+    assert result.exit_code == 1, result.stderr  # a stream failed
+    assert ", ".join(KEYS) in result.stdout and "│ [/]" in result.stdout
