@@ -132,7 +132,13 @@ class _Decision:
 
 
 # The API's names of fields the CLI spells otherwise: an error names the option a person typed.
-OPTION_OF_FIELD = {"department": "dept"}
+OPTION_OF_FIELD = {
+    "department": "dept",
+    "data_class": "class",  # data items publish --class
+    "expires_at": "expires",  # data grants request --expires
+    "consumer_data_class": "holding-class",
+    "workload_id": "workload",  # data items publish --workload
+}
 
 
 def _error(reply: Reply, *, api: str) -> errors.CloudctlError:

@@ -155,3 +155,59 @@ def test_a_list_answered_without_a_page_is_one_line_and_exit_1(
 def test_visible_keeps_text_and_line_breaks() -> None:
     assert output.visible("青岛 [bold] a\nb") == "青岛 [bold] a\nb"
     assert output.visible("\x00\t\x7f\x85\u2066") == "\\x00\\x09\\x7f\\x85\\u2066"
+
+
+@pytest.mark.parametrize(
+    ("field", "args", "option"),
+    [
+        (
+            "expires_at",
+            ["data", "grants", "request", "item-1", "--purpose", "p", "--expires", "soon"],
+            "expires",
+        ),
+        (
+            "data_class",
+            ["data", "items", "publish", "item-1", "--class", "nope", "--description", "d"],
+            "class",
+        ),
+        (
+            "consumer_data_class",
+            [
+                "data",
+                "grants",
+                "request",
+                "item-1",
+                "--purpose",
+                "p",
+                "--expires",
+                "2027-01-01",
+                "--holding-class",
+                "x",
+            ],
+            "holding-class",
+        ),
+        (
+            "workload_id",
+            [
+                "data",
+                "items",
+                "publish",
+                "item-1",
+                "--class",
+                "public",
+                "--description",
+                "d",
+                "--workload",
+                "w",
+            ],
+            "workload",
+        ),
+    ],
+)
+def test_an_api_error_names_the_option_a_person_typed(
+    monkeypatch: pytest.MonkeyPatch, field: str, args: list[str], option: str
+) -> None:
+    answer(monkeypatch, 422, {"detail": f"{field}: not acceptable", "field": field})
+    result = invoke(*args)
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {option}: not acceptable\n"
