@@ -47,10 +47,14 @@ class Config:
     contexts: dict[str, Context] = dataclasses.field(default_factory=dict)
 
     def context(self, name: str | None = None) -> Context | None:
-        chosen = self.current if name is None else check_context_name(name)
+        """The context ``name`` (default: the current one). A name the file holds is taken as it is
+        (one written before names were checked can still be used and deleted); another must be one
+        a context could have before it is looked for."""
+        chosen = self.current if name is None else name
         if chosen is None:
             return None
         if chosen not in self.contexts:
+            check_context_name(chosen)
             known = ", ".join(sorted(self.contexts)) or "none"
             raise errors.NotFound(f"no context {chosen!r} in {self.path} (known: {known})", field="context")
         return self.contexts[chosen]

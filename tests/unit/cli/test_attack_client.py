@@ -203,3 +203,19 @@ def test_a_token_file_for_its_owner_alone_is_read(tmp_path: Path, monkeypatch: p
     result = invoke("--token-file", str(token_file), "login", "--api", "http://127.0.0.1:8080")
     assert result.exit_code == 0, result.stderr
     assert contexts.load(contexts.config_path()).contexts["127.0.0.1:8080"].token == TOKEN
+
+
+def test_a_context_named_before_names_were_checked_can_still_be_used_and_deleted(
+    private_config: Path,
+) -> None:
+    legacy = "my ctx"
+    contexts.save(
+        contexts.Config(
+            path=private_config,
+            current=None,
+            contexts={legacy: contexts.Context(name=legacy, api="http://127.0.0.1:8080", token=TOKEN)},
+        )
+    )
+    assert invoke("config", "use-context", legacy).exit_code == 0
+    assert invoke("config", "delete-context", legacy).exit_code == 0
+    assert contexts.load(private_config).contexts == {}
