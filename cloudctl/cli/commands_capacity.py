@@ -147,4 +147,9 @@ def write_csv(result: dict[str, Any]) -> None:
     for center in result["centers"]:
         for item in center["resources"]:
             values = item
-            writer.writerow([center["center"], *("" if values[c] is None else values[c] for c in columns)])
+            writer.writerow(
+                [
+                    output.csv_text(center["center"]),
+                    *("" if values[c] is None else values[c] for c in columns),
+                ]
+            )

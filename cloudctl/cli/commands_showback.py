@@ -70,10 +70,10 @@ def write_csv(bill: dict[str, Any]) -> None:
             [
                 bill["month"],
                 bill["by"],
-                row["key"],
-                row["name"],
+                output.csv_text(row["key"]),
+                output.csv_text(row["name"]),
                 row["kind"],
-                row["parent"] or "",
+                output.csv_text(row["parent"] or ""),
                 row["depth"],
                 row["allocated_cny"],
                 row["consumed_cny"],

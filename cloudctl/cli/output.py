@@ -150,6 +150,15 @@ def add_row(table: Table, cells: Sequence[Any], **options: Any) -> None:
     )
 
 
+_FORMULA_FIRST = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(value: str) -> str:
+    """A name as a cell of a CSV file: one a spreadsheet would run as a formula (``=``, ``+``, ``-``,
+    ``@``, a tab or a carriage return first) is kept as text by a leading ``'``."""
+    return f"'{value}" if value.startswith(_FORMULA_FIRST) else value
+
+
 def escape(text: Any) -> str:
     """``text`` as it reads, in a line printed with markup: a name may hold ``[``."""
     from rich.markup import escape as markup_escape

