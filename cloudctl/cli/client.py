@@ -69,17 +69,25 @@ class HttpTransport:
 
         for attempt in (1, 2):  # a kept-alive connection the server closed is opened once more
             connection = self._connect()
+            sent = False
             try:
                 connection.request(method, self._prefix + target, body=body, headers=headers)
+                sent = True
                 response = connection.getresponse()
                 data = response.read()
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
                 self.close()
-                if attempt == 2 or method not in ("GET", "HEAD"):
+                if attempt == 2 or method not in SAFE_METHODS:
                     raise errors.BackendUnavailable(
-                        f"{self.base_url} closed the connection", field="api"
+                        f"{self.base_url} closed the connection{_unanswered(method, sent=sent)}", field="api"
                     ) from None
                 continue
+            except TimeoutError:
+                self.close()
+                waited = f"{self.base_url} did not answer within {self._timeout_s:g} s"
+                raise errors.BackendUnavailable(
+                    waited + _unanswered(method, sent=sent), field="api"
+                ) from None
             except OSError as error:
                 self.close()
                 reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
@@ -89,7 +97,8 @@ class HttpTransport:
             except http.client.HTTPException:  # not HTTP, a cut-off body, a header line past 64 KB
                 self.close()
                 raise errors.BackendUnavailable(
-                    f"{self.base_url} did not answer as an HTTP server", field="api"
+                    f"{self.base_url} did not answer as an HTTP server{_unanswered(method, sent=sent)}",
+                    field="api",
                 ) from None
             return Reply(
                 status=response.status,
@@ -102,6 +111,17 @@ class HttpTransport:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+
+SAFE_METHODS = ("GET", "HEAD")
+"""Methods that change nothing: one cut short is asked again, and says nothing may have happened."""
+
+
+def _unanswered(method: str, *, sent: bool) -> str:
+    """What a person must know of a change sent that got no answer: it may have been made."""
+    if not sent or method in SAFE_METHODS:
+        return ""
+    return "; the request was sent and may have been carried out: look before you retry"
 
 
 _ERRORS: dict[int, type[errors.CloudctlError]] = {

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import threading
@@ -219,3 +220,42 @@ def test_a_context_named_before_names_were_checked_can_still_be_used_and_deleted
     assert invoke("config", "use-context", legacy).exit_code == 0
     assert invoke("config", "delete-context", legacy).exit_code == 0
     assert contexts.load(private_config).contexts == {}
+
+
+MAY_HAVE_ACTED = "; the request was sent and may have been carried out: look before you retry"
+
+
+@pytest.mark.parametrize(
+    ("args", "acted"),
+    [(["token", "revoke", "0123456789abcdef"], True), (["centers", "list"], False)],
+    ids=["post", "get"],
+)
+def test_a_connection_closed_unanswered_says_whether_a_change_may_have_been_made(
+    args: list[str], acted: bool, answering: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = answering(b"")
+    monkeypatch.setenv("CLOUDCTL_API", api)
+    monkeypatch.setenv("CLOUDCTL_TOKEN", TOKEN)
+    result = invoke(*args)
+    assert result.exit_code == 3
+    assert result.stderr == f"error: api: {api} closed the connection{MAY_HAVE_ACTED if acted else ''}\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "acted"),
+    [(["token", "revoke", "0123456789abcdef"], True), (["centers", "list"], False)],
+    ids=["post", "get"],
+)
+def test_an_api_that_does_not_answer_in_time_is_one_line_and_exit_3(
+    args: list[str], acted: bool, answering: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_answer(self: http.client.HTTPConnection) -> http.client.HTTPResponse:
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr(http.client.HTTPConnection, "getresponse", no_answer)
+    api = answering(b"")
+    monkeypatch.setenv("CLOUDCTL_API", api)
+    monkeypatch.setenv("CLOUDCTL_TOKEN", TOKEN)
+    result = invoke(*args)
+    assert result.exit_code == 3
+    assert result.stderr == f"error: api: {api} did not answer within 60 s{MAY_HAVE_ACTED if acted else ''}\n"
