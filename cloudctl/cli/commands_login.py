@@ -74,6 +74,10 @@ def login(
         who = remote.get("/v1/whoami")
     finally:
         remote.close()
+    if not (isinstance(who, dict) and isinstance(who.get("id"), str) and isinstance(who.get("role"), str)):
+        raise errors.OperationFailed(
+            f"{api} is not a cloudctl API: /v1/whoami named no principal; nothing was stored", field="api"
+        )
     config.contexts[context_name] = contexts.Context(name=context_name, api=api, token=token)
     config.current = context_name
     contexts.save(config)
