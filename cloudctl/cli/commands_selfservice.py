@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from cloudctl import errors
 from cloudctl.cli import client, common, files, output
 from cloudctl.model import states
 
@@ -354,13 +355,12 @@ def audit_export(
     reply = state.api().call(
         "GET", "/v1/audit/export", params={"after": after}, accept="application/x-ndjson"
     )
-    lines = reply.body.decode("utf-8").splitlines()
-    seqs = [json.loads(line)["seq"] for line in lines]
+    seqs = _export_seqs(reply.body)
     # its owner's alone: the log holds every department's records
     files.write_replacing(output_file, reply.body, mode=0o600, field="file", make_parents=True)
     result = {
         "path": str(output_file),
-        "records": len(lines),
+        "records": len(seqs),
         "first_seq": seqs[0] if seqs else None,
         "last_seq": seqs[-1] if seqs else None,
     }
@@ -370,6 +370,26 @@ def audit_export(
             f"exported {result['records']} record(s) to {result['path']}", highlight=False, markup=False
         ),
     )
+
+
+def _export_seqs(body: bytes) -> list[int]:
+    """The sequence number of each record of an export (JSON lines); an export of anything else
+    is refused before it is written (it would not verify)."""
+    seqs: list[int] = []
+    for number, line in enumerate(body.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:  # not JSON, or not UTF-8
+            record = None
+        if not (isinstance(record, dict) and isinstance(record.get("seq"), int)):
+            raise errors.OperationFailed(
+                f"the API's export is not audit records, one a line (line {number}); nothing was written",
+                field="api",
+            )
+        seqs.append(record["seq"])
+    return seqs
 
 
 @audit_app.command("verify")

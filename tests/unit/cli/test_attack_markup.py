@@ -138,3 +138,51 @@ def test_scrub_shows_repaired_keys_and_errors_as_they_read(answering: Any) -> No
     result = invoke("replication", "scrub")
     assert result.exit_code == 1, result.stderr  # a stream failed
     assert ", ".join(KEYS) in result.stdout and "│ [/]" in result.stdout
+
+
+class Bytes:
+    """A transport answering every request with ``body`` as it is."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def request(
+        self, method: str, target: str, *, headers: dict[str, str], body: bytes | None
+    ) -> client.Reply:
+        return client.Reply(status=200, headers={}, body=self.body)
+
+    def close(self) -> None:
+        pass
+
+
+def test_audit_export_keeps_a_record_holding_a_line_separator_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    records = [{"seq": 1, "reason": "line\u2028separator\u2029paragraph\x85"}, {"seq": 2, "reason": "ok"}]
+    body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("CLOUDCTL_API", "http://127.0.0.1:8080")
+    monkeypatch.setenv("CLOUDCTL_TOKEN", TOKEN)
+    monkeypatch.setattr(client, "open_transport", lambda api: Bytes(body))
+    target = tmp_path / "audit.jsonl"
+    result = invoke("-o", "json", "audit", "export", "--file", str(target))
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == {"path": str(target), "records": 2, "first_seq": 1, "last_seq": 2}
+    assert target.read_bytes() == body
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"seq": 1}\nnot json\n', b'{"seq": 1}\n{"no": "seq"}\n', b"\xff\xfe\n", b"[1]\n"]
+)
+def test_audit_export_of_anything_but_records_writes_nothing(
+    body: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("CLOUDCTL_API", "http://127.0.0.1:8080")
+    monkeypatch.setenv("CLOUDCTL_TOKEN", TOKEN)
+    monkeypatch.setattr(client, "open_transport", lambda api: Bytes(body))
+    target = tmp_path / "audit.jsonl"
+    result = invoke("audit", "export", "--file", str(target))
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: api: the API's export is not audit records, one a line (line ")
+    assert not target.exists() and list(tmp_path.glob("*.jsonl*")) == []
