@@ -33,7 +33,7 @@ def _read_token(token_file: Path | None, api: str) -> str:
     if token_file is not None:
         return common.read_token_file(token_file)
     if not sys.stdin.isatty():
-        return contexts.check_token(sys.stdin.readline(), field="stdin")
+        return contexts.check_token(sys.stdin.readline(common.TOKEN_FILE_MAX), field="stdin")
     import getpass
 
     return contexts.check_token(getpass.getpass(f"token for {api}: "), field="token")

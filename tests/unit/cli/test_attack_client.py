@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +16,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from cloudctl.cli import client, contexts, main
+from cloudctl import errors
+from cloudctl.cli import client, commands_login, contexts, main
 
 TOKEN = "cct_0123456789abcdef.secret"
 
@@ -288,3 +291,41 @@ def test_login_to_something_that_names_no_principal_stores_nothing(
         "nothing was stored\n"
     )
     assert not private_config.exists()
+
+
+def test_a_token_file_that_is_a_device_or_huge_is_refused_unread(
+    tmp_path: Path, private_config: Path
+) -> None:
+    huge = tmp_path / "huge"
+    huge.write_bytes(b"cct_" + b"a" * 10_000)
+    huge.chmod(0o600)
+    for path in (Path("/dev/null"), huge):  # a device is refused unread: /dev/zero never ends
+        result = invoke("--token-file", str(path), "login", "--api", "http://127.0.0.1:8080")
+        assert result.exit_code == 2
+        assert result.stderr == (
+            f"error: token-file: {str(path)!r} is no token file: a device, or over 4096 bytes\n"
+        )
+    assert not private_config.exists()
+
+
+class _Endless(io.RawIOBase):
+    """Standard input that never ends a line (``cat /dev/zero |``); reading past 1 MB fails the test."""
+
+    def __init__(self) -> None:
+        self.served = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        assert self.served < 1_000_000, "read standard input past any token's length"
+        buffer[:] = b"a" * len(buffer)
+        self.served += len(buffer)
+        return len(buffer)
+
+
+def test_a_token_on_standard_input_is_read_up_to_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(_Endless()), encoding="utf-8"))
+    with pytest.raises(errors.InvalidInput) as refused:
+        commands_login._read_token(None, "http://127.0.0.1:8080")
+    assert refused.value.one_line() == "stdin: not a cloudctl token (they start with cct_)"
