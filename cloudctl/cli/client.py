@@ -241,6 +241,14 @@ class Client:
         reply = self._transport.request(method, target, headers=headers, body=data)
         if reply.status >= 400:
             raise _error(reply, api=self.api)
+        if not 200 <= reply.status < 300:  # a redirect is not followed: the request was not carried out
+            moved = reply.headers.get("location")
+            raise errors.InvalidInput(
+                f"{self.api} answered {reply.status}"
+                + (f", pointing to {moved[:200]!r}" if moved else "")
+                + ": nothing was done; log in with the API's own URL (`cloudctl login --api URL`)",
+                field="api",
+            )
         return reply
 
     def get(self, path: str, **params: Any) -> Any:

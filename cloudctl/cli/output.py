@@ -30,12 +30,20 @@ class Format(enum.StrEnum):
 CSV_COMMANDS = frozenset({"showback", "capacity"})
 
 
+_CONTROLS = (*(code for code in range(0x20) if code != 0x0A), 0x7F, *range(0x80, 0xA0))
+"""C0 control characters but the line break, DEL and C1: a terminal acts on them (moves the
+cursor, sets the title, clears the screen)."""
+_BIDI_OVERRIDES = (*range(0x202A, 0x202F), *range(0x2066, 0x206A))
+"""The bidirectional embeddings, overrides and isolates: they reorder the text a line shows."""
+
 _SPELLED_OUT = {
-    **{code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if code != 0x0A},
-    **{code: f"\\u{code:04x}" for code in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))},
+    **{code: f"\\x{code:02x}" for code in _CONTROLS},
+    **{code: f"\\u{code:04x}" for code in _BIDI_OVERRIDES},
 }
-"""Control characters (C0 but the line break, DEL, C1) and the bidirectional overrides, each
-spelled as its escape: a terminal would act on them (move the cursor, set the title, reorder a line)."""
+"""Each character a terminal would obey, spelled as its escape."""
+_JSON_ESCAPED = {code: f"\\u{code:04x}" for code in (*_CONTROLS, *_BIDI_OVERRIDES) if code >= 0x7F}
+"""What ``json.dumps(ensure_ascii=False)`` writes raw of those (it escapes C0 itself), as JSON
+escapes: they occur only in strings, so the document reads the same to a program."""
 
 
 def visible(text: str) -> str:
@@ -87,7 +95,7 @@ def to_data(value: Any) -> Any:
 def emit_data(value: Any, fmt: Format) -> None:
     data = to_data(value)
     if fmt is Format.JSON:
-        sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+        sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2).translate(_JSON_ESCAPED) + "\n")
     else:
         import yaml
 

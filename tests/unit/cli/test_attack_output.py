@@ -24,13 +24,14 @@ class Canned:
     def __init__(self, status: int, body: Any) -> None:
         self.status = status
         self.body = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.headers: dict[str, str] = {}
         self.targets: list[str] = []
 
     def request(
         self, method: str, target: str, *, headers: dict[str, str], body: bytes | None
     ) -> client.Reply:
         self.targets.append(target)
-        return client.Reply(status=self.status, headers={}, body=self.body)
+        return client.Reply(status=self.status, headers=self.headers, body=self.body)
 
     def close(self) -> None:
         pass
@@ -244,3 +245,33 @@ def test_showback_csv_keeps_a_name_a_spreadsheet_would_run_as_text(
     rows = list(csv.reader(io.StringIO(result.stdout)))
     assert rows[1][2:6] == ["dept-x", f"'{name}", "department", "'=parent"]
     assert rows[1][7] == "-1.00"  # a number stays a number
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+@pytest.mark.parametrize("args", [["token", "revoke", "0123456789abcdef"], ["centers", "list"]])
+def test_a_redirect_is_refused_not_taken_for_success(
+    monkeypatch: pytest.MonkeyPatch, status: int, args: list[str]
+) -> None:
+    transport = Canned(status, b"")
+    transport.headers = {"location": "https://mgmt.example:8443/v1/tokens"}
+    monkeypatch.setattr(client, "open_transport", lambda api: transport)
+    result = invoke("-o", "json", *args)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"error: api: http://127.0.0.1:8080 answered {status}, pointing to "
+        "'https://mgmt.example:8443/v1/tokens': nothing was done; log in with the API's own URL "
+        "(`cloudctl login --api URL`)\n"
+    )
+
+
+def test_json_output_escapes_what_a_terminal_would_obey_and_reads_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    token = {"id": "0123456789abcdef", "name": "a\x9b2J\x7f\u202eb\x1b青", "role": "auditor"}
+    answer(monkeypatch, 200, {"data": [token]})
+    result = invoke("-o", "json", "token", "list")
+    assert result.exit_code == 0, result.stderr
+    assert not any(ch in result.stdout for ch in "\x9b\x7f\u202e\x1b")
+    assert json.loads(result.stdout) == [token]
+    assert "青" in result.stdout
