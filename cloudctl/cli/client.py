@@ -317,20 +317,27 @@ def wait_for(
     monotonic: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Any:
-    """Poll until ``done`` or the deadline; past it, exit 1 naming what did not finish (it goes on)."""
+    """Poll until ``done`` or the deadline; past it, or when the person stops waiting (Ctrl-C), exit 1
+    naming what did not finish: it goes on in the management center, whatever the client does."""
     give_up_at = monotonic() + deadline_s
-    while True:
-        current = poll()
-        if on_poll is not None:
-            on_poll(current)
-        if done(current):
-            return current
-        if monotonic() >= give_up_at:
-            raise errors.OperationFailed(
-                f"{what} did not finish within {deadline_s:g} s; it goes on in the management center",
-                field="timeout",
-            )
-        sleep(interval_s)
+    try:
+        while True:
+            current = poll()
+            if on_poll is not None:
+                on_poll(current)
+            if done(current):
+                return current
+            if monotonic() >= give_up_at:
+                raise errors.OperationFailed(
+                    f"{what} did not finish within {deadline_s:g} s; it goes on in the management center",
+                    field="timeout",
+                )
+            sleep(interval_s)
+    except KeyboardInterrupt:
+        raise errors.OperationFailed(
+            f"stopped waiting for {what}; it was not stopped and goes on in the management center",
+            field="interrupted",
+        ) from None
 
 
 def open_transport(api: str) -> Transport:

@@ -329,3 +329,28 @@ def test_a_token_on_standard_input_is_read_up_to_a_bound(monkeypatch: pytest.Mon
     with pytest.raises(errors.InvalidInput) as refused:
         commands_login._read_token(None, "http://127.0.0.1:8080")
     assert refused.value.one_line() == "stdin: not a cloudctl token (they start with cct_)"
+
+
+def test_ctrl_c_while_following_says_the_work_goes_on() -> None:
+    polls: list[int] = []
+
+    def poll() -> dict[str, str]:
+        polls.append(1)
+        return {"state": "running"}
+
+    def interrupted(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(errors.OperationFailed) as stopped:
+        client.wait_for(
+            poll,
+            done=lambda run: run["state"] != "running",
+            deadline_s=3600,
+            what="run failover-1",
+            sleep=interrupted,
+        )
+    assert stopped.value.one_line() == (
+        "interrupted: stopped waiting for run failover-1; it was not stopped and goes on in the "
+        "management center"
+    )
+    assert polls == [1]
