@@ -25,7 +25,7 @@ import typer
 
 from cloudctl import clock as clocks
 from cloudctl import errors
-from cloudctl.cli import client, common, output
+from cloudctl.cli import client, common, files, output
 from cloudctl.model import states
 
 if TYPE_CHECKING:
@@ -323,7 +323,7 @@ def drill_run(
     exit 1 if any objective is missed."""
     state = common.state_of(ctx)
     path = _plan_file(reference, directory)
-    text = errors.read_input_file(path, field="plan")
+    text = files.read_bounded(path, field="plan")
     _check_destinations(report_dir=report_dir, junit=junit)
     started = state.api().post("/v1/drills/runs", {"plan_yaml": text, "file_name": path.name})
     output.stderr.print(
@@ -447,7 +447,7 @@ def _finish(
     target = report_dir or state.home / "drills" / f"{report.plan}-{_stamp(report.started_at)}"
     field = "report-dir"
     try:
-        files = drill_views.write_report(report, directory=target)
+        written = drill_views.write_report(report, directory=target)
         if junit is not None:
             field = "junit"
             drill_views.write_junit(report, junit)
@@ -463,7 +463,7 @@ def _finish(
 
     state.emit(report, render)
     output.stderr.print(
-        f"reports: {files.directory} (report.html, report.md, report.json, junit.xml)",
+        f"reports: {written.directory} (report.html, report.md, report.json, junit.xml)",
         highlight=False,
         markup=False,
     )

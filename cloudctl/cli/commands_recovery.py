@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cloudctl import errors
-from cloudctl.cli import client, common, output
+from cloudctl.cli import client, common, files, output
 from cloudctl.model import states
 
 if TYPE_CHECKING:
@@ -421,7 +420,7 @@ def _hooks(path: Path | None) -> list[dict[str, Any]]:
         return []
     from cloudctl.model import recovery as recovery_model
 
-    text = errors.read_input_file(path, field="hooks")
+    text = files.read_bounded(path, field="hooks")
     return [hook.model_dump(mode="json", exclude_none=True) for hook in recovery_model.parse_hooks(text)]
 
 

@@ -243,26 +243,13 @@ TOKEN_FILE_MAX = 4096
 
 
 def read_token_file(path: Path) -> str:
-    """The token in ``path`` (``--token-file``), once it is one, in a file its owner alone can read.
-
-    A device (``/dev/zero``, ``/dev/urandom``) or a file over ``TOKEN_FILE_MAX`` bytes is refused
-    before it is read: it would be read until memory ran out. A pipe (``<(pass show …)``) is read."""
+    """The token in ``path`` (``--token-file``), once it is one, in a file its owner alone can read
+    (a device or a file over ``TOKEN_FILE_MAX`` bytes is refused unread)."""
     import os
-    import stat
 
-    from cloudctl.cli import contexts
+    from cloudctl.cli import contexts, files
 
-    try:
-        info = path.stat()
-    except OSError:
-        info = None  # read_input_file words why
-    if info is not None and (
-        stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) or info.st_size > TOKEN_FILE_MAX
-    ):
-        raise errors.InvalidInput(
-            f"{errors.named_path(path)} is no token file: a device, or over {TOKEN_FILE_MAX} bytes",
-            field="token-file",
-        )
-    token = contexts.check_token(errors.read_input_file(path, field="token-file"), field="token-file")
+    text = files.read_bounded(path, field="token-file", max_bytes=TOKEN_FILE_MAX)
+    token = contexts.check_token(text, field="token-file")
     contexts.refuse_loose(path, os.stat(path), field="token-file")
     return token

@@ -11,10 +11,33 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
 
 from cloudctl import errors
+
+INPUT_FILE_MAX = 1 << 20
+"""The largest YAML file a command reads (a drill plan, a hooks file): the API takes a plan of at
+most 200,000 characters."""
+
+
+def read_bounded(path: Path, *, field: str, max_bytes: int = INPUT_FILE_MAX) -> str:
+    """The text of a file the user named (as ``errors.read_input_file`` reads it), refused unread
+    when it is a device (``/dev/zero`` never ends) or a file over ``max_bytes`` bytes. A pipe
+    (``<(…)``) is read."""
+    try:
+        info = path.stat()
+    except OSError:
+        info = None  # read_input_file words why
+    if info is not None and (
+        stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) or info.st_size > max_bytes
+    ):
+        raise errors.InvalidInput(
+            f"{errors.named_path(path)} is a device, or over {max_bytes} bytes: not a file to read",
+            field=field,
+        )
+    return errors.read_input_file(path, field=field)
 
 
 def check_writable(path: Path, *, field: str, make_parents: bool = False) -> None:

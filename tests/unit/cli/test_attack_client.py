@@ -303,7 +303,7 @@ def test_a_token_file_that_is_a_device_or_huge_is_refused_unread(
         result = invoke("--token-file", str(path), "login", "--api", "http://127.0.0.1:8080")
         assert result.exit_code == 2
         assert result.stderr == (
-            f"error: token-file: {str(path)!r} is no token file: a device, or over 4096 bytes\n"
+            f"error: token-file: {str(path)!r} is a device, or over 4096 bytes: not a file to read\n"
         )
     assert not private_config.exists()
 

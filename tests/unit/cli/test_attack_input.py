@@ -83,3 +83,26 @@ def test_text_that_is_not_utf8_is_refused_naming_it(args: list[str], field: str)
     assert result.exit_code == 2
     assert result.stderr.startswith(f"error: {field}: not UTF-8 text (byte 0x")
     assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (["failover", "run", "--from", "qd-a", "--dry-run", "--hooks", "{file}"], "hooks"),
+        (["failback", "--to", "qd-a", "--dry-run", "--hooks", "{file}"], "hooks"),
+        (["drill", "run", "{file}"], "plan"),
+    ],
+)
+@pytest.mark.parametrize("device", [False, True])
+def test_a_yaml_file_that_is_a_device_or_huge_is_refused_unread(
+    args: list[str], field: str, device: bool, tmp_path: Path
+) -> None:
+    path = Path("/dev/null")  # a device, as /dev/zero is: that one is read until memory runs out
+    if not device:
+        path = tmp_path / "huge.yaml"
+        path.write_text("# padding\n" * 200_000, encoding="utf-8")
+    result = invoke(*[arg.format(file=path) for arg in args])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {field}: {str(path)!r} is a device, or over 1048576 bytes: not a file to read\n"
+    )
