@@ -376,10 +376,13 @@ def _metrics_reading_as(principal: identity.Principal) -> Callable[[Request, Con
 
 PrincipalDep = Annotated[identity.Principal, Depends(_principal)]
 Limit = Annotated[int, Query(ge=1, le=200, description="Items per page, 1 to 200", examples=[50])]
-Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
+QUERY_NAME_MAX = 40
+"""The longest node, center, state or tier name a query parameter takes (org node ids are at most 40)."""
+Cursor = Annotated[str | None, Query(max_length=64, description="next_cursor of the previous page")]
 RequestCursor = Annotated[
     str | None,
     Query(
+        max_length=64,
         description="``next_cursor`` of the previous page (a request id); leave out for the first page",
         examples=["req-001a2433a99553b7d04e9"],
     ),
@@ -387,6 +390,7 @@ RequestCursor = Annotated[
 WorkloadCursor = Annotated[
     str | None,
     Query(
+        max_length=64,
         description="``next_cursor`` of the previous page (a workload id); leave out for the first page",
         examples=["wl-001a2433a995562feca1c"],
     ),
@@ -394,6 +398,7 @@ WorkloadCursor = Annotated[
 AuditCursor = Annotated[
     str | None,
     Query(
+        max_length=20,
         description="``next_cursor`` of the previous page (the last seq it held); leave out at first",
         examples=["48200"],
     ),
@@ -401,6 +406,7 @@ AuditCursor = Annotated[
 Department = Annotated[
     str | None,
     Query(
+        max_length=QUERY_NAME_MAX,
         description=(
             "Only this org node (a department sees its own subtree; an operator any node); "
             "leave out for all the caller may see"
@@ -619,6 +625,7 @@ def _v1() -> APIRouter:
         state: Annotated[
             str | None,
             Query(
+                max_length=QUERY_NAME_MAX,
                 description=(
                     "Only requests in this state: ``pending-approval``, ``approved``, ``provisioning``, "
                     "``ready``, ``rejected``, ``cancelled`` or ``failed``"
@@ -686,6 +693,7 @@ def _v1() -> APIRouter:
         department: Annotated[
             str | None,
             Query(
+                max_length=QUERY_NAME_MAX,
                 description=(
                     "The org node whose quota to show; leave out for the caller's own department "
                     "(operators must name one). A department may name nodes of its own subtree"
@@ -696,6 +704,7 @@ def _v1() -> APIRouter:
         center: Annotated[
             str | None,
             Query(
+                max_length=QUERY_NAME_MAX,
                 description="Only this center, or ``all`` for the limits on the sum; leave out for every one",
                 examples=["qd-a"],
             ),
@@ -717,6 +726,7 @@ def _v1() -> APIRouter:
         state: Annotated[
             str | None,
             Query(
+                max_length=QUERY_NAME_MAX,
                 description=(
                     "Only workloads in this state: ``pending-approval``, ``approved``, ``provisioning``, "
                     "``ready``, ``failed``, ``deleting``, ``deleted``, ``rejected`` or ``cancelled``"
@@ -727,6 +737,7 @@ def _v1() -> APIRouter:
         tier: Annotated[
             str | None,
             Query(
+                max_length=QUERY_NAME_MAX,
                 description="Only workloads of this tier: ``platinum``, ``gold``, ``silver`` or ``bronze``",
                 examples=["gold"],
             ),
@@ -779,11 +790,12 @@ def _v1() -> APIRouter:
         cursor: AuditCursor = None,
         action: Annotated[
             str | None,
-            Query(description="Only records of this action", examples=["request.create"]),
+            Query(max_length=100, description="Only records of this action", examples=["request.create"]),
         ] = None,
         outcome: Annotated[
             str | None,
             Query(
+                max_length=QUERY_NAME_MAX,
                 description="Only this outcome: ``success``, ``denied``, ``refused`` or ``failed``",
                 examples=["denied"],
             ),

@@ -225,6 +225,16 @@ def from_error(request: Request, error: errors.CloudctlError) -> JSONResponse:
     )
 
 
+MAX_FIELD_PART_CHARS = 64
+"""The most of one part of a field's path a problem names: a dict key is the caller's text (an 8 KB
+resource name) and is cut, not echoed whole."""
+
+
+def _part(part: Any) -> str:
+    text = str(part)
+    return text if len(text) <= MAX_FIELD_PART_CHARS else f"{text[:MAX_FIELD_PART_CHARS]}…"
+
+
 def field_and_reason(error: RequestValidationError | pydantic.ValidationError) -> tuple[str | None, str]:
     """The input at fault and why, from the first validation error of a request or of a model
     (the portal's forms): a body that is not JSON, or not an object, is the ``body`` itself
@@ -236,7 +246,7 @@ def field_and_reason(error: RequestValidationError | pydantic.ValidationError) -
         position = where[-1] if len(where) > 1 else "?"
         why = (first.get("ctx") or {}).get("error", "unreadable")
         return "body", f"not valid JSON ({why}, at character {position})"
-    location = [str(part) for part in where if part not in ("body", "query", "path", "header")]
+    location = [_part(part) for part in where if part not in ("body", "query", "path", "header")]
     field = ".".join(location) or ("body" if where[:1] == ("body",) else None)
     return field, str(first.get("msg", "invalid"))
 

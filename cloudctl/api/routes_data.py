@@ -190,6 +190,7 @@ def router() -> APIRouter:
         state: Annotated[
             str | None,
             Query(
+                max_length=app_module.QUERY_NAME_MAX,
                 description="Only grants in this state: requested, active, expired or revoked",
                 examples=[model.GrantState.ACTIVE],
             ),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from cloudctl.api import app as app_module
 from cloudctl.model import quotas as q
@@ -83,8 +83,11 @@ class QuotaUpdate(BaseModel):
     )
 
     center: str = Field(max_length=40, description="A center name, or `all` for the sum over every center")
-    limits: dict[str, Annotated[int, Field(ge=0, le=q.MAX_AMOUNT)] | None] = Field(
-        description="Resource → limit; null removes the node's own limit for that resource"
+    limits: dict[
+        Annotated[str, StringConstraints(max_length=20)], Annotated[int, Field(ge=0, le=q.MAX_AMOUNT)] | None
+    ] = Field(
+        max_length=len(q.RESOURCES),
+        description="Resource → limit; null removes the node's own limit for that resource",
     )
 
 

@@ -271,6 +271,49 @@ def test_an_id_in_a_path_longer_than_any_id_is_422_naming_it_and_never_echoed_wh
     assert all(len(str(target)) <= 64 for target in targets)
 
 
+def test_a_query_parameter_longer_than_any_value_is_422_naming_it_and_never_echoed_whole(
+    ctx: ctx_module.Context, client: TestClient
+) -> None:
+    """Every text query parameter of every operation is bounded: an 8 KB filter is no node, state,
+    tier, action or cursor, and is refused before anything reads it."""
+    _, auditor = bearer(ctx, "auditor")
+    _, sysadmin = bearer(ctx, "sysadmin")
+    long = "a" * 8_000
+    spec = client.app.openapi()  # type: ignore[attr-defined]
+    walked = 0
+    for path, methods in spec["paths"].items():
+        if "{" in path:
+            continue
+        for method, operation in methods.items():
+            for parameter in operation.get("parameters", []):
+                schema_ = parameter.get("schema", {})
+                kinds = [schema_, *schema_.get("anyOf", [])]
+                if parameter["in"] != "query" or not any(k.get("type") == "string" for k in kinds):
+                    continue
+                assert any("maxLength" in k or "enum" in k for k in kinds), (method, path, parameter["name"])
+                headers = auditor if path.startswith("/v1/audit") else sysadmin
+                response = client.request(
+                    method.upper(), path, params={parameter["name"]: long}, headers=headers, json={}
+                )
+                assert response.status_code == 422, (method, path, parameter["name"], response.status_code)
+                assert response.json()["field"] == parameter["name"], (method, path, response.json())
+                assert long not in response.text
+                walked += 1
+    assert walked >= 15
+
+
+def test_a_quota_update_naming_more_resources_than_there_are_is_422(
+    ctx: ctx_module.Context, client: TestClient
+) -> None:
+    _, sysadmin = bearer(ctx, "sysadmin")
+    many = {f"r{n}": 1 for n in range(1_000)}
+    response = client.put("/v1/quota/hrss", json={"center": "qd-a", "limits": many}, headers=sysadmin)
+    assert (response.status_code, response.json()["field"]) == (422, "limits")
+    long_name = {"v" * 8_000: 1}
+    response = client.put("/v1/quota/hrss", json={"center": "qd-a", "limits": long_name}, headers=sysadmin)
+    assert response.status_code == 422 and "v" * 8_000 not in response.text
+
+
 def test_an_unknown_body_field_is_422_naming_it(ctx: ctx_module.Context, client: TestClient) -> None:
     _, hrss = bearer(ctx, "dept-admin", "hrss")
     response = client.post("/v1/requests", json=order(colour="red"), headers=hrss)
