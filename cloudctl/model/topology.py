@@ -1088,8 +1088,22 @@ def is_slug(value: str) -> bool:
     return bool(_SLUG_RE.match(value))
 
 
+_LINE_BREAKING = frozenset({"Cc", "Zl", "Zp"})
+"""Control characters, and the line and paragraph separators (U+2028, U+2029) that readers of
+Unicode text break lines at as they do at a line feed."""
+_BIDI_CONTROLS = frozenset(chr(code) for code in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
+"""The bidirectional embeddings, overrides and isolates: they reorder how the rest of a line reads."""
+
+
 def check_one_line(value: str, *, field: str) -> None:
     """A name or a reason a person reads in a table, a log line or a page: no line breaks, tabs
-    or other control characters (Unicode category Cc), which would break or forge those lines."""
-    if any(unicodedata.category(character) == "Cc" for character in value):
-        raise errors.InvalidInput("must be one line without control characters", field=field)
+    or other control characters (Unicode category Cc), no line or paragraph separators, and no
+    bidirectional controls, which would break, forge or reorder those lines."""
+    if any(
+        unicodedata.category(character) in _LINE_BREAKING or character in _BIDI_CONTROLS
+        for character in value
+    ):
+        raise errors.InvalidInput(
+            "must be one line without control characters, line separators or bidirectional controls",
+            field=field,
+        )

@@ -44,6 +44,8 @@ def stored(ctx: ctx_module.Context, table: sa.Table) -> list[dict[str, Any]]:
         ({"dataset": "wages\n"}, "dataset"),
         ({"description": "工资\n2026-01-01 data.grant.approve success"}, "description"),
         ({"description": "\x1b[2K工资"}, "description"),
+        ({"description": "工资\u20282026-01-01 data.grant.approve success"}, "description"),  # line separator
+        ({"description": "工资 \u202egpj.exe"}, "description"),  # right-to-left override
         ({"kind": "bucket-prefix", "dataset": None, "workload_id": "{bucket}", "prefix": "a\rb/"}, "prefix"),
     ],
 )
@@ -56,7 +58,9 @@ def test_an_item_whose_text_holds_a_control_character_is_422_audited_once_and_no
         body["workload_id"] = bucket_workload(ctx, client, token(ctx, "dept-admin", PROVIDER))["id"]
     refused = client.post("/v1/data/items", json=body, headers=headers)
     assert (refused.status_code, refused.json()["field"]) == (422, field), refused.text
-    assert refused.json()["detail"] == f"{field}: must be one line without control characters"
+    assert refused.json()["detail"] == (
+        f"{field}: must be one line without control characters, line separators or bidirectional controls"
+    )
     assert stored(ctx, schema.data_items) == []
     assert audited(ctx, "attack-item") == [("data.item.publish", "refused")]
 
