@@ -62,6 +62,26 @@ def normalise_url(url: str) -> str:
     return url
 
 
+STORE_BACKENDS = ("sqlite", "postgresql")
+"""The databases the store runs on (their SQLAlchemy backend names)."""
+
+
+def check_url(url: str) -> None:
+    """``InvalidInput`` naming ``database_url`` unless ``url`` is a SQLite or PostgreSQL URL: a
+    typo is one line, not a driver's traceback."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        raise errors.InvalidInput(
+            "not a database URL (sqlite:///PATH or postgresql://USER@HOST:PORT/DB)", field="database_url"
+        ) from None
+    if parsed.get_backend_name() not in STORE_BACKENDS:
+        raise errors.InvalidInput(
+            f"{parsed.get_backend_name()!r} is not a store database: use sqlite:///PATH or postgresql://…",
+            field="database_url",
+        )
+
+
 IDLE_PING_AFTER_S = 1.0
 """A pooled PostgreSQL connection idle at least this long is pinged before it is handed out."""
 
@@ -117,6 +137,7 @@ class Store:
     """A handle on the durable store; cheap to keep, one per process."""
 
     def __init__(self, url: str, *, pool: PoolSettings | None = None) -> None:
+        check_url(url)
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         self.pool = pool or PoolSettings()
