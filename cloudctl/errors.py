@@ -22,6 +22,7 @@ Nothing here imports anything but the standard library, so every layer may use i
 
 from __future__ import annotations
 
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -54,11 +55,27 @@ def named_path(path: Path) -> str:
     return f"{str(path)!r} (relative to {str(Path.cwd())!r})"
 
 
-def read_input_file(path: Path, *, field: str) -> str:
-    """The text (UTF-8) of a file the user named; missing, unreadable or not UTF-8: ``InvalidInput``
-    of ``field``."""
+INPUT_FILE_MAX_BYTES = 16 << 20
+"""The largest file a user names that is read (a topology, a drill plan): more is no input of ours."""
+
+
+def read_input_file(path: Path, *, field: str, max_bytes: int = INPUT_FILE_MAX_BYTES) -> str:
+    """The text (UTF-8) of a file the user named; missing, unreadable, not UTF-8, a device
+    (``/dev/zero`` never ends) or over ``max_bytes`` bytes: ``InvalidInput`` of ``field``, the
+    last two refused unread. A pipe (``<(…)``) is read, up to the same bound."""
     try:
-        return path.read_text(encoding="utf-8")
+        info = path.stat()
+        if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) or info.st_size > max_bytes:
+            raise InvalidInput(
+                f"{named_path(path)} is a device, or over {max_bytes} bytes: not a file to read", field=field
+            )
+        with path.open("rb") as handle:
+            data = handle.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise InvalidInput(
+                f"{named_path(path)} is over {max_bytes} bytes: not a file to read", field=field
+            )
+        return data.decode("utf-8")
     except FileNotFoundError:
         raise InvalidInput(f"no such file {named_path(path)}", field=field) from None
     except OSError as error:

@@ -29,7 +29,7 @@ import datetime
 import hashlib
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -117,13 +117,21 @@ def load_plans(ctx: ctx_module.Context, directory: Path) -> list[tuple[Path, dri
     return [(path, _checked_file(ctx, path, name_file=True)) for path in plan_files(directory)]
 
 
+def _is(path: Path, test: Callable[[Path], bool]) -> bool:
+    """``test(path)``, false where the system cannot even look (a name too long for a file)."""
+    try:
+        return test(path)
+    except OSError:
+        return False
+
+
 def resolve_plan(ctx: ctx_module.Context, reference: str, directory: Path) -> tuple[Path, drills.DrillPlan]:
     """A plan by path (``dr/drills/x.yaml``) or by name (``directory/<name>.yaml``), checked."""
     path = Path(reference)
-    if path.suffix in {".yaml", ".yml"} or path.exists():
+    if path.suffix in {".yaml", ".yml"} or _is(path, Path.exists):
         return path, _checked_file(ctx, path, name_file=False)
     for candidate in (directory / f"{reference}.yaml", directory / f"{reference}.yml"):
-        if candidate.is_file():
+        if _is(candidate, Path.is_file):
             return candidate, _checked_file(ctx, candidate, name_file=False)
     known = ", ".join(path.stem for path in plan_files(directory)) if directory.is_dir() else ""
     raise errors.NotFound(
