@@ -16,6 +16,7 @@ from typing import Any
 import cedarpy
 import pytest
 
+from cloudctl import errors
 from cloudctl.model import topology
 from cloudctl.policy import cedar, engine
 
@@ -1041,13 +1042,13 @@ def test_readme_describes_every_policy_id(policy_engine: engine.PolicyEngine) ->
 def test_the_engine_reads_and_parses_the_files_once(monkeypatch: pytest.MonkeyPatch) -> None:
     reads: list[Path] = []
     parses: list[str] = []
-    original_read_text = Path.read_text
+    original_read = errors.read_input_file
     original_parse = cedar.parse_policies
     original_schema = cedar.parse_schema
 
-    def counting_read_text(self: Path, *args: Any, **kwargs: Any) -> str:
-        reads.append(self)
-        return original_read_text(self, *args, **kwargs)
+    def counting_read(path: Path, *args: Any, **kwargs: Any) -> str:
+        reads.append(path)
+        return original_read(path, *args, **kwargs)
 
     def counting_parse(text: str) -> cedar.PolicySet:
         parses.append(text)
@@ -1057,7 +1058,7 @@ def test_the_engine_reads_and_parses_the_files_once(monkeypatch: pytest.MonkeyPa
         parses.append(text)
         return original_schema(text)
 
-    monkeypatch.setattr(Path, "read_text", counting_read_text)
+    monkeypatch.setattr(errors, "read_input_file", counting_read)  # how the engine reads a file
     monkeypatch.setattr(cedar, "parse_policies", counting_parse)
     monkeypatch.setattr(cedar, "parse_schema", counting_schema)
 
