@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from cloudctl import errors
 from cloudctl.cli import client, commands_login, contexts, main
+from tests.unit.cli.transports import Canned
 
 TOKEN = "cct_0123456789abcdef.secret"
 
@@ -264,26 +265,11 @@ def test_an_api_that_does_not_answer_in_time_is_one_line_and_exit_3(
     assert result.stderr == f"error: api: {api} did not answer within 60 s{MAY_HAVE_ACTED if acted else ''}\n"
 
 
-class _Answers:
-    """A transport whose every answer is 200 with ``body``."""
-
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-
-    def request(
-        self, method: str, target: str, *, headers: dict[str, str], body: bytes | None
-    ) -> client.Reply:
-        return client.Reply(status=200, headers={}, body=self.body)
-
-    def close(self) -> None:
-        pass
-
-
 @pytest.mark.parametrize("body", [b"{}", b"[]", b'{"id": 5, "role": "sysadmin"}', b'"ok"', b""])
 def test_login_to_something_that_names_no_principal_stores_nothing(
     body: bytes, monkeypatch: pytest.MonkeyPatch, private_config: Path
 ) -> None:
-    monkeypatch.setattr(client, "open_transport", lambda api: _Answers(body))
+    monkeypatch.setattr(client, "open_transport", lambda api: Canned(200, body))
     result = invoke("login", "--api", "http://127.0.0.1:8080", stdin=TOKEN + "\n")
     assert result.exit_code == 1
     assert result.stderr == (

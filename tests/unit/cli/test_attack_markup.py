@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from cloudctl.cli import client, main, output
 from tests.conftest import POLICIES, TOPOLOGY
+from tests.unit.cli.transports import Canned
 
 TOKEN = "cct_0123456789abcdef.secret"
 
@@ -65,21 +66,6 @@ def test_a_table_title_is_shown_as_its_text() -> None:
     assert "differences in /srv/topo[/]\\x1b[2J.yaml" in console.export_text().replace("\n", "")
 
 
-class Canned:
-    """A transport answering every request with one JSON body."""
-
-    def __init__(self, body: Any) -> None:
-        self.body = json.dumps(body).encode()
-
-    def request(
-        self, method: str, target: str, *, headers: dict[str, str], body: bytes | None
-    ) -> client.Reply:
-        return client.Reply(status=200, headers={}, body=self.body)
-
-    def close(self) -> None:
-        pass
-
-
 @pytest.fixture
 def answering(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
@@ -88,7 +74,7 @@ def answering(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("COLUMNS", "300")
 
     def answer(body: Any) -> None:
-        monkeypatch.setattr(client, "open_transport", lambda api: Canned(body))
+        monkeypatch.setattr(client, "open_transport", lambda api: Canned(200, body))
 
     return answer
 
@@ -140,21 +126,6 @@ def test_scrub_shows_repaired_keys_and_errors_as_they_read(answering: Any) -> No
     assert ", ".join(KEYS) in result.stdout and "│ [/]" in result.stdout
 
 
-class Bytes:
-    """A transport answering every request with ``body`` as it is."""
-
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-
-    def request(
-        self, method: str, target: str, *, headers: dict[str, str], body: bytes | None
-    ) -> client.Reply:
-        return client.Reply(status=200, headers={}, body=self.body)
-
-    def close(self) -> None:
-        pass
-
-
 def test_audit_export_keeps_a_record_holding_a_line_separator_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -163,7 +134,7 @@ def test_audit_export_keeps_a_record_holding_a_line_separator_whole(
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     monkeypatch.setenv("CLOUDCTL_API", "http://127.0.0.1:8080")
     monkeypatch.setenv("CLOUDCTL_TOKEN", TOKEN)
-    monkeypatch.setattr(client, "open_transport", lambda api: Bytes(body))
+    monkeypatch.setattr(client, "open_transport", lambda api: Canned(200, body))
     target = tmp_path / "audit.jsonl"
     result = invoke("-o", "json", "audit", "export", "--file", str(target))
     assert result.exit_code == 0, result.stderr
@@ -180,7 +151,7 @@ def test_audit_export_of_anything_but_records_writes_nothing(
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     monkeypatch.setenv("CLOUDCTL_API", "http://127.0.0.1:8080")
     monkeypatch.setenv("CLOUDCTL_TOKEN", TOKEN)
-    monkeypatch.setattr(client, "open_transport", lambda api: Bytes(body))
+    monkeypatch.setattr(client, "open_transport", lambda api: Canned(200, body))
     target = tmp_path / "audit.jsonl"
     result = invoke("audit", "export", "--file", str(target))
     assert result.exit_code == 1

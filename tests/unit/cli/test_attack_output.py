@@ -13,28 +13,10 @@ import pytest
 from typer.testing import CliRunner
 
 from cloudctl.cli import client, main, output
+from tests.unit.cli.transports import Canned
 
 TOKEN = "cct_0123456789abcdef.secret"
 HOSTILE = "x\x1b]0;pwned\x07\x1b[2J\x9b31m\u202eevil[bold red]y[/]"
-
-
-class Canned:
-    """A transport answering every request with one status and JSON body; it keeps the targets."""
-
-    def __init__(self, status: int, body: Any) -> None:
-        self.status = status
-        self.body = body if isinstance(body, bytes) else json.dumps(body).encode()
-        self.headers: dict[str, str] = {}
-        self.targets: list[str] = []
-
-    def request(
-        self, method: str, target: str, *, headers: dict[str, str], body: bytes | None
-    ) -> client.Reply:
-        self.targets.append(target)
-        return client.Reply(status=self.status, headers=self.headers, body=self.body)
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.fixture(autouse=True)
