@@ -67,8 +67,8 @@ STORE_BACKENDS = ("sqlite", "postgresql")
 
 
 def check_url(url: str) -> None:
-    """``InvalidInput`` naming ``database_url`` unless ``url`` is a SQLite or PostgreSQL URL: a
-    typo is one line, not a driver's traceback."""
+    """``InvalidInput`` naming ``database_url`` unless ``url`` (as ``normalise_url`` leaves it) is a
+    SQLite or PostgreSQL URL: a typo is one line, not a driver's traceback."""
     try:
         parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError:
@@ -137,8 +137,8 @@ class Store:
     """A handle on the durable store; cheap to keep, one per process."""
 
     def __init__(self, url: str, *, pool: PoolSettings | None = None) -> None:
-        check_url(url)
         self.url = normalise_url(url)
+        check_url(self.url)
         self.is_sqlite = self.url.startswith("sqlite")
         self.pool = pool or PoolSettings()
         self.engine = self._create_engine()

@@ -31,3 +31,4 @@ def test_sqlite_and_postgresql_urls_pass_the_check(tmp_path: Path) -> None:
     db.check_url(db.sqlite_url(tmp_path))
     db.check_url("postgresql://postgres@127.0.0.1:5432/postgres")
     db.check_url("postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    db.check_url(db.normalise_url("postgres://postgres@127.0.0.1:5432/postgres"))  # libpq's short scheme
